@@ -1,0 +1,48 @@
+/* cli.c: option and message helpers shared by the zrt subcommands (see cli.h). */
+#include "cli.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+void zrt_cli_normalize_options(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0) return;
+        if (strncmp(argv[i], "--", 2) != 0) continue;
+        for (char *p = argv[i] + 2; *p && *p != '='; p++)
+            if (*p == '_') *p = '-';
+    }
+}
+
+int zrt_cli_next_option(int argc, char **argv, const struct option *options, const char *command)
+{
+    opterr = 0;
+    int prev = optind;
+    int c = getopt_long(argc, argv, ":h", options, NULL);
+    if (c != '?' && c != ':') return c;
+    const char *arg = prev < argc ? argv[prev] : "?";
+    if (c == ':') zrt_cli_usage_error(command, "option %s needs a value", arg);
+    else zrt_cli_usage_error(command, "unknown option %s (see zrt %s --help)", arg, command);
+    return '?';
+}
+
+int zrt_cli_usage_error(const char *command, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "zrt %s: ", command);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return ZRT_EXIT_USAGE;
+}
+
+void zrt_cli_print_warnings(const char *text)
+{
+    while (text && *text) {
+        size_t len = strcspn(text, "\n");
+        fprintf(stderr, "zrt: warning: %.*s\n", (int)len, text);
+        text += len + (text[len] == '\n');
+    }
+}

@@ -1,0 +1,41 @@
+/* cli.h: what the zrt subcommands share: the table they register in, and
+ * die-free helpers for options and messages.
+ *
+ * Why: each subcommand is one file (cmd_*.c) with one entry point; zrt.c only
+ * dispatches. Exit codes for every subcommand: 0 ok, 1 failure, 2 usage error.
+ */
+#ifndef ZRT_CLI_H
+#define ZRT_CLI_H
+
+#include <getopt.h>
+#include <stdbool.h>
+
+#define ZRT_EXIT_OK 0
+#define ZRT_EXIT_FAIL 1
+#define ZRT_EXIT_USAGE 2
+
+typedef struct {
+    const char *name;
+    const char *summary;                   /* one line for `zrt --help` */
+    int (*run)(int argc, char **argv);     /* argv[0] is the subcommand's name */
+} zrt_cli_command;
+
+/* Rewrites "--num_processes" to "--num-processes" in place (only the option
+ * name, not a value after '='), so every long option takes dashes or
+ * underscores as `accelerate launch` does. */
+void zrt_cli_normalize_options(int argc, char **argv);
+
+/* Parses long options with getopt_long (opterr off). Returns the option's
+ * val, -1 at the end, or '?' after printing a usage error naming the option
+ * (unknown, or missing its value) to stderr. */
+int zrt_cli_next_option(int argc, char **argv, const struct option *options, const char *command);
+
+/* Prints "zrt COMMAND: message" to stderr and returns ZRT_EXIT_USAGE. */
+int zrt_cli_usage_error(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Prints each line of text (e.g. a config's warnings) as "zrt: warning: LINE". */
+void zrt_cli_print_warnings(const char *text);
+
+int zrt_cmd_config(int argc, char **argv);
+
+#endif

@@ -1,0 +1,50 @@
+/* zrt.c: the `zrt` command line: global flags and dispatch to subcommands.
+ *
+ * Why one binary: users type `zrt launch`, `zrt config check`, ... as they
+ * type `accelerate launch`; each subcommand lives in its own cmd_*.c file.
+ */
+#include "cli.h"
+#include "zrt.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const zrt_cli_command commands[] = {
+    {"config", "show or check a config: zrt config show|check CFG", zrt_cmd_config},
+};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+static void print_help(FILE *out)
+{
+    fprintf(out,
+            "usage: zrt [--help] [--version] COMMAND [ARGS]\n"
+            "\n"
+            "zrt is a ZeRO (stages 0-3) data-parallel training runtime. It reads\n"
+            "Accelerate YAML and DeepSpeed JSON configs.\n"
+            "\n"
+            "commands:\n");
+    for (size_t i = 0; i < N_COMMANDS; i++) fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\n`zrt COMMAND --help` describes each command. Docs: docs/ in the source tree.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        print_help(stderr);
+        return ZRT_EXIT_USAGE;
+    }
+    const char *name = argv[1];
+    if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "help") == 0) {
+        print_help(stdout);
+        return ZRT_EXIT_OK;
+    }
+    if (strcmp(name, "--version") == 0) {
+        printf("zrt %s\n", ZRT_VERSION);
+        return ZRT_EXIT_OK;
+    }
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (strcmp(name, commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
+    if (name[0] == '-') fprintf(stderr, "zrt: unknown option %s (see zrt --help)\n", name);
+    else fprintf(stderr, "zrt: unknown command '%s' (see zrt --help)\n", name);
+    return ZRT_EXIT_USAGE;
+}
