@@ -24,6 +24,9 @@ typedef struct {
 /* Appends "FILE: KEY: MESSAGE" (or "FILE: MESSAGE" when key is NULL or ""). */
 void zrt_cfg_error(zrt_cfg_errors *errs, const char *file, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* Appends "FILE:LINE:COLUMN: MESSAGE" (syntax and encoding errors). */
+void zrt_cfg_error_at(zrt_cfg_errors *errs, const char *file, size_t line, size_t column, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 /* Appends the same shape of line to cfg->warnings (silently bounded). */
 void zrt_cfg_warn(zrt_config *cfg, const char *file, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -399,6 +399,17 @@ void zrt_cfg_error(zrt_cfg_errors *errs, const char *file, const char *key, cons
     errs->count++;
 }
 
+void zrt_cfg_error_at(zrt_cfg_errors *errs, const char *file, size_t line, size_t column, const char *fmt, ...)
+{
+    char where[ZRT_PATH_MAX + 48];
+    snprintf(where, sizeof where, "%s:%zu:%zu", file, line, column);
+    va_list ap;
+    va_start(ap, fmt);
+    append_line(errs->text, sizeof errs->text, where, NULL, fmt, ap);
+    va_end(ap);
+    errs->count++;
+}
+
 void zrt_cfg_warn(zrt_config *cfg, const char *file, const char *key, const char *fmt, ...)
 {
     va_list ap;

@@ -66,8 +66,8 @@ static bool check_text(const char *path, const char *text, size_t len, zrt_cfg_e
         if (step == 0) {
             size_t line, col;
             line_col(text, i, &line, &col);
-            zrt_cfg_error(errs, path, NULL, "%zu:%zu: %s (byte 0x%02x)", line, col,
-                          s[i] == 0 ? "NUL byte in a text file" : "invalid UTF-8", s[i]);
+            if (s[i] == 0) zrt_cfg_error_at(errs, path, line, col, "NUL byte in a text file");
+            else zrt_cfg_error_at(errs, path, line, col, "invalid UTF-8 (byte 0x%02x)", s[i]);
             return false;
         }
         i += step;
@@ -132,15 +132,14 @@ static cJSON *parse_json(const char *path, const char *text, size_t len, zrt_cfg
     size_t line, col;
     line_col(text, offset, &line, &col);
     if (offset >= len) {
-        zrt_cfg_error(errs, path, NULL, "%zu:%zu: JSON syntax error: unexpected end of file",
-                      line, col);
+        zrt_cfg_error_at(errs, path, line, col, "JSON syntax error: unexpected end of file");
     } else {
         char near[24];
         size_t n = strcspn(text + offset, "\r\n");
         if (n > sizeof near - 1) n = sizeof near - 1;
         memcpy(near, text + offset, n);
         near[n] = '\0';
-        zrt_cfg_error(errs, path, NULL, "%zu:%zu: JSON syntax error near '%s'", line, col, near);
+        zrt_cfg_error_at(errs, path, line, col, "JSON syntax error near '%s'", near);
     }
     return NULL;
 }
@@ -156,8 +155,7 @@ typedef struct {
 
 static void yaml_fail_at(yaml_reader *r, yaml_mark_t mark, const char *what)
 {
-    if (!r->failed)
-        zrt_cfg_error(r->errs, r->path, NULL, "%zu:%zu: %s", mark.line + 1, mark.column + 1, what);
+    if (!r->failed) zrt_cfg_error_at(r->errs, r->path, mark.line + 1, mark.column + 1, "%s", what);
     r->failed = true;
 }
 

@@ -18,10 +18,10 @@ void zrt_cli_normalize_options(int argc, char **argv)
 int zrt_cli_next_option(int argc, char **argv, const struct option *options, const char *command)
 {
     opterr = 0;
-    int prev = optind;
     int c = getopt_long(argc, argv, ":h", options, NULL);
     if (c != '?' && c != ':') return c;
-    const char *arg = prev < argc ? argv[prev] : "?";
+    /* getopt_long has stepped past the offending element (and permuted argv). */
+    const char *arg = optind > 0 && optind - 1 < argc ? argv[optind - 1] : "?";
     if (c == ':') zrt_cli_usage_error(command, "option %s needs a value", arg);
     else zrt_cli_usage_error(command, "unknown option %s (see zrt %s --help)", arg, command);
     return '?';

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# test_cli.sh: the zrt command line's contract: --help/--version exit 0,
+# unknown commands, options and actions are usage errors (exit 2),
+# `config check` accepts every shipped config (exit 0), `config show` prints
+# JSON that python3's json module reads, dashes and underscores both work.
+set -u
+ZRT=${ZRT_BIN:-build/bin/zrt}
+SRC=${ZRT_SRC:-.}
+fails=0
+expect() { # expect WANT_RC DESCRIPTION -- CMD...
+    local want=$1 what=$2; shift 3
+    "$@" >"$TMPDIR/out" 2>&1
+    local rc=$?
+    if [ "$rc" != "$want" ]; then
+        echo "FAIL: $what: exit $rc, want $want"; cat "$TMPDIR/out"; fails=$((fails + 1))
+    fi
+}
+expect_output() { # expect_output TEXT DESCRIPTION
+    if ! grep -qF -- "$1" "$TMPDIR/out"; then
+        echo "FAIL: $2: output lacks '$1'"; cat "$TMPDIR/out"; fails=$((fails + 1))
+    fi
+}
+
+expect 0 "zrt --help" -- "$ZRT" --help
+expect_output "usage: zrt" "--help"
+expect_output "config" "--help lists config"
+expect 0 "zrt --version" -- "$ZRT" --version
+expect_output "zrt 0." "--version"
+expect 2 "zrt with no command" -- "$ZRT"
+expect 2 "unknown command" -- "$ZRT" frobnicate
+expect_output "unknown command 'frobnicate'" "unknown command message"
+expect 2 "unknown global flag" -- "$ZRT" --frob
+expect 0 "zrt config --help" -- "$ZRT" config --help
+expect_output "zrt config check CFG" "config --help"
+expect 2 "config: unknown flag" -- "$ZRT" config check --bogus-flag "$SRC/configs/zero1.yaml"
+expect_output "unknown option --bogus-flag" "config unknown flag message"
+expect 2 "config: unknown action" -- "$ZRT" config validate "$SRC/configs/zero1.yaml"
+expect 2 "config: missing file argument" -- "$ZRT" config check
+for cfg in "$SRC"/configs/*.yaml "$SRC"/configs/ds/*.json; do
+    expect 0 "config check $cfg" -- "$ZRT" config check "$cfg"
+    expect_output ": ok (zero stage" "config check $cfg"
+    expect 0 "config show $cfg" -- "$ZRT" config show "$cfg"
+    if ! python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert {"accelerate","deepspeed","zrt"} <= d.keys()' "$TMPDIR/out"; then
+        echo "FAIL: config show $cfg is not the expected JSON"; fails=$((fails + 1))
+    fi
+done
+# Underscores in option names are read as dashes (accelerate launch's flags take both).
+expect 2 "config: unknown flag with underscores" -- "$ZRT" config check --bogus_flag "$SRC/configs/zero1.yaml"
+expect_output "unknown option --bogus-flag" "underscores normalized to dashes"
+# A warning goes to stderr, the JSON to stdout.
+printf 'num_processes: 2\nmystery: 1\n' >"$TMPDIR/warn.yaml"
+"$ZRT" config show "$TMPDIR/warn.yaml" >"$TMPDIR/stdout" 2>"$TMPDIR/stderr"
+grep -q "warning: .*mystery: unknown key, ignored" "$TMPDIR/stderr" || { echo "FAIL: warning not on stderr"; fails=$((fails + 1)); }
+python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$TMPDIR/stdout" || { echo "FAIL: stdout is not pure JSON"; fails=$((fails + 1)); }
+[ "$fails" = 0 ] || exit 1
+echo "cli ok"
