@@ -30,4 +30,8 @@ void zrt_clear_error(void);
         if (status != ZRT_OK) goto label;            \
     } while (0)
 
+/* Monotonic seconds, and a sleep that resumes after signals. */
+double zrt_now(void);
+void zrt_sleep(double seconds);
+
 #endif

@@ -1,0 +1,286 @@
+/* comm.c: the zrt_comm API: argument checks, a FIFO of operations, and the
+ * worker thread that runs them on the chosen backend.
+ *
+ * Why a worker thread: callers issue a collective and go on computing (the
+ * engine overlaps gradient reduce-scatter with backward); operations still
+ * run one at a time, in issue order, exactly like a CUDA stream. Invariants:
+ * after the first failure the communicator is broken and every queued or
+ * later operation fails with that first error; zrt_comm_abort() only sets a
+ * flag and wakes waits, so it is safe from any thread.
+ */
+#include "comm_internal.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MESSAGE_MAX 1024
+
+struct zrt_comm_request {
+    zrt_comm *comm;
+    zrt_comm_op op;
+    bool done;
+    zrt_status status;
+    char message[MESSAGE_MAX];
+    zrt_comm_request *next;
+};
+
+struct zrt_comm {
+    int rank, world_size;
+    double timeout_s;
+    const zrt_comm_backend *backend;
+    void *state;
+    atomic_int aborted;
+    pthread_mutex_t lock;
+    pthread_cond_t changed;      /* queue grew, a request finished, or stopping */
+    zrt_comm_request *head, *tail;
+    bool stopping;
+    uint64_t next_seq;
+    zrt_status broken;           /* ZRT_OK until the first failure */
+    char broken_message[MESSAGE_MAX];
+    pthread_t worker;
+};
+
+size_t zrt_dtype_size(zrt_dtype dtype) { return dtype == ZRT_DTYPE_F32 ? 4 : 2; }
+
+const char *zrt_dtype_name(zrt_dtype dtype)
+{
+    switch (dtype) {
+    case ZRT_DTYPE_F32: return "fp32";
+    case ZRT_DTYPE_BF16: return "bf16";
+    case ZRT_DTYPE_F16: return "fp16";
+    }
+    return "?";
+}
+
+const char *zrt_op_name(zrt_op_kind kind)
+{
+    static const char *const names[] = {"all_gather", "reduce_scatter", "all_reduce", "broadcast", "barrier"};
+    return (unsigned)kind <= ZRT_OP_BARRIER ? names[kind] : "?";
+}
+
+void zrt_comm_options_init(zrt_comm_options *options)
+{
+    memset(options, 0, sizeof *options);
+    options->world_size = 1;
+    options->name = "world";
+    options->timeout_s = 600;
+}
+
+zrt_status zrt_wait_check(const zrt_wait *w, int peer)
+{
+    if (atomic_load(w->aborted))
+        return zrt_set_error(ZRT_ERR_ABORTED, "rank %d: %s aborted", w->rank, w->op ? zrt_op_name(w->op->kind) : "setup");
+    if (zrt_now() > w->deadline)
+        return zrt_set_error(ZRT_ERR_TIMEOUT, "rank %d: %s timed out waiting for rank %d", w->rank,
+                             w->op ? zrt_op_name(w->op->kind) : "setup", peer);
+    return ZRT_OK;
+}
+
+/* ---- the worker ------------------------------------------------------------------ */
+
+static void finish(zrt_comm *comm, zrt_comm_request *req, zrt_status status, const char *message)
+{
+    pthread_mutex_lock(&comm->lock);
+    if (status != ZRT_OK && comm->broken == ZRT_OK) {
+        comm->broken = status;
+        snprintf(comm->broken_message, sizeof comm->broken_message, "%s", message);
+    }
+    req->status = status;
+    snprintf(req->message, sizeof req->message, "%s", message);
+    req->done = true;
+    pthread_cond_broadcast(&comm->changed);
+    pthread_mutex_unlock(&comm->lock);
+}
+
+static void *worker_main(void *arg)
+{
+    zrt_comm *comm = arg;
+    for (;;) {
+        pthread_mutex_lock(&comm->lock);
+        while (!comm->head && !comm->stopping) pthread_cond_wait(&comm->changed, &comm->lock);
+        zrt_comm_request *req = comm->head;
+        if (!req) {
+            pthread_mutex_unlock(&comm->lock);
+            break;
+        }
+        comm->head = req->next;
+        if (!comm->head) comm->tail = NULL;
+        zrt_status broken = comm->broken;
+        char message[MESSAGE_MAX];
+        snprintf(message, sizeof message, "%s", comm->broken_message);
+        pthread_mutex_unlock(&comm->lock);
+
+        zrt_status status = broken;
+        if (status == ZRT_OK) {
+            zrt_wait w = {&comm->aborted, zrt_now() + comm->timeout_s, comm->rank, &req->op};
+            zrt_clear_error();
+            status = comm->backend->run(comm->state, &req->op, &w);
+            snprintf(message, sizeof message, "%s", zrt_last_error());
+        }
+        finish(comm, req, status, message);
+    }
+    /* The backend's per-thread resources (the shm liveness lock) end here. */
+    comm->backend->destroy(comm->state);
+    return NULL;
+}
+
+/* ---- issuing ------------------------------------------------------------------------ */
+
+static zrt_status enqueue(zrt_comm *comm, const zrt_comm_op *op, zrt_comm_request **request)
+{
+    zrt_comm_request *req = calloc(1, sizeof *req);
+    if (!req) return zrt_set_error(ZRT_ERR_NOMEM, "comm: out of memory");
+    req->comm = comm;
+    req->op = *op;
+    pthread_mutex_lock(&comm->lock);
+    req->op.seq = comm->next_seq++;
+    if (comm->tail) comm->tail->next = req;
+    else comm->head = req;
+    comm->tail = req;
+    pthread_cond_broadcast(&comm->changed);
+    pthread_mutex_unlock(&comm->lock);
+    if (request) {
+        *request = req;
+        return ZRT_OK;
+    }
+    return zrt_comm_wait(req);
+}
+
+zrt_status zrt_comm_wait(zrt_comm_request *req)
+{
+    if (!req) return zrt_set_error(ZRT_ERR_INVALID, "zrt_comm_wait: NULL request");
+    zrt_comm *comm = req->comm;
+    pthread_mutex_lock(&comm->lock);
+    while (!req->done) pthread_cond_wait(&comm->changed, &comm->lock);
+    pthread_mutex_unlock(&comm->lock);
+    zrt_status status = req->status;
+    if (status != ZRT_OK) zrt_set_error(status, "%s", req->message);
+    free(req);
+    return status;
+}
+
+/* count * world * element size must fit; buffers must exist when count > 0. */
+static zrt_status check_args(const zrt_comm *comm, const char *what, const void *send, const void *recv,
+                             size_t count, zrt_dtype dtype, size_t send_mult, size_t recv_mult)
+{
+    if (!comm) return zrt_set_error(ZRT_ERR_INVALID, "%s: NULL communicator", what);
+    if ((unsigned)dtype > ZRT_DTYPE_F16) return zrt_set_error(ZRT_ERR_INVALID, "%s: unknown dtype %d", what, dtype);
+    size_t limit = SIZE_MAX / 8 / (size_t)comm->world_size;
+    if (count > limit) return zrt_set_error(ZRT_ERR_INVALID, "%s: count %zu overflows the buffer size", what, count);
+    if (count > 0 && ((send_mult && !send) || (recv_mult && !recv)))
+        return zrt_set_error(ZRT_ERR_INVALID, "%s: NULL buffer with count %zu", what, count);
+    return ZRT_OK;
+}
+
+zrt_status zrt_comm_all_gather(zrt_comm *comm, const void *send, void *recv, size_t count, zrt_dtype dtype,
+                               zrt_comm_request **request)
+{
+    CHECK(check_args(comm, "all_gather", send, recv, count, dtype, 1, 1));
+    zrt_comm_op op = {.kind = ZRT_OP_ALL_GATHER, .send = send, .recv = recv, .count = count, .dtype = dtype};
+    return enqueue(comm, &op, request);
+}
+
+static zrt_status check_reduce(const char *what, zrt_reduce_op reduce)
+{
+    if (reduce != ZRT_REDUCE_SUM && reduce != ZRT_REDUCE_AVG)
+        return zrt_set_error(ZRT_ERR_INVALID, "%s: unknown reduction %d", what, reduce);
+    return ZRT_OK;
+}
+
+zrt_status zrt_comm_reduce_scatter(zrt_comm *comm, const void *send, void *recv, size_t count, zrt_dtype dtype,
+                                   zrt_reduce_op reduce, zrt_comm_request **request)
+{
+    CHECK(check_args(comm, "reduce_scatter", send, recv, count, dtype, 1, 1));
+    CHECK(check_reduce("reduce_scatter", reduce));
+    zrt_comm_op op = {.kind = ZRT_OP_REDUCE_SCATTER, .send = send, .recv = recv, .count = count, .dtype = dtype,
+                      .reduce = reduce};
+    return enqueue(comm, &op, request);
+}
+
+zrt_status zrt_comm_all_reduce(zrt_comm *comm, const void *send, void *recv, size_t count, zrt_dtype dtype,
+                               zrt_reduce_op reduce, zrt_comm_request **request)
+{
+    CHECK(check_args(comm, "all_reduce", send, recv, count, dtype, 1, 1));
+    CHECK(check_reduce("all_reduce", reduce));
+    zrt_comm_op op = {.kind = ZRT_OP_ALL_REDUCE, .send = send, .recv = recv, .count = count, .dtype = dtype,
+                      .reduce = reduce};
+    return enqueue(comm, &op, request);
+}
+
+zrt_status zrt_comm_broadcast(zrt_comm *comm, void *buf, size_t count, zrt_dtype dtype, int root,
+                              zrt_comm_request **request)
+{
+    CHECK(check_args(comm, "broadcast", buf, buf, count, dtype, 1, 1));
+    if (root < 0 || root >= comm->world_size)
+        return zrt_set_error(ZRT_ERR_INVALID, "broadcast: root %d is not a rank of %d", root, comm->world_size);
+    zrt_comm_op op = {.kind = ZRT_OP_BROADCAST, .send = buf, .recv = buf, .count = count, .dtype = dtype,
+                      .root = root};
+    return enqueue(comm, &op, request);
+}
+
+zrt_status zrt_comm_barrier(zrt_comm *comm)
+{
+    if (!comm) return zrt_set_error(ZRT_ERR_INVALID, "barrier: NULL communicator");
+    zrt_comm_op op = {.kind = ZRT_OP_BARRIER, .dtype = ZRT_DTYPE_F32};
+    return enqueue(comm, &op, NULL);
+}
+
+void zrt_comm_abort(zrt_comm *comm)
+{
+    if (!comm) return;
+    atomic_store(&comm->aborted, 1);
+    comm->backend->wake(comm->state);
+}
+
+int zrt_comm_rank(const zrt_comm *comm) { return comm ? comm->rank : -1; }
+int zrt_comm_world_size(const zrt_comm *comm) { return comm ? comm->world_size : 0; }
+
+/* ---- lifetime ---------------------------------------------------------------------------- */
+
+zrt_status zrt_comm_create(const char *backend, const zrt_comm_options *options, zrt_comm **out)
+{
+    if (!backend || !options || !out) return zrt_set_error(ZRT_ERR_INVALID, "zrt_comm_create: NULL argument");
+    if (options->world_size < 1 || options->rank < 0 || options->rank >= options->world_size)
+        return zrt_set_error(ZRT_ERR_INVALID, "comm: rank %d is not in a world of %d", options->rank,
+                             options->world_size);
+    if (options->world_size > 1 && !options->store)
+        return zrt_set_error(ZRT_ERR_INVALID, "comm: a store is needed for %d ranks", options->world_size);
+    if (!(options->timeout_s > 0)) return zrt_set_error(ZRT_ERR_INVALID, "comm: timeout must be positive");
+    zrt_comm *comm = calloc(1, sizeof *comm);
+    if (!comm) return zrt_set_error(ZRT_ERR_NOMEM, "comm: out of memory");
+    comm->rank = options->rank;
+    comm->world_size = options->world_size;
+    comm->timeout_s = options->timeout_s;
+    zrt_status status;
+    if (strcmp(backend, "host") == 0) status = zrt_comm_host_create(options, &comm->backend, &comm->state);
+    else if (strcmp(backend, "nccl") == 0) status = zrt_comm_nccl_create(options, &comm->backend, &comm->state);
+    else status = zrt_set_error(ZRT_ERR_INVALID, "comm: unknown backend '%s' (host or nccl)", backend);
+    if (status != ZRT_OK) {
+        free(comm);
+        return status;
+    }
+    pthread_mutex_init(&comm->lock, NULL);
+    pthread_cond_init(&comm->changed, NULL);
+    if (pthread_create(&comm->worker, NULL, worker_main, comm) != 0) {
+        comm->backend->destroy(comm->state);
+        free(comm);
+        return zrt_set_error(ZRT_ERR_NOMEM, "comm: cannot start the worker thread");
+    }
+    *out = comm;
+    return ZRT_OK;
+}
+
+void zrt_comm_destroy(zrt_comm *comm)
+{
+    if (!comm) return;
+    pthread_mutex_lock(&comm->lock);
+    comm->stopping = true;
+    pthread_cond_broadcast(&comm->changed);
+    pthread_mutex_unlock(&comm->lock);
+    pthread_join(comm->worker, NULL);
+    pthread_mutex_destroy(&comm->lock);
+    pthread_cond_destroy(&comm->changed);
+    free(comm);
+}

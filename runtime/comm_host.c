@@ -1,0 +1,315 @@
+/* comm_host.c: the "host" comm backend: ring collectives on CPU buffers over
+ * channels (shared memory to a rank on this machine, TCP to one elsewhere).
+ *
+ * Why a ring: each rank sends (n-1)/n of the data once, whatever n is, and
+ * talks only to two neighbours. Messages are pipelined pieces of at most
+ * ZRT_CHANNEL_PAYLOAD bytes; for each piece a rank does all n-1 steps before
+ * the next piece, so on every channel the messages arrive in the order they
+ * are consumed.
+ * Reduction order (fixed, so results are identical run to run): chunk c of a
+ * reduce_scatter is summed starting at rank c+1: ((x[c+1] + x[c+2]) + ...)
+ * + x[c], all ranks mod n. bf16/fp16 travel as fp32 partial sums and are
+ * rounded once, at the end. all_reduce is reduce_scatter then all_gather of
+ * the count padded to a multiple of n: bit for bit that pair.
+ * On any failure the rank marks the shared segment broken and shuts its
+ * sockets, so every other rank's collective fails too instead of hanging.
+ */
+#include "cast.h"
+#include "comm_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define MAX_HOSTNAME 256
+
+typedef struct {
+    int rank, world;
+    zrt_shm *shm;
+    zrt_tcp *tcp;
+    zrt_channel *to_next;
+    zrt_channel *from_prev;
+} host_state;
+
+/* ---- per-element helpers (math in kernels/cast.h) ------------------------------------ */
+
+static float load_f32(const void *base, size_t i, zrt_dtype dtype)
+{
+    if (dtype == ZRT_DTYPE_F32) return ((const float *)base)[i];
+    uint16_t h = ((const uint16_t *)base)[i];
+    return dtype == ZRT_DTYPE_BF16 ? zrt_bf16_to_f32(h) : zrt_f16_to_f32(h);
+}
+
+static void store_f32(void *base, size_t i, float v, zrt_dtype dtype)
+{
+    if (dtype == ZRT_DTYPE_F32) ((float *)base)[i] = v;
+    else if (dtype == ZRT_DTYPE_BF16) ((uint16_t *)base)[i] = zrt_f32_to_bf16(v);
+    else ((uint16_t *)base)[i] = zrt_f32_to_f16(v);
+}
+
+/* out[i] = in[i] + x[i] (just x[i] without in: no +0.0 that would turn -0.0
+ * into +0.0), all fp32 on the wire. */
+static void accumulate(float *restrict out, const float *restrict in, const void *x, size_t n, zrt_dtype dtype)
+{
+    if (dtype == ZRT_DTYPE_F32) {
+        const float *restrict xf = x;
+        if (in) for (size_t i = 0; i < n; i++) out[i] = in[i] + xf[i];
+        else memcpy(out, xf, n * sizeof *out);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) out[i] = in ? in[i] + load_f32(x, i, dtype) : load_f32(x, i, dtype);
+}
+
+static const char *elem(const void *base, size_t index, zrt_dtype dtype)
+{
+    return (const char *)base + index * zrt_dtype_size(dtype);
+}
+
+/* ---- messages --------------------------------------------------------------------------- */
+
+static zrt_msg_header header_for(const host_state *s, const zrt_comm_op *op, size_t bytes)
+{
+    return (zrt_msg_header){.seq = op->seq, .kind = (uint32_t)op->kind, .dtype = (uint32_t)op->dtype,
+                            .count = op->count, .bytes = (uint32_t)bytes, .sender = (uint32_t)s->rank};
+}
+
+static zrt_status receive(host_state *s, const zrt_comm_op *op, size_t bytes, const void **payload,
+                          const zrt_wait *w)
+{
+    zrt_msg_header h;
+    CHECK(s->from_prev->ops->recv_acquire(s->from_prev, &h, payload, w));
+    if (h.seq == op->seq && h.kind == op->kind && h.dtype == op->dtype && h.count == op->count && h.bytes == bytes)
+        return ZRT_OK;
+    return zrt_set_error(ZRT_ERR_INVALID,
+                         "rank %d: collective #%llu mismatch: this rank called %s(count %zu, %s) but rank %u sent "
+                         "collective #%llu %s(count %llu, %s): every rank must issue the same collectives",
+                         s->rank, (unsigned long long)op->seq, zrt_op_name(op->kind), op->count,
+                         zrt_dtype_name(op->dtype), h.sender, (unsigned long long)h.seq,
+                         zrt_op_name((zrt_op_kind)h.kind), (unsigned long long)h.count,
+                         zrt_dtype_name((zrt_dtype)h.dtype));
+}
+
+static zrt_status send_bytes(host_state *s, const zrt_comm_op *op, const void *data, size_t bytes, const zrt_wait *w)
+{
+    void *payload;
+    CHECK(s->to_next->ops->send_acquire(s->to_next, &payload, w));
+    memcpy(payload, data, bytes);
+    zrt_msg_header h = header_for(s, op, bytes);
+    return s->to_next->ops->send_commit(s->to_next, &h, w);
+}
+
+/* ---- the ring algorithms ------------------------------------------------------------------ */
+
+/* recv[count] = ring-ordered sum of chunk `rank` of send[world * count]. */
+static zrt_status reduce_scatter(host_state *s, const zrt_comm_op *op, const void *send, void *recv, size_t count,
+                                 const zrt_wait *w)
+{
+    int n = s->world, r = s->rank;
+    zrt_dtype dt = op->dtype;
+    bool avg = op->reduce == ZRT_REDUCE_AVG; /* the fp32 sum divided by n, then rounded */
+    const size_t piece = ZRT_CHANNEL_PAYLOAD / sizeof(float);
+    for (size_t off = 0; off < count; off += piece) {
+        size_t len = count - off < piece ? count - off : piece;
+        for (int step = 0; step < n - 1; step++) {
+            size_t chunk = (size_t)((r - 1 - step + 2 * n) % n);
+            const void *in = NULL;
+            if (step > 0) CHECK(receive(s, op, len * sizeof(float), &in, w));
+            void *out;
+            CHECK(s->to_next->ops->send_acquire(s->to_next, &out, w));
+            accumulate(out, in, elem(send, chunk * count + off, dt), len, dt);
+            zrt_msg_header h = header_for(s, op, len * sizeof(float));
+            CHECK(s->to_next->ops->send_commit(s->to_next, &h, w));
+            if (step > 0) s->from_prev->ops->recv_release(s->from_prev);
+        }
+        const float *partial = NULL;
+        if (n > 1) CHECK(receive(s, op, len * sizeof(float), (const void **)&partial, w));
+        const void *own = elem(send, (size_t)r * count + off, dt);
+        void *dst = (char *)recv + off * zrt_dtype_size(dt);
+        for (size_t i = 0; i < len; i++) {
+            float sum = partial ? partial[i] + load_f32(own, i, dt) : load_f32(own, i, dt);
+            store_f32(dst, i, avg ? sum / (float)n : sum, dt);
+        }
+        if (n > 1) s->from_prev->ops->recv_release(s->from_prev);
+    }
+    return n > 1 ? s->to_next->ops->flush(s->to_next, w) : ZRT_OK;
+}
+
+/* recv[world * count] = every rank's send[count] in rank order. */
+static zrt_status all_gather(host_state *s, const zrt_comm_op *op, const void *send, void *recv, size_t count,
+                             const zrt_wait *w)
+{
+    int n = s->world, r = s->rank;
+    size_t es = zrt_dtype_size(op->dtype);
+    char *own = (char *)recv + (size_t)r * count * es;
+    if (own != send) memmove(own, send, count * es);
+    if (n == 1) return ZRT_OK;
+    const size_t piece = ZRT_CHANNEL_PAYLOAD / es;
+    for (size_t off = 0; off < count; off += piece) {
+        size_t len = count - off < piece ? count - off : piece;
+        CHECK(send_bytes(s, op, own + off * es, len * es, w));
+        for (int step = 1; step < n; step++) {
+            size_t chunk = (size_t)((r - step + n) % n);
+            const void *in;
+            CHECK(receive(s, op, len * es, &in, w));
+            memcpy((char *)recv + (chunk * count + off) * es, in, len * es);
+            if (step < n - 1) CHECK(send_bytes(s, op, in, len * es, w));
+            s->from_prev->ops->recv_release(s->from_prev);
+        }
+    }
+    return s->to_next->ops->flush(s->to_next, w);
+}
+
+static zrt_status broadcast(host_state *s, const zrt_comm_op *op, void *buf, size_t count, const zrt_wait *w)
+{
+    int n = s->world;
+    if (n == 1) return ZRT_OK;
+    int distance = (s->rank - op->root + n) % n; /* hops from the root */
+    size_t es = zrt_dtype_size(op->dtype), piece = ZRT_CHANNEL_PAYLOAD / es;
+    for (size_t off = 0; off < count; off += piece) {
+        size_t len = count - off < piece ? count - off : piece;
+        char *at = (char *)buf + off * es;
+        if (distance == 0) {
+            CHECK(send_bytes(s, op, at, len * es, w));
+            continue;
+        }
+        const void *in;
+        CHECK(receive(s, op, len * es, &in, w));
+        memcpy(at, in, len * es);
+        if (distance < n - 1) CHECK(send_bytes(s, op, in, len * es, w));
+        s->from_prev->ops->recv_release(s->from_prev);
+    }
+    return s->to_next->ops->flush(s->to_next, w);
+}
+
+/* reduce_scatter + all_gather on count padded to a multiple of world. */
+static zrt_status all_reduce(host_state *s, const zrt_comm_op *op, const zrt_wait *w)
+{
+    size_t n = (size_t)s->world, es = zrt_dtype_size(op->dtype);
+    size_t chunk = (op->count + n - 1) / n, padded = chunk * n;
+    if (padded == op->count) {
+        char *mine = (char *)op->recv + (size_t)s->rank * chunk * es;
+        CHECK(reduce_scatter(s, op, op->send, mine, chunk, w));
+        return all_gather(s, op, mine, op->recv, chunk, w);
+    }
+    char *scratch = calloc(padded * 2, es);
+    if (!scratch) return zrt_set_error(ZRT_ERR_NOMEM, "all_reduce: no memory for %zu elements", padded);
+    char *gathered = scratch + padded * es;
+    memcpy(scratch, op->send, op->count * es);
+    char *mine = gathered + (size_t)s->rank * chunk * es;
+    zrt_status status = reduce_scatter(s, op, scratch, mine, chunk, w);
+    if (status == ZRT_OK) status = all_gather(s, op, mine, gathered, chunk, w);
+    if (status == ZRT_OK) memcpy(op->recv, gathered, op->count * es);
+    free(scratch);
+    return status;
+}
+
+static zrt_status run(void *state, const zrt_comm_op *op, const zrt_wait *w)
+{
+    host_state *s = state;
+    zrt_status status = ZRT_OK;
+    float token = (float)s->rank, tokens[1024]; /* world <= 1024, checked at create */
+    switch (op->kind) {
+    case ZRT_OP_ALL_GATHER: status = all_gather(s, op, op->send, op->recv, op->count, w); break;
+    case ZRT_OP_REDUCE_SCATTER: status = reduce_scatter(s, op, op->send, op->recv, op->count, w); break;
+    case ZRT_OP_ALL_REDUCE: status = all_reduce(s, op, w); break;
+    case ZRT_OP_BROADCAST: status = broadcast(s, op, op->recv, op->count, w); break;
+    case ZRT_OP_BARRIER: {
+        zrt_comm_op gather = *op;
+        gather.count = 1;
+        status = all_gather(s, &gather, &token, tokens, 1, w);
+        break;
+    }
+    }
+    if (status != ZRT_OK) {
+        /* Tell the others: they fail now instead of at their deadline. */
+        zrt_shm_set_broken(s->shm, s->rank, zrt_last_error());
+        zrt_tcp_shutdown(s->tcp);
+    }
+    return status;
+}
+
+static void wake(void *state) { zrt_shm_wake_all(((host_state *)state)->shm); }
+
+static void destroy(void *state)
+{
+    host_state *s = state;
+    if (s->to_next) s->to_next->ops->destroy(s->to_next);
+    if (s->from_prev) s->from_prev->ops->destroy(s->from_prev);
+    zrt_tcp_destroy(s->tcp);
+    zrt_shm_destroy(s->shm);
+    free(s);
+}
+
+static const zrt_comm_backend host_backend = {run, wake, destroy};
+
+/* ---- setup ---------------------------------------------------------------------------------- */
+
+typedef struct {
+    char host[MAX_HOSTNAME + 16]; /* ranks with the same host share memory */
+    char endpoint[64];
+} rank_info;
+
+static zrt_status exchange(const zrt_comm_options *o, const char *self, rank_info *all)
+{
+    char key[128];
+    snprintf(key, sizeof key, "%s/host/%d", o->name, o->rank);
+    CHECK(zrt_store_set(o->store, key, self, strlen(self)));
+    for (int q = 0; q < o->world_size; q++) {
+        void *value;
+        size_t len;
+        snprintf(key, sizeof key, "%s/host/%d", o->name, q);
+        CHECK(zrt_store_get(o->store, key, o->timeout_s, &value, &len));
+        int fields = sscanf(value, "%271s %63s", all[q].host, all[q].endpoint);
+        free(value);
+        if (fields != 2) return zrt_set_error(ZRT_ERR_PEER, "comm: rank %d published a malformed endpoint", q);
+    }
+    return ZRT_OK;
+}
+
+static zrt_status connect_ring(host_state *s, const zrt_comm_options *o, const rank_info *all)
+{
+    int next = (s->rank + 1) % s->world, prev = (s->rank - 1 + s->world) % s->world;
+    const char *mine = all[s->rank].host;
+    int local[1024], n_local = 0;
+    for (int q = 0; q < s->world && n_local < 1024; q++)
+        if (strcmp(all[q].host, mine) == 0) local[n_local++] = q;
+    if (n_local > 1) CHECK(zrt_shm_create(o->store, o->name, s->rank, local, n_local, o->timeout_s, &s->shm));
+    if (strcmp(all[next].host, mine) == 0) CHECK(zrt_shm_channel(s->shm, s->rank, next, true, &s->to_next));
+    else CHECK(zrt_tcp_connect(s->tcp, next, all[next].endpoint, o->timeout_s, &s->to_next));
+    if (strcmp(all[prev].host, mine) == 0) return zrt_shm_channel(s->shm, prev, s->rank, false, &s->from_prev);
+    return zrt_tcp_accept(s->tcp, prev, o->timeout_s, &s->from_prev);
+}
+
+zrt_status zrt_comm_host_create(const zrt_comm_options *o, const zrt_comm_backend **backend, void **state)
+{
+    if (o->world_size > 1024)
+        return zrt_set_error(ZRT_ERR_UNSUPPORTED, "comm host: at most 1024 ranks (asked for %d)", o->world_size);
+    host_state *s = calloc(1, sizeof *s);
+    rank_info *all = calloc((size_t)o->world_size, sizeof *all);
+    zrt_status status = ZRT_OK;
+    if (!s || !all) {
+        status = zrt_set_error(ZRT_ERR_NOMEM, "comm host: out of memory");
+        goto done;
+    }
+    s->rank = o->rank;
+    s->world = o->world_size;
+    if (s->world > 1) {
+        char hostname[MAX_HOSTNAME] = "localhost", self[MAX_HOSTNAME + 96], endpoint[64];
+        gethostname(hostname, sizeof hostname - 1);
+        CHECK_GOTO(zrt_tcp_create(s->rank, o->socket_ifname, &s->tcp, endpoint, sizeof endpoint), done);
+        /* force_tcp: every rank its own "machine". */
+        if (o->force_tcp) snprintf(self, sizeof self, "%s#%d %s", hostname, s->rank, endpoint);
+        else snprintf(self, sizeof self, "%s %s", hostname, endpoint);
+        CHECK_GOTO(exchange(o, self, all), done);
+        CHECK_GOTO(connect_ring(s, o, all), done);
+    }
+    *backend = &host_backend;
+    *state = s;
+    s = NULL;
+done:
+    if (s) destroy(s);
+    free(all);
+    return status;
+}

@@ -1,0 +1,82 @@
+/* comm_common.h: what the comm tests share: deterministic per-rank data, the
+ * serial reference of each collective (in the host backend's documented
+ * reduction order), and a communicator built on a file store in $TMPDIR.
+ */
+#ifndef ZRT_TEST_COMM_COMMON_H
+#define ZRT_TEST_COMM_COMMON_H
+
+#include "cast.h"
+#include "check.h"
+#include "zrt.h"
+
+/* A float in [-1, 1) with a full mantissa, from (rank, index, salt). */
+static inline float gen(int rank, size_t i, int salt)
+{
+    uint32_t h = (uint32_t)i * 2654435761u ^ ((uint32_t)rank * 40503u + (uint32_t)salt * 977u);
+    h ^= h >> 13;
+    h *= 0x5bd1e995u;
+    h ^= h >> 15;
+    return (float)(h & 0xffffff) / 8388608.0f - 1.0f;
+}
+
+static inline float load_as_f32(const void *p, size_t i, zrt_dtype dt)
+{
+    if (dt == ZRT_DTYPE_F32) return ((const float *)p)[i];
+    uint16_t h = ((const uint16_t *)p)[i];
+    return dt == ZRT_DTYPE_BF16 ? zrt_bf16_to_f32(h) : zrt_f16_to_f32(h);
+}
+
+static inline void store_from_f32(void *p, size_t i, float v, zrt_dtype dt)
+{
+    if (dt == ZRT_DTYPE_F32) ((float *)p)[i] = v;
+    else ((uint16_t *)p)[i] = dt == ZRT_DTYPE_BF16 ? zrt_f32_to_bf16(v) : zrt_f32_to_f16(v);
+}
+
+/* v as a buffer of dtype dt holds it. */
+static inline float as_held(float v, zrt_dtype dt)
+{
+    if (dt == ZRT_DTYPE_BF16) return zrt_bf16_to_f32(zrt_f32_to_bf16(v));
+    if (dt == ZRT_DTYPE_F16) return zrt_f16_to_f32(zrt_f32_to_f16(v));
+    return v;
+}
+
+/* Fills buf[n] (dtype dt) with rank's data, element i at index base + i. */
+static inline void fill(void *buf, size_t n, size_t base, int rank, int salt, zrt_dtype dt)
+{
+    for (size_t i = 0; i < n; i++) store_from_f32(buf, i, gen(rank, base + i, salt), dt);
+}
+
+/* The reduction of element `index` over ranks in ring order starting at
+ * rank (chunk + 1): ((x[c+1] + x[c+2]) + ...) + x[c], rounded once to dt. */
+static inline void reference_reduce(void *out, size_t i, size_t index, int chunk, int world, int salt, zrt_dtype dt,
+                                    zrt_reduce_op op)
+{
+    float acc = 0;
+    for (int k = 1; k <= world; k++) {
+        int q = (chunk + k) % world;
+        float v = as_held(gen(q, index, salt), dt);
+        acc = k == 1 ? v : acc + v;
+    }
+    store_from_f32(out, i, op == ZRT_REDUCE_AVG ? acc / (float)world : acc, dt);
+}
+
+/* A communicator among `world` processes, rendezvousing in $TMPDIR/SCOPE. */
+static inline zrt_status open_comm(const char *scope, int rank, int world, bool force_tcp, double timeout_s,
+                                   zrt_store **store, zrt_comm **comm)
+{
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/stores", test_tmpdir());
+    zrt_status status = zrt_store_file_create(dir, scope, store);
+    if (status != ZRT_OK) return status;
+    zrt_comm_options o;
+    zrt_comm_options_init(&o);
+    o.rank = rank;
+    o.world_size = world;
+    o.store = *store;
+    o.force_tcp = force_tcp;
+    o.timeout_s = timeout_s;
+    o.socket_ifname = "lo";
+    return zrt_comm_create("host", &o, comm);
+}
+
+#endif
