@@ -43,15 +43,27 @@ def _run_one(test, env_vars, cwd):
     return proc.returncode, timed_out, out.decode('utf-8', 'replace'), time.time() - start
 
 
+def _shm_names():
+    try:
+        return {n for n in os.listdir('/dev/shm') if n.startswith('zrt-')}
+    except OSError:
+        return set()
+
+
 def run(tests, env_vars, cwd, verbose=False):
-    """tests: dicts with name, argv (or skip: reason), timeout. Returns failures."""
+    """tests: dicts with name, argv (or skip: reason), timeout. Returns failures.
+    A shared-memory segment a test leaves in /dev/shm counts as a failure."""
     passed, failed, skipped, timed = [], [], [], []
     for test in tests:
         if test.get('skip'):
             skipped.append((test['name'], test['skip']))
             print('SKIP %-32s %s' % (test['name'], test['skip']), flush=True)
             continue
+        before = _shm_names()
         rc, timed_out, out, secs = _run_one(test, env_vars, cwd)
+        left = sorted(_shm_names() - before)
+        if left and not timed_out and rc in (0, SKIP):
+            rc, out = 1, out + '\nleft in /dev/shm: %s\n' % ', '.join(left)
         if timed_out:
             timed.append(test['name'])
             print('FAIL %-32s timed out after %ds' % (test['name'], test['timeout']))

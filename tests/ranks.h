@@ -26,7 +26,12 @@ static inline void ranks_start(int world, rank_fn fn, void *arg, pid_t *pids)
     fflush(stderr);
     for (int r = 0; r < world; r++) {
         pids[r] = fork();
-        if (pids[r] == 0) _exit(fn(r, world, arg));
+        if (pids[r] == 0) {
+            int rc = fn(r, world, arg);
+            fflush(stdout);
+            fflush(stderr);
+            _exit(rc);
+        }
         if (pids[r] < 0) {
             perror("fork");
             exit(1);

@@ -52,5 +52,21 @@ printf 'num_processes: 2\nmystery: 1\n' >"$TMPDIR/warn.yaml"
 "$ZRT" config show "$TMPDIR/warn.yaml" >"$TMPDIR/stdout" 2>"$TMPDIR/stderr"
 grep -q "warning: .*mystery: unknown key, ignored" "$TMPDIR/stderr" || { echo "FAIL: warning not on stderr"; fails=$((fails + 1)); }
 python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$TMPDIR/stdout" || { echo "FAIL: stdout is not pure JSON"; fails=$((fails + 1)); }
+# zrt bench comm: one small row per op, as JSON with the documented fields.
+expect 0 "bench comm --json" -- "$ZRT" bench comm --ranks 2 --min-bytes 1M --max-bytes 1M --dtypes fp32 --seconds 0.01 --json
+if ! python3 - "$TMPDIR/out" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+assert [r["op"] for r in rows] == ["reduce_scatter", "all_gather", "all_reduce"], rows
+for r in rows:
+    assert set(r) == {"op", "dtype", "ranks", "bytes", "algbw_GBps", "busbw_GBps", "memcpy_GBps"}, r
+    assert r["ranks"] == 2 and r["bytes"] == 1 << 20 and r["algbw_GBps"] > 0 and r["memcpy_GBps"] > 0, r
+    assert abs(r["busbw_GBps"] - r["algbw_GBps"] * (1.0 if r["op"] == "all_reduce" else 0.5)) < 1e-2, r
+PY
+then echo "FAIL: bench comm --json rows"; cat "$TMPDIR/out"; fails=$((fails + 1)); fi
+expect 2 "bench: unknown benchmark" -- "$ZRT" bench frob
+expect 2 "bench comm: bad size" -- "$ZRT" bench comm --max-bytes lots
+expect_output "bad value 'lots' for --max-bytes" "bench bad size message"
+expect 2 "bench comm: bad dtype" -- "$ZRT" bench comm --dtypes fp64
 [ "$fails" = 0 ] || exit 1
 echo "cli ok"

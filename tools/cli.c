@@ -46,3 +46,14 @@ void zrt_cli_print_warnings(const char *text)
         text += len + (text[len] == '\n');
     }
 }
+
+const char *zrt_cli_option_name(const struct option *options, int val)
+{
+    static char name[64];
+    for (const struct option *o = options; o->name; o++) {
+        if (o->val != val) continue;
+        snprintf(name, sizeof name, "--%s", o->name);
+        return name;
+    }
+    return "?";
+}

@@ -30,6 +30,9 @@ void zrt_cli_normalize_options(int argc, char **argv);
  * (unknown, or missing its value) to stderr. */
 int zrt_cli_next_option(int argc, char **argv, const struct option *options, const char *command);
 
+/* "--name" of the long option whose val is val (a static buffer). */
+const char *zrt_cli_option_name(const struct option *options, int val);
+
 /* Prints "zrt COMMAND: message" to stderr and returns ZRT_EXIT_USAGE. */
 int zrt_cli_usage_error(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -37,5 +40,6 @@ int zrt_cli_usage_error(const char *command, const char *fmt, ...) __attribute__
 void zrt_cli_print_warnings(const char *text);
 
 int zrt_cmd_config(int argc, char **argv);
+int zrt_cmd_bench(int argc, char **argv);
 
 #endif

@@ -11,6 +11,7 @@
 
 static const zrt_cli_command commands[] = {
     {"config", "show or check a config: zrt config show|check CFG", zrt_cmd_config},
+    {"bench", "benchmarks: zrt bench comm (collective bandwidth vs memcpy)", zrt_cmd_bench},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
