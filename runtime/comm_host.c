@@ -38,48 +38,49 @@ typedef struct {
 
 /* ---- per-element helpers (math in kernels/cast.h) ------------------------------------ */
 
-static float load_f32(const void *base, size_t i, zrt_dtype dtype)
+static float f32_identity(float v) { return v; }
+static float bf16_load(uint16_t h) { return zrt_bf16_to_f32(h); }
+static float f16_load(uint16_t h) { return zrt_f16_to_f32(h); }
+
+/* One definition, one loop per dtype (a switch per element would stop the
+ * compiler from vectorizing):
+ *  accumulate_T: out[i] = in[i] + x[i], or just x[i] without in (no +0.0
+ *    that would turn -0.0 into +0.0); fp32 partial sums on the wire.
+ *  finish_T: dst[i] = (partial[i] + x[i]) / divisor rounded once to T (the
+ *    last ring step); without partial (one rank) x[i] / divisor. */
+#define DEFINE_REDUCE_LOOPS(T, ELEM, LOAD, STORE)                                                        \
+    static void accumulate_##T(float *restrict out, const float *restrict in, const ELEM *restrict x,    \
+                               size_t n)                                                                 \
+    {                                                                                                    \
+        if (in) for (size_t i = 0; i < n; i++) out[i] = in[i] + LOAD(x[i]);                              \
+        else for (size_t i = 0; i < n; i++) out[i] = LOAD(x[i]);                                         \
+    }                                                                                                    \
+    static void finish_##T(ELEM *restrict dst, const float *restrict partial, const ELEM *restrict x,    \
+                           size_t n, int divisor)                                                        \
+    {                                                                                                    \
+        float d = (float)divisor;                                                                        \
+        if (partial && divisor == 1) for (size_t i = 0; i < n; i++) dst[i] = STORE(partial[i] + LOAD(x[i])); \
+        else if (partial) for (size_t i = 0; i < n; i++) dst[i] = STORE((partial[i] + LOAD(x[i])) / d);   \
+        else if (divisor == 1) for (size_t i = 0; i < n; i++) dst[i] = STORE(LOAD(x[i]));                 \
+        else for (size_t i = 0; i < n; i++) dst[i] = STORE(LOAD(x[i]) / d);                               \
+    }
+
+DEFINE_REDUCE_LOOPS(f32, float, f32_identity, f32_identity)
+DEFINE_REDUCE_LOOPS(bf16, uint16_t, bf16_load, zrt_f32_to_bf16)
+DEFINE_REDUCE_LOOPS(f16, uint16_t, f16_load, zrt_f32_to_f16)
+
+static void accumulate(float *out, const float *in, const void *x, size_t n, zrt_dtype dtype)
 {
-    if (dtype == ZRT_DTYPE_F32) return ((const float *)base)[i];
-    uint16_t h = ((const uint16_t *)base)[i];
-    return dtype == ZRT_DTYPE_BF16 ? zrt_bf16_to_f32(h) : zrt_f16_to_f32(h);
+    if (dtype == ZRT_DTYPE_F32) accumulate_f32(out, in, x, n);
+    else if (dtype == ZRT_DTYPE_BF16) accumulate_bf16(out, in, x, n);
+    else accumulate_f16(out, in, x, n);
 }
 
-static void store_f32(void *base, size_t i, float v, zrt_dtype dtype)
+static void finish_reduce(void *dst, const float *partial, const void *x, size_t n, zrt_dtype dtype, int divisor)
 {
-    if (dtype == ZRT_DTYPE_F32) ((float *)base)[i] = v;
-    else if (dtype == ZRT_DTYPE_BF16) ((uint16_t *)base)[i] = zrt_f32_to_bf16(v);
-    else ((uint16_t *)base)[i] = zrt_f32_to_f16(v);
-}
-
-/* out[i] = in[i] + x[i] (just x[i] without in: no +0.0 that would turn -0.0
- * into +0.0), all fp32 on the wire. */
-static void accumulate(float *restrict out, const float *restrict in, const void *x, size_t n, zrt_dtype dtype)
-{
-    if (dtype == ZRT_DTYPE_F32) {
-        const float *restrict xf = x;
-        if (in) for (size_t i = 0; i < n; i++) out[i] = in[i] + xf[i];
-        else memcpy(out, xf, n * sizeof *out);
-        return;
-    }
-    for (size_t i = 0; i < n; i++) out[i] = in ? in[i] + load_f32(x, i, dtype) : load_f32(x, i, dtype);
-}
-
-/* dst[i] = (partial[i] + x[i]) / divisor, rounded once to dtype (the last
- * ring step); without partial (one rank) just x[i] / divisor. */
-static void finish_reduce(void *dst, const float *restrict partial, const void *x, size_t n, zrt_dtype dtype,
-                          int divisor)
-{
-    if (dtype == ZRT_DTYPE_F32 && partial && divisor == 1) {
-        float *restrict out = dst;
-        const float *restrict xf = x;
-        for (size_t i = 0; i < n; i++) out[i] = partial[i] + xf[i];
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        float sum = partial ? partial[i] + load_f32(x, i, dtype) : load_f32(x, i, dtype);
-        store_f32(dst, i, divisor == 1 ? sum : sum / (float)divisor, dtype);
-    }
+    if (dtype == ZRT_DTYPE_F32) finish_f32(dst, partial, x, n, divisor);
+    else if (dtype == ZRT_DTYPE_BF16) finish_bf16(dst, partial, x, n, divisor);
+    else finish_f16(dst, partial, x, n, divisor);
 }
 
 /* memcpy for output that is not read again soon: non-temporal stores skip

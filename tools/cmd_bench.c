@@ -6,7 +6,8 @@
  * absolute number. Definitions follow nccl-tests: bytes is the all_gather
  * output, the reduce_scatter input, the all_reduce buffer; algbw = bytes /
  * time; busbw = algbw * (n-1)/n (all_gather, reduce_scatter) or
- * algbw * 2(n-1)/n (all_reduce). Ranks are forked processes on this machine
+ * algbw * 2(n-1)/n (all_reduce), time the median of the timed iterations
+ * (each between two barriers). Ranks are forked processes on this machine
  * that rendezvous through a file store in a private temporary directory.
  */
 #include "cli.h"
@@ -97,6 +98,21 @@ static void print_row(const bench_options *o, bench_op op, zrt_dtype dt, int n, 
     fflush(stdout);
 }
 
+#define MAX_ITERS 4096
+
+static int compare_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The median iteration: robust to the spikes of a shared machine. */
+static double median(double *times, int n)
+{
+    qsort(times, (size_t)n, sizeof *times, compare_double);
+    return n % 2 ? times[n / 2] : (times[n / 2 - 1] + times[n / 2]) / 2;
+}
+
 /* One rank's whole run: every op, dtype and size; rank 0 prints. */
 static int bench_rank(const bench_options *o, int rank, int n, double memcpy_rate)
 {
@@ -116,6 +132,7 @@ static int bench_rank(const bench_options *o, int rank, int n, double memcpy_rat
         return ZRT_EXIT_FAIL;
     }
     char *send = malloc(o->max_bytes), *recv = malloc(o->max_bytes);
+    static double times[MAX_ITERS];
     if (!send || !recv) return ZRT_EXIT_FAIL;
     memset(send, 0, o->max_bytes);
     memset(recv, 0, o->max_bytes);
@@ -131,14 +148,14 @@ static int bench_rank(const bench_options *o, int rank, int n, double memcpy_rat
                     if (zrt_comm_barrier(comm) != ZRT_OK) goto fail;
                     double t = now();
                     if (run_op(comm, op, send, recv, count, o->dtypes[d]) != ZRT_OK) goto fail;
-                    elapsed += now() - t;
-                    iters++;
-                    /* rank 0 decides when to stop; everyone follows */
-                    float more = rank == 0 && (elapsed < o->seconds || iters < 3) && now() - start < 30;
+                    times[iters] = now() - t;
+                    elapsed += times[iters++];
+                    float more = rank == 0 && (elapsed < o->seconds || iters < 5) && iters < MAX_ITERS &&
+                                 now() - start < 30;
                     if (zrt_comm_broadcast(comm, &more, 1, ZRT_DTYPE_F32, 0, NULL) != ZRT_OK) goto fail;
                     if (more == 0) break;
                 }
-                if (rank == 0) print_row(o, op, o->dtypes[d], n, bytes, elapsed / iters, memcpy_rate);
+                if (rank == 0) print_row(o, op, o->dtypes[d], n, bytes, median(times, iters), memcpy_rate);
             }
         }
     }
