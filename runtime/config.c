@@ -64,6 +64,7 @@ void zrt_config_init(zrt_config *cfg)
                                   .heads = 4, .seq_len = 32, .vocab = 256};
     j->data = (zrt_data_config){.type = ZRT_DATA_SYNTHETIC, .seed = 1234};
     j->steps = 200;
+    j->micro_batch_size = DEFAULT_MICRO_BATCH;
     j->seed = 42;
     j->comm_timeout_s = 600;
     j->heartbeat_interval_s = 1;
@@ -271,7 +272,7 @@ static const char *deepspeed_file(const zrt_config *cfg)
 static int64_t divide_exactly(int64_t total, int64_t by) { return by > 0 && total % by == 0 ? total / by : 0; }
 
 /* DeepSpeed's rule: train_batch_size = micro * accumulation * world size;
- * any two give the third. Neither train nor micro: micro defaults to 8. */
+ * any two give the third. Neither train nor micro: zrt.micro_batch_size (8). */
 static void resolve_batch(zrt_config *cfg, zrt_cfg_errors *errs)
 {
     const char *file = deepspeed_file(cfg);
@@ -302,7 +303,7 @@ static void resolve_batch(zrt_config *cfg, zrt_cfg_errors *errs)
             zrt_cfg_error(errs, file, "train_batch_size", "%lld is not divisible by world size %lld",
                           (long long)train, (long long)world);
     } else {
-        if (!micro) micro = DEFAULT_MICRO_BATCH;
+        if (!micro) micro = cfg->job.micro_batch_size;
         if (!accum) accum = 1;
         train = micro * accum * world;
     }

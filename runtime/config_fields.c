@@ -207,6 +207,7 @@ static const zrt_cfg_field zrt_fields[] = {
     SECTION("model", model, 0),
     SECTION("data", data, 0),
     INT("steps", job.steps, 1, BIG, 0),
+    INT("micro_batch_size", job.micro_batch_size, 1, 1 << 20, 0),
     INT("seed", job.seed, 0, BIG, 0),
     STR("checkpoint_dir", job.checkpoint_dir),
     INT("checkpoint_interval", job.checkpoint_interval, 0, BIG, 0),

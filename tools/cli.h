@@ -41,5 +41,7 @@ void zrt_cli_print_warnings(const char *text);
 
 int zrt_cmd_config(int argc, char **argv);
 int zrt_cmd_bench(int argc, char **argv);
+int zrt_cmd_train(int argc, char **argv);
+int zrt_cmd_launch(int argc, char **argv);
 
 #endif

@@ -10,6 +10,8 @@
 #include <string.h>
 
 static const zrt_cli_command commands[] = {
+    {"launch", "start this machine's ranks: zrt launch --config CFG [-- PROGRAM ARGS]", zrt_cmd_launch},
+    {"train", "train the built-in model as one rank: zrt train --config CFG", zrt_cmd_train},
     {"config", "show or check a config: zrt config show|check CFG", zrt_cmd_config},
     {"bench", "benchmarks: zrt bench comm (collective bandwidth vs memcpy)", zrt_cmd_bench},
 };

@@ -166,6 +166,7 @@ typedef struct {
     zrt_model_config model;
     zrt_data_config data;
     int64_t steps;
+    int64_t micro_batch_size;          /* per rank, when the DeepSpeed keys give none */
     int64_t seed;
     char checkpoint_dir[ZRT_PATH_MAX];
     int64_t checkpoint_interval;       /* steps; 0 = only at the end */

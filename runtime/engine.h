@@ -1,0 +1,146 @@
+/* engine.h: the ZeRO engine and what it stands on: memory accounting, the
+ * model interface, the built-in data, the LR schedule and the loss scaler.
+ *
+ * Why one header: these pieces are used together by the trainer (tools/) and
+ * the tests; the engine itself only sees a model through zrt_model's table,
+ * so any model whose layers are units can be trained.
+ * Layout (DESIGN.md): each unit's parameters lie end to end in one flat
+ * buffer, padded to a multiple of world_size x 16 elements; rank r owns the
+ * contiguous shard [r * shard, (r + 1) * shard). Every stage uses this
+ * layout, so checkpoints do not depend on the stage.
+ */
+#ifndef ZRT_ENGINE_H
+#define ZRT_ENGINE_H
+
+#include "zrt.h"
+
+/* ---- memory --------------------------------------------------------------------- */
+
+typedef enum {
+    ZRT_MEM_PARAMS,      /* compute-dtype parameters (full, shard or gathered) */
+    ZRT_MEM_GRADS,       /* compute-dtype gradients (full or shard) */
+    ZRT_MEM_OPTIMIZER,   /* fp32 master, exp_avg, exp_avg_sq */
+    ZRT_MEM_COMM,        /* staging for collectives */
+    ZRT_MEM_ACTIVATIONS, /* activations and fp32 work buffers */
+    ZRT_MEM_CATEGORIES
+} zrt_mem_category;
+
+typedef struct {
+    int64_t current[ZRT_MEM_CATEGORIES]; /* bytes */
+    int64_t peak[ZRT_MEM_CATEGORIES];
+} zrt_mem_stats;
+
+/* Zeroed, 64-byte aligned; NULL when out of memory. */
+void *zrt_mem_alloc(zrt_mem_stats *stats, zrt_mem_category c, size_t bytes);
+void zrt_mem_free(zrt_mem_stats *stats, zrt_mem_category c, void *ptr);
+/* params + grads + optimizer, now. */
+int64_t zrt_mem_model_states(const zrt_mem_stats *stats);
+const char *zrt_mem_category_name(zrt_mem_category c);
+
+/* ---- models ------------------------------------------------------------------------ */
+
+#define ZRT_MAX_UNITS 1024
+#define ZRT_MAX_UNIT_PARAMS 16
+
+typedef enum { ZRT_INIT_NORMAL, ZRT_INIT_ZEROS, ZRT_INIT_ONES } zrt_init_kind;
+
+typedef struct {
+    char name[48];
+    int64_t numel;
+    int64_t offset;       /* in the unit's flat buffer */
+    zrt_init_kind init;
+    float init_std;
+} zrt_param_info;
+
+typedef struct zrt_model zrt_model;
+
+/* A model: units (layers) of parameters, and per-unit forward and backward
+ * over fp32 views of the unit's flat parameters. The model keeps its own
+ * activations between forward and backward. */
+struct zrt_model {
+    int n_units;
+    int n_params[ZRT_MAX_UNITS];
+    zrt_param_info params[ZRT_MAX_UNITS][ZRT_MAX_UNIT_PARAMS];
+    int64_t unit_numel[ZRT_MAX_UNITS];
+    int64_t tokens_per_sample;
+    /* The micro batch: inputs and labels of `batch` samples. */
+    zrt_status (*set_batch)(zrt_model *m, const float *inputs, const int32_t *labels, int batch);
+    /* params: the unit's flat fp32 parameters (numel, unpadded). */
+    zrt_status (*forward)(zrt_model *m, int unit, const float *params);
+    /* Mean cross-entropy of the batch; prepares the backward of the last
+     * unit with d(loss * scale)/d(output). */
+    float (*loss)(zrt_model *m, float scale);
+    /* grads: the unit's flat fp32 gradient, overwritten. */
+    zrt_status (*backward)(zrt_model *m, int unit, const float *params, float *grads);
+    void (*destroy)(zrt_model *m);
+    zrt_mem_stats *mem; /* where activations are charged */
+};
+
+/* The built-in MLP: `layers` units, d_model -> hidden -> ... -> vocab classes,
+ * GELU between layers. micro_batch bounds the batch size. */
+zrt_status zrt_model_mlp_create(const zrt_model_config *cfg, int micro_batch, zrt_mem_stats *mem, zrt_model **out);
+
+/* ---- data ---------------------------------------------------------------------------- */
+
+/* The synthetic task: x ~ N(0, 1)^d_model per sample (from the seed and the
+ * sample's global index), label = argmax(T x) for a fixed random teacher T
+ * (vocab x d_model). Learnable, and the same samples at any world size. */
+typedef struct {
+    int64_t d_model, vocab, seed;
+    float *teacher; /* vocab x d_model */
+} zrt_data;
+
+zrt_status zrt_data_init(zrt_data *data, const zrt_config *cfg);
+void zrt_data_fini(zrt_data *data);
+/* Samples [first, first + count) into inputs (count x d_model) and labels. */
+void zrt_data_fill(const zrt_data *data, int64_t first, int count, float *inputs, int32_t *labels);
+
+/* A normal float from (seed, stream, index): the same on every rank and at
+ * every world size. */
+float zrt_random_normal(uint64_t seed, uint64_t stream, uint64_t index);
+
+/* ---- schedule and loss scale ---------------------------------------------------------- */
+
+/* The learning rate of step (from 0), DeepSpeed's schedulers. */
+double zrt_schedule_lr(const zrt_config *cfg, int64_t step);
+
+typedef struct {
+    double scale;
+    int64_t hysteresis_left;
+    int64_t last_overflow_step;
+    int64_t step;
+    bool dynamic;
+} zrt_loss_scaler;
+
+void zrt_loss_scaler_init(zrt_loss_scaler *s, const zrt_config *cfg);
+/* DeepSpeed's DynamicLossScaler.update_scale. */
+void zrt_loss_scaler_update(zrt_loss_scaler *s, const zrt_config *cfg, bool overflow);
+
+/* ---- the engine ------------------------------------------------------------------------- */
+
+typedef struct zrt_engine zrt_engine;
+
+typedef struct {
+    float loss;          /* mean over the global batch */
+    float grad_norm;     /* global, before clipping (0 when skipped) */
+    double lr;
+    double loss_scale;   /* used for this step */
+    bool skipped;        /* fp16 overflow: no update */
+    int64_t samples;     /* in the global batch */
+} zrt_step_result;
+
+/* comm may be NULL for one rank. The model is owned by the caller. */
+zrt_status zrt_engine_create(const zrt_config *cfg, zrt_comm *comm, zrt_model *model, zrt_mem_stats *mem,
+                             zrt_engine **out);
+/* One optimizer step over the global batch of this step (all accumulation
+ * micro batches), samples drawn from data. */
+zrt_status zrt_engine_step(zrt_engine *e, const zrt_data *data, zrt_step_result *result);
+/* The full fp32 master parameters of a unit (numel floats), gathered. */
+zrt_status zrt_engine_get_master(zrt_engine *e, int unit, float *out);
+/* Test hook: make the next step's gradients of this rank non-finite. */
+void zrt_engine_inject_overflow(zrt_engine *e);
+/* Peak bytes of gathered (non-persistent) stage-3 parameters, in elements. */
+int64_t zrt_engine_peak_live_params(const zrt_engine *e);
+void zrt_engine_destroy(zrt_engine *e);
+
+#endif

@@ -1,0 +1,124 @@
+/* engine_common.h: a small training setup the engine tests share: a config
+ * built in code, and a run of N steps on `world` forked ranks whose per-step
+ * results rank 0 writes to a file for the parent to compare.
+ */
+#ifndef ZRT_TEST_ENGINE_COMMON_H
+#define ZRT_TEST_ENGINE_COMMON_H
+
+#include "comm_common.h"
+#include "engine.h"
+#include "ranks.h"
+
+#include <math.h>
+
+#define MAX_STEPS 64
+
+void openblas_set_num_threads(int num_threads);
+
+typedef struct {
+    int world, stage, steps;
+    zrt_precision precision;
+    int64_t micro, accum;
+    int64_t persistence, max_live, prefetch; /* stage 3 knobs; 0 = default */
+    int overflow_at;                          /* step (from 1) to inject, 0 = none */
+    double hysteresis;
+    char tag[64];
+} run_spec;
+
+typedef struct {
+    zrt_step_result steps[MAX_STEPS];
+    int64_t model_state_bytes;
+    zrt_mem_stats mem;
+    int64_t peak_live;
+    float master0[64]; /* the first elements of unit 0 after the run */
+} run_result;
+
+static inline void spec_config(const run_spec *s, zrt_config *cfg)
+{
+    zrt_config_init(cfg);
+    cfg->distributed_type = ZRT_DIST_DEEPSPEED;
+    cfg->num_processes = s->world;
+    cfg->zero.stage = s->stage;
+    cfg->zero.overlap_comm = true;
+    cfg->mixed_precision = s->precision;
+    cfg->batch_given.micro_batch_per_gpu = s->micro;
+    cfg->batch_given.gradient_accumulation_steps = s->accum;
+    cfg->gradient_clipping = 1.0;
+    cfg->optimizer.lr = 1e-2;
+    cfg->job.model = (zrt_model_config){.type = ZRT_MODEL_MLP, .layers = 3, .d_model = 16, .hidden = 40, .vocab = 8};
+    cfg->job.steps = s->steps;
+    cfg->zero.stage3_param_persistence_threshold = s->persistence;
+    if (s->max_live) cfg->zero.stage3_max_live_parameters = s->max_live;
+    if (s->prefetch) cfg->zero.stage3_prefetch_bucket_size = s->prefetch;
+    if (s->hysteresis) cfg->fp16.hysteresis = (int64_t)s->hysteresis;
+    if (zrt_config_validate(cfg) != ZRT_OK) {
+        fprintf(stderr, "bad test config: %s\n", zrt_last_error());
+        exit(1);
+    }
+}
+
+static inline int train_rank(int rank, int world, void *arg)
+{
+    const run_spec *s = arg;
+    openblas_set_num_threads(1);
+    static zrt_config cfg;
+    spec_config(s, &cfg);
+    zrt_store *store = NULL;
+    zrt_comm *comm = NULL;
+    if (world > 1 && open_comm(s->tag, rank, world, false, 60, &store, &comm) != ZRT_OK) return 10;
+    static run_result r;
+    memset(&r, 0, sizeof r);
+    zrt_model *model;
+    zrt_data data;
+    zrt_engine *e;
+    if (zrt_model_mlp_create(&cfg.job.model, (int)cfg.batch.micro_batch_per_gpu, &r.mem, &model) != ZRT_OK ||
+        zrt_data_init(&data, &cfg) != ZRT_OK || zrt_engine_create(&cfg, comm, model, &r.mem, &e) != ZRT_OK) {
+        fprintf(stderr, "rank %d: %s\n", rank, zrt_last_error());
+        return 11;
+    }
+    r.model_state_bytes = zrt_mem_model_states(&r.mem);
+    for (int i = 0; i < s->steps; i++) {
+        if (s->overflow_at == i + 1 && rank == world - 1) zrt_engine_inject_overflow(e);
+        if (zrt_engine_step(e, &data, &r.steps[i]) != ZRT_OK) {
+            fprintf(stderr, "rank %d step %d: %s\n", rank, i, zrt_last_error());
+            return 12;
+        }
+    }
+    r.peak_live = zrt_engine_peak_live_params(e);
+    float *master = malloc((size_t)model->unit_numel[0] * sizeof(float));
+    if (zrt_engine_get_master(e, 0, master) != ZRT_OK) return 13;
+    memcpy(r.master0, master, sizeof r.master0);
+    free(master);
+    if (rank == 0) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/result-%s", test_tmpdir(), s->tag);
+        FILE *f = fopen(path, "wb");
+        if (!f || fwrite(&r, sizeof r, 1, f) != 1) return 14;
+        fclose(f);
+    }
+    zrt_engine_destroy(e);
+    model->destroy(model);
+    zrt_data_fini(&data);
+    zrt_comm_destroy(comm);
+    zrt_store_destroy(store);
+    return 0;
+}
+
+/* Runs spec on its ranks; fills out from rank 0. */
+static inline bool run_training(run_spec *s, run_result *out)
+{
+    if (!s->tag[0])
+        snprintf(s->tag, sizeof s->tag, "w%d-s%d-p%d-m%lld-a%lld-t%lld", s->world, s->stage, (int)s->precision,
+                 (long long)s->micro, (long long)s->accum, (long long)s->persistence);
+    if (ranks_run(s->world, train_rank, s, 120) != 0) return false;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/result-%s", test_tmpdir(), s->tag);
+    FILE *f = fopen(path, "rb");
+    bool ok = f && fread(out, sizeof *out, 1, f) == 1;
+    if (f) fclose(f);
+    return ok;
+}
+
+static inline double rel_diff(double a, double b) { return fabs(a - b) / fmax(fabs(b), 1e-12); }
+
+#endif

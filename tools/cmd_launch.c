@@ -1,0 +1,197 @@
+/* cmd_launch.c: `zrt launch`: start this machine's ranks and watch them.
+ *
+ * Why fork+exec of ourselves: each rank is a fresh `zrt train` (or the
+ * program after `--`) with the environment torchrun sets (RANK, LOCAL_RANK,
+ * WORLD_SIZE, LOCAL_WORLD_SIZE, GROUP_RANK, MASTER_ADDR, MASTER_PORT) plus
+ * ZRT_STORE_DIR/ZRT_STORE_SCOPE: a file store in a private temporary
+ * directory for the rendezvous (the control plane replaces it later).
+ * Ranks share our stdout/stderr. If any rank fails, the others get SIGTERM,
+ * then SIGKILL after 5 s, and launch exits non-zero naming the rank.
+ */
+#include "overrides.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define GRACE_S 5.0
+
+static const char usage[] =
+    "usage: zrt launch --config CFG [options] [-- PROGRAM ARGS...]\n"
+    "\n"
+    "Starts num_processes / num_machines ranks of `zrt train` on this machine\n"
+    "(or PROGRAM, with the torchrun environment), forwards their output and\n"
+    "exits non-zero if any rank fails, after stopping the others.\n"
+    "\n";
+
+static volatile sig_atomic_t stop_signal;
+static void on_signal(int sig) { stop_signal = sig; }
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void set_env_int(const char *name, long long value)
+{
+    char text[32];
+    snprintf(text, sizeof text, "%lld", value);
+    setenv(name, text, 1);
+}
+
+/* The child: the torchrun environment, then exec. */
+static void exec_rank(const zrt_config *cfg, int local, int local_world, const char *store_dir, char **argv)
+{
+    set_env_int("RANK", cfg->machine_rank * local_world + local);
+    set_env_int("LOCAL_RANK", local);
+    set_env_int("WORLD_SIZE", cfg->num_processes);
+    set_env_int("LOCAL_WORLD_SIZE", local_world);
+    set_env_int("GROUP_RANK", cfg->machine_rank);
+    setenv("MASTER_ADDR", cfg->main_process_ip[0] ? cfg->main_process_ip : "127.0.0.1", 1);
+    set_env_int("MASTER_PORT", cfg->main_process_port ? cfg->main_process_port : 29500);
+    setenv("ZRT_STORE_DIR", store_dir, 1);
+    setenv("ZRT_STORE_SCOPE", "job/gen0", 1);
+    setenv("OPENBLAS_NUM_THREADS", "1", 0);
+    execvp(argv[0], argv);
+    fprintf(stderr, "zrt launch: cannot run %s: %s\n", argv[0], strerror(errno));
+    _exit(127);
+}
+
+static void signal_all(pid_t *pids, int n, int sig)
+{
+    for (int i = 0; i < n; i++)
+        if (pids[i] > 0) kill(pids[i], sig);
+}
+
+static const char *describe(int status, char *buf, size_t size)
+{
+    if (WIFEXITED(status)) snprintf(buf, size, "exited with status %d", WEXITSTATUS(status));
+    else if (WIFSIGNALED(status)) snprintf(buf, size, "was killed by signal %d", WTERMSIG(status));
+    else snprintf(buf, size, "ended (status 0x%x)", status);
+    return buf;
+}
+
+/* Waits for every rank; on the first failure stops the others. */
+static int watch(const zrt_config *cfg, pid_t *pids, int n)
+{
+    int remaining = n, rc = ZRT_EXIT_OK;
+    double stop_at = 0;
+    while (remaining > 0) {
+        int status;
+        pid_t pid = waitpid(-1, &status, WNOHANG);
+        if (pid < 0 && errno != EINTR) break;
+        if (pid > 0) {
+            for (int i = 0; i < n; i++) {
+                if (pids[i] != pid) continue;
+                pids[i] = 0;
+                remaining--;
+                bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+                if (!ok && rc == ZRT_EXIT_OK) {
+                    char why[64];
+                    fprintf(stderr, "zrt launch: rank %lld %s; stopping the other ranks\n",
+                            (long long)(cfg->machine_rank * n + i), describe(status, why, sizeof why));
+                    rc = ZRT_EXIT_FAIL;
+                    signal_all(pids, n, SIGTERM);
+                    stop_at = now() + GRACE_S;
+                }
+            }
+            continue;
+        }
+        if (stop_signal && rc == ZRT_EXIT_OK) {
+            fprintf(stderr, "zrt launch: signal %d: stopping the ranks\n", (int)stop_signal);
+            rc = ZRT_EXIT_FAIL;
+            signal_all(pids, n, SIGTERM);
+            stop_at = now() + GRACE_S;
+        }
+        if (stop_at && now() > stop_at) {
+            signal_all(pids, n, SIGKILL);
+            stop_at = 0;
+        }
+        usleep(20000);
+    }
+    return rc;
+}
+
+/* argv for each rank: `zrt train ARGS` or the program after `--`. */
+static char **rank_argv(int argc, int full_argc, char **argv, int program_at)
+{
+    char **out = calloc((size_t)full_argc + 3, sizeof *out);
+    if (!out) return NULL;
+    int n = 0;
+    if (program_at >= 0) {
+        for (int i = program_at; i < full_argc; i++) out[n++] = argv[i];
+        return out;
+    }
+    out[n++] = "/proc/self/exe"; /* resolved at exec: this zrt */
+    out[n++] = "train";
+    for (int i = 1; i < argc; i++) out[n++] = argv[i];
+    return out;
+}
+
+int zrt_cmd_launch(int argc, char **argv)
+{
+    int program_at = -1, full_argc = argc;
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--") == 0) {
+            program_at = i + 1;
+            argc = i; /* our options end here */
+            break;
+        }
+    zrt_cli_normalize_options(argc, argv);
+    zrt_overrides o = {0};
+    int c;
+    while ((c = zrt_cli_next_option(argc, argv, zrt_override_options, "launch")) != -1) {
+        if (c == 'h') {
+            printf("%s%s", usage, zrt_override_usage);
+            return ZRT_EXIT_OK;
+        }
+        if (c == '?' || !zrt_override_take(&o, c, optarg))
+            return c == '?' ? ZRT_EXIT_USAGE
+                            : zrt_cli_usage_error("launch", "bad value '%s' for %s", optarg,
+                                                  zrt_cli_option_name(zrt_override_options, c));
+    }
+    if (optind != argc) return zrt_cli_usage_error("launch", "unexpected argument '%s'", argv[optind]);
+    if (!o.config[0]) return zrt_cli_usage_error("launch", "--config CFG is required");
+    if (program_at >= full_argc) return zrt_cli_usage_error("launch", "no program after --");
+    static zrt_config cfg;
+    if (zrt_overrides_load(&o, &cfg) != ZRT_OK) {
+        fprintf(stderr, "%s\n", zrt_last_error());
+        return ZRT_EXIT_FAIL;
+    }
+    if (cfg.num_machines > 1) {
+        fprintf(stderr, "zrt launch: num_machines %lld: several machines need the control plane, which is not built "
+                        "yet; use num_machines 1\n", (long long)cfg.num_machines);
+        return ZRT_EXIT_FAIL;
+    }
+    int local_world = (int)(cfg.num_processes / cfg.num_machines);
+    char store_dir[512];
+    const char *tmp = getenv("TMPDIR");
+    snprintf(store_dir, sizeof store_dir, "%s/zrt-launch-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    char **child_argv = rank_argv(argc, full_argc, argv, program_at);
+    pid_t *pids = calloc((size_t)local_world, sizeof *pids);
+    if (!child_argv || !pids || !mkdtemp(store_dir)) {
+        fprintf(stderr, "zrt launch: cannot prepare the ranks: %s\n", strerror(errno));
+        return ZRT_EXIT_FAIL;
+    }
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    fflush(stdout);
+    for (int i = 0; i < local_world; i++) {
+        pids[i] = fork();
+        if (pids[i] == 0) exec_rank(&cfg, i, local_world, store_dir, child_argv);
+    }
+    int rc = watch(&cfg, pids, local_world);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", store_dir);
+    if (system(cmd) != 0) fprintf(stderr, "zrt launch: could not remove %s\n", store_dir);
+    free(pids);
+    free(child_argv);
+    return rc;
+}

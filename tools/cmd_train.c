@@ -1,0 +1,209 @@
+/* cmd_train.c: `zrt train`: one rank of a training job on the built-in model
+ * and data. Alone it is a one-rank job; under `zrt launch` (or any launcher
+ * that sets RANK, WORLD_SIZE and ZRT_STORE_DIR) it is one of many.
+ *
+ * Rank 0 prints the model-state bytes per rank at the start, then progress
+ * (a live line on a TTY, one line per steps_per_print otherwise) and writes
+ * one JSON line per step to the metrics file if one is named.
+ * Fault injection for tests: ZRT_FAULT_EXIT=RANK:STEP makes that rank exit
+ * with status 3 at that step.
+ */
+#include "engine.h"
+#include "internal.h"
+#include "overrides.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+void openblas_set_num_threads(int num_threads);
+
+static const char usage[] =
+    "usage: zrt train --config CFG [options]\n"
+    "\n"
+    "Trains the built-in model (zrt.model) on the built-in data as one rank.\n"
+    "Under `zrt launch` the rank and world come from RANK, WORLD_SIZE and\n"
+    "ZRT_STORE_DIR/ZRT_STORE_SCOPE (the rendezvous store).\n"
+    "\n";
+
+typedef struct {
+    int rank, world;
+    zrt_config cfg;
+    zrt_store *store;
+    zrt_comm *comm;
+    zrt_model *model;
+    zrt_data data;
+    zrt_engine *engine;
+    zrt_mem_stats mem;
+    FILE *metrics;
+} trainer;
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int env_int(const char *name, int fallback)
+{
+    const char *v = getenv(name);
+    return v && *v ? atoi(v) : fallback;
+}
+
+static zrt_status open_comm(trainer *t)
+{
+    if (t->world == 1) return ZRT_OK;
+    const char *dir = getenv("ZRT_STORE_DIR"), *scope = getenv("ZRT_STORE_SCOPE");
+    if (!dir) return zrt_set_error(ZRT_ERR_CONFIG, "WORLD_SIZE is %d but ZRT_STORE_DIR is not set (use zrt launch)", t->world);
+    CHECK(zrt_store_file_create(dir, scope ? scope : "job/gen0", &t->store));
+    zrt_comm_options o;
+    zrt_comm_options_init(&o);
+    o.rank = t->rank;
+    o.world_size = t->world;
+    o.store = t->store;
+    o.timeout_s = t->cfg.job.comm_timeout_s;
+    o.socket_ifname = t->cfg.job.socket_ifname;
+    if (t->cfg.job.comm_backend == ZRT_COMM_NCCL || t->cfg.job.device == ZRT_DEVICE_CUDA)
+        return zrt_set_error(ZRT_ERR_UNSUPPORTED, "the CUDA device backend is not implemented yet: set use_cpu: true "
+                                                  "or zrt.device: cpu");
+    return zrt_comm_create("host", &o, &t->comm);
+}
+
+static zrt_status setup(trainer *t)
+{
+    openblas_set_num_threads(1); /* one core per rank: ranks are the parallelism */
+    if (t->cfg.num_processes != t->world && getenv("WORLD_SIZE"))
+        return zrt_set_error(ZRT_ERR_CONFIG, "WORLD_SIZE is %d but the config has num_processes %lld", t->world,
+                             (long long)t->cfg.num_processes);
+    if (t->cfg.job.model.type != ZRT_MODEL_MLP)
+        return zrt_set_error(ZRT_ERR_UNSUPPORTED, "zrt.model.type gpt comes with the transformer work; use mlp");
+    CHECK(open_comm(t));
+    CHECK(zrt_model_mlp_create(&t->cfg.job.model, (int)t->cfg.batch.micro_batch_per_gpu, &t->mem, &t->model));
+    CHECK(zrt_data_init(&t->data, &t->cfg));
+    CHECK(zrt_engine_create(&t->cfg, t->comm, t->model, &t->mem, &t->engine));
+    if (t->rank == 0 && t->cfg.job.metrics_file[0] && !(t->metrics = fopen(t->cfg.job.metrics_file, "w")))
+        return zrt_set_error(ZRT_ERR_IO, "cannot write the metrics file %s", t->cfg.job.metrics_file);
+    return ZRT_OK;
+}
+
+static void teardown(trainer *t)
+{
+    zrt_engine_destroy(t->engine);
+    zrt_data_fini(&t->data);
+    if (t->model) t->model->destroy(t->model);
+    zrt_comm_destroy(t->comm);
+    zrt_store_destroy(t->store);
+    if (t->metrics) fclose(t->metrics);
+}
+
+static void print_start(const trainer *t)
+{
+    const zrt_config *c = &t->cfg;
+    int64_t params = 0;
+    for (int u = 0; u < t->model->n_units; u++) params += t->model->unit_numel[u];
+    const zrt_mem_stats *m = &t->mem;
+    printf("zrt train: mlp %lld layers, %lld parameters; ZeRO stage %d, %d rank%s, %s; batch %lld = %lld micro x %lld "
+           "accumulation x %d ranks\n",
+           (long long)c->job.model.layers, (long long)params, c->zero.stage, t->world, t->world == 1 ? "" : "s",
+           c->mixed_precision == ZRT_PRECISION_NO ? "fp32" : zrt_precision_name(c->mixed_precision), (long long)c->batch.train_batch_size,
+           (long long)c->batch.micro_batch_per_gpu, (long long)c->batch.gradient_accumulation_steps, t->world);
+    printf("model states per rank: %lld bytes (params %lld, grads %lld, optimizer %lld)\n",
+           (long long)zrt_mem_model_states(m), (long long)m->current[ZRT_MEM_PARAMS],
+           (long long)m->current[ZRT_MEM_GRADS], (long long)m->current[ZRT_MEM_OPTIMIZER]);
+    fflush(stdout);
+}
+
+static void clock_text(double seconds, char *out, size_t size)
+{
+    long s = (long)(seconds + 0.5);
+    snprintf(out, size, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
+}
+
+static void report(trainer *t, int64_t step, const zrt_step_result *r, double elapsed, double tokens_per_s)
+{
+    int64_t total = t->cfg.job.steps;
+    if (t->metrics) {
+        fprintf(t->metrics,
+                "{\"step\": %lld, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, \"loss_scale\": %.9g, "
+                "\"skipped\": %s, \"tokens_per_s\": %.3f, \"model_state_bytes\": %lld}\n",
+                (long long)step, r->loss, r->lr, r->grad_norm, r->loss_scale, r->skipped ? "true" : "false",
+                tokens_per_s, (long long)zrt_mem_model_states(&t->mem));
+        fflush(t->metrics);
+    }
+    bool tty = isatty(STDOUT_FILENO);
+    bool due = step == total || step % t->cfg.steps_per_print == 0;
+    if (!tty && !due) return;
+    char spent[32], eta[32];
+    clock_text(elapsed, spent, sizeof spent);
+    clock_text(elapsed / (double)step * (double)(total - step), eta, sizeof eta);
+    printf("%sstep %lld/%lld  loss %.4f  lr %.2e  %.0f tokens/s  elapsed %s  ETA %s%s%s", tty ? "\r" : "",
+           (long long)step, (long long)total, r->loss, r->lr, tokens_per_s, spent, eta,
+           r->skipped ? "  (skipped: fp16 overflow)" : "", tty && step != total ? "" : "\n");
+    fflush(stdout);
+}
+
+static bool fault_now(int rank, int64_t step)
+{
+    const char *spec = getenv("ZRT_FAULT_EXIT");
+    int fault_rank;
+    long long fault_step;
+    return spec && sscanf(spec, "%d:%lld", &fault_rank, &fault_step) == 2 && fault_rank == rank && fault_step == step;
+}
+
+static zrt_status train(trainer *t)
+{
+    if (t->rank == 0) print_start(t);
+    double start = now();
+    float first_loss = 0, last_loss = 0;
+    for (int64_t step = 1; step <= t->cfg.job.steps; step++) {
+        if (fault_now(t->rank, step)) {
+            fprintf(stderr, "zrt train: rank %d: injected failure at step %lld (ZRT_FAULT_EXIT)\n", t->rank,
+                    (long long)step);
+            exit(3);
+        }
+        zrt_step_result r;
+        CHECK(zrt_engine_step(t->engine, &t->data, &r));
+        if (step == 1) first_loss = r.loss;
+        last_loss = r.loss;
+        double elapsed = now() - start;
+        double tokens = (double)step * (double)r.samples * (double)t->model->tokens_per_sample;
+        if (t->rank == 0) report(t, step, &r, elapsed, tokens / elapsed);
+    }
+    if (t->rank == 0) printf("zrt train: done: %lld steps in %.1f s, loss %.4f -> %.4f\n", (long long)t->cfg.job.steps,
+                             now() - start, first_loss, last_loss);
+    return ZRT_OK;
+}
+
+int zrt_cmd_train(int argc, char **argv)
+{
+    zrt_cli_normalize_options(argc, argv);
+    zrt_overrides o = {0};
+    int c;
+    while ((c = zrt_cli_next_option(argc, argv, zrt_override_options, "train")) != -1) {
+        if (c == 'h') {
+            printf("%s%s", usage, zrt_override_usage);
+            return ZRT_EXIT_OK;
+        }
+        if (c == '?' || !zrt_override_take(&o, c, optarg))
+            return c == '?' ? ZRT_EXIT_USAGE
+                            : zrt_cli_usage_error("train", "bad value '%s' for %s", optarg,
+                                                  zrt_cli_option_name(zrt_override_options, c));
+    }
+    if (optind != argc) return zrt_cli_usage_error("train", "unexpected argument '%s'", argv[optind]);
+    if (!o.config[0]) return zrt_cli_usage_error("train", "--config CFG is required");
+    static trainer t;
+    t.rank = env_int("RANK", 0);
+    t.world = env_int("WORLD_SIZE", 1);
+    zrt_status status = zrt_overrides_load(&o, &t.cfg);
+    if (status == ZRT_OK) {
+        if (t.rank == 0) zrt_cli_print_warnings(t.cfg.warnings);
+        status = setup(&t);
+    }
+    if (status == ZRT_OK) status = train(&t);
+    if (status != ZRT_OK) fprintf(stderr, "zrt train: rank %d: %s\n", t.rank, zrt_last_error());
+    teardown(&t);
+    return status == ZRT_OK ? ZRT_EXIT_OK : ZRT_EXIT_FAIL;
+}
