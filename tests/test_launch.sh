@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# test_launch.sh: zrt launch and zrt train end to end: the main job trains
+# (loss falls) with a metrics file; accelerate-style overrides (dashes or
+# underscores) reach every rank; a rank that fails stops the job (non-zero
+# exit naming the rank, no hang); `-- PROGRAM` gets the torchrun environment.
+set -u
+ZRT=${ZRT_BIN:-build/bin/zrt}
+SRC=${ZRT_SRC:-.}
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+
+# 1. The main job, shortened: exit 0, one metrics line per step, loss falls.
+if ! timeout 120 "$ZRT" launch --config "$SRC/configs/zero3.yaml" --steps 150 --metrics "$TMPDIR/m.jsonl" >"$TMPDIR/out" 2>&1; then
+    fail "main job"; cat "$TMPDIR/out"
+fi
+grep -q "model states per rank: [0-9]* bytes" "$TMPDIR/out" || fail "no model-state line"
+python3 - "$TMPDIR/m.jsonl" <<'PY' || fail "metrics file"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+assert len(rows) == 150, len(rows)
+keys = {"step", "loss", "lr", "grad_norm", "loss_scale", "skipped", "tokens_per_s", "model_state_bytes"}
+assert all(keys <= r.keys() for r in rows), rows[0]
+first = sum(r["loss"] for r in rows[:10]) / 10
+last = sum(r["loss"] for r in rows[-10:]) / 10
+assert last < 0.7 * first, (first, last)
+print("loss %.3f -> %.3f over 150 steps" % (first, last))
+PY
+
+# 2. Overrides, with underscores and with dashes.
+timeout 120 "$ZRT" launch --config_file "$SRC/configs/zero2.yaml" --zero_stage 1 --num-processes 4 \
+    --mixed_precision bf16 --gradient_accumulation_steps 2 --steps 3 >"$TMPDIR/out" 2>&1 || { fail "overrides run"; cat "$TMPDIR/out"; }
+grep -q "ZeRO stage 1, 4 ranks, bf16; batch 256 = 32 micro x 2 accumulation x 4 ranks" "$TMPDIR/out" || { fail "overrides not applied"; cat "$TMPDIR/out"; }
+
+# 3. A failing rank stops the job quickly and is named.
+start=$(date +%s)
+ZRT_FAULT_EXIT=1:5 timeout 60 "$ZRT" launch --config "$SRC/configs/zero2.yaml" --steps 1000 >"$TMPDIR/out" 2>&1
+rc=$?
+took=$(( $(date +%s) - start ))
+[ "$rc" != 0 ] && [ "$rc" != 124 ] || fail "launch exited $rc after a rank failed"
+grep -q "rank 1 exited with status 3" "$TMPDIR/out" || { fail "failed rank not named"; cat "$TMPDIR/out"; }
+[ "$took" -lt 20 ] || fail "stopping took ${took}s"
+
+# 4. Any program, with the torchrun environment.
+timeout 30 "$ZRT" launch --config "$SRC/configs/zero1.yaml" -- /bin/sh -c \
+    'echo "env RANK=$RANK LOCAL_RANK=$LOCAL_RANK WORLD_SIZE=$WORLD_SIZE LOCAL_WORLD_SIZE=$LOCAL_WORLD_SIZE GROUP_RANK=$GROUP_RANK MASTER_ADDR=$MASTER_ADDR MASTER_PORT=$MASTER_PORT"' \
+    >"$TMPDIR/out" 2>&1 || fail "program launch"
+for r in 0 1; do
+    grep -q "env RANK=$r LOCAL_RANK=$r WORLD_SIZE=2 LOCAL_WORLD_SIZE=2 GROUP_RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=29500" "$TMPDIR/out" \
+        || { fail "rank $r environment"; cat "$TMPDIR/out"; }
+done
+timeout 30 "$ZRT" launch --config "$SRC/configs/zero1.yaml" -- /bin/false >"$TMPDIR/out" 2>&1 && fail "a failing program must fail the launch"
+
+# 5. Usage errors.
+"$ZRT" launch --steps 3 >"$TMPDIR/out" 2>&1; [ $? = 2 ] || fail "missing --config is not a usage error"
+"$ZRT" launch --config "$SRC/configs/zero1.yaml" --zero_stage 7 >"$TMPDIR/out" 2>&1; [ $? = 2 ] || fail "bad --zero_stage"
+grep -q "bad value '7' for --zero-stage" "$TMPDIR/out" || { fail "bad value message"; cat "$TMPDIR/out"; }
+"$ZRT" train --config "$SRC/configs/zero1.yaml" --bogus >"$TMPDIR/out" 2>&1; [ $? = 2 ] || fail "train: unknown flag"
+"$ZRT" launch --config "$SRC/configs/multinode_zero3.yaml" >"$TMPDIR/out" 2>&1; [ $? = 1 ] || fail "multinode must be refused for now"
+grep -q "control plane" "$TMPDIR/out" || fail "multinode message"
+[ "$fails" = 0 ] || exit 1
+echo "launch ok"
