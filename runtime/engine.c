@@ -37,8 +37,9 @@ typedef struct {
     void *param_shard;  /* D, shard: stage 3 */
     void *grad_full;    /* D, padded: stages 0-1 */
     void *grad_shard;   /* D, shard: stages 2-3 */
-    void *grad_send;    /* D, padded, in flight: stages 2-3 */
-    void *grad_recv;    /* D, shard, in flight: stages 2-3 */
+    void *grad_send;    /* D, padded: stages 2-3, the reduce_scatter input */
+    void *grad_recv;    /* D, shard: stages 2-3, its output */
+    void *param_cache;  /* stage 3: a released unit's buffer, kept for the next gather */
     bool persistent;    /* stage 3: kept gathered */
     zrt_comm_request *gather, *reduce;
 } unit_state;
@@ -59,6 +60,7 @@ struct zrt_engine {
     int64_t global_batch, step, adam_steps;
     zrt_loss_scaler scaler;
     int64_t live_params, peak_live_params; /* stage 3, elements gathered */
+    int64_t cached_params;                 /* stage 3, elements in param_cache buffers */
     bool inject_overflow;
 };
 
@@ -111,8 +113,14 @@ static zrt_status issue_gather(zrt_engine *e, int index)
 {
     unit_state *u = &e->units[index];
     if (u->param_full) return ZRT_OK;
-    u->param_full = zrt_mem_alloc(e->mem, ZRT_MEM_PARAMS, (size_t)u->padded * e->es);
-    if (!u->param_full) return oom("gathered parameters");
+    if (u->param_cache) {
+        zrt_mem_recharge(e->mem, ZRT_MEM_COMM, ZRT_MEM_PARAMS, u->param_cache);
+        u->param_full = u->param_cache;
+        u->param_cache = NULL;
+        e->cached_params -= u->padded;
+    } else if (!(u->param_full = zrt_mem_alloc(e->mem, ZRT_MEM_PARAMS, (size_t)u->padded * e->es))) {
+        return oom("gathered parameters");
+    }
     e->live_params += u->padded;
     if (e->live_params > e->peak_live_params) e->peak_live_params = e->live_params;
     if (!e->comm) {
@@ -126,9 +134,30 @@ static void release(zrt_engine *e, int index)
 {
     unit_state *u = &e->units[index];
     if (e->stage != 3 || u->persistent || !u->param_full) return;
-    zrt_mem_free(e->mem, ZRT_MEM_PARAMS, u->param_full);
-    u->param_full = NULL;
     e->live_params -= u->padded;
+    /* Within stage3_max_live_parameters (live + cached), the buffer is kept
+     * (as comm memory) for the next gather, so steps do not fault in fresh
+     * pages; beyond it, it is freed. */
+    if (e->live_params + e->cached_params + u->padded <= e->cfg.zero.stage3_max_live_parameters) {
+        zrt_mem_recharge(e->mem, ZRT_MEM_PARAMS, ZRT_MEM_COMM, u->param_full);
+        u->param_cache = u->param_full;
+        e->cached_params += u->padded;
+    } else {
+        zrt_mem_free(e->mem, ZRT_MEM_PARAMS, u->param_full);
+    }
+    u->param_full = NULL;
+}
+
+/* Frees every cached buffer but the unit's own (room for a gather). */
+static void drop_caches(zrt_engine *e, int keep)
+{
+    for (int i = 0; i < e->n_units; i++) {
+        unit_state *u = &e->units[i];
+        if (i == keep || !u->param_cache) continue;
+        zrt_mem_free(e->mem, ZRT_MEM_COMM, u->param_cache);
+        u->param_cache = NULL;
+        e->cached_params -= u->padded;
+    }
 }
 
 /* Gathers the units after `index` in direction `dir` while they fit the
@@ -140,6 +169,8 @@ static zrt_status prefetch(zrt_engine *e, int index, int dir)
         unit_state *u = &e->units[next];
         if (u->persistent || u->param_full) continue;
         if (e->live_params + u->padded > e->cfg.zero.stage3_max_live_parameters || u->padded > budget) break;
+        if (!u->param_cache && e->live_params + e->cached_params + u->padded > e->cfg.zero.stage3_max_live_parameters)
+            drop_caches(e, next);
         budget -= u->padded;
         CHECK(issue_gather(e, next));
     }
@@ -157,6 +188,9 @@ static zrt_status fetch_params(zrt_engine *e, int index, int dir, const float **
                     CHECK(wait_request(&e->units[other].gather));
                     release(e, other);
                 }
+        if (!u->param_full && !u->param_cache &&
+            e->live_params + e->cached_params + u->padded > e->cfg.zero.stage3_max_live_parameters)
+            drop_caches(e, index);
         CHECK(issue_gather(e, index));
         CHECK(wait_request(&u->gather));
         CHECK(prefetch(e, index, dir));
@@ -176,9 +210,6 @@ static zrt_status store_grads(zrt_engine *e, int index, bool first_micro)
         from_f32(e->dtype, e->grads_f32, u->numel, u->grad_full, !first_micro);
         return ZRT_OK;
     }
-    u->grad_send = zrt_mem_alloc(e->mem, ZRT_MEM_COMM, (size_t)u->padded * e->es);
-    u->grad_recv = zrt_mem_alloc(e->mem, ZRT_MEM_COMM, (size_t)u->shard * e->es);
-    if (!u->grad_send || !u->grad_recv) return oom("gradient buckets");
     from_f32(e->dtype, e->grads_f32, u->numel, u->grad_send, false);
     if (!e->comm) {
         memcpy(u->grad_recv, u->grad_send, (size_t)u->shard * e->es);
@@ -197,9 +228,6 @@ static zrt_status collect_grads(zrt_engine *e, bool first_micro)
         CHECK(wait_request(&u->reduce));
         to_f32(e->dtype, u->grad_recv, u->shard, e->grads_f32);
         from_f32(e->dtype, e->grads_f32, u->shard, u->grad_shard, !first_micro);
-        zrt_mem_free(e->mem, ZRT_MEM_COMM, u->grad_send);
-        zrt_mem_free(e->mem, ZRT_MEM_COMM, u->grad_recv);
-        u->grad_send = u->grad_recv = NULL;
     }
     return ZRT_OK;
 }
@@ -384,6 +412,10 @@ static zrt_status alloc_unit(zrt_engine *e, int index)
     if (e->stage == 3) ok &= (u->param_shard = zrt_mem_alloc(e->mem, ZRT_MEM_PARAMS, (size_t)u->shard * e->es)) != NULL;
     if (e->stage <= 1) ok &= (u->grad_full = zrt_mem_alloc(e->mem, ZRT_MEM_GRADS, (size_t)u->padded * e->es)) != NULL;
     else ok &= (u->grad_shard = zrt_mem_alloc(e->mem, ZRT_MEM_GRADS, (size_t)u->shard * e->es)) != NULL;
+    if (e->stage >= 2) { /* the unit's bucket: reused every step (pads stay zero) */
+        ok &= (u->grad_send = zrt_mem_alloc(e->mem, ZRT_MEM_COMM, (size_t)u->padded * e->es)) != NULL;
+        ok &= (u->grad_recv = zrt_mem_alloc(e->mem, ZRT_MEM_COMM, (size_t)u->shard * e->es)) != NULL;
+    }
     if (!ok) return oom("model states");
     init_master(e, index);
     return ZRT_OK;
@@ -479,6 +511,7 @@ void zrt_engine_destroy(zrt_engine *e)
         zrt_mem_free(e->mem, ZRT_MEM_GRADS, u->grad_shard);
         zrt_mem_free(e->mem, ZRT_MEM_COMM, u->grad_send);
         zrt_mem_free(e->mem, ZRT_MEM_COMM, u->grad_recv);
+        zrt_mem_free(e->mem, ZRT_MEM_COMM, u->param_cache);
     }
     zrt_mem_free(e->mem, ZRT_MEM_ACTIVATIONS, e->params_f32);
     zrt_mem_free(e->mem, ZRT_MEM_ACTIVATIONS, e->grads_f32);

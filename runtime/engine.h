@@ -33,6 +33,8 @@ typedef struct {
 /* Zeroed, 64-byte aligned; NULL when out of memory. */
 void *zrt_mem_alloc(zrt_mem_stats *stats, zrt_mem_category c, size_t bytes);
 void zrt_mem_free(zrt_mem_stats *stats, zrt_mem_category c, void *ptr);
+/* Moves ptr's bytes from one category to another (a buffer changing role). */
+void zrt_mem_recharge(zrt_mem_stats *stats, zrt_mem_category from, zrt_mem_category to, void *ptr);
 /* params + grads + optimizer, now. */
 int64_t zrt_mem_model_states(const zrt_mem_stats *stats);
 const char *zrt_mem_category_name(zrt_mem_category c);

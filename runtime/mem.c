@@ -44,3 +44,13 @@ int64_t zrt_mem_model_states(const zrt_mem_stats *stats)
 {
     return stats->current[ZRT_MEM_PARAMS] + stats->current[ZRT_MEM_GRADS] + stats->current[ZRT_MEM_OPTIMIZER];
 }
+
+void zrt_mem_recharge(zrt_mem_stats *stats, zrt_mem_category from, zrt_mem_category to, void *ptr)
+{
+    if (!ptr) return;
+    size_t bytes;
+    memcpy(&bytes, (char *)ptr - HEADER, sizeof bytes);
+    stats->current[from] -= (int64_t)bytes;
+    stats->current[to] += (int64_t)bytes;
+    if (stats->current[to] > stats->peak[to]) stats->peak[to] = stats->current[to];
+}

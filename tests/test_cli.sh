@@ -64,6 +64,18 @@ for r in rows:
     assert abs(r["busbw_GBps"] - r["algbw_GBps"] * (1.0 if r["op"] == "all_reduce" else 0.5)) < 1e-2, r
 PY
 then echo "FAIL: bench comm --json rows"; cat "$TMPDIR/out"; fails=$((fails + 1)); fi
+# zrt bench train: one row per stage, ratios to stage 0.
+expect 0 "bench train --json" -- "$ZRT" bench train --steps 1 --json
+if ! python3 - "$TMPDIR/out" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+assert [r["stage"] for r in rows] == [0, 1, 2, 3], rows
+for r in rows:
+    assert set(r) == {"stage", "world", "samples_per_s", "ratio_to_stage0"} and r["world"] == 2, r
+    assert r["samples_per_s"] > 0, r
+assert rows[0]["ratio_to_stage0"] == 1.0
+PY
+then echo "FAIL: bench train --json rows"; cat "$TMPDIR/out"; fails=$((fails + 1)); fi
 expect 2 "bench: unknown benchmark" -- "$ZRT" bench frob
 expect 2 "bench comm: bad size" -- "$ZRT" bench comm --max-bytes lots
 expect_output "bad value 'lots' for --max-bytes" "bench bad size message"

@@ -43,5 +43,11 @@ int zrt_cmd_config(int argc, char **argv);
 int zrt_cmd_bench(int argc, char **argv);
 int zrt_cmd_train(int argc, char **argv);
 int zrt_cmd_launch(int argc, char **argv);
+int zrt_bench_train(int argc, char **argv);
+
+/* Forks n ranks running fn(rank, n, arg); ZRT_EXIT_OK if all exit 0. */
+int zrt_bench_run_ranks(int n, int (*fn)(int rank, int world, void *arg), void *arg);
+/* Sorts times[n] and returns the median. */
+double zrt_bench_median(double *times, int n);
 
 #endif

@@ -106,13 +106,6 @@ static int compare_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* The median iteration: robust to the spikes of a shared machine. */
-static double median(double *times, int n)
-{
-    qsort(times, (size_t)n, sizeof *times, compare_double);
-    return n % 2 ? times[n / 2] : (times[n / 2 - 1] + times[n / 2]) / 2;
-}
-
 /* One rank's whole run: every op, dtype and size; rank 0 prints. */
 static int bench_rank(const bench_options *o, int rank, int n, double memcpy_rate)
 {
@@ -155,7 +148,7 @@ static int bench_rank(const bench_options *o, int rank, int n, double memcpy_rat
                     if (zrt_comm_broadcast(comm, &more, 1, ZRT_DTYPE_F32, 0, NULL) != ZRT_OK) goto fail;
                     if (more == 0) break;
                 }
-                if (rank == 0) print_row(o, op, o->dtypes[d], n, bytes, median(times, iters), memcpy_rate);
+                if (rank == 0) print_row(o, op, o->dtypes[d], n, bytes, zrt_bench_median(times, iters), memcpy_rate);
             }
         }
     }
@@ -167,14 +160,14 @@ fail:
     return ZRT_EXIT_FAIL;
 }
 
-static int bench_world(const bench_options *o, int n, double memcpy_rate)
+int zrt_bench_run_ranks(int n, int (*fn)(int rank, int world, void *arg), void *arg)
 {
     pid_t pids[64];
     fflush(stdout);
     for (int r = 0; r < n; r++) {
         pids[r] = fork();
         if (pids[r] == 0) {
-            int rc = bench_rank(o, r, n, memcpy_rate);
+            int rc = fn(r, n, arg);
             fflush(stdout);
             _exit(rc);
         }
@@ -187,6 +180,23 @@ static int bench_world(const bench_options *o, int n, double memcpy_rate)
         else failed++;
     }
     return failed ? ZRT_EXIT_FAIL : ZRT_EXIT_OK;
+}
+
+double zrt_bench_median(double *times, int n)
+{
+    qsort(times, (size_t)n, sizeof *times, compare_double);
+    return n % 2 ? times[n / 2] : (times[n / 2 - 1] + times[n / 2]) / 2;
+}
+
+typedef struct {
+    const bench_options *options;
+    double memcpy_rate;
+} comm_args;
+
+static int comm_rank(int rank, int world, void *arg)
+{
+    const comm_args *a = arg;
+    return bench_rank(a->options, rank, world, a->memcpy_rate);
 }
 
 /* "64M", "1G", "4096": bytes. */
@@ -266,7 +276,8 @@ static int bench_comm(int argc, char **argv)
         printf("%-15s %-5s %5s %14s %9s %9s %9s\n", "op", "dtype", "ranks", "bytes", "algbw", "busbw", "bus/memcpy");
     }
     int rc = ZRT_EXIT_OK;
-    for (int i = 0; i < o.n_ranks && rc == ZRT_EXIT_OK; i++) rc = bench_world(&o, o.ranks[i], memcpy_rate);
+    comm_args args = {&o, memcpy_rate};
+    for (int i = 0; i < o.n_ranks && rc == ZRT_EXIT_OK; i++) rc = zrt_bench_run_ranks(o.ranks[i], comm_rank, &args);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", o.store_dir);
     if (system(cmd) != 0) fprintf(stderr, "zrt bench: could not remove %s\n", o.store_dir);
@@ -277,9 +288,10 @@ int zrt_cmd_bench(int argc, char **argv)
 {
     zrt_cli_normalize_options(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "comm") == 0) return bench_comm(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "train") == 0) return zrt_bench_train(argc - 1, argv + 1);
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        fputs("usage: zrt bench comm [...]   (zrt bench comm --help)\n", stdout);
+        fputs("usage: zrt bench comm|train [...]   (zrt bench comm --help, zrt bench train --help)\n", stdout);
         return ZRT_EXIT_OK;
     }
-    return zrt_cli_usage_error("bench", "unknown benchmark '%s' (available: comm)", argc >= 2 ? argv[1] : "");
+    return zrt_cli_usage_error("bench", "unknown benchmark '%s' (available: comm, train)", argc >= 2 ? argv[1] : "");
 }

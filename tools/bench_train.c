@@ -1,0 +1,159 @@
+/* bench_train.c: `zrt bench train`: training throughput of ZeRO stages 0-3
+ * at one world size, as ratios to stage 0 measured in the same run.
+ *
+ * Why ratios: what a stage costs is the question (stage 3 must hide its
+ * gathers behind compute); absolute samples/s on a shared machine say little.
+ * All stages run in the same forked ranks, one after the other, with the
+ * same model, data and batch; stage 3 gathers every unit (persistence
+ * threshold 0). Time per step is the median over the timed steps.
+ */
+#include "cli.h"
+#include "engine.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+void openblas_set_num_threads(int num_threads);
+
+#define MAX_STEPS 1000
+
+typedef struct {
+    int world, steps;
+    bool json;
+    char store_dir[256];
+} train_options;
+
+static const char usage[] =
+    "usage: zrt bench train [--world 2] [--steps 30] [--json]\n"
+    "\n"
+    "Trains a 4-layer MLP (d_model 256, hidden 1024, 64 classes, micro batch 64)\n"
+    "for each ZeRO stage on --world forked CPU ranks and prints samples/s and\n"
+    "the ratio to stage 0.\n";
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void bench_config(zrt_config *cfg, int stage, int world)
+{
+    zrt_config_init(cfg);
+    cfg->distributed_type = ZRT_DIST_DEEPSPEED;
+    cfg->num_processes = world;
+    cfg->zero.stage = stage;
+    cfg->zero.overlap_comm = true;
+    cfg->zero.stage3_param_persistence_threshold = 0;
+    cfg->batch_given.micro_batch_per_gpu = 64;
+    cfg->job.model = (zrt_model_config){.type = ZRT_MODEL_MLP, .layers = 4, .d_model = 256, .hidden = 1024, .vocab = 64};
+    zrt_config_validate(cfg);
+}
+
+/* Median seconds per step for one stage. */
+static zrt_status time_stage(const train_options *o, zrt_comm *comm, int stage, double *seconds, int64_t *samples)
+{
+    static zrt_config cfg;
+    static double times[MAX_STEPS];
+    bench_config(&cfg, stage, o->world);
+    zrt_mem_stats mem = {0};
+    zrt_model *model = NULL;
+    zrt_engine *engine = NULL;
+    zrt_data data = {0};
+    zrt_status status = zrt_model_mlp_create(&cfg.job.model, 64, &mem, &model);
+    if (status == ZRT_OK) status = zrt_data_init(&data, &cfg);
+    if (status == ZRT_OK) status = zrt_engine_create(&cfg, comm, model, &mem, &engine);
+    zrt_step_result r = {0};
+    for (int i = 0; status == ZRT_OK && i < o->steps + 3; i++) {
+        if (comm) status = zrt_comm_barrier(comm);
+        double t = now();
+        if (status == ZRT_OK) status = zrt_engine_step(engine, &data, &r);
+        if (i >= 3) times[i - 3] = now() - t; /* 3 warm-up steps */
+    }
+    if (status == ZRT_OK) {
+        *seconds = zrt_bench_median(times, o->steps);
+        *samples = r.samples;
+    }
+    zrt_engine_destroy(engine);
+    if (model) model->destroy(model);
+    zrt_data_fini(&data);
+    return status;
+}
+
+static int train_rank(int rank, int world, void *arg)
+{
+    const train_options *o = arg;
+    openblas_set_num_threads(1);
+    zrt_store *store = NULL;
+    zrt_comm *comm = NULL;
+    zrt_comm_options co;
+    zrt_comm_options_init(&co);
+    co.rank = rank;
+    co.world_size = world;
+    co.timeout_s = 120;
+    if (world > 1 && (zrt_store_file_create(o->store_dir, "bench-train", &store) != ZRT_OK ||
+                      (co.store = store, zrt_comm_create("host", &co, &comm) != ZRT_OK))) {
+        fprintf(stderr, "zrt bench train: rank %d: %s\n", rank, zrt_last_error());
+        return ZRT_EXIT_FAIL;
+    }
+    double base = 0;
+    for (int stage = 0; stage <= 3; stage++) {
+        double seconds = 1;
+        int64_t samples = 0;
+        if (time_stage(o, comm, stage, &seconds, &samples) != ZRT_OK) {
+            fprintf(stderr, "zrt bench train: rank %d stage %d: %s\n", rank, stage, zrt_last_error());
+            return ZRT_EXIT_FAIL;
+        }
+        double rate = (double)samples / seconds;
+        if (stage == 0) base = rate;
+        if (rank != 0) continue;
+        if (o->json)
+            printf("{\"stage\": %d, \"world\": %d, \"samples_per_s\": %.2f, \"ratio_to_stage0\": %.3f}\n", stage, world,
+                   rate, rate / base);
+        else printf("%5d %5d %14.1f %16.3f\n", stage, world, rate, rate / base);
+        fflush(stdout);
+    }
+    zrt_comm_destroy(comm);
+    zrt_store_destroy(store);
+    return ZRT_EXIT_OK;
+}
+
+int zrt_bench_train(int argc, char **argv)
+{
+    static const struct option options[] = {{"help", no_argument, NULL, 'h'},
+                                            {"world", required_argument, NULL, 'w'},
+                                            {"steps", required_argument, NULL, 's'},
+                                            {"json", no_argument, NULL, 'j'},
+                                            {NULL, 0, NULL, 0}};
+    train_options o = {.world = 2, .steps = 30};
+    int c;
+    while ((c = zrt_cli_next_option(argc, argv, options, "bench train")) != -1) {
+        if (c == 'h') {
+            fputs(usage, stdout);
+            return ZRT_EXIT_OK;
+        }
+        if (c == 'j') o.json = true;
+        else if (c == 'w' && (o.world = atoi(optarg)) >= 1 && o.world <= 64) continue;
+        else if (c == 's' && (o.steps = atoi(optarg)) >= 1 && o.steps <= MAX_STEPS) continue;
+        else if (c != 'j')
+            return c == '?' ? ZRT_EXIT_USAGE
+                            : zrt_cli_usage_error("bench train", "bad value '%s' for %s", optarg,
+                                                  zrt_cli_option_name(options, c));
+    }
+    if (optind != argc) return zrt_cli_usage_error("bench train", "unexpected argument '%s'", argv[optind]);
+    const char *tmp = getenv("TMPDIR");
+    snprintf(o.store_dir, sizeof o.store_dir, "%s/zrt-bench-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(o.store_dir)) {
+        perror("zrt bench train: mkdtemp");
+        return ZRT_EXIT_FAIL;
+    }
+    if (!o.json) printf("%5s %5s %14s %16s\n", "stage", "world", "samples/s", "ratio_to_stage0");
+    int rc = zrt_bench_run_ranks(o.world, train_rank, &o);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", o.store_dir);
+    if (system(cmd) != 0) fprintf(stderr, "zrt bench train: could not remove %s\n", o.store_dir);
+    return rc;
+}
