@@ -229,6 +229,19 @@ static void drop_zero_unless_deepspeed(zrt_config *cfg)
 
 static void validate_into(zrt_config *cfg, zrt_cfg_errors *errs);
 
+/* ZRT_OK, or ZRT_ERR_CONFIG with every collected error as the message; frees errs. */
+static zrt_status finish_errors(zrt_cfg_errors *errs)
+{
+    zrt_status status = ZRT_OK;
+    if (errs->count) {
+        size_t len = strlen(errs->text);
+        if (len && errs->text[len - 1] == '\n') errs->text[len - 1] = '\0';
+        status = zrt_set_error(ZRT_ERR_CONFIG, "%s", errs->text);
+    }
+    free(errs);
+    return status;
+}
+
 zrt_status zrt_config_load(zrt_config *cfg, const char *path)
 {
     if (!cfg || !path) return zrt_set_error(ZRT_ERR_INVALID, "zrt_config_load: NULL argument");
@@ -250,14 +263,8 @@ zrt_status zrt_config_load(zrt_config *cfg, const char *path)
         drop_zero_unless_deepspeed(cfg);
         validate_into(cfg, errs);
     }
-    zrt_status status = ZRT_OK;
-    if (errs->count) {
-        size_t len = strlen(errs->text);
-        if (len && errs->text[len - 1] == '\n') errs->text[len - 1] = '\0';
-        status = zrt_set_error(ZRT_ERR_CONFIG, "%s", errs->text);
-        zrt_config_init(cfg);
-    }
-    free(errs);
+    zrt_status status = finish_errors(errs);
+    if (status != ZRT_OK) zrt_config_init(cfg);
     return status;
 }
 
@@ -402,14 +409,7 @@ zrt_status zrt_config_validate(zrt_config *cfg)
     zrt_cfg_errors *errs = calloc(1, sizeof *errs);
     if (!errs) return zrt_set_error(ZRT_ERR_NOMEM, "zrt_config_validate: out of memory");
     validate_into(cfg, errs);
-    zrt_status status = ZRT_OK;
-    if (errs->count) {
-        size_t len = strlen(errs->text);
-        if (len && errs->text[len - 1] == '\n') errs->text[len - 1] = '\0';
-        status = zrt_set_error(ZRT_ERR_CONFIG, "%s", errs->text);
-    }
-    free(errs);
-    return status;
+    return finish_errors(errs);
 }
 
 /* ---- dump -------------------------------------------------------------------------- */

@@ -33,13 +33,6 @@ static const char usage[] =
     "for each ZeRO stage on --world forked CPU ranks and prints samples/s and\n"
     "the ratio to stage 0.\n";
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static void bench_config(zrt_config *cfg, int stage, int world)
 {
     zrt_config_init(cfg);
@@ -69,9 +62,9 @@ static zrt_status time_stage(const train_options *o, zrt_comm *comm, int stage, 
     zrt_step_result r = {0};
     for (int i = 0; status == ZRT_OK && i < o->steps + 3; i++) {
         if (comm) status = zrt_comm_barrier(comm);
-        double t = now();
+        double t = zrt_cli_now();
         if (status == ZRT_OK) status = zrt_engine_step(engine, &data, &r);
-        if (i >= 3) times[i - 3] = now() - t; /* 3 warm-up steps */
+        if (i >= 3) times[i - 3] = zrt_cli_now() - t; /* 3 warm-up steps */
     }
     if (status == ZRT_OK) {
         *seconds = zrt_bench_median(times, o->steps);

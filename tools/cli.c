@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 void zrt_cli_normalize_options(int argc, char **argv)
 {
@@ -56,4 +57,11 @@ const char *zrt_cli_option_name(const struct option *options, int val)
         return name;
     }
     return "?";
+}
+
+double zrt_cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }

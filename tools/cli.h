@@ -36,6 +36,9 @@ const char *zrt_cli_option_name(const struct option *options, int val);
 /* Prints "zrt COMMAND: message" to stderr and returns ZRT_EXIT_USAGE. */
 int zrt_cli_usage_error(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Monotonic seconds. */
+double zrt_cli_now(void);
+
 /* Prints each line of text (e.g. a config's warnings) as "zrt: warning: LINE". */
 void zrt_cli_print_warnings(const char *text);
 

@@ -32,13 +32,6 @@ static const char usage[] =
 static volatile sig_atomic_t stop_signal;
 static void on_signal(int sig) { stop_signal = sig; }
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static void set_env_int(const char *name, long long value)
 {
     char text[32];
@@ -99,7 +92,7 @@ static int watch(const zrt_config *cfg, pid_t *pids, int n)
                             (long long)(cfg->machine_rank * n + i), describe(status, why, sizeof why));
                     rc = ZRT_EXIT_FAIL;
                     signal_all(pids, n, SIGTERM);
-                    stop_at = now() + GRACE_S;
+                    stop_at = zrt_cli_now() + GRACE_S;
                 }
             }
             continue;
@@ -108,9 +101,9 @@ static int watch(const zrt_config *cfg, pid_t *pids, int n)
             fprintf(stderr, "zrt launch: signal %d: stopping the ranks\n", (int)stop_signal);
             rc = ZRT_EXIT_FAIL;
             signal_all(pids, n, SIGTERM);
-            stop_at = now() + GRACE_S;
+            stop_at = zrt_cli_now() + GRACE_S;
         }
-        if (stop_at && now() > stop_at) {
+        if (stop_at && zrt_cli_now() > stop_at) {
             signal_all(pids, n, SIGKILL);
             stop_at = 0;
         }
@@ -144,21 +137,9 @@ int zrt_cmd_launch(int argc, char **argv)
             argc = i; /* our options end here */
             break;
         }
-    zrt_cli_normalize_options(argc, argv);
     zrt_overrides o = {0};
-    int c;
-    while ((c = zrt_cli_next_option(argc, argv, zrt_override_options, "launch")) != -1) {
-        if (c == 'h') {
-            printf("%s%s", usage, zrt_override_usage);
-            return ZRT_EXIT_OK;
-        }
-        if (c == '?' || !zrt_override_take(&o, c, optarg))
-            return c == '?' ? ZRT_EXIT_USAGE
-                            : zrt_cli_usage_error("launch", "bad value '%s' for %s", optarg,
-                                                  zrt_cli_option_name(zrt_override_options, c));
-    }
-    if (optind != argc) return zrt_cli_usage_error("launch", "unexpected argument '%s'", argv[optind]);
-    if (!o.config[0]) return zrt_cli_usage_error("launch", "--config CFG is required");
+    int parsed = zrt_overrides_parse(argc, argv, "launch", usage, &o);
+    if (parsed >= 0) return parsed;
     if (program_at >= full_argc) return zrt_cli_usage_error("launch", "no program after --");
     static zrt_config cfg;
     if (zrt_overrides_load(&o, &cfg) != ZRT_OK) {

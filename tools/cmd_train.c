@@ -40,13 +40,6 @@ typedef struct {
     FILE *metrics;
 } trainer;
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static int env_int(const char *name, int fallback)
 {
     const char *v = getenv(name);
@@ -156,7 +149,7 @@ static bool fault_now(int rank, int64_t step)
 static zrt_status train(trainer *t)
 {
     if (t->rank == 0) print_start(t);
-    double start = now();
+    double start = zrt_cli_now();
     float first_loss = 0, last_loss = 0;
     for (int64_t step = 1; step <= t->cfg.job.steps; step++) {
         if (fault_now(t->rank, step)) {
@@ -168,32 +161,20 @@ static zrt_status train(trainer *t)
         CHECK(zrt_engine_step(t->engine, &t->data, &r));
         if (step == 1) first_loss = r.loss;
         last_loss = r.loss;
-        double elapsed = now() - start;
+        double elapsed = zrt_cli_now() - start;
         double tokens = (double)step * (double)r.samples * (double)t->model->tokens_per_sample;
         if (t->rank == 0) report(t, step, &r, elapsed, tokens / elapsed);
     }
     if (t->rank == 0) printf("zrt train: done: %lld steps in %.1f s, loss %.4f -> %.4f\n", (long long)t->cfg.job.steps,
-                             now() - start, first_loss, last_loss);
+                             zrt_cli_now() - start, first_loss, last_loss);
     return ZRT_OK;
 }
 
 int zrt_cmd_train(int argc, char **argv)
 {
-    zrt_cli_normalize_options(argc, argv);
     zrt_overrides o = {0};
-    int c;
-    while ((c = zrt_cli_next_option(argc, argv, zrt_override_options, "train")) != -1) {
-        if (c == 'h') {
-            printf("%s%s", usage, zrt_override_usage);
-            return ZRT_EXIT_OK;
-        }
-        if (c == '?' || !zrt_override_take(&o, c, optarg))
-            return c == '?' ? ZRT_EXIT_USAGE
-                            : zrt_cli_usage_error("train", "bad value '%s' for %s", optarg,
-                                                  zrt_cli_option_name(zrt_override_options, c));
-    }
-    if (optind != argc) return zrt_cli_usage_error("train", "unexpected argument '%s'", argv[optind]);
-    if (!o.config[0]) return zrt_cli_usage_error("train", "--config CFG is required");
+    int parsed = zrt_overrides_parse(argc, argv, "train", usage, &o);
+    if (parsed >= 0) return parsed;
     static trainer t;
     t.rank = env_int("RANK", 0);
     t.world = env_int("WORLD_SIZE", 1);

@@ -126,3 +126,22 @@ zrt_status zrt_overrides_load(const zrt_overrides *o, zrt_config *cfg)
     if (o->metrics[0]) snprintf(cfg->job.metrics_file, sizeof cfg->job.metrics_file, "%s", o->metrics);
     return o->n_items ? zrt_config_validate(cfg) : ZRT_OK;
 }
+
+int zrt_overrides_parse(int argc, char **argv, const char *command, const char *usage, zrt_overrides *o)
+{
+    zrt_cli_normalize_options(argc, argv);
+    int c;
+    while ((c = zrt_cli_next_option(argc, argv, zrt_override_options, command)) != -1) {
+        if (c == 'h') {
+            printf("%s%s", usage, zrt_override_usage);
+            return ZRT_EXIT_OK;
+        }
+        if (c == '?') return ZRT_EXIT_USAGE;
+        if (!zrt_override_take(o, c, optarg))
+            return zrt_cli_usage_error(command, "bad value '%s' for %s", optarg,
+                                       zrt_cli_option_name(zrt_override_options, c));
+    }
+    if (optind != argc) return zrt_cli_usage_error(command, "unexpected argument '%s'", argv[optind]);
+    if (!o->config[0]) return zrt_cli_usage_error(command, "--config CFG is required");
+    return -1;
+}

@@ -25,6 +25,9 @@ extern const char zrt_override_usage[];
 
 /* Records option c with its argument; false if the value is bad. */
 bool zrt_override_take(zrt_overrides *o, int c, const char *arg);
+/* Parses argv (options only) into o. Returns -1 to go on, or the exit code
+ * (0 after --help, 2 after a usage error, which it prints). */
+int zrt_overrides_parse(int argc, char **argv, const char *command, const char *usage, zrt_overrides *o);
 /* Loads the config and applies the overrides in order, then validates.
  * ZRT_ERR_CONFIG (message in zrt_last_error) on failure; with no --config
  * the caller prints the usage. */
