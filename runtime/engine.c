@@ -41,6 +41,8 @@ typedef struct {
     void *grad_recv;    /* D, shard: stages 2-3, its output */
     void *param_cache;  /* stage 3: a released unit's buffer, kept for the next gather */
     bool persistent;    /* stage 3: kept gathered */
+    int first_op, last_op; /* the ops using this unit: forward order */
+    float *grad_accum;  /* fp32, numel: units used by several ops (tied weights) */
     zrt_comm_request *gather, *reduce;
 } unit_state;
 
@@ -54,7 +56,7 @@ struct zrt_engine {
     zrt_mem_stats *mem;
     unit_state *units;
     float *params_f32, *grads_f32; /* work: the widest padded unit */
-    float *inputs;
+    void *inputs;     /* micro batch, as the model takes it */
     int32_t *labels;
     int micro, accum;
     int64_t global_batch, step, adam_steps;
@@ -160,12 +162,13 @@ static void drop_caches(zrt_engine *e, int keep)
     }
 }
 
-/* Gathers the units after `index` in direction `dir` while they fit the
- * prefetch bucket and the live-parameter budget. */
-static zrt_status prefetch(zrt_engine *e, int index, int dir)
+/* Gathers the units of the ops after `op` in direction `dir` while they fit
+ * the prefetch bucket and the live-parameter budget. */
+static zrt_status prefetch(zrt_engine *e, int op, int dir)
 {
     int64_t budget = e->cfg.zero.stage3_prefetch_bucket_size;
-    for (int next = index + dir; next >= 0 && next < e->n_units && budget > 0; next += dir) {
+    for (int next_op = op + dir; next_op >= 0 && next_op < e->model->n_ops && budget > 0; next_op += dir) {
+        int next = e->model->op_unit[next_op];
         unit_state *u = &e->units[next];
         if (u->persistent || u->param_full) continue;
         if (e->live_params + u->padded > e->cfg.zero.stage3_max_live_parameters || u->padded > budget) break;
@@ -177,9 +180,10 @@ static zrt_status prefetch(zrt_engine *e, int index, int dir)
     return ZRT_OK;
 }
 
-/* Makes unit `index` resident and returns its fp32 view. */
-static zrt_status fetch_params(zrt_engine *e, int index, int dir, const float **params)
+/* Makes the unit of op resident and returns its fp32 view. */
+static zrt_status fetch_params(zrt_engine *e, int op, int dir, const float **params)
 {
+    int index = e->model->op_unit[op];
     unit_state *u = &e->units[index];
     if (e->stage == 3 && !u->persistent) {
         if (!u->param_full && e->live_params + u->padded > e->cfg.zero.stage3_max_live_parameters)
@@ -193,7 +197,7 @@ static zrt_status fetch_params(zrt_engine *e, int index, int dir, const float **
             drop_caches(e, index);
         CHECK(issue_gather(e, index));
         CHECK(wait_request(&u->gather));
-        CHECK(prefetch(e, index, dir));
+        CHECK(prefetch(e, op, dir));
     }
     to_f32(e->dtype, u->param_full, u->numel, e->params_f32);
     *params = e->params_f32;
@@ -202,15 +206,16 @@ static zrt_status fetch_params(zrt_engine *e, int index, int dir, const float **
 
 /* ---- gradients ----------------------------------------------------------------------------- */
 
-/* Stage 0/1: accumulate into the full buffer. Stage 2/3: reduce-scatter now. */
-static zrt_status store_grads(zrt_engine *e, int index, bool first_micro)
+/* The unit's fp32 gradient `grads` is complete. Stage 0/1: accumulate into
+ * the full buffer. Stage 2/3: reduce-scatter now. */
+static zrt_status store_grads(zrt_engine *e, int index, const float *grads, bool first_micro)
 {
     unit_state *u = &e->units[index];
     if (e->stage <= 1) {
-        from_f32(e->dtype, e->grads_f32, u->numel, u->grad_full, !first_micro);
+        from_f32(e->dtype, grads, u->numel, u->grad_full, !first_micro);
         return ZRT_OK;
     }
-    from_f32(e->dtype, e->grads_f32, u->numel, u->grad_send, false);
+    from_f32(e->dtype, grads, u->numel, u->grad_send, false);
     if (!e->comm) {
         memcpy(u->grad_recv, u->grad_send, (size_t)u->shard * e->es);
         return ZRT_OK;
@@ -258,18 +263,21 @@ static zrt_status micro_step(zrt_engine *e, const zrt_data *data, int a, float *
     zrt_data_fill(data, first, e->micro, e->inputs, e->labels);
     CHECK(m->set_batch(m, e->inputs, e->labels, e->micro));
     const float *params;
-    for (int i = 0; i < e->n_units; i++) {
-        CHECK(fetch_params(e, i, +1, &params));
-        CHECK(m->forward(m, i, params));
-        if (i != e->n_units - 1) release(e, i);
+    for (int op = 0; op < m->n_ops; op++) {
+        CHECK(fetch_params(e, op, +1, &params));
+        CHECK(m->forward(m, op, params));
+        if (op != m->n_ops - 1) release(e, m->op_unit[op]);
     }
     *loss += m->loss(m, (float)(e->scaler.scale / e->accum)) / (float)e->accum;
-    for (int i = e->n_units - 1; i >= 0; i--) {
-        CHECK(fetch_params(e, i, -1, &params));
-        CHECK(m->backward(m, i, params, e->grads_f32));
-        if (e->inject_overflow && i == e->n_units - 1) e->grads_f32[0] = INFINITY;
-        CHECK(store_grads(e, i, a == 0));
-        release(e, i);
+    for (int op = m->n_ops - 1; op >= 0; op--) {
+        unit_state *u = &e->units[m->op_unit[op]];
+        float *grads = u->grad_accum ? u->grad_accum : e->grads_f32;
+        if (op == u->last_op) memset(grads, 0, (size_t)u->numel * sizeof(float));
+        CHECK(fetch_params(e, op, -1, &params));
+        CHECK(m->backward(m, op, params, grads));
+        if (e->inject_overflow && op == m->n_ops - 1) grads[0] = INFINITY;
+        if (op == u->first_op) CHECK(store_grads(e, m->op_unit[op], grads, a == 0));
+        release(e, m->op_unit[op]);
     }
     return e->stage >= 2 ? collect_grads(e, a == 0) : ZRT_OK;
 }
@@ -416,9 +424,24 @@ static zrt_status alloc_unit(zrt_engine *e, int index)
         ok &= (u->grad_send = zrt_mem_alloc(e->mem, ZRT_MEM_COMM, (size_t)u->padded * e->es)) != NULL;
         ok &= (u->grad_recv = zrt_mem_alloc(e->mem, ZRT_MEM_COMM, (size_t)u->shard * e->es)) != NULL;
     }
+    u->first_op = -1;
+    for (int op = 0; op < e->model->n_ops; op++) {
+        if (e->model->op_unit[op] != index) continue;
+        if (u->first_op < 0) u->first_op = op;
+        u->last_op = op;
+    }
+    if (u->first_op < 0) return zrt_set_error(ZRT_ERR_INVALID, "engine: unit %d is used by no op of the model", index);
+    if (u->first_op != u->last_op)
+        ok &= (u->grad_accum = zrt_mem_alloc(e->mem, ZRT_MEM_ACTIVATIONS, (size_t)u->numel * sizeof(float))) != NULL;
     if (!ok) return oom("model states");
     init_master(e, index);
     return ZRT_OK;
+}
+
+zrt_status zrt_model_create(const zrt_model_config *cfg, int micro_batch, zrt_mem_stats *mem, zrt_model **out)
+{
+    if (cfg->type == ZRT_MODEL_GPT) return zrt_model_gpt_create(cfg, micro_batch, mem, out);
+    return zrt_model_mlp_create(cfg, micro_batch, mem, out);
 }
 
 static zrt_status check_supported(const zrt_config *cfg)
@@ -463,8 +486,9 @@ zrt_status zrt_engine_create(const zrt_config *cfg, zrt_comm *comm, zrt_model *m
     if (status == ZRT_OK) {
         e->params_f32 = zrt_mem_alloc(mem, ZRT_MEM_ACTIVATIONS, (size_t)widest * sizeof(float));
         e->grads_f32 = zrt_mem_alloc(mem, ZRT_MEM_ACTIVATIONS, (size_t)widest * sizeof(float));
-        e->inputs = zrt_mem_alloc(mem, ZRT_MEM_ACTIVATIONS, (size_t)(e->micro * cfg->job.model.d_model) * sizeof(float));
-        e->labels = zrt_mem_alloc(mem, ZRT_MEM_ACTIVATIONS, (size_t)e->micro * sizeof(int32_t));
+        e->inputs = zrt_mem_alloc(mem, ZRT_MEM_ACTIVATIONS, (size_t)e->micro * model->input_bytes_per_sample);
+        e->labels = zrt_mem_alloc(mem, ZRT_MEM_ACTIVATIONS,
+                                  (size_t)e->micro * (size_t)model->labels_per_sample * sizeof(int32_t));
         if (!e->params_f32 || !e->grads_f32 || !e->inputs || !e->labels) status = oom("work buffers");
     }
     if (status == ZRT_OK) status = publish_params(e);
@@ -512,6 +536,7 @@ void zrt_engine_destroy(zrt_engine *e)
         zrt_mem_free(e->mem, ZRT_MEM_COMM, u->grad_send);
         zrt_mem_free(e->mem, ZRT_MEM_COMM, u->grad_recv);
         zrt_mem_free(e->mem, ZRT_MEM_COMM, u->param_cache);
+        zrt_mem_free(e->mem, ZRT_MEM_ACTIVATIONS, u->grad_accum);
     }
     zrt_mem_free(e->mem, ZRT_MEM_ACTIVATIONS, e->params_f32);
     zrt_mem_free(e->mem, ZRT_MEM_ACTIVATIONS, e->grads_f32);

@@ -56,46 +56,72 @@ typedef struct {
 
 typedef struct zrt_model zrt_model;
 
-/* A model: units (layers) of parameters, and per-unit forward and backward
- * over fp32 views of the unit's flat parameters. The model keeps its own
- * activations between forward and backward. */
+#define ZRT_MAX_OPS (ZRT_MAX_UNITS + 8)
+
+/* A model: units (parameter groups, one flat buffer each) and ops, the steps
+ * of its forward pass in order; op i uses the parameters of unit op_unit[i].
+ * A unit may serve several ops -- a tied weight, like GPT's token embedding
+ * and LM head -- and its gradient is then the sum over them. Backward runs the
+ * ops in reverse. The model keeps its activations between the two passes. */
 struct zrt_model {
     int n_units;
     int n_params[ZRT_MAX_UNITS];
     zrt_param_info params[ZRT_MAX_UNITS][ZRT_MAX_UNIT_PARAMS];
     int64_t unit_numel[ZRT_MAX_UNITS];
+    int n_ops;
+    int op_unit[ZRT_MAX_OPS];
     int64_t tokens_per_sample;
-    /* The micro batch: inputs and labels of `batch` samples. */
-    zrt_status (*set_batch)(zrt_model *m, const float *inputs, const int32_t *labels, int batch);
-    /* params: the unit's flat fp32 parameters (numel, unpadded). */
-    zrt_status (*forward)(zrt_model *m, int unit, const float *params);
-    /* Mean cross-entropy of the batch; prepares the backward of the last
-     * unit with d(loss * scale)/d(output). */
+    size_t input_bytes_per_sample;  /* what zrt_data_fill writes per sample */
+    int64_t labels_per_sample;      /* int32 labels per sample */
+    /* The micro batch: `batch` samples of inputs and labels. */
+    zrt_status (*set_batch)(zrt_model *m, const void *inputs, const int32_t *labels, int batch);
+    /* params: the op's unit's flat fp32 parameters (numel, unpadded). */
+    zrt_status (*forward)(zrt_model *m, int op, const float *params);
+    /* Mean cross-entropy of the batch; seeds the backward with
+     * d(loss * scale)/d(output). */
     float (*loss)(zrt_model *m, float scale);
-    /* grads: the unit's flat fp32 gradient, overwritten. */
-    zrt_status (*backward)(zrt_model *m, int unit, const float *params, float *grads);
+    /* Adds the op's gradient to grads (the unit's flat fp32 gradient). */
+    zrt_status (*backward)(zrt_model *m, int op, const float *params, float *grads);
     void (*destroy)(zrt_model *m);
     zrt_mem_stats *mem; /* where activations are charged */
 };
 
 /* The built-in MLP: `layers` units, d_model -> hidden -> ... -> vocab classes,
- * GELU between layers. micro_batch bounds the batch size. */
+ * GELU between layers; inputs are d_model floats per sample, one label.
+ * micro_batch bounds the batch size. */
 zrt_status zrt_model_mlp_create(const zrt_model_config *cfg, int micro_batch, zrt_mem_stats *mem, zrt_model **out);
+/* GPT-2's shape: token + position embeddings (unit 0), `layers` blocks
+ * (units 1..layers), the final layernorm (unit layers + 1) and the LM head
+ * tied to the token embedding (an op of unit 0). Inputs are seq_len int32
+ * tokens per sample, labels the next tokens. */
+zrt_status zrt_model_gpt_create(const zrt_model_config *cfg, int micro_batch, zrt_mem_stats *mem, zrt_model **out);
+/* The model zrt.model.type names. */
+zrt_status zrt_model_create(const zrt_model_config *cfg, int micro_batch, zrt_mem_stats *mem, zrt_model **out);
 
 /* ---- data ---------------------------------------------------------------------------- */
 
-/* The synthetic task: x ~ N(0, 1)^d_model per sample (from the seed and the
- * sample's global index), label = argmax(T x) for a fixed random teacher T
- * (vocab x d_model). Learnable, and the same samples at any world size. */
+/* The built-in data, the same samples at any world size (a sample is a pure
+ * function of the seed and its global index):
+ *  - mlp, synthetic: x ~ N(0, 1)^d_model, label = argmax(T x) for a fixed
+ *    random teacher T (vocab x d_model);
+ *  - gpt, synthetic: token sequences of a fixed random "grammar" (each token
+ *    is followed by its successor in a random permutation 3 times in 4);
+ *  - gpt, text: windows of seq_len + 1 bytes of a file at hashed offsets
+ *    (byte-level tokens; vocab must be at least 256). */
 typedef struct {
-    int64_t d_model, vocab, seed;
-    float *teacher; /* vocab x d_model */
+    zrt_model_type model;
+    int64_t d_model, vocab, seq_len, seed;
+    float *teacher;      /* mlp: vocab x d_model */
+    int32_t *successor;  /* gpt synthetic: vocab */
+    unsigned char *text; /* gpt text: the file */
+    int64_t text_len;
 } zrt_data;
 
 zrt_status zrt_data_init(zrt_data *data, const zrt_config *cfg);
 void zrt_data_fini(zrt_data *data);
-/* Samples [first, first + count) into inputs (count x d_model) and labels. */
-void zrt_data_fill(const zrt_data *data, int64_t first, int count, float *inputs, int32_t *labels);
+/* Samples [first, first + count): inputs as the model takes them (floats for
+ * mlp, int32 tokens for gpt) and int32 labels. */
+void zrt_data_fill(const zrt_data *data, int64_t first, int count, void *inputs, int32_t *labels);
 
 /* A normal float from (seed, stream, index): the same on every rank and at
  * every world size. */

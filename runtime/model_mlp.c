@@ -8,6 +8,7 @@
  * Check: tests/test_model_grad.c (finite differences per op).
  */
 #include "engine.h"
+#include "gelu.h"
 #include "internal.h"
 
 #include <cblas.h>
@@ -27,22 +28,7 @@ typedef struct {
     int32_t *labels;
 } mlp;
 
-#define GELU_C 0.7978845608028654f /* sqrt(2 / pi) */
-
-static float gelu(float x)
-{
-    float t = tanhf(GELU_C * (x + 0.044715f * x * x * x));
-    return 0.5f * x * (1.0f + t);
-}
-
-static float gelu_grad(float x)
-{
-    float inner = GELU_C * (x + 0.044715f * x * x * x);
-    float t = tanhf(inner);
-    return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * GELU_C * (1.0f + 3.0f * 0.044715f * x * x);
-}
-
-static zrt_status set_batch(zrt_model *base, const float *inputs, const int32_t *labels, int batch)
+static zrt_status set_batch(zrt_model *base, const void *inputs, const int32_t *labels, int batch)
 {
     mlp *m = (mlp *)base;
     if (batch < 1 || batch > m->max_batch)
@@ -62,7 +48,7 @@ static zrt_status forward(zrt_model *base, int u, const float *params)
     for (int r = 0; r < B; r++) memcpy(z + (int64_t)r * out, b, (size_t)out * sizeof(float));
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, out, in, 1.0f, m->act[u], in, W, in, 1.0f, z, out);
     bool last = u == m->layers - 1;
-    for (int64_t i = 0; i < (int64_t)B * out; i++) y[i] = last ? z[i] : gelu(z[i]);
+    for (int64_t i = 0; i < (int64_t)B * out; i++) y[i] = last ? z[i] : zrt_gelu(z[i]);
     return ZRT_OK;
 }
 
@@ -95,9 +81,8 @@ static zrt_status backward(zrt_model *base, int u, const float *params, float *g
     const float *W = params;
     float *dW = grads, *db = grads + (int64_t)in * out, *dz = m->dact;
     if (u != m->layers - 1)
-        for (int64_t i = 0; i < (int64_t)B * out; i++) dz[i] *= gelu_grad(m->pre[u][i]);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, B, 1.0f, dz, out, m->act[u], in, 0.0f, dW, in);
-    for (int c = 0; c < out; c++) db[c] = 0;
+        for (int64_t i = 0; i < (int64_t)B * out; i++) dz[i] *= zrt_gelu_grad(m->pre[u][i]);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, B, 1.0f, dz, out, m->act[u], in, 1.0f, dW, in);
     for (int r = 0; r < B; r++)
         for (int c = 0; c < out; c++) db[c] += dz[(int64_t)r * out + c];
     if (u > 0) {
@@ -143,7 +128,11 @@ zrt_status zrt_model_mlp_create(const zrt_model_config *cfg, int micro_batch, zr
     m->max_batch = micro_batch;
     m->base.mem = mem;
     m->base.n_units = m->layers;
+    m->base.n_ops = m->layers;
+    for (int u = 0; u < m->layers; u++) m->base.op_unit[u] = u;
     m->base.tokens_per_sample = 1;
+    m->base.input_bytes_per_sample = (size_t)cfg->d_model * sizeof(float);
+    m->base.labels_per_sample = 1;
     m->dims[0] = cfg->d_model;
     for (int u = 1; u < m->layers; u++) m->dims[u] = cfg->hidden;
     m->dims[m->layers] = cfg->vocab;

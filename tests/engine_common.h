@@ -22,6 +22,7 @@ typedef struct {
     int64_t persistence, max_live, prefetch; /* stage 3 knobs; 0 = default */
     int overflow_at;                          /* step (from 1) to inject, 0 = none */
     double hysteresis;
+    bool gpt;                                 /* the transformer instead of the MLP */
     char tag[64];
 } run_spec;
 
@@ -46,6 +47,9 @@ static inline void spec_config(const run_spec *s, zrt_config *cfg)
     cfg->gradient_clipping = 1.0;
     cfg->optimizer.lr = 1e-2;
     cfg->job.model = (zrt_model_config){.type = ZRT_MODEL_MLP, .layers = 3, .d_model = 16, .hidden = 40, .vocab = 8};
+    if (s->gpt)
+        cfg->job.model = (zrt_model_config){.type = ZRT_MODEL_GPT, .layers = 2, .d_model = 16, .heads = 2, .seq_len = 8,
+                                            .vocab = 32};
     cfg->job.steps = s->steps;
     cfg->zero.stage3_param_persistence_threshold = s->persistence;
     if (s->max_live) cfg->zero.stage3_max_live_parameters = s->max_live;
@@ -71,7 +75,7 @@ static inline int train_rank(int rank, int world, void *arg)
     zrt_model *model;
     zrt_data data;
     zrt_engine *e;
-    if (zrt_model_mlp_create(&cfg.job.model, (int)cfg.batch.micro_batch_per_gpu, &r.mem, &model) != ZRT_OK ||
+    if (zrt_model_create(&cfg.job.model, (int)cfg.batch.micro_batch_per_gpu, &r.mem, &model) != ZRT_OK ||
         zrt_data_init(&data, &cfg) != ZRT_OK || zrt_engine_create(&cfg, comm, model, &r.mem, &e) != ZRT_OK) {
         fprintf(stderr, "rank %d: %s\n", rank, zrt_last_error());
         return 11;
@@ -108,8 +112,8 @@ static inline int train_rank(int rank, int world, void *arg)
 static inline bool run_training(run_spec *s, run_result *out)
 {
     if (!s->tag[0])
-        snprintf(s->tag, sizeof s->tag, "w%d-s%d-p%d-m%lld-a%lld-t%lld", s->world, s->stage, (int)s->precision,
-                 (long long)s->micro, (long long)s->accum, (long long)s->persistence);
+        snprintf(s->tag, sizeof s->tag, "%s-w%d-s%d-p%d-m%lld-a%lld-t%lld", s->gpt ? "gpt" : "mlp", s->world, s->stage,
+                 (int)s->precision, (long long)s->micro, (long long)s->accum, (long long)s->persistence);
     if (ranks_run(s->world, train_rank, s, 120) != 0) return false;
     char path[1024];
     snprintf(path, sizeof path, "%s/result-%s", test_tmpdir(), s->tag);

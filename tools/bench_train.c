@@ -56,7 +56,7 @@ static zrt_status time_stage(const train_options *o, zrt_comm *comm, int stage, 
     zrt_model *model = NULL;
     zrt_engine *engine = NULL;
     zrt_data data = {0};
-    zrt_status status = zrt_model_mlp_create(&cfg.job.model, 64, &mem, &model);
+    zrt_status status = zrt_model_create(&cfg.job.model, 64, &mem, &model);
     if (status == ZRT_OK) status = zrt_data_init(&data, &cfg);
     if (status == ZRT_OK) status = zrt_engine_create(&cfg, comm, model, &mem, &engine);
     zrt_step_result r = {0};

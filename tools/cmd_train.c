@@ -71,10 +71,8 @@ static zrt_status setup(trainer *t)
     if (t->cfg.num_processes != t->world && getenv("WORLD_SIZE"))
         return zrt_set_error(ZRT_ERR_CONFIG, "WORLD_SIZE is %d but the config has num_processes %lld", t->world,
                              (long long)t->cfg.num_processes);
-    if (t->cfg.job.model.type != ZRT_MODEL_MLP)
-        return zrt_set_error(ZRT_ERR_UNSUPPORTED, "zrt.model.type gpt comes with the transformer work; use mlp");
     CHECK(open_comm(t));
-    CHECK(zrt_model_mlp_create(&t->cfg.job.model, (int)t->cfg.batch.micro_batch_per_gpu, &t->mem, &t->model));
+    CHECK(zrt_model_create(&t->cfg.job.model, (int)t->cfg.batch.micro_batch_per_gpu, &t->mem, &t->model));
     CHECK(zrt_data_init(&t->data, &t->cfg));
     CHECK(zrt_engine_create(&t->cfg, t->comm, t->model, &t->mem, &t->engine));
     if (t->rank == 0 && t->cfg.job.metrics_file[0] && !(t->metrics = fopen(t->cfg.job.metrics_file, "w")))
@@ -98,9 +96,9 @@ static void print_start(const trainer *t)
     int64_t params = 0;
     for (int u = 0; u < t->model->n_units; u++) params += t->model->unit_numel[u];
     const zrt_mem_stats *m = &t->mem;
-    printf("zrt train: mlp %lld layers, %lld parameters; ZeRO stage %d, %d rank%s, %s; batch %lld = %lld micro x %lld "
+    printf("zrt train: %s %lld layers, %lld parameters; ZeRO stage %d, %d rank%s, %s; batch %lld = %lld micro x %lld "
            "accumulation x %d ranks\n",
-           (long long)c->job.model.layers, (long long)params, c->zero.stage, t->world, t->world == 1 ? "" : "s",
+           c->job.model.type == ZRT_MODEL_GPT ? "gpt" : "mlp", (long long)c->job.model.layers, (long long)params, c->zero.stage, t->world, t->world == 1 ? "" : "s",
            c->mixed_precision == ZRT_PRECISION_NO ? "fp32" : zrt_precision_name(c->mixed_precision), (long long)c->batch.train_batch_size,
            (long long)c->batch.micro_batch_per_gpu, (long long)c->batch.gradient_accumulation_steps, t->world);
     printf("model states per rank: %lld bytes (params %lld, grads %lld, optimizer %lld)\n",

@@ -1,0 +1,440 @@
+/* model_gpt.c: a decoder-only transformer in GPT-2's shape, forward and
+ * backward in C (the layout and the per-op math follow llm.c's CPU code),
+ * matmuls through OpenBLAS's cblas_sgemm.
+ *
+ * Units and ops (engine.h): unit 0 = token + position embeddings, units
+ * 1..L = the blocks, unit L+1 = the final layernorm. Ops: 0 embed, 1..L the
+ * blocks, L+1 final layernorm, L+2 the LM head -- which uses unit 0's token
+ * embedding again (tied), so its gradient adds to the embedding's.
+ * Block: x + attn(ln1(x)), then + mlp(ln2(x)); causal multi-head attention
+ * scaled by 1/sqrt(head size); MLP d -> hidden -> d with GELU (tanh form);
+ * layernorm eps 1e-5. Shapes: B batch, T seq_len, C d_model, NH heads,
+ * H hidden, V vocab; activations (B, T, ...) row-major, fp32.
+ * Check: tests/test_model_grad.c (finite differences per op).
+ */
+#include "engine.h"
+#include "gelu.h"
+#include "internal.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Parameter offsets inside a block unit's flat buffer. */
+enum { LN1W, LN1B, QKVW, QKVB, ATTPROJW, ATTPROJB, LN2W, LN2B, FCW, FCB, FCPROJW, FCPROJB, N_BLOCK_PARAMS };
+
+typedef struct {
+    float *ln1, *ln1_mean, *ln1_rstd, *qkv, *preatt, *att, *atty, *attproj, *residual2;
+    float *ln2, *ln2_mean, *ln2_rstd, *fch, *fch_gelu, *fcproj, *residual3;
+} block_acts;
+
+typedef struct {
+    zrt_model base;
+    int B, T, C, NH, H, V, L, max_batch;
+    int32_t *tokens, *targets;   /* (B, T) */
+    float *encoded;              /* (B, T, C) */
+    block_acts *blocks;          /* L */
+    float *lnf, *lnf_mean, *lnf_rstd, *logits, *probs;
+    /* backward scratch */
+    float *dres, *dres_in;       /* (B, T, C): d(op output), d(op input) */
+    float *dln, *dqkv, *datty, *dpreatt, *datt, *dfch, *dfch_gelu, *dres2, *dlogits;
+} gpt;
+
+/* ---- forward ops (llm.c) -------------------------------------------------------------- */
+
+static void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b,
+                              int N, int C)
+{
+    for (int i = 0; i < N; i++) {
+        const float *x = inp + (int64_t)i * C;
+        float m = 0, v = 0;
+        for (int c = 0; c < C; c++) m += x[c];
+        m /= (float)C;
+        for (int c = 0; c < C; c++) v += (x[c] - m) * (x[c] - m);
+        float s = 1.0f / sqrtf(v / (float)C + 1e-5f);
+        for (int c = 0; c < C; c++) out[(int64_t)i * C + c] = (x[c] - m) * s * w[c] + b[c];
+        mean[i] = m;
+        rstd[i] = s;
+    }
+}
+
+/* out (N, OC) = inp (N, C) @ w^T (OC, C) + b */
+static void matmul_forward(float *out, const float *inp, const float *w, const float *b, int N, int C, int OC)
+{
+    if (b) for (int i = 0; i < N; i++) memcpy(out + (int64_t)i * OC, b, (size_t)OC * sizeof(float));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, w, C, b ? 1.0f : 0.0f, out, OC);
+}
+
+static void attention_forward(gpt *g, float *out, float *preatt, float *att, const float *qkv)
+{
+    int B = g->B, T = g->T, C = g->C, NH = g->NH, hs = C / NH;
+    float scale = 1.0f / sqrtf((float)hs);
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++)
+            for (int h = 0; h < NH; h++) {
+                const float *q = qkv + ((int64_t)b * T + t) * 3 * C + h * hs;
+                float *pre = preatt + (((int64_t)b * NH + h) * T + t) * T, *a = att + (((int64_t)b * NH + h) * T + t) * T;
+                float maxval = -INFINITY;
+                for (int t2 = 0; t2 <= t; t2++) {
+                    const float *k = qkv + ((int64_t)b * T + t2) * 3 * C + C + h * hs;
+                    float dot = 0;
+                    for (int i = 0; i < hs; i++) dot += q[i] * k[i];
+                    pre[t2] = dot * scale;
+                    if (pre[t2] > maxval) maxval = pre[t2];
+                }
+                float sum = 0;
+                for (int t2 = 0; t2 <= t; t2++) sum += (a[t2] = expf(pre[t2] - maxval));
+                for (int t2 = 0; t2 < T; t2++) a[t2] = t2 <= t ? a[t2] / sum : 0.0f;
+                float *o = out + ((int64_t)b * T + t) * C + h * hs;
+                for (int i = 0; i < hs; i++) o[i] = 0;
+                for (int t2 = 0; t2 <= t; t2++) {
+                    const float *v = qkv + ((int64_t)b * T + t2) * 3 * C + 2 * C + h * hs;
+                    for (int i = 0; i < hs; i++) o[i] += a[t2] * v[i];
+                }
+            }
+}
+
+static const float *param(const gpt *g, int unit, int index, const float *params)
+{
+    return params + g->base.params[unit][index].offset;
+}
+
+static void block_forward(gpt *g, int l, const float *p, const float *x)
+{
+    block_acts *a = &g->blocks[l];
+    int N = g->B * g->T, C = g->C, H = g->H, u = l + 1;
+    layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, param(g, u, LN1W, p), param(g, u, LN1B, p), N, C);
+    matmul_forward(a->qkv, a->ln1, param(g, u, QKVW, p), param(g, u, QKVB, p), N, C, 3 * C);
+    attention_forward(g, a->atty, a->preatt, a->att, a->qkv);
+    matmul_forward(a->attproj, a->atty, param(g, u, ATTPROJW, p), param(g, u, ATTPROJB, p), N, C, C);
+    for (int64_t i = 0; i < (int64_t)N * C; i++) a->residual2[i] = x[i] + a->attproj[i];
+    layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->residual2, param(g, u, LN2W, p), param(g, u, LN2B, p), N, C);
+    matmul_forward(a->fch, a->ln2, param(g, u, FCW, p), param(g, u, FCB, p), N, C, H);
+    for (int64_t i = 0; i < (int64_t)N * H; i++) a->fch_gelu[i] = zrt_gelu(a->fch[i]);
+    matmul_forward(a->fcproj, a->fch_gelu, param(g, u, FCPROJW, p), param(g, u, FCPROJB, p), N, H, C);
+    for (int64_t i = 0; i < (int64_t)N * C; i++) a->residual3[i] = a->residual2[i] + a->fcproj[i];
+}
+
+static const float *block_input(const gpt *g, int l) { return l == 0 ? g->encoded : g->blocks[l - 1].residual3; }
+
+static zrt_status forward(zrt_model *base, int op, const float *p)
+{
+    gpt *g = (gpt *)base;
+    int N = g->B * g->T, C = g->C, L = g->L;
+    if (op == 0) { /* embed: wte[token] + wpe[t] */
+        const float *wte = param(g, 0, 0, p), *wpe = param(g, 0, 1, p);
+        for (int i = 0; i < N; i++)
+            for (int c = 0; c < C; c++)
+                g->encoded[(int64_t)i * C + c] = wte[(int64_t)g->tokens[i] * C + c] + wpe[(int64_t)(i % g->T) * C + c];
+    } else if (op <= L) {
+        block_forward(g, op - 1, p, block_input(g, op - 1));
+    } else if (op == L + 1) {
+        layernorm_forward(g->lnf, g->lnf_mean, g->lnf_rstd, block_input(g, L), param(g, L + 1, 0, p),
+                          param(g, L + 1, 1, p), N, C);
+    } else { /* the LM head, tied to wte */
+        matmul_forward(g->logits, g->lnf, param(g, 0, 0, p), NULL, N, C, g->V);
+    }
+    return ZRT_OK;
+}
+
+/* Mean cross-entropy over the B*T positions; dlogits = d(scale * loss). */
+static float loss(zrt_model *base, float scale)
+{
+    gpt *g = (gpt *)base;
+    int N = g->B * g->T, V = g->V;
+    double total = 0;
+    for (int i = 0; i < N; i++) {
+        const float *z = g->logits + (int64_t)i * V;
+        float *pr = g->probs + (int64_t)i * V, *d = g->dlogits + (int64_t)i * V;
+        float maxval = z[0];
+        for (int v = 1; v < V; v++) maxval = fmaxf(maxval, z[v]);
+        float sum = 0;
+        for (int v = 0; v < V; v++) sum += (pr[v] = expf(z[v] - maxval));
+        for (int v = 0; v < V; v++) pr[v] /= sum;
+        total += -log((double)pr[g->targets[i]]);
+        for (int v = 0; v < V; v++) d[v] = (pr[v] - (v == g->targets[i] ? 1.0f : 0.0f)) * scale / (float)N;
+    }
+    return (float)(total / N);
+}
+
+/* ---- backward ops (llm.c) ----------------------------------------------------------------- */
+
+static void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
+                               const float *mean, const float *rstd, int N, int C)
+{
+    for (int i = 0; i < N; i++) {
+        const float *d = dout + (int64_t)i * C, *x = inp + (int64_t)i * C;
+        float *dx = dinp + (int64_t)i * C;
+        float dnorm_mean = 0, dnorm_norm_mean = 0;
+        for (int c = 0; c < C; c++) {
+            float norm = (x[c] - mean[i]) * rstd[i], dnorm = w[c] * d[c];
+            dnorm_mean += dnorm;
+            dnorm_norm_mean += dnorm * norm;
+        }
+        dnorm_mean /= (float)C;
+        dnorm_norm_mean /= (float)C;
+        for (int c = 0; c < C; c++) {
+            float norm = (x[c] - mean[i]) * rstd[i], dnorm = w[c] * d[c];
+            db[c] += d[c];
+            dw[c] += norm * d[c];
+            dx[c] += (dnorm - dnorm_mean - norm * dnorm_norm_mean) * rstd[i];
+        }
+    }
+}
+
+/* dinp (N, C) += dout @ w; dw (OC, C) += dout^T @ inp; db += column sums. */
+static void matmul_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w, int N,
+                            int C, int OC)
+{
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, w, C, 1.0f, dinp, C);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);
+    if (db)
+        for (int i = 0; i < N; i++)
+            for (int o = 0; o < OC; o++) db[o] += dout[(int64_t)i * OC + o];
+}
+
+static void attention_backward(gpt *g, float *dqkv, float *dpreatt, float *datt, const float *dout, const float *qkv,
+                               const float *att)
+{
+    int B = g->B, T = g->T, C = g->C, NH = g->NH, hs = C / NH;
+    float scale = 1.0f / sqrtf((float)hs);
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++)
+            for (int h = 0; h < NH; h++) {
+                int64_t row = (((int64_t)b * NH + h) * T + t) * T;
+                const float *a = att + row, *q = qkv + ((int64_t)b * T + t) * 3 * C + h * hs;
+                float *da = datt + row, *dpre = dpreatt + row, *dq = dqkv + ((int64_t)b * T + t) * 3 * C + h * hs;
+                const float *d = dout + ((int64_t)b * T + t) * C + h * hs;
+                for (int t2 = 0; t2 <= t; t2++) {
+                    const float *v = qkv + ((int64_t)b * T + t2) * 3 * C + 2 * C + h * hs;
+                    float *dv = dqkv + ((int64_t)b * T + t2) * 3 * C + 2 * C + h * hs;
+                    for (int i = 0; i < hs; i++) {
+                        da[t2] += v[i] * d[i];
+                        dv[i] += a[t2] * d[i];
+                    }
+                }
+                for (int t2 = 0; t2 <= t; t2++)
+                    for (int t3 = 0; t3 <= t; t3++) dpre[t3] += a[t2] * ((t2 == t3 ? 1.0f : 0.0f) - a[t3]) * da[t2];
+                for (int t2 = 0; t2 <= t; t2++) {
+                    const float *k = qkv + ((int64_t)b * T + t2) * 3 * C + C + h * hs;
+                    float *dk = dqkv + ((int64_t)b * T + t2) * 3 * C + C + h * hs;
+                    for (int i = 0; i < hs; i++) {
+                        dq[i] += k[i] * dpre[t2] * scale;
+                        dk[i] += q[i] * dpre[t2] * scale;
+                    }
+                }
+            }
+}
+
+static float *grad(const gpt *g, int unit, int index, float *grads) { return grads + g->base.params[unit][index].offset; }
+
+/* dres: d(block output) in; dres_in: d(block input) out (overwritten). */
+static void block_backward(gpt *g, int l, const float *p, float *gr)
+{
+    block_acts *a = &g->blocks[l];
+    int B = g->B, T = g->T, N = B * T, C = g->C, H = g->H, u = l + 1;
+    size_t nc = (size_t)N * C * sizeof(float), nh = (size_t)N * H * sizeof(float);
+    const float *x = block_input(g, l);
+    memcpy(g->dres2, g->dres, nc); /* residual3 = residual2 + fcproj */
+    memset(g->dfch_gelu, 0, nh);
+    matmul_backward(g->dfch_gelu, grad(g, u, FCPROJW, gr), grad(g, u, FCPROJB, gr), g->dres, a->fch_gelu,
+                    param(g, u, FCPROJW, p), N, H, C);
+    for (int64_t i = 0; i < (int64_t)N * H; i++) g->dfch[i] = g->dfch_gelu[i] * zrt_gelu_grad(a->fch[i]);
+    memset(g->dln, 0, nc);
+    matmul_backward(g->dln, grad(g, u, FCW, gr), grad(g, u, FCB, gr), g->dfch, a->ln2, param(g, u, FCW, p), N, C, H);
+    layernorm_backward(g->dres2, grad(g, u, LN2W, gr), grad(g, u, LN2B, gr), g->dln, a->residual2, param(g, u, LN2W, p),
+                       a->ln2_mean, a->ln2_rstd, N, C);
+    memcpy(g->dres_in, g->dres2, nc); /* residual2 = x + attproj */
+    memset(g->datty, 0, nc);
+    matmul_backward(g->datty, grad(g, u, ATTPROJW, gr), grad(g, u, ATTPROJB, gr), g->dres2, a->atty,
+                    param(g, u, ATTPROJW, p), N, C, C);
+    size_t natt = (size_t)B * g->NH * T * T * sizeof(float);
+    memset(g->dqkv, 0, 3 * nc);
+    memset(g->dpreatt, 0, natt);
+    memset(g->datt, 0, natt);
+    attention_backward(g, g->dqkv, g->dpreatt, g->datt, g->datty, a->qkv, a->att);
+    memset(g->dln, 0, nc);
+    matmul_backward(g->dln, grad(g, u, QKVW, gr), grad(g, u, QKVB, gr), g->dqkv, a->ln1, param(g, u, QKVW, p), N, C,
+                    3 * C);
+    layernorm_backward(g->dres_in, grad(g, u, LN1W, gr), grad(g, u, LN1B, gr), g->dln, x, param(g, u, LN1W, p),
+                       a->ln1_mean, a->ln1_rstd, N, C);
+}
+
+static void swap_residual_grads(gpt *g)
+{
+    float *t = g->dres;
+    g->dres = g->dres_in;
+    g->dres_in = t;
+}
+
+static zrt_status backward(zrt_model *base, int op, const float *p, float *gr)
+{
+    gpt *g = (gpt *)base;
+    int N = g->B * g->T, C = g->C, L = g->L;
+    size_t nc = (size_t)N * C * sizeof(float);
+    if (op == L + 2) { /* head: d(lnf) into dres, d(wte) += dlogits^T lnf */
+        memset(g->dres, 0, nc);
+        matmul_backward(g->dres, grad(g, 0, 0, gr), NULL, g->dlogits, g->lnf, param(g, 0, 0, p), N, C, g->V);
+    } else if (op == L + 1) {
+        memset(g->dres_in, 0, nc);
+        layernorm_backward(g->dres_in, grad(g, L + 1, 0, gr), grad(g, L + 1, 1, gr), g->dres, block_input(g, L),
+                           param(g, L + 1, 0, p), g->lnf_mean, g->lnf_rstd, N, C);
+        swap_residual_grads(g);
+    } else if (op >= 1) {
+        block_backward(g, op - 1, p, gr);
+        swap_residual_grads(g);
+    } else { /* embed */
+        float *dwte = grad(g, 0, 0, gr), *dwpe = grad(g, 0, 1, gr);
+        for (int i = 0; i < N; i++)
+            for (int c = 0; c < C; c++) {
+                float d = g->dres[(int64_t)i * C + c];
+                dwte[(int64_t)g->tokens[i] * C + c] += d;
+                dwpe[(int64_t)(i % g->T) * C + c] += d;
+            }
+    }
+    return ZRT_OK;
+}
+
+/* ---- setup --------------------------------------------------------------------------------- */
+
+static zrt_status set_batch(zrt_model *base, const void *inputs, const int32_t *labels, int batch)
+{
+    gpt *g = (gpt *)base;
+    if (batch < 1 || batch > g->max_batch)
+        return zrt_set_error(ZRT_ERR_INVALID, "gpt: batch %d outside 1..%d", batch, g->max_batch);
+    g->B = batch;
+    size_t n = (size_t)batch * (size_t)g->T;
+    const int32_t *tokens = inputs;
+    for (size_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= g->V || labels[i] < 0 || labels[i] >= g->V)
+            return zrt_set_error(ZRT_ERR_INVALID, "gpt: token %d outside the vocabulary of %d",
+                                 tokens[i] < 0 || tokens[i] >= g->V ? tokens[i] : labels[i], g->V);
+    memcpy(g->tokens, tokens, n * sizeof *tokens);
+    memcpy(g->targets, labels, n * sizeof *labels);
+    return ZRT_OK;
+}
+
+/* Adds a parameter to a unit; init std per GPT-2 (residual projections
+ * scaled by 1/sqrt(2 L)). */
+static void add_param(gpt *g, int unit, const char *name, int64_t numel, zrt_init_kind init, float std)
+{
+    zrt_model *m = &g->base;
+    int i = m->n_params[unit]++;
+    zrt_param_info *p = &m->params[unit][i];
+    *p = (zrt_param_info){.numel = numel, .offset = m->unit_numel[unit], .init = init, .init_std = std};
+    snprintf(p->name, sizeof p->name, "%s", name);
+    m->unit_numel[unit] += numel;
+}
+
+static void declare(gpt *g)
+{
+    int64_t C = g->C, H = g->H;
+    float proj_std = 0.02f / sqrtf(2.0f * (float)g->L);
+    add_param(g, 0, "wte", (int64_t)g->V * C, ZRT_INIT_NORMAL, 0.02f);
+    add_param(g, 0, "wpe", (int64_t)g->T * C, ZRT_INIT_NORMAL, 0.01f);
+    for (int l = 0; l < g->L; l++) {
+        int u = l + 1;
+        char name[48];
+#define BLOCK_PARAM(suffix, n, init, std)                      \
+    snprintf(name, sizeof name, "h.%d." suffix, l);             \
+    add_param(g, u, name, n, init, std)
+        BLOCK_PARAM("ln_1.weight", C, ZRT_INIT_ONES, 0);
+        BLOCK_PARAM("ln_1.bias", C, ZRT_INIT_ZEROS, 0);
+        BLOCK_PARAM("attn.c_attn.weight", 3 * C * C, ZRT_INIT_NORMAL, 0.02f);
+        BLOCK_PARAM("attn.c_attn.bias", 3 * C, ZRT_INIT_ZEROS, 0);
+        BLOCK_PARAM("attn.c_proj.weight", C * C, ZRT_INIT_NORMAL, proj_std);
+        BLOCK_PARAM("attn.c_proj.bias", C, ZRT_INIT_ZEROS, 0);
+        BLOCK_PARAM("ln_2.weight", C, ZRT_INIT_ONES, 0);
+        BLOCK_PARAM("ln_2.bias", C, ZRT_INIT_ZEROS, 0);
+        BLOCK_PARAM("mlp.c_fc.weight", H * C, ZRT_INIT_NORMAL, 0.02f);
+        BLOCK_PARAM("mlp.c_fc.bias", H, ZRT_INIT_ZEROS, 0);
+        BLOCK_PARAM("mlp.c_proj.weight", C * H, ZRT_INIT_NORMAL, proj_std);
+        BLOCK_PARAM("mlp.c_proj.bias", C, ZRT_INIT_ZEROS, 0);
+#undef BLOCK_PARAM
+    }
+    add_param(g, g->L + 1, "ln_f.weight", C, ZRT_INIT_ONES, 0);
+    add_param(g, g->L + 1, "ln_f.bias", C, ZRT_INIT_ZEROS, 0);
+    g->base.n_units = g->L + 2;
+    g->base.n_ops = g->L + 3;
+    for (int op = 0; op <= g->L + 1; op++) g->base.op_unit[op] = op;
+    g->base.op_unit[g->L + 2] = 0; /* the LM head: tied to wte */
+}
+
+/* Every activation buffer, in one table so that allocation and freeing agree. */
+static int buffers(gpt *g, float ***slots, size_t *sizes)
+{
+    int64_t BT = (int64_t)g->max_batch * g->T, C = g->C, H = g->H, att = (int64_t)g->max_batch * g->NH * g->T * g->T;
+    int n = 0;
+#define BUF(ptr, count) (slots[n] = &(ptr), sizes[n++] = (size_t)(count) * sizeof(float))
+    BUF(g->encoded, BT * C);
+    for (int l = 0; l < g->L; l++) {
+        block_acts *a = &g->blocks[l];
+        BUF(a->ln1, BT * C), BUF(a->ln1_mean, BT), BUF(a->ln1_rstd, BT), BUF(a->qkv, BT * 3 * C);
+        BUF(a->preatt, att), BUF(a->att, att), BUF(a->atty, BT * C), BUF(a->attproj, BT * C);
+        BUF(a->residual2, BT * C), BUF(a->ln2, BT * C), BUF(a->ln2_mean, BT), BUF(a->ln2_rstd, BT);
+        BUF(a->fch, BT * H), BUF(a->fch_gelu, BT * H), BUF(a->fcproj, BT * C), BUF(a->residual3, BT * C);
+    }
+    BUF(g->lnf, BT * C), BUF(g->lnf_mean, BT), BUF(g->lnf_rstd, BT);
+    BUF(g->logits, BT * g->V), BUF(g->probs, BT * g->V), BUF(g->dlogits, BT * g->V);
+    BUF(g->dres, BT * C), BUF(g->dres_in, BT * C), BUF(g->dln, BT * C), BUF(g->dqkv, BT * 3 * C);
+    BUF(g->datty, BT * C), BUF(g->dpreatt, att), BUF(g->datt, att), BUF(g->dfch, BT * H), BUF(g->dfch_gelu, BT * H);
+    BUF(g->dres2, BT * C);
+#undef BUF
+    return n;
+}
+
+#define MAX_BUFFERS (16 * ZRT_MAX_UNITS + 32)
+
+static void destroy(zrt_model *base)
+{
+    gpt *g = (gpt *)base;
+    if (!g) return;
+    static float **slots[MAX_BUFFERS];
+    static size_t sizes[MAX_BUFFERS];
+    if (g->blocks) {
+        int n = buffers(g, slots, sizes);
+        for (int i = 0; i < n; i++) zrt_mem_free(base->mem, ZRT_MEM_ACTIVATIONS, *slots[i]);
+    }
+    free(g->blocks);
+    free(g->tokens);
+    free(g->targets);
+    free(g);
+}
+
+zrt_status zrt_model_gpt_create(const zrt_model_config *cfg, int micro_batch, zrt_mem_stats *mem, zrt_model **out)
+{
+    if (cfg->layers < 1 || cfg->layers + 2 > ZRT_MAX_UNITS || cfg->d_model % cfg->heads != 0 || micro_batch < 1)
+        return zrt_set_error(ZRT_ERR_INVALID, "gpt: %lld layers, d_model %lld, %lld heads, micro batch %d",
+                             (long long)cfg->layers, (long long)cfg->d_model, (long long)cfg->heads, micro_batch);
+    gpt *g = calloc(1, sizeof *g);
+    if (!g) return zrt_set_error(ZRT_ERR_NOMEM, "gpt: out of memory");
+    *g = (gpt){.T = (int)cfg->seq_len, .C = (int)cfg->d_model, .NH = (int)cfg->heads,
+               .H = (int)(cfg->hidden ? cfg->hidden : 4 * cfg->d_model), .V = (int)cfg->vocab, .L = (int)cfg->layers,
+               .max_batch = micro_batch};
+    g->base.mem = mem;
+    g->base.tokens_per_sample = g->T;
+    g->base.input_bytes_per_sample = (size_t)g->T * sizeof(int32_t);
+    g->base.labels_per_sample = g->T;
+    g->base.set_batch = set_batch;
+    g->base.forward = forward;
+    g->base.loss = loss;
+    g->base.backward = backward;
+    g->base.destroy = destroy;
+    declare(g);
+    g->blocks = calloc((size_t)g->L, sizeof *g->blocks);
+    g->tokens = malloc((size_t)micro_batch * (size_t)g->T * sizeof(int32_t));
+    g->targets = malloc((size_t)micro_batch * (size_t)g->T * sizeof(int32_t));
+    bool ok = g->blocks && g->tokens && g->targets;
+    static float **slots[MAX_BUFFERS];
+    static size_t sizes[MAX_BUFFERS];
+    int n = ok ? buffers(g, slots, sizes) : 0;
+    for (int i = 0; i < n; i++) ok &= (*slots[i] = zrt_mem_alloc(mem, ZRT_MEM_ACTIVATIONS, sizes[i])) != NULL;
+    if (!ok) {
+        destroy(&g->base);
+        return zrt_set_error(ZRT_ERR_NOMEM, "gpt: out of memory for activations");
+    }
+    *out = &g->base;
+    return ZRT_OK;
+}
