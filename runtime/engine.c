@@ -21,50 +21,13 @@
  * moments are fp32; the model computes in fp32 on views converted from D.
  */
 #include "cast.h"
-#include "engine.h"
-#include "internal.h"
+#include "engine_internal.h"
 #include "optim.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-typedef struct {
-    int64_t numel, padded, shard;
-    float *master, *exp_avg, *exp_avg_sq; /* fp32, the optimizer range */
-    void *param_full;   /* D, padded: stages 0-2; stage 3 while gathered */
-    void *param_shard;  /* D, shard: stage 3 */
-    void *grad_full;    /* D, padded: stages 0-1 */
-    void *grad_shard;   /* D, shard: stages 2-3 */
-    void *grad_send;    /* D, padded: stages 2-3, the reduce_scatter input */
-    void *grad_recv;    /* D, shard: stages 2-3, its output */
-    void *param_cache;  /* stage 3: a released unit's buffer, kept for the next gather */
-    bool persistent;    /* stage 3: kept gathered */
-    int first_op, last_op; /* the ops using this unit: forward order */
-    float *grad_accum;  /* fp32, numel: units used by several ops (tied weights) */
-    zrt_comm_request *gather, *reduce;
-} unit_state;
-
-struct zrt_engine {
-    zrt_config cfg;
-    zrt_comm *comm;
-    int rank, world, stage, n_units;
-    zrt_dtype dtype;
-    size_t es;
-    zrt_model *model;
-    zrt_mem_stats *mem;
-    unit_state *units;
-    float *params_f32, *grads_f32; /* work: the widest padded unit */
-    void *inputs;     /* micro batch, as the model takes it */
-    int32_t *labels;
-    int micro, accum;
-    int64_t global_batch, step, adam_steps;
-    zrt_loss_scaler scaler;
-    int64_t live_params, peak_live_params; /* stage 3, elements gathered */
-    int64_t cached_params;                 /* stage 3, elements in param_cache buffers */
-    bool inject_overflow;
-};
 
 /* ---- dtype helpers (math in kernels/cast.h) -------------------------------------------- */
 
@@ -105,9 +68,8 @@ static zrt_status wait_request(zrt_comm_request **req)
     return status;
 }
 
-/* The optimizer range of a unit: [begin, begin + count). */
-static int64_t opt_begin(const zrt_engine *e, const unit_state *u) { return e->stage == 0 ? 0 : e->rank * u->shard; }
-static int64_t opt_count(const zrt_engine *e, const unit_state *u) { return e->stage == 0 ? u->padded : u->shard; }
+int64_t zrt_engine_opt_begin(const zrt_engine *e, const unit_state *u) { return e->stage == 0 ? 0 : e->rank * u->shard; }
+int64_t zrt_engine_opt_count(const zrt_engine *e, const unit_state *u) { return e->stage == 0 ? u->padded : u->shard; }
 
 /* ---- stage 3: gather, prefetch, release ---------------------------------------------------- */
 
@@ -312,7 +274,7 @@ static zrt_status global_norm(zrt_engine *e, float *norm, bool *overflow)
 }
 
 /* The compute copy from the master, then (stages 1-3) shared with the others. */
-static zrt_status publish_params(zrt_engine *e)
+zrt_status zrt_engine_publish_params(zrt_engine *e)
 {
     for (int i = 0; i < e->n_units; i++) {
         unit_state *u = &e->units[i];
@@ -340,7 +302,7 @@ static void apply_adam(zrt_engine *e, float clip, double lr)
     float unscale = (float)(1.0 / e->scaler.scale);
     for (int i = 0; i < e->n_units; i++) {
         unit_state *u = &e->units[i];
-        int64_t n = opt_count(e, u);
+        int64_t n = zrt_engine_opt_count(e, u);
         to_f32(e->dtype, e->stage == 0 ? u->grad_full : own_grads(e, u), n, e->grads_f32);
         for (int64_t j = 0; j < n; j++) {
             float g = e->grads_f32[j] * unscale;
@@ -366,7 +328,7 @@ zrt_status zrt_engine_step(zrt_engine *e, const zrt_data *data, zrt_step_result 
         float clip = max_norm > 0 ? (float)(max_norm / (norm + 1e-6)) : 1.0f;
         e->adam_steps++;
         apply_adam(e, clip, lr);
-        CHECK(publish_params(e));
+        CHECK(zrt_engine_publish_params(e));
     }
     zrt_loss_scaler_update(&e->scaler, &e->cfg, overflow);
     if (e->comm) CHECK(zrt_comm_all_reduce(e->comm, &loss, &loss, 1, ZRT_DTYPE_F32, ZRT_REDUCE_AVG, NULL));
@@ -383,7 +345,7 @@ zrt_status zrt_engine_step(zrt_engine *e, const zrt_data *data, zrt_step_result 
 static void init_master(zrt_engine *e, int index)
 {
     unit_state *u = &e->units[index];
-    int64_t begin = opt_begin(e, u), end = begin + opt_count(e, u);
+    int64_t begin = zrt_engine_opt_begin(e, u), end = begin + zrt_engine_opt_count(e, u);
     for (int p = 0; p < e->model->n_params[index]; p++) {
         const zrt_param_info *info = &e->model->params[index][p];
         for (int64_t j = 0; j < info->numel; j++) {
@@ -408,7 +370,7 @@ static zrt_status alloc_unit(zrt_engine *e, int index)
     u->padded = (u->numel + align - 1) / align * align;
     u->shard = u->padded / e->world;
     u->persistent = e->stage == 3 && u->numel <= e->cfg.zero.stage3_param_persistence_threshold;
-    size_t opt_bytes = (size_t)opt_count(e, u) * sizeof(float);
+    size_t opt_bytes = (size_t)zrt_engine_opt_count(e, u) * sizeof(float);
     u->master = zrt_mem_alloc(e->mem, ZRT_MEM_OPTIMIZER, opt_bytes);
     u->exp_avg = zrt_mem_alloc(e->mem, ZRT_MEM_OPTIMIZER, opt_bytes);
     u->exp_avg_sq = zrt_mem_alloc(e->mem, ZRT_MEM_OPTIMIZER, opt_bytes);
@@ -491,7 +453,7 @@ zrt_status zrt_engine_create(const zrt_config *cfg, zrt_comm *comm, zrt_model *m
                                   (size_t)e->micro * (size_t)model->labels_per_sample * sizeof(int32_t));
         if (!e->params_f32 || !e->grads_f32 || !e->inputs || !e->labels) status = oom("work buffers");
     }
-    if (status == ZRT_OK) status = publish_params(e);
+    if (status == ZRT_OK) status = zrt_engine_publish_params(e);
     if (status != ZRT_OK) {
         zrt_engine_destroy(e);
         return status;

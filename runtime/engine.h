@@ -165,6 +165,15 @@ zrt_status zrt_engine_create(const zrt_config *cfg, zrt_comm *comm, zrt_model *m
 zrt_status zrt_engine_step(zrt_engine *e, const zrt_data *data, zrt_step_result *result);
 /* The full fp32 master parameters of a unit (numel floats), gathered. */
 zrt_status zrt_engine_get_master(zrt_engine *e, int unit, float *out);
+/* Checkpoints (checkpoint.c; collective: every rank calls them).
+ * save: DIR/step_NNNNNNN with meta.json and one shard file per rank, made
+ * visible by renames, then DIR/latest. load: DIR/latest (or a step
+ * directory), re-sliced to this engine's world size and stage; every CRC and
+ * the model's shape are checked; *step (may be NULL) gets the step count. */
+zrt_status zrt_engine_save(zrt_engine *e, const char *dir);
+zrt_status zrt_engine_load(zrt_engine *e, const char *path, int64_t *step);
+/* Whether DIR/latest exists. */
+bool zrt_checkpoint_exists(const char *dir);
 /* Test hook: make the next step's gradients of this rank non-finite. */
 void zrt_engine_inject_overflow(zrt_engine *e);
 /* Peak bytes of gathered (non-persistent) stage-3 parameters, in elements. */

@@ -23,6 +23,9 @@ typedef struct {
     int overflow_at;                          /* step (from 1) to inject, 0 = none */
     double hysteresis;
     bool gpt;                                 /* the transformer instead of the MLP */
+    const char *ckpt;                         /* checkpoint directory, or NULL */
+    int save_every;                           /* steps between saves (with ckpt) */
+    bool resume;                              /* load ckpt before training */
     char tag[64];
 } run_spec;
 
@@ -81,11 +84,20 @@ static inline int train_rank(int rank, int world, void *arg)
         return 11;
     }
     r.model_state_bytes = zrt_mem_model_states(&r.mem);
-    for (int i = 0; i < s->steps; i++) {
+    int64_t done = 0;
+    if (s->resume && zrt_engine_load(e, s->ckpt, &done) != ZRT_OK) {
+        fprintf(stderr, "rank %d: load: %s\n", rank, zrt_last_error());
+        return 15;
+    }
+    for (int i = (int)done; i < s->steps; i++) {
         if (s->overflow_at == i + 1 && rank == world - 1) zrt_engine_inject_overflow(e);
         if (zrt_engine_step(e, &data, &r.steps[i]) != ZRT_OK) {
             fprintf(stderr, "rank %d step %d: %s\n", rank, i, zrt_last_error());
             return 12;
+        }
+        if (s->ckpt && s->save_every && (i + 1) % s->save_every == 0 && zrt_engine_save(e, s->ckpt) != ZRT_OK) {
+            fprintf(stderr, "rank %d save: %s\n", rank, zrt_last_error());
+            return 16;
         }
     }
     r.peak_live = zrt_engine_peak_live_params(e);

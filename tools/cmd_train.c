@@ -144,12 +144,37 @@ static bool fault_now(int rank, int64_t step)
     return spec && sscanf(spec, "%d:%lld", &fault_rank, &fault_step) == 2 && fault_rank == rank && fault_step == step;
 }
 
+/* Resumes from zrt.checkpoint_dir/latest when there is one. */
+static zrt_status maybe_resume(trainer *t, int64_t *done)
+{
+    const char *dir = t->cfg.job.checkpoint_dir;
+    *done = 0;
+    if (!dir[0] || !zrt_checkpoint_exists(dir)) return ZRT_OK;
+    CHECK(zrt_engine_load(t->engine, dir, done));
+    if (t->rank == 0) printf("zrt train: resumed from %s at step %lld\n", dir, (long long)*done);
+    return ZRT_OK;
+}
+
+/* Every zrt.checkpoint_interval steps and at the end, when there is a directory. */
+static zrt_status maybe_save(trainer *t, int64_t step)
+{
+    const zrt_job_config *j = &t->cfg.job;
+    bool due = j->checkpoint_dir[0] && (step == j->steps || (j->checkpoint_interval && step % j->checkpoint_interval == 0));
+    if (!due) return ZRT_OK;
+    CHECK(zrt_engine_save(t->engine, j->checkpoint_dir));
+    if (t->rank == 0 && !isatty(STDOUT_FILENO))
+        printf("zrt train: checkpoint %s/step_%07lld\n", j->checkpoint_dir, (long long)step);
+    return ZRT_OK;
+}
+
 static zrt_status train(trainer *t)
 {
     if (t->rank == 0) print_start(t);
+    int64_t done;
+    CHECK(maybe_resume(t, &done));
     double start = zrt_cli_now();
     float first_loss = 0, last_loss = 0;
-    for (int64_t step = 1; step <= t->cfg.job.steps; step++) {
+    for (int64_t step = done + 1; step <= t->cfg.job.steps; step++) {
         if (fault_now(t->rank, step)) {
             fprintf(stderr, "zrt train: rank %d: injected failure at step %lld (ZRT_FAULT_EXIT)\n", t->rank,
                     (long long)step);
@@ -157,14 +182,17 @@ static zrt_status train(trainer *t)
         }
         zrt_step_result r;
         CHECK(zrt_engine_step(t->engine, &t->data, &r));
-        if (step == 1) first_loss = r.loss;
+        if (step == done + 1) first_loss = r.loss;
         last_loss = r.loss;
         double elapsed = zrt_cli_now() - start;
-        double tokens = (double)step * (double)r.samples * (double)t->model->tokens_per_sample;
+        double tokens = (double)(step - done) * (double)r.samples * (double)t->model->tokens_per_sample;
         if (t->rank == 0) report(t, step, &r, elapsed, tokens / elapsed);
+        CHECK(maybe_save(t, step));
     }
-    if (t->rank == 0) printf("zrt train: done: %lld steps in %.1f s, loss %.4f -> %.4f\n", (long long)t->cfg.job.steps,
-                             zrt_cli_now() - start, first_loss, last_loss);
+    if (t->rank == 0)
+        printf("zrt train: done: %lld steps (%lld in this run) in %.1f s, loss %.4f -> %.4f\n",
+               (long long)t->cfg.job.steps, (long long)(t->cfg.job.steps - done), zrt_cli_now() - start, first_loss,
+               last_loss);
     return ZRT_OK;
 }
 
