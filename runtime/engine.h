@@ -71,6 +71,7 @@ struct zrt_model {
     int n_ops;
     int op_unit[ZRT_MAX_OPS];
     int64_t tokens_per_sample;
+    double matmul_flops_per_sample; /* forward GEMM flops; backward is twice that */
     size_t input_bytes_per_sample;  /* what zrt_data_fill writes per sample */
     int64_t labels_per_sample;      /* int32 labels per sample */
     /* The micro batch: `batch` samples of inputs and labels. */

@@ -415,6 +415,8 @@ zrt_status zrt_model_gpt_create(const zrt_model_config *cfg, int micro_batch, zr
                .max_batch = micro_batch};
     g->base.mem = mem;
     g->base.tokens_per_sample = g->T;
+    double C = g->C, H = g->H, T = g->T; /* per sample: qkv, attn proj, fc, fc proj per block; the head */
+    g->base.matmul_flops_per_sample = 2.0 * T * (g->L * (3 * C * C + C * C + 2 * C * H) + C * g->V);
     g->base.input_bytes_per_sample = (size_t)g->T * sizeof(int32_t);
     g->base.labels_per_sample = g->T;
     g->base.set_batch = set_batch;

@@ -136,6 +136,7 @@ zrt_status zrt_model_mlp_create(const zrt_model_config *cfg, int micro_batch, zr
     m->dims[0] = cfg->d_model;
     for (int u = 1; u < m->layers; u++) m->dims[u] = cfg->hidden;
     m->dims[m->layers] = cfg->vocab;
+    for (int u = 0; u < m->layers; u++) m->base.matmul_flops_per_sample += 2.0 * (double)(m->dims[u] * m->dims[u + 1]);
     int64_t widest = 0;
     for (int u = 0; u <= m->layers; u++) widest = m->dims[u] > widest ? m->dims[u] : widest;
     bool ok = true;

@@ -64,18 +64,20 @@ for r in rows:
     assert abs(r["busbw_GBps"] - r["algbw_GBps"] * (1.0 if r["op"] == "all_reduce" else 0.5)) < 1e-2, r
 PY
 then echo "FAIL: bench comm --json rows"; cat "$TMPDIR/out"; fails=$((fails + 1)); fi
-# zrt bench train: one row per stage, ratios to stage 0.
+# zrt bench train: one row per model and stage, ratios to stage 0, matmul GFLOP/s vs sgemm.
 expect 0 "bench train --json" -- "$ZRT" bench train --steps 1 --json
 if ! python3 - "$TMPDIR/out" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-assert [r["stage"] for r in rows] == [0, 1, 2, 3], rows
+assert [(r["model"], r["stage"]) for r in rows] == [(m, s) for m in ("mlp", "gpt") for s in range(4)], rows
 for r in rows:
-    assert set(r) == {"stage", "world", "samples_per_s", "ratio_to_stage0"} and r["world"] == 2, r
-    assert r["samples_per_s"] > 0, r
-assert rows[0]["ratio_to_stage0"] == 1.0
+    rate = "samples_per_s" if r["model"] == "mlp" else "tokens_per_s"
+    assert set(r) == {"model", "stage", "world", rate, "ratio_to_stage0", "matmul_gflops", "sgemm_gflops"}, r
+    assert r["world"] == 2 and r[rate] > 0 and r["matmul_gflops"] > 0 and r["sgemm_gflops"] > 0, r
+assert rows[0]["ratio_to_stage0"] == 1.0 and rows[4]["ratio_to_stage0"] == 1.0
 PY
 then echo "FAIL: bench train --json rows"; cat "$TMPDIR/out"; fails=$((fails + 1)); fi
+expect 2 "bench train: bad model" -- "$ZRT" bench train --model rnn
 expect 2 "bench: unknown benchmark" -- "$ZRT" bench frob
 expect 2 "bench comm: bad size" -- "$ZRT" bench comm --max-bytes lots
 expect_output "bad value 'lots' for --max-bytes" "bench bad size message"

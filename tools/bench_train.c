@@ -10,6 +10,8 @@
 #include "cli.h"
 #include "engine.h"
 
+#include <cblas.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,18 +24,44 @@ void openblas_set_num_threads(int num_threads);
 
 typedef struct {
     int world, steps;
-    bool json;
+    bool json, mlp, gpt;
+    double sgemm_gflops; /* single thread, measured before the ranks start */
     char store_dir[256];
 } train_options;
 
 static const char usage[] =
-    "usage: zrt bench train [--world 2] [--steps 30] [--json]\n"
+    "usage: zrt bench train [--world 2] [--steps 30] [--model mlp|gpt|all] [--json]\n"
     "\n"
-    "Trains a 4-layer MLP (d_model 256, hidden 1024, 64 classes, micro batch 64)\n"
-    "for each ZeRO stage on --world forked CPU ranks and prints samples/s and\n"
-    "the ratio to stage 0.\n";
+    "Trains, for each ZeRO stage on --world forked CPU ranks:\n"
+    "  mlp: 4 layers, d_model 256, hidden 1024, 64 classes, micro batch 64;\n"
+    "  gpt: 4 blocks, d_model 256, 8 heads, seq_len 64, vocab 256, micro batch 8;\n"
+    "and prints samples/s (tokens/s for gpt), the ratio to stage 0, and the\n"
+    "GFLOP/s of the model's matmuls per rank against single-thread sgemm\n"
+    "GFLOP/s measured in the same run.\n";
 
-static void bench_config(zrt_config *cfg, int stage, int world)
+/* Best of 5 single-thread 512^3 sgemms, in GFLOP/s. */
+static double sgemm_gflops(void)
+{
+    int n = 512;
+    float *a = calloc((size_t)n * n, sizeof(float)), *b = calloc((size_t)n * n, sizeof(float)),
+          *c = calloc((size_t)n * n, sizeof(float));
+    if (!a || !b || !c) return 0;
+    for (int i = 0; i < n * n; i++) a[i] = b[i] = (float)(i % 7) * 0.1f;
+    openblas_set_num_threads(1);
+    double best = 1e9;
+    for (int k = 0; k < 5; k++) {
+        double t = zrt_cli_now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+        t = zrt_cli_now() - t;
+        if (t < best) best = t;
+    }
+    free(a);
+    free(b);
+    free(c);
+    return 2.0 * n * n * n / best / 1e9;
+}
+
+static void bench_config(zrt_config *cfg, int stage, int world, bool gpt)
 {
     zrt_config_init(cfg);
     cfg->distributed_type = ZRT_DIST_DEEPSPEED;
@@ -41,22 +69,31 @@ static void bench_config(zrt_config *cfg, int stage, int world)
     cfg->zero.stage = stage;
     cfg->zero.overlap_comm = true;
     cfg->zero.stage3_param_persistence_threshold = 0;
-    cfg->batch_given.micro_batch_per_gpu = 64;
+    cfg->batch_given.micro_batch_per_gpu = gpt ? 8 : 64;
     cfg->job.model = (zrt_model_config){.type = ZRT_MODEL_MLP, .layers = 4, .d_model = 256, .hidden = 1024, .vocab = 64};
+    if (gpt)
+        cfg->job.model = (zrt_model_config){.type = ZRT_MODEL_GPT, .layers = 4, .d_model = 256, .heads = 8,
+                                            .seq_len = 64, .vocab = 256, .hidden = 1024};
     zrt_config_validate(cfg);
 }
 
 /* Median seconds per step for one stage. */
-static zrt_status time_stage(const train_options *o, zrt_comm *comm, int stage, double *seconds, int64_t *samples)
+typedef struct {
+    double seconds;      /* median per step */
+    double tokens;       /* per step, all ranks */
+    double flops;        /* matmul flops per step per rank, forward + backward */
+} stage_timing;
+
+static zrt_status time_stage(const train_options *o, zrt_comm *comm, int stage, bool gpt, stage_timing *out)
 {
     static zrt_config cfg;
     static double times[MAX_STEPS];
-    bench_config(&cfg, stage, o->world);
+    bench_config(&cfg, stage, o->world, gpt);
     zrt_mem_stats mem = {0};
     zrt_model *model = NULL;
     zrt_engine *engine = NULL;
     zrt_data data = {0};
-    zrt_status status = zrt_model_create(&cfg.job.model, 64, &mem, &model);
+    zrt_status status = zrt_model_create(&cfg.job.model, (int)cfg.batch.micro_batch_per_gpu, &mem, &model);
     if (status == ZRT_OK) status = zrt_data_init(&data, &cfg);
     if (status == ZRT_OK) status = zrt_engine_create(&cfg, comm, model, &mem, &engine);
     zrt_step_result r = {0};
@@ -67,8 +104,10 @@ static zrt_status time_stage(const train_options *o, zrt_comm *comm, int stage, 
         if (i >= 3) times[i - 3] = zrt_cli_now() - t; /* 3 warm-up steps */
     }
     if (status == ZRT_OK) {
-        *seconds = zrt_bench_median(times, o->steps);
-        *samples = r.samples;
+        out->seconds = zrt_bench_median(times, o->steps);
+        out->tokens = (double)r.samples * (double)model->tokens_per_sample;
+        out->flops = 3.0 * model->matmul_flops_per_sample * (double)cfg.batch.micro_batch_per_gpu *
+                     (double)cfg.batch.gradient_accumulation_steps;
     }
     zrt_engine_destroy(engine);
     if (model) model->destroy(model);
@@ -92,22 +131,31 @@ static int train_rank(int rank, int world, void *arg)
         fprintf(stderr, "zrt bench train: rank %d: %s\n", rank, zrt_last_error());
         return ZRT_EXIT_FAIL;
     }
-    double base = 0;
-    for (int stage = 0; stage <= 3; stage++) {
-        double seconds = 1;
-        int64_t samples = 0;
-        if (time_stage(o, comm, stage, &seconds, &samples) != ZRT_OK) {
-            fprintf(stderr, "zrt bench train: rank %d stage %d: %s\n", rank, stage, zrt_last_error());
-            return ZRT_EXIT_FAIL;
+    for (int gpt = 0; gpt < 2; gpt++) {
+        if (!(gpt ? o->gpt : o->mlp)) continue;
+        if (rank == 0 && !o->json)
+            printf("%s: %5s %5s %14s %8s %14s %10s\n", gpt ? "gpt" : "mlp", "stage", "world",
+                   gpt ? "tokens/s" : "samples/s", "ratio", "matmul GFLOP/s", "of sgemm");
+        double base = 0;
+        for (int stage = 0; stage <= 3; stage++) {
+            stage_timing t = {1, 0, 0};
+            if (time_stage(o, comm, stage, gpt, &t) != ZRT_OK) {
+                fprintf(stderr, "zrt bench train: rank %d stage %d: %s\n", rank, stage, zrt_last_error());
+                return ZRT_EXIT_FAIL;
+            }
+            double rate = t.tokens / t.seconds, gflops = t.flops / t.seconds / 1e9;
+            if (stage == 0) base = rate;
+            if (rank != 0) continue;
+            if (o->json)
+                printf("{\"model\": \"%s\", \"stage\": %d, \"world\": %d, \"%s\": %.2f, \"ratio_to_stage0\": %.3f, "
+                       "\"matmul_gflops\": %.3f, \"sgemm_gflops\": %.3f}\n",
+                       gpt ? "gpt" : "mlp", stage, world, gpt ? "tokens_per_s" : "samples_per_s", rate, rate / base,
+                       gflops, o->sgemm_gflops);
+            else
+                printf("     %5d %5d %14.1f %8.3f %14.2f %10.2f\n", stage, world, rate, rate / base, gflops,
+                       gflops / o->sgemm_gflops);
+            fflush(stdout);
         }
-        double rate = (double)samples / seconds;
-        if (stage == 0) base = rate;
-        if (rank != 0) continue;
-        if (o->json)
-            printf("{\"stage\": %d, \"world\": %d, \"samples_per_s\": %.2f, \"ratio_to_stage0\": %.3f}\n", stage, world,
-                   rate, rate / base);
-        else printf("%5d %5d %14.1f %16.3f\n", stage, world, rate, rate / base);
-        fflush(stdout);
     }
     zrt_comm_destroy(comm);
     zrt_store_destroy(store);
@@ -120,8 +168,9 @@ int zrt_bench_train(int argc, char **argv)
                                             {"world", required_argument, NULL, 'w'},
                                             {"steps", required_argument, NULL, 's'},
                                             {"json", no_argument, NULL, 'j'},
+                                            {"model", required_argument, NULL, 'm'},
                                             {NULL, 0, NULL, 0}};
-    train_options o = {.world = 2, .steps = 30};
+    train_options o = {.world = 2, .steps = 30, .mlp = true, .gpt = true};
     int c;
     while ((c = zrt_cli_next_option(argc, argv, options, "bench train")) != -1) {
         if (c == 'h') {
@@ -129,7 +178,10 @@ int zrt_bench_train(int argc, char **argv)
             return ZRT_EXIT_OK;
         }
         if (c == 'j') o.json = true;
-        else if (c == 'w' && (o.world = atoi(optarg)) >= 1 && o.world <= 64) continue;
+        else if (c == 'm' && (strcmp(optarg, "mlp") == 0 || strcmp(optarg, "gpt") == 0 || strcmp(optarg, "all") == 0)) {
+            o.mlp = strcmp(optarg, "gpt") != 0;
+            o.gpt = strcmp(optarg, "mlp") != 0;
+        } else if (c == 'w' && (o.world = atoi(optarg)) >= 1 && o.world <= 64) continue;
         else if (c == 's' && (o.steps = atoi(optarg)) >= 1 && o.steps <= MAX_STEPS) continue;
         else if (c != 'j')
             return c == '?' ? ZRT_EXIT_USAGE
@@ -143,7 +195,8 @@ int zrt_bench_train(int argc, char **argv)
         perror("zrt bench train: mkdtemp");
         return ZRT_EXIT_FAIL;
     }
-    if (!o.json) printf("%5s %5s %14s %16s\n", "stage", "world", "samples/s", "ratio_to_stage0");
+    o.sgemm_gflops = sgemm_gflops();
+    if (!o.json) printf("single-thread sgemm (512^3, best of 5): %.2f GFLOP/s\n", o.sgemm_gflops);
     int rc = zrt_bench_run_ranks(o.world, train_rank, &o);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", o.store_dir);

@@ -1,0 +1,90 @@
+/* test_golden_torch.c: zrt's transformer against PyTorch. zrt writes a tiny
+ * GPT's initial parameters, the batches of the first 5 steps and its own 5
+ * losses (AdamW, clipping 1.0, fp32, one rank) to $TMPDIR; tests/golden_torch.py
+ * builds the same model in Debian's python3-torch from those values and must
+ * reproduce the losses within 1e-5 relative. Skips when torch is missing.
+ */
+#include "engine_common.h"
+
+#define STEPS 5
+
+static void write_json(const char *path, const zrt_config *cfg)
+{
+    const zrt_model_config *m = &cfg->job.model;
+    FILE *f = fopen(path, "w");
+    fprintf(f,
+            "{\"layers\": %lld, \"d_model\": %lld, \"heads\": %lld, \"seq_len\": %lld, \"vocab\": %lld, \"hidden\": %lld, "
+            "\"batch\": %lld, \"steps\": %d, \"lr\": %.9g, \"betas\": [%.9g, %.9g], \"eps\": %.9g, "
+            "\"weight_decay\": %.9g, \"clip\": %.9g}\n",
+            (long long)m->layers, (long long)m->d_model, (long long)m->heads, (long long)m->seq_len,
+            (long long)m->vocab, (long long)m->hidden, (long long)cfg->batch.micro_batch_per_gpu, STEPS,
+            cfg->optimizer.lr, cfg->optimizer.betas[0], cfg->optimizer.betas[1], cfg->optimizer.eps,
+            cfg->optimizer.weight_decay, cfg->gradient_clipping);
+    fclose(f);
+}
+
+int main(void)
+{
+    if (system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0)
+        SKIP("python3-torch is not installed for /usr/bin/python3 (tools/bootstrap installs it)");
+    openblas_set_num_threads(1);
+    static zrt_config cfg;
+    run_spec s = {.world = 1, .stage = 0, .steps = STEPS, .micro = 4, .accum = 1, .gpt = true};
+    spec_config(&s, &cfg);
+    cfg.optimizer.lr = 1e-3;
+    cfg.optimizer.betas[1] = 0.95;
+    cfg.optimizer.weight_decay = 0.1;
+    cfg.job.model.hidden = 4 * cfg.job.model.d_model;
+    const char *dir = test_tmpdir();
+    char path[1100];
+    snprintf(path, sizeof path, "%s/golden.json", dir);
+    write_json(path, &cfg);
+
+    zrt_mem_stats mem = {0};
+    zrt_model *model;
+    zrt_data data;
+    zrt_engine *e;
+    CHECK_OK(zrt_model_create(&cfg.job.model, 4, &mem, &model));
+    CHECK_OK(zrt_data_init(&data, &cfg));
+    CHECK_OK(zrt_engine_create(&cfg, NULL, model, &mem, &e));
+    if (check_failures) return 1;
+    snprintf(path, sizeof path, "%s/params.bin", dir); /* every unit's initial values, in order */
+    FILE *f = fopen(path, "wb");
+    for (int u = 0; u < model->n_units; u++) {
+        float *w = malloc((size_t)model->unit_numel[u] * sizeof(float));
+        CHECK_OK(zrt_engine_get_master(e, u, w));
+        fwrite(w, sizeof(float), (size_t)model->unit_numel[u], f);
+        free(w);
+    }
+    fclose(f);
+    snprintf(path, sizeof path, "%s/tokens.bin", dir); /* per step: inputs, then targets */
+    f = fopen(path, "wb");
+    int64_t T = cfg.job.model.seq_len, B = 4;
+    int32_t *x = malloc((size_t)(B * T) * sizeof(int32_t)), *y = malloc((size_t)(B * T) * sizeof(int32_t));
+    for (int step = 0; step < STEPS; step++) {
+        zrt_data_fill(&data, step * B, (int)B, x, y);
+        fwrite(x, sizeof(int32_t), (size_t)(B * T), f);
+        fwrite(y, sizeof(int32_t), (size_t)(B * T), f);
+    }
+    fclose(f);
+    free(x);
+    free(y);
+    snprintf(path, sizeof path, "%s/zrt_losses.txt", dir);
+    f = fopen(path, "w");
+    for (int step = 0; step < STEPS; step++) {
+        zrt_step_result r;
+        CHECK_OK(zrt_engine_step(e, &data, &r));
+        fprintf(f, "%.9g\n", r.loss);
+    }
+    fclose(f);
+    zrt_engine_destroy(e);
+    model->destroy(model);
+    zrt_data_fini(&data);
+
+    const char *src = getenv("ZRT_SRC");
+    char cmd[2400];
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s/tests/golden_torch.py' '%s'", src ? src : ".", dir);
+    int rc = system(cmd);
+    CHECK_MSG(rc == 0, "PyTorch does not reproduce zrt's losses (golden_torch.py exited %d)", rc);
+    return CHECK_DONE();
+}
