@@ -26,6 +26,31 @@ assert last < 0.7 * first, (first, last)
 print("loss %.3f -> %.3f over 150 steps" % (first, last))
 PY
 
+# 1b. The transformer config trains too; and on a text file (byte tokens).
+timeout 120 "$ZRT" launch --config "$SRC/configs/zero3_gpt.yaml" --steps 60 --metrics "$TMPDIR/g.jsonl" >"$TMPDIR/out" 2>&1 \
+    || { fail "transformer run"; cat "$TMPDIR/out"; }
+grep -q "zrt train: gpt 2 layers" "$TMPDIR/out" || fail "transformer header"
+python3 -c 'import json,sys; r=[json.loads(l) for l in open(sys.argv[1])]; assert len(r)==60 and r[-1]["loss"] < r[0]["loss"] - 0.5, (r[0], r[-1])' "$TMPDIR/g.jsonl" \
+    || fail "transformer loss does not fall"
+cat "$SRC"/README.md "$SRC"/docs/*.md >"$TMPDIR/corpus.txt"
+cat >"$TMPDIR/text.yaml" <<YAML
+distributed_type: DEEPSPEED
+num_processes: 2
+use_cpu: true
+deepspeed_config: {zero_stage: 2}
+zrt:
+  model: {type: gpt, layers: 2, d_model: 64, heads: 4, seq_len: 32, vocab: 256}
+  data: {type: text, path: $TMPDIR/corpus.txt}
+  micro_batch_size: 8
+  steps: 80
+YAML
+timeout 120 "$ZRT" launch --config "$TMPDIR/text.yaml" --metrics "$TMPDIR/t.jsonl" >"$TMPDIR/out" 2>&1 || { fail "text run"; cat "$TMPDIR/out"; }
+python3 -c 'import json,sys; r=[json.loads(l) for l in open(sys.argv[1])]; assert len(r)==80 and r[-1]["loss"] < 0.8 * r[0]["loss"], (r[0], r[-1])' "$TMPDIR/t.jsonl" \
+    || fail "text loss does not fall"
+sed -i 's/vocab: 256/vocab: 64/' "$TMPDIR/text.yaml"
+timeout 60 "$ZRT" train --config "$TMPDIR/text.yaml" --num_processes 1 >"$TMPDIR/out" 2>&1 && fail "text with vocab 64 must fail"
+grep -q "vocab must be at least 256" "$TMPDIR/out" || { fail "vocab message"; cat "$TMPDIR/out"; }
+
 # 2. Overrides, with underscores and with dashes.
 timeout 120 "$ZRT" launch --config_file "$SRC/configs/zero2.yaml" --zero_stage 1 --num-processes 4 \
     --mixed_precision bf16 --gradient_accumulation_steps 2 --steps 3 >"$TMPDIR/out" 2>&1 || { fail "overrides run"; cat "$TMPDIR/out"; }

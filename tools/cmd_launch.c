@@ -75,7 +75,8 @@ static const char *describe(int status, char *buf, size_t size)
 static int watch(const zrt_config *cfg, pid_t *pids, int n)
 {
     int remaining = n, rc = ZRT_EXIT_OK;
-    double stop_at = 0;
+    double stop_at = 0; /* when SIGKILL follows the SIGTERM; 0 = not pending */
+    bool stopping = false;
     while (remaining > 0) {
         int status;
         pid_t pid = waitpid(-1, &status, WNOHANG);
@@ -86,13 +87,19 @@ static int watch(const zrt_config *cfg, pid_t *pids, int n)
                 pids[i] = 0;
                 remaining--;
                 bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-                if (!ok && rc == ZRT_EXIT_OK) {
+                bool stopped_by_us = stopping && WIFSIGNALED(status) &&
+                                     (WTERMSIG(status) == SIGTERM || WTERMSIG(status) == SIGKILL);
+                if (!ok && !stopped_by_us) { /* every failure is named: which came first is not knowable here */
                     char why[64];
-                    fprintf(stderr, "zrt launch: rank %lld %s; stopping the other ranks\n",
-                            (long long)(cfg->machine_rank * n + i), describe(status, why, sizeof why));
+                    fprintf(stderr, "zrt launch: rank %lld %s\n", (long long)(cfg->machine_rank * n + i),
+                            describe(status, why, sizeof why));
+                }
+                if (!ok && rc == ZRT_EXIT_OK) {
+                    fprintf(stderr, "zrt launch: stopping the other ranks\n");
                     rc = ZRT_EXIT_FAIL;
                     signal_all(pids, n, SIGTERM);
                     stop_at = zrt_cli_now() + GRACE_S;
+                    stopping = true;
                 }
             }
             continue;
@@ -102,6 +109,7 @@ static int watch(const zrt_config *cfg, pid_t *pids, int n)
             rc = ZRT_EXIT_FAIL;
             signal_all(pids, n, SIGTERM);
             stop_at = zrt_cli_now() + GRACE_S;
+            stopping = true;
         }
         if (stop_at && zrt_cli_now() > stop_at) {
             signal_all(pids, n, SIGKILL);
