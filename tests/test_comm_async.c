@@ -24,6 +24,7 @@ static int rank_main(int r, int n, void *arg)
     }
     volatile double busy = 0; /* "compute" while they run */
     for (int i = 0; i < 1000000; i++) busy += i * 0.5;
+    CHECK(busy > 0);
     for (int k = DEPTH - 1; k >= 0; k--) { /* wait newest first */
         CHECK_OK(zrt_comm_wait(req[k]));
         for (int q = 0; q < n; q++)

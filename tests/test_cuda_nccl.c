@@ -29,7 +29,7 @@ int main(void)
 
     float *host = malloc(COUNT * sizeof *host), *back = malloc(COUNT * sizeof *back);
     fill(host, COUNT, 0, 0, 1, ZRT_DTYPE_F32);
-    void *a, *b;
+    void *a = NULL, *b = NULL;
     CHECK(cudaMalloc(&a, COUNT * sizeof(float)) == cudaSuccess && cudaMalloc(&b, COUNT * sizeof(float)) == cudaSuccess);
     cudaMemcpy(a, host, COUNT * sizeof(float), cudaMemcpyHostToDevice);
     CHECK_OK(zrt_comm_all_gather(comm, a, b, COUNT, ZRT_DTYPE_F32, NULL));
