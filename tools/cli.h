@@ -47,6 +47,9 @@ int zrt_cmd_bench(int argc, char **argv);
 int zrt_cmd_train(int argc, char **argv);
 int zrt_cmd_launch(int argc, char **argv);
 int zrt_bench_train(int argc, char **argv);
+int zrt_cmd_coordinator(int argc, char **argv);
+int zrt_cmd_agent(int argc, char **argv);
+int zrt_cmd_status(int argc, char **argv);
 
 /* Forks n ranks running fn(rank, n, arg); ZRT_EXIT_OK if all exit 0. */
 int zrt_bench_run_ranks(int n, int (*fn)(int rank, int world, void *arg), void *arg);

@@ -10,7 +10,11 @@
  */
 #include "engine.h"
 #include "internal.h"
+#include "control.h"
 #include "overrides.h"
+
+#include <signal.h>
+#include <sys/prctl.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,12 +50,36 @@ static int env_int(const char *name, int fallback)
     return v && *v ? atoi(v) : fallback;
 }
 
+/* The rendezvous store: the coordinator's (started by `zrt agent`) or a
+ * shared directory (started by `zrt launch`). */
+static zrt_status open_store(trainer *t)
+{
+    const char *coordinator = getenv("ZRT_COORDINATOR"), *dir = getenv("ZRT_STORE_DIR");
+    const char *scope = getenv("ZRT_STORE_SCOPE") ? getenv("ZRT_STORE_SCOPE") : "job/gen0";
+    if (coordinator) {
+        char token[256];
+        CHECK(zrt_control_token(NULL, token, sizeof token));
+        return zrt_store_grpc_create(coordinator, token, scope, &t->store);
+    }
+    if (!dir)
+        return zrt_set_error(ZRT_ERR_CONFIG, "WORLD_SIZE is %d but neither ZRT_COORDINATOR nor ZRT_STORE_DIR is set "
+                                             "(use zrt launch or zrt agent)", t->world);
+    return zrt_store_file_create(dir, scope, &t->store);
+}
+
+/* Started by an agent: die with it (no orphans). */
+static void follow_agent(void)
+{
+    const char *agent = getenv("ZRT_AGENT_PID");
+    if (!agent) return;
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != (pid_t)atoi(agent)) exit(ZRT_EXIT_FAIL); /* it died before the line above */
+}
+
 static zrt_status open_comm(trainer *t)
 {
     if (t->world == 1) return ZRT_OK;
-    const char *dir = getenv("ZRT_STORE_DIR"), *scope = getenv("ZRT_STORE_SCOPE");
-    if (!dir) return zrt_set_error(ZRT_ERR_CONFIG, "WORLD_SIZE is %d but ZRT_STORE_DIR is not set (use zrt launch)", t->world);
-    CHECK(zrt_store_file_create(dir, scope ? scope : "job/gen0", &t->store));
+    CHECK(open_store(t));
     zrt_comm_options o;
     zrt_comm_options_init(&o);
     o.rank = t->rank;
@@ -67,6 +95,7 @@ static zrt_status open_comm(trainer *t)
 
 static zrt_status setup(trainer *t)
 {
+    follow_agent();
     openblas_set_num_threads(1); /* one core per rank: ranks are the parallelism */
     if (t->cfg.num_processes != t->world && getenv("WORLD_SIZE"))
         return zrt_set_error(ZRT_ERR_CONFIG, "WORLD_SIZE is %d but the config has num_processes %lld", t->world,

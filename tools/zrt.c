@@ -12,6 +12,10 @@
 static const zrt_cli_command commands[] = {
     {"launch", "start this machine's ranks: zrt launch --config CFG [-- PROGRAM ARGS]", zrt_cmd_launch},
     {"train", "train the built-in model as one rank: zrt train --config CFG", zrt_cmd_train},
+    {"coordinator", "the control plane for one job: zrt coordinator --config CFG [--listen ADDR:PORT]",
+     zrt_cmd_coordinator},
+    {"agent", "one per machine: zrt agent --coordinator HOST:PORT --config CFG [--machine-rank R]", zrt_cmd_agent},
+    {"status", "the coordinator's table of machines: zrt status HOST:PORT [--json]", zrt_cmd_status},
     {"config", "show or check a config: zrt config show|check CFG", zrt_cmd_config},
     {"bench", "benchmarks: zrt bench comm (collective bandwidth vs memcpy)", zrt_cmd_bench},
 };

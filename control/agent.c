@@ -1,0 +1,272 @@
+/* agent.c: one per machine: joins the coordinator, starts this machine's
+ * ranks, forwards their output as "[rank N] ...", heartbeats, and stops the
+ * ranks (SIGTERM, then SIGKILL after a grace period) when the coordinator
+ * says abort or cannot be reached for heartbeat_timeout_s.
+ *
+ * Why posix_spawn: gRPC is initialised before the ranks start (the join says
+ * which ranks they are), and forking after grpc_init leaves gRPC unusable in
+ * the child; posix_spawn execs without running the parent's fork handlers.
+ * Ranks get the environment torchrun sets plus ZRT_COORDINATOR,
+ * ZRT_GENERATION, ZRT_JOB_TOKEN, ZRT_STORE_SCOPE and ZRT_AGENT_PID (a rank
+ * whose agent dies exits: no orphans).
+ */
+#include "rpc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define GRACE_S 5.0
+#define MAX_LOCAL 256
+
+typedef struct {
+    pid_t pid;
+    int rank;
+    int out_fd;          /* read end of the rank's stdout+stderr pipe, -1 once closed */
+    char line[4096];
+    size_t line_len;
+    bool running;
+    int exit_status;     /* 128 + signal when killed */
+} rank_proc;
+
+typedef struct {
+    const zrt_agent_options *o;
+    zrt_rpc_client client;
+    int machine_rank, rank_offset, world;
+    int64_t generation;
+    char master_addr[256];
+    rank_proc ranks[MAX_LOCAL];
+    int n_ranks;
+} agent;
+
+static void set_env_int(const char *name, long long value)
+{
+    char text[32];
+    snprintf(text, sizeof text, "%lld", value);
+    setenv(name, text, 1);
+}
+
+static zrt_status join(agent *a)
+{
+    const zrt_config *cfg = a->o->cfg;
+    static char hash[32], keys[8192];
+    CHECK(zrt_control_config_identity(cfg, hash, sizeof hash, keys, sizeof keys));
+    char host[256] = "localhost";
+    gethostname(host, sizeof host - 1);
+    Zrt__V1__JoinRequest req = ZRT__V1__JOIN_REQUEST__INIT;
+    req.config_hash = hash;
+    req.config_keys = keys;
+    req.host = host;
+    req.machine_rank = a->o->machine_rank;
+    req.local_ranks = (int32_t)(cfg->num_processes / cfg->num_machines);
+    ProtobufCMessage *reply = NULL;
+    CHECK(zrt_rpc_call(&a->client, "Join", &req.base, &zrt__v1__join_reply__descriptor, cfg->job.join_timeout_s, true,
+                       &reply, NULL));
+    Zrt__V1__JoinReply *r = (Zrt__V1__JoinReply *)reply;
+    a->machine_rank = r->machine_rank;
+    a->rank_offset = r->rank_offset;
+    a->world = r->world_size;
+    a->generation = r->generation;
+    snprintf(a->master_addr, sizeof a->master_addr, "%s", r->master_addr);
+    a->n_ranks = req.local_ranks;
+    protobuf_c_message_free_unpacked(reply, NULL);
+    return ZRT_OK;
+}
+
+static zrt_status spawn_rank(agent *a, int local)
+{
+    rank_proc *p = &a->ranks[local];
+    p->rank = a->rank_offset + local;
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) return zrt_set_error(ZRT_ERR_IO, "agent: pipe: %s", strerror(errno));
+    set_env_int("RANK", p->rank);
+    set_env_int("LOCAL_RANK", local);
+    set_env_int("WORLD_SIZE", a->world);
+    set_env_int("LOCAL_WORLD_SIZE", a->n_ranks);
+    set_env_int("GROUP_RANK", a->machine_rank);
+    setenv("MASTER_ADDR", a->o->cfg->main_process_ip[0] ? a->o->cfg->main_process_ip : a->master_addr, 1);
+    set_env_int("MASTER_PORT", a->o->cfg->main_process_port ? a->o->cfg->main_process_port : 29500);
+    setenv("ZRT_COORDINATOR", a->o->coordinator, 1);
+    set_env_int("ZRT_GENERATION", a->generation);
+    setenv("ZRT_JOB_TOKEN", a->o->token, 1);
+    char scope[64];
+    snprintf(scope, sizeof scope, "job/gen%lld", (long long)a->generation);
+    setenv("ZRT_STORE_SCOPE", scope, 1);
+    set_env_int("ZRT_AGENT_PID", getpid());
+    setenv("OPENBLAS_NUM_THREADS", "1", 0);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
+    posix_spawn_file_actions_adddup2(&actions, fds[1], STDERR_FILENO);
+    char *const *argv = a->o->program;
+    char *train[64] = {(char *)a->o->self_exe, "train", "--config", (char *)a->o->config_path};
+    if (!argv) {
+        int n = 4;
+        for (int i = 0; a->o->train_args && a->o->train_args[i] && n < 63; i++) train[n++] = a->o->train_args[i];
+        argv = train;
+    }
+    int err = posix_spawnp(&p->pid, argv[0], &actions, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&actions);
+    close(fds[1]);
+    if (err != 0) {
+        close(fds[0]);
+        return zrt_set_error(ZRT_ERR_IO, "agent: cannot start %s: %s", argv[0], strerror(err));
+    }
+    p->out_fd = fds[0];
+    p->running = true;
+    fcntl(p->out_fd, F_SETFL, fcntl(p->out_fd, F_GETFL) | O_NONBLOCK);
+    return ZRT_OK;
+}
+
+/* Moves what the ranks printed to our stdout, a line at a time, prefixed. */
+static void forward_output(agent *a, int timeout_ms)
+{
+    struct pollfd fds[MAX_LOCAL];
+    int n = 0, which[MAX_LOCAL];
+    for (int i = 0; i < a->n_ranks; i++)
+        if (a->ranks[i].out_fd >= 0) {
+            fds[n] = (struct pollfd){.fd = a->ranks[i].out_fd, .events = POLLIN};
+            which[n++] = i;
+        }
+    if (n == 0) {
+        usleep((useconds_t)timeout_ms * 1000);
+        return;
+    }
+    if (poll(fds, (nfds_t)n, timeout_ms) <= 0) return;
+    for (int k = 0; k < n; k++) {
+        if (!(fds[k].revents & (POLLIN | POLLHUP))) continue;
+        rank_proc *p = &a->ranks[which[k]];
+        char buf[4096];
+        ssize_t got = read(p->out_fd, buf, sizeof buf);
+        if (got <= 0) {
+            if (p->line_len) printf("[rank %d] %.*s\n", p->rank, (int)p->line_len, p->line);
+            p->line_len = 0;
+            close(p->out_fd);
+            p->out_fd = -1;
+            continue;
+        }
+        for (ssize_t i = 0; i < got; i++) {
+            if (buf[i] == '\n' || buf[i] == '\r' || p->line_len == sizeof p->line - 1) {
+                if (p->line_len) printf("[rank %d] %.*s\n", p->rank, (int)p->line_len, p->line);
+                p->line_len = 0;
+                if (buf[i] == '\n' || buf[i] == '\r') continue;
+            }
+            p->line[p->line_len++] = buf[i];
+        }
+    }
+    fflush(stdout);
+}
+
+static int running_ranks(agent *a)
+{
+    int running = 0;
+    for (int i = 0; i < a->n_ranks; i++) {
+        rank_proc *p = &a->ranks[i];
+        int status;
+        if (p->running && waitpid(p->pid, &status, WNOHANG) == p->pid) {
+            p->running = false;
+            p->exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        }
+        running += p->running;
+    }
+    return running;
+}
+
+static void stop_ranks(agent *a)
+{
+    for (int i = 0; i < a->n_ranks; i++)
+        if (a->ranks[i].running) kill(a->ranks[i].pid, SIGTERM);
+    double deadline = zrt_now() + GRACE_S;
+    while (running_ranks(a) > 0 && zrt_now() < deadline) forward_output(a, 50);
+    for (int i = 0; i < a->n_ranks; i++)
+        if (a->ranks[i].running) kill(a->ranks[i].pid, SIGKILL);
+    while (running_ranks(a) > 0) forward_output(a, 20);
+    forward_output(a, 0);
+}
+
+/* One heartbeat: the command, or an error if the coordinator did not answer. */
+static zrt_status heartbeat(agent *a, Zrt__V1__Command *command, char *reason, size_t reason_size)
+{
+    Zrt__V1__RankHealth health[MAX_LOCAL], *ptrs[MAX_LOCAL];
+    for (int i = 0; i < a->n_ranks; i++) {
+        zrt__v1__rank_health__init(&health[i]);
+        health[i].rank = a->ranks[i].rank;
+        health[i].running = a->ranks[i].running;
+        health[i].exit_status = a->ranks[i].exit_status;
+        ptrs[i] = &health[i];
+    }
+    Zrt__V1__HeartbeatRequest req = ZRT__V1__HEARTBEAT_REQUEST__INIT;
+    req.machine_rank = a->machine_rank;
+    req.generation = a->generation;
+    req.n_ranks = (size_t)a->n_ranks;
+    req.ranks = ptrs;
+    ProtobufCMessage *reply = NULL;
+    double timeout = a->o->cfg->job.heartbeat_interval_s * 2;
+    CHECK(zrt_rpc_call(&a->client, "Heartbeat", &req.base, &zrt__v1__heartbeat_reply__descriptor, timeout, false, &reply,
+                       NULL));
+    Zrt__V1__HeartbeatReply *r = (Zrt__V1__HeartbeatReply *)reply;
+    *command = r->command;
+    snprintf(reason, reason_size, "%s", r->reason);
+    protobuf_c_message_free_unpacked(reply, NULL);
+    return ZRT_OK;
+}
+
+static zrt_status watch(agent *a)
+{
+    const zrt_job_config *j = &a->o->cfg->job;
+    double last_ok = zrt_now(), next_beat = 0;
+    for (;;) {
+        forward_output(a, 50);
+        running_ranks(a);
+        if (zrt_now() < next_beat) continue;
+        next_beat = zrt_now() + j->heartbeat_interval_s;
+        Zrt__V1__Command command = ZRT__V1__COMMAND__CONTINUE;
+        char reason[512] = "";
+        if (heartbeat(a, &command, reason, sizeof reason) != ZRT_OK) {
+            if (zrt_now() - last_ok <= j->heartbeat_timeout_s) continue;
+            char why[512];
+            snprintf(why, sizeof why, "%s", zrt_last_error());
+            stop_ranks(a);
+            return zrt_set_error(ZRT_ERR_PEER, "agent: the coordinator %s did not answer for %.1f s (%s); ranks stopped",
+                                 a->o->coordinator, zrt_now() - last_ok, why);
+        }
+        last_ok = zrt_now();
+        if (command == ZRT__V1__COMMAND__ABORT) {
+            stop_ranks(a);
+            return zrt_set_error(ZRT_ERR_PEER, "agent: the job was aborted: %s", reason);
+        }
+        if (command == ZRT__V1__COMMAND__SHUTDOWN) {
+            stop_ranks(a); /* they have all exited by now */
+            return ZRT_OK;
+        }
+    }
+}
+
+zrt_status zrt_agent_run(const zrt_agent_options *o)
+{
+    if (!o || !o->cfg || !o->coordinator || !o->token || !o->self_exe)
+        return zrt_set_error(ZRT_ERR_INVALID, "agent: missing options");
+    if (o->cfg->num_processes / o->cfg->num_machines > MAX_LOCAL)
+        return zrt_set_error(ZRT_ERR_UNSUPPORTED, "agent: at most %d ranks per machine", MAX_LOCAL);
+    agent *a = calloc(1, sizeof *a);
+    if (!a) return zrt_set_error(ZRT_ERR_NOMEM, "agent: out of memory");
+    a->o = o;
+    for (int i = 0; i < MAX_LOCAL; i++) a->ranks[i].out_fd = -1;
+    zrt_status status = zrt_rpc_client_open(&a->client, o->coordinator, o->token);
+    if (status == ZRT_OK) status = join(a);
+    for (int i = 0; status == ZRT_OK && i < a->n_ranks; i++) status = spawn_rank(a, i);
+    if (status == ZRT_OK) status = watch(a);
+    else stop_ranks(a);
+    zrt_rpc_client_close(&a->client);
+    free(a);
+    return status;
+}

@@ -1,0 +1,706 @@
+/* coordinator.c: the control plane's server: rendezvous (Join), health
+ * (Heartbeat), the key-value store (KvSet/KvGet/KvAdd), Barrier, Status,
+ * Leave and Shutdown, on one completion-queue loop in one thread.
+ *
+ * Why this shape (shared/notes/grpc-core-c.md, 4.1-4.4): every method is
+ * registered with its request payload delivered with the call; a call's
+ * context is freed when its last batch completes; a call that must wait (a
+ * Join before all machines arrived, a KvGet of a missing key, a Barrier) is
+ * parked with a RECV_CLOSE batch outstanding -- no polling of the key -- and
+ * answered when its condition holds or its deadline passes (checked every
+ * loop turn, 50 ms). Every call must carry the job token (compared in constant
+ * time); a malformed request gets INVALID_ARGUMENT, an unknown method
+ * UNIMPLEMENTED. Limits: 64k keys, keys <= 512 bytes, values <= 1 MiB,
+ * messages <= 4 MiB.
+ */
+#include "rpc.h"
+
+#include <grpc/grpc_security.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_MACHINES 4096
+#define MAX_KEYS 65536
+#define MAX_KEY_BYTES 512
+#define MAX_VALUE_BYTES (1 << 20)
+
+enum { M_JOIN, M_HEARTBEAT, M_KVSET, M_KVGET, M_KVADD, M_BARRIER, M_STATUS, M_LEAVE, M_SHUTDOWN, N_METHODS };
+static const char *const method_names[N_METHODS] = {"Join",  "Heartbeat", "KvSet", "KvGet",   "KvAdd",
+                                                    "Barrier", "Status",  "Leave", "Shutdown"};
+static const ProtobufCMessageDescriptor *const request_types[N_METHODS] = {
+    &zrt__v1__join_request__descriptor,  &zrt__v1__heartbeat_request__descriptor, &zrt__v1__kv_set_request__descriptor,
+    &zrt__v1__kv_get_request__descriptor, &zrt__v1__kv_add_request__descriptor, &zrt__v1__barrier_request__descriptor,
+    &zrt__v1__status_request__descriptor, &zrt__v1__leave_request__descriptor,  &zrt__v1__shutdown_request__descriptor};
+
+typedef struct coordinator coordinator;
+typedef struct call_ctx call_ctx;
+typedef void (*tag_fn)(coordinator *co, call_ctx *c, bool ok);
+typedef struct {
+    tag_fn fn;
+    call_ctx *ctx;
+} tag;
+
+struct call_ctx {
+    tag on_new, on_close, on_reply;
+    int method;              /* -1: the generic (unknown method) request */
+    grpc_call *call;
+    gpr_timespec deadline;
+    grpc_metadata_array md;
+    grpc_byte_buffer *payload;
+    grpc_call_details details; /* generic only */
+    ProtobufCMessage *request;
+    grpc_byte_buffer *reply;
+    int refs;                /* outstanding batches */
+    int cancelled;
+    bool replied;
+    call_ctx *next_parked;   /* in a wait list */
+    double expire;           /* parked: answer DEADLINE_EXCEEDED after this */
+};
+
+typedef struct {
+    bool joined;
+    char host[256];
+    int local_ranks, rank_offset;
+    double last_heartbeat;
+    char state[16];
+    int64_t step;
+    float loss;
+    bool ranks_done;         /* every local rank exited 0 */
+} machine;
+
+typedef struct {
+    char *key;
+    uint8_t *value;
+    size_t len;
+} kv_entry;
+
+typedef struct {
+    char name[128];
+    int count, arrived;
+    call_ctx *waiting;
+} barrier;
+
+struct coordinator {
+    const zrt_coordinator_options *o;
+    grpc_server *server;
+    grpc_completion_queue *cq;
+    void *methods[N_METHODS];
+    int expected, joined, world;
+    machine machines[MAX_MACHINES];
+    int64_t generation;
+    double first_join, started;
+    char state[16];          /* waiting, running, aborted, shutdown, done */
+    char reason[512];
+    double end_at;           /* when the loop stops after the job ended */
+    kv_entry *kv;
+    int n_kv;
+    barrier barriers[64];
+    int n_barriers;
+    call_ctx *parked_joins, *parked_gets;
+    char config_hash[32];
+    char config_keys[8192];
+    int live_calls;
+};
+
+/* ---- call lifetime ------------------------------------------------------------------------ */
+
+static void ctx_unref(coordinator *co, call_ctx *c)
+{
+    if (--c->refs > 0) return;
+    if (c->call) grpc_call_unref(c->call);
+    grpc_metadata_array_destroy(&c->md);
+    if (c->method < 0) grpc_call_details_destroy(&c->details);
+    if (c->payload) grpc_byte_buffer_destroy(c->payload);
+    if (c->reply) grpc_byte_buffer_destroy(c->reply);
+    if (c->request) protobuf_c_message_free_unpacked(c->request, NULL);
+    free(c);
+    co->live_calls--;
+}
+
+static void on_reply_done(coordinator *co, call_ctx *c, bool ok)
+{
+    (void)ok;
+    ctx_unref(co, c);
+}
+
+/* Answers the call (reply may be NULL for an error status). */
+static void respond(coordinator *co, call_ctx *c, grpc_status_code status, const char *details,
+                    const ProtobufCMessage *reply)
+{
+    (void)co;
+    if (c->replied) return;
+    c->replied = true;
+    grpc_op ops[3];
+    memset(ops, 0, sizeof ops);
+    size_t n = 0;
+    ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+    if (status == GRPC_STATUS_OK && reply) {
+        c->reply = zrt_rpc_pack(reply);
+        ops[n].op = GRPC_OP_SEND_MESSAGE;
+        ops[n++].data.send_message.send_message = c->reply;
+    }
+    grpc_slice text = grpc_slice_from_copied_string(details ? details : "");
+    ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+    ops[n].data.send_status_from_server.status = status;
+    ops[n++].data.send_status_from_server.status_details = &text;
+    c->on_reply = (tag){on_reply_done, c};
+    c->refs++;
+    if (grpc_call_start_batch(c->call, ops, n, &c->on_reply, NULL) != GRPC_CALL_OK) c->refs--;
+    grpc_slice_unref(text);
+}
+
+static void respond_error(coordinator *co, call_ctx *c, grpc_status_code status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void respond_error(coordinator *co, call_ctx *c, grpc_status_code status, const char *fmt, ...)
+{
+    char text[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    respond(co, c, status, text, NULL);
+}
+
+/* Removes c from a wait list; true if it was there. */
+static bool unpark(call_ctx **list, call_ctx *c)
+{
+    for (call_ctx **p = list; *p; p = &(*p)->next_parked)
+        if (*p == c) {
+            *p = c->next_parked;
+            return true;
+        }
+    return false;
+}
+
+static void on_close(coordinator *co, call_ctx *c, bool ok)
+{
+    (void)ok;
+    if (c->cancelled) { /* the client gave up: forget it wherever it waits */
+        unpark(&co->parked_joins, c);
+        unpark(&co->parked_gets, c);
+        for (int i = 0; i < co->n_barriers; i++)
+            if (unpark(&co->barriers[i].waiting, c)) co->barriers[i].arrived--;
+    }
+    ctx_unref(co, c);
+}
+
+static double now_s(void) { return zrt_now(); }
+
+static void park(call_ctx **list, call_ctx *c, double timeout_s)
+{
+    double call_left = gpr_time_to_millis(gpr_time_sub(gpr_convert_clock_type(c->deadline, GPR_CLOCK_MONOTONIC),
+                                                       gpr_now(GPR_CLOCK_MONOTONIC))) / 1000.0;
+    c->expire = now_s() + fmin(timeout_s, call_left);
+    c->next_parked = *list;
+    *list = c;
+}
+
+/* ---- the job ------------------------------------------------------------------------------- */
+
+static void end_job(coordinator *co, const char *state, const char *reason)
+{
+    if (strcmp(co->state, "aborted") == 0 || strcmp(co->state, "done") == 0 || strcmp(co->state, "shutdown") == 0)
+        return;
+    snprintf(co->state, sizeof co->state, "%s", state);
+    snprintf(co->reason, sizeof co->reason, "%s", reason);
+    co->generation++;
+    /* Give agents two heartbeats to hear it, then stop. */
+    co->end_at = now_s() + 2 * co->o->cfg->job.heartbeat_interval_s + 0.5;
+}
+
+static bool token_ok(const coordinator *co, const grpc_metadata_array *md)
+{
+    const char *want = co->o->token;
+    size_t want_len = strlen(want);
+    for (size_t i = 0; i < md->count; i++) {
+        if (grpc_slice_str_cmp(md->metadata[i].key, ZRT_TOKEN_METADATA) != 0) continue;
+        const unsigned char *got = GRPC_SLICE_START_PTR(md->metadata[i].value);
+        size_t got_len = GRPC_SLICE_LENGTH(md->metadata[i].value);
+        unsigned char diff = (unsigned char)(got_len != want_len);
+        for (size_t k = 0; k < want_len; k++) diff |= (unsigned char)(want[k] ^ (k < got_len ? got[k] : 0));
+        return diff == 0;
+    }
+    return false;
+}
+
+/* The differing keys between two "key=value" line lists, into out. */
+static void diff_keys(const char *a, const char *b, char *out, size_t size)
+{
+    out[0] = '\0';
+    char line[1024];
+    for (const char *p = a; *p;) {
+        size_t n = strcspn(p, "\n");
+        snprintf(line, sizeof line, "%.*s\n", (int)n, p);
+        if (!strstr(b, line)) {
+            size_t eq = strcspn(line, "=");
+            size_t used = strlen(out);
+            snprintf(out + used, size - used, "%s%.*s", used ? ", " : "", (int)eq, line);
+        }
+        p += n + (p[n] == '\n');
+    }
+}
+
+static void release_joins(coordinator *co)
+{
+    int offset = 0;
+    for (int m = 0; m < co->expected; m++) {
+        co->machines[m].rank_offset = offset;
+        offset += co->machines[m].local_ranks;
+        snprintf(co->machines[m].state, sizeof co->machines[m].state, "running");
+        co->machines[m].last_heartbeat = now_s();
+    }
+    co->world = offset;
+    snprintf(co->state, sizeof co->state, "running");
+    co->started = now_s();
+    while (co->parked_joins) {
+        call_ctx *c = co->parked_joins;
+        co->parked_joins = c->next_parked;
+        Zrt__V1__JoinRequest *req = (Zrt__V1__JoinRequest *)c->request;
+        int m = req->machine_rank;
+        Zrt__V1__JoinReply reply = ZRT__V1__JOIN_REPLY__INIT;
+        reply.machine_rank = m;
+        reply.rank_offset = co->machines[m].rank_offset;
+        reply.world_size = co->world;
+        reply.generation = co->generation;
+        reply.master_addr = co->machines[0].host;
+        respond(co, c, GRPC_STATUS_OK, NULL, &reply.base);
+    }
+}
+
+static void handle_join(coordinator *co, call_ctx *c)
+{
+    Zrt__V1__JoinRequest *req = (Zrt__V1__JoinRequest *)c->request;
+    if (strcmp(co->state, "waiting") != 0)
+        return respond_error(co, c, GRPC_STATUS_FAILED_PRECONDITION, "the job is %s: no more joins", co->state);
+    if (strcmp(req->config_hash, co->config_hash) != 0) {
+        char keys[2048];
+        diff_keys(req->config_keys, co->config_keys, keys, sizeof keys);
+        return respond_error(co, c, GRPC_STATUS_FAILED_PRECONDITION,
+                             "config mismatch: this machine's config differs from the coordinator's in: %s",
+                             keys[0] ? keys : "(unknown keys)");
+    }
+    if (req->local_ranks < 1 || req->local_ranks > 4096)
+        return respond_error(co, c, GRPC_STATUS_INVALID_ARGUMENT, "local_ranks %d", req->local_ranks);
+    int m = req->machine_rank;
+    if (m >= co->expected || m < -1)
+        return respond_error(co, c, GRPC_STATUS_INVALID_ARGUMENT, "machine_rank %d is not in 0..%d", m, co->expected - 1);
+    if (m >= 0 && co->machines[m].joined)
+        return respond_error(co, c, GRPC_STATUS_ALREADY_EXISTS, "machine_rank %d is already taken by %s", m,
+                             co->machines[m].host);
+    if (m < 0)
+        for (m = 0; co->machines[m].joined; m++) {}
+    req->machine_rank = m;
+    machine *mc = &co->machines[m];
+    mc->joined = true;
+    snprintf(mc->host, sizeof mc->host, "%s", req->host);
+    mc->local_ranks = req->local_ranks;
+    snprintf(mc->state, sizeof mc->state, "joined");
+    if (co->joined++ == 0) co->first_join = now_s();
+    park(&co->parked_joins, c, co->o->cfg->job.join_timeout_s);
+    if (co->joined == co->expected) release_joins(co);
+}
+
+static void handle_heartbeat(coordinator *co, call_ctx *c)
+{
+    Zrt__V1__HeartbeatRequest *req = (Zrt__V1__HeartbeatRequest *)c->request;
+    int m = req->machine_rank;
+    if (m < 0 || m >= co->expected || !co->machines[m].joined)
+        return respond_error(co, c, GRPC_STATUS_INVALID_ARGUMENT, "machine_rank %d has not joined", m);
+    machine *mc = &co->machines[m];
+    mc->last_heartbeat = now_s();
+    mc->step = req->step;
+    mc->loss = req->loss;
+    bool all_done = req->n_ranks > 0;
+    for (size_t i = 0; i < req->n_ranks; i++) {
+        Zrt__V1__RankHealth *h = req->ranks[i];
+        if (!h->running && h->exit_status != 0) {
+            char reason[256];
+            snprintf(reason, sizeof reason, "rank %d on machine %d (%s) exited with status %d", h->rank, m, mc->host,
+                     h->exit_status);
+            end_job(co, "aborted", reason);
+        }
+        all_done &= !h->running && h->exit_status == 0;
+    }
+    if (all_done && !mc->ranks_done) {
+        mc->ranks_done = true;
+        snprintf(mc->state, sizeof mc->state, "done");
+        bool everyone = true;
+        for (int k = 0; k < co->expected; k++) everyone &= co->machines[k].ranks_done;
+        if (everyone) end_job(co, "done", "every rank finished");
+    }
+    Zrt__V1__HeartbeatReply reply = ZRT__V1__HEARTBEAT_REPLY__INIT;
+    bool ended = strcmp(co->state, "aborted") == 0 || strcmp(co->state, "shutdown") == 0;
+    reply.command = ended ? ZRT__V1__COMMAND__ABORT
+                    : strcmp(co->state, "done") == 0 ? ZRT__V1__COMMAND__SHUTDOWN : ZRT__V1__COMMAND__CONTINUE;
+    reply.generation = co->generation;
+    reply.reason = co->reason;
+    respond(co, c, GRPC_STATUS_OK, NULL, &reply.base);
+}
+
+/* ---- key-value store and barrier --------------------------------------------------------------- */
+
+static kv_entry *kv_find(coordinator *co, const char *key)
+{
+    for (int i = 0; i < co->n_kv; i++)
+        if (strcmp(co->kv[i].key, key) == 0) return &co->kv[i];
+    return NULL;
+}
+
+static bool kv_key_ok(coordinator *co, call_ctx *c, const char *key)
+{
+    size_t n = strlen(key);
+    if (n == 0 || n > MAX_KEY_BYTES) {
+        respond_error(co, c, GRPC_STATUS_INVALID_ARGUMENT, "key of %zu bytes (1..%d allowed)", n, MAX_KEY_BYTES);
+        return false;
+    }
+    return true;
+}
+
+static void reply_value(coordinator *co, call_ctx *c, const kv_entry *e)
+{
+    Zrt__V1__KvGetReply reply = ZRT__V1__KV_GET_REPLY__INIT;
+    reply.value.data = e->value;
+    reply.value.len = e->len;
+    respond(co, c, GRPC_STATUS_OK, NULL, &reply.base);
+}
+
+static kv_entry *kv_put(coordinator *co, call_ctx *c, const char *key, const uint8_t *value, size_t len)
+{
+    kv_entry *e = kv_find(co, key);
+    if (!e) {
+        if (co->n_kv == MAX_KEYS) {
+            respond_error(co, c, GRPC_STATUS_RESOURCE_EXHAUSTED, "the store holds %d keys already", MAX_KEYS);
+            return NULL;
+        }
+        e = &co->kv[co->n_kv++];
+        e->key = strdup(key);
+        e->value = NULL;
+    }
+    free(e->value);
+    e->value = malloc(len ? len : 1);
+    memcpy(e->value, value, len);
+    e->len = len;
+    for (call_ctx **p = &co->parked_gets; *p;) { /* wake the waiters of this key */
+        call_ctx *w = *p;
+        if (strcmp(((Zrt__V1__KvGetRequest *)w->request)->key, key) == 0) {
+            *p = w->next_parked;
+            reply_value(co, w, e);
+        } else {
+            p = &w->next_parked;
+        }
+    }
+    return e;
+}
+
+static void handle_kv(coordinator *co, call_ctx *c)
+{
+    if (c->method == M_KVSET) {
+        Zrt__V1__KvSetRequest *req = (Zrt__V1__KvSetRequest *)c->request;
+        if (!kv_key_ok(co, c, req->key)) return;
+        if (req->value.len > MAX_VALUE_BYTES)
+            return respond_error(co, c, GRPC_STATUS_INVALID_ARGUMENT, "value of %zu bytes (at most %d)",
+                                 req->value.len, MAX_VALUE_BYTES);
+        if (!kv_put(co, c, req->key, req->value.data, req->value.len)) return;
+        Zrt__V1__KvSetReply reply = ZRT__V1__KV_SET_REPLY__INIT;
+        return respond(co, c, GRPC_STATUS_OK, NULL, &reply.base);
+    }
+    if (c->method == M_KVGET) {
+        Zrt__V1__KvGetRequest *req = (Zrt__V1__KvGetRequest *)c->request;
+        if (!kv_key_ok(co, c, req->key)) return;
+        kv_entry *e = kv_find(co, req->key);
+        if (e) return reply_value(co, c, e);
+        return park(&co->parked_gets, c, req->timeout_ms > 0 ? (double)req->timeout_ms / 1000.0 : 0);
+    }
+    Zrt__V1__KvAddRequest *req = (Zrt__V1__KvAddRequest *)c->request;
+    if (!kv_key_ok(co, c, req->key)) return;
+    kv_entry *e = kv_find(co, req->key);
+    int64_t value = 0;
+    if (e && e->len > 0) {
+        char text[32];
+        snprintf(text, sizeof text, "%.*s", (int)(e->len < 31 ? e->len : 31), (const char *)e->value);
+        value = strtoll(text, NULL, 10);
+    }
+    value += req->delta;
+    char text[32];
+    int n = snprintf(text, sizeof text, "%lld", (long long)value);
+    if (!kv_put(co, c, req->key, (const uint8_t *)text, (size_t)n)) return;
+    Zrt__V1__KvAddReply reply = ZRT__V1__KV_ADD_REPLY__INIT;
+    reply.value = value;
+    respond(co, c, GRPC_STATUS_OK, NULL, &reply.base);
+}
+
+static void handle_barrier(coordinator *co, call_ctx *c)
+{
+    Zrt__V1__BarrierRequest *req = (Zrt__V1__BarrierRequest *)c->request;
+    if (req->count < 1 || strlen(req->name) >= sizeof co->barriers[0].name)
+        return respond_error(co, c, GRPC_STATUS_INVALID_ARGUMENT, "barrier: bad name or count %d", req->count);
+    barrier *b = NULL;
+    for (int i = 0; i < co->n_barriers && !b; i++)
+        if (strcmp(co->barriers[i].name, req->name) == 0) b = &co->barriers[i];
+    if (!b) {
+        if (co->n_barriers == 64) return respond_error(co, c, GRPC_STATUS_RESOURCE_EXHAUSTED, "too many barriers");
+        b = &co->barriers[co->n_barriers++];
+        *b = (barrier){.count = req->count};
+        snprintf(b->name, sizeof b->name, "%s", req->name);
+    }
+    if (b->count != req->count)
+        return respond_error(co, c, GRPC_STATUS_INVALID_ARGUMENT, "barrier %s: count %d, others said %d", req->name,
+                             req->count, b->count);
+    park(&b->waiting, c, 1e9);
+    if (++b->arrived < b->count) return;
+    Zrt__V1__BarrierReply reply = ZRT__V1__BARRIER_REPLY__INIT;
+    reply.arrived = b->arrived;
+    while (b->waiting) {
+        call_ctx *w = b->waiting;
+        b->waiting = w->next_parked;
+        respond(co, w, GRPC_STATUS_OK, NULL, &reply.base);
+    }
+    b->arrived = 0;
+}
+
+static void handle_status(coordinator *co, call_ctx *c)
+{
+    Zrt__V1__StatusReply reply = ZRT__V1__STATUS_REPLY__INIT;
+    Zrt__V1__MachineStatus rows[MAX_MACHINES], *ptrs[MAX_MACHINES];
+    size_t n = 0;
+    for (int m = 0; m < co->expected; m++) {
+        machine *mc = &co->machines[m];
+        if (!mc->joined) continue;
+        zrt__v1__machine_status__init(&rows[n]);
+        rows[n].machine_rank = m;
+        rows[n].host = mc->host;
+        rows[n].state = mc->state;
+        rows[n].heartbeat_age_s = mc->last_heartbeat > 0 ? now_s() - mc->last_heartbeat : -1;
+        rows[n].local_ranks = mc->local_ranks;
+        rows[n].step = mc->step;
+        rows[n].loss = mc->loss;
+        ptrs[n] = &rows[n];
+        n++;
+    }
+    reply.generation = co->generation;
+    reply.expected_machines = co->expected;
+    reply.world_size = co->world;
+    reply.state = co->state;
+    reply.reason = co->reason;
+    reply.n_machines = n;
+    reply.machines = ptrs;
+    respond(co, c, GRPC_STATUS_OK, NULL, &reply.base);
+}
+
+static void handle_other(coordinator *co, call_ctx *c)
+{
+    if (c->method == M_LEAVE) {
+        Zrt__V1__LeaveRequest *req = (Zrt__V1__LeaveRequest *)c->request;
+        if (req->machine_rank >= 0 && req->machine_rank < co->expected)
+            snprintf(co->machines[req->machine_rank].state, sizeof co->machines[0].state, "left");
+        Zrt__V1__LeaveReply reply = ZRT__V1__LEAVE_REPLY__INIT;
+        return respond(co, c, GRPC_STATUS_OK, NULL, &reply.base);
+    }
+    Zrt__V1__ShutdownRequest *req = (Zrt__V1__ShutdownRequest *)c->request;
+    char reason[600];
+    snprintf(reason, sizeof reason, "shutdown requested: %s", req->reason[0] ? req->reason : "no reason given");
+    end_job(co, "shutdown", reason);
+    Zrt__V1__ShutdownReply reply = ZRT__V1__SHUTDOWN_REPLY__INIT;
+    respond(co, c, GRPC_STATUS_OK, NULL, &reply.base);
+}
+
+/* ---- dispatch ------------------------------------------------------------------------------------ */
+
+static void request_next(coordinator *co, int method);
+
+static void on_new_call(coordinator *co, call_ctx *c, bool ok)
+{
+    if (!ok) { /* shutting down: this request will never match a call */
+        free(c);
+        co->live_calls--;
+        return;
+    }
+    request_next(co, c->method);
+    c->refs = 1; /* the close batch */
+    grpc_op op;
+    memset(&op, 0, sizeof op);
+    op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+    op.data.recv_close_on_server.cancelled = &c->cancelled;
+    c->on_close = (tag){on_close, c};
+    if (grpc_call_start_batch(c->call, &op, 1, &c->on_close, NULL) != GRPC_CALL_OK) c->refs = 0;
+    c->refs++; /* held while we handle it */
+    if (c->method < 0) {
+        respond_error(co, c, GRPC_STATUS_UNIMPLEMENTED, "unknown method");
+    } else if (!token_ok(co, &c->md)) {
+        respond_error(co, c, GRPC_STATUS_UNAUTHENTICATED, "missing or wrong job token");
+    } else if (!(c->request = zrt_rpc_unpack(request_types[c->method], c->payload))) {
+        respond_error(co, c, GRPC_STATUS_INVALID_ARGUMENT, "malformed %s request", method_names[c->method]);
+    } else {
+        switch (c->method) {
+        case M_JOIN: handle_join(co, c); break;
+        case M_HEARTBEAT: handle_heartbeat(co, c); break;
+        case M_KVSET: case M_KVGET: case M_KVADD: handle_kv(co, c); break;
+        case M_BARRIER: handle_barrier(co, c); break;
+        case M_STATUS: handle_status(co, c); break;
+        default: handle_other(co, c); break;
+        }
+    }
+    ctx_unref(co, c);
+}
+
+static void request_next(coordinator *co, int method)
+{
+    if (strcmp(co->state, "stopping") == 0) return;
+    call_ctx *c = calloc(1, sizeof *c);
+    if (!c) return;
+    c->method = method;
+    c->on_new = (tag){on_new_call, c};
+    grpc_metadata_array_init(&c->md);
+    co->live_calls++;
+    if (method < 0) {
+        grpc_call_details_init(&c->details);
+        grpc_server_request_call(co->server, &c->call, &c->details, &c->md, co->cq, co->cq, &c->on_new);
+    } else {
+        grpc_server_request_registered_call(co->server, co->methods[method], &c->call, &c->deadline, &c->md,
+                                            &c->payload, co->cq, co->cq, &c->on_new);
+    }
+}
+
+/* ---- timers: parked deadlines, dead machines, the rendezvous timeout -------------------------------- */
+
+static void expire_parked(coordinator *co, call_ctx **list, const char *what)
+{
+    double now = now_s();
+    for (call_ctx **p = list; *p;) {
+        call_ctx *c = *p;
+        if (c->expire > now) {
+            p = &c->next_parked;
+            continue;
+        }
+        *p = c->next_parked;
+        const char *key = c->method == M_KVGET ? ((Zrt__V1__KvGetRequest *)c->request)->key : "";
+        respond_error(co, c, GRPC_STATUS_DEADLINE_EXCEEDED, "%s%s%s did not happen before the deadline", what,
+                      key[0] ? " of key " : "", key);
+    }
+}
+
+static void check_health(coordinator *co)
+{
+    const zrt_job_config *j = &co->o->cfg->job;
+    double now = now_s();
+    if (strcmp(co->state, "waiting") == 0 && co->joined > 0 && now - co->first_join > j->join_timeout_s) {
+        char missing[1024] = "";
+        for (int m = 0; m < co->expected; m++)
+            if (!co->machines[m].joined)
+                snprintf(missing + strlen(missing), sizeof missing - strlen(missing), "%s%d", missing[0] ? ", " : "", m);
+        char reason[1200];
+        snprintf(reason, sizeof reason, "rendezvous timed out after %.0f s: machine_rank(s) %s never joined",
+                 j->join_timeout_s, missing);
+        while (co->parked_joins) {
+            call_ctx *c = co->parked_joins;
+            co->parked_joins = c->next_parked;
+            respond_error(co, c, GRPC_STATUS_DEADLINE_EXCEEDED, "%s", reason);
+        }
+        end_job(co, "aborted", reason);
+        return;
+    }
+    if (strcmp(co->state, "running") != 0) return;
+    for (int m = 0; m < co->expected; m++) {
+        machine *mc = &co->machines[m];
+        if (strcmp(mc->state, "running") != 0 || now - mc->last_heartbeat <= j->heartbeat_timeout_s) continue;
+        snprintf(mc->state, sizeof mc->state, "dead");
+        char reason[512];
+        snprintf(reason, sizeof reason, "machine %d (%s) sent no heartbeat for %.1f s (timeout %.1f s)", m, mc->host,
+                 now - mc->last_heartbeat, j->heartbeat_timeout_s);
+        end_job(co, "aborted", reason);
+    }
+}
+
+/* ---- setup and the loop ---------------------------------------------------------------------------- */
+
+static zrt_status start_server(coordinator *co)
+{
+    grpc_arg args[] = {
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_ALLOW_REUSEPORT, .value.integer = 0},
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, .value.integer = ZRT_RPC_MAX_MESSAGE},
+    };
+    grpc_channel_args channel_args = {sizeof args / sizeof args[0], args};
+    co->cq = grpc_completion_queue_create_for_next(NULL);
+    co->server = grpc_server_create(&channel_args, NULL);
+    grpc_server_register_completion_queue(co->server, co->cq, NULL);
+    for (int m = 0; m < N_METHODS; m++) {
+        char path[64];
+        snprintf(path, sizeof path, "/zrt.v1.Control/%s", method_names[m]);
+        co->methods[m] = grpc_server_register_method(co->server, path, NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+    }
+    grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+    int port = grpc_server_add_http2_port(co->server, co->o->listen, creds);
+    grpc_server_credentials_release(creds);
+    if (port == 0) return zrt_set_error(ZRT_ERR_IO, "coordinator: cannot listen on %s", co->o->listen);
+    grpc_server_start(co->server);
+    for (int m = -1; m < N_METHODS; m++) request_next(co, m);
+    char address[300], host[256];
+    snprintf(host, sizeof host, "%.*s", (int)strcspn(co->o->listen, ":"), co->o->listen);
+    snprintf(address, sizeof address, "%s:%d", host, port);
+    if (co->o->on_listening) co->o->on_listening(address, co->o->arg);
+    return ZRT_OK;
+}
+
+static void stop_server(coordinator *co)
+{
+    tag shutdown_tag = {NULL, NULL};
+    grpc_server_shutdown_and_notify(co->server, co->cq, &shutdown_tag);
+    grpc_server_cancel_all_calls(co->server);
+    for (;;) {
+        grpc_event ev = grpc_completion_queue_next(co->cq, zrt_rpc_deadline(5), NULL);
+        if (ev.type != GRPC_OP_COMPLETE || ev.tag == &shutdown_tag) break;
+        tag *t = ev.tag;
+        if (t->fn == on_new_call && !ev.success) {
+            free(t->ctx);
+            co->live_calls--;
+        } else if (t->fn) {
+            t->fn(co, t->ctx, ev.success);
+        }
+    }
+    grpc_server_destroy(co->server);
+    grpc_completion_queue_shutdown(co->cq);
+    while (grpc_completion_queue_next(co->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type != GRPC_QUEUE_SHUTDOWN) {}
+    grpc_completion_queue_destroy(co->cq);
+}
+
+zrt_status zrt_coordinator_run(const zrt_coordinator_options *o)
+{
+    if (!o || !o->cfg || !o->listen || !o->token || !o->token[0])
+        return zrt_set_error(ZRT_ERR_INVALID, "coordinator: config, listen address and token are required");
+    zrt_rpc_init();
+    coordinator *co = calloc(1, sizeof *co);
+    if (!co || !(co->kv = calloc(MAX_KEYS, sizeof *co->kv))) {
+        free(co);
+        return zrt_set_error(ZRT_ERR_NOMEM, "coordinator: out of memory");
+    }
+    co->o = o;
+    co->expected = (int)o->cfg->num_machines;
+    snprintf(co->state, sizeof co->state, "waiting");
+    zrt_status status = zrt_control_config_identity(o->cfg, co->config_hash, sizeof co->config_hash, co->config_keys,
+                                                      sizeof co->config_keys);
+    if (status == ZRT_OK) status = start_server(co);
+    while (status == ZRT_OK && !(co->end_at > 0 && now_s() > co->end_at)) {
+        grpc_event ev = grpc_completion_queue_next(co->cq, zrt_rpc_deadline(0.05), NULL);
+        if (ev.type == GRPC_OP_COMPLETE) {
+            tag *t = ev.tag;
+            t->fn(co, t->ctx, ev.success);
+        }
+        expire_parked(co, &co->parked_gets, "KvGet");
+        check_health(co);
+    }
+    bool failed = strcmp(co->state, "aborted") == 0;
+    char reason[512];
+    snprintf(reason, sizeof reason, "%s", co->reason);
+    if (co->server) stop_server(co);
+    for (int i = 0; i < co->n_kv; i++) {
+        free(co->kv[i].key);
+        free(co->kv[i].value);
+    }
+    free(co->kv);
+    free(co);
+    if (status != ZRT_OK) return status;
+    return failed ? zrt_set_error(ZRT_ERR_PEER, "job aborted: %s", reason) : ZRT_OK;
+}
