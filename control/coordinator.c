@@ -200,15 +200,29 @@ static void park(call_ctx **list, call_ctx *c, double timeout_s)
 
 /* ---- the job ------------------------------------------------------------------------------- */
 
+static bool ended(const coordinator *co)
+{
+    return strcmp(co->state, "aborted") == 0 || strcmp(co->state, "done") == 0 || strcmp(co->state, "shutdown") == 0;
+}
+
+/* The first cause ends the job; later failures are added to the reason, so
+ * the root cause (a dead machine, a rank's own error) is named even when a
+ * consequence (a rank that lost its peer) was reported first. */
 static void end_job(coordinator *co, const char *state, const char *reason)
 {
-    if (strcmp(co->state, "aborted") == 0 || strcmp(co->state, "done") == 0 || strcmp(co->state, "shutdown") == 0)
+    if (ended(co)) {
+        size_t used = strlen(co->reason);
+        if (strcmp(co->state, "aborted") == 0 && !strstr(co->reason, reason))
+            snprintf(co->reason + used, sizeof co->reason - used, "; %s", reason);
         return;
+    }
     snprintf(co->state, sizeof co->state, "%s", state);
     snprintf(co->reason, sizeof co->reason, "%s", reason);
     co->generation++;
-    /* Give agents two heartbeats to hear it, then stop. */
-    co->end_at = now_s() + 2 * co->o->cfg->job.heartbeat_interval_s + 0.5;
+    /* Keep listening for a heartbeat timeout: agents hear the command, and
+     * silent machines are still found and named. */
+    const zrt_job_config *j = &co->o->cfg->job;
+    co->end_at = now_s() + j->heartbeat_timeout_s + 2 * j->heartbeat_interval_s;
 }
 
 static bool token_ok(const coordinator *co, const grpc_metadata_array *md)
@@ -332,8 +346,8 @@ static void handle_heartbeat(coordinator *co, call_ctx *c)
         if (everyone) end_job(co, "done", "every rank finished");
     }
     Zrt__V1__HeartbeatReply reply = ZRT__V1__HEARTBEAT_REPLY__INIT;
-    bool ended = strcmp(co->state, "aborted") == 0 || strcmp(co->state, "shutdown") == 0;
-    reply.command = ended ? ZRT__V1__COMMAND__ABORT
+    bool stop = strcmp(co->state, "aborted") == 0 || strcmp(co->state, "shutdown") == 0;
+    reply.command = stop ? ZRT__V1__COMMAND__ABORT
                     : strcmp(co->state, "done") == 0 ? ZRT__V1__COMMAND__SHUTDOWN : ZRT__V1__COMMAND__CONTINUE;
     reply.generation = co->generation;
     reply.reason = co->reason;
@@ -602,7 +616,7 @@ static void check_health(coordinator *co)
         end_job(co, "aborted", reason);
         return;
     }
-    if (strcmp(co->state, "running") != 0) return;
+    if (strcmp(co->state, "running") != 0 && strcmp(co->state, "aborted") != 0) return;
     for (int m = 0; m < co->expected; m++) {
         machine *mc = &co->machines[m];
         if (strcmp(mc->state, "running") != 0 || now - mc->last_heartbeat <= j->heartbeat_timeout_s) continue;
@@ -692,7 +706,7 @@ zrt_status zrt_coordinator_run(const zrt_coordinator_options *o)
         check_health(co);
     }
     bool failed = strcmp(co->state, "aborted") == 0;
-    char reason[512];
+    char reason[sizeof co->reason];
     snprintf(reason, sizeof reason, "%s", co->reason);
     if (co->server) stop_server(co);
     for (int i = 0; i < co->n_kv; i++) {

@@ -45,9 +45,10 @@ static zrt_status g_get(zrt_store *base, const char *key, double timeout_s, void
     req.key = SCOPED(s, key, k);
     req.timeout_ms = (int64_t)(timeout_s * 1000);
     ProtobufCMessage *reply = NULL;
+    grpc_status_code code = GRPC_STATUS_OK;
     zrt_status status = zrt_rpc_call(&s->client, "KvGet", &req.base, &zrt__v1__kv_get_reply__descriptor,
-                                     timeout_s + 5, true, &reply, NULL);
-    if (status == ZRT_ERR_PEER && strstr(zrt_last_error(), "deadline"))
+                                     timeout_s + 5, true, &reply, &code);
+    if (code == GRPC_STATUS_DEADLINE_EXCEEDED)
         return zrt_set_error(ZRT_ERR_TIMEOUT, "store: key '%s' did not appear within %.1f s", key, timeout_s);
     CHECK(status);
     Zrt__V1__KvGetReply *r = (Zrt__V1__KvGetReply *)reply;

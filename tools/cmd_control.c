@@ -7,6 +7,7 @@
 #include "control.h"
 #include "overrides.h"
 
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,6 +132,27 @@ int zrt_cmd_agent(int argc, char **argv)
     return ZRT_EXIT_OK;
 }
 
+/* The status JSON as the table people read. */
+static void print_table(const char *text)
+{
+    cJSON *root = cJSON_Parse(text);
+#define FIELD(obj, key) cJSON_GetObjectItemCaseSensitive(obj, key)
+    printf("job: %s, generation %.0f, %.0f machines expected, world size %.0f%s%s\n",
+           cJSON_GetStringValue(FIELD(root, "state")), cJSON_GetNumberValue(FIELD(root, "generation")),
+           cJSON_GetNumberValue(FIELD(root, "expected_machines")), cJSON_GetNumberValue(FIELD(root, "world_size")),
+           *cJSON_GetStringValue(FIELD(root, "reason")) ? ": " : "", cJSON_GetStringValue(FIELD(root, "reason")));
+    printf("%-8s %-24s %-8s %14s %6s %8s %10s\n", "machine", "host", "state", "heartbeat_age", "ranks", "step",
+           "loss");
+    const cJSON *row;
+    cJSON_ArrayForEach(row, FIELD(root, "machines"))
+    printf("%-8.0f %-24s %-8s %13.1fs %6.0f %8.0f %10.4f\n", cJSON_GetNumberValue(FIELD(row, "machine_rank")),
+           cJSON_GetStringValue(FIELD(row, "host")), cJSON_GetStringValue(FIELD(row, "state")),
+           cJSON_GetNumberValue(FIELD(row, "heartbeat_age_s")), cJSON_GetNumberValue(FIELD(row, "local_ranks")),
+           cJSON_GetNumberValue(FIELD(row, "step")), cJSON_GetNumberValue(FIELD(row, "loss")));
+#undef FIELD
+    cJSON_Delete(root);
+}
+
 int zrt_cmd_status(int argc, char **argv)
 {
     static const struct option options[] = {
@@ -151,12 +173,8 @@ int zrt_cmd_status(int argc, char **argv)
         fprintf(stderr, "zrt status: %s\n", zrt_last_error());
         return ZRT_EXIT_FAIL;
     }
-    if (json) {
-        printf("%s\n", text);
-    } else { /* the table, from the same JSON */
-        printf("%s", text); /* a compact table is a later nicety; the JSON is complete */
-        printf("\n");
-    }
+    if (json) printf("%s\n", text);
+    else print_table(text);
     free(text);
     return ZRT_EXIT_OK;
 }
