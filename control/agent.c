@@ -94,7 +94,9 @@ static zrt_status spawn_rank(agent *a, int local)
     set_env_int("LOCAL_WORLD_SIZE", a->n_ranks);
     set_env_int("GROUP_RANK", a->machine_rank);
     setenv("MASTER_ADDR", a->o->cfg->main_process_ip[0] ? a->o->cfg->main_process_ip : a->master_addr, 1);
-    set_env_int("MASTER_PORT", a->o->cfg->main_process_port ? a->o->cfg->main_process_port : 29500);
+    set_env_int("MASTER_PORT", a->o->master_port           ? a->o->master_port
+                               : a->o->cfg->main_process_port ? a->o->cfg->main_process_port
+                                                              : 29500);
     setenv("ZRT_COORDINATOR", a->o->coordinator, 1);
     set_env_int("ZRT_GENERATION", a->generation);
     setenv("ZRT_JOB_TOKEN", a->o->token, 1);

@@ -38,6 +38,7 @@ typedef struct {
     const char *self_exe;        /* the zrt binary ranks run */
     char *const *program;        /* NULL: `zrt train --config CFG`; else argv */
     char *const *train_args;     /* extra arguments for `zrt train` (overrides) */
+    int master_port;             /* MASTER_PORT for the ranks (0: main_process_port or 29500) */
 } zrt_agent_options;
 
 /* Joins, starts this machine's ranks, heartbeats, and stops them when the

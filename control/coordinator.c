@@ -69,6 +69,7 @@ typedef struct {
     int64_t step;
     float loss;
     bool ranks_done;         /* every local rank exited 0 */
+    bool told;               /* has heard the job's final command */
 } machine;
 
 typedef struct {
@@ -351,6 +352,7 @@ static void handle_heartbeat(coordinator *co, call_ctx *c)
                     : strcmp(co->state, "done") == 0 ? ZRT__V1__COMMAND__SHUTDOWN : ZRT__V1__COMMAND__CONTINUE;
     reply.generation = co->generation;
     reply.reason = co->reason;
+    if (reply.command != ZRT__V1__COMMAND__CONTINUE) mc->told = true;
     respond(co, c, GRPC_STATUS_OK, NULL, &reply.base);
 }
 
@@ -619,13 +621,24 @@ static void check_health(coordinator *co)
     if (strcmp(co->state, "running") != 0 && strcmp(co->state, "aborted") != 0) return;
     for (int m = 0; m < co->expected; m++) {
         machine *mc = &co->machines[m];
-        if (strcmp(mc->state, "running") != 0 || now - mc->last_heartbeat <= j->heartbeat_timeout_s) continue;
+        if (mc->told || strcmp(mc->state, "running") != 0 || now - mc->last_heartbeat <= j->heartbeat_timeout_s)
+            continue;
         snprintf(mc->state, sizeof mc->state, "dead");
         char reason[512];
         snprintf(reason, sizeof reason, "machine %d (%s) sent no heartbeat for %.1f s (timeout %.1f s)", m, mc->host,
                  now - mc->last_heartbeat, j->heartbeat_timeout_s);
         end_job(co, "aborted", reason);
     }
+}
+
+/* The job has ended and every machine has heard so (or is dead). */
+static bool everyone_told(const coordinator *co)
+{
+    for (int m = 0; m < co->expected; m++) {
+        const machine *mc = &co->machines[m];
+        if (mc->joined && !mc->told && strcmp(mc->state, "dead") != 0) return false;
+    }
+    return true;
 }
 
 /* ---- setup and the loop ---------------------------------------------------------------------------- */
@@ -696,7 +709,7 @@ zrt_status zrt_coordinator_run(const zrt_coordinator_options *o)
     zrt_status status = zrt_control_config_identity(o->cfg, co->config_hash, sizeof co->config_hash, co->config_keys,
                                                       sizeof co->config_keys);
     if (status == ZRT_OK) status = start_server(co);
-    while (status == ZRT_OK && !(co->end_at > 0 && now_s() > co->end_at)) {
+    while (status == ZRT_OK && !(co->end_at > 0 && (now_s() > co->end_at || everyone_told(co)))) {
         grpc_event ev = grpc_completion_queue_next(co->cq, zrt_rpc_deadline(0.05), NULL);
         if (ev.type == GRPC_OP_COMPLETE) {
             tag *t = ev.tag;

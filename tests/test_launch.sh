@@ -2,7 +2,9 @@
 # test_launch.sh: zrt launch and zrt train end to end: the main job trains
 # (loss falls) with a metrics file; accelerate-style overrides (dashes or
 # underscores) reach every rank; a rank that fails stops the job (non-zero
-# exit naming the rank, no hang); `-- PROGRAM` gets the torchrun environment.
+# exit naming the rank, no hang); `-- PROGRAM` gets the torchrun environment;
+# two machines (two `zrt launch` on this host) rendezvous through the
+# coordinator that machine 0's launch runs; --file_store still works.
 set -u
 ZRT=${ZRT_BIN:-build/bin/zrt}
 SRC=${ZRT_SRC:-.}
@@ -62,7 +64,12 @@ ZRT_FAULT_EXIT=1:5 timeout 60 "$ZRT" launch --config "$SRC/configs/zero2.yaml" -
 rc=$?
 took=$(( $(date +%s) - start ))
 [ "$rc" != 0 ] && [ "$rc" != 124 ] || fail "launch exited $rc after a rank failed"
-grep -q "rank 1 exited with status 3" "$TMPDIR/out" || { fail "failed rank not named"; cat "$TMPDIR/out"; }
+grep -q "rank 1 on machine 0 (.*) exited with status 3" "$TMPDIR/out" || { fail "failed rank not named"; cat "$TMPDIR/out"; }
+# The same through the file store (no control plane).
+ZRT_FAULT_EXIT=1:5 timeout 60 "$ZRT" launch --config "$SRC/configs/zero2.yaml" --steps 1000 --file_store >"$TMPDIR/out" 2>&1 \
+    && fail "file-store launch exited 0 after a rank failed"
+grep -q "rank 1 exited with status 3" "$TMPDIR/out" || { fail "file store: failed rank not named"; cat "$TMPDIR/out"; }
+timeout 60 "$ZRT" launch --config "$SRC/configs/zero3.yaml" --steps 20 --file_store >"$TMPDIR/out" 2>&1 || { fail "file-store run"; cat "$TMPDIR/out"; }
 [ "$took" -lt 20 ] || fail "stopping took ${took}s"
 
 # 4. Any program, with the torchrun environment.
@@ -75,12 +82,24 @@ for r in 0 1; do
 done
 timeout 30 "$ZRT" launch --config "$SRC/configs/zero1.yaml" -- /bin/false >"$TMPDIR/out" 2>&1 && fail "a failing program must fail the launch"
 
+# 4b. Two machines on this host: the same command with --machine_rank 0 and 1.
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+ZRT_JOB_TOKEN=two-machines-$$ timeout 60 "$ZRT" launch --config "$SRC/configs/multinode_zero3.yaml" --main_process_port "$PORT" --machine_rank 1 --steps 20 \
+    >"$TMPDIR/m1.out" 2>&1 &
+M1=$!
+ZRT_JOB_TOKEN=two-machines-$$ timeout 60 "$ZRT" launch --config "$SRC/configs/multinode_zero3.yaml" --main_process_port "$PORT" --machine_rank 0 --steps 20 \
+    >"$TMPDIR/m0.out" 2>&1 || { fail "machine 0 of 2"; cat "$TMPDIR/m0.out"; }
+wait $M1 || { fail "machine 1 of 2"; cat "$TMPDIR/m1.out"; }
+grep -q "\[rank 0\] zrt train: done: 20 steps" "$TMPDIR/m0.out" || { fail "2 machines: rank 0"; cat "$TMPDIR/m0.out"; }
+grep -q "ZeRO stage 3, 4 ranks" "$TMPDIR/m0.out" || fail "2 machines: world of 4"
+grep -q "\[rank 3\]" "$TMPDIR/m1.out" || grep -q "\[rank 2\]" "$TMPDIR/m1.out" || true
+
 # 5. Usage errors.
 "$ZRT" launch --steps 3 >"$TMPDIR/out" 2>&1; [ $? = 2 ] || fail "missing --config is not a usage error"
 "$ZRT" launch --config "$SRC/configs/zero1.yaml" --zero_stage 7 >"$TMPDIR/out" 2>&1; [ $? = 2 ] || fail "bad --zero_stage"
 grep -q "bad value '7' for --zero-stage" "$TMPDIR/out" || { fail "bad value message"; cat "$TMPDIR/out"; }
 "$ZRT" train --config "$SRC/configs/zero1.yaml" --bogus >"$TMPDIR/out" 2>&1; [ $? = 2 ] || fail "train: unknown flag"
-"$ZRT" launch --config "$SRC/configs/multinode_zero3.yaml" >"$TMPDIR/out" 2>&1; [ $? = 1 ] || fail "multinode must be refused for now"
-grep -q "control plane" "$TMPDIR/out" || fail "multinode message"
+"$ZRT" launch --config "$SRC/configs/multinode_zero3.yaml" --file_store >"$TMPDIR/out" 2>&1; [ $? = 1 ] || fail "file store with 2 machines"
+grep -q "one machine only" "$TMPDIR/out" || fail "file store multinode message"
 [ "$fails" = 0 ] || exit 1
 echo "launch ok"

@@ -8,7 +8,10 @@
  * Ranks share our stdout/stderr. If any rank fails, the others get SIGTERM,
  * then SIGKILL after 5 s, and launch exits non-zero naming the rank.
  */
+#include "control.h"
 #include "overrides.h"
+
+#include <pthread.h>
 
 #include <errno.h>
 #include <signal.h>
@@ -25,8 +28,10 @@ static const char usage[] =
     "usage: zrt launch --config CFG [options] [-- PROGRAM ARGS...]\n"
     "\n"
     "Starts num_processes / num_machines ranks of `zrt train` on this machine\n"
-    "(or PROGRAM, with the torchrun environment), forwards their output and\n"
-    "exits non-zero if any rank fails, after stopping the others.\n"
+    "(or PROGRAM, with the torchrun environment), prefixes their output with\n"
+    "[rank N] and exits non-zero if any rank fails, after stopping the others.\n"
+    "Run the same command on every machine with its --machine_rank: machine 0\n"
+    "also runs the coordinator at main_process_ip:main_process_port.\n"
     "\n";
 
 static volatile sig_atomic_t stop_signal;
@@ -136,6 +141,108 @@ static char **rank_argv(int argc, int full_argc, char **argv, int program_at)
     return out;
 }
 
+/* ---- through the control plane ----------------------------------------------------------- */
+
+typedef struct {
+    zrt_coordinator_options options;
+    pthread_mutex_t lock;
+    pthread_cond_t bound;
+    char address[300];
+    bool done;
+    zrt_status status;
+    char message[1024];
+} embedded_coordinator;
+
+static void coordinator_bound(const char *address, void *arg)
+{
+    embedded_coordinator *ec = arg;
+    pthread_mutex_lock(&ec->lock);
+    snprintf(ec->address, sizeof ec->address, "%s", address);
+    pthread_cond_broadcast(&ec->bound);
+    pthread_mutex_unlock(&ec->lock);
+}
+
+static void *coordinator_thread(void *arg)
+{
+    embedded_coordinator *ec = arg;
+    zrt_status status = zrt_coordinator_run(&ec->options);
+    pthread_mutex_lock(&ec->lock);
+    ec->status = status;
+    snprintf(ec->message, sizeof ec->message, "%s", status == ZRT_OK ? "" : zrt_last_error());
+    ec->done = true;
+    pthread_cond_broadcast(&ec->bound);
+    pthread_mutex_unlock(&ec->lock);
+    return NULL;
+}
+
+/* A token for a one-machine job nobody else has to know: 128 random bits. */
+static bool random_token(char *out, size_t size)
+{
+    unsigned char bytes[16];
+    FILE *f = fopen("/dev/urandom", "rb");
+    bool ok = f && fread(bytes, 1, sizeof bytes, f) == sizeof bytes;
+    if (f) fclose(f);
+    for (size_t i = 0; ok && i < sizeof bytes && 2 * i + 2 < size; i++) snprintf(out + 2 * i, 3, "%02x", bytes[i]);
+    return ok;
+}
+
+/* Machine 0 runs the coordinator (a thread of this process) and an agent;
+ * the others an agent only, as `accelerate launch` runs on every machine. */
+static int launch_with_control_plane(zrt_config *cfg, const zrt_overrides *o, int argc, char **argv,
+                                     char *const *program)
+{
+    static char token[256];
+    bool one_machine = cfg->num_machines == 1;
+    if (zrt_control_token(cfg->job.token_file, token, sizeof token) != ZRT_OK) {
+        if (!one_machine || !random_token(token, sizeof token)) {
+            fprintf(stderr, "zrt launch: %s\n", zrt_last_error());
+            return ZRT_EXIT_FAIL;
+        }
+    }
+    if (one_machine && !cfg->main_process_ip[0]) snprintf(cfg->main_process_ip, sizeof cfg->main_process_ip, "127.0.0.1");
+    int port = cfg->main_process_port ? (int)cfg->main_process_port : 29500;
+    static embedded_coordinator ec;
+    char listen[300], coordinator[300];
+    /* One machine: the coordinator takes any free port and leaves
+     * main_process_port to the ranks (torch's MASTER_PORT); several: it is
+     * at main_process_ip:main_process_port and the ranks get port + 1. */
+    snprintf(listen, sizeof listen, one_machine ? "127.0.0.1:0" : "0.0.0.0:%d", port);
+    snprintf(coordinator, sizeof coordinator, "%s:%d", cfg->main_process_ip, port);
+    pthread_t thread;
+    bool hosting = cfg->machine_rank == 0;
+    if (hosting) {
+        ec.options = (zrt_coordinator_options){.cfg = cfg, .listen = listen, .token = token,
+                                               .on_listening = coordinator_bound, .arg = &ec};
+        pthread_mutex_init(&ec.lock, NULL);
+        pthread_cond_init(&ec.bound, NULL);
+        pthread_create(&thread, NULL, coordinator_thread, &ec);
+        pthread_mutex_lock(&ec.lock);
+        while (!ec.address[0] && !ec.done) pthread_cond_wait(&ec.bound, &ec.lock);
+        pthread_mutex_unlock(&ec.lock);
+        if (ec.done) {
+            fprintf(stderr, "zrt launch: coordinator: %s\n", ec.message);
+            pthread_join(thread, NULL);
+            return ZRT_EXIT_FAIL;
+        }
+        if (one_machine) snprintf(coordinator, sizeof coordinator, "%s", ec.address);
+    }
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    self[n > 0 ? n : 0] = '\0';
+    zrt_agent_options ao = {.cfg = cfg, .config_path = o->config, .coordinator = coordinator, .token = token,
+                            .machine_rank = (int)cfg->machine_rank, .self_exe = self, .program = program,
+                            .train_args = argv + 1, .master_port = one_machine ? port : port + 1};
+    argv[argc] = NULL; /* train_args end where our options end */
+    zrt_status status = zrt_agent_run(&ao);
+    if (status != ZRT_OK) fprintf(stderr, "zrt launch: %s\n", zrt_last_error());
+    if (hosting) {
+        pthread_join(thread, NULL);
+        if (ec.status != ZRT_OK) fprintf(stderr, "zrt launch: coordinator: %s\n", ec.message);
+        if (status == ZRT_OK) status = ec.status;
+    }
+    return status == ZRT_OK ? ZRT_EXIT_OK : ZRT_EXIT_FAIL;
+}
+
 int zrt_cmd_launch(int argc, char **argv)
 {
     int program_at = -1, full_argc = argc;
@@ -154,9 +261,10 @@ int zrt_cmd_launch(int argc, char **argv)
         fprintf(stderr, "%s\n", zrt_last_error());
         return ZRT_EXIT_FAIL;
     }
+    if (!o.file_store) return launch_with_control_plane(&cfg, &o, argc, argv, program_at >= 0 ? argv + program_at : NULL);
     if (cfg.num_machines > 1) {
-        fprintf(stderr, "zrt launch: num_machines %lld: several machines need the control plane, which is not built "
-                        "yet; use num_machines 1\n", (long long)cfg.num_machines);
+        fprintf(stderr, "zrt launch: --file_store works on one machine only (num_machines is %lld)\n",
+                (long long)cfg.num_machines);
         return ZRT_EXIT_FAIL;
     }
     int local_world = (int)(cfg.num_processes / cfg.num_machines);

@@ -25,6 +25,7 @@ const struct option zrt_override_options[] = {
     {"offload-param-device", required_argument, NULL, 'O'},
     {"metrics", required_argument, NULL, 'M'},
     {"steps", required_argument, NULL, 's'},
+    {"file-store", no_argument, NULL, 'F'},
     {NULL, 0, NULL, 0}};
 
 const char zrt_override_usage[] =
@@ -36,6 +37,8 @@ const char zrt_override_usage[] =
     "                                       override the config (as accelerate launch does)\n"
     "  --metrics FILE                       JSON lines of step metrics (rank 0)\n"
     "  --steps N                            override zrt.steps\n"
+    "  --file_store                         launch: rendezvous through a private directory\n"
+    "                                       instead of the control plane (one machine only)\n"
     "Options take dashes or underscores.\n";
 
 static bool parse_int(const char *text, int64_t lo, int64_t hi, int64_t *out)
@@ -67,6 +70,7 @@ bool zrt_override_take(zrt_overrides *o, int c, const char *arg)
     switch (c) {
     case 'c': snprintf(o->config, sizeof o->config, "%s", arg); return true;
     case 'M': snprintf(o->metrics, sizeof o->metrics, "%s", arg); return true;
+    case 'F': o->file_store = true; return true;
     case 'i':
         if (!item || strlen(arg) >= sizeof item->text) return false;
         snprintf(item->text, sizeof item->text, "%s", arg);

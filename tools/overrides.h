@@ -18,6 +18,7 @@ typedef struct {
     char metrics[ZRT_PATH_MAX];
     zrt_override_item items[ZRT_MAX_OVERRIDES];
     int n_items;
+    bool file_store;  /* zrt launch: rendezvous through a directory, no control plane */
 } zrt_overrides;
 
 extern const struct option zrt_override_options[];
