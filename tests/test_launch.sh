@@ -92,7 +92,6 @@ ZRT_JOB_TOKEN=two-machines-$$ timeout 60 "$ZRT" launch --config "$SRC/configs/mu
 wait $M1 || { fail "machine 1 of 2"; cat "$TMPDIR/m1.out"; }
 grep -q "\[rank 0\] zrt train: done: 20 steps" "$TMPDIR/m0.out" || { fail "2 machines: rank 0"; cat "$TMPDIR/m0.out"; }
 grep -q "ZeRO stage 3, 4 ranks" "$TMPDIR/m0.out" || fail "2 machines: world of 4"
-grep -q "\[rank 3\]" "$TMPDIR/m1.out" || grep -q "\[rank 2\]" "$TMPDIR/m1.out" || true
 
 # 5. Usage errors.
 "$ZRT" launch --steps 3 >"$TMPDIR/out" 2>&1; [ $? = 2 ] || fail "missing --config is not a usage error"
