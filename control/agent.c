@@ -196,7 +196,7 @@ static void stop_ranks(agent *a)
 }
 
 /* One heartbeat: the command, or an error if the coordinator did not answer. */
-static zrt_status heartbeat(agent *a, Zrt__V1__Command *command, char *reason, size_t reason_size)
+static zrt_status heartbeat(agent *a, Zrt__V1__Command *command, int64_t *generation, char *reason, size_t reason_size)
 {
     Zrt__V1__RankHealth health[MAX_LOCAL], *ptrs[MAX_LOCAL];
     for (int i = 0; i < a->n_ranks; i++) {
@@ -217,6 +217,7 @@ static zrt_status heartbeat(agent *a, Zrt__V1__Command *command, char *reason, s
                        NULL));
     Zrt__V1__HeartbeatReply *r = (Zrt__V1__HeartbeatReply *)reply;
     *command = r->command;
+    *generation = r->generation;
     snprintf(reason, reason_size, "%s", r->reason);
     protobuf_c_message_free_unpacked(reply, NULL);
     return ZRT_OK;
@@ -233,7 +234,8 @@ static zrt_status watch(agent *a)
         next_beat = zrt_now() + j->heartbeat_interval_s;
         Zrt__V1__Command command = ZRT__V1__COMMAND__CONTINUE;
         char reason[512] = "";
-        if (heartbeat(a, &command, reason, sizeof reason) != ZRT_OK) {
+        int64_t generation = a->generation;
+        if (heartbeat(a, &command, &generation, reason, sizeof reason) != ZRT_OK) {
             if (zrt_now() - last_ok <= j->heartbeat_timeout_s) continue;
             char why[512];
             snprintf(why, sizeof why, "%s", zrt_last_error());
@@ -245,6 +247,17 @@ static zrt_status watch(agent *a)
         if (command == ZRT__V1__COMMAND__ABORT) {
             stop_ranks(a);
             return zrt_set_error(ZRT_ERR_PEER, "agent: the job was aborted: %s", reason);
+        }
+        if (command == ZRT__V1__COMMAND__RESTART) {
+            printf("zrt agent: %s: restarting the ranks\n", reason);
+            fflush(stdout);
+            stop_ranks(a);
+            a->generation = generation;
+            for (int i = 0; i < a->n_ranks; i++) {
+                a->ranks[i].exit_status = 0;
+                CHECK(spawn_rank(a, i));
+            }
+            continue;
         }
         if (command == ZRT__V1__COMMAND__SHUTDOWN) {
             stop_ranks(a); /* they have all exited by now */

@@ -90,6 +90,7 @@ struct coordinator {
     grpc_completion_queue *cq;
     void *methods[N_METHODS];
     int expected, joined, world;
+    int restarts_used;
     machine machines[MAX_MACHINES];
     int64_t generation;
     double first_join, started;
@@ -226,6 +227,22 @@ static void end_job(coordinator *co, const char *state, const char *reason)
     co->end_at = now_s() + j->heartbeat_timeout_s + 2 * j->heartbeat_interval_s;
 }
 
+/* max_restarts: a failed rank starts every rank again in a new generation
+ * (they resume from the latest checkpoint). False when none are left. */
+static bool restart_job(coordinator *co, const char *reason)
+{
+    if (strcmp(co->state, "running") != 0 || co->restarts_used >= co->o->cfg->job.max_restarts) return false;
+    co->restarts_used++;
+    co->generation++;
+    snprintf(co->reason, sizeof co->reason, "restart %d of %lld (generation %lld) after: %s", co->restarts_used,
+             (long long)co->o->cfg->job.max_restarts, (long long)co->generation, reason);
+    for (int m = 0; m < co->expected; m++) {
+        co->machines[m].ranks_done = false;
+        co->machines[m].told = false;
+    }
+    return true;
+}
+
 static bool token_ok(const coordinator *co, const grpc_metadata_array *md)
 {
     const char *want = co->o->token;
@@ -318,6 +335,7 @@ static void handle_join(coordinator *co, call_ctx *c)
     if (co->joined == co->expected) release_joins(co);
 }
 
+static void handle_heartbeat(coordinator *co, call_ctx *c);
 static void handle_heartbeat(coordinator *co, call_ctx *c)
 {
     Zrt__V1__HeartbeatRequest *req = (Zrt__V1__HeartbeatRequest *)c->request;
@@ -328,6 +346,15 @@ static void handle_heartbeat(coordinator *co, call_ctx *c)
     mc->last_heartbeat = now_s();
     mc->step = req->step;
     mc->loss = req->loss;
+    if (req->generation < co->generation && strcmp(co->state, "running") == 0) {
+        /* Still the old generation's ranks: start them again (their failures
+         * are the consequence of the restart's cause, not news). */
+        Zrt__V1__HeartbeatReply reply = ZRT__V1__HEARTBEAT_REPLY__INIT;
+        reply.command = ZRT__V1__COMMAND__RESTART;
+        reply.generation = co->generation;
+        reply.reason = co->reason;
+        return respond(co, c, GRPC_STATUS_OK, NULL, &reply.base);
+    }
     bool all_done = req->n_ranks > 0;
     for (size_t i = 0; i < req->n_ranks; i++) {
         Zrt__V1__RankHealth *h = req->ranks[i];
@@ -335,6 +362,7 @@ static void handle_heartbeat(coordinator *co, call_ctx *c)
             char reason[256];
             snprintf(reason, sizeof reason, "rank %d on machine %d (%s) exited with status %d", h->rank, m, mc->host,
                      h->exit_status);
+            if (restart_job(co, reason)) return handle_heartbeat(co, c); /* now answers RESTART */
             end_job(co, "aborted", reason);
         }
         all_done &= !h->running && h->exit_status == 0;

@@ -93,6 +93,32 @@ wait $M1 || { fail "machine 1 of 2"; cat "$TMPDIR/m1.out"; }
 grep -q "\[rank 0\] zrt train: done: 20 steps" "$TMPDIR/m0.out" || { fail "2 machines: rank 0"; cat "$TMPDIR/m0.out"; }
 grep -q "ZeRO stage 3, 4 ranks" "$TMPDIR/m0.out" || fail "2 machines: world of 4"
 
+# 4c. max_restarts: rank 1 dies at step 12 (generation 0 only); every rank restarts in
+# generation 1, resumes from the step-10 checkpoint and ends with the uninterrupted run's loss.
+cat >"$TMPDIR/restart.yaml" <<YAML
+distributed_type: DEEPSPEED
+num_processes: 2
+use_cpu: true
+deepspeed_config: {zero_stage: 2}
+zrt:
+  model: {type: gpt, layers: 2, d_model: 32, heads: 4, seq_len: 16, vocab: 64}
+  micro_batch_size: 4
+  steps: 20
+  checkpoint_interval: 5
+  checkpoint_dir: CKPT
+  max_restarts: 1
+  heartbeat_interval_s: 0.3
+YAML
+sed "s|CKPT|$TMPDIR/ck-restart|" "$TMPDIR/restart.yaml" >"$TMPDIR/r1.yaml"
+sed "s|CKPT|$TMPDIR/ck-clean|" "$TMPDIR/restart.yaml" >"$TMPDIR/r2.yaml"
+ZRT_FAULT_EXIT=1:12 timeout 60 "$ZRT" launch --config "$TMPDIR/r1.yaml" --metrics "$TMPDIR/r1.jsonl" >"$TMPDIR/out" 2>&1 \
+    || { fail "restarted job failed"; cat "$TMPDIR/out"; }
+grep -q "restart 1 of 1 (generation 1)" "$TMPDIR/out" || { fail "no restart"; cat "$TMPDIR/out"; }
+grep -q "resumed from $TMPDIR/ck-restart at step 10" "$TMPDIR/out" || { fail "no resume"; cat "$TMPDIR/out"; }
+timeout 60 "$ZRT" launch --config "$TMPDIR/r2.yaml" --metrics "$TMPDIR/r2.jsonl" >"$TMPDIR/out" 2>&1 || fail "clean run"
+[ "$(tail -1 "$TMPDIR/r1.jsonl" | cut -d, -f1-2)" = "$(tail -1 "$TMPDIR/r2.jsonl" | cut -d, -f1-2)" ] \
+    || fail "restarted final loss $(tail -1 "$TMPDIR/r1.jsonl") != $(tail -1 "$TMPDIR/r2.jsonl")"
+
 # 5. Usage errors.
 "$ZRT" launch --steps 3 >"$TMPDIR/out" 2>&1; [ $? = 2 ] || fail "missing --config is not a usage error"
 "$ZRT" launch --config "$SRC/configs/zero1.yaml" --zero_stage 7 >"$TMPDIR/out" 2>&1; [ $? = 2 ] || fail "bad --zero_stage"

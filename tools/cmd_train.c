@@ -165,9 +165,11 @@ static void report(trainer *t, int64_t step, const zrt_step_result *r, double el
     fflush(stdout);
 }
 
+/* Only in the first generation: a restarted job must not fail again. */
 static bool fault_now(int rank, int64_t step)
 {
-    const char *spec = getenv("ZRT_FAULT_EXIT");
+    const char *spec = getenv("ZRT_FAULT_EXIT"), *generation = getenv("ZRT_GENERATION");
+    if (generation && atoi(generation) != 0) return false;
     int fault_rank;
     long long fault_step;
     return spec && sscanf(spec, "%d:%lld", &fault_rank, &fault_step) == 2 && fault_rank == rank && fault_step == step;
