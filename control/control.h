@@ -51,6 +51,10 @@ zrt_status zrt_control_status(const char *coordinator, const char *token, double
 /* A zrt_store whose keys live in the coordinator (KvSet/KvGet/KvAdd). */
 zrt_status zrt_store_grpc_create(const char *coordinator, const char *token, const char *scope, zrt_store **out);
 
+/* `zrt bench control`: a coordinator process (self = the zrt binary) and
+ * `agents` client threads; prints one row (or a JSON object). */
+zrt_status zrt_bench_control(int agents, double seconds, const char *self, bool json);
+
 /* The job token: token_file if given, else $ZRT_JOB_TOKEN; into out. */
 zrt_status zrt_control_token(const char *token_file, char *out, size_t size);
 

@@ -187,13 +187,13 @@ static void load_accelerate_yaml(zrt_config *cfg, const cJSON *yaml, zrt_cfg_err
 {
     const cJSON *yaml_ds = cJSON_GetObjectItemCaseSensitive(yaml, "deepspeed_config");
     bool has_json = lookup(yaml_ds, "deepspeed_config_file") != NULL;
-    if (!has_json) {
-        /* Accelerate's own defaults when it writes the DeepSpeed config. */
-        cfg->zero.stage = 2;
-        cfg->gradient_clipping = 1.0;
-    }
     zrt_cfg_walk(cfg, errs, cfg->source_path, &zrt_cfg_accelerate, yaml, "");
     if (!lookup(yaml, "distributed_type") && yaml_ds) cfg->distributed_type = ZRT_DIST_DEEPSPEED;
+    if (!has_json && cfg->distributed_type == ZRT_DIST_DEEPSPEED) {
+        /* Accelerate's own defaults when it writes the DeepSpeed config. */
+        if (!lookup(yaml_ds, "zero_stage")) cfg->zero.stage = 2;
+        if (!lookup(yaml_ds, "gradient_clipping")) cfg->gradient_clipping = 1.0;
+    }
     bool yaml_has_precision = lookup(yaml, "mixed_precision") != NULL;
     if (errs->count || !has_json) {
         cfg->zero.overlap_comm = cfg->zero.stage == 3;

@@ -78,6 +78,17 @@ assert rows[0]["ratio_to_stage0"] == 1.0 and rows[4]["ratio_to_stage0"] == 1.0
 PY
 then echo "FAIL: bench train --json rows"; cat "$TMPDIR/out"; fails=$((fails + 1)); fi
 expect 2 "bench train: bad model" -- "$ZRT" bench train --model rnn
+# zrt bench control: one JSON row with the three measurements.
+expect 0 "bench control --json" -- "$ZRT" bench control --agents 4 --seconds 1 --json
+if ! python3 - "$TMPDIR/out" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+assert len(rows) == 1 and rows[0]["agents"] == 4, rows
+r = rows[0]
+assert 0 < r["rendezvous_s"] < 10 and r["heartbeats"] > 0 and r["coordinator_cpu_percent"] >= 0, r
+assert 0 < r["detection_s"] <= r["heartbeat_timeout_s"] + 2 * r["heartbeat_interval_s"], r
+PY
+then echo "FAIL: bench control --json"; cat "$TMPDIR/out"; fails=$((fails + 1)); fi
 expect 2 "bench: unknown benchmark" -- "$ZRT" bench frob
 expect 2 "bench comm: bad size" -- "$ZRT" bench comm --max-bytes lots
 expect_output "bad value 'lots' for --max-bytes" "bench bad size message"

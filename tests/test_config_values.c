@@ -68,7 +68,10 @@ static void test_accelerate_yaml(void)
     CHECK(cfg.main_process_port == 29500);
     load_ok("quoted_no.yaml", "mixed_precision: 'no'\ndowncast_bf16: 'no'\nnum_processes: 4\n");
     CHECK(cfg.mixed_precision == ZRT_PRECISION_NO && !cfg.downcast_bf16 && cfg.num_processes == 4);
-    CHECK(cfg.distributed_type == ZRT_DIST_NO);
+    CHECK(cfg.distributed_type == ZRT_DIST_NO && cfg.zero.stage == 0);
+    CHECK(cfg.warnings[0] == '\0'); /* no deepspeed_config: nothing to ignore */
+    load_ok("ds_no_section.yaml", "distributed_type: DEEPSPEED\n"); /* Accelerate's defaults */
+    CHECK(cfg.zero.stage == 2 && cfg.gradient_clipping == 1.0);
     load_ok("bf16.yaml", "mixed_precision: bf16\n");
     CHECK(cfg.mixed_precision == ZRT_PRECISION_BF16 && cfg.bf16_enabled && !cfg.fp16.enabled);
 }

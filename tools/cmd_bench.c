@@ -11,6 +11,7 @@
  * that rendezvous through a file store in a private temporary directory.
  */
 #include "cli.h"
+#include "control.h"
 #include "zrt.h"
 
 #include <stdio.h>
@@ -277,14 +278,61 @@ static int bench_comm(int argc, char **argv)
     return rc;
 }
 
+static int bench_control(int argc, char **argv)
+{
+    static const struct option options[] = {{"help", no_argument, NULL, 'h'},
+                                            {"agents", required_argument, NULL, 'a'},
+                                            {"seconds", required_argument, NULL, 's'},
+                                            {"json", no_argument, NULL, 'j'},
+                                            {NULL, 0, NULL, 0}};
+    char agents_list[256] = "16,64,256";
+    double seconds = 5;
+    bool json = false;
+    int c;
+    while ((c = zrt_cli_next_option(argc, argv, options, "bench control")) != -1) {
+        if (c == 'h') {
+            fputs("usage: zrt bench control [--agents 16,64,256] [--seconds 5] [--json]\n\n"
+                  "A coordinator process and N lightweight agents (client threads) on 127.0.0.1:\n"
+                  "time to rendezvous, coordinator CPU per heartbeat (1 Hz per agent), and the\n"
+                  "time to detect an agent that stops (heartbeat timeout 3 s).\n",
+                  stdout);
+            return ZRT_EXIT_OK;
+        }
+        if (c == 'a') snprintf(agents_list, sizeof agents_list, "%s", optarg);
+        else if (c == 's' && (seconds = atof(optarg)) > 0) continue;
+        else if (c == 'j') json = true;
+        else return c == '?' ? ZRT_EXIT_USAGE
+                             : zrt_cli_usage_error("bench control", "bad value '%s' for %s", optarg,
+                                                   zrt_cli_option_name(options, c));
+    }
+    if (optind != argc) return zrt_cli_usage_error("bench control", "unexpected argument '%s'", argv[optind]);
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    self[n > 0 ? n : 0] = '\0';
+    if (!json)
+        printf("%6s %14s %10s %18s %13s %14s\n", "agents", "rendezvous_s", "heartbeats", "cpu/heartbeat_us",
+               "coordinator", "detection_s");
+    for (char *save = NULL, *t = strtok_r(agents_list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        int agents = atoi(t);
+        if (agents < 1 || agents > 4096) return zrt_cli_usage_error("bench control", "bad agent count '%s'", t);
+        if (zrt_bench_control(agents, seconds, self, json) != ZRT_OK) {
+            fprintf(stderr, "zrt bench control: %s\n", zrt_last_error());
+            return ZRT_EXIT_FAIL;
+        }
+        fflush(stdout);
+    }
+    return ZRT_EXIT_OK;
+}
+
 int zrt_cmd_bench(int argc, char **argv)
 {
     zrt_cli_normalize_options(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "comm") == 0) return bench_comm(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "train") == 0) return zrt_bench_train(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "control") == 0) return bench_control(argc - 1, argv + 1);
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        fputs("usage: zrt bench comm|train [...]   (zrt bench comm --help, zrt bench train --help)\n", stdout);
+        fputs("usage: zrt bench comm|train|control [...]   (zrt bench NAME --help)\n", stdout);
         return ZRT_EXIT_OK;
     }
-    return zrt_cli_usage_error("bench", "unknown benchmark '%s' (available: comm, train)", argc >= 2 ? argv[1] : "");
+    return zrt_cli_usage_error("bench", "unknown benchmark '%s' (available: comm, train, control)", argc >= 2 ? argv[1] : "");
 }
