@@ -55,6 +55,10 @@ zrt_status zrt_store_grpc_create(const char *coordinator, const char *token, con
  * `agents` client threads; prints one row (or a JSON object). */
 zrt_status zrt_bench_control(int agents, double seconds, const char *self, bool json);
 
+/* Fuzzing (fuzz/fuzz_control.c): data[0] picks a method, the rest is its
+ * request; decoded and handled by the real handlers, without gRPC. */
+int zrt_coordinator_fuzz(const uint8_t *data, size_t size);
+
 /* The job token: token_file if given, else $ZRT_JOB_TOKEN; into out. */
 zrt_status zrt_control_token(const char *token_file, char *out, size_t size);
 

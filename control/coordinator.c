@@ -135,6 +135,14 @@ static void respond(coordinator *co, call_ctx *c, grpc_status_code status, const
     (void)co;
     if (c->replied) return;
     c->replied = true;
+    if (!c->call) { /* zrt_coordinator_fuzz: no gRPC call; still pack the reply */
+        if (reply) {
+            uint8_t *buf = malloc(protobuf_c_message_get_packed_size(reply) + 1);
+            if (buf) protobuf_c_message_pack(reply, buf);
+            free(buf);
+        }
+        return;
+    }
     grpc_op ops[3];
     memset(ops, 0, sizeof ops);
     size_t n = 0;
@@ -555,6 +563,18 @@ static void handle_other(coordinator *co, call_ctx *c)
 
 static void request_next(coordinator *co, int method);
 
+static void dispatch(coordinator *co, call_ctx *c)
+{
+    switch (c->method) {
+    case M_JOIN: handle_join(co, c); break;
+    case M_HEARTBEAT: handle_heartbeat(co, c); break;
+    case M_KVSET: case M_KVGET: case M_KVADD: handle_kv(co, c); break;
+    case M_BARRIER: handle_barrier(co, c); break;
+    case M_STATUS: handle_status(co, c); break;
+    default: handle_other(co, c); break;
+    }
+}
+
 static void on_new_call(coordinator *co, call_ctx *c, bool ok)
 {
     if (!ok) { /* shutting down: this request will never match a call */
@@ -578,14 +598,7 @@ static void on_new_call(coordinator *co, call_ctx *c, bool ok)
     } else if (!(c->request = zrt_rpc_unpack(request_types[c->method], c->payload))) {
         respond_error(co, c, GRPC_STATUS_INVALID_ARGUMENT, "malformed %s request", method_names[c->method]);
     } else {
-        switch (c->method) {
-        case M_JOIN: handle_join(co, c); break;
-        case M_HEARTBEAT: handle_heartbeat(co, c); break;
-        case M_KVSET: case M_KVGET: case M_KVADD: handle_kv(co, c); break;
-        case M_BARRIER: handle_barrier(co, c); break;
-        case M_STATUS: handle_status(co, c); break;
-        default: handle_other(co, c); break;
-        }
+        dispatch(co, c);
     }
     ctx_unref(co, c);
 }
@@ -758,4 +771,42 @@ zrt_status zrt_coordinator_run(const zrt_coordinator_options *o)
     free(co);
     if (status != ZRT_OK) return status;
     return failed ? zrt_set_error(ZRT_ERR_PEER, "job aborted: %s", reason) : ZRT_OK;
+}
+
+/* ---- fuzzing: the decoders and handlers without gRPC ------------------------------------------- */
+
+int zrt_coordinator_fuzz(const uint8_t *data, size_t size)
+{
+    static coordinator *co;
+    static zrt_config cfg;
+    static zrt_coordinator_options o;
+    if (!co) { /* one coordinator for the whole run: state carries over, as in a real job */
+        zrt_config_init(&cfg);
+        cfg.num_machines = 4;
+        cfg.num_processes = 4;
+        o = (zrt_coordinator_options){.cfg = &cfg, .listen = "-", .token = "t"};
+        co = calloc(1, sizeof *co);
+        co->kv = calloc(MAX_KEYS, sizeof *co->kv);
+        co->o = &o;
+        co->expected = 4;
+        snprintf(co->state, sizeof co->state, "waiting");
+        zrt_control_config_identity(&cfg, co->config_hash, sizeof co->config_hash, co->config_keys,
+                                    sizeof co->config_keys);
+    }
+    if (size < 1) return 0;
+    call_ctx *c = calloc(1, sizeof *c);
+    c->method = data[0] % N_METHODS;
+    c->refs = 1;
+    c->deadline = gpr_inf_future(GPR_CLOCK_MONOTONIC);
+    grpc_metadata_array_init(&c->md);
+    co->live_calls++;
+    c->request = protobuf_c_message_unpack(request_types[c->method], NULL, size - 1, data + 1);
+    if (c->request) dispatch(co, c);
+    /* Only this input's call can be parked: forget it, as a client that gave up. */
+    unpark(&co->parked_joins, c);
+    unpark(&co->parked_gets, c);
+    for (int i = 0; i < co->n_barriers; i++)
+        if (unpark(&co->barriers[i].waiting, c)) co->barriers[i].arrived--;
+    ctx_unref(co, c);
+    return 0;
 }
