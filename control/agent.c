@@ -276,7 +276,7 @@ zrt_status zrt_agent_run(const zrt_agent_options *o)
     if (!a) return zrt_set_error(ZRT_ERR_NOMEM, "agent: out of memory");
     a->o = o;
     for (int i = 0; i < MAX_LOCAL; i++) a->ranks[i].out_fd = -1;
-    zrt_status status = zrt_rpc_client_open(&a->client, o->coordinator, o->token);
+    zrt_status status = zrt_rpc_client_open(&a->client, o->coordinator, o->token, o->cfg);
     if (status == ZRT_OK) status = join(a);
     for (int i = 0; status == ZRT_OK && i < a->n_ranks; i++) status = spawn_rank(a, i);
     if (status == ZRT_OK) status = watch(a);

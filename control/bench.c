@@ -76,7 +76,7 @@ static void *agent_main(void *arg)
     bench_agent *a = arg;
     bench *b = a->b;
     zrt_rpc_client c;
-    if (zrt_rpc_client_open(&c, b->address, "bench") != ZRT_OK || !join_one(a, &c)) return NULL;
+    if (zrt_rpc_client_open(&c, b->address, "bench", NULL) != ZRT_OK || !join_one(a, &c)) return NULL;
     a->ok = true;
     bool victim = a->index == 0;
     double next = zrt_now() + INTERVAL_S * (double)(a->index % 100) / 100.0; /* spread over the interval */

@@ -45,11 +45,15 @@ typedef struct {
  * coordinator says so or cannot be reached. ZRT_OK when the job finished. */
 zrt_status zrt_agent_run(const zrt_agent_options *options);
 
-/* The coordinator's Status reply as JSON (malloc'ed; the caller frees). */
-zrt_status zrt_control_status(const char *coordinator, const char *token, double timeout_s, char **json);
+/* The coordinator's Status reply as JSON (malloc'ed; the caller frees).
+ * tls: a config whose zrt.tls secures the call, or NULL for plaintext. */
+zrt_status zrt_control_status(const char *coordinator, const char *token, const zrt_config *tls, double timeout_s,
+                              char **json);
 
-/* A zrt_store whose keys live in the coordinator (KvSet/KvGet/KvAdd). */
-zrt_status zrt_store_grpc_create(const char *coordinator, const char *token, const char *scope, zrt_store **out);
+/* A zrt_store whose keys live in the coordinator (KvSet/KvGet/KvAdd);
+ * tls as for zrt_control_status. */
+zrt_status zrt_store_grpc_create(const char *coordinator, const char *token, const char *scope, const zrt_config *tls,
+                                 zrt_store **out);
 
 /* `zrt bench control`: a coordinator process (self = the zrt binary) and
  * `agents` client threads; prints one row (or a JSON object). */

@@ -699,7 +699,8 @@ static zrt_status start_server(coordinator *co)
         snprintf(path, sizeof path, "/zrt.v1.Control/%s", method_names[m]);
         co->methods[m] = grpc_server_register_method(co->server, path, NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
     }
-    grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+    grpc_server_credentials *creds = NULL;
+    CHECK(zrt_rpc_server_credentials(co->o->cfg, &creds));
     int port = grpc_server_add_http2_port(co->server, co->o->listen, creds);
     grpc_server_credentials_release(creds);
     if (port == 0) return zrt_set_error(ZRT_ERR_IO, "coordinator: cannot listen on %s", co->o->listen);

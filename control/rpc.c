@@ -38,7 +38,75 @@ gpr_timespec zrt_rpc_deadline(double seconds)
     return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis((int64_t)(seconds * 1000), GPR_TIMESPAN));
 }
 
-zrt_status zrt_rpc_client_open(zrt_rpc_client *c, const char *target, const char *token)
+/* A PEM file whole, NUL-terminated (malloc'ed); NULL with an error. */
+static char *read_pem(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        zrt_set_error(ZRT_ERR_IO, "tls: cannot open %s", path);
+        return NULL;
+    }
+    char *text = malloc(1 << 20);
+    size_t n = text ? fread(text, 1, (1 << 20) - 1, f) : 0;
+    fclose(f);
+    if (!text || n == 0) {
+        free(text);
+        zrt_set_error(ZRT_ERR_IO, "tls: %s is empty or unreadable", path);
+        return NULL;
+    }
+    text[n] = '\0';
+    return text;
+}
+
+zrt_status zrt_rpc_server_credentials(const zrt_config *cfg, grpc_server_credentials **out)
+{
+    const zrt_job_config *j = &cfg->job;
+    if (!j->tls_cert[0]) {
+        *out = grpc_insecure_server_credentials_create();
+        return ZRT_OK;
+    }
+    char *cert = read_pem(j->tls_cert), *key = cert ? read_pem(j->tls_key) : NULL;
+    char *ca = key && j->tls_ca[0] ? read_pem(j->tls_ca) : NULL;
+    zrt_status status = cert && key && (ca || !j->tls_ca[0]) ? ZRT_OK : ZRT_ERR_IO;
+    if (status == ZRT_OK) {
+        grpc_ssl_pem_key_cert_pair pair = {key, cert};
+        *out = grpc_ssl_server_credentials_create_ex(
+            ca, &pair, 1,
+            j->tls_require_client_cert ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+                                       : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
+            NULL);
+        if (!*out) status = zrt_set_error(ZRT_ERR_CONFIG, "tls: the certificate or key is not usable");
+    }
+    free(cert);
+    free(key);
+    free(ca);
+    return status;
+}
+
+static zrt_status channel_credentials(const zrt_config *tls, grpc_channel_credentials **out)
+{
+    if (!tls || !tls->job.tls_ca[0]) {
+        *out = grpc_insecure_credentials_create();
+        return ZRT_OK;
+    }
+    const zrt_job_config *j = &tls->job;
+    char *ca = read_pem(j->tls_ca), *cert = NULL, *key = NULL;
+    if (ca && j->tls_cert[0]) {
+        cert = read_pem(j->tls_cert);
+        key = cert ? read_pem(j->tls_key) : NULL;
+    }
+    zrt_status status = ca && (!j->tls_cert[0] || key) ? ZRT_OK : ZRT_ERR_IO;
+    if (status == ZRT_OK) {
+        grpc_ssl_pem_key_cert_pair pair = {key, cert};
+        *out = grpc_ssl_credentials_create_ex(ca, key ? &pair : NULL, NULL, NULL);
+    }
+    free(ca);
+    free(cert);
+    free(key);
+    return status;
+}
+
+zrt_status zrt_rpc_client_open(zrt_rpc_client *c, const char *target, const char *token, const zrt_config *tls)
 {
     zrt_rpc_init();
     memset(c, 0, sizeof *c);
@@ -51,7 +119,8 @@ zrt_status zrt_rpc_client_open(zrt_rpc_client *c, const char *target, const char
         {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, .value.integer = 100},
     };
     grpc_channel_args channel_args = {sizeof args / sizeof args[0], args};
-    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+    grpc_channel_credentials *creds = NULL;
+    CHECK(channel_credentials(tls, &creds));
     c->channel = grpc_channel_create(target, creds, &channel_args);
     grpc_channel_credentials_release(creds);
     c->cq = grpc_completion_queue_create_for_pluck(NULL);

@@ -29,7 +29,14 @@ typedef struct {
     char token[256];
 } zrt_rpc_client;
 
-zrt_status zrt_rpc_client_open(zrt_rpc_client *c, const char *target, const char *token);
+/* tls: the config whose zrt.tls.{ca, cert, key} secure the channel (ca set:
+ * TLS, verifying the coordinator; cert + key: our client certificate for
+ * mTLS). NULL or no ca: plaintext. */
+zrt_status zrt_rpc_client_open(zrt_rpc_client *c, const char *target, const char *token, const zrt_config *tls);
+/* The coordinator's credentials: TLS with zrt.tls.cert/key (and client
+ * certificates checked against zrt.tls.ca when require_client_cert), or
+ * plaintext when no cert is configured. */
+zrt_status zrt_rpc_server_credentials(const zrt_config *cfg, grpc_server_credentials **out);
 void zrt_rpc_client_close(zrt_rpc_client *c);
 /* Calls /zrt.v1.Control/METHOD. On ZRT_OK *reply is the unpacked reply
  * (free with protobuf_c_message_free_unpacked). wait_for_ready: wait for the

@@ -92,13 +92,14 @@ static void g_destroy(zrt_store *base)
 
 static const zrt_store_ops grpc_ops = {g_set, g_get, g_add, g_delete, g_destroy};
 
-zrt_status zrt_store_grpc_create(const char *coordinator, const char *token, const char *scope, zrt_store **out)
+zrt_status zrt_store_grpc_create(const char *coordinator, const char *token, const char *scope, const zrt_config *tls,
+                                 zrt_store **out)
 {
     if (!coordinator || !token || !scope || !out) return zrt_set_error(ZRT_ERR_INVALID, "store: NULL argument");
     grpc_store *s = calloc(1, sizeof *s);
     if (!s) return zrt_set_error(ZRT_ERR_NOMEM, "store: out of memory");
     snprintf(s->scope, sizeof s->scope, "%s", scope);
-    zrt_status status = zrt_rpc_client_open(&s->client, coordinator, token);
+    zrt_status status = zrt_rpc_client_open(&s->client, coordinator, token, tls);
     if (status != ZRT_OK) {
         g_destroy(&s->base);
         return status;
@@ -108,10 +109,11 @@ zrt_status zrt_store_grpc_create(const char *coordinator, const char *token, con
     return ZRT_OK;
 }
 
-zrt_status zrt_control_status(const char *coordinator, const char *token, double timeout_s, char **json)
+zrt_status zrt_control_status(const char *coordinator, const char *token, const zrt_config *tls, double timeout_s,
+                              char **json)
 {
     zrt_rpc_client c;
-    CHECK(zrt_rpc_client_open(&c, coordinator, token));
+    CHECK(zrt_rpc_client_open(&c, coordinator, token, tls));
     Zrt__V1__StatusRequest req = ZRT__V1__STATUS_REQUEST__INIT;
     ProtobufCMessage *reply = NULL;
     zrt_status status =

@@ -48,9 +48,9 @@ int main(void)
     if (!address[0]) return 1;
 
     zrt_store *a, *b, *other;
-    CHECK_OK(zrt_store_grpc_create(address, "tok", "job/gen0", &a));
-    CHECK_OK(zrt_store_grpc_create(address, "tok", "job/gen0", &b));
-    CHECK_OK(zrt_store_grpc_create(address, "tok", "job/gen1", &other));
+    CHECK_OK(zrt_store_grpc_create(address, "tok", "job/gen0", NULL, &a));
+    CHECK_OK(zrt_store_grpc_create(address, "tok", "job/gen0", NULL, &b));
+    CHECK_OK(zrt_store_grpc_create(address, "tok", "job/gen1", NULL, &other));
     CHECK_OK(zrt_store_set(a, "k", "value", 5));
     void *v;
     size_t len;
@@ -81,18 +81,18 @@ int main(void)
 
     /* Wrong token; unknown method. */
     zrt_store *intruder;
-    CHECK_OK(zrt_store_grpc_create(address, "nope", "job/gen0", &intruder));
+    CHECK_OK(zrt_store_grpc_create(address, "nope", "job/gen0", NULL, &intruder));
     CHECK(zrt_store_set(intruder, "k", "x", 1) != ZRT_OK);
     CHECK_MSG(strstr(zrt_last_error(), "wrong job token"), "%s", zrt_last_error());
     zrt_rpc_client c;
-    CHECK_OK(zrt_rpc_client_open(&c, address, "tok"));
+    CHECK_OK(zrt_rpc_client_open(&c, address, "tok", NULL));
     Zrt__V1__StatusRequest req = ZRT__V1__STATUS_REQUEST__INIT;
     ProtobufCMessage *reply = NULL;
     grpc_status_code code = GRPC_STATUS_OK;
     CHECK(zrt_rpc_call(&c, "Bogus", &req.base, &zrt__v1__status_reply__descriptor, 5, false, &reply, &code) != ZRT_OK);
     CHECK_MSG(code == GRPC_STATUS_UNIMPLEMENTED, "code %d", (int)code);
     char *json = NULL;
-    CHECK_OK(zrt_control_status(address, "tok", 5, &json));
+    CHECK_OK(zrt_control_status(address, "tok", NULL, 5, &json));
     CHECK(json && strstr(json, "\"state\":\t\"waiting\""));
     free(json);
 

@@ -29,7 +29,8 @@ static const char agent_usage[] =
     "with [rank N], heartbeats, and stops them when the job is aborted.\n";
 
 static const char status_usage[] =
-    "usage: zrt status HOST:PORT [--json]\n"
+    "usage: zrt status HOST:PORT [--json] [--config CFG]\n"
+    "(--config: the job's config, for zrt.token_file and zrt.tls)\n"
     "\n"
     "The coordinator's table of machines: machine_rank, host, state, heartbeat age,\n"
     "local ranks, step, loss; and the job's generation and state.\n";
@@ -155,21 +156,27 @@ static void print_table(const char *text)
 
 int zrt_cmd_status(int argc, char **argv)
 {
-    static const struct option options[] = {
-        {"help", no_argument, NULL, 'h'}, {"json", no_argument, NULL, 'j'}, {NULL, 0, NULL, 0}};
+    static const struct option options[] = {{"help", no_argument, NULL, 'h'},
+                                            {"json", no_argument, NULL, 'j'},
+                                            {"config", required_argument, NULL, 'c'},
+                                            {NULL, 0, NULL, 0}};
     zrt_cli_normalize_options(argc, argv);
     bool json = false;
+    const char *config = NULL;
     int c;
     while ((c = zrt_cli_next_option(argc, argv, options, "status")) != -1) {
         if (c == 'h') return fputs(status_usage, stdout), ZRT_EXIT_OK;
         if (c == 'j') json = true;
+        else if (c == 'c') config = optarg;
         else return ZRT_EXIT_USAGE;
     }
     if (optind != argc - 1) return zrt_cli_usage_error("status", "HOST:PORT is required (see --help)");
+    static zrt_config cfg;
     char token[256];
     char *text = NULL;
-    if (zrt_control_token(NULL, token, sizeof token) != ZRT_OK ||
-        zrt_control_status(argv[optind], token, 5, &text) != ZRT_OK) {
+    if ((config && zrt_config_load(&cfg, config) != ZRT_OK) ||
+        zrt_control_token(config ? cfg.job.token_file : NULL, token, sizeof token) != ZRT_OK ||
+        zrt_control_status(argv[optind], token, config ? &cfg : NULL, 5, &text) != ZRT_OK) {
         fprintf(stderr, "zrt status: %s\n", zrt_last_error());
         return ZRT_EXIT_FAIL;
     }

@@ -59,7 +59,7 @@ static zrt_status open_store(trainer *t)
     if (coordinator) {
         char token[256];
         CHECK(zrt_control_token(NULL, token, sizeof token));
-        return zrt_store_grpc_create(coordinator, token, scope, &t->store);
+        return zrt_store_grpc_create(coordinator, token, scope, &t->cfg, &t->store);
     }
     if (!dir)
         return zrt_set_error(ZRT_ERR_CONFIG, "WORLD_SIZE is %d but neither ZRT_COORDINATOR nor ZRT_STORE_DIR is set "
