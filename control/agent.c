@@ -46,6 +46,7 @@ typedef struct {
     char master_addr[256];
     rank_proc ranks[MAX_LOCAL];
     int n_ranks;
+    char progress[300];  /* local rank 0 writes "step loss" here (ZRT_PROGRESS_FILE) */
 } agent;
 
 static void set_env_int(const char *name, long long value)
@@ -104,6 +105,8 @@ static zrt_status spawn_rank(agent *a, int local)
     snprintf(scope, sizeof scope, "job/gen%lld", (long long)a->generation);
     setenv("ZRT_STORE_SCOPE", scope, 1);
     set_env_int("ZRT_AGENT_PID", getpid());
+    if (local == 0) setenv("ZRT_PROGRESS_FILE", a->progress, 1);
+    else unsetenv("ZRT_PROGRESS_FILE");
     setenv("OPENBLAS_NUM_THREADS", "1", 0);
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
@@ -207,6 +210,16 @@ static zrt_status heartbeat(agent *a, Zrt__V1__Command *command, int64_t *genera
         ptrs[i] = &health[i];
     }
     Zrt__V1__HeartbeatRequest req = ZRT__V1__HEARTBEAT_REQUEST__INIT;
+    FILE *f = fopen(a->progress, "r");
+    if (f) {
+        long long step = 0;
+        float loss = 0;
+        if (fscanf(f, "%lld %f", &step, &loss) == 2) {
+            req.step = step;
+            req.loss = loss;
+        }
+        fclose(f);
+    }
     req.machine_rank = a->machine_rank;
     req.generation = a->generation;
     req.n_ranks = (size_t)a->n_ranks;
@@ -276,12 +289,15 @@ zrt_status zrt_agent_run(const zrt_agent_options *o)
     if (!a) return zrt_set_error(ZRT_ERR_NOMEM, "agent: out of memory");
     a->o = o;
     for (int i = 0; i < MAX_LOCAL; i++) a->ranks[i].out_fd = -1;
+    const char *tmp = getenv("TMPDIR");
+    snprintf(a->progress, sizeof a->progress, "%s/zrt-progress-%d", tmp && *tmp ? tmp : "/tmp", (int)getpid());
     zrt_status status = zrt_rpc_client_open(&a->client, o->coordinator, o->token, o->cfg);
     if (status == ZRT_OK) status = join(a);
     for (int i = 0; status == ZRT_OK && i < a->n_ranks; i++) status = spawn_rank(a, i);
     if (status == ZRT_OK) status = watch(a);
     else stop_ranks(a);
     zrt_rpc_client_close(&a->client);
+    unlink(a->progress);
     free(a);
     return status;
 }

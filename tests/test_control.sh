@@ -70,6 +70,9 @@ sleep 2
 "$ZRT" status "$ADDR" >"$D/status.txt" 2>&1 || { fail "zrt status"; cat "$D/status.txt"; }
 grep -q "job: running, generation 0, 2 machines expected, world size 4" "$D/status.txt" || { fail "status header"; cat "$D/status.txt"; }
 [ "$(grep -c ' running ' "$D/status.txt")" = 2 ] || { fail "status rows"; cat "$D/status.txt"; }
+# step and loss come from each machine's local rank 0, through its agent.
+awk '$3 == "running" && $6 > 0 && $7 > 0 {n++} END {exit n == 2 ? 0 : 1}' "$D/status.txt" \
+    || { fail "status step/loss"; cat "$D/status.txt"; }
 "$ZRT" status "$ADDR" --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert sorted(m["machine_rank"] for m in d["machines"]) == [0, 1], d' \
     || fail "status --json"
 ZRT_JOB_TOKEN=wrong "$ZRT" status "$ADDR" >"$D/out" 2>&1 && fail "status with a wrong token"
@@ -115,6 +118,24 @@ grep -q "config mismatch.*steps" "$D/out" || { fail "mismatch message"; cat "$D/
 kill -9 $CPID
 wait 2>/dev/null
 grep -q "zrt agent:" "$D/d0.log" || { fail "agent did not report the lost coordinator"; cat "$D/d0.log"; }
+
+# 6b. kill -9 of the coordinator while ranks train: agents stop them within timeout + grace.
+start_coordinator "$D/long.yaml" c5
+timeout 60 "$ZRT" agent --coordinator "$ADDR" --config "$D/long.yaml" >"$D/f0.log" 2>&1 &
+F0=$!
+timeout 60 "$ZRT" agent --coordinator "$ADDR" --config "$D/long.yaml" >"$D/f1.log" 2>&1 &
+F1=$!
+sleep 2
+kill -9 $(pgrep -P $CPID) $CPID 2>/dev/null
+start=$(date +%s)
+wait $F0; rf0=$?
+wait $F1; rf1=$?
+took=$(( $(date +%s) - start ))
+[ "$rf0" = 1 ] && [ "$rf1" = 1 ] || fail "agents exited $rf0 $rf1 after the coordinator died"
+[ "$took" -le 10 ] || fail "agents took ${took}s to stop after the coordinator died"
+grep -q "did not answer for" "$D/f0.log" || { fail "agent reason"; cat "$D/f0.log"; }
+sleep 1
+pgrep -f "train --config $D/long.yaml" >/dev/null && fail "ranks left running after the coordinator died"
 
 # 4. a failing rank aborts the job everywhere.
 start_coordinator "$D/long.yaml" c4

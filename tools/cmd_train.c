@@ -13,6 +13,7 @@
 #include "control.h"
 #include "overrides.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
 
@@ -142,6 +143,22 @@ static void clock_text(double seconds, char *out, size_t size)
     snprintf(out, size, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
 }
 
+/* For the agent's heartbeat (zrt status): "step loss", rewritten in place. */
+static void write_progress(int64_t step, float loss)
+{
+    static int fd = -2;
+    if (fd == -2) {
+        const char *path = getenv("ZRT_PROGRESS_FILE");
+        fd = path ? open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600) : -1;
+    }
+    if (fd < 0) return;
+    char line[64];
+    int n = snprintf(line, sizeof line, "%lld %.6g", (long long)step, loss);
+    memset(line + n, ' ', sizeof line - (size_t)n - 1); /* fixed size: no stale tail */
+    line[sizeof line - 1] = '\n';
+    if (pwrite(fd, line, sizeof line, 0) != (ssize_t)sizeof line) fd = -1;
+}
+
 static void report(trainer *t, int64_t step, const zrt_step_result *r, double elapsed, double tokens_per_s)
 {
     int64_t total = t->cfg.job.steps;
@@ -218,6 +235,7 @@ static zrt_status train(trainer *t)
         double elapsed = zrt_cli_now() - start;
         double tokens = (double)(step - done) * (double)r.samples * (double)t->model->tokens_per_sample;
         if (t->rank == 0) report(t, step, &r, elapsed, tokens / elapsed);
+        write_progress(step, r.loss);
         CHECK(maybe_save(t, step));
     }
     if (t->rank == 0)
