@@ -14,11 +14,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#ifdef __CUDACC__
-#define ZRT_HD static __host__ __device__ __forceinline__
-#else
-#define ZRT_HD static inline
-#endif
+#include "hd.h"
 
 ZRT_HD uint32_t zrt_f32_bits(float f)
 {

@@ -7,13 +7,7 @@
 
 #include <math.h>
 
-#ifndef ZRT_HD
-#ifdef __CUDACC__
-#define ZRT_HD static __host__ __device__ __forceinline__
-#else
-#define ZRT_HD static inline
-#endif
-#endif
+#include "hd.h"
 
 #define ZRT_GELU_SCALE 0.7978845608028654f /* sqrt(2 / pi) */
 

@@ -17,13 +17,7 @@
 
 #include <math.h>
 
-#ifndef ZRT_HD
-#ifdef __CUDACC__
-#define ZRT_HD static __host__ __device__ __forceinline__
-#else
-#define ZRT_HD static inline
-#endif
-#endif
+#include "hd.h"
 
 typedef struct {
     float lr, beta1, beta2, eps, weight_decay;

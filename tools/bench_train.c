@@ -121,13 +121,7 @@ static int train_rank(int rank, int world, void *arg)
     openblas_set_num_threads(1);
     zrt_store *store = NULL;
     zrt_comm *comm = NULL;
-    zrt_comm_options co;
-    zrt_comm_options_init(&co);
-    co.rank = rank;
-    co.world_size = world;
-    co.timeout_s = 120;
-    if (world > 1 && (zrt_store_file_create(o->store_dir, "bench-train", &store) != ZRT_OK ||
-                      (co.store = store, zrt_comm_create("host", &co, &comm) != ZRT_OK))) {
+    if (zrt_bench_open_comm(o->store_dir, "bench-train", rank, world, false, &store, &comm) != ZRT_OK) {
         fprintf(stderr, "zrt bench train: rank %d: %s\n", rank, zrt_last_error());
         return ZRT_EXIT_FAIL;
     }

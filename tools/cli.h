@@ -10,6 +10,8 @@
 #include <getopt.h>
 #include <stdbool.h>
 
+#include "zrt.h"
+
 #define ZRT_EXIT_OK 0
 #define ZRT_EXIT_FAIL 1
 #define ZRT_EXIT_USAGE 2
@@ -51,6 +53,10 @@ int zrt_cmd_coordinator(int argc, char **argv);
 int zrt_cmd_agent(int argc, char **argv);
 int zrt_cmd_status(int argc, char **argv);
 
+/* The benches' rendezvous: a file store in store_dir/scope (none for one
+ * rank) and a host comm. */
+zrt_status zrt_bench_open_comm(const char *store_dir, const char *scope, int rank, int world, bool force_tcp,
+                               zrt_store **store, zrt_comm **comm);
 /* Forks n ranks running fn(rank, n, arg); ZRT_EXIT_OK if all exit 0. */
 int zrt_bench_run_ranks(int n, int (*fn)(int rank, int world, void *arg), void *arg);
 /* Sorts times[n] and returns the median. */

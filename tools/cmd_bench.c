@@ -107,14 +107,7 @@ static int bench_rank(const bench_options *o, int rank, int n, double memcpy_rat
     snprintf(scope, sizeof scope, "bench-%d", n);
     zrt_store *store = NULL;
     zrt_comm *comm = NULL;
-    zrt_comm_options co;
-    zrt_comm_options_init(&co);
-    co.rank = rank;
-    co.world_size = n;
-    co.force_tcp = o->tcp;
-    co.timeout_s = 120;
-    if (zrt_store_file_create(o->store_dir, scope, &store) != ZRT_OK || (co.store = store, 0) ||
-        zrt_comm_create("host", &co, &comm) != ZRT_OK) {
+    if (zrt_bench_open_comm(o->store_dir, scope, rank, n, o->tcp, &store, &comm) != ZRT_OK) {
         fprintf(stderr, "zrt bench: rank %d: %s\n", rank, zrt_last_error());
         return ZRT_EXIT_FAIL;
     }
@@ -152,6 +145,22 @@ static int bench_rank(const bench_options *o, int rank, int n, double memcpy_rat
 fail:
     fprintf(stderr, "zrt bench: rank %d: %s\n", rank, zrt_last_error());
     return ZRT_EXIT_FAIL;
+}
+
+zrt_status zrt_bench_open_comm(const char *store_dir, const char *scope, int rank, int world, bool force_tcp,
+                               zrt_store **store, zrt_comm **comm)
+{
+    *store = NULL;
+    *comm = NULL;
+    zrt_comm_options co;
+    zrt_comm_options_init(&co);
+    co.rank = rank;
+    co.world_size = world;
+    co.force_tcp = force_tcp;
+    co.timeout_s = 120;
+    zrt_status status = world > 1 ? zrt_store_file_create(store_dir, scope, store) : ZRT_OK; /* one rank: no peers */
+    co.store = *store;
+    return status == ZRT_OK ? zrt_comm_create("host", &co, comm) : status;
 }
 
 int zrt_bench_run_ranks(int n, int (*fn)(int rank, int world, void *arg), void *arg)
