@@ -70,8 +70,10 @@ static zrt_status join(agent *a)
     req.machine_rank = a->o->machine_rank;
     req.local_ranks = (int32_t)(cfg->num_processes / cfg->num_machines);
     ProtobufCMessage *reply = NULL;
-    CHECK(zrt_rpc_call(&a->client, "Join", &req.base, &zrt__v1__join_reply__descriptor, cfg->job.join_timeout_s, true,
-                       &reply, NULL));
+    /* The coordinator times the rendezvous out and says who is missing; our own
+     * deadline is a little later, for a coordinator that never answers. */
+    CHECK(zrt_rpc_call(&a->client, "Join", &req.base, &zrt__v1__join_reply__descriptor, cfg->job.join_timeout_s + 5,
+                       true, &reply, NULL));
     Zrt__V1__JoinReply *r = (Zrt__V1__JoinReply *)reply;
     a->machine_rank = r->machine_rank;
     a->rank_offset = r->rank_offset;

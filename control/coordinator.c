@@ -539,6 +539,8 @@ static void handle_status(coordinator *co, call_ctx *c)
     reply.reason = co->reason;
     reply.n_machines = n;
     reply.machines = ptrs;
+    reply.restarts_used = co->restarts_used;
+    reply.max_restarts = (int32_t)co->o->cfg->job.max_restarts;
     respond(co, c, GRPC_STATUS_OK, NULL, &reply.base);
 }
 

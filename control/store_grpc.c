@@ -126,6 +126,8 @@ zrt_status zrt_control_status(const char *coordinator, const char *token, const 
         cJSON_AddStringToObject(root, "reason", r->reason);
         cJSON_AddNumberToObject(root, "expected_machines", r->expected_machines);
         cJSON_AddNumberToObject(root, "world_size", r->world_size);
+        cJSON_AddNumberToObject(root, "restarts_used", r->restarts_used);
+        cJSON_AddNumberToObject(root, "max_restarts", r->max_restarts);
         for (size_t i = 0; i < r->n_machines; i++) {
             Zrt__V1__MachineStatus *m = r->machines[i];
             cJSON *row = cJSON_CreateObject();

@@ -3,7 +3,8 @@
 (Debian's python3-grpcio) against zrt's coordinator. Messages are built from
 the descriptor set protoc-c writes (no generated Python code). Checks: Status
 and Join with the token work; without it, or with a wrong one,
-UNAUTHENTICATED; an unknown method UNIMPLEMENTED. Run by test_grpc_python.sh."""
+UNAUTHENTICATED; an unknown method UNIMPLEMENTED; bytes that are no message
+INVALID_ARGUMENT, after which the coordinator still answers. Run by test_grpc_python.sh."""
 import sys
 
 import grpc
@@ -43,4 +44,13 @@ expect_code(grpc.StatusCode.UNIMPLEMENTED, "Frobnicate", M["StatusRequest"](), "
 # Join with a wrong config hash is refused by name; the coordinator's own hash is not needed to see that.
 expect_code(grpc.StatusCode.FAILED_PRECONDITION, "Join", M["JoinRequest"](config_hash="nope", machine_rank=-1,
             local_ranks=1, host="python"), "JoinReply", good)
+# Bytes that are no protobuf message at all: INVALID_ARGUMENT, and the coordinator goes on.
+raw = channel.unary_unary("/zrt.v1.Control/KvSet", request_serializer=lambda b: b, response_deserializer=lambda b: b)
+try:
+    raw(b"\xff\xff\xff\xff\x0f", metadata=good, timeout=10)
+    raise AssertionError("garbage was accepted")
+except grpc.RpcError as e:
+    assert e.code() == grpc.StatusCode.INVALID_ARGUMENT, (e.code(), e.details())
+    print("KvSet with garbage bytes: %s (%s)" % (e.code().name, e.details()))
+assert call("Status", M["StatusRequest"](), "StatusReply", good).state == "waiting"
 print("python grpcio client: ok")

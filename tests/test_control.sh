@@ -68,7 +68,7 @@ timeout 60 "$ZRT" agent --coordinator "$ADDR" --config "$D/long.yaml" >"$D/b1.lo
 B1=$!
 sleep 2
 "$ZRT" status "$ADDR" >"$D/status.txt" 2>&1 || { fail "zrt status"; cat "$D/status.txt"; }
-grep -q "job: running, generation 0, 2 machines expected, world size 4" "$D/status.txt" || { fail "status header"; cat "$D/status.txt"; }
+grep -q "job: running, generation 0, 2 machines expected, world size 4, restarts 0 of 0" "$D/status.txt" || { fail "status header"; cat "$D/status.txt"; }
 [ "$(grep -c ' running ' "$D/status.txt")" = 2 ] || { fail "status rows"; cat "$D/status.txt"; }
 # step and loss come from each machine's local rank 0, through its agent.
 awk '$3 == "running" && $6 > 0 && $7 > 0 {n++} END {exit n == 2 ? 0 : 1}' "$D/status.txt" \
@@ -136,6 +136,13 @@ took=$(( $(date +%s) - start ))
 grep -q "did not answer for" "$D/f0.log" || { fail "agent reason"; cat "$D/f0.log"; }
 sleep 1
 pgrep -f "train --config $D/long.yaml" >/dev/null && fail "ranks left running after the coordinator died"
+
+# 3b. rendezvous timeout: one of two machines never comes; the error names it.
+sed 's/join_timeout_s: 15/join_timeout_s: 2/' "$D/job.yaml" >"$D/lonely.yaml"
+start_coordinator "$D/lonely.yaml" c6
+timeout 30 "$ZRT" agent --coordinator "$ADDR" --config "$D/lonely.yaml" --machine-rank 0 >"$D/out" 2>&1 && fail "a lonely agent exited 0"
+grep -q "machine_rank(s) 1 never joined" "$D/out" || { fail "missing machine not named"; cat "$D/out"; }
+wait $CPID && fail "the coordinator of an incomplete rendezvous exited 0"
 
 # 4. a failing rank aborts the job everywhere.
 start_coordinator "$D/long.yaml" c4

@@ -4,6 +4,7 @@
 # each with its own hostname (a UTS namespace), so ranks on different machines
 # really talk over TCP. Machine 0 runs `zrt launch` (coordinator + agent),
 # machine 1 `zrt launch --machine_rank 1`; world size 4 trains to the end.
+# Then the link is cut mid-training: both machines stop, naming why.
 # Skips where network namespaces cannot be created.
 set -u
 ZRT=$(readlink -f "${ZRT_BIN:-build/bin/zrt}")
@@ -52,5 +53,25 @@ fails=0
 [ "$rca" = 0 ] || { echo "FAIL: machine 0 exited $rca"; cat "$TMPDIR/a.out"; fails=1; }
 [ "$rcb" = 0 ] || { echo "FAIL: machine 1 exited $rcb"; cat "$TMPDIR/b.out"; fails=1; }
 grep -q "\[rank 0\] zrt train: done: 30 steps" "$TMPDIR/a.out" || { echo "FAIL: training did not finish"; cat "$TMPDIR/a.out"; fails=1; }
+
+# A cut network: machine 1's link goes down mid-training. Both sides stop
+# (heartbeat timeout 2 s + 5 s grace) and exit non-zero; nothing hangs.
+sed 's/steps: 30/steps: 1000000/; s/heartbeat_interval_s: 0.5/heartbeat_interval_s: 0.5\n  heartbeat_timeout_s: 2/' \
+    "$TMPDIR/net.yaml" >"$TMPDIR/long.yaml"
+run_in "$B" machine-b timeout 60 "$ZRT" launch --config "$TMPDIR/long.yaml" --machine_rank 1 >"$TMPDIR/b2.out" 2>&1 &
+BPID=$!
+run_in "$A" machine-a timeout 60 "$ZRT" launch --config "$TMPDIR/long.yaml" --machine_rank 0 >"$TMPDIR/a2.out" 2>&1 &
+APID=$!
+sleep 3
+ip -n "$B" link set veth-$$b down
+start=$(date +%s)
+wait $APID; rca=$?
+wait $BPID; rcb=$?
+took=$(( $(date +%s) - start ))
+[ "$rca" = 1 ] && [ "$rcb" = 1 ] || { echo "FAIL: after the cut: machine 0 exited $rca, machine 1 $rcb"; tail -3 "$TMPDIR/a2.out" "$TMPDIR/b2.out"; fails=1; }
+[ "$took" -le 20 ] || { echo "FAIL: ${took}s to stop after the cut"; fails=1; }
+grep -q "machine 1 (machine-b) sent no heartbeat" "$TMPDIR/a2.out" || { echo "FAIL: the cut machine is not named"; tail -3 "$TMPDIR/a2.out"; fails=1; }
+grep -q "did not answer" "$TMPDIR/b2.out" || { echo "FAIL: machine 1 did not notice the lost coordinator"; tail -3 "$TMPDIR/b2.out"; fails=1; }
 [ "$fails" = 0 ] || exit 1
-echo "two machines in network namespaces: ok"
+echo "two machines in network namespaces: ok; a cut link stopped both in ${took}s"
+

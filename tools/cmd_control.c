@@ -138,9 +138,10 @@ static void print_table(const char *text)
 {
     cJSON *root = cJSON_Parse(text);
 #define FIELD(obj, key) cJSON_GetObjectItemCaseSensitive(obj, key)
-    printf("job: %s, generation %.0f, %.0f machines expected, world size %.0f%s%s\n",
+    printf("job: %s, generation %.0f, %.0f machines expected, world size %.0f, restarts %.0f of %.0f%s%s\n",
            cJSON_GetStringValue(FIELD(root, "state")), cJSON_GetNumberValue(FIELD(root, "generation")),
            cJSON_GetNumberValue(FIELD(root, "expected_machines")), cJSON_GetNumberValue(FIELD(root, "world_size")),
+           cJSON_GetNumberValue(FIELD(root, "restarts_used")), cJSON_GetNumberValue(FIELD(root, "max_restarts")),
            *cJSON_GetStringValue(FIELD(root, "reason")) ? ": " : "", cJSON_GetStringValue(FIELD(root, "reason")));
     printf("%-8s %-24s %-8s %14s %6s %8s %10s\n", "machine", "host", "state", "heartbeat_age", "ranks", "step",
            "loss");

@@ -68,6 +68,26 @@ static zrt_status open_store(trainer *t)
     return zrt_store_file_create(dir, scope, &t->store);
 }
 
+/* SIGTERM/SIGINT (an agent stopping the job, Ctrl-C): abort the
+ * communicator, so a collective waiting on a peer returns at once and the
+ * rank exits with the reason instead of hanging until the deadline. */
+static zrt_comm *volatile abort_target;
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig)
+{
+    stop_requested = sig;
+    if (abort_target) zrt_comm_abort(abort_target); /* sets a flag and wakes futexes: signal-safe */
+}
+
+static void watch_signals(zrt_comm *comm)
+{
+    abort_target = comm;
+    struct sigaction sa = {.sa_handler = on_stop_signal};
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+}
+
 /* Started by an agent: die with it (no orphans). */
 static void follow_agent(void)
 {
@@ -102,6 +122,7 @@ static zrt_status setup(trainer *t)
         return zrt_set_error(ZRT_ERR_CONFIG, "WORLD_SIZE is %d but the config has num_processes %lld", t->world,
                              (long long)t->cfg.num_processes);
     CHECK(open_comm(t));
+    watch_signals(t->comm);
     CHECK(zrt_model_create(&t->cfg.job.model, (int)t->cfg.batch.micro_batch_per_gpu, &t->mem, &t->model));
     CHECK(zrt_data_init(&t->data, &t->cfg));
     CHECK(zrt_engine_create(&t->cfg, t->comm, t->model, &t->mem, &t->engine));
@@ -229,7 +250,11 @@ static zrt_status train(trainer *t)
             exit(3);
         }
         zrt_step_result r;
-        CHECK(zrt_engine_step(t->engine, &t->data, &r));
+        if (stop_requested) return zrt_set_error(ZRT_ERR_ABORTED, "stopped by signal %d", (int)stop_requested);
+        zrt_status status = zrt_engine_step(t->engine, &t->data, &r);
+        if (status != ZRT_OK && stop_requested)
+            return zrt_set_error(ZRT_ERR_ABORTED, "stopped by signal %d (the job is being stopped)", (int)stop_requested);
+        CHECK(status);
         if (step == done + 1) first_loss = r.loss;
         last_loss = r.loss;
         double elapsed = zrt_cli_now() - start;
