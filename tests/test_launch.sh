@@ -93,7 +93,7 @@ wait $M1 || { fail "machine 1 of 2"; cat "$TMPDIR/m1.out"; }
 grep -q "\[rank 0\] zrt train: done: 20 steps" "$TMPDIR/m0.out" || { fail "2 machines: rank 0"; cat "$TMPDIR/m0.out"; }
 grep -q "ZeRO stage 3, 4 ranks" "$TMPDIR/m0.out" || fail "2 machines: world of 4"
 
-# 4c. max_restarts: rank 1 dies at step 12 (generation 0 only); every rank restarts in
+# 4c. max_restarts: rank 1 is killed (SIGKILL) at step 12 (generation 0 only); every rank restarts in
 # generation 1, resumes from the step-10 checkpoint and ends with the uninterrupted run's loss.
 cat >"$TMPDIR/restart.yaml" <<YAML
 distributed_type: DEEPSPEED
@@ -111,7 +111,7 @@ zrt:
 YAML
 sed "s|CKPT|$TMPDIR/ck-restart|" "$TMPDIR/restart.yaml" >"$TMPDIR/r1.yaml"
 sed "s|CKPT|$TMPDIR/ck-clean|" "$TMPDIR/restart.yaml" >"$TMPDIR/r2.yaml"
-ZRT_FAULT_EXIT=1:12 timeout 60 "$ZRT" launch --config "$TMPDIR/r1.yaml" --metrics "$TMPDIR/r1.jsonl" >"$TMPDIR/out" 2>&1 \
+ZRT_FAULT_KILL=1:12 timeout 60 "$ZRT" launch --config "$TMPDIR/r1.yaml" --metrics "$TMPDIR/r1.jsonl" >"$TMPDIR/out" 2>&1 \
     || { fail "restarted job failed"; cat "$TMPDIR/out"; }
 grep -q "restart 1 of 1 (generation 1)" "$TMPDIR/out" || { fail "no restart"; cat "$TMPDIR/out"; }
 grep -q "resumed from $TMPDIR/ck-restart at step 10" "$TMPDIR/out" || { fail "no resume"; cat "$TMPDIR/out"; }

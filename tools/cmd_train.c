@@ -6,7 +6,7 @@
  * (a live line on a TTY, one line per steps_per_print otherwise) and writes
  * one JSON line per step to the metrics file if one is named.
  * Fault injection for tests: ZRT_FAULT_EXIT=RANK:STEP makes that rank exit
- * with status 3 at that step.
+ * with status 3 at that step, ZRT_FAULT_KILL=RANK:STEP kills it with SIGKILL.
  */
 #include "engine.h"
 #include "internal.h"
@@ -203,10 +203,11 @@ static void report(trainer *t, int64_t step, const zrt_step_result *r, double el
     fflush(stdout);
 }
 
-/* Only in the first generation: a restarted job must not fail again. */
-static bool fault_now(int rank, int64_t step)
+/* Fault injection, only in the first generation (a restarted job must not
+ * fail again): `name`=RANK:STEP. */
+static bool fault_now(const char *name, int rank, int64_t step)
 {
-    const char *spec = getenv("ZRT_FAULT_EXIT"), *generation = getenv("ZRT_GENERATION");
+    const char *spec = getenv(name), *generation = getenv("ZRT_GENERATION");
     if (generation && atoi(generation) != 0) return false;
     int fault_rank;
     long long fault_step;
@@ -244,11 +245,12 @@ static zrt_status train(trainer *t)
     double start = zrt_cli_now();
     float first_loss = 0, last_loss = 0;
     for (int64_t step = done + 1; step <= t->cfg.job.steps; step++) {
-        if (fault_now(t->rank, step)) {
+        if (fault_now("ZRT_FAULT_EXIT", t->rank, step)) {
             fprintf(stderr, "zrt train: rank %d: injected failure at step %lld (ZRT_FAULT_EXIT)\n", t->rank,
                     (long long)step);
             exit(3);
         }
+        if (fault_now("ZRT_FAULT_KILL", t->rank, step)) raise(SIGKILL); /* as kill -9 from outside */
         zrt_step_result r;
         if (stop_requested) return zrt_set_error(ZRT_ERR_ABORTED, "stopped by signal %d", (int)stop_requested);
         zrt_status status = zrt_engine_step(t->engine, &t->data, &r);
