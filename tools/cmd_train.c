@@ -14,6 +14,8 @@
 #include "overrides.h"
 
 #include <fcntl.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <sys/prctl.h>
 
@@ -71,21 +73,32 @@ static zrt_status open_store(trainer *t)
 /* SIGTERM/SIGINT (an agent stopping the job, Ctrl-C): abort the
  * communicator, so a collective waiting on a peer returns at once and the
  * rank exits with the reason instead of hanging until the deadline. */
-static zrt_comm *volatile abort_target;
+static _Atomic(zrt_comm *) abort_target;
+static atomic_int handlers_running;
 static volatile sig_atomic_t stop_requested;
 
 static void on_stop_signal(int sig)
 {
     stop_requested = sig;
-    if (abort_target) zrt_comm_abort(abort_target); /* sets a flag and wakes futexes: signal-safe */
+    atomic_fetch_add(&handlers_running, 1); /* before the load: teardown waits for us */
+    zrt_comm *comm = atomic_load(&abort_target);
+    if (comm) zrt_comm_abort(comm); /* sets a flag and wakes futexes: signal-safe */
+    atomic_fetch_sub(&handlers_running, 1);
 }
 
 static void watch_signals(zrt_comm *comm)
 {
-    abort_target = comm;
+    atomic_store(&abort_target, comm);
     struct sigaction sa = {.sa_handler = on_stop_signal};
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+}
+
+/* Before the communicator is freed: no handler may still be using it. */
+static void unwatch_signals(void)
+{
+    atomic_store(&abort_target, NULL);
+    while (atomic_load(&handlers_running) > 0) sched_yield();
 }
 
 /* Started by an agent: die with it (no orphans). */
@@ -133,6 +146,7 @@ static zrt_status setup(trainer *t)
 
 static void teardown(trainer *t)
 {
+    unwatch_signals();
     zrt_engine_destroy(t->engine);
     zrt_data_fini(&t->data);
     if (t->model) t->model->destroy(t->model);
