@@ -13,7 +13,7 @@
  * UNIMPLEMENTED. Limits: 64k keys, keys <= 512 bytes, values <= 1 MiB,
  * messages <= 4 MiB.
  */
-#include "rpc.h"
+#include "coordinator_internal.h"
 
 #include <grpc/grpc_security.h>
 #include <math.h>
@@ -22,12 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_MACHINES 4096
-#define MAX_KEYS 65536
-#define MAX_KEY_BYTES 512
-#define MAX_VALUE_BYTES (1 << 20)
-
-enum { M_JOIN, M_HEARTBEAT, M_KVSET, M_KVGET, M_KVADD, M_BARRIER, M_STATUS, M_LEAVE, M_SHUTDOWN, N_METHODS };
 static const char *const method_names[N_METHODS] = {"Join",  "Heartbeat", "KvSet", "KvGet",   "KvAdd",
                                                     "Barrier", "Status",  "Leave", "Shutdown"};
 static const ProtobufCMessageDescriptor *const request_types[N_METHODS] = {
@@ -35,81 +29,9 @@ static const ProtobufCMessageDescriptor *const request_types[N_METHODS] = {
     &zrt__v1__kv_get_request__descriptor, &zrt__v1__kv_add_request__descriptor, &zrt__v1__barrier_request__descriptor,
     &zrt__v1__status_request__descriptor, &zrt__v1__leave_request__descriptor,  &zrt__v1__shutdown_request__descriptor};
 
-typedef struct coordinator coordinator;
-typedef struct call_ctx call_ctx;
-typedef void (*tag_fn)(coordinator *co, call_ctx *c, bool ok);
-typedef struct {
-    tag_fn fn;
-    call_ctx *ctx;
-} tag;
-
-struct call_ctx {
-    tag on_new, on_close, on_reply;
-    int method;              /* -1: the generic (unknown method) request */
-    grpc_call *call;
-    gpr_timespec deadline;
-    grpc_metadata_array md;
-    grpc_byte_buffer *payload;
-    grpc_call_details details; /* generic only */
-    ProtobufCMessage *request;
-    grpc_byte_buffer *reply;
-    int refs;                /* outstanding batches */
-    int cancelled;
-    bool replied;
-    call_ctx *next_parked;   /* in a wait list */
-    double expire;           /* parked: answer DEADLINE_EXCEEDED after this */
-};
-
-typedef struct {
-    bool joined;
-    char host[256];
-    int local_ranks, rank_offset;
-    double last_heartbeat;
-    char state[16];
-    int64_t step;
-    float loss;
-    bool ranks_done;         /* every local rank exited 0 */
-    bool told;               /* has heard the job's final command */
-} machine;
-
-typedef struct {
-    char *key;
-    uint8_t *value;
-    size_t len;
-} kv_entry;
-
-typedef struct {
-    char name[128];
-    int count, arrived;
-    call_ctx *waiting;
-} barrier;
-
-struct coordinator {
-    const zrt_coordinator_options *o;
-    grpc_server *server;
-    grpc_completion_queue *cq;
-    void *methods[N_METHODS];
-    int expected, joined, world;
-    int restarts_used;
-    machine machines[MAX_MACHINES];
-    int64_t generation;
-    double first_join, started;
-    char state[16];          /* waiting, running, aborted, shutdown, done */
-    char reason[512];
-    double end_at;           /* when the loop stops after the job ended */
-    kv_entry *kv;
-    int n_kv;
-    barrier barriers[64];
-    int n_barriers;
-    call_ctx *parked_joins, *parked_gets;
-    char config_hash[32];
-    char config_keys[8192];
-    int live_calls;
-};
-
 /* ---- call lifetime ------------------------------------------------------------------------ */
 
-static void ctx_unref(coordinator *co, call_ctx *c)
+void ctx_unref(coordinator *co, call_ctx *c)
 {
     if (--c->refs > 0) return;
     if (c->call) grpc_call_unref(c->call);
@@ -129,7 +51,7 @@ static void on_reply_done(coordinator *co, call_ctx *c, bool ok)
 }
 
 /* Answers the call (reply may be NULL for an error status). */
-static void respond(coordinator *co, call_ctx *c, grpc_status_code status, const char *details,
+void respond(coordinator *co, call_ctx *c, grpc_status_code status, const char *details,
                     const ProtobufCMessage *reply)
 {
     (void)co;
@@ -162,9 +84,7 @@ static void respond(coordinator *co, call_ctx *c, grpc_status_code status, const
     grpc_slice_unref(text);
 }
 
-static void respond_error(coordinator *co, call_ctx *c, grpc_status_code status, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void respond_error(coordinator *co, call_ctx *c, grpc_status_code status, const char *fmt, ...)
+void respond_error(coordinator *co, call_ctx *c, grpc_status_code status, const char *fmt, ...)
 {
     char text[1024];
     va_list ap;
@@ -175,7 +95,7 @@ static void respond_error(coordinator *co, call_ctx *c, grpc_status_code status,
 }
 
 /* Removes c from a wait list; true if it was there. */
-static bool unpark(call_ctx **list, call_ctx *c)
+bool unpark(call_ctx **list, call_ctx *c)
 {
     for (call_ctx **p = list; *p; p = &(*p)->next_parked)
         if (*p == c) {
@@ -197,9 +117,9 @@ static void on_close(coordinator *co, call_ctx *c, bool ok)
     ctx_unref(co, c);
 }
 
-static double now_s(void) { return zrt_now(); }
+double now_s(void) { return zrt_now(); }
 
-static void park(call_ctx **list, call_ctx *c, double timeout_s)
+void park(call_ctx **list, call_ctx *c, double timeout_s)
 {
     double call_left = gpr_time_to_millis(gpr_time_sub(gpr_convert_clock_type(c->deadline, GPR_CLOCK_MONOTONIC),
                                                        gpr_now(GPR_CLOCK_MONOTONIC))) / 1000.0;
@@ -390,127 +310,6 @@ static void handle_heartbeat(coordinator *co, call_ctx *c)
     reply.reason = co->reason;
     if (reply.command != ZRT__V1__COMMAND__CONTINUE) mc->told = true;
     respond(co, c, GRPC_STATUS_OK, NULL, &reply.base);
-}
-
-/* ---- key-value store and barrier --------------------------------------------------------------- */
-
-static kv_entry *kv_find(coordinator *co, const char *key)
-{
-    for (int i = 0; i < co->n_kv; i++)
-        if (strcmp(co->kv[i].key, key) == 0) return &co->kv[i];
-    return NULL;
-}
-
-static bool kv_key_ok(coordinator *co, call_ctx *c, const char *key)
-{
-    size_t n = strlen(key);
-    if (n == 0 || n > MAX_KEY_BYTES) {
-        respond_error(co, c, GRPC_STATUS_INVALID_ARGUMENT, "key of %zu bytes (1..%d allowed)", n, MAX_KEY_BYTES);
-        return false;
-    }
-    return true;
-}
-
-static void reply_value(coordinator *co, call_ctx *c, const kv_entry *e)
-{
-    Zrt__V1__KvGetReply reply = ZRT__V1__KV_GET_REPLY__INIT;
-    reply.value.data = e->value;
-    reply.value.len = e->len;
-    respond(co, c, GRPC_STATUS_OK, NULL, &reply.base);
-}
-
-static kv_entry *kv_put(coordinator *co, call_ctx *c, const char *key, const uint8_t *value, size_t len)
-{
-    kv_entry *e = kv_find(co, key);
-    if (!e) {
-        if (co->n_kv == MAX_KEYS) {
-            respond_error(co, c, GRPC_STATUS_RESOURCE_EXHAUSTED, "the store holds %d keys already", MAX_KEYS);
-            return NULL;
-        }
-        e = &co->kv[co->n_kv++];
-        e->key = strdup(key);
-        e->value = NULL;
-    }
-    free(e->value);
-    e->value = malloc(len ? len : 1);
-    memcpy(e->value, value, len);
-    e->len = len;
-    for (call_ctx **p = &co->parked_gets; *p;) { /* wake the waiters of this key */
-        call_ctx *w = *p;
-        if (strcmp(((Zrt__V1__KvGetRequest *)w->request)->key, key) == 0) {
-            *p = w->next_parked;
-            reply_value(co, w, e);
-        } else {
-            p = &w->next_parked;
-        }
-    }
-    return e;
-}
-
-static void handle_kv(coordinator *co, call_ctx *c)
-{
-    if (c->method == M_KVSET) {
-        Zrt__V1__KvSetRequest *req = (Zrt__V1__KvSetRequest *)c->request;
-        if (!kv_key_ok(co, c, req->key)) return;
-        if (req->value.len > MAX_VALUE_BYTES)
-            return respond_error(co, c, GRPC_STATUS_INVALID_ARGUMENT, "value of %zu bytes (at most %d)",
-                                 req->value.len, MAX_VALUE_BYTES);
-        if (!kv_put(co, c, req->key, req->value.data, req->value.len)) return;
-        Zrt__V1__KvSetReply reply = ZRT__V1__KV_SET_REPLY__INIT;
-        return respond(co, c, GRPC_STATUS_OK, NULL, &reply.base);
-    }
-    if (c->method == M_KVGET) {
-        Zrt__V1__KvGetRequest *req = (Zrt__V1__KvGetRequest *)c->request;
-        if (!kv_key_ok(co, c, req->key)) return;
-        kv_entry *e = kv_find(co, req->key);
-        if (e) return reply_value(co, c, e);
-        return park(&co->parked_gets, c, req->timeout_ms > 0 ? (double)req->timeout_ms / 1000.0 : 0);
-    }
-    Zrt__V1__KvAddRequest *req = (Zrt__V1__KvAddRequest *)c->request;
-    if (!kv_key_ok(co, c, req->key)) return;
-    kv_entry *e = kv_find(co, req->key);
-    int64_t value = 0;
-    if (e && e->len > 0) {
-        char text[32];
-        snprintf(text, sizeof text, "%.*s", (int)(e->len < 31 ? e->len : 31), (const char *)e->value);
-        value = strtoll(text, NULL, 10);
-    }
-    value += req->delta;
-    char text[32];
-    int n = snprintf(text, sizeof text, "%lld", (long long)value);
-    if (!kv_put(co, c, req->key, (const uint8_t *)text, (size_t)n)) return;
-    Zrt__V1__KvAddReply reply = ZRT__V1__KV_ADD_REPLY__INIT;
-    reply.value = value;
-    respond(co, c, GRPC_STATUS_OK, NULL, &reply.base);
-}
-
-static void handle_barrier(coordinator *co, call_ctx *c)
-{
-    Zrt__V1__BarrierRequest *req = (Zrt__V1__BarrierRequest *)c->request;
-    if (req->count < 1 || strlen(req->name) >= sizeof co->barriers[0].name)
-        return respond_error(co, c, GRPC_STATUS_INVALID_ARGUMENT, "barrier: bad name or count %d", req->count);
-    barrier *b = NULL;
-    for (int i = 0; i < co->n_barriers && !b; i++)
-        if (strcmp(co->barriers[i].name, req->name) == 0) b = &co->barriers[i];
-    if (!b) {
-        if (co->n_barriers == 64) return respond_error(co, c, GRPC_STATUS_RESOURCE_EXHAUSTED, "too many barriers");
-        b = &co->barriers[co->n_barriers++];
-        *b = (barrier){.count = req->count};
-        snprintf(b->name, sizeof b->name, "%s", req->name);
-    }
-    if (b->count != req->count)
-        return respond_error(co, c, GRPC_STATUS_INVALID_ARGUMENT, "barrier %s: count %d, others said %d", req->name,
-                             req->count, b->count);
-    park(&b->waiting, c, 1e9);
-    if (++b->arrived < b->count) return;
-    Zrt__V1__BarrierReply reply = ZRT__V1__BARRIER_REPLY__INIT;
-    reply.arrived = b->arrived;
-    while (b->waiting) {
-        call_ctx *w = b->waiting;
-        b->waiting = w->next_parked;
-        respond(co, w, GRPC_STATUS_OK, NULL, &reply.base);
-    }
-    b->arrived = 0;
 }
 
 static void handle_status(coordinator *co, call_ctx *c)

@@ -182,31 +182,28 @@ zrt_status zrt_comm_all_gather(zrt_comm *comm, const void *send, void *recv, siz
     return enqueue(comm, &op, request);
 }
 
-static zrt_status check_reduce(const char *what, zrt_reduce_op reduce)
+/* reduce_scatter and all_reduce: the same checks, then the queue. */
+static zrt_status issue_reduction(zrt_comm *comm, zrt_op_kind kind, const void *send, void *recv, size_t count,
+                                  zrt_dtype dtype, zrt_reduce_op reduce, zrt_comm_request **request)
 {
+    const char *what = zrt_op_name(kind);
+    CHECK(check_args(comm, what, send, recv, count, dtype, 1, 1));
     if (reduce != ZRT_REDUCE_SUM && reduce != ZRT_REDUCE_AVG)
         return zrt_set_error(ZRT_ERR_INVALID, "%s: unknown reduction %d", what, reduce);
-    return ZRT_OK;
+    zrt_comm_op op = {.kind = kind, .send = send, .recv = recv, .count = count, .dtype = dtype, .reduce = reduce};
+    return enqueue(comm, &op, request);
 }
 
 zrt_status zrt_comm_reduce_scatter(zrt_comm *comm, const void *send, void *recv, size_t count, zrt_dtype dtype,
                                    zrt_reduce_op reduce, zrt_comm_request **request)
 {
-    CHECK(check_args(comm, "reduce_scatter", send, recv, count, dtype, 1, 1));
-    CHECK(check_reduce("reduce_scatter", reduce));
-    zrt_comm_op op = {.kind = ZRT_OP_REDUCE_SCATTER, .send = send, .recv = recv, .count = count, .dtype = dtype,
-                      .reduce = reduce};
-    return enqueue(comm, &op, request);
+    return issue_reduction(comm, ZRT_OP_REDUCE_SCATTER, send, recv, count, dtype, reduce, request);
 }
 
 zrt_status zrt_comm_all_reduce(zrt_comm *comm, const void *send, void *recv, size_t count, zrt_dtype dtype,
                                zrt_reduce_op reduce, zrt_comm_request **request)
 {
-    CHECK(check_args(comm, "all_reduce", send, recv, count, dtype, 1, 1));
-    CHECK(check_reduce("all_reduce", reduce));
-    zrt_comm_op op = {.kind = ZRT_OP_ALL_REDUCE, .send = send, .recv = recv, .count = count, .dtype = dtype,
-                      .reduce = reduce};
-    return enqueue(comm, &op, request);
+    return issue_reduction(comm, ZRT_OP_ALL_REDUCE, send, recv, count, dtype, reduce, request);
 }
 
 zrt_status zrt_comm_broadcast(zrt_comm *comm, void *buf, size_t count, zrt_dtype dtype, int root,
