@@ -30,7 +30,7 @@ distributed_type: DEEPSPEED
 num_machines: 2
 num_processes: 4
 main_process_ip: 10.223.0.1
-main_process_port: 29611
+main_process_port: 29611   # inside a fresh network namespace: no other user of the port
 use_cpu: true
 deepspeed_config: {zero_stage: 3}
 zrt:
