@@ -35,6 +35,7 @@ typedef struct {
     char line[4096];
     size_t line_len;
     bool running;
+    bool live;           /* the terminal shows this rank's in-place progress line */
     int exit_status;     /* 128 + signal when killed */
 } rank_proc;
 
@@ -109,6 +110,7 @@ static zrt_status spawn_rank(agent *a, int local)
     set_env_int("ZRT_AGENT_PID", getpid());
     if (local == 0) setenv("ZRT_PROGRESS_FILE", a->progress, 1);
     else unsetenv("ZRT_PROGRESS_FILE");
+    if (isatty(STDOUT_FILENO)) setenv("ZRT_PROGRESS_TTY", "1", 1); /* their live line reaches a terminal */
     setenv("OPENBLAS_NUM_THREADS", "1", 0);
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
@@ -162,8 +164,18 @@ static void forward_output(agent *a, int timeout_ms)
             continue;
         }
         for (ssize_t i = 0; i < got; i++) {
+            /* '\r' is a live progress line: redraw it in place on a terminal. */
+            if (buf[i] == '\r' && isatty(STDOUT_FILENO)) {
+                if (p->line_len) printf("\r[rank %d] %.*s\033[K", p->rank, (int)p->line_len, p->line);
+                p->live = p->line_len > 0 || p->live;
+                p->line_len = 0;
+                continue;
+            }
             if (buf[i] == '\n' || buf[i] == '\r' || p->line_len == sizeof p->line - 1) {
-                if (p->line_len) printf("[rank %d] %.*s\n", p->rank, (int)p->line_len, p->line);
+                if (p->line_len)
+                    printf("%s[rank %d] %.*s%s\n", p->live ? "\r" : "", p->rank, (int)p->line_len, p->line,
+                           p->live ? "\033[K" : "");
+                p->live = false;
                 p->line_len = 0;
                 if (buf[i] == '\n' || buf[i] == '\r') continue;
             }

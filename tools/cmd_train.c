@@ -205,7 +205,7 @@ static void report(trainer *t, int64_t step, const zrt_step_result *r, double el
                 tokens_per_s, (long long)zrt_mem_model_states(&t->mem));
         fflush(t->metrics);
     }
-    bool tty = isatty(STDOUT_FILENO);
+    bool tty = isatty(STDOUT_FILENO) || getenv("ZRT_PROGRESS_TTY"); /* an agent on a terminal */
     bool due = step == total || step % t->cfg.steps_per_print == 0;
     if (!tty && !due) return;
     char spent[32], eta[32];
