@@ -93,5 +93,22 @@ expect 2 "bench: unknown benchmark" -- "$ZRT" bench frob
 expect 2 "bench comm: bad size" -- "$ZRT" bench comm --max-bytes lots
 expect_output "bad value 'lots' for --max-bytes" "bench bad size message"
 expect 2 "bench comm: bad dtype" -- "$ZRT" bench comm --dtypes fp64
+# zrt estimate: the ZeRO paper's numbers for 1e9 parameters on 8 devices (bytes).
+expect 0 "estimate --json" -- "$ZRT" estimate --params 1e9 --world 8 --json
+if ! python3 - "$TMPDIR/out" <<'PY'
+import json, sys
+rows = {r["stage"]: r for r in map(json.loads, open(sys.argv[1]))}
+want = {0: 16e9, 1: 4e9 + 12e9 / 8, 2: 2e9 + 14e9 / 8, 3: 16e9 / 8}
+for s, v in want.items():
+    assert rows[s]["device_bytes"] == v and rows[s]["host_bytes_per_device"] == 0, (s, rows[s], v)
+PY
+then echo "FAIL: estimate numbers"; cat "$TMPDIR/out"; fails=$((fails + 1)); fi
+expect 0 "estimate with offload" -- "$ZRT" estimate --params 1e9 --world 8 --offload-optimizer cpu --offload-param cpu --json
+python3 -c 'import json,sys; r=[json.loads(l) for l in open(sys.argv[1])]; assert r[3]["device_bytes"]==2e9/8 and r[3]["host_bytes_per_device"]==14e9/8 and r[3]["host_bytes_per_machine"]==14e9, r[3]' "$TMPDIR/out" \
+    || { echo "FAIL: estimate offload numbers"; cat "$TMPDIR/out"; fails=$((fails + 1)); }
+expect 0 "estimate from a config" -- "$ZRT" estimate --config "$SRC/configs/zero3.yaml"
+expect_output "152336 parameters, 2 devices" "estimate takes the model from the config"
+expect 2 "estimate without a size" -- "$ZRT" estimate --world 8
+expect 2 "estimate: bad precision" -- "$ZRT" estimate --params 1e9 --precision fp8
 [ "$fails" = 0 ] || exit 1
 echo "cli ok"

@@ -1,0 +1,147 @@
+/* cmd_estimate.c: `zrt estimate`: model-state memory per device for a model
+ * size, ZeRO stage, offload and world size, like DeepSpeed's
+ * estimate_zero*_model_states_mem_needs.
+ *
+ * Why these formulas: they are the ZeRO paper's for mixed-precision Adam --
+ * 2 bytes of compute-copy parameters, 2 of gradients, 12 of optimizer state
+ * (fp32 master, exp_avg, exp_avg_sq) per parameter -- which is exactly what
+ * the engine allocates (tests/test_engine_memory.c checks the engine against
+ * them); fp32 training keeps 4-byte parameters and gradients. Per device:
+ *   stage 0: P + G + O        stage 1: P + G + O/N
+ *   stage 2: P + (G + O)/N    stage 3: (P + G + O)/N (+ gathered layers)
+ * Offloading moves the optimizer state (and in stage 3 the parameter shard)
+ * to host memory: reported per device and per machine.
+ */
+#include "cli.h"
+#include "engine.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+    "usage: zrt estimate (--params N | --config CFG) [--world N] [--gpus-per-node N]\n"
+    "                    [--precision bf16|fp16|fp32] [--offload-optimizer none|cpu]\n"
+    "                    [--offload-param none|cpu] [--largest-layer N] [--json]\n"
+    "\n"
+    "Model-state bytes per device for ZeRO stages 0-3 (the ZeRO paper's 2+2+12\n"
+    "bytes per parameter for mixed precision), and what offloading puts in host\n"
+    "memory per device and per machine. --config takes the parameter count of\n"
+    "zrt.model, and world, precision and offload from the config.\n";
+
+typedef struct {
+    double params, largest_layer;
+    int world, per_node;
+    double p_bytes, g_bytes; /* per parameter */
+    bool offload_optimizer, offload_param, json;
+} estimate;
+
+/* Bytes per device on the accelerator and in host memory, for one stage. */
+static void stage_bytes(const estimate *e, int stage, double *device, double *host)
+{
+    double n = e->world, P = e->p_bytes * e->params, G = e->g_bytes * e->params, O = 12.0 * e->params;
+    double opt = stage == 0 ? O : O / n;
+    double params = stage == 3 ? P / n : P;
+    double grads = stage >= 2 ? G / n : G;
+    *host = 0;
+    if (e->offload_optimizer && stage > 0) {
+        *host += opt;
+        opt = 0;
+    }
+    if (e->offload_param && stage == 3) {
+        *host += params;
+        params = 0;
+    }
+    double gathered = stage == 3 ? e->p_bytes * e->largest_layer : 0; /* one layer gathered at a time */
+    *device = params + grads + opt + gathered;
+}
+
+static double model_params(const zrt_config *cfg)
+{
+    zrt_mem_stats mem = {0};
+    zrt_model *model;
+    if (zrt_model_create(&cfg->job.model, 1, &mem, &model) != ZRT_OK) return -1;
+    double total = 0;
+    for (int u = 0; u < model->n_units; u++) total += (double)model->unit_numel[u];
+    model->destroy(model);
+    return total;
+}
+
+static bool from_config(const char *path, estimate *e)
+{
+    static zrt_config cfg;
+    if (zrt_config_load(&cfg, path) != ZRT_OK) {
+        fprintf(stderr, "%s\n", zrt_last_error());
+        return false;
+    }
+    e->params = model_params(&cfg);
+    e->world = (int)cfg.num_processes;
+    e->per_node = (int)(cfg.num_processes / cfg.num_machines);
+    bool fp32 = cfg.mixed_precision == ZRT_PRECISION_NO;
+    e->p_bytes = e->g_bytes = fp32 ? 4 : 2;
+    e->offload_optimizer = cfg.zero.offload_optimizer.device != ZRT_OFFLOAD_NONE;
+    e->offload_param = cfg.zero.offload_param.device != ZRT_OFFLOAD_NONE;
+    return e->params > 0;
+}
+
+static void print_rows(const estimate *e)
+{
+    if (!e->json)
+        printf("%.0f parameters, %d devices (%d per machine), %s, offload optimizer %s, offload param %s\n"
+               "%5s %18s %18s %18s\n",
+               e->params, e->world, e->per_node, e->p_bytes == 4 ? "fp32" : "16-bit compute + fp32 master",
+               e->offload_optimizer ? "cpu" : "none", e->offload_param ? "cpu" : "none", "stage", "device GiB",
+               "host GiB/device", "host GiB/machine");
+    for (int stage = 0; stage <= 3; stage++) {
+        double device, host;
+        stage_bytes(e, stage, &device, &host);
+        if (e->json)
+            printf("{\"stage\": %d, \"params\": %.0f, \"world\": %d, \"device_bytes\": %.0f, "
+                   "\"host_bytes_per_device\": %.0f, \"host_bytes_per_machine\": %.0f}\n",
+                   stage, e->params, e->world, device, host, host * e->per_node);
+        else
+            printf("%5d %18.3f %18.3f %18.3f\n", stage, device / (1 << 30), host / (1 << 30),
+                   host * e->per_node / (1 << 30));
+    }
+}
+
+int zrt_cmd_estimate(int argc, char **argv)
+{
+    static const struct option options[] = {
+        {"help", no_argument, NULL, 'h'},           {"params", required_argument, NULL, 'p'},
+        {"config", required_argument, NULL, 'c'},   {"world", required_argument, NULL, 'w'},
+        {"gpus-per-node", required_argument, NULL, 'g'}, {"precision", required_argument, NULL, 'r'},
+        {"offload-optimizer", required_argument, NULL, 'o'}, {"offload-param", required_argument, NULL, 'O'},
+        {"largest-layer", required_argument, NULL, 'l'}, {"json", no_argument, NULL, 'j'},
+        {NULL, 0, NULL, 0}};
+    zrt_cli_normalize_options(argc, argv);
+    estimate e = {.world = 1, .per_node = 0, .p_bytes = 2, .g_bytes = 2};
+    const char *config = NULL;
+    int c;
+    while ((c = zrt_cli_next_option(argc, argv, options, "estimate")) != -1) {
+        bool ok = true;
+        switch (c) {
+        case 'h': fputs(usage, stdout); return ZRT_EXIT_OK;
+        case 'p': ok = (e.params = strtod(optarg, NULL)) >= 1; break;
+        case 'c': config = optarg; break;
+        case 'w': ok = (e.world = atoi(optarg)) >= 1; break;
+        case 'g': ok = (e.per_node = atoi(optarg)) >= 1; break;
+        case 'r':
+            ok = strcmp(optarg, "bf16") == 0 || strcmp(optarg, "fp16") == 0 || strcmp(optarg, "fp32") == 0;
+            e.p_bytes = e.g_bytes = strcmp(optarg, "fp32") == 0 ? 4 : 2;
+            break;
+        case 'o': ok = strcmp(optarg, "none") == 0 || strcmp(optarg, "cpu") == 0; e.offload_optimizer = optarg[0] == 'c'; break;
+        case 'O': ok = strcmp(optarg, "none") == 0 || strcmp(optarg, "cpu") == 0; e.offload_param = optarg[0] == 'c'; break;
+        case 'l': ok = (e.largest_layer = strtod(optarg, NULL)) >= 0; break;
+        case 'j': e.json = true; break;
+        default: return ZRT_EXIT_USAGE;
+        }
+        if (!ok) return zrt_cli_usage_error("estimate", "bad value '%s' for %s", optarg, zrt_cli_option_name(options, c));
+    }
+    if (optind != argc) return zrt_cli_usage_error("estimate", "unexpected argument '%s'", argv[optind]);
+    if (!config && e.params < 1) return zrt_cli_usage_error("estimate", "--params N or --config CFG is required");
+    if (config && !from_config(config, &e)) return ZRT_EXIT_FAIL;
+    if (e.per_node == 0 || e.per_node > e.world) e.per_node = e.world;
+    print_rows(&e);
+    return ZRT_EXIT_OK;
+}
