@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 void zrt_cli_normalize_options(int argc, char **argv)
 {
@@ -64,4 +65,12 @@ double zrt_cli_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+const char *zrt_cli_self_exe(char *buf, size_t size)
+{
+    ssize_t n = readlink("/proc/self/exe", buf, size - 1);
+    if (n <= 0) return "/proc/self/exe"; /* still names this binary, for exec */
+    buf[n] = '\0';
+    return buf;
 }

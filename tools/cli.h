@@ -38,6 +38,9 @@ const char *zrt_cli_option_name(const struct option *options, int val);
 /* Prints "zrt COMMAND: message" to stderr and returns ZRT_EXIT_USAGE. */
 int zrt_cli_usage_error(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* The path of the running zrt binary (what ranks and benchmarks exec), in buf. */
+const char *zrt_cli_self_exe(char *buf, size_t size);
+
 /* Monotonic seconds. */
 double zrt_cli_now(void);
 

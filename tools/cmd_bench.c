@@ -315,9 +315,8 @@ static int bench_control(int argc, char **argv)
                                                    zrt_cli_option_name(options, c));
     }
     if (optind != argc) return zrt_cli_usage_error("bench control", "unexpected argument '%s'", argv[optind]);
-    char self[4096];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    self[n > 0 ? n : 0] = '\0';
+    char exe[4096];
+    const char *self = zrt_cli_self_exe(exe, sizeof exe);
     if (!json)
         printf("%6s %14s %10s %18s %13s %14s\n", "agents", "rendezvous_s", "heartbeats", "cpu/heartbeat_us",
                "coordinator", "detection_s");

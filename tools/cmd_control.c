@@ -118,14 +118,9 @@ int zrt_cmd_agent(int argc, char **argv)
     char token[256];
     if (load_config(config, &cfg, token, sizeof token) != ZRT_EXIT_OK) return ZRT_EXIT_FAIL;
     zrt_agent_options o = {.cfg = &cfg, .config_path = config, .coordinator = coordinator, .token = token,
-                           .machine_rank = machine_rank, .self_exe = "/proc/self/exe",
-                           .program = program_at >= 0 ? argv + program_at : NULL};
-    char self[4096];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n > 0) {
-        self[n] = '\0';
-        o.self_exe = self;
-    }
+                           .machine_rank = machine_rank, .program = program_at >= 0 ? argv + program_at : NULL};
+    char exe[4096];
+    o.self_exe = zrt_cli_self_exe(exe, sizeof exe);
     if (zrt_agent_run(&o) != ZRT_OK) {
         fprintf(stderr, "zrt agent: %s\n", zrt_last_error());
         return ZRT_EXIT_FAIL;

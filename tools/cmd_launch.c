@@ -226,9 +226,8 @@ static int launch_with_control_plane(zrt_config *cfg, const zrt_overrides *o, in
         }
         if (one_machine) snprintf(coordinator, sizeof coordinator, "%s", ec.address);
     }
-    char self[4096];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    self[n > 0 ? n : 0] = '\0';
+    char exe[4096];
+    const char *self = zrt_cli_self_exe(exe, sizeof exe);
     zrt_agent_options ao = {.cfg = cfg, .config_path = o->config, .coordinator = coordinator, .token = token,
                             .machine_rank = (int)cfg->machine_rank, .self_exe = self, .program = program,
                             .train_args = argv + 1, .master_port = one_machine ? port : port + 1};
