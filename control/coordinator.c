@@ -406,7 +406,7 @@ static void on_new_call(coordinator *co, call_ctx *c, bool ok)
 
 static void request_next(coordinator *co, int method)
 {
-    if (strcmp(co->state, "stopping") == 0) return;
+    if (co->stopping) return;
     call_ctx *c = calloc(1, sizeof *c);
     if (!c) return;
     c->method = method;
@@ -517,18 +517,14 @@ static zrt_status start_server(coordinator *co)
 static void stop_server(coordinator *co)
 {
     tag shutdown_tag = {NULL, NULL};
+    co->stopping = true; /* calls that still arrive are not re-armed */
     grpc_server_shutdown_and_notify(co->server, co->cq, &shutdown_tag);
     grpc_server_cancel_all_calls(co->server);
     for (;;) {
         grpc_event ev = grpc_completion_queue_next(co->cq, zrt_rpc_deadline(5), NULL);
         if (ev.type != GRPC_OP_COMPLETE || ev.tag == &shutdown_tag) break;
-        tag *t = ev.tag;
-        if (t->fn == on_new_call && !ev.success) {
-            free(t->ctx);
-            co->live_calls--;
-        } else if (t->fn) {
-            t->fn(co, t->ctx, ev.success);
-        }
+        tag *t = ev.tag; /* unmatched requests come back with !success: on_new_call frees them */
+        t->fn(co, t->ctx, ev.success);
     }
     grpc_server_destroy(co->server);
     grpc_completion_queue_shutdown(co->cq);

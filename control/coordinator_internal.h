@@ -84,6 +84,7 @@ struct coordinator {
     char config_hash[32];
     char config_keys[8192];
     int live_calls;
+    bool stopping;           /* the server is shutting down: no new requests */
 };
 
 /* Answer a call (reply NULL for an error status); once per call. */
