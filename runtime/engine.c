@@ -161,6 +161,10 @@ static zrt_status fetch_params(zrt_engine *e, int op, int dir, const float **par
         CHECK(wait_request(&u->gather));
         CHECK(prefetch(e, op, dir));
     }
+    if (e->dtype == ZRT_DTYPE_F32) { /* the compute copy is the fp32 view: no copy */
+        *params = u->param_full;
+        return ZRT_OK;
+    }
     to_f32(e->dtype, u->param_full, u->numel, e->params_f32);
     *params = e->params_f32;
     return ZRT_OK;
@@ -446,12 +450,14 @@ zrt_status zrt_engine_create(const zrt_config *cfg, zrt_comm *comm, zrt_model *m
         if (e->units[i].padded > widest) widest = e->units[i].padded;
     }
     if (status == ZRT_OK) {
-        e->params_f32 = zrt_mem_alloc(mem, ZRT_MEM_ACTIVATIONS, (size_t)widest * sizeof(float));
+        if (e->dtype != ZRT_DTYPE_F32) /* fp32 models read the compute copy directly */
+            e->params_f32 = zrt_mem_alloc(mem, ZRT_MEM_ACTIVATIONS, (size_t)widest * sizeof(float));
         e->grads_f32 = zrt_mem_alloc(mem, ZRT_MEM_ACTIVATIONS, (size_t)widest * sizeof(float));
         e->inputs = zrt_mem_alloc(mem, ZRT_MEM_ACTIVATIONS, (size_t)e->micro * model->input_bytes_per_sample);
         e->labels = zrt_mem_alloc(mem, ZRT_MEM_ACTIVATIONS,
                                   (size_t)e->micro * (size_t)model->labels_per_sample * sizeof(int32_t));
-        if (!e->params_f32 || !e->grads_f32 || !e->inputs || !e->labels) status = oom("work buffers");
+        if ((e->dtype != ZRT_DTYPE_F32 && !e->params_f32) || !e->grads_f32 || !e->inputs || !e->labels)
+            status = oom("work buffers");
     }
     if (status == ZRT_OK) status = zrt_engine_publish_params(e);
     if (status != ZRT_OK) {

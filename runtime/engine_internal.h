@@ -37,7 +37,8 @@ struct zrt_engine {
     zrt_model *model;
     zrt_mem_stats *mem;
     unit_state *units;
-    float *params_f32, *grads_f32; /* work: the widest padded unit */
+    float *params_f32;   /* bf16/fp16: fp32 view of the unit in use (the widest padded unit); NULL in fp32 */
+    float *grads_f32;    /* work: the widest padded unit */
     void *inputs;     /* micro batch, as the model takes it */
     int32_t *labels;
     int micro, accum;
