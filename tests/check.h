@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define TEST_EXIT_SKIP 77
 
@@ -48,6 +49,14 @@ static int check_failures;
     } while (0)
 
 #define CHECK_DONE() (check_failures ? 1 : 0)
+
+/* Monotonic seconds. */
+static inline double test_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
 
 /* A private scratch directory under $TMPDIR (the runner gives each test one). */
 static inline const char *test_tmpdir(void)
