@@ -37,7 +37,8 @@ static const char usage[] =
     "  gpt: 4 blocks, d_model 256, 8 heads, seq_len 64, vocab 256, micro batch 8;\n"
     "and prints samples/s (tokens/s for gpt), the ratio to stage 0, and the\n"
     "GFLOP/s of the model's matmuls per rank against single-thread sgemm\n"
-    "GFLOP/s measured in the same run.\n";
+    "GFLOP/s measured in the same run. A row times the model's forward +\n"
+    "backward alone (no engine); `engine ms` is a stage's step time less that.\n";
 
 /* Best of 5 single-thread 512^3 sgemms, in GFLOP/s. */
 static double sgemm_gflops(void)
@@ -115,6 +116,55 @@ static zrt_status time_stage(const train_options *o, zrt_comm *comm, int stage, 
     return status;
 }
 
+/* The model alone: forward, loss and backward of one micro batch on fp32
+ * parameters, no engine (no casts, comm, optimizer); median seconds. */
+static zrt_status time_model(const train_options *o, bool gpt, double *seconds)
+{
+    static zrt_config cfg;
+    static double times[MAX_STEPS];
+    bench_config(&cfg, 0, o->world, gpt);
+    zrt_mem_stats mem = {0};
+    zrt_model *model = NULL;
+    zrt_data data = {0};
+    int micro = (int)cfg.batch.micro_batch_per_gpu;
+    zrt_status status = zrt_model_create(&cfg.job.model, micro, &mem, &model);
+    if (status == ZRT_OK) status = zrt_data_init(&data, &cfg);
+    float *params[ZRT_MAX_UNITS] = {0}, *grads[ZRT_MAX_UNITS] = {0};
+    void *inputs = NULL;
+    int32_t *labels = NULL;
+    if (status == ZRT_OK) {
+        inputs = malloc((size_t)micro * model->input_bytes_per_sample);
+        labels = malloc((size_t)micro * (size_t)model->labels_per_sample * sizeof(int32_t));
+        for (int u = 0; u < model->n_units; u++) {
+            params[u] = calloc((size_t)model->unit_numel[u], sizeof(float));
+            grads[u] = calloc((size_t)model->unit_numel[u], sizeof(float));
+            for (int64_t j = 0; params[u] && j < model->unit_numel[u]; j++)
+                params[u][j] = 0.02f * zrt_random_normal(1, (uint64_t)u, (uint64_t)j);
+        }
+        zrt_data_fill(&data, 0, micro, inputs, labels);
+        status = model->set_batch(model, inputs, labels, micro);
+    }
+    for (int i = 0; status == ZRT_OK && i < o->steps + 3; i++) {
+        double t = zrt_cli_now();
+        for (int op = 0; status == ZRT_OK && op < model->n_ops; op++)
+            status = model->forward(model, op, params[model->op_unit[op]]);
+        model->loss(model, 1.0f);
+        for (int op = model->n_ops - 1; status == ZRT_OK && op >= 0; op--)
+            status = model->backward(model, op, params[model->op_unit[op]], grads[model->op_unit[op]]);
+        if (i >= 3) times[i - 3] = zrt_cli_now() - t;
+    }
+    if (status == ZRT_OK) *seconds = zrt_bench_median(times, o->steps);
+    for (int u = 0; model && u < model->n_units; u++) {
+        free(params[u]);
+        free(grads[u]);
+    }
+    free(inputs);
+    free(labels);
+    if (model) model->destroy(model);
+    zrt_data_fini(&data);
+    return status;
+}
+
 static int train_rank(int rank, int world, void *arg)
 {
     const train_options *o = arg;
@@ -128,9 +178,18 @@ static int train_rank(int rank, int world, void *arg)
     for (int gpt = 0; gpt < 2; gpt++) {
         if (!(gpt ? o->gpt : o->mlp)) continue;
         if (rank == 0 && !o->json)
-            printf("%s: %5s %5s %14s %8s %14s %10s\n", gpt ? "gpt" : "mlp", "stage", "world",
-                   gpt ? "tokens/s" : "samples/s", "ratio", "matmul GFLOP/s", "of sgemm");
-        double base = 0;
+            printf("%s: %5s %5s %14s %8s %14s %10s %9s %9s\n", gpt ? "gpt" : "mlp", "stage", "world",
+                   gpt ? "tokens/s" : "samples/s", "ratio", "matmul GFLOP/s", "of sgemm", "step ms", "engine ms");
+        double base = 0, model_s = 0;
+        if (time_model(o, gpt != 0, &model_s) != ZRT_OK) {
+            fprintf(stderr, "zrt bench train: rank %d model alone: %s\n", rank, zrt_last_error());
+            return ZRT_EXIT_FAIL;
+        }
+        if (rank == 0 && o->json)
+            printf("{\"model\": \"%s\", \"row\": \"forward+backward alone\", \"model_ms\": %.3f}\n",
+                   gpt ? "gpt" : "mlp", model_s * 1e3);
+        else if (rank == 0)
+            printf("     forward+backward alone (the model, no engine): %.2f ms per micro batch\n", model_s * 1e3);
         for (int stage = 0; stage <= 3; stage++) {
             stage_timing t = {1, 0, 0};
             if (time_stage(o, comm, stage, gpt, &t) != ZRT_OK) {
@@ -142,12 +201,13 @@ static int train_rank(int rank, int world, void *arg)
             if (rank != 0) continue;
             if (o->json)
                 printf("{\"model\": \"%s\", \"stage\": %d, \"world\": %d, \"%s\": %.2f, \"ratio_to_stage0\": %.3f, "
-                       "\"matmul_gflops\": %.3f, \"sgemm_gflops\": %.3f}\n",
+                       "\"matmul_gflops\": %.3f, \"sgemm_gflops\": %.3f, \"step_ms\": %.3f, \"model_ms\": %.3f, "
+                       "\"engine_ms\": %.3f}\n",
                        gpt ? "gpt" : "mlp", stage, world, gpt ? "tokens_per_s" : "samples_per_s", rate, rate / base,
-                       gflops, o->sgemm_gflops);
+                       gflops, o->sgemm_gflops, t.seconds * 1e3, model_s * 1e3, (t.seconds - model_s) * 1e3);
             else
-                printf("     %5d %5d %14.1f %8.3f %14.2f %10.2f\n", stage, world, rate, rate / base, gflops,
-                       gflops / o->sgemm_gflops);
+                printf("     %5d %5d %14.1f %8.3f %14.2f %10.2f %9.2f %9.2f\n", stage, world, rate, rate / base, gflops,
+                       gflops / o->sgemm_gflops, t.seconds * 1e3, (t.seconds - model_s) * 1e3);
             fflush(stdout);
         }
     }
