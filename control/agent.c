@@ -61,7 +61,7 @@ static zrt_status join(agent *a)
 {
     const zrt_config *cfg = a->o->cfg;
     static char hash[32], keys[8192];
-    CHECK(zrt_control_config_identity(cfg, hash, sizeof hash, keys, sizeof keys));
+    ZRT_CHECK(zrt_control_config_identity(cfg, hash, sizeof hash, keys, sizeof keys));
     char host[256] = "localhost";
     gethostname(host, sizeof host - 1);
     Zrt__V1__JoinRequest req = ZRT__V1__JOIN_REQUEST__INIT;
@@ -73,7 +73,7 @@ static zrt_status join(agent *a)
     ProtobufCMessage *reply = NULL;
     /* The coordinator times the rendezvous out and says who is missing; our own
      * deadline is a little later, for a coordinator that never answers. */
-    CHECK(zrt_rpc_call(&a->client, "Join", &req.base, &zrt__v1__join_reply__descriptor, cfg->job.join_timeout_s + 5,
+    ZRT_CHECK(zrt_rpc_call(&a->client, "Join", &req.base, &zrt__v1__join_reply__descriptor, cfg->job.join_timeout_s + 5,
                        true, &reply, NULL));
     Zrt__V1__JoinReply *r = (Zrt__V1__JoinReply *)reply;
     a->machine_rank = r->machine_rank;
@@ -240,7 +240,7 @@ static zrt_status heartbeat(agent *a, Zrt__V1__Command *command, int64_t *genera
     req.ranks = ptrs;
     ProtobufCMessage *reply = NULL;
     double timeout = a->o->cfg->job.heartbeat_interval_s * 2;
-    CHECK(zrt_rpc_call(&a->client, "Heartbeat", &req.base, &zrt__v1__heartbeat_reply__descriptor, timeout, false, &reply,
+    ZRT_CHECK(zrt_rpc_call(&a->client, "Heartbeat", &req.base, &zrt__v1__heartbeat_reply__descriptor, timeout, false, &reply,
                        NULL));
     Zrt__V1__HeartbeatReply *r = (Zrt__V1__HeartbeatReply *)reply;
     *command = r->command;
@@ -282,7 +282,7 @@ static zrt_status watch(agent *a)
             a->generation = generation;
             for (int i = 0; i < a->n_ranks; i++) {
                 a->ranks[i].exit_status = 0;
-                CHECK(spawn_rank(a, i));
+                ZRT_CHECK(spawn_rank(a, i));
             }
             continue;
         }

@@ -159,7 +159,7 @@ static zrt_status write_config(bench *b, char *path, size_t size)
                "  heartbeat_timeout_s: %g\n  join_timeout_s: 120\n",
             b->agents, b->agents, INTERVAL_S, TIMEOUT_S);
     fclose(f);
-    CHECK(zrt_config_load(&b->cfg, path));
+    ZRT_CHECK(zrt_config_load(&b->cfg, path));
     return zrt_control_config_identity(&b->cfg, b->hash, sizeof b->hash, b->keys, sizeof b->keys);
 }
 

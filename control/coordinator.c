@@ -123,7 +123,7 @@ void park(call_ctx **list, call_ctx *c, double timeout_s)
 {
     double call_left = gpr_time_to_millis(gpr_time_sub(gpr_convert_clock_type(c->deadline, GPR_CLOCK_MONOTONIC),
                                                        gpr_now(GPR_CLOCK_MONOTONIC))) / 1000.0;
-    c->expire = now_s() + fmin(timeout_s, call_left);
+    c->expire = zrt_now() + fmin(timeout_s, call_left);
     c->next_parked = *list;
     *list = c;
 }
@@ -152,7 +152,7 @@ static void end_job(coordinator *co, const char *state, const char *reason)
     /* Keep listening for a heartbeat timeout: agents hear the command, and
      * silent machines are still found and named. */
     const zrt_job_config *j = &co->o->cfg->job;
-    co->end_at = now_s() + j->heartbeat_timeout_s + 2 * j->heartbeat_interval_s;
+    co->end_at = zrt_now() + j->heartbeat_timeout_s + 2 * j->heartbeat_interval_s;
 }
 
 /* max_restarts: a failed rank starts every rank again in a new generation
@@ -210,11 +210,11 @@ static void release_joins(coordinator *co)
         co->machines[m].rank_offset = offset;
         offset += co->machines[m].local_ranks;
         snprintf(co->machines[m].state, sizeof co->machines[m].state, "running");
-        co->machines[m].last_heartbeat = now_s();
+        co->machines[m].last_heartbeat = zrt_now();
     }
     co->world = offset;
     snprintf(co->state, sizeof co->state, "running");
-    co->started = now_s();
+    co->started = zrt_now();
     while (co->parked_joins) {
         call_ctx *c = co->parked_joins;
         co->parked_joins = c->next_parked;
@@ -258,7 +258,7 @@ static void handle_join(coordinator *co, call_ctx *c)
     snprintf(mc->host, sizeof mc->host, "%s", req->host);
     mc->local_ranks = req->local_ranks;
     snprintf(mc->state, sizeof mc->state, "joined");
-    if (co->joined++ == 0) co->first_join = now_s();
+    if (co->joined++ == 0) co->first_join = zrt_now();
     park(&co->parked_joins, c, co->o->cfg->job.join_timeout_s);
     if (co->joined == co->expected) release_joins(co);
 }
@@ -271,7 +271,7 @@ static void handle_heartbeat(coordinator *co, call_ctx *c)
     if (m < 0 || m >= co->expected || !co->machines[m].joined)
         return respond_error(co, c, GRPC_STATUS_INVALID_ARGUMENT, "machine_rank %d has not joined", m);
     machine *mc = &co->machines[m];
-    mc->last_heartbeat = now_s();
+    mc->last_heartbeat = zrt_now();
     mc->step = req->step;
     mc->loss = req->loss;
     if (req->generation < co->generation && strcmp(co->state, "running") == 0) {
@@ -324,7 +324,7 @@ static void handle_status(coordinator *co, call_ctx *c)
         rows[n].machine_rank = m;
         rows[n].host = mc->host;
         rows[n].state = mc->state;
-        rows[n].heartbeat_age_s = mc->last_heartbeat > 0 ? now_s() - mc->last_heartbeat : -1;
+        rows[n].heartbeat_age_s = mc->last_heartbeat > 0 ? zrt_now() - mc->last_heartbeat : -1;
         rows[n].local_ranks = mc->local_ranks;
         rows[n].step = mc->step;
         rows[n].loss = mc->loss;
@@ -426,7 +426,7 @@ static void request_next(coordinator *co, int method)
 
 static void expire_parked(coordinator *co, call_ctx **list, const char *what)
 {
-    double now = now_s();
+    double now = zrt_now();
     for (call_ctx **p = list; *p;) {
         call_ctx *c = *p;
         if (c->expire > now) {
@@ -443,7 +443,7 @@ static void expire_parked(coordinator *co, call_ctx **list, const char *what)
 static void check_health(coordinator *co)
 {
     const zrt_job_config *j = &co->o->cfg->job;
-    double now = now_s();
+    double now = zrt_now();
     if (strcmp(co->state, "waiting") == 0 && co->joined > 0 && now - co->first_join > j->join_timeout_s) {
         char missing[1024] = "";
         for (int m = 0; m < co->expected; m++)
@@ -501,7 +501,7 @@ static zrt_status start_server(coordinator *co)
         co->methods[m] = grpc_server_register_method(co->server, path, NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
     }
     grpc_server_credentials *creds = NULL;
-    CHECK(zrt_rpc_server_credentials(co->o->cfg, &creds));
+    ZRT_CHECK(zrt_rpc_server_credentials(co->o->cfg, &creds));
     int port = grpc_server_add_http2_port(co->server, co->o->listen, creds);
     grpc_server_credentials_release(creds);
     if (port == 0) return zrt_set_error(ZRT_ERR_IO, "coordinator: cannot listen on %s", co->o->listen);
@@ -548,7 +548,7 @@ zrt_status zrt_coordinator_run(const zrt_coordinator_options *o)
     zrt_status status = zrt_control_config_identity(o->cfg, co->config_hash, sizeof co->config_hash, co->config_keys,
                                                       sizeof co->config_keys);
     if (status == ZRT_OK) status = start_server(co);
-    while (status == ZRT_OK && !(co->end_at > 0 && (now_s() > co->end_at || everyone_told(co)))) {
+    while (status == ZRT_OK && !(co->end_at > 0 && (zrt_now() > co->end_at || everyone_told(co)))) {
         grpc_event ev = grpc_completion_queue_next(co->cq, zrt_rpc_deadline(0.05), NULL);
         if (ev.type == GRPC_OP_COMPLETE) {
             tag *t = ev.tag;

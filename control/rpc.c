@@ -120,7 +120,7 @@ zrt_status zrt_rpc_client_open(zrt_rpc_client *c, const char *target, const char
     };
     grpc_channel_args channel_args = {sizeof args / sizeof args[0], args};
     grpc_channel_credentials *creds = NULL;
-    CHECK(channel_credentials(tls, &creds));
+    ZRT_CHECK(channel_credentials(tls, &creds));
     c->channel = grpc_channel_create(target, creds, &channel_args);
     grpc_channel_credentials_release(creds);
     c->cq = grpc_completion_queue_create_for_pluck(NULL);

@@ -7,7 +7,6 @@
 #define ZRT_RPC_H
 
 #include "control.h"
-#include "internal.h"
 #include "zrt.pb-c.h"
 
 #include <grpc/byte_buffer_reader.h>

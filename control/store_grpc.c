@@ -8,7 +8,6 @@
  * Keys are prefixed with the scope (job/generation).
  */
 #include "rpc.h"
-#include "store_internal.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -16,30 +15,29 @@
 #include <string.h>
 
 typedef struct {
-    zrt_store base;
     zrt_rpc_client client;
     char scope[256];
 } grpc_store;
 
 #define SCOPED(s, key, buf) (snprintf(buf, sizeof buf, "%s/%s", (s)->scope, key), buf)
 
-static zrt_status g_set(zrt_store *base, const char *key, const void *value, size_t len)
+static zrt_status g_set(void *state, const char *key, const void *value, size_t len)
 {
-    grpc_store *s = (grpc_store *)base;
+    grpc_store *s = state;
     char k[800];
     Zrt__V1__KvSetRequest req = ZRT__V1__KV_SET_REQUEST__INIT;
     req.key = SCOPED(s, key, k);
     req.value.data = (uint8_t *)value;
     req.value.len = len;
     ProtobufCMessage *reply = NULL;
-    CHECK(zrt_rpc_call(&s->client, "KvSet", &req.base, &zrt__v1__kv_set_reply__descriptor, 30, true, &reply, NULL));
+    ZRT_CHECK(zrt_rpc_call(&s->client, "KvSet", &req.base, &zrt__v1__kv_set_reply__descriptor, 30, true, &reply, NULL));
     protobuf_c_message_free_unpacked(reply, NULL);
     return ZRT_OK;
 }
 
-static zrt_status g_get(zrt_store *base, const char *key, double timeout_s, void **value, size_t *len)
+static zrt_status g_get(void *state, const char *key, double timeout_s, void **value, size_t *len)
 {
-    grpc_store *s = (grpc_store *)base;
+    grpc_store *s = state;
     char k[800];
     Zrt__V1__KvGetRequest req = ZRT__V1__KV_GET_REQUEST__INIT;
     req.key = SCOPED(s, key, k);
@@ -50,7 +48,7 @@ static zrt_status g_get(zrt_store *base, const char *key, double timeout_s, void
                                      timeout_s + 5, true, &reply, &code);
     if (code == GRPC_STATUS_DEADLINE_EXCEEDED)
         return zrt_set_error(ZRT_ERR_TIMEOUT, "store: key '%s' did not appear within %.1f s", key, timeout_s);
-    CHECK(status);
+    ZRT_CHECK(status);
     Zrt__V1__KvGetReply *r = (Zrt__V1__KvGetReply *)reply;
     *value = malloc(r->value.len + 1);
     if (!*value) {
@@ -64,28 +62,28 @@ static zrt_status g_get(zrt_store *base, const char *key, double timeout_s, void
     return ZRT_OK;
 }
 
-static zrt_status g_add(zrt_store *base, const char *key, int64_t delta, int64_t *result)
+static zrt_status g_add(void *state, const char *key, int64_t delta, int64_t *result)
 {
-    grpc_store *s = (grpc_store *)base;
+    grpc_store *s = state;
     char k[800];
     Zrt__V1__KvAddRequest req = ZRT__V1__KV_ADD_REQUEST__INIT;
     req.key = SCOPED(s, key, k);
     req.delta = delta;
     ProtobufCMessage *reply = NULL;
-    CHECK(zrt_rpc_call(&s->client, "KvAdd", &req.base, &zrt__v1__kv_add_reply__descriptor, 30, true, &reply, NULL));
+    ZRT_CHECK(zrt_rpc_call(&s->client, "KvAdd", &req.base, &zrt__v1__kv_add_reply__descriptor, 30, true, &reply, NULL));
     *result = ((Zrt__V1__KvAddReply *)reply)->value;
     protobuf_c_message_free_unpacked(reply, NULL);
     return ZRT_OK;
 }
 
-static zrt_status g_delete(zrt_store *base, const char *key)
+static zrt_status g_delete(void *state, const char *key)
 {
-    return g_set(base, key, "", 0); /* the coordinator's store forgets nothing within a job */
+    return g_set(state, key, "", 0); /* the coordinator's store forgets nothing within a job */
 }
 
-static void g_destroy(zrt_store *base)
+static void g_destroy(void *state)
 {
-    grpc_store *s = (grpc_store *)base;
+    grpc_store *s = state;
     zrt_rpc_client_close(&s->client);
     free(s);
 }
@@ -101,19 +99,17 @@ zrt_status zrt_store_grpc_create(const char *coordinator, const char *token, con
     snprintf(s->scope, sizeof s->scope, "%s", scope);
     zrt_status status = zrt_rpc_client_open(&s->client, coordinator, token, tls);
     if (status != ZRT_OK) {
-        g_destroy(&s->base);
+        g_destroy(s);
         return status;
     }
-    s->base.ops = &grpc_ops;
-    *out = &s->base;
-    return ZRT_OK;
+    return zrt_store_create(&grpc_ops, s, out);
 }
 
 zrt_status zrt_control_status(const char *coordinator, const char *token, const zrt_config *tls, double timeout_s,
                               char **json)
 {
     zrt_rpc_client c;
-    CHECK(zrt_rpc_client_open(&c, coordinator, token, tls));
+    ZRT_CHECK(zrt_rpc_client_open(&c, coordinator, token, tls));
     Zrt__V1__StatusRequest req = ZRT__V1__STATUS_REQUEST__INIT;
     ProtobufCMessage *reply = NULL;
     zrt_status status =

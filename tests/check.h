@@ -50,14 +50,6 @@ static int check_failures;
 
 #define CHECK_DONE() (check_failures ? 1 : 0)
 
-/* Monotonic seconds. */
-static inline double test_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* A private scratch directory under $TMPDIR (the runner gives each test one). */
 static inline const char *test_tmpdir(void)
 {

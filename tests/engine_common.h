@@ -6,7 +6,7 @@
 #define ZRT_TEST_ENGINE_COMMON_H
 
 #include "comm_common.h"
-#include "engine.h"
+#include "zrt.h"
 #include "ranks.h"
 
 #include <math.h>

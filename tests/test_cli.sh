@@ -64,16 +64,23 @@ for r in rows:
     assert abs(r["busbw_GBps"] - r["algbw_GBps"] * (1.0 if r["op"] == "all_reduce" else 0.5)) < 1e-2, r
 PY
 then echo "FAIL: bench comm --json rows"; cat "$TMPDIR/out"; fails=$((fails + 1)); fi
-# zrt bench train: one row per model and stage, ratios to stage 0, matmul GFLOP/s vs sgemm.
+# zrt bench train: per model a forward+backward-alone row, then one row per stage: ratios to
+# stage 0, matmul GFLOP/s vs sgemm, step time and the engine's part of it.
 expect 0 "bench train --json" -- "$ZRT" bench train --steps 1 --json
 if ! python3 - "$TMPDIR/out" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+alone = [r for r in rows if "row" in r]
+assert [(r["model"], r["row"]) for r in alone] == [(m, "forward+backward alone") for m in ("mlp", "gpt")], alone
+assert all(r["model_ms"] > 0 for r in alone), alone
+rows = [r for r in rows if "row" not in r]
 assert [(r["model"], r["stage"]) for r in rows] == [(m, s) for m in ("mlp", "gpt") for s in range(4)], rows
 for r in rows:
     rate = "samples_per_s" if r["model"] == "mlp" else "tokens_per_s"
-    assert set(r) == {"model", "stage", "world", rate, "ratio_to_stage0", "matmul_gflops", "sgemm_gflops"}, r
+    assert set(r) == {"model", "stage", "world", rate, "ratio_to_stage0", "matmul_gflops", "sgemm_gflops",
+                      "step_ms", "model_ms", "engine_ms"}, r
     assert r["world"] == 2 and r[rate] > 0 and r["matmul_gflops"] > 0 and r["sgemm_gflops"] > 0, r
+    assert abs(r["step_ms"] - r["model_ms"] - r["engine_ms"]) < 0.01, r
 assert rows[0]["ratio_to_stage0"] == 1.0 and rows[4]["ratio_to_stage0"] == 1.0
 PY
 then echo "FAIL: bench train --json rows"; cat "$TMPDIR/out"; fails=$((fails + 1)); fi

@@ -44,13 +44,13 @@ static void kill_one(int world, bool tcp, const char *scope)
     snprintf(dir, sizeof dir, "%s/stores", test_tmpdir());
     CHECK_OK(zrt_store_file_create(dir, scope, &store));
     int64_t ready = 0;
-    for (double t0 = test_now(); ready < world && test_now() - t0 < 30; usleep(10000)) zrt_store_add(store, "ready", 0, &ready);
+    for (double t0 = zrt_now(); ready < world && zrt_now() - t0 < 30; usleep(10000)) zrt_store_add(store, "ready", 0, &ready);
     usleep(300000); /* well inside the collectives */
     kill(pids[VICTIM], SIGKILL);
-    double killed_at = test_now();
+    double killed_at = zrt_now();
     int statuses[MAX_TEST_RANKS];
     ranks_wait(world, pids, 30, statuses);
-    double took = test_now() - killed_at;
+    double took = zrt_now() - killed_at;
     bool named = false;
     for (int r = 0; r < world; r++) {
         if (r == VICTIM) continue;

@@ -11,7 +11,7 @@
  * relative (or 2e-4 absolute for tiny gradients).
  */
 #include "check.h"
-#include "engine.h"
+#include "zrt.h"
 
 #include <math.h>
 
@@ -79,7 +79,7 @@ static void test_mlp(void)
 {
     static zrt_mem_stats mem;
     zrt_model_config mc = {.type = ZRT_MODEL_MLP, .layers = 3, .d_model = 6, .hidden = 7, .vocab = 5};
-    CHECK_OK(zrt_model_mlp_create(&mc, BATCH, &mem, &model));
+    CHECK_OK(zrt_model_create(&mc, BATCH, &mem, &model));
     if (check_failures) return;
     setup_params(0.5f);
     float inputs[BATCH * 6];
@@ -98,7 +98,7 @@ static void test_gpt(void)
     static zrt_mem_stats mem;
     zrt_model_config mc = {.type = ZRT_MODEL_GPT, .layers = 2, .d_model = 8, .hidden = 12, .heads = 2, .seq_len = 5,
                            .vocab = 11};
-    CHECK_OK(zrt_model_gpt_create(&mc, BATCH, &mem, &model));
+    CHECK_OK(zrt_model_create(&mc, BATCH, &mem, &model));
     if (check_failures) return;
     CHECK(model->n_units == 4 && model->n_ops == 5 && model->op_unit[4] == 0); /* the tied head */
     setup_params(0.3f);

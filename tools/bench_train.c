@@ -8,7 +8,7 @@
  * threshold 0). Time per step is the median over the timed steps.
  */
 #include "cli.h"
-#include "engine.h"
+#include "zrt.h"
 
 #include <cblas.h>
 
@@ -51,9 +51,9 @@ static double sgemm_gflops(void)
     openblas_set_num_threads(1);
     double best = 1e9;
     for (int k = 0; k < 5; k++) {
-        double t = zrt_cli_now();
+        double t = zrt_now();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-        t = zrt_cli_now() - t;
+        t = zrt_now() - t;
         if (t < best) best = t;
     }
     free(a);
@@ -100,9 +100,9 @@ static zrt_status time_stage(const train_options *o, zrt_comm *comm, int stage, 
     zrt_step_result r = {0};
     for (int i = 0; status == ZRT_OK && i < o->steps + 3; i++) {
         if (comm) status = zrt_comm_barrier(comm);
-        double t = zrt_cli_now();
+        double t = zrt_now();
         if (status == ZRT_OK) status = zrt_engine_step(engine, &data, &r);
-        if (i >= 3) times[i - 3] = zrt_cli_now() - t; /* 3 warm-up steps */
+        if (i >= 3) times[i - 3] = zrt_now() - t; /* 3 warm-up steps */
     }
     if (status == ZRT_OK) {
         out->seconds = zrt_bench_median(times, o->steps);
@@ -145,13 +145,13 @@ static zrt_status time_model(const train_options *o, bool gpt, double *seconds)
         status = model->set_batch(model, inputs, labels, micro);
     }
     for (int i = 0; status == ZRT_OK && i < o->steps + 3; i++) {
-        double t = zrt_cli_now();
+        double t = zrt_now();
         for (int op = 0; status == ZRT_OK && op < model->n_ops; op++)
             status = model->forward(model, op, params[model->op_unit[op]]);
         model->loss(model, 1.0f);
         for (int op = model->n_ops - 1; status == ZRT_OK && op >= 0; op--)
             status = model->backward(model, op, params[model->op_unit[op]], grads[model->op_unit[op]]);
-        if (i >= 3) times[i - 3] = zrt_cli_now() - t;
+        if (i >= 3) times[i - 3] = zrt_now() - t;
     }
     if (status == ZRT_OK) *seconds = zrt_bench_median(times, o->steps);
     for (int u = 0; model && u < model->n_units; u++) {

@@ -4,7 +4,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 void zrt_cli_normalize_options(int argc, char **argv)
@@ -58,13 +57,6 @@ const char *zrt_cli_option_name(const struct option *options, int val)
         return name;
     }
     return "?";
-}
-
-double zrt_cli_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 const char *zrt_cli_self_exe(char *buf, size_t size)

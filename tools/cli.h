@@ -41,9 +41,6 @@ int zrt_cli_usage_error(const char *command, const char *fmt, ...) __attribute__
 /* The path of the running zrt binary (what ranks and benchmarks exec), in buf. */
 const char *zrt_cli_self_exe(char *buf, size_t size);
 
-/* Monotonic seconds. */
-double zrt_cli_now(void);
-
 /* Prints each line of text (e.g. a config's warnings) as "zrt: warning: LINE". */
 void zrt_cli_print_warnings(const char *text);
 

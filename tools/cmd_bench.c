@@ -51,9 +51,9 @@ static double memcpy_gbps(void)
     memset(b, 2, bytes);
     double best = 1e9;
     for (int i = 0; i < 5; i++) {
-        double t = zrt_cli_now();
+        double t = zrt_now();
         memcpy(b, a, bytes);
-        t = zrt_cli_now() - t;
+        t = zrt_now() - t;
         if (t < best) best = t;
         a[i] = b[bytes - 1 - (size_t)i]; /* keep the copies observable */
     }
@@ -123,15 +123,15 @@ static int bench_rank(const bench_options *o, int rank, int n, double memcpy_rat
                 size_t count = op == OP_ALL_REDUCE ? bytes / es : bytes / es / (size_t)n;
                 if (run_op(comm, op, send, recv, count, o->dtypes[d]) != ZRT_OK) goto fail; /* warm up */
                 int iters = 0;
-                double start = zrt_cli_now(), elapsed = 0;
+                double start = zrt_now(), elapsed = 0;
                 for (;;) { /* only rank 0's broadcast decision ends it, so every rank agrees */
                     if (zrt_comm_barrier(comm) != ZRT_OK) goto fail;
-                    double t = zrt_cli_now();
+                    double t = zrt_now();
                     if (run_op(comm, op, send, recv, count, o->dtypes[d]) != ZRT_OK) goto fail;
-                    times[iters] = zrt_cli_now() - t;
+                    times[iters] = zrt_now() - t;
                     elapsed += times[iters++];
                     float more = rank == 0 && (elapsed < o->seconds || iters < 5) && iters < MAX_ITERS &&
-                                 zrt_cli_now() - start < 30;
+                                 zrt_now() - start < 30;
                     if (zrt_comm_broadcast(comm, &more, 1, ZRT_DTYPE_F32, 0, NULL) != ZRT_OK) goto fail;
                     if (more == 0) break;
                 }

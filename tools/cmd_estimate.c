@@ -13,7 +13,7 @@
  * to host memory: reported per device and per machine.
  */
 #include "cli.h"
-#include "engine.h"
+#include "zrt.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -103,7 +103,7 @@ static int watch(const zrt_config *cfg, pid_t *pids, int n)
                     fprintf(stderr, "zrt launch: stopping the other ranks\n");
                     rc = ZRT_EXIT_FAIL;
                     signal_all(pids, n, SIGTERM);
-                    stop_at = zrt_cli_now() + GRACE_S;
+                    stop_at = zrt_now() + GRACE_S;
                     stopping = true;
                 }
             }
@@ -113,10 +113,10 @@ static int watch(const zrt_config *cfg, pid_t *pids, int n)
             fprintf(stderr, "zrt launch: signal %d: stopping the ranks\n", (int)stop_signal);
             rc = ZRT_EXIT_FAIL;
             signal_all(pids, n, SIGTERM);
-            stop_at = zrt_cli_now() + GRACE_S;
+            stop_at = zrt_now() + GRACE_S;
             stopping = true;
         }
-        if (stop_at && zrt_cli_now() > stop_at) {
+        if (stop_at && zrt_now() > stop_at) {
             signal_all(pids, n, SIGKILL);
             stop_at = 0;
         }

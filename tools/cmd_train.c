@@ -8,8 +8,7 @@
  * Fault injection for tests: ZRT_FAULT_EXIT=RANK:STEP makes that rank exit
  * with status 3 at that step, ZRT_FAULT_KILL=RANK:STEP kills it with SIGKILL.
  */
-#include "engine.h"
-#include "internal.h"
+#include "zrt.h"
 #include "control.h"
 #include "overrides.h"
 
@@ -61,7 +60,7 @@ static zrt_status open_store(trainer *t)
     const char *scope = getenv("ZRT_STORE_SCOPE") ? getenv("ZRT_STORE_SCOPE") : "job/gen0";
     if (coordinator) {
         char token[256];
-        CHECK(zrt_control_token(NULL, token, sizeof token));
+        ZRT_CHECK(zrt_control_token(NULL, token, sizeof token));
         return zrt_store_grpc_create(coordinator, token, scope, &t->cfg, &t->store);
     }
     if (!dir)
@@ -113,7 +112,7 @@ static void follow_agent(void)
 static zrt_status open_comm(trainer *t)
 {
     if (t->world == 1) return ZRT_OK;
-    CHECK(open_store(t));
+    ZRT_CHECK(open_store(t));
     zrt_comm_options o;
     zrt_comm_options_init(&o);
     o.rank = t->rank;
@@ -134,11 +133,11 @@ static zrt_status setup(trainer *t)
     if (t->cfg.num_processes != t->world && getenv("WORLD_SIZE"))
         return zrt_set_error(ZRT_ERR_CONFIG, "WORLD_SIZE is %d but the config has num_processes %lld", t->world,
                              (long long)t->cfg.num_processes);
-    CHECK(open_comm(t));
+    ZRT_CHECK(open_comm(t));
     watch_signals(t->comm);
-    CHECK(zrt_model_create(&t->cfg.job.model, (int)t->cfg.batch.micro_batch_per_gpu, &t->mem, &t->model));
-    CHECK(zrt_data_init(&t->data, &t->cfg));
-    CHECK(zrt_engine_create(&t->cfg, t->comm, t->model, &t->mem, &t->engine));
+    ZRT_CHECK(zrt_model_create(&t->cfg.job.model, (int)t->cfg.batch.micro_batch_per_gpu, &t->mem, &t->model));
+    ZRT_CHECK(zrt_data_init(&t->data, &t->cfg));
+    ZRT_CHECK(zrt_engine_create(&t->cfg, t->comm, t->model, &t->mem, &t->engine));
     if (t->rank == 0 && t->cfg.job.metrics_file[0] && !(t->metrics = fopen(t->cfg.job.metrics_file, "w")))
         return zrt_set_error(ZRT_ERR_IO, "cannot write the metrics file %s", t->cfg.job.metrics_file);
     return ZRT_OK;
@@ -234,7 +233,7 @@ static zrt_status maybe_resume(trainer *t, int64_t *done)
     const char *dir = t->cfg.job.checkpoint_dir;
     *done = 0;
     if (!dir[0] || !zrt_checkpoint_exists(dir)) return ZRT_OK;
-    CHECK(zrt_engine_load(t->engine, dir, done));
+    ZRT_CHECK(zrt_engine_load(t->engine, dir, done));
     if (t->rank == 0) printf("zrt train: resumed from %s at step %lld\n", dir, (long long)*done);
     return ZRT_OK;
 }
@@ -245,7 +244,7 @@ static zrt_status maybe_save(trainer *t, int64_t step)
     const zrt_job_config *j = &t->cfg.job;
     bool due = j->checkpoint_dir[0] && (step == j->steps || (j->checkpoint_interval && step % j->checkpoint_interval == 0));
     if (!due) return ZRT_OK;
-    CHECK(zrt_engine_save(t->engine, j->checkpoint_dir));
+    ZRT_CHECK(zrt_engine_save(t->engine, j->checkpoint_dir));
     if (t->rank == 0 && !isatty(STDOUT_FILENO))
         printf("zrt train: checkpoint %s/step_%07lld\n", j->checkpoint_dir, (long long)step);
     return ZRT_OK;
@@ -255,8 +254,8 @@ static zrt_status train(trainer *t)
 {
     if (t->rank == 0) print_start(t);
     int64_t done;
-    CHECK(maybe_resume(t, &done));
-    double start = zrt_cli_now();
+    ZRT_CHECK(maybe_resume(t, &done));
+    double start = zrt_now();
     float first_loss = 0, last_loss = 0;
     for (int64_t step = done + 1; step <= t->cfg.job.steps; step++) {
         if (fault_now("ZRT_FAULT_EXIT", t->rank, step)) {
@@ -270,18 +269,18 @@ static zrt_status train(trainer *t)
         zrt_status status = zrt_engine_step(t->engine, &t->data, &r);
         if (status != ZRT_OK && stop_requested)
             return zrt_set_error(ZRT_ERR_ABORTED, "stopped by signal %d (the job is being stopped)", (int)stop_requested);
-        CHECK(status);
+        ZRT_CHECK(status);
         if (step == done + 1) first_loss = r.loss;
         last_loss = r.loss;
-        double elapsed = zrt_cli_now() - start;
+        double elapsed = zrt_now() - start;
         double tokens = (double)(step - done) * (double)r.samples * (double)t->model->tokens_per_sample;
         if (t->rank == 0) report(t, step, &r, elapsed, tokens / elapsed);
         write_progress(step, r.loss);
-        CHECK(maybe_save(t, step));
+        ZRT_CHECK(maybe_save(t, step));
     }
     if (t->rank == 0)
         printf("zrt train: done: %lld steps (%lld in this run) in %.1f s, loss %.4f -> %.4f\n",
-               (long long)t->cfg.job.steps, (long long)(t->cfg.job.steps - done), zrt_cli_now() - start, first_loss,
+               (long long)t->cfg.job.steps, (long long)(t->cfg.job.steps - done), zrt_now() - start, first_loss,
                last_loss);
     return ZRT_OK;
 }

@@ -1,6 +1,9 @@
 /* zrt.h: the public API of libzrt, the ZeRO training runtime.
  *
  * Why one header: a C program linking libzrt needs this file and nothing else.
+ * It includes the rest of the API from zrt/ (mem, device, model, data,
+ * schedule, engine); together they are everything libzrt.so exports
+ * (runtime/libzrt.map lists it; tests/test_exports.sh keeps the two equal).
  * No gRPC, YAML or JSON type appears here; the control plane and the parsers
  * stay behind the library boundary.
  *
@@ -46,6 +49,37 @@ const char *zrt_last_error(void);
 
 /* A short name for a status: "ok", "invalid argument", ... */
 const char *zrt_status_name(zrt_status status);
+
+/* Longest message zrt_last_error() holds, NUL included (longer ones are cut). */
+#define ZRT_ERROR_MAX 8192
+
+/* Sets this thread's last error to a printf-style message and returns
+ * status, so `return zrt_set_error(ZRT_ERR_IO, "...")` reads naturally. For
+ * code that extends zrt (a model, a store backend) as much as for zrt. */
+zrt_status zrt_set_error(zrt_status status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Empties this thread's last error. */
+void zrt_clear_error(void);
+
+/* Propagates a failing status (the callee has set the message). */
+#define ZRT_CHECK(expr)                                   \
+    do {                                                  \
+        zrt_status zrt_check_status_ = (expr);            \
+        if (zrt_check_status_ != ZRT_OK) return zrt_check_status_; \
+    } while (0)
+
+/* The same, but jumps to a cleanup label with `status` set. */
+#define ZRT_CHECK_GOTO(expr, label)                       \
+    do {                                                  \
+        status = (expr);                                  \
+        if (status != ZRT_OK) goto label;                 \
+    } while (0)
+
+/* ---- clock --------------------------------------------------------------- */
+
+/* Monotonic seconds (CLOCK_MONOTONIC): the one clock of zrt, its tools and tests. */
+double zrt_now(void);
+/* Sleeps, resuming after signals. */
+void zrt_sleep(double seconds);
 
 /* ---- config ------------------------------------------------------------
  * One validated struct loaded from an Accelerate YAML file (which may point
@@ -274,6 +308,21 @@ typedef struct zrt_store zrt_store;
  * temporary name, rename); add is atomic across processes (fcntl lock). */
 zrt_status zrt_store_file_create(const char *dir, const char *scope, zrt_store **out);
 
+/* A store backend (the control plane's gRPC store is one): zrt_store_*
+ * check their arguments (keys 1..255 bytes, values up to 1 MiB) and call
+ * these with the backend's state; contracts as for the calls below. */
+typedef struct {
+    zrt_status (*set)(void *state, const char *key, const void *value, size_t len);
+    zrt_status (*get)(void *state, const char *key, double timeout_s, void **value, size_t *len);
+    zrt_status (*add)(void *state, const char *key, int64_t delta, int64_t *result);
+    zrt_status (*del)(void *state, const char *key);
+    void (*destroy)(void *state); /* frees state */
+} zrt_store_ops;
+
+/* A store over a backend; takes ownership of state (destroyed with the
+ * store, or at once when this fails). */
+zrt_status zrt_store_create(const zrt_store_ops *ops, void *state, zrt_store **out);
+
 zrt_status zrt_store_set(zrt_store *store, const char *key, const void *value, size_t len);
 /* Blocks until key exists or timeout_s passes (ZRT_ERR_TIMEOUT naming the
  * key). On success *value is a malloc'ed copy (NUL-terminated for
@@ -362,4 +411,11 @@ void zrt_comm_destroy(zrt_comm *comm);
 #ifdef __cplusplus
 }
 #endif
+
+#include "zrt/mem.h"
+#include "zrt/model.h"
+#include "zrt/data.h"
+#include "zrt/schedule.h"
+#include "zrt/engine.h"
+
 #endif /* ZRT_H */

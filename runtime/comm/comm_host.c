@@ -130,7 +130,7 @@ static zrt_status receive(host_state *s, const zrt_comm_op *op, size_t bytes, co
                           const zrt_wait *w)
 {
     zrt_msg_header h;
-    CHECK(s->from_prev->ops->recv_acquire(s->from_prev, &h, payload, w));
+    ZRT_CHECK(s->from_prev->ops->recv_acquire(s->from_prev, &h, payload, w));
     if (h.seq == op->seq && h.kind == op->kind && h.dtype == op->dtype && h.count == op->count && h.bytes == bytes)
         return ZRT_OK;
     return zrt_set_error(ZRT_ERR_INVALID,
@@ -145,7 +145,7 @@ static zrt_status receive(host_state *s, const zrt_comm_op *op, size_t bytes, co
 static zrt_status send_bytes(host_state *s, const zrt_comm_op *op, const void *data, size_t bytes, const zrt_wait *w)
 {
     void *payload;
-    CHECK(s->to_next->ops->send_acquire(s->to_next, &payload, w));
+    ZRT_CHECK(s->to_next->ops->send_acquire(s->to_next, &payload, w));
     memcpy(payload, data, bytes);
     zrt_msg_header h = header_for(s, op, bytes);
     return s->to_next->ops->send_commit(s->to_next, &h, w);
@@ -166,16 +166,16 @@ static zrt_status reduce_scatter(host_state *s, const zrt_comm_op *op, const voi
         for (int step = 0; step < n - 1; step++) {
             size_t chunk = (size_t)((r - 1 - step + 2 * n) % n);
             const void *in = NULL;
-            if (step > 0) CHECK(receive(s, op, len * sizeof(float), &in, w));
+            if (step > 0) ZRT_CHECK(receive(s, op, len * sizeof(float), &in, w));
             void *out;
-            CHECK(s->to_next->ops->send_acquire(s->to_next, &out, w));
+            ZRT_CHECK(s->to_next->ops->send_acquire(s->to_next, &out, w));
             accumulate(out, in, elem(send, chunk * count + off, dt), len, dt);
             zrt_msg_header h = header_for(s, op, len * sizeof(float));
-            CHECK(s->to_next->ops->send_commit(s->to_next, &h, w));
+            ZRT_CHECK(s->to_next->ops->send_commit(s->to_next, &h, w));
             if (step > 0) s->from_prev->ops->recv_release(s->from_prev);
         }
         const float *partial = NULL;
-        if (n > 1) CHECK(receive(s, op, len * sizeof(float), (const void **)&partial, w));
+        if (n > 1) ZRT_CHECK(receive(s, op, len * sizeof(float), (const void **)&partial, w));
         const void *own = elem(send, (size_t)r * count + off, dt);
         void *dst = (char *)recv + off * zrt_dtype_size(dt);
         finish_reduce(dst, partial, own, len, dt, avg ? n : 1);
@@ -201,17 +201,17 @@ static zrt_status all_gather(host_state *s, const zrt_comm_op *op, const void *s
     for (size_t off = 0; off < count; off += piece) {
         size_t len = count - off < piece ? count - off : piece, bytes = len * es;
         void *out;
-        CHECK(s->to_next->ops->send_acquire(s->to_next, &out, w));
+        ZRT_CHECK(s->to_next->ops->send_acquire(s->to_next, &out, w));
         memcpy(out, (const char *)send + off * es, bytes);
         if (own != send) copy_to_memory(own + off * es, out, bytes);
         zrt_msg_header h = header_for(s, op, bytes);
-        CHECK(s->to_next->ops->send_commit(s->to_next, &h, w));
+        ZRT_CHECK(s->to_next->ops->send_commit(s->to_next, &h, w));
         for (int step = 1; step < n; step++) {
             size_t chunk = (size_t)((r - step + n) % n);
             const void *in;
-            CHECK(receive(s, op, bytes, &in, w));
+            ZRT_CHECK(receive(s, op, bytes, &in, w));
             copy_to_memory((char *)recv + (chunk * count + off) * es, in, bytes);
-            if (step < n - 1) CHECK(send_bytes(s, op, in, bytes, w));
+            if (step < n - 1) ZRT_CHECK(send_bytes(s, op, in, bytes, w));
             s->from_prev->ops->recv_release(s->from_prev);
         }
     }
@@ -228,13 +228,13 @@ static zrt_status broadcast(host_state *s, const zrt_comm_op *op, void *buf, siz
         size_t len = count - off < piece ? count - off : piece;
         char *at = (char *)buf + off * es;
         if (distance == 0) {
-            CHECK(send_bytes(s, op, at, len * es, w));
+            ZRT_CHECK(send_bytes(s, op, at, len * es, w));
             continue;
         }
         const void *in;
-        CHECK(receive(s, op, len * es, &in, w));
+        ZRT_CHECK(receive(s, op, len * es, &in, w));
         memcpy(at, in, len * es);
-        if (distance < n - 1) CHECK(send_bytes(s, op, in, len * es, w));
+        if (distance < n - 1) ZRT_CHECK(send_bytes(s, op, in, len * es, w));
         s->from_prev->ops->recv_release(s->from_prev);
     }
     return s->to_next->ops->flush(s->to_next, w);
@@ -247,7 +247,7 @@ static zrt_status all_reduce(host_state *s, const zrt_comm_op *op, const zrt_wai
     size_t chunk = (op->count + n - 1) / n, padded = chunk * n;
     if (padded == op->count) {
         char *mine = (char *)op->recv + (size_t)s->rank * chunk * es;
-        CHECK(reduce_scatter(s, op, op->send, mine, chunk, w));
+        ZRT_CHECK(reduce_scatter(s, op, op->send, mine, chunk, w));
         return all_gather(s, op, mine, op->recv, chunk, w);
     }
     char *scratch = calloc(padded * 2, es);
@@ -313,12 +313,12 @@ static zrt_status exchange(const zrt_comm_options *o, const char *self, rank_inf
 {
     char key[128];
     snprintf(key, sizeof key, "%s/host/%d", o->name, o->rank);
-    CHECK(zrt_store_set(o->store, key, self, strlen(self)));
+    ZRT_CHECK(zrt_store_set(o->store, key, self, strlen(self)));
     for (int q = 0; q < o->world_size; q++) {
         void *value;
         size_t len;
         snprintf(key, sizeof key, "%s/host/%d", o->name, q);
-        CHECK(zrt_store_get(o->store, key, o->timeout_s, &value, &len));
+        ZRT_CHECK(zrt_store_get(o->store, key, o->timeout_s, &value, &len));
         int fields = sscanf(value, "%271s %63s", all[q].host, all[q].endpoint);
         free(value);
         if (fields != 2) return zrt_set_error(ZRT_ERR_PEER, "comm: rank %d published a malformed endpoint", q);
@@ -333,9 +333,9 @@ static zrt_status connect_ring(host_state *s, const zrt_comm_options *o, const r
     int local[1024], n_local = 0;
     for (int q = 0; q < s->world && n_local < 1024; q++)
         if (strcmp(all[q].host, mine) == 0) local[n_local++] = q;
-    if (n_local > 1) CHECK(zrt_shm_create(o->store, o->name, s->rank, local, n_local, o->timeout_s, &s->shm));
-    if (strcmp(all[next].host, mine) == 0) CHECK(zrt_shm_channel(s->shm, s->rank, next, true, &s->to_next));
-    else CHECK(zrt_tcp_connect(s->tcp, next, all[next].endpoint, o->timeout_s, &s->to_next));
+    if (n_local > 1) ZRT_CHECK(zrt_shm_create(o->store, o->name, s->rank, local, n_local, o->timeout_s, &s->shm));
+    if (strcmp(all[next].host, mine) == 0) ZRT_CHECK(zrt_shm_channel(s->shm, s->rank, next, true, &s->to_next));
+    else ZRT_CHECK(zrt_tcp_connect(s->tcp, next, all[next].endpoint, o->timeout_s, &s->to_next));
     if (strcmp(all[prev].host, mine) == 0) return zrt_shm_channel(s->shm, prev, s->rank, false, &s->from_prev);
     return zrt_tcp_accept(s->tcp, prev, o->timeout_s, &s->from_prev);
 }
@@ -356,12 +356,12 @@ zrt_status zrt_comm_host_create(const zrt_comm_options *o, const zrt_comm_backen
     if (s->world > 1) {
         char hostname[MAX_HOSTNAME] = "localhost", self[MAX_HOSTNAME + 96], endpoint[64];
         gethostname(hostname, sizeof hostname - 1);
-        CHECK_GOTO(zrt_tcp_create(s->rank, o->socket_ifname, &s->tcp, endpoint, sizeof endpoint), done);
+        ZRT_CHECK_GOTO(zrt_tcp_create(s->rank, o->socket_ifname, &s->tcp, endpoint, sizeof endpoint), done);
         /* force_tcp: every rank its own "machine". */
         if (o->force_tcp) snprintf(self, sizeof self, "%s#%d %s", hostname, s->rank, endpoint);
         else snprintf(self, sizeof self, "%s %s", hostname, endpoint);
-        CHECK_GOTO(exchange(o, self, all), done);
-        CHECK_GOTO(connect_ring(s, o, all), done);
+        ZRT_CHECK_GOTO(exchange(o, self, all), done);
+        ZRT_CHECK_GOTO(connect_ring(s, o, all), done);
     }
     *backend = &host_backend;
     *state = s;

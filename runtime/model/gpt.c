@@ -12,9 +12,8 @@
  * H hidden, V vocab; activations (B, T, ...) row-major, fp32.
  * Check: tests/test_model_grad.c (finite differences per op).
  */
-#include "engine.h"
+#include "model_internal.h"
 #include "gelu.h"
-#include "internal.h"
 
 #include <cblas.h>
 #include <math.h>

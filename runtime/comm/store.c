@@ -2,15 +2,16 @@
  *
  * Why a file store: ranks on one machine (and on machines sharing a
  * filesystem) can rendezvous with nothing running, like torch's FileStore.
- * The control-plane store (gRPC) plugs into the same ops table later.
+ * The control-plane store (gRPC, control/store_grpc.c) plugs into the same
+ * ops table (zrt_store_ops in zrt.h) through zrt_store_create.
  * Layout: DIR/SCOPE/KEY, one file per key, names escaped (%XX) so any key
  * is a safe file name. set writes a temporary file and renames it (readers
  * never see half a value); add holds an fcntl lock on KEY.lock around its
  * read-modify-write (fcntl locks also work over NFS); get polls with a
  * growing sleep (1 ms to 20 ms) until the key appears or the deadline passes.
  */
-#include "internal.h"
-#include "store_internal.h"
+
+#include "zrt.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,24 +26,15 @@
 #define MAX_KEY_BYTES 255
 #define MAX_VALUE_BYTES (1 << 20)
 
+struct zrt_store {
+    const zrt_store_ops *ops;
+    void *state; /* the backend's */
+};
+
 typedef struct {
-    zrt_store base;
     char dir[ZRT_PATH_MAX]; /* DIR/SCOPE */
     unsigned tmp_counter;
 } file_store;
-
-double zrt_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-void zrt_sleep(double seconds)
-{
-    struct timespec ts = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
-}
 
 /* ---- the ops table: argument checks, then the backend ------------------------- */
 
@@ -58,38 +50,56 @@ static zrt_status check_key(const char *key)
 zrt_status zrt_store_set(zrt_store *store, const char *key, const void *value, size_t len)
 {
     if (!store || (!value && len)) return zrt_set_error(ZRT_ERR_INVALID, "zrt_store_set: NULL argument");
-    CHECK(check_key(key));
+    ZRT_CHECK(check_key(key));
     if (len > MAX_VALUE_BYTES)
         return zrt_set_error(ZRT_ERR_INVALID, "store: value of %zu bytes for '%s' is over the limit of %d", len,
                              key, MAX_VALUE_BYTES);
-    return store->ops->set(store, key, value, len);
+    return store->ops->set(store->state, key, value, len);
 }
 
 zrt_status zrt_store_get(zrt_store *store, const char *key, double timeout_s, void **value, size_t *len)
 {
     if (!store || !value || !len) return zrt_set_error(ZRT_ERR_INVALID, "zrt_store_get: NULL argument");
-    CHECK(check_key(key));
-    return store->ops->get(store, key, timeout_s, value, len);
+    ZRT_CHECK(check_key(key));
+    return store->ops->get(store->state, key, timeout_s, value, len);
 }
 
 zrt_status zrt_store_add(zrt_store *store, const char *key, int64_t delta, int64_t *result)
 {
     if (!store) return zrt_set_error(ZRT_ERR_INVALID, "zrt_store_add: NULL store");
-    CHECK(check_key(key));
+    ZRT_CHECK(check_key(key));
     int64_t ignored;
-    return store->ops->add(store, key, delta, result ? result : &ignored);
+    return store->ops->add(store->state, key, delta, result ? result : &ignored);
 }
 
 zrt_status zrt_store_delete(zrt_store *store, const char *key)
 {
     if (!store) return zrt_set_error(ZRT_ERR_INVALID, "zrt_store_delete: NULL store");
-    CHECK(check_key(key));
-    return store->ops->del(store, key);
+    ZRT_CHECK(check_key(key));
+    return store->ops->del(store->state, key);
+}
+
+zrt_status zrt_store_create(const zrt_store_ops *ops, void *state, zrt_store **out)
+{
+    if (!ops || !ops->set || !ops->get || !ops->add || !ops->del || !ops->destroy || !out) {
+        if (ops && ops->destroy) ops->destroy(state);
+        return zrt_set_error(ZRT_ERR_INVALID, "zrt_store_create: NULL ops, function or out");
+    }
+    zrt_store *store = malloc(sizeof *store);
+    if (!store) {
+        ops->destroy(state);
+        return zrt_set_error(ZRT_ERR_NOMEM, "store: out of memory");
+    }
+    *store = (zrt_store){ops, state};
+    *out = store;
+    return ZRT_OK;
 }
 
 void zrt_store_destroy(zrt_store *store)
 {
-    if (store) store->ops->destroy(store);
+    if (!store) return;
+    store->ops->destroy(store->state);
+    free(store);
 }
 
 /* ---- file backend ---------------------------------------------------------------- */
@@ -133,9 +143,9 @@ static zrt_status write_all(int fd, const void *data, size_t len, const char *pa
     return ZRT_OK;
 }
 
-static zrt_status file_set(zrt_store *base, const char *key, const void *value, size_t len)
+static zrt_status file_set(void *state, const char *key, const void *value, size_t len)
 {
-    file_store *s = (file_store *)base;
+    file_store *s = state;
     char path[ZRT_PATH_MAX + 1024], tmp[ZRT_PATH_MAX + 1100], tmp_name[64];
     escaped_path(s->dir, key, "", path, sizeof path);
     snprintf(tmp_name, sizeof tmp_name, ".tmp.%d.%u.", (int)getpid(), __atomic_fetch_add(&s->tmp_counter, 1, 0));
@@ -177,9 +187,9 @@ static zrt_status read_value(const char *path, void **value, size_t *len)
     return ZRT_OK;
 }
 
-static zrt_status file_get(zrt_store *base, const char *key, double timeout_s, void **value, size_t *len)
+static zrt_status file_get(void *state, const char *key, double timeout_s, void **value, size_t *len)
 {
-    file_store *s = (file_store *)base;
+    file_store *s = state;
     char path[ZRT_PATH_MAX + 1024];
     escaped_path(s->dir, key, "", path, sizeof path);
     double deadline = zrt_now() + timeout_s, pause = 0.001;
@@ -193,9 +203,9 @@ static zrt_status file_get(zrt_store *base, const char *key, double timeout_s, v
     }
 }
 
-static zrt_status file_add(zrt_store *base, const char *key, int64_t delta, int64_t *result)
+static zrt_status file_add(void *state, const char *key, int64_t delta, int64_t *result)
 {
-    file_store *s = (file_store *)base;
+    file_store *s = state;
     char lock_path[ZRT_PATH_MAX + 1024], path[ZRT_PATH_MAX + 1024];
     escaped_path(s->dir, key, ".lock", lock_path, sizeof lock_path);
     escaped_path(s->dir, key, "", path, sizeof path);
@@ -224,16 +234,16 @@ static zrt_status file_add(zrt_store *base, const char *key, int64_t delta, int6
         char text[32];
         value += delta;
         int n = snprintf(text, sizeof text, "%" PRId64, value);
-        status = file_set(base, key, text, (size_t)n);
+        status = file_set(state, key, text, (size_t)n);
         *result = value;
     }
     close(fd); /* releases the lock */
     return status;
 }
 
-static zrt_status file_delete(zrt_store *base, const char *key)
+static zrt_status file_delete(void *state, const char *key)
 {
-    file_store *s = (file_store *)base;
+    file_store *s = state;
     char path[ZRT_PATH_MAX + 1024];
     escaped_path(s->dir, key, "", path, sizeof path);
     if (unlink(path) != 0 && errno != ENOENT)
@@ -241,7 +251,7 @@ static zrt_status file_delete(zrt_store *base, const char *key)
     return ZRT_OK;
 }
 
-static void file_destroy(zrt_store *base) { free(base); }
+static void file_destroy(void *state) { free(state); }
 
 static const zrt_store_ops file_ops = {file_set, file_get, file_add, file_delete, file_destroy};
 
@@ -262,7 +272,5 @@ zrt_status zrt_store_file_create(const char *dir, const char *scope, zrt_store *
         free(s);
         return status;
     }
-    s->base.ops = &file_ops;
-    *out = &s->base;
-    return ZRT_OK;
+    return zrt_store_create(&file_ops, s, out);
 }

@@ -7,9 +7,8 @@
  * out = gelu(z) (B x out); the last unit's out is the logits. All fp32.
  * Check: tests/test_model_grad.c (finite differences per op).
  */
-#include "engine.h"
+#include "model_internal.h"
 #include "gelu.h"
-#include "internal.h"
 
 #include <cblas.h>
 #include <math.h>

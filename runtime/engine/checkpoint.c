@@ -215,13 +215,13 @@ static zrt_status commit(zrt_engine *e, const char *dir, const char *tmp, const 
     free(text);
     if (status != ZRT_OK) return status;
     fsync_path(tmp);
-    CHECK(remove_tree(final_dir)); /* a re-save of the same step */
+    ZRT_CHECK(remove_tree(final_dir)); /* a re-save of the same step */
     if (rename(tmp, final_dir) != 0) return zrt_set_error(ZRT_ERR_IO, "%s: rename: %s", final_dir, strerror(errno));
     fsync_path(dir);
     char latest[FILE_BUF], line[64];
     snprintf(latest, sizeof latest, "%s/latest", dir);
     snprintf(line, sizeof line, "%s\n", name);
-    CHECK(write_file_atomic(latest, line));
+    ZRT_CHECK(write_file_atomic(latest, line));
     fsync_path(dir);
     return ZRT_OK;
 }
@@ -241,8 +241,8 @@ zrt_status zrt_engine_save(zrt_engine *e, const char *dir)
         if (status == ZRT_OK && mkdir(tmp, 0755) != 0)
             status = zrt_set_error(ZRT_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
     }
-    CHECK(agree(e, status, "checkpoint directory"));
-    CHECK(agree(e, write_shard(e, tmp), "checkpoint shard"));
+    ZRT_CHECK(agree(e, status, "checkpoint directory"));
+    ZRT_CHECK(agree(e, write_shard(e, tmp), "checkpoint shard"));
     return agree(e, e->rank == 0 ? commit(e, dir, tmp, final_dir, name) : ZRT_OK, "checkpoint commit");
 }
 
@@ -394,7 +394,7 @@ static zrt_status load_unit(zrt_engine *e, const saved_meta *m, int i)
                 memcpy(dst[k] + (pos - begin), data + (int64_t)k * old_shard + from, (size_t)n * sizeof(float));
         }
         free(data);
-        CHECK(status);
+        ZRT_CHECK(status);
         pos = q_end;
     }
     return ZRT_OK;
@@ -424,11 +424,11 @@ static zrt_status resolve(const char *path, char *dir, size_t size)
 
 static zrt_status load_local(zrt_engine *e, const char *path, saved_meta *m)
 {
-    CHECK(resolve(path, m->dir, sizeof m->dir));
+    ZRT_CHECK(resolve(path, m->dir, sizeof m->dir));
     m->units = calloc((size_t)e->n_units, sizeof *m->units);
     if (!m->units) return zrt_set_error(ZRT_ERR_NOMEM, "checkpoint: out of memory");
-    CHECK(read_meta(e, m->dir, m));
-    for (int i = 0; i < e->n_units; i++) CHECK(load_unit(e, m, i));
+    ZRT_CHECK(read_meta(e, m->dir, m));
+    for (int i = 0; i < e->n_units; i++) ZRT_CHECK(load_unit(e, m, i));
     return ZRT_OK;
 }
 
@@ -438,7 +438,7 @@ zrt_status zrt_engine_load(zrt_engine *e, const char *path, int64_t *step)
     saved_meta m = {0};
     zrt_status status = agree(e, load_local(e, path, &m), "checkpoint load");
     free(m.units);
-    CHECK(status);
+    ZRT_CHECK(status);
     e->step = m.step;
     e->adam_steps = m.adam_steps;
     e->scaler = m.scaler;

@@ -9,7 +9,8 @@
 #ifndef ZRT_CONFIG_INTERNAL_H
 #define ZRT_CONFIG_INTERNAL_H
 
-#include "internal.h"
+
+#include "zrt.h"
 
 #include <cjson/cJSON.h>
 #include <stddef.h>

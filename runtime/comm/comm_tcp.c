@@ -126,7 +126,7 @@ static zrt_status tcp_wait(tcp_channel *ch, bool (*ready)(tcp_channel *), const 
         progress_all(tcp);
         if (ready(ch)) return ZRT_OK;
         if (ch->closed) return closed_error(ch, w);
-        CHECK(zrt_wait_check(w, ch->base.peer));
+        ZRT_CHECK(zrt_wait_check(w, ch->base.peer));
         struct pollfd fds[MAX_CHANNELS];
         for (int i = 0; i < tcp->n_channels; i++) {
             tcp_channel *c = tcp->channels[i];
@@ -143,7 +143,7 @@ static bool all_sent(tcp_channel *ch) { return ch->tail == ch->head; }
 static zrt_status tcp_send_acquire(zrt_channel *base, void **payload, const zrt_wait *w)
 {
     tcp_channel *ch = (tcp_channel *)base;
-    CHECK(tcp_wait(ch, has_space, w));
+    ZRT_CHECK(tcp_wait(ch, has_space, w));
     *payload = slot_of(ch, ch->head) + sizeof(zrt_msg_header);
     return ZRT_OK;
 }
@@ -162,7 +162,7 @@ static zrt_status tcp_recv_acquire(zrt_channel *base, zrt_msg_header *header, co
                                    const zrt_wait *w)
 {
     tcp_channel *ch = (tcp_channel *)base;
-    CHECK(tcp_wait(ch, has_message, w));
+    ZRT_CHECK(tcp_wait(ch, has_message, w));
     const char *slot = slot_of(ch, ch->tail);
     memcpy(header, slot, sizeof *header);
     *payload = slot + sizeof *header;
@@ -233,7 +233,7 @@ zrt_status zrt_tcp_create(int rank, const char *ifname, zrt_tcp **out, char *end
     if (!ifname || !ifname[0]) ifname = getenv("ZRT_SOCKET_IFNAME");
     if (ifname && !ifname[0]) ifname = NULL;
     struct sockaddr_in sa = {.sin_family = AF_INET};
-    CHECK(pick_address(ifname, &sa.sin_addr));
+    ZRT_CHECK(pick_address(ifname, &sa.sin_addr));
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return zrt_set_error(ZRT_ERR_IO, "tcp: socket: %s", strerror(errno));
     socklen_t len = sizeof sa;
@@ -268,7 +268,7 @@ static zrt_status parse_endpoint(const char *endpoint, struct sockaddr_in *sa)
 zrt_status zrt_tcp_connect(zrt_tcp *tcp, int to, const char *endpoint, double timeout_s, zrt_channel **out)
 {
     struct sockaddr_in sa = {0};
-    CHECK(parse_endpoint(endpoint, &sa));
+    ZRT_CHECK(parse_endpoint(endpoint, &sa));
     double deadline = zrt_now() + timeout_s;
     for (;;) {
         int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -181,7 +181,7 @@ static bool has_message(shm_ring *r) { return atomic_load(&r->head) != atomic_lo
 static zrt_status shm_send_acquire(zrt_channel *base, void **payload, const zrt_wait *w)
 {
     shm_channel *ch = (shm_channel *)base;
-    CHECK(shm_wait(ch, has_space, w));
+    ZRT_CHECK(shm_wait(ch, has_space, w));
     *payload = slot_of(ch->ring, atomic_load(&ch->ring->head)) + sizeof(zrt_msg_header);
     return ZRT_OK;
 }
@@ -201,7 +201,7 @@ static zrt_status shm_recv_acquire(zrt_channel *base, zrt_msg_header *header, co
                                    const zrt_wait *w)
 {
     shm_channel *ch = (shm_channel *)base;
-    CHECK(shm_wait(ch, has_message, w));
+    ZRT_CHECK(shm_wait(ch, has_message, w));
     const char *slot = slot_of(ch->ring, atomic_load(&ch->ring->tail));
     memcpy(header, slot, sizeof *header);
     *payload = slot + sizeof *header;
@@ -305,8 +305,8 @@ static zrt_status rendezvous(zrt_shm *shm, zrt_store *store, const char *name, d
     if (shm->rank == leader) {
         remove_stale_segments();
         snprintf(seg, sizeof seg, "/zrt-%d-%d-%lx", (int)getuid(), (int)getpid(), (unsigned long)random());
-        CHECK(map_segment(shm, seg, true));
-        CHECK(zrt_store_set(store, key, seg, strlen(seg)));
+        ZRT_CHECK(map_segment(shm, seg, true));
+        ZRT_CHECK(zrt_store_set(store, key, seg, strlen(seg)));
         for (int i = 1; i < shm->n_local; i++) {
             void *value;
             size_t len;
@@ -323,10 +323,10 @@ static zrt_status rendezvous(zrt_shm *shm, zrt_store *store, const char *name, d
     }
     void *value;
     size_t len;
-    CHECK(zrt_store_get(store, key, timeout_s, &value, &len));
+    ZRT_CHECK(zrt_store_get(store, key, timeout_s, &value, &len));
     snprintf(seg, sizeof seg, "%s", (char *)value);
     free(value);
-    CHECK(map_segment(shm, seg, false));
+    ZRT_CHECK(map_segment(shm, seg, false));
     snprintf(key, sizeof key, "%s/shm_mapped/%d", name, shm->rank);
     return zrt_store_set(store, key, "1", 1);
 }

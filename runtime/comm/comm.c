@@ -177,7 +177,7 @@ static zrt_status check_args(const zrt_comm *comm, const char *what, const void 
 zrt_status zrt_comm_all_gather(zrt_comm *comm, const void *send, void *recv, size_t count, zrt_dtype dtype,
                                zrt_comm_request **request)
 {
-    CHECK(check_args(comm, "all_gather", send, recv, count, dtype, 1, 1));
+    ZRT_CHECK(check_args(comm, "all_gather", send, recv, count, dtype, 1, 1));
     zrt_comm_op op = {.kind = ZRT_OP_ALL_GATHER, .send = send, .recv = recv, .count = count, .dtype = dtype};
     return enqueue(comm, &op, request);
 }
@@ -187,7 +187,7 @@ static zrt_status issue_reduction(zrt_comm *comm, zrt_op_kind kind, const void *
                                   zrt_dtype dtype, zrt_reduce_op reduce, zrt_comm_request **request)
 {
     const char *what = zrt_op_name(kind);
-    CHECK(check_args(comm, what, send, recv, count, dtype, 1, 1));
+    ZRT_CHECK(check_args(comm, what, send, recv, count, dtype, 1, 1));
     if (reduce != ZRT_REDUCE_SUM && reduce != ZRT_REDUCE_AVG)
         return zrt_set_error(ZRT_ERR_INVALID, "%s: unknown reduction %d", what, reduce);
     zrt_comm_op op = {.kind = kind, .send = send, .recv = recv, .count = count, .dtype = dtype, .reduce = reduce};
@@ -209,7 +209,7 @@ zrt_status zrt_comm_all_reduce(zrt_comm *comm, const void *send, void *recv, siz
 zrt_status zrt_comm_broadcast(zrt_comm *comm, void *buf, size_t count, zrt_dtype dtype, int root,
                               zrt_comm_request **request)
 {
-    CHECK(check_args(comm, "broadcast", buf, buf, count, dtype, 1, 1));
+    ZRT_CHECK(check_args(comm, "broadcast", buf, buf, count, dtype, 1, 1));
     if (root < 0 || root >= comm->world_size)
         return zrt_set_error(ZRT_ERR_INVALID, "broadcast: root %d is not a rank of %d", root, comm->world_size);
     zrt_comm_op op = {.kind = ZRT_OP_BROADCAST, .send = buf, .recv = buf, .count = count, .dtype = dtype,
@@ -234,7 +234,18 @@ void zrt_comm_abort(zrt_comm *comm)
 int zrt_comm_rank(const zrt_comm *comm) { return comm ? comm->rank : -1; }
 int zrt_comm_world_size(const zrt_comm *comm) { return comm ? comm->world_size : 0; }
 
-/* ---- lifetime ---------------------------------------------------------------------------- */
+/* ---- backends ---------------------------------------------------------------------------- */
+
+/* The backends, by the name zrt_comm_create takes. */
+static const struct {
+    const char *name;
+    zrt_status (*create)(const zrt_comm_options *options, const zrt_comm_backend **backend, void **state);
+} backends[] = {
+    {"host", zrt_comm_host_create},
+    {"nccl", zrt_comm_nccl_create},
+};
+
+/* ---- create and destroy ------------------------------------------------------------------ */
 
 zrt_status zrt_comm_create(const char *backend, const zrt_comm_options *options, zrt_comm **out)
 {
@@ -250,10 +261,9 @@ zrt_status zrt_comm_create(const char *backend, const zrt_comm_options *options,
     comm->rank = options->rank;
     comm->world_size = options->world_size;
     comm->timeout_s = options->timeout_s;
-    zrt_status status;
-    if (strcmp(backend, "host") == 0) status = zrt_comm_host_create(options, &comm->backend, &comm->state);
-    else if (strcmp(backend, "nccl") == 0) status = zrt_comm_nccl_create(options, &comm->backend, &comm->state);
-    else status = zrt_set_error(ZRT_ERR_INVALID, "comm: unknown backend '%s' (host or nccl)", backend);
+    zrt_status status = zrt_set_error(ZRT_ERR_INVALID, "comm: unknown backend '%s' (host or nccl)", backend);
+    for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++)
+        if (strcmp(backend, backends[i].name) == 0) status = backends[i].create(options, &comm->backend, &comm->state);
     if (status != ZRT_OK) {
         free(comm);
         return status;

@@ -4,7 +4,8 @@
  * here and returns a zrt_status, so the caller decides what to show.
  * Invariant: the buffer always holds a NUL-terminated string.
  */
-#include "internal.h"
+
+#include "zrt.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -5,8 +5,7 @@
  * Why a size header: zrt_mem_free needs the size to uncharge, and callers
  * should not have to carry it. Allocations are 64-byte aligned and zeroed.
  */
-#include "engine.h"
-#include "internal.h"
+#include "zrt.h"
 
 #include <stdlib.h>
 #include <string.h>

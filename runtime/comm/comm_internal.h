@@ -12,7 +12,8 @@
 #ifndef ZRT_COMM_INTERNAL_H
 #define ZRT_COMM_INTERNAL_H
 
-#include "internal.h"
+
+#include "zrt.h"
 
 #include <stdatomic.h>
 #include <stdint.h>

@@ -137,7 +137,7 @@ static zrt_status prefetch(zrt_engine *e, int op, int dir)
         if (!u->param_cache && e->live_params + e->cached_params + u->padded > e->cfg.zero.stage3_max_live_parameters)
             drop_caches(e, next);
         budget -= u->padded;
-        CHECK(issue_gather(e, next));
+        ZRT_CHECK(issue_gather(e, next));
     }
     return ZRT_OK;
 }
@@ -151,15 +151,15 @@ static zrt_status fetch_params(zrt_engine *e, int op, int dir, const float **par
         if (!u->param_full && e->live_params + u->padded > e->cfg.zero.stage3_max_live_parameters)
             for (int other = 0; other < e->n_units; other++)
                 if (other != index) { /* make room: nothing else is in use now */
-                    CHECK(wait_request(&e->units[other].gather));
+                    ZRT_CHECK(wait_request(&e->units[other].gather));
                     release(e, other);
                 }
         if (!u->param_full && !u->param_cache &&
             e->live_params + e->cached_params + u->padded > e->cfg.zero.stage3_max_live_parameters)
             drop_caches(e, index);
-        CHECK(issue_gather(e, index));
-        CHECK(wait_request(&u->gather));
-        CHECK(prefetch(e, op, dir));
+        ZRT_CHECK(issue_gather(e, index));
+        ZRT_CHECK(wait_request(&u->gather));
+        ZRT_CHECK(prefetch(e, op, dir));
     }
     if (e->dtype == ZRT_DTYPE_F32) { /* the compute copy is the fp32 view: no copy */
         *params = u->param_full;
@@ -186,7 +186,7 @@ static zrt_status store_grads(zrt_engine *e, int index, const float *grads, bool
         memcpy(u->grad_recv, u->grad_send, (size_t)u->shard * e->es);
         return ZRT_OK;
     }
-    CHECK(zrt_comm_reduce_scatter(e->comm, u->grad_send, u->grad_recv, (size_t)u->shard, e->dtype, ZRT_REDUCE_AVG,
+    ZRT_CHECK(zrt_comm_reduce_scatter(e->comm, u->grad_send, u->grad_recv, (size_t)u->shard, e->dtype, ZRT_REDUCE_AVG,
                                   &u->reduce));
     return e->cfg.zero.overlap_comm ? ZRT_OK : wait_request(&u->reduce);
 }
@@ -196,7 +196,7 @@ static zrt_status collect_grads(zrt_engine *e, bool first_micro)
 {
     for (int i = e->n_units - 1; i >= 0; i--) {
         unit_state *u = &e->units[i];
-        CHECK(wait_request(&u->reduce));
+        ZRT_CHECK(wait_request(&u->reduce));
         to_f32(e->dtype, u->grad_recv, u->shard, e->grads_f32);
         from_f32(e->dtype, e->grads_f32, u->shard, u->grad_shard, !first_micro);
     }
@@ -210,13 +210,13 @@ static zrt_status reduce_full_grads(zrt_engine *e)
     for (int i = 0; i < e->n_units; i++) {
         unit_state *u = &e->units[i];
         if (e->stage == 0)
-            CHECK(zrt_comm_all_reduce(e->comm, u->grad_full, u->grad_full, (size_t)u->padded, e->dtype, ZRT_REDUCE_AVG,
+            ZRT_CHECK(zrt_comm_all_reduce(e->comm, u->grad_full, u->grad_full, (size_t)u->padded, e->dtype, ZRT_REDUCE_AVG,
                                       &u->reduce));
         else
-            CHECK(zrt_comm_reduce_scatter(e->comm, u->grad_full, at(e, u->grad_full, e->rank * u->shard),
+            ZRT_CHECK(zrt_comm_reduce_scatter(e->comm, u->grad_full, at(e, u->grad_full, e->rank * u->shard),
                                           (size_t)u->shard, e->dtype, ZRT_REDUCE_AVG, &u->reduce));
     }
-    for (int i = 0; i < e->n_units; i++) CHECK(wait_request(&e->units[i].reduce));
+    for (int i = 0; i < e->n_units; i++) ZRT_CHECK(wait_request(&e->units[i].reduce));
     return ZRT_OK;
 }
 
@@ -227,11 +227,11 @@ static zrt_status micro_step(zrt_engine *e, const zrt_data *data, int a, float *
     zrt_model *m = e->model;
     int64_t first = e->step * e->global_batch + ((int64_t)a * e->world + e->rank) * e->micro;
     zrt_data_fill(data, first, e->micro, e->inputs, e->labels);
-    CHECK(m->set_batch(m, e->inputs, e->labels, e->micro));
+    ZRT_CHECK(m->set_batch(m, e->inputs, e->labels, e->micro));
     const float *params;
     for (int op = 0; op < m->n_ops; op++) {
-        CHECK(fetch_params(e, op, +1, &params));
-        CHECK(m->forward(m, op, params));
+        ZRT_CHECK(fetch_params(e, op, +1, &params));
+        ZRT_CHECK(m->forward(m, op, params));
         if (op != m->n_ops - 1) release(e, m->op_unit[op]);
     }
     *loss += m->loss(m, (float)(e->scaler.scale / e->accum)) / (float)e->accum;
@@ -239,10 +239,10 @@ static zrt_status micro_step(zrt_engine *e, const zrt_data *data, int a, float *
         unit_state *u = &e->units[m->op_unit[op]];
         float *grads = u->grad_accum ? u->grad_accum : e->grads_f32;
         if (op == u->last_op) memset(grads, 0, (size_t)u->numel * sizeof(float));
-        CHECK(fetch_params(e, op, -1, &params));
-        CHECK(m->backward(m, op, params, grads));
+        ZRT_CHECK(fetch_params(e, op, -1, &params));
+        ZRT_CHECK(m->backward(m, op, params, grads));
         if (e->inject_overflow && op == m->n_ops - 1) grads[0] = INFINITY;
-        if (op == u->first_op) CHECK(store_grads(e, m->op_unit[op], grads, a == 0));
+        if (op == u->first_op) ZRT_CHECK(store_grads(e, m->op_unit[op], grads, a == 0));
         release(e, m->op_unit[op]);
     }
     return e->stage >= 2 ? collect_grads(e, a == 0) : ZRT_OK;
@@ -271,7 +271,7 @@ static zrt_status global_norm(zrt_engine *e, float *norm, bool *overflow)
         }
     }
     float totals[2] = {(float)sum, nonfinite};
-    if (e->comm) CHECK(zrt_comm_all_reduce(e->comm, totals, totals, 2, ZRT_DTYPE_F32, ZRT_REDUCE_SUM, NULL));
+    if (e->comm) ZRT_CHECK(zrt_comm_all_reduce(e->comm, totals, totals, 2, ZRT_DTYPE_F32, ZRT_REDUCE_SUM, NULL));
     *overflow = totals[1] > 0 || !isfinite(totals[0]);
     *norm = sqrtf(totals[0]);
     return ZRT_OK;
@@ -289,11 +289,11 @@ zrt_status zrt_engine_publish_params(zrt_engine *e)
         void *own = e->stage == 3 ? u->param_shard : at(e, u->param_full, e->rank * u->shard);
         from_f32(e->dtype, u->master, u->shard, own, false);
         if (e->stage == 3 && !u->persistent) continue;
-        if (e->stage == 3) CHECK(wait_request(&u->gather));
-        if (e->comm) CHECK(zrt_comm_all_gather(e->comm, own, u->param_full, (size_t)u->shard, e->dtype, &u->gather));
+        if (e->stage == 3) ZRT_CHECK(wait_request(&u->gather));
+        if (e->comm) ZRT_CHECK(zrt_comm_all_gather(e->comm, own, u->param_full, (size_t)u->shard, e->dtype, &u->gather));
         else if (own != u->param_full) memcpy(u->param_full, own, (size_t)u->shard * e->es);
     }
-    for (int i = 0; i < e->n_units; i++) CHECK(wait_request(&e->units[i].gather));
+    for (int i = 0; i < e->n_units; i++) ZRT_CHECK(wait_request(&e->units[i].gather));
     return ZRT_OK;
 }
 
@@ -322,20 +322,20 @@ zrt_status zrt_engine_step(zrt_engine *e, const zrt_data *data, zrt_step_result 
     float loss = 0, norm = 0;
     bool overflow = false;
     double scale = e->scaler.scale;
-    for (int a = 0; a < e->accum; a++) CHECK(micro_step(e, data, a, &loss));
+    for (int a = 0; a < e->accum; a++) ZRT_CHECK(micro_step(e, data, a, &loss));
     e->inject_overflow = false;
-    CHECK(reduce_full_grads(e));
-    CHECK(global_norm(e, &norm, &overflow));
+    ZRT_CHECK(reduce_full_grads(e));
+    ZRT_CHECK(global_norm(e, &norm, &overflow));
     double lr = zrt_schedule_lr(&e->cfg, e->step);
     if (!overflow) {
         double max_norm = e->cfg.gradient_clipping;
         float clip = max_norm > 0 ? (float)(max_norm / (norm + 1e-6)) : 1.0f;
         e->adam_steps++;
         apply_adam(e, clip, lr);
-        CHECK(zrt_engine_publish_params(e));
+        ZRT_CHECK(zrt_engine_publish_params(e));
     }
     zrt_loss_scaler_update(&e->scaler, &e->cfg, overflow);
-    if (e->comm) CHECK(zrt_comm_all_reduce(e->comm, &loss, &loss, 1, ZRT_DTYPE_F32, ZRT_REDUCE_AVG, NULL));
+    if (e->comm) ZRT_CHECK(zrt_comm_all_reduce(e->comm, &loss, &loss, 1, ZRT_DTYPE_F32, ZRT_REDUCE_AVG, NULL));
     *result = (zrt_step_result){.loss = loss, .grad_norm = overflow ? 0 : norm, .lr = lr, .loss_scale = scale,
                                 .skipped = overflow, .samples = e->global_batch};
     e->step++;
@@ -404,12 +404,6 @@ static zrt_status alloc_unit(zrt_engine *e, int index)
     return ZRT_OK;
 }
 
-zrt_status zrt_model_create(const zrt_model_config *cfg, int micro_batch, zrt_mem_stats *mem, zrt_model **out)
-{
-    if (cfg->type == ZRT_MODEL_GPT) return zrt_model_gpt_create(cfg, micro_batch, mem, out);
-    return zrt_model_mlp_create(cfg, micro_batch, mem, out);
-}
-
 static zrt_status check_supported(const zrt_config *cfg)
 {
     if (cfg->zero.offload_optimizer.device == ZRT_OFFLOAD_NVME || cfg->zero.offload_param.device == ZRT_OFFLOAD_NVME)
@@ -422,7 +416,7 @@ zrt_status zrt_engine_create(const zrt_config *cfg, zrt_comm *comm, zrt_model *m
                              zrt_engine **out)
 {
     if (!cfg || !model || !mem || !out) return zrt_set_error(ZRT_ERR_INVALID, "zrt_engine_create: NULL argument");
-    CHECK(check_supported(cfg));
+    ZRT_CHECK(check_supported(cfg));
     zrt_engine *e = calloc(1, sizeof *e);
     if (!e) return oom("the engine");
     e->cfg = *cfg;

@@ -9,8 +9,7 @@
 #ifndef ZRT_ENGINE_INTERNAL_H
 #define ZRT_ENGINE_INTERNAL_H
 
-#include "engine.h"
-#include "internal.h"
+#include "zrt.h"
 
 typedef struct {
     int64_t numel, padded, shard;

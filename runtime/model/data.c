@@ -5,8 +5,7 @@
  * parameter init and samples are identical whatever the world size, the
  * stage or the order in which ranks ask (splitmix64, then Box-Muller).
  */
-#include "engine.h"
-#include "internal.h"
+#include "zrt.h"
 
 #include <errno.h>
 #include <math.h>

@@ -184,7 +184,7 @@ static zrt_status share_id(const zrt_comm_options *o, ncclUniqueId *id)
     }
     void *value;
     size_t len;
-    CHECK(zrt_store_get(o->store, key, o->timeout_s, &value, &len));
+    ZRT_CHECK(zrt_store_get(o->store, key, o->timeout_s, &value, &len));
     if (len != sizeof *id) {
         free(value);
         return zrt_set_error(ZRT_ERR_PEER, "nccl: the unique id in the store has %zu bytes, not %zu", len, sizeof *id);
@@ -217,10 +217,10 @@ zrt_status zrt_comm_nccl_create(const zrt_comm_options *o, const zrt_comm_backen
         status = cuda_error(s, err, "setup");
         goto fail;
     }
-    CHECK_GOTO(share_id(o, &id), fail);
+    ZRT_CHECK_GOTO(share_id(o, &id), fail);
     ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
     config.blocking = 0;
-    CHECK_GOTO(settle(s, ncclCommInitRankConfig(&s->comm, o->world_size, id, o->rank, &config), "init", &w), fail);
+    ZRT_CHECK_GOTO(settle(s, ncclCommInitRankConfig(&s->comm, o->world_size, id, o->rank, &config), "init", &w), fail);
     *backend = &nccl_backend;
     *state = s;
     return ZRT_OK;

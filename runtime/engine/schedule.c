@@ -4,8 +4,7 @@
  * the same config must give the same learning rate and the same skipped
  * steps (deepspeed/runtime/lr_schedules.py, fp16/loss_scaler.py).
  */
-#include "engine.h"
-#include "internal.h"
+#include "zrt.h"
 
 #include <math.h>
 

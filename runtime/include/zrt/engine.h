@@ -1,0 +1,55 @@
+/* zrt/engine.h: the ZeRO engine: stages 0-3 over one flat, padded layout.
+ *
+ * Layout (DESIGN.md): each unit's parameters lie end to end in one flat
+ * buffer, padded to a multiple of world_size x 16 elements; rank r owns the
+ * contiguous shard [r * shard, (r + 1) * shard). Every stage uses this
+ * layout, so checkpoints do not depend on the stage. */
+#ifndef ZRT_ENGINE_H
+#define ZRT_ENGINE_H
+
+#include "zrt.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- the engine ------------------------------------------------------------------------- */
+
+typedef struct zrt_engine zrt_engine;
+
+typedef struct {
+    float loss;          /* mean over the global batch */
+    float grad_norm;     /* global, before clipping (0 when skipped) */
+    double lr;
+    double loss_scale;   /* used for this step */
+    bool skipped;        /* fp16 overflow: no update */
+    int64_t samples;     /* in the global batch */
+} zrt_step_result;
+
+/* comm may be NULL for one rank. The model is owned by the caller. */
+zrt_status zrt_engine_create(const zrt_config *cfg, zrt_comm *comm, zrt_model *model, zrt_mem_stats *mem,
+                             zrt_engine **out);
+/* One optimizer step over the global batch of this step (all accumulation
+ * micro batches), samples drawn from data. */
+zrt_status zrt_engine_step(zrt_engine *e, const zrt_data *data, zrt_step_result *result);
+/* The full fp32 master parameters of a unit (numel floats), gathered. */
+zrt_status zrt_engine_get_master(zrt_engine *e, int unit, float *out);
+/* Checkpoints (checkpoint.c; collective: every rank calls them).
+ * save: DIR/step_NNNNNNN with meta.json and one shard file per rank, made
+ * visible by renames, then DIR/latest. load: DIR/latest (or a step
+ * directory), re-sliced to this engine's world size and stage; every CRC and
+ * the model's shape are checked; *step (may be NULL) gets the step count. */
+zrt_status zrt_engine_save(zrt_engine *e, const char *dir);
+zrt_status zrt_engine_load(zrt_engine *e, const char *path, int64_t *step);
+/* Whether DIR/latest exists. */
+bool zrt_checkpoint_exists(const char *dir);
+/* Test hook: make the next step's gradients of this rank non-finite. */
+void zrt_engine_inject_overflow(zrt_engine *e);
+/* Peak bytes of gathered (non-persistent) stage-3 parameters, in elements. */
+int64_t zrt_engine_peak_live_params(const zrt_engine *e);
+void zrt_engine_destroy(zrt_engine *e);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
