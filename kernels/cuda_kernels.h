@@ -1,9 +1,13 @@
-/* cuda_kernels.h: the C entry points of the kernels/ CUDA files (built only with CUDA).
+/* cuda_kernels.h: the C entry points of kernels/device_kernels.cu, the cuda
+ * device backend's engine kernels (built only with CUDA).
  *
- * Why a C header: libzrt and the tests are C; nvcc compiles the kernels as
- * C++ behind extern "C" launchers. Each launcher returns 0 or a CUDA error
- * code (cudaError_t as int) and never prints; zrt_cuda_error_string() names it.
- * Pointers are device pointers unless the name says host.
+ * Why a C header: libzrt is C; nvcc compiles the kernels as C++ behind
+ * extern "C" launchers. Each launcher enqueues on `stream` (a cudaStream_t)
+ * and returns 0 or the launch's cudaError_t as an int; it never prints or
+ * synchronizes. Pointers are device pointers; dtypes are zrt_dtype values
+ * (0 fp32, 1 bf16, 2 fp16). The per-element math is kernels/cast.h and
+ * kernels/optim.h, the same the cpu backend runs, and the file is compiled
+ * without FMA contraction (--fmad=false) so that it gives the same bits.
  */
 #ifndef ZRT_CUDA_KERNELS_H
 #define ZRT_CUDA_KERNELS_H
@@ -11,19 +15,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "optim.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* Number of visible CUDA devices; 0 when there is no GPU or no driver.
- * *why gets the driver's reason in that case (static string). */
-int zrt_cuda_device_count(const char **why);
-const char *zrt_cuda_error_string(int err);
-
-/* Host-to-host helpers for tests: copy in, convert on the GPU, copy out.
- * (n elements; host buffers.) */
-int zrt_cuda_cast_f32_to_bf16_host(const float *host_in, uint16_t *host_out, size_t n);
-int zrt_cuda_cast_f32_to_f16_host(const float *host_in, uint16_t *host_out, size_t n);
+int zrt_cuda_cast(void *stream, void *dst, int dst_dtype, const void *src, int src_dtype, size_t n, int accumulate);
+int zrt_cuda_fill(void *stream, void *dst, int dtype, float value, size_t n);
+/* One block: the sum is in a fixed order, so it is the same run to run
+ * (but not the cpu backend's order: equal within rounding, see docs/device.md). */
+int zrt_cuda_grad_stats(void *stream, const void *grads, int dtype, size_t n, float scale, float *stats);
+int zrt_cuda_adam(void *stream, float *master, float *exp_avg, float *exp_avg_sq, const void *grads, int dtype,
+                  size_t n, zrt_adam_hyper hyper, float unscale, double max_norm, const float *stats);
 
 #ifdef __cplusplus
 }

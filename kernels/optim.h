@@ -10,7 +10,10 @@
  *   v = v * beta2 + (1 - beta2) * g * g
  *   p = p - (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps)
  * with bc1 = 1 - beta1^step, bc2 = 1 - beta2^step. All fp32.
- * Check: tests/test_optim.c (golden values).
+ * Around it, the step's gradient handling, the same on every backend: the
+ * statistics (g / loss scale, squared in double, and a non-finite flag), the
+ * overflow rule (skip the step) and the clip factor from the global norm.
+ * Check: tests/test_device.c (golden values, both backends' kernels).
  */
 #ifndef ZRT_KERNELS_OPTIM_H
 #define ZRT_KERNELS_OPTIM_H
@@ -46,6 +49,33 @@ ZRT_HD void zrt_adam_element(float *p, float *m, float *v, float g, const zrt_ad
     *p = param - h->step_size * (exp_avg / denom);
     *m = exp_avg;
     *v = exp_avg_sq;
+}
+
+/* zrt_kernel_grad_stats per element: the square of g / scale (in double),
+ * setting *nonfinite when g / scale is inf or NaN. */
+ZRT_HD double zrt_grad_square(float raw, float scale, int *nonfinite)
+{
+    float g = raw / scale;
+    if (!isfinite(g)) *nonfinite = 1;
+    return (double)g * g;
+}
+
+/* The step is skipped when any rank saw a non-finite gradient or the sum overflowed. */
+ZRT_HD int zrt_step_overflow(float sum_squares, float nonfinite) { return nonfinite > 0 || !isfinite(sum_squares); }
+
+/* max_norm / (norm + 1e-6) with norm = sqrt(sum_squares) (1 when clipping is off),
+ * as DeepSpeed clips; a factor >= 1 leaves the gradients alone. */
+ZRT_HD float zrt_clip_factor(float sum_squares, double max_norm)
+{
+    float norm = sqrtf(sum_squares);
+    return max_norm > 0 ? (float)(max_norm / (norm + 1e-6)) : 1.0f;
+}
+
+/* The gradient Adam sees: unscaled, then clipped. */
+ZRT_HD float zrt_adam_grad(float raw, float unscale, float clip)
+{
+    float g = raw * unscale;
+    return clip < 1.0f ? g * clip : g;
 }
 
 #endif

@@ -64,6 +64,19 @@ static inline void spec_config(const run_spec *s, zrt_config *cfg)
     }
 }
 
+/* A cpu device for a one-process test (check mode from ZRT_DEVICE_CHECK). */
+static inline zrt_device *test_device(void)
+{
+    zrt_device_options o;
+    zrt_device_options_init(&o);
+    zrt_device *device = NULL;
+    if (zrt_device_create(&o, &device) != ZRT_OK) {
+        fprintf(stderr, "cannot make the cpu device: %s\n", zrt_last_error());
+        exit(1);
+    }
+    return device;
+}
+
 static inline int train_rank(int rank, int world, void *arg)
 {
     const run_spec *s = arg;
@@ -75,15 +88,19 @@ static inline int train_rank(int rank, int world, void *arg)
     if (world > 1 && open_comm(s->tag, rank, world, false, 60, &store, &comm) != ZRT_OK) return 10;
     static run_result r;
     memset(&r, 0, sizeof r);
+    zrt_device *device;
     zrt_model *model;
     zrt_data data;
     zrt_engine *e;
-    if (zrt_model_create(&cfg.job.model, (int)cfg.batch.micro_batch_per_gpu, &r.mem, &model) != ZRT_OK ||
-        zrt_data_init(&data, &cfg) != ZRT_OK || zrt_engine_create(&cfg, comm, model, &r.mem, &e) != ZRT_OK) {
+    zrt_device_options device_options;
+    zrt_device_options_init(&device_options); /* the cpu device; check mode from ZRT_DEVICE_CHECK (on in the tests) */
+    if (zrt_device_create(&device_options, &device) != ZRT_OK ||
+        zrt_model_create(&cfg.job.model, device, (int)cfg.batch.micro_batch_per_gpu, &model) != ZRT_OK ||
+        zrt_data_init(&data, &cfg) != ZRT_OK || zrt_engine_create(&cfg, comm, model, &e) != ZRT_OK) {
         fprintf(stderr, "rank %d: %s\n", rank, zrt_last_error());
         return 11;
     }
-    r.model_state_bytes = zrt_mem_model_states(&r.mem);
+    r.model_state_bytes = zrt_mem_model_states(zrt_device_mem(device), ZRT_MEM_DEVICE);
     int64_t done = 0;
     if (s->resume && zrt_engine_load(e, s->ckpt, &done) != ZRT_OK) {
         fprintf(stderr, "rank %d: load: %s\n", rank, zrt_last_error());
@@ -101,6 +118,7 @@ static inline int train_rank(int rank, int world, void *arg)
         }
     }
     r.peak_live = zrt_engine_peak_live_params(e);
+    r.mem = *zrt_device_mem(device);
     float *master = malloc((size_t)model->unit_numel[0] * sizeof(float));
     if (zrt_engine_get_master(e, 0, master) != ZRT_OK) return 13;
     memcpy(r.master0, master, sizeof r.master0);
@@ -117,6 +135,7 @@ static inline int train_rank(int rank, int world, void *arg)
     zrt_data_fini(&data);
     zrt_comm_destroy(comm);
     zrt_store_destroy(store);
+    zrt_device_destroy(device);
     return 0;
 }
 

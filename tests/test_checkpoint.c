@@ -47,14 +47,18 @@ static zrt_status try_load(const char *path, int layers)
     run_spec s = spec(1, 0, "load");
     spec_config(&s, &cfg);
     cfg.job.model.layers = layers;
-    zrt_mem_stats mem = {0};
+    zrt_device *device = test_device();
     zrt_model *model;
     zrt_engine *e;
-    CHECK_OK(zrt_model_create(&cfg.job.model, 12, &mem, &model));
-    CHECK_OK(zrt_engine_create(&cfg, NULL, model, &mem, &e));
+    CHECK_OK(zrt_model_create(&cfg.job.model, device, 12, &model));
+    CHECK_OK(zrt_engine_create(&cfg, NULL, model, &e));
     zrt_status status = zrt_engine_load(e, path, NULL);
+    char message[ZRT_ERROR_MAX];
+    snprintf(message, sizeof message, "%s", zrt_last_error());
     zrt_engine_destroy(e);
     model->destroy(model);
+    zrt_device_destroy(device);
+    if (status != ZRT_OK) zrt_set_error(status, "%s", message);
     return status;
 }
 

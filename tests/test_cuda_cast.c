@@ -1,37 +1,47 @@
-/* test_cuda_cast.c: the CUDA cast kernels give the same bits as the CPU
- * reference (kernels/cast.h) for every fp32 bit pattern, in 2^24-element
- * slices. Skips (exit 77) when no GPU is visible.
+/* test_cuda_cast.c: the cuda device's cast kernel gives the same bits as the
+ * CPU reference (kernels/cast.h) for every fp32 bit pattern, to bf16 and to
+ * fp16, in 2^24-element slices through device memory and a stream. Skips
+ * (exit 77) when no GPU is visible.
  */
-#include "check.h"
 #include "cast.h"
-#include "cuda_kernels.h"
+#include "check.h"
+#include "zrt.h"
 
 #define SLICE (1u << 24)
 
 int main(void)
 {
-    const char *why = "unknown";
-    if (zrt_cuda_device_count(&why) == 0) SKIP("no CUDA device: %s", why);
+    zrt_device_options o;
+    zrt_device_options_init(&o);
+    o.kind = ZRT_DEVICE_CUDA;
+    o.check = 0;
+    zrt_device *device = NULL;
+    if (zrt_device_create(&o, &device) != ZRT_OK) SKIP("%s", zrt_last_error());
+    zrt_stream *stream = NULL;
     float *in = malloc(SLICE * sizeof *in);
-    uint16_t *bf16 = malloc(SLICE * sizeof *bf16);
-    uint16_t *f16 = malloc(SLICE * sizeof *f16);
-    CHECK(in && bf16 && f16);
-    if (!in || !bf16 || !f16) return 1;
+    uint16_t *out = malloc(SLICE * sizeof *out);
+    void *dev_in = NULL, *dev_out = NULL;
+    CHECK_OK(zrt_stream_create(device, "cast", &stream));
+    CHECK_OK(zrt_device_alloc(device, ZRT_MEM_COMM, SLICE * sizeof *in, "in", NULL, &dev_in));
+    CHECK_OK(zrt_device_alloc(device, ZRT_MEM_COMM, SLICE * sizeof *out, "out", NULL, &dev_out));
+    if (check_failures || !in || !out) return 1;
     long mismatches = 0;
-    for (uint64_t base = 0; base < (1ull << 32); base += SLICE) {
+    const zrt_dtype targets[2] = {ZRT_DTYPE_BF16, ZRT_DTYPE_F16};
+    for (uint64_t base = 0; base < (1ull << 32) && !check_failures; base += SLICE) {
         for (uint32_t i = 0; i < SLICE; i++) in[i] = zrt_bits_f32((uint32_t)(base + i));
-        int err = zrt_cuda_cast_f32_to_bf16_host(in, bf16, SLICE);
-        CHECK_MSG(err == 0, "bf16 kernel: %s", zrt_cuda_error_string(err));
-        err = zrt_cuda_cast_f32_to_f16_host(in, f16, SLICE);
-        CHECK_MSG(err == 0, "fp16 kernel: %s", zrt_cuda_error_string(err));
-        if (err) break;
-        for (uint32_t i = 0; i < SLICE; i++)
-            mismatches += (bf16[i] != zrt_f32_to_bf16(in[i])) + (f16[i] != zrt_f32_to_f16(in[i]));
+        CHECK_OK(zrt_device_write(device, dev_in, in, SLICE * sizeof *in));
+        for (int t = 0; t < 2; t++) {
+            CHECK_OK(zrt_kernel_cast(stream, dev_out, targets[t], dev_in, ZRT_DTYPE_F32, SLICE, false));
+            CHECK_OK(zrt_stream_synchronize(stream));
+            CHECK_OK(zrt_device_read(device, out, dev_out, SLICE * sizeof *out));
+            for (uint32_t i = 0; i < SLICE; i++)
+                mismatches += out[i] != (t == 0 ? zrt_f32_to_bf16(in[i]) : zrt_f32_to_f16(in[i]));
+        }
     }
     CHECK_MSG(mismatches == 0, "%ld elements differ between GPU and CPU", mismatches);
-    printf("all 2^32 fp32 patterns: %ld mismatches\n", mismatches);
+    printf("all 2^32 fp32 patterns to bf16 and fp16 on %s: %ld mismatches\n", zrt_device_name(device), mismatches);
     free(in);
-    free(bf16);
-    free(f16);
+    free(out);
+    zrt_device_destroy(device);
     return CHECK_DONE();
 }

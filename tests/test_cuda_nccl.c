@@ -1,60 +1,72 @@
 /* test_cuda_nccl.c: a one-rank NCCL communicator: create through the store
  * (rank 0 makes the ncclUniqueId), all_gather, reduce_scatter, all_reduce
- * (sum, avg) and broadcast on device buffers, fp32 and bf16, against the
- * expected values; then abort and check the next call fails at once.
- * Skips (exit 77) when no GPU is visible.
+ * (sum, avg) and broadcast on device buffers of the cuda device, fp32 and
+ * bf16, host-side (requests) and stream-ordered (_on forms, as the engine
+ * uses them), against the expected values; then abort and check the next
+ * call fails at once. Skips (exit 77) when no GPU is visible.
  */
 #include "comm_common.h"
-#include "cuda_kernels.h"
-
-#include <cuda_runtime.h>
 
 #define COUNT 1000003
 
 int main(void)
 {
-    const char *why = "unknown";
-    if (zrt_cuda_device_count(&why) == 0) SKIP("no CUDA device: %s", why);
+    zrt_device_options o;
+    zrt_device_options_init(&o);
+    o.kind = ZRT_DEVICE_CUDA;
+    zrt_device *device = NULL;
+    if (zrt_device_create(&o, &device) != ZRT_OK) SKIP("%s", zrt_last_error());
     zrt_store *store;
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/stores", test_tmpdir());
     CHECK_OK(zrt_store_file_create(dir, "nccl", &store));
-    zrt_comm_options o;
-    zrt_comm_options_init(&o);
-    o.store = store;
-    o.timeout_s = 60;
+    zrt_comm_options co;
+    zrt_comm_options_init(&co);
+    co.store = store;
+    co.timeout_s = 60;
     zrt_comm *comm;
-    CHECK_OK(zrt_comm_create("nccl", &o, &comm));
+    CHECK_OK(zrt_comm_create("nccl", &co, &comm));
     if (check_failures) return 1;
 
-    float *host = malloc(COUNT * sizeof *host), *back = malloc(COUNT * sizeof *back);
+    size_t bytes = COUNT * sizeof(float);
+    float *host = malloc(bytes), *back = malloc(bytes);
     fill(host, COUNT, 0, 0, 1, ZRT_DTYPE_F32);
     void *a = NULL, *b = NULL;
-    CHECK(cudaMalloc(&a, COUNT * sizeof(float)) == cudaSuccess && cudaMalloc(&b, COUNT * sizeof(float)) == cudaSuccess);
-    cudaMemcpy(a, host, COUNT * sizeof(float), cudaMemcpyHostToDevice);
+    zrt_stream *stream = NULL;
+    CHECK_OK(zrt_device_alloc(device, ZRT_MEM_COMM, bytes, "a", NULL, &a));
+    CHECK_OK(zrt_device_alloc(device, ZRT_MEM_COMM, bytes, "b", NULL, &b));
+    CHECK_OK(zrt_stream_create(device, "comm", &stream));
+    CHECK_OK(zrt_device_write(device, a, host, bytes));
     CHECK_OK(zrt_comm_all_gather(comm, a, b, COUNT, ZRT_DTYPE_F32, NULL));
-    cudaMemcpy(back, b, COUNT * sizeof(float), cudaMemcpyDeviceToHost);
-    CHECK(memcmp(host, back, COUNT * sizeof(float)) == 0);
+    CHECK_OK(zrt_device_read(device, back, b, bytes));
+    CHECK(memcmp(host, back, bytes) == 0);
     CHECK_OK(zrt_comm_reduce_scatter(comm, a, b, COUNT, ZRT_DTYPE_F32, ZRT_REDUCE_SUM, NULL));
-    cudaMemcpy(back, b, COUNT * sizeof(float), cudaMemcpyDeviceToHost);
-    CHECK(memcmp(host, back, COUNT * sizeof(float)) == 0);
+    CHECK_OK(zrt_device_read(device, back, b, bytes));
+    CHECK(memcmp(host, back, bytes) == 0);
     zrt_comm_request *req;
     CHECK_OK(zrt_comm_all_reduce(comm, a, b, COUNT, ZRT_DTYPE_F32, ZRT_REDUCE_AVG, &req));
     CHECK_OK(zrt_comm_wait(req));
-    cudaMemcpy(back, b, COUNT * sizeof(float), cudaMemcpyDeviceToHost);
-    CHECK(memcmp(host, back, COUNT * sizeof(float)) == 0);
-    CHECK_OK(zrt_comm_all_reduce(comm, a, a, COUNT / 2, ZRT_DTYPE_BF16, ZRT_REDUCE_SUM, NULL));
-    cudaMemcpy(back, a, COUNT * sizeof(float), cudaMemcpyDeviceToHost);
-    CHECK(memcmp(host, back, COUNT * sizeof(float)) == 0); /* one rank: bits unchanged */
-    CHECK_OK(zrt_comm_broadcast(comm, a, COUNT, ZRT_DTYPE_F32, 0, NULL));
+    CHECK_OK(zrt_device_read(device, back, b, bytes));
+    CHECK(memcmp(host, back, bytes) == 0);
+    /* Stream-ordered: a memset before, the collective, a copy after, one synchronize. */
+    CHECK_OK(zrt_memset_async(stream, b, 0, bytes));
+    CHECK_OK(zrt_comm_all_reduce_on(comm, a, b, COUNT, ZRT_DTYPE_F32, ZRT_REDUCE_SUM, stream));
+    CHECK_OK(zrt_memcpy_async(stream, back, b, bytes, ZRT_COPY_D2H));
+    CHECK_OK(zrt_stream_synchronize(stream));
+    CHECK(memcmp(host, back, bytes) == 0);
+    CHECK_OK(zrt_comm_all_gather_on(comm, a, b, COUNT / 2, ZRT_DTYPE_BF16, stream));
+    CHECK_OK(zrt_comm_broadcast_on(comm, b, COUNT, ZRT_DTYPE_F32, 0, stream));
+    CHECK_OK(zrt_stream_synchronize(stream));
+    CHECK_OK(zrt_device_read(device, back, b, bytes));
+    CHECK(memcmp(host, back, bytes / 2) == 0); /* one rank: bf16 bits unchanged */
+    CHECK_OK(zrt_comm_status(comm));
     CHECK_OK(zrt_comm_barrier(comm));
     zrt_comm_abort(comm);
     CHECK(zrt_comm_barrier(comm) != ZRT_OK);
     zrt_comm_destroy(comm);
-    cudaFree(a);
-    cudaFree(b);
     free(host);
     free(back);
     zrt_store_destroy(store);
+    zrt_device_destroy(device);
     return CHECK_DONE();
 }

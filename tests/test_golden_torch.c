@@ -40,13 +40,13 @@ int main(void)
     snprintf(path, sizeof path, "%s/golden.json", dir);
     write_json(path, &cfg);
 
-    zrt_mem_stats mem = {0};
+    zrt_device *device = test_device();
     zrt_model *model;
     zrt_data data;
     zrt_engine *e;
-    CHECK_OK(zrt_model_create(&cfg.job.model, 4, &mem, &model));
+    CHECK_OK(zrt_model_create(&cfg.job.model, device, 4, &model));
     CHECK_OK(zrt_data_init(&data, &cfg));
-    CHECK_OK(zrt_engine_create(&cfg, NULL, model, &mem, &e));
+    CHECK_OK(zrt_engine_create(&cfg, NULL, model, &e));
     if (check_failures) return 1;
     snprintf(path, sizeof path, "%s/params.bin", dir); /* every unit's initial values, in order */
     FILE *f = fopen(path, "wb");
@@ -80,6 +80,7 @@ int main(void)
     zrt_engine_destroy(e);
     model->destroy(model);
     zrt_data_fini(&data);
+    zrt_device_destroy(device);
 
     const char *src = getenv("ZRT_SRC");
     char cmd[2400];

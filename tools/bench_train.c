@@ -85,23 +85,25 @@ typedef struct {
     double flops;        /* matmul flops per step per rank, forward + backward */
 } stage_timing;
 
-static zrt_status time_stage(const train_options *o, zrt_comm *comm, int stage, bool gpt, stage_timing *out)
+static zrt_status time_stage(const train_options *o, zrt_device *device, zrt_comm *comm, int stage, bool gpt,
+                             stage_timing *out)
 {
     static zrt_config cfg;
     static double times[MAX_STEPS];
     bench_config(&cfg, stage, o->world, gpt);
-    zrt_mem_stats mem = {0};
     zrt_model *model = NULL;
     zrt_engine *engine = NULL;
     zrt_data data = {0};
-    zrt_status status = zrt_model_create(&cfg.job.model, (int)cfg.batch.micro_batch_per_gpu, &mem, &model);
+    zrt_status status = zrt_model_create(&cfg.job.model, device, (int)cfg.batch.micro_batch_per_gpu, &model);
     if (status == ZRT_OK) status = zrt_data_init(&data, &cfg);
-    if (status == ZRT_OK) status = zrt_engine_create(&cfg, comm, model, &mem, &engine);
+    if (status == ZRT_OK) status = zrt_engine_create(&cfg, comm, model, &engine);
     zrt_step_result r = {0};
     for (int i = 0; status == ZRT_OK && i < o->steps + 3; i++) {
-        if (comm) status = zrt_comm_barrier(comm);
+        if (comm) status = zrt_engine_synchronize(engine); /* each step starts with the device idle, as at a barrier */
+        if (comm && status == ZRT_OK) status = zrt_comm_barrier(comm);
         double t = zrt_now();
         if (status == ZRT_OK) status = zrt_engine_step(engine, &data, &r);
+        if (status == ZRT_OK) status = zrt_engine_synchronize(engine);
         if (i >= 3) times[i - 3] = zrt_now() - t; /* 3 warm-up steps */
     }
     if (status == ZRT_OK) {
@@ -116,50 +118,90 @@ static zrt_status time_stage(const train_options *o, zrt_comm *comm, int stage, 
     return status;
 }
 
+/* The model's parameters, gradients and one batch in device memory. */
+typedef struct {
+    float *params[ZRT_MAX_UNITS], *grads[ZRT_MAX_UNITS], *loss;
+    void *inputs;
+    int32_t *labels;
+} model_buffers;
+
+static zrt_status fill_model_buffers(zrt_device *device, zrt_model *model, const zrt_data *data, int micro,
+                                     model_buffers *b)
+{
+    size_t input_bytes = (size_t)micro * model->input_bytes_per_sample;
+    size_t label_bytes = (size_t)micro * (size_t)model->labels_per_sample * sizeof(int32_t);
+    void *host_inputs = malloc(input_bytes), *host_labels = malloc(label_bytes);
+    float zero = 0;
+    zrt_status status = host_inputs && host_labels ? ZRT_OK : zrt_set_error(ZRT_ERR_NOMEM, "bench: out of memory");
+    if (status == ZRT_OK) {
+        zrt_data_fill(data, 0, micro, host_inputs, host_labels);
+        status = zrt_device_alloc(device, ZRT_MEM_ACTIVATIONS, input_bytes, "bench inputs", NULL, &b->inputs);
+    }
+    if (status == ZRT_OK) status = zrt_device_write(device, b->inputs, host_inputs, input_bytes);
+    if (status == ZRT_OK)
+        status = zrt_device_alloc(device, ZRT_MEM_ACTIVATIONS, label_bytes, "bench labels", NULL, (void **)&b->labels);
+    if (status == ZRT_OK) status = zrt_device_write(device, b->labels, host_labels, label_bytes);
+    if (status == ZRT_OK)
+        status = zrt_device_alloc(device, ZRT_MEM_ACTIVATIONS, sizeof(float), "bench loss", NULL, (void **)&b->loss);
+    if (status == ZRT_OK) status = zrt_device_write(device, b->loss, &zero, sizeof zero);
+    for (int u = 0; status == ZRT_OK && u < model->n_units; u++) {
+        size_t bytes = (size_t)model->unit_numel[u] * sizeof(float);
+        float *values = calloc((size_t)model->unit_numel[u], sizeof(float));
+        if (!values) status = zrt_set_error(ZRT_ERR_NOMEM, "bench: out of memory");
+        for (int64_t j = 0; values && j < model->unit_numel[u]; j++)
+            values[j] = 0.02f * zrt_random_normal(1, (uint64_t)u, (uint64_t)j);
+        if (status == ZRT_OK)
+            status = zrt_device_alloc(device, ZRT_MEM_PARAMS, bytes, "bench params", NULL, (void **)&b->params[u]);
+        if (status == ZRT_OK) status = zrt_device_write(device, b->params[u], values, bytes);
+        if (status == ZRT_OK) memset(values, 0, bytes); /* the gradients start at zero */
+        if (status == ZRT_OK)
+            status = zrt_device_alloc(device, ZRT_MEM_GRADS, bytes, "bench grads", NULL, (void **)&b->grads[u]);
+        if (status == ZRT_OK) status = zrt_device_write(device, b->grads[u], values, bytes);
+        free(values);
+    }
+    free(host_inputs);
+    free(host_labels);
+    return status;
+}
+
 /* The model alone: forward, loss and backward of one micro batch on fp32
- * parameters, no engine (no casts, comm, optimizer); median seconds. */
-static zrt_status time_model(const train_options *o, bool gpt, double *seconds)
+ * parameters, no engine (no casts, comm, optimizer), on one stream of the
+ * same device; median seconds. */
+static zrt_status time_model(const train_options *o, zrt_device *device, bool gpt, double *seconds)
 {
     static zrt_config cfg;
     static double times[MAX_STEPS];
+    static model_buffers b;
+    memset(&b, 0, sizeof b);
     bench_config(&cfg, 0, o->world, gpt);
-    zrt_mem_stats mem = {0};
     zrt_model *model = NULL;
     zrt_data data = {0};
+    zrt_stream *stream = NULL;
     int micro = (int)cfg.batch.micro_batch_per_gpu;
-    zrt_status status = zrt_model_create(&cfg.job.model, micro, &mem, &model);
+    zrt_status status = zrt_model_create(&cfg.job.model, device, micro, &model);
     if (status == ZRT_OK) status = zrt_data_init(&data, &cfg);
-    float *params[ZRT_MAX_UNITS] = {0}, *grads[ZRT_MAX_UNITS] = {0};
-    void *inputs = NULL;
-    int32_t *labels = NULL;
-    if (status == ZRT_OK) {
-        inputs = malloc((size_t)micro * model->input_bytes_per_sample);
-        labels = malloc((size_t)micro * (size_t)model->labels_per_sample * sizeof(int32_t));
-        for (int u = 0; u < model->n_units; u++) {
-            params[u] = calloc((size_t)model->unit_numel[u], sizeof(float));
-            grads[u] = calloc((size_t)model->unit_numel[u], sizeof(float));
-            for (int64_t j = 0; params[u] && j < model->unit_numel[u]; j++)
-                params[u][j] = 0.02f * zrt_random_normal(1, (uint64_t)u, (uint64_t)j);
-        }
-        zrt_data_fill(&data, 0, micro, inputs, labels);
-        status = model->set_batch(model, inputs, labels, micro);
-    }
+    if (status == ZRT_OK) status = zrt_stream_create(device, "model alone", &stream);
+    if (status == ZRT_OK) status = fill_model_buffers(device, model, &data, micro, &b);
+    if (status == ZRT_OK) status = model->set_batch(model, b.inputs, b.labels, micro);
     for (int i = 0; status == ZRT_OK && i < o->steps + 3; i++) {
         double t = zrt_now();
         for (int op = 0; status == ZRT_OK && op < model->n_ops; op++)
-            status = model->forward(model, op, params[model->op_unit[op]]);
-        model->loss(model, 1.0f);
+            status = model->forward(model, stream, op, b.params[model->op_unit[op]]);
+        if (status == ZRT_OK) status = model->loss(model, stream, 1.0f, 1.0f, b.loss);
         for (int op = model->n_ops - 1; status == ZRT_OK && op >= 0; op--)
-            status = model->backward(model, op, params[model->op_unit[op]], grads[model->op_unit[op]]);
+            status = model->backward(model, stream, op, b.params[model->op_unit[op]], b.grads[model->op_unit[op]]);
+        if (status == ZRT_OK) status = zrt_stream_synchronize(stream);
         if (i >= 3) times[i - 3] = zrt_now() - t;
     }
     if (status == ZRT_OK) *seconds = zrt_bench_median(times, o->steps);
+    zrt_stream_destroy(stream);
     for (int u = 0; model && u < model->n_units; u++) {
-        free(params[u]);
-        free(grads[u]);
+        zrt_device_free(device, b.params[u], NULL);
+        zrt_device_free(device, b.grads[u], NULL);
     }
-    free(inputs);
-    free(labels);
+    zrt_device_free(device, b.inputs, NULL);
+    zrt_device_free(device, b.labels, NULL);
+    zrt_device_free(device, b.loss, NULL);
     if (model) model->destroy(model);
     zrt_data_fini(&data);
     return status;
@@ -171,7 +213,12 @@ static int train_rank(int rank, int world, void *arg)
     openblas_set_num_threads(1);
     zrt_store *store = NULL;
     zrt_comm *comm = NULL;
-    if (zrt_bench_open_comm(o->store_dir, "bench-train", rank, world, false, &store, &comm) != ZRT_OK) {
+    zrt_device *device = NULL;
+    zrt_device_options device_options;
+    zrt_device_options_init(&device_options);
+    device_options.check = 0; /* a benchmark measures the real thing */
+    if (zrt_device_create(&device_options, &device) != ZRT_OK ||
+        zrt_bench_open_comm(o->store_dir, "bench-train", rank, world, false, &store, &comm) != ZRT_OK) {
         fprintf(stderr, "zrt bench train: rank %d: %s\n", rank, zrt_last_error());
         return ZRT_EXIT_FAIL;
     }
@@ -181,7 +228,7 @@ static int train_rank(int rank, int world, void *arg)
             printf("%s: %5s %5s %14s %8s %14s %10s %9s %9s\n", gpt ? "gpt" : "mlp", "stage", "world",
                    gpt ? "tokens/s" : "samples/s", "ratio", "matmul GFLOP/s", "of sgemm", "step ms", "engine ms");
         double base = 0, model_s = 0;
-        if (time_model(o, gpt != 0, &model_s) != ZRT_OK) {
+        if (time_model(o, device, gpt != 0, &model_s) != ZRT_OK) {
             fprintf(stderr, "zrt bench train: rank %d model alone: %s\n", rank, zrt_last_error());
             return ZRT_EXIT_FAIL;
         }
@@ -192,7 +239,7 @@ static int train_rank(int rank, int world, void *arg)
             printf("     forward+backward alone (the model, no engine): %.2f ms per micro batch\n", model_s * 1e3);
         for (int stage = 0; stage <= 3; stage++) {
             stage_timing t = {1, 0, 0};
-            if (time_stage(o, comm, stage, gpt, &t) != ZRT_OK) {
+            if (time_stage(o, device, comm, stage, gpt, &t) != ZRT_OK) {
                 fprintf(stderr, "zrt bench train: rank %d stage %d: %s\n", rank, stage, zrt_last_error());
                 return ZRT_EXIT_FAIL;
             }
@@ -213,6 +260,7 @@ static int train_rank(int rank, int world, void *arg)
     }
     zrt_comm_destroy(comm);
     zrt_store_destroy(store);
+    zrt_device_destroy(device);
     return ZRT_EXIT_OK;
 }
 

@@ -56,14 +56,21 @@ static void stage_bytes(const estimate *e, int stage, double *device, double *ho
     *device = params + grads + opt + gathered;
 }
 
+/* The model's parameter count: the model made (batch 1) on a cpu device. */
 static double model_params(const zrt_config *cfg)
 {
-    zrt_mem_stats mem = {0};
-    zrt_model *model;
-    if (zrt_model_create(&cfg->job.model, 1, &mem, &model) != ZRT_OK) return -1;
-    double total = 0;
-    for (int u = 0; u < model->n_units; u++) total += (double)model->unit_numel[u];
-    model->destroy(model);
+    zrt_device_options o;
+    zrt_device_options_init(&o);
+    o.check = 0;
+    zrt_device *device = NULL;
+    zrt_model *model = NULL;
+    double total = -1;
+    if (zrt_device_create(&o, &device) == ZRT_OK && zrt_model_create(&cfg->job.model, device, 1, &model) == ZRT_OK) {
+        total = 0;
+        for (int u = 0; u < model->n_units; u++) total += (double)model->unit_numel[u];
+        model->destroy(model);
+    }
+    zrt_device_destroy(device);
     return total;
 }
 

@@ -37,12 +37,12 @@ static const char usage[] =
 typedef struct {
     int rank, world;
     zrt_config cfg;
+    zrt_device *device;
     zrt_store *store;
     zrt_comm *comm;
     zrt_model *model;
     zrt_data data;
     zrt_engine *engine;
-    zrt_mem_stats mem;
     FILE *metrics;
 } trainer;
 
@@ -109,9 +109,29 @@ static void follow_agent(void)
     if (getppid() != (pid_t)atoi(agent)) exit(ZRT_EXIT_FAIL); /* it died before the line above */
 }
 
+/* The device the config asks for (one line when auto fell back to the cpu);
+ * a cuda rank takes GPU LOCAL_RANK. */
+static zrt_status open_device(trainer *t)
+{
+    char why[512];
+    zrt_device_options o;
+    zrt_device_options_init(&o);
+    o.kind = zrt_device_select(&t->cfg, why, sizeof why);
+    o.index = env_int("LOCAL_RANK", 0);
+    if (why[0] && t->rank == 0) printf("zrt train: %s\n", why);
+    return zrt_device_create(&o, &t->device);
+}
+
+/* comm_backend auto: nccl on cuda, host on cpu. */
 static zrt_status open_comm(trainer *t)
 {
     if (t->world == 1) return ZRT_OK;
+    bool cuda = zrt_device_kind_of(t->device) == ZRT_DEVICE_CUDA;
+    zrt_comm_kind kind = t->cfg.job.comm_backend;
+    if (kind == ZRT_COMM_AUTO) kind = cuda ? ZRT_COMM_NCCL : ZRT_COMM_HOST;
+    if (kind == ZRT_COMM_NCCL && !cuda)
+        return zrt_set_error(ZRT_ERR_CONFIG, "zrt.comm_backend is nccl but the device is %s (nccl needs cuda)",
+                             zrt_device_name(t->device));
     ZRT_CHECK(open_store(t));
     zrt_comm_options o;
     zrt_comm_options_init(&o);
@@ -120,10 +140,8 @@ static zrt_status open_comm(trainer *t)
     o.store = t->store;
     o.timeout_s = t->cfg.job.comm_timeout_s;
     o.socket_ifname = t->cfg.job.socket_ifname;
-    if (t->cfg.job.comm_backend == ZRT_COMM_NCCL || t->cfg.job.device == ZRT_DEVICE_CUDA)
-        return zrt_set_error(ZRT_ERR_UNSUPPORTED, "the CUDA device backend is not implemented yet: set use_cpu: true "
-                                                  "or zrt.device: cpu");
-    return zrt_comm_create("host", &o, &t->comm);
+    o.device = env_int("LOCAL_RANK", 0);
+    return zrt_comm_create(kind == ZRT_COMM_NCCL ? "nccl" : "host", &o, &t->comm);
 }
 
 static zrt_status setup(trainer *t)
@@ -133,11 +151,12 @@ static zrt_status setup(trainer *t)
     if (t->cfg.num_processes != t->world && getenv("WORLD_SIZE"))
         return zrt_set_error(ZRT_ERR_CONFIG, "WORLD_SIZE is %d but the config has num_processes %lld", t->world,
                              (long long)t->cfg.num_processes);
+    ZRT_CHECK(open_device(t));
     ZRT_CHECK(open_comm(t));
     watch_signals(t->comm);
-    ZRT_CHECK(zrt_model_create(&t->cfg.job.model, (int)t->cfg.batch.micro_batch_per_gpu, &t->mem, &t->model));
+    ZRT_CHECK(zrt_model_create(&t->cfg.job.model, t->device, (int)t->cfg.batch.micro_batch_per_gpu, &t->model));
     ZRT_CHECK(zrt_data_init(&t->data, &t->cfg));
-    ZRT_CHECK(zrt_engine_create(&t->cfg, t->comm, t->model, &t->mem, &t->engine));
+    ZRT_CHECK(zrt_engine_create(&t->cfg, t->comm, t->model, &t->engine));
     if (t->rank == 0 && t->cfg.job.metrics_file[0] && !(t->metrics = fopen(t->cfg.job.metrics_file, "w")))
         return zrt_set_error(ZRT_ERR_IO, "cannot write the metrics file %s", t->cfg.job.metrics_file);
     return ZRT_OK;
@@ -151,6 +170,7 @@ static void teardown(trainer *t)
     if (t->model) t->model->destroy(t->model);
     zrt_comm_destroy(t->comm);
     zrt_store_destroy(t->store);
+    zrt_device_destroy(t->device);
     if (t->metrics) fclose(t->metrics);
 }
 
@@ -159,15 +179,16 @@ static void print_start(const trainer *t)
     const zrt_config *c = &t->cfg;
     int64_t params = 0;
     for (int u = 0; u < t->model->n_units; u++) params += t->model->unit_numel[u];
-    const zrt_mem_stats *m = &t->mem;
+    const zrt_mem_stats *m = zrt_device_mem(t->device);
+    const int64_t *bytes = m->current[ZRT_MEM_DEVICE];
     printf("zrt train: %s %lld layers, %lld parameters; ZeRO stage %d, %d rank%s, %s; batch %lld = %lld micro x %lld "
            "accumulation x %d ranks\n",
            c->job.model.type == ZRT_MODEL_GPT ? "gpt" : "mlp", (long long)c->job.model.layers, (long long)params, c->zero.stage, t->world, t->world == 1 ? "" : "s",
            c->mixed_precision == ZRT_PRECISION_NO ? "fp32" : zrt_precision_name(c->mixed_precision), (long long)c->batch.train_batch_size,
            (long long)c->batch.micro_batch_per_gpu, (long long)c->batch.gradient_accumulation_steps, t->world);
-    printf("model states per rank: %lld bytes (params %lld, grads %lld, optimizer %lld)\n",
-           (long long)zrt_mem_model_states(m), (long long)m->current[ZRT_MEM_PARAMS],
-           (long long)m->current[ZRT_MEM_GRADS], (long long)m->current[ZRT_MEM_OPTIMIZER]);
+    printf("model states per rank: %lld bytes on %s (params %lld, grads %lld, optimizer %lld)\n",
+           (long long)zrt_mem_model_states(m, ZRT_MEM_DEVICE), zrt_device_name(t->device),
+           (long long)bytes[ZRT_MEM_PARAMS], (long long)bytes[ZRT_MEM_GRADS], (long long)bytes[ZRT_MEM_OPTIMIZER]);
     fflush(stdout);
 }
 
@@ -201,7 +222,7 @@ static void report(trainer *t, int64_t step, const zrt_step_result *r, double el
                 "{\"step\": %lld, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, \"loss_scale\": %.9g, "
                 "\"skipped\": %s, \"tokens_per_s\": %.3f, \"model_state_bytes\": %lld}\n",
                 (long long)step, r->loss, r->lr, r->grad_norm, r->loss_scale, r->skipped ? "true" : "false",
-                tokens_per_s, (long long)zrt_mem_model_states(&t->mem));
+                tokens_per_s, (long long)zrt_mem_model_states(zrt_device_mem(t->device), ZRT_MEM_DEVICE));
         fflush(t->metrics);
     }
     bool tty = isatty(STDOUT_FILENO) || getenv("ZRT_PROGRESS_TTY"); /* an agent on a terminal */

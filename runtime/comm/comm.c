@@ -174,47 +174,173 @@ static zrt_status check_args(const zrt_comm *comm, const char *what, const void 
     return ZRT_OK;
 }
 
-zrt_status zrt_comm_all_gather(zrt_comm *comm, const void *send, void *recv, size_t count, zrt_dtype dtype,
-                               zrt_comm_request **request)
+/* ---- on a device stream ---------------------------------------------------------------- */
+
+typedef struct {
+    zrt_comm *comm;
+    zrt_comm_op op;
+} stream_job;
+
+/* On the stream's thread: run the operation through the worker and wait. */
+static zrt_status run_stream_job(void *arg)
+{
+    stream_job *job = arg;
+    return enqueue(job->comm, &job->op, NULL);
+}
+
+/* The buffers an operation reads and writes, for the device's check mode. */
+static int op_accesses(const zrt_comm *comm, const zrt_comm_op *op, zrt_access *a)
+{
+    size_t bytes = op->count * zrt_dtype_size(op->dtype), all = bytes * (size_t)comm->world_size;
+    switch (op->kind) {
+    case ZRT_OP_ALL_GATHER:
+        a[0] = (zrt_access){op->send, bytes, ZRT_ACCESS_READ};
+        a[1] = (zrt_access){op->recv, all, ZRT_ACCESS_WRITE};
+        return 2;
+    case ZRT_OP_REDUCE_SCATTER:
+        a[0] = (zrt_access){op->send, all, ZRT_ACCESS_READ};
+        a[1] = (zrt_access){op->recv, bytes, ZRT_ACCESS_WRITE};
+        return 2;
+    case ZRT_OP_ALL_REDUCE:
+        a[0] = (zrt_access){op->send, bytes, ZRT_ACCESS_READ};
+        a[1] = (zrt_access){op->recv, bytes, ZRT_ACCESS_WRITE};
+        return 2;
+    case ZRT_OP_BROADCAST: a[0] = (zrt_access){op->recv, bytes, ZRT_ACCESS_READ_WRITE}; return 1;
+    case ZRT_OP_BARRIER: return 0;
+    }
+    return 0;
+}
+
+static zrt_status enqueue_on(zrt_comm *comm, const zrt_comm_op *op, zrt_stream *stream)
+{
+    zrt_access access[2];
+    int n = op_accesses(comm, op, access);
+    void *native = zrt_stream_native(stream);
+    if (comm->backend->run_on) {
+        if (!native)
+            return zrt_set_error(ZRT_ERR_INVALID, "%s: the %s backend needs a stream of a cuda device, not %s",
+                                 zrt_op_name(op->kind), comm->backend->name, zrt_device_name(zrt_stream_device(stream)));
+        ZRT_CHECK(zrt_stream_track(stream, zrt_op_name(op->kind), access, n));
+        zrt_comm_op issued = *op;
+        pthread_mutex_lock(&comm->lock);
+        issued.seq = comm->next_seq++;
+        pthread_mutex_unlock(&comm->lock);
+        zrt_wait w = {&comm->aborted, zrt_now() + comm->timeout_s, comm->rank, &issued};
+        return comm->backend->run_on(comm->state, &issued, native, &w);
+    }
+    if (native)
+        return zrt_set_error(ZRT_ERR_UNSUPPORTED, "%s: the %s backend cannot run on %s's streams yet (staging through "
+                                                  "pinned host memory comes with the GPU path)",
+                             zrt_op_name(op->kind), comm->backend->name, zrt_device_name(zrt_stream_device(stream)));
+    stream_job job = {comm, *op};
+    return zrt_stream_launch_host(stream, zrt_op_name(op->kind), run_stream_job, &job, sizeof job, access, n);
+}
+
+/* Host-side (request) or stream-ordered (stream), after the checks. */
+static zrt_status submit(zrt_comm *comm, const zrt_comm_op *op, zrt_comm_request **request, zrt_stream *stream)
+{
+    return stream ? enqueue_on(comm, op, stream) : enqueue(comm, op, request);
+}
+
+static zrt_status all_gather(zrt_comm *comm, const void *send, void *recv, size_t count, zrt_dtype dtype,
+                             zrt_comm_request **request, zrt_stream *stream)
 {
     ZRT_CHECK(check_args(comm, "all_gather", send, recv, count, dtype, 1, 1));
     zrt_comm_op op = {.kind = ZRT_OP_ALL_GATHER, .send = send, .recv = recv, .count = count, .dtype = dtype};
-    return enqueue(comm, &op, request);
+    return submit(comm, &op, request, stream);
 }
 
 /* reduce_scatter and all_reduce: the same checks, then the queue. */
-static zrt_status issue_reduction(zrt_comm *comm, zrt_op_kind kind, const void *send, void *recv, size_t count,
-                                  zrt_dtype dtype, zrt_reduce_op reduce, zrt_comm_request **request)
+static zrt_status reduction(zrt_comm *comm, zrt_op_kind kind, const void *send, void *recv, size_t count,
+                            zrt_dtype dtype, zrt_reduce_op reduce, zrt_comm_request **request, zrt_stream *stream)
 {
     const char *what = zrt_op_name(kind);
     ZRT_CHECK(check_args(comm, what, send, recv, count, dtype, 1, 1));
     if (reduce != ZRT_REDUCE_SUM && reduce != ZRT_REDUCE_AVG)
         return zrt_set_error(ZRT_ERR_INVALID, "%s: unknown reduction %d", what, reduce);
     zrt_comm_op op = {.kind = kind, .send = send, .recv = recv, .count = count, .dtype = dtype, .reduce = reduce};
-    return enqueue(comm, &op, request);
+    return submit(comm, &op, request, stream);
 }
 
-zrt_status zrt_comm_reduce_scatter(zrt_comm *comm, const void *send, void *recv, size_t count, zrt_dtype dtype,
-                                   zrt_reduce_op reduce, zrt_comm_request **request)
-{
-    return issue_reduction(comm, ZRT_OP_REDUCE_SCATTER, send, recv, count, dtype, reduce, request);
-}
-
-zrt_status zrt_comm_all_reduce(zrt_comm *comm, const void *send, void *recv, size_t count, zrt_dtype dtype,
-                               zrt_reduce_op reduce, zrt_comm_request **request)
-{
-    return issue_reduction(comm, ZRT_OP_ALL_REDUCE, send, recv, count, dtype, reduce, request);
-}
-
-zrt_status zrt_comm_broadcast(zrt_comm *comm, void *buf, size_t count, zrt_dtype dtype, int root,
-                              zrt_comm_request **request)
+static zrt_status broadcast(zrt_comm *comm, void *buf, size_t count, zrt_dtype dtype, int root,
+                            zrt_comm_request **request, zrt_stream *stream)
 {
     ZRT_CHECK(check_args(comm, "broadcast", buf, buf, count, dtype, 1, 1));
     if (root < 0 || root >= comm->world_size)
         return zrt_set_error(ZRT_ERR_INVALID, "broadcast: root %d is not a rank of %d", root, comm->world_size);
     zrt_comm_op op = {.kind = ZRT_OP_BROADCAST, .send = buf, .recv = buf, .count = count, .dtype = dtype,
                       .root = root};
-    return enqueue(comm, &op, request);
+    return submit(comm, &op, request, stream);
+}
+
+zrt_status zrt_comm_all_gather(zrt_comm *comm, const void *send, void *recv, size_t count, zrt_dtype dtype,
+                               zrt_comm_request **request)
+{
+    return all_gather(comm, send, recv, count, dtype, request, NULL);
+}
+
+zrt_status zrt_comm_reduce_scatter(zrt_comm *comm, const void *send, void *recv, size_t count, zrt_dtype dtype,
+                                   zrt_reduce_op reduce, zrt_comm_request **request)
+{
+    return reduction(comm, ZRT_OP_REDUCE_SCATTER, send, recv, count, dtype, reduce, request, NULL);
+}
+
+zrt_status zrt_comm_all_reduce(zrt_comm *comm, const void *send, void *recv, size_t count, zrt_dtype dtype,
+                               zrt_reduce_op reduce, zrt_comm_request **request)
+{
+    return reduction(comm, ZRT_OP_ALL_REDUCE, send, recv, count, dtype, reduce, request, NULL);
+}
+
+zrt_status zrt_comm_broadcast(zrt_comm *comm, void *buf, size_t count, zrt_dtype dtype, int root,
+                              zrt_comm_request **request)
+{
+    return broadcast(comm, buf, count, dtype, root, request, NULL);
+}
+
+/* The _on forms need a stream; without one they would silently block on the host. */
+#define NEED_STREAM(what)                                                                       \
+    do {                                                                                        \
+        if (!stream) return zrt_set_error(ZRT_ERR_INVALID, "%s: NULL stream", what);            \
+    } while (0)
+
+zrt_status zrt_comm_all_gather_on(zrt_comm *comm, const void *send, void *recv, size_t count, zrt_dtype dtype,
+                                  zrt_stream *stream)
+{
+    NEED_STREAM("zrt_comm_all_gather_on");
+    return all_gather(comm, send, recv, count, dtype, NULL, stream);
+}
+
+zrt_status zrt_comm_reduce_scatter_on(zrt_comm *comm, const void *send, void *recv, size_t count, zrt_dtype dtype,
+                                      zrt_reduce_op reduce, zrt_stream *stream)
+{
+    NEED_STREAM("zrt_comm_reduce_scatter_on");
+    return reduction(comm, ZRT_OP_REDUCE_SCATTER, send, recv, count, dtype, reduce, NULL, stream);
+}
+
+zrt_status zrt_comm_all_reduce_on(zrt_comm *comm, const void *send, void *recv, size_t count, zrt_dtype dtype,
+                                  zrt_reduce_op reduce, zrt_stream *stream)
+{
+    NEED_STREAM("zrt_comm_all_reduce_on");
+    return reduction(comm, ZRT_OP_ALL_REDUCE, send, recv, count, dtype, reduce, NULL, stream);
+}
+
+zrt_status zrt_comm_broadcast_on(zrt_comm *comm, void *buf, size_t count, zrt_dtype dtype, int root, zrt_stream *stream)
+{
+    NEED_STREAM("zrt_comm_broadcast_on");
+    return broadcast(comm, buf, count, dtype, root, NULL, stream);
+}
+
+zrt_status zrt_comm_status(zrt_comm *comm)
+{
+    if (!comm) return zrt_set_error(ZRT_ERR_INVALID, "zrt_comm_status: NULL communicator");
+    pthread_mutex_lock(&comm->lock);
+    zrt_status status = comm->broken;
+    char message[MESSAGE_MAX];
+    snprintf(message, sizeof message, "%s", comm->broken_message);
+    pthread_mutex_unlock(&comm->lock);
+    if (status == ZRT_OK && atomic_load(&comm->aborted))
+        return zrt_set_error(ZRT_ERR_ABORTED, "rank %d: the communicator was aborted", comm->rank);
+    return status == ZRT_OK ? ZRT_OK : zrt_set_error(status, "%s", message);
 }
 
 zrt_status zrt_comm_barrier(zrt_comm *comm)

@@ -52,7 +52,12 @@ typedef struct {
 zrt_status zrt_wait_check(const zrt_wait *w, int peer);
 
 typedef struct {
+    const char *name;
     zrt_status (*run)(void *state, const zrt_comm_op *op, const zrt_wait *w);
+    /* Stream-ordered: enqueue the operation on a native (CUDA) stream and
+     * return; NULL for backends that run on the host (comm.c then runs `run`
+     * from a host function on the stream). */
+    zrt_status (*run_on)(void *state, const zrt_comm_op *op, void *native_stream, const zrt_wait *w);
     void (*wake)(void *state);      /* after abort: unblock waits promptly */
     void (*destroy)(void *state);
 } zrt_comm_backend;

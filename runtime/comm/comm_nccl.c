@@ -27,6 +27,7 @@ zrt_status zrt_comm_nccl_create(const zrt_comm_options *options, const zrt_comm_
 
 #include <cuda_runtime.h>
 #include <nccl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +35,8 @@ zrt_status zrt_comm_nccl_create(const zrt_comm_options *options, const zrt_comm_
 typedef struct {
     int rank, world;
     ncclComm_t comm;
-    cudaStream_t stream;
+    pthread_mutex_t lock; /* NCCL calls from the worker (run) and from callers (run_on) */
+    cudaStream_t stream;  /* the worker's */
     float *barrier_buf; /* one device float */
     bool broken;
 } nccl_state;
@@ -103,53 +105,70 @@ static ncclDataType_t nccl_dtype(zrt_dtype d)
 
 static ncclRedOp_t nccl_op(zrt_reduce_op op) { return op == ZRT_REDUCE_AVG ? ncclAvg : ncclSum; }
 
-static zrt_status all_reduce(nccl_state *s, const zrt_comm_op *op, const zrt_wait *w)
+static zrt_status all_reduce(nccl_state *s, const zrt_comm_op *op, cudaStream_t stream, const zrt_wait *w)
 {
     size_t n = (size_t)s->world, es = zrt_dtype_size(op->dtype);
     size_t chunk = (op->count + n - 1) / n, padded = chunk * n;
     ncclDataType_t dt = nccl_dtype(op->dtype);
     char *work = op->recv;
     if (padded != op->count) {
-        cudaError_t err = cudaMallocAsync((void **)&work, padded * es, s->stream);
+        cudaError_t err = cudaMallocAsync((void **)&work, padded * es, stream);
         if (err != cudaSuccess) return cuda_error(s, err, "all_reduce scratch");
-        cudaMemsetAsync(work + op->count * es, 0, (padded - op->count) * es, s->stream);
+        cudaMemsetAsync(work + op->count * es, 0, (padded - op->count) * es, stream);
     }
-    if (work != op->send) cudaMemcpyAsync(work, op->send, op->count * es, cudaMemcpyDeviceToDevice, s->stream);
+    if (work != op->send) cudaMemcpyAsync(work, op->send, op->count * es, cudaMemcpyDeviceToDevice, stream);
     char *mine = work + (size_t)s->rank * chunk * es;
-    zrt_status status = settle(s, ncclReduceScatter(work, mine, chunk, dt, nccl_op(op->reduce), s->comm, s->stream),
+    zrt_status status = settle(s, ncclReduceScatter(work, mine, chunk, dt, nccl_op(op->reduce), s->comm, stream),
                                "reduce_scatter", w);
-    if (status == ZRT_OK) status = settle(s, ncclAllGather(mine, work, chunk, dt, s->comm, s->stream), "all_gather", w);
+    if (status == ZRT_OK) status = settle(s, ncclAllGather(mine, work, chunk, dt, s->comm, stream), "all_gather", w);
     if (work != op->recv) {
-        cudaMemcpyAsync(op->recv, work, op->count * es, cudaMemcpyDeviceToDevice, s->stream);
-        cudaFreeAsync(work, s->stream);
+        cudaMemcpyAsync(op->recv, work, op->count * es, cudaMemcpyDeviceToDevice, stream);
+        cudaFreeAsync(work, stream);
     }
     return status;
 }
 
+/* Enqueues the operation on stream (NCCL's own ordering) and returns. */
+static zrt_status issue(nccl_state *s, const zrt_comm_op *op, cudaStream_t stream, const zrt_wait *w)
+{
+    if (s->broken) return zrt_set_error(ZRT_ERR_PEER, "rank %d: nccl communicator was aborted", s->rank);
+    ncclDataType_t dt = nccl_dtype(op->dtype);
+    switch (op->kind) {
+    case ZRT_OP_ALL_GATHER:
+        return settle(s, ncclAllGather(op->send, op->recv, op->count, dt, s->comm, stream), "all_gather", w);
+    case ZRT_OP_REDUCE_SCATTER:
+        return settle(s, ncclReduceScatter(op->send, op->recv, op->count, dt, nccl_op(op->reduce), s->comm, stream),
+                      "reduce_scatter", w);
+    case ZRT_OP_ALL_REDUCE: return all_reduce(s, op, stream, w);
+    case ZRT_OP_BROADCAST:
+        return settle(s, ncclBroadcast(op->send, op->recv, op->count, dt, op->root, s->comm, stream), "broadcast", w);
+    case ZRT_OP_BARRIER:
+        return settle(s, ncclAllReduce(s->barrier_buf, s->barrier_buf, 1, ncclFloat32, ncclSum, s->comm, stream),
+                      "barrier", w);
+    }
+    return zrt_set_error(ZRT_ERR_INTERNAL, "nccl: unknown operation %d", (int)op->kind);
+}
+
+/* The worker's blocking form: issue on our stream, then poll it (abort, deadline). */
 static zrt_status run(void *state, const zrt_comm_op *op, const zrt_wait *w)
 {
     nccl_state *s = state;
-    if (s->broken) return zrt_set_error(ZRT_ERR_PEER, "rank %d: nccl communicator was aborted", s->rank);
-    ncclDataType_t dt = nccl_dtype(op->dtype);
-    zrt_status status = ZRT_OK;
-    switch (op->kind) {
-    case ZRT_OP_ALL_GATHER:
-        status = settle(s, ncclAllGather(op->send, op->recv, op->count, dt, s->comm, s->stream), "all_gather", w);
-        break;
-    case ZRT_OP_REDUCE_SCATTER:
-        status = settle(s, ncclReduceScatter(op->send, op->recv, op->count, dt, nccl_op(op->reduce), s->comm, s->stream),
-                        "reduce_scatter", w);
-        break;
-    case ZRT_OP_ALL_REDUCE: status = all_reduce(s, op, w); break;
-    case ZRT_OP_BROADCAST:
-        status = settle(s, ncclBroadcast(op->send, op->recv, op->count, dt, op->root, s->comm, s->stream), "broadcast", w);
-        break;
-    case ZRT_OP_BARRIER:
-        status = settle(s, ncclAllReduce(s->barrier_buf, s->barrier_buf, 1, ncclFloat32, ncclSum, s->comm, s->stream),
-                        "barrier", w);
-        break;
-    }
+    pthread_mutex_lock(&s->lock);
+    zrt_status status = issue(s, op, s->stream, w);
+    pthread_mutex_unlock(&s->lock);
     if (status == ZRT_OK) status = wait_stream(s, zrt_op_name(op->kind), w);
+    return status;
+}
+
+/* Stream-ordered: on the caller's stream. Failures found later (a dead
+ * peer) surface through ncclCommGetAsyncError in zrt_comm_status and as
+ * the next operation's error; zrt_comm_abort ends waiting kernels. */
+static zrt_status run_on(void *state, const zrt_comm_op *op, void *native_stream, const zrt_wait *w)
+{
+    nccl_state *s = state;
+    pthread_mutex_lock(&s->lock);
+    zrt_status status = issue(s, op, (cudaStream_t)native_stream, w);
+    pthread_mutex_unlock(&s->lock);
     return status;
 }
 
@@ -168,10 +187,11 @@ static void destroy(void *state)
     }
     if (s->barrier_buf) cudaFree(s->barrier_buf);
     if (s->stream) cudaStreamDestroy(s->stream);
+    pthread_mutex_destroy(&s->lock);
     free(s);
 }
 
-static const zrt_comm_backend nccl_backend = {run, wake, destroy};
+static const zrt_comm_backend nccl_backend = {"nccl", run, run_on, wake, destroy};
 
 static zrt_status share_id(const zrt_comm_options *o, ncclUniqueId *id)
 {
@@ -207,6 +227,7 @@ zrt_status zrt_comm_nccl_create(const zrt_comm_options *o, const zrt_comm_backen
     if (!s) return zrt_set_error(ZRT_ERR_NOMEM, "nccl: out of memory");
     s->rank = o->rank;
     s->world = o->world_size;
+    pthread_mutex_init(&s->lock, NULL);
     zrt_status status = ZRT_OK;
     ncclUniqueId id;
     atomic_int never = 0;

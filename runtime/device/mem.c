@@ -1,16 +1,18 @@
-/* mem.c: the one allocation wrapper of the engine, charging every byte to a
- * category (params, grads, optimizer, comm buffers, activations) so the
- * memory report is true.
+/* mem.c: the device's side table of allocations, and the byte counts per
+ * place and category behind the memory report.
  *
- * Why a size header: zrt_mem_free needs the size to uncharge, and callers
- * should not have to carry it. Allocations are 64-byte aligned and zeroed.
+ * Why a side table: device memory cannot carry a size header (the host may
+ * not touch it), so the size, category and name of every allocation live
+ * here, sorted by base so that the check mode can find the allocation an
+ * interior pointer belongs to by binary search. A job has hundreds of
+ * allocations, so an insertion's memmove costs nothing next to the
+ * allocation itself.
  */
-#include "zrt.h"
+#include "device.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define HEADER 64
 
 const char *zrt_mem_category_name(zrt_mem_category c)
 {
@@ -18,38 +20,92 @@ const char *zrt_mem_category_name(zrt_mem_category c)
     return (unsigned)c < ZRT_MEM_CATEGORIES ? names[c] : "?";
 }
 
-void *zrt_mem_alloc(zrt_mem_stats *stats, zrt_mem_category c, size_t bytes)
+const char *zrt_mem_place_name(zrt_mem_place p)
 {
-    char *block = NULL;
-    if (posix_memalign((void **)&block, 64, HEADER + bytes) != 0) return NULL;
-    memset(block, 0, HEADER + bytes);
-    memcpy(block, &bytes, sizeof bytes);
-    stats->current[c] += (int64_t)bytes;
-    if (stats->current[c] > stats->peak[c]) stats->peak[c] = stats->current[c];
-    return block + HEADER;
+    static const char *const names[] = {"device", "host"};
+    return (unsigned)p < ZRT_MEM_PLACES ? names[p] : "?";
 }
 
-void zrt_mem_free(zrt_mem_stats *stats, zrt_mem_category c, void *ptr)
+int64_t zrt_mem_model_states(const zrt_mem_stats *stats, zrt_mem_place place)
 {
-    if (!ptr) return;
-    char *block = (char *)ptr - HEADER;
-    size_t bytes;
-    memcpy(&bytes, block, sizeof bytes);
-    stats->current[c] -= (int64_t)bytes;
-    free(block);
+    if (!stats || (unsigned)place >= ZRT_MEM_PLACES) return 0;
+    const int64_t *c = stats->current[place];
+    return c[ZRT_MEM_PARAMS] + c[ZRT_MEM_GRADS] + c[ZRT_MEM_OPTIMIZER];
 }
 
-int64_t zrt_mem_model_states(const zrt_mem_stats *stats)
+static void charge(zrt_mem_stats *s, zrt_mem_place p, zrt_mem_category c, int64_t bytes)
 {
-    return stats->current[ZRT_MEM_PARAMS] + stats->current[ZRT_MEM_GRADS] + stats->current[ZRT_MEM_OPTIMIZER];
+    s->current[p][c] += bytes;
+    if (s->current[p][c] > s->peak[p][c]) s->peak[p][c] = s->current[p][c];
 }
 
-void zrt_mem_recharge(zrt_mem_stats *stats, zrt_mem_category from, zrt_mem_category to, void *ptr)
+/* The first block whose base is above ptr. */
+static size_t upper_bound(const zrt_mem_table *t, const void *ptr)
 {
-    if (!ptr) return;
-    size_t bytes;
-    memcpy(&bytes, (char *)ptr - HEADER, sizeof bytes);
-    stats->current[from] -= (int64_t)bytes;
-    stats->current[to] += (int64_t)bytes;
-    if (stats->current[to] > stats->peak[to]) stats->peak[to] = stats->current[to];
+    size_t lo = 0, hi = t->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if ((const char *)t->blocks[mid].base <= (const char *)ptr) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+zrt_status zrt_mem_table_add(zrt_mem_table *t, void *base, size_t bytes, zrt_mem_category c, zrt_mem_place p,
+                             const char *name)
+{
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? 2 * t->cap : 64;
+        zrt_mem_block *grown = realloc(t->blocks, cap * sizeof *grown);
+        if (!grown) return zrt_set_error(ZRT_ERR_NOMEM, "device: out of host memory for the allocation table");
+        t->blocks = grown;
+        t->cap = cap;
+    }
+    size_t at = upper_bound(t, base);
+    memmove(&t->blocks[at + 1], &t->blocks[at], (t->n - at) * sizeof *t->blocks);
+    zrt_mem_block *b = &t->blocks[at];
+    memset(b, 0, sizeof *b);
+    *b = (zrt_mem_block){.base = base, .bytes = bytes, .category = c, .place = p};
+    snprintf(b->name, sizeof b->name, "%s", name && name[0] ? name : "unnamed");
+    t->n++;
+    charge(&t->stats, p, c, (int64_t)bytes);
+    return ZRT_OK;
+}
+
+zrt_mem_block *zrt_mem_table_find(const zrt_mem_table *t, const void *ptr, size_t bytes)
+{
+    size_t at = upper_bound(t, ptr);
+    if (at == 0) return NULL;
+    zrt_mem_block *b = &t->blocks[at - 1];
+    size_t offset = (size_t)((const char *)ptr - b->base);
+    /* A zero-byte block still owns its base (malloc gave it a unique address). */
+    bool inside = b->bytes ? offset < b->bytes && bytes <= b->bytes - offset : offset == 0 && bytes == 0;
+    return inside ? b : NULL;
+}
+
+zrt_mem_block *zrt_mem_table_exact(const zrt_mem_table *t, const void *ptr)
+{
+    size_t at = upper_bound(t, ptr);
+    return at > 0 && t->blocks[at - 1].base == (const char *)ptr ? &t->blocks[at - 1] : NULL;
+}
+
+void zrt_mem_table_remove(zrt_mem_table *t, zrt_mem_block *b)
+{
+    charge(&t->stats, b->place, b->category, -(int64_t)b->bytes);
+    size_t at = (size_t)(b - t->blocks);
+    memmove(&t->blocks[at], &t->blocks[at + 1], (t->n - at - 1) * sizeof *t->blocks);
+    t->n--;
+}
+
+void zrt_mem_table_recharge(zrt_mem_table *t, zrt_mem_block *b, zrt_mem_category c)
+{
+    charge(&t->stats, b->place, b->category, -(int64_t)b->bytes);
+    b->category = c;
+    charge(&t->stats, b->place, c, (int64_t)b->bytes);
+}
+
+void zrt_mem_table_fini(zrt_mem_table *t)
+{
+    free(t->blocks);
+    memset(t, 0, sizeof *t);
 }

@@ -118,7 +118,7 @@ static zrt_status agree(zrt_engine *e, zrt_status status, const char *what)
     char message[ZRT_ERROR_MAX];
     snprintf(message, sizeof message, "%s", zrt_last_error());
     float failed = status != ZRT_OK;
-    zrt_status comm_status = zrt_comm_all_reduce(e->comm, &failed, &failed, 1, ZRT_DTYPE_F32, ZRT_REDUCE_SUM, NULL);
+    zrt_status comm_status = zrt_engine_sum_over_ranks(e, &failed);
     if (comm_status != ZRT_OK) return comm_status;
     if (status != ZRT_OK) return zrt_set_error(status, "%s", message);
     if (failed > 0) return zrt_set_error(ZRT_ERR_PEER, "%s failed on %.0f other rank(s)", what, failed);
@@ -149,17 +149,25 @@ static zrt_status write_shard(zrt_engine *e, const char *dir)
     memcpy(h.magic, SHARD_MAGIC, 8);
     h.crc = crc32c(0, &h, offsetof(shard_header, crc));
     zrt_status status = write_all(fd, &h, sizeof h, path);
+    float *host = NULL;
     for (int i = 0; status == ZRT_OK && i < e->n_units; i++) {
         unit_state *u = &e->units[i];
         int64_t begin = (int64_t)e->rank * u->shard, local = begin - zrt_engine_opt_begin(e, u);
         const float *parts[3] = {u->master + local, u->exp_avg + local, u->exp_avg_sq + local};
         section_header s = {.unit = (uint32_t)i, .begin = (uint64_t)begin, .count = (uint64_t)u->shard};
         size_t bytes = (size_t)u->shard * sizeof(float);
-        for (int k = 0; k < 3; k++) s.crc = crc32c(s.crc, parts[k], bytes);
-        status = write_all(fd, &s, sizeof s, path);
-        for (int k = 0; status == ZRT_OK && k < 3; k++) status = write_all(fd, parts[k], bytes, path);
+        float *grown = realloc(host, 3 * bytes + 1);
+        if (!grown) status = zrt_set_error(ZRT_ERR_NOMEM, "checkpoint: out of host memory for unit %d", i);
+        else host = grown;
+        for (int k = 0; status == ZRT_OK && k < 3; k++) { /* device -> host, then CRC and file */
+            status = zrt_device_read(e->device, (char *)host + k * bytes, parts[k], bytes);
+            if (status == ZRT_OK) s.crc = crc32c(s.crc, (char *)host + k * bytes, bytes);
+        }
+        if (status == ZRT_OK) status = write_all(fd, &s, sizeof s, path);
+        if (status == ZRT_OK) status = write_all(fd, host, 3 * bytes, path);
         if (i == e->n_units / 2) maybe_crash(e->rank, e->step);
     }
+    free(host);
     if (status == ZRT_OK && fsync(fd) != 0) status = zrt_set_error(ZRT_ERR_IO, "%s: fsync: %s", path, strerror(errno));
     close(fd);
     return status;
@@ -233,6 +241,7 @@ zrt_status zrt_engine_save(zrt_engine *e, const char *dir)
     snprintf(name, sizeof name, "step_%07lld", (long long)e->step);
     snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name);
     snprintf(final_dir, sizeof final_dir, "%s/%s", dir, name);
+    ZRT_CHECK(zrt_engine_synchronize(e)); /* the optimizer state of the last step is final */
     zrt_status status = ZRT_OK;
     if (e->rank == 0) {
         if (mkdir(dir, 0755) != 0 && errno != EEXIST)
@@ -372,15 +381,13 @@ static zrt_status read_section(const saved_meta *m, int q, int unit, float **dat
     return status;
 }
 
-/* Fills this rank's optimizer range of unit i from the saved shards that overlap it. */
-static zrt_status load_unit(zrt_engine *e, const saved_meta *m, int i)
+/* This rank's optimizer range of unit i (host copies of master, exp_avg,
+ * exp_avg_sq, zero where nothing was saved: the pads) from the saved shards
+ * that overlap it. */
+static zrt_status gather_unit(zrt_engine *e, const saved_meta *m, int i, float *const dst[3])
 {
     unit_state *u = &e->units[i];
     int64_t begin = zrt_engine_opt_begin(e, u), count = zrt_engine_opt_count(e, u);
-    size_t bytes = (size_t)count * sizeof(float);
-    memset(u->master, 0, bytes);
-    memset(u->exp_avg, 0, bytes);
-    memset(u->exp_avg_sq, 0, bytes);
     int64_t end = begin + count < u->numel ? begin + count : u->numel, old_shard = m->units[i].shard;
     for (int64_t pos = begin; pos < end;) {
         int q = (int)(pos / old_shard);
@@ -389,7 +396,6 @@ static zrt_status load_unit(zrt_engine *e, const saved_meta *m, int i)
         zrt_status status = read_section(m, q, i, &data);
         if (status == ZRT_OK) {
             int64_t from = pos - (int64_t)q * old_shard, n = q_end - pos;
-            float *dst[3] = {u->master, u->exp_avg, u->exp_avg_sq};
             for (int k = 0; k < 3; k++)
                 memcpy(dst[k] + (pos - begin), data + (int64_t)k * old_shard + from, (size_t)n * sizeof(float));
         }
@@ -398,6 +404,22 @@ static zrt_status load_unit(zrt_engine *e, const saved_meta *m, int i)
         pos = q_end;
     }
     return ZRT_OK;
+}
+
+/* Reads unit i's range on the host, then writes it to the device. */
+static zrt_status load_unit(zrt_engine *e, const saved_meta *m, int i)
+{
+    unit_state *u = &e->units[i];
+    size_t count = (size_t)zrt_engine_opt_count(e, u);
+    float *host = calloc(3 * count + 1, sizeof(float));
+    if (!host) return zrt_set_error(ZRT_ERR_NOMEM, "checkpoint: out of host memory for unit %d", i);
+    float *const parts[3] = {host, host + count, host + 2 * count};
+    zrt_status status = gather_unit(e, m, i, parts);
+    float *dst[3] = {u->master, u->exp_avg, u->exp_avg_sq};
+    for (int k = 0; status == ZRT_OK && k < 3; k++)
+        status = zrt_device_write(e->device, dst[k], parts[k], count * sizeof(float));
+    free(host);
+    return status;
 }
 
 /* path: a step directory, or a directory with `latest`. */
@@ -435,6 +457,7 @@ static zrt_status load_local(zrt_engine *e, const char *path, saved_meta *m)
 zrt_status zrt_engine_load(zrt_engine *e, const char *path, int64_t *step)
 {
     if (!e || !path) return zrt_set_error(ZRT_ERR_INVALID, "zrt_engine_load: NULL argument");
+    ZRT_CHECK(zrt_engine_synchronize(e)); /* nothing may still read the state we overwrite */
     saved_meta m = {0};
     zrt_status status = agree(e, load_local(e, path, &m), "checkpoint load");
     free(m.units);

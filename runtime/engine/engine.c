@@ -1,4 +1,5 @@
-/* engine.c: the ZeRO engine: stages 0-3 over the flat, padded per-unit layout.
+/* engine.c: the ZeRO engine: stages 0-3 over the flat, padded per-unit
+ * layout, on a zrt_device.
  *
  * Why it is shaped like this (DESIGN.md, Engine):
  *  - Every unit has one flat buffer of `padded` elements (numel rounded up to
@@ -6,166 +7,64 @@
  *    range is the whole buffer in stage 0 and the own shard otherwise.
  *  - Gradients are reduced with "avg" and AdamW is element-wise, so for one
  *    micro batch per step all stages produce the same bits: stage 0's
- *    all_reduce *is* reduce_scatter + all_gather (comm.h), and the grad norm is
+ *    all_reduce *is* reduce_scatter + all_gather (zrt.h), and the grad norm is
  *    summed over each rank's own range, then across ranks, in every stage.
- *  - Stage 2/3 reduce each unit's gradients as soon as backward produced
- *    them, asynchronously (overlap_comm), while backward goes on with the
- *    previous unit. One reduce_scatter per unit: a unit is the bucket.
- *  - Stage 3 gathers a unit before its forward and backward and releases it
- *    after, prefetching the next units within stage3_prefetch_bucket_size and
- *    stage3_max_live_parameters; units up to stage3_param_persistence_threshold
- *    elements stay gathered.
- *  - Memory (mem.c): params, grads and optimizer state are charged as the
- *    ZeRO paper counts them: 2+2+12 bytes per parameter for bf16/fp16.
+ *  - Everything lives on the device and runs on two streams: compute (casts,
+ *    the model, gradient statistics, Adam) and comm (every collective, so
+ *    they only ever see device buffers), ordered by events. Stage 2/3
+ *    reduce each unit's gradients on comm as soon as backward produced them
+ *    while compute goes on with the previous unit (overlap_comm); stage 3's
+ *    gathers and prefetch are stage3.c's.
+ *  - The host waits once per step: the loss, the sum of squares and the
+ *    overflow flag are reduced together in a device scratch buffer and copied
+ *    down once. Adam reads the reduced statistics on the device, so it skips
+ *    an overflowed step and clips without that copy; the host learns of the
+ *    skip from the result (and only then counts the Adam step).
+ *  - Memory: params, grads and optimizer state are charged as the ZeRO paper
+ *    counts them: 2+2+12 bytes per parameter for bf16/fp16.
  * Dtypes: D is the compute dtype (fp32, bf16, fp16); master weights and
- * moments are fp32; the model computes in fp32 on views converted from D.
+ * moments are fp32; the model computes in fp32 on views cast from D (fp32
+ * models read the compute copy directly).
  */
-#include "cast.h"
 #include "engine_internal.h"
-#include "optim.h"
+
+#include "optim.h" /* the overflow rule the device's Adam follows */
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- dtype helpers (math in kernels/cast.h) -------------------------------------------- */
-
-static void to_f32(zrt_dtype dt, const void *src, int64_t n, float *dst)
-{
-    if (dt == ZRT_DTYPE_F32) memcpy(dst, src, (size_t)n * sizeof(float));
-    else if (dt == ZRT_DTYPE_BF16) for (int64_t i = 0; i < n; i++) dst[i] = zrt_bf16_to_f32(((const uint16_t *)src)[i]);
-    else for (int64_t i = 0; i < n; i++) dst[i] = zrt_f16_to_f32(((const uint16_t *)src)[i]);
-}
-
-/* dst = round(src), or round(dst + src) when accumulate. */
-static void from_f32(zrt_dtype dt, const float *src, int64_t n, void *dst, bool accumulate)
-{
-    if (dt == ZRT_DTYPE_F32) {
-        float *d = dst;
-        if (accumulate) for (int64_t i = 0; i < n; i++) d[i] += src[i];
-        else memcpy(d, src, (size_t)n * sizeof(float));
-        return;
-    }
-    uint16_t *d = dst;
-    bool bf16 = dt == ZRT_DTYPE_BF16;
-    for (int64_t i = 0; i < n; i++) {
-        float v = src[i];
-        if (accumulate) v += bf16 ? zrt_bf16_to_f32(d[i]) : zrt_f16_to_f32(d[i]);
-        d[i] = bf16 ? zrt_f32_to_bf16(v) : zrt_f32_to_f16(v);
-    }
-}
-
 static void *at(const zrt_engine *e, void *base, int64_t index) { return (char *)base + index * (int64_t)e->es; }
-
-static zrt_status oom(const char *what) { return zrt_set_error(ZRT_ERR_NOMEM, "engine: out of memory for %s", what); }
-
-static zrt_status wait_request(zrt_comm_request **req)
-{
-    if (!*req) return ZRT_OK;
-    zrt_status status = zrt_comm_wait(*req);
-    *req = NULL;
-    return status;
-}
 
 int64_t zrt_engine_opt_begin(const zrt_engine *e, const unit_state *u) { return e->stage == 0 ? 0 : e->rank * u->shard; }
 int64_t zrt_engine_opt_count(const zrt_engine *e, const unit_state *u) { return e->stage == 0 ? u->padded : u->shard; }
 
-/* ---- stage 3: gather, prefetch, release ---------------------------------------------------- */
-
-static zrt_status issue_gather(zrt_engine *e, int index)
+zrt_status zrt_engine_order(zrt_engine *e, zrt_stream *from, zrt_stream *to)
 {
-    unit_state *u = &e->units[index];
-    if (u->param_full) return ZRT_OK;
-    if (u->param_cache) {
-        zrt_mem_recharge(e->mem, ZRT_MEM_COMM, ZRT_MEM_PARAMS, u->param_cache);
-        u->param_full = u->param_cache;
-        u->param_cache = NULL;
-        e->cached_params -= u->padded;
-    } else if (!(u->param_full = zrt_mem_alloc(e->mem, ZRT_MEM_PARAMS, (size_t)u->padded * e->es))) {
-        return oom("gathered parameters");
-    }
-    e->live_params += u->padded;
-    if (e->live_params > e->peak_live_params) e->peak_live_params = e->live_params;
-    if (!e->comm) {
-        memcpy(u->param_full, u->param_shard, (size_t)u->shard * e->es);
-        return ZRT_OK;
-    }
-    return zrt_comm_all_gather(e->comm, u->param_shard, u->param_full, (size_t)u->shard, e->dtype, &u->gather);
+    ZRT_CHECK(zrt_event_record(e->mark, from));
+    return zrt_stream_wait_event(to, e->mark);
 }
 
-static void release(zrt_engine *e, int index)
+zrt_status zrt_engine_wait_gathered(zrt_engine *e, unit_state *u)
 {
-    unit_state *u = &e->units[index];
-    if (e->stage != 3 || u->persistent || !u->param_full) return;
-    e->live_params -= u->padded;
-    /* Within stage3_max_live_parameters (live + cached), the buffer is kept
-     * (as comm memory) for the next gather, so steps do not fault in fresh
-     * pages; beyond it, it is freed. */
-    if (e->live_params + e->cached_params + u->padded <= e->cfg.zero.stage3_max_live_parameters) {
-        zrt_mem_recharge(e->mem, ZRT_MEM_PARAMS, ZRT_MEM_COMM, u->param_full);
-        u->param_cache = u->param_full;
-        e->cached_params += u->padded;
-    } else {
-        zrt_mem_free(e->mem, ZRT_MEM_PARAMS, u->param_full);
-    }
-    u->param_full = NULL;
+    if (!u->gather_pending) return ZRT_OK;
+    u->gather_pending = false;
+    return zrt_stream_wait_event(e->compute, u->gathered);
 }
 
-/* Frees every cached buffer but the unit's own (room for a gather). */
-static void drop_caches(zrt_engine *e, int keep)
-{
-    for (int i = 0; i < e->n_units; i++) {
-        unit_state *u = &e->units[i];
-        if (i == keep || !u->param_cache) continue;
-        zrt_mem_free(e->mem, ZRT_MEM_COMM, u->param_cache);
-        u->param_cache = NULL;
-        e->cached_params -= u->padded;
-    }
-}
-
-/* Gathers the units of the ops after `op` in direction `dir` while they fit
- * the prefetch bucket and the live-parameter budget. */
-static zrt_status prefetch(zrt_engine *e, int op, int dir)
-{
-    int64_t budget = e->cfg.zero.stage3_prefetch_bucket_size;
-    for (int next_op = op + dir; next_op >= 0 && next_op < e->model->n_ops && budget > 0; next_op += dir) {
-        int next = e->model->op_unit[next_op];
-        unit_state *u = &e->units[next];
-        if (u->persistent || u->param_full) continue;
-        if (e->live_params + u->padded > e->cfg.zero.stage3_max_live_parameters || u->padded > budget) break;
-        if (!u->param_cache && e->live_params + e->cached_params + u->padded > e->cfg.zero.stage3_max_live_parameters)
-            drop_caches(e, next);
-        budget -= u->padded;
-        ZRT_CHECK(issue_gather(e, next));
-    }
-    return ZRT_OK;
-}
-
-/* Makes the unit of op resident and returns its fp32 view. */
+/* Makes the unit of op resident and returns its fp32 view (on compute). */
 static zrt_status fetch_params(zrt_engine *e, int op, int dir, const float **params)
 {
-    int index = e->model->op_unit[op];
-    unit_state *u = &e->units[index];
-    if (e->stage == 3 && !u->persistent) {
-        if (!u->param_full && e->live_params + u->padded > e->cfg.zero.stage3_max_live_parameters)
-            for (int other = 0; other < e->n_units; other++)
-                if (other != index) { /* make room: nothing else is in use now */
-                    ZRT_CHECK(wait_request(&e->units[other].gather));
-                    release(e, other);
-                }
-        if (!u->param_full && !u->param_cache &&
-            e->live_params + e->cached_params + u->padded > e->cfg.zero.stage3_max_live_parameters)
-            drop_caches(e, index);
-        ZRT_CHECK(issue_gather(e, index));
-        ZRT_CHECK(wait_request(&u->gather));
-        ZRT_CHECK(prefetch(e, op, dir));
-    }
+    ZRT_CHECK(zrt_stage3_fetch(e, op, dir));
+    unit_state *u = &e->units[e->model->op_unit[op]];
+    if (e->fault_skip_gather_wait) u->gather_pending = false; /* the bug the check mode must find */
+    ZRT_CHECK(zrt_engine_wait_gathered(e, u));
     if (e->dtype == ZRT_DTYPE_F32) { /* the compute copy is the fp32 view: no copy */
         *params = u->param_full;
         return ZRT_OK;
     }
-    to_f32(e->dtype, u->param_full, u->numel, e->params_f32);
+    ZRT_CHECK(zrt_kernel_cast(e->compute, e->params_f32, ZRT_DTYPE_F32, u->param_full, e->dtype, (size_t)u->numel, false));
     *params = e->params_f32;
     return ZRT_OK;
 }
@@ -173,22 +72,21 @@ static zrt_status fetch_params(zrt_engine *e, int op, int dir, const float **par
 /* ---- gradients ----------------------------------------------------------------------------- */
 
 /* The unit's fp32 gradient `grads` is complete. Stage 0/1: accumulate into
- * the full buffer. Stage 2/3: reduce-scatter now. */
+ * the full buffer. Stage 2/3: reduce-scatter it now, on comm. */
 static zrt_status store_grads(zrt_engine *e, int index, const float *grads, bool first_micro)
 {
     unit_state *u = &e->units[index];
-    if (e->stage <= 1) {
-        from_f32(e->dtype, grads, u->numel, u->grad_full, !first_micro);
-        return ZRT_OK;
-    }
-    from_f32(e->dtype, grads, u->numel, u->grad_send, false);
-    if (!e->comm) {
-        memcpy(u->grad_recv, u->grad_send, (size_t)u->shard * e->es);
-        return ZRT_OK;
-    }
-    ZRT_CHECK(zrt_comm_reduce_scatter(e->comm, u->grad_send, u->grad_recv, (size_t)u->shard, e->dtype, ZRT_REDUCE_AVG,
-                                  &u->reduce));
-    return e->cfg.zero.overlap_comm ? ZRT_OK : wait_request(&u->reduce);
+    if (e->stage <= 1)
+        return zrt_kernel_cast(e->compute, u->grad_full, e->dtype, grads, ZRT_DTYPE_F32, (size_t)u->numel, !first_micro);
+    ZRT_CHECK(zrt_kernel_cast(e->compute, u->grad_send, e->dtype, grads, ZRT_DTYPE_F32, (size_t)u->numel, false));
+    ZRT_CHECK(zrt_engine_order(e, e->compute, e->comm_stream));
+    if (e->comm)
+        ZRT_CHECK(zrt_comm_reduce_scatter_on(e->comm, u->grad_send, u->grad_recv, (size_t)u->shard, e->dtype,
+                                             ZRT_REDUCE_AVG, e->comm_stream));
+    else
+        ZRT_CHECK(zrt_memcpy_async(e->comm_stream, u->grad_recv, u->grad_send, (size_t)u->shard * e->es, ZRT_COPY_D2D));
+    ZRT_CHECK(zrt_event_record(u->reduced, e->comm_stream));
+    return e->cfg.zero.overlap_comm ? ZRT_OK : zrt_stream_wait_event(e->compute, u->reduced);
 }
 
 /* Stage 2/3, after backward: wait for the reductions, add them to the shard. */
@@ -196,9 +94,9 @@ static zrt_status collect_grads(zrt_engine *e, bool first_micro)
 {
     for (int i = e->n_units - 1; i >= 0; i--) {
         unit_state *u = &e->units[i];
-        ZRT_CHECK(wait_request(&u->reduce));
-        to_f32(e->dtype, u->grad_recv, u->shard, e->grads_f32);
-        from_f32(e->dtype, e->grads_f32, u->shard, u->grad_shard, !first_micro);
+        ZRT_CHECK(zrt_stream_wait_event(e->compute, u->reduced));
+        ZRT_CHECK(zrt_kernel_cast(e->compute, u->grad_shard, e->dtype, u->grad_recv, e->dtype, (size_t)u->shard,
+                                  !first_micro));
     }
     return ZRT_OK;
 }
@@ -207,43 +105,55 @@ static zrt_status collect_grads(zrt_engine *e, bool first_micro)
 static zrt_status reduce_full_grads(zrt_engine *e)
 {
     if (e->stage > 1 || !e->comm) return ZRT_OK;
+    ZRT_CHECK(zrt_engine_order(e, e->compute, e->comm_stream));
     for (int i = 0; i < e->n_units; i++) {
         unit_state *u = &e->units[i];
         if (e->stage == 0)
-            ZRT_CHECK(zrt_comm_all_reduce(e->comm, u->grad_full, u->grad_full, (size_t)u->padded, e->dtype, ZRT_REDUCE_AVG,
-                                      &u->reduce));
+            ZRT_CHECK(zrt_comm_all_reduce_on(e->comm, u->grad_full, u->grad_full, (size_t)u->padded, e->dtype,
+                                             ZRT_REDUCE_AVG, e->comm_stream));
         else
-            ZRT_CHECK(zrt_comm_reduce_scatter(e->comm, u->grad_full, at(e, u->grad_full, e->rank * u->shard),
-                                          (size_t)u->shard, e->dtype, ZRT_REDUCE_AVG, &u->reduce));
+            ZRT_CHECK(zrt_comm_reduce_scatter_on(e->comm, u->grad_full, at(e, u->grad_full, e->rank * u->shard),
+                                                 (size_t)u->shard, e->dtype, ZRT_REDUCE_AVG, e->comm_stream));
     }
-    for (int i = 0; i < e->n_units; i++) ZRT_CHECK(wait_request(&e->units[i].reduce));
-    return ZRT_OK;
+    return zrt_engine_order(e, e->comm_stream, e->compute);
 }
 
 /* ---- one micro batch ---------------------------------------------------------------------- */
 
-static zrt_status micro_step(zrt_engine *e, const zrt_data *data, int a, float *loss)
+static zrt_status load_batch(zrt_engine *e, const zrt_data *data, int a)
 {
     zrt_model *m = e->model;
     int64_t first = e->step * e->global_batch + ((int64_t)a * e->world + e->rank) * e->micro;
-    zrt_data_fill(data, first, e->micro, e->inputs, e->labels);
-    ZRT_CHECK(m->set_batch(m, e->inputs, e->labels, e->micro));
+    ZRT_CHECK(zrt_event_synchronize(e->batch_copied)); /* the last copy has read the pinned buffers */
+    zrt_data_fill(data, first, e->micro, e->host_inputs, e->host_labels);
+    size_t label_bytes = (size_t)e->micro * (size_t)m->labels_per_sample * sizeof(int32_t);
+    ZRT_CHECK(zrt_memcpy_async(e->compute, e->inputs, e->host_inputs, (size_t)e->micro * m->input_bytes_per_sample,
+                               ZRT_COPY_H2D));
+    ZRT_CHECK(zrt_memcpy_async(e->compute, e->labels, e->host_labels, label_bytes, ZRT_COPY_H2D));
+    ZRT_CHECK(zrt_event_record(e->batch_copied, e->compute));
+    return m->set_batch(m, e->inputs, e->labels, e->micro);
+}
+
+static zrt_status micro_step(zrt_engine *e, const zrt_data *data, int a)
+{
+    zrt_model *m = e->model;
+    ZRT_CHECK(load_batch(e, data, a));
     const float *params;
     for (int op = 0; op < m->n_ops; op++) {
         ZRT_CHECK(fetch_params(e, op, +1, &params));
-        ZRT_CHECK(m->forward(m, op, params));
-        if (op != m->n_ops - 1) release(e, m->op_unit[op]);
+        ZRT_CHECK(m->forward(m, e->compute, op, params));
+        if (op != m->n_ops - 1) ZRT_CHECK(zrt_stage3_release(e, m->op_unit[op]));
     }
-    *loss += m->loss(m, (float)(e->scaler.scale / e->accum)) / (float)e->accum;
+    ZRT_CHECK(m->loss(m, e->compute, (float)(e->scaler.scale / e->accum), (float)e->accum, &e->scratch[SLOT_LOSS]));
     for (int op = m->n_ops - 1; op >= 0; op--) {
         unit_state *u = &e->units[m->op_unit[op]];
         float *grads = u->grad_accum ? u->grad_accum : e->grads_f32;
-        if (op == u->last_op) memset(grads, 0, (size_t)u->numel * sizeof(float));
+        if (op == u->last_op) ZRT_CHECK(zrt_memset_async(e->compute, grads, 0, (size_t)u->numel * sizeof(float)));
         ZRT_CHECK(fetch_params(e, op, -1, &params));
-        ZRT_CHECK(m->backward(m, op, params, grads));
-        if (e->inject_overflow && op == m->n_ops - 1) grads[0] = INFINITY;
+        ZRT_CHECK(m->backward(m, e->compute, op, params, grads));
+        if (e->inject_overflow && op == m->n_ops - 1) ZRT_CHECK(zrt_kernel_fill(e->compute, grads, ZRT_DTYPE_F32, INFINITY, 1));
         if (op == u->first_op) ZRT_CHECK(store_grads(e, m->op_unit[op], grads, a == 0));
-        release(e, m->op_unit[op]);
+        ZRT_CHECK(zrt_stage3_release(e, m->op_unit[op]));
     }
     return e->stage >= 2 ? collect_grads(e, a == 0) : ZRT_OK;
 }
@@ -255,25 +165,39 @@ static void *own_grads(const zrt_engine *e, const unit_state *u)
     return e->stage <= 1 ? at(e, u->grad_full, e->rank * u->shard) : u->grad_shard;
 }
 
-/* Sum of squares of the own-range gradients (unscaled) and whether any is
- * not finite, then the same over all ranks. */
-static zrt_status global_norm(zrt_engine *e, float *norm, bool *overflow)
+/* The own-range statistics on compute, then summed over ranks (with the
+ * loss) on comm and copied to the host; compute waits for the sum (Adam reads it). */
+static zrt_status reduce_statistics(zrt_engine *e)
 {
-    double sum = 0;
-    float nonfinite = 0;
     for (int i = 0; i < e->n_units; i++) {
         unit_state *u = &e->units[i];
-        to_f32(e->dtype, own_grads(e, u), u->shard, e->grads_f32);
-        for (int64_t j = 0; j < u->shard; j++) {
-            float g = e->grads_f32[j] / (float)e->scaler.scale;
-            if (!isfinite(g)) nonfinite = 1;
-            sum += (double)g * g;
-        }
+        ZRT_CHECK(zrt_kernel_grad_stats(e->compute, own_grads(e, u), e->dtype, (size_t)u->shard, (float)e->scaler.scale,
+                                        &e->scratch[SLOT_SQUARES]));
     }
-    float totals[2] = {(float)sum, nonfinite};
-    if (e->comm) ZRT_CHECK(zrt_comm_all_reduce(e->comm, totals, totals, 2, ZRT_DTYPE_F32, ZRT_REDUCE_SUM, NULL));
-    *overflow = totals[1] > 0 || !isfinite(totals[0]);
-    *norm = sqrtf(totals[0]);
+    ZRT_CHECK(zrt_engine_order(e, e->compute, e->comm_stream));
+    if (e->comm)
+        ZRT_CHECK(zrt_comm_all_reduce_on(e->comm, e->scratch, e->scratch, SLOT_REDUCED, ZRT_DTYPE_F32, ZRT_REDUCE_SUM,
+                                         e->comm_stream));
+    ZRT_CHECK(zrt_memcpy_async(e->comm_stream, e->host_scratch, e->scratch, SLOT_REDUCED * sizeof(float), ZRT_COPY_D2H));
+    ZRT_CHECK(zrt_event_record(e->result_ready, e->comm_stream));
+    return zrt_engine_order(e, e->comm_stream, e->compute);
+}
+
+/* Enqueued before the host knows whether the step overflowed: the kernel
+ * skips itself then, and the host does not count the step. */
+static zrt_status apply_adam(zrt_engine *e, double lr)
+{
+    const zrt_optimizer_config *o = &e->cfg.optimizer;
+    zrt_adam_args args = {.lr = (float)lr, .beta1 = (float)o->betas[0], .beta2 = (float)o->betas[1],
+                          .eps = (float)o->eps, .weight_decay = (float)o->weight_decay,
+                          .adamw = o->type == ZRT_OPT_ADAMW || o->adam_w_mode, .step = e->adam_steps + 1,
+                          .unscale = (float)(1.0 / e->scaler.scale), .max_norm = e->cfg.gradient_clipping};
+    for (int i = 0; i < e->n_units; i++) {
+        unit_state *u = &e->units[i];
+        ZRT_CHECK(zrt_kernel_adam(e->compute, u->master, u->exp_avg, u->exp_avg_sq,
+                                  e->stage == 0 ? u->grad_full : own_grads(e, u), e->dtype,
+                                  (size_t)zrt_engine_opt_count(e, u), &args, &e->scratch[SLOT_SQUARES]));
+    }
     return ZRT_OK;
 }
 
@@ -283,73 +207,88 @@ zrt_status zrt_engine_publish_params(zrt_engine *e)
     for (int i = 0; i < e->n_units; i++) {
         unit_state *u = &e->units[i];
         if (e->stage == 0) {
-            from_f32(e->dtype, u->master, u->padded, u->param_full, false);
+            ZRT_CHECK(zrt_kernel_cast(e->compute, u->param_full, e->dtype, u->master, ZRT_DTYPE_F32, (size_t)u->padded,
+                                      false));
             continue;
         }
         void *own = e->stage == 3 ? u->param_shard : at(e, u->param_full, e->rank * u->shard);
-        from_f32(e->dtype, u->master, u->shard, own, false);
-        if (e->stage == 3 && !u->persistent) continue;
-        if (e->stage == 3) ZRT_CHECK(wait_request(&u->gather));
-        if (e->comm) ZRT_CHECK(zrt_comm_all_gather(e->comm, own, u->param_full, (size_t)u->shard, e->dtype, &u->gather));
-        else if (own != u->param_full) memcpy(u->param_full, own, (size_t)u->shard * e->es);
+        ZRT_CHECK(zrt_kernel_cast(e->compute, own, e->dtype, u->master, ZRT_DTYPE_F32, (size_t)u->shard, false));
     }
-    for (int i = 0; i < e->n_units; i++) ZRT_CHECK(wait_request(&e->units[i].gather));
-    return ZRT_OK;
-}
-
-static void apply_adam(zrt_engine *e, float clip, double lr)
-{
-    const zrt_optimizer_config *o = &e->cfg.optimizer;
-    bool adamw = o->type == ZRT_OPT_ADAMW || o->adam_w_mode;
-    zrt_adam_hyper h = zrt_adam_hyper_for((float)lr, (float)o->betas[0], (float)o->betas[1], (float)o->eps,
-                                          (float)o->weight_decay, adamw, (long)e->adam_steps);
-    float unscale = (float)(1.0 / e->scaler.scale);
+    ZRT_CHECK(zrt_event_record(e->published, e->compute));
+    if (e->stage == 0) return ZRT_OK;
+    ZRT_CHECK(zrt_stream_wait_event(e->comm_stream, e->published));
     for (int i = 0; i < e->n_units; i++) {
         unit_state *u = &e->units[i];
-        int64_t n = zrt_engine_opt_count(e, u);
-        to_f32(e->dtype, e->stage == 0 ? u->grad_full : own_grads(e, u), n, e->grads_f32);
-        for (int64_t j = 0; j < n; j++) {
-            float g = e->grads_f32[j] * unscale;
-            if (clip < 1.0f) g *= clip;
-            zrt_adam_element(&u->master[j], &u->exp_avg[j], &u->exp_avg_sq[j], g, &h);
-        }
+        if (e->stage == 3 && !u->persistent) continue; /* gathered when used */
+        void *own = e->stage == 3 ? u->param_shard : at(e, u->param_full, e->rank * u->shard);
+        if (e->comm)
+            ZRT_CHECK(zrt_comm_all_gather_on(e->comm, own, u->param_full, (size_t)u->shard, e->dtype, e->comm_stream));
+        else if (own != u->param_full)
+            ZRT_CHECK(zrt_memcpy_async(e->comm_stream, u->param_full, own, (size_t)u->shard * e->es, ZRT_COPY_D2D));
+        else
+            continue;
+        ZRT_CHECK(zrt_event_record(u->gathered, e->comm_stream));
+        u->gather_pending = true;
     }
+    return ZRT_OK;
 }
 
 zrt_status zrt_engine_step(zrt_engine *e, const zrt_data *data, zrt_step_result *result)
 {
     if (!e || !data || !result) return zrt_set_error(ZRT_ERR_INVALID, "zrt_engine_step: NULL argument");
-    float loss = 0, norm = 0;
-    bool overflow = false;
     double scale = e->scaler.scale;
-    for (int a = 0; a < e->accum; a++) ZRT_CHECK(micro_step(e, data, a, &loss));
+    ZRT_CHECK(zrt_memset_async(e->compute, e->scratch, 0, SLOT_REDUCED * sizeof(float)));
+    for (int a = 0; a < e->accum; a++) ZRT_CHECK(micro_step(e, data, a));
     e->inject_overflow = false;
     ZRT_CHECK(reduce_full_grads(e));
-    ZRT_CHECK(global_norm(e, &norm, &overflow));
+    ZRT_CHECK(reduce_statistics(e));
     double lr = zrt_schedule_lr(&e->cfg, e->step);
-    if (!overflow) {
-        double max_norm = e->cfg.gradient_clipping;
-        float clip = max_norm > 0 ? (float)(max_norm / (norm + 1e-6)) : 1.0f;
-        e->adam_steps++;
-        apply_adam(e, clip, lr);
-        ZRT_CHECK(zrt_engine_publish_params(e));
-    }
+    ZRT_CHECK(apply_adam(e, lr));
+    ZRT_CHECK(zrt_engine_publish_params(e));
+    ZRT_CHECK(zrt_event_synchronize(e->result_ready)); /* the one wait of the step */
+    float sum_squares = e->host_scratch[SLOT_SQUARES];
+    bool overflow = zrt_step_overflow(sum_squares, e->host_scratch[SLOT_NONFINITE]);
+    if (!overflow) e->adam_steps++;
     zrt_loss_scaler_update(&e->scaler, &e->cfg, overflow);
-    if (e->comm) ZRT_CHECK(zrt_comm_all_reduce(e->comm, &loss, &loss, 1, ZRT_DTYPE_F32, ZRT_REDUCE_AVG, NULL));
-    *result = (zrt_step_result){.loss = loss, .grad_norm = overflow ? 0 : norm, .lr = lr, .loss_scale = scale,
+    *result = (zrt_step_result){.loss = e->host_scratch[SLOT_LOSS] / (float)e->world,
+                                .grad_norm = overflow ? 0 : sqrtf(sum_squares), .lr = lr, .loss_scale = scale,
                                 .skipped = overflow, .samples = e->global_batch};
     e->step++;
     return ZRT_OK;
 }
 
+zrt_status zrt_engine_synchronize(zrt_engine *e)
+{
+    if (!e) return zrt_set_error(ZRT_ERR_INVALID, "zrt_engine_synchronize: NULL engine");
+    zrt_status compute = zrt_stream_synchronize(e->compute);
+    char message[ZRT_ERROR_MAX];
+    snprintf(message, sizeof message, "%s", zrt_last_error());
+    zrt_status comm = zrt_stream_synchronize(e->comm_stream);
+    return compute != ZRT_OK ? zrt_set_error(compute, "%s", message) : comm;
+}
+
+zrt_status zrt_engine_sum_over_ranks(zrt_engine *e, float *value)
+{
+    if (!e->comm) return ZRT_OK;
+    float *slot = &e->scratch[SLOT_AGREE];
+    ZRT_CHECK(zrt_engine_synchronize(e));
+    ZRT_CHECK(zrt_device_write(e->device, slot, value, sizeof *value));
+    ZRT_CHECK(zrt_comm_all_reduce_on(e->comm, slot, slot, 1, ZRT_DTYPE_F32, ZRT_REDUCE_SUM, e->comm_stream));
+    ZRT_CHECK(zrt_stream_synchronize(e->comm_stream));
+    return zrt_device_read(e->device, value, slot, sizeof *value);
+}
+
 /* ---- setup ----------------------------------------------------------------------------------- */
 
-/* Initial master values of the optimizer range, from the model's init rule:
- * element j of parameter p of unit i is the same at any world size. */
-static void init_master(zrt_engine *e, int index)
+/* Initial master values of the optimizer range, from the model's init rule
+ * (element j of parameter p of unit i is the same at any world size),
+ * computed on the host and copied up once. */
+static zrt_status init_master(zrt_engine *e, int index)
 {
     unit_state *u = &e->units[index];
-    int64_t begin = zrt_engine_opt_begin(e, u), end = begin + zrt_engine_opt_count(e, u);
+    int64_t begin = zrt_engine_opt_begin(e, u), count = zrt_engine_opt_count(e, u), end = begin + count;
+    float *values = calloc((size_t)count, sizeof(float));
+    if (!values) return zrt_set_error(ZRT_ERR_NOMEM, "engine: out of host memory for unit %d's initial values", index);
     for (int p = 0; p < e->model->n_params[index]; p++) {
         const zrt_param_info *info = &e->model->params[index][p];
         for (int64_t j = 0; j < info->numel; j++) {
@@ -361,9 +300,27 @@ static void init_master(zrt_engine *e, int index)
                           : info->init_std * zrt_random_normal((uint64_t)e->cfg.job.seed,
                                                                (uint64_t)index * ZRT_MAX_UNIT_PARAMS + (uint64_t)p,
                                                                (uint64_t)j);
-            u->master[pos - begin] = v;
+            values[pos - begin] = v;
         }
     }
+    zrt_status status = zrt_device_write(e->device, u->master, values, (size_t)count * sizeof(float));
+    free(values);
+    return status;
+}
+
+static zrt_status alloc(zrt_engine *e, zrt_mem_category c, size_t bytes, int unit, const char *what, void *out)
+{
+    char name[64];
+    if (unit >= 0) snprintf(name, sizeof name, "unit %d %s", unit, what);
+    else snprintf(name, sizeof name, "%s", what);
+    return zrt_device_alloc(e->device, c, bytes, name, NULL, (void **)out);
+}
+
+static zrt_status alloc_events(zrt_engine *e, unit_state *u)
+{
+    ZRT_CHECK(zrt_event_create(e->device, "gathered", &u->gathered));
+    ZRT_CHECK(zrt_event_create(e->device, "used", &u->used));
+    return zrt_event_create(e->device, "reduced", &u->reduced);
 }
 
 static zrt_status alloc_unit(zrt_engine *e, int index)
@@ -375,20 +332,22 @@ static zrt_status alloc_unit(zrt_engine *e, int index)
     u->shard = u->padded / e->world;
     u->persistent = e->stage == 3 && u->numel <= e->cfg.zero.stage3_param_persistence_threshold;
     size_t opt_bytes = (size_t)zrt_engine_opt_count(e, u) * sizeof(float);
-    u->master = zrt_mem_alloc(e->mem, ZRT_MEM_OPTIMIZER, opt_bytes);
-    u->exp_avg = zrt_mem_alloc(e->mem, ZRT_MEM_OPTIMIZER, opt_bytes);
-    u->exp_avg_sq = zrt_mem_alloc(e->mem, ZRT_MEM_OPTIMIZER, opt_bytes);
-    bool ok = u->master && u->exp_avg && u->exp_avg_sq;
-    if (e->stage < 3 || u->persistent) {
-        u->param_full = zrt_mem_alloc(e->mem, ZRT_MEM_PARAMS, (size_t)u->padded * e->es);
-        ok &= u->param_full != NULL;
-    }
-    if (e->stage == 3) ok &= (u->param_shard = zrt_mem_alloc(e->mem, ZRT_MEM_PARAMS, (size_t)u->shard * e->es)) != NULL;
-    if (e->stage <= 1) ok &= (u->grad_full = zrt_mem_alloc(e->mem, ZRT_MEM_GRADS, (size_t)u->padded * e->es)) != NULL;
-    else ok &= (u->grad_shard = zrt_mem_alloc(e->mem, ZRT_MEM_GRADS, (size_t)u->shard * e->es)) != NULL;
-    if (e->stage >= 2) { /* the unit's bucket: reused every step (pads stay zero) */
-        ok &= (u->grad_send = zrt_mem_alloc(e->mem, ZRT_MEM_COMM, (size_t)u->padded * e->es)) != NULL;
-        ok &= (u->grad_recv = zrt_mem_alloc(e->mem, ZRT_MEM_COMM, (size_t)u->shard * e->es)) != NULL;
+    size_t full = (size_t)u->padded * e->es, shard = (size_t)u->shard * e->es;
+    ZRT_CHECK(alloc(e, ZRT_MEM_OPTIMIZER, opt_bytes, index, "master", &u->master));
+    ZRT_CHECK(alloc(e, ZRT_MEM_OPTIMIZER, opt_bytes, index, "exp_avg", &u->exp_avg));
+    ZRT_CHECK(alloc(e, ZRT_MEM_OPTIMIZER, opt_bytes, index, "exp_avg_sq", &u->exp_avg_sq));
+    ZRT_CHECK(zrt_memset_async(e->compute, u->exp_avg, 0, opt_bytes));
+    ZRT_CHECK(zrt_memset_async(e->compute, u->exp_avg_sq, 0, opt_bytes));
+    if (e->stage < 3 || u->persistent) ZRT_CHECK(alloc(e, ZRT_MEM_PARAMS, full, index, "params", &u->param_full));
+    if (e->stage == 3) ZRT_CHECK(alloc(e, ZRT_MEM_PARAMS, shard, index, "params (shard)", &u->param_shard));
+    if (e->stage <= 1) {
+        ZRT_CHECK(alloc(e, ZRT_MEM_GRADS, full, index, "grads", &u->grad_full));
+        ZRT_CHECK(zrt_memset_async(e->compute, u->grad_full, 0, full)); /* the pads stay zero */
+    } else {
+        ZRT_CHECK(alloc(e, ZRT_MEM_GRADS, shard, index, "grads (shard)", &u->grad_shard));
+        ZRT_CHECK(alloc(e, ZRT_MEM_COMM, full, index, "grads (reduce_scatter input)", &u->grad_send));
+        ZRT_CHECK(alloc(e, ZRT_MEM_COMM, shard, index, "grads (reduce_scatter output)", &u->grad_recv));
+        ZRT_CHECK(zrt_memset_async(e->compute, u->grad_send, 0, full)); /* the unit's bucket: pads stay zero */
     }
     u->first_op = -1;
     for (int op = 0; op < e->model->n_ops; op++) {
@@ -398,10 +357,35 @@ static zrt_status alloc_unit(zrt_engine *e, int index)
     }
     if (u->first_op < 0) return zrt_set_error(ZRT_ERR_INVALID, "engine: unit %d is used by no op of the model", index);
     if (u->first_op != u->last_op)
-        ok &= (u->grad_accum = zrt_mem_alloc(e->mem, ZRT_MEM_ACTIVATIONS, (size_t)u->numel * sizeof(float))) != NULL;
-    if (!ok) return oom("model states");
-    init_master(e, index);
-    return ZRT_OK;
+        ZRT_CHECK(alloc(e, ZRT_MEM_ACTIVATIONS, (size_t)u->numel * sizeof(float), index, "grads (fp32, tied)",
+                        &u->grad_accum));
+    ZRT_CHECK(alloc_events(e, u));
+    return init_master(e, index);
+}
+
+/* Streams, events, and the buffers that are not a unit's. */
+static zrt_status alloc_engine(zrt_engine *e, int64_t widest)
+{
+    zrt_model *m = e->model;
+    ZRT_CHECK(zrt_stream_create(e->device, "compute", &e->compute));
+    ZRT_CHECK(zrt_stream_create(e->device, "comm", &e->comm_stream));
+    ZRT_CHECK(zrt_event_create(e->device, "mark", &e->mark));
+    ZRT_CHECK(zrt_event_create(e->device, "result ready", &e->result_ready));
+    ZRT_CHECK(zrt_event_create(e->device, "batch copied", &e->batch_copied));
+    ZRT_CHECK(zrt_event_create(e->device, "published", &e->published));
+    if (e->dtype != ZRT_DTYPE_F32) /* fp32 models read the compute copy directly */
+        ZRT_CHECK(alloc(e, ZRT_MEM_ACTIVATIONS, (size_t)widest * sizeof(float), -1, "params (fp32 view)", &e->params_f32));
+    ZRT_CHECK(alloc(e, ZRT_MEM_ACTIVATIONS, (size_t)widest * sizeof(float), -1, "grads (fp32)", &e->grads_f32));
+    size_t input_bytes = (size_t)e->micro * m->input_bytes_per_sample;
+    size_t label_bytes = (size_t)e->micro * (size_t)m->labels_per_sample * sizeof(int32_t);
+    ZRT_CHECK(alloc(e, ZRT_MEM_ACTIVATIONS, input_bytes, -1, "batch inputs", &e->inputs));
+    ZRT_CHECK(alloc(e, ZRT_MEM_ACTIVATIONS, label_bytes, -1, "batch labels", &e->labels));
+    ZRT_CHECK(alloc(e, ZRT_MEM_ACTIVATIONS, SLOTS * sizeof(float), -1, "step scratch", &e->scratch));
+    ZRT_CHECK(zrt_host_alloc(e->device, ZRT_MEM_ACTIVATIONS, input_bytes, "batch inputs (host)", &e->host_inputs));
+    ZRT_CHECK(zrt_host_alloc(e->device, ZRT_MEM_ACTIVATIONS, label_bytes, "batch labels (host)",
+                             (void **)&e->host_labels));
+    return zrt_host_alloc(e->device, ZRT_MEM_ACTIVATIONS, SLOTS * sizeof(float), "step result (host)",
+                          (void **)&e->host_scratch);
 }
 
 static zrt_status check_supported(const zrt_config *cfg)
@@ -412,15 +396,29 @@ static zrt_status check_supported(const zrt_config *cfg)
     return ZRT_OK;
 }
 
-zrt_status zrt_engine_create(const zrt_config *cfg, zrt_comm *comm, zrt_model *model, zrt_mem_stats *mem,
-                             zrt_engine **out)
+static zrt_status setup(zrt_engine *e)
 {
-    if (!cfg || !model || !mem || !out) return zrt_set_error(ZRT_ERR_INVALID, "zrt_engine_create: NULL argument");
+    int64_t widest = 0;
+    if (!(e->units = calloc((size_t)e->n_units, sizeof *e->units))) return zrt_set_error(ZRT_ERR_NOMEM, "engine: out of memory");
+    for (int i = 0; i < e->n_units; i++) {
+        int64_t align = (int64_t)e->world * 16, padded = (e->model->unit_numel[i] + align - 1) / align * align;
+        if (padded > widest) widest = padded;
+    }
+    ZRT_CHECK(alloc_engine(e, widest));
+    for (int i = 0; i < e->n_units; i++) ZRT_CHECK(alloc_unit(e, i));
+    return zrt_engine_publish_params(e);
+}
+
+zrt_status zrt_engine_create(const zrt_config *cfg, zrt_comm *comm, zrt_model *model, zrt_engine **out)
+{
+    if (!cfg || !model || !model->device || !out)
+        return zrt_set_error(ZRT_ERR_INVALID, "zrt_engine_create: NULL argument");
     ZRT_CHECK(check_supported(cfg));
     zrt_engine *e = calloc(1, sizeof *e);
-    if (!e) return oom("the engine");
+    if (!e) return zrt_set_error(ZRT_ERR_NOMEM, "engine: out of memory");
     e->cfg = *cfg;
     e->comm = comm;
+    e->device = model->device;
     e->rank = comm ? zrt_comm_rank(comm) : 0;
     e->world = comm ? zrt_comm_world_size(comm) : 1;
     e->stage = cfg->zero.stage;
@@ -429,34 +427,19 @@ zrt_status zrt_engine_create(const zrt_config *cfg, zrt_comm *comm, zrt_model *m
                                                             : ZRT_DTYPE_F32;
     e->es = zrt_dtype_size(e->dtype);
     e->model = model;
-    e->mem = mem;
     e->n_units = model->n_units;
     e->micro = (int)cfg->batch.micro_batch_per_gpu;
     e->accum = (int)cfg->batch.gradient_accumulation_steps;
     e->global_batch = (int64_t)e->micro * e->accum * e->world;
+    const char *fault = getenv("ZRT_FAULT_SKIP_WAIT");
+    e->fault_skip_gather_wait = fault && strcmp(fault, "gather") == 0;
     zrt_loss_scaler_init(&e->scaler, cfg);
-    zrt_status status = ZRT_OK;
-    int64_t widest = 0;
-    e->units = calloc((size_t)e->n_units, sizeof *e->units);
-    if (!e->units) status = oom("units");
-    for (int i = 0; status == ZRT_OK && i < e->n_units; i++) {
-        status = alloc_unit(e, i);
-        if (e->units[i].padded > widest) widest = e->units[i].padded;
-    }
-    if (status == ZRT_OK) {
-        if (e->dtype != ZRT_DTYPE_F32) /* fp32 models read the compute copy directly */
-            e->params_f32 = zrt_mem_alloc(mem, ZRT_MEM_ACTIVATIONS, (size_t)widest * sizeof(float));
-        e->grads_f32 = zrt_mem_alloc(mem, ZRT_MEM_ACTIVATIONS, (size_t)widest * sizeof(float));
-        e->inputs = zrt_mem_alloc(mem, ZRT_MEM_ACTIVATIONS, (size_t)e->micro * model->input_bytes_per_sample);
-        e->labels = zrt_mem_alloc(mem, ZRT_MEM_ACTIVATIONS,
-                                  (size_t)e->micro * (size_t)model->labels_per_sample * sizeof(int32_t));
-        if ((e->dtype != ZRT_DTYPE_F32 && !e->params_f32) || !e->grads_f32 || !e->inputs || !e->labels)
-            status = oom("work buffers");
-    }
-    if (status == ZRT_OK) status = zrt_engine_publish_params(e);
+    zrt_status status = setup(e);
     if (status != ZRT_OK) {
+        char message[ZRT_ERROR_MAX];
+        snprintf(message, sizeof message, "%s", zrt_last_error());
         zrt_engine_destroy(e);
-        return status;
+        return zrt_set_error(status, "%s", message);
     }
     *out = e;
     return ZRT_OK;
@@ -467,15 +450,14 @@ zrt_status zrt_engine_get_master(zrt_engine *e, int index, float *out)
     if (!e || !out || index < 0 || index >= e->n_units)
         return zrt_set_error(ZRT_ERR_INVALID, "zrt_engine_get_master: bad argument");
     unit_state *u = &e->units[index];
-    if (e->stage == 0 || !e->comm) {
-        memcpy(out, u->master, (size_t)u->numel * sizeof(float));
-        return ZRT_OK;
-    }
-    float *full = malloc((size_t)u->padded * sizeof(float));
-    if (!full) return oom("a gathered master");
-    zrt_status status = zrt_comm_all_gather(e->comm, u->master, full, (size_t)u->shard, ZRT_DTYPE_F32, NULL);
-    if (status == ZRT_OK) memcpy(out, full, (size_t)u->numel * sizeof(float));
-    free(full);
+    ZRT_CHECK(zrt_engine_synchronize(e));
+    if (e->stage == 0 || !e->comm) return zrt_device_read(e->device, out, u->master, (size_t)u->numel * sizeof(float));
+    float *full = NULL;
+    ZRT_CHECK(alloc(e, ZRT_MEM_COMM, (size_t)u->padded * sizeof(float), index, "master (gathered)", &full));
+    zrt_status status = zrt_comm_all_gather_on(e->comm, u->master, full, (size_t)u->shard, ZRT_DTYPE_F32, e->comm_stream);
+    if (status == ZRT_OK) status = zrt_stream_synchronize(e->comm_stream);
+    if (status == ZRT_OK) status = zrt_device_read(e->device, out, full, (size_t)u->numel * sizeof(float));
+    zrt_device_free(e->device, full, NULL);
     return status;
 }
 
@@ -485,25 +467,28 @@ int64_t zrt_engine_peak_live_params(const zrt_engine *e) { return e->peak_live_p
 void zrt_engine_destroy(zrt_engine *e)
 {
     if (!e) return;
+    if (e->compute && e->comm_stream) zrt_engine_synchronize(e); /* nothing may still run on what we free */
+    zrt_device *d = e->device;
     for (int i = 0; e->units && i < e->n_units; i++) {
         unit_state *u = &e->units[i];
-        wait_request(&u->gather);
-        wait_request(&u->reduce);
-        float *fp32[] = {u->master, u->exp_avg, u->exp_avg_sq};
-        for (int k = 0; k < 3; k++) zrt_mem_free(e->mem, ZRT_MEM_OPTIMIZER, fp32[k]);
-        zrt_mem_free(e->mem, ZRT_MEM_PARAMS, u->param_full);
-        zrt_mem_free(e->mem, ZRT_MEM_PARAMS, u->param_shard);
-        zrt_mem_free(e->mem, ZRT_MEM_GRADS, u->grad_full);
-        zrt_mem_free(e->mem, ZRT_MEM_GRADS, u->grad_shard);
-        zrt_mem_free(e->mem, ZRT_MEM_COMM, u->grad_send);
-        zrt_mem_free(e->mem, ZRT_MEM_COMM, u->grad_recv);
-        zrt_mem_free(e->mem, ZRT_MEM_COMM, u->param_cache);
-        zrt_mem_free(e->mem, ZRT_MEM_ACTIVATIONS, u->grad_accum);
+        void *buffers[] = {u->master,     u->exp_avg,  u->exp_avg_sq, u->param_full,  u->param_shard, u->grad_full,
+                           u->grad_shard, u->grad_send, u->grad_recv,  u->param_cache, u->grad_accum};
+        for (size_t k = 0; k < sizeof buffers / sizeof buffers[0]; k++) zrt_device_free(d, buffers[k], NULL);
+        zrt_event_destroy(u->gathered);
+        zrt_event_destroy(u->used);
+        zrt_event_destroy(u->reduced);
     }
-    zrt_mem_free(e->mem, ZRT_MEM_ACTIVATIONS, e->params_f32);
-    zrt_mem_free(e->mem, ZRT_MEM_ACTIVATIONS, e->grads_f32);
-    zrt_mem_free(e->mem, ZRT_MEM_ACTIVATIONS, e->inputs);
-    zrt_mem_free(e->mem, ZRT_MEM_ACTIVATIONS, e->labels);
+    void *buffers[] = {e->params_f32, e->grads_f32, e->inputs, e->labels, e->scratch};
+    for (size_t k = 0; k < sizeof buffers / sizeof buffers[0]; k++) zrt_device_free(d, buffers[k], NULL);
+    zrt_host_free(d, e->host_inputs);
+    zrt_host_free(d, e->host_labels);
+    zrt_host_free(d, e->host_scratch);
+    zrt_event_destroy(e->mark);
+    zrt_event_destroy(e->result_ready);
+    zrt_event_destroy(e->batch_copied);
+    zrt_event_destroy(e->published);
+    zrt_stream_destroy(e->compute);
+    zrt_stream_destroy(e->comm_stream);
     free(e->units);
     free(e);
 }

@@ -398,6 +398,25 @@ zrt_status zrt_comm_broadcast(zrt_comm *comm, void *buf, size_t count, zrt_dtype
 zrt_status zrt_comm_barrier(zrt_comm *comm);
 /* Waits for a request and frees it; returns the operation's status. */
 zrt_status zrt_comm_wait(zrt_comm_request *request);
+/* Stream-ordered forms, for device buffers (what the engine uses): the
+ * operation runs after the work enqueued on `stream` before the call, and
+ * work enqueued on it later waits for the operation -- NCCL's model. On the
+ * cpu device with the host backend, the stream's thread runs the operation
+ * (through the communicator's worker); a failure fails the stream, and
+ * zrt_stream_synchronize returns it. The nccl backend enqueues on the CUDA
+ * stream itself. Every rank must issue the same operations in the same
+ * order, as above; use one stream per communicator (or order them). */
+typedef struct zrt_stream zrt_stream;
+zrt_status zrt_comm_all_gather_on(zrt_comm *comm, const void *send, void *recv, size_t count, zrt_dtype dtype,
+                                  zrt_stream *stream);
+zrt_status zrt_comm_reduce_scatter_on(zrt_comm *comm, const void *send, void *recv, size_t count, zrt_dtype dtype,
+                                      zrt_reduce_op op, zrt_stream *stream);
+zrt_status zrt_comm_all_reduce_on(zrt_comm *comm, const void *send, void *recv, size_t count, zrt_dtype dtype,
+                                  zrt_reduce_op op, zrt_stream *stream);
+zrt_status zrt_comm_broadcast_on(zrt_comm *comm, void *buf, size_t count, zrt_dtype dtype, int root,
+                                 zrt_stream *stream);
+/* The communicator's first failure (ZRT_OK while it works), with its message. */
+zrt_status zrt_comm_status(zrt_comm *comm);
 /* Makes every pending and future operation fail with ZRT_ERR_ABORTED; a
  * waiting operation returns within a second. Safe from any thread, and
  * from a signal handler's thread while another thread waits. */
@@ -413,6 +432,7 @@ void zrt_comm_destroy(zrt_comm *comm);
 #endif
 
 #include "zrt/mem.h"
+#include "zrt/device.h"
 #include "zrt/model.h"
 #include "zrt/data.h"
 #include "zrt/schedule.h"

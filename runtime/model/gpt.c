@@ -9,10 +9,13 @@
  * Block: x + attn(ln1(x)), then + mlp(ln2(x)); causal multi-head attention
  * scaled by 1/sqrt(head size); MLP d -> hidden -> d with GELU (tanh form);
  * layernorm eps 1e-5. Shapes: B batch, T seq_len, C d_model, NH heads,
- * H hidden, V vocab; activations (B, T, ...) row-major, fp32.
+ * H hidden, V vocab; activations (B, T, ...) row-major, fp32, device memory
+ * of the cpu device; the runner (cpu_model.c) runs these functions on the
+ * stream's thread, B being the batch of the op at hand.
  * Check: tests/test_model_grad.c (finite differences per op).
  */
 #include "model_internal.h"
+
 #include "gelu.h"
 
 #include <cblas.h>
@@ -30,9 +33,8 @@ typedef struct {
 } block_acts;
 
 typedef struct {
-    zrt_model base;
-    int B, T, C, NH, H, V, L, max_batch;
-    int32_t *tokens, *targets;   /* (B, T) */
+    zrt_cpu_model cpu;
+    int B, T, C, NH, H, V, L;    /* B: the running op's batch */
     float *encoded;              /* (B, T, C) */
     block_acts *blocks;          /* L */
     float *lnf, *lnf_mean, *lnf_rstd, *logits, *probs;
@@ -97,7 +99,7 @@ static void attention_forward(gpt *g, float *out, float *preatt, float *att, con
 
 static const float *param(const gpt *g, int unit, int index, const float *params)
 {
-    return params + g->base.params[unit][index].offset;
+    return params + g->cpu.base.params[unit][index].offset;
 }
 
 static void block_forward(gpt *g, int l, const float *p, const float *x)
@@ -118,15 +120,28 @@ static void block_forward(gpt *g, int l, const float *p, const float *x)
 
 static const float *block_input(const gpt *g, int l) { return l == 0 ? g->encoded : g->blocks[l - 1].residual3; }
 
-static zrt_status forward(zrt_model *base, int op, const float *p)
+/* Every token of the batch is in the vocabulary (checked where they are read). */
+static zrt_status check_tokens(const gpt *g, const int32_t *tokens, int n, const char *what)
+{
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= g->V)
+            return zrt_set_error(ZRT_ERR_INVALID, "gpt: %s %d outside the vocabulary of %d", what, tokens[i], g->V);
+    return ZRT_OK;
+}
+
+static zrt_status forward(zrt_model *base, const zrt_cpu_op *o)
 {
     gpt *g = (gpt *)base;
-    int N = g->B * g->T, C = g->C, L = g->L;
+    g->B = o->batch;
+    int N = g->B * g->T, C = g->C, L = g->L, op = o->op;
+    const float *p = o->params;
     if (op == 0) { /* embed: wte[token] + wpe[t] */
+        const int32_t *tokens = o->inputs;
+        ZRT_CHECK(check_tokens(g, tokens, N, "token"));
         const float *wte = param(g, 0, 0, p), *wpe = param(g, 0, 1, p);
         for (int i = 0; i < N; i++)
             for (int c = 0; c < C; c++)
-                g->encoded[(int64_t)i * C + c] = wte[(int64_t)g->tokens[i] * C + c] + wpe[(int64_t)(i % g->T) * C + c];
+                g->encoded[(int64_t)i * C + c] = wte[(int64_t)tokens[i] * C + c] + wpe[(int64_t)(i % g->T) * C + c];
     } else if (op <= L) {
         block_forward(g, op - 1, p, block_input(g, op - 1));
     } else if (op == L + 1) {
@@ -139,10 +154,13 @@ static zrt_status forward(zrt_model *base, int op, const float *p)
 }
 
 /* Mean cross-entropy over the B*T positions; dlogits = d(scale * loss). */
-static float loss(zrt_model *base, float scale)
+static zrt_status loss(zrt_model *base, const zrt_cpu_op *o, float scale, float *mean)
 {
     gpt *g = (gpt *)base;
+    g->B = o->batch;
     int N = g->B * g->T, V = g->V;
+    const int32_t *targets = o->labels;
+    ZRT_CHECK(check_tokens(g, targets, N, "target"));
     double total = 0;
     for (int i = 0; i < N; i++) {
         const float *z = g->logits + (int64_t)i * V;
@@ -152,10 +170,11 @@ static float loss(zrt_model *base, float scale)
         float sum = 0;
         for (int v = 0; v < V; v++) sum += (pr[v] = expf(z[v] - maxval));
         for (int v = 0; v < V; v++) pr[v] /= sum;
-        total += -log((double)pr[g->targets[i]]);
-        for (int v = 0; v < V; v++) d[v] = (pr[v] - (v == g->targets[i] ? 1.0f : 0.0f)) * scale / (float)N;
+        total += -log((double)pr[targets[i]]);
+        for (int v = 0; v < V; v++) d[v] = (pr[v] - (v == targets[i] ? 1.0f : 0.0f)) * scale / (float)N;
     }
-    return (float)(total / N);
+    *mean = (float)(total / N);
+    return ZRT_OK;
 }
 
 /* ---- backward ops (llm.c) ----------------------------------------------------------------- */
@@ -227,7 +246,10 @@ static void attention_backward(gpt *g, float *dqkv, float *dpreatt, float *datt,
             }
 }
 
-static float *grad(const gpt *g, int unit, int index, float *grads) { return grads + g->base.params[unit][index].offset; }
+static float *grad(const gpt *g, int unit, int index, float *grads)
+{
+    return grads + g->cpu.base.params[unit][index].offset;
+}
 
 /* dres: d(block output) in; dres_in: d(block input) out (overwritten). */
 static void block_backward(gpt *g, int l, const float *p, float *gr)
@@ -268,10 +290,13 @@ static void swap_residual_grads(gpt *g)
     g->dres_in = t;
 }
 
-static zrt_status backward(zrt_model *base, int op, const float *p, float *gr)
+static zrt_status backward(zrt_model *base, const zrt_cpu_op *o)
 {
     gpt *g = (gpt *)base;
-    int N = g->B * g->T, C = g->C, L = g->L;
+    g->B = o->batch;
+    int N = g->B * g->T, C = g->C, L = g->L, op = o->op;
+    const float *p = o->params;
+    float *gr = o->grads;
     size_t nc = (size_t)N * C * sizeof(float);
     if (op == L + 2) { /* head: d(lnf) into dres, d(wte) += dlogits^T lnf */
         memset(g->dres, 0, nc);
@@ -286,10 +311,11 @@ static zrt_status backward(zrt_model *base, int op, const float *p, float *gr)
         swap_residual_grads(g);
     } else { /* embed */
         float *dwte = grad(g, 0, 0, gr), *dwpe = grad(g, 0, 1, gr);
+        const int32_t *tokens = o->inputs;
         for (int i = 0; i < N; i++)
             for (int c = 0; c < C; c++) {
                 float d = g->dres[(int64_t)i * C + c];
-                dwte[(int64_t)g->tokens[i] * C + c] += d;
+                dwte[(int64_t)tokens[i] * C + c] += d;
                 dwpe[(int64_t)(i % g->T) * C + c] += d;
             }
     }
@@ -298,28 +324,11 @@ static zrt_status backward(zrt_model *base, int op, const float *p, float *gr)
 
 /* ---- setup --------------------------------------------------------------------------------- */
 
-static zrt_status set_batch(zrt_model *base, const void *inputs, const int32_t *labels, int batch)
-{
-    gpt *g = (gpt *)base;
-    if (batch < 1 || batch > g->max_batch)
-        return zrt_set_error(ZRT_ERR_INVALID, "gpt: batch %d outside 1..%d", batch, g->max_batch);
-    g->B = batch;
-    size_t n = (size_t)batch * (size_t)g->T;
-    const int32_t *tokens = inputs;
-    for (size_t i = 0; i < n; i++)
-        if (tokens[i] < 0 || tokens[i] >= g->V || labels[i] < 0 || labels[i] >= g->V)
-            return zrt_set_error(ZRT_ERR_INVALID, "gpt: token %d outside the vocabulary of %d",
-                                 tokens[i] < 0 || tokens[i] >= g->V ? tokens[i] : labels[i], g->V);
-    memcpy(g->tokens, tokens, n * sizeof *tokens);
-    memcpy(g->targets, labels, n * sizeof *labels);
-    return ZRT_OK;
-}
-
 /* Adds a parameter to a unit; init std per GPT-2 (residual projections
  * scaled by 1/sqrt(2 L)). */
 static void add_param(gpt *g, int unit, const char *name, int64_t numel, zrt_init_kind init, float std)
 {
-    zrt_model *m = &g->base;
+    zrt_model *m = &g->cpu.base;
     int i = m->n_params[unit]++;
     zrt_param_info *p = &m->params[unit][i];
     *p = (zrt_param_info){.numel = numel, .offset = m->unit_numel[unit], .init = init, .init_std = std};
@@ -355,18 +364,19 @@ static void declare(gpt *g)
     }
     add_param(g, g->L + 1, "ln_f.weight", C, ZRT_INIT_ONES, 0);
     add_param(g, g->L + 1, "ln_f.bias", C, ZRT_INIT_ZEROS, 0);
-    g->base.n_units = g->L + 2;
-    g->base.n_ops = g->L + 3;
-    for (int op = 0; op <= g->L + 1; op++) g->base.op_unit[op] = op;
-    g->base.op_unit[g->L + 2] = 0; /* the LM head: tied to wte */
+    zrt_model *m = &g->cpu.base;
+    m->n_units = g->L + 2;
+    m->n_ops = g->L + 3;
+    for (int op = 0; op <= g->L + 1; op++) m->op_unit[op] = op;
+    m->op_unit[g->L + 2] = 0; /* the LM head: tied to wte */
 }
 
 /* Every activation buffer, in one table so that allocation and freeing agree. */
-static int buffers(gpt *g, float ***slots, size_t *sizes)
+static int buffers(gpt *g, int max_batch, float ***slots, size_t *sizes, const char **names)
 {
-    int64_t BT = (int64_t)g->max_batch * g->T, C = g->C, H = g->H, att = (int64_t)g->max_batch * g->NH * g->T * g->T;
+    int64_t BT = (int64_t)max_batch * g->T, C = g->C, H = g->H, att = (int64_t)max_batch * g->NH * g->T * g->T;
     int n = 0;
-#define BUF(ptr, count) (slots[n] = &(ptr), sizes[n++] = (size_t)(count) * sizeof(float))
+#define BUF(ptr, count) (slots[n] = &(ptr), names[n] = "gpt " #ptr, sizes[n++] = (size_t)(count) * sizeof(float))
     BUF(g->encoded, BT * C);
     for (int l = 0; l < g->L; l++) {
         block_acts *a = &g->blocks[l];
@@ -386,56 +396,67 @@ static int buffers(gpt *g, float ***slots, size_t *sizes)
 
 #define MAX_BUFFERS (16 * ZRT_MAX_UNITS + 32)
 
-static void destroy(zrt_model *base)
+/* The buffer table of g (slots point into g, so one static table per call is enough). */
+typedef struct {
+    float **slots[MAX_BUFFERS];
+    size_t sizes[MAX_BUFFERS];
+    const char *names[MAX_BUFFERS];
+} buffer_table;
+
+static void free_buffers(zrt_model *base)
 {
     gpt *g = (gpt *)base;
-    if (!g) return;
-    static float **slots[MAX_BUFFERS];
-    static size_t sizes[MAX_BUFFERS];
     if (g->blocks) {
-        int n = buffers(g, slots, sizes);
-        for (int i = 0; i < n; i++) zrt_mem_free(base->mem, ZRT_MEM_ACTIVATIONS, *slots[i]);
+        buffer_table *t = malloc(sizeof *t);
+        int n = t ? buffers(g, 1, t->slots, t->sizes, t->names) : 0;
+        for (int i = 0; i < n; i++) zrt_cpu_model_free(&g->cpu, *t->slots[i]);
+        free(t);
     }
     free(g->blocks);
-    free(g->tokens);
-    free(g->targets);
-    free(g);
 }
 
-zrt_status zrt_model_gpt_create(const zrt_model_config *cfg, int micro_batch, zrt_mem_stats *mem, zrt_model **out)
+static const zrt_cpu_model_ops gpt_ops = {forward, loss, backward, free_buffers};
+
+static zrt_status alloc_buffers(gpt *g, int max_batch)
+{
+    if (!(g->blocks = calloc((size_t)g->L, sizeof *g->blocks)))
+        return zrt_set_error(ZRT_ERR_NOMEM, "gpt: out of memory");
+    buffer_table *t = malloc(sizeof *t);
+    if (!t) return zrt_set_error(ZRT_ERR_NOMEM, "gpt: out of memory");
+    int n = buffers(g, max_batch, t->slots, t->sizes, t->names);
+    zrt_status status = ZRT_OK;
+    for (int i = 0; i < n && status == ZRT_OK; i++)
+        status = zrt_cpu_model_alloc(&g->cpu, t->sizes[i], t->names[i], t->slots[i]);
+    free(t);
+    return status;
+}
+
+zrt_status zrt_model_gpt_create(const zrt_model_config *cfg, zrt_device *device, int micro_batch, zrt_model **out)
 {
     if (cfg->layers < 1 || cfg->layers + 2 > ZRT_MAX_UNITS || cfg->d_model % cfg->heads != 0 || micro_batch < 1)
         return zrt_set_error(ZRT_ERR_INVALID, "gpt: %lld layers, d_model %lld, %lld heads, micro batch %d",
                              (long long)cfg->layers, (long long)cfg->d_model, (long long)cfg->heads, micro_batch);
     gpt *g = calloc(1, sizeof *g);
     if (!g) return zrt_set_error(ZRT_ERR_NOMEM, "gpt: out of memory");
-    *g = (gpt){.T = (int)cfg->seq_len, .C = (int)cfg->d_model, .NH = (int)cfg->heads,
-               .H = (int)(cfg->hidden ? cfg->hidden : 4 * cfg->d_model), .V = (int)cfg->vocab, .L = (int)cfg->layers,
-               .max_batch = micro_batch};
-    g->base.mem = mem;
-    g->base.tokens_per_sample = g->T;
+    g->T = (int)cfg->seq_len;
+    g->C = (int)cfg->d_model;
+    g->NH = (int)cfg->heads;
+    g->H = (int)(cfg->hidden ? cfg->hidden : 4 * cfg->d_model);
+    g->V = (int)cfg->vocab;
+    g->L = (int)cfg->layers;
+    zrt_cpu_model_init(&g->cpu, ZRT_MODEL_GPT, device, micro_batch, &gpt_ops);
+    zrt_model *m = &g->cpu.base;
+    m->tokens_per_sample = g->T;
     double C = g->C, H = g->H, T = g->T; /* per sample: qkv, attn proj, fc, fc proj per block; the head */
-    g->base.matmul_flops_per_sample = 2.0 * T * (g->L * (3 * C * C + C * C + 2 * C * H) + C * g->V);
-    g->base.input_bytes_per_sample = (size_t)g->T * sizeof(int32_t);
-    g->base.labels_per_sample = g->T;
-    g->base.set_batch = set_batch;
-    g->base.forward = forward;
-    g->base.loss = loss;
-    g->base.backward = backward;
-    g->base.destroy = destroy;
+    m->matmul_flops_per_sample = 2.0 * T * (g->L * (3 * C * C + C * C + 2 * C * H) + C * g->V);
+    m->input_bytes_per_sample = (size_t)g->T * sizeof(int32_t);
+    m->labels_per_sample = g->T;
     declare(g);
-    g->blocks = calloc((size_t)g->L, sizeof *g->blocks);
-    g->tokens = malloc((size_t)micro_batch * (size_t)g->T * sizeof(int32_t));
-    g->targets = malloc((size_t)micro_batch * (size_t)g->T * sizeof(int32_t));
-    bool ok = g->blocks && g->tokens && g->targets;
-    static float **slots[MAX_BUFFERS];
-    static size_t sizes[MAX_BUFFERS];
-    int n = ok ? buffers(g, slots, sizes) : 0;
-    for (int i = 0; i < n; i++) ok &= (*slots[i] = zrt_mem_alloc(mem, ZRT_MEM_ACTIVATIONS, sizes[i])) != NULL;
-    if (!ok) {
-        destroy(&g->base);
-        return zrt_set_error(ZRT_ERR_NOMEM, "gpt: out of memory for activations");
+    zrt_status status = alloc_buffers(g, micro_batch);
+    if (status != ZRT_OK) {
+        m->destroy(m);
+        return status;
     }
-    *out = &g->base;
+    *out = m;
     return ZRT_OK;
 }

@@ -60,7 +60,9 @@ def _find_cuda(env, wanted):
 def generate(env):
     env.AddMethod(_find_cuda, 'ZrtFindCuda')
     # sm_90 machine code plus compute_90 PTX, so newer GPUs JIT the PTX.
-    env['NVCCFLAGS'] = ['-std=c++17', '-O2', '-g', '-Xcompiler', '-fPIC,-Wall,-Wextra,-Werror',
+    # --fmad=false: no FMA contraction, so kernels over the shared math headers
+    # give the bits the cpu backend gives (IEEE sqrt and division are nvcc's default).
+    env['NVCCFLAGS'] = ['-std=c++17', '-O2', '-g', '--fmad=false', '-Xcompiler', '-fPIC,-Wall,-Wextra,-Werror',
                         '-Werror', 'all-warnings',
                         '-gencode', 'arch=compute_90,code=[sm_90,compute_90]']
     # SCons.Builder.Builder, not env.Builder: the latter substitutes $VARS now.

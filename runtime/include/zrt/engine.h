@@ -26,12 +26,20 @@ typedef struct {
     int64_t samples;     /* in the global batch */
 } zrt_step_result;
 
-/* comm may be NULL for one rank. The model is owned by the caller. */
-zrt_status zrt_engine_create(const zrt_config *cfg, zrt_comm *comm, zrt_model *model, zrt_mem_stats *mem,
-                             zrt_engine **out);
+/* The engine runs on the model's device: every parameter, gradient, optimizer
+ * moment, staging buffer and activation is memory of it (charged to its
+ * categories: zrt_device_mem), computed on its compute stream, reduced and
+ * gathered on its comm stream, ordered by events. comm may be NULL for one
+ * rank; its collectives then only see device buffers. The model and comm are
+ * the caller's and must outlive the engine. */
+zrt_status zrt_engine_create(const zrt_config *cfg, zrt_comm *comm, zrt_model *model, zrt_engine **out);
 /* One optimizer step over the global batch of this step (all accumulation
- * micro batches), samples drawn from data. */
+ * micro batches), samples drawn from data. The host waits once, for the
+ * step's result (loss, norm, overflow: one device-to-host copy); the
+ * optimizer and the parameter gathers may still run when it returns. */
 zrt_status zrt_engine_step(zrt_engine *e, const zrt_data *data, zrt_step_result *result);
+/* Waits for everything the engine has enqueued; the first error. */
+zrt_status zrt_engine_synchronize(zrt_engine *e);
 /* The full fp32 master parameters of a unit (numel floats), gathered. */
 zrt_status zrt_engine_get_master(zrt_engine *e, int unit, float *out);
 /* Checkpoints (checkpoint.c; collective: every rank calls them).

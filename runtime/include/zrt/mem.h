@@ -1,9 +1,14 @@
 /* zrt/mem.h: memory categories and the per-device byte counts behind the
- * memory report (params, grads, optimizer state, comm staging, activations).
+ * memory report (params, grads, optimizer state, comm staging, activations),
+ * for device memory and pinned host memory apart.
  *
  * Why categories: the ZeRO paper counts model states as params + grads +
  * optimizer state; a report that charges every byte to one of them can be
- * checked against its formulas (16P, 4P + 12P/N, 2P + 14P/N, 16P/N). */
+ * checked against its formulas (16P, 4P + 12P/N, 2P + 14P/N, 16P/N). Why
+ * places: with optimizer offload the state moves to host memory, and the
+ * device report must then show 0 optimizer bytes.
+ * Every allocation of a zrt_device is charged here (zrt/device.h); the sizes
+ * live in the device's side table, never inside the blocks. */
 #ifndef ZRT_MEM_H
 #define ZRT_MEM_H
 
@@ -13,30 +18,32 @@
 extern "C" {
 #endif
 
-/* ---- memory --------------------------------------------------------------------- */
-
 typedef enum {
     ZRT_MEM_PARAMS,      /* compute-dtype parameters (full, shard or gathered) */
     ZRT_MEM_GRADS,       /* compute-dtype gradients (full or shard) */
     ZRT_MEM_OPTIMIZER,   /* fp32 master, exp_avg, exp_avg_sq */
-    ZRT_MEM_COMM,        /* staging for collectives */
-    ZRT_MEM_ACTIVATIONS, /* activations and fp32 work buffers */
+    ZRT_MEM_COMM,        /* staging for collectives, cached gather buffers */
+    ZRT_MEM_ACTIVATIONS, /* activations, fp32 work buffers, the step's scratch */
     ZRT_MEM_CATEGORIES
 } zrt_mem_category;
 
+typedef enum {
+    ZRT_MEM_DEVICE,      /* the device's own memory */
+    ZRT_MEM_HOST,        /* pinned host memory the device copies to and from */
+    ZRT_MEM_PLACES
+} zrt_mem_place;
+
 typedef struct {
-    int64_t current[ZRT_MEM_CATEGORIES]; /* bytes */
-    int64_t peak[ZRT_MEM_CATEGORIES];
+    int64_t current[ZRT_MEM_PLACES][ZRT_MEM_CATEGORIES]; /* bytes */
+    int64_t peak[ZRT_MEM_PLACES][ZRT_MEM_CATEGORIES];    /* the highest `current` seen */
 } zrt_mem_stats;
 
-/* Zeroed, 64-byte aligned; NULL when out of memory. */
-void *zrt_mem_alloc(zrt_mem_stats *stats, zrt_mem_category c, size_t bytes);
-void zrt_mem_free(zrt_mem_stats *stats, zrt_mem_category c, void *ptr);
-/* Moves ptr's bytes from one category to another (a buffer changing role). */
-void zrt_mem_recharge(zrt_mem_stats *stats, zrt_mem_category from, zrt_mem_category to, void *ptr);
-/* params + grads + optimizer, now. */
-int64_t zrt_mem_model_states(const zrt_mem_stats *stats);
+/* params + grads + optimizer in `place`, now. */
+int64_t zrt_mem_model_states(const zrt_mem_stats *stats, zrt_mem_place place);
+/* "params", "grads", "optimizer", "comm", "activations"; "?" otherwise. */
 const char *zrt_mem_category_name(zrt_mem_category c);
+/* "device", "host"; "?" otherwise. */
+const char *zrt_mem_place_name(zrt_mem_place p);
 
 #ifdef __cplusplus
 }

@@ -34,7 +34,12 @@ typedef struct zrt_model zrt_model;
  * of its forward pass in order; op i uses the parameters of unit op_unit[i].
  * A unit may serve several ops -- a tied weight, like GPT's token embedding
  * and LM head -- and its gradient is then the sum over them. Backward runs the
- * ops in reverse. The model keeps its activations between the two passes. */
+ * ops in reverse. The model keeps its activations between the two passes, in
+ * memory of its device.
+ * Every pointer a function below takes is device memory of m->device, and
+ * every function enqueues its work on the stream it is given and returns:
+ * results are there once the stream has run (errors too: a token outside
+ * the vocabulary fails the stream). One model runs on one stream at a time. */
 struct zrt_model {
     int n_units;
     int n_params[ZRT_MAX_UNITS];
@@ -46,28 +51,33 @@ struct zrt_model {
     double matmul_flops_per_sample; /* forward GEMM flops; backward is twice that */
     size_t input_bytes_per_sample;  /* what zrt_data_fill writes per sample */
     int64_t labels_per_sample;      /* int32 labels per sample */
-    /* The micro batch: `batch` samples of inputs and labels. */
+    zrt_device *device;             /* where its activations live and it computes */
+    /* The micro batch the next ops use: `batch` samples of inputs (as
+     * zrt_data_fill writes them) and int32 labels, in device memory that must
+     * hold them until the batch's backward has run. ZRT_ERR_INVALID for a
+     * batch outside 1..the micro batch the model was made for. */
     zrt_status (*set_batch)(zrt_model *m, const void *inputs, const int32_t *labels, int batch);
     /* params: the op's unit's flat fp32 parameters (numel, unpadded). */
-    zrt_status (*forward)(zrt_model *m, int op, const float *params);
-    /* Mean cross-entropy of the batch; seeds the backward with
-     * d(loss * scale)/d(output). */
-    float (*loss)(zrt_model *m, float scale);
-    /* Adds the op's gradient to grads (the unit's flat fp32 gradient). */
-    zrt_status (*backward)(zrt_model *m, int op, const float *params, float *grads);
+    zrt_status (*forward)(zrt_model *m, zrt_stream *stream, int op, const float *params);
+    /* Adds the batch's mean cross-entropy / divisor to *loss_sum (one fp32)
+     * and seeds the backward with d(loss * scale)/d(output). */
+    zrt_status (*loss)(zrt_model *m, zrt_stream *stream, float scale, float divisor, float *loss_sum);
+    /* Adds the op's gradient to grads (the unit's flat fp32 gradient, numel). */
+    zrt_status (*backward)(zrt_model *m, zrt_stream *stream, int op, const float *params, float *grads);
     void (*destroy)(zrt_model *m);
-    zrt_mem_stats *mem; /* where activations are charged */
 };
 
-/* The built-in model zrt.model.type names (model/model.c):
+/* The built-in model zrt.model.type names (model/model.c), on device:
  *  - mlp: `layers` units, d_model -> hidden -> ... -> vocab classes, GELU
  *    between layers; inputs are d_model floats per sample, one label;
  *  - gpt: GPT-2's shape: token + position embeddings (unit 0), `layers`
  *    blocks (units 1..layers), the final layernorm (unit layers + 1) and the
  *    LM head tied to the token embedding (an op of unit 0); inputs are
  *    seq_len int32 tokens per sample, labels the next tokens.
- * micro_batch bounds the batch size. */
-zrt_status zrt_model_create(const zrt_model_config *cfg, int micro_batch, zrt_mem_stats *mem, zrt_model **out);
+ * micro_batch bounds the batch size. The built-in models have a cpu
+ * implementation only so far: on a cuda device this is ZRT_ERR_UNSUPPORTED
+ * naming the model (their CUDA kernels are the GPU path's work). */
+zrt_status zrt_model_create(const zrt_model_config *cfg, zrt_device *device, int micro_batch, zrt_model **out);
 /* "mlp", "gpt" ("?" for another value). */
 const char *zrt_model_type_name(zrt_model_type type);
 

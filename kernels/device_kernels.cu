@@ -1,0 +1,117 @@
+/* device_kernels.cu: the cuda device backend's engine kernels: casts between
+ * fp32/bf16/fp16 (with accumulate), fill, gradient statistics (scaled sum of
+ * squares and a non-finite flag into a device slot) and Adam/AdamW.
+ *
+ * Why these shapes: each is a grid-stride loop over the per-element math of
+ * kernels/cast.h and kernels/optim.h -- the code the cpu backend runs and CI
+ * tests -- so the GPU computes the same formula; the build compiles this file
+ * with --fmad=false, so casts and Adam give the cpu backend's bits. The
+ * statistics reduce in one block of 512 threads (a fixed order: the same
+ * result every run); Adam reads the reduced statistics from device memory,
+ * so skipping an overflowed step and clipping need no host round trip.
+ * Check: tests/test_cuda_device.c (every kernel against the cpu backend).
+ */
+#include "cast.h"
+#include "cuda_kernels.h"
+#include "optim.h"
+
+#include <cuda_runtime.h>
+
+#define THREADS 256
+#define STATS_THREADS 512
+
+__device__ __forceinline__ float load(const void *p, size_t i, int dt)
+{
+    if (dt == 0) return ((const float *)p)[i];
+    uint16_t h = ((const uint16_t *)p)[i];
+    return dt == 1 ? zrt_bf16_to_f32(h) : zrt_f16_to_f32(h);
+}
+
+__device__ __forceinline__ void store(void *p, size_t i, int dt, float v)
+{
+    if (dt == 0) ((float *)p)[i] = v;
+    else ((uint16_t *)p)[i] = dt == 1 ? zrt_f32_to_bf16(v) : zrt_f32_to_f16(v);
+}
+
+static unsigned blocks_for(size_t n)
+{
+    size_t blocks = (n + THREADS - 1) / THREADS;
+    return (unsigned)(blocks > 65535 ? 65535 : blocks ? blocks : 1);
+}
+
+__global__ void cast_kernel(void *dst, int dt, const void *src, int st, size_t n, int accumulate)
+{
+    size_t stride = (size_t)gridDim.x * blockDim.x;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
+        float v = load(src, i, st);
+        if (accumulate) v = v + load(dst, i, dt);
+        store(dst, i, dt, v);
+    }
+}
+
+__global__ void fill_kernel(void *dst, int dt, float value, size_t n)
+{
+    size_t stride = (size_t)gridDim.x * blockDim.x;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) store(dst, i, dt, value);
+}
+
+__global__ void stats_kernel(const void *grads, int dt, size_t n, float scale, float *stats)
+{
+    __shared__ double sums[STATS_THREADS];
+    __shared__ int nonfinite;
+    if (threadIdx.x == 0) nonfinite = 0;
+    __syncthreads();
+    double sum = 0;
+    int bad = 0;
+    for (size_t i = threadIdx.x; i < n; i += STATS_THREADS) sum += zrt_grad_square(load(grads, i, dt), scale, &bad);
+    sums[threadIdx.x] = sum;
+    if (bad) nonfinite = 1;
+    __syncthreads();
+    for (int half = STATS_THREADS / 2; half > 0; half /= 2) {
+        if ((int)threadIdx.x < half) sums[threadIdx.x] += sums[threadIdx.x + half];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) {
+        stats[0] += (float)sums[0];
+        if (nonfinite) stats[1] = 1.0f;
+    }
+}
+
+__global__ void adam_kernel(float *p, float *m, float *v, const void *grads, int dt, size_t n, zrt_adam_hyper h,
+                            float unscale, double max_norm, const float *stats)
+{
+    float sum_squares = stats[0];
+    if (zrt_step_overflow(sum_squares, stats[1])) return;
+    float clip = zrt_clip_factor(sum_squares, max_norm);
+    size_t stride = (size_t)gridDim.x * blockDim.x;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
+        zrt_adam_element(&p[i], &m[i], &v[i], zrt_adam_grad(load(grads, i, dt), unscale, clip), &h);
+}
+
+extern "C" int zrt_cuda_cast(void *stream, void *dst, int dst_dtype, const void *src, int src_dtype, size_t n,
+                             int accumulate)
+{
+    cast_kernel<<<blocks_for(n), THREADS, 0, (cudaStream_t)stream>>>(dst, dst_dtype, src, src_dtype, n, accumulate);
+    return (int)cudaGetLastError();
+}
+
+extern "C" int zrt_cuda_fill(void *stream, void *dst, int dtype, float value, size_t n)
+{
+    fill_kernel<<<blocks_for(n), THREADS, 0, (cudaStream_t)stream>>>(dst, dtype, value, n);
+    return (int)cudaGetLastError();
+}
+
+extern "C" int zrt_cuda_grad_stats(void *stream, const void *grads, int dtype, size_t n, float scale, float *stats)
+{
+    stats_kernel<<<1, STATS_THREADS, 0, (cudaStream_t)stream>>>(grads, dtype, n, scale, stats);
+    return (int)cudaGetLastError();
+}
+
+extern "C" int zrt_cuda_adam(void *stream, float *master, float *exp_avg, float *exp_avg_sq, const void *grads,
+                             int dtype, size_t n, zrt_adam_hyper hyper, float unscale, double max_norm,
+                             const float *stats)
+{
+    adam_kernel<<<blocks_for(n), THREADS, 0, (cudaStream_t)stream>>>(master, exp_avg, exp_avg_sq, grads, dtype, n,
+                                                                      hyper, unscale, max_norm, stats);
+    return (int)cudaGetLastError();
+}

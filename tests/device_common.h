@@ -1,0 +1,58 @@
+/* device_common.h: what the device tests share: a device made with an
+ * explicit check mode (not the environment's), and a host function that
+ * records the order in which stream work ran.
+ */
+#ifndef ZRT_TEST_DEVICE_COMMON_H
+#define ZRT_TEST_DEVICE_COMMON_H
+
+#include "check.h"
+#include "zrt.h"
+
+#include <stdatomic.h>
+
+static inline zrt_device *make_device(zrt_device_kind kind, bool check)
+{
+    zrt_device_options o;
+    zrt_device_options_init(&o);
+    o.kind = kind;
+    o.check = check;
+    zrt_device *device = NULL;
+    zrt_status status = zrt_device_create(&o, &device);
+    if (status != ZRT_OK && kind == ZRT_DEVICE_CUDA) SKIP("%s", zrt_last_error());
+    if (status != ZRT_OK) {
+        fprintf(stderr, "cannot make the %s device: %s\n", zrt_device_kind_name(kind), zrt_last_error());
+        exit(1);
+    }
+    return device;
+}
+
+/* A host function's argument: append `value` to log (in run order). */
+typedef struct {
+    atomic_int *count;
+    int *log;
+    int value;
+    double sleep_s;
+} log_job;
+
+static inline zrt_status run_log_job(void *arg)
+{
+    log_job *job = arg;
+    if (job->sleep_s > 0) zrt_sleep(job->sleep_s);
+    job->log[atomic_fetch_add(job->count, 1)] = job->value;
+    return ZRT_OK;
+}
+
+static inline zrt_status launch_log(zrt_stream *s, atomic_int *count, int *log, int value, double sleep_s)
+{
+    log_job job = {count, log, value, sleep_s};
+    return zrt_stream_launch_host(s, "log", run_log_job, &job, sizeof job, NULL, 0);
+}
+
+static inline void *device_alloc(zrt_device *d, size_t bytes, const char *name)
+{
+    void *p = NULL;
+    CHECK_OK(zrt_device_alloc(d, ZRT_MEM_COMM, bytes, name, NULL, &p));
+    return p;
+}
+
+#endif

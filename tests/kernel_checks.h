@@ -1,0 +1,222 @@
+/* kernel_checks.h: every engine kernel of a device against the scalar
+ * reference written here from kernels/cast.h and kernels/optim.h, on random
+ * inputs of odd lengths: casts between every dtype pair (with and without
+ * accumulate), fill, gradient statistics, Adam/AdamW (clipped, unclipped,
+ * skipped on overflow). Bitwise, except the statistics' sum of squares on a
+ * backend whose reduction order differs (cuda), within 2 ulp of fp32.
+ * Used by test_device_kernels.c (cpu) and test_cuda_device.c (cuda).
+ */
+#ifndef ZRT_TEST_KERNEL_CHECKS_H
+#define ZRT_TEST_KERNEL_CHECKS_H
+
+#include "cast.h"
+#include "device_common.h"
+#include "optim.h"
+
+#include <math.h>
+
+static inline float ref_load(const void *p, size_t i, zrt_dtype dt)
+{
+    if (dt == ZRT_DTYPE_F32) return ((const float *)p)[i];
+    uint16_t h = ((const uint16_t *)p)[i];
+    return dt == ZRT_DTYPE_BF16 ? zrt_bf16_to_f32(h) : zrt_f16_to_f32(h);
+}
+
+static inline void ref_store(void *p, size_t i, zrt_dtype dt, float v)
+{
+    if (dt == ZRT_DTYPE_F32) ((float *)p)[i] = v;
+    else ((uint16_t *)p)[i] = dt == ZRT_DTYPE_BF16 ? zrt_f32_to_bf16(v) : zrt_f32_to_f16(v);
+}
+
+/* Random values of every magnitude the engine sees, a few inf/NaN when asked. */
+static inline void random_fill(void *p, size_t n, zrt_dtype dt, uint64_t seed, bool specials)
+{
+    for (size_t i = 0; i < n; i++) {
+        float v = zrt_random_normal(seed, 0, i) * powf(2.0f, (float)((int)(i % 17) - 8));
+        if (specials && i % 97 == 5) v = i % 2 ? INFINITY : NAN;
+        ref_store(p, i, dt, v);
+    }
+}
+
+/* Copies host bytes to a new device buffer. */
+static inline void *upload(zrt_device *d, const void *host, size_t bytes)
+{
+    void *p = device_alloc(d, bytes ? bytes : 1, "kernel input");
+    CHECK_OK(zrt_device_write(d, p, host, bytes));
+    return p;
+}
+
+static inline bool same_bytes(zrt_device *d, zrt_stream *s, const void *dev, const void *want, size_t bytes)
+{
+    void *got = malloc(bytes ? bytes : 1);
+    CHECK_OK(zrt_stream_synchronize(s));
+    CHECK_OK(zrt_device_read(d, got, dev, bytes));
+    bool same = memcmp(got, want, bytes) == 0;
+    free(got);
+    return same;
+}
+
+static inline void check_casts(zrt_device *d, zrt_stream *s, size_t n)
+{
+    size_t bytes = n * 4;
+    void *src = malloc(bytes + 4), *dst = malloc(bytes + 4), *want = malloc(bytes + 4);
+    for (int dt = 0; dt < 3; dt++)
+        for (int st = 0; st < 3; st++)
+            for (int acc = 0; acc < 2; acc++) {
+                random_fill(src, n, (zrt_dtype)st, 11 + (uint64_t)st, false);
+                random_fill(dst, n, (zrt_dtype)dt, 12 + (uint64_t)dt, false);
+                memcpy(want, dst, bytes);
+                for (size_t i = 0; i < n; i++) {
+                    float v = ref_load(src, i, (zrt_dtype)st);
+                    ref_store(want, i, (zrt_dtype)dt, acc ? v + ref_load(want, i, (zrt_dtype)dt) : v);
+                }
+                void *dev_src = upload(d, src, n * zrt_dtype_size((zrt_dtype)st));
+                void *dev_dst = upload(d, dst, n * zrt_dtype_size((zrt_dtype)dt));
+                CHECK_OK(zrt_kernel_cast(s, dev_dst, (zrt_dtype)dt, dev_src, (zrt_dtype)st, n, acc));
+                CHECK_MSG(same_bytes(d, s, dev_dst, want, n * zrt_dtype_size((zrt_dtype)dt)),
+                          "%s: cast %s -> %s%s, n %zu differs from the reference", zrt_device_name(d),
+                          zrt_dtype_name((zrt_dtype)st), zrt_dtype_name((zrt_dtype)dt), acc ? " (accumulate)" : "", n);
+                zrt_device_free(d, dev_src, NULL);
+                zrt_device_free(d, dev_dst, NULL);
+            }
+    free(src);
+    free(dst);
+    free(want);
+}
+
+static inline void check_fill(zrt_device *d, zrt_stream *s, size_t n)
+{
+    uint16_t *want = malloc(n * 2 + 2);
+    for (size_t i = 0; i < n; i++) want[i] = zrt_f32_to_bf16(-1.5f);
+    void *dev = device_alloc(d, n * 2 + 2, "fill");
+    CHECK_OK(zrt_kernel_fill(s, dev, ZRT_DTYPE_BF16, -1.5f, n));
+    CHECK_MSG(same_bytes(d, s, dev, want, n * 2), "%s: fill, n %zu", zrt_device_name(d), n);
+    zrt_device_free(d, dev, NULL);
+    free(want);
+}
+
+/* stats start at {start, 0}; returns the device's {sum, flag}. */
+static inline void run_stats(zrt_device *d, zrt_stream *s, const void *grads, zrt_dtype dt, size_t n, float scale,
+                             float start, float out[2])
+{
+    float init[2] = {start, 0};
+    void *dev_g = upload(d, grads, n * zrt_dtype_size(dt));
+    float *dev_stats = upload(d, init, sizeof init);
+    CHECK_OK(zrt_kernel_grad_stats(s, dev_g, dt, n, scale, dev_stats));
+    CHECK_OK(zrt_stream_synchronize(s));
+    CHECK_OK(zrt_device_read(d, out, dev_stats, 2 * sizeof(float)));
+    zrt_device_free(d, dev_g, NULL);
+    zrt_device_free(d, dev_stats, NULL);
+}
+
+static inline bool within_ulps(float a, float b, int ulps)
+{
+    return fabsf(a - b) <= (float)ulps * fmaxf(fabsf(a), fabsf(b)) * 1.2e-7f;
+}
+
+static inline void check_stats(zrt_device *d, zrt_stream *s, size_t n, bool exact_order)
+{
+    float golden[3] = {3, 4, -12}, got[2];
+    run_stats(d, s, golden, ZRT_DTYPE_F32, 3, 2.0f, 1.0f, got); /* 1 + (9 + 16 + 144) / 4 */
+    CHECK_MSG(got[0] == 43.25f && got[1] == 0, "%s: grad_stats golden: %g %g", zrt_device_name(d), got[0], got[1]);
+    void *g = malloc(n * 2 + 2);
+    for (int with_specials = 0; with_specials < 2; with_specials++) {
+        random_fill(g, n, ZRT_DTYPE_BF16, 21, with_specials);
+        double sum = 0;
+        int nonfinite = 0;
+        for (size_t i = 0; i < n; i++) sum += zrt_grad_square(ref_load(g, i, ZRT_DTYPE_BF16), 1024.0f, &nonfinite);
+        run_stats(d, s, g, ZRT_DTYPE_BF16, n, 1024.0f, 0, got);
+        CHECK_MSG(got[1] == (float)nonfinite, "%s: grad_stats flag %g, want %d", zrt_device_name(d), got[1], nonfinite);
+        if (!nonfinite)
+            CHECK_MSG(exact_order ? got[0] == (float)sum : within_ulps(got[0], (float)sum, 2),
+                      "%s: grad_stats sum %.9g, want %.9g", zrt_device_name(d), got[0], (float)sum);
+    }
+    free(g);
+}
+
+/* One Adam step on the device and on the host reference; stats given. */
+static inline void check_adam_case(zrt_device *d, zrt_stream *s, size_t n, zrt_dtype gdt, const zrt_adam_args *a,
+                                   const float stats[2])
+{
+    size_t bytes = n * sizeof(float);
+    float *p = malloc(bytes), *m = malloc(bytes), *v = malloc(bytes);
+    void *g = malloc(n * zrt_dtype_size(gdt));
+    random_fill(p, n, ZRT_DTYPE_F32, 31, false);
+    random_fill(m, n, ZRT_DTYPE_F32, 32, false);
+    random_fill(g, n, gdt, 34, false);
+    for (size_t i = 0; i < n; i++) v[i] = fabsf(zrt_random_normal(33, 0, i)) * 0.01f;
+    float *dp = upload(d, p, bytes), *dm = upload(d, m, bytes), *dv = upload(d, v, bytes);
+    void *dg = upload(d, g, n * zrt_dtype_size(gdt));
+    float *dstats = upload(d, stats, 2 * sizeof(float));
+    CHECK_OK(zrt_kernel_adam(s, dp, dm, dv, dg, gdt, n, a, dstats));
+    if (!zrt_step_overflow(stats[0], stats[1])) {
+        zrt_adam_hyper h = zrt_adam_hyper_for(a->lr, a->beta1, a->beta2, a->eps, a->weight_decay, a->adamw, (long)a->step);
+        float clip = zrt_clip_factor(stats[0], a->max_norm);
+        for (size_t i = 0; i < n; i++)
+            zrt_adam_element(&p[i], &m[i], &v[i], zrt_adam_grad(ref_load(g, i, gdt), a->unscale, clip), &h);
+    }
+    bool same = same_bytes(d, s, dp, p, bytes) && same_bytes(d, s, dm, m, bytes) && same_bytes(d, s, dv, v, bytes);
+    CHECK_MSG(same, "%s: adam (n %zu, grads %s, clip %g, overflow %g) differs from the reference", zrt_device_name(d), n,
+              zrt_dtype_name(gdt), a->max_norm, stats[1]);
+    void *bufs[] = {dp, dm, dv, dg, dstats};
+    for (int k = 0; k < 5; k++) zrt_device_free(d, bufs[k], NULL);
+    free(p);
+    free(m);
+    free(v);
+    free(g);
+}
+
+static inline void check_adam(zrt_device *d, zrt_stream *s, size_t n)
+{
+    zrt_adam_args a = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f, .adamw = true,
+                       .step = 3, .unscale = 1.0f / 256, .max_norm = 1.0};
+    const float clipped[2] = {16, 0}, unclipped[2] = {0.25f, 0}, overflow[2] = {16, 1};
+    check_adam_case(d, s, n, ZRT_DTYPE_F32, &a, clipped);
+    check_adam_case(d, s, n, ZRT_DTYPE_BF16, &a, unclipped);
+    check_adam_case(d, s, n, ZRT_DTYPE_F16, &a, overflow);
+    a.adamw = false;
+    a.max_norm = 0;
+    check_adam_case(d, s, n, ZRT_DTYPE_F32, &a, clipped);
+    /* Golden: AdamW step 1, p 1, g 0.5, lr 0.1, wd 0.01: p = 0.999 - 0.1 * 0.05 / 0.5. */
+    float one = 1, half = 0.5f, zero[2] = {0, 0}, got = 0;
+    zrt_adam_args g = {.lr = 0.1f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.01f, .adamw = true,
+                       .step = 1, .unscale = 1, .max_norm = 0};
+    float *dp = upload(d, &one, 4), *dm = upload(d, zero, 4), *dv = upload(d, zero, 4), *dg = upload(d, &half, 4),
+          *ds = upload(d, zero, 8);
+    CHECK_OK(zrt_kernel_adam(s, dp, dm, dv, dg, ZRT_DTYPE_F32, 1, &g, ds));
+    CHECK_OK(zrt_stream_synchronize(s));
+    CHECK_OK(zrt_device_read(d, &got, dp, 4));
+    CHECK_MSG(fabsf(got - 0.899f) < 1e-6f, "%s: AdamW golden step: %.9g, want 0.899", zrt_device_name(d), got);
+    float *bufs[] = {dp, dm, dv, dg, ds};
+    for (int k = 0; k < 5; k++) zrt_device_free(d, bufs[k], NULL);
+}
+
+static inline void check_bad_kernel_args(zrt_device *d, zrt_stream *s)
+{
+    void *buf = device_alloc(d, 64, "args");
+    CHECK(zrt_kernel_cast(s, NULL, ZRT_DTYPE_F32, buf, ZRT_DTYPE_F32, 4, false) == ZRT_ERR_INVALID);
+    CHECK(zrt_kernel_cast(s, buf, (zrt_dtype)5, buf, ZRT_DTYPE_F32, 4, false) == ZRT_ERR_INVALID);
+    CHECK(zrt_kernel_fill(NULL, buf, ZRT_DTYPE_F32, 0, 4) == ZRT_ERR_INVALID);
+    CHECK(zrt_kernel_grad_stats(s, buf, ZRT_DTYPE_F32, 4, 0.0f, buf) == ZRT_ERR_INVALID); /* scale must be > 0 */
+    zrt_adam_args a = {.step = 0};
+    CHECK(zrt_kernel_adam(s, buf, buf, buf, buf, ZRT_DTYPE_F32, 4, &a, buf) == ZRT_ERR_INVALID); /* step from 1 */
+    zrt_device_free(d, buf, NULL);
+}
+
+/* Everything above on one device; exact_order: the statistics' sum too. */
+static inline void check_all_kernels(zrt_device *d, bool exact_order)
+{
+    zrt_stream *s;
+    CHECK_OK(zrt_stream_create(d, "kernels", &s));
+    const size_t sizes[] = {0, 1, 7, 1000, 100003};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        check_casts(d, s, sizes[k]);
+        check_fill(d, s, sizes[k]);
+        if (sizes[k]) check_adam(d, s, sizes[k]);
+    }
+    check_stats(d, s, 100003, exact_order);
+    check_bad_kernel_args(d, s);
+    zrt_stream_destroy(s);
+}
+
+#endif
