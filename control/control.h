@@ -12,6 +12,10 @@
 
 #include "zrt.h"
 
+/* control/ is built with hidden visibility; what this header declares is its
+ * whole exported API (tests/test_exports.sh checks libzrt_control.a). */
+#pragma GCC visibility push(default)
+
 /* The metadata key that carries the job token on every call. */
 #define ZRT_TOKEN_METADATA "x-zrt-token"
 
@@ -50,6 +54,10 @@ zrt_status zrt_agent_run(const zrt_agent_options *options);
 zrt_status zrt_control_status(const char *coordinator, const char *token, const zrt_config *tls, double timeout_s,
                               char **json);
 
+/* Ends the job: every agent is told to stop its ranks (reason in `zrt status`). */
+zrt_status zrt_control_shutdown(const char *coordinator, const char *token, const zrt_config *tls, const char *reason,
+                                double timeout_s);
+
 /* A zrt_store whose keys live in the coordinator (KvSet/KvGet/KvAdd);
  * tls as for zrt_control_status. */
 zrt_status zrt_store_grpc_create(const char *coordinator, const char *token, const char *scope, const zrt_config *tls,
@@ -65,5 +73,7 @@ int zrt_coordinator_fuzz(const uint8_t *data, size_t size);
 
 /* The job token: token_file if given, else $ZRT_JOB_TOKEN; into out. */
 zrt_status zrt_control_token(const char *token_file, char *out, size_t size);
+
+#pragma GCC visibility pop
 
 #endif

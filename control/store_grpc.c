@@ -144,3 +144,19 @@ zrt_status zrt_control_status(const char *coordinator, const char *token, const 
     zrt_rpc_client_close(&c);
     return status;
 }
+
+zrt_status zrt_control_shutdown(const char *coordinator, const char *token, const zrt_config *tls, const char *reason,
+                                double timeout_s)
+{
+    if (!coordinator || !token) return zrt_set_error(ZRT_ERR_INVALID, "zrt_control_shutdown: NULL argument");
+    zrt_rpc_client c;
+    ZRT_CHECK(zrt_rpc_client_open(&c, coordinator, token, tls));
+    Zrt__V1__ShutdownRequest req = ZRT__V1__SHUTDOWN_REQUEST__INIT;
+    req.reason = (char *)(reason ? reason : "");
+    ProtobufCMessage *reply = NULL;
+    zrt_status status =
+        zrt_rpc_call(&c, "Shutdown", &req.base, &zrt__v1__shutdown_reply__descriptor, timeout_s, false, &reply, NULL);
+    if (status == ZRT_OK) protobuf_c_message_free_unpacked(reply, NULL);
+    zrt_rpc_client_close(&c);
+    return status;
+}
