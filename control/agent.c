@@ -3,12 +3,13 @@
  * ranks (SIGTERM, then SIGKILL after a grace period) when the coordinator
  * says abort or cannot be reached for heartbeat_timeout_s.
  *
- * Why posix_spawn: gRPC is initialised before the ranks start (the join says
- * which ranks they are), and forking after grpc_init leaves gRPC unusable in
- * the child; posix_spawn execs without running the parent's fork handlers.
- * Ranks get the environment torchrun sets plus ZRT_COORDINATOR,
- * ZRT_GENERATION, ZRT_JOB_TOKEN, ZRT_STORE_SCOPE and ZRT_AGENT_PID (a rank
- * whose agent dies exits: no orphans).
+ * Why posix_spawn (launcher.c): gRPC is initialised before the ranks start
+ * (the join says which ranks they are), and forking after grpc_init leaves
+ * gRPC unusable in the child; the rank's environment is built as an envp
+ * array, never with setenv beside gRPC's threads. Ranks get the environment
+ * torchrun sets plus ZRT_COORDINATOR, ZRT_GENERATION, ZRT_JOB_TOKEN,
+ * ZRT_STORE_SCOPE and ZRT_AGENT_PID (a rank whose agent dies exits: no
+ * orphans).
  */
 #include "rpc.h"
 
@@ -16,16 +17,12 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-extern char **environ;
-
-#define GRACE_S 5.0
 #define MAX_LOCAL 256
 
 typedef struct {
@@ -49,13 +46,6 @@ typedef struct {
     int n_ranks;
     char progress[300];  /* local rank 0 writes "step loss" here (ZRT_PROGRESS_FILE) */
 } agent;
-
-static void set_env_int(const char *name, long long value)
-{
-    char text[32];
-    snprintf(text, sizeof text, "%lld", value);
-    setenv(name, text, 1);
-}
 
 static zrt_status join(agent *a)
 {
@@ -86,36 +76,37 @@ static zrt_status join(agent *a)
     return ZRT_OK;
 }
 
+/* The rank's environment: torchrun's and zrt's variables. */
+static zrt_status rank_env(const agent *a, int local, zrt_launch_env *env)
+{
+    char generation[24], scope[64], agent_pid[24];
+    snprintf(generation, sizeof generation, "%lld", (long long)a->generation);
+    snprintf(scope, sizeof scope, "job/gen%lld", (long long)a->generation);
+    snprintf(agent_pid, sizeof agent_pid, "%d", (int)getpid());
+    const zrt_config *cfg = a->o->cfg;
+    zrt_env_var extra[] = {
+        {"ZRT_COORDINATOR", a->o->coordinator, false},
+        {"ZRT_GENERATION", generation, false},
+        {"ZRT_JOB_TOKEN", a->o->token, false},
+        {"ZRT_STORE_SCOPE", scope, false},
+        {"ZRT_AGENT_PID", agent_pid, false},
+        {"ZRT_PROGRESS_FILE", local == 0 ? a->progress : NULL, false}, /* local rank 0 reports step and loss */
+        {"ZRT_PROGRESS_TTY", isatty(STDOUT_FILENO) ? "1" : NULL, false}, /* their live line reaches a terminal */
+    };
+    zrt_rank_env r = {.rank = a->rank_offset + local, .local_rank = local, .world_size = a->world,
+                      .local_world_size = a->n_ranks, .group_rank = a->machine_rank,
+                      .master_addr = cfg->main_process_ip[0] ? cfg->main_process_ip : a->master_addr,
+                      .master_port = a->o->master_port ? a->o->master_port : (int)cfg->main_process_port,
+                      .extra = extra, .n_extra = (int)(sizeof extra / sizeof extra[0])};
+    return zrt_launcher_env(&r, env);
+}
+
 static zrt_status spawn_rank(agent *a, int local)
 {
     rank_proc *p = &a->ranks[local];
     p->rank = a->rank_offset + local;
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0) return zrt_set_error(ZRT_ERR_IO, "agent: pipe: %s", strerror(errno));
-    set_env_int("RANK", p->rank);
-    set_env_int("LOCAL_RANK", local);
-    set_env_int("WORLD_SIZE", a->world);
-    set_env_int("LOCAL_WORLD_SIZE", a->n_ranks);
-    set_env_int("GROUP_RANK", a->machine_rank);
-    setenv("MASTER_ADDR", a->o->cfg->main_process_ip[0] ? a->o->cfg->main_process_ip : a->master_addr, 1);
-    set_env_int("MASTER_PORT", a->o->master_port           ? a->o->master_port
-                               : a->o->cfg->main_process_port ? a->o->cfg->main_process_port
-                                                              : 29500);
-    setenv("ZRT_COORDINATOR", a->o->coordinator, 1);
-    set_env_int("ZRT_GENERATION", a->generation);
-    setenv("ZRT_JOB_TOKEN", a->o->token, 1);
-    char scope[64];
-    snprintf(scope, sizeof scope, "job/gen%lld", (long long)a->generation);
-    setenv("ZRT_STORE_SCOPE", scope, 1);
-    set_env_int("ZRT_AGENT_PID", getpid());
-    if (local == 0) setenv("ZRT_PROGRESS_FILE", a->progress, 1);
-    else unsetenv("ZRT_PROGRESS_FILE");
-    if (isatty(STDOUT_FILENO)) setenv("ZRT_PROGRESS_TTY", "1", 1); /* their live line reaches a terminal */
-    setenv("OPENBLAS_NUM_THREADS", "1", 0);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
-    posix_spawn_file_actions_adddup2(&actions, fds[1], STDERR_FILENO);
     char *const *argv = a->o->program;
     char *train[64] = {(char *)a->o->self_exe, "train", "--config", (char *)a->o->config_path};
     if (!argv) {
@@ -123,12 +114,14 @@ static zrt_status spawn_rank(agent *a, int local)
         for (int i = 0; a->o->train_args && a->o->train_args[i] && n < 63; i++) train[n++] = a->o->train_args[i];
         argv = train;
     }
-    int err = posix_spawnp(&p->pid, argv[0], &actions, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&actions);
+    zrt_launch_env env;
+    zrt_status status = rank_env(a, local, &env);
+    if (status == ZRT_OK) status = zrt_launcher_spawn(argv, &env, fds[1], &p->pid);
+    zrt_launcher_env_free(&env);
     close(fds[1]);
-    if (err != 0) {
+    if (status != ZRT_OK) {
         close(fds[0]);
-        return zrt_set_error(ZRT_ERR_IO, "agent: cannot start %s: %s", argv[0], strerror(err));
+        return status;
     }
     p->out_fd = fds[0];
     p->running = true;
@@ -200,15 +193,22 @@ static int running_ranks(agent *a)
     return running;
 }
 
+static void forward_while_stopping(void *arg) { forward_output(arg, 20); }
+
+/* The launcher's stop sequence, forwarding the ranks' last words meanwhile. */
 static void stop_ranks(agent *a)
 {
-    for (int i = 0; i < a->n_ranks; i++)
-        if (a->ranks[i].running) kill(a->ranks[i].pid, SIGTERM);
-    double deadline = zrt_now() + GRACE_S;
-    while (running_ranks(a) > 0 && zrt_now() < deadline) forward_output(a, 50);
-    for (int i = 0; i < a->n_ranks; i++)
-        if (a->ranks[i].running) kill(a->ranks[i].pid, SIGKILL);
-    while (running_ranks(a) > 0) forward_output(a, 20);
+    pid_t pids[MAX_LOCAL];
+    int statuses[MAX_LOCAL];
+    running_ranks(a);
+    for (int i = 0; i < a->n_ranks; i++) pids[i] = a->ranks[i].running ? a->ranks[i].pid : 0;
+    zrt_launcher_stop(pids, statuses, a->n_ranks, ZRT_STOP_GRACE_S, forward_while_stopping, a);
+    for (int i = 0; i < a->n_ranks; i++) {
+        rank_proc *p = &a->ranks[i];
+        if (!p->running) continue;
+        p->running = false;
+        p->exit_status = WIFEXITED(statuses[i]) ? WEXITSTATUS(statuses[i]) : 128 + WTERMSIG(statuses[i]);
+    }
     forward_output(a, 0);
 }
 

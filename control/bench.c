@@ -177,9 +177,12 @@ zrt_status zrt_bench_control(int agents, double seconds, const char *self, bool 
     if (status == ZRT_OK) status = start_coordinator(b, self, config, &pid);
     zrt_rpc_init();
     double start = zrt_now();
+    int started = 0;
     for (int i = 0; status == ZRT_OK && i < agents; i++) {
         list[i] = (bench_agent){.b = b, .index = i};
-        pthread_create(&list[i].thread, NULL, agent_main, &list[i]);
+        if (pthread_create(&list[i].thread, NULL, agent_main, &list[i]) != 0)
+            status = zrt_set_error(ZRT_ERR_NOMEM, "bench: cannot start agent thread %d", i);
+        else started++;
     }
     /* Rendezvous: wait until every agent has its reply. */
     double joined = 0;
@@ -210,7 +213,7 @@ zrt_status zrt_bench_control(int agents, double seconds, const char *self, bool 
     while (b->abort_seen == 0 && zrt_now() - failed_at < 4 * TIMEOUT_S) usleep(5000);
     double detection = b->abort_seen > 0 ? b->abort_seen - failed_at : -1;
     b->phase = 2;
-    for (int i = 0; status == ZRT_OK && i < agents; i++) pthread_join(list[i].thread, NULL);
+    for (int i = 0; i < started; i++) pthread_join(list[i].thread, NULL);
     if (pid > 0) {
         kill(pid, SIGTERM);
         waitpid(pid, NULL, 0);

@@ -12,12 +12,18 @@
 
 #include "zrt.h"
 
+#include <sys/types.h>
+
 /* control/ is built with hidden visibility; what this header declares is its
  * whole exported API (tests/test_exports.sh checks libzrt_control.a). */
 #pragma GCC visibility push(default)
 
 /* The metadata key that carries the job token on every call. */
 #define ZRT_TOKEN_METADATA "x-zrt-token"
+/* torch's default MASTER_PORT, and the coordinator's when the config has none. */
+#define ZRT_DEFAULT_PORT 29500
+/* How long ranks get between SIGTERM and SIGKILL when a job stops. */
+#define ZRT_STOP_GRACE_S 5.0
 
 typedef struct {
     const zrt_config *cfg;
@@ -70,6 +76,48 @@ zrt_status zrt_bench_control(int agents, double seconds, const char *self, bool 
 /* Fuzzing (fuzz/fuzz_control.c): data[0] picks a method, the rest is its
  * request; decoded and handled by the real handlers, without gRPC. */
 int zrt_coordinator_fuzz(const uint8_t *data, size_t size);
+
+/* ---- starting and stopping ranks (launcher.c, shared by zrt agent and zrt launch) ---- */
+
+/* A variable of a rank's environment: value NULL removes it; keep_existing
+ * sets it only when our environment has none. */
+typedef struct {
+    const char *name;
+    const char *value;
+    bool keep_existing;
+} zrt_env_var;
+
+#define ZRT_LAUNCH_MAX_VARS 16
+
+/* What a rank gets: torchrun's RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE,
+ * GROUP_RANK, MASTER_ADDR, MASTER_PORT (0: ZRT_DEFAULT_PORT), and
+ * OPENBLAS_NUM_THREADS=1 unless set; then `extra` (zrt's own). */
+typedef struct {
+    int rank, local_rank, world_size, local_world_size, group_rank;
+    const char *master_addr; /* NULL: 127.0.0.1 */
+    int master_port;
+    const zrt_env_var *extra;
+    int n_extra;             /* at most ZRT_LAUNCH_MAX_VARS */
+} zrt_rank_env;
+
+/* An envp array (our environment, less what it replaces, plus its own) and
+ * the strings it owns. */
+typedef struct {
+    char **envp;
+    char *strings;
+} zrt_launch_env;
+
+/* Builds the environment; free it with zrt_launcher_env_free (NULL-safe fields). */
+zrt_status zrt_launcher_env(const zrt_rank_env *rank, zrt_launch_env *out);
+void zrt_launcher_env_free(zrt_launch_env *env);
+/* posix_spawnp(argv) with env; out_fd >= 0 becomes its stdout and stderr. */
+zrt_status zrt_launcher_spawn(char *const *argv, const zrt_launch_env *env, int out_fd, pid_t *pid);
+/* The stop sequence: SIGTERM to every pid > 0, SIGKILL grace_s later to what
+ * still runs; reaps each (pids[i] = 0, statuses[i] = its wait status) and
+ * calls idle(arg) between looks (or sleeps 20 ms when idle is NULL). */
+void zrt_launcher_stop(pid_t *pids, int *statuses, int n, double grace_s, void (*idle)(void *arg), void *arg);
+/* Whether a wait status is the stop sequence's doing (SIGTERM or SIGKILL). */
+bool zrt_launcher_stopped_by_us(int status);
 
 /* The job token: token_file if given, else $ZRT_JOB_TOKEN; into out. */
 zrt_status zrt_control_token(const char *token_file, char *out, size_t size);

@@ -29,124 +29,39 @@ static const ProtobufCMessageDescriptor *const request_types[N_METHODS] = {
     &zrt__v1__kv_get_request__descriptor, &zrt__v1__kv_add_request__descriptor, &zrt__v1__barrier_request__descriptor,
     &zrt__v1__status_request__descriptor, &zrt__v1__leave_request__descriptor,  &zrt__v1__shutdown_request__descriptor};
 
-/* ---- call lifetime ------------------------------------------------------------------------ */
+/* ---- states ------------------------------------------------------------------------------------ */
 
-void ctx_unref(coordinator *co, call_ctx *c)
+const char *zrt_job_state_name(job_state state)
 {
-    if (--c->refs > 0) return;
-    if (c->call) grpc_call_unref(c->call);
-    grpc_metadata_array_destroy(&c->md);
-    if (c->method < 0) grpc_call_details_destroy(&c->details);
-    if (c->payload) grpc_byte_buffer_destroy(c->payload);
-    if (c->reply) grpc_byte_buffer_destroy(c->reply);
-    if (c->request) protobuf_c_message_free_unpacked(c->request, NULL);
-    free(c);
-    co->live_calls--;
+    static const char *const names[] = {"waiting", "running", "aborted", "shutdown", "done"};
+    return (unsigned)state <= JOB_DONE ? names[state] : "?";
 }
 
-static void on_reply_done(coordinator *co, call_ctx *c, bool ok)
+const char *zrt_machine_state_name(machine_state state)
 {
-    (void)ok;
-    ctx_unref(co, c);
-}
-
-/* Answers the call (reply may be NULL for an error status). */
-void respond(coordinator *co, call_ctx *c, grpc_status_code status, const char *details,
-                    const ProtobufCMessage *reply)
-{
-    (void)co;
-    if (c->replied) return;
-    c->replied = true;
-    if (!c->call) { /* zrt_coordinator_fuzz: no gRPC call; still pack the reply */
-        if (reply) {
-            uint8_t *buf = malloc(protobuf_c_message_get_packed_size(reply) + 1);
-            if (buf) protobuf_c_message_pack(reply, buf);
-            free(buf);
-        }
-        return;
-    }
-    grpc_op ops[3];
-    memset(ops, 0, sizeof ops);
-    size_t n = 0;
-    ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
-    if (status == GRPC_STATUS_OK && reply) {
-        c->reply = zrt_rpc_pack(reply);
-        ops[n].op = GRPC_OP_SEND_MESSAGE;
-        ops[n++].data.send_message.send_message = c->reply;
-    }
-    grpc_slice text = grpc_slice_from_copied_string(details ? details : "");
-    ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
-    ops[n].data.send_status_from_server.status = status;
-    ops[n++].data.send_status_from_server.status_details = &text;
-    c->on_reply = (tag){on_reply_done, c};
-    c->refs++;
-    if (grpc_call_start_batch(c->call, ops, n, &c->on_reply, NULL) != GRPC_CALL_OK) c->refs--;
-    grpc_slice_unref(text);
-}
-
-void respond_error(coordinator *co, call_ctx *c, grpc_status_code status, const char *fmt, ...)
-{
-    char text[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
-    va_end(ap);
-    respond(co, c, status, text, NULL);
-}
-
-/* Removes c from a wait list; true if it was there. */
-bool unpark(call_ctx **list, call_ctx *c)
-{
-    for (call_ctx **p = list; *p; p = &(*p)->next_parked)
-        if (*p == c) {
-            *p = c->next_parked;
-            return true;
-        }
-    return false;
-}
-
-static void on_close(coordinator *co, call_ctx *c, bool ok)
-{
-    (void)ok;
-    if (c->cancelled) { /* the client gave up: forget it wherever it waits */
-        unpark(&co->parked_joins, c);
-        unpark(&co->parked_gets, c);
-        for (int i = 0; i < co->n_barriers; i++)
-            if (unpark(&co->barriers[i].waiting, c)) co->barriers[i].arrived--;
-    }
-    ctx_unref(co, c);
-}
-
-double now_s(void) { return zrt_now(); }
-
-void park(call_ctx **list, call_ctx *c, double timeout_s)
-{
-    double call_left = gpr_time_to_millis(gpr_time_sub(gpr_convert_clock_type(c->deadline, GPR_CLOCK_MONOTONIC),
-                                                       gpr_now(GPR_CLOCK_MONOTONIC))) / 1000.0;
-    c->expire = zrt_now() + fmin(timeout_s, call_left);
-    c->next_parked = *list;
-    *list = c;
+    static const char *const names[] = {"", "joined", "running", "done", "dead", "left"};
+    return (unsigned)state <= MACHINE_LEFT ? names[state] : "?";
 }
 
 /* ---- the job ------------------------------------------------------------------------------- */
 
 static bool ended(const coordinator *co)
 {
-    return strcmp(co->state, "aborted") == 0 || strcmp(co->state, "done") == 0 || strcmp(co->state, "shutdown") == 0;
+    return co->state == JOB_ABORTED || co->state == JOB_DONE || co->state == JOB_SHUTDOWN;
 }
 
 /* The first cause ends the job; later failures are added to the reason, so
  * the root cause (a dead machine, a rank's own error) is named even when a
  * consequence (a rank that lost its peer) was reported first. */
-static void end_job(coordinator *co, const char *state, const char *reason)
+static void end_job(coordinator *co, job_state state, const char *reason)
 {
     if (ended(co)) {
         size_t used = strlen(co->reason);
-        if (strcmp(co->state, "aborted") == 0 && !strstr(co->reason, reason))
+        if (co->state == JOB_ABORTED && !strstr(co->reason, reason))
             snprintf(co->reason + used, sizeof co->reason - used, "; %s", reason);
         return;
     }
-    snprintf(co->state, sizeof co->state, "%s", state);
+    co->state = state;
     snprintf(co->reason, sizeof co->reason, "%s", reason);
     co->generation++;
     /* Keep listening for a heartbeat timeout: agents hear the command, and
@@ -159,7 +74,7 @@ static void end_job(coordinator *co, const char *state, const char *reason)
  * (they resume from the latest checkpoint). False when none are left. */
 static bool restart_job(coordinator *co, const char *reason)
 {
-    if (strcmp(co->state, "running") != 0 || co->restarts_used >= co->o->cfg->job.max_restarts) return false;
+    if (co->state != JOB_RUNNING || co->restarts_used >= co->o->cfg->job.max_restarts) return false;
     co->restarts_used++;
     co->generation++;
     snprintf(co->reason, sizeof co->reason, "restart %d of %lld (generation %lld) after: %s", co->restarts_used,
@@ -209,11 +124,11 @@ static void release_joins(coordinator *co)
     for (int m = 0; m < co->expected; m++) {
         co->machines[m].rank_offset = offset;
         offset += co->machines[m].local_ranks;
-        snprintf(co->machines[m].state, sizeof co->machines[m].state, "running");
+        co->machines[m].state = MACHINE_RUNNING;
         co->machines[m].last_heartbeat = zrt_now();
     }
     co->world = offset;
-    snprintf(co->state, sizeof co->state, "running");
+    co->state = JOB_RUNNING;
     co->started = zrt_now();
     while (co->parked_joins) {
         call_ctx *c = co->parked_joins;
@@ -226,29 +141,30 @@ static void release_joins(coordinator *co)
         reply.world_size = co->world;
         reply.generation = co->generation;
         reply.master_addr = co->machines[0].host;
-        respond(co, c, GRPC_STATUS_OK, NULL, &reply.base);
+        zrt_call_respond(co, c, GRPC_STATUS_OK, NULL, &reply.base);
     }
 }
 
 static void handle_join(coordinator *co, call_ctx *c)
 {
     Zrt__V1__JoinRequest *req = (Zrt__V1__JoinRequest *)c->request;
-    if (strcmp(co->state, "waiting") != 0)
-        return respond_error(co, c, GRPC_STATUS_FAILED_PRECONDITION, "the job is %s: no more joins", co->state);
+    if (co->state != JOB_WAITING)
+        return zrt_call_error(co, c, GRPC_STATUS_FAILED_PRECONDITION, "the job is %s: no more joins",
+                              zrt_job_state_name(co->state));
     if (strcmp(req->config_hash, co->config_hash) != 0) {
         char keys[2048];
         diff_keys(req->config_keys, co->config_keys, keys, sizeof keys);
-        return respond_error(co, c, GRPC_STATUS_FAILED_PRECONDITION,
+        return zrt_call_error(co, c, GRPC_STATUS_FAILED_PRECONDITION,
                              "config mismatch: this machine's config differs from the coordinator's in: %s",
                              keys[0] ? keys : "(unknown keys)");
     }
     if (req->local_ranks < 1 || req->local_ranks > 4096)
-        return respond_error(co, c, GRPC_STATUS_INVALID_ARGUMENT, "local_ranks %d", req->local_ranks);
+        return zrt_call_error(co, c, GRPC_STATUS_INVALID_ARGUMENT, "local_ranks %d", req->local_ranks);
     int m = req->machine_rank;
     if (m >= co->expected || m < -1)
-        return respond_error(co, c, GRPC_STATUS_INVALID_ARGUMENT, "machine_rank %d is not in 0..%d", m, co->expected - 1);
+        return zrt_call_error(co, c, GRPC_STATUS_INVALID_ARGUMENT, "machine_rank %d is not in 0..%d", m, co->expected - 1);
     if (m >= 0 && co->machines[m].joined)
-        return respond_error(co, c, GRPC_STATUS_ALREADY_EXISTS, "machine_rank %d is already taken by %s", m,
+        return zrt_call_error(co, c, GRPC_STATUS_ALREADY_EXISTS, "machine_rank %d is already taken by %s", m,
                              co->machines[m].host);
     if (m < 0)
         for (m = 0; co->machines[m].joined; m++) {}
@@ -257,31 +173,30 @@ static void handle_join(coordinator *co, call_ctx *c)
     mc->joined = true;
     snprintf(mc->host, sizeof mc->host, "%s", req->host);
     mc->local_ranks = req->local_ranks;
-    snprintf(mc->state, sizeof mc->state, "joined");
+    mc->state = MACHINE_JOINED;
     if (co->joined++ == 0) co->first_join = zrt_now();
-    park(&co->parked_joins, c, co->o->cfg->job.join_timeout_s);
+    zrt_call_park(&co->parked_joins, c, co->o->cfg->job.join_timeout_s);
     if (co->joined == co->expected) release_joins(co);
 }
 
-static void handle_heartbeat(coordinator *co, call_ctx *c);
 static void handle_heartbeat(coordinator *co, call_ctx *c)
 {
     Zrt__V1__HeartbeatRequest *req = (Zrt__V1__HeartbeatRequest *)c->request;
     int m = req->machine_rank;
     if (m < 0 || m >= co->expected || !co->machines[m].joined)
-        return respond_error(co, c, GRPC_STATUS_INVALID_ARGUMENT, "machine_rank %d has not joined", m);
+        return zrt_call_error(co, c, GRPC_STATUS_INVALID_ARGUMENT, "machine_rank %d has not joined", m);
     machine *mc = &co->machines[m];
     mc->last_heartbeat = zrt_now();
     mc->step = req->step;
     mc->loss = req->loss;
-    if (req->generation < co->generation && strcmp(co->state, "running") == 0) {
+    if (req->generation < co->generation && co->state == JOB_RUNNING) {
         /* Still the old generation's ranks: start them again (their failures
          * are the consequence of the restart's cause, not news). */
         Zrt__V1__HeartbeatReply reply = ZRT__V1__HEARTBEAT_REPLY__INIT;
         reply.command = ZRT__V1__COMMAND__RESTART;
         reply.generation = co->generation;
         reply.reason = co->reason;
-        return respond(co, c, GRPC_STATUS_OK, NULL, &reply.base);
+        return zrt_call_respond(co, c, GRPC_STATUS_OK, NULL, &reply.base);
     }
     bool all_done = req->n_ranks > 0;
     for (size_t i = 0; i < req->n_ranks; i++) {
@@ -291,25 +206,26 @@ static void handle_heartbeat(coordinator *co, call_ctx *c)
             snprintf(reason, sizeof reason, "rank %d on machine %d (%s) exited with status %d", h->rank, m, mc->host,
                      h->exit_status);
             if (restart_job(co, reason)) return handle_heartbeat(co, c); /* now answers RESTART */
-            end_job(co, "aborted", reason);
+            end_job(co, JOB_ABORTED, reason);
         }
         all_done &= !h->running && h->exit_status == 0;
     }
     if (all_done && !mc->ranks_done) {
         mc->ranks_done = true;
-        snprintf(mc->state, sizeof mc->state, "done");
+        mc->state = MACHINE_DONE;
         bool everyone = true;
         for (int k = 0; k < co->expected; k++) everyone &= co->machines[k].ranks_done;
-        if (everyone) end_job(co, "done", "every rank finished");
+        if (everyone) end_job(co, JOB_DONE, "every rank finished");
     }
     Zrt__V1__HeartbeatReply reply = ZRT__V1__HEARTBEAT_REPLY__INIT;
-    bool stop = strcmp(co->state, "aborted") == 0 || strcmp(co->state, "shutdown") == 0;
-    reply.command = stop ? ZRT__V1__COMMAND__ABORT
-                    : strcmp(co->state, "done") == 0 ? ZRT__V1__COMMAND__SHUTDOWN : ZRT__V1__COMMAND__CONTINUE;
+    bool stop = co->state == JOB_ABORTED || co->state == JOB_SHUTDOWN;
+    reply.command = stop                      ? ZRT__V1__COMMAND__ABORT
+                    : co->state == JOB_DONE ? ZRT__V1__COMMAND__SHUTDOWN
+                                            : ZRT__V1__COMMAND__CONTINUE;
     reply.generation = co->generation;
     reply.reason = co->reason;
     if (reply.command != ZRT__V1__COMMAND__CONTINUE) mc->told = true;
-    respond(co, c, GRPC_STATUS_OK, NULL, &reply.base);
+    zrt_call_respond(co, c, GRPC_STATUS_OK, NULL, &reply.base);
 }
 
 static void handle_status(coordinator *co, call_ctx *c)
@@ -323,7 +239,7 @@ static void handle_status(coordinator *co, call_ctx *c)
         zrt__v1__machine_status__init(&rows[n]);
         rows[n].machine_rank = m;
         rows[n].host = mc->host;
-        rows[n].state = mc->state;
+        rows[n].state = (char *)zrt_machine_state_name(mc->state);
         rows[n].heartbeat_age_s = mc->last_heartbeat > 0 ? zrt_now() - mc->last_heartbeat : -1;
         rows[n].local_ranks = mc->local_ranks;
         rows[n].step = mc->step;
@@ -334,13 +250,13 @@ static void handle_status(coordinator *co, call_ctx *c)
     reply.generation = co->generation;
     reply.expected_machines = co->expected;
     reply.world_size = co->world;
-    reply.state = co->state;
+    reply.state = (char *)zrt_job_state_name(co->state);
     reply.reason = co->reason;
     reply.n_machines = n;
     reply.machines = ptrs;
     reply.restarts_used = co->restarts_used;
     reply.max_restarts = (int32_t)co->o->cfg->job.max_restarts;
-    respond(co, c, GRPC_STATUS_OK, NULL, &reply.base);
+    zrt_call_respond(co, c, GRPC_STATUS_OK, NULL, &reply.base);
 }
 
 static void handle_other(coordinator *co, call_ctx *c)
@@ -348,16 +264,16 @@ static void handle_other(coordinator *co, call_ctx *c)
     if (c->method == M_LEAVE) {
         Zrt__V1__LeaveRequest *req = (Zrt__V1__LeaveRequest *)c->request;
         if (req->machine_rank >= 0 && req->machine_rank < co->expected)
-            snprintf(co->machines[req->machine_rank].state, sizeof co->machines[0].state, "left");
+            co->machines[req->machine_rank].state = MACHINE_LEFT;
         Zrt__V1__LeaveReply reply = ZRT__V1__LEAVE_REPLY__INIT;
-        return respond(co, c, GRPC_STATUS_OK, NULL, &reply.base);
+        return zrt_call_respond(co, c, GRPC_STATUS_OK, NULL, &reply.base);
     }
     Zrt__V1__ShutdownRequest *req = (Zrt__V1__ShutdownRequest *)c->request;
     char reason[600];
     snprintf(reason, sizeof reason, "shutdown requested: %s", req->reason[0] ? req->reason : "no reason given");
-    end_job(co, "shutdown", reason);
+    end_job(co, JOB_SHUTDOWN, reason);
     Zrt__V1__ShutdownReply reply = ZRT__V1__SHUTDOWN_REPLY__INIT;
-    respond(co, c, GRPC_STATUS_OK, NULL, &reply.base);
+    zrt_call_respond(co, c, GRPC_STATUS_OK, NULL, &reply.base);
 }
 
 /* ---- dispatch ------------------------------------------------------------------------------------ */
@@ -369,8 +285,8 @@ static void dispatch(coordinator *co, call_ctx *c)
     switch (c->method) {
     case M_JOIN: handle_join(co, c); break;
     case M_HEARTBEAT: handle_heartbeat(co, c); break;
-    case M_KVSET: case M_KVGET: case M_KVADD: handle_kv(co, c); break;
-    case M_BARRIER: handle_barrier(co, c); break;
+    case M_KVSET: case M_KVGET: case M_KVADD: zrt_coord_handle_kv(co, c); break;
+    case M_BARRIER: zrt_coord_handle_barrier(co, c); break;
     case M_STATUS: handle_status(co, c); break;
     default: handle_other(co, c); break;
     }
@@ -389,19 +305,19 @@ static void on_new_call(coordinator *co, call_ctx *c, bool ok)
     memset(&op, 0, sizeof op);
     op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
     op.data.recv_close_on_server.cancelled = &c->cancelled;
-    c->on_close = (tag){on_close, c};
+    c->on_close = (tag){zrt_call_closed, c};
     if (grpc_call_start_batch(c->call, &op, 1, &c->on_close, NULL) != GRPC_CALL_OK) c->refs = 0;
     c->refs++; /* held while we handle it */
     if (c->method < 0) {
-        respond_error(co, c, GRPC_STATUS_UNIMPLEMENTED, "unknown method");
+        zrt_call_error(co, c, GRPC_STATUS_UNIMPLEMENTED, "unknown method");
     } else if (!token_ok(co, &c->md)) {
-        respond_error(co, c, GRPC_STATUS_UNAUTHENTICATED, "missing or wrong job token");
+        zrt_call_error(co, c, GRPC_STATUS_UNAUTHENTICATED, "missing or wrong job token");
     } else if (!(c->request = zrt_rpc_unpack(request_types[c->method], c->payload))) {
-        respond_error(co, c, GRPC_STATUS_INVALID_ARGUMENT, "malformed %s request", method_names[c->method]);
+        zrt_call_error(co, c, GRPC_STATUS_INVALID_ARGUMENT, "malformed %s request", method_names[c->method]);
     } else {
         dispatch(co, c);
     }
-    ctx_unref(co, c);
+    zrt_call_unref(co, c);
 }
 
 static void request_next(coordinator *co, int method)
@@ -422,29 +338,13 @@ static void request_next(coordinator *co, int method)
     }
 }
 
-/* ---- timers: parked deadlines, dead machines, the rendezvous timeout -------------------------------- */
-
-static void expire_parked(coordinator *co, call_ctx **list, const char *what)
-{
-    double now = zrt_now();
-    for (call_ctx **p = list; *p;) {
-        call_ctx *c = *p;
-        if (c->expire > now) {
-            p = &c->next_parked;
-            continue;
-        }
-        *p = c->next_parked;
-        const char *key = c->method == M_KVGET ? ((Zrt__V1__KvGetRequest *)c->request)->key : "";
-        respond_error(co, c, GRPC_STATUS_DEADLINE_EXCEEDED, "%s%s%s did not happen before the deadline", what,
-                      key[0] ? " of key " : "", key);
-    }
-}
+/* ---- timers: dead machines, the rendezvous timeout -------------------------------- */
 
 static void check_health(coordinator *co)
 {
     const zrt_job_config *j = &co->o->cfg->job;
     double now = zrt_now();
-    if (strcmp(co->state, "waiting") == 0 && co->joined > 0 && now - co->first_join > j->join_timeout_s) {
+    if (co->state == JOB_WAITING && co->joined > 0 && now - co->first_join > j->join_timeout_s) {
         char missing[1024] = "";
         for (int m = 0; m < co->expected; m++)
             if (!co->machines[m].joined)
@@ -455,21 +355,20 @@ static void check_health(coordinator *co)
         while (co->parked_joins) {
             call_ctx *c = co->parked_joins;
             co->parked_joins = c->next_parked;
-            respond_error(co, c, GRPC_STATUS_DEADLINE_EXCEEDED, "%s", reason);
+            zrt_call_error(co, c, GRPC_STATUS_DEADLINE_EXCEEDED, "%s", reason);
         }
-        end_job(co, "aborted", reason);
+        end_job(co, JOB_ABORTED, reason);
         return;
     }
-    if (strcmp(co->state, "running") != 0 && strcmp(co->state, "aborted") != 0) return;
+    if (co->state != JOB_RUNNING && co->state != JOB_ABORTED) return;
     for (int m = 0; m < co->expected; m++) {
         machine *mc = &co->machines[m];
-        if (mc->told || strcmp(mc->state, "running") != 0 || now - mc->last_heartbeat <= j->heartbeat_timeout_s)
-            continue;
-        snprintf(mc->state, sizeof mc->state, "dead");
+        if (mc->told || mc->state != MACHINE_RUNNING || now - mc->last_heartbeat <= j->heartbeat_timeout_s) continue;
+        mc->state = MACHINE_DEAD;
         char reason[512];
         snprintf(reason, sizeof reason, "machine %d (%s) sent no heartbeat for %.1f s (timeout %.1f s)", m, mc->host,
                  now - mc->last_heartbeat, j->heartbeat_timeout_s);
-        end_job(co, "aborted", reason);
+        end_job(co, JOB_ABORTED, reason);
     }
 }
 
@@ -478,7 +377,7 @@ static bool everyone_told(const coordinator *co)
 {
     for (int m = 0; m < co->expected; m++) {
         const machine *mc = &co->machines[m];
-        if (mc->joined && !mc->told && strcmp(mc->state, "dead") != 0) return false;
+        if (mc->joined && !mc->told && mc->state != MACHINE_DEAD) return false;
     }
     return true;
 }
@@ -544,20 +443,24 @@ zrt_status zrt_coordinator_run(const zrt_coordinator_options *o)
     }
     co->o = o;
     co->expected = (int)o->cfg->num_machines;
-    snprintf(co->state, sizeof co->state, "waiting");
+    co->state = JOB_WAITING;
     zrt_status status = zrt_control_config_identity(o->cfg, co->config_hash, sizeof co->config_hash, co->config_keys,
                                                       sizeof co->config_keys);
     if (status == ZRT_OK) status = start_server(co);
-    while (status == ZRT_OK && !(co->end_at > 0 && (zrt_now() > co->end_at || everyone_told(co)))) {
+    /* After the job ended: until every machine has heard it -- and its reply
+     * has left (stopping the server would cancel a reply still in flight) --
+     * or the grace period is over. */
+    while (status == ZRT_OK &&
+           !(co->end_at > 0 && (zrt_now() > co->end_at || (everyone_told(co) && co->pending_replies == 0)))) {
         grpc_event ev = grpc_completion_queue_next(co->cq, zrt_rpc_deadline(0.05), NULL);
         if (ev.type == GRPC_OP_COMPLETE) {
             tag *t = ev.tag;
             t->fn(co, t->ctx, ev.success);
         }
-        expire_parked(co, &co->parked_gets, "KvGet");
+        zrt_call_expire(co, &co->parked_gets, "KvGet");
         check_health(co);
     }
-    bool failed = strcmp(co->state, "aborted") == 0;
+    bool failed = co->state == JOB_ABORTED;
     char reason[sizeof co->reason];
     snprintf(reason, sizeof reason, "%s", co->reason);
     if (co->server) stop_server(co);
@@ -584,15 +487,15 @@ int zrt_coordinator_fuzz(const uint8_t *data, size_t size)
         cfg.num_processes = 4;
         o = (zrt_coordinator_options){.cfg = &cfg, .listen = "-", .token = "t"};
         co = calloc(1, sizeof *co);
-        co->kv = calloc(MAX_KEYS, sizeof *co->kv);
+        if (!co || !(co->kv = calloc(MAX_KEYS, sizeof *co->kv))) abort(); /* a fuzzer without memory has no finding */
         co->o = &o;
         co->expected = 4;
-        snprintf(co->state, sizeof co->state, "waiting");
+        co->state = JOB_WAITING;
         zrt_control_config_identity(&cfg, co->config_hash, sizeof co->config_hash, co->config_keys,
                                     sizeof co->config_keys);
     }
-    if (size < 1) return 0;
-    call_ctx *c = calloc(1, sizeof *c);
+    call_ctx *c = size < 1 ? NULL : calloc(1, sizeof *c);
+    if (!c) return 0;
     c->method = data[0] % N_METHODS;
     c->refs = 1;
     c->deadline = gpr_inf_future(GPR_CLOCK_MONOTONIC);
@@ -600,11 +503,7 @@ int zrt_coordinator_fuzz(const uint8_t *data, size_t size)
     co->live_calls++;
     c->request = protobuf_c_message_unpack(request_types[c->method], NULL, size - 1, data + 1);
     if (c->request) dispatch(co, c);
-    /* Only this input's call can be parked: forget it, as a client that gave up. */
-    unpark(&co->parked_joins, c);
-    unpark(&co->parked_gets, c);
-    for (int i = 0; i < co->n_barriers; i++)
-        if (unpark(&co->barriers[i].waiting, c)) co->barriers[i].arrived--;
-    ctx_unref(co, c);
+    zrt_call_forget(co, c); /* only this input's call can be parked: forget it, as a client that gave up */
+    zrt_call_unref(co, c);
     return 0;
 }

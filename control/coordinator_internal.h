@@ -1,7 +1,9 @@
 /* coordinator_internal.h: the coordinator's state and call contexts, shared
- * by coordinator.c (the loop, Join, Heartbeat, Status, health) and
- * coordinator_kv.c (KvSet/KvGet/KvAdd, Barrier). Single-threaded: only the
- * completion-queue loop touches any of it.
+ * by coordinator.c (the loop, Join, Heartbeat, Status, health),
+ * coordinator_kv.c (KvSet/KvGet/KvAdd, Barrier) and call.c (a call's
+ * lifetime: replies, wait lists, cancellation). Single-threaded: only the
+ * completion-queue loop touches any of it. Dependencies run one way:
+ * coordinator.c -> coordinator_kv.c -> call.c.
  */
 #ifndef ZRT_COORDINATOR_INTERNAL_H
 #define ZRT_COORDINATOR_INTERNAL_H
@@ -39,12 +41,20 @@ struct call_ctx {
     double expire;           /* parked: answer DEADLINE_EXCEEDED after this */
 };
 
+/* The job, as Status reports it (zrt_job_state_name). */
+typedef enum { JOB_WAITING, JOB_RUNNING, JOB_ABORTED, JOB_SHUTDOWN, JOB_DONE } job_state;
+/* A machine: joined and waiting for the others, running, its ranks all
+ * finished, silent past the timeout, or gone on its own (Leave). */
+typedef enum { MACHINE_ABSENT, MACHINE_JOINED, MACHINE_RUNNING, MACHINE_DONE, MACHINE_DEAD, MACHINE_LEFT } machine_state;
+const char *zrt_job_state_name(job_state state);
+const char *zrt_machine_state_name(machine_state state);
+
 typedef struct {
     bool joined;
     char host[256];
     int local_ranks, rank_offset;
     double last_heartbeat;
-    char state[16];
+    machine_state state;
     int64_t step;
     float loss;
     bool ranks_done;         /* every local rank exited 0 */
@@ -73,7 +83,7 @@ struct coordinator {
     machine machines[MAX_MACHINES];
     int64_t generation;
     double first_join, started;
-    char state[16];          /* waiting, running, aborted, shutdown, done */
+    job_state state;
     char reason[512];
     double end_at;           /* when the loop stops after the job ended */
     kv_entry *kv;
@@ -84,21 +94,33 @@ struct coordinator {
     char config_hash[32];
     char config_keys[8192];
     int live_calls;
+    int pending_replies;     /* reply batches not yet completed: drained before the server stops */
     bool stopping;           /* the server is shutting down: no new requests */
 };
 
-/* Answer a call (reply NULL for an error status); once per call. */
-void respond(coordinator *co, call_ctx *c, grpc_status_code status, const char *details, const ProtobufCMessage *reply);
-void respond_error(coordinator *co, call_ctx *c, grpc_status_code status, const char *fmt, ...)
+/* ---- call.c ---- */
+
+/* Answers a call (reply NULL for an error status); once per call. */
+void zrt_call_respond(coordinator *co, call_ctx *c, grpc_status_code status, const char *details,
+                      const ProtobufCMessage *reply);
+void zrt_call_error(coordinator *co, call_ctx *c, grpc_status_code status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* Wait lists of calls answered later: park until timeout_s (or the call's
  * own deadline); unpark returns whether c was in the list. */
-void park(call_ctx **list, call_ctx *c, double timeout_s);
-bool unpark(call_ctx **list, call_ctx *c);
-void ctx_unref(coordinator *co, call_ctx *c);
-double now_s(void);
+void zrt_call_park(call_ctx **list, call_ctx *c, double timeout_s);
+bool zrt_call_unpark(call_ctx **list, call_ctx *c);
+/* Takes a call out of every wait list (its client gave up). */
+void zrt_call_forget(coordinator *co, call_ctx *c);
+/* Answers DEADLINE_EXCEEDED to the calls of list whose time is up. */
+void zrt_call_expire(coordinator *co, call_ctx **list, const char *what);
+/* Drops a reference; the last frees the call. */
+void zrt_call_unref(coordinator *co, call_ctx *c);
+/* The RECV_CLOSE_ON_SERVER batch's tag function: a cancelled call is forgotten. */
+void zrt_call_closed(coordinator *co, call_ctx *c, bool ok);
 
-void handle_kv(coordinator *co, call_ctx *c);      /* KvSet, KvGet, KvAdd */
-void handle_barrier(coordinator *co, call_ctx *c);
+/* ---- coordinator_kv.c ---- */
+
+void zrt_coord_handle_kv(coordinator *co, call_ctx *c);      /* KvSet, KvGet, KvAdd */
+void zrt_coord_handle_barrier(coordinator *co, call_ctx *c);
 
 #endif

@@ -2,7 +2,7 @@
  * and Barrier.
  *
  * Why in the coordinator: ranks exchange comm endpoints and NCCL's unique id
- * through it. A KvGet of a missing key is parked -- answered by the KvSet that
+ * through it. Calls are answered, parked and expired through call.c. A KvGet of a missing key is parked -- answered by the KvSet that
  * sets it, or DEADLINE_EXCEEDED by the loop -- so nobody polls. Keys are
  * found by a linear scan: a job has a few keys per rank.
  */
@@ -23,7 +23,7 @@ static bool kv_key_ok(coordinator *co, call_ctx *c, const char *key)
 {
     size_t n = strlen(key);
     if (n == 0 || n > MAX_KEY_BYTES) {
-        respond_error(co, c, GRPC_STATUS_INVALID_ARGUMENT, "key of %zu bytes (1..%d allowed)", n, MAX_KEY_BYTES);
+        zrt_call_error(co, c, GRPC_STATUS_INVALID_ARGUMENT, "key of %zu bytes (1..%d allowed)", n, MAX_KEY_BYTES);
         return false;
     }
     return true;
@@ -34,24 +34,32 @@ static void reply_value(coordinator *co, call_ctx *c, const kv_entry *e)
     Zrt__V1__KvGetReply reply = ZRT__V1__KV_GET_REPLY__INIT;
     reply.value.data = e->value;
     reply.value.len = e->len;
-    respond(co, c, GRPC_STATUS_OK, NULL, &reply.base);
+    zrt_call_respond(co, c, GRPC_STATUS_OK, NULL, &reply.base);
 }
 
 static kv_entry *kv_put(coordinator *co, call_ctx *c, const char *key, const uint8_t *value, size_t len)
 {
+    uint8_t *copy = malloc(len ? len : 1);
     kv_entry *e = kv_find(co, key);
+    if (!copy || (!e && co->n_kv == MAX_KEYS)) {
+        free(copy);
+        if (copy) zrt_call_error(co, c, GRPC_STATUS_RESOURCE_EXHAUSTED, "the store holds %d keys already", MAX_KEYS);
+        else zrt_call_error(co, c, GRPC_STATUS_RESOURCE_EXHAUSTED, "the coordinator is out of memory");
+        return NULL;
+    }
     if (!e) {
-        if (co->n_kv == MAX_KEYS) {
-            respond_error(co, c, GRPC_STATUS_RESOURCE_EXHAUSTED, "the store holds %d keys already", MAX_KEYS);
+        char *name = strdup(key);
+        if (!name) {
+            free(copy);
+            zrt_call_error(co, c, GRPC_STATUS_RESOURCE_EXHAUSTED, "the coordinator is out of memory");
             return NULL;
         }
         e = &co->kv[co->n_kv++];
-        e->key = strdup(key);
-        e->value = NULL;
+        *e = (kv_entry){.key = name};
     }
     free(e->value);
-    e->value = malloc(len ? len : 1);
-    memcpy(e->value, value, len);
+    memcpy(copy, value, len);
+    e->value = copy;
     e->len = len;
     for (call_ctx **p = &co->parked_gets; *p;) { /* wake the waiters of this key */
         call_ctx *w = *p;
@@ -65,24 +73,24 @@ static kv_entry *kv_put(coordinator *co, call_ctx *c, const char *key, const uin
     return e;
 }
 
-void handle_kv(coordinator *co, call_ctx *c)
+void zrt_coord_handle_kv(coordinator *co, call_ctx *c)
 {
     if (c->method == M_KVSET) {
         Zrt__V1__KvSetRequest *req = (Zrt__V1__KvSetRequest *)c->request;
         if (!kv_key_ok(co, c, req->key)) return;
         if (req->value.len > MAX_VALUE_BYTES)
-            return respond_error(co, c, GRPC_STATUS_INVALID_ARGUMENT, "value of %zu bytes (at most %d)",
+            return zrt_call_error(co, c, GRPC_STATUS_INVALID_ARGUMENT, "value of %zu bytes (at most %d)",
                                  req->value.len, MAX_VALUE_BYTES);
         if (!kv_put(co, c, req->key, req->value.data, req->value.len)) return;
         Zrt__V1__KvSetReply reply = ZRT__V1__KV_SET_REPLY__INIT;
-        return respond(co, c, GRPC_STATUS_OK, NULL, &reply.base);
+        return zrt_call_respond(co, c, GRPC_STATUS_OK, NULL, &reply.base);
     }
     if (c->method == M_KVGET) {
         Zrt__V1__KvGetRequest *req = (Zrt__V1__KvGetRequest *)c->request;
         if (!kv_key_ok(co, c, req->key)) return;
         kv_entry *e = kv_find(co, req->key);
         if (e) return reply_value(co, c, e);
-        return park(&co->parked_gets, c, req->timeout_ms > 0 ? (double)req->timeout_ms / 1000.0 : 0);
+        return zrt_call_park(&co->parked_gets, c, req->timeout_ms > 0 ? (double)req->timeout_ms / 1000.0 : 0);
     }
     Zrt__V1__KvAddRequest *req = (Zrt__V1__KvAddRequest *)c->request;
     if (!kv_key_ok(co, c, req->key)) return;
@@ -99,34 +107,34 @@ void handle_kv(coordinator *co, call_ctx *c)
     if (!kv_put(co, c, req->key, (const uint8_t *)text, (size_t)n)) return;
     Zrt__V1__KvAddReply reply = ZRT__V1__KV_ADD_REPLY__INIT;
     reply.value = value;
-    respond(co, c, GRPC_STATUS_OK, NULL, &reply.base);
+    zrt_call_respond(co, c, GRPC_STATUS_OK, NULL, &reply.base);
 }
 
-void handle_barrier(coordinator *co, call_ctx *c)
+void zrt_coord_handle_barrier(coordinator *co, call_ctx *c)
 {
     Zrt__V1__BarrierRequest *req = (Zrt__V1__BarrierRequest *)c->request;
     if (req->count < 1 || strlen(req->name) >= sizeof co->barriers[0].name)
-        return respond_error(co, c, GRPC_STATUS_INVALID_ARGUMENT, "barrier: bad name or count %d", req->count);
+        return zrt_call_error(co, c, GRPC_STATUS_INVALID_ARGUMENT, "barrier: bad name or count %d", req->count);
     barrier *b = NULL;
     for (int i = 0; i < co->n_barriers && !b; i++)
         if (strcmp(co->barriers[i].name, req->name) == 0) b = &co->barriers[i];
     if (!b) {
-        if (co->n_barriers == 64) return respond_error(co, c, GRPC_STATUS_RESOURCE_EXHAUSTED, "too many barriers");
+        if (co->n_barriers == 64) return zrt_call_error(co, c, GRPC_STATUS_RESOURCE_EXHAUSTED, "too many barriers");
         b = &co->barriers[co->n_barriers++];
         *b = (barrier){.count = req->count};
         snprintf(b->name, sizeof b->name, "%s", req->name);
     }
     if (b->count != req->count)
-        return respond_error(co, c, GRPC_STATUS_INVALID_ARGUMENT, "barrier %s: count %d, others said %d", req->name,
+        return zrt_call_error(co, c, GRPC_STATUS_INVALID_ARGUMENT, "barrier %s: count %d, others said %d", req->name,
                              req->count, b->count);
-    park(&b->waiting, c, 1e9);
+    zrt_call_park(&b->waiting, c, 1e9);
     if (++b->arrived < b->count) return;
     Zrt__V1__BarrierReply reply = ZRT__V1__BARRIER_REPLY__INIT;
     reply.arrived = b->arrived;
     while (b->waiting) {
         call_ctx *w = b->waiting;
         b->waiting = w->next_parked;
-        respond(co, w, GRPC_STATUS_OK, NULL, &reply.base);
+        zrt_call_respond(co, w, GRPC_STATUS_OK, NULL, &reply.base);
     }
     b->arrived = 0;
 }

@@ -117,5 +117,19 @@ expect 0 "estimate from a config" -- "$ZRT" estimate --config "$SRC/configs/zero
 expect_output "152336 parameters, 2 devices" "estimate takes the model from the config"
 expect 2 "estimate without a size" -- "$ZRT" estimate --world 8
 expect 2 "estimate: bad precision" -- "$ZRT" estimate --params 1e9 --precision fp8
+# Device selection: use_cpu: false (TRL's configs) on a machine without a GPU trains on the
+# cpu device and says so in one line; zrt.device: cuda there is an error naming the reason.
+sed 's/use_cpu: true/use_cpu: false/' "$SRC/configs/zero2.yaml" >"$TMPDIR/gpu.yaml"
+if "$ZRT" train --config "$TMPDIR/gpu.yaml" --num_processes 1 --steps 2 >"$TMPDIR/probe" 2>&1 && grep -q "no GPU to run on" "$TMPDIR/probe"; then
+    expect 0 "use_cpu: false without a GPU" -- "$ZRT" train --config "$TMPDIR/gpu.yaml" --num_processes 1 --steps 2
+    expect_output "zrt train: no GPU to run on (" "the one line saying why"
+    [ "$(grep -c "no GPU to run on" "$TMPDIR/out")" = 1 ] || { echo "FAIL: the line is not said once"; fails=$((fails + 1)); }
+    sed -i 's/^zrt:.*/zrt:\n  device: cuda/' "$TMPDIR/gpu.yaml"
+    expect 1 "zrt.device: cuda without a GPU" -- "$ZRT" train --config "$TMPDIR/gpu.yaml" --num_processes 1 --steps 2
+    expect_output "no CUDA device" "zrt.device: cuda message"
+else
+    grep -q "has no cuda implementation yet" "$TMPDIR/probe" || { echo "FAIL: a GPU run must be refused by name"; cat "$TMPDIR/probe"; fails=$((fails + 1)); }
+    echo "a GPU is visible: the built-in models are refused on cuda by name (the GPU path's work)"
+fi
 [ "$fails" = 0 ] || exit 1
 echo "cli ok"

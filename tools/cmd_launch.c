@@ -1,12 +1,14 @@
 /* cmd_launch.c: `zrt launch`: start this machine's ranks and watch them.
  *
- * Why fork+exec of ourselves: each rank is a fresh `zrt train` (or the
- * program after `--`) with the environment torchrun sets (RANK, LOCAL_RANK,
- * WORLD_SIZE, LOCAL_WORLD_SIZE, GROUP_RANK, MASTER_ADDR, MASTER_PORT) plus
- * ZRT_STORE_DIR/ZRT_STORE_SCOPE: a file store in a private temporary
- * directory for the rendezvous (the control plane replaces it later).
- * Ranks share our stdout/stderr. If any rank fails, the others get SIGTERM,
- * then SIGKILL after 5 s, and launch exits non-zero naming the rank.
+ * Through the control plane (the default): machine 0 runs the coordinator
+ * in a thread plus an agent, the other machines an agent (control/agent.c).
+ * With --file_store, one machine: each rank is a fresh `zrt train` (or the
+ * program after `--`) started by the launcher (control/launcher.c: the
+ * torchrun environment as an envp array, posix_spawn) with
+ * ZRT_STORE_DIR/ZRT_STORE_SCOPE naming a file store in a private temporary
+ * directory. Ranks share our stdout/stderr. If any rank fails, the others
+ * get the launcher's stop sequence (SIGTERM, SIGKILL after
+ * ZRT_STOP_GRACE_S) and launch exits non-zero naming every failed rank.
  */
 #include "control.h"
 #include "overrides.h"
@@ -22,8 +24,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define GRACE_S 5.0
-
 static const char usage[] =
     "usage: zrt launch --config CFG [options] [-- PROGRAM ARGS...]\n"
     "\n"
@@ -37,35 +37,20 @@ static const char usage[] =
 static volatile sig_atomic_t stop_signal;
 static void on_signal(int sig) { stop_signal = sig; }
 
-static void set_env_int(const char *name, long long value)
+/* Starts local rank `local` of a file-store job. */
+static zrt_status start_rank(const zrt_config *cfg, int local, int local_world, const char *store_dir, char **argv,
+                             pid_t *pid)
 {
-    char text[32];
-    snprintf(text, sizeof text, "%lld", value);
-    setenv(name, text, 1);
-}
-
-/* The child: the torchrun environment, then exec. */
-static void exec_rank(const zrt_config *cfg, int local, int local_world, const char *store_dir, char **argv)
-{
-    set_env_int("RANK", cfg->machine_rank * local_world + local);
-    set_env_int("LOCAL_RANK", local);
-    set_env_int("WORLD_SIZE", cfg->num_processes);
-    set_env_int("LOCAL_WORLD_SIZE", local_world);
-    set_env_int("GROUP_RANK", cfg->machine_rank);
-    setenv("MASTER_ADDR", cfg->main_process_ip[0] ? cfg->main_process_ip : "127.0.0.1", 1);
-    set_env_int("MASTER_PORT", cfg->main_process_port ? cfg->main_process_port : 29500);
-    setenv("ZRT_STORE_DIR", store_dir, 1);
-    setenv("ZRT_STORE_SCOPE", "job/gen0", 1);
-    setenv("OPENBLAS_NUM_THREADS", "1", 0);
-    execvp(argv[0], argv);
-    fprintf(stderr, "zrt launch: cannot run %s: %s\n", argv[0], strerror(errno));
-    _exit(127);
-}
-
-static void signal_all(pid_t *pids, int n, int sig)
-{
-    for (int i = 0; i < n; i++)
-        if (pids[i] > 0) kill(pids[i], sig);
+    zrt_env_var extra[] = {{"ZRT_STORE_DIR", store_dir, false}, {"ZRT_STORE_SCOPE", "job/gen0", false}};
+    zrt_rank_env r = {.rank = (int)cfg->machine_rank * local_world + local, .local_rank = local,
+                      .world_size = (int)cfg->num_processes, .local_world_size = local_world,
+                      .group_rank = (int)cfg->machine_rank, .master_addr = cfg->main_process_ip,
+                      .master_port = (int)cfg->main_process_port, .extra = extra, .n_extra = 2};
+    zrt_launch_env env;
+    ZRT_CHECK(zrt_launcher_env(&r, &env));
+    zrt_status status = zrt_launcher_spawn(argv, &env, -1, pid);
+    zrt_launcher_env_free(&env);
+    return status;
 }
 
 static const char *describe(int status, char *buf, size_t size)
@@ -76,51 +61,45 @@ static const char *describe(int status, char *buf, size_t size)
     return buf;
 }
 
-/* Waits for every rank; on the first failure stops the others. */
-static int watch(const zrt_config *cfg, pid_t *pids, int n)
+/* Names a rank that failed on its own (not by our stop sequence). */
+static void name_failure(const zrt_config *cfg, int n, int local, int status, bool stopping)
+{
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return;
+    if (stopping && zrt_launcher_stopped_by_us(status)) return;
+    char why[64];
+    fprintf(stderr, "zrt launch: rank %lld %s\n", (long long)(cfg->machine_rank * n + local), describe(status, why, sizeof why));
+}
+
+/* Waits for every rank; on the first failure (or a signal) stops the others. */
+static int watch(const zrt_config *cfg, pid_t *pids, int *statuses, int n)
 {
     int remaining = n, rc = ZRT_EXIT_OK;
-    double stop_at = 0; /* when SIGKILL follows the SIGTERM; 0 = not pending */
-    bool stopping = false;
-    while (remaining > 0) {
+    while (remaining > 0 && rc == ZRT_EXIT_OK) {
         int status;
         pid_t pid = waitpid(-1, &status, WNOHANG);
         if (pid < 0 && errno != EINTR) break;
-        if (pid > 0) {
-            for (int i = 0; i < n; i++) {
-                if (pids[i] != pid) continue;
-                pids[i] = 0;
-                remaining--;
-                bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-                bool stopped_by_us = stopping && WIFSIGNALED(status) &&
-                                     (WTERMSIG(status) == SIGTERM || WTERMSIG(status) == SIGKILL);
-                if (!ok && !stopped_by_us) { /* every failure is named: which came first is not knowable here */
-                    char why[64];
-                    fprintf(stderr, "zrt launch: rank %lld %s\n", (long long)(cfg->machine_rank * n + i),
-                            describe(status, why, sizeof why));
-                }
-                if (!ok && rc == ZRT_EXIT_OK) {
-                    fprintf(stderr, "zrt launch: stopping the other ranks\n");
-                    rc = ZRT_EXIT_FAIL;
-                    signal_all(pids, n, SIGTERM);
-                    stop_at = zrt_now() + GRACE_S;
-                    stopping = true;
-                }
-            }
-            continue;
+        for (int i = 0; pid > 0 && i < n; i++) {
+            if (pids[i] != pid) continue;
+            pids[i] = 0;
+            remaining--;
+            name_failure(cfg, n, i, status, false);
+            if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) rc = ZRT_EXIT_FAIL;
         }
         if (stop_signal && rc == ZRT_EXIT_OK) {
             fprintf(stderr, "zrt launch: signal %d: stopping the ranks\n", (int)stop_signal);
             rc = ZRT_EXIT_FAIL;
-            signal_all(pids, n, SIGTERM);
-            stop_at = zrt_now() + GRACE_S;
-            stopping = true;
+        } else if (rc != ZRT_EXIT_OK) {
+            fprintf(stderr, "zrt launch: stopping the other ranks\n");
+        } else if (pid <= 0) {
+            usleep(20000);
         }
-        if (stop_at && zrt_now() > stop_at) {
-            signal_all(pids, n, SIGKILL);
-            stop_at = 0;
-        }
-        usleep(20000);
+    }
+    if (remaining > 0) { /* every failure is named: which came first is not knowable here */
+        bool running[n];
+        for (int i = 0; i < n; i++) running[i] = pids[i] > 0;
+        zrt_launcher_stop(pids, statuses, n, ZRT_STOP_GRACE_S, NULL, NULL);
+        for (int i = 0; i < n; i++)
+            if (running[i]) name_failure(cfg, n, i, statuses[i], true);
     }
     return rc;
 }
@@ -135,7 +114,8 @@ static char **rank_argv(int argc, int full_argc, char **argv, int program_at)
         for (int i = program_at; i < full_argc; i++) out[n++] = argv[i];
         return out;
     }
-    out[n++] = "/proc/self/exe"; /* resolved at exec: this zrt */
+    static char exe[4096];
+    out[n++] = (char *)zrt_cli_self_exe(exe, sizeof exe);
     out[n++] = "train";
     for (int i = 1; i < argc; i++) out[n++] = argv[i];
     return out;
@@ -200,7 +180,7 @@ static int launch_with_control_plane(zrt_config *cfg, const zrt_overrides *o, in
         }
     }
     if (one_machine && !cfg->main_process_ip[0]) snprintf(cfg->main_process_ip, sizeof cfg->main_process_ip, "127.0.0.1");
-    int port = cfg->main_process_port ? (int)cfg->main_process_port : 29500;
+    int port = cfg->main_process_port ? (int)cfg->main_process_port : ZRT_DEFAULT_PORT;
     static embedded_coordinator ec;
     char listen[300], coordinator[300];
     /* One machine: the coordinator takes any free port and leaves
@@ -215,7 +195,10 @@ static int launch_with_control_plane(zrt_config *cfg, const zrt_overrides *o, in
                                                .on_listening = coordinator_bound, .arg = &ec};
         pthread_mutex_init(&ec.lock, NULL);
         pthread_cond_init(&ec.bound, NULL);
-        pthread_create(&thread, NULL, coordinator_thread, &ec);
+        if (pthread_create(&thread, NULL, coordinator_thread, &ec) != 0) {
+            fprintf(stderr, "zrt launch: cannot start the coordinator's thread\n");
+            return ZRT_EXIT_FAIL;
+        }
         pthread_mutex_lock(&ec.lock);
         while (!ec.address[0] && !ec.done) pthread_cond_wait(&ec.bound, &ec.lock);
         pthread_mutex_unlock(&ec.lock);
@@ -272,22 +255,27 @@ int zrt_cmd_launch(int argc, char **argv)
     snprintf(store_dir, sizeof store_dir, "%s/zrt-launch-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     char **child_argv = rank_argv(argc, full_argc, argv, program_at);
     pid_t *pids = calloc((size_t)local_world, sizeof *pids);
-    if (!child_argv || !pids || !mkdtemp(store_dir)) {
+    int *statuses = calloc((size_t)local_world, sizeof *statuses);
+    if (!child_argv || !pids || !statuses || !mkdtemp(store_dir)) {
         fprintf(stderr, "zrt launch: cannot prepare the ranks: %s\n", strerror(errno));
         return ZRT_EXIT_FAIL;
     }
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     fflush(stdout);
-    for (int i = 0; i < local_world; i++) {
-        pids[i] = fork();
-        if (pids[i] == 0) exec_rank(&cfg, i, local_world, store_dir, child_argv);
-    }
-    int rc = watch(&cfg, pids, local_world);
+    int rc = ZRT_EXIT_OK;
+    for (int i = 0; i < local_world && rc == ZRT_EXIT_OK; i++)
+        if (start_rank(&cfg, i, local_world, store_dir, child_argv, &pids[i]) != ZRT_OK) {
+            fprintf(stderr, "zrt launch: %s\n", zrt_last_error());
+            rc = ZRT_EXIT_FAIL;
+        }
+    if (rc == ZRT_EXIT_OK) rc = watch(&cfg, pids, statuses, local_world);
+    else zrt_launcher_stop(pids, statuses, local_world, ZRT_STOP_GRACE_S, NULL, NULL);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", store_dir);
     if (system(cmd) != 0) fprintf(stderr, "zrt launch: could not remove %s\n", store_dir);
     free(pids);
+    free(statuses);
     free(child_argv);
     return rc;
 }
