@@ -266,7 +266,7 @@ zrt_status zrt_store_file_create(const char *dir, const char *scope, zrt_store *
         free(s);
         return zrt_set_error(ZRT_ERR_INVALID, "store: directory path too long");
     }
-    snprintf(s->dir, sizeof s->dir, "%s", scoped);
+    memcpy(s->dir, scoped, strlen(scoped) + 1); /* fits: checked above */
     zrt_status status = mkdir_p(s->dir);
     if (status != ZRT_OK) {
         free(s);
