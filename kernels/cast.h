@@ -11,6 +11,7 @@
 #ifndef ZRT_KERNELS_CAST_H
 #define ZRT_KERNELS_CAST_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -77,6 +78,22 @@ ZRT_HD float zrt_f16_to_f32(uint16_t h)
         return sign ? -v : v;
     }
     return zrt_bits_f32(sign | ((exp + 112u) << 23) | (mant << 13));
+}
+
+/* Element i of a buffer of `dtype` -- zrt_dtype's values: 0 fp32, 1 bf16,
+ * 2 fp16 -- as fp32; and v stored there, rounded to nearest even. Every
+ * kernel loop reads and writes mixed-precision buffers through these. */
+ZRT_HD float zrt_load_f32(const void *p, size_t i, int dtype)
+{
+    if (dtype == 0) return ((const float *)p)[i];
+    uint16_t h = ((const uint16_t *)p)[i];
+    return dtype == 1 ? zrt_bf16_to_f32(h) : zrt_f16_to_f32(h);
+}
+
+ZRT_HD void zrt_store_f32(void *p, size_t i, int dtype, float v)
+{
+    if (dtype == 0) ((float *)p)[i] = v;
+    else ((uint16_t *)p)[i] = dtype == 1 ? zrt_f32_to_bf16(v) : zrt_f32_to_f16(v);
 }
 
 #endif

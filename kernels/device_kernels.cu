@@ -20,18 +20,8 @@
 #define THREADS 256
 #define STATS_THREADS 512
 
-__device__ __forceinline__ float load(const void *p, size_t i, int dt)
-{
-    if (dt == 0) return ((const float *)p)[i];
-    uint16_t h = ((const uint16_t *)p)[i];
-    return dt == 1 ? zrt_bf16_to_f32(h) : zrt_f16_to_f32(h);
-}
-
-__device__ __forceinline__ void store(void *p, size_t i, int dt, float v)
-{
-    if (dt == 0) ((float *)p)[i] = v;
-    else ((uint16_t *)p)[i] = dt == 1 ? zrt_f32_to_bf16(v) : zrt_f32_to_f16(v);
-}
+__device__ __forceinline__ float load(const void *p, size_t i, int dt) { return zrt_load_f32(p, i, dt); }
+__device__ __forceinline__ void store(void *p, size_t i, int dt, float v) { zrt_store_f32(p, i, dt, v); }
 
 static unsigned blocks_for(size_t n)
 {

@@ -19,18 +19,8 @@ static inline float gen(int rank, size_t i, int salt)
     return (float)(h & 0xffffff) / 8388608.0f - 1.0f;
 }
 
-static inline float load_as_f32(const void *p, size_t i, zrt_dtype dt)
-{
-    if (dt == ZRT_DTYPE_F32) return ((const float *)p)[i];
-    uint16_t h = ((const uint16_t *)p)[i];
-    return dt == ZRT_DTYPE_BF16 ? zrt_bf16_to_f32(h) : zrt_f16_to_f32(h);
-}
-
-static inline void store_from_f32(void *p, size_t i, float v, zrt_dtype dt)
-{
-    if (dt == ZRT_DTYPE_F32) ((float *)p)[i] = v;
-    else ((uint16_t *)p)[i] = dt == ZRT_DTYPE_BF16 ? zrt_f32_to_bf16(v) : zrt_f32_to_f16(v);
-}
+static inline float load_as_f32(const void *p, size_t i, zrt_dtype dt) { return zrt_load_f32(p, i, (int)dt); }
+static inline void store_from_f32(void *p, size_t i, float v, zrt_dtype dt) { zrt_store_f32(p, i, (int)dt, v); }
 
 /* v as a buffer of dtype dt holds it. */
 static inline float as_held(float v, zrt_dtype dt)

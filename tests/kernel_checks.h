@@ -15,18 +15,8 @@
 
 #include <math.h>
 
-static inline float ref_load(const void *p, size_t i, zrt_dtype dt)
-{
-    if (dt == ZRT_DTYPE_F32) return ((const float *)p)[i];
-    uint16_t h = ((const uint16_t *)p)[i];
-    return dt == ZRT_DTYPE_BF16 ? zrt_bf16_to_f32(h) : zrt_f16_to_f32(h);
-}
-
-static inline void ref_store(void *p, size_t i, zrt_dtype dt, float v)
-{
-    if (dt == ZRT_DTYPE_F32) ((float *)p)[i] = v;
-    else ((uint16_t *)p)[i] = dt == ZRT_DTYPE_BF16 ? zrt_f32_to_bf16(v) : zrt_f32_to_f16(v);
-}
+static inline float ref_load(const void *p, size_t i, zrt_dtype dt) { return zrt_load_f32(p, i, (int)dt); }
+static inline void ref_store(void *p, size_t i, zrt_dtype dt, float v) { zrt_store_f32(p, i, (int)dt, v); }
 
 /* Random values of every magnitude the engine sees, a few inf/NaN when asked. */
 static inline void random_fill(void *p, size_t n, zrt_dtype dt, uint64_t seed, bool specials)

@@ -331,6 +331,14 @@ void zrt_stream_destroy(zrt_stream *s)
     free(s);
 }
 
+/* A copy of a stream's or an event's clock, now: what a wait is for. */
+static void clock_now(zrt_device *d, const uint64_t *clock, uint64_t *copy)
+{
+    pthread_mutex_lock(&d->lock);
+    memcpy(copy, clock, ZRT_MAX_STREAMS * sizeof *copy);
+    pthread_mutex_unlock(&d->lock);
+}
+
 static void host_waited(zrt_device *d, const uint64_t *clock)
 {
     pthread_mutex_lock(&d->lock);
@@ -342,9 +350,7 @@ zrt_status zrt_stream_synchronize(zrt_stream *s)
 {
     if (!s) return zrt_set_error(ZRT_ERR_INVALID, "zrt_stream_synchronize: NULL stream");
     uint64_t clock[ZRT_MAX_STREAMS];
-    pthread_mutex_lock(&s->device->lock);
-    memcpy(clock, s->clock, sizeof clock); /* what is enqueued now is what we wait for */
-    pthread_mutex_unlock(&s->device->lock);
+    clock_now(s->device, s->clock, clock); /* what is enqueued now is what we wait for */
     zrt_status status = s->device->ops->stream_synchronize(s);
     host_waited(s->device, clock);
     return status;
@@ -354,9 +360,7 @@ zrt_status zrt_stream_query(zrt_stream *s, bool *idle)
 {
     if (!s || !idle) return zrt_set_error(ZRT_ERR_INVALID, "zrt_stream_query: NULL argument");
     uint64_t clock[ZRT_MAX_STREAMS];
-    pthread_mutex_lock(&s->device->lock);
-    memcpy(clock, s->clock, sizeof clock);
-    pthread_mutex_unlock(&s->device->lock);
+    clock_now(s->device, s->clock, clock);
     zrt_status status = s->device->ops->stream_query(s, idle);
     if (*idle) host_waited(s->device, clock); /* seen done: the host is after it */
     return status;
@@ -433,9 +437,7 @@ zrt_status zrt_event_synchronize(zrt_event *e)
 {
     if (!e) return zrt_set_error(ZRT_ERR_INVALID, "zrt_event_synchronize: NULL event");
     uint64_t clock[ZRT_MAX_STREAMS];
-    pthread_mutex_lock(&e->device->lock);
-    memcpy(clock, e->clock, sizeof clock);
-    pthread_mutex_unlock(&e->device->lock);
+    clock_now(e->device, e->clock, clock);
     zrt_status status = e->device->ops->event_synchronize(e);
     host_waited(e->device, clock);
     return status;
@@ -445,9 +447,7 @@ zrt_status zrt_event_query(zrt_event *e, bool *done)
 {
     if (!e || !done) return zrt_set_error(ZRT_ERR_INVALID, "zrt_event_query: NULL argument");
     uint64_t clock[ZRT_MAX_STREAMS];
-    pthread_mutex_lock(&e->device->lock);
-    memcpy(clock, e->clock, sizeof clock);
-    pthread_mutex_unlock(&e->device->lock);
+    clock_now(e->device, e->clock, clock);
     zrt_status status = e->device->ops->event_query(e, done);
     if (*done) host_waited(e->device, clock);
     return status;

@@ -90,18 +90,8 @@ static void stream_unref(cpu_stream *s)
 
 /* ---- the kernels: loops over the shared per-element math -------------------------------------- */
 
-static inline float load(const void *p, size_t i, zrt_dtype dt)
-{
-    if (dt == ZRT_DTYPE_F32) return ((const float *)p)[i];
-    uint16_t h = ((const uint16_t *)p)[i];
-    return dt == ZRT_DTYPE_BF16 ? zrt_bf16_to_f32(h) : zrt_f16_to_f32(h);
-}
-
-static inline void store(void *p, size_t i, zrt_dtype dt, float v)
-{
-    if (dt == ZRT_DTYPE_F32) ((float *)p)[i] = v;
-    else ((uint16_t *)p)[i] = dt == ZRT_DTYPE_BF16 ? zrt_f32_to_bf16(v) : zrt_f32_to_f16(v);
-}
+static inline float load(const void *p, size_t i, zrt_dtype dt) { return zrt_load_f32(p, i, (int)dt); }
+static inline void store(void *p, size_t i, zrt_dtype dt, float v) { zrt_store_f32(p, i, (int)dt, v); }
 
 /* Inlined with constant dtypes from cast_any's switch, so each pair gets its own loop. */
 static inline __attribute__((always_inline)) void cast_loop(void *dst, zrt_dtype dt, const void *src, zrt_dtype st,
