@@ -13,15 +13,13 @@
 #include "rpc.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-extern char **environ;
 
 #define INTERVAL_S 1.0
 #define TIMEOUT_S 3.0
@@ -131,17 +129,18 @@ static double cpu_seconds(pid_t pid)
 static zrt_status start_coordinator(bench *b, const char *self, const char *config, pid_t *pid)
 {
     int fds[2];
-    if (pipe(fds) != 0) return zrt_set_error(ZRT_ERR_IO, "bench: pipe: %s", strerror(errno));
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
-    posix_spawn_file_actions_addclose(&actions, fds[0]);
+    if (pipe2(fds, O_CLOEXEC) != 0) return zrt_set_error(ZRT_ERR_IO, "bench: pipe: %s", strerror(errno));
     char *argv[] = {(char *)self, "coordinator", "--config", (char *)config, "--listen", "127.0.0.1:0", NULL};
-    setenv("ZRT_JOB_TOKEN", "bench", 1);
-    int err = posix_spawn(pid, self, &actions, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&actions);
+    zrt_env_var token = {"ZRT_JOB_TOKEN", "bench", false};
+    zrt_launch_env env;
+    zrt_status status = zrt_launcher_env_vars(&token, 1, &env);
+    if (status == ZRT_OK) status = zrt_launcher_spawn(argv, &env, fds[1], pid);
+    zrt_launcher_env_free(&env);
     close(fds[1]);
-    if (err) return zrt_set_error(ZRT_ERR_IO, "bench: cannot start the coordinator: %s", strerror(err));
+    if (status != ZRT_OK) {
+        close(fds[0]);
+        return status;
+    }
     FILE *f = fdopen(fds[0], "r");
     char line[512];
     while (f && fgets(line, sizeof line, f))

@@ -107,8 +107,10 @@ typedef struct {
     char *strings;
 } zrt_launch_env;
 
-/* Builds the environment; free it with zrt_launcher_env_free (NULL-safe fields). */
+/* Builds a rank's environment; free it with zrt_launcher_env_free. */
 zrt_status zrt_launcher_env(const zrt_rank_env *rank, zrt_launch_env *out);
+/* Our environment less what vars replace or remove, then vars (any process). */
+zrt_status zrt_launcher_env_vars(const zrt_env_var *vars, int n_vars, zrt_launch_env *out);
 void zrt_launcher_env_free(zrt_launch_env *env);
 /* posix_spawnp(argv) with env; out_fd >= 0 becomes its stdout and stderr. */
 zrt_status zrt_launcher_spawn(char *const *argv, const zrt_launch_env *env, int out_fd, pid_t *pid);

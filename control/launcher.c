@@ -33,9 +33,9 @@ static bool in_environ(const char *name)
     return false;
 }
 
-/* Our environment less what vars replace or remove, then vars' entries. */
-static zrt_status build(const zrt_env_var *vars, int n_vars, zrt_launch_env *out)
+zrt_status zrt_launcher_env_vars(const zrt_env_var *vars, int n_vars, zrt_launch_env *out)
 {
+    memset(out, 0, sizeof *out);
     int n_env = 0;
     size_t bytes = 1;
     while (environ[n_env]) n_env++;
@@ -84,7 +84,7 @@ zrt_status zrt_launcher_env(const zrt_rank_env *r, zrt_launch_env *out)
         {"OPENBLAS_NUM_THREADS", "1", true}, /* one core per rank unless the user says otherwise */
     };
     for (int i = 0; i < r->n_extra; i++) vars[8 + i] = r->extra[i];
-    return build(vars, 8 + r->n_extra, out);
+    return zrt_launcher_env_vars(vars, 8 + r->n_extra, out);
 }
 
 void zrt_launcher_env_free(zrt_launch_env *env)

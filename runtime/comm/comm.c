@@ -3,10 +3,14 @@
  *
  * Why a worker thread: callers issue a collective and go on computing (the
  * engine overlaps gradient reduce-scatter with backward); operations still
- * run one at a time, in issue order, exactly like a CUDA stream. Invariants:
- * after the first failure the communicator is broken and every queued or
- * later operation fails with that first error; zrt_comm_abort() only sets a
- * flag and wakes waits, so it is safe from any thread.
+ * run one at a time, in issue order, exactly like a CUDA stream. A
+ * stream-ordered operation of the host backend is already on a thread of
+ * its own (the stream's), so it runs there, inline, after what the worker
+ * has queued -- no second hop. Invariants: one operation runs at a time
+ * (`running`), in issue order; after the first failure the communicator is
+ * broken and every queued or later operation fails with that first error;
+ * zrt_comm_abort() only sets a flag and wakes waits, so it is safe from any
+ * thread.
  */
 #include "comm_internal.h"
 
@@ -35,6 +39,7 @@ struct zrt_comm {
     pthread_mutex_t lock;
     pthread_cond_t changed;      /* queue grew, a request finished, or stopping */
     zrt_comm_request *head, *tail;
+    bool running;                /* an operation runs now (on the worker or inline) */
     bool stopping;
     uint64_t next_seq;
     zrt_status broken;           /* ZRT_OK until the first failure */
@@ -80,13 +85,29 @@ zrt_status zrt_wait_check(const zrt_wait *w, int peer)
 
 /* ---- the worker ------------------------------------------------------------------ */
 
-static void finish(zrt_comm *comm, zrt_comm_request *req, zrt_status status, const char *message)
+/* With the lock held: the first failure breaks the communicator; the next operation may run. */
+static void ran(zrt_comm *comm, zrt_status status, const char *message)
 {
-    pthread_mutex_lock(&comm->lock);
     if (status != ZRT_OK && comm->broken == ZRT_OK) {
         comm->broken = status;
         snprintf(comm->broken_message, sizeof comm->broken_message, "%s", message);
     }
+    comm->running = false;
+    pthread_cond_broadcast(&comm->changed);
+}
+
+/* The backend runs op now, on this thread; ZRT_OK or its error (message set). */
+static zrt_status run_now(zrt_comm *comm, zrt_comm_op *op)
+{
+    zrt_wait w = {&comm->aborted, zrt_now() + comm->timeout_s, comm->rank, op};
+    zrt_clear_error();
+    return comm->backend->run(comm->state, op, &w);
+}
+
+static void finish(zrt_comm *comm, zrt_comm_request *req, zrt_status status, const char *message)
+{
+    pthread_mutex_lock(&comm->lock);
+    ran(comm, status, message);
     req->status = status;
     snprintf(req->message, sizeof req->message, "%s", message);
     req->done = true;
@@ -99,7 +120,7 @@ static void *worker_main(void *arg)
     zrt_comm *comm = arg;
     for (;;) {
         pthread_mutex_lock(&comm->lock);
-        while (!comm->head && !comm->stopping) pthread_cond_wait(&comm->changed, &comm->lock);
+        while ((!comm->head && !comm->stopping) || comm->running) pthread_cond_wait(&comm->changed, &comm->lock);
         zrt_comm_request *req = comm->head;
         if (!req) {
             pthread_mutex_unlock(&comm->lock);
@@ -107,6 +128,7 @@ static void *worker_main(void *arg)
         }
         comm->head = req->next;
         if (!comm->head) comm->tail = NULL;
+        comm->running = true;
         zrt_status broken = comm->broken;
         char message[MESSAGE_MAX];
         snprintf(message, sizeof message, "%s", comm->broken_message);
@@ -114,9 +136,7 @@ static void *worker_main(void *arg)
 
         zrt_status status = broken;
         if (status == ZRT_OK) {
-            zrt_wait w = {&comm->aborted, zrt_now() + comm->timeout_s, comm->rank, &req->op};
-            zrt_clear_error();
-            status = comm->backend->run(comm->state, &req->op, &w);
+            status = run_now(comm, &req->op);
             snprintf(message, sizeof message, "%s", zrt_last_error());
         }
         finish(comm, req, status, message);
@@ -181,11 +201,28 @@ typedef struct {
     zrt_comm_op op;
 } stream_job;
 
-/* On the stream's thread: run the operation through the worker and wait. */
+/* On the stream's thread: after what the worker has queued, run the
+ * operation here (the worker waits meanwhile). */
 static zrt_status run_stream_job(void *arg)
 {
     stream_job *job = arg;
-    return enqueue(job->comm, &job->op, NULL);
+    zrt_comm *comm = job->comm;
+    pthread_mutex_lock(&comm->lock);
+    while (comm->head || comm->running) pthread_cond_wait(&comm->changed, &comm->lock);
+    comm->running = true;
+    job->op.seq = comm->next_seq++;
+    zrt_status status = comm->broken;
+    char message[MESSAGE_MAX];
+    snprintf(message, sizeof message, "%s", comm->broken_message);
+    pthread_mutex_unlock(&comm->lock);
+    if (status == ZRT_OK) {
+        status = run_now(comm, &job->op);
+        snprintf(message, sizeof message, "%s", zrt_last_error());
+    }
+    pthread_mutex_lock(&comm->lock);
+    ran(comm, status, message);
+    pthread_mutex_unlock(&comm->lock);
+    return status == ZRT_OK ? ZRT_OK : zrt_set_error(status, "%s", message);
 }
 
 /* The buffers an operation reads and writes, for the device's check mode. */
