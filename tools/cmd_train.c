@@ -152,9 +152,11 @@ static zrt_status setup(trainer *t)
         return zrt_set_error(ZRT_ERR_CONFIG, "WORLD_SIZE is %d but the config has num_processes %lld", t->world,
                              (long long)t->cfg.num_processes);
     ZRT_CHECK(open_device(t));
+    /* The model before the communicator: a model the device cannot run is
+     * refused here, before any rank waits for the others. */
+    ZRT_CHECK(zrt_model_create(&t->cfg.job.model, t->device, (int)t->cfg.batch.micro_batch_per_gpu, &t->model));
     ZRT_CHECK(open_comm(t));
     watch_signals(t->comm);
-    ZRT_CHECK(zrt_model_create(&t->cfg.job.model, t->device, (int)t->cfg.batch.micro_batch_per_gpu, &t->model));
     ZRT_CHECK(zrt_data_init(&t->data, &t->cfg));
     ZRT_CHECK(zrt_engine_create(&t->cfg, t->comm, t->model, &t->engine));
     if (t->rank == 0 && t->cfg.job.metrics_file[0] && !(t->metrics = fopen(t->cfg.job.metrics_file, "w")))
