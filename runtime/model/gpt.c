@@ -1,8 +1,8 @@
-/* model_gpt.c: a decoder-only transformer in GPT-2's shape, forward and
+/* gpt.c: a decoder-only transformer in GPT-2's shape, forward and
  * backward in C (the layout and the per-op math follow llm.c's CPU code),
  * matmuls through OpenBLAS's cblas_sgemm.
  *
- * Units and ops (engine.h): unit 0 = token + position embeddings, units
+ * Units and ops (zrt/model.h): unit 0 = token + position embeddings, units
  * 1..L = the blocks, unit L+1 = the final layernorm. Ops: 0 embed, 1..L the
  * blocks, L+1 final layernorm, L+2 the LM head -- which uses unit 0's token
  * embedding again (tied), so its gradient adds to the embedding's.
