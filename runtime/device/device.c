@@ -93,7 +93,7 @@ void zrt_device_destroy(zrt_device *d)
     while (d->table.n) {
         zrt_mem_block *b = &d->table.blocks[d->table.n - 1];
         if (b->place == ZRT_MEM_HOST) d->ops->host_free(d, b->base, b->bytes);
-        else d->ops->free(d, b->base, b->bytes, NULL);
+        else (void)d->ops->free(d, b->base, b->bytes, NULL); /* destroying: nothing to tell */
         zrt_mem_table_remove(&d->table, b);
     }
     zrt_mem_table_fini(&d->table);
@@ -189,7 +189,7 @@ zrt_status zrt_device_alloc(zrt_device *d, zrt_mem_category c, size_t bytes, con
                              name ? name : "?", zrt_last_error());
     status = add_block(d, ptr, bytes, c, ZRT_MEM_DEVICE, name);
     if (status != ZRT_OK) {
-        d->ops->free(d, ptr, bytes, NULL);
+        (void)d->ops->free(d, ptr, bytes, NULL); /* the first error is the one to report */
         return status;
     }
     *out = ptr;
@@ -213,8 +213,7 @@ zrt_status zrt_device_free(zrt_device *d, void *ptr, zrt_stream *on)
     }
     if (status == ZRT_OK) zrt_mem_table_remove(&d->table, b);
     pthread_mutex_unlock(&d->lock);
-    if (status == ZRT_OK) d->ops->free(d, ptr, bytes, on);
-    return status;
+    return status == ZRT_OK ? d->ops->free(d, ptr, bytes, on) : status;
 }
 
 zrt_status zrt_device_recharge(zrt_device *d, void *ptr, zrt_mem_category c)

@@ -101,7 +101,7 @@ struct zrt_device_ops {
     zrt_status (*init)(zrt_device *d, const zrt_device_options *o);
     void (*fini)(zrt_device *d);
     zrt_status (*alloc)(zrt_device *d, size_t bytes, zrt_stream *on, void **out);
-    void (*free)(zrt_device *d, void *ptr, size_t bytes, zrt_stream *on);
+    zrt_status (*free)(zrt_device *d, void *ptr, size_t bytes, zrt_stream *on);
     zrt_status (*host_alloc)(zrt_device *d, size_t bytes, void **out);
     void (*host_free)(zrt_device *d, void *ptr, size_t bytes);
     zrt_status (*read)(zrt_device *d, void *host, const void *src, size_t bytes);

@@ -268,19 +268,19 @@ static zrt_status cpu_alloc(zrt_device *d, size_t bytes, zrt_stream *on, void **
     return ZRT_OK;
 }
 
-static void cpu_free(zrt_device *d, void *ptr, size_t bytes, zrt_stream *on)
+static zrt_status cpu_free(zrt_device *d, void *ptr, size_t bytes, zrt_stream *on)
 {
     if (on) {
         cpu_job job = {.kind = JOB_FREE, .u.free = {ptr, bytes}};
-        ENQUEUE(on, job, free);
-        return;
+        return ENQUEUE(on, job, free);
     }
     if (d->check) memset(ptr, ZRT_POISON_BYTE, bytes);
     free(ptr);
+    return ZRT_OK;
 }
 
 static zrt_status cpu_host_alloc(zrt_device *d, size_t bytes, void **out) { return cpu_alloc(d, bytes, NULL, out); }
-static void cpu_host_free(zrt_device *d, void *ptr, size_t bytes) { cpu_free(d, ptr, bytes, NULL); }
+static void cpu_host_free(zrt_device *d, void *ptr, size_t bytes) { (void)cpu_free(d, ptr, bytes, NULL); }
 
 static zrt_status cpu_copy_now(zrt_device *d, void *dst, const void *src, size_t bytes)
 {

@@ -120,11 +120,12 @@ static zrt_status cuda_alloc(zrt_device *d, size_t bytes, zrt_stream *on, void *
     return ZRT_OK;
 }
 
-static void cuda_free(zrt_device *d, void *ptr, size_t bytes, zrt_stream *on)
+static zrt_status cuda_free(zrt_device *d, void *ptr, size_t bytes, zrt_stream *on)
 {
     cudaStream_t stream = on ? native(on) : dev_of(d)->setup;
-    if (d->check) cudaMemsetAsync(ptr, ZRT_POISON_BYTE, bytes, stream);
-    cudaFreeAsync(ptr, stream);
+    if (d->check) CU(cudaMemsetAsync(ptr, ZRT_POISON_BYTE, bytes, stream));
+    CU(cudaFreeAsync(ptr, stream));
+    return ZRT_OK;
 }
 
 static zrt_status cuda_host_alloc(zrt_device *d, size_t bytes, void **out)
