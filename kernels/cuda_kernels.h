@@ -26,6 +26,10 @@ int zrt_cuda_fill(void *stream, void *dst, int dtype, float value, size_t n);
 /* One block: the sum is in a fixed order, so it is the same run to run
  * (but not the cpu backend's order: equal within rounding, see docs/device.md). */
 int zrt_cuda_grad_stats(void *stream, const void *grads, int dtype, size_t n, float scale, float *stats);
+/* The same, also copying the elements to dst (device or mapped pinned host memory). */
+int zrt_cuda_copy_stats(void *stream, void *dst, const void *src, int dtype, size_t n, float scale, float *stats);
+/* *out = values[0] + values[stride] + ... in order (one thread). */
+int zrt_cuda_sum(void *stream, const float *values, size_t n, size_t stride, float *out);
 int zrt_cuda_adam(void *stream, float *master, float *exp_avg, float *exp_avg_sq, const void *grads, int dtype,
                   size_t n, zrt_adam_hyper hyper, float unscale, double max_norm, const float *stats);
 

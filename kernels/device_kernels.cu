@@ -45,7 +45,8 @@ __global__ void fill_kernel(void *dst, int dt, float value, size_t n)
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) store(dst, i, dt, value);
 }
 
-__global__ void stats_kernel(const void *grads, int dt, size_t n, float scale, float *stats)
+/* copy != NULL: the elements also go there (device or mapped pinned host memory). */
+__global__ void stats_kernel(const void *grads, void *copy, int dt, size_t n, float scale, float *stats)
 {
     __shared__ double sums[STATS_THREADS];
     __shared__ int nonfinite;
@@ -53,7 +54,12 @@ __global__ void stats_kernel(const void *grads, int dt, size_t n, float scale, f
     __syncthreads();
     double sum = 0;
     int bad = 0;
-    for (size_t i = threadIdx.x; i < n; i += STATS_THREADS) sum += zrt_grad_square(load(grads, i, dt), scale, &bad);
+    size_t es = dt == 0 ? 4 : 2;
+    for (size_t i = threadIdx.x; i < n; i += STATS_THREADS) {
+        if (copy && es == 4) ((float *)copy)[i] = ((const float *)grads)[i];
+        else if (copy) ((uint16_t *)copy)[i] = ((const uint16_t *)grads)[i];
+        sum += zrt_grad_square(load(grads, i, dt), scale, &bad);
+    }
     sums[threadIdx.x] = sum;
     if (bad) nonfinite = 1;
     __syncthreads();
@@ -65,6 +71,13 @@ __global__ void stats_kernel(const void *grads, int dt, size_t n, float scale, f
         stats[0] += (float)sums[0];
         if (nonfinite) stats[1] = 1.0f;
     }
+}
+
+__global__ void sum_kernel(const float *values, size_t n, size_t stride, float *out)
+{
+    float total = 0;
+    for (size_t i = 0; i < n; i++) total += values[i * stride]; /* in order, one thread: n is small */
+    *out = total;
 }
 
 __global__ void adam_kernel(float *p, float *m, float *v, const void *grads, int dt, size_t n, zrt_adam_hyper h,
@@ -93,7 +106,20 @@ extern "C" int zrt_cuda_fill(void *stream, void *dst, int dtype, float value, si
 
 extern "C" int zrt_cuda_grad_stats(void *stream, const void *grads, int dtype, size_t n, float scale, float *stats)
 {
-    stats_kernel<<<1, STATS_THREADS, 0, (cudaStream_t)stream>>>(grads, dtype, n, scale, stats);
+    stats_kernel<<<1, STATS_THREADS, 0, (cudaStream_t)stream>>>(grads, nullptr, dtype, n, scale, stats);
+    return (int)cudaGetLastError();
+}
+
+extern "C" int zrt_cuda_copy_stats(void *stream, void *dst, const void *src, int dtype, size_t n, float scale,
+                                   float *stats)
+{
+    stats_kernel<<<1, STATS_THREADS, 0, (cudaStream_t)stream>>>(src, dst, dtype, n, scale, stats);
+    return (int)cudaGetLastError();
+}
+
+extern "C" int zrt_cuda_sum(void *stream, const float *values, size_t n, size_t stride, float *out)
+{
+    sum_kernel<<<1, 1, 0, (cudaStream_t)stream>>>(values, n, stride, out);
     return (int)cudaGetLastError();
 }
 

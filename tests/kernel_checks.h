@@ -124,6 +124,50 @@ static inline void check_stats(zrt_device *d, zrt_stream *s, size_t n, bool exac
     free(g);
 }
 
+/* copy_stats: the bytes arrive (in device and in pinned host memory) and the
+ * statistics are grad_stats's; sum: in index order, with a stride. */
+static inline void check_copy_stats_and_sum(zrt_device *d, zrt_stream *s, size_t n)
+{
+    uint16_t *g = malloc(n * 2 + 2);
+    random_fill(g, n, ZRT_DTYPE_F16, 41, false);
+    float want[2], init[2] = {0.5f, 0}, got[2];
+    run_stats(d, s, g, ZRT_DTYPE_F16, n, 8.0f, 0.5f, want);
+    void *dev_g = upload(d, g, n * 2);
+    for (int to_host = 0; to_host < 2; to_host++) {
+        void *dst = NULL;
+        if (to_host) CHECK_OK(zrt_host_alloc(d, ZRT_MEM_COMM, n * 2 + 2, "copy_stats dst", &dst));
+        else dst = device_alloc(d, n * 2 + 2, "copy_stats dst");
+        float *dev_stats = upload(d, init, sizeof init);
+        CHECK_OK(zrt_kernel_copy_stats(s, dst, dev_g, ZRT_DTYPE_F16, n, 8.0f, dev_stats));
+        CHECK_OK(zrt_stream_synchronize(s));
+        CHECK_OK(zrt_device_read(d, got, dev_stats, sizeof got));
+        uint16_t *back = malloc(n * 2 + 2);
+        if (to_host) memcpy(back, dst, n * 2);
+        else CHECK_OK(zrt_device_read(d, back, dst, n * 2));
+        CHECK_MSG(memcmp(back, g, n * 2) == 0 && got[0] == want[0] && got[1] == want[1],
+                  "%s: copy_stats to %s memory, n %zu: bytes or statistics (%g vs %g) differ", zrt_device_name(d),
+                  to_host ? "pinned host" : "device", n, got[0], want[0]);
+        free(back);
+        if (to_host) zrt_host_free(d, dst);
+        else zrt_device_free(d, dst, NULL);
+        zrt_device_free(d, dev_stats, NULL);
+    }
+    zrt_device_free(d, dev_g, NULL);
+    free(g);
+    float values[7] = {1e8f, 1, -1e8f, 1, 3, 0.25f, 7}, total = 0;
+    float *dev_v = upload(d, values, sizeof values), *dev_out = device_alloc(d, 4, "sum");
+    CHECK_OK(zrt_kernel_sum(s, dev_v, 4, 2, dev_out)); /* 1e8 + -1e8 + 3 + 7: in order, not 3 + 7 + ... */
+    CHECK_OK(zrt_stream_synchronize(s));
+    CHECK_OK(zrt_device_read(d, &total, dev_out, 4));
+    CHECK_MSG(total == ((1e8f + -1e8f) + 3.0f) + 7.0f, "%s: sum %g", zrt_device_name(d), total);
+    CHECK_OK(zrt_kernel_sum(s, dev_v, 3, 1, dev_out)); /* (1e8 + 1) + -1e8 = 0 in fp32 */
+    CHECK_OK(zrt_stream_synchronize(s));
+    CHECK_OK(zrt_device_read(d, &total, dev_out, 4));
+    CHECK_MSG(total == 0.0f, "%s: sum (1e8 + 1) - 1e8 gave %g, not fp32's 0", zrt_device_name(d), total);
+    zrt_device_free(d, dev_v, NULL);
+    zrt_device_free(d, dev_out, NULL);
+}
+
 /* One Adam step on the device and on the host reference; stats given. */
 static inline void check_adam_case(zrt_device *d, zrt_stream *s, size_t n, zrt_dtype gdt, const zrt_adam_args *a,
                                    const float stats[2])
@@ -205,6 +249,8 @@ static inline void check_all_kernels(zrt_device *d, bool exact_order)
         if (sizes[k]) check_adam(d, s, sizes[k]);
     }
     check_stats(d, s, 100003, exact_order);
+    check_copy_stats_and_sum(d, s, 100003);
+    check_copy_stats_and_sum(d, s, 5);
     check_bad_kernel_args(d, s);
     zrt_stream_destroy(s);
 }

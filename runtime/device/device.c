@@ -535,6 +535,31 @@ zrt_status zrt_kernel_grad_stats(zrt_stream *s, const void *grads, zrt_dtype dty
     return n ? s->device->ops->grad_stats(s, grads, dtype, n, scale, stats) : ZRT_OK;
 }
 
+zrt_status zrt_kernel_copy_stats(zrt_stream *s, void *dst, const void *src, zrt_dtype dtype, size_t n, float scale,
+                                 float *stats)
+{
+    if (!s || !stats || (n && (!dst || !src)) || !dtype_ok(dtype) || !(scale > 0))
+        return zrt_set_error(ZRT_ERR_INVALID, "zrt_kernel_copy_stats: bad argument");
+    size_t bytes = n * zrt_dtype_size(dtype);
+    ZRT_CHECK(require(s->device, "copy_stats", src, bytes, ZRT_MEM_DEVICE));
+    ZRT_CHECK(require(s->device, "copy_stats", stats, 2 * sizeof(float), ZRT_MEM_DEVICE));
+    zrt_access a[3] = {{src, bytes, ZRT_ACCESS_READ},
+                       {stats, 2 * sizeof(float), ZRT_ACCESS_READ_WRITE},
+                       {dst, bytes, ZRT_ACCESS_WRITE}};
+    bool dst_ours = s->device->check && ours(s->device, dst, bytes); /* device or pinned: tracked */
+    ZRT_CHECK(track_stream(s, "copy_stats", a, dst_ours ? 3 : 2));
+    return n ? s->device->ops->copy_stats(s, dst, src, dtype, n, scale, stats) : ZRT_OK;
+}
+
+zrt_status zrt_kernel_sum(zrt_stream *s, const float *values, size_t n, size_t stride, float *out)
+{
+    if (!s || !out || (n && !values) || stride < 1) return zrt_set_error(ZRT_ERR_INVALID, "zrt_kernel_sum: bad argument");
+    zrt_access a[2] = {{values, n ? ((n - 1) * stride + 1) * sizeof(float) : 0, ZRT_ACCESS_READ},
+                       {out, sizeof(float), ZRT_ACCESS_WRITE}};
+    ZRT_CHECK(kernel_access(s, "sum", a, 2));
+    return s->device->ops->sum(s, values, n, stride, out);
+}
+
 zrt_status zrt_kernel_adam(zrt_stream *s, float *master, float *exp_avg, float *exp_avg_sq, const void *grads,
                            zrt_dtype grad_dtype, size_t n, const zrt_adam_args *args, const float *stats)
 {

@@ -125,6 +125,9 @@ struct zrt_device_ops {
                        bool accumulate);
     zrt_status (*fill)(zrt_stream *s, void *dst, zrt_dtype dtype, float value, size_t n);
     zrt_status (*grad_stats)(zrt_stream *s, const void *grads, zrt_dtype dtype, size_t n, float scale, float *stats);
+    zrt_status (*copy_stats)(zrt_stream *s, void *dst, const void *src, zrt_dtype dtype, size_t n, float scale,
+                             float *stats);
+    zrt_status (*sum)(zrt_stream *s, const float *values, size_t n, size_t stride, float *out);
     zrt_status (*adam)(zrt_stream *s, float *master, float *exp_avg, float *exp_avg_sq, const void *grads,
                        zrt_dtype grad_dtype, size_t n, const zrt_adam_hyper *h, float unscale, double max_norm,
                        const float *stats);

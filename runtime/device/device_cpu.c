@@ -29,7 +29,9 @@
 #define RING_SLOTS 256
 #define JITTER_MAX_US 100
 
-typedef enum { JOB_COPY, JOB_SET, JOB_CAST, JOB_FILL, JOB_STATS, JOB_ADAM, JOB_HOST, JOB_WAIT, JOB_FREE } job_kind;
+typedef enum {
+    JOB_COPY, JOB_SET, JOB_CAST, JOB_FILL, JOB_STATS, JOB_COPY_STATS, JOB_SUM, JOB_ADAM, JOB_HOST, JOB_WAIT, JOB_FREE
+} job_kind;
 
 typedef struct cpu_stream cpu_stream;
 
@@ -39,7 +41,8 @@ typedef struct {
         struct { void *dst; const void *src; size_t bytes; int value; } copy;
         struct { void *dst; const void *src; zrt_dtype dst_dtype, src_dtype; size_t n; bool accumulate; } cast;
         struct { void *dst; zrt_dtype dtype; float value; size_t n; } fill;
-        struct { const void *grads; zrt_dtype dtype; size_t n; float scale; float *stats; } stats;
+        struct { const void *grads; void *copy; zrt_dtype dtype; size_t n; float scale; float *stats; } stats;
+        struct { const float *values; size_t n, stride; float *out; } sum;
         struct {
             float *master, *exp_avg, *exp_avg_sq;
             const void *grads;
@@ -127,13 +130,29 @@ static void cast_any(void *dst, zrt_dtype dt, const void *src, zrt_dtype st, siz
 #undef PAIR
 }
 
-static void grad_stats(const void *grads, zrt_dtype dt, size_t n, float scale, float *stats)
+/* The statistics, and with copy != NULL the elements copied there in the same pass. */
+static void grad_stats(const void *grads, void *copy, zrt_dtype dt, size_t n, float scale, float *stats)
 {
     double sum = 0;
     int nonfinite = 0;
-    for (size_t i = 0; i < n; i++) sum += zrt_grad_square(load(grads, i, dt), scale, &nonfinite);
+    if (copy && dt == ZRT_DTYPE_F32)
+        for (size_t i = 0; i < n; i++) sum += zrt_grad_square(((float *)copy)[i] = ((const float *)grads)[i], scale, &nonfinite);
+    else if (copy)
+        for (size_t i = 0; i < n; i++) {
+            uint16_t h = ((uint16_t *)copy)[i] = ((const uint16_t *)grads)[i];
+            sum += zrt_grad_square(dt == ZRT_DTYPE_BF16 ? zrt_bf16_to_f32(h) : zrt_f16_to_f32(h), scale, &nonfinite);
+        }
+    else
+        for (size_t i = 0; i < n; i++) sum += zrt_grad_square(load(grads, i, dt), scale, &nonfinite);
     stats[0] += (float)sum;
     if (nonfinite) stats[1] = 1.0f;
+}
+
+static void sum_in_order(const float *values, size_t n, size_t stride, float *out)
+{
+    float total = 0;
+    for (size_t i = 0; i < n; i++) total += values[i * stride];
+    *out = total;
 }
 
 static void adam(float *p, float *m, float *v, const void *grads, zrt_dtype dt, size_t n, const zrt_adam_hyper *h,
@@ -181,8 +200,11 @@ static zrt_status run_job(cpu_stream *s, cpu_job *job)
         for (size_t i = 0; i < job->u.fill.n; i++) store(job->u.fill.dst, i, job->u.fill.dtype, job->u.fill.value);
         break;
     case JOB_STATS:
-        grad_stats(job->u.stats.grads, job->u.stats.dtype, job->u.stats.n, job->u.stats.scale, job->u.stats.stats);
+    case JOB_COPY_STATS:
+        grad_stats(job->u.stats.grads, job->u.stats.copy, job->u.stats.dtype, job->u.stats.n, job->u.stats.scale,
+                   job->u.stats.stats);
         break;
+    case JOB_SUM: sum_in_order(job->u.sum.values, job->u.sum.n, job->u.sum.stride, job->u.sum.out); break;
     case JOB_ADAM:
         adam(job->u.adam.master, job->u.adam.exp_avg, job->u.adam.exp_avg_sq, job->u.adam.grads, job->u.adam.dtype,
              job->u.adam.n, &job->u.adam.h, job->u.adam.unscale, job->u.adam.max_norm, job->u.adam.stats);
@@ -437,8 +459,21 @@ static zrt_status cpu_fill(zrt_stream *s, void *dst, zrt_dtype dtype, float valu
 
 static zrt_status cpu_grad_stats(zrt_stream *s, const void *grads, zrt_dtype dtype, size_t n, float scale, float *stats)
 {
-    cpu_job job = {.kind = JOB_STATS, .u.stats = {grads, dtype, n, scale, stats}};
+    cpu_job job = {.kind = JOB_STATS, .u.stats = {grads, NULL, dtype, n, scale, stats}};
     return ENQUEUE(s, job, stats);
+}
+
+static zrt_status cpu_copy_stats(zrt_stream *s, void *dst, const void *src, zrt_dtype dtype, size_t n, float scale,
+                                 float *stats)
+{
+    cpu_job job = {.kind = JOB_COPY_STATS, .u.stats = {src, dst, dtype, n, scale, stats}};
+    return ENQUEUE(s, job, stats);
+}
+
+static zrt_status cpu_sum(zrt_stream *s, const float *values, size_t n, size_t stride, float *out)
+{
+    cpu_job job = {.kind = JOB_SUM, .u.sum = {values, n, stride, out}};
+    return ENQUEUE(s, job, sum);
 }
 
 static zrt_status cpu_adam(zrt_stream *s, float *master, float *exp_avg, float *exp_avg_sq, const void *grads,
@@ -484,6 +519,8 @@ const zrt_device_ops zrt_device_cpu_ops = {
     .cast = cpu_cast,
     .fill = cpu_fill,
     .grad_stats = cpu_grad_stats,
+    .copy_stats = cpu_copy_stats,
+    .sum = cpu_sum,
     .adam = cpu_adam,
     .launch_host = cpu_launch_host,
 };

@@ -133,7 +133,7 @@ static zrt_status cuda_host_alloc(zrt_device *d, size_t bytes, void **out)
     (void)d;
     size_t page = 4096, rounded = (bytes + page - 1) / page * page;
     if (posix_memalign(out, page, rounded ? rounded : page) != 0) return zrt_set_error(ZRT_ERR_NOMEM, "out of memory");
-    cudaError_t err = cudaHostRegister(*out, rounded ? rounded : page, cudaHostRegisterDefault);
+    cudaError_t err = cudaHostRegister(*out, rounded ? rounded : page, cudaHostRegisterMapped | cudaHostRegisterPortable);
     if (err != cudaSuccess) {
         free(*out);
         return cuda_failed(err, "cudaHostRegister", __FILE__, __LINE__);
@@ -297,6 +297,19 @@ static zrt_status cuda_grad_stats(zrt_stream *s, const void *grads, zrt_dtype dt
     return ZRT_OK;
 }
 
+static zrt_status cuda_copy_stats(zrt_stream *s, void *dst, const void *src, zrt_dtype dtype, size_t n, float scale,
+                                  float *stats)
+{
+    KERNEL(zrt_cuda_copy_stats(native(s), dst, src, (int)dtype, n, scale, stats));
+    return ZRT_OK;
+}
+
+static zrt_status cuda_sum(zrt_stream *s, const float *values, size_t n, size_t stride, float *out)
+{
+    KERNEL(zrt_cuda_sum(native(s), values, n, stride, out));
+    return ZRT_OK;
+}
+
 static zrt_status cuda_adam(zrt_stream *s, float *master, float *exp_avg, float *exp_avg_sq, const void *grads,
                             zrt_dtype grad_dtype, size_t n, const zrt_adam_hyper *h, float unscale, double max_norm,
                             const float *stats)
@@ -368,6 +381,8 @@ static const zrt_device_ops cuda_ops = {
     .cast = cuda_cast,
     .fill = cuda_fill,
     .grad_stats = cuda_grad_stats,
+    .copy_stats = cuda_copy_stats,
+    .sum = cuda_sum,
     .adam = cuda_adam,
     .launch_host = cuda_launch_host,
 };

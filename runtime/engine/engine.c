@@ -36,6 +36,7 @@
 #include <string.h>
 
 static void *at(const zrt_engine *e, void *base, int64_t index) { return (char *)base + index * (int64_t)e->es; }
+static size_t scratch_bytes(const zrt_engine *e) { return (size_t)(SLOT_UNITS + 2 * e->n_units) * sizeof(float); }
 
 int64_t zrt_engine_opt_begin(const zrt_engine *e, const unit_state *u) { return e->stage == 0 ? 0 : e->rank * u->shard; }
 int64_t zrt_engine_opt_count(const zrt_engine *e, const unit_state *u) { return e->stage == 0 ? u->padded : u->shard; }
@@ -172,8 +173,10 @@ static zrt_status reduce_statistics(zrt_engine *e)
     for (int i = 0; i < e->n_units; i++) {
         unit_state *u = &e->units[i];
         ZRT_CHECK(zrt_kernel_grad_stats(e->compute, own_grads(e, u), e->dtype, (size_t)u->shard, (float)e->scaler.scale,
-                                        &e->scratch[SLOT_SQUARES]));
+                                        &e->scratch[SLOT_UNITS + 2 * i]));
     }
+    ZRT_CHECK(zrt_kernel_sum(e->compute, &e->scratch[SLOT_UNITS], (size_t)e->n_units, 2, &e->scratch[SLOT_SQUARES]));
+    ZRT_CHECK(zrt_kernel_sum(e->compute, &e->scratch[SLOT_UNITS + 1], (size_t)e->n_units, 2, &e->scratch[SLOT_NONFINITE]));
     ZRT_CHECK(zrt_engine_order(e, e->compute, e->comm_stream));
     if (e->comm)
         ZRT_CHECK(zrt_comm_all_reduce_on(e->comm, e->scratch, e->scratch, SLOT_REDUCED, ZRT_DTYPE_F32, ZRT_REDUCE_SUM,
@@ -237,7 +240,7 @@ zrt_status zrt_engine_step(zrt_engine *e, const zrt_data *data, zrt_step_result 
 {
     if (!e || !data || !result) return zrt_set_error(ZRT_ERR_INVALID, "zrt_engine_step: NULL argument");
     double scale = e->scaler.scale;
-    ZRT_CHECK(zrt_memset_async(e->compute, e->scratch, 0, SLOT_REDUCED * sizeof(float)));
+    ZRT_CHECK(zrt_memset_async(e->compute, e->scratch, 0, scratch_bytes(e)));
     for (int a = 0; a < e->accum; a++) ZRT_CHECK(micro_step(e, data, a));
     e->inject_overflow = false;
     ZRT_CHECK(reduce_full_grads(e));
@@ -380,11 +383,11 @@ static zrt_status alloc_engine(zrt_engine *e, int64_t widest)
     size_t label_bytes = (size_t)e->micro * (size_t)m->labels_per_sample * sizeof(int32_t);
     ZRT_CHECK(alloc(e, ZRT_MEM_ACTIVATIONS, input_bytes, -1, "batch inputs", &e->inputs));
     ZRT_CHECK(alloc(e, ZRT_MEM_ACTIVATIONS, label_bytes, -1, "batch labels", &e->labels));
-    ZRT_CHECK(alloc(e, ZRT_MEM_ACTIVATIONS, SLOTS * sizeof(float), -1, "step scratch", &e->scratch));
+    ZRT_CHECK(alloc(e, ZRT_MEM_ACTIVATIONS, scratch_bytes(e), -1, "step scratch", &e->scratch));
     ZRT_CHECK(zrt_host_alloc(e->device, ZRT_MEM_ACTIVATIONS, input_bytes, "batch inputs (host)", &e->host_inputs));
     ZRT_CHECK(zrt_host_alloc(e->device, ZRT_MEM_ACTIVATIONS, label_bytes, "batch labels (host)",
                              (void **)&e->host_labels));
-    return zrt_host_alloc(e->device, ZRT_MEM_ACTIVATIONS, SLOTS * sizeof(float), "step result (host)",
+    return zrt_host_alloc(e->device, ZRT_MEM_ACTIVATIONS, SLOT_REDUCED * sizeof(float), "step result (host)",
                           (void **)&e->host_scratch);
 }
 

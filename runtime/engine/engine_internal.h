@@ -15,14 +15,16 @@
 
 #include "zrt.h"
 
-/* The step's device scratch (fp32 slots). */
+/* The step's device scratch (fp32 slots), then 2 per unit. */
 enum {
     SLOT_LOSS,     /* sum over micro batches of loss / accum; summed over ranks */
     SLOT_SQUARES,  /* sum of squares of the unscaled own gradients; summed over ranks */
-    SLOT_NONFINITE,/* 1 if any gradient was inf or NaN; summed over ranks */
+    SLOT_NONFINITE,/* the number of units with an inf or NaN gradient; summed over ranks */
     SLOT_REDUCED,  /* the slots above are reduced together: 3 floats */
     SLOT_AGREE = 4,/* checkpoint agreement: failures summed over ranks */
-    SLOTS = 8
+    SLOT_UNITS = 8 /* unit u: [8 + 2u] its sum of squares, [8 + 2u + 1] its non-finite flag: filled
+                    * by whichever stream has its gradients, summed in unit order, so the total has
+                    * the same bits in every stage and offload mode */
 };
 
 typedef struct {
@@ -64,8 +66,8 @@ struct zrt_engine {
     int32_t *labels;
     void *host_inputs;   /* pinned: zrt_data_fill writes here, copied to inputs */
     int32_t *host_labels;
-    float *scratch;      /* SLOTS fp32 on the device */
-    float *host_scratch; /* SLOTS fp32, pinned: the step result */
+    float *scratch;      /* SLOT_UNITS + 2 * n_units fp32 on the device */
+    float *host_scratch; /* SLOT_REDUCED fp32, pinned: the step result */
     int micro, accum;
     int64_t global_batch, step, adam_steps;
     zrt_loss_scaler scaler;

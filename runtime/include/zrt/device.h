@@ -156,6 +156,16 @@ zrt_status zrt_kernel_fill(zrt_stream *stream, void *dst, zrt_dtype dtype, float
 zrt_status zrt_kernel_grad_stats(zrt_stream *stream, const void *grads, zrt_dtype dtype, size_t n, float scale,
                                  float *stats);
 
+/* dst[i] = src[i] (n elements of dtype; dst device or pinned host memory)
+ * and, in the same pass, the statistics of zrt_kernel_grad_stats into stats:
+ * gradients copied down for an offloaded optimizer need no pass of their own. */
+zrt_status zrt_kernel_copy_stats(zrt_stream *stream, void *dst, const void *src, zrt_dtype dtype, size_t n,
+                                 float scale, float *stats);
+/* out[0] = values[0] + values[stride] + ... (n terms), fp32, in index order
+ * from 0: the same bits whichever stream produced the values and in which
+ * order (the engine's per-unit statistics). */
+zrt_status zrt_kernel_sum(zrt_stream *stream, const float *values, size_t n, size_t stride, float *out);
+
 typedef struct {
     float lr, beta1, beta2, eps, weight_decay;
     bool adamw;       /* decoupled weight decay (torch.optim.AdamW) */
