@@ -437,5 +437,6 @@ void zrt_comm_destroy(zrt_comm *comm);
 #include "zrt/data.h"
 #include "zrt/schedule.h"
 #include "zrt/engine.h"
+#include "zrt/offload.h"
 
 #endif /* ZRT_H */

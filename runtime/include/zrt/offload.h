@@ -1,0 +1,77 @@
+/* zrt/offload.h: the offload layer's building blocks (offload/): the
+ * one-pass CPU optimizer with AVX-512, AVX2 and scalar paths chosen at run
+ * time, the thread pool it runs on, and the NVMe swapper (io_uring).
+ *
+ * Why public: the engine uses them for offload_optimizer and offload_param,
+ * and `zrt bench adam` / `zrt bench nvme` measure them alone; a program with
+ * a training loop of its own can use them the same way.
+ * Contracts: no function here prints or exits; the optimizer paths give the
+ * same bits (same formula, IEEE sqrt and division, no FMA), whatever the path
+ * and the thread count.
+ */
+#ifndef ZRT_OFFLOAD_H
+#define ZRT_OFFLOAD_H
+
+#include "zrt.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- SIMD paths ---------------------------------------------------------- */
+
+typedef enum { ZRT_SIMD_SCALAR, ZRT_SIMD_AVX2, ZRT_SIMD_AVX512, ZRT_SIMD_AUTO } zrt_simd;
+
+/* "scalar", "avx2", "avx512", "auto". */
+const char *zrt_simd_name(zrt_simd simd);
+/* Whether this CPU runs the path (cpuid: avx2 + f16c; avx512f). */
+bool zrt_simd_supported(zrt_simd simd);
+/* The widest supported path. */
+zrt_simd zrt_simd_best(void);
+
+/* ---- the thread pool ------------------------------------------------------ */
+
+typedef struct zrt_cpu_pool zrt_cpu_pool;
+
+/* threads >= 1 (the caller is one of them); the others are pinned to the
+ * cores first_core + 1 .. first_core + threads - 1 of those this process may
+ * use (modulo their number); first_core < 0: no pinning. */
+zrt_status zrt_cpu_pool_create(int threads, int first_core, zrt_cpu_pool **out);
+int zrt_cpu_pool_threads(const zrt_cpu_pool *pool);
+/* Runs fn(arg, t, threads) on every thread t (the caller as 0) and returns
+ * when all have, with the first error. One run at a time. */
+zrt_status zrt_cpu_pool_run(zrt_cpu_pool *pool, zrt_status (*fn)(void *arg, int thread, int threads), void *arg);
+/* NULL is fine. */
+void zrt_cpu_pool_destroy(zrt_cpu_pool *pool);
+/* Threads for a rank: `configured` if > 0 (zrt.cpu_threads), else
+ * $ZRT_CPU_THREADS, else the cores this process may use / local_ranks, at
+ * least 1. */
+int zrt_cpu_threads_default(int configured, int local_ranks);
+
+/* ---- the one-pass optimizer ------------------------------------------------- */
+
+/* One slice of an optimizer step: n elements of the fp32 state, the
+ * gradients (grad_dtype) and, optionally, the compute copy to write. All in
+ * host memory. */
+typedef struct {
+    float *master, *exp_avg, *exp_avg_sq;
+    const void *grads;
+    zrt_dtype grad_dtype;
+    void *params;          /* NULL: no copy */
+    zrt_dtype param_dtype;
+    size_t n;
+} zrt_adam_slice;
+
+/* The whole step of a slice in one pass over memory: g = grads * unscale,
+ * times clip when clip < 1 (zrt_clip_factor of the step's global norm; the
+ * caller skips an overflowed step), Adam/AdamW (kernels/optim.h), and the
+ * updated master rounded to param_dtype into params. args->max_norm is not
+ * used (clip is). simd ZRT_SIMD_AUTO: the best path; an unsupported one is
+ * ZRT_ERR_UNSUPPORTED. pool NULL: the caller's thread. */
+zrt_status zrt_cpu_adam(const zrt_adam_args *args, float clip, const zrt_adam_slice *slice, zrt_simd simd,
+                        zrt_cpu_pool *pool);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
