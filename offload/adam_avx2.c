@@ -4,9 +4,9 @@
  * Bit for bit zrt_adam_range_scalar: the same operations in the same order
  * (kernels/optim.h), vsqrtps and vdivps are IEEE, and no FMA. bf16 rounds to
  * nearest even with integer arithmetic, as kernels/cast.h does; fp16 uses
- * vcvtps2ph (IEEE round to nearest even, subnormals included) except for NaN
- * lanes, whose bits the scalar code canonicalises -- such a vector goes
- * through the scalar path. The tail (n % 8) is scalar too.
+ * vcvtps2ph (IEEE round to nearest even, subnormals included). A vector with
+ * a NaN, whose bits the scalar code canonicalises, goes through the scalar
+ * path; so does the tail (n % 8).
  */
 #include "offload_internal.h"
 
@@ -22,32 +22,29 @@ static inline __m256 load_grads(const void *g, int dtype, size_t i)
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 }
 
-/* fp32 -> bf16 bits, round to nearest even, NaN quiet: kernels/cast.h's rule. */
+/* fp32 -> bf16 bits, round to nearest even (NaN lanes are the caller's). */
 static inline __m128i to_bf16(__m256 p)
 {
     __m256i u = _mm256_castps_si256(p);
     __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
     __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), lsb)), 16);
-    __m256i abs = _mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff));
-    __m256i nan = _mm256_cmpgt_epi32(abs, _mm256_set1_epi32(0x7f800000));
-    __m256i quiet = _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x40));
-    __m256i bits = _mm256_blendv_epi8(rounded, quiet, nan);
-    __m256i packed = _mm256_packus_epi32(bits, bits); /* per 128-bit lane: r0..3 r0..3 | r4..7 r4..7 */
+    __m256i packed = _mm256_packus_epi32(rounded, rounded); /* per 128-bit lane: r0..3 r0..3 | r4..7 r4..7 */
     return _mm256_castsi256_si128(_mm256_permute4x64_epi64(packed, 0x08));
 }
 
-/* Stores 8 updated masters as the compute copy; false when the scalar path must (fp16 NaN). */
+/* Stores 8 updated masters as the compute copy; false when the scalar path
+ * must: a NaN, whose bits kernels/cast.h canonicalises. */
 static inline bool store_params(void *out, int dtype, size_t i, __m256 p)
 {
     if (dtype == ZRT_DTYPE_F32) {
         _mm256_storeu_ps((float *)out + i, p);
         return true;
     }
+    if (_mm256_movemask_ps(_mm256_cmp_ps(p, p, _CMP_UNORD_Q))) return false;
     if (dtype == ZRT_DTYPE_BF16) {
         _mm_storeu_si128((__m128i *)((uint16_t *)out + i), to_bf16(p));
         return true;
     }
-    if (_mm256_movemask_ps(_mm256_cmp_ps(p, p, _CMP_UNORD_Q))) return false;
     _mm_storeu_si128((__m128i *)((uint16_t *)out + i), _mm256_cvtps_ph(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
     return true;
 }

@@ -3,7 +3,8 @@
  *
  * Bit for bit zrt_adam_range_scalar, as adam_avx2.c explains: the same
  * operations in the same order, IEEE vsqrtps/vdivps, no FMA, bf16 rounding
- * in integers, vcvtps2ph for fp16 but for NaN lanes (scalar), a scalar tail.
+ * in integers and vcvtps2ph for fp16 -- a vector with a NaN goes through
+ * the scalar path, whose NaN bits are canonical --, a scalar tail.
  */
 #include "offload_internal.h"
 
@@ -19,15 +20,13 @@ static inline __m512 load_grads(const void *g, int dtype, size_t i)
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
+/* Round to nearest even (NaN lanes are the caller's: see store_params). */
 static inline __m256i to_bf16(__m512 p)
 {
     __m512i u = _mm512_castps_si512(p);
     __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
     __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb)), 16);
-    __mmask16 nan = _mm512_cmpgt_epi32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
-                                            _mm512_set1_epi32(0x7f800000));
-    __m512i quiet = _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
-    return _mm512_cvtepi32_epi16(_mm512_mask_blend_epi32(nan, rounded, quiet));
+    return _mm512_cvtepi32_epi16(rounded);
 }
 
 static inline bool store_params(void *out, int dtype, size_t i, __m512 p)
@@ -36,11 +35,11 @@ static inline bool store_params(void *out, int dtype, size_t i, __m512 p)
         _mm512_storeu_ps((float *)out + i, p);
         return true;
     }
+    if (_mm512_cmp_ps_mask(p, p, _CMP_UNORD_Q)) return false; /* NaN: kernels/cast.h's bits, by the scalar path */
     if (dtype == ZRT_DTYPE_BF16) {
         _mm256_storeu_si256((__m256i *)((uint16_t *)out + i), to_bf16(p));
         return true;
     }
-    if (_mm512_cmp_ps_mask(p, p, _CMP_UNORD_Q)) return false;
     _mm256_storeu_si256((__m256i *)((uint16_t *)out + i), _mm512_cvtps_ph(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
     return true;
 }

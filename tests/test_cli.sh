@@ -85,6 +85,23 @@ assert rows[0]["ratio_to_stage0"] == 1.0 and rows[4]["ratio_to_stage0"] == 1.0
 PY
 then echo "FAIL: bench train --json rows"; cat "$TMPDIR/out"; fails=$((fails + 1)); fi
 expect 2 "bench train: bad model" -- "$ZRT" bench train --model rnn
+# zrt bench adam: per pool size and copy-out, the bound, the usual sequence, the one pass (and the scalar path at 1 thread).
+expect 0 "bench adam --json" -- "$ZRT" bench adam --params 64K --threads 2 --repeats 1 --json
+if ! python3 - "$TMPDIR/out" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+kinds = [(r["row"].split(" (")[0], r["threads"], r["copy_out"]) for r in rows]
+for t in (1, 2):
+    for copy in (True, False):
+        for k in ("memory bound", "usual sequence", "one pass"):
+            assert (k, t, copy) in kinds, (k, t, copy, kinds)
+assert ("scalar path", 1, True) in kinds and ("scalar path", 2, True) not in kinds, kinds
+for r in rows:
+    assert r["gparam_per_s"] > 0 and r["of_memory_bound"] > 0, r
+    assert (r["row"].startswith("one pass") or r["row"] == "scalar path") == ("vs_usual" in r), r
+PY
+then echo "FAIL: bench adam --json rows"; cat "$TMPDIR/out"; fails=$((fails + 1)); fi
+expect 2 "bench adam: bad size" -- "$ZRT" bench adam --params 12Q
 # zrt bench control: one JSON row with the three measurements.
 expect 0 "bench control --json" -- "$ZRT" bench control --agents 4 --seconds 1 --json
 if ! python3 - "$TMPDIR/out" <<'PY'
