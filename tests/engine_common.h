@@ -26,6 +26,7 @@ typedef struct {
     const char *ckpt;                         /* checkpoint directory, or NULL */
     int save_every;                           /* steps between saves (with ckpt) */
     bool resume;                              /* load ckpt before training */
+    zrt_offload_device offload;               /* offload_optimizer.device */
     char tag[64];
 } run_spec;
 
@@ -58,6 +59,7 @@ static inline void spec_config(const run_spec *s, zrt_config *cfg)
     if (s->max_live) cfg->zero.stage3_max_live_parameters = s->max_live;
     if (s->prefetch) cfg->zero.stage3_prefetch_bucket_size = s->prefetch;
     if (s->hysteresis) cfg->fp16.hysteresis = (int64_t)s->hysteresis;
+    cfg->zero.offload_optimizer.device = s->offload;
     if (zrt_config_validate(cfg) != ZRT_OK) {
         fprintf(stderr, "bad test config: %s\n", zrt_last_error());
         exit(1);
@@ -143,8 +145,9 @@ static inline int train_rank(int rank, int world, void *arg)
 static inline bool run_training(run_spec *s, run_result *out)
 {
     if (!s->tag[0])
-        snprintf(s->tag, sizeof s->tag, "%s-w%d-s%d-p%d-m%lld-a%lld-t%lld", s->gpt ? "gpt" : "mlp", s->world, s->stage,
-                 (int)s->precision, (long long)s->micro, (long long)s->accum, (long long)s->persistence);
+        snprintf(s->tag, sizeof s->tag, "%s-w%d-s%d-p%d-m%lld-a%lld-t%lld-o%d", s->gpt ? "gpt" : "mlp", s->world,
+                 s->stage, (int)s->precision, (long long)s->micro, (long long)s->accum, (long long)s->persistence,
+                 (int)s->offload);
     if (ranks_run(s->world, train_rank, s, 120) != 0) return false;
     char path[1024];
     snprintf(path, sizeof path, "%s/result-%s", test_tmpdir(), s->tag);

@@ -6,11 +6,19 @@
  *  - the size lives in the side table: an allocation's bytes are exactly the
  *    caller's (all of them usable), an interior pointer finds its block;
  *  - in check mode new memory holds NaN bytes (0xff);
- *  - bad frees and recharges are refused; destroy frees what is left.
+ *  - bad frees and recharges are refused; destroy frees what is left;
+ *  - pinned host memory over RLIMIT_MEMLOCK is pageable instead, with one
+ *    warning naming the limit (in a child without CAP_IPC_LOCK, which would
+ *    let root lock past the limit).
  */
 #include "device_common.h"
 
+#include <linux/capability.h>
 #include <math.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static const zrt_mem_stats *stats(zrt_device *d) { return zrt_device_mem(d); }
 
@@ -76,6 +84,31 @@ static void test_poison(void)
     zrt_device_destroy(d);
 }
 
+/* In a child: no CAP_IPC_LOCK, a 64 KiB lock limit, two 1 MiB pinned allocations. */
+static int memlock_child(void)
+{
+    struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct caps[2];
+    if (syscall(SYS_capget, &header, caps) == 0) {
+        caps[CAP_IPC_LOCK / 32].effective &= ~(1u << (CAP_IPC_LOCK % 32));
+        syscall(SYS_capset, &header, caps);
+    }
+    struct rlimit limit = {64 << 10, 64 << 10};
+    if (setrlimit(RLIMIT_MEMLOCK, &limit) != 0) return 2;
+    zrt_device *d = make_device(ZRT_DEVICE_CPU, false);
+    void *a = NULL, *b = NULL;
+    CHECK_OK(zrt_host_alloc(d, ZRT_MEM_OPTIMIZER, 1 << 20, "a", &a));
+    CHECK_OK(zrt_host_alloc(d, ZRT_MEM_OPTIMIZER, 1 << 20, "b", &b));
+    const char *w = zrt_device_warnings(d);
+    CHECK_MSG(strstr(w, "RLIMIT_MEMLOCK is 64 KiB") && strstr(w, "pageable"), "warnings: '%s'", w);
+    CHECK_MSG(strchr(w, '\n') == strrchr(w, '\n'), "the warning is said more than once: '%s'", w);
+    CHECK(zrt_device_mem(d)->current[ZRT_MEM_HOST][ZRT_MEM_OPTIMIZER] == 2 << 20);
+    memset(a, 1, 1 << 20); /* usable */
+    printf("over the lock limit: %s", w);
+    zrt_device_destroy(d);
+    return CHECK_DONE();
+}
+
 int main(void)
 {
     zrt_device *d = make_device(ZRT_DEVICE_CPU, false);
@@ -86,6 +119,16 @@ int main(void)
     test_accounting(d);
     zrt_device_destroy(d);
     test_poison();
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int rc = memlock_child();
+        fflush(stdout);
+        _exit(rc);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the RLIMIT_MEMLOCK case failed (status 0x%x)", status);
     printf("accounting (device and host apart), side table, stream-ordered free, poison\n");
     return CHECK_DONE();
 }

@@ -220,6 +220,7 @@ static const zrt_cfg_field zrt_fields[] = {
     DBL("heartbeat_timeout_s", job.heartbeat_timeout_s, 0.02, 86400, 0),
     DBL("join_timeout_s", job.join_timeout_s, 0.1, 1e6, 0),
     INT("max_restarts", job.max_restarts, 0, 1000, 0),
+    INT("cpu_threads", job.cpu_threads, 0, 1024, 0),
     STR("token_file", job.token_file),
     SECTION("tls", tls, 0),
     END};

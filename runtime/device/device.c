@@ -103,6 +103,15 @@ void zrt_device_destroy(zrt_device *d)
 }
 
 const char *zrt_device_name(const zrt_device *d) { return d ? d->name : "none"; }
+const char *zrt_device_warnings(const zrt_device *d) { return d ? d->warnings : ""; }
+
+void zrt_device_warn(zrt_device *d, const char *line)
+{
+    pthread_mutex_lock(&d->lock);
+    size_t used = strlen(d->warnings);
+    if (!strstr(d->warnings, line)) snprintf(d->warnings + used, sizeof d->warnings - used, "%s\n", line);
+    pthread_mutex_unlock(&d->lock);
+}
 zrt_device_kind zrt_device_kind_of(const zrt_device *d) { return d ? d->kind : ZRT_DEVICE_AUTO; }
 bool zrt_device_check_mode(const zrt_device *d) { return d && d->check; }
 const zrt_mem_stats *zrt_device_mem(const zrt_device *d) { return d ? &d->table.stats : NULL; }

@@ -74,7 +74,11 @@ struct zrt_device {
     zrt_event **events;         /* live events, for destroy */
     size_t n_events, cap_events;
     uint64_t host_clock[ZRT_MAX_STREAMS]; /* what the host has waited for, per stream slot */
+    char warnings[2048];        /* zrt_device_warnings */
 };
+
+/* Adds a line to the device's warnings unless it is there already. */
+void zrt_device_warn(zrt_device *d, const char *line);
 
 struct zrt_stream {
     zrt_device *device;

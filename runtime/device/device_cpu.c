@@ -19,12 +19,16 @@
 
 #include "cast.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #define RING_SLOTS 256
 #define JITTER_MAX_US 100
@@ -301,8 +305,38 @@ static zrt_status cpu_free(zrt_device *d, void *ptr, size_t bytes, zrt_stream *o
     return ZRT_OK;
 }
 
-static zrt_status cpu_host_alloc(zrt_device *d, size_t bytes, void **out) { return cpu_alloc(d, bytes, NULL, out); }
-static void cpu_host_free(zrt_device *d, void *ptr, size_t bytes) { (void)cpu_free(d, ptr, bytes, NULL); }
+static size_t pages(size_t bytes)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    return (bytes ? bytes + page - 1 : page) / page * page;
+}
+
+/* Pinned host memory: mapped and locked; pageable (with one warning) where
+ * RLIMIT_MEMLOCK refuses the lock. */
+static zrt_status cpu_host_alloc(zrt_device *d, size_t bytes, void **out)
+{
+    void *p = mmap(NULL, pages(bytes), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return zrt_set_error(ZRT_ERR_NOMEM, "mmap of %zu bytes: %s", bytes, strerror(errno));
+    if (mlock(p, pages(bytes)) != 0) {
+        struct rlimit limit = {0, 0};
+        getrlimit(RLIMIT_MEMLOCK, &limit);
+        char line[300];
+        snprintf(line, sizeof line,
+                 "pinned host memory is pageable: mlock was refused (%s; RLIMIT_MEMLOCK is %llu KiB -- raise it with "
+                 "ulimit -l or limits.conf to pin it)",
+                 strerror(errno), (unsigned long long)(limit.rlim_cur == RLIM_INFINITY ? 0 : limit.rlim_cur / 1024));
+        zrt_device_warn(d, line);
+    }
+    if (d->check) memset(p, ZRT_POISON_BYTE, bytes);
+    *out = p;
+    return ZRT_OK;
+}
+
+static void cpu_host_free(zrt_device *d, void *ptr, size_t bytes)
+{
+    (void)d;
+    munmap(ptr, pages(bytes)); /* also unlocks */
+}
 
 static zrt_status cpu_copy_now(zrt_device *d, void *dst, const void *src, size_t bytes)
 {

@@ -160,7 +160,7 @@ static zrt_status write_shard(zrt_engine *e, const char *dir)
         if (!grown) status = zrt_set_error(ZRT_ERR_NOMEM, "checkpoint: out of host memory for unit %d", i);
         else host = grown;
         for (int k = 0; status == ZRT_OK && k < 3; k++) { /* device -> host, then CRC and file */
-            status = zrt_device_read(e->device, (char *)host + k * bytes, parts[k], bytes);
+            status = zrt_engine_state_read(e, (char *)host + k * bytes, parts[k], bytes);
             if (status == ZRT_OK) s.crc = crc32c(s.crc, (char *)host + k * bytes, bytes);
         }
         if (status == ZRT_OK) status = write_all(fd, &s, sizeof s, path);
@@ -417,7 +417,7 @@ static zrt_status load_unit(zrt_engine *e, const saved_meta *m, int i)
     zrt_status status = gather_unit(e, m, i, parts);
     float *dst[3] = {u->master, u->exp_avg, u->exp_avg_sq};
     for (int k = 0; status == ZRT_OK && k < 3; k++)
-        status = zrt_device_write(e->device, dst[k], parts[k], count * sizeof(float));
+        status = zrt_engine_state_write(e, dst[k], parts[k], count * sizeof(float));
     free(host);
     return status;
 }

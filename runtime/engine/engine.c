@@ -74,6 +74,10 @@ static zrt_status fetch_params(zrt_engine *e, int op, int dir, const float **par
 
 /* The unit's fp32 gradient `grads` is complete. Stage 0/1: accumulate into
  * the full buffer. Stage 2/3: reduce-scatter it now, on comm. */
+/* Whether the unit's reduced gradients of this micro batch are final and go
+ * down straight from the reduce_scatter's output (offload, no accumulation). */
+static bool down_from_reduce(const zrt_engine *e) { return e->offload && e->stage >= 2 && e->accum == 1; }
+
 static zrt_status store_grads(zrt_engine *e, int index, const float *grads, bool first_micro)
 {
     unit_state *u = &e->units[index];
@@ -87,25 +91,42 @@ static zrt_status store_grads(zrt_engine *e, int index, const float *grads, bool
     else
         ZRT_CHECK(zrt_memcpy_async(e->comm_stream, u->grad_recv, u->grad_send, (size_t)u->shard * e->es, ZRT_COPY_D2D));
     ZRT_CHECK(zrt_event_record(u->reduced, e->comm_stream));
+    if (down_from_reduce(e)) ZRT_CHECK(zrt_offload_grads_down(e, index, u->grad_recv, u->reduced));
     return e->cfg.zero.overlap_comm ? ZRT_OK : zrt_stream_wait_event(e->compute, u->reduced);
 }
 
-/* Stage 2/3, after backward: wait for the reductions, add them to the shard. */
-static zrt_status collect_grads(zrt_engine *e, bool first_micro)
+/* Stage 2/3, after backward: wait for the reductions, add them to the
+ * shard (with offload, the last micro batch's shards then go down). */
+static zrt_status collect_grads(zrt_engine *e, bool first_micro, bool last_micro)
 {
+    if (down_from_reduce(e)) return ZRT_OK; /* already on their way down */
     for (int i = e->n_units - 1; i >= 0; i--) {
         unit_state *u = &e->units[i];
         ZRT_CHECK(zrt_stream_wait_event(e->compute, u->reduced));
         ZRT_CHECK(zrt_kernel_cast(e->compute, u->grad_shard, e->dtype, u->grad_recv, e->dtype, (size_t)u->shard,
                                   !first_micro));
     }
+    if (!e->offload || !last_micro) return ZRT_OK;
+    ZRT_CHECK(zrt_event_record(e->mark, e->compute));
+    for (int i = e->n_units - 1; i >= 0; i--) ZRT_CHECK(zrt_offload_grads_down(e, i, e->units[i].grad_shard, e->mark));
     return ZRT_OK;
+}
+
+static void *own_grads(const zrt_engine *e, const unit_state *u)
+{
+    return e->stage <= 1 ? at(e, u->grad_full, e->rank * u->shard) : u->grad_shard;
 }
 
 /* Stage 0: all_reduce; stage 1: reduce_scatter in place (own range). */
 static zrt_status reduce_full_grads(zrt_engine *e)
 {
-    if (e->stage > 1 || !e->comm) return ZRT_OK;
+    if (e->stage > 1) return ZRT_OK;
+    if (!e->comm) { /* one rank: nothing to reduce; with offload the gradients still go down */
+        if (!e->offload) return ZRT_OK;
+        ZRT_CHECK(zrt_event_record(e->mark, e->compute));
+        for (int i = 0; i < e->n_units; i++) ZRT_CHECK(zrt_offload_grads_down(e, i, own_grads(e, &e->units[i]), e->mark));
+        return ZRT_OK;
+    }
     ZRT_CHECK(zrt_engine_order(e, e->compute, e->comm_stream));
     for (int i = 0; i < e->n_units; i++) {
         unit_state *u = &e->units[i];
@@ -115,6 +136,10 @@ static zrt_status reduce_full_grads(zrt_engine *e)
         else
             ZRT_CHECK(zrt_comm_reduce_scatter_on(e->comm, u->grad_full, at(e, u->grad_full, e->rank * u->shard),
                                                  (size_t)u->shard, e->dtype, ZRT_REDUCE_AVG, e->comm_stream));
+        if (e->offload) { /* this unit's shard goes down while the next reduces */
+            ZRT_CHECK(zrt_event_record(u->reduced, e->comm_stream));
+            ZRT_CHECK(zrt_offload_grads_down(e, i, own_grads(e, u), u->reduced));
+        }
     }
     return zrt_engine_order(e, e->comm_stream, e->compute);
 }
@@ -156,24 +181,22 @@ static zrt_status micro_step(zrt_engine *e, const zrt_data *data, int a)
         if (op == u->first_op) ZRT_CHECK(store_grads(e, m->op_unit[op], grads, a == 0));
         ZRT_CHECK(zrt_stage3_release(e, m->op_unit[op]));
     }
-    return e->stage >= 2 ? collect_grads(e, a == 0) : ZRT_OK;
+    return e->stage >= 2 ? collect_grads(e, a == 0, a == e->accum - 1) : ZRT_OK;
 }
 
 /* ---- the optimizer step --------------------------------------------------------------------- */
 
-static void *own_grads(const zrt_engine *e, const unit_state *u)
-{
-    return e->stage <= 1 ? at(e, u->grad_full, e->rank * u->shard) : u->grad_shard;
-}
-
 /* The own-range statistics on compute, then summed over ranks (with the
  * loss) on comm and copied to the host; compute waits for the sum (Adam reads it). */
+float *zrt_engine_unit_stats(zrt_engine *e, int unit) { return &e->scratch[SLOT_UNITS + 2 * unit]; }
+
 static zrt_status reduce_statistics(zrt_engine *e)
 {
+    if (e->offload) return zrt_offload_statistics(e); /* taken on the way down */
     for (int i = 0; i < e->n_units; i++) {
         unit_state *u = &e->units[i];
         ZRT_CHECK(zrt_kernel_grad_stats(e->compute, own_grads(e, u), e->dtype, (size_t)u->shard, (float)e->scaler.scale,
-                                        &e->scratch[SLOT_UNITS + 2 * i]));
+                                        zrt_engine_unit_stats(e, i)));
     }
     ZRT_CHECK(zrt_kernel_sum(e->compute, &e->scratch[SLOT_UNITS], (size_t)e->n_units, 2, &e->scratch[SLOT_SQUARES]));
     ZRT_CHECK(zrt_kernel_sum(e->compute, &e->scratch[SLOT_UNITS + 1], (size_t)e->n_units, 2, &e->scratch[SLOT_NONFINITE]));
@@ -186,15 +209,20 @@ static zrt_status reduce_statistics(zrt_engine *e)
     return zrt_engine_order(e, e->comm_stream, e->compute);
 }
 
+zrt_adam_args zrt_engine_adam_args(const zrt_engine *e, double lr)
+{
+    const zrt_optimizer_config *o = &e->cfg.optimizer;
+    return (zrt_adam_args){.lr = (float)lr, .beta1 = (float)o->betas[0], .beta2 = (float)o->betas[1],
+                           .eps = (float)o->eps, .weight_decay = (float)o->weight_decay,
+                           .adamw = o->type == ZRT_OPT_ADAMW || o->adam_w_mode, .step = e->adam_steps + 1,
+                           .unscale = (float)(1.0 / e->scaler.scale), .max_norm = e->cfg.gradient_clipping};
+}
+
 /* Enqueued before the host knows whether the step overflowed: the kernel
  * skips itself then, and the host does not count the step. */
 static zrt_status apply_adam(zrt_engine *e, double lr)
 {
-    const zrt_optimizer_config *o = &e->cfg.optimizer;
-    zrt_adam_args args = {.lr = (float)lr, .beta1 = (float)o->betas[0], .beta2 = (float)o->betas[1],
-                          .eps = (float)o->eps, .weight_decay = (float)o->weight_decay,
-                          .adamw = o->type == ZRT_OPT_ADAMW || o->adam_w_mode, .step = e->adam_steps + 1,
-                          .unscale = (float)(1.0 / e->scaler.scale), .max_norm = e->cfg.gradient_clipping};
+    zrt_adam_args args = zrt_engine_adam_args(e, lr);
     for (int i = 0; i < e->n_units; i++) {
         unit_state *u = &e->units[i];
         ZRT_CHECK(zrt_kernel_adam(e->compute, u->master, u->exp_avg, u->exp_avg_sq,
@@ -207,6 +235,7 @@ static zrt_status apply_adam(zrt_engine *e, double lr)
 /* The compute copy from the master, then (stages 1-3) shared with the others. */
 zrt_status zrt_engine_publish_params(zrt_engine *e)
 {
+    if (e->offload) return zrt_offload_publish(e);
     for (int i = 0; i < e->n_units; i++) {
         unit_state *u = &e->units[i];
         if (e->stage == 0) {
@@ -217,7 +246,15 @@ zrt_status zrt_engine_publish_params(zrt_engine *e)
         void *own = e->stage == 3 ? u->param_shard : at(e, u->param_full, e->rank * u->shard);
         ZRT_CHECK(zrt_kernel_cast(e->compute, own, e->dtype, u->master, ZRT_DTYPE_F32, (size_t)u->shard, false));
     }
-    ZRT_CHECK(zrt_event_record(e->published, e->compute));
+    return zrt_engine_gather_published(e, e->compute);
+}
+
+zrt_status zrt_engine_gather_published(zrt_engine *e, zrt_stream *wrote)
+{
+    ZRT_CHECK(zrt_event_record(e->published, wrote));
+    /* Copies written by another stream (offload's h2d): compute reads the
+     * ones no gather rewrites (one rank) directly -- it waits for them all. */
+    if (wrote != e->compute) ZRT_CHECK(zrt_stream_wait_event(e->compute, e->published));
     if (e->stage == 0) return ZRT_OK;
     ZRT_CHECK(zrt_stream_wait_event(e->comm_stream, e->published));
     for (int i = 0; i < e->n_units; i++) {
@@ -246,11 +283,14 @@ zrt_status zrt_engine_step(zrt_engine *e, const zrt_data *data, zrt_step_result 
     ZRT_CHECK(reduce_full_grads(e));
     ZRT_CHECK(reduce_statistics(e));
     double lr = zrt_schedule_lr(&e->cfg, e->step);
-    ZRT_CHECK(apply_adam(e, lr));
-    ZRT_CHECK(zrt_engine_publish_params(e));
+    if (!e->offload) {
+        ZRT_CHECK(apply_adam(e, lr));
+        ZRT_CHECK(zrt_engine_publish_params(e));
+    }
     ZRT_CHECK(zrt_event_synchronize(e->result_ready)); /* the one wait of the step */
     float sum_squares = e->host_scratch[SLOT_SQUARES];
     bool overflow = zrt_step_overflow(sum_squares, e->host_scratch[SLOT_NONFINITE]);
+    if (e->offload) ZRT_CHECK(zrt_offload_step(e, lr, overflow, sum_squares)); /* the host's turn */
     if (!overflow) e->adam_steps++;
     zrt_loss_scaler_update(&e->scaler, &e->cfg, overflow);
     *result = (zrt_step_result){.loss = e->host_scratch[SLOT_LOSS] / (float)e->world,
@@ -267,6 +307,7 @@ zrt_status zrt_engine_synchronize(zrt_engine *e)
     char message[ZRT_ERROR_MAX];
     snprintf(message, sizeof message, "%s", zrt_last_error());
     zrt_status comm = zrt_stream_synchronize(e->comm_stream);
+    if (compute == ZRT_OK && comm == ZRT_OK) return zrt_offload_synchronize(e);
     return compute != ZRT_OK ? zrt_set_error(compute, "%s", message) : comm;
 }
 
@@ -306,9 +347,23 @@ static zrt_status init_master(zrt_engine *e, int index)
             values[pos - begin] = v;
         }
     }
-    zrt_status status = zrt_device_write(e->device, u->master, values, (size_t)count * sizeof(float));
+    zrt_status status = zrt_engine_state_write(e, u->master, values, (size_t)count * sizeof(float));
     free(values);
     return status;
+}
+
+zrt_status zrt_engine_state_read(zrt_engine *e, void *host, const float *state, size_t bytes)
+{
+    if (!e->offload) return zrt_device_read(e->device, host, state, bytes);
+    memcpy(host, state, bytes); /* pinned host memory: the caller has synchronized */
+    return ZRT_OK;
+}
+
+zrt_status zrt_engine_state_write(zrt_engine *e, float *state, const void *host, size_t bytes)
+{
+    if (!e->offload) return zrt_device_write(e->device, state, host, bytes);
+    memcpy(state, host, bytes);
+    return ZRT_OK;
 }
 
 static zrt_status alloc(zrt_engine *e, zrt_mem_category c, size_t bytes, int unit, const char *what, void *out)
@@ -326,7 +381,8 @@ static zrt_status alloc_events(zrt_engine *e, unit_state *u)
     return zrt_event_create(e->device, "reduced", &u->reduced);
 }
 
-static zrt_status alloc_unit(zrt_engine *e, int index)
+/* The unit's sizes in the flat layout. */
+static void size_unit(zrt_engine *e, int index)
 {
     unit_state *u = &e->units[index];
     int64_t align = (int64_t)e->world * 16;
@@ -334,13 +390,25 @@ static zrt_status alloc_unit(zrt_engine *e, int index)
     u->padded = (u->numel + align - 1) / align * align;
     u->shard = u->padded / e->world;
     u->persistent = e->stage == 3 && u->numel <= e->cfg.zero.stage3_param_persistence_threshold;
+}
+
+/* The fp32 state on the device (without offload; offload.c carves it from host memory). */
+static zrt_status alloc_state(zrt_engine *e, int index)
+{
+    unit_state *u = &e->units[index];
     size_t opt_bytes = (size_t)zrt_engine_opt_count(e, u) * sizeof(float);
-    size_t full = (size_t)u->padded * e->es, shard = (size_t)u->shard * e->es;
     ZRT_CHECK(alloc(e, ZRT_MEM_OPTIMIZER, opt_bytes, index, "master", &u->master));
     ZRT_CHECK(alloc(e, ZRT_MEM_OPTIMIZER, opt_bytes, index, "exp_avg", &u->exp_avg));
     ZRT_CHECK(alloc(e, ZRT_MEM_OPTIMIZER, opt_bytes, index, "exp_avg_sq", &u->exp_avg_sq));
     ZRT_CHECK(zrt_memset_async(e->compute, u->exp_avg, 0, opt_bytes));
-    ZRT_CHECK(zrt_memset_async(e->compute, u->exp_avg_sq, 0, opt_bytes));
+    return zrt_memset_async(e->compute, u->exp_avg_sq, 0, opt_bytes);
+}
+
+static zrt_status alloc_unit(zrt_engine *e, int index)
+{
+    unit_state *u = &e->units[index];
+    size_t full = (size_t)u->padded * e->es, shard = (size_t)u->shard * e->es;
+    if (!e->offload) ZRT_CHECK(alloc_state(e, index));
     if (e->stage < 3 || u->persistent) ZRT_CHECK(alloc(e, ZRT_MEM_PARAMS, full, index, "params", &u->param_full));
     if (e->stage == 3) ZRT_CHECK(alloc(e, ZRT_MEM_PARAMS, shard, index, "params (shard)", &u->param_shard));
     if (e->stage <= 1) {
@@ -404,10 +472,11 @@ static zrt_status setup(zrt_engine *e)
     int64_t widest = 0;
     if (!(e->units = calloc((size_t)e->n_units, sizeof *e->units))) return zrt_set_error(ZRT_ERR_NOMEM, "engine: out of memory");
     for (int i = 0; i < e->n_units; i++) {
-        int64_t align = (int64_t)e->world * 16, padded = (e->model->unit_numel[i] + align - 1) / align * align;
-        if (padded > widest) widest = padded;
+        size_unit(e, i);
+        if (e->units[i].padded > widest) widest = e->units[i].padded;
     }
     ZRT_CHECK(alloc_engine(e, widest));
+    if (e->cfg.zero.offload_optimizer.device == ZRT_OFFLOAD_CPU) ZRT_CHECK(zrt_offload_create(e));
     for (int i = 0; i < e->n_units; i++) ZRT_CHECK(alloc_unit(e, i));
     return zrt_engine_publish_params(e);
 }
@@ -454,10 +523,13 @@ zrt_status zrt_engine_get_master(zrt_engine *e, int index, float *out)
         return zrt_set_error(ZRT_ERR_INVALID, "zrt_engine_get_master: bad argument");
     unit_state *u = &e->units[index];
     ZRT_CHECK(zrt_engine_synchronize(e));
-    if (e->stage == 0 || !e->comm) return zrt_device_read(e->device, out, u->master, (size_t)u->numel * sizeof(float));
-    float *full = NULL;
+    if (e->stage == 0 || !e->comm) return zrt_engine_state_read(e, out, u->master, (size_t)u->numel * sizeof(float));
+    float *full = NULL, *mine = NULL;
     ZRT_CHECK(alloc(e, ZRT_MEM_COMM, (size_t)u->padded * sizeof(float), index, "master (gathered)", &full));
-    zrt_status status = zrt_comm_all_gather_on(e->comm, u->master, full, (size_t)u->shard, ZRT_DTYPE_F32, e->comm_stream);
+    mine = e->offload ? full + (size_t)e->rank * (size_t)u->shard : u->master; /* offloaded: up first, gathered in place */
+    zrt_status status = e->offload ? zrt_device_write(e->device, mine, u->master, (size_t)u->shard * sizeof(float)) : ZRT_OK;
+    if (status == ZRT_OK)
+        status = zrt_comm_all_gather_on(e->comm, mine, full, (size_t)u->shard, ZRT_DTYPE_F32, e->comm_stream);
     if (status == ZRT_OK) status = zrt_stream_synchronize(e->comm_stream);
     if (status == ZRT_OK) status = zrt_device_read(e->device, out, full, (size_t)u->numel * sizeof(float));
     zrt_device_free(e->device, full, NULL);
@@ -474,9 +546,10 @@ void zrt_engine_destroy(zrt_engine *e)
     zrt_device *d = e->device;
     for (int i = 0; e->units && i < e->n_units; i++) {
         unit_state *u = &e->units[i];
-        void *buffers[] = {u->master,     u->exp_avg,  u->exp_avg_sq, u->param_full,  u->param_shard, u->grad_full,
-                           u->grad_shard, u->grad_send, u->grad_recv,  u->param_cache, u->grad_accum};
-        for (size_t k = 0; k < sizeof buffers / sizeof buffers[0]; k++) zrt_device_free(d, buffers[k], NULL);
+        void *buffers[] = {u->param_full, u->param_shard, u->grad_full,   u->grad_shard, u->grad_send,
+                           u->grad_recv,  u->param_cache, u->grad_accum, u->master,     u->exp_avg,  u->exp_avg_sq};
+        size_t n = sizeof buffers / sizeof buffers[0] - (e->offload ? 3 : 0); /* offloaded state: the pool's */
+        for (size_t k = 0; k < n; k++) zrt_device_free(d, buffers[k], NULL);
         zrt_event_destroy(u->gathered);
         zrt_event_destroy(u->used);
         zrt_event_destroy(u->reduced);
@@ -486,6 +559,7 @@ void zrt_engine_destroy(zrt_engine *e)
     zrt_host_free(d, e->host_inputs);
     zrt_host_free(d, e->host_labels);
     zrt_host_free(d, e->host_scratch);
+    zrt_offload_destroy(e);
     zrt_event_destroy(e->mark);
     zrt_event_destroy(e->result_ready);
     zrt_event_destroy(e->batch_copied);

@@ -44,7 +44,13 @@ typedef struct {
     zrt_event *used;       /* compute: the latest read of param_full (before a gather reuses it) */
     zrt_event *reduced;    /* comm: grad_recv holds the reduced gradients (stages 2-3) */
     bool gather_pending;   /* `gathered` recorded and not yet waited for by compute */
+    /* offload_optimizer: master, exp_avg and exp_avg_sq above are pinned host
+     * memory (carved from one pool), and: */
+    void *host_grads;      /* D, shard: the own gradients, copied down (pinned) */
+    zrt_event *down;       /* d2h: host_grads holds this step's gradients */
 } unit_state;
+
+typedef struct zrt_offload_state zrt_offload_state;
 
 struct zrt_engine {
     zrt_config cfg;
@@ -75,6 +81,7 @@ struct zrt_engine {
     int64_t cached_params;                 /* stage 3, elements in param_cache buffers */
     bool inject_overflow;
     bool fault_skip_gather_wait;           /* ZRT_FAULT_SKIP_WAIT=gather: the check mode's test */
+    zrt_offload_state *offload;            /* offload_optimizer: cpu (offload.c); NULL otherwise */
 };
 
 int64_t zrt_engine_opt_begin(const zrt_engine *e, const unit_state *u);
@@ -96,5 +103,40 @@ zrt_status zrt_stage3_release(zrt_engine *e, int unit);
 /* A sum over ranks of one host value, through the device scratch (collectives
  * only see device buffers). */
 zrt_status zrt_engine_sum_over_ranks(zrt_engine *e, float *value);
+/* The unit's statistics slot (2 fp32 of the device scratch). */
+float *zrt_engine_unit_stats(zrt_engine *e, int unit);
+/* The step's Adam/AdamW constants (the step counted when it does not overflow). */
+zrt_adam_args zrt_engine_adam_args(const zrt_engine *e, double lr);
+/* Records `published` on the stream that wrote the compute copies, then
+ * (stages 1-3) the gathers of what the stage keeps full, on comm. */
+zrt_status zrt_engine_gather_published(zrt_engine *e, zrt_stream *wrote);
+/* Host access to a unit's fp32 state, wherever it lives (device or host). */
+zrt_status zrt_engine_state_read(zrt_engine *e, void *host, const float *state, size_t bytes);
+zrt_status zrt_engine_state_write(zrt_engine *e, float *state, const void *host, size_t bytes);
+
+/* ---- offload.c: offload_optimizer: cpu ----------------------------------------------------
+ * The fp32 state of the own shard lives in pinned host memory; the own
+ * gradients go down (d2h stream, with their statistics) as soon as they are
+ * reduced; after the step's statistics the CPU optimizer (zrt/offload.h)
+ * updates each unit and writes the compute copy into double-buffered pinned
+ * tiles that go up on the h2d stream while it works on the next tile. */
+
+/* Streams, the thread pool and the host pool; points every unit's master,
+ * exp_avg, exp_avg_sq and host_grads into it. Units' sizes must be set. */
+zrt_status zrt_offload_create(zrt_engine *e);
+void zrt_offload_destroy(zrt_engine *e);
+/* The unit's own gradients at `src` (device, D) go down once `ready` (an
+ * event of another stream, may be NULL) has passed. */
+zrt_status zrt_offload_grads_down(zrt_engine *e, int unit, const void *src, zrt_event *ready);
+/* The statistics (summed on d2h once every unit is down), reduced over ranks
+ * on comm and copied to the host: result_ready. */
+zrt_status zrt_offload_statistics(zrt_engine *e);
+/* The host's part of the step, after result_ready: the CPU optimizer unit by
+ * unit and the compute copies up, then the gathers. Nothing on overflow. */
+zrt_status zrt_offload_step(zrt_engine *e, double lr, bool overflow, float sum_squares);
+/* The compute copies from the (host) masters, then the gathers: at creation and after a load. */
+zrt_status zrt_offload_publish(zrt_engine *e);
+/* Waits for the copy streams (ZRT_OK without offload). */
+zrt_status zrt_offload_synchronize(zrt_engine *e);
 
 #endif

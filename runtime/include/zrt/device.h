@@ -71,6 +71,10 @@ bool zrt_device_check_mode(const zrt_device *device);
 const zrt_mem_stats *zrt_device_mem(const zrt_device *device);
 /* Waits for every stream; the first stream error, if any. */
 zrt_status zrt_device_synchronize(zrt_device *device);
+/* What the device had to do differently from what was asked, one line each,
+ * each said once ("" if nothing): pinned memory that could not be locked
+ * (RLIMIT_MEMLOCK) and is pageable instead. The library does not print it. */
+const char *zrt_device_warnings(const zrt_device *device);
 
 /* "cpu", "cuda", "auto". */
 const char *zrt_device_kind_name(zrt_device_kind kind);
@@ -93,8 +97,11 @@ zrt_status zrt_device_recharge(zrt_device *device, void *ptr, zrt_mem_category c
 zrt_status zrt_device_lookup(const zrt_device *device, const void *ptr, void **base, size_t *bytes,
                              const char **name);
 
-/* Pinned host memory (page-locked where the backend pins), charged to the
- * host place; the host reads and writes it directly. */
+/* Pinned host memory, charged to the host place, sized exactly (pages):
+ * the cpu backend maps and mlocks it (falling back to pageable memory with
+ * one warning naming RLIMIT_MEMLOCK when the lock is refused), the cuda
+ * backend registers it (cudaHostRegister, mapped: kernels may write it, and
+ * io_uring may register it too). The host reads and writes it directly. */
 zrt_status zrt_host_alloc(zrt_device *device, zrt_mem_category category, size_t bytes, const char *name, void **out);
 void zrt_host_free(zrt_device *device, void *ptr);
 
