@@ -71,6 +71,51 @@ typedef struct {
 zrt_status zrt_cpu_adam(const zrt_adam_args *args, float clip, const zrt_adam_slice *slice, zrt_simd simd,
                         zrt_cpu_pool *pool);
 
+/* ---- the NVMe swapper ------------------------------------------------------
+ * One logical file, striped over `n_paths` directories in block_size
+ * chunks (chunk c is in file c % n_paths), read and written through
+ * io_uring with O_DIRECT: offsets, sizes and buffers aligned to 4096 bytes.
+ * Requests are split into chunks, queue_depth of them in flight; a thread of
+ * the swapper reaps completions and submits the rest, so I/O goes on while
+ * the caller computes. Buffers registered with zrt_swap_register are read
+ * and written as fixed buffers. Files are preallocated (fallocate) when the
+ * swapper is made and removed when it is destroyed; their names carry the
+ * process id, so zrt_swap_clean_stale can tell a crashed run's leftovers. */
+
+typedef struct zrt_swap zrt_swap;
+
+#define ZRT_SWAP_ALIGN 4096
+
+typedef struct {
+    const char *const *paths;  /* directories, existing */
+    int n_paths;               /* 1..ZRT_MAX_NVME_PATHS */
+    const char *name;          /* in the file names: zrt-swap-PID-NAME.I */
+    size_t bytes;              /* the logical size */
+    size_t block_size;         /* bytes per request: a multiple of 4096 */
+    int queue_depth;           /* requests in flight, 1..4096 */
+} zrt_swap_options;
+
+/* Creates, preallocates and opens the files; an error names the file and why
+ * (a missing or read-only directory, no space: ENOSPC). */
+zrt_status zrt_swap_create(const zrt_swap_options *options, zrt_swap **out);
+/* Registers host buffers (4096-aligned) with the ring, replacing earlier ones. */
+zrt_status zrt_swap_register(zrt_swap *swap, void *const *buffers, const size_t *bytes, int n);
+/* Queues a read (write) of bytes at offset of the logical file into (from)
+ * buffer and returns at once; *ticket names it for zrt_swap_wait. */
+zrt_status zrt_swap_read(zrt_swap *swap, size_t offset, void *buffer, size_t bytes, uint64_t *ticket);
+zrt_status zrt_swap_write(zrt_swap *swap, size_t offset, const void *buffer, size_t bytes, uint64_t *ticket);
+/* Blocks until the request is done: ZRT_OK, or ZRT_ERR_IO naming the file
+ * and offset (EIO, a short read or write). After a failure every later
+ * request fails too. */
+zrt_status zrt_swap_wait(zrt_swap *swap, uint64_t ticket);
+/* Waits for everything queued, then removes the files. NULL is fine. */
+void zrt_swap_destroy(zrt_swap *swap);
+/* Removes zrt-swap-* files of processes that no longer run from the
+ * directories; their names go to report (one per line; "" if none). */
+zrt_status zrt_swap_clean_stale(const char *const *paths, int n_paths, char *report, size_t report_size);
+/* Test hook: ZRT_FAULT_SWAP=KIND:N with KIND short_read, short_write,
+ * eio_read or eio_write makes the N-th chunk of that kind (from 1) fail so. */
+
 #ifdef __cplusplus
 }
 #endif
