@@ -38,6 +38,7 @@ typedef struct request {
     size_t next;              /* bytes handed to the ring so far */
     int chunks_left;          /* submitted and not completed */
     bool done;
+    bool inject, fault_eio;   /* ZRT_FAULT_SWAP: its first completed chunk fails, short or with EIO */
     struct request *next_pending;
 } request;
 
@@ -67,7 +68,7 @@ struct zrt_swap {
     zrt_status broken;
     char message[1024];
     char fault_kind[16];      /* ZRT_FAULT_SWAP */
-    long fault_at, reads_seen, writes_seen;
+    long fault_at, reads_seen, writes_seen; /* requests */
 };
 
 /* ---- files -------------------------------------------------------------------------------- */
@@ -157,20 +158,17 @@ static void submit_pending(zrt_swap *s)
 }
 
 /* The fault hook's verdict for a completed chunk: res as the kernel said, or altered. */
-static int injected(zrt_swap *s, bool write, int res)
+static int injected(request *r, int res)
 {
-    long seen = write ? ++s->writes_seen : ++s->reads_seen;
-    if (!s->fault_kind[0] || seen != s->fault_at) return res;
-    const char *kind = s->fault_kind;
-    if ((write && strcmp(kind, "short_write") == 0) || (!write && strcmp(kind, "short_read") == 0)) return res / 2;
-    if ((write && strcmp(kind, "eio_write") == 0) || (!write && strcmp(kind, "eio_read") == 0)) return -EIO;
-    return res;
+    if (!r->inject) return res;
+    r->inject = false;
+    return r->fault_eio ? -EIO : res / 2;
 }
 
 static void complete(zrt_swap *s, chunk *c, int res)
 {
     request *r = c->req;
-    res = injected(s, r->write, res);
+    res = injected(r, res);
     if (res < 0 || (size_t)res != c->bytes) {
         int file;
         size_t at;
@@ -217,10 +215,12 @@ static void *reaper_main(void *arg)
 
 /* ---- the API ---------------------------------------------------------------------------------- */
 
-static void read_fault_hook(zrt_swap *s)
+static void read_fault_hook(zrt_swap *s, const char *name)
 {
     const char *spec = getenv("ZRT_FAULT_SWAP");
-    if (spec && sscanf(spec, "%15[a-z_]:%ld", s->fault_kind, &s->fault_at) != 2) s->fault_kind[0] = '\0';
+    char only[64] = "";
+    int got = spec ? sscanf(spec, "%15[a-z_]:%ld:%63s", s->fault_kind, &s->fault_at, only) : 0;
+    if (got < 2 || (got == 3 && strcmp(only, name) != 0)) s->fault_kind[0] = '\0';
 }
 
 zrt_status zrt_swap_create(const zrt_swap_options *o, zrt_swap **out)
@@ -241,7 +241,7 @@ zrt_status zrt_swap_create(const zrt_swap_options *o, zrt_swap **out)
     if (s->per_file == 0) s->per_file = s->block;
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->changed, NULL);
-    read_fault_hook(s);
+    read_fault_hook(s, o->name);
     zrt_status status = ZRT_OK;
     for (int i = 0; i < s->n_files && status == ZRT_OK; i++) status = open_file(s, i, o->paths[i], o->name);
     int err = status == ZRT_OK ? io_uring_queue_init((unsigned)s->depth + 1, &s->ring, 0) : 0;
@@ -319,6 +319,12 @@ static zrt_status queue(zrt_swap *s, bool write, size_t offset, void *buffer, si
         }
     }
     if (status == ZRT_OK) {
+        long seen = write ? ++s->writes_seen : ++s->reads_seen;
+        const char *kind = s->fault_kind;
+        if (seen == s->fault_at && kind[0] && (strstr(kind, "write") != NULL) == write) {
+            r->inject = bytes > 0;
+            r->fault_eio = strncmp(kind, "eio", 3) == 0;
+        }
         r->ticket = ++s->next_ticket;
         s->all[s->n_all++] = r;
         if (bytes) {

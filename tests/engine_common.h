@@ -8,6 +8,7 @@
 #include "comm_common.h"
 #include "zrt.h"
 #include "ranks.h"
+#include <sys/stat.h>
 
 #include <math.h>
 
@@ -27,6 +28,7 @@ typedef struct {
     int save_every;                           /* steps between saves (with ckpt) */
     bool resume;                              /* load ckpt before training */
     zrt_offload_device offload;               /* offload_optimizer.device */
+    int64_t sub_group;                        /* nvme: sub_group_size; 0 = 200 (several per unit) */
     char tag[64];
 } run_spec;
 
@@ -60,6 +62,16 @@ static inline void spec_config(const run_spec *s, zrt_config *cfg)
     if (s->prefetch) cfg->zero.stage3_prefetch_bucket_size = s->prefetch;
     if (s->hysteresis) cfg->fp16.hysteresis = (int64_t)s->hysteresis;
     cfg->zero.offload_optimizer.device = s->offload;
+    if (s->offload == ZRT_OFFLOAD_NVME) { /* two directories, striped; 8 KiB requests so that both are used */
+        zrt_offload_config *o = &cfg->zero.offload_optimizer;
+        o->n_nvme_paths = 2;
+        for (int i = 0; i < 2; i++) {
+            snprintf(o->nvme_paths[i], sizeof o->nvme_paths[i], "%s/nvme%d", test_tmpdir(), i);
+            mkdir(o->nvme_paths[i], 0700);
+        }
+        cfg->zero.sub_group_size = s->sub_group ? s->sub_group : 200;
+        cfg->aio.block_size = 8192;
+    }
     if (zrt_config_validate(cfg) != ZRT_OK) {
         fprintf(stderr, "bad test config: %s\n", zrt_last_error());
         exit(1);

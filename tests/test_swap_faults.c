@@ -14,7 +14,7 @@
 #define BLOCK (16 * 1024)
 #define BYTES (8 * BLOCK)
 
-/* The 3rd chunk of the kind fails: logical chunk 2, in file 0 of two at offset BLOCK. */
+/* The 3rd request of the kind fails: one block each, so logical chunk 2, in file 0 of two at offset BLOCK. */
 static void fault(const char *const *dirs, const char *kind, bool write, const char *expect)
 {
     char spec[64];
@@ -26,13 +26,18 @@ static void fault(const char *const *dirs, const char *kind, bool write, const c
     if (!swap) return;
     uint32_t *buf = swap_buffer(BYTES);
     swap_pattern(buf, 0, BYTES, 1);
-    uint64_t ticket;
+    uint64_t ticket, tickets[BYTES / BLOCK];
     if (!write) {
         CHECK_OK(zrt_swap_write(swap, 0, buf, BYTES, &ticket));
         CHECK_OK(zrt_swap_wait(swap, ticket));
     }
-    CHECK_OK(write ? zrt_swap_write(swap, 0, buf, BYTES, &ticket) : zrt_swap_read(swap, 0, buf, BYTES, &ticket));
-    CHECK_MSG(zrt_swap_wait(swap, ticket) == ZRT_ERR_IO, "%s not reported", kind);
+    for (int i = 0; i < BYTES / BLOCK; i++) {
+        char *at = (char *)buf + (size_t)i * BLOCK;
+        CHECK_OK(write ? zrt_swap_write(swap, (size_t)i * BLOCK, at, BLOCK, &tickets[i])
+                       : zrt_swap_read(swap, (size_t)i * BLOCK, at, BLOCK, &tickets[i]));
+    }
+    for (int i = 0; i < 2; i++) zrt_swap_wait(swap, tickets[i]); /* done before the failure; may already say it */
+    CHECK_MSG(zrt_swap_wait(swap, tickets[2]) == ZRT_ERR_IO, "%s not reported", kind);
     char file[1200];
     snprintf(file, sizeof file, "%s/zrt-swap-%d-test.0", dirs[0], (int)getpid());
     const char *msg = zrt_last_error();
@@ -42,6 +47,7 @@ static void fault(const char *const *dirs, const char *kind, bool write, const c
     if (later == ZRT_OK) later = zrt_swap_wait(swap, ticket);
     CHECK_MSG(later == ZRT_ERR_IO && strstr(zrt_last_error(), file), "%s: after the failure: %s", kind,
               zrt_last_error());
+    for (int i = 3; i < BYTES / BLOCK; i++) CHECK(zrt_swap_wait(swap, tickets[i]) == ZRT_ERR_IO);
     zrt_swap_destroy(swap);
     CHECK(access(file, F_OK) != 0);
     free(buf);

@@ -160,6 +160,7 @@ static zrt_status setup(trainer *t)
     ZRT_CHECK(zrt_data_init(&t->data, &t->cfg));
     ZRT_CHECK(zrt_engine_create(&t->cfg, t->comm, t->model, &t->engine));
     if (t->rank == 0) zrt_cli_print_warnings(zrt_device_warnings(t->device)); /* e.g. pinned memory not locked */
+    zrt_cli_print_warnings(zrt_engine_warnings(t->engine)); /* e.g. a crashed run's swap files removed */
     if (t->rank == 0 && t->cfg.job.metrics_file[0] && !(t->metrics = fopen(t->cfg.job.metrics_file, "w")))
         return zrt_set_error(ZRT_ERR_IO, "cannot write the metrics file %s", t->cfg.job.metrics_file);
     return ZRT_OK;

@@ -365,9 +365,9 @@ static void check_zero(zrt_config *cfg, zrt_cfg_errors *errs)
         zrt_cfg_error(errs, file, "zero_optimization.offload_optimizer.device",
                       "%s needs zero stage 1, 2 or 3 (the stage is 0)",
                       zrt_offload_device_name(z->offload_optimizer.device));
-    if (cfg->aio.block_size % 512 != 0)
-        zrt_cfg_error(errs, file, "aio.block_size", "%lld is not a multiple of 512 (O_DIRECT needs it)",
-                      (long long)cfg->aio.block_size);
+    if (cfg->aio.block_size % 4096 != 0)
+        zrt_cfg_error(errs, file, "aio.block_size", "%lld is not a multiple of 4096 (O_DIRECT and the io_uring swapper "
+                      "need page-aligned requests)", (long long)cfg->aio.block_size);
 }
 
 static void check_job(zrt_config *cfg, zrt_cfg_errors *errs)

@@ -96,8 +96,8 @@ static const zrt_cfg_field zero_fields[] = {
 static const zrt_cfg_section zero = {zero_fields, true};
 
 static const zrt_cfg_field aio_fields[] = {
-    INT("block_size", aio.block_size, 512, 1 << 30, 0),
-    INT("queue_depth", aio.queue_depth, 1, 65536, 0),
+    INT("block_size", aio.block_size, 4096, 1 << 30, 0),
+    INT("queue_depth", aio.queue_depth, 1, 4096, 0),
     INT("intra_op_parallelism", aio.intra_op_parallelism, 1, 1024, 0),
     INT("thread_count", aio.intra_op_parallelism, 1, 1024, ALIAS),
     BOOL("single_submit", aio.single_submit, 0),

@@ -32,6 +32,7 @@
 #define DIR_BUF (ZRT_PATH_MAX + 64)
 #define FILE_BUF (DIR_BUF + 32)
 #define TMP_BUF (FILE_BUF + 8)
+#define STREAM_ELEMENTS ((int64_t)1 << 20) /* a shard is saved 4 MiB at a time */
 
 typedef struct {
     char magic[8];
@@ -111,20 +112,6 @@ static zrt_status remove_tree(const char *path)
     return system(cmd) == 0 ? ZRT_OK : zrt_set_error(ZRT_ERR_IO, "cannot remove %s", path);
 }
 
-/* Every rank learns whether any rank failed; the first local error is kept. */
-static zrt_status agree(zrt_engine *e, zrt_status status, const char *what)
-{
-    if (!e->comm) return status;
-    char message[ZRT_ERROR_MAX];
-    snprintf(message, sizeof message, "%s", zrt_last_error());
-    float failed = status != ZRT_OK;
-    zrt_status comm_status = zrt_engine_sum_over_ranks(e, &failed);
-    if (comm_status != ZRT_OK) return comm_status;
-    if (status != ZRT_OK) return zrt_set_error(status, "%s", message);
-    if (failed > 0) return zrt_set_error(ZRT_ERR_PEER, "%s failed on %.0f other rank(s)", what, failed);
-    return ZRT_OK;
-}
-
 /* ---- save ------------------------------------------------------------------------------------- */
 
 /* Test hook: ZRT_FAULT_CRASH_IN_SAVE=RANK:STEP kills that rank halfway
@@ -138,6 +125,29 @@ static void maybe_crash(int rank, int64_t step)
         raise(SIGKILL);
 }
 
+/* Unit i's section: the header (its CRC filled in last), then the own
+ * shard's master, exp_avg and exp_avg_sq, streamed STREAM_ELEMENTS at a time
+ * (from NVMe, sub-group by sub-group: the shard is never staged in RAM). */
+static zrt_status write_section(zrt_engine *e, int fd, const char *path, int i, float *chunk)
+{
+    unit_state *u = &e->units[i];
+    int64_t begin = (int64_t)e->rank * u->shard, local = begin - zrt_engine_opt_begin(e, u);
+    section_header s = {.unit = (uint32_t)i, .begin = (uint64_t)begin, .count = (uint64_t)u->shard};
+    off_t at = lseek(fd, 0, SEEK_CUR);
+    zrt_status status = at < 0 ? zrt_set_error(ZRT_ERR_IO, "%s: lseek: %s", path, strerror(errno))
+                               : write_all(fd, &s, sizeof s, path);
+    for (int part = 0; status == ZRT_OK && part < STATE_PARTS; part++)
+        for (int64_t done = 0; status == ZRT_OK && done < u->shard; done += STREAM_ELEMENTS) {
+            size_t n = (size_t)(u->shard - done < STREAM_ELEMENTS ? u->shard - done : STREAM_ELEMENTS);
+            status = zrt_engine_state_io(e, i, part, (size_t)(local + done), n, chunk, false);
+            if (status == ZRT_OK) s.crc = crc32c(s.crc, chunk, n * sizeof(float));
+            if (status == ZRT_OK) status = write_all(fd, chunk, n * sizeof(float), path);
+        }
+    if (status == ZRT_OK && pwrite(fd, &s, sizeof s, at) != (ssize_t)sizeof s)
+        status = zrt_set_error(ZRT_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+    return status;
+}
+
 static zrt_status write_shard(zrt_engine *e, const char *dir)
 {
     char path[FILE_BUF];
@@ -149,25 +159,13 @@ static zrt_status write_shard(zrt_engine *e, const char *dir)
     memcpy(h.magic, SHARD_MAGIC, 8);
     h.crc = crc32c(0, &h, offsetof(shard_header, crc));
     zrt_status status = write_all(fd, &h, sizeof h, path);
-    float *host = NULL;
+    float *chunk = malloc(STREAM_ELEMENTS * sizeof(float));
+    if (!chunk) status = zrt_set_error(ZRT_ERR_NOMEM, "checkpoint: out of host memory");
     for (int i = 0; status == ZRT_OK && i < e->n_units; i++) {
-        unit_state *u = &e->units[i];
-        int64_t begin = (int64_t)e->rank * u->shard, local = begin - zrt_engine_opt_begin(e, u);
-        const float *parts[3] = {u->master + local, u->exp_avg + local, u->exp_avg_sq + local};
-        section_header s = {.unit = (uint32_t)i, .begin = (uint64_t)begin, .count = (uint64_t)u->shard};
-        size_t bytes = (size_t)u->shard * sizeof(float);
-        float *grown = realloc(host, 3 * bytes + 1);
-        if (!grown) status = zrt_set_error(ZRT_ERR_NOMEM, "checkpoint: out of host memory for unit %d", i);
-        else host = grown;
-        for (int k = 0; status == ZRT_OK && k < 3; k++) { /* device -> host, then CRC and file */
-            status = zrt_engine_state_read(e, (char *)host + k * bytes, parts[k], bytes);
-            if (status == ZRT_OK) s.crc = crc32c(s.crc, (char *)host + k * bytes, bytes);
-        }
-        if (status == ZRT_OK) status = write_all(fd, &s, sizeof s, path);
-        if (status == ZRT_OK) status = write_all(fd, host, 3 * bytes, path);
+        status = write_section(e, fd, path, i, chunk);
         if (i == e->n_units / 2) maybe_crash(e->rank, e->step);
     }
-    free(host);
+    free(chunk);
     if (status == ZRT_OK && fsync(fd) != 0) status = zrt_set_error(ZRT_ERR_IO, "%s: fsync: %s", path, strerror(errno));
     close(fd);
     return status;
@@ -250,9 +248,9 @@ zrt_status zrt_engine_save(zrt_engine *e, const char *dir)
         if (status == ZRT_OK && mkdir(tmp, 0755) != 0)
             status = zrt_set_error(ZRT_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
     }
-    ZRT_CHECK(agree(e, status, "checkpoint directory"));
-    ZRT_CHECK(agree(e, write_shard(e, tmp), "checkpoint shard"));
-    return agree(e, e->rank == 0 ? commit(e, dir, tmp, final_dir, name) : ZRT_OK, "checkpoint commit");
+    ZRT_CHECK(zrt_engine_agree(e, status, "checkpoint directory"));
+    ZRT_CHECK(zrt_engine_agree(e, write_shard(e, tmp), "checkpoint shard"));
+    return zrt_engine_agree(e, e->rank == 0 ? commit(e, dir, tmp, final_dir, name) : ZRT_OK, "checkpoint commit");
 }
 
 /* ---- load -------------------------------------------------------------------------------------- */
@@ -415,9 +413,8 @@ static zrt_status load_unit(zrt_engine *e, const saved_meta *m, int i)
     if (!host) return zrt_set_error(ZRT_ERR_NOMEM, "checkpoint: out of host memory for unit %d", i);
     float *const parts[3] = {host, host + count, host + 2 * count};
     zrt_status status = gather_unit(e, m, i, parts);
-    float *dst[3] = {u->master, u->exp_avg, u->exp_avg_sq};
-    for (int k = 0; status == ZRT_OK && k < 3; k++)
-        status = zrt_engine_state_write(e, dst[k], parts[k], count * sizeof(float));
+    for (int k = 0; status == ZRT_OK && k < STATE_PARTS; k++)
+        status = zrt_engine_state_io(e, i, k, 0, count, parts[k], true);
     free(host);
     return status;
 }
@@ -459,7 +456,7 @@ zrt_status zrt_engine_load(zrt_engine *e, const char *path, int64_t *step)
     if (!e || !path) return zrt_set_error(ZRT_ERR_INVALID, "zrt_engine_load: NULL argument");
     ZRT_CHECK(zrt_engine_synchronize(e)); /* nothing may still read the state we overwrite */
     saved_meta m = {0};
-    zrt_status status = agree(e, load_local(e, path, &m), "checkpoint load");
+    zrt_status status = zrt_engine_agree(e, load_local(e, path, &m), "checkpoint load");
     free(m.units);
     ZRT_CHECK(status);
     e->step = m.step;

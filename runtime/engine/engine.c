@@ -31,6 +31,7 @@
 #include "optim.h" /* the overflow rule the device's Adam follows */
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -347,24 +348,45 @@ static zrt_status init_master(zrt_engine *e, int index)
             values[pos - begin] = v;
         }
     }
-    zrt_status status = zrt_engine_state_write(e, u->master, values, (size_t)count * sizeof(float));
+    zrt_status status = zrt_engine_state_io(e, index, STATE_MASTER, 0, (size_t)count, values, true);
     free(values);
     return status;
 }
 
-zrt_status zrt_engine_state_read(zrt_engine *e, void *host, const float *state, size_t bytes)
+zrt_status zrt_engine_state_io(zrt_engine *e, int unit, int part, size_t begin, size_t n, void *host, bool write)
 {
-    if (!e->offload) return zrt_device_read(e->device, host, state, bytes);
-    memcpy(host, state, bytes); /* pinned host memory: the caller has synchronized */
+    if (e->offload) return zrt_offload_state_io(e, unit, part, begin, n, host, write);
+    unit_state *u = &e->units[unit];
+    float *parts[STATE_PARTS] = {u->master, u->exp_avg, u->exp_avg_sq}, *at = parts[part] + begin;
+    return write ? zrt_device_write(e->device, at, host, n * sizeof(float))
+                 : zrt_device_read(e->device, host, at, n * sizeof(float));
+}
+
+zrt_status zrt_engine_agree(zrt_engine *e, zrt_status status, const char *what)
+{
+    if (!e->comm) return status;
+    char message[ZRT_ERROR_MAX];
+    snprintf(message, sizeof message, "%s", zrt_last_error());
+    float failed = status != ZRT_OK;
+    zrt_status comm_status = zrt_engine_sum_over_ranks(e, &failed);
+    if (comm_status != ZRT_OK) return comm_status;
+    if (status != ZRT_OK) return zrt_set_error(status, "%s", message);
+    if (failed > 0) return zrt_set_error(ZRT_ERR_PEER, "%s failed on %.0f other rank(s)", what, failed);
     return ZRT_OK;
 }
 
-zrt_status zrt_engine_state_write(zrt_engine *e, float *state, const void *host, size_t bytes)
+void zrt_engine_warn(zrt_engine *e, const char *fmt, ...)
 {
-    if (!e->offload) return zrt_device_write(e->device, state, host, bytes);
-    memcpy(state, host, bytes);
-    return ZRT_OK;
+    size_t used = strlen(e->warnings);
+    va_list ap;
+    va_start(ap, fmt);
+    if (used + 1 < sizeof e->warnings) vsnprintf(e->warnings + used, sizeof e->warnings - used, fmt, ap);
+    va_end(ap);
+    used = strlen(e->warnings);
+    if (used && e->warnings[used - 1] != '\n' && used + 1 < sizeof e->warnings) strcat(e->warnings, "\n");
 }
+
+const char *zrt_engine_warnings(const zrt_engine *e) { return e ? e->warnings : ""; }
 
 static zrt_status alloc(zrt_engine *e, zrt_mem_category c, size_t bytes, int unit, const char *what, void *out)
 {
@@ -461,9 +483,10 @@ static zrt_status alloc_engine(zrt_engine *e, int64_t widest)
 
 static zrt_status check_supported(const zrt_config *cfg)
 {
-    if (cfg->zero.offload_optimizer.device == ZRT_OFFLOAD_NVME || cfg->zero.offload_param.device == ZRT_OFFLOAD_NVME)
-        return zrt_set_error(ZRT_ERR_UNSUPPORTED, "engine: NVMe offload is not implemented yet (the offload work); "
-                                                  "use offload device cpu or none");
+    if (cfg->zero.offload_param.device != ZRT_OFFLOAD_NONE)
+        return zrt_set_error(ZRT_ERR_UNSUPPORTED, "engine: offload_param (%s) is not implemented yet; use "
+                                                  "offload_param none (offload_optimizer cpu or nvme works)",
+                             zrt_offload_device_name(cfg->zero.offload_param.device));
     return ZRT_OK;
 }
 
@@ -476,7 +499,7 @@ static zrt_status setup(zrt_engine *e)
         if (e->units[i].padded > widest) widest = e->units[i].padded;
     }
     ZRT_CHECK(alloc_engine(e, widest));
-    if (e->cfg.zero.offload_optimizer.device == ZRT_OFFLOAD_CPU) ZRT_CHECK(zrt_offload_create(e));
+    if (e->cfg.zero.offload_optimizer.device != ZRT_OFFLOAD_NONE) ZRT_CHECK(zrt_offload_create(e));
     for (int i = 0; i < e->n_units; i++) ZRT_CHECK(alloc_unit(e, i));
     return zrt_engine_publish_params(e);
 }
@@ -523,11 +546,18 @@ zrt_status zrt_engine_get_master(zrt_engine *e, int index, float *out)
         return zrt_set_error(ZRT_ERR_INVALID, "zrt_engine_get_master: bad argument");
     unit_state *u = &e->units[index];
     ZRT_CHECK(zrt_engine_synchronize(e));
-    if (e->stage == 0 || !e->comm) return zrt_engine_state_read(e, out, u->master, (size_t)u->numel * sizeof(float));
-    float *full = NULL, *mine = NULL;
+    if (e->stage == 0 || !e->comm) return zrt_engine_state_io(e, index, STATE_MASTER, 0, (size_t)u->numel, out, false);
+    float *full = NULL, *mine = NULL, *host = NULL;
     ZRT_CHECK(alloc(e, ZRT_MEM_COMM, (size_t)u->padded * sizeof(float), index, "master (gathered)", &full));
     mine = e->offload ? full + (size_t)e->rank * (size_t)u->shard : u->master; /* offloaded: up first, gathered in place */
-    zrt_status status = e->offload ? zrt_device_write(e->device, mine, u->master, (size_t)u->shard * sizeof(float)) : ZRT_OK;
+    zrt_status status = ZRT_OK;
+    if (e->offload) {
+        host = malloc((size_t)u->shard * sizeof(float));
+        status = host ? zrt_engine_state_io(e, index, STATE_MASTER, 0, (size_t)u->shard, host, false)
+                      : zrt_set_error(ZRT_ERR_NOMEM, "zrt_engine_get_master: out of host memory");
+        if (status == ZRT_OK) status = zrt_device_write(e->device, mine, host, (size_t)u->shard * sizeof(float));
+        free(host);
+    }
     if (status == ZRT_OK)
         status = zrt_comm_all_gather_on(e->comm, mine, full, (size_t)u->shard, ZRT_DTYPE_F32, e->comm_stream);
     if (status == ZRT_OK) status = zrt_stream_synchronize(e->comm_stream);

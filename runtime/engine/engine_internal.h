@@ -81,7 +81,8 @@ struct zrt_engine {
     int64_t cached_params;                 /* stage 3, elements in param_cache buffers */
     bool inject_overflow;
     bool fault_skip_gather_wait;           /* ZRT_FAULT_SKIP_WAIT=gather: the check mode's test */
-    zrt_offload_state *offload;            /* offload_optimizer: cpu (offload.c); NULL otherwise */
+    zrt_offload_state *offload;            /* offload_optimizer: cpu or nvme (offload.c); NULL otherwise */
+    char warnings[2048];                   /* zrt_engine_warnings */
 };
 
 int64_t zrt_engine_opt_begin(const zrt_engine *e, const unit_state *u);
@@ -110,9 +111,16 @@ zrt_adam_args zrt_engine_adam_args(const zrt_engine *e, double lr);
 /* Records `published` on the stream that wrote the compute copies, then
  * (stages 1-3) the gathers of what the stage keeps full, on comm. */
 zrt_status zrt_engine_gather_published(zrt_engine *e, zrt_stream *wrote);
-/* Host access to a unit's fp32 state, wherever it lives (device or host). */
-zrt_status zrt_engine_state_read(zrt_engine *e, void *host, const float *state, size_t bytes);
-zrt_status zrt_engine_state_write(zrt_engine *e, float *state, const void *host, size_t bytes);
+/* Host access to elements [begin, begin + n) of the optimizer range of a
+ * unit's fp32 state, part 0 master, 1 exp_avg, 2 exp_avg_sq, wherever it
+ * lives (device, pinned host memory, NVMe); outside a step. */
+enum { STATE_MASTER, STATE_EXP_AVG, STATE_EXP_AVG_SQ, STATE_PARTS };
+zrt_status zrt_engine_state_io(zrt_engine *e, int unit, int part, size_t begin, size_t n, void *host, bool write);
+/* Every rank learns whether any rank failed (status); the first local error
+ * is kept, the others get ZRT_ERR_PEER saying `what` failed elsewhere. */
+zrt_status zrt_engine_agree(zrt_engine *e, zrt_status status, const char *what);
+/* Adds a line to the engine's warnings (zrt_engine_warnings). */
+void zrt_engine_warn(zrt_engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---- offload.c: offload_optimizer: cpu ----------------------------------------------------
  * The fp32 state of the own shard lives in pinned host memory; the own
@@ -138,5 +146,29 @@ zrt_status zrt_offload_step(zrt_engine *e, double lr, bool overflow, float sum_s
 zrt_status zrt_offload_publish(zrt_engine *e);
 /* Waits for the copy streams (ZRT_OK without offload). */
 zrt_status zrt_offload_synchronize(zrt_engine *e);
+/* zrt_engine_state_io with offload. */
+zrt_status zrt_offload_state_io(zrt_engine *e, int unit, int part, size_t begin, size_t n, void *host, bool write);
+
+/* ---- offload_nvme.c: offload_optimizer: nvme ----------------------------------------------
+ * The state of the own shard in swap files, in sub-groups (a piece of one
+ * unit's shard: elements [begin, begin + n), at file_offset), streamed
+ * through a few pinned slots: start, then for k in order load(k) (which
+ * reads k+1 ahead) and, when the state changed, store(k); finish waits for
+ * every transfer (and is what an error path calls before the slots are
+ * reused). */
+typedef struct { int unit; size_t begin, n, file_offset; } zrt_subgroup;
+typedef struct zrt_nvme_state zrt_nvme_state;
+
+/* *out is set even on failure (destroy it). */
+zrt_status zrt_nvme_create(zrt_engine *e, zrt_nvme_state **out);
+void zrt_nvme_destroy(zrt_nvme_state *s);
+size_t zrt_nvme_groups(const zrt_nvme_state *s);
+const zrt_subgroup *zrt_nvme_group(const zrt_nvme_state *s, size_t k);
+zrt_status zrt_nvme_start(zrt_nvme_state *s);
+/* state[STATE_MASTER..] of sub-group k, in a pinned slot, until store(k) or load(k + n_slots - 1). */
+zrt_status zrt_nvme_load(zrt_nvme_state *s, size_t k, float *state[3]);
+zrt_status zrt_nvme_store(zrt_nvme_state *s, size_t k);
+zrt_status zrt_nvme_finish(zrt_nvme_state *s);
+zrt_status zrt_nvme_state_io(zrt_nvme_state *s, int unit, int part, size_t begin, size_t n, void *host, bool write);
 
 #endif

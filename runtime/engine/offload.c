@@ -1,5 +1,6 @@
-/* offload.c: offload_optimizer: cpu -- the fp32 master and moments of the
- * own shard in pinned host memory, the step on the CPU (zrt/offload.h).
+/* offload.c: offload_optimizer: cpu and nvme -- the fp32 master and moments
+ * of the own shard in pinned host memory (cpu) or in swap files streamed in
+ * sub-groups (nvme: offload_nvme.c), the step on the CPU (zrt/offload.h).
  *
  * The pipeline, per step (DESIGN.md, Offload):
  *  - each unit's own gradients go down on the d2h stream as soon as they
@@ -13,8 +14,13 @@
  *    the bytes of fp32) into one of two pinned tiles; the h2d stream copies
  *    tile i up while the CPU works on tile i+1;
  *  - the gathers (stages 1-3) wait for the copies on the comm stream.
- * One pool per rank holds the state, one the gradients, one the two tiles:
- * sized exactly, pinned (zrt_host_alloc). The device holds no optimizer state.
+ * The host loop runs over sub-groups: with cpu one per unit (its state is
+ * resident), with nvme the sub-groups of offload_nvme.c, each loaded ahead
+ * and stored behind; an nvme step that fails on one rank (I/O) fails on
+ * every rank before any gather, so no rank waits for another forever.
+ * One pool per rank holds the state (cpu), one the gradients, one the two
+ * tiles: sized exactly, pinned (zrt_host_alloc). The device holds no
+ * optimizer state.
  */
 #include "engine_internal.h"
 
@@ -35,6 +41,7 @@ struct zrt_offload_state {
     void *tiles[2];          /* pinned: tile elements of D each */
     zrt_event *tile_free[2]; /* h2d: the copy out of tiles[k] is done */
     size_t tile;             /* elements per tile */
+    zrt_nvme_state *nvme;    /* offload_optimizer: nvme; NULL for cpu */
 };
 
 static int local_rank(const zrt_engine *e, int *local_ranks)
@@ -53,10 +60,12 @@ static void carve(zrt_engine *e)
     for (int i = 0; i < e->n_units; i++) {
         unit_state *u = &e->units[i];
         size_t shard = (size_t)u->shard;
-        u->master = o->state + state;
-        u->exp_avg = u->master + shard;
-        u->exp_avg_sq = u->exp_avg + shard;
-        memset(u->exp_avg, 0, 2 * shard * sizeof(float));
+        if (o->state) {
+            u->master = o->state + state;
+            u->exp_avg = u->master + shard;
+            u->exp_avg_sq = u->exp_avg + shard;
+            memset(u->exp_avg, 0, 2 * shard * sizeof(float));
+        }
         u->host_grads = (char *)o->grads + grads;
         state += 3 * shard;
         grads += shard * e->es;
@@ -82,7 +91,8 @@ zrt_status zrt_offload_create(zrt_engine *e)
     ZRT_CHECK(zrt_cpu_pool_create(threads, local * threads, &o->pool));
     ZRT_CHECK(zrt_stream_create(e->device, "d2h", &o->d2h));
     ZRT_CHECK(zrt_stream_create(e->device, "h2d", &o->h2d));
-    ZRT_CHECK(zrt_host_alloc(e->device, ZRT_MEM_OPTIMIZER, state, "optimizer state (host)", (void **)&o->state));
+    if (e->cfg.zero.offload_optimizer.device == ZRT_OFFLOAD_NVME) ZRT_CHECK(zrt_nvme_create(e, &o->nvme));
+    else ZRT_CHECK(zrt_host_alloc(e->device, ZRT_MEM_OPTIMIZER, state, "optimizer state (host)", (void **)&o->state));
     ZRT_CHECK(zrt_host_alloc(e->device, ZRT_MEM_GRADS, grads, "grads (host)", &o->grads));
     for (int k = 0; k < 2; k++) {
         ZRT_CHECK(zrt_host_alloc(e->device, ZRT_MEM_COMM, o->tile * e->es, "param tile (host)", &o->tiles[k]));
@@ -103,6 +113,7 @@ void zrt_offload_destroy(zrt_engine *e)
         zrt_host_free(e->device, o->tiles[k]);
         zrt_event_destroy(o->tile_free[k]);
     }
+    zrt_nvme_destroy(o->nvme);
     zrt_host_free(e->device, o->state);
     zrt_host_free(e->device, o->grads);
     zrt_cpu_pool_destroy(o->pool);
@@ -150,42 +161,87 @@ static void *own_params(zrt_engine *e, unit_state *u)
     return e->stage == 3 ? u->param_shard : (char *)u->param_full + (size_t)(e->rank * u->shard) * e->es;
 }
 
-/* One tile: fill it (the optimizer, or a plain rounding of the master),
- * then copy it up. *k counts tiles, for the double buffer. */
-static zrt_status push_tile(zrt_engine *e, unit_state *u, size_t begin, size_t n, const zrt_adam_args *args,
-                            float clip, int *k)
+/* One tile: elements [at, at + n) of a sub-group's state, [begin, begin + n)
+ * of the unit's shard. Fill it (the optimizer, or a plain rounding of the
+ * master), then copy it up. *k counts tiles, for the double buffer. */
+static zrt_status push_tile(zrt_engine *e, unit_state *u, float *const state[3], size_t at, size_t begin, size_t n,
+                            const zrt_adam_args *args, float clip, int *k)
 {
     zrt_offload_state *o = e->offload;
     int b = (*k)++ % 2;
     ZRT_CHECK(zrt_event_synchronize(o->tile_free[b])); /* the copy out of this tile has read it */
     if (args) {
-        zrt_adam_slice s = {u->master + begin, u->exp_avg + begin, u->exp_avg_sq + begin,
-                            (char *)u->host_grads + begin * e->es, e->dtype, o->tiles[b], e->dtype, n};
+        zrt_adam_slice s = {state[0] + at, state[1] + at, state[2] + at, (char *)u->host_grads + begin * e->es,
+                            e->dtype, o->tiles[b], e->dtype, n};
         ZRT_CHECK(zrt_cpu_adam(args, clip, &s, ZRT_SIMD_AUTO, o->pool));
     } else {
-        for (size_t i = 0; i < n; i++) zrt_store_f32(o->tiles[b], i, (int)e->dtype, u->master[begin + i]);
+        for (size_t i = 0; i < n; i++) zrt_store_f32(o->tiles[b], i, (int)e->dtype, state[0][at + i]);
     }
     char *dst = (char *)own_params(e, u) + begin * e->es;
     ZRT_CHECK(zrt_memcpy_async(o->h2d, dst, o->tiles[b], n * e->es, ZRT_COPY_H2D));
     return zrt_event_record(o->tile_free[b], o->h2d);
 }
 
-/* Every unit's compute copy up, tile by tile (args NULL: no update). */
+static size_t n_groups(const zrt_engine *e)
+{
+    return e->offload->nvme ? zrt_nvme_groups(e->offload->nvme) : (size_t)e->n_units;
+}
+
+/* Sub-group k and its state (cpu: unit k, resident). */
+static zrt_status load_group(zrt_engine *e, size_t k, zrt_subgroup *g, float *state[3])
+{
+    zrt_offload_state *o = e->offload;
+    if (o->nvme) {
+        *g = *zrt_nvme_group(o->nvme, k);
+        return zrt_nvme_load(o->nvme, k, state);
+    }
+    unit_state *u = &e->units[k];
+    *g = (zrt_subgroup){.unit = (int)k, .n = (size_t)u->shard};
+    state[0] = u->master;
+    state[1] = u->exp_avg;
+    state[2] = u->exp_avg_sq;
+    return ZRT_OK;
+}
+
+/* The host loop: every sub-group updated (args NULL: only rounded) and its
+ * compute copy pushed up tile by tile. */
+static zrt_status update(zrt_engine *e, const zrt_adam_args *args, float clip)
+{
+    zrt_offload_state *o = e->offload;
+    if (o->nvme) ZRT_CHECK(zrt_nvme_start(o->nvme));
+    int k_tile = 0, waited = -1;
+    for (size_t k = 0; k < n_groups(e); k++) {
+        zrt_subgroup g;
+        float *state[3];
+        ZRT_CHECK(load_group(e, k, &g, state));
+        unit_state *u = &e->units[g.unit];
+        if (args && g.unit != waited) ZRT_CHECK(zrt_event_synchronize(u->down)); /* this unit's gradients are here */
+        waited = g.unit;
+        for (size_t at = 0; at < g.n; at += o->tile) {
+            size_t n = g.n - at < o->tile ? g.n - at : o->tile;
+            ZRT_CHECK(push_tile(e, u, state, at, g.begin + at, n, args, clip, &k_tile));
+        }
+        if (o->nvme && args) ZRT_CHECK(zrt_nvme_store(o->nvme, k));
+    }
+    return ZRT_OK;
+}
+
+/* Every unit's compute copy up (args NULL: no update), then the gathers. */
 static zrt_status push_params(zrt_engine *e, const zrt_adam_args *args, float clip)
 {
     zrt_offload_state *o = e->offload;
     /* What the copies overwrite: read by compute (stages 1-2) and the gathers (stage 3). */
     ZRT_CHECK(zrt_engine_order(e, e->compute, o->h2d));
     ZRT_CHECK(zrt_engine_order(e, e->comm_stream, o->h2d));
-    int k = 0;
-    for (int i = 0; i < e->n_units; i++) {
-        unit_state *u = &e->units[i];
-        if (args) ZRT_CHECK(zrt_event_synchronize(u->down)); /* this unit's gradients are here */
-        for (size_t begin = 0; begin < (size_t)u->shard; begin += o->tile) {
-            size_t n = (size_t)u->shard - begin < o->tile ? (size_t)u->shard - begin : o->tile;
-            ZRT_CHECK(push_tile(e, u, begin, n, args, clip, &k));
-        }
+    zrt_status status = update(e, args, clip);
+    if (o->nvme) {
+        char message[ZRT_ERROR_MAX];
+        snprintf(message, sizeof message, "%s", zrt_last_error());
+        zrt_status io = zrt_nvme_finish(o->nvme); /* every transfer done, even after an error */
+        status = status != ZRT_OK ? zrt_set_error(status, "%s", message) : io;
+        if (args) ZRT_CHECK(zrt_engine_agree(e, status, "the optimizer step (nvme offload)"));
     }
+    ZRT_CHECK(status);
     return zrt_engine_gather_published(e, o->h2d);
 }
 
@@ -197,3 +253,14 @@ zrt_status zrt_offload_step(zrt_engine *e, double lr, bool overflow, float sum_s
 }
 
 zrt_status zrt_offload_publish(zrt_engine *e) { return push_params(e, NULL, 1.0f); }
+
+zrt_status zrt_offload_state_io(zrt_engine *e, int unit, int part, size_t begin, size_t n, void *host, bool write)
+{
+    zrt_offload_state *o = e->offload;
+    if (o->nvme) return zrt_nvme_state_io(o->nvme, unit, part, begin, n, host, write);
+    unit_state *u = &e->units[unit];
+    float *parts[STATE_PARTS] = {u->master, u->exp_avg, u->exp_avg_sq}, *at = parts[part] + begin;
+    if (write) memcpy(at, host, n * sizeof(float)); /* pinned host memory: the caller has synchronized */
+    else memcpy(host, at, n * sizeof(float));
+    return ZRT_OK;
+}

@@ -53,6 +53,9 @@ zrt_status zrt_engine_load(zrt_engine *e, const char *path, int64_t *step);
 bool zrt_checkpoint_exists(const char *dir);
 /* Test hook: make the next step's gradients of this rank non-finite. */
 void zrt_engine_inject_overflow(zrt_engine *e);
+/* What the engine did that the user should hear of, one line each ("" if
+ * nothing): swap files of a crashed run it removed. The library does not print it. */
+const char *zrt_engine_warnings(const zrt_engine *e);
 /* Peak bytes of gathered (non-persistent) stage-3 parameters, in elements. */
 int64_t zrt_engine_peak_live_params(const zrt_engine *e);
 void zrt_engine_destroy(zrt_engine *e);

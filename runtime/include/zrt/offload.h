@@ -105,16 +105,19 @@ zrt_status zrt_swap_register(zrt_swap *swap, void *const *buffers, const size_t 
 zrt_status zrt_swap_read(zrt_swap *swap, size_t offset, void *buffer, size_t bytes, uint64_t *ticket);
 zrt_status zrt_swap_write(zrt_swap *swap, size_t offset, const void *buffer, size_t bytes, uint64_t *ticket);
 /* Blocks until the request is done: ZRT_OK, or ZRT_ERR_IO naming the file
- * and offset (EIO, a short read or write). After a failure every later
- * request fails too. */
+ * and offset (EIO, a short read or write). After a failure every wait
+ * reports it (the swapper is broken) and every later request fails. */
 zrt_status zrt_swap_wait(zrt_swap *swap, uint64_t ticket);
 /* Waits for everything queued, then removes the files. NULL is fine. */
 void zrt_swap_destroy(zrt_swap *swap);
 /* Removes zrt-swap-* files of processes that no longer run from the
  * directories; their names go to report (one per line; "" if none). */
 zrt_status zrt_swap_clean_stale(const char *const *paths, int n_paths, char *report, size_t report_size);
-/* Test hook: ZRT_FAULT_SWAP=KIND:N with KIND short_read, short_write,
- * eio_read or eio_write makes the N-th chunk of that kind (from 1) fail so. */
+/* Test hook: ZRT_FAULT_SWAP=KIND:N[:NAME] with KIND short_read, short_write,
+ * eio_read or eio_write makes the N-th request of that kind (from 1) fail so
+ * (its first chunk to complete: half the bytes, or EIO),
+ * in every swapper or only in the one of that name (the engine's are
+ * "optimizer-rankR"). */
 
 #ifdef __cplusplus
 }
