@@ -321,6 +321,7 @@ static zrt_status queue(zrt_swap *s, bool write, size_t offset, void *buffer, si
     if (status == ZRT_OK) {
         long seen = write ? ++s->writes_seen : ++s->reads_seen;
         const char *kind = s->fault_kind;
+        if (seen == s->fault_at && strcmp(kind, "kill_write") == 0 && write) raise(SIGKILL); /* kill -9 mid-step */
         if (seen == s->fault_at && kind[0] && (strstr(kind, "write") != NULL) == write) {
             r->inject = bytes > 0;
             r->fault_eio = strncmp(kind, "eio", 3) == 0;

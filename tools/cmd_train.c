@@ -6,7 +6,8 @@
  * (a live line on a TTY, one line per steps_per_print otherwise) and writes
  * one JSON line per step to the metrics file if one is named.
  * Fault injection for tests: ZRT_FAULT_EXIT=RANK:STEP makes that rank exit
- * with status 3 at that step, ZRT_FAULT_KILL=RANK:STEP kills it with SIGKILL.
+ * with status 3 at that step, ZRT_FAULT_KILL=RANK:STEP kills it with SIGKILL;
+ * ZRT_FAULT_SWAP (zrt/offload.h) acts in the first generation only.
  */
 #include "zrt.h"
 #include "control.h"
@@ -158,6 +159,8 @@ static zrt_status setup(trainer *t)
     ZRT_CHECK(open_comm(t));
     watch_signals(t->comm);
     ZRT_CHECK(zrt_data_init(&t->data, &t->cfg));
+    const char *generation = getenv("ZRT_GENERATION");
+    if (generation && atoi(generation) != 0) unsetenv("ZRT_FAULT_SWAP"); /* fault hooks: the first generation only */
     ZRT_CHECK(zrt_engine_create(&t->cfg, t->comm, t->model, &t->engine));
     if (t->rank == 0) zrt_cli_print_warnings(zrt_device_warnings(t->device)); /* e.g. pinned memory not locked */
     zrt_cli_print_warnings(zrt_engine_warnings(t->engine)); /* e.g. a crashed run's swap files removed */

@@ -115,7 +115,8 @@ void zrt_swap_destroy(zrt_swap *swap);
 zrt_status zrt_swap_clean_stale(const char *const *paths, int n_paths, char *report, size_t report_size);
 /* Test hook: ZRT_FAULT_SWAP=KIND:N[:NAME] with KIND short_read, short_write,
  * eio_read or eio_write makes the N-th request of that kind (from 1) fail so
- * (its first chunk to complete: half the bytes, or EIO),
+ * (its first chunk to complete: half the bytes, or EIO); kill_write:N
+ * raises SIGKILL when the N-th write is queued (a rank killed mid-step),
  * in every swapper or only in the one of that name (the engine's are
  * "optimizer-rankR"). */
 
