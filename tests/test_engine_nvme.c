@@ -2,7 +2,8 @@
  * in swap files striped over two directories, streamed in sub-groups:
  *  - losses and final weights bitwise equal to no offload and to cpu
  *    offload at stages 1-3, fp32 and bf16, world 1 and 2, with sub-groups
- *    smaller than a unit (many per unit) and as large as the shard;
+ *    smaller than a unit (many per unit) and as large as the shard, and
+ *    fp16 with an overflowed (skipped) step;
  *  - the device holds no optimizer state, the host only the pinned slots
  *    (never the shard); the swap files are gone after the run;
  *  - a checkpoint saved with nvme loads without it and the other way, and
@@ -40,7 +41,8 @@ static void equal_modes(bool gpt, int world, int stage, zrt_precision p, int64_t
 {
     static run_result none, cpu, nvme;
     run_spec s = {.world = world, .stage = stage, .steps = 5, .precision = p, .micro = 4 / world, .accum = 1,
-                  .persistence = stage == 3 ? 0 : 100000, .gpt = gpt, .sub_group = sub_group};
+                  .persistence = stage == 3 ? 0 : 100000, .gpt = gpt, .sub_group = sub_group,
+                  .overflow_at = p == ZRT_PRECISION_FP16 ? 2 : 0}; /* fp16: a skipped step (the reads ahead are dropped) */
     run_spec c = s, n = s;
     c.offload = ZRT_OFFLOAD_CPU;
     n.offload = ZRT_OFFLOAD_NVME;
@@ -137,6 +139,7 @@ int main(void)
         for (int stage = 1; stage <= 3; stage++)
             for (int world = 1; world <= 2; world++) equal_modes(false, world, stage, precisions[p], 0);
     equal_modes(false, 2, 2, ZRT_PRECISION_BF16, 1 << 30); /* one sub-group per unit */
+    equal_modes(false, 2, 2, ZRT_PRECISION_FP16, 0);
     equal_modes(true, 2, 3, ZRT_PRECISION_BF16, 0);
     printf("offload nvme = cpu = none, bitwise: stages 1-3 x fp32/bf16 x world 1/2, sub-groups 200 and whole, gpt\n");
     checkpoint_across(ZRT_OFFLOAD_NVME, ZRT_OFFLOAD_NONE, 2, 2);

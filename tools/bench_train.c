@@ -9,12 +9,15 @@
  */
 #include "cli.h"
 #include "zrt.h"
+#include "zrt/offload.h"
 
 #include <cblas.h>
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,7 +41,10 @@ static const char usage[] =
     "and prints samples/s (tokens/s for gpt), the ratio to stage 0, and the\n"
     "GFLOP/s of the model's matmuls per rank against single-thread sgemm\n"
     "GFLOP/s measured in the same run. A row times the model's forward +\n"
-    "backward alone (no engine); `engine ms` is a stage's step time less that.\n";
+    "backward alone (no engine); `engine ms` is a stage's step time less that.\n"
+    "The mlp also runs stage 2 with offload_optimizer none, cpu and nvme (in a\n"
+    "temporary directory): step time against the CPU optimizer and its I/O\n"
+    "measured alone in the same run.\n";
 
 /* Best of 5 single-thread 512^3 sgemms, in GFLOP/s. */
 static double sgemm_gflops(void)
@@ -62,7 +68,7 @@ static double sgemm_gflops(void)
     return 2.0 * n * n * n / best / 1e9;
 }
 
-static void bench_config(zrt_config *cfg, int stage, int world, bool gpt)
+static void bench_config(zrt_config *cfg, int stage, int world, bool gpt, zrt_offload_device offload, const char *nvme_dir)
 {
     zrt_config_init(cfg);
     cfg->distributed_type = ZRT_DIST_DEEPSPEED;
@@ -75,6 +81,11 @@ static void bench_config(zrt_config *cfg, int stage, int world, bool gpt)
     if (gpt)
         cfg->job.model = (zrt_model_config){.type = ZRT_MODEL_GPT, .layers = 4, .d_model = 256, .heads = 8,
                                             .seq_len = 64, .vocab = 256, .hidden = 1024};
+    cfg->zero.offload_optimizer.device = offload;
+    if (offload == ZRT_OFFLOAD_NVME) {
+        cfg->zero.offload_optimizer.n_nvme_paths = 1;
+        snprintf(cfg->zero.offload_optimizer.nvme_paths[0], ZRT_PATH_MAX, "%s", nvme_dir);
+    }
     zrt_config_validate(cfg);
 }
 
@@ -86,11 +97,13 @@ typedef struct {
 } stage_timing;
 
 static zrt_status time_stage(const train_options *o, zrt_device *device, zrt_comm *comm, int stage, bool gpt,
-                             stage_timing *out)
+                             zrt_offload_device offload, stage_timing *out)
 {
     static zrt_config cfg;
     static double times[MAX_STEPS];
-    bench_config(&cfg, stage, o->world, gpt);
+    char nvme_dir[300];
+    snprintf(nvme_dir, sizeof nvme_dir, "%s/nvme", o->store_dir);
+    bench_config(&cfg, stage, o->world, gpt, offload, nvme_dir);
     zrt_model *model = NULL;
     zrt_engine *engine = NULL;
     zrt_data data = {0};
@@ -173,7 +186,7 @@ static zrt_status time_model(const train_options *o, zrt_device *device, bool gp
     static double times[MAX_STEPS];
     static model_buffers b;
     memset(&b, 0, sizeof b);
-    bench_config(&cfg, 0, o->world, gpt);
+    bench_config(&cfg, 0, o->world, gpt, ZRT_OFFLOAD_NONE, NULL);
     zrt_model *model = NULL;
     zrt_data data = {0};
     zrt_stream *stream = NULL;
@@ -205,6 +218,125 @@ static zrt_status time_model(const train_options *o, zrt_device *device, bool gp
     if (model) model->destroy(model);
     zrt_data_fini(&data);
     return status;
+}
+
+/* ---- offload rows: stage 2 with offload_optimizer none, cpu, nvme --------------------------- */
+
+/* This rank's own elements of the MLP (every unit's shard). */
+static size_t own_elements(const train_options *o, zrt_device *device, size_t shards[ZRT_MAX_UNITS], int *n_units)
+{
+    static zrt_config cfg;
+    bench_config(&cfg, 2, o->world, false, ZRT_OFFLOAD_NONE, NULL);
+    zrt_model *model = NULL;
+    size_t total = 0;
+    *n_units = 0;
+    if (zrt_model_create(&cfg.job.model, device, 1, &model) != ZRT_OK) return 0;
+    int64_t align = 16 * o->world;
+    for (int u = 0; u < model->n_units; u++) {
+        shards[u] = (size_t)((model->unit_numel[u] + align - 1) / align * align / o->world);
+        total += shards[u];
+    }
+    *n_units = model->n_units;
+    model->destroy(model);
+    return total;
+}
+
+/* The CPU optimizer alone over n own elements (fp32 grads and copy), on this rank's pool; median seconds. */
+static zrt_status time_cpu_optimizer(const train_options *o, int rank, size_t n, double *seconds)
+{
+    static double times[MAX_STEPS];
+    float *buf = calloc(5 * n, sizeof(float));
+    zrt_cpu_pool *pool = NULL;
+    int threads = zrt_cpu_threads_default(0, o->world);
+    zrt_status status = buf ? zrt_cpu_pool_create(threads, rank * threads, &pool)
+                            : zrt_set_error(ZRT_ERR_NOMEM, "bench: out of memory");
+    zrt_adam_args args = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.01f,
+                          .step = 1, .adamw = true, .unscale = 1.0f};
+    zrt_adam_slice slice = {buf, buf + n, buf + 2 * n, buf + 3 * n, ZRT_DTYPE_F32, buf + 4 * n, ZRT_DTYPE_F32, n};
+    for (int i = 0; status == ZRT_OK && i < o->steps; i++) {
+        double t = zrt_now();
+        status = zrt_cpu_adam(&args, 1.0f, &slice, ZRT_SIMD_AUTO, pool);
+        times[i] = zrt_now() - t;
+    }
+    if (status == ZRT_OK) *seconds = zrt_bench_median(times, o->steps);
+    zrt_cpu_pool_destroy(pool);
+    free(buf);
+    return status;
+}
+
+/* Reading and writing the state of the own units (one request per unit, as
+ * the engine's sub-groups of the default size) alone; median seconds. */
+static zrt_status time_io(const train_options *o, int rank, const size_t *shards, int n_units, double *seconds)
+{
+    static double times[MAX_STEPS];
+    char dir[300], name[32];
+    snprintf(dir, sizeof dir, "%s/nvme", o->store_dir);
+    snprintf(name, sizeof name, "bench-io-rank%d", rank);
+    size_t offsets[ZRT_MAX_UNITS + 1] = {0};
+    for (int u = 0; u < n_units; u++) offsets[u + 1] = offsets[u] + 3 * ((shards[u] * 4 + 4095) / 4096 * 4096);
+    const char *paths[1] = {dir};
+    zrt_swap_options so = {.paths = paths, .n_paths = 1, .name = name, .bytes = offsets[n_units],
+                           .block_size = 1 << 20, .queue_depth = 8}; /* aio's defaults */
+    zrt_swap *swap = NULL;
+    char *buffer = aligned_alloc(4096, offsets[n_units]);
+    zrt_status status = buffer ? zrt_swap_create(&so, &swap) : zrt_set_error(ZRT_ERR_NOMEM, "bench: out of memory");
+    if (status == ZRT_OK) memset(buffer, 0, offsets[n_units]);
+    for (int i = 0; status == ZRT_OK && i < o->steps; i++) {
+        uint64_t tickets[ZRT_MAX_UNITS];
+        double t = zrt_now();
+        for (int write = 0; write < 2 && status == ZRT_OK; write++) {
+            for (int u = 0; u < n_units && status == ZRT_OK; u++)
+                status = write ? zrt_swap_write(swap, offsets[u], buffer + offsets[u], offsets[u + 1] - offsets[u], &tickets[u])
+                               : zrt_swap_read(swap, offsets[u], buffer + offsets[u], offsets[u + 1] - offsets[u], &tickets[u]);
+            for (int u = 0; u < n_units && status == ZRT_OK; u++) status = zrt_swap_wait(swap, tickets[u]);
+        }
+        times[i] = zrt_now() - t;
+    }
+    if (status == ZRT_OK) *seconds = zrt_bench_median(times, o->steps);
+    zrt_swap_destroy(swap);
+    free(buffer);
+    return status;
+}
+
+/* Stage 2 with each offload mode; cpu against max(the step without offload,
+ * the CPU optimizer alone), nvme against max(its I/O alone, the CPU optimizer). */
+static zrt_status offload_rows(const train_options *o, zrt_device *device, zrt_comm *comm, int rank, double model_s)
+{
+    static const char *const names[] = {"none", "cpu", "nvme"};
+    char dir[300];
+    snprintf(dir, sizeof dir, "%s/nvme", o->store_dir);
+    mkdir(dir, 0700);
+    stage_timing t[3];
+    for (int k = 0; k < 3; k++) ZRT_CHECK(time_stage(o, device, comm, 2, false, (zrt_offload_device)k, &t[k]));
+    size_t shards[ZRT_MAX_UNITS];
+    int n_units;
+    size_t own = own_elements(o, device, shards, &n_units);
+    double opt_s = 0, io_s = 0;
+    ZRT_CHECK(time_cpu_optimizer(o, rank, own, &opt_s));
+    ZRT_CHECK(time_io(o, rank, shards, n_units, &io_s));
+    if (rank != 0) return ZRT_OK;
+    /* The issue's bounds (cpu: max(compute, optimizer); nvme: max(I/O, optimizer)), and the serial sum
+     * (the step without offload, then the host's part with nothing hidden). */
+    double parts[3] = {t[0].seconds, fmax(t[0].seconds, opt_s), fmax(io_s, opt_s)};
+    double serial[3] = {t[0].seconds, t[0].seconds + opt_s, t[0].seconds + fmax(io_s, opt_s)};
+    if (!o->json)
+        printf("     offload_optimizer, stage 2, %zu own elements per rank: forward+backward %.2f ms, CPU optimizer alone "
+               "%.2f ms, its I/O alone %.2f ms\n     %8s %9s %8s %10s %9s %10s %10s\n",
+               own, model_s * 1e3, opt_s * 1e3, io_s * 1e3, "offload", "step ms", "vs none", "bound ms", "vs bound",
+               "serial ms", "vs serial");
+    for (int k = 0; k < 3; k++) {
+        if (o->json)
+            printf("{\"model\": \"mlp\", \"stage\": 2, \"world\": %d, \"offload\": \"%s\", \"step_ms\": %.3f, "
+                   "\"ratio_to_none\": %.3f, \"cpu_optimizer_ms\": %.3f, \"io_ms\": %.3f, \"bound_ms\": %.3f, "
+                   "\"ratio_to_bound\": %.3f, \"serial_ms\": %.3f, \"ratio_to_serial\": %.3f}\n",
+                   o->world, names[k], t[k].seconds * 1e3, t[k].seconds / t[0].seconds, opt_s * 1e3, io_s * 1e3,
+                   parts[k] * 1e3, t[k].seconds / parts[k], serial[k] * 1e3, t[k].seconds / serial[k]);
+        else
+            printf("     %8s %9.2f %8.3f %10.2f %9.3f %10.2f %10.3f\n", names[k], t[k].seconds * 1e3,
+                   t[k].seconds / t[0].seconds, parts[k] * 1e3, t[k].seconds / parts[k], serial[k] * 1e3,
+                   t[k].seconds / serial[k]);
+    }
+    return ZRT_OK;
 }
 
 static int train_rank(int rank, int world, void *arg)
@@ -239,7 +371,7 @@ static int train_rank(int rank, int world, void *arg)
             printf("     forward+backward alone (the model, no engine): %.2f ms per micro batch\n", model_s * 1e3);
         for (int stage = 0; stage <= 3; stage++) {
             stage_timing t = {1, 0, 0};
-            if (time_stage(o, device, comm, stage, gpt, &t) != ZRT_OK) {
+            if (time_stage(o, device, comm, stage, gpt, ZRT_OFFLOAD_NONE, &t) != ZRT_OK) {
                 fprintf(stderr, "zrt bench train: rank %d stage %d: %s\n", rank, stage, zrt_last_error());
                 return ZRT_EXIT_FAIL;
             }
@@ -256,6 +388,10 @@ static int train_rank(int rank, int world, void *arg)
                 printf("     %5d %5d %14.1f %8.3f %14.2f %10.2f %9.2f %9.2f\n", stage, world, rate, rate / base, gflops,
                        gflops / o->sgemm_gflops, t.seconds * 1e3, (t.seconds - model_s) * 1e3);
             fflush(stdout);
+        }
+        if (!gpt && offload_rows(o, device, comm, rank, model_s) != ZRT_OK) {
+            fprintf(stderr, "zrt bench train: rank %d offload: %s\n", rank, zrt_last_error());
+            return ZRT_EXIT_FAIL;
         }
     }
     zrt_comm_destroy(comm);

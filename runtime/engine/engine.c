@@ -278,6 +278,7 @@ zrt_status zrt_engine_step(zrt_engine *e, const zrt_data *data, zrt_step_result 
 {
     if (!e || !data || !result) return zrt_set_error(ZRT_ERR_INVALID, "zrt_engine_step: NULL argument");
     double scale = e->scaler.scale;
+    if (e->offload) ZRT_CHECK(zrt_offload_begin_step(e)); /* nvme: the first reads go on during backward */
     ZRT_CHECK(zrt_memset_async(e->compute, e->scratch, 0, scratch_bytes(e)));
     for (int a = 0; a < e->accum; a++) ZRT_CHECK(micro_step(e, data, a));
     e->inject_overflow = false;

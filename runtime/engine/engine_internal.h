@@ -136,6 +136,8 @@ void zrt_offload_destroy(zrt_engine *e);
 /* The unit's own gradients at `src` (device, D) go down once `ready` (an
  * event of another stream, may be NULL) has passed. */
 zrt_status zrt_offload_grads_down(zrt_engine *e, int unit, const void *src, zrt_event *ready);
+/* At the start of a step: nvme queues the first sub-groups' reads. */
+zrt_status zrt_offload_begin_step(zrt_engine *e);
 /* The statistics (summed on d2h once every unit is down), reduced over ranks
  * on comm and copied to the host: result_ready. */
 zrt_status zrt_offload_statistics(zrt_engine *e);
@@ -152,10 +154,10 @@ zrt_status zrt_offload_state_io(zrt_engine *e, int unit, int part, size_t begin,
 /* ---- offload_nvme.c: offload_optimizer: nvme ----------------------------------------------
  * The state of the own shard in swap files, in sub-groups (a piece of one
  * unit's shard: elements [begin, begin + n), at file_offset), streamed
- * through a few pinned slots: start, then for k in order load(k) (which
- * reads k+1 ahead) and, when the state changed, store(k); finish waits for
- * every transfer (and is what an error path calls before the slots are
- * reused). */
+ * through a few pinned slots: start (queues the first reads; again is a
+ * no-op), then for k in order load(k) (which reads further ahead) and, when
+ * the state changed, store(k); finish waits for every transfer (and is what
+ * an error path calls before the slots are reused). */
 typedef struct { int unit; size_t begin, n, file_offset; } zrt_subgroup;
 typedef struct zrt_nvme_state zrt_nvme_state;
 

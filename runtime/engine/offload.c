@@ -245,9 +245,15 @@ static zrt_status push_params(zrt_engine *e, const zrt_adam_args *args, float cl
     return zrt_engine_gather_published(e, o->h2d);
 }
 
+zrt_status zrt_offload_begin_step(zrt_engine *e)
+{
+    return e->offload->nvme ? zrt_nvme_start(e->offload->nvme) : ZRT_OK;
+}
+
 zrt_status zrt_offload_step(zrt_engine *e, double lr, bool overflow, float sum_squares)
 {
-    if (overflow) return ZRT_OK; /* the masters did not change; neither do the compute copies */
+    if (overflow) /* the masters did not change; neither do the compute copies */
+        return e->offload->nvme ? zrt_nvme_finish(e->offload->nvme) : ZRT_OK;
     zrt_adam_args args = zrt_engine_adam_args(e, lr);
     return push_params(e, &args, zrt_clip_factor(sum_squares, e->cfg.gradient_clipping));
 }

@@ -7,12 +7,15 @@
  * elements (the last one shorter; a sub-group never spans units). Sub-group
  * g is a region of the swap file [master | exp_avg | exp_avg_sq], each part
  * padded to 4096 bytes (O_DIRECT), regions end to end in unit order.
- * The pipeline (always on): max(3, buffer_count) pinned slots of one region
- * each, registered with the ring. load(k) first queues the read of k+1 into
- * its slot (once the write of the sub-group that slot held is done), then
- * waits for k; store(k) queues k's write. So the read of k+1 and the write
- * of k-1 overlap the optimizer on k, and the host holds a few sub-groups,
- * never the shard (DeepSpeed #3000: pinned swap buffers sized to the state).
+ * The pipeline (always on): S = max(3, buffer_count) pinned slots of one
+ * region each, registered with the ring. The reads of the first S - 2
+ * sub-groups are queued when the step starts (the state does not depend on
+ * the gradients, so they overlap forward and backward); load(k) queues the
+ * read of k + S - 2 into its slot (once the write of k - 2, which that slot
+ * held, is done), then waits for k; store(k) queues k's write. So reads
+ * ahead and the write of k-1 overlap the optimizer on k, and the host holds
+ * S sub-groups, never the shard (DeepSpeed #3000: pinned swap buffers sized
+ * to the state).
  * Files are made at creation (after removing a crashed run's, which the
  * engine's warnings name) and removed by destroy.
  */
@@ -35,6 +38,8 @@ struct zrt_nvme_state {
     int n_slots;
     size_t region_bytes;    /* of a full sub-group */
     size_t next_read;       /* the next sub-group to queue a read for */
+    size_t ahead;           /* reads queued ahead of the sub-group in use: n_slots - 2 */
+    bool started;           /* reads of this pass queued (from the step's start: they overlap backward) */
 };
 
 static size_t part_bytes(size_t n) { return (n * sizeof(float) + ZRT_SWAP_ALIGN - 1) / ZRT_SWAP_ALIGN * ZRT_SWAP_ALIGN; }
@@ -91,6 +96,7 @@ static zrt_status alloc_slots(zrt_nvme_state *s)
     s->reading = calloc((size_t)s->n_slots, sizeof *s->reading);
     s->writing = calloc((size_t)s->n_slots, sizeof *s->writing);
     if (!s->slots || !s->reading || !s->writing) return zrt_set_error(ZRT_ERR_NOMEM, "offload (nvme): out of memory");
+    s->ahead = (size_t)s->n_slots - 2;
     void *buffers[64];
     size_t sizes[64];
     for (int k = 0; k < s->n_slots; k++) {
@@ -157,13 +163,17 @@ static zrt_status queue_read(zrt_nvme_state *s, size_t k)
 
 zrt_status zrt_nvme_start(zrt_nvme_state *s)
 {
+    if (s->started) return ZRT_OK;
+    s->started = true;
     s->next_read = 0;
-    return s->n_groups ? queue_read(s, 0) : ZRT_OK;
+    for (size_t k = 0; k < s->ahead && k < s->n_groups; k++) ZRT_CHECK(queue_read(s, k));
+    return ZRT_OK;
 }
 
 zrt_status zrt_nvme_load(zrt_nvme_state *s, size_t k, float *state[3])
 {
-    if (k + 1 < s->n_groups && s->next_read == k + 1) ZRT_CHECK(queue_read(s, k + 1));
+    size_t next = k + s->ahead;
+    if (next < s->n_groups && s->next_read == next) ZRT_CHECK(queue_read(s, next));
     ZRT_CHECK(wait_ticket(s, &s->reading[k % (size_t)s->n_slots]));
     size_t part = part_bytes(s->groups[k].n) / sizeof(float);
     float *base = slot_of(s, k);
@@ -182,6 +192,7 @@ zrt_status zrt_nvme_finish(zrt_nvme_state *s)
 {
     zrt_status first = ZRT_OK;
     char message[ZRT_ERROR_MAX] = "";
+    s->started = false;
     for (int k = 0; k < s->n_slots && s->reading; k++) {
         uint64_t *tickets[2] = {&s->reading[k], &s->writing[k]};
         for (int t = 0; t < 2; t++) {

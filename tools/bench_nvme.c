@@ -1,0 +1,213 @@
+/* bench_nvme.c: `zrt bench nvme`: read and write GB/s of the swapper
+ * (zrt/offload.h) for block sizes x queue depths, beside fio on the same
+ * directory, file size, block size and depth, run in the same command.
+ *
+ * Why fio as the baseline: it is what storage people trust for "what this
+ * drive does with io_uring" (--ioengine=io_uring --direct=1 --fixedbufs
+ * --registerfiles), so swapper / fio says how much of the drive the
+ * swapper leaves on the table. The swapper is measured as the engine uses
+ * it: one large request per sub-group from a registered pinned buffer,
+ * split into block-sized chunks, queue_depth in flight. Each figure is the
+ * best of --repeats passes over the whole file. Without fio (tools/bootstrap
+ * installs it) the fio columns say so.
+ */
+#include "cli.h"
+#include "zrt/offload.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define MAX_LIST 8
+#define REQUEST_BYTES ((size_t)64 << 20) /* one sub-group of 16M fp32 */
+
+static const char usage[] =
+    "usage: zrt bench nvme [--dir DIR[,DIR...]] [--file-size 512M] [--block-sizes 256K,1M,4M]\n"
+    "                      [--depths 4,16,64] [--repeats 3] [--json]\n"
+    "\n"
+    "Sequential write and read GB/s of the NVMe swapper (io_uring, O_DIRECT, fixed\n"
+    "buffers; striped when several directories are given) beside fio with the same\n"
+    "file size, block size and queue depth (io_uring, direct, fixedbufs).\n"
+    "--dir defaults to $TMPDIR or /tmp.\n";
+
+typedef struct {
+    const char *dirs[ZRT_MAX_NVME_PATHS];
+    int n_dirs, repeats;
+    size_t file_bytes, blocks[MAX_LIST], depths[MAX_LIST];
+    int n_blocks, n_depths;
+    bool json;
+    char *buffer;
+} nvme_bench;
+
+/* One pass of the swapper over the whole file; seconds, or < 0 with the error printed. */
+static double swapper_pass(zrt_swap *swap, nvme_bench *b, bool write)
+{
+    uint64_t tickets[64];
+    int n = 0;
+    double t = zrt_now();
+    for (size_t at = 0; at < b->file_bytes; at += REQUEST_BYTES) {
+        size_t bytes = b->file_bytes - at < REQUEST_BYTES ? b->file_bytes - at : REQUEST_BYTES;
+        zrt_status s = write ? zrt_swap_write(swap, at, b->buffer + at, bytes, &tickets[n])
+                             : zrt_swap_read(swap, at, b->buffer + at, bytes, &tickets[n]);
+        if (s != ZRT_OK) return fprintf(stderr, "zrt bench nvme: %s\n", zrt_last_error()), -1;
+        n++;
+    }
+    for (int i = 0; i < n; i++)
+        if (zrt_swap_wait(swap, tickets[i]) != ZRT_OK) return fprintf(stderr, "zrt bench nvme: %s\n", zrt_last_error()), -1;
+    return zrt_now() - t;
+}
+
+/* Best write and read GB/s of the swapper. */
+static bool swapper_rates(nvme_bench *b, size_t block, size_t depth, double *write_gbps, double *read_gbps)
+{
+    zrt_swap_options o = {.paths = b->dirs, .n_paths = b->n_dirs, .name = "bench", .bytes = b->file_bytes,
+                          .block_size = block, .queue_depth = (int)depth};
+    zrt_swap *swap = NULL;
+    if (zrt_swap_create(&o, &swap) != ZRT_OK) return fprintf(stderr, "zrt bench nvme: %s\n", zrt_last_error()), false;
+    void *buffers[1] = {b->buffer};
+    size_t sizes[1] = {b->file_bytes};
+    if (b->file_bytes <= ((size_t)1 << 30)) zrt_swap_register(swap, buffers, sizes, 1); /* else: plain buffers */
+    double best_w = 1e30, best_r = 1e30;
+    bool ok = true;
+    for (int r = 0; r < b->repeats && ok; r++) {
+        double w = swapper_pass(swap, b, true), rd = w >= 0 ? swapper_pass(swap, b, false) : -1;
+        ok = w >= 0 && rd >= 0;
+        if (ok && w < best_w) best_w = w;
+        if (ok && rd < best_r) best_r = rd;
+    }
+    zrt_swap_destroy(swap);
+    *write_gbps = (double)b->file_bytes / best_w / 1e9;
+    *read_gbps = (double)b->file_bytes / best_r / 1e9;
+    return ok;
+}
+
+/* fio's bandwidth for one job (rw = write or read), GB/s; 0 when fio is not there or fails. */
+static double fio_rate(const nvme_bench *b, const char *rw, size_t block, size_t depth)
+{
+    char file[1200], cmd[4096];
+    snprintf(file, sizeof file, "%s/zrt-bench-fio-%d", b->dirs[0], (int)getpid());
+    snprintf(cmd, sizeof cmd,
+             "fio --name=zrt --filename=%s --size=%zu --bs=%zu --iodepth=%zu --rw=%s --ioengine=io_uring --direct=1 "
+             "--fixedbufs --registerfiles --loops=%d --output-format=json 2>/dev/null",
+             file, b->file_bytes, block, depth, rw, b->repeats);
+    FILE *p = popen(cmd, "r");
+    if (!p) return 0;
+    size_t cap = 1 << 20, used = 0;
+    char *out = malloc(cap);
+    for (size_t n; out && (n = fread(out + used, 1, cap - 1 - used, p)) > 0;) used += n;
+    int rc = pclose(p);
+    double gbps = 0;
+    if (out && rc == 0) {
+        out[used] = '\0';
+        cJSON *root = cJSON_Parse(strchr(out, '{') ? strchr(out, '{') : out);
+        cJSON *job = cJSON_GetArrayItem(cJSON_GetObjectItem(root, "jobs"), 0);
+        cJSON *bw = cJSON_GetObjectItem(cJSON_GetObjectItem(job, rw), "bw_bytes");
+        if (cJSON_IsNumber(bw)) gbps = bw->valuedouble / 1e9;
+        cJSON_Delete(root);
+    }
+    free(out);
+    if (strcmp(rw, "read") == 0) unlink(file);
+    return gbps;
+}
+
+static void print_row(const nvme_bench *b, size_t block, size_t depth, const double rate[4])
+{
+    double wr = rate[2] > 0 ? rate[0] / rate[2] : 0, rr = rate[3] > 0 ? rate[1] / rate[3] : 0;
+    if (b->json) {
+        printf("{\"bench\": \"nvme\", \"dirs\": %d, \"file_bytes\": %zu, \"block_bytes\": %zu, \"queue_depth\": %zu, "
+               "\"write_gbps\": %.3f, \"read_gbps\": %.3f, \"fio_write_gbps\": %.3f, \"fio_read_gbps\": %.3f, "
+               "\"write_vs_fio\": %.3f, \"read_vs_fio\": %.3f}\n",
+               b->n_dirs, b->file_bytes, block, depth, rate[0], rate[1], rate[2], rate[3], wr, rr);
+        return;
+    }
+    char fw[32] = "n/a", fr[32] = "n/a", rw_[32] = "", rr_[32] = "";
+    if (rate[2] > 0) snprintf(fw, sizeof fw, "%.3f", rate[2]), snprintf(rw_, sizeof rw_, "%.2f", wr);
+    if (rate[3] > 0) snprintf(fr, sizeof fr, "%.3f", rate[3]), snprintf(rr_, sizeof rr_, "%.2f", rr);
+    printf("%8zuK %6zu %10.3f %10s %8s %10.3f %10s %8s\n", block >> 10, depth, rate[0], fw, rw_, rate[1], fr, rr_);
+}
+
+static bool parse_sizes(const char *text, size_t *out, int *n, bool bytes)
+{
+    *n = 0;
+    for (const char *p = text; *p && *n < MAX_LIST;) {
+        char *end;
+        double v = strtod(p, &end);
+        if (end == p || v <= 0) return false;
+        if (bytes && (*end == 'K' || *end == 'k')) v *= 1024, end++;
+        else if (bytes && (*end == 'M' || *end == 'm')) v *= 1 << 20, end++;
+        else if (bytes && (*end == 'G' || *end == 'g')) v *= 1 << 30, end++;
+        out[(*n)++] = (size_t)v;
+        if (*end == ',') end++;
+        else if (*end) return false;
+        p = end;
+    }
+    return *n > 0;
+}
+
+static int parse(int argc, char **argv, nvme_bench *b, char *dirs)
+{
+    static const struct option options[] = {
+        {"help", no_argument, NULL, 'h'},          {"dir", required_argument, NULL, 'd'},
+        {"file-size", required_argument, NULL, 'f'}, {"block-sizes", required_argument, NULL, 'b'},
+        {"depths", required_argument, NULL, 'q'},  {"repeats", required_argument, NULL, 'r'},
+        {"json", no_argument, NULL, 'j'},          {NULL, 0, NULL, 0}};
+    int n, c;
+    size_t one[MAX_LIST];
+    while ((c = zrt_cli_next_option(argc, argv, options, "bench nvme")) != -1) {
+        if (c == 'h') return fputs(usage, stdout), -1;
+        bool ok = true;
+        if (c == 'd') snprintf(dirs, 4096, "%s", optarg);
+        else if (c == 'f') ok = parse_sizes(optarg, one, &n, true) && n == 1 && (b->file_bytes = one[0]) % 4096 == 0;
+        else if (c == 'b') {
+            ok = parse_sizes(optarg, b->blocks, &b->n_blocks, true);
+            for (int i = 0; ok && i < b->n_blocks; i++) ok = b->blocks[i] % 4096 == 0;
+        } else if (c == 'q') {
+            ok = parse_sizes(optarg, b->depths, &b->n_depths, false);
+            for (int i = 0; ok && i < b->n_depths; i++) ok = b->depths[i] <= 4096;
+        } else if (c == 'r') ok = (b->repeats = atoi(optarg)) >= 1 && b->repeats <= 100;
+        else if (c == 'j') b->json = true;
+        else return ZRT_EXIT_USAGE;
+        if (!ok)
+            return zrt_cli_usage_error("bench nvme", "bad value '%s' for %s (sizes are multiples of 4096)", optarg,
+                                       zrt_cli_option_name(options, c));
+    }
+    if (optind != argc) return zrt_cli_usage_error("bench nvme", "unexpected argument '%s'", argv[optind]);
+    for (char *save = NULL, *d = strtok_r(dirs, ",", &save); d && b->n_dirs < ZRT_MAX_NVME_PATHS; d = strtok_r(NULL, ",", &save))
+        b->dirs[b->n_dirs++] = d;
+    return b->n_dirs ? ZRT_EXIT_OK : zrt_cli_usage_error("bench nvme", "--dir names no directory");
+}
+
+int zrt_bench_nvme(int argc, char **argv)
+{
+    static nvme_bench b = {.repeats = 3, .file_bytes = (size_t)512 << 20, .blocks = {256 << 10, 1 << 20, 4 << 20},
+                           .n_blocks = 3, .depths = {4, 16, 64}, .n_depths = 3};
+    static char dirs[4096];
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dirs, sizeof dirs, "%s", tmp && tmp[0] ? tmp : "/tmp");
+    int rc = parse(argc, argv, &b, dirs);
+    if (rc != ZRT_EXIT_OK) return rc < 0 ? ZRT_EXIT_OK : rc;
+    b.buffer = mmap(NULL, b.file_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (b.buffer == MAP_FAILED) return fprintf(stderr, "zrt bench nvme: out of memory\n"), ZRT_EXIT_FAIL;
+    for (size_t i = 0; i < b.file_bytes; i += 4096) b.buffer[i] = (char)i;
+    bool fio = system("fio --version >/dev/null 2>&1") == 0;
+    if (!b.json)
+        printf("%zu MiB over %d director%s (%s), best of %d; fio %s\n%9s %6s %10s %10s %8s %10s %10s %8s\n",
+               b.file_bytes >> 20, b.n_dirs, b.n_dirs > 1 ? "ies" : "y", b.dirs[0], b.repeats,
+               fio ? "beside it (same file size, block, depth)" : "not installed (tools/bootstrap installs it)", "block",
+               "depth", "write GB/s", "fio", "ratio", "read GB/s", "fio", "ratio");
+    for (int i = 0; i < b.n_blocks && rc == ZRT_EXIT_OK; i++)
+        for (int k = 0; k < b.n_depths && rc == ZRT_EXIT_OK; k++) {
+            double rate[4] = {0};
+            if (!swapper_rates(&b, b.blocks[i], b.depths[k], &rate[0], &rate[1])) rc = ZRT_EXIT_FAIL;
+            if (fio && rc == ZRT_EXIT_OK) {
+                rate[2] = fio_rate(&b, "write", b.blocks[i], b.depths[k]);
+                rate[3] = fio_rate(&b, "read", b.blocks[i], b.depths[k]);
+            }
+            if (rc == ZRT_EXIT_OK) print_row(&b, b.blocks[i], b.depths[k], rate);
+        }
+    munmap(b.buffer, b.file_bytes);
+    return rc;
+}
