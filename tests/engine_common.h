@@ -29,6 +29,8 @@ typedef struct {
     bool resume;                              /* load ckpt before training */
     zrt_offload_device offload;               /* offload_optimizer.device */
     int64_t sub_group;                        /* nvme: sub_group_size; 0 = 200 (several per unit) */
+    zrt_offload_device offload_param;         /* offload_param.device (stage 3) */
+    int64_t max_in_cpu;                       /* offload_param nvme: elements kept in host memory */
     char tag[64];
 } run_spec;
 
@@ -70,6 +72,14 @@ static inline void spec_config(const run_spec *s, zrt_config *cfg)
             mkdir(o->nvme_paths[i], 0700);
         }
         cfg->zero.sub_group_size = s->sub_group ? s->sub_group : 200;
+        cfg->aio.block_size = 8192;
+    }
+    cfg->zero.offload_param.device = s->offload_param;
+    if (s->offload_param == ZRT_OFFLOAD_NVME) {
+        zrt_offload_config *o = &cfg->zero.offload_param;
+        o->n_nvme_paths = 1;
+        snprintf(o->nvme_paths[0], sizeof o->nvme_paths[0], "%s/nvme-params", test_tmpdir());
+        o->max_in_cpu = s->max_in_cpu;
         cfg->aio.block_size = 8192;
     }
     if (zrt_config_validate(cfg) != ZRT_OK) {

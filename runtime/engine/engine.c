@@ -433,7 +433,8 @@ static zrt_status alloc_unit(zrt_engine *e, int index)
     size_t full = (size_t)u->padded * e->es, shard = (size_t)u->shard * e->es;
     if (!e->offload) ZRT_CHECK(alloc_state(e, index));
     if (e->stage < 3 || u->persistent) ZRT_CHECK(alloc(e, ZRT_MEM_PARAMS, full, index, "params", &u->param_full));
-    if (e->stage == 3) ZRT_CHECK(alloc(e, ZRT_MEM_PARAMS, shard, index, "params (shard)", &u->param_shard));
+    if (e->stage == 3 && !u->params_offloaded)
+        ZRT_CHECK(alloc(e, ZRT_MEM_PARAMS, shard, index, "params (shard)", &u->param_shard));
     if (e->stage <= 1) {
         ZRT_CHECK(alloc(e, ZRT_MEM_GRADS, full, index, "grads", &u->grad_full));
         ZRT_CHECK(zrt_memset_async(e->compute, u->grad_full, 0, full)); /* the pads stay zero */
@@ -482,15 +483,6 @@ static zrt_status alloc_engine(zrt_engine *e, int64_t widest)
                           (void **)&e->host_scratch);
 }
 
-static zrt_status check_supported(const zrt_config *cfg)
-{
-    if (cfg->zero.offload_param.device != ZRT_OFFLOAD_NONE)
-        return zrt_set_error(ZRT_ERR_UNSUPPORTED, "engine: offload_param (%s) is not implemented yet; use "
-                                                  "offload_param none (offload_optimizer cpu or nvme works)",
-                             zrt_offload_device_name(cfg->zero.offload_param.device));
-    return ZRT_OK;
-}
-
 static zrt_status setup(zrt_engine *e)
 {
     int64_t widest = 0;
@@ -501,6 +493,7 @@ static zrt_status setup(zrt_engine *e)
     }
     ZRT_CHECK(alloc_engine(e, widest));
     if (e->cfg.zero.offload_optimizer.device != ZRT_OFFLOAD_NONE) ZRT_CHECK(zrt_offload_create(e));
+    if (e->stage == 3 && e->cfg.zero.offload_param.device != ZRT_OFFLOAD_NONE) ZRT_CHECK(zrt_param_store_create(e));
     for (int i = 0; i < e->n_units; i++) ZRT_CHECK(alloc_unit(e, i));
     return zrt_engine_publish_params(e);
 }
@@ -509,7 +502,6 @@ zrt_status zrt_engine_create(const zrt_config *cfg, zrt_comm *comm, zrt_model *m
 {
     if (!cfg || !model || !model->device || !out)
         return zrt_set_error(ZRT_ERR_INVALID, "zrt_engine_create: NULL argument");
-    ZRT_CHECK(check_supported(cfg));
     zrt_engine *e = calloc(1, sizeof *e);
     if (!e) return zrt_set_error(ZRT_ERR_NOMEM, "engine: out of memory");
     e->cfg = *cfg;
@@ -590,6 +582,7 @@ void zrt_engine_destroy(zrt_engine *e)
     zrt_host_free(d, e->host_inputs);
     zrt_host_free(d, e->host_labels);
     zrt_host_free(d, e->host_scratch);
+    zrt_param_store_destroy(e);
     zrt_offload_destroy(e);
     zrt_event_destroy(e->mark);
     zrt_event_destroy(e->result_ready);

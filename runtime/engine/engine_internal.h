@@ -48,7 +48,15 @@ typedef struct {
      * memory (carved from one pool), and: */
     void *host_grads;      /* D, shard: the own gradients, copied down (pinned) */
     zrt_event *down;       /* d2h: host_grads holds this step's gradients */
+    /* offload_param (param_store.c): the own shard is not on the device but in */
+    bool params_offloaded; /* the store (then param_shard is NULL) */
+    bool params_in_cpu;    /* pinned host memory at host_params (else NVMe at params_at) */
+    void *host_params;
+    size_t params_at;      /* byte offset in the host pool or the swap file */
+    void *store_open;      /* offload.c: where the CPU optimizer writes its new copy (begin_write) */
 } unit_state;
+
+typedef struct zrt_param_store zrt_param_store;
 
 typedef struct zrt_offload_state zrt_offload_state;
 
@@ -82,6 +90,7 @@ struct zrt_engine {
     bool inject_overflow;
     bool fault_skip_gather_wait;           /* ZRT_FAULT_SKIP_WAIT=gather: the check mode's test */
     zrt_offload_state *offload;            /* offload_optimizer: cpu or nvme (offload.c); NULL otherwise */
+    zrt_param_store *params;               /* offload_param (param_store.c); NULL otherwise */
     char warnings[2048];                   /* zrt_engine_warnings */
 };
 
@@ -172,5 +181,22 @@ zrt_status zrt_nvme_load(zrt_nvme_state *s, size_t k, float *state[3]);
 zrt_status zrt_nvme_store(zrt_nvme_state *s, size_t k);
 zrt_status zrt_nvme_finish(zrt_nvme_state *s);
 zrt_status zrt_nvme_state_io(zrt_nvme_state *s, int unit, int part, size_t begin, size_t n, void *host, bool write);
+/* Makes the directories (as DeepSpeed does) and removes a crashed run's swap
+ * files from them, saying so in the engine's warnings. */
+zrt_status zrt_engine_swap_dirs(zrt_engine *e, const char *const *paths, int n_paths);
+
+/* ---- param_store.c: offload_param (stage 3, with offload_optimizer) -----------------------
+ * create decides where each non-persistent unit's shard lives (sets
+ * params_offloaded, params_in_cpu, host_params, params_at; before the units'
+ * buffers are made). The CPU optimizer writes a unit's new compute copy into
+ * the host memory begin_write gives and calls end_write (NVMe: the write is
+ * queued); flush waits for every write (before the gathers). stage, on the
+ * comm stream, puts the shard in a device buffer (the caller frees it on comm). */
+zrt_status zrt_param_store_create(zrt_engine *e);
+void zrt_param_store_destroy(zrt_engine *e);
+zrt_status zrt_param_store_begin_write(zrt_engine *e, int unit, void **host);
+zrt_status zrt_param_store_end_write(zrt_engine *e, int unit);
+zrt_status zrt_param_store_flush(zrt_engine *e);
+zrt_status zrt_param_store_stage(zrt_engine *e, int unit, void **shard);
 
 #endif

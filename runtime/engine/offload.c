@@ -203,8 +203,28 @@ static zrt_status load_group(zrt_engine *e, size_t k, zrt_subgroup *g, float *st
     return ZRT_OK;
 }
 
+/* A sub-group whose unit's parameters are offloaded (offload_param): the
+ * optimizer writes the new compute copy straight into the store's host
+ * memory, opened at the unit's first sub-group and closed at its last. */
+static zrt_status update_offloaded(zrt_engine *e, const zrt_subgroup *g, float *const state[3],
+                                   const zrt_adam_args *args, float clip)
+{
+    unit_state *u = &e->units[g->unit];
+    void *host;
+    if (g->begin == 0) ZRT_CHECK(zrt_param_store_begin_write(e, g->unit, &u->store_open));
+    host = (char *)u->store_open + g->begin * e->es;
+    if (args) {
+        zrt_adam_slice s = {state[0], state[1], state[2], (char *)u->host_grads + g->begin * e->es, e->dtype, host,
+                            e->dtype, g->n};
+        ZRT_CHECK(zrt_cpu_adam(args, clip, &s, ZRT_SIMD_AUTO, e->offload->pool));
+    } else {
+        for (size_t i = 0; i < g->n; i++) zrt_store_f32(host, i, (int)e->dtype, state[0][i]);
+    }
+    return g->begin + g->n == (size_t)u->shard ? zrt_param_store_end_write(e, g->unit) : ZRT_OK;
+}
+
 /* The host loop: every sub-group updated (args NULL: only rounded) and its
- * compute copy pushed up tile by tile. */
+ * compute copy pushed up tile by tile (or into the parameter store). */
 static zrt_status update(zrt_engine *e, const zrt_adam_args *args, float clip)
 {
     zrt_offload_state *o = e->offload;
@@ -217,13 +237,14 @@ static zrt_status update(zrt_engine *e, const zrt_adam_args *args, float clip)
         unit_state *u = &e->units[g.unit];
         if (args && g.unit != waited) ZRT_CHECK(zrt_event_synchronize(u->down)); /* this unit's gradients are here */
         waited = g.unit;
-        for (size_t at = 0; at < g.n; at += o->tile) {
+        if (u->params_offloaded) ZRT_CHECK(update_offloaded(e, &g, state, args, clip));
+        for (size_t at = 0; at < g.n && !u->params_offloaded; at += o->tile) {
             size_t n = g.n - at < o->tile ? g.n - at : o->tile;
             ZRT_CHECK(push_tile(e, u, state, at, g.begin + at, n, args, clip, &k_tile));
         }
         if (o->nvme && args) ZRT_CHECK(zrt_nvme_store(o->nvme, k));
     }
-    return ZRT_OK;
+    return e->params ? zrt_param_store_flush(e) : ZRT_OK;
 }
 
 /* Every unit's compute copy up (args NULL: no update), then the gathers. */

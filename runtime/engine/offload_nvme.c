@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define MIN_SLOTS 3
 
@@ -71,15 +72,28 @@ static zrt_status plan(zrt_nvme_state *s, size_t *file_bytes)
     return ZRT_OK;
 }
 
+zrt_status zrt_engine_swap_dirs(zrt_engine *e, const char *const *paths, int n_paths)
+{
+    for (int i = 0; i < n_paths; i++) {
+        char cmd[ZRT_PATH_MAX + 32];
+        snprintf(cmd, sizeof cmd, "mkdir -p '%s' 2>/dev/null", paths[i]);
+        struct stat st;
+        if (stat(paths[i], &st) != 0 && system(cmd) != 0)
+            return zrt_set_error(ZRT_ERR_IO, "nvme offload: cannot make the directory %s (nvme_path)", paths[i]);
+    }
+    char removed[2048];
+    ZRT_CHECK(zrt_swap_clean_stale(paths, n_paths, removed, sizeof removed));
+    if (removed[0]) zrt_engine_warn(e, "nvme offload: removed the swap files of a run that is gone:\n%s", removed);
+    return ZRT_OK;
+}
+
 static zrt_status open_swap(zrt_nvme_state *s, size_t file_bytes)
 {
     zrt_engine *e = s->e;
     const zrt_offload_config *c = &e->cfg.zero.offload_optimizer;
     const char *paths[ZRT_MAX_NVME_PATHS];
     for (int i = 0; i < c->n_nvme_paths; i++) paths[i] = c->nvme_paths[i];
-    char removed[2048];
-    ZRT_CHECK(zrt_swap_clean_stale(paths, c->n_nvme_paths, removed, sizeof removed));
-    if (removed[0]) zrt_engine_warn(e, "nvme offload: removed the swap files of a run that is gone:\n%s", removed);
+    ZRT_CHECK(zrt_engine_swap_dirs(e, paths, c->n_nvme_paths));
     char name[32];
     snprintf(name, sizeof name, "optimizer-rank%d", e->rank);
     zrt_swap_options o = {.paths = paths, .n_paths = c->n_nvme_paths, .name = name, .bytes = file_bytes,

@@ -4,8 +4,10 @@
  * stage3_max_live_parameters, and units up to
  * stage3_param_persistence_threshold elements stay gathered.
  *
- * Why its own file: this is where parameter offload plugs in (a shard
- * brought in from host memory or NVMe before its gather). Ordering, all on
+ * Why its own file: this is where parameter offload plugs in: with
+ * offload_param a shard is brought in from host memory or NVMe
+ * (param_store.c) right before its gather, on the comm stream, so the
+ * prefetch below brings it in ahead too. Ordering, all on
  * the device's streams: a gather waits (on comm) for `published` -- the
  * shard holds this step's values -- and for the unit's `used` event, when it
  * reuses the unit's cached buffer; compute waits for `gathered` before its
@@ -36,12 +38,13 @@ static zrt_status issue_gather(zrt_engine *e, int index)
     e->live_params += u->padded;
     if (e->live_params > e->peak_live_params) e->peak_live_params = e->live_params;
     ZRT_CHECK(zrt_stream_wait_event(e->comm_stream, e->published));
+    void *shard = u->param_shard;
+    if (u->params_offloaded) ZRT_CHECK(zrt_param_store_stage(e, index, &shard)); /* offload_param: in from host or NVMe */
     if (e->comm)
-        ZRT_CHECK(zrt_comm_all_gather_on(e->comm, u->param_shard, u->param_full, (size_t)u->shard, e->dtype,
-                                         e->comm_stream));
+        ZRT_CHECK(zrt_comm_all_gather_on(e->comm, shard, u->param_full, (size_t)u->shard, e->dtype, e->comm_stream));
     else
-        ZRT_CHECK(zrt_memcpy_async(e->comm_stream, u->param_full, u->param_shard, (size_t)u->shard * e->es,
-                                   ZRT_COPY_D2D));
+        ZRT_CHECK(zrt_memcpy_async(e->comm_stream, u->param_full, shard, (size_t)u->shard * e->es, ZRT_COPY_D2D));
+    if (u->params_offloaded) ZRT_CHECK(zrt_device_free(e->device, shard, e->comm_stream));
     ZRT_CHECK(zrt_event_record(u->gathered, e->comm_stream));
     u->gather_pending = true;
     return ZRT_OK;
