@@ -65,7 +65,8 @@ for r in rows:
 PY
 then echo "FAIL: bench comm --json rows"; cat "$TMPDIR/out"; fails=$((fails + 1)); fi
 # zrt bench train: per model a forward+backward-alone row, then one row per stage: ratios to
-# stage 0, matmul GFLOP/s vs sgemm, step time and the engine's part of it.
+# stage 0, matmul GFLOP/s vs sgemm, step time and the engine's part of it; for the mlp, stage 2
+# with offload_optimizer none, cpu and nvme against the CPU optimizer and its I/O alone.
 expect 0 "bench train --json" -- "$ZRT" bench train --steps 1 --json
 if ! python3 - "$TMPDIR/out" <<'PY'
 import json, sys
@@ -73,7 +74,11 @@ rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 alone = [r for r in rows if "row" in r]
 assert [(r["model"], r["row"]) for r in alone] == [(m, "forward+backward alone") for m in ("mlp", "gpt")], alone
 assert all(r["model_ms"] > 0 for r in alone), alone
-rows = [r for r in rows if "row" not in r]
+offload = [r for r in rows if "offload" in r]
+assert [(r["model"], r["stage"], r["offload"]) for r in offload] == [("mlp", 2, k) for k in ("none", "cpu", "nvme")], offload
+assert all(r["step_ms"] > 0 and r["cpu_optimizer_ms"] > 0 and r["io_ms"] > 0 for r in offload), offload
+assert offload[0]["ratio_to_none"] == 1.0 and abs(offload[2]["bound_ms"] - max(offload[2]["io_ms"], offload[2]["cpu_optimizer_ms"])) < 0.01
+rows = [r for r in rows if "row" not in r and "offload" not in r]
 assert [(r["model"], r["stage"]) for r in rows] == [(m, s) for m in ("mlp", "gpt") for s in range(4)], rows
 for r in rows:
     rate = "samples_per_s" if r["model"] == "mlp" else "tokens_per_s"
@@ -102,6 +107,19 @@ for r in rows:
 PY
 then echo "FAIL: bench adam --json rows"; cat "$TMPDIR/out"; fails=$((fails + 1)); fi
 expect 2 "bench adam: bad size" -- "$ZRT" bench adam --params 12Q
+# zrt bench nvme: one row per block size x depth, the swapper beside fio (when installed: 0 otherwise).
+expect 0 "bench nvme --json" -- "$ZRT" bench nvme --dir "$TMPDIR" --file-size 8M --block-sizes 256K,1M --depths 4 --repeats 1 --json
+if ! python3 - "$TMPDIR/out" <<'PY'
+import json, shutil, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+assert [(r["block_bytes"], r["queue_depth"]) for r in rows] == [(256 << 10, 4), (1 << 20, 4)], rows
+for r in rows:
+    assert r["write_gbps"] > 0 and r["read_gbps"] > 0 and r["file_bytes"] == 8 << 20, r
+    assert (r["fio_write_gbps"] > 0 and r["write_vs_fio"] > 0) == (shutil.which("fio") is not None), r
+PY
+then echo "FAIL: bench nvme --json rows"; cat "$TMPDIR/out"; fails=$((fails + 1)); fi
+ls "$TMPDIR" | grep -q "zrt-swap\|zrt-bench-fio" && { echo "FAIL: bench nvme left files"; fails=$((fails + 1)); }
+expect 2 "bench nvme: bad block size" -- "$ZRT" bench nvme --block-sizes 1000
 # zrt bench control: one JSON row with the three measurements.
 expect 0 "bench control --json" -- "$ZRT" bench control --agents 4 --seconds 1 --json
 if ! python3 - "$TMPDIR/out" <<'PY'

@@ -11,6 +11,11 @@
  *   stage 2: P + (G + O)/N    stage 3: (P + G + O)/N (+ gathered layers)
  * Offloading moves the optimizer state (and in stage 3 the parameter shard)
  * to host memory: reported per device and per machine.
+ * With --config, a second part gives what the engine itself will allocate
+ * for that config and its model, per rank, byte for byte -- padding, the
+ * gradients copied down with offload, NVMe's pinned slots, units kept
+ * gathered (zrt_engine_estimate; tests/test_estimate.c checks it against
+ * the engine's own report).
  */
 #include "cli.h"
 #include "zrt.h"
@@ -21,19 +26,25 @@
 
 static const char usage[] =
     "usage: zrt estimate (--params N | --config CFG) [--world N] [--gpus-per-node N]\n"
-    "                    [--precision bf16|fp16|fp32] [--offload-optimizer none|cpu]\n"
-    "                    [--offload-param none|cpu] [--largest-layer N] [--json]\n"
+    "                    [--precision bf16|fp16|fp32] [--offload-optimizer none|cpu|nvme]\n"
+    "                    [--offload-param none|cpu|nvme] [--largest-layer N] [--json]\n"
     "\n"
     "Model-state bytes per device for ZeRO stages 0-3 (the ZeRO paper's 2+2+12\n"
     "bytes per parameter for mixed precision), and what offloading puts in host\n"
-    "memory per device and per machine. --config takes the parameter count of\n"
-    "zrt.model, and world, precision and offload from the config.\n";
+    "memory per device and per machine (NVMe-offloaded state in neither). --config\n"
+    "takes the parameter count of zrt.model, and world, precision and offload from\n"
+    "the config, and adds what the engine itself allocates per rank for it, byte\n"
+    "for byte (padding, gradients copied down, NVMe slots, units kept gathered).\n";
 
 typedef struct {
+    const zrt_config *cfg;  /* --config: its model's units, for the engine's own figures */
+    int64_t unit_numel[ZRT_MAX_UNITS];
+    int n_units;
     double params, largest_layer;
     int world, per_node;
     double p_bytes, g_bytes; /* per parameter */
     bool offload_optimizer, offload_param, json;
+    bool nvme_optimizer, nvme_param; /* offloaded to NVMe: counted in neither place */
 } estimate;
 
 /* Bytes per device on the accelerator and in host memory, for one stage. */
@@ -45,19 +56,19 @@ static void stage_bytes(const estimate *e, int stage, double *device, double *ho
     double grads = stage >= 2 ? G / n : G;
     *host = 0;
     if (e->offload_optimizer && stage > 0) {
-        *host += opt;
+        *host += e->nvme_optimizer ? 0 : opt;
         opt = 0;
     }
     if (e->offload_param && stage == 3) {
-        *host += params;
+        *host += e->nvme_param ? 0 : params;
         params = 0;
     }
     double gathered = stage == 3 ? e->p_bytes * e->largest_layer : 0; /* one layer gathered at a time */
     *device = params + grads + opt + gathered;
 }
 
-/* The model's parameter count: the model made (batch 1) on a cpu device. */
-static double model_params(const zrt_config *cfg)
+/* The model's parameter count (and unit sizes): the model made (batch 1) on a cpu device. */
+static double model_params(const zrt_config *cfg, estimate *e)
 {
     zrt_device_options o;
     zrt_device_options_init(&o);
@@ -67,7 +78,8 @@ static double model_params(const zrt_config *cfg)
     double total = -1;
     if (zrt_device_create(&o, &device) == ZRT_OK && zrt_model_create(&cfg->job.model, device, 1, &model) == ZRT_OK) {
         total = 0;
-        for (int u = 0; u < model->n_units; u++) total += (double)model->unit_numel[u];
+        for (int u = 0; u < model->n_units; u++) total += (double)(e->unit_numel[u] = model->unit_numel[u]);
+        e->n_units = model->n_units;
         model->destroy(model);
     }
     zrt_device_destroy(device);
@@ -81,13 +93,16 @@ static bool from_config(const char *path, estimate *e)
         fprintf(stderr, "%s\n", zrt_last_error());
         return false;
     }
-    e->params = model_params(&cfg);
+    e->params = model_params(&cfg, e);
+    e->cfg = &cfg;
     e->world = (int)cfg.num_processes;
     e->per_node = (int)(cfg.num_processes / cfg.num_machines);
     bool fp32 = cfg.mixed_precision == ZRT_PRECISION_NO;
     e->p_bytes = e->g_bytes = fp32 ? 4 : 2;
     e->offload_optimizer = cfg.zero.offload_optimizer.device != ZRT_OFFLOAD_NONE;
     e->offload_param = cfg.zero.offload_param.device != ZRT_OFFLOAD_NONE;
+    e->nvme_optimizer = cfg.zero.offload_optimizer.device == ZRT_OFFLOAD_NVME;
+    e->nvme_param = cfg.zero.offload_param.device == ZRT_OFFLOAD_NVME;
     return e->params > 0;
 }
 
@@ -97,7 +112,8 @@ static void print_rows(const estimate *e)
         printf("%.0f parameters, %d devices (%d per machine), %s, offload optimizer %s, offload param %s\n"
                "%5s %18s %18s %18s\n",
                e->params, e->world, e->per_node, e->p_bytes == 4 ? "fp32" : "16-bit compute + fp32 master",
-               e->offload_optimizer ? "cpu" : "none", e->offload_param ? "cpu" : "none", "stage", "device GiB",
+               e->offload_optimizer ? (e->nvme_optimizer ? "nvme" : "cpu") : "none",
+               e->offload_param ? (e->nvme_param ? "nvme" : "cpu") : "none", "stage", "device GiB",
                "host GiB/device", "host GiB/machine");
     for (int stage = 0; stage <= 3; stage++) {
         double device, host;
@@ -110,6 +126,38 @@ static void print_rows(const estimate *e)
             printf("%5d %18.3f %18.3f %18.3f\n", stage, device / (1 << 30), host / (1 << 30),
                    host * e->per_node / (1 << 30));
     }
+}
+
+/* What the engine allocates for the config: model states per rank, by place. */
+static bool print_engine(const estimate *e)
+{
+    zrt_mem_estimate m;
+    if (zrt_engine_estimate(e->cfg, e->unit_numel, e->n_units, &m) != ZRT_OK) {
+        fprintf(stderr, "zrt estimate: %s\n", zrt_last_error());
+        return false;
+    }
+    const zrt_zero_config *z = &e->cfg->zero;
+    int64_t total[ZRT_MEM_PLACES] = {0};
+    for (int p = 0; p < ZRT_MEM_PLACES; p++)
+        for (int c = ZRT_MEM_PARAMS; c <= ZRT_MEM_OPTIMIZER; c++) total[p] += m.bytes[p][c];
+    const int64_t *d = m.bytes[ZRT_MEM_DEVICE], *h = m.bytes[ZRT_MEM_HOST];
+    if (e->json)
+        printf("{\"engine\": true, \"stage\": %d, \"offload_optimizer\": \"%s\", \"offload_param\": \"%s\", "
+               "\"device_params\": %lld, \"device_grads\": %lld, \"device_optimizer\": %lld, \"host_params\": %lld, "
+               "\"host_grads\": %lld, \"host_optimizer\": %lld, \"device_bytes\": %lld, \"host_bytes\": %lld}\n",
+               z->stage, zrt_offload_device_name(z->offload_optimizer.device),
+               zrt_offload_device_name(z->offload_param.device), (long long)d[ZRT_MEM_PARAMS], (long long)d[ZRT_MEM_GRADS],
+               (long long)d[ZRT_MEM_OPTIMIZER], (long long)h[ZRT_MEM_PARAMS], (long long)h[ZRT_MEM_GRADS],
+               (long long)h[ZRT_MEM_OPTIMIZER], (long long)total[ZRT_MEM_DEVICE], (long long)total[ZRT_MEM_HOST]);
+    else
+        printf("the engine, for this config (stage %d, offload optimizer %s, param %s), per rank in bytes:\n"
+               "  device: params %lld, grads %lld, optimizer %lld = %lld\n"
+               "  host:   params %lld, grads %lld, optimizer %lld = %lld (pinned; NVMe state not counted)\n",
+               z->stage, zrt_offload_device_name(z->offload_optimizer.device),
+               zrt_offload_device_name(z->offload_param.device), (long long)d[ZRT_MEM_PARAMS], (long long)d[ZRT_MEM_GRADS],
+               (long long)d[ZRT_MEM_OPTIMIZER], (long long)total[ZRT_MEM_DEVICE], (long long)h[ZRT_MEM_PARAMS],
+               (long long)h[ZRT_MEM_GRADS], (long long)h[ZRT_MEM_OPTIMIZER], (long long)total[ZRT_MEM_HOST]);
+    return true;
 }
 
 int zrt_cmd_estimate(int argc, char **argv)
@@ -137,8 +185,16 @@ int zrt_cmd_estimate(int argc, char **argv)
             ok = strcmp(optarg, "bf16") == 0 || strcmp(optarg, "fp16") == 0 || strcmp(optarg, "fp32") == 0;
             e.p_bytes = e.g_bytes = strcmp(optarg, "fp32") == 0 ? 4 : 2;
             break;
-        case 'o': ok = strcmp(optarg, "none") == 0 || strcmp(optarg, "cpu") == 0; e.offload_optimizer = optarg[0] == 'c'; break;
-        case 'O': ok = strcmp(optarg, "none") == 0 || strcmp(optarg, "cpu") == 0; e.offload_param = optarg[0] == 'c'; break;
+        case 'o': /* nvme: off the device and, but for its pinned slots, out of host memory too */
+            ok = strcmp(optarg, "none") == 0 || strcmp(optarg, "cpu") == 0 || strcmp(optarg, "nvme") == 0;
+            e.offload_optimizer = optarg[0] != 'n' || optarg[1] == 'v';
+            e.nvme_optimizer = optarg[1] == 'v';
+            break;
+        case 'O':
+            ok = strcmp(optarg, "none") == 0 || strcmp(optarg, "cpu") == 0 || strcmp(optarg, "nvme") == 0;
+            e.offload_param = optarg[0] != 'n' || optarg[1] == 'v';
+            e.nvme_param = optarg[1] == 'v';
+            break;
         case 'l': ok = (e.largest_layer = strtod(optarg, NULL)) >= 0; break;
         case 'j': e.json = true; break;
         default: return ZRT_EXIT_USAGE;
@@ -150,5 +206,5 @@ int zrt_cmd_estimate(int argc, char **argv)
     if (config && !from_config(config, &e)) return ZRT_EXIT_FAIL;
     if (e.per_node == 0 || e.per_node > e.world) e.per_node = e.world;
     print_rows(&e);
-    return ZRT_EXIT_OK;
+    return e.cfg && !print_engine(&e) ? ZRT_EXIT_FAIL : ZRT_EXIT_OK;
 }

@@ -408,11 +408,8 @@ static zrt_status alloc_events(zrt_engine *e, unit_state *u)
 static void size_unit(zrt_engine *e, int index)
 {
     unit_state *u = &e->units[index];
-    int64_t align = (int64_t)e->world * 16;
     u->numel = e->model->unit_numel[index];
-    u->padded = (u->numel + align - 1) / align * align;
-    u->shard = u->padded / e->world;
-    u->persistent = e->stage == 3 && u->numel <= e->cfg.zero.stage3_param_persistence_threshold;
+    zrt_engine_unit_layout(&e->cfg, u->numel, e->world, &u->padded, &u->shard, &u->persistent);
 }
 
 /* The fp32 state on the device (without offload; offload.c carves it from host memory). */

@@ -131,6 +131,15 @@ zrt_status zrt_engine_agree(zrt_engine *e, zrt_status status, const char *what);
 /* Adds a line to the engine's warnings (zrt_engine_warnings). */
 void zrt_engine_warn(zrt_engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* ---- estimate.c: the sizing rules the engine and zrt_engine_estimate share --------------- */
+void zrt_engine_unit_layout(const zrt_config *cfg, int64_t numel, int world, int64_t *padded, int64_t *shard,
+                            bool *persistent);
+/* offload_param: whether a shard goes to host memory (counting it in *in_cpu) rather than NVMe. */
+bool zrt_engine_param_in_cpu(const zrt_config *cfg, int64_t shard, int64_t *in_cpu);
+/* offload_optimizer nvme: the pinned slots and the sub-group size. */
+void zrt_engine_nvme_slots(const zrt_config *cfg, int64_t widest_shard, int *n_slots, size_t *group_elements,
+                           size_t *slot_bytes);
+
 /* ---- offload.c: offload_optimizer: cpu ----------------------------------------------------
  * The fp32 state of the own shard lives in pinned host memory; the own
  * gradients go down (d2h stream, with their statistics) as soon as they are

@@ -26,8 +26,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define MIN_SLOTS 3
-
 struct zrt_nvme_state {
     zrt_engine *e;
     zrt_swap *swap;
@@ -51,8 +49,7 @@ static zrt_status plan(zrt_nvme_state *s, size_t *file_bytes)
     zrt_engine *e = s->e;
     size_t widest = 0, count = 0, offset = 0;
     for (int i = 0; i < e->n_units; i++) widest = (size_t)e->units[i].shard > widest ? (size_t)e->units[i].shard : widest;
-    s->group_elements = (size_t)e->cfg.zero.sub_group_size < widest ? (size_t)e->cfg.zero.sub_group_size : widest;
-    if (s->group_elements == 0) s->group_elements = 1;
+    zrt_engine_nvme_slots(&e->cfg, (int64_t)widest, &s->n_slots, &s->group_elements, &s->region_bytes);
     for (int i = 0; i < e->n_units; i++) count += ((size_t)e->units[i].shard + s->group_elements - 1) / s->group_elements;
     s->groups = calloc(count + 1, sizeof *s->groups);
     s->unit_first = calloc((size_t)e->n_units + 1, sizeof *s->unit_first);
@@ -67,7 +64,6 @@ static zrt_status plan(zrt_nvme_state *s, size_t *file_bytes)
         }
     }
     s->unit_first[e->n_units] = (int)s->n_groups;
-    s->region_bytes = 3 * part_bytes(s->group_elements);
     *file_bytes = offset ? offset : ZRT_SWAP_ALIGN;
     return ZRT_OK;
 }
@@ -104,8 +100,6 @@ static zrt_status open_swap(zrt_nvme_state *s, size_t file_bytes)
 static zrt_status alloc_slots(zrt_nvme_state *s)
 {
     zrt_engine *e = s->e;
-    s->n_slots = (int)e->cfg.zero.offload_optimizer.buffer_count > MIN_SLOTS ? (int)e->cfg.zero.offload_optimizer.buffer_count
-                                                                             : MIN_SLOTS;
     s->slots = calloc((size_t)s->n_slots, sizeof *s->slots);
     s->reading = calloc((size_t)s->n_slots, sizeof *s->reading);
     s->writing = calloc((size_t)s->n_slots, sizeof *s->writing);

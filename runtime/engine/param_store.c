@@ -50,8 +50,7 @@ static zrt_status place_units(zrt_engine *e, size_t *host_bytes, size_t *file_by
         if (u->persistent) continue;
         u->params_offloaded = true;
         size_t bytes = (size_t)u->shard * e->es;
-        if (c->device == ZRT_OFFLOAD_CPU || in_cpu + u->shard <= c->max_in_cpu) {
-            in_cpu += u->shard;
+        if (zrt_engine_param_in_cpu(&e->cfg, u->shard, &in_cpu)) {
             u->params_at = *host_bytes;
             *host_bytes += bytes;
             u->params_in_cpu = true;

@@ -8,6 +8,7 @@
 #define ZRT_ENGINE_H
 
 #include "zrt.h"
+#include "zrt/mem.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -53,6 +54,16 @@ zrt_status zrt_engine_load(zrt_engine *e, const char *path, int64_t *step);
 bool zrt_checkpoint_exists(const char *dir);
 /* Test hook: make the next step's gradients of this rank non-finite. */
 void zrt_engine_inject_overflow(zrt_engine *e);
+/* Model-state bytes -- params, grads, optimizer; the other categories are
+ * 0 -- by place (device, pinned host memory) that zrt_engine_create will
+ * allocate per rank for cfg (stage, offload, precision, num_processes) and
+ * a model's unit sizes: what `zrt estimate --config` prints, equal to the
+ * engine's own report right after creation (a test compares them). State
+ * on NVMe is in no place; its pinned slots are host memory. */
+typedef struct {
+    int64_t bytes[ZRT_MEM_PLACES][ZRT_MEM_CATEGORIES];
+} zrt_mem_estimate;
+zrt_status zrt_engine_estimate(const zrt_config *cfg, const int64_t *unit_numel, int n_units, zrt_mem_estimate *out);
 /* What the engine did that the user should hear of, one line each ("" if
  * nothing): swap files of a crashed run it removed. The library does not print it. */
 const char *zrt_engine_warnings(const zrt_engine *e);
