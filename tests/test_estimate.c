@@ -98,7 +98,7 @@ static int one_config(int rank, int world, void *arg)
     zrt_store *store = NULL;
     zrt_comm *comm = NULL;
     char tag[64];
-    snprintf(tag, sizeof tag, "estimate-%s", strrchr(path, '/') ? strrchr(path, '/') + 1 : path); /* one rendezvous per file */
+    snprintf(tag, sizeof tag, "estimate-%.40s", strrchr(path, '/') ? strrchr(path, '/') + 1 : path); /* one rendezvous per file */
     if (zrt_config_load(&cfg, path) != ZRT_OK || open_comm(tag, rank, world, false, 60, &store, &comm) != ZRT_OK)
         return 10;
     zrt_mem_estimate m[2];
