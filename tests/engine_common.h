@@ -8,6 +8,7 @@
 #include "comm_common.h"
 #include "zrt.h"
 #include "ranks.h"
+#include <dirent.h>
 #include <sys/stat.h>
 
 #include <math.h>
@@ -101,30 +102,54 @@ static inline zrt_device *test_device(void)
     return device;
 }
 
-static inline int train_rank(int rank, int world, void *arg)
-{
-    const run_spec *s = arg;
-    openblas_set_num_threads(1);
-    static zrt_config cfg;
-    spec_config(s, &cfg);
-    zrt_store *store = NULL;
-    zrt_comm *comm = NULL;
-    if (world > 1 && open_comm(s->tag, rank, world, false, 60, &store, &comm) != ZRT_OK) return 10;
-    static run_result r;
-    memset(&r, 0, sizeof r);
+/* One rank's engine and what it stands on. */
+typedef struct {
+    zrt_config cfg;
+    zrt_store *store;
+    zrt_comm *comm;
     zrt_device *device;
     zrt_model *model;
     zrt_data data;
     zrt_engine *e;
+} test_rank;
+
+/* Makes t's engine for spec s on this rank (comm through the file store for world > 1); false with the reason printed. */
+static inline bool test_rank_open(test_rank *t, const run_spec *s, int rank, int world)
+{
+    memset(t, 0, sizeof *t);
+    openblas_set_num_threads(1);
+    spec_config(s, &t->cfg);
+    if (world > 1 && open_comm(s->tag, rank, world, false, 60, &t->store, &t->comm) != ZRT_OK) return false;
     zrt_device_options device_options;
     zrt_device_options_init(&device_options); /* the cpu device; check mode from ZRT_DEVICE_CHECK (on in the tests) */
-    if (zrt_device_create(&device_options, &device) != ZRT_OK ||
-        zrt_model_create(&cfg.job.model, device, (int)cfg.batch.micro_batch_per_gpu, &model) != ZRT_OK ||
-        zrt_data_init(&data, &cfg) != ZRT_OK || zrt_engine_create(&cfg, comm, model, &e) != ZRT_OK) {
+    if (zrt_device_create(&device_options, &t->device) != ZRT_OK ||
+        zrt_model_create(&t->cfg.job.model, t->device, (int)t->cfg.batch.micro_batch_per_gpu, &t->model) != ZRT_OK ||
+        zrt_data_init(&t->data, &t->cfg) != ZRT_OK || zrt_engine_create(&t->cfg, t->comm, t->model, &t->e) != ZRT_OK) {
         fprintf(stderr, "rank %d: %s\n", rank, zrt_last_error());
-        return 11;
+        return false;
     }
-    r.model_state_bytes = zrt_mem_model_states(zrt_device_mem(device), ZRT_MEM_DEVICE);
+    return true;
+}
+
+static inline void test_rank_close(test_rank *t)
+{
+    zrt_engine_destroy(t->e);
+    if (t->model) t->model->destroy(t->model);
+    zrt_data_fini(&t->data);
+    zrt_comm_destroy(t->comm);
+    zrt_store_destroy(t->store);
+    zrt_device_destroy(t->device);
+}
+
+static inline int train_rank(int rank, int world, void *arg)
+{
+    const run_spec *s = arg;
+    static test_rank t;
+    static run_result r;
+    memset(&r, 0, sizeof r);
+    if (!test_rank_open(&t, s, rank, world)) return 11;
+    zrt_engine *e = t.e;
+    r.model_state_bytes = zrt_mem_model_states(zrt_device_mem(t.device), ZRT_MEM_DEVICE);
     int64_t done = 0;
     if (s->resume && zrt_engine_load(e, s->ckpt, &done) != ZRT_OK) {
         fprintf(stderr, "rank %d: load: %s\n", rank, zrt_last_error());
@@ -132,7 +157,7 @@ static inline int train_rank(int rank, int world, void *arg)
     }
     for (int i = (int)done; i < s->steps; i++) {
         if (s->overflow_at == i + 1 && rank == world - 1) zrt_engine_inject_overflow(e);
-        if (zrt_engine_step(e, &data, &r.steps[i]) != ZRT_OK) {
+        if (zrt_engine_step(e, &t.data, &r.steps[i]) != ZRT_OK) {
             fprintf(stderr, "rank %d step %d: %s\n", rank, i, zrt_last_error());
             return 12;
         }
@@ -142,8 +167,8 @@ static inline int train_rank(int rank, int world, void *arg)
         }
     }
     r.peak_live = zrt_engine_peak_live_params(e);
-    r.mem = *zrt_device_mem(device);
-    float *master = malloc((size_t)model->unit_numel[0] * sizeof(float));
+    r.mem = *zrt_device_mem(t.device);
+    float *master = malloc((size_t)t.model->unit_numel[0] * sizeof(float));
     if (zrt_engine_get_master(e, 0, master) != ZRT_OK) return 13;
     memcpy(r.master0, master, sizeof r.master0);
     free(master);
@@ -154,12 +179,7 @@ static inline int train_rank(int rank, int world, void *arg)
         if (!f || fwrite(&r, sizeof r, 1, f) != 1) return 14;
         fclose(f);
     }
-    zrt_engine_destroy(e);
-    model->destroy(model);
-    zrt_data_fini(&data);
-    zrt_comm_destroy(comm);
-    zrt_store_destroy(store);
-    zrt_device_destroy(device);
+    test_rank_close(&t);
     return 0;
 }
 
@@ -180,5 +200,69 @@ static inline bool run_training(run_spec *s, run_result *out)
 }
 
 static inline double rel_diff(double a, double b) { return fabs(a - b) / fmax(fabs(b), 1e-12); }
+
+/* Losses and unit 0's final master of two runs, bit for bit. */
+static inline bool same_run(const run_result *a, const run_result *b, int steps)
+{
+    for (int i = 0; i < steps; i++)
+        if (memcmp(&a->steps[i].loss, &b->steps[i].loss, 4) != 0) return false;
+    return memcmp(a->master0, b->master0, sizeof a->master0) == 0;
+}
+
+/* zrt-swap-* files left in TMPDIR/nvme0 and nvme1 (spec_config's NVMe directories). */
+static inline int swap_files_left(void)
+{
+    int n = 0;
+    for (int i = 0; i < 2; i++) {
+        char path[1100];
+        snprintf(path, sizeof path, "%s/nvme%d", test_tmpdir(), i);
+        DIR *d = opendir(path);
+        for (struct dirent *ent; d && (ent = readdir(d));) n += strncmp(ent->d_name, "zrt-swap-", 9) == 0;
+        if (d) closedir(d);
+    }
+    return n;
+}
+
+/* `base` run for 6 steps in offload mode `from` at from_world; the same saved
+ * at step 3 and resumed in mode `to` at to_world: the same world size must
+ * give the same bits, another within tolerance (the reduction order changes). */
+static inline void checkpoint_across(run_spec base, zrt_offload_device from, zrt_offload_device to, int from_world,
+                                     int to_world, double tolerance)
+{
+    static run_result full, first, resumed;
+    char dir[1100];
+    snprintf(dir, sizeof dir, "%s/ckpt-%d-%d-%d-%d", test_tmpdir(), (int)from, (int)to, from_world, to_world);
+    run_spec s = base;
+    s.world = from_world;
+    s.steps = 6;
+    s.micro = 4 / from_world;
+    s.offload = from;
+    snprintf(s.tag, sizeof s.tag, "full-%d-%d-%d-%d", (int)from, (int)to, from_world, to_world);
+    CHECK(run_training(&s, &full));
+    run_spec save = s;
+    save.steps = 3;
+    save.ckpt = dir;
+    save.save_every = 3;
+    snprintf(save.tag, sizeof save.tag, "save-%d-%d-%d-%d", (int)from, (int)to, from_world, to_world);
+    CHECK(run_training(&save, &first));
+    run_spec load = s;
+    load.world = to_world;
+    load.micro = 4 / to_world;
+    load.offload = to;
+    load.ckpt = dir;
+    load.resume = true;
+    snprintf(load.tag, sizeof load.tag, "load-%d-%d-%d-%d", (int)from, (int)to, from_world, to_world);
+    CHECK(run_training(&load, &resumed));
+    double worst = 0;
+    bool bitwise = memcmp(resumed.master0, full.master0, sizeof full.master0) == 0;
+    for (int i = 3; i < 6; i++) {
+        worst = fmax(worst, rel_diff(resumed.steps[i].loss, full.steps[i].loss));
+        bitwise &= memcmp(&resumed.steps[i].loss, &full.steps[i].loss, 4) == 0;
+    }
+    CHECK_MSG(from_world == to_world ? bitwise : worst < tolerance, "checkpoint %s (world %d) -> %s (world %d): %.3g",
+              zrt_offload_device_name(from), from_world, zrt_offload_device_name(to), to_world, worst);
+    printf("checkpoint offload %s world %d -> %s world %d: resumed, largest difference %.3g\n",
+           zrt_offload_device_name(from), from_world, zrt_offload_device_name(to), to_world, worst);
+}
 
 #endif

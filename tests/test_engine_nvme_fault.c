@@ -9,7 +9,6 @@
  */
 #include "engine_common.h"
 
-#include <dirent.h>
 
 /* The MLP's units (680, 1640, 328 elements) padded for 2 ranks (x32): shards
  * of 352, 832 and 176, so 2 + 5 + 1 sub-groups of 200. The swapper writes
@@ -20,56 +19,25 @@
 static int fault_rank(int rank, int world, void *arg)
 {
     (void)arg;
-    openblas_set_num_threads(1);
     run_spec s = {.world = world, .stage = 2, .steps = 4, .precision = ZRT_PRECISION_BF16, .micro = 2, .accum = 1,
                   .offload = ZRT_OFFLOAD_NVME, .tag = "fault"};
-    static zrt_config cfg;
-    spec_config(&s, &cfg);
-    zrt_store *store = NULL;
-    zrt_comm *comm = NULL;
-    zrt_device *device = test_device();
-    zrt_model *model = NULL;
-    zrt_data data;
-    zrt_engine *e = NULL;
-    if (open_comm(s.tag, rank, world, false, 60, &store, &comm) != ZRT_OK ||
-        zrt_model_create(&cfg.job.model, device, 2, &model) != ZRT_OK || zrt_data_init(&data, &cfg) != ZRT_OK ||
-        zrt_engine_create(&cfg, comm, model, &e) != ZRT_OK) {
-        fprintf(stderr, "rank %d: %s\n", rank, zrt_last_error());
-        return 10;
-    }
+    static test_rank t;
+    if (!test_rank_open(&t, &s, rank, world)) return 10;
     char ckpt[1100];
     snprintf(ckpt, sizeof ckpt, "%s/ckpt", test_tmpdir());
     zrt_step_result r;
     int bad = 0;
-    for (int i = 0; i < 2; i++) bad += zrt_engine_step(e, &data, &r) != ZRT_OK;
-    bad += zrt_engine_save(e, ckpt) != ZRT_OK;
+    for (int i = 0; i < 2; i++) bad += zrt_engine_step(t.e, &t.data, &r) != ZRT_OK;
+    bad += zrt_engine_save(t.e, ckpt) != ZRT_OK;
     if (bad) fprintf(stderr, "rank %d: before the fault: %s\n", rank, zrt_last_error());
-    zrt_status status = zrt_engine_step(e, &data, &r);
-    if (status == ZRT_OK) status = zrt_engine_synchronize(e);
+    zrt_status status = zrt_engine_step(t.e, &t.data, &r);
+    if (status == ZRT_OK) status = zrt_engine_synchronize(t.e);
     const char *msg = zrt_last_error();
     printf("rank %d step 3: %s: %s\n", rank, zrt_status_name(status), msg);
     if (rank == 1 && !(status == ZRT_ERR_IO && strstr(msg, "zrt-swap-") && strstr(msg, "at offset"))) bad++;
     if (rank == 0 && !(status == ZRT_ERR_PEER && strstr(msg, "failed on 1 other rank"))) bad++;
-    zrt_engine_destroy(e);
-    model->destroy(model);
-    zrt_data_fini(&data);
-    zrt_comm_destroy(comm);
-    zrt_store_destroy(store);
-    zrt_device_destroy(device);
+    test_rank_close(&t);
     return bad ? 1 : 0;
-}
-
-static int swap_files(void)
-{
-    int n = 0;
-    for (int i = 0; i < 2; i++) {
-        char path[1100];
-        snprintf(path, sizeof path, "%s/nvme%d", test_tmpdir(), i);
-        DIR *d = opendir(path);
-        for (struct dirent *ent; d && (ent = readdir(d));) n += strncmp(ent->d_name, "zrt-swap-", 9) == 0;
-        if (d) closedir(d);
-    }
-    return n;
 }
 
 int main(void)
@@ -79,7 +47,7 @@ int main(void)
     setenv("ZRT_FAULT_SWAP", fault, 1);
     CHECK_MSG(ranks_run(2, fault_rank, NULL, 60) == 0, "the step did not fail as it should on every rank");
     unsetenv("ZRT_FAULT_SWAP");
-    CHECK_MSG(swap_files() == 0, "%d swap files left", swap_files());
+    CHECK_MSG(swap_files_left() == 0, "%d swap files left", swap_files_left());
     static run_result full, resumed;
     run_spec s = {.world = 2, .stage = 2, .steps = 4, .precision = ZRT_PRECISION_BF16, .micro = 2, .accum = 1,
                   .offload = ZRT_OFFLOAD_NVME, .tag = "full"};

@@ -13,13 +13,6 @@
  */
 #include "engine_common.h"
 
-static bool same_run(const run_result *a, const run_result *b, int steps)
-{
-    for (int i = 0; i < steps; i++)
-        if (memcmp(&a->steps[i].loss, &b->steps[i].loss, 4) != 0) return false;
-    return memcmp(a->master0, b->master0, sizeof a->master0) == 0;
-}
-
 static void equal_to_none(bool gpt, int world, zrt_precision p, zrt_offload_device opt, zrt_offload_device param,
                           int64_t max_in_cpu)
 {

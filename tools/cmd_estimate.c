@@ -149,15 +149,24 @@ static bool print_engine(const estimate *e)
                zrt_offload_device_name(z->offload_param.device), (long long)d[ZRT_MEM_PARAMS], (long long)d[ZRT_MEM_GRADS],
                (long long)d[ZRT_MEM_OPTIMIZER], (long long)h[ZRT_MEM_PARAMS], (long long)h[ZRT_MEM_GRADS],
                (long long)h[ZRT_MEM_OPTIMIZER], (long long)total[ZRT_MEM_DEVICE], (long long)total[ZRT_MEM_HOST]);
-    else
-        printf("the engine, for this config (stage %d, offload optimizer %s, param %s), per rank in bytes:\n"
-               "  device: params %lld, grads %lld, optimizer %lld = %lld\n"
-               "  host:   params %lld, grads %lld, optimizer %lld = %lld (pinned; NVMe state not counted)\n",
-               z->stage, zrt_offload_device_name(z->offload_optimizer.device),
-               zrt_offload_device_name(z->offload_param.device), (long long)d[ZRT_MEM_PARAMS], (long long)d[ZRT_MEM_GRADS],
-               (long long)d[ZRT_MEM_OPTIMIZER], (long long)total[ZRT_MEM_DEVICE], (long long)h[ZRT_MEM_PARAMS],
-               (long long)h[ZRT_MEM_GRADS], (long long)h[ZRT_MEM_OPTIMIZER], (long long)total[ZRT_MEM_HOST]);
+    if (e->json) return true;
+    printf("the engine, for this config (stage %d, offload optimizer %s, param %s), per rank in bytes:\n", z->stage,
+           zrt_offload_device_name(z->offload_optimizer.device), zrt_offload_device_name(z->offload_param.device));
+    for (int p = 0; p < ZRT_MEM_PLACES; p++) {
+        const int64_t *b = m.bytes[p];
+        printf("  %-7s params %lld, grads %lld, optimizer %lld = %lld%s\n", zrt_mem_place_name((zrt_mem_place)p),
+               (long long)b[ZRT_MEM_PARAMS], (long long)b[ZRT_MEM_GRADS], (long long)b[ZRT_MEM_OPTIMIZER],
+               (long long)total[p], p == ZRT_MEM_HOST ? " (pinned; state on NVMe not counted)" : "");
+    }
     return true;
+}
+
+/* none | cpu | nvme (nvme: off the device and, but for its pinned slots, out of host memory too). */
+static bool parse_offload(const char *value, bool *offloaded, bool *nvme)
+{
+    *offloaded = strcmp(value, "cpu") == 0 || strcmp(value, "nvme") == 0;
+    *nvme = strcmp(value, "nvme") == 0;
+    return *offloaded || strcmp(value, "none") == 0;
 }
 
 int zrt_cmd_estimate(int argc, char **argv)
@@ -185,16 +194,8 @@ int zrt_cmd_estimate(int argc, char **argv)
             ok = strcmp(optarg, "bf16") == 0 || strcmp(optarg, "fp16") == 0 || strcmp(optarg, "fp32") == 0;
             e.p_bytes = e.g_bytes = strcmp(optarg, "fp32") == 0 ? 4 : 2;
             break;
-        case 'o': /* nvme: off the device and, but for its pinned slots, out of host memory too */
-            ok = strcmp(optarg, "none") == 0 || strcmp(optarg, "cpu") == 0 || strcmp(optarg, "nvme") == 0;
-            e.offload_optimizer = optarg[0] != 'n' || optarg[1] == 'v';
-            e.nvme_optimizer = optarg[1] == 'v';
-            break;
-        case 'O':
-            ok = strcmp(optarg, "none") == 0 || strcmp(optarg, "cpu") == 0 || strcmp(optarg, "nvme") == 0;
-            e.offload_param = optarg[0] != 'n' || optarg[1] == 'v';
-            e.nvme_param = optarg[1] == 'v';
-            break;
+        case 'o': ok = parse_offload(optarg, &e.offload_optimizer, &e.nvme_optimizer); break;
+        case 'O': ok = parse_offload(optarg, &e.offload_param, &e.nvme_param); break;
         case 'l': ok = (e.largest_layer = strtod(optarg, NULL)) >= 0; break;
         case 'j': e.json = true; break;
         default: return ZRT_EXIT_USAGE;

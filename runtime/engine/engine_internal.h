@@ -193,6 +193,11 @@ zrt_status zrt_nvme_state_io(zrt_nvme_state *s, int unit, int part, size_t begin
 /* Makes the directories (as DeepSpeed does) and removes a crashed run's swap
  * files from them, saying so in the engine's warnings. */
 zrt_status zrt_engine_swap_dirs(zrt_engine *e, const char *const *paths, int n_paths);
+/* A swapper of `bytes` over c's nvme paths (made, stale files removed), its
+ * files named after `what` and the rank ("optimizer-rank0"), aio's block
+ * size and queue depth. */
+zrt_status zrt_engine_open_swap(zrt_engine *e, const zrt_offload_config *c, const char *what, size_t bytes,
+                                zrt_swap **out);
 
 /* ---- param_store.c: offload_param (stage 3, with offload_optimizer) -----------------------
  * create decides where each non-persistent unit's shard lives (sets

@@ -83,18 +83,17 @@ zrt_status zrt_engine_swap_dirs(zrt_engine *e, const char *const *paths, int n_p
     return ZRT_OK;
 }
 
-static zrt_status open_swap(zrt_nvme_state *s, size_t file_bytes)
+zrt_status zrt_engine_open_swap(zrt_engine *e, const zrt_offload_config *c, const char *what, size_t bytes,
+                                zrt_swap **out)
 {
-    zrt_engine *e = s->e;
-    const zrt_offload_config *c = &e->cfg.zero.offload_optimizer;
     const char *paths[ZRT_MAX_NVME_PATHS];
     for (int i = 0; i < c->n_nvme_paths; i++) paths[i] = c->nvme_paths[i];
     ZRT_CHECK(zrt_engine_swap_dirs(e, paths, c->n_nvme_paths));
-    char name[32];
-    snprintf(name, sizeof name, "optimizer-rank%d", e->rank);
-    zrt_swap_options o = {.paths = paths, .n_paths = c->n_nvme_paths, .name = name, .bytes = file_bytes,
+    char name[48];
+    snprintf(name, sizeof name, "%s-rank%d", what, e->rank);
+    zrt_swap_options o = {.paths = paths, .n_paths = c->n_nvme_paths, .name = name, .bytes = bytes,
                           .block_size = (size_t)e->cfg.aio.block_size, .queue_depth = (int)e->cfg.aio.queue_depth};
-    return zrt_swap_create(&o, &s->swap);
+    return zrt_swap_create(&o, out);
 }
 
 static zrt_status alloc_slots(zrt_nvme_state *s)
@@ -140,7 +139,7 @@ zrt_status zrt_nvme_create(zrt_engine *e, zrt_nvme_state **out)
     *out = s; /* the engine's destroy frees what was made if a step below fails */
     size_t file_bytes = 0;
     ZRT_CHECK(plan(s, &file_bytes));
-    ZRT_CHECK(open_swap(s, file_bytes));
+    ZRT_CHECK(zrt_engine_open_swap(e, &e->cfg.zero.offload_optimizer, "optimizer", file_bytes, &s->swap));
     return alloc_slots(s);
 }
 

@@ -71,14 +71,7 @@ static zrt_status open_swap(zrt_engine *e, size_t file_bytes)
 {
     zrt_param_store *p = e->params;
     const zrt_offload_config *c = &e->cfg.zero.offload_param;
-    const char *paths[ZRT_MAX_NVME_PATHS];
-    for (int i = 0; i < c->n_nvme_paths; i++) paths[i] = c->nvme_paths[i];
-    ZRT_CHECK(zrt_engine_swap_dirs(e, paths, c->n_nvme_paths));
-    char name[32];
-    snprintf(name, sizeof name, "params-rank%d", e->rank);
-    zrt_swap_options o = {.paths = paths, .n_paths = c->n_nvme_paths, .name = name, .bytes = file_bytes,
-                          .block_size = (size_t)e->cfg.aio.block_size, .queue_depth = (int)e->cfg.aio.queue_depth};
-    ZRT_CHECK(zrt_swap_create(&o, &p->swap));
+    ZRT_CHECK(zrt_engine_open_swap(e, c, "params", file_bytes, &p->swap));
     p->n_slots = (int)(c->buffer_count > 64 ? 64 : c->buffer_count);
     p->slots = calloc((size_t)p->n_slots, sizeof *p->slots);
     p->slot_free = calloc((size_t)p->n_slots, sizeof *p->slot_free);
