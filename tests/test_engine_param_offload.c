@@ -7,6 +7,8 @@
  *    nvme, fp32 and bf16, world 1 and 2, the MLP and the transformer;
  *  - the device holds no parameter shard of an offloaded unit: its
  *    parameter bytes after a step are those of the persistent units only;
+ *  - checkpoints saved with parameters and optimizer on NVMe resume with
+ *    the optimizer on the CPU, at the same and another world size;
  *  - offload_param without optimizer offload, and a buffer_size smaller
  *    than a shard, are refused by name.
  * Runs under the device check mode.
@@ -73,6 +75,10 @@ int main(void)
     equal_to_none(false, 2, ZRT_PRECISION_BF16, ZRT_OFFLOAD_CPU, ZRT_OFFLOAD_NVME, 1000); /* unit 0 in host memory */
     equal_to_none(true, 2, ZRT_PRECISION_BF16, ZRT_OFFLOAD_NVME, ZRT_OFFLOAD_NVME, 0);
     printf("offload_param cpu/nvme = none, bitwise: fp32/bf16 x world 1/2 x optimizer cpu/nvme, split, gpt\n");
+    /* Checkpoints with parameters on NVMe: saved with the optimizer there too, resumed with it on the CPU. */
+    run_spec base = {.stage = 3, .precision = ZRT_PRECISION_BF16, .accum = 1, .offload_param = ZRT_OFFLOAD_NVME};
+    checkpoint_across(base, ZRT_OFFLOAD_NVME, ZRT_OFFLOAD_CPU, 2, 2, 0);
+    checkpoint_across(base, ZRT_OFFLOAD_NVME, ZRT_OFFLOAD_CPU, 2, 1, 1e-3);
     refused();
     return CHECK_DONE();
 }

@@ -196,6 +196,11 @@ static void print_start(const trainer *t)
     printf("model states per rank: %lld bytes on %s (params %lld, grads %lld, optimizer %lld)\n",
            (long long)zrt_mem_model_states(m, ZRT_MEM_DEVICE), zrt_device_name(t->device),
            (long long)bytes[ZRT_MEM_PARAMS], (long long)bytes[ZRT_MEM_GRADS], (long long)bytes[ZRT_MEM_OPTIMIZER]);
+    const int64_t *host = m->current[ZRT_MEM_HOST];
+    if (zrt_mem_model_states(m, ZRT_MEM_HOST) > 0) /* offload: apart from the device's */
+        printf("model states per rank in pinned host memory: %lld bytes (params %lld, grads %lld, optimizer %lld)\n",
+               (long long)zrt_mem_model_states(m, ZRT_MEM_HOST), (long long)host[ZRT_MEM_PARAMS],
+               (long long)host[ZRT_MEM_GRADS], (long long)host[ZRT_MEM_OPTIMIZER]);
     fflush(stdout);
 }
 
