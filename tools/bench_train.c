@@ -24,6 +24,9 @@
 void openblas_set_num_threads(int num_threads);
 
 #define MAX_STEPS 1000
+/* The offload rows' micro batch: small, so the optimizer's memory traffic and I/O
+ * weigh against compute as they do for the large models offload is for. */
+#define OFFLOAD_MICRO 8
 
 typedef struct {
     int world, steps;
@@ -42,7 +45,8 @@ static const char usage[] =
     "GFLOP/s of the model's matmuls per rank against single-thread sgemm\n"
     "GFLOP/s measured in the same run. A row times the model's forward +\n"
     "backward alone (no engine); `engine ms` is a stage's step time less that.\n"
-    "The mlp also runs stage 2 with offload_optimizer none, cpu and nvme (in a\n"
+    "The mlp also runs stage 2 with offload_optimizer none, cpu and nvme (micro\n"
+    "batch 8, so the optimizer's traffic weighs as it does for large models; in a\n"
     "temporary directory): step time against the CPU optimizer and its I/O\n"
     "measured alone in the same run.\n";
 
@@ -68,7 +72,9 @@ static double sgemm_gflops(void)
     return 2.0 * n * n * n / best / 1e9;
 }
 
-static void bench_config(zrt_config *cfg, int stage, int world, bool gpt, zrt_offload_device offload, const char *nvme_dir)
+/* micro: 0 for the model's usual micro batch. */
+static void bench_config(zrt_config *cfg, int stage, int world, bool gpt, int micro, zrt_offload_device offload,
+                         const char *nvme_dir)
 {
     zrt_config_init(cfg);
     cfg->distributed_type = ZRT_DIST_DEEPSPEED;
@@ -76,7 +82,7 @@ static void bench_config(zrt_config *cfg, int stage, int world, bool gpt, zrt_of
     cfg->zero.stage = stage;
     cfg->zero.overlap_comm = true;
     cfg->zero.stage3_param_persistence_threshold = 0;
-    cfg->batch_given.micro_batch_per_gpu = gpt ? 8 : 64;
+    cfg->batch_given.micro_batch_per_gpu = micro ? micro : gpt ? 8 : 64;
     cfg->job.model = (zrt_model_config){.type = ZRT_MODEL_MLP, .layers = 4, .d_model = 256, .hidden = 1024, .vocab = 64};
     if (gpt)
         cfg->job.model = (zrt_model_config){.type = ZRT_MODEL_GPT, .layers = 4, .d_model = 256, .heads = 8,
@@ -97,13 +103,13 @@ typedef struct {
 } stage_timing;
 
 static zrt_status time_stage(const train_options *o, zrt_device *device, zrt_comm *comm, int stage, bool gpt,
-                             zrt_offload_device offload, stage_timing *out)
+                             int micro, zrt_offload_device offload, stage_timing *out)
 {
     static zrt_config cfg;
     static double times[MAX_STEPS];
     char nvme_dir[300];
     snprintf(nvme_dir, sizeof nvme_dir, "%s/nvme", o->store_dir);
-    bench_config(&cfg, stage, o->world, gpt, offload, nvme_dir);
+    bench_config(&cfg, stage, o->world, gpt, micro, offload, nvme_dir);
     zrt_model *model = NULL;
     zrt_engine *engine = NULL;
     zrt_data data = {0};
@@ -180,13 +186,13 @@ static zrt_status fill_model_buffers(zrt_device *device, zrt_model *model, const
 /* The model alone: forward, loss and backward of one micro batch on fp32
  * parameters, no engine (no casts, comm, optimizer), on one stream of the
  * same device; median seconds. */
-static zrt_status time_model(const train_options *o, zrt_device *device, bool gpt, double *seconds)
+static zrt_status time_model(const train_options *o, zrt_device *device, bool gpt, int micro_batch, double *seconds)
 {
     static zrt_config cfg;
     static double times[MAX_STEPS];
     static model_buffers b;
     memset(&b, 0, sizeof b);
-    bench_config(&cfg, 0, o->world, gpt, ZRT_OFFLOAD_NONE, NULL);
+    bench_config(&cfg, 0, o->world, gpt, micro_batch, ZRT_OFFLOAD_NONE, NULL);
     zrt_model *model = NULL;
     zrt_data data = {0};
     zrt_stream *stream = NULL;
@@ -226,7 +232,7 @@ static zrt_status time_model(const train_options *o, zrt_device *device, bool gp
 static size_t own_elements(const train_options *o, zrt_device *device, size_t shards[ZRT_MAX_UNITS], int *n_units)
 {
     static zrt_config cfg;
-    bench_config(&cfg, 2, o->world, false, ZRT_OFFLOAD_NONE, NULL);
+    bench_config(&cfg, 2, o->world, false, 0, ZRT_OFFLOAD_NONE, NULL);
     zrt_model *model = NULL;
     size_t total = 0;
     *n_units = 0;
@@ -300,14 +306,17 @@ static zrt_status time_io(const train_options *o, int rank, const size_t *shards
 
 /* Stage 2 with each offload mode; cpu against max(the step without offload,
  * the CPU optimizer alone), nvme against max(its I/O alone, the CPU optimizer). */
-static zrt_status offload_rows(const train_options *o, zrt_device *device, zrt_comm *comm, int rank, double model_s)
+static zrt_status offload_rows(const train_options *o, zrt_device *device, zrt_comm *comm, int rank)
 {
     static const char *const names[] = {"none", "cpu", "nvme"};
     char dir[300];
     snprintf(dir, sizeof dir, "%s/nvme", o->store_dir);
     mkdir(dir, 0700);
     stage_timing t[3];
-    for (int k = 0; k < 3; k++) ZRT_CHECK(time_stage(o, device, comm, 2, false, (zrt_offload_device)k, &t[k]));
+    for (int k = 0; k < 3; k++)
+        ZRT_CHECK(time_stage(o, device, comm, 2, false, OFFLOAD_MICRO, (zrt_offload_device)k, &t[k]));
+    double model_s = 0;
+    ZRT_CHECK(time_model(o, device, false, OFFLOAD_MICRO, &model_s));
     size_t shards[ZRT_MAX_UNITS];
     int n_units;
     size_t own = own_elements(o, device, shards, &n_units);
@@ -320,9 +329,9 @@ static zrt_status offload_rows(const train_options *o, zrt_device *device, zrt_c
     double parts[3] = {t[0].seconds, fmax(t[0].seconds, opt_s), fmax(io_s, opt_s)};
     double serial[3] = {t[0].seconds, t[0].seconds + opt_s, t[0].seconds + fmax(io_s, opt_s)};
     if (!o->json)
-        printf("     offload_optimizer, stage 2, %zu own elements per rank: forward+backward %.2f ms, CPU optimizer alone "
+        printf("     offload_optimizer, stage 2, micro batch %d, %zu own elements per rank: forward+backward %.2f ms, CPU optimizer alone "
                "%.2f ms, its I/O alone %.2f ms\n     %8s %9s %8s %10s %9s %10s %10s\n",
-               own, model_s * 1e3, opt_s * 1e3, io_s * 1e3, "offload", "step ms", "vs none", "bound ms", "vs bound",
+               OFFLOAD_MICRO, own, model_s * 1e3, opt_s * 1e3, io_s * 1e3, "offload", "step ms", "vs none", "bound ms", "vs bound",
                "serial ms", "vs serial");
     for (int k = 0; k < 3; k++) {
         if (o->json)
@@ -360,7 +369,7 @@ static int train_rank(int rank, int world, void *arg)
             printf("%s: %5s %5s %14s %8s %14s %10s %9s %9s\n", gpt ? "gpt" : "mlp", "stage", "world",
                    gpt ? "tokens/s" : "samples/s", "ratio", "matmul GFLOP/s", "of sgemm", "step ms", "engine ms");
         double base = 0, model_s = 0;
-        if (time_model(o, device, gpt != 0, &model_s) != ZRT_OK) {
+        if (time_model(o, device, gpt != 0, 0, &model_s) != ZRT_OK) {
             fprintf(stderr, "zrt bench train: rank %d model alone: %s\n", rank, zrt_last_error());
             return ZRT_EXIT_FAIL;
         }
@@ -371,7 +380,7 @@ static int train_rank(int rank, int world, void *arg)
             printf("     forward+backward alone (the model, no engine): %.2f ms per micro batch\n", model_s * 1e3);
         for (int stage = 0; stage <= 3; stage++) {
             stage_timing t = {1, 0, 0};
-            if (time_stage(o, device, comm, stage, gpt, ZRT_OFFLOAD_NONE, &t) != ZRT_OK) {
+            if (time_stage(o, device, comm, stage, gpt, 0, ZRT_OFFLOAD_NONE, &t) != ZRT_OK) {
                 fprintf(stderr, "zrt bench train: rank %d stage %d: %s\n", rank, stage, zrt_last_error());
                 return ZRT_EXIT_FAIL;
             }
@@ -389,7 +398,7 @@ static int train_rank(int rank, int world, void *arg)
                        gflops / o->sgemm_gflops, t.seconds * 1e3, (t.seconds - model_s) * 1e3);
             fflush(stdout);
         }
-        if (!gpt && offload_rows(o, device, comm, rank, model_s) != ZRT_OK) {
+        if (!gpt && offload_rows(o, device, comm, rank) != ZRT_OK) {
             fprintf(stderr, "zrt bench train: rank %d offload: %s\n", rank, zrt_last_error());
             return ZRT_EXIT_FAIL;
         }
