@@ -55,6 +55,7 @@ int zrt_cmd_coordinator(int argc, char **argv);
 int zrt_cmd_agent(int argc, char **argv);
 int zrt_cmd_status(int argc, char **argv);
 int zrt_cmd_estimate(int argc, char **argv);
+int zrt_cmd_shards(int argc, char **argv);
 
 /* The benches' rendezvous: a file store in store_dir/scope (none for one
  * rank) and a host comm. */

@@ -26,46 +26,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define SHARD_MAGIC "ZRTSHRD1"
-#define FORMAT_VERSION 1
 /* Nested path buffers: a step directory, a file in it, that file's .tmp. */
 #define DIR_BUF (ZRT_PATH_MAX + 64)
 #define FILE_BUF (DIR_BUF + 32)
 #define TMP_BUF (FILE_BUF + 8)
 #define STREAM_ELEMENTS ((int64_t)1 << 20) /* a shard is saved 4 MiB at a time */
-
-typedef struct {
-    char magic[8];
-    uint32_t version, rank, world, n_units;
-    uint64_t step;
-    uint32_t reserved, crc; /* crc of the bytes before it */
-} shard_header;
-
-typedef struct {
-    uint32_t unit, reserved;
-    uint64_t begin, count; /* elements of the flat layout */
-    uint32_t crc, reserved2; /* crc of the 3 * count floats after the header */
-} section_header;
-
-/* ---- CRC32C (Castagnoli), bytewise with a table ------------------------------------------ */
-
-static uint32_t crc32c(uint32_t crc, const void *data, size_t len)
-{
-    static uint32_t table[256];
-    static bool ready;
-    if (!ready) {
-        for (uint32_t i = 0; i < 256; i++) {
-            uint32_t c = i;
-            for (int k = 0; k < 8; k++) c = c & 1 ? (c >> 1) ^ 0x82f63b78u : c >> 1;
-            table[i] = c;
-        }
-        ready = true;
-    }
-    const unsigned char *p = data;
-    crc = ~crc;
-    while (len--) crc = table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
-    return ~crc;
-}
 
 /* ---- small file helpers ---------------------------------------------------------------------- */
 
@@ -132,7 +97,7 @@ static zrt_status write_section(zrt_engine *e, int fd, const char *path, int i, 
 {
     unit_state *u = &e->units[i];
     int64_t begin = (int64_t)e->rank * u->shard, local = begin - zrt_engine_opt_begin(e, u);
-    section_header s = {.unit = (uint32_t)i, .begin = (uint64_t)begin, .count = (uint64_t)u->shard};
+    zrt_section_header s = {.unit = (uint32_t)i, .begin = (uint64_t)begin, .count = (uint64_t)u->shard};
     off_t at = lseek(fd, 0, SEEK_CUR);
     zrt_status status = at < 0 ? zrt_set_error(ZRT_ERR_IO, "%s: lseek: %s", path, strerror(errno))
                                : write_all(fd, &s, sizeof s, path);
@@ -140,7 +105,7 @@ static zrt_status write_section(zrt_engine *e, int fd, const char *path, int i, 
         for (int64_t done = 0; status == ZRT_OK && done < u->shard; done += STREAM_ELEMENTS) {
             size_t n = (size_t)(u->shard - done < STREAM_ELEMENTS ? u->shard - done : STREAM_ELEMENTS);
             status = zrt_engine_state_io(e, i, part, (size_t)(local + done), n, chunk, false);
-            if (status == ZRT_OK) s.crc = crc32c(s.crc, chunk, n * sizeof(float));
+            if (status == ZRT_OK) s.crc = zrt_crc32c(s.crc, chunk, n * sizeof(float));
             if (status == ZRT_OK) status = write_all(fd, chunk, n * sizeof(float), path);
         }
     if (status == ZRT_OK && pwrite(fd, &s, sizeof s, at) != (ssize_t)sizeof s)
@@ -154,10 +119,10 @@ static zrt_status write_shard(zrt_engine *e, const char *dir)
     snprintf(path, sizeof path, "%s/shard_%05d.bin", dir, e->rank);
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return zrt_set_error(ZRT_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
-    shard_header h = {.version = FORMAT_VERSION, .rank = (uint32_t)e->rank, .world = (uint32_t)e->world,
+    zrt_shard_header h = {.version = ZRT_CKPT_VERSION, .rank = (uint32_t)e->rank, .world = (uint32_t)e->world,
                       .n_units = (uint32_t)e->n_units, .step = (uint64_t)e->step};
-    memcpy(h.magic, SHARD_MAGIC, 8);
-    h.crc = crc32c(0, &h, offsetof(shard_header, crc));
+    memcpy(h.magic, ZRT_CKPT_SHARD_MAGIC, 8);
+    h.crc = zrt_crc32c(0, &h, offsetof(zrt_shard_header, crc));
     zrt_status status = write_all(fd, &h, sizeof h, path);
     float *chunk = malloc(STREAM_ELEMENTS * sizeof(float));
     if (!chunk) status = zrt_set_error(ZRT_ERR_NOMEM, "checkpoint: out of host memory");
@@ -175,7 +140,7 @@ static cJSON *meta_json(const zrt_engine *e)
 {
     cJSON *meta = cJSON_CreateObject(), *units = cJSON_AddArrayToObject(meta, "units");
     cJSON_AddStringToObject(meta, "format", "zrt-checkpoint");
-    cJSON_AddNumberToObject(meta, "version", FORMAT_VERSION);
+    cJSON_AddNumberToObject(meta, "version", ZRT_CKPT_VERSION);
     cJSON_AddNumberToObject(meta, "step", (double)e->step);
     cJSON_AddNumberToObject(meta, "adam_steps", (double)e->adam_steps);
     cJSON_AddNumberToObject(meta, "world_size", e->world);
@@ -193,6 +158,8 @@ static cJSON *meta_json(const zrt_engine *e)
             cJSON_AddStringToObject(param, "name", info->name);
             cJSON_AddNumberToObject(param, "numel", (double)info->numel);
             cJSON_AddNumberToObject(param, "offset", (double)info->offset);
+            cJSON *shape = cJSON_AddArrayToObject(param, "shape");
+            for (int d = 0; d < info->ndim; d++) cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)info->shape[d]));
             cJSON_AddItemToArray(params, param);
         }
         cJSON_AddItemToArray(units, unit);
@@ -317,7 +284,7 @@ static zrt_status read_meta(const zrt_engine *e, const char *path, saved_meta *m
         cJSON_Delete(meta);
         return zrt_set_error(ZRT_ERR_CONFIG, "%s: not a zrt checkpoint (unreadable JSON or wrong format)", file);
     }
-    if (number(meta, "version", &ok) != FORMAT_VERSION) ok = false;
+    if (number(meta, "version", &ok) != ZRT_CKPT_VERSION) ok = false;
     m->world = (int)number(meta, "world_size", &ok);
     m->step = (int64_t)number(meta, "step", &ok);
     m->adam_steps = (int64_t)number(meta, "adam_steps", &ok);
@@ -344,16 +311,16 @@ static zrt_status read_section(const saved_meta *m, int q, int unit, float **dat
     if (!f)
         return zrt_set_error(ZRT_ERR_IO, "%s: cannot open: %s (the checkpoint was written by %d ranks)", path,
                              strerror(errno), m->world);
-    shard_header h;
+    zrt_shard_header h;
     zrt_status status = ZRT_OK;
     if (fread(&h, sizeof h, 1, f) != 1) status = zrt_set_error(ZRT_ERR_IO, "%s: truncated in the header", path);
-    else if (memcmp(h.magic, SHARD_MAGIC, 8) != 0 || h.crc != crc32c(0, &h, offsetof(shard_header, crc)))
+    else if (memcmp(h.magic, ZRT_CKPT_SHARD_MAGIC, 8) != 0 || h.crc != zrt_crc32c(0, &h, offsetof(zrt_shard_header, crc)))
         status = zrt_set_error(ZRT_ERR_IO, "%s: header: bad magic or CRC32C mismatch", path);
     else if (h.rank != (uint32_t)q || h.world != (uint32_t)m->world || h.step != (uint64_t)m->step)
         status = zrt_set_error(ZRT_ERR_IO, "%s: header says rank %u of %u at step %llu, meta.json rank %d of %d at %lld",
                                path, h.rank, h.world, (unsigned long long)h.step, q, m->world, (long long)m->step);
     for (int i = 0; status == ZRT_OK && i <= unit; i++) {
-        section_header s;
+        zrt_section_header s;
         size_t count = (size_t)m->units[i].shard, bytes = 3 * count * sizeof(float);
         if (fread(&s, sizeof s, 1, f) != 1) {
             status = zrt_set_error(ZRT_ERR_IO, "%s: truncated in the unit %d section", path, i);
@@ -371,9 +338,9 @@ static zrt_status read_section(const saved_meta *m, int q, int unit, float **dat
         if (!*data) status = zrt_set_error(ZRT_ERR_NOMEM, "checkpoint: out of memory");
         else if (fread(*data, 1, bytes, f) != bytes)
             status = zrt_set_error(ZRT_ERR_IO, "%s: truncated in the unit %d section", path, i);
-        else if (crc32c(0, *data, bytes) != s.crc)
+        else if (zrt_crc32c(0, *data, bytes) != s.crc)
             status = zrt_set_error(ZRT_ERR_IO, "%s: unit %d section: CRC32C mismatch (stored 0x%08x, computed 0x%08x)",
-                                   path, i, s.crc, crc32c(0, *data, bytes));
+                                   path, i, s.crc, zrt_crc32c(0, *data, bytes));
     }
     fclose(f);
     return status;

@@ -439,5 +439,6 @@ void zrt_comm_destroy(zrt_comm *comm);
 #include "zrt/schedule.h"
 #include "zrt/engine.h"
 #include "zrt/offload.h"
+#include "zrt/shards.h"
 
 #endif /* ZRT_H */

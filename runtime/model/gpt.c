@@ -326,12 +326,14 @@ static zrt_status backward(zrt_model *base, const zrt_cpu_op *o)
 
 /* Adds a parameter to a unit; init std per GPT-2 (residual projections
  * scaled by 1/sqrt(2 L)). */
-static void add_param(gpt *g, int unit, const char *name, int64_t numel, zrt_init_kind init, float std)
+static void add_param(gpt *g, int unit, const char *name, int64_t rows, int64_t cols, zrt_init_kind init, float std)
 {
     zrt_model *m = &g->cpu.base;
     int i = m->n_params[unit]++;
     zrt_param_info *p = &m->params[unit][i];
-    *p = (zrt_param_info){.numel = numel, .offset = m->unit_numel[unit], .init = init, .init_std = std};
+    int64_t numel = rows * (cols ? cols : 1);
+    *p = (zrt_param_info){.numel = numel, .offset = m->unit_numel[unit], .init = init, .init_std = std,
+                          .ndim = cols ? 2 : 1, .shape = {rows, cols}};
     snprintf(p->name, sizeof p->name, "%s", name);
     m->unit_numel[unit] += numel;
 }
@@ -340,30 +342,30 @@ static void declare(gpt *g)
 {
     int64_t C = g->C, H = g->H;
     float proj_std = 0.02f / sqrtf(2.0f * (float)g->L);
-    add_param(g, 0, "wte", (int64_t)g->V * C, ZRT_INIT_NORMAL, 0.02f);
-    add_param(g, 0, "wpe", (int64_t)g->T * C, ZRT_INIT_NORMAL, 0.01f);
+    add_param(g, 0, "wte", g->V, C, ZRT_INIT_NORMAL, 0.02f);
+    add_param(g, 0, "wpe", g->T, C, ZRT_INIT_NORMAL, 0.01f);
     for (int l = 0; l < g->L; l++) {
         int u = l + 1;
         char name[48];
-#define BLOCK_PARAM(suffix, n, init, std)                      \
+#define BLOCK_PARAM(suffix, rows, cols, init, std)              \
     snprintf(name, sizeof name, "h.%d." suffix, l);             \
-    add_param(g, u, name, n, init, std)
-        BLOCK_PARAM("ln_1.weight", C, ZRT_INIT_ONES, 0);
-        BLOCK_PARAM("ln_1.bias", C, ZRT_INIT_ZEROS, 0);
-        BLOCK_PARAM("attn.c_attn.weight", 3 * C * C, ZRT_INIT_NORMAL, 0.02f);
-        BLOCK_PARAM("attn.c_attn.bias", 3 * C, ZRT_INIT_ZEROS, 0);
-        BLOCK_PARAM("attn.c_proj.weight", C * C, ZRT_INIT_NORMAL, proj_std);
-        BLOCK_PARAM("attn.c_proj.bias", C, ZRT_INIT_ZEROS, 0);
-        BLOCK_PARAM("ln_2.weight", C, ZRT_INIT_ONES, 0);
-        BLOCK_PARAM("ln_2.bias", C, ZRT_INIT_ZEROS, 0);
-        BLOCK_PARAM("mlp.c_fc.weight", H * C, ZRT_INIT_NORMAL, 0.02f);
-        BLOCK_PARAM("mlp.c_fc.bias", H, ZRT_INIT_ZEROS, 0);
-        BLOCK_PARAM("mlp.c_proj.weight", C * H, ZRT_INIT_NORMAL, proj_std);
-        BLOCK_PARAM("mlp.c_proj.bias", C, ZRT_INIT_ZEROS, 0);
+    add_param(g, u, name, rows, cols, init, std)
+        BLOCK_PARAM("ln_1.weight", C, 0, ZRT_INIT_ONES, 0);
+        BLOCK_PARAM("ln_1.bias", C, 0, ZRT_INIT_ZEROS, 0);
+        BLOCK_PARAM("attn.c_attn.weight", 3 * C, C, ZRT_INIT_NORMAL, 0.02f);
+        BLOCK_PARAM("attn.c_attn.bias", 3 * C, 0, ZRT_INIT_ZEROS, 0);
+        BLOCK_PARAM("attn.c_proj.weight", C, C, ZRT_INIT_NORMAL, proj_std);
+        BLOCK_PARAM("attn.c_proj.bias", C, 0, ZRT_INIT_ZEROS, 0);
+        BLOCK_PARAM("ln_2.weight", C, 0, ZRT_INIT_ONES, 0);
+        BLOCK_PARAM("ln_2.bias", C, 0, ZRT_INIT_ZEROS, 0);
+        BLOCK_PARAM("mlp.c_fc.weight", H, C, ZRT_INIT_NORMAL, 0.02f);
+        BLOCK_PARAM("mlp.c_fc.bias", H, 0, ZRT_INIT_ZEROS, 0);
+        BLOCK_PARAM("mlp.c_proj.weight", C, H, ZRT_INIT_NORMAL, proj_std);
+        BLOCK_PARAM("mlp.c_proj.bias", C, 0, ZRT_INIT_ZEROS, 0);
 #undef BLOCK_PARAM
     }
-    add_param(g, g->L + 1, "ln_f.weight", C, ZRT_INIT_ONES, 0);
-    add_param(g, g->L + 1, "ln_f.bias", C, ZRT_INIT_ZEROS, 0);
+    add_param(g, g->L + 1, "ln_f.weight", C, 0, ZRT_INIT_ONES, 0);
+    add_param(g, g->L + 1, "ln_f.bias", C, 0, ZRT_INIT_ZEROS, 0);
     zrt_model *m = &g->cpu.base;
     m->n_units = g->L + 2;
     m->n_ops = g->L + 3;

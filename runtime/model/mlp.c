@@ -110,9 +110,10 @@ static void declare_unit(mlp *m, int u)
 {
     int64_t in = m->dims[u], out = m->dims[u + 1];
     zrt_param_info *p = m->cpu.base.params[u];
-    p[0] = (zrt_param_info){.numel = in * out, .offset = 0, .init = ZRT_INIT_NORMAL, .init_std = 1.0f / sqrtf((float)in)};
+    p[0] = (zrt_param_info){.numel = in * out, .offset = 0, .init = ZRT_INIT_NORMAL, .init_std = 1.0f / sqrtf((float)in),
+                            .ndim = 2, .shape = {out, in}};
     snprintf(p[0].name, sizeof p[0].name, "layers.%d.weight", u);
-    p[1] = (zrt_param_info){.numel = out, .offset = in * out, .init = ZRT_INIT_ZEROS};
+    p[1] = (zrt_param_info){.numel = out, .offset = in * out, .init = ZRT_INIT_ZEROS, .ndim = 1, .shape = {out}};
     snprintf(p[1].name, sizeof p[1].name, "layers.%d.bias", u);
     m->cpu.base.n_params[u] = 2;
     m->cpu.base.unit_numel[u] = in * out + out;

@@ -18,12 +18,16 @@ extern "C" {
 
 typedef enum { ZRT_INIT_NORMAL, ZRT_INIT_ZEROS, ZRT_INIT_ONES } zrt_init_kind;
 
+#define ZRT_MAX_PARAM_DIMS 4
+
 typedef struct {
     char name[48];
     int64_t numel;
     int64_t offset;       /* in the unit's flat buffer */
     zrt_init_kind init;
     float init_std;
+    int ndim;             /* row-major shape, as torch stores it (a Linear's weight: out x in) */
+    int64_t shape[ZRT_MAX_PARAM_DIMS];
 } zrt_param_info;
 
 typedef struct zrt_model zrt_model;

@@ -1,0 +1,26 @@
+/* shards.h: what `zrt shards` (cmd_shards.c) shares with its writers
+ * (shards_out.c: consolidate to safetensors, reshard). Private to tools/. */
+#ifndef ZRT_TOOLS_SHARDS_H
+#define ZRT_TOOLS_SHARDS_H
+
+#include "zrt.h"
+
+#define SHARDS_CHUNK ((int64_t)1 << 20) /* elements per read: the tools' memory, whatever the checkpoint */
+
+typedef struct {
+    bool json;
+    const char *param;
+    int rank;                /* show --rank; -1: all */
+    double tolerance;        /* diff */
+    zrt_dtype dtype;         /* consolidate */
+    long long max_shard_bytes;
+    int world, stage;        /* reshard; stage -1: keep */
+} shards_options;
+
+bool zrt_shards_parse_dtype(const char *text, zrt_dtype *out);
+/* "5GB", "500MB", "4096", "2GiB". */
+bool zrt_shards_parse_bytes(const char *text, long long *out);
+int zrt_shards_consolidate(const shards_options *o, const zrt_ckpt *c, const char *out_dir);
+int zrt_shards_reshard(const shards_options *o, const zrt_ckpt *c, const char *out_dir);
+
+#endif

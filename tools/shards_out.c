@@ -1,0 +1,205 @@
+/* shards_out.c: `zrt shards consolidate` (the full weights as safetensors)
+ * and `zrt shards reshard` (a checkpoint for another world size), both
+ * streaming: a parameter goes from the shard files to the output
+ * SHARDS_CHUNK elements at a time, so memory stays a few MiB whatever the
+ * model (a test runs consolidate under an address-space limit smaller than
+ * the checkpoint).
+ *
+ * safetensors (the format's spec): an 8-byte little-endian header length,
+ * a JSON header padded with spaces to a multiple of 8, then the tensors'
+ * bytes, contiguous, at the header's data_offsets. Tensors are written in
+ * name order (the format's writers sort by dtype, then name; all ours have
+ * one dtype). Over --max-shard-size, Hugging Face's layout:
+ * model-0000K-of-0000N.safetensors and model.safetensors.index.json.
+ */
+#include "cli.h"
+#include "shards.h"
+
+#include "cast.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+bool zrt_shards_parse_dtype(const char *text, zrt_dtype *out)
+{
+    if (strcmp(text, "fp32") == 0) *out = ZRT_DTYPE_F32;
+    else if (strcmp(text, "bf16") == 0) *out = ZRT_DTYPE_BF16;
+    else if (strcmp(text, "fp16") == 0) *out = ZRT_DTYPE_F16;
+    else return false;
+    return true;
+}
+
+bool zrt_shards_parse_bytes(const char *text, long long *out)
+{
+    char *end;
+    double v = strtod(text, &end);
+    static const struct {
+        const char *suffix;
+        double scale;
+    } units[] = {{"", 1}, {"B", 1}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"KiB", 1024.0}, {"MiB", 1048576.0},
+                 {"GiB", 1073741824.0}};
+    for (size_t k = 0; k < sizeof units / sizeof units[0]; k++)
+        if (strcmp(end, units[k].suffix) == 0 && v > 0) {
+            *out = (long long)(v * units[k].scale);
+            return *out >= 1;
+        }
+    return false;
+}
+
+/* ---- consolidate ------------------------------------------------------------------------------- */
+
+typedef struct {
+    const zrt_ckpt_param *p;
+    int unit;
+    int file;            /* which output file */
+    long long begin;     /* data offset within its file */
+} tensor;
+
+static int by_name(const void *a, const void *b) { return strcmp(((const tensor *)a)->p->name, ((const tensor *)b)->p->name); }
+
+static const char *st_dtype(zrt_dtype d) { return d == ZRT_DTYPE_BF16 ? "BF16" : d == ZRT_DTYPE_F16 ? "F16" : "F32"; }
+
+static void file_name(char *out, size_t size, int file, int files)
+{
+    if (files == 1) snprintf(out, size, "model.safetensors");
+    else snprintf(out, size, "model-%05d-of-%05d.safetensors", file + 1, files);
+}
+
+/* The JSON header of one output file (its tensors), padded to 8 bytes. */
+static char *file_header(const tensor *t, int n, int file, zrt_dtype dtype, size_t *len)
+{
+    long long es = (long long)zrt_dtype_size(dtype);
+    cJSON *h = cJSON_CreateObject(), *meta = cJSON_AddObjectToObject(h, "__metadata__");
+    cJSON_AddStringToObject(meta, "format", "pt");
+    for (int i = 0; i < n; i++) {
+        if (t[i].file != file) continue;
+        cJSON *e = cJSON_AddObjectToObject(h, t[i].p->name), *shape = cJSON_AddArrayToObject(e, "shape"),
+              *offsets = cJSON_AddArrayToObject(e, "data_offsets");
+        cJSON_AddStringToObject(e, "dtype", st_dtype(dtype));
+        for (int d = 0; d < (t[i].p->ndim ? t[i].p->ndim : 1); d++)
+            cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)(t[i].p->ndim ? t[i].p->shape[d] : t[i].p->numel)));
+        cJSON_AddItemToArray(offsets, cJSON_CreateNumber((double)t[i].begin));
+        cJSON_AddItemToArray(offsets, cJSON_CreateNumber((double)(t[i].begin + t[i].p->numel * es)));
+    }
+    char *text = cJSON_PrintUnformatted(h);
+    cJSON_Delete(h);
+    size_t n_text = text ? strlen(text) : 0, padded = (n_text + 7) / 8 * 8;
+    char *out = text ? realloc(text, padded + 1) : NULL;
+    if (!out) return free(text), NULL;
+    memset(out + n_text, ' ', padded - n_text);
+    out[padded] = '\0';
+    *len = padded;
+    return out;
+}
+
+static int write_all(FILE *f, const void *data, size_t bytes, const char *path)
+{
+    if (fwrite(data, 1, bytes, f) == bytes) return ZRT_EXIT_OK;
+    fprintf(stderr, "zrt shards consolidate: %s: write failed: %s\n", path, strerror(errno));
+    return ZRT_EXIT_FAIL;
+}
+
+/* One tensor's values, converted chunk by chunk. */
+static int write_tensor(FILE *f, const zrt_ckpt *c, const tensor *t, zrt_dtype dtype, float *buf, void *conv, const char *path)
+{
+    for (int64_t done = 0; done < t->p->numel; done += SHARDS_CHUNK) {
+        int64_t n = t->p->numel - done < SHARDS_CHUNK ? t->p->numel - done : SHARDS_CHUNK;
+        if (zrt_ckpt_read(c, t->unit, ZRT_CKPT_MASTER, t->p->offset + done, n, buf) != ZRT_OK) {
+            fprintf(stderr, "zrt shards consolidate: %s\n", zrt_last_error());
+            return ZRT_EXIT_FAIL;
+        }
+        for (int64_t i = 0; dtype != ZRT_DTYPE_F32 && i < n; i++) zrt_store_f32(conv, (size_t)i, (int)dtype, buf[i]);
+        if (write_all(f, dtype == ZRT_DTYPE_F32 ? (void *)buf : conv, (size_t)n * zrt_dtype_size(dtype), path)) return ZRT_EXIT_FAIL;
+    }
+    return ZRT_EXIT_OK;
+}
+
+static int write_file(const shards_options *o, const zrt_ckpt *c, const tensor *t, int n, int file, int files,
+                      const char *out_dir, float *buf, void *conv)
+{
+    char name[64], path[ZRT_PATH_MAX + 128];
+    file_name(name, sizeof name, file, files);
+    snprintf(path, sizeof path, "%s/%s", out_dir, name);
+    size_t len = 0;
+    char *header = file_header(t, n, file, o->dtype, &len);
+    FILE *f = header ? fopen(path, "wb") : NULL;
+    if (!f) {
+        fprintf(stderr, "zrt shards consolidate: %s: cannot create: %s\n", path, strerror(errno));
+        free(header);
+        return ZRT_EXIT_FAIL;
+    }
+    uint64_t length = len; /* little-endian on every machine zrt builds for */
+    int rc = write_all(f, &length, 8, path);
+    if (rc == ZRT_EXIT_OK) rc = write_all(f, header, len, path);
+    for (int i = 0; i < n && rc == ZRT_EXIT_OK; i++)
+        if (t[i].file == file) rc = write_tensor(f, c, &t[i], o->dtype, buf, conv, path);
+    if (fclose(f) != 0 && rc == ZRT_EXIT_OK) rc = ZRT_EXIT_FAIL;
+    free(header);
+    return rc;
+}
+
+/* model.safetensors.index.json, as transformers writes it. */
+static int write_index(const tensor *t, int n, int files, long long total, const char *out_dir)
+{
+    cJSON *root = cJSON_CreateObject(), *meta = cJSON_AddObjectToObject(root, "metadata"),
+          *map = cJSON_AddObjectToObject(root, "weight_map");
+    cJSON_AddNumberToObject(meta, "total_size", (double)total);
+    for (int i = 0; i < n; i++) {
+        char name[64];
+        file_name(name, sizeof name, t[i].file, files);
+        cJSON_AddStringToObject(map, t[i].p->name, name);
+    }
+    char *text = cJSON_Print(root), path[ZRT_PATH_MAX + 64];
+    cJSON_Delete(root);
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", out_dir);
+    FILE *f = text ? fopen(path, "w") : NULL;
+    int rc = f && fputs(text, f) >= 0 ? ZRT_EXIT_OK : ZRT_EXIT_FAIL;
+    if (f && fclose(f) != 0) rc = ZRT_EXIT_FAIL;
+    if (rc != ZRT_EXIT_OK) fprintf(stderr, "zrt shards consolidate: %s: cannot write\n", path);
+    free(text);
+    return rc;
+}
+
+int zrt_shards_consolidate(const shards_options *o, const zrt_ckpt *c, const char *out_dir)
+{
+    int n = 0;
+    for (int i = 0; i < c->n_units; i++) n += c->units[i].n_params;
+    tensor *t = calloc((size_t)n, sizeof *t);
+    float *buf = malloc(SHARDS_CHUNK * sizeof(float));
+    void *conv = malloc(SHARDS_CHUNK * 2);
+    if (!t || !buf || !conv || (mkdir(out_dir, 0755) != 0 && errno != EEXIST)) {
+        fprintf(stderr, "zrt shards consolidate: %s: %s\n", out_dir, t && buf && conv ? strerror(errno) : "out of memory");
+        free(t), free(buf), free(conv);
+        return ZRT_EXIT_FAIL;
+    }
+    n = 0;
+    for (int i = 0; i < c->n_units; i++)
+        for (int k = 0; k < c->units[i].n_params; k++) t[n++] = (tensor){.p = &c->units[i].params[k], .unit = i};
+    qsort(t, (size_t)n, sizeof *t, by_name);
+    long long es = (long long)zrt_dtype_size(o->dtype), in_file = 0, total = 0;
+    int files = 1;
+    for (int i = 0; i < n; i++) { /* a new file when this tensor would push the current one over the limit */
+        long long bytes = t[i].p->numel * es;
+        if (in_file > 0 && in_file + bytes > o->max_shard_bytes) files++, in_file = 0;
+        t[i].file = files - 1;
+        t[i].begin = in_file;
+        in_file += bytes;
+        total += bytes;
+    }
+    int rc = ZRT_EXIT_OK;
+    for (int file = 0; file < files && rc == ZRT_EXIT_OK; file++) rc = write_file(o, c, t, n, file, files, out_dir, buf, conv);
+    if (rc == ZRT_EXIT_OK && files > 1) rc = write_index(t, n, files, total, out_dir);
+    if (rc == ZRT_EXIT_OK && o->json)
+        printf("{\"out\": \"%s\", \"tensors\": %d, \"files\": %d, \"total_bytes\": %lld, \"dtype\": \"%s\"}\n", out_dir, n, files,
+               total, st_dtype(o->dtype));
+    else if (rc == ZRT_EXIT_OK)
+        printf("%s: %d tensors, %lld bytes of %s in %d file%s\n", out_dir, n, total, st_dtype(o->dtype), files, files > 1 ? "s" : "");
+    free(t), free(buf), free(conv);
+    return rc;
+}

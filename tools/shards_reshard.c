@@ -1,0 +1,132 @@
+/* shards_reshard.c: `zrt shards reshard CKPT OUT --world N [--stage S]`: the
+ * same state laid out for N ranks (each unit padded to a multiple of N x 16,
+ * rank r's shard [r * shard, (r + 1) * shard)), written as a complete
+ * checkpoint under OUT (OUT/step_NNNNNNN, then OUT/latest), streaming each
+ * new shard's sections from the old files -- never the model whole.
+ *
+ * Why, when the engine already re-slices on load: a checkpoint can be
+ * prepared for the cluster it will run on, its files checked there
+ * (`zrt shards verify`), and moved rank by rank. The elements past a unit's
+ * numel (the padding) are zero, as the engine keeps them.
+ */
+#include "cli.h"
+#include "shards.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int64_t new_shard(const zrt_ckpt_unit *u, int world)
+{
+    int64_t align = (int64_t)world * 16;
+    return (u->numel + align - 1) / align * align / world;
+}
+
+/* Elements [begin, begin + n) of a part, zero past numel. */
+static zrt_status read_padded(const zrt_ckpt *c, int unit, int part, int64_t begin, int64_t n, float *buf)
+{
+    int64_t numel = c->units[unit].numel, have = begin >= numel ? 0 : numel - begin < n ? numel - begin : n;
+    if (have > 0) ZRT_CHECK(zrt_ckpt_read(c, unit, part, begin, have, buf));
+    memset(buf + (have > 0 ? have : 0), 0, (size_t)(n - (have > 0 ? have : 0)) * sizeof(float));
+    return ZRT_OK;
+}
+
+/* Unit i's section of new rank r: header (CRC filled in last), then the three parts. */
+static zrt_status write_section(const zrt_ckpt *c, int world, int r, int i, FILE *f, const char *path, float *buf)
+{
+    int64_t shard = new_shard(&c->units[i], world);
+    zrt_section_header s = {.unit = (uint32_t)i, .begin = (uint64_t)(r * shard), .count = (uint64_t)shard};
+    long at = ftell(f);
+    if (fwrite(&s, sizeof s, 1, f) != 1) return zrt_set_error(ZRT_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+    for (int part = 0; part < ZRT_CKPT_PARTS; part++)
+        for (int64_t done = 0; done < shard; done += SHARDS_CHUNK) {
+            int64_t n = shard - done < SHARDS_CHUNK ? shard - done : SHARDS_CHUNK;
+            ZRT_CHECK(read_padded(c, i, part, r * shard + done, n, buf));
+            s.crc = zrt_crc32c(s.crc, buf, (size_t)n * sizeof(float));
+            if (fwrite(buf, sizeof(float), (size_t)n, f) != (size_t)n)
+                return zrt_set_error(ZRT_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+        }
+    long end = ftell(f);
+    if (fseek(f, at, SEEK_SET) != 0 || fwrite(&s, sizeof s, 1, f) != 1 || fseek(f, end, SEEK_SET) != 0)
+        return zrt_set_error(ZRT_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+    return ZRT_OK;
+}
+
+static zrt_status write_rank(const zrt_ckpt *c, int world, int r, const char *dir, float *buf)
+{
+    char path[ZRT_PATH_MAX + 200];
+    snprintf(path, sizeof path, "%s/shard_%05d.bin", dir, r);
+    FILE *f = fopen(path, "wb");
+    if (!f) return zrt_set_error(ZRT_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+    zrt_shard_header h = {.version = ZRT_CKPT_VERSION, .rank = (uint32_t)r, .world = (uint32_t)world,
+                          .n_units = (uint32_t)c->n_units, .step = (uint64_t)c->step};
+    memcpy(h.magic, ZRT_CKPT_SHARD_MAGIC, 8);
+    h.crc = zrt_crc32c(0, &h, offsetof(zrt_shard_header, crc));
+    zrt_status status = fwrite(&h, sizeof h, 1, f) == 1 ? ZRT_OK : zrt_set_error(ZRT_ERR_IO, "%s: write failed", path);
+    for (int i = 0; status == ZRT_OK && i < c->n_units; i++) status = write_section(c, world, r, i, f, path, buf);
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0) status = status != ZRT_OK ? status : zrt_set_error(ZRT_ERR_IO, "%s: fsync failed", path);
+    fclose(f);
+    return status;
+}
+
+/* The old meta.json with the new world size, stage and unit sizes. */
+static zrt_status write_meta(const shards_options *o, const zrt_ckpt *c, const char *dir)
+{
+    cJSON *meta = cJSON_Duplicate(c->meta, true), *units = cJSON_GetObjectItemCaseSensitive(meta, "units");
+    if (!meta) return zrt_set_error(ZRT_ERR_NOMEM, "out of memory");
+    cJSON_ReplaceItemInObject(meta, "world_size", cJSON_CreateNumber(o->world));
+    if (o->stage >= 0) cJSON_ReplaceItemInObject(meta, "stage", cJSON_CreateNumber(o->stage));
+    for (int i = 0; i < c->n_units; i++) {
+        cJSON *unit = cJSON_GetArrayItem(units, i);
+        int64_t shard = new_shard(&c->units[i], o->world);
+        cJSON_ReplaceItemInObject(unit, "padded", cJSON_CreateNumber((double)(shard * o->world)));
+        cJSON_ReplaceItemInObject(unit, "shard", cJSON_CreateNumber((double)shard));
+    }
+    char *text = cJSON_Print(meta), path[ZRT_PATH_MAX + 200];
+    cJSON_Delete(meta);
+    snprintf(path, sizeof path, "%s/meta.json", dir);
+    FILE *f = text ? fopen(path, "w") : NULL;
+    zrt_status status = f && fputs(text, f) >= 0 ? ZRT_OK : zrt_set_error(ZRT_ERR_IO, "%s: cannot write", path);
+    if (f && fclose(f) != 0) status = zrt_set_error(ZRT_ERR_IO, "%s: cannot write", path);
+    free(text);
+    return status;
+}
+
+/* OUT/.step_N.tmp filled, renamed to OUT/step_N, then OUT/latest: a crash leaves no half checkpoint visible. */
+static zrt_status reshard(const shards_options *o, const zrt_ckpt *c, const char *out, float *buf)
+{
+    const char *name = strrchr(c->dir, '/') ? strrchr(c->dir, '/') + 1 : c->dir;
+    char tmp[ZRT_PATH_MAX + 100], final_dir[ZRT_PATH_MAX + 100], latest[ZRT_PATH_MAX + 100];
+    snprintf(tmp, sizeof tmp, "%s/.%s.tmp", out, name);
+    snprintf(final_dir, sizeof final_dir, "%s/%s", out, name);
+    snprintf(latest, sizeof latest, "%s/latest", out);
+    if ((mkdir(out, 0755) != 0 && errno != EEXIST) || (mkdir(tmp, 0755) != 0 && errno != EEXIST))
+        return zrt_set_error(ZRT_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    if (access(final_dir, F_OK) == 0) return zrt_set_error(ZRT_ERR_IO, "%s: exists already", final_dir);
+    for (int r = 0; r < o->world; r++) ZRT_CHECK(write_rank(c, o->world, r, tmp, buf));
+    ZRT_CHECK(write_meta(o, c, tmp));
+    if (rename(tmp, final_dir) != 0) return zrt_set_error(ZRT_ERR_IO, "%s: rename: %s", final_dir, strerror(errno));
+    FILE *f = fopen(latest, "w");
+    if (!f || fprintf(f, "%s\n", name) < 0 || fclose(f) != 0) return zrt_set_error(ZRT_ERR_IO, "%s: cannot write", latest);
+    return ZRT_OK;
+}
+
+int zrt_shards_reshard(const shards_options *o, const zrt_ckpt *c, const char *out)
+{
+    float *buf = malloc(SHARDS_CHUNK * sizeof(float));
+    zrt_status status = buf ? reshard(o, c, out, buf) : zrt_set_error(ZRT_ERR_NOMEM, "out of memory");
+    free(buf);
+    if (status != ZRT_OK) return fprintf(stderr, "zrt shards reshard: %s\n", zrt_last_error()), ZRT_EXIT_FAIL;
+    if (o->json)
+        printf("{\"out\": \"%s\", \"world_size\": %d, \"stage\": %d, \"step\": %lld}\n", out, o->world,
+               o->stage >= 0 ? o->stage : c->stage, (long long)c->step);
+    else
+        printf("%s: step %lld for %d ranks (stage %d), from %d ranks\n", out, (long long)c->step, o->world,
+               o->stage >= 0 ? o->stage : c->stage, c->world);
+    return ZRT_EXIT_OK;
+}
