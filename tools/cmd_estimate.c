@@ -18,6 +18,7 @@
  * the engine's own report).
  */
 #include "cli.h"
+#include "estimate.h"
 #include "zrt.h"
 
 #include <stdio.h>
@@ -25,7 +26,8 @@
 #include <string.h>
 
 static const char usage[] =
-    "usage: zrt estimate (--params N | --config CFG) [--world N] [--gpus-per-node N]\n"
+    "usage: zrt estimate (--params N | --model-config HF_CONFIG.json | --config CFG) [--world N]\n"
+    "                    [--gpus-per-node N] [--nodes N]\n"
     "                    [--precision bf16|fp16|fp32] [--offload-optimizer none|cpu|nvme]\n"
     "                    [--offload-param none|cpu|nvme] [--largest-layer N] [--json]\n"
     "\n"
@@ -34,7 +36,10 @@ static const char usage[] =
     "memory per device and per machine (NVMe-offloaded state in neither). --config\n"
     "takes the parameter count of zrt.model, and world, precision and offload from\n"
     "the config, and adds what the engine itself allocates per rank for it, byte\n"
-    "for byte (padding, gradients copied down, NVMe slots, units kept gathered).\n";
+    "for byte (padding, gradients copied down, NVMe slots, units kept gathered).\n"
+    "Then the rows DeepSpeed's estimate_zero2/3_model_states_mem_needs print (per\n"
+    "CPU node and per GPU, every offload option, zero_init 1/0). --model-config\n"
+    "counts the parameters of a Hugging Face config.json (gpt2, llama-like).\n";
 
 typedef struct {
     const zrt_config *cfg;  /* --config: its model's units, for the engine's own figures */
@@ -78,7 +83,11 @@ static double model_params(const zrt_config *cfg, estimate *e)
     double total = -1;
     if (zrt_device_create(&o, &device) == ZRT_OK && zrt_model_create(&cfg->job.model, device, 1, &model) == ZRT_OK) {
         total = 0;
-        for (int u = 0; u < model->n_units; u++) total += (double)(e->unit_numel[u] = model->unit_numel[u]);
+        for (int u = 0; u < model->n_units; u++) {
+            total += (double)(e->unit_numel[u] = model->unit_numel[u]);
+            for (int p = 0; p < model->n_params[u]; p++) /* DeepSpeed's largest layer: the largest parameter here */
+                if ((double)model->params[u][p].numel > e->largest_layer) e->largest_layer = (double)model->params[u][p].numel;
+        }
         e->n_units = model->n_units;
         model->destroy(model);
     }
@@ -177,7 +186,10 @@ int zrt_cmd_estimate(int argc, char **argv)
         {"gpus-per-node", required_argument, NULL, 'g'}, {"precision", required_argument, NULL, 'r'},
         {"offload-optimizer", required_argument, NULL, 'o'}, {"offload-param", required_argument, NULL, 'O'},
         {"largest-layer", required_argument, NULL, 'l'}, {"json", no_argument, NULL, 'j'},
+        {"nodes", required_argument, NULL, 'n'},    {"model-config", required_argument, NULL, 'M'},
         {NULL, 0, NULL, 0}};
+    int nodes = 0;
+    const char *model_config = NULL;
     zrt_cli_normalize_options(argc, argv);
     estimate e = {.world = 1, .per_node = 0, .p_bytes = 2, .g_bytes = 2};
     const char *config = NULL;
@@ -198,14 +210,20 @@ int zrt_cmd_estimate(int argc, char **argv)
         case 'O': ok = parse_offload(optarg, &e.offload_param, &e.nvme_param); break;
         case 'l': ok = (e.largest_layer = strtod(optarg, NULL)) >= 0; break;
         case 'j': e.json = true; break;
+        case 'n': ok = (nodes = atoi(optarg)) >= 1; break;
+        case 'M': model_config = optarg; break;
         default: return ZRT_EXIT_USAGE;
         }
         if (!ok) return zrt_cli_usage_error("estimate", "bad value '%s' for %s", optarg, zrt_cli_option_name(options, c));
     }
     if (optind != argc) return zrt_cli_usage_error("estimate", "unexpected argument '%s'", argv[optind]);
-    if (!config && e.params < 1) return zrt_cli_usage_error("estimate", "--params N or --config CFG is required");
+    if (model_config && !zrt_estimate_hf_config(model_config, &e.params, &e.largest_layer)) return ZRT_EXIT_FAIL;
+    if (!config && e.params < 1)
+        return zrt_cli_usage_error("estimate", "--params N, --model-config FILE or --config CFG is required");
     if (config && !from_config(config, &e)) return ZRT_EXIT_FAIL;
+    if (nodes) e.world = nodes * (e.per_node ? e.per_node : 1); /* --nodes: the world is nodes x gpus-per-node */
     if (e.per_node == 0 || e.per_node > e.world) e.per_node = e.world;
     print_rows(&e);
+    zrt_estimate_deepspeed(e.params, e.largest_layer, e.world / e.per_node, e.per_node, e.json);
     return e.cfg && !print_engine(&e) ? ZRT_EXIT_FAIL : ZRT_EXIT_OK;
 }

@@ -97,7 +97,8 @@ static zrt_status parse_units(zrt_ckpt *c, const cJSON *units, const char *file)
         const cJSON *unit = cJSON_GetArrayItem(units, i), *params = cJSON_GetObjectItemCaseSensitive(unit, "params");
         zrt_ckpt_unit *u = &c->units[i];
         if (!integer(unit, "numel", 1, &u->numel) || !integer(unit, "padded", 1, &u->padded) ||
-            !integer(unit, "shard", 1, &u->shard) || u->shard * c->world != u->padded || u->padded < u->numel)
+            !integer(unit, "shard", 1, &u->shard) || u->shard > ((int64_t)1 << 40) || u->shard * c->world != u->padded ||
+            u->padded < u->numel)
             return zrt_set_error(ZRT_ERR_CONFIG, "%s: unit %d: malformed sizes (numel, padded, shard x world_size)", file, i);
         u->n_params = cJSON_IsArray(params) ? cJSON_GetArraySize(params) : 0;
         if (u->n_params < 1 || u->n_params > ZRT_MAX_UNIT_PARAMS)
@@ -128,7 +129,7 @@ static zrt_status parse_meta(zrt_ckpt *c, const char *file)
     if (!integer(meta, "version", 1, &version) || version != ZRT_CKPT_VERSION)
         return zrt_set_error(ZRT_ERR_CONFIG, "%s: format version %lld; this zrt reads %d", file, (long long)version,
                              ZRT_CKPT_VERSION);
-    if (!integer(meta, "world_size", 1, &world) || world > 1 << 20 || !integer(meta, "step", 0, &c->step) ||
+    if (!integer(meta, "world_size", 1, &world) || world > 1 << 16 || !integer(meta, "step", 0, &c->step) ||
         !integer(meta, "adam_steps", 0, &c->adam_steps))
         return zrt_set_error(ZRT_ERR_CONFIG, "%s: missing or bad world_size, step or adam_steps", file);
     c->world = (int)world;
