@@ -257,6 +257,11 @@ static zrt_status watch(agent *a)
     for (;;) {
         forward_output(a, 50);
         running_ranks(a);
+        if (a->o->stop && *a->o->stop) {
+            int sig = (int)*a->o->stop;
+            stop_ranks(a);
+            return zrt_set_error(ZRT_ERR_ABORTED, "agent: signal %d: ranks stopped", sig);
+        }
         if (zrt_now() < next_beat) continue;
         next_beat = zrt_now() + j->heartbeat_interval_s;
         Zrt__V1__Command command = ZRT__V1__COMMAND__CONTINUE;

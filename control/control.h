@@ -12,6 +12,8 @@
 
 #include "zrt.h"
 
+#include <signal.h>
+
 #include <sys/types.h>
 
 /* control/ is built with hidden visibility; what this header declares is its
@@ -49,6 +51,7 @@ typedef struct {
     char *const *program;        /* NULL: `zrt train --config CFG`; else argv */
     char *const *train_args;     /* extra arguments for `zrt train` (overrides) */
     int master_port;             /* MASTER_PORT for the ranks (0: main_process_port or 29500) */
+    volatile sig_atomic_t *stop; /* may be NULL; set (to a signal number) by a handler: stop the ranks, return */
 } zrt_agent_options;
 
 /* Joins, starts this machine's ranks, heartbeats, and stops them when the
@@ -123,6 +126,12 @@ bool zrt_launcher_stopped_by_us(int status);
 
 /* The job token: token_file if given, else $ZRT_JOB_TOKEN; into out. */
 zrt_status zrt_control_token(const char *token_file, char *out, size_t size);
+/* token_file.c: a one-machine launch's token, in a file only this user can
+ * read ($XDG_RUNTIME_DIR/zrt/HOST_PORT.token or /tmp/zrt-UID/...), for
+ * `zrt status HOST:PORT` on the same machine. */
+zrt_status zrt_control_token_path(const char *address, char *out, size_t size);
+zrt_status zrt_control_token_save(const char *address, const char *token, char *path, size_t size);
+zrt_status zrt_control_token_load(const char *address, char *token, size_t size);
 
 #pragma GCC visibility pop
 

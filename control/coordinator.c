@@ -22,12 +22,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const method_names[N_METHODS] = {"Join",  "Heartbeat", "KvSet", "KvGet",   "KvAdd",
-                                                    "Barrier", "Status",  "Leave", "Shutdown"};
-static const ProtobufCMessageDescriptor *const request_types[N_METHODS] = {
-    &zrt__v1__join_request__descriptor,  &zrt__v1__heartbeat_request__descriptor, &zrt__v1__kv_set_request__descriptor,
-    &zrt__v1__kv_get_request__descriptor, &zrt__v1__kv_add_request__descriptor, &zrt__v1__barrier_request__descriptor,
-    &zrt__v1__status_request__descriptor, &zrt__v1__leave_request__descriptor,  &zrt__v1__shutdown_request__descriptor};
+/* The methods as zrt.proto's `service Control` declares them, in the order of
+ * the M_* enum (coordinator_create checks both): one list, so a generated
+ * client and this server cannot disagree on a name or a request type. */
+#define SERVICE zrt__v1__control__descriptor
+#define method_name(m) (SERVICE.methods[m].name)
+#define request_type(m) (SERVICE.methods[m].input)
 
 /* ---- states ------------------------------------------------------------------------------------ */
 
@@ -312,8 +312,8 @@ static void on_new_call(coordinator *co, call_ctx *c, bool ok)
         zrt_call_error(co, c, GRPC_STATUS_UNIMPLEMENTED, "unknown method");
     } else if (!token_ok(co, &c->md)) {
         zrt_call_error(co, c, GRPC_STATUS_UNAUTHENTICATED, "missing or wrong job token");
-    } else if (!(c->request = zrt_rpc_unpack(request_types[c->method], c->payload))) {
-        zrt_call_error(co, c, GRPC_STATUS_INVALID_ARGUMENT, "malformed %s request", method_names[c->method]);
+    } else if (!(c->request = zrt_rpc_unpack(request_type(c->method), c->payload))) {
+        zrt_call_error(co, c, GRPC_STATUS_INVALID_ARGUMENT, "malformed %s request", method_name(c->method));
     } else {
         dispatch(co, c);
     }
@@ -391,12 +391,21 @@ static zrt_status start_server(coordinator *co)
         {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, .value.integer = ZRT_RPC_MAX_MESSAGE},
     };
     grpc_channel_args channel_args = {sizeof args / sizeof args[0], args};
+    static const char *const expected[N_METHODS] = {"Join",    "Heartbeat", "KvSet", "KvGet",   "KvAdd",
+                                                    "Barrier", "Status",    "Leave", "Shutdown"}; /* the M_* order */
+    if (SERVICE.n_methods != N_METHODS)
+        return zrt_set_error(ZRT_ERR_INTERNAL, "coordinator: zrt.proto's service has %u methods, the coordinator %d",
+                             SERVICE.n_methods, N_METHODS);
+    for (int m = 0; m < N_METHODS; m++)
+        if (strcmp(method_name(m), expected[m]) != 0)
+            return zrt_set_error(ZRT_ERR_INTERNAL, "coordinator: zrt.proto's method %d is %s, the coordinator's %s", m,
+                                 method_name(m), expected[m]);
     co->cq = grpc_completion_queue_create_for_next(NULL);
     co->server = grpc_server_create(&channel_args, NULL);
     grpc_server_register_completion_queue(co->server, co->cq, NULL);
     for (int m = 0; m < N_METHODS; m++) {
         char path[64];
-        snprintf(path, sizeof path, "/zrt.v1.Control/%s", method_names[m]);
+        snprintf(path, sizeof path, "/%s/%s", SERVICE.name, method_name(m));
         co->methods[m] = grpc_server_register_method(co->server, path, NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
     }
     grpc_server_credentials *creds = NULL;
@@ -501,7 +510,7 @@ int zrt_coordinator_fuzz(const uint8_t *data, size_t size)
     c->deadline = gpr_inf_future(GPR_CLOCK_MONOTONIC);
     grpc_metadata_array_init(&c->md);
     co->live_calls++;
-    c->request = protobuf_c_message_unpack(request_types[c->method], NULL, size - 1, data + 1);
+    c->request = protobuf_c_message_unpack(request_type(c->method), NULL, size - 1, data + 1);
     if (c->request) dispatch(co, c);
     zrt_call_forget(co, c); /* only this input's call can be parked: forget it, as a client that gave up */
     zrt_call_unref(co, c);

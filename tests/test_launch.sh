@@ -119,6 +119,31 @@ timeout 60 "$ZRT" launch --config "$TMPDIR/r2.yaml" --metrics "$TMPDIR/r2.jsonl"
 [ "$(tail -1 "$TMPDIR/r1.jsonl" | cut -d, -f1-2)" = "$(tail -1 "$TMPDIR/r2.jsonl" | cut -d, -f1-2)" ] \
     || fail "restarted final loss $(tail -1 "$TMPDIR/r1.jsonl") != $(tail -1 "$TMPDIR/r2.jsonl")"
 
+# 4d. A one-machine launch leaves its (random) token where only this user can read it, and
+# `zrt status ADDRESS` on this machine finds it; the file goes when the job ends.
+mkdir -p "$TMPDIR/run" "$TMPDIR/elsewhere"
+env -u ZRT_JOB_TOKEN XDG_RUNTIME_DIR="$TMPDIR/run" timeout 60 "$ZRT" launch --config "$SRC/configs/zero2.yaml" --steps 100000 \
+    >"$TMPDIR/long.out" 2>&1 &
+LPID=$!
+ADDR=""
+for _ in $(seq 100); do
+    ADDR=$(grep -o 'zrt status [0-9.:]*' "$TMPDIR/long.out" | cut -d' ' -f3)
+    [ -n "$ADDR" ] && break
+    sleep 0.1
+done
+TOKEN_FILE="$TMPDIR/run/zrt/$(echo "$ADDR" | tr ':' '_').token"
+[ -n "$ADDR" ] && [ "$(stat -c %a "$TOKEN_FILE" 2>/dev/null)" = 600 ] && [ "$(stat -c %a "$TMPDIR/run/zrt")" = 700 ] \
+    || { fail "no private token file for zrt status"; cat "$TMPDIR/long.out"; ls -la "$TMPDIR/run/zrt"; }
+sleep 1
+env -u ZRT_JOB_TOKEN XDG_RUNTIME_DIR="$TMPDIR/run" "$ZRT" status "$ADDR" >"$TMPDIR/st.out" 2>&1 \
+    || { fail "zrt status of a one-machine launch"; cat "$TMPDIR/st.out"; }
+grep -q "running" "$TMPDIR/st.out" || { fail "zrt status table"; cat "$TMPDIR/st.out"; }
+env -u ZRT_JOB_TOKEN XDG_RUNTIME_DIR="$TMPDIR/elsewhere" "$ZRT" status "$ADDR" >"$TMPDIR/st.out" 2>&1 \
+    && fail "zrt status without the token file must fail"
+grep -q "no job token" "$TMPDIR/st.out" || { fail "no-token message"; cat "$TMPDIR/st.out"; }
+kill -TERM $LPID; wait $LPID
+[ ! -e "$TOKEN_FILE" ] || fail "token file left after the job: $TOKEN_FILE"
+
 # 5. Usage errors.
 "$ZRT" launch --steps 3 >"$TMPDIR/out" 2>&1; [ $? = 2 ] || fail "missing --config is not a usage error"
 "$ZRT" launch --config "$SRC/configs/zero1.yaml" --zero_stage 7 >"$TMPDIR/out" 2>&1; [ $? = 2 ] || fail "bad --zero_stage"

@@ -170,9 +170,12 @@ int zrt_cmd_status(int argc, char **argv)
     static zrt_config cfg;
     char token[256];
     char *text = NULL;
-    if ((config && zrt_config_load(&cfg, config) != ZRT_OK) ||
-        zrt_control_token(config ? cfg.job.token_file : NULL, token, sizeof token) != ZRT_OK ||
-        zrt_control_status(argv[optind], token, config ? &cfg : NULL, 5, &text) != ZRT_OK) {
+    bool have_config = config && zrt_config_load(&cfg, config) == ZRT_OK;
+    bool have_token = (!config || have_config) &&
+                      (zrt_control_token(have_config ? cfg.job.token_file : NULL, token, sizeof token) == ZRT_OK ||
+                       (!(have_config && cfg.job.token_file[0]) && /* a one-machine launch's, on this machine */
+                        zrt_control_token_load(argv[optind], token, sizeof token) == ZRT_OK));
+    if (!have_token || zrt_control_status(argv[optind], token, have_config ? &cfg : NULL, 5, &text) != ZRT_OK) {
         fprintf(stderr, "zrt status: %s\n", zrt_last_error());
         return ZRT_EXIT_FAIL;
     }

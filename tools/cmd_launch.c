@@ -172,9 +172,9 @@ static int launch_with_control_plane(zrt_config *cfg, const zrt_overrides *o, in
                                      char *const *program)
 {
     static char token[256];
-    bool one_machine = cfg->num_machines == 1;
+    bool one_machine = cfg->num_machines == 1, random = false;
     if (zrt_control_token(cfg->job.token_file, token, sizeof token) != ZRT_OK) {
-        if (!one_machine || !random_token(token, sizeof token)) {
+        if (!one_machine || !(random = random_token(token, sizeof token))) {
             fprintf(stderr, "zrt launch: %s\n", zrt_last_error());
             return ZRT_EXIT_FAIL;
         }
@@ -209,19 +209,30 @@ static int launch_with_control_plane(zrt_config *cfg, const zrt_overrides *o, in
         }
         if (one_machine) snprintf(coordinator, sizeof coordinator, "%s", ec.address);
     }
+    char token_path[1024] = "";
+    if (random && zrt_control_token_save(coordinator, token, token_path, sizeof token_path) == ZRT_OK)
+        printf("zrt launch: `zrt status %s` shows this job (its token: %s, this user only)\n", coordinator, token_path);
+    else if (random)
+        fprintf(stderr, "zrt launch: warning: %s; zrt status cannot reach this job\n", zrt_last_error());
+    fflush(stdout);
     char exe[4096];
     const char *self = zrt_cli_self_exe(exe, sizeof exe);
     zrt_agent_options ao = {.cfg = cfg, .config_path = o->config, .coordinator = coordinator, .token = token,
                             .machine_rank = (int)cfg->machine_rank, .self_exe = self, .program = program,
-                            .train_args = argv + 1, .master_port = one_machine ? port : port + 1};
+                            .train_args = argv + 1, .master_port = one_machine ? port : port + 1, .stop = &stop_signal};
     argv[argc] = NULL; /* train_args end where our options end */
+    signal(SIGINT, on_signal); /* as torchrun: a signal stops this machine's ranks, then the job */
+    signal(SIGTERM, on_signal);
     zrt_status status = zrt_agent_run(&ao);
     if (status != ZRT_OK) fprintf(stderr, "zrt launch: %s\n", zrt_last_error());
+    if (stop_signal && hosting && zrt_control_shutdown(coordinator, token, cfg, "zrt launch stopped by a signal", 5) != ZRT_OK)
+        fprintf(stderr, "zrt launch: coordinator: %s\n", zrt_last_error());
     if (hosting) {
         pthread_join(thread, NULL);
         if (ec.status != ZRT_OK) fprintf(stderr, "zrt launch: coordinator: %s\n", ec.message);
         if (status == ZRT_OK) status = ec.status;
     }
+    if (token_path[0]) unlink(token_path);
     return status == ZRT_OK ? ZRT_EXIT_OK : ZRT_EXIT_FAIL;
 }
 
