@@ -226,7 +226,7 @@ zrt_status zrt_control_config_identity(const zrt_config *cfg, char *hash, size_t
     if (!c) return zrt_set_error(ZRT_ERR_NOMEM, "control: out of memory");
     *c = *cfg;
     c->machine_rank = 0;
-    c->source_path[0] = c->deepspeed_config_file[0] = c->warnings[0] = '\0';
+    c->source_path[0] = c->deepspeed_config_file[0] = c->warnings[0] = c->zrt_config_path[0] = '\0';
     char *json = zrt_config_to_json(c);
     free(c);
     if (!json) return ZRT_ERR_NOMEM;

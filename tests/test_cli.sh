@@ -37,6 +37,7 @@ expect_output "unknown option --bogus-flag" "config unknown flag message"
 expect 2 "config: unknown action" -- "$ZRT" config validate "$SRC/configs/zero1.yaml"
 expect 2 "config: missing file argument" -- "$ZRT" config check
 for cfg in "$SRC"/configs/*.yaml "$SRC"/configs/ds/*.json; do
+    case "$cfg" in *.zrt.yaml) continue ;; esac # zrt's settings beside a YAML, read with it
     expect 0 "config check $cfg" -- "$ZRT" config check "$cfg"
     expect_output ": ok (zero stage" "config check $cfg"
     expect 0 "config show $cfg" -- "$ZRT" config show "$cfg"
@@ -188,11 +189,12 @@ expect 2 "estimate: bad precision" -- "$ZRT" estimate --params 1e9 --precision f
 # Device selection: use_cpu: false (TRL's configs) on a machine without a GPU trains on the
 # cpu device and says so in one line; zrt.device: cuda there is an error naming the reason.
 sed 's/use_cpu: true/use_cpu: false/' "$SRC/configs/zero2.yaml" >"$TMPDIR/gpu.yaml"
+cp "$SRC/configs/zero2.zrt.yaml" "$TMPDIR/gpu.zrt.yaml"
 if "$ZRT" train --config "$TMPDIR/gpu.yaml" --num_processes 1 --steps 2 >"$TMPDIR/probe" 2>&1 && grep -q "no GPU to run on" "$TMPDIR/probe"; then
     expect 0 "use_cpu: false without a GPU" -- "$ZRT" train --config "$TMPDIR/gpu.yaml" --num_processes 1 --steps 2
     expect_output "zrt train: no GPU to run on (" "the one line saying why"
     [ "$(grep -c "no GPU to run on" "$TMPDIR/out")" = 1 ] || { echo "FAIL: the line is not said once"; fails=$((fails + 1)); }
-    sed -i 's/^zrt:.*/zrt:\n  device: cuda/' "$TMPDIR/gpu.yaml"
+    echo "device: cuda" >>"$TMPDIR/gpu.zrt.yaml"
     expect 1 "zrt.device: cuda without a GPU" -- "$ZRT" train --config "$TMPDIR/gpu.yaml" --num_processes 1 --steps 2
     expect_output "no CUDA device" "zrt.device: cuda message"
 else

@@ -13,6 +13,7 @@ const struct option zrt_override_options[] = {
     {"help", no_argument, NULL, 'h'},
     {"config", required_argument, NULL, 'c'},
     {"config-file", required_argument, NULL, 'c'},
+    {"zrt-config", required_argument, NULL, 'Z'},
     {"num-processes", required_argument, NULL, 'n'},
     {"num-machines", required_argument, NULL, 'N'},
     {"machine-rank", required_argument, NULL, 'r'},
@@ -30,6 +31,8 @@ const struct option zrt_override_options[] = {
 
 const char zrt_override_usage[] =
     "  --config CFG, --config_file CFG      Accelerate YAML or DeepSpeed JSON (required)\n"
+    "  --zrt_config FILE                    zrt's own settings (the zrt: section's keys);\n"
+    "                                       default: NAME.zrt.yaml beside NAME.yaml\n"
     "  --num_processes N, --num_machines N, --machine_rank R,\n"
     "  --main_process_ip IP, --main_process_port P, --mixed_precision no|fp16|bf16,\n"
     "  --gradient_accumulation_steps N, --zero_stage 0-3,\n"
@@ -69,6 +72,7 @@ bool zrt_override_take(zrt_overrides *o, int c, const char *arg)
     zrt_override_item *item = o->n_items < ZRT_MAX_OVERRIDES ? &o->items[o->n_items] : NULL;
     switch (c) {
     case 'c': snprintf(o->config, sizeof o->config, "%s", arg); return true;
+    case 'Z': snprintf(o->zrt_config, sizeof o->zrt_config, "%s", arg); return true;
     case 'M': snprintf(o->metrics, sizeof o->metrics, "%s", arg); return true;
     case 'F': o->file_store = true; return true;
     case 'i':
@@ -124,7 +128,7 @@ zrt_status zrt_overrides_load(const zrt_overrides *o, zrt_config *cfg)
         zrt_config_init(cfg);
         return ZRT_ERR_CONFIG;
     }
-    zrt_status status = zrt_config_load(cfg, o->config);
+    zrt_status status = zrt_config_load_with(cfg, o->config, o->zrt_config[0] ? o->zrt_config : NULL);
     if (status != ZRT_OK) return status;
     for (int i = 0; i < o->n_items; i++) apply_one(cfg, &o->items[i]);
     if (o->metrics[0]) snprintf(cfg->job.metrics_file, sizeof cfg->job.metrics_file, "%s", o->metrics);

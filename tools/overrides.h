@@ -15,6 +15,7 @@ typedef struct {
 
 typedef struct {
     char config[ZRT_PATH_MAX];
+    char zrt_config[ZRT_PATH_MAX]; /* --zrt-config: zrt's settings from this file */
     char metrics[ZRT_PATH_MAX];
     zrt_override_item items[ZRT_MAX_OVERRIDES];
     int n_items;

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define DEFAULT_MICRO_BATCH 8
 
@@ -242,7 +243,43 @@ static zrt_status finish_errors(zrt_cfg_errors *errs)
     return status;
 }
 
-zrt_status zrt_config_load(zrt_config *cfg, const char *path)
+/* NAME.zrt.yaml beside NAME.yaml (or .yml); "" when path has no YAML suffix. */
+static void sibling_path(const char *path, char *out, size_t size)
+{
+    size_t n = strlen(path);
+    size_t stem = n > 5 && strcmp(path + n - 5, ".yaml") == 0 ? n - 5 : n > 4 && strcmp(path + n - 4, ".yml") == 0 ? n - 4 : 0;
+    if (stem == 0 || snprintf(out, size, "%.*s.zrt.yaml", (int)stem, path) >= (int)size) out[0] = '\0';
+}
+
+/* zrt's own settings kept beside an Accelerate YAML (which Accelerate's
+ * loader refuses unknown keys in): zrt_path if given, else NAME.zrt.yaml next
+ * to it when it exists; its top level is the `zrt:` section's content (or a
+ * `zrt:` key holding it). Joined into the tree as "zrt"; a file with a `zrt:`
+ * section of its own and such a file is an error naming both. */
+static void join_zrt_file(zrt_config *cfg, cJSON *tree, const char *zrt_path, zrt_cfg_errors *errs)
+{
+    char sibling[ZRT_PATH_MAX + 16];
+    if (zrt_path) snprintf(sibling, sizeof sibling, "%s", zrt_path);
+    else sibling_path(cfg->source_path, sibling, sizeof sibling);
+    if (!sibling[0] || (!zrt_path && access(sibling, F_OK) != 0)) return;
+    if (cJSON_GetObjectItemCaseSensitive(tree, "zrt")) {
+        zrt_cfg_error(errs, cfg->source_path, "zrt", "set here and in %s: keep one", sibling);
+        return;
+    }
+    zrt_cfg_format format;
+    cJSON *extra = zrt_cfg_read_tree(sibling, &format, errs);
+    if (!extra) return;
+    cJSON *inner = cJSON_DetachItemFromObjectCaseSensitive(extra, "zrt");
+    if (inner && cJSON_GetArraySize(extra) > 0)
+        zrt_cfg_error(errs, sibling, "zrt", "the file has keys beside its zrt: section");
+    cJSON_AddItemToObject(tree, "zrt", inner ? inner : extra);
+    if (inner) cJSON_Delete(extra);
+    snprintf(cfg->zrt_config_path, sizeof cfg->zrt_config_path, "%s", sibling);
+}
+
+zrt_status zrt_config_load(zrt_config *cfg, const char *path) { return zrt_config_load_with(cfg, path, NULL); }
+
+zrt_status zrt_config_load_with(zrt_config *cfg, const char *path, const char *zrt_path)
 {
     if (!cfg || !path) return zrt_set_error(ZRT_ERR_INVALID, "zrt_config_load: NULL argument");
     zrt_config_init(cfg);
@@ -253,6 +290,7 @@ zrt_status zrt_config_load(zrt_config *cfg, const char *path)
     if (!errs) return zrt_set_error(ZRT_ERR_NOMEM, "zrt_config_load: out of memory");
     zrt_cfg_format format;
     cJSON *tree = zrt_cfg_read_tree(path, &format, errs);
+    if (tree && (format == ZRT_CFG_YAML || zrt_path)) join_zrt_file(cfg, tree, zrt_path, errs);
     if (tree && format == ZRT_CFG_YAML) load_accelerate_yaml(cfg, tree, errs);
     else if (tree) {
         cfg->distributed_type = ZRT_DIST_DEEPSPEED; /* a DeepSpeed file means DeepSpeed */

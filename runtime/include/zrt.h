@@ -224,6 +224,7 @@ typedef struct {
 typedef struct {
     /* Where it came from. */
     char source_path[ZRT_PATH_MAX];        /* the file given to load         */
+    char zrt_config_path[ZRT_PATH_MAX + 16]; /* where zrt: came from if another file (NAME.zrt.yaml) */
     char deepspeed_config_file[ZRT_PATH_MAX]; /* resolved path, "" if none   */
 
     /* Accelerate's launcher settings. num_processes is the total. */
@@ -278,6 +279,10 @@ void zrt_config_init(zrt_config *cfg);
  * syntax errors give file:line:column. cfg is then reset to the defaults:
  * never a partly loaded config. */
 zrt_status zrt_config_load(zrt_config *cfg, const char *path);
+/* The same, with zrt's own settings from zrt_path (the content of a `zrt:`
+ * section); zrt_config_load uses NAME.zrt.yaml beside an Accelerate
+ * NAME.yaml when there is one, so the YAML stays one Accelerate accepts. */
+zrt_status zrt_config_load_with(zrt_config *cfg, const char *path, const char *zrt_path);
 
 /* Re-checks the cross-key rules (divisibility, ranks, offload paths, batch
  * sizes) after a caller changed fields (e.g. CLI overrides). Recomputes the
