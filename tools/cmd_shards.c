@@ -24,6 +24,7 @@ static const char usage[] =
     "       zrt shards diff A B [--tolerance T]       per-parameter differences; exit 1 beyond T\n"
     "       zrt shards consolidate CKPT OUT [--dtype fp32|bf16|fp16] [--max-shard-size 5GB]\n"
     "       zrt shards reshard CKPT OUT --world N [--stage S]\n"
+    "       zrt shards export-hf CKPT OUT [--dtype fp32|bf16|fp16]   a Hugging Face GPT-2 directory\n"
     "\n"
     "CKPT is a step directory or a checkpoint directory (its `latest`). Every\n"
     "command takes --json (one object per line).\n";
@@ -341,6 +342,7 @@ static int with_checkpoint(const shards_options *o, const char *action, const ch
              : strcmp(action, "verify") == 0 ? cmd_verify(o, c)
              : strcmp(action, "diff") == 0   ? cmd_diff(o, c, b)
              : strcmp(action, "consolidate") == 0 ? zrt_shards_consolidate(o, c, out)
+             : strcmp(action, "export-hf") == 0   ? zrt_shards_export_hf(o, c, out)
                                                   : zrt_shards_reshard(o, c, out);
     zrt_ckpt_close(c);
     zrt_ckpt_close(b);
@@ -358,7 +360,7 @@ int zrt_cmd_shards(int argc, char **argv)
     static const struct {
         const char *name;
         int args;
-    } actions[] = {{"ls", 1}, {"show", 1}, {"verify", 1}, {"diff", 2}, {"consolidate", 2}, {"reshard", 2}};
+    } actions[] = {{"ls", 1}, {"show", 1}, {"verify", 1}, {"diff", 2}, {"consolidate", 2}, {"reshard", 2}, {"export-hf", 2}};
     for (size_t k = 0; k < sizeof actions / sizeof actions[0]; k++) {
         if (strcmp(action, actions[k].name) != 0) continue;
         if (n - 1 != actions[k].args)
@@ -369,5 +371,5 @@ int zrt_cmd_shards(int argc, char **argv)
         bool two = strcmp(action, "diff") == 0;
         return with_checkpoint(&o, action, argv[optind + 1], two ? argv[optind + 2] : NULL, two ? NULL : argv[optind + 2]);
     }
-    return zrt_cli_usage_error("shards", "unknown action '%s' (ls, show, verify, diff, consolidate, reshard)", action);
+    return zrt_cli_usage_error("shards", "unknown action '%s' (ls, show, verify, diff, consolidate, reshard, export-hf)", action);
 }

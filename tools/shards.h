@@ -17,6 +17,22 @@ typedef struct {
     int world, stage;        /* reshard; stage -1: keep */
 } shards_options;
 
+/* One tensor of a safetensors output: a parameter under a name, maybe
+ * transposed (GPT-2's Conv1D); file and begin are filled by the writer. */
+typedef struct {
+    const zrt_ckpt_param *p;
+    int unit;
+    char name[128];
+    bool transpose;
+    int file;
+    long long begin;
+} shards_tensor;
+
+/* Writes t (any order; sorted by name here) as safetensors in out_dir
+ * (model.safetensors, or Hugging Face's sharded layout over
+ * o->max_shard_bytes) in o->dtype; prints what it wrote. */
+int zrt_shards_write_safetensors(const shards_options *o, const zrt_ckpt *c, shards_tensor *t, int n, const char *out_dir);
+int zrt_shards_export_hf(const shards_options *o, const zrt_ckpt *c, const char *out_dir);
 bool zrt_shards_parse_dtype(const char *text, zrt_dtype *out);
 /* "5GB", "500MB", "4096", "2GiB". */
 bool zrt_shards_parse_bytes(const char *text, long long *out);

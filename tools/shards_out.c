@@ -54,14 +54,9 @@ bool zrt_shards_parse_bytes(const char *text, long long *out)
 
 /* ---- consolidate ------------------------------------------------------------------------------- */
 
-typedef struct {
-    const zrt_ckpt_param *p;
-    int unit;
-    int file;            /* which output file */
-    long long begin;     /* data offset within its file */
-} tensor;
+typedef shards_tensor tensor;
 
-static int by_name(const void *a, const void *b) { return strcmp(((const tensor *)a)->p->name, ((const tensor *)b)->p->name); }
+static int by_name(const void *a, const void *b) { return strcmp(((const tensor *)a)->name, ((const tensor *)b)->name); }
 
 static const char *st_dtype(zrt_dtype d) { return d == ZRT_DTYPE_BF16 ? "BF16" : d == ZRT_DTYPE_F16 ? "F16" : "F32"; }
 
@@ -79,11 +74,14 @@ static char *file_header(const tensor *t, int n, int file, zrt_dtype dtype, size
     cJSON_AddStringToObject(meta, "format", "pt");
     for (int i = 0; i < n; i++) {
         if (t[i].file != file) continue;
-        cJSON *e = cJSON_AddObjectToObject(h, t[i].p->name), *shape = cJSON_AddArrayToObject(e, "shape"),
+        cJSON *e = cJSON_AddObjectToObject(h, t[i].name), *shape = cJSON_AddArrayToObject(e, "shape"),
               *offsets = cJSON_AddArrayToObject(e, "data_offsets");
         cJSON_AddStringToObject(e, "dtype", st_dtype(dtype));
-        for (int d = 0; d < (t[i].p->ndim ? t[i].p->ndim : 1); d++)
-            cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)(t[i].p->ndim ? t[i].p->shape[d] : t[i].p->numel)));
+        int ndim = t[i].p->ndim ? t[i].p->ndim : 1;
+        for (int d = 0; d < ndim; d++) {
+            int k = t[i].transpose ? ndim - 1 - d : d;
+            cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)(t[i].p->ndim ? t[i].p->shape[k] : t[i].p->numel)));
+        }
         cJSON_AddItemToArray(offsets, cJSON_CreateNumber((double)t[i].begin));
         cJSON_AddItemToArray(offsets, cJSON_CreateNumber((double)(t[i].begin + t[i].p->numel * es)));
     }
@@ -105,9 +103,31 @@ static int write_all(FILE *f, const void *data, size_t bytes, const char *path)
     return ZRT_EXIT_FAIL;
 }
 
+/* A transposed tensor: the parameter whole (the largest one bounds the memory), written column by column. */
+static int write_transposed(FILE *f, const zrt_ckpt *c, const tensor *t, zrt_dtype dtype, float *buf, void *conv,
+                            const char *path)
+{
+    int64_t rows = t->p->shape[0], cols = t->p->shape[1];
+    float *whole = malloc((size_t)t->p->numel * sizeof(float));
+    if (!whole || zrt_ckpt_read(c, t->unit, ZRT_CKPT_MASTER, t->p->offset, t->p->numel, whole) != ZRT_OK) {
+        fprintf(stderr, "zrt shards: %s\n", whole ? zrt_last_error() : "out of memory");
+        free(whole);
+        return ZRT_EXIT_FAIL;
+    }
+    int rc = ZRT_EXIT_OK;
+    for (int64_t col = 0; col < cols && rc == ZRT_EXIT_OK; col++) { /* the output's row `col` is the input's column */
+        for (int64_t r = 0; r < rows; r++) buf[r] = whole[r * cols + col];
+        for (int64_t r = 0; dtype != ZRT_DTYPE_F32 && r < rows; r++) zrt_store_f32(conv, (size_t)r, (int)dtype, buf[r]);
+        rc = write_all(f, dtype == ZRT_DTYPE_F32 ? (void *)buf : conv, (size_t)rows * zrt_dtype_size(dtype), path);
+    }
+    free(whole);
+    return rc;
+}
+
 /* One tensor's values, converted chunk by chunk. */
 static int write_tensor(FILE *f, const zrt_ckpt *c, const tensor *t, zrt_dtype dtype, float *buf, void *conv, const char *path)
 {
+    if (t->transpose && t->p->ndim == 2 && t->p->shape[0] <= SHARDS_CHUNK) return write_transposed(f, c, t, dtype, buf, conv, path);
     for (int64_t done = 0; done < t->p->numel; done += SHARDS_CHUNK) {
         int64_t n = t->p->numel - done < SHARDS_CHUNK ? t->p->numel - done : SHARDS_CHUNK;
         if (zrt_ckpt_read(c, t->unit, ZRT_CKPT_MASTER, t->p->offset + done, n, buf) != ZRT_OK) {
@@ -153,7 +173,7 @@ static int write_index(const tensor *t, int n, int files, long long total, const
     for (int i = 0; i < n; i++) {
         char name[64];
         file_name(name, sizeof name, t[i].file, files);
-        cJSON_AddStringToObject(map, t[i].p->name, name);
+        cJSON_AddStringToObject(map, t[i].name, name);
     }
     char *text = cJSON_Print(root), path[ZRT_PATH_MAX + 64];
     cJSON_Delete(root);
@@ -166,21 +186,15 @@ static int write_index(const tensor *t, int n, int files, long long total, const
     return rc;
 }
 
-int zrt_shards_consolidate(const shards_options *o, const zrt_ckpt *c, const char *out_dir)
+int zrt_shards_write_safetensors(const shards_options *o, const zrt_ckpt *c, tensor *t, int n, const char *out_dir)
 {
-    int n = 0;
-    for (int i = 0; i < c->n_units; i++) n += c->units[i].n_params;
-    tensor *t = calloc((size_t)n, sizeof *t);
     float *buf = malloc(SHARDS_CHUNK * sizeof(float));
     void *conv = malloc(SHARDS_CHUNK * 2);
-    if (!t || !buf || !conv || (mkdir(out_dir, 0755) != 0 && errno != EEXIST)) {
-        fprintf(stderr, "zrt shards consolidate: %s: %s\n", out_dir, t && buf && conv ? strerror(errno) : "out of memory");
-        free(t), free(buf), free(conv);
+    if (!buf || !conv || (mkdir(out_dir, 0755) != 0 && errno != EEXIST)) {
+        fprintf(stderr, "zrt shards: %s: %s\n", out_dir, buf && conv ? strerror(errno) : "out of memory");
+        free(buf), free(conv);
         return ZRT_EXIT_FAIL;
     }
-    n = 0;
-    for (int i = 0; i < c->n_units; i++)
-        for (int k = 0; k < c->units[i].n_params; k++) t[n++] = (tensor){.p = &c->units[i].params[k], .unit = i};
     qsort(t, (size_t)n, sizeof *t, by_name);
     long long es = (long long)zrt_dtype_size(o->dtype), in_file = 0, total = 0;
     int files = 1;
@@ -200,6 +214,23 @@ int zrt_shards_consolidate(const shards_options *o, const zrt_ckpt *c, const cha
                total, st_dtype(o->dtype));
     else if (rc == ZRT_EXIT_OK)
         printf("%s: %d tensors, %lld bytes of %s in %d file%s\n", out_dir, n, total, st_dtype(o->dtype), files, files > 1 ? "s" : "");
-    free(t), free(buf), free(conv);
+    free(buf), free(conv);
+    return rc;
+}
+
+int zrt_shards_consolidate(const shards_options *o, const zrt_ckpt *c, const char *out_dir)
+{
+    int n = 0;
+    for (int i = 0; i < c->n_units; i++) n += c->units[i].n_params;
+    tensor *t = calloc((size_t)n, sizeof *t);
+    if (!t) return fprintf(stderr, "zrt shards consolidate: out of memory\n"), ZRT_EXIT_FAIL;
+    n = 0;
+    for (int i = 0; i < c->n_units; i++)
+        for (int k = 0; k < c->units[i].n_params; k++) {
+            t[n] = (tensor){.p = &c->units[i].params[k], .unit = i};
+            snprintf(t[n++].name, sizeof t->name, "%s", c->units[i].params[k].name);
+        }
+    int rc = zrt_shards_write_safetensors(o, c, t, n, out_dir);
+    free(t);
     return rc;
 }

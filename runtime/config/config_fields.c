@@ -185,6 +185,7 @@ static const zrt_cfg_field model_fields[] = {
     INT("heads", job.model.heads, 1, 1024, 0),
     INT("seq_len", job.model.seq_len, 1, 65536, 0),
     INT("vocab", job.model.vocab, 2, 1 << 20, 0),
+    STR("init_from", job.model.init_from),
     END};
 static const zrt_cfg_section model = {model_fields, true};
 

@@ -335,7 +335,9 @@ static zrt_status init_master(zrt_engine *e, int index)
     int64_t begin = zrt_engine_opt_begin(e, u), count = zrt_engine_opt_count(e, u), end = begin + count;
     float *values = calloc((size_t)count, sizeof(float));
     if (!values) return zrt_set_error(ZRT_ERR_NOMEM, "engine: out of host memory for unit %d's initial values", index);
-    for (int p = 0; p < e->model->n_params[index]; p++) {
+    const zrt_model_config *m = &e->cfg.job.model;
+    zrt_status loaded = m->init_from[0] ? zrt_model_init_values(e->model, m, index, begin, count, values) : ZRT_OK;
+    for (int p = 0; !m->init_from[0] && p < e->model->n_params[index]; p++) {
         const zrt_param_info *info = &e->model->params[index][p];
         for (int64_t j = 0; j < info->numel; j++) {
             int64_t pos = info->offset + j;
@@ -349,7 +351,7 @@ static zrt_status init_master(zrt_engine *e, int index)
             values[pos - begin] = v;
         }
     }
-    zrt_status status = zrt_engine_state_io(e, index, STATE_MASTER, 0, (size_t)count, values, true);
+    zrt_status status = loaded == ZRT_OK ? zrt_engine_state_io(e, index, STATE_MASTER, 0, (size_t)count, values, true) : loaded;
     free(values);
     return status;
 }
@@ -488,6 +490,7 @@ static zrt_status setup(zrt_engine *e)
         size_unit(e, i);
         if (e->units[i].padded > widest) widest = e->units[i].padded;
     }
+    if (e->cfg.job.model.init_from[0]) ZRT_CHECK(zrt_model_init_check(e->model, &e->cfg.job.model)); /* every name and shape */
     ZRT_CHECK(alloc_engine(e, widest));
     if (e->cfg.zero.offload_optimizer.device != ZRT_OFFLOAD_NONE) ZRT_CHECK(zrt_offload_create(e));
     if (e->stage == 3 && e->cfg.zero.offload_param.device != ZRT_OFFLOAD_NONE) ZRT_CHECK(zrt_param_store_create(e));

@@ -188,6 +188,7 @@ typedef struct {
     int64_t heads;
     int64_t seq_len;
     int64_t vocab;
+    char init_from[ZRT_PATH_MAX]; /* gpt: start from these weights (safetensors, or a Hugging Face GPT-2 directory) */
 } zrt_model_config;
 
 typedef struct {

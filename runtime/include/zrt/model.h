@@ -82,6 +82,24 @@ struct zrt_model {
  * implementation only so far: on a cuda device this is ZRT_ERR_UNSUPPORTED
  * naming the model (their CUDA kernels are the GPU path's work). */
 zrt_status zrt_model_create(const zrt_model_config *cfg, zrt_device *device, int micro_batch, zrt_model **out);
+
+/* ---- initial weights from a file (cfg->init_from; init_from.c) ----------
+ * A safetensors file (F32, BF16 or F16), a directory with model.safetensors
+ * (or model.safetensors.index.json) and config.json, holding either zrt's
+ * own names and layouts (what `zrt shards consolidate` writes) or Hugging
+ * Face GPT-2's (transformer.h.N.attn.c_attn.weight, ... in Conv1D's
+ * transposed layout; the tied lm_head and the attention-mask buffers are
+ * ignored). check: every parameter of the model is there with its shape,
+ * nothing else is, and a config.json agrees with cfg -- else
+ * ZRT_ERR_CONFIG naming the tensor or key. values: elements [begin, begin +
+ * n) of a unit's flat layout (0 in the padding). */
+zrt_status zrt_model_init_check(const zrt_model *model, const zrt_model_config *cfg);
+/* The Hugging Face GPT-2 name of a zrt GPT parameter ("h.0.attn.c_attn.weight"
+ * -> "transformer.h.0.attn.c_attn.weight", "wte" -> "transformer.wte.weight"),
+ * with prefix in place of "transformer."; *conv1d: stored transposed there. */
+void zrt_model_gpt2_name(const char *zrt_name, const char *prefix, char *out, size_t size, bool *conv1d);
+zrt_status zrt_model_init_values(const zrt_model *model, const zrt_model_config *cfg, int unit, int64_t begin,
+                                 int64_t n, float *out);
 /* "mlp", "gpt" ("?" for another value). */
 const char *zrt_model_type_name(zrt_model_type type);
 
