@@ -113,13 +113,12 @@ typedef struct {
     zrt_engine *e;
 } test_rank;
 
-/* Makes t's engine for spec s on this rank (comm through the file store for world > 1); false with the reason printed. */
-static inline bool test_rank_open(test_rank *t, const run_spec *s, int rank, int world)
+/* Makes t's engine for t->cfg on this rank (comm through the file store, rendezvous `tag`, for world > 1);
+ * false with the reason printed. */
+static inline bool test_rank_open_config(test_rank *t, const char *tag, int rank, int world)
 {
-    memset(t, 0, sizeof *t);
     openblas_set_num_threads(1);
-    spec_config(s, &t->cfg);
-    if (world > 1 && open_comm(s->tag, rank, world, false, 60, &t->store, &t->comm) != ZRT_OK) return false;
+    if (world > 1 && open_comm(tag, rank, world, false, 60, &t->store, &t->comm) != ZRT_OK) return false;
     zrt_device_options device_options;
     zrt_device_options_init(&device_options); /* the cpu device; check mode from ZRT_DEVICE_CHECK (on in the tests) */
     if (zrt_device_create(&device_options, &t->device) != ZRT_OK ||
@@ -129,6 +128,14 @@ static inline bool test_rank_open(test_rank *t, const run_spec *s, int rank, int
         return false;
     }
     return true;
+}
+
+/* The same for spec s. */
+static inline bool test_rank_open(test_rank *t, const run_spec *s, int rank, int world)
+{
+    memset(t, 0, sizeof *t);
+    spec_config(s, &t->cfg);
+    return test_rank_open_config(t, s->tag, rank, world);
 }
 
 static inline void test_rank_close(test_rank *t)

@@ -40,22 +40,18 @@ static void gpt_config(zrt_config *cfg, const char *init_from)
 /* zrt's side: the batches and losses of STEPS steps from the imported weights, a checkpoint after 3. */
 static void train(const char *hf, const char *work)
 {
-    static zrt_config cfg;
-    gpt_config(&cfg, hf);
-    zrt_device *device = test_device();
-    zrt_model *model = NULL;
-    zrt_data data;
-    zrt_engine *e = NULL;
-    CHECK_OK(zrt_model_create(&cfg.job.model, device, 4, &model));
-    CHECK_OK(zrt_data_init(&data, &cfg));
-    CHECK_OK(zrt_engine_create(&cfg, NULL, model, &e));
-    if (!e) exit(1);
+    static test_rank t;
+    memset(&t, 0, sizeof t);
+    gpt_config(&t.cfg, hf);
+    if (!test_rank_open_config(&t, "hf", 0, 1)) exit(1);
+    zrt_engine *e = t.e;
+    zrt_data *data = &t.data;
     char path[1200];
     snprintf(path, sizeof path, "%s/tokens.bin", work);
     FILE *f = fopen(path, "wb");
     int32_t x[64], y[64];
     for (int step = 0; step < STEPS; step++) {
-        zrt_data_fill(&data, step * 4, 4, x, y);
+        zrt_data_fill(data, step * 4, 4, x, y);
         fwrite(x, sizeof x, 1, f);
         fwrite(y, sizeof y, 1, f);
     }
@@ -67,14 +63,11 @@ static void train(const char *hf, const char *work)
     for (int step = 0; step < STEPS; step++) {
         if (step == 3) CHECK_OK(zrt_engine_save(e, ckpt)); /* the weights step 4 computes with */
         zrt_step_result r;
-        CHECK_OK(zrt_engine_step(e, &data, &r));
+        CHECK_OK(zrt_engine_step(e, data, &r));
         fprintf(f, "%.9g\n", r.loss);
     }
     fclose(f);
-    zrt_engine_destroy(e);
-    model->destroy(model);
-    zrt_data_fini(&data);
-    zrt_device_destroy(device);
+    test_rank_close(&t);
 }
 
 /* A config or file that does not fit is refused, naming what. */
