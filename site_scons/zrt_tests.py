@@ -50,13 +50,16 @@ def _shm_names():
         return set()
 
 
-def run(tests, env_vars, cwd, verbose=False):
+def run(tests, env_vars, cwd, verbose=False, results=None):
     """tests: dicts with name, argv (or skip: reason), timeout. Returns failures.
-    A shared-memory segment a test leaves in /dev/shm counts as a failure."""
+    A shared-memory segment a test leaves in /dev/shm counts as a failure.
+    results: a list that gets (name, 'pass'|'fail'|'skip', seconds, detail) per test."""
     passed, failed, skipped, timed = [], [], [], []
+    note = results.append if results is not None else (lambda row: None)
     for test in tests:
         if test.get('skip'):
             skipped.append((test['name'], test['skip']))
+            note((test['name'], 'skip', 0.0, test['skip']))
             print('SKIP %-32s %s' % (test['name'], test['skip']), flush=True)
             continue
         before = _shm_names()
@@ -64,6 +67,8 @@ def run(tests, env_vars, cwd, verbose=False):
         left = sorted(_shm_names() - before)
         if left and not timed_out and rc in (0, SKIP):
             rc, out = 1, out + '\nleft in /dev/shm: %s\n' % ', '.join(left)
+        note((test['name'], 'pass' if rc == 0 and not timed_out else 'skip' if rc == SKIP and not timed_out else 'fail', secs,
+              'timed out' if timed_out else _last_line(out) if rc == SKIP else out[-1500:] if rc else ''))
         if timed_out:
             timed.append(test['name'])
             print('FAIL %-32s timed out after %ds' % (test['name'], test['timeout']))
@@ -91,3 +96,34 @@ def run(tests, env_vars, cwd, verbose=False):
     print('%d passed, %d failed, %d skipped' % (len(passed), len(failed) + len(timed), len(skipped)))
     sys.stdout.flush()
     return len(failed) + len(timed)
+
+
+def _gpu_identity():
+    """The card and driver from nvidia-smi, or None with why not."""
+    try:
+        out = subprocess.run(['nvidia-smi', '--query-gpu=name,driver_version,memory.total', '--format=csv,noheader'],
+                             capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return None, 'nvidia-smi: %s' % e
+    if out.returncode != 0 or not out.stdout.strip():
+        return None, 'nvidia-smi: %s' % (out.stderr.strip() or 'no GPU listed')
+    return out.stdout.strip().splitlines(), ''
+
+
+def gpu_report(results, path, cuda_line):
+    """`scons gpu-test`: one summary line, and a report (date, card, driver, every test with its figures)."""
+    cards, why = _gpu_identity()
+    card = cards[0] if cards else 'no GPU (%s)' % why
+    counts = {k: sum(1 for r in results if r[1] == k) for k in ('pass', 'fail', 'skip')}
+    lines = ['# zrt gpu-test report', '',
+             '- date: %s' % time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()),
+             '- card: %s' % card, '- build: %s' % cuda_line,
+             '- result: %d passed, %d failed, %d skipped' % (counts['pass'], counts['fail'], counts['skip']), '',
+             '| test | result | seconds | detail |', '|---|---|---|---|']
+    for name, status, secs, detail in results:
+        lines.append('| %s | %s | %.2f | %s |' % (name, status, secs, detail.strip().replace('\n', '<br>').replace('|', '\\|')))
+    with open(path, 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+    print('gpu-test: %s: %d passed, %d failed, %d skipped (report: %s)' % (card, counts['pass'], counts['fail'],
+                                                                          counts['skip'], path))
+    return counts['fail']
