@@ -80,6 +80,30 @@ ZRT_HD float zrt_f16_to_f32(uint16_t h)
     return zrt_bits_f32(sign | ((exp + 112u) << 23) | (mant << 13));
 }
 
+/* A well-mixed 32-bit hash of three words (the bf16 stochastic rounding's
+ * random bits: the same on every backend, so runs stay reproducible). */
+ZRT_HD uint32_t zrt_hash3(uint32_t a, uint32_t b, uint32_t c)
+{
+    uint32_t h = a * 0x9e3779b1u ^ (b + 0x85ebca77u) * 0xc2b2ae3du ^ (c + 0x27d4eb2fu) * 0x165667b1u;
+    h ^= h >> 15;
+    h *= 0x2c1b3c6du;
+    h ^= h >> 12;
+    h *= 0x297a2d39u;
+    return h ^ (h >> 15);
+}
+
+/* fp32 -> bf16 rounded stochastically: up with probability equal to the
+ * dropped fraction (random in the low 16 bits); NaN and inf as in
+ * zrt_f32_to_bf16. Unbiased on average, as llm.c rounds its bf16 weights. */
+ZRT_HD uint16_t zrt_f32_to_bf16_stochastic(float f, uint32_t random)
+{
+    uint32_t bits = zrt_f32_bits(f);
+    if ((bits & 0x7fffffffu) >= 0x7f800000u) return zrt_f32_to_bf16(f);
+    uint32_t up = bits + (random & 0xffffu);
+    if ((up & 0x7fffffffu) >= 0x7f800000u) return zrt_f32_to_bf16(f); /* would round past the largest finite */
+    return (uint16_t)(up >> 16);
+}
+
 /* Element i of a buffer of `dtype` -- zrt_dtype's values: 0 fp32, 1 bf16,
  * 2 fp16 -- as fp32; and v stored there, rounded to nearest even. Every
  * kernel loop reads and writes mixed-precision buffers through these. */

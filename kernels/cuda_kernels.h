@@ -33,6 +33,21 @@ int zrt_cuda_sum(void *stream, const float *values, size_t n, size_t stride, flo
 int zrt_cuda_adam(void *stream, float *master, float *exp_avg, float *exp_avg_sq, const void *grads, int dtype,
                   size_t n, zrt_adam_hyper hyper, float unscale, double max_norm, const float *stats);
 
+/* The multi-tensor step: up to ZRT_CUDA_MULTI_MAX tensors in one launch
+ * (their pointers travel in the kernel's parameters), each split into
+ * blocks of THREADS x 4 elements; the compute copy written in the same pass. */
+#define ZRT_CUDA_MULTI_MAX 48
+typedef struct {
+    float *master, *exp_avg, *exp_avg_sq;
+    const void *grads;
+    void *params;
+    size_t n;
+    uint64_t first_index;
+} zrt_cuda_tensor;
+int zrt_cuda_adam_multi(void *stream, const zrt_cuda_tensor *tensors, int n, int first, int grad_dtype, int param_dtype,
+                        zrt_adam_hyper hyper, float unscale, double max_norm, const float *stats, uint32_t sr_seed,
+                        uint32_t step);
+
 #ifdef __cplusplus
 }
 #endif

@@ -9,6 +9,10 @@
  * statistics reduce in one block of 512 threads (a fixed order: the same
  * result every run); Adam reads the reduced statistics from device memory,
  * so skipping an overflowed step and clipping need no host round trip.
+ * The multi-tensor Adam carries up to 48 tensors' pointers in its launch
+ * parameters (under the 4 KiB limit), so one launch updates every unit's
+ * shard and writes its compute copy in the same pass (apex's multi_tensor
+ * idea); a block finds its tensor in the table of chunk starts.
  * Check: tests/test_cuda_device.c (every kernel against the cpu backend).
  */
 #include "cast.h"
@@ -89,6 +93,49 @@ __global__ void adam_kernel(float *p, float *m, float *v, const void *grads, int
     size_t stride = (size_t)gridDim.x * blockDim.x;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
         zrt_adam_element(&p[i], &m[i], &v[i], zrt_adam_grad(load(grads, i, dt), unscale, clip), &h);
+}
+
+#define MULTI_CHUNK (THREADS * 4)
+
+struct multi_table {
+    zrt_cuda_tensor t[ZRT_CUDA_MULTI_MAX];
+    unsigned chunk_start[ZRT_CUDA_MULTI_MAX + 1]; /* tensor k's chunks: [chunk_start[k], chunk_start[k + 1]) */
+    int n, first;
+};
+
+__global__ void adam_multi_kernel(const multi_table table, int gdt, int pdt, zrt_adam_hyper h, float unscale,
+                                  double max_norm, const float *stats, uint32_t sr_seed, uint32_t step)
+{
+    float sum_squares = stats[0];
+    if (zrt_step_overflow(sum_squares, stats[1])) return;
+    float clip = zrt_clip_factor(sum_squares, max_norm);
+    int k = 0;
+    while (k + 1 < table.n && table.chunk_start[k + 1] <= blockIdx.x) k++;
+    const zrt_cuda_tensor &t = table.t[k];
+    size_t begin = (size_t)(blockIdx.x - table.chunk_start[k]) * MULTI_CHUNK;
+    for (size_t i = begin + threadIdx.x; i < begin + MULTI_CHUNK && i < t.n; i += blockDim.x) {
+        zrt_adam_element(&t.master[i], &t.exp_avg[i], &t.exp_avg_sq[i], zrt_adam_grad(load(t.grads, i, gdt), unscale, clip), &h);
+        zrt_store_param(t.params, i, pdt, t.master[i], sr_seed, step, (uint32_t)(table.first + k), t.first_index + i);
+    }
+}
+
+extern "C" int zrt_cuda_adam_multi(void *stream, const zrt_cuda_tensor *tensors, int n, int first, int grad_dtype,
+                                   int param_dtype, zrt_adam_hyper hyper, float unscale, double max_norm,
+                                   const float *stats, uint32_t sr_seed, uint32_t step)
+{
+    if (n < 1 || n > ZRT_CUDA_MULTI_MAX) return n == 0 ? 0 : (int)cudaErrorInvalidValue;
+    multi_table table;
+    table.n = n;
+    table.first = first;
+    table.chunk_start[0] = 0;
+    for (int k = 0; k < n; k++) {
+        table.t[k] = tensors[k];
+        table.chunk_start[k + 1] = table.chunk_start[k] + (unsigned)((tensors[k].n + MULTI_CHUNK - 1) / MULTI_CHUNK);
+    }
+    if (table.chunk_start[n] == 0) return 0;
+    adam_multi_kernel<<<table.chunk_start[n], THREADS, 0, (cudaStream_t)stream>>>(table, grad_dtype, param_dtype, hyper,
+                                                                                  unscale, max_norm, stats, sr_seed, step);
+    return (int)cudaGetLastError();
 }
 
 extern "C" int zrt_cuda_cast(void *stream, void *dst, int dst_dtype, const void *src, int src_dtype, size_t n,

@@ -20,6 +20,7 @@
 
 #include <math.h>
 
+#include "cast.h"
 #include "hd.h"
 
 typedef struct {
@@ -76,6 +77,20 @@ ZRT_HD float zrt_adam_grad(float raw, float unscale, float clip)
 {
     float g = raw * unscale;
     return clip < 1.0f ? g * clip : g;
+}
+
+/* The compute copy of an updated master, element i (index `index` of the
+ * whole tensor, whatever the sharding) of tensor `tensor`: rounded to
+ * nearest even, or (bf16 with sr_seed != 0) stochastically with the bits of
+ * zrt_hash3(sr_seed ^ step, tensor, index). params NULL: no copy. */
+ZRT_HD void zrt_store_param(void *params, size_t i, int param_dtype, float master, uint32_t sr_seed, uint32_t step,
+                            uint32_t tensor, uint64_t index)
+{
+    if (!params) return;
+    if (sr_seed && param_dtype == 1)
+        ((uint16_t *)params)[i] = zrt_f32_to_bf16_stochastic(master, zrt_hash3(sr_seed ^ step, tensor, (uint32_t)index));
+    else
+        zrt_store_f32(params, i, param_dtype, master);
 }
 
 #endif

@@ -32,6 +32,7 @@ typedef struct {
     int64_t sub_group;                        /* nvme: sub_group_size; 0 = 200 (several per unit) */
     zrt_offload_device offload_param;         /* offload_param.device (stage 3) */
     int64_t max_in_cpu;                       /* offload_param nvme: elements kept in host memory */
+    bool stochastic;                          /* zrt.bf16_stochastic_rounding */
     char tag[64];
 } run_spec;
 
@@ -76,6 +77,7 @@ static inline void spec_config(const run_spec *s, zrt_config *cfg)
         cfg->aio.block_size = 8192;
     }
     cfg->zero.offload_param.device = s->offload_param;
+    cfg->job.bf16_stochastic_rounding = s->stochastic;
     if (s->offload_param == ZRT_OFFLOAD_NVME) {
         zrt_offload_config *o = &cfg->zero.offload_param;
         o->n_nvme_paths = 1;

@@ -225,6 +225,80 @@ static inline void check_adam(zrt_device *d, zrt_stream *s, size_t n)
     for (int k = 0; k < 5; k++) zrt_device_free(d, bufs[k], NULL);
 }
 
+/* zrt_kernel_adam_multi over n_tensors tensors of the sizes given (cycled),
+ * bf16 gradients, the compute copy in param_dtype (sr: stochastically), against
+ * the reference: Adam per element, then zrt_store_param -- bitwise. With an
+ * overflow nothing may change, the copy included. */
+static inline void check_adam_multi_case(zrt_device *d, zrt_stream *s, int n_tensors, zrt_dtype param_dtype,
+                                         uint32_t sr, const float stats[2])
+{
+    static const size_t sizes[] = {1000, 7, 100003, 1};
+    zrt_adam_args a = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f, .adamw = true,
+                       .step = 5, .unscale = 1.0f / 64, .max_norm = 1.0, .stochastic_seed = sr};
+    zrt_adam_hyper h = zrt_adam_hyper_for(a.lr, a.beta1, a.beta2, a.eps, a.weight_decay, a.adamw, (long)a.step);
+    zrt_adam_tensor *t = calloc((size_t)n_tensors, sizeof *t);
+    float *host[4 * 64];
+    void *params_ref[64];
+    size_t pes = zrt_dtype_size(param_dtype);
+    float *dstats = upload(d, stats, 2 * sizeof(float));
+    for (int k = 0; k < n_tensors; k++) {
+        size_t n = sizes[k % 4], bytes = n * sizeof(float);
+        float *p = host[4 * k] = malloc(bytes), *m = host[4 * k + 1] = malloc(bytes), *v = host[4 * k + 2] = malloc(bytes);
+        uint16_t *g = (uint16_t *)(host[4 * k + 3] = malloc(n * 2));
+        random_fill(p, n, ZRT_DTYPE_F32, 41 + k, false);
+        random_fill(m, n, ZRT_DTYPE_F32, 42 + k, false);
+        random_fill(g, n, ZRT_DTYPE_BF16, 44 + k, false);
+        for (size_t i = 0; i < n; i++) v[i] = fabsf(zrt_random_normal(43, (uint64_t)k, i)) * 0.01f;
+        params_ref[k] = calloc(n, pes);
+        memset(params_ref[k], 0x5a, n * pes); /* a sentinel an overflowed step must leave */
+        t[k] = (zrt_adam_tensor){upload(d, p, bytes), upload(d, m, bytes), upload(d, v, bytes), upload(d, g, n * 2),
+                                 upload(d, params_ref[k], n * pes), n, 1000};
+    }
+    CHECK_OK(zrt_kernel_adam_multi(s, t, n_tensors, ZRT_DTYPE_BF16, param_dtype, &a, dstats));
+    bool same = true;
+    long rounded_up = 0, differs_from_nearest = 0;
+    for (int k = 0; k < n_tensors; k++) {
+        size_t n = t[k].n, bytes = n * sizeof(float);
+        float *p = host[4 * k], *m = host[4 * k + 1], *v = host[4 * k + 2];
+        for (size_t i = 0; !zrt_step_overflow(stats[0], stats[1]) && i < n; i++) {
+            float clip = zrt_clip_factor(stats[0], a.max_norm);
+            zrt_adam_element(&p[i], &m[i], &v[i], zrt_adam_grad(ref_load(host[4 * k + 3], i, ZRT_DTYPE_BF16), a.unscale, clip), &h);
+            zrt_store_param(params_ref[k], i, (int)param_dtype, p[i], sr, (uint32_t)a.step, (uint32_t)k, 1000 + i);
+            if (sr && param_dtype == ZRT_DTYPE_BF16) {
+                uint16_t got = ((uint16_t *)params_ref[k])[i], nearest = zrt_f32_to_bf16(p[i]);
+                differs_from_nearest += got != nearest;
+                rounded_up += zrt_bf16_to_f32(got) > p[i];
+            }
+        }
+        same &= same_bytes(d, s, t[k].master, p, bytes) && same_bytes(d, s, t[k].exp_avg, m, bytes) &&
+                same_bytes(d, s, t[k].exp_avg_sq, v, bytes) && same_bytes(d, s, t[k].params, params_ref[k], n * pes);
+    }
+    CHECK_MSG(same, "%s: adam_multi (%d tensors, copy %s, sr %u, overflow %g) differs from the reference", zrt_device_name(d),
+              n_tensors, zrt_dtype_name(param_dtype), sr, stats[1]);
+    if (sr && param_dtype == ZRT_DTYPE_BF16 && !zrt_step_overflow(stats[0], stats[1]))
+        CHECK_MSG(differs_from_nearest > 1000 && rounded_up > 1000, "%s: stochastic rounding: %ld differ from nearest, "
+                  "%ld rounded up", zrt_device_name(d), differs_from_nearest, rounded_up);
+    for (int k = 0; k < n_tensors; k++) {
+        void *bufs[] = {t[k].master, t[k].exp_avg, t[k].exp_avg_sq, (void *)t[k].grads, t[k].params};
+        for (int b = 0; b < 5; b++) zrt_device_free(d, bufs[b], NULL);
+        for (int b = 0; b < 4; b++) free(host[4 * k + b]);
+        free(params_ref[k]);
+    }
+    zrt_device_free(d, dstats, NULL);
+    free(t);
+}
+
+static inline void check_adam_multi(zrt_device *d, zrt_stream *s)
+{
+    const float clipped[2] = {16, 0}, overflow[2] = {16, 1};
+    check_adam_multi_case(d, s, 4, ZRT_DTYPE_BF16, 0, clipped);
+    check_adam_multi_case(d, s, 4, ZRT_DTYPE_F16, 0, clipped);
+    check_adam_multi_case(d, s, 4, ZRT_DTYPE_F32, 0, clipped);
+    check_adam_multi_case(d, s, 4, ZRT_DTYPE_BF16, 0x9e3779b9u, clipped);   /* stochastic rounding */
+    check_adam_multi_case(d, s, 4, ZRT_DTYPE_BF16, 0x9e3779b9u, overflow);  /* skipped: nothing written */
+    check_adam_multi_case(d, s, ZRT_ADAM_MULTI_MAX + 5, ZRT_DTYPE_BF16, 7, clipped); /* two backend calls */
+}
+
 static inline void check_bad_kernel_args(zrt_device *d, zrt_stream *s)
 {
     void *buf = device_alloc(d, 64, "args");
@@ -248,6 +322,7 @@ static inline void check_all_kernels(zrt_device *d, bool exact_order)
         check_fill(d, s, sizes[k]);
         if (sizes[k]) check_adam(d, s, sizes[k]);
     }
+    check_adam_multi(d, s);
     check_stats(d, s, 100003, exact_order);
     check_copy_stats_and_sum(d, s, 100003);
     check_copy_stats_and_sum(d, s, 5);

@@ -61,5 +61,22 @@ int main(void)
         printf("gpt %s world 2: loss %.6f -> %.6f, stages 0-3 bitwise equal\n", p ? "bf16" : "fp32", gbase.steps[0].loss,
                gbase.steps[7].loss);
     }
+    /* zrt.bf16_stochastic_rounding: the copy's random bits hash the element's index in its whole unit, so
+     * stage 0 (which updates whole units) and stages 1-3 (shards) still agree bit for bit; and the run
+     * differs from round-to-nearest's. */
+    static run_result sr_base, sr;
+    for (int stage = 0; stage <= 3; stage++) {
+        run_spec s = {.world = 2, .stage = stage, .steps = 6, .precision = ZRT_PRECISION_BF16, .micro = 4, .accum = 1,
+                      .persistence = 0, .stochastic = true};
+        snprintf(s.tag, sizeof s.tag, "sr-s%d", stage);
+        run_result *out = stage == 0 ? &sr_base : &sr;
+        CHECK_MSG(run_training(&s, out), "%s did not run", s.tag);
+        if (stage > 0) CHECK_MSG(same_run(&sr_base, out, 6), "stochastic rounding: stage %d differs from stage 0", stage);
+    }
+    run_spec nearest = {.world = 2, .stage = 0, .steps = 6, .precision = ZRT_PRECISION_BF16, .micro = 4, .accum = 1,
+                        .persistence = 0, .tag = "sr-off"};
+    CHECK(run_training(&nearest, &sr));
+    CHECK_MSG(!same_run(&sr_base, &sr, 6), "stochastic rounding changed nothing");
+    printf("bf16 stochastic rounding: stages 0-3 (world 2) bitwise equal, and not round-to-nearest's run\n");
     return CHECK_DONE();
 }

@@ -211,6 +211,7 @@ static const zrt_cfg_field zrt_fields[] = {
     INT("micro_batch_size", job.micro_batch_size, 1, 1 << 20, 0),
     INT("seed", job.seed, 0, BIG, 0),
     STR("checkpoint_dir", job.checkpoint_dir),
+    BOOL("bf16_stochastic_rounding", job.bf16_stochastic_rounding, 0),
     INT("checkpoint_interval", job.checkpoint_interval, 0, BIG, 0),
     STR("metrics_file", job.metrics_file),
     ENUM("device", job.device, device_names, 0),

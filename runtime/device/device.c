@@ -589,6 +589,36 @@ zrt_status zrt_kernel_adam(zrt_stream *s, float *master, float *exp_avg, float *
                                 args->max_norm, stats);
 }
 
+zrt_status zrt_kernel_adam_multi(zrt_stream *s, const zrt_adam_tensor *t, int n, zrt_dtype grad_dtype,
+                                 zrt_dtype param_dtype, const zrt_adam_args *args, const float *stats)
+{
+    if (!s || !args || !stats || n < 0 || (n && !t) || !dtype_ok(grad_dtype) || !dtype_ok(param_dtype) || args->step < 1)
+        return zrt_set_error(ZRT_ERR_INVALID, "zrt_kernel_adam_multi: bad argument");
+    zrt_adam_hyper h = zrt_adam_hyper_for(args->lr, args->beta1, args->beta2, args->eps, args->weight_decay,
+                                          args->adamw, (long)args->step);
+    for (int first = 0; first < n; first += ZRT_ADAM_MULTI_MAX) {
+        int count = n - first < ZRT_ADAM_MULTI_MAX ? n - first : ZRT_ADAM_MULTI_MAX;
+        zrt_access a[6 * ZRT_ADAM_MULTI_MAX + 1];
+        int k = 0;
+        for (int i = first; i < first + count; i++) {
+            size_t bytes = t[i].n * sizeof(float);
+            if (t[i].n && (!t[i].master || !t[i].exp_avg || !t[i].exp_avg_sq || !t[i].grads))
+                return zrt_set_error(ZRT_ERR_INVALID, "zrt_kernel_adam_multi: tensor %d: NULL buffer", i);
+            if (!t[i].n) continue;
+            a[k++] = (zrt_access){t[i].master, bytes, ZRT_ACCESS_READ_WRITE};
+            a[k++] = (zrt_access){t[i].exp_avg, bytes, ZRT_ACCESS_READ_WRITE};
+            a[k++] = (zrt_access){t[i].exp_avg_sq, bytes, ZRT_ACCESS_READ_WRITE};
+            a[k++] = (zrt_access){t[i].grads, t[i].n * zrt_dtype_size(grad_dtype), ZRT_ACCESS_READ};
+            if (t[i].params) a[k++] = (zrt_access){t[i].params, t[i].n * zrt_dtype_size(param_dtype), ZRT_ACCESS_WRITE};
+        }
+        a[k++] = (zrt_access){stats, 2 * sizeof(float), ZRT_ACCESS_READ};
+        ZRT_CHECK(kernel_access(s, "adam (multi-tensor)", a, k));
+        ZRT_CHECK(s->device->ops->adam_multi(s, t + first, count, first, grad_dtype, param_dtype, &h, args->unscale,
+                                             args->max_norm, stats, args->stochastic_seed, (uint32_t)args->step));
+    }
+    return ZRT_OK;
+}
+
 zrt_status zrt_stream_launch_host(zrt_stream *s, const char *what, zrt_status (*fn)(void *arg), const void *arg,
                                   size_t arg_bytes, const zrt_access *access, int n_access)
 {

@@ -135,6 +135,10 @@ struct zrt_device_ops {
     zrt_status (*adam)(zrt_stream *s, float *master, float *exp_avg, float *exp_avg_sq, const void *grads,
                        zrt_dtype grad_dtype, size_t n, const zrt_adam_hyper *h, float unscale, double max_norm,
                        const float *stats);
+    /* n <= ZRT_ADAM_MULTI_MAX; tensor numbers for the rounding's hash start at first. */
+    zrt_status (*adam_multi)(zrt_stream *s, const zrt_adam_tensor *t, int n, int first, zrt_dtype grad_dtype,
+                             zrt_dtype param_dtype, const zrt_adam_hyper *h, float unscale, double max_norm,
+                             const float *stats, uint32_t sr_seed, uint32_t step);
     zrt_status (*launch_host)(zrt_stream *s, zrt_status (*fn)(void *arg), const void *arg, size_t arg_bytes);
 };
 

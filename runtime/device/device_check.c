@@ -94,8 +94,10 @@ static void apply_access(zrt_mem_block *b, int observer, uint64_t time, zrt_acce
 static zrt_status track(zrt_device *d, int observer, uint64_t *clock, const char *what, const zrt_access *access,
                         int n_access)
 {
-    zrt_mem_block *blocks[16];
-    if (n_access > 16) return zrt_set_error(ZRT_ERR_INTERNAL, "device check: %s: more than 16 accesses", what);
+    enum { MAX_ACCESS = 6 * ZRT_ADAM_MULTI_MAX + 1 }; /* the most any op declares: a multi-tensor Adam */
+    zrt_mem_block *blocks[MAX_ACCESS];
+    if (n_access > MAX_ACCESS)
+        return zrt_set_error(ZRT_ERR_INTERNAL, "device check: %s: more than %d accesses", what, MAX_ACCESS);
     for (int i = 0; i < n_access; i++) {
         blocks[i] = NULL;
         if (access[i].bytes == 0) continue;

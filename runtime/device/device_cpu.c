@@ -34,7 +34,8 @@
 #define JITTER_MAX_US 100
 
 typedef enum {
-    JOB_COPY, JOB_SET, JOB_CAST, JOB_FILL, JOB_STATS, JOB_COPY_STATS, JOB_SUM, JOB_ADAM, JOB_HOST, JOB_WAIT, JOB_FREE
+    JOB_COPY, JOB_SET, JOB_CAST, JOB_FILL, JOB_STATS, JOB_COPY_STATS, JOB_SUM, JOB_ADAM, JOB_ADAM_MULTI, JOB_HOST,
+    JOB_WAIT, JOB_FREE
 } job_kind;
 
 typedef struct cpu_stream cpu_stream;
@@ -57,6 +58,16 @@ typedef struct {
             double max_norm;
             const float *stats;
         } adam;
+        struct {
+            zrt_adam_tensor *t; /* malloc'ed copy, freed when the job has run (or is skipped) */
+            int n, first;
+            zrt_dtype grad_dtype, param_dtype;
+            zrt_adam_hyper h;
+            float unscale;
+            double max_norm;
+            const float *stats;
+            uint32_t sr_seed, step;
+        } multi;
         struct { zrt_status (*fn)(void *); _Alignas(16) unsigned char arg[ZRT_LAUNCH_ARG_MAX]; } host;
         struct { cpu_stream *other; uint64_t ticket; } wait;
         struct { void *ptr; size_t bytes; } free;
@@ -167,6 +178,23 @@ static void adam(float *p, float *m, float *v, const void *grads, zrt_dtype dt, 
     for (size_t i = 0; i < n; i++) zrt_adam_element(&p[i], &m[i], &v[i], zrt_adam_grad(load(grads, i, dt), unscale, clip), h);
 }
 
+static void adam_multi(const cpu_job *job)
+{
+    const float *stats = job->u.multi.stats;
+    if (zrt_step_overflow(stats[0], stats[1])) return;
+    float clip = zrt_clip_factor(stats[0], job->u.multi.max_norm);
+    for (int k = 0; k < job->u.multi.n; k++) {
+        const zrt_adam_tensor *t = &job->u.multi.t[k];
+        for (size_t i = 0; i < t->n; i++) {
+            zrt_adam_element(&t->master[i], &t->exp_avg[i], &t->exp_avg_sq[i],
+                             zrt_adam_grad(load(t->grads, i, job->u.multi.grad_dtype), job->u.multi.unscale, clip),
+                             &job->u.multi.h);
+            zrt_store_param(t->params, i, (int)job->u.multi.param_dtype, t->master[i], job->u.multi.sr_seed,
+                            job->u.multi.step, (uint32_t)(job->u.multi.first + k), t->first_index + i);
+        }
+    }
+}
+
 /* ---- the stream worker ------------------------------------------------------------------------------ */
 
 static void jitter(cpu_stream *s)
@@ -213,6 +241,10 @@ static zrt_status run_job(cpu_stream *s, cpu_job *job)
         adam(job->u.adam.master, job->u.adam.exp_avg, job->u.adam.exp_avg_sq, job->u.adam.grads, job->u.adam.dtype,
              job->u.adam.n, &job->u.adam.h, job->u.adam.unscale, job->u.adam.max_norm, job->u.adam.stats);
         break;
+    case JOB_ADAM_MULTI:
+        adam_multi(job);
+        free(job->u.multi.t);
+        break;
     case JOB_HOST: return job->u.host.fn(job->u.host.arg);
     case JOB_WAIT: {
         zrt_status status = wait_other(job->u.wait.other, job->u.wait.ticket, s->name);
@@ -243,6 +275,7 @@ static void *stream_main(void *arg)
         zrt_status status = ZRT_OK;
         if (skip && job->kind == JOB_WAIT) stream_unref(job->u.wait.other);
         if (skip && job->kind == JOB_FREE) free(job->u.free.ptr); /* still ours to give back */
+        if (skip && job->kind == JOB_ADAM_MULTI) free(job->u.multi.t);
         if (!skip) {
             if (s->check) jitter(s);
             zrt_clear_error();
@@ -510,6 +543,20 @@ static zrt_status cpu_sum(zrt_stream *s, const float *values, size_t n, size_t s
     return ENQUEUE(s, job, sum);
 }
 
+static zrt_status cpu_adam_multi(zrt_stream *s, const zrt_adam_tensor *t, int n, int first, zrt_dtype grad_dtype,
+                                 zrt_dtype param_dtype, const zrt_adam_hyper *h, float unscale, double max_norm,
+                                 const float *stats, uint32_t sr_seed, uint32_t step)
+{
+    zrt_adam_tensor *copy = malloc((size_t)(n ? n : 1) * sizeof *copy);
+    if (!copy) return zrt_set_error(ZRT_ERR_NOMEM, "cpu device: out of memory for adam (multi-tensor)");
+    memcpy(copy, t, (size_t)n * sizeof *copy);
+    cpu_job job = {.kind = JOB_ADAM_MULTI,
+                   .u.multi = {copy, n, first, grad_dtype, param_dtype, *h, unscale, max_norm, stats, sr_seed, step}};
+    zrt_status status = ENQUEUE(s, job, multi);
+    if (status != ZRT_OK) free(copy);
+    return status;
+}
+
 static zrt_status cpu_adam(zrt_stream *s, float *master, float *exp_avg, float *exp_avg_sq, const void *grads,
                            zrt_dtype grad_dtype, size_t n, const zrt_adam_hyper *h, float unscale, double max_norm,
                            const float *stats)
@@ -556,5 +603,6 @@ const zrt_device_ops zrt_device_cpu_ops = {
     .copy_stats = cpu_copy_stats,
     .sum = cpu_sum,
     .adam = cpu_adam,
+    .adam_multi = cpu_adam_multi,
     .launch_host = cpu_launch_host,
 };

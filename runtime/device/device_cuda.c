@@ -319,6 +319,17 @@ static zrt_status cuda_adam(zrt_stream *s, float *master, float *exp_avg, float 
     return ZRT_OK;
 }
 
+static zrt_status cuda_adam_multi(zrt_stream *s, const zrt_adam_tensor *t, int n, int first, zrt_dtype grad_dtype,
+                                  zrt_dtype param_dtype, const zrt_adam_hyper *h, float unscale, double max_norm,
+                                  const float *stats, uint32_t sr_seed, uint32_t step)
+{
+    _Static_assert(sizeof(zrt_cuda_tensor) == sizeof(zrt_adam_tensor) && ZRT_CUDA_MULTI_MAX >= ZRT_ADAM_MULTI_MAX,
+                   "the kernel's tensor table mirrors zrt_adam_tensor");
+    KERNEL(zrt_cuda_adam_multi(native(s), (const zrt_cuda_tensor *)t, n, first, (int)grad_dtype, (int)param_dtype, *h,
+                               unscale, max_norm, stats, sr_seed, step));
+    return ZRT_OK;
+}
+
 typedef struct {
     zrt_status (*fn)(void *arg);
     cuda_stream *stream;
@@ -384,6 +395,7 @@ static const zrt_device_ops cuda_ops = {
     .copy_stats = cuda_copy_stats,
     .sum = cuda_sum,
     .adam = cuda_adam,
+    .adam_multi = cuda_adam_multi,
     .launch_host = cuda_launch_host,
 };
 

@@ -216,21 +216,37 @@ zrt_adam_args zrt_engine_adam_args(const zrt_engine *e, double lr)
     return (zrt_adam_args){.lr = (float)lr, .beta1 = (float)o->betas[0], .beta2 = (float)o->betas[1],
                            .eps = (float)o->eps, .weight_decay = (float)o->weight_decay,
                            .adamw = o->type == ZRT_OPT_ADAMW || o->adam_w_mode, .step = e->adam_steps + 1,
-                           .unscale = (float)(1.0 / e->scaler.scale), .max_norm = e->cfg.gradient_clipping};
+                           .unscale = (float)(1.0 / e->scaler.scale), .max_norm = e->cfg.gradient_clipping,
+                           .stochastic_seed = e->cfg.job.bf16_stochastic_rounding && e->dtype == ZRT_DTYPE_BF16
+                                                  ? (uint32_t)e->cfg.job.seed * 2654435761u | 1u
+                                                  : 0};
 }
 
-/* Enqueued before the host knows whether the step overflowed: the kernel
- * skips itself then, and the host does not count the step. */
+/* Where the optimizer range's compute copy lives: the padded buffer in stage
+ * 0, the own shard of it in stages 1-2, the shard buffer in stage 3. */
+static void *own_params(zrt_engine *e, unit_state *u)
+{
+    if (e->stage == 0) return u->param_full;
+    return e->stage == 3 ? u->param_shard : at(e, u->param_full, e->rank * u->shard);
+}
+
+/* Every unit's Adam step and its compute copy in one multi-tensor kernel
+ * (one launch on cuda), enqueued before the host knows whether the step
+ * overflowed: the kernel skips itself then, and the host does not count it. */
 static zrt_status apply_adam(zrt_engine *e, double lr)
 {
     zrt_adam_args args = zrt_engine_adam_args(e, lr);
+    zrt_adam_tensor *t = calloc((size_t)e->n_units, sizeof *t);
+    if (!t) return zrt_set_error(ZRT_ERR_NOMEM, "engine: out of memory");
     for (int i = 0; i < e->n_units; i++) {
         unit_state *u = &e->units[i];
-        ZRT_CHECK(zrt_kernel_adam(e->compute, u->master, u->exp_avg, u->exp_avg_sq,
-                                  e->stage == 0 ? u->grad_full : own_grads(e, u), e->dtype,
-                                  (size_t)zrt_engine_opt_count(e, u), &args, &e->scratch[SLOT_SQUARES]));
+        t[i] = (zrt_adam_tensor){u->master, u->exp_avg, u->exp_avg_sq, e->stage == 0 ? u->grad_full : own_grads(e, u),
+                                 own_params(e, u), (size_t)zrt_engine_opt_count(e, u),
+                                 (uint64_t)zrt_engine_opt_begin(e, u)};
     }
-    return ZRT_OK;
+    zrt_status status = zrt_kernel_adam_multi(e->compute, t, e->n_units, e->dtype, e->dtype, &args, &e->scratch[SLOT_SQUARES]);
+    free(t);
+    return status;
 }
 
 /* The compute copy from the master, then (stages 1-3) shared with the others. */
@@ -286,8 +302,8 @@ zrt_status zrt_engine_step(zrt_engine *e, const zrt_data *data, zrt_step_result 
     ZRT_CHECK(reduce_statistics(e));
     double lr = zrt_schedule_lr(&e->cfg, e->step);
     if (!e->offload) {
-        ZRT_CHECK(apply_adam(e, lr));
-        ZRT_CHECK(zrt_engine_publish_params(e));
+        ZRT_CHECK(apply_adam(e, lr));                         /* the compute copies too */
+        ZRT_CHECK(zrt_engine_gather_published(e, e->compute)); /* then shared (stages 1-3) */
     }
     ZRT_CHECK(zrt_event_synchronize(e->result_ready)); /* the one wait of the step */
     float sum_squares = e->host_scratch[SLOT_SQUARES];

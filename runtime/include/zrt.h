@@ -205,6 +205,7 @@ typedef struct {
     int64_t seed;
     char checkpoint_dir[ZRT_PATH_MAX];
     int64_t checkpoint_interval;       /* steps; 0 = only at the end */
+    bool bf16_stochastic_rounding;     /* the bf16 compute copy rounded stochastically (off: stages bitwise equal) */
     char metrics_file[ZRT_PATH_MAX];
     zrt_device_kind device;
     zrt_comm_kind comm_backend;

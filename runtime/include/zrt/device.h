@@ -179,6 +179,7 @@ typedef struct {
     int64_t step;     /* from 1: the bias corrections */
     float unscale;    /* 1 / loss scale */
     double max_norm;  /* clip the global gradient norm to this; 0 = no clipping */
+    uint32_t stochastic_seed; /* zrt_kernel_adam_multi: != 0 rounds the bf16 copy stochastically */
 } zrt_adam_args;
 
 /* One Adam/AdamW step over n elements: g = grads[i] * unscale, times the
@@ -187,6 +188,27 @@ typedef struct {
  * the device result of zrt_kernel_grad_stats summed over every rank. */
 zrt_status zrt_kernel_adam(zrt_stream *stream, float *master, float *exp_avg, float *exp_avg_sq, const void *grads,
                            zrt_dtype grad_dtype, size_t n, const zrt_adam_args *args, const float *stats);
+
+/* One tensor of zrt_kernel_adam_multi: n elements of fp32 state, their
+ * gradients, and the compute copy to write (NULL: none). */
+typedef struct {
+    float *master, *exp_avg, *exp_avg_sq;
+    const void *grads;
+    void *params;
+    size_t n;
+    uint64_t first_index; /* element 0's index in the whole tensor (the rounding's hash: any sharding, the same bits) */
+} zrt_adam_tensor;
+
+/* Tensors per backend call: a CUDA launch carries them in its parameters. */
+#define ZRT_ADAM_MULTI_MAX 48
+
+/* zrt_kernel_adam over every tensor at once -- one kernel launch on cuda
+ * per ZRT_ADAM_MULTI_MAX tensors -- and the updated master rounded to
+ * param_dtype into params in the same pass (so no cast pass follows; on an
+ * overflow nothing is written); args->stochastic_seed != 0 rounds a bf16
+ * copy stochastically (zrt_store_param: the same bits on every backend). */
+zrt_status zrt_kernel_adam_multi(zrt_stream *stream, const zrt_adam_tensor *tensors, int n_tensors, zrt_dtype grad_dtype,
+                                 zrt_dtype param_dtype, const zrt_adam_args *args, const float *stats);
 
 /* ---- host functions in stream order ---------------------------------------- */
 
