@@ -13,6 +13,7 @@
 # Every wait is bounded; the runner kills the whole process group at the end.
 set -u
 ZRT=${ZRT_BIN:-build/bin/zrt}
+. "${ZRT_SRC:-.}/tests/lib.sh"
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 export ZRT_JOB_TOKEN=test-token-$$
@@ -50,12 +51,8 @@ ranks_gone() {
 start_coordinator() {
     timeout 90 "$ZRT" coordinator --config "$1" --listen 127.0.0.1:0 >"$D/$2.log" 2>&1 &
     CPID=$!
-    ADDR=""
-    for _ in $(seq 100); do
-        ADDR=$(grep -o "listening on [0-9.:]*" "$D/$2.log" 2>/dev/null | cut -d' ' -f3)
-        [ -n "$ADDR" ] && return 0
-        sleep 0.1
-    done
+    ADDR=$(address_in "$D/$2.log" "listening on")
+    [ -n "$ADDR" ] && return 0
     fail "$2: the coordinator did not start"; cat "$D/$2.log"
 }
 

@@ -7,6 +7,7 @@
 # for 127.0.0.1 used by both sides). Skips without openssl.
 set -u
 ZRT=${ZRT_BIN:-build/bin/zrt}
+. "${ZRT_SRC:-.}/tests/lib.sh"
 command -v openssl >/dev/null || { echo "openssl is not installed"; exit 77; }
 D=$TMPDIR
 fails=0
@@ -40,10 +41,7 @@ export ZRT_JOB_TOKEN=tls-$$
 sed 's/num_processes: 2/num_processes: 1/' "$D/tls.yaml" >"$D/one.yaml"
 timeout 60 "$ZRT" coordinator --config "$D/one.yaml" --listen 127.0.0.1:0 >"$D/c.log" 2>&1 &
 CPID=$!
-ADDR=""
-for _ in $(seq 100); do
-    ADDR=$(grep -o "listening on [0-9.:]*" "$D/c.log" | cut -d' ' -f3); [ -n "$ADDR" ] && break; sleep 0.1
-done
+ADDR=$(address_in "$D/c.log" "listening on")
 [ -n "$ADDR" ] || { fail "TLS coordinator did not start"; cat "$D/c.log"; }
 "$ZRT" status "$ADDR" --config "$D/one.yaml" >"$D/out" 2>&1 || { fail "status over mTLS"; cat "$D/out"; }
 grep -q "job: waiting" "$D/out" || { fail "status output"; cat "$D/out"; }

@@ -7,6 +7,7 @@
 set -u
 ZRT=${ZRT_BIN:-build/bin/zrt}
 SRC=${ZRT_SRC:-.}
+. "$SRC/tests/lib.sh"
 /usr/bin/python3 -c 'import grpc, google.protobuf, grpc_tools' 2>/dev/null || {
     echo "python3-grpcio or python3-grpc-tools is not installed for /usr/bin/python3 (tools/bootstrap installs them)"; exit 77; }
 /usr/bin/python3 -m grpc_tools.protoc -I"$SRC/control/proto" --python_out="$TMPDIR" --grpc_python_out="$TMPDIR" \
@@ -15,12 +16,7 @@ printf 'num_machines: 1\nnum_processes: 1\nzrt: {join_timeout_s: 60}\n' >"$TMPDI
 export ZRT_JOB_TOKEN=py-$$
 timeout 60 "$ZRT" coordinator --config "$TMPDIR/one.yaml" --listen 127.0.0.1:0 >"$TMPDIR/c.log" 2>&1 &
 CPID=$!
-ADDR=""
-for _ in $(seq 100); do
-    ADDR=$(grep -o "listening on [0-9.:]*" "$TMPDIR/c.log" | cut -d' ' -f3)
-    [ -n "$ADDR" ] && break
-    sleep 0.1
-done
+ADDR=$(address_in "$TMPDIR/c.log" "listening on")
 [ -n "$ADDR" ] || { echo "FAIL: coordinator did not start"; cat "$TMPDIR/c.log"; exit 1; }
 /usr/bin/python3 "$SRC/tests/grpc_client.py" "$TMPDIR" "$ADDR" "$ZRT_JOB_TOKEN"
 rc=$?

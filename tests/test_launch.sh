@@ -8,6 +8,7 @@
 set -u
 ZRT=${ZRT_BIN:-build/bin/zrt}
 SRC=${ZRT_SRC:-.}
+. "$SRC/tests/lib.sh"
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
@@ -125,12 +126,7 @@ mkdir -p "$TMPDIR/run" "$TMPDIR/elsewhere"
 env -u ZRT_JOB_TOKEN XDG_RUNTIME_DIR="$TMPDIR/run" timeout 60 "$ZRT" launch --config "$SRC/configs/zero2.yaml" --steps 100000 \
     >"$TMPDIR/long.out" 2>&1 &
 LPID=$!
-ADDR=""
-for _ in $(seq 100); do
-    ADDR=$(grep -o 'zrt status [0-9.:]*' "$TMPDIR/long.out" | cut -d' ' -f3)
-    [ -n "$ADDR" ] && break
-    sleep 0.1
-done
+ADDR=$(address_in "$TMPDIR/long.out" "zrt status")
 TOKEN_FILE="$TMPDIR/run/zrt/$(echo "$ADDR" | tr ':' '_').token"
 [ -n "$ADDR" ] && [ "$(stat -c %a "$TOKEN_FILE" 2>/dev/null)" = 600 ] && [ "$(stat -c %a "$TMPDIR/run/zrt")" = 700 ] \
     || { fail "no private token file for zrt status"; cat "$TMPDIR/long.out"; ls -la "$TMPDIR/run/zrt"; }
