@@ -90,7 +90,8 @@ zrt_status zrt_param_store_create(zrt_engine *e)
 {
     if (!e->offload)
         return zrt_set_error(ZRT_ERR_UNSUPPORTED, "offload_param (%s) needs offload_optimizer cpu or nvme: the CPU "
-                             "optimizer writes the offloaded parameters", zrt_offload_device_name(e->cfg.zero.offload_param.device));
+                             "optimizer writes the offloaded parameters",
+                             zrt_offload_device_name(e->cfg.zero.offload_param.device));
     zrt_param_store *p = calloc(1, sizeof *p);
     if (!p) return zrt_set_error(ZRT_ERR_NOMEM, "offload_param: out of memory");
     e->params = p;

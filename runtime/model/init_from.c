@@ -143,9 +143,8 @@ static zrt_status check_tensor(const st_source *s, const zrt_param_info *p, cons
 {
     const cJSON *dtype = cJSON_GetObjectItemCaseSensitive(t, "dtype"), *shape = cJSON_GetObjectItemCaseSensitive(t, "shape");
     const cJSON *offsets = cJSON_GetObjectItemCaseSensitive(t, "data_offsets");
-    int es = cJSON_IsString(dtype) ? strcmp(dtype->valuestring, "F32") == 0 ? 4 : strcmp(dtype->valuestring, "BF16") == 0 ||
-                                                                                   strcmp(dtype->valuestring, "F16") == 0 ? 2 : 0
-                                   : 0;
+    const char *type = cJSON_IsString(dtype) ? dtype->valuestring : "";
+    int es = strcmp(type, "F32") == 0 ? 4 : strcmp(type, "BF16") == 0 || strcmp(type, "F16") == 0 ? 2 : 0;
     if (!es) return zrt_set_error(ZRT_ERR_CONFIG, "init_from %s: %s: dtype must be F32, BF16 or F16", in->file, name);
     bool flip = s->prefix && conv1d(p->name) && p->ndim == 2;
     int ndim = cJSON_GetArraySize(shape);
@@ -180,7 +179,8 @@ static zrt_status read_param(const st_source *s, const zrt_param_info *p, float 
     size_t es = kind == ZRT_DTYPE_F32 ? 4 : 2;
     void *raw = malloc((size_t)p->numel * es);
     FILE *fp = raw ? fopen(in->file, "rb") : NULL;
-    long long at = in->data_start + (long long)cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(t, "data_offsets"), 0)->valuedouble;
+    const cJSON *offsets = cJSON_GetObjectItemCaseSensitive(t, "data_offsets");
+    long long at = in->data_start + (long long)cJSON_GetArrayItem(offsets, 0)->valuedouble;
     bool ok = fp && fseek(fp, (long)at, SEEK_SET) == 0 && fread(raw, es, (size_t)p->numel, fp) == (size_t)p->numel;
     if (fp) fclose(fp);
     bool flip = s->prefix && conv1d(p->name) && p->ndim == 2;
@@ -213,21 +213,30 @@ static zrt_status check_config_json(const char *dir, const zrt_model_config *cfg
     fclose(fp);
     cJSON *c = text ? cJSON_Parse(text) : NULL;
     free(text);
-    struct { const char *key; int64_t want; } keys[] = {{"n_layer", cfg->layers}, {"n_embd", cfg->d_model}, {"n_head", cfg->heads},
-        {"n_positions", cfg->seq_len}, {"vocab_size", cfg->vocab}, {"n_inner", cfg->hidden ? cfg->hidden : 4 * cfg->d_model}};
+    int64_t inner = cfg->hidden ? cfg->hidden : 4 * cfg->d_model;
+    struct {
+        const char *key;
+        int64_t want;
+    } keys[] = {{"n_layer", cfg->layers},     {"n_embd", cfg->d_model}, {"n_head", cfg->heads},
+                {"n_positions", cfg->seq_len}, {"vocab_size", cfg->vocab}, {"n_inner", inner}};
     zrt_status status = c ? ZRT_OK : zrt_set_error(ZRT_ERR_CONFIG, "init_from %s: not JSON", path);
     for (size_t k = 0; status == ZRT_OK && k < sizeof keys / sizeof keys[0]; k++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(c, keys[k].key);
-        int64_t got = cJSON_IsNumber(v) ? (int64_t)v->valuedouble : k == 5 ? 4 * cfg->d_model : -1; /* n_inner null: 4 x n_embd */
+        int64_t got = cJSON_IsNumber(v) ? (int64_t)v->valuedouble : k == 5 ? 4 * cfg->d_model : -1; /* n_inner null: 4C */
         if (got != keys[k].want)
             status = zrt_set_error(ZRT_ERR_CONFIG, "init_from %s: %s is %lld; zrt.model says %lld", path, keys[k].key,
                                    (long long)got, (long long)keys[k].want);
     }
-    const cJSON *act = cJSON_GetObjectItemCaseSensitive(c, "activation_function"), *eps = cJSON_GetObjectItemCaseSensitive(c, "layer_norm_epsilon");
-    if (status == ZRT_OK && cJSON_IsString(act) && strcmp(act->valuestring, "gelu_new") != 0 && strcmp(act->valuestring, "gelu_pytorch_tanh") != 0)
-        status = zrt_set_error(ZRT_ERR_CONFIG, "init_from %s: activation_function %s; zrt's GPT uses gelu_new (tanh)", path, act->valuestring);
+    const cJSON *act = cJSON_GetObjectItemCaseSensitive(c, "activation_function");
+    const cJSON *eps = cJSON_GetObjectItemCaseSensitive(c, "layer_norm_epsilon");
+    bool tanh_gelu = !cJSON_IsString(act) || strcmp(act->valuestring, "gelu_new") == 0 ||
+                     strcmp(act->valuestring, "gelu_pytorch_tanh") == 0;
+    if (status == ZRT_OK && !tanh_gelu)
+        status = zrt_set_error(ZRT_ERR_CONFIG, "init_from %s: activation_function %s; zrt's GPT uses gelu_new (tanh)",
+                               path, act->valuestring);
     if (status == ZRT_OK && cJSON_IsNumber(eps) && eps->valuedouble != 1e-5)
-        status = zrt_set_error(ZRT_ERR_CONFIG, "init_from %s: layer_norm_epsilon %g; zrt's GPT uses 1e-5", path, eps->valuedouble);
+        status = zrt_set_error(ZRT_ERR_CONFIG, "init_from %s: layer_norm_epsilon %g; zrt's GPT uses 1e-5", path,
+                               eps->valuedouble);
     cJSON_Delete(c);
     return status;
 }
@@ -248,7 +257,8 @@ zrt_status zrt_model_init_check(const zrt_model *model, const zrt_model_config *
             const cJSON *t = find(&s, name, &in);
             status = t ? check_tensor(&s, &model->params[u][p], name, t, in)
                        : zrt_set_error(ZRT_ERR_CONFIG, "init_from %s: no tensor %s (zrt's %s)%s", cfg->init_from, name,
-                                       model->params[u][p].name, s.prefix ? "" : "; the file has neither zrt's nor GPT-2's names");
+                                       model->params[u][p].name,
+                                       s.prefix ? "" : "; the file has neither zrt's nor GPT-2's names");
         }
     for (int i = 0; status == ZRT_OK && i < s.n_files; i++)
         for (const cJSON *t = s.files[i].header->child; status == ZRT_OK && t; t = t->next) {
@@ -260,7 +270,9 @@ zrt_status zrt_model_init_check(const zrt_model *model, const zrt_model_config *
                     file_name(&s, model->params[u][p].name, name, sizeof name);
                     known = strcmp(name, t->string) == 0;
                 }
-            if (!known) status = zrt_set_error(ZRT_ERR_CONFIG, "init_from %s: tensor %s is not a parameter of this model", s.files[i].file, t->string);
+            if (!known)
+                status = zrt_set_error(ZRT_ERR_CONFIG, "init_from %s: tensor %s is not a parameter of this model",
+                                       s.files[i].file, t->string);
         }
     if (status == ZRT_OK && total != used)
         status = zrt_set_error(ZRT_ERR_CONFIG, "init_from %s: %d tensors for %d parameters", cfg->init_from, total, used);
