@@ -51,6 +51,7 @@ int zrt_cmd_launch(int argc, char **argv);
 int zrt_bench_train(int argc, char **argv);
 int zrt_bench_adam(int argc, char **argv);
 int zrt_bench_nvme(int argc, char **argv);
+int zrt_bench_gpu(int argc, char **argv);
 int zrt_cmd_coordinator(int argc, char **argv);
 int zrt_cmd_agent(int argc, char **argv);
 int zrt_cmd_status(int argc, char **argv);

@@ -19,7 +19,7 @@ static const zrt_cli_command commands[] = {
     {"config", "show or check a config: zrt config show|check CFG", zrt_cmd_config},
     {"shards", "checkpoints: zrt shards ls|show|verify|diff|consolidate|reshard", zrt_cmd_shards},
     {"estimate", "model-state memory per device: zrt estimate --params N --world N", zrt_cmd_estimate},
-    {"bench", "benchmarks: zrt bench comm|train|control|adam|nvme (ratios against a baseline in the same run)", zrt_cmd_bench},
+    {"bench", "benchmarks: zrt bench comm|train|control|adam|nvme|gpu (ratios against a baseline in the same run)", zrt_cmd_bench},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
