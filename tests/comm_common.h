@@ -51,6 +51,10 @@ static inline void reference_reduce(void *out, size_t i, size_t index, int chunk
 }
 
 /* A communicator among `world` processes, rendezvousing in $TMPDIR/SCOPE. */
+/* Set by a test (before forking its ranks): open_comm's communicators stage
+ * stream-ordered ops through pinned host memory, as on a GPU without NCCL. */
+static bool open_comm_staged;
+
 static inline zrt_status open_comm(const char *scope, int rank, int world, bool force_tcp, double timeout_s,
                                    zrt_store **store, zrt_comm **comm)
 {
@@ -66,6 +70,7 @@ static inline zrt_status open_comm(const char *scope, int rank, int world, bool 
     o.force_tcp = force_tcp;
     o.timeout_s = timeout_s;
     o.socket_ifname = "lo";
+    o.stage_through_host = open_comm_staged;
     return zrt_comm_create("host", &o, comm);
 }
 

@@ -45,6 +45,14 @@ struct zrt_comm {
     zrt_status broken;           /* ZRT_OK until the first failure */
     char broken_message[MESSAGE_MAX];
     pthread_t worker;
+    bool stage;                  /* options.stage_through_host */
+    struct {                     /* the hybrid mode's pinned staging (enqueue_staged) */
+        zrt_device *device;
+        zrt_stream *stream;      /* the stream its last op was ordered on (compared, never used: it may be gone) */
+        char *buf;
+        size_t bytes;
+        uint64_t issued, done;   /* staged ops enqueued / finished with the area (under lock) */
+    } staging;
 };
 
 size_t zrt_dtype_size(zrt_dtype dtype) { return dtype == ZRT_DTYPE_F32 ? 4 : 2; }
@@ -248,6 +256,84 @@ static int op_accesses(const zrt_comm *comm, const zrt_comm_op *op, zrt_access *
     return 0;
 }
 
+/* A stream's last word on a staged op: the area is free again. */
+static zrt_status staging_done(void *arg)
+{
+    zrt_comm *comm = *(zrt_comm **)arg;
+    pthread_mutex_lock(&comm->lock);
+    comm->staging.done++;
+    pthread_cond_broadcast(&comm->changed);
+    pthread_mutex_unlock(&comm->lock);
+    return ZRT_OK;
+}
+
+/* The staging area for an op of `bytes` on stream: grown when too small, and
+ * before that -- or before an op on another stream than the last -- every
+ * staged op so far has finished with it, so one area serves them all in order. */
+static zrt_status stage_reserve(zrt_comm *comm, zrt_stream *stream, size_t bytes, char **buf)
+{
+    zrt_device *d = zrt_stream_device(stream);
+    bool grow = comm->staging.bytes < bytes || comm->staging.device != d;
+    if (grow || comm->staging.stream != stream) { /* until the area is free, the comm breaks, or its timeout */
+        double deadline = zrt_now() + comm->timeout_s;
+        pthread_mutex_lock(&comm->lock);
+        while (comm->staging.done < comm->staging.issued && comm->broken == ZRT_OK && zrt_now() < deadline) {
+            pthread_mutex_unlock(&comm->lock);
+            zrt_sleep(0.0005);
+            pthread_mutex_lock(&comm->lock);
+        }
+        bool busy = comm->staging.done < comm->staging.issued;
+        pthread_mutex_unlock(&comm->lock);
+        if (busy)
+            return zrt_set_error(ZRT_ERR_TIMEOUT, "comm: the staging area is still in use by %llu operation(s) "
+                                 "(a stream that failed or stalled)",
+                                 (unsigned long long)(comm->staging.issued - comm->staging.done));
+    }
+    if (grow) {
+        if (comm->staging.buf) zrt_host_free(comm->staging.device, comm->staging.buf);
+        comm->staging.buf = NULL;
+        comm->staging.bytes = 0;
+        ZRT_CHECK(zrt_host_alloc(d, ZRT_MEM_COMM, bytes, "comm staging (host)", (void **)&comm->staging.buf));
+        comm->staging.bytes = bytes;
+        comm->staging.device = d;
+    }
+    comm->staging.stream = stream;
+    *buf = comm->staging.buf;
+    return ZRT_OK;
+}
+
+/* The hybrid mode: the host backend on streams whose memory the host cannot
+ * read (a cuda device's): send goes down to pinned staging, the collective
+ * runs on the stream's host function over the staging, recv comes up -- all
+ * three in stream order, so the ordering is the stream's as without staging. */
+static zrt_status enqueue_staged(zrt_comm *comm, const zrt_comm_op *op, zrt_stream *stream)
+{
+    size_t bytes = op->count * zrt_dtype_size(op->dtype), all = bytes * (size_t)comm->world_size;
+    bool broadcast = op->kind == ZRT_OP_BROADCAST;
+    size_t in = op->kind == ZRT_OP_REDUCE_SCATTER ? all : bytes, out = op->kind == ZRT_OP_ALL_GATHER ? all : bytes;
+    stream_job job = {comm, *op};
+    if (op->kind != ZRT_OP_BARRIER && bytes > 0) {
+        char *buf = NULL;
+        ZRT_CHECK(stage_reserve(comm, stream, broadcast ? bytes : in + out, &buf));
+        ZRT_CHECK(zrt_memcpy_async(stream, buf, broadcast ? op->recv : op->send, in, ZRT_COPY_D2H));
+        job.op.send = buf;
+        job.op.recv = broadcast ? buf : buf + in;
+    }
+    ZRT_CHECK(zrt_stream_launch_host(stream, zrt_op_name(op->kind), run_stream_job, &job, sizeof job, NULL, 0));
+    if (op->kind == ZRT_OP_BARRIER || bytes == 0) return ZRT_OK;
+    ZRT_CHECK(zrt_memcpy_async(stream, op->recv, job.op.recv, out, ZRT_COPY_H2D));
+    pthread_mutex_lock(&comm->lock);
+    comm->staging.issued++;
+    pthread_mutex_unlock(&comm->lock);
+    zrt_status status = zrt_stream_launch_host(stream, "comm staging free", staging_done, &comm, sizeof comm, NULL, 0);
+    if (status != ZRT_OK) {
+        pthread_mutex_lock(&comm->lock);
+        comm->staging.issued--;
+        pthread_mutex_unlock(&comm->lock);
+    }
+    return status;
+}
+
 static zrt_status enqueue_on(zrt_comm *comm, const zrt_comm_op *op, zrt_stream *stream)
 {
     zrt_access access[2];
@@ -265,10 +351,7 @@ static zrt_status enqueue_on(zrt_comm *comm, const zrt_comm_op *op, zrt_stream *
         zrt_wait w = {&comm->aborted, zrt_now() + comm->timeout_s, comm->rank, &issued};
         return comm->backend->run_on(comm->state, &issued, native, &w);
     }
-    if (native)
-        return zrt_set_error(ZRT_ERR_UNSUPPORTED, "%s: the %s backend cannot run on %s's streams yet (staging through "
-                                                  "pinned host memory comes with the GPU path)",
-                             zrt_op_name(op->kind), comm->backend->name, zrt_device_name(zrt_stream_device(stream)));
+    if (native || comm->stage) return enqueue_staged(comm, op, stream);
     stream_job job = {comm, *op};
     return zrt_stream_launch_host(stream, zrt_op_name(op->kind), run_stream_job, &job, sizeof job, access, n);
 }
@@ -424,6 +507,7 @@ zrt_status zrt_comm_create(const char *backend, const zrt_comm_options *options,
     comm->rank = options->rank;
     comm->world_size = options->world_size;
     comm->timeout_s = options->timeout_s;
+    comm->stage = options->stage_through_host;
     zrt_status status = zrt_set_error(ZRT_ERR_INVALID, "comm: unknown backend '%s' (host or nccl)", backend);
     for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++)
         if (strcmp(backend, backends[i].name) == 0) status = backends[i].create(options, &comm->backend, &comm->state);
@@ -450,6 +534,7 @@ void zrt_comm_destroy(zrt_comm *comm)
     pthread_cond_broadcast(&comm->changed);
     pthread_mutex_unlock(&comm->lock);
     pthread_join(comm->worker, NULL);
+    if (comm->staging.buf) zrt_host_free(comm->staging.device, comm->staging.buf); /* its streams are done: the caller's contract */
     pthread_mutex_destroy(&comm->lock);
     pthread_cond_destroy(&comm->changed);
     free(comm);

@@ -375,6 +375,8 @@ typedef struct {
     const char *socket_ifname; /* interface for TCP (NULL: $ZRT_SOCKET_IFNAME, else any) */
     bool force_tcp;            /* host backend: TCP even between local ranks */
     int device;                /* nccl backend: the CUDA device index */
+    bool stage_through_host;   /* host backend: stream-ordered ops go through pinned host staging (always on a
+                                * cuda device's streams -- the hybrid mode; on the cpu device, for tests) */
 } zrt_comm_options;
 
 /* Fills defaults: rank 0 of 1, name "world", timeout 600 s. */
