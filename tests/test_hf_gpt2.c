@@ -7,7 +7,8 @@
  * The export's names, shapes and values are checked against zrt's own
  * consolidated weights with a plain reader of the format, and a model whose
  * config disagrees, or a file with a tensor too many, is refused by name.
- * Skips (saying why) when transformers is not installed.
+ * Without transformers it still checks the export of a run from zrt's own
+ * initial weights with the plain reader, then skips, saying what it left out.
  */
 #include "engine_common.h"
 
@@ -89,15 +90,19 @@ int main(void)
 {
     const char *src = getenv("ZRT_SRC") ? getenv("ZRT_SRC") : ".", *zrt = getenv("ZRT_BIN"), *work = test_tmpdir();
     int made = run("/usr/bin/python3 '%s/tests/hf_gpt2.py' make '%s/hf'", src, work);
-    if (made == TEST_EXIT_SKIP) SKIP("transformers is not installed for /usr/bin/python3 (tools/bootstrap installs it from PyPI)");
-    CHECK_MSG(made == 0, "could not make the GPT-2");
+    CHECK_MSG(made == 0 || made == TEST_EXIT_SKIP, "could not make the GPT-2");
     char hf[1100];
     snprintf(hf, sizeof hf, "%s/hf", work);
-    train(hf, work);
+    train(made == 0 ? hf : "", work); /* without transformers: from zrt's own initial weights */
     CHECK(run("'%s' shards export-hf '%s/ckpt' '%s/out' >/dev/null && '%s' shards consolidate '%s/ckpt' '%s/zrt_st' >/dev/null",
               zrt, work, work, zrt, work, work) == 0);
     CHECK_MSG(run("/usr/bin/python3 '%s/tests/hf_gpt2.py' arrays '%s/out' '%s/zrt_st'", src, work, work) == 0,
               "export-hf's tensors differ from zrt's weights");
+    if (made == TEST_EXIT_SKIP) {
+        if (check_failures) return 1;
+        SKIP("transformers is not installed for /usr/bin/python3 (tools/bootstrap installs it from PyPI): export-hf's "
+             "names, shapes and values checked by the plain reader; the import and the losses not");
+    }
     CHECK_MSG(run("/usr/bin/python3 '%s/tests/hf_gpt2.py' check '%s' '%s/out' '%s'", src, hf, work, work) == 0,
               "transformers does not reproduce zrt's losses");
     /* Mismatches: another head count in config.json; an extra tensor in zrt's own format. */
