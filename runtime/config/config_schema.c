@@ -379,10 +379,11 @@ static void append_line(char *buf, size_t size, const char *file, const char *ke
 {
     size_t used = strlen(buf);
     if (used + 1 >= size) return;
-    int n = snprintf(buf + used, size - used, "%s: ", file);
-    if (n > 0 && key && key[0]) n += snprintf(buf + used + n, size - used - (size_t)n, "%s: ", key);
+    snprintf(buf + used, size - used, "%s: ", file);
+    used = strlen(buf); /* what was written, not what snprintf would have liked to (a full buffer cuts it) */
+    if (key && key[0] && used + 1 < size) snprintf(buf + used, size - used, "%s: ", key);
     used = strlen(buf);
-    vsnprintf(buf + used, size - used, fmt, ap);
+    if (used + 1 < size) vsnprintf(buf + used, size - used, fmt, ap);
     used = strlen(buf);
     if (used + 1 < size) {
         buf[used] = '\n';
