@@ -190,6 +190,15 @@ expect 1 "estimate: a config without sizes" -- "$ZRT" estimate --model-config "$
 expect_output "not a Hugging Face config zrt can count" "bad model config message"
 expect 2 "estimate without a size" -- "$ZRT" estimate --world 8
 expect 2 "estimate: bad precision" -- "$ZRT" estimate --params 1e9 --precision fp8
+# NVMe offload makes a missing nvme_path (as DeepSpeed does), nested; a path under a regular file is refused by name.
+sed "s|/tmp/zrt-nvme|$TMPDIR/nv/a/b|g" "$SRC/configs/zero3_offload_nvme.yaml" >"$TMPDIR/nv.yaml"
+cp "$SRC/configs/zero3_offload_nvme.zrt.yaml" "$TMPDIR/nv.zrt.yaml"
+expect 0 "nvme_path made" -- "$ZRT" train --config "$TMPDIR/nv.yaml" --num_processes 1 --steps 2
+[ -d "$TMPDIR/nv/a/b" ] || { echo "FAIL: nvme_path not made"; fails=$((fails + 1)); }
+touch "$TMPDIR/plainfile"
+sed "s|/tmp/zrt-nvme|$TMPDIR/plainfile/sub|g" "$SRC/configs/zero3_offload_nvme.yaml" >"$TMPDIR/nv.yaml"
+expect 1 "nvme_path under a file" -- "$ZRT" train --config "$TMPDIR/nv.yaml" --num_processes 1 --steps 2
+expect_output "cannot make the directory $TMPDIR/plainfile/sub" "nvme_path error names the directory"
 # Device selection: use_cpu: false (TRL's configs) on a machine without a GPU trains on the
 # cpu device and says so in one line; zrt.device: cuda there is an error naming the reason.
 sed 's/use_cpu: true/use_cpu: false/' "$SRC/configs/zero2.yaml" >"$TMPDIR/gpu.yaml"

@@ -21,6 +21,7 @@
  */
 #include "engine_internal.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,12 +71,19 @@ static zrt_status plan(zrt_nvme_state *s, size_t *file_bytes)
 
 zrt_status zrt_engine_swap_dirs(zrt_engine *e, const char *const *paths, int n_paths)
 {
-    for (int i = 0; i < n_paths; i++) {
-        char cmd[ZRT_PATH_MAX + 32];
-        snprintf(cmd, sizeof cmd, "mkdir -p '%s' 2>/dev/null", paths[i]);
-        struct stat st;
-        if (stat(paths[i], &st) != 0 && system(cmd) != 0)
-            return zrt_set_error(ZRT_ERR_IO, "nvme offload: cannot make the directory %s (nvme_path)", paths[i]);
+    for (int i = 0; i < n_paths; i++) { /* mkdir -p, component by component */
+        char dir[ZRT_PATH_MAX];
+        snprintf(dir, sizeof dir, "%s", paths[i]);
+        for (char *slash = dir + 1;; slash++) {
+            bool end = *slash == '\0';
+            if (!end && *slash != '/') continue;
+            *slash = '\0';
+            if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+                return zrt_set_error(ZRT_ERR_IO, "nvme offload: cannot make the directory %s (nvme_path %s): %s", dir,
+                                     paths[i], strerror(errno));
+            if (end) break;
+            *slash = '/';
+        }
     }
     char removed[2048];
     ZRT_CHECK(zrt_swap_clean_stale(paths, n_paths, removed, sizeof removed));
