@@ -17,7 +17,7 @@ static const zrt_cli_command commands[] = {
     {"agent", "one per machine: zrt agent --coordinator HOST:PORT --config CFG [--machine-rank R]", zrt_cmd_agent},
     {"status", "the coordinator's table of machines: zrt status HOST:PORT [--json]", zrt_cmd_status},
     {"config", "show or check a config: zrt config show|check CFG", zrt_cmd_config},
-    {"shards", "checkpoints: zrt shards ls|show|verify|diff|consolidate|reshard", zrt_cmd_shards},
+    {"shards", "checkpoints: zrt shards ls|show|verify|diff|consolidate|reshard|export-hf", zrt_cmd_shards},
     {"estimate", "model-state memory per device: zrt estimate --params N --world N", zrt_cmd_estimate},
     {"bench", "benchmarks: zrt bench comm|train|control|adam|nvme|gpu (ratios against a baseline in the same run)", zrt_cmd_bench},
 };
