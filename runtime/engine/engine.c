@@ -222,9 +222,7 @@ zrt_adam_args zrt_engine_adam_args(const zrt_engine *e, double lr)
                                                   : 0};
 }
 
-/* Where the optimizer range's compute copy lives: the padded buffer in stage
- * 0, the own shard of it in stages 1-2, the shard buffer in stage 3. */
-static void *own_params(zrt_engine *e, unit_state *u)
+void *zrt_engine_own_params(zrt_engine *e, unit_state *u)
 {
     if (e->stage == 0) return u->param_full;
     return e->stage == 3 ? u->param_shard : at(e, u->param_full, e->rank * u->shard);
@@ -241,7 +239,7 @@ static zrt_status apply_adam(zrt_engine *e, double lr)
     for (int i = 0; i < e->n_units; i++) {
         unit_state *u = &e->units[i];
         t[i] = (zrt_adam_tensor){u->master, u->exp_avg, u->exp_avg_sq, e->stage == 0 ? u->grad_full : own_grads(e, u),
-                                 own_params(e, u), (size_t)zrt_engine_opt_count(e, u),
+                                 zrt_engine_own_params(e, u), (size_t)zrt_engine_opt_count(e, u),
                                  (uint64_t)zrt_engine_opt_begin(e, u)};
     }
     zrt_status status = zrt_kernel_adam_multi(e->compute, t, e->n_units, e->dtype, e->dtype, &args, &e->scratch[SLOT_SQUARES]);
@@ -255,13 +253,8 @@ zrt_status zrt_engine_publish_params(zrt_engine *e)
     if (e->offload) return zrt_offload_publish(e);
     for (int i = 0; i < e->n_units; i++) {
         unit_state *u = &e->units[i];
-        if (e->stage == 0) {
-            ZRT_CHECK(zrt_kernel_cast(e->compute, u->param_full, e->dtype, u->master, ZRT_DTYPE_F32, (size_t)u->padded,
-                                      false));
-            continue;
-        }
-        void *own = e->stage == 3 ? u->param_shard : at(e, u->param_full, e->rank * u->shard);
-        ZRT_CHECK(zrt_kernel_cast(e->compute, own, e->dtype, u->master, ZRT_DTYPE_F32, (size_t)u->shard, false));
+        ZRT_CHECK(zrt_kernel_cast(e->compute, zrt_engine_own_params(e, u), e->dtype, u->master, ZRT_DTYPE_F32,
+                                  (size_t)zrt_engine_opt_count(e, u), false));
     }
     return zrt_engine_gather_published(e, e->compute);
 }
@@ -277,7 +270,7 @@ zrt_status zrt_engine_gather_published(zrt_engine *e, zrt_stream *wrote)
     for (int i = 0; i < e->n_units; i++) {
         unit_state *u = &e->units[i];
         if (e->stage == 3 && !u->persistent) continue; /* gathered when used */
-        void *own = e->stage == 3 ? u->param_shard : at(e, u->param_full, e->rank * u->shard);
+        void *own = zrt_engine_own_params(e, u);
         if (e->comm)
             ZRT_CHECK(zrt_comm_all_gather_on(e->comm, own, u->param_full, (size_t)u->shard, e->dtype, e->comm_stream));
         else if (own != u->param_full)

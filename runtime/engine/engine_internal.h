@@ -96,6 +96,9 @@ struct zrt_engine {
 
 int64_t zrt_engine_opt_begin(const zrt_engine *e, const unit_state *u);
 int64_t zrt_engine_opt_count(const zrt_engine *e, const unit_state *u);
+/* Where the optimizer range's compute copy lives (D): the padded buffer in
+ * stage 0, the own shard of it in stages 1-2, the shard buffer in stage 3. */
+void *zrt_engine_own_params(zrt_engine *e, unit_state *u);
 /* Compute copies from the masters, gathered where the stage keeps them full. */
 zrt_status zrt_engine_publish_params(zrt_engine *e);
 /* Compute waits for the unit's pending gather, if any. */

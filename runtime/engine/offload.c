@@ -155,12 +155,6 @@ zrt_status zrt_offload_statistics(zrt_engine *e)
     return zrt_event_record(e->result_ready, e->comm_stream);
 }
 
-/* Where the unit's own compute copy lives on the device (D). */
-static void *own_params(zrt_engine *e, unit_state *u)
-{
-    return e->stage == 3 ? u->param_shard : (char *)u->param_full + (size_t)(e->rank * u->shard) * e->es;
-}
-
 /* One tile: elements [at, at + n) of a sub-group's state, [begin, begin + n)
  * of the unit's shard. Fill it (the optimizer, or a plain rounding of the
  * master), then copy it up. *k counts tiles, for the double buffer. */
@@ -177,7 +171,7 @@ static zrt_status push_tile(zrt_engine *e, unit_state *u, float *const state[3],
     } else {
         for (size_t i = 0; i < n; i++) zrt_store_f32(o->tiles[b], i, (int)e->dtype, state[0][at + i]);
     }
-    char *dst = (char *)own_params(e, u) + begin * e->es;
+    char *dst = (char *)zrt_engine_own_params(e, u) + begin * e->es;
     ZRT_CHECK(zrt_memcpy_async(o->h2d, dst, o->tiles[b], n * e->es, ZRT_COPY_H2D));
     return zrt_event_record(o->tile_free[b], o->h2d);
 }
