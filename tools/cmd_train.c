@@ -12,6 +12,7 @@
 #include "zrt.h"
 #include "control.h"
 #include "overrides.h"
+#include "zrt/offload.h"
 
 #include <fcntl.h>
 #include <sched.h>
@@ -148,7 +149,11 @@ static zrt_status open_comm(trainer *t)
 static zrt_status setup(trainer *t)
 {
     follow_agent();
-    openblas_set_num_threads(1); /* one core per rank: ranks are the parallelism */
+    /* The model's BLAS threads: zrt.cpu_threads, else cores / local ranks -- never
+     * OpenBLAS's default of every core in every rank. */
+    int machines = (int)(t->cfg.num_machines > 0 ? t->cfg.num_machines : 1);
+    int local_ranks = env_int("LOCAL_WORLD_SIZE", t->world / machines > 0 ? t->world / machines : 1);
+    openblas_set_num_threads(zrt_cpu_threads_default((int)t->cfg.job.cpu_threads, local_ranks));
     if (t->cfg.num_processes != t->world && getenv("WORLD_SIZE"))
         return zrt_set_error(ZRT_ERR_CONFIG, "WORLD_SIZE is %d but the config has num_processes %lld", t->world,
                              (long long)t->cfg.num_processes);

@@ -215,7 +215,7 @@ typedef struct {
     double heartbeat_timeout_s;
     double join_timeout_s;
     int64_t max_restarts;
-    int64_t cpu_threads;               /* the CPU optimizer's threads per rank; 0 = cores / local ranks */
+    int64_t cpu_threads;               /* threads per rank: the CPU optimizer, the model's BLAS; 0 = cores / local ranks */
     char token_file[ZRT_PATH_MAX];
     char tls_cert[ZRT_PATH_MAX];
     char tls_key[ZRT_PATH_MAX];

@@ -68,33 +68,31 @@ static void matmul_forward(float *out, const float *inp, const float *w, const f
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, w, C, b ? 1.0f : 0.0f, out, OC);
 }
 
+/* Causal self-attention per (batch, head) as two sgemms around a row softmax:
+ * preatt = scale * Q K^T, att = causal softmax(preatt), out = att V. Q, K, V
+ * are strided views into qkv (ld 3C). The full T x T product is computed and
+ * the upper triangle zeroed in the softmax: at these sequence lengths one
+ * square sgemm is cheaper than T ragged dot-product loops. */
 static void attention_forward(gpt *g, float *out, float *preatt, float *att, const float *qkv)
 {
     int B = g->B, T = g->T, C = g->C, NH = g->NH, hs = C / NH;
     float scale = 1.0f / sqrtf((float)hs);
     for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++)
-            for (int h = 0; h < NH; h++) {
-                const float *q = qkv + ((int64_t)b * T + t) * 3 * C + h * hs;
-                float *pre = preatt + (((int64_t)b * NH + h) * T + t) * T, *a = att + (((int64_t)b * NH + h) * T + t) * T;
-                float maxval = -INFINITY;
-                for (int t2 = 0; t2 <= t; t2++) {
-                    const float *k = qkv + ((int64_t)b * T + t2) * 3 * C + C + h * hs;
-                    float dot = 0;
-                    for (int i = 0; i < hs; i++) dot += q[i] * k[i];
-                    pre[t2] = dot * scale;
-                    if (pre[t2] > maxval) maxval = pre[t2];
-                }
-                float sum = 0;
-                for (int t2 = 0; t2 <= t; t2++) sum += (a[t2] = expf(pre[t2] - maxval));
-                for (int t2 = 0; t2 < T; t2++) a[t2] = t2 <= t ? a[t2] / sum : 0.0f;
-                float *o = out + ((int64_t)b * T + t) * C + h * hs;
-                for (int i = 0; i < hs; i++) o[i] = 0;
-                for (int t2 = 0; t2 <= t; t2++) {
-                    const float *v = qkv + ((int64_t)b * T + t2) * 3 * C + 2 * C + h * hs;
-                    for (int i = 0; i < hs; i++) o[i] += a[t2] * v[i];
-                }
+        for (int h = 0; h < NH; h++) {
+            const float *q = qkv + (int64_t)b * T * 3 * C + h * hs, *k = q + C, *v = q + 2 * C;
+            float *pre = preatt + ((int64_t)b * NH + h) * T * T, *a = att + ((int64_t)b * NH + h) * T * T;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, scale, q, 3 * C, k, 3 * C, 0.0f, pre, T);
+            for (int t = 0; t < T; t++) {
+                const float *row = pre + (int64_t)t * T;
+                float *arow = a + (int64_t)t * T, maxval = -INFINITY, sum = 0;
+                for (int t2 = 0; t2 <= t; t2++) maxval = fmaxf(maxval, row[t2]);
+                for (int t2 = 0; t2 <= t; t2++) sum += (arow[t2] = expf(row[t2] - maxval));
+                float inv = 1.0f / sum;
+                for (int t2 = 0; t2 < T; t2++) arow[t2] = t2 <= t ? arow[t2] * inv : 0.0f;
             }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, a, T, v, 3 * C, 0.0f,
+                        out + (int64_t)b * T * C + h * hs, C);
+        }
 }
 
 static const float *param(const gpt *g, int unit, int index, const float *params)
@@ -202,48 +200,43 @@ static void layernorm_backward(float *dinp, float *dw, float *db, const float *d
     }
 }
 
-/* dinp (N, C) += dout @ w; dw (OC, C) += dout^T @ inp; db += column sums. */
+/* dinp (N, C) = dout @ w (overwritten); dw (OC, C) += dout^T @ inp; db += column sums. */
 static void matmul_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w, int N,
                             int C, int OC)
 {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, w, C, 1.0f, dinp, C);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, w, C, 0.0f, dinp, C);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);
     if (db)
         for (int i = 0; i < N; i++)
             for (int o = 0; o < OC; o++) db[o] += dout[(int64_t)i * OC + o];
 }
 
+/* The backward of attention_forward, per (batch, head), overwriting its slice
+ * of dqkv: datt = dout V^T, dV = att^T dout, dpre = softmax backward
+ * (att * (datt - rowsum(att * datt)); zero above the diagonal since att is),
+ * dQ = scale * dpre K, dK = scale * dpre^T Q. */
 static void attention_backward(gpt *g, float *dqkv, float *dpreatt, float *datt, const float *dout, const float *qkv,
                                const float *att)
 {
     int B = g->B, T = g->T, C = g->C, NH = g->NH, hs = C / NH;
     float scale = 1.0f / sqrtf((float)hs);
     for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++)
-            for (int h = 0; h < NH; h++) {
-                int64_t row = (((int64_t)b * NH + h) * T + t) * T;
-                const float *a = att + row, *q = qkv + ((int64_t)b * T + t) * 3 * C + h * hs;
-                float *da = datt + row, *dpre = dpreatt + row, *dq = dqkv + ((int64_t)b * T + t) * 3 * C + h * hs;
-                const float *d = dout + ((int64_t)b * T + t) * C + h * hs;
-                for (int t2 = 0; t2 <= t; t2++) {
-                    const float *v = qkv + ((int64_t)b * T + t2) * 3 * C + 2 * C + h * hs;
-                    float *dv = dqkv + ((int64_t)b * T + t2) * 3 * C + 2 * C + h * hs;
-                    for (int i = 0; i < hs; i++) {
-                        da[t2] += v[i] * d[i];
-                        dv[i] += a[t2] * d[i];
-                    }
-                }
-                for (int t2 = 0; t2 <= t; t2++)
-                    for (int t3 = 0; t3 <= t; t3++) dpre[t3] += a[t2] * ((t2 == t3 ? 1.0f : 0.0f) - a[t3]) * da[t2];
-                for (int t2 = 0; t2 <= t; t2++) {
-                    const float *k = qkv + ((int64_t)b * T + t2) * 3 * C + C + h * hs;
-                    float *dk = dqkv + ((int64_t)b * T + t2) * 3 * C + C + h * hs;
-                    for (int i = 0; i < hs; i++) {
-                        dq[i] += k[i] * dpre[t2] * scale;
-                        dk[i] += q[i] * dpre[t2] * scale;
-                    }
-                }
+        for (int h = 0; h < NH; h++) {
+            int64_t base = (int64_t)b * T * 3 * C + h * hs, square = ((int64_t)b * NH + h) * T * T;
+            const float *q = qkv + base, *k = q + C, *v = q + 2 * C, *a = att + square;
+            const float *d = dout + (int64_t)b * T * C + h * hs;
+            float *dq = dqkv + base, *dk = dq + C, *dv = dq + 2 * C, *da = datt + square, *dpre = dpreatt + square;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, 1.0f, d, C, v, 3 * C, 0.0f, da, T);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, a, T, d, C, 0.0f, dv, 3 * C);
+            for (int t = 0; t < T; t++) {
+                const float *arow = a + (int64_t)t * T, *darow = da + (int64_t)t * T;
+                float *drow = dpre + (int64_t)t * T, dot = 0;
+                for (int t2 = 0; t2 <= t; t2++) dot += arow[t2] * darow[t2];
+                for (int t2 = 0; t2 < T; t2++) drow[t2] = t2 <= t ? arow[t2] * (darow[t2] - dot) : 0.0f;
             }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, scale, dpre, T, k, 3 * C, 0.0f, dq, 3 * C);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, scale, dpre, T, q, 3 * C, 0.0f, dk, 3 * C);
+        }
 }
 
 static float *grad(const gpt *g, int unit, int index, float *grads)
@@ -256,27 +249,19 @@ static void block_backward(gpt *g, int l, const float *p, float *gr)
 {
     block_acts *a = &g->blocks[l];
     int B = g->B, T = g->T, N = B * T, C = g->C, H = g->H, u = l + 1;
-    size_t nc = (size_t)N * C * sizeof(float), nh = (size_t)N * H * sizeof(float);
+    size_t nc = (size_t)N * C * sizeof(float);
     const float *x = block_input(g, l);
     memcpy(g->dres2, g->dres, nc); /* residual3 = residual2 + fcproj */
-    memset(g->dfch_gelu, 0, nh);
     matmul_backward(g->dfch_gelu, grad(g, u, FCPROJW, gr), grad(g, u, FCPROJB, gr), g->dres, a->fch_gelu,
                     param(g, u, FCPROJW, p), N, H, C);
     for (int64_t i = 0; i < (int64_t)N * H; i++) g->dfch[i] = g->dfch_gelu[i] * zrt_gelu_grad(a->fch[i]);
-    memset(g->dln, 0, nc);
     matmul_backward(g->dln, grad(g, u, FCW, gr), grad(g, u, FCB, gr), g->dfch, a->ln2, param(g, u, FCW, p), N, C, H);
     layernorm_backward(g->dres2, grad(g, u, LN2W, gr), grad(g, u, LN2B, gr), g->dln, a->residual2, param(g, u, LN2W, p),
                        a->ln2_mean, a->ln2_rstd, N, C);
     memcpy(g->dres_in, g->dres2, nc); /* residual2 = x + attproj */
-    memset(g->datty, 0, nc);
     matmul_backward(g->datty, grad(g, u, ATTPROJW, gr), grad(g, u, ATTPROJB, gr), g->dres2, a->atty,
                     param(g, u, ATTPROJW, p), N, C, C);
-    size_t natt = (size_t)B * g->NH * T * T * sizeof(float);
-    memset(g->dqkv, 0, 3 * nc);
-    memset(g->dpreatt, 0, natt);
-    memset(g->datt, 0, natt);
     attention_backward(g, g->dqkv, g->dpreatt, g->datt, g->datty, a->qkv, a->att);
-    memset(g->dln, 0, nc);
     matmul_backward(g->dln, grad(g, u, QKVW, gr), grad(g, u, QKVB, gr), g->dqkv, a->ln1, param(g, u, QKVW, p), N, C,
                     3 * C);
     layernorm_backward(g->dres_in, grad(g, u, LN1W, gr), grad(g, u, LN1B, gr), g->dln, x, param(g, u, LN1W, p),
@@ -299,7 +284,6 @@ static zrt_status backward(zrt_model *base, const zrt_cpu_op *o)
     float *gr = o->grads;
     size_t nc = (size_t)N * C * sizeof(float);
     if (op == L + 2) { /* head: d(lnf) into dres, d(wte) += dlogits^T lnf */
-        memset(g->dres, 0, nc);
         matmul_backward(g->dres, grad(g, 0, 0, gr), NULL, g->dlogits, g->lnf, param(g, 0, 0, p), N, C, g->V);
     } else if (op == L + 1) {
         memset(g->dres_in, 0, nc);
