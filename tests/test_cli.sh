@@ -91,6 +91,8 @@ assert rows[0]["ratio_to_stage0"] == 1.0 and rows[4]["ratio_to_stage0"] == 1.0
 PY
 then echo "FAIL: bench train --json rows"; cat "$TMPDIR/out"; fails=$((fails + 1)); fi
 expect 2 "bench train: bad model" -- "$ZRT" bench train --model rnn
+expect 2 "bench train: bad peer" -- "$ZRT" bench train --peer jax
+expect_output "bad value 'jax'" "bench train: bad peer named"
 # zrt bench adam: per pool size and copy-out, the bound, the usual sequence, the one pass (and the scalar path at 1 thread).
 expect 0 "bench adam --json" -- "$ZRT" bench adam --params 64K --threads 2 --repeats 1 --json
 if ! python3 - "$TMPDIR/out" <<'PY'

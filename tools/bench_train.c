@@ -31,12 +31,14 @@ void openblas_set_num_threads(int num_threads);
 typedef struct {
     int world, steps;
     bool json, mlp, gpt;
+    bool peer_torch;     /* --peer torch */
+    double peer_rate;    /* the torch peer's tokens/s, measured before the ranks start; 0: none */
     double sgemm_gflops; /* single thread, measured before the ranks start */
     char store_dir[256];
 } train_options;
 
 static const char usage[] =
-    "usage: zrt bench train [--world 2] [--steps 30] [--model mlp|gpt|all] [--json]\n"
+    "usage: zrt bench train [--world 2] [--steps 30] [--model mlp|gpt|all] [--peer torch] [--json]\n"
     "\n"
     "Trains, for each ZeRO stage on --world forked CPU ranks:\n"
     "  mlp: 4 layers, d_model 256, hidden 1024, 64 classes, micro batch 64;\n"
@@ -48,7 +50,10 @@ static const char usage[] =
     "The mlp also runs stage 2 with offload_optimizer none, cpu and nvme (micro\n"
     "batch 8, so the optimizer's traffic weighs as it does for large models; in a\n"
     "temporary directory): step time against the CPU optimizer and its I/O\n"
-    "measured alone in the same run.\n";
+    "measured alone in the same run.\n"
+    "--peer torch first trains the same GPT in PyTorch (DDP over gloo, --world\n"
+    "processes, one thread each, AdamW; tools/bench_peer_torch.py) and prints each\n"
+    "stage's tokens/s as a ratio to it (skipped, with the reason, without torch).\n";
 
 /* Best of 5 single-thread 512^3 sgemms, in GFLOP/s. */
 static double sgemm_gflops(void)
@@ -70,6 +75,37 @@ static double sgemm_gflops(void)
     free(b);
     free(c);
     return 2.0 * n * n * n / best / 1e9;
+}
+
+/* The torch peer (tools/bench_peer_torch.py, found from this binary's
+ * build/bin/ or $ZRT_SOURCE_DIR): its tokens/s, or 0 with the reason printed. */
+static double peer_torch_rate(const train_options *o)
+{
+    char exe[1024] = {0}, script[1200], cmd[1400], line[512] = {0};
+    const char *src = getenv("ZRT_SOURCE_DIR");
+    if (src && *src) snprintf(script, sizeof script, "%s/tools/bench_peer_torch.py", src);
+    else if (readlink("/proc/self/exe", exe, sizeof exe - 1) > 0 && strstr(exe, "/build/"))
+        snprintf(script, sizeof script, "%.*s/tools/bench_peer_torch.py", (int)(strstr(exe, "/build/") - exe), exe);
+    else snprintf(script, sizeof script, "tools/bench_peer_torch.py");
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' %d %d 2>&1", script, o->world, o->steps);
+    FILE *p = popen(cmd, "r");
+    double rate = 0, step_ms = 0;
+    char version[64] = "?";
+    while (p && fgets(line, sizeof line, p))
+        if (sscanf(line, "torch %63s tokens_per_s %lf step_ms %lf", version, &rate, &step_ms) == 3) break;
+    int rc = p ? pclose(p) : -1;
+    if (rate <= 0 || rc != 0) {
+        line[strcspn(line, "\n")] = 0;
+        if (o->json) printf("{\"peer\": \"torch\", \"skipped\": true}\n");
+        else printf("peer torch: skipped: %s\n", line[0] ? line : "could not run python3");
+        return 0;
+    }
+    if (o->json)
+        printf("{\"peer\": \"torch\", \"version\": \"%s\", \"world\": %d, \"tokens_per_s\": %.2f, \"step_ms\": %.3f}\n",
+               version, o->world, rate, step_ms);
+    else printf("peer torch %s (DDP, gloo, world %d, one thread per rank): %.1f tokens/s, %.2f ms per step\n", version,
+           o->world, rate, step_ms);
+    return rate;
 }
 
 /* micro: 0 for the model's usual micro batch. */
@@ -348,6 +384,15 @@ static zrt_status offload_rows(const train_options *o, zrt_device *device, zrt_c
     return ZRT_OK;
 }
 
+/* ", \"ratio_to_torch\": R" for a JSON row, or "" without a peer. */
+static const char *peer_field(double ratio)
+{
+    static char field[48];
+    if (ratio > 0) snprintf(field, sizeof field, ", \"ratio_to_torch\": %.3f", ratio);
+    else field[0] = 0;
+    return field;
+}
+
 static int train_rank(int rank, int world, void *arg)
 {
     const train_options *o = arg;
@@ -366,8 +411,9 @@ static int train_rank(int rank, int world, void *arg)
     for (int gpt = 0; gpt < 2; gpt++) {
         if (!(gpt ? o->gpt : o->mlp)) continue;
         if (rank == 0 && !o->json)
-            printf("%s: %5s %5s %14s %8s %14s %10s %9s %9s\n", gpt ? "gpt" : "mlp", "stage", "world",
-                   gpt ? "tokens/s" : "samples/s", "ratio", "matmul GFLOP/s", "of sgemm", "step ms", "engine ms");
+            printf("%s: %5s %5s %14s %8s %14s %10s %9s %9s%s\n", gpt ? "gpt" : "mlp", "stage", "world",
+                   gpt ? "tokens/s" : "samples/s", "ratio", "matmul GFLOP/s", "of sgemm", "step ms", "engine ms",
+                   gpt && o->peer_rate > 0 ? "  vs torch" : "");
         double base = 0, model_s = 0;
         if (time_model(o, device, gpt != 0, 0, &model_s) != ZRT_OK) {
             fprintf(stderr, "zrt bench train: rank %d model alone: %s\n", rank, zrt_last_error());
@@ -390,12 +436,16 @@ static int train_rank(int rank, int world, void *arg)
             if (o->json)
                 printf("{\"model\": \"%s\", \"stage\": %d, \"world\": %d, \"%s\": %.2f, \"ratio_to_stage0\": %.3f, "
                        "\"matmul_gflops\": %.3f, \"sgemm_gflops\": %.3f, \"step_ms\": %.3f, \"model_ms\": %.3f, "
-                       "\"engine_ms\": %.3f}\n",
+                       "\"engine_ms\": %.3f%s}\n",
                        gpt ? "gpt" : "mlp", stage, world, gpt ? "tokens_per_s" : "samples_per_s", rate, rate / base,
-                       gflops, o->sgemm_gflops, t.seconds * 1e3, model_s * 1e3, (t.seconds - model_s) * 1e3);
-            else
-                printf("     %5d %5d %14.1f %8.3f %14.2f %10.2f %9.2f %9.2f\n", stage, world, rate, rate / base, gflops,
+                       gflops, o->sgemm_gflops, t.seconds * 1e3, model_s * 1e3, (t.seconds - model_s) * 1e3,
+                       peer_field(gpt && o->peer_rate > 0 ? rate / o->peer_rate : 0));
+            else {
+                printf("     %5d %5d %14.1f %8.3f %14.2f %10.2f %9.2f %9.2f", stage, world, rate, rate / base, gflops,
                        gflops / o->sgemm_gflops, t.seconds * 1e3, (t.seconds - model_s) * 1e3);
+                if (gpt && o->peer_rate > 0) printf(" %10.3f", rate / o->peer_rate);
+                printf("\n");
+            }
             fflush(stdout);
         }
         if (!gpt && offload_rows(o, device, comm, rank) != ZRT_OK) {
@@ -416,6 +466,7 @@ int zrt_bench_train(int argc, char **argv)
                                             {"steps", required_argument, NULL, 's'},
                                             {"json", no_argument, NULL, 'j'},
                                             {"model", required_argument, NULL, 'm'},
+                                            {"peer", required_argument, NULL, 'p'},
                                             {NULL, 0, NULL, 0}};
     train_options o = {.world = 2, .steps = 30, .mlp = true, .gpt = true};
     int c;
@@ -428,6 +479,8 @@ int zrt_bench_train(int argc, char **argv)
         else if (c == 'm' && (strcmp(optarg, "mlp") == 0 || strcmp(optarg, "gpt") == 0 || strcmp(optarg, "all") == 0)) {
             o.mlp = strcmp(optarg, "gpt") != 0;
             o.gpt = strcmp(optarg, "mlp") != 0;
+        } else if (c == 'p' && strcmp(optarg, "torch") == 0) {
+            o.peer_torch = true;
         } else if (c == 'w' && (o.world = atoi(optarg)) >= 1 && o.world <= 64) continue;
         else if (c == 's' && (o.steps = atoi(optarg)) >= 1 && o.steps <= MAX_STEPS) continue;
         else if (c != 'j')
@@ -444,6 +497,8 @@ int zrt_bench_train(int argc, char **argv)
     }
     o.sgemm_gflops = sgemm_gflops();
     if (!o.json) printf("single-thread sgemm (512^3, best of 5): %.2f GFLOP/s\n", o.sgemm_gflops);
+    if (o.peer_torch && o.gpt) o.peer_rate = peer_torch_rate(&o);
+    fflush(stdout);
     int rc = zrt_bench_run_ranks(o.world, train_rank, &o);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", o.store_dir);
