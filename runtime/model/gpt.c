@@ -1,6 +1,7 @@
 /* gpt.c: a decoder-only transformer in GPT-2's shape, forward and
  * backward in C (the layout and the per-op math follow llm.c's CPU code),
- * matmuls through OpenBLAS's cblas_sgemm.
+ * matmuls through OpenBLAS's cblas_sgemm, elementwise and row math through
+ * vecmath.h's vector paths.
  *
  * Units and ops (zrt/model.h): unit 0 = token + position embeddings, units
  * 1..L = the blocks, unit L+1 = the final layernorm. Ops: 0 embed, 1..L the
@@ -16,7 +17,7 @@
  */
 #include "model_internal.h"
 
-#include "gelu.h"
+#include "vecmath.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -34,6 +35,7 @@ typedef struct {
 
 typedef struct {
     zrt_cpu_model cpu;
+    const zrt_vecmath *vm;       /* this CPU's vector path */
     int B, T, C, NH, H, V, L;    /* B: the running op's batch */
     float *encoded;              /* (B, T, C) */
     block_acts *blocks;          /* L */
@@ -45,20 +47,19 @@ typedef struct {
 
 /* ---- forward ops (llm.c) -------------------------------------------------------------- */
 
-static void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b,
-                              int N, int C)
+static void layernorm_forward(const gpt *g, float *out, float *mean, float *rstd, const float *inp, const float *w,
+                              const float *b, int N, int C)
 {
-    for (int i = 0; i < N; i++) {
-        const float *x = inp + (int64_t)i * C;
-        float m = 0, v = 0;
-        for (int c = 0; c < C; c++) m += x[c];
-        m /= (float)C;
-        for (int c = 0; c < C; c++) v += (x[c] - m) * (x[c] - m);
-        float s = 1.0f / sqrtf(v / (float)C + 1e-5f);
-        for (int c = 0; c < C; c++) out[(int64_t)i * C + c] = (x[c] - m) * s * w[c] + b[c];
-        mean[i] = m;
-        rstd[i] = s;
-    }
+    for (int i = 0; i < N; i++)
+        g->vm->layernorm_forward(out + (int64_t)i * C, &mean[i], &rstd[i], inp + (int64_t)i * C, w, b, C);
+}
+
+/* A causal row of att: the first n of pre, softmaxed, the rest of the T zero. */
+static void causal_softmax_row(const gpt *g, float *att, const float *pre, int n, int T)
+{
+    float sum = g->vm->exp_sum(att, pre, g->vm->max(pre, n), n), inv = 1.0f / sum;
+    for (int i = 0; i < n; i++) att[i] *= inv;
+    memset(att + n, 0, (size_t)(T - n) * sizeof(float));
 }
 
 /* out (N, OC) = inp (N, C) @ w^T (OC, C) + b */
@@ -82,14 +83,7 @@ static void attention_forward(gpt *g, float *out, float *preatt, float *att, con
             const float *q = qkv + (int64_t)b * T * 3 * C + h * hs, *k = q + C, *v = q + 2 * C;
             float *pre = preatt + ((int64_t)b * NH + h) * T * T, *a = att + ((int64_t)b * NH + h) * T * T;
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, scale, q, 3 * C, k, 3 * C, 0.0f, pre, T);
-            for (int t = 0; t < T; t++) {
-                const float *row = pre + (int64_t)t * T;
-                float *arow = a + (int64_t)t * T, maxval = -INFINITY, sum = 0;
-                for (int t2 = 0; t2 <= t; t2++) maxval = fmaxf(maxval, row[t2]);
-                for (int t2 = 0; t2 <= t; t2++) sum += (arow[t2] = expf(row[t2] - maxval));
-                float inv = 1.0f / sum;
-                for (int t2 = 0; t2 < T; t2++) arow[t2] = t2 <= t ? arow[t2] * inv : 0.0f;
-            }
+            for (int t = 0; t < T; t++) causal_softmax_row(g, a + (int64_t)t * T, pre + (int64_t)t * T, t + 1, T);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, a, T, v, 3 * C, 0.0f,
                         out + (int64_t)b * T * C + h * hs, C);
         }
@@ -104,14 +98,14 @@ static void block_forward(gpt *g, int l, const float *p, const float *x)
 {
     block_acts *a = &g->blocks[l];
     int N = g->B * g->T, C = g->C, H = g->H, u = l + 1;
-    layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, param(g, u, LN1W, p), param(g, u, LN1B, p), N, C);
+    layernorm_forward(g, a->ln1, a->ln1_mean, a->ln1_rstd, x, param(g, u, LN1W, p), param(g, u, LN1B, p), N, C);
     matmul_forward(a->qkv, a->ln1, param(g, u, QKVW, p), param(g, u, QKVB, p), N, C, 3 * C);
     attention_forward(g, a->atty, a->preatt, a->att, a->qkv);
     matmul_forward(a->attproj, a->atty, param(g, u, ATTPROJW, p), param(g, u, ATTPROJB, p), N, C, C);
     for (int64_t i = 0; i < (int64_t)N * C; i++) a->residual2[i] = x[i] + a->attproj[i];
-    layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->residual2, param(g, u, LN2W, p), param(g, u, LN2B, p), N, C);
+    layernorm_forward(g, a->ln2, a->ln2_mean, a->ln2_rstd, a->residual2, param(g, u, LN2W, p), param(g, u, LN2B, p), N, C);
     matmul_forward(a->fch, a->ln2, param(g, u, FCW, p), param(g, u, FCB, p), N, C, H);
-    for (int64_t i = 0; i < (int64_t)N * H; i++) a->fch_gelu[i] = zrt_gelu(a->fch[i]);
+    g->vm->gelu_forward(a->fch_gelu, a->fch, (int64_t)N * H);
     matmul_forward(a->fcproj, a->fch_gelu, param(g, u, FCPROJW, p), param(g, u, FCPROJB, p), N, H, C);
     for (int64_t i = 0; i < (int64_t)N * C; i++) a->residual3[i] = a->residual2[i] + a->fcproj[i];
 }
@@ -143,7 +137,7 @@ static zrt_status forward(zrt_model *base, const zrt_cpu_op *o)
     } else if (op <= L) {
         block_forward(g, op - 1, p, block_input(g, op - 1));
     } else if (op == L + 1) {
-        layernorm_forward(g->lnf, g->lnf_mean, g->lnf_rstd, block_input(g, L), param(g, L + 1, 0, p),
+        layernorm_forward(g, g->lnf, g->lnf_mean, g->lnf_rstd, block_input(g, L), param(g, L + 1, 0, p),
                           param(g, L + 1, 1, p), N, C);
     } else { /* the LM head, tied to wte */
         matmul_forward(g->logits, g->lnf, param(g, 0, 0, p), NULL, N, C, g->V);
@@ -163,13 +157,13 @@ static zrt_status loss(zrt_model *base, const zrt_cpu_op *o, float scale, float 
     for (int i = 0; i < N; i++) {
         const float *z = g->logits + (int64_t)i * V;
         float *pr = g->probs + (int64_t)i * V, *d = g->dlogits + (int64_t)i * V;
-        float maxval = z[0];
-        for (int v = 1; v < V; v++) maxval = fmaxf(maxval, z[v]);
-        float sum = 0;
-        for (int v = 0; v < V; v++) sum += (pr[v] = expf(z[v] - maxval));
-        for (int v = 0; v < V; v++) pr[v] /= sum;
+        float inv = 1.0f / g->vm->exp_sum(pr, z, g->vm->max(z, V), V), dscale = scale / (float)N;
+        for (int v = 0; v < V; v++) {
+            pr[v] *= inv;
+            d[v] = pr[v] * dscale;
+        }
         total += -log((double)pr[targets[i]]);
-        for (int v = 0; v < V; v++) d[v] = (pr[v] - (v == targets[i] ? 1.0f : 0.0f)) * scale / (float)N;
+        d[targets[i]] = (pr[targets[i]] - 1.0f) * dscale;
     }
     *mean = (float)(total / N);
     return ZRT_OK;
@@ -177,26 +171,13 @@ static zrt_status loss(zrt_model *base, const zrt_cpu_op *o, float scale, float 
 
 /* ---- backward ops (llm.c) ----------------------------------------------------------------- */
 
-static void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
-                               const float *mean, const float *rstd, int N, int C)
+/* dinp += d(inp); dw, db added to. */
+static void layernorm_backward(const gpt *g, float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                               const float *w, const float *mean, const float *rstd, int N, int C)
 {
     for (int i = 0; i < N; i++) {
-        const float *d = dout + (int64_t)i * C, *x = inp + (int64_t)i * C;
-        float *dx = dinp + (int64_t)i * C;
-        float dnorm_mean = 0, dnorm_norm_mean = 0;
-        for (int c = 0; c < C; c++) {
-            float norm = (x[c] - mean[i]) * rstd[i], dnorm = w[c] * d[c];
-            dnorm_mean += dnorm;
-            dnorm_norm_mean += dnorm * norm;
-        }
-        dnorm_mean /= (float)C;
-        dnorm_norm_mean /= (float)C;
-        for (int c = 0; c < C; c++) {
-            float norm = (x[c] - mean[i]) * rstd[i], dnorm = w[c] * d[c];
-            db[c] += d[c];
-            dw[c] += norm * d[c];
-            dx[c] += (dnorm - dnorm_mean - norm * dnorm_norm_mean) * rstd[i];
-        }
+        int64_t row = (int64_t)i * C;
+        g->vm->layernorm_backward(dinp + row, dw, db, dout + row, inp + row, w, mean[i], rstd[i], C);
     }
 }
 
@@ -230,9 +211,9 @@ static void attention_backward(gpt *g, float *dqkv, float *dpreatt, float *datt,
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, a, T, d, C, 0.0f, dv, 3 * C);
             for (int t = 0; t < T; t++) {
                 const float *arow = a + (int64_t)t * T, *darow = da + (int64_t)t * T;
-                float *drow = dpre + (int64_t)t * T, dot = 0;
-                for (int t2 = 0; t2 <= t; t2++) dot += arow[t2] * darow[t2];
-                for (int t2 = 0; t2 < T; t2++) drow[t2] = t2 <= t ? arow[t2] * (darow[t2] - dot) : 0.0f;
+                float *drow = dpre + (int64_t)t * T, dot = g->vm->dot(arow, darow, t + 1);
+                for (int t2 = 0; t2 <= t; t2++) drow[t2] = arow[t2] * (darow[t2] - dot);
+                memset(drow + t + 1, 0, (size_t)(T - t - 1) * sizeof(float));
             }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, scale, dpre, T, k, 3 * C, 0.0f, dq, 3 * C);
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, scale, dpre, T, q, 3 * C, 0.0f, dk, 3 * C);
@@ -254,9 +235,9 @@ static void block_backward(gpt *g, int l, const float *p, float *gr)
     memcpy(g->dres2, g->dres, nc); /* residual3 = residual2 + fcproj */
     matmul_backward(g->dfch_gelu, grad(g, u, FCPROJW, gr), grad(g, u, FCPROJB, gr), g->dres, a->fch_gelu,
                     param(g, u, FCPROJW, p), N, H, C);
-    for (int64_t i = 0; i < (int64_t)N * H; i++) g->dfch[i] = g->dfch_gelu[i] * zrt_gelu_grad(a->fch[i]);
+    g->vm->gelu_backward(g->dfch, a->fch, g->dfch_gelu, (int64_t)N * H);
     matmul_backward(g->dln, grad(g, u, FCW, gr), grad(g, u, FCB, gr), g->dfch, a->ln2, param(g, u, FCW, p), N, C, H);
-    layernorm_backward(g->dres2, grad(g, u, LN2W, gr), grad(g, u, LN2B, gr), g->dln, a->residual2, param(g, u, LN2W, p),
+    layernorm_backward(g, g->dres2, grad(g, u, LN2W, gr), grad(g, u, LN2B, gr), g->dln, a->residual2, param(g, u, LN2W, p),
                        a->ln2_mean, a->ln2_rstd, N, C);
     memcpy(g->dres_in, g->dres2, nc); /* residual2 = x + attproj */
     matmul_backward(g->datty, grad(g, u, ATTPROJW, gr), grad(g, u, ATTPROJB, gr), g->dres2, a->atty,
@@ -264,7 +245,7 @@ static void block_backward(gpt *g, int l, const float *p, float *gr)
     attention_backward(g, g->dqkv, g->dpreatt, g->datt, g->datty, a->qkv, a->att);
     matmul_backward(g->dln, grad(g, u, QKVW, gr), grad(g, u, QKVB, gr), g->dqkv, a->ln1, param(g, u, QKVW, p), N, C,
                     3 * C);
-    layernorm_backward(g->dres_in, grad(g, u, LN1W, gr), grad(g, u, LN1B, gr), g->dln, x, param(g, u, LN1W, p),
+    layernorm_backward(g, g->dres_in, grad(g, u, LN1W, gr), grad(g, u, LN1B, gr), g->dln, x, param(g, u, LN1W, p),
                        a->ln1_mean, a->ln1_rstd, N, C);
 }
 
@@ -287,7 +268,7 @@ static zrt_status backward(zrt_model *base, const zrt_cpu_op *o)
         matmul_backward(g->dres, grad(g, 0, 0, gr), NULL, g->dlogits, g->lnf, param(g, 0, 0, p), N, C, g->V);
     } else if (op == L + 1) {
         memset(g->dres_in, 0, nc);
-        layernorm_backward(g->dres_in, grad(g, L + 1, 0, gr), grad(g, L + 1, 1, gr), g->dres, block_input(g, L),
+        layernorm_backward(g, g->dres_in, grad(g, L + 1, 0, gr), grad(g, L + 1, 1, gr), g->dres, block_input(g, L),
                            param(g, L + 1, 0, p), g->lnf_mean, g->lnf_rstd, N, C);
         swap_residual_grads(g);
     } else if (op >= 1) {
@@ -430,6 +411,7 @@ zrt_status zrt_model_gpt_create(const zrt_model_config *cfg, zrt_device *device,
     g->H = (int)(cfg->hidden ? cfg->hidden : 4 * cfg->d_model);
     g->V = (int)cfg->vocab;
     g->L = (int)cfg->layers;
+    g->vm = zrt_vecmath_best();
     zrt_cpu_model_init(&g->cpu, ZRT_MODEL_GPT, device, micro_batch, &gpt_ops);
     zrt_model *m = &g->cpu.base;
     m->tokens_per_sample = g->T;

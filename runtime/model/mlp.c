@@ -1,6 +1,6 @@
 /* mlp.c: the built-in MLP on the cpu device: each layer is a unit, forward
- * and backward in C with OpenBLAS's cblas_sgemm; GELU (tanh form) between
- * layers, cross-entropy on the last. The runner (cpu_model.c) runs these
+ * and backward in C with OpenBLAS's cblas_sgemm; GELU (tanh form, vecmath.h)
+ * between layers, cross-entropy on the last. The runner (cpu_model.c) runs these
  * functions on the stream's thread.
  *
  * Layout of unit u's flat parameters: W (out x in, row-major) then b (out).
@@ -11,7 +11,7 @@
  */
 #include "model_internal.h"
 
-#include "gelu.h"
+#include "vecmath.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -21,6 +21,7 @@
 
 typedef struct {
     zrt_cpu_model cpu;
+    const zrt_vecmath *vm;           /* this CPU's vector path */
     int layers;
     int64_t dims[ZRT_MAX_UNITS + 1]; /* dims[u] -> dims[u + 1] */
     float *act[ZRT_MAX_UNITS + 1];   /* act[u + 1] = out of unit u (B x dims[u + 1]); act[0] unused */
@@ -45,7 +46,10 @@ static zrt_status forward(zrt_model *base, const zrt_cpu_op *op)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, out, in, 1.0f, unit_input(m, op, u), in, W, in, 1.0f, z,
                 out);
     bool last = u == m->layers - 1;
-    for (int64_t i = 0; i < (int64_t)B * out; i++) y[i] = last ? z[i] : zrt_gelu(z[i]);
+    if (last)
+        memcpy(y, z, (size_t)B * (size_t)out * sizeof(float));
+    else
+        m->vm->gelu_forward(y, z, (int64_t)B * out);
     return ZRT_OK;
 }
 
@@ -81,7 +85,7 @@ static zrt_status backward(zrt_model *base, const zrt_cpu_op *op)
     const float *W = op->params;
     float *dW = op->grads, *db = op->grads + (int64_t)in * out, *dz = m->dact;
     if (u != m->layers - 1)
-        for (int64_t i = 0; i < (int64_t)B * out; i++) dz[i] *= zrt_gelu_grad(m->pre[u][i]);
+        m->vm->gelu_backward(dz, m->pre[u], dz, (int64_t)B * out);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, B, 1.0f, dz, out, unit_input(m, op, u), in, 1.0f, dW,
                 in);
     for (int r = 0; r < B; r++)
@@ -145,6 +149,7 @@ zrt_status zrt_model_mlp_create(const zrt_model_config *cfg, zrt_device *device,
     zrt_cpu_model_init(&m->cpu, ZRT_MODEL_MLP, device, micro_batch, &mlp_ops);
     zrt_model *base = &m->cpu.base;
     m->layers = (int)cfg->layers;
+    m->vm = zrt_vecmath_best();
     base->n_units = m->layers;
     base->n_ops = m->layers;
     for (int u = 0; u < m->layers; u++) base->op_unit[u] = u;
