@@ -26,6 +26,19 @@ expect_output "usage: zrt" "--help"
 expect_output "config" "--help lists config"
 expect 0 "zrt --version" -- "$ZRT" --version
 expect_output "zrt 0." "--version"
+# OpenBLAS's kernels: zrt asks for AVX-512's where the CPU has it (OpenBLAS 0.3.21
+# takes Prescott's SSE3 ones on CPUs newer than it knows), and a set
+# $OPENBLAS_CORETYPE stands.
+flags=$(grep -m1 '^flags' /proc/cpuinfo)
+has() { case " $flags " in *" $1 "*) return 0 ;; esac; return 1; }
+if has avx512f && has avx512bw && has avx512dq && has avx512vl && has avx512cd; then
+    expect 0 "zrt --version, OPENBLAS_CORETYPE unset" -- env -u OPENBLAS_CORETYPE "$ZRT" --version
+    if ! grep -qE "OpenBLAS kernels: (SkylakeX|Cooperlake|SapphireRapids)" "$TMPDIR/out"; then
+        echo "FAIL: an AVX-512 CPU runs OpenBLAS's narrower kernels"; cat "$TMPDIR/out"; fails=$((fails + 1))
+    fi
+fi
+expect 0 "zrt --version, OPENBLAS_CORETYPE=Prescott" -- env OPENBLAS_CORETYPE=Prescott "$ZRT" --version
+expect_output "OpenBLAS kernels: Prescott (\$OPENBLAS_CORETYPE)" "a set OPENBLAS_CORETYPE stands"
 expect 2 "zrt with no command" -- "$ZRT"
 expect 2 "unknown command" -- "$ZRT" frobnicate
 expect_output "unknown command 'frobnicate'" "unknown command message"
@@ -84,8 +97,8 @@ assert [(r["model"], r["stage"]) for r in rows] == [(m, s) for m in ("mlp", "gpt
 for r in rows:
     rate = "samples_per_s" if r["model"] == "mlp" else "tokens_per_s"
     assert set(r) == {"model", "stage", "world", rate, "ratio_to_stage0", "matmul_gflops", "sgemm_gflops",
-                      "step_ms", "model_ms", "engine_ms"}, r
-    assert r["world"] == 2 and r[rate] > 0 and r["matmul_gflops"] > 0 and r["sgemm_gflops"] > 0, r
+                      "step_ms", "model_ms", "engine_ms", "blas_core"}, r
+    assert r["world"] == 2 and r["blas_core"] not in ("", "?") and r[rate] > 0 and r["matmul_gflops"] > 0 and r["sgemm_gflops"] > 0, r
     assert abs(r["step_ms"] - r["model_ms"] - r["engine_ms"]) < 0.01, r
 assert rows[0]["ratio_to_stage0"] == 1.0 and rows[4]["ratio_to_stage0"] == 1.0
 PY

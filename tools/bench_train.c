@@ -436,10 +436,10 @@ static int train_rank(int rank, int world, void *arg)
             if (o->json)
                 printf("{\"model\": \"%s\", \"stage\": %d, \"world\": %d, \"%s\": %.2f, \"ratio_to_stage0\": %.3f, "
                        "\"matmul_gflops\": %.3f, \"sgemm_gflops\": %.3f, \"step_ms\": %.3f, \"model_ms\": %.3f, "
-                       "\"engine_ms\": %.3f%s}\n",
+                       "\"engine_ms\": %.3f, \"blas_core\": \"%s\"%s}\n",
                        gpt ? "gpt" : "mlp", stage, world, gpt ? "tokens_per_s" : "samples_per_s", rate, rate / base,
                        gflops, o->sgemm_gflops, t.seconds * 1e3, model_s * 1e3, (t.seconds - model_s) * 1e3,
-                       peer_field(gpt && o->peer_rate > 0 ? rate / o->peer_rate : 0));
+                       zrt_blas_core(), peer_field(gpt && o->peer_rate > 0 ? rate / o->peer_rate : 0));
             else {
                 printf("     %5d %5d %14.1f %8.3f %14.2f %10.2f %9.2f %9.2f", stage, world, rate, rate / base, gflops,
                        gflops / o->sgemm_gflops, t.seconds * 1e3, (t.seconds - model_s) * 1e3);
@@ -496,7 +496,9 @@ int zrt_bench_train(int argc, char **argv)
         return ZRT_EXIT_FAIL;
     }
     o.sgemm_gflops = sgemm_gflops();
-    if (!o.json) printf("single-thread sgemm (512^3, best of 5): %.2f GFLOP/s\n", o.sgemm_gflops);
+    if (!o.json)
+        printf("single-thread sgemm (512^3, best of 5, OpenBLAS %s kernels): %.2f GFLOP/s\n", zrt_blas_core(),
+               o.sgemm_gflops);
     if (o.peer_torch && o.gpt) o.peer_rate = peer_torch_rate(&o);
     fflush(stdout);
     int rc = zrt_bench_run_ranks(o.world, train_rank, &o);

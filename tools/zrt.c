@@ -7,7 +7,9 @@
 #include "zrt.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const zrt_cli_command commands[] = {
     {"launch", "start this machine's ranks: zrt launch --config CFG [-- PROGRAM ARGS]", zrt_cmd_launch},
@@ -36,8 +38,23 @@ static void print_help(FILE *out)
     fprintf(out, "\n`zrt COMMAND --help` describes each command. Docs: docs/ in the source tree.\n");
 }
 
+/* OpenBLAS chose kernels narrower than this CPU (zrt/model.h: zrt_blas_core_wanted):
+ * run again with $OPENBLAS_CORETYPE set, before any thread exists; the copy in
+ * $ZRT_OPENBLAS_CORETYPE says zrt set it. Children (zrt launch's ranks, bench's
+ * torch peer) inherit both. */
+static void rerun_with_blas_core(char **argv)
+{
+    const char *wanted = zrt_blas_core_wanted();
+    if (!wanted) return;
+    setenv("OPENBLAS_CORETYPE", wanted, 1);
+    setenv("ZRT_OPENBLAS_CORETYPE", wanted, 1);
+    execv("/proc/self/exe", argv);
+    unsetenv("OPENBLAS_CORETYPE"); /* exec failed: carry on with OpenBLAS's own choice */
+}
+
 int main(int argc, char **argv)
 {
+    rerun_with_blas_core(argv);
     if (argc < 2) {
         print_help(stderr);
         return ZRT_EXIT_USAGE;
@@ -48,7 +65,9 @@ int main(int argc, char **argv)
         return ZRT_EXIT_OK;
     }
     if (strcmp(name, "--version") == 0) {
-        printf("zrt %s\n", ZRT_VERSION);
+        const char *set = getenv("OPENBLAS_CORETYPE"), *by_zrt = getenv("ZRT_OPENBLAS_CORETYPE");
+        printf("zrt %s\nOpenBLAS kernels: %s%s\n", ZRT_VERSION, zrt_blas_core(),
+               !set ? "" : by_zrt && strcmp(set, by_zrt) == 0 ? " (chosen by zrt for this CPU)" : " ($OPENBLAS_CORETYPE)");
         return ZRT_EXIT_OK;
     }
     for (size_t i = 0; i < N_COMMANDS; i++)
