@@ -23,7 +23,7 @@
 #include "cast.h"
 #include "hd.h"
 
-typedef struct {
+typedef struct zrt_adam_hyper {
     float lr, beta1, beta2, eps, weight_decay;
     float step_size;            /* lr / bc1 */
     float bias_correction2_sqrt; /* sqrt(bc2) */

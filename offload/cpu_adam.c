@@ -84,15 +84,21 @@ static zrt_status run_chunk(void *arg, int t, int threads)
 zrt_status zrt_cpu_adam(const zrt_adam_args *a, float clip, const zrt_adam_slice *s, zrt_simd simd,
                         zrt_cpu_pool *pool)
 {
-    if (!a || !s || (s->n && (!s->master || !s->exp_avg || !s->exp_avg_sq || !s->grads)) || a->step < 1 ||
+    if (!a || a->step < 1) return zrt_set_error(ZRT_ERR_INVALID, "zrt_cpu_adam: bad argument");
+    zrt_adam_hyper h = zrt_adam_hyper_for(a->lr, a->beta1, a->beta2, a->eps, a->weight_decay, a->adamw, (long)a->step);
+    return zrt_cpu_adam_hyper(&h, a->unscale, clip, s, simd, pool);
+}
+
+zrt_status zrt_cpu_adam_hyper(const zrt_adam_hyper *h, float unscale, float clip, const zrt_adam_slice *s,
+                              zrt_simd simd, zrt_cpu_pool *pool)
+{
+    if (!h || !s || (s->n && (!s->master || !s->exp_avg || !s->exp_avg_sq || !s->grads)) ||
         (unsigned)s->grad_dtype > ZRT_DTYPE_F16 || (unsigned)s->param_dtype > ZRT_DTYPE_F16)
         return zrt_set_error(ZRT_ERR_INVALID, "zrt_cpu_adam: bad argument");
     if (simd == ZRT_SIMD_AUTO) simd = zrt_simd_best();
     if (!zrt_simd_supported(simd))
         return zrt_set_error(ZRT_ERR_UNSUPPORTED, "cpu adam: this CPU has no %s", zrt_simd_name(simd));
-    zrt_adam_job job = {.h = zrt_adam_hyper_for(a->lr, a->beta1, a->beta2, a->eps, a->weight_decay, a->adamw,
-                                                (long)a->step),
-                        .unscale = a->unscale, .clip = clip, .master = s->master, .exp_avg = s->exp_avg,
+    zrt_adam_job job = {.h = *h, .unscale = unscale, .clip = clip, .master = s->master, .exp_avg = s->exp_avg,
                         .exp_avg_sq = s->exp_avg_sq, .grads = s->grads, .grad_dtype = (int)s->grad_dtype,
                         .params = s->params, .param_dtype = (int)s->param_dtype};
     adam_run run = {&job, zrt_adam_range_scalar, s->n};

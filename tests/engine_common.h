@@ -120,7 +120,10 @@ typedef struct {
 static inline bool test_rank_open_config(test_rank *t, const char *tag, int rank, int world)
 {
     openblas_set_num_threads(1);
-    if (world > 1 && open_comm(tag, rank, world, false, 60, &t->store, &t->comm) != ZRT_OK) return false;
+    if (world > 1 && open_comm(tag, rank, world, false, 60, &t->store, &t->comm) != ZRT_OK) {
+        fprintf(stderr, "rank %d: comm: %s\n", rank, zrt_last_error());
+        return false;
+    }
     zrt_device_options device_options;
     zrt_device_options_init(&device_options); /* the cpu device; check mode from ZRT_DEVICE_CHECK (on in the tests) */
     if (zrt_device_create(&device_options, &t->device) != ZRT_OK ||

@@ -97,8 +97,9 @@ assert [(r["model"], r["stage"]) for r in rows] == [(m, s) for m in ("mlp", "gpt
 for r in rows:
     rate = "samples_per_s" if r["model"] == "mlp" else "tokens_per_s"
     assert set(r) == {"model", "stage", "world", rate, "ratio_to_stage0", "matmul_gflops", "sgemm_gflops",
-                      "step_ms", "model_ms", "engine_ms", "blas_core"}, r
-    assert r["world"] == 2 and r["blas_core"] not in ("", "?") and r[rate] > 0 and r["matmul_gflops"] > 0 and r["sgemm_gflops"] > 0, r
+                      "step_ms", "model_ms", "engine_ms", "peak_rss_mb", "blas_core"}, r
+    assert r["world"] == 2 and r[rate] > 0 and r["matmul_gflops"] > 0 and r["sgemm_gflops"] > 0, r
+    assert r["blas_core"] not in ("", "?") and 10 < r["peak_rss_mb"] < 4096, r
     assert abs(r["step_ms"] - r["model_ms"] - r["engine_ms"]) < 0.01, r
 assert rows[0]["ratio_to_stage0"] == 1.0 and rows[4]["ratio_to_stage0"] == 1.0
 PY

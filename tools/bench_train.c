@@ -3,9 +3,11 @@
  *
  * Why ratios: what a stage costs is the question (stage 3 must hide its
  * gathers behind compute); absolute samples/s on a shared machine say little.
- * All stages run in the same forked ranks, one after the other, with the
- * same model, data and batch; stage 3 gathers every unit (persistence
- * threshold 0). Time per step is the median over the timed steps.
+ * All stages run in the same forked ranks with the same model, data and
+ * batch, their engines alive together and their steps interleaved (a slow
+ * spell of this shared machine falls on all alike); stage 3 gathers every
+ * unit (persistence threshold 0). Time per step is the median over the
+ * timed steps. Peak RSS per rank is measured per stage, alone, before.
  */
 #include "cli.h"
 #include "zrt.h"
@@ -138,38 +140,118 @@ typedef struct {
     double flops;        /* matmul flops per step per rank, forward + backward */
 } stage_timing;
 
-static zrt_status time_stage(const train_options *o, zrt_device *device, zrt_comm *comm, int stage, bool gpt,
-                             int micro, zrt_offload_device offload, stage_timing *out)
+/* One configuration under measurement: its model and engine live while it is timed. */
+typedef struct {
+    zrt_config cfg;
+    zrt_model *model;
+    zrt_engine *engine;
+    zrt_data data;
+    zrt_step_result result;
+    double times[MAX_STEPS];
+} bench_run;
+
+/* The same on every rank; a stage in cfg. */
+typedef struct {
+    int stage;
+    zrt_offload_device offload;
+} run_kind;
+
+static zrt_status run_open(bench_run *r, const train_options *o, zrt_device *device, run_kind kind, bool gpt,
+                           int micro)
 {
-    static zrt_config cfg;
-    static double times[MAX_STEPS];
     char nvme_dir[300];
     snprintf(nvme_dir, sizeof nvme_dir, "%s/nvme", o->store_dir);
-    bench_config(&cfg, stage, o->world, gpt, micro, offload, nvme_dir);
-    zrt_model *model = NULL;
-    zrt_engine *engine = NULL;
-    zrt_data data = {0};
-    zrt_status status = zrt_model_create(&cfg.job.model, device, (int)cfg.batch.micro_batch_per_gpu, &model);
-    if (status == ZRT_OK) status = zrt_data_init(&data, &cfg);
-    if (status == ZRT_OK) status = zrt_engine_create(&cfg, comm, model, &engine);
-    zrt_step_result r = {0};
-    for (int i = 0; status == ZRT_OK && i < o->steps + 3; i++) {
-        if (comm) status = zrt_engine_synchronize(engine); /* each step starts with the device idle, as at a barrier */
-        if (comm && status == ZRT_OK) status = zrt_comm_barrier(comm);
-        double t = zrt_now();
-        if (status == ZRT_OK) status = zrt_engine_step(engine, &data, &r);
-        if (status == ZRT_OK) status = zrt_engine_synchronize(engine);
-        if (i >= 3) times[i - 3] = zrt_now() - t; /* 3 warm-up steps */
+    memset(r, 0, sizeof *r);
+    bench_config(&r->cfg, kind.stage, o->world, gpt, micro, kind.offload, nvme_dir);
+    ZRT_CHECK(zrt_model_create(&r->cfg.job.model, device, (int)r->cfg.batch.micro_batch_per_gpu, &r->model));
+    ZRT_CHECK(zrt_data_init(&r->data, &r->cfg));
+    return ZRT_OK;
+}
+
+static void run_close(bench_run *r)
+{
+    zrt_engine_destroy(r->engine);
+    if (r->model) r->model->destroy(r->model);
+    zrt_data_fini(&r->data);
+    memset(r, 0, sizeof *r);
+}
+
+/* One step from an idle device, as at a barrier; its seconds. */
+static zrt_status run_step(bench_run *r, zrt_comm *comm, double *seconds)
+{
+    if (comm) ZRT_CHECK(zrt_engine_synchronize(r->engine));
+    if (comm) ZRT_CHECK(zrt_comm_barrier(comm));
+    double t = zrt_now();
+    ZRT_CHECK(zrt_engine_step(r->engine, &r->data, &r->result));
+    ZRT_CHECK(zrt_engine_synchronize(r->engine));
+    *seconds = zrt_now() - t;
+    return ZRT_OK;
+}
+
+/* Times n configurations interleaved step by step (one step of each in turn),
+ * so a slow spell of this shared machine falls on all of them alike: 3
+ * warm-up rounds, then the median of o->steps steps each. */
+static zrt_status time_runs(const train_options *o, zrt_device *device, zrt_comm *comm, int n, const run_kind *kinds,
+                            bool gpt, int micro, stage_timing *out)
+{
+    static bench_run runs[4];
+    zrt_status status = ZRT_OK;
+    for (int k = 0; k < n && status == ZRT_OK; k++) {
+        status = run_open(&runs[k], o, device, kinds[k], gpt, micro);
+        if (status == ZRT_OK) status = zrt_engine_create(&runs[k].cfg, comm, runs[k].model, &runs[k].engine);
+        /* its setup's collectives (the parameters' broadcast) end before the next engine's begin */
+        if (status == ZRT_OK) status = zrt_engine_synchronize(runs[k].engine);
     }
-    if (status == ZRT_OK) {
-        out->seconds = zrt_bench_median(times, o->steps);
-        out->tokens = (double)r.samples * (double)model->tokens_per_sample;
-        out->flops = 3.0 * model->matmul_flops_per_sample * (double)cfg.batch.micro_batch_per_gpu *
-                     (double)cfg.batch.gradient_accumulation_steps;
+    for (int i = 0; status == ZRT_OK && i < o->steps + 3; i++)
+        for (int k = 0; k < n && status == ZRT_OK; k++) {
+            double t = 0;
+            status = run_step(&runs[k], comm, &t);
+            if (i >= 3) runs[k].times[i - 3] = t;
+        }
+    for (int k = 0; k < n; k++) {
+        bench_run *r = &runs[k];
+        if (status == ZRT_OK)
+            out[k] = (stage_timing){zrt_bench_median(r->times, o->steps),
+                                    (double)r->result.samples * (double)r->model->tokens_per_sample,
+                                    3.0 * r->model->matmul_flops_per_sample * (double)r->cfg.batch.micro_batch_per_gpu *
+                                        (double)r->cfg.batch.gradient_accumulation_steps};
+        run_close(r);
     }
-    zrt_engine_destroy(engine);
-    if (model) model->destroy(model);
-    zrt_data_fini(&data);
+    return status;
+}
+
+/* This process's peak resident set (VmHWM), in MB; -1 where /proc cannot say. */
+static double peak_rss_mb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %ld kB", &kb) == 1) break;
+    if (f) fclose(f);
+    return kb < 0 ? -1 : (double)kb / 1024.0;
+}
+
+/* The peak RSS of a rank while one stage alone trains 3 steps: the peak is
+ * reset first (/proc/self/clear_refs 5), so it is what the process holds
+ * then -- libraries, comm buffers, what earlier runs left in the heap -- plus
+ * this stage's model, engine and activations: an upper bound of a rank that
+ * trains only this stage. */
+static zrt_status stage_rss(const train_options *o, zrt_device *device, zrt_comm *comm, int stage, bool gpt,
+                            double *mb)
+{
+    static bench_run run;
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    bool reset = f && fputs("5", f) >= 0;
+    if (f) reset = fclose(f) == 0 && reset;
+    zrt_status status = run_open(&run, o, device, (run_kind){stage, ZRT_OFFLOAD_NONE}, gpt, 0);
+    if (status == ZRT_OK) status = zrt_engine_create(&run.cfg, comm, run.model, &run.engine);
+    for (int i = 0; status == ZRT_OK && i < 3; i++) {
+        double t;
+        status = run_step(&run, comm, &t);
+    }
+    *mb = reset ? peak_rss_mb() : -1;
+    run_close(&run);
     return status;
 }
 
@@ -349,8 +431,8 @@ static zrt_status offload_rows(const train_options *o, zrt_device *device, zrt_c
     snprintf(dir, sizeof dir, "%s/nvme", o->store_dir);
     mkdir(dir, 0700);
     stage_timing t[3];
-    for (int k = 0; k < 3; k++)
-        ZRT_CHECK(time_stage(o, device, comm, 2, false, OFFLOAD_MICRO, (zrt_offload_device)k, &t[k]));
+    const run_kind kinds[3] = {{2, ZRT_OFFLOAD_NONE}, {2, ZRT_OFFLOAD_CPU}, {2, ZRT_OFFLOAD_NVME}};
+    ZRT_CHECK(time_runs(o, device, comm, 3, kinds, false, OFFLOAD_MICRO, t));
     double model_s = 0;
     ZRT_CHECK(time_model(o, device, false, OFFLOAD_MICRO, &model_s));
     size_t shards[ZRT_MAX_UNITS];
@@ -411,9 +493,9 @@ static int train_rank(int rank, int world, void *arg)
     for (int gpt = 0; gpt < 2; gpt++) {
         if (!(gpt ? o->gpt : o->mlp)) continue;
         if (rank == 0 && !o->json)
-            printf("%s: %5s %5s %14s %8s %14s %10s %9s %9s%s\n", gpt ? "gpt" : "mlp", "stage", "world",
+            printf("%s: %5s %5s %14s %8s %14s %10s %9s %9s %8s%s\n", gpt ? "gpt" : "mlp", "stage", "world",
                    gpt ? "tokens/s" : "samples/s", "ratio", "matmul GFLOP/s", "of sgemm", "step ms", "engine ms",
-                   gpt && o->peer_rate > 0 ? "  vs torch" : "");
+                   "RSS MB", gpt && o->peer_rate > 0 ? "  vs torch" : "");
         double base = 0, model_s = 0;
         if (time_model(o, device, gpt != 0, 0, &model_s) != ZRT_OK) {
             fprintf(stderr, "zrt bench train: rank %d model alone: %s\n", rank, zrt_last_error());
@@ -424,25 +506,30 @@ static int train_rank(int rank, int world, void *arg)
                    gpt ? "gpt" : "mlp", model_s * 1e3);
         else if (rank == 0)
             printf("     forward+backward alone (the model, no engine): %.2f ms per micro batch\n", model_s * 1e3);
-        for (int stage = 0; stage <= 3; stage++) {
-            stage_timing t = {1, 0, 0};
-            if (time_stage(o, device, comm, stage, gpt, 0, ZRT_OFFLOAD_NONE, &t) != ZRT_OK) {
-                fprintf(stderr, "zrt bench train: rank %d stage %d: %s\n", rank, stage, zrt_last_error());
-                return ZRT_EXIT_FAIL;
-            }
+        stage_timing timings[4];
+        double rss[4];
+        const run_kind kinds[4] = {{0, ZRT_OFFLOAD_NONE}, {1, ZRT_OFFLOAD_NONE}, {2, ZRT_OFFLOAD_NONE}, {3, ZRT_OFFLOAD_NONE}};
+        zrt_status status = ZRT_OK;
+        for (int stage = 0; stage <= 3 && status == ZRT_OK; stage++) status = stage_rss(o, device, comm, stage, gpt, &rss[stage]);
+        if (status == ZRT_OK) status = time_runs(o, device, comm, 4, kinds, gpt, 0, timings);
+        if (status != ZRT_OK) {
+            fprintf(stderr, "zrt bench train: rank %d stages: %s\n", rank, zrt_last_error());
+            return ZRT_EXIT_FAIL;
+        }
+        for (int stage = 0; stage <= 3 && rank == 0; stage++) {
+            stage_timing t = timings[stage];
             double rate = t.tokens / t.seconds, gflops = t.flops / t.seconds / 1e9;
             if (stage == 0) base = rate;
-            if (rank != 0) continue;
             if (o->json)
                 printf("{\"model\": \"%s\", \"stage\": %d, \"world\": %d, \"%s\": %.2f, \"ratio_to_stage0\": %.3f, "
                        "\"matmul_gflops\": %.3f, \"sgemm_gflops\": %.3f, \"step_ms\": %.3f, \"model_ms\": %.3f, "
-                       "\"engine_ms\": %.3f, \"blas_core\": \"%s\"%s}\n",
+                       "\"engine_ms\": %.3f, \"peak_rss_mb\": %.1f, \"blas_core\": \"%s\"%s}\n",
                        gpt ? "gpt" : "mlp", stage, world, gpt ? "tokens_per_s" : "samples_per_s", rate, rate / base,
                        gflops, o->sgemm_gflops, t.seconds * 1e3, model_s * 1e3, (t.seconds - model_s) * 1e3,
-                       zrt_blas_core(), peer_field(gpt && o->peer_rate > 0 ? rate / o->peer_rate : 0));
+                       rss[stage], zrt_blas_core(), peer_field(gpt && o->peer_rate > 0 ? rate / o->peer_rate : 0));
             else {
-                printf("     %5d %5d %14.1f %8.3f %14.2f %10.2f %9.2f %9.2f", stage, world, rate, rate / base, gflops,
-                       gflops / o->sgemm_gflops, t.seconds * 1e3, (t.seconds - model_s) * 1e3);
+                printf("     %5d %5d %14.1f %8.3f %14.2f %10.2f %9.2f %9.2f %8.1f", stage, world, rate, rate / base,
+                       gflops, gflops / o->sgemm_gflops, t.seconds * 1e3, (t.seconds - model_s) * 1e3, rss[stage]);
                 if (gpt && o->peer_rate > 0) printf(" %10.3f", rate / o->peer_rate);
                 printf("\n");
             }

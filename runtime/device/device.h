@@ -14,6 +14,7 @@
 
 #include "zrt.h"
 #include "zrt/device.h"
+#include "zrt/offload.h" /* zrt_cpu_adam_hyper: the cpu backend's optimizer jobs */
 
 #include "optim.h"
 

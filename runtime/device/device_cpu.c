@@ -170,21 +170,31 @@ static void sum_in_order(const float *values, size_t n, size_t stride, float *ou
     *out = total;
 }
 
-static void adam(float *p, float *m, float *v, const void *grads, zrt_dtype dt, size_t n, const zrt_adam_hyper *h,
-                 float unscale, double max_norm, const float *stats)
+/* The optimizer jobs run offload/'s one-pass CPU Adam (its SIMD paths give
+ * the scalar formula's bits); only stochastic rounding of a bf16 copy stays
+ * here, element by element. */
+static zrt_status adam(float *p, float *m, float *v, const void *grads, zrt_dtype dt, size_t n,
+                       const zrt_adam_hyper *h, float unscale, double max_norm, const float *stats)
 {
-    if (zrt_step_overflow(stats[0], stats[1])) return;
-    float clip = zrt_clip_factor(stats[0], max_norm);
-    for (size_t i = 0; i < n; i++) zrt_adam_element(&p[i], &m[i], &v[i], zrt_adam_grad(load(grads, i, dt), unscale, clip), h);
+    if (zrt_step_overflow(stats[0], stats[1])) return ZRT_OK;
+    zrt_adam_slice slice = {p, m, v, grads, dt, NULL, ZRT_DTYPE_F32, n};
+    return zrt_cpu_adam_hyper(h, unscale, zrt_clip_factor(stats[0], max_norm), &slice, ZRT_SIMD_AUTO, NULL);
 }
 
-static void adam_multi(const cpu_job *job)
+static zrt_status adam_multi(const cpu_job *job)
 {
     const float *stats = job->u.multi.stats;
-    if (zrt_step_overflow(stats[0], stats[1])) return;
+    if (zrt_step_overflow(stats[0], stats[1])) return ZRT_OK;
     float clip = zrt_clip_factor(stats[0], job->u.multi.max_norm);
+    bool stochastic = job->u.multi.sr_seed && job->u.multi.param_dtype == ZRT_DTYPE_BF16;
     for (int k = 0; k < job->u.multi.n; k++) {
         const zrt_adam_tensor *t = &job->u.multi.t[k];
+        if (!stochastic) {
+            zrt_adam_slice slice = {t->master, t->exp_avg, t->exp_avg_sq, t->grads, job->u.multi.grad_dtype,
+                                    t->params, job->u.multi.param_dtype, t->n};
+            ZRT_CHECK(zrt_cpu_adam_hyper(&job->u.multi.h, job->u.multi.unscale, clip, &slice, ZRT_SIMD_AUTO, NULL));
+            continue;
+        }
         for (size_t i = 0; i < t->n; i++) {
             zrt_adam_element(&t->master[i], &t->exp_avg[i], &t->exp_avg_sq[i],
                              zrt_adam_grad(load(t->grads, i, job->u.multi.grad_dtype), job->u.multi.unscale, clip),
@@ -193,6 +203,7 @@ static void adam_multi(const cpu_job *job)
                             job->u.multi.step, (uint32_t)(job->u.multi.first + k), t->first_index + i);
         }
     }
+    return ZRT_OK;
 }
 
 /* ---- the stream worker ------------------------------------------------------------------------------ */
@@ -238,13 +249,14 @@ static zrt_status run_job(cpu_stream *s, cpu_job *job)
         break;
     case JOB_SUM: sum_in_order(job->u.sum.values, job->u.sum.n, job->u.sum.stride, job->u.sum.out); break;
     case JOB_ADAM:
-        adam(job->u.adam.master, job->u.adam.exp_avg, job->u.adam.exp_avg_sq, job->u.adam.grads, job->u.adam.dtype,
-             job->u.adam.n, &job->u.adam.h, job->u.adam.unscale, job->u.adam.max_norm, job->u.adam.stats);
-        break;
-    case JOB_ADAM_MULTI:
-        adam_multi(job);
+        return adam(job->u.adam.master, job->u.adam.exp_avg, job->u.adam.exp_avg_sq, job->u.adam.grads,
+                    job->u.adam.dtype, job->u.adam.n, &job->u.adam.h, job->u.adam.unscale, job->u.adam.max_norm,
+                    job->u.adam.stats);
+    case JOB_ADAM_MULTI: {
+        zrt_status status = adam_multi(job);
         free(job->u.multi.t);
-        break;
+        return status;
+    }
     case JOB_HOST: return job->u.host.fn(job->u.host.arg);
     case JOB_WAIT: {
         zrt_status status = wait_other(job->u.wait.other, job->u.wait.ticket, s->name);

@@ -70,6 +70,11 @@ typedef struct {
  * ZRT_ERR_UNSUPPORTED. pool NULL: the caller's thread. */
 zrt_status zrt_cpu_adam(const zrt_adam_args *args, float clip, const zrt_adam_slice *slice, zrt_simd simd,
                         zrt_cpu_pool *pool);
+/* The same pass with the step's constants made already (kernels/optim.h's
+ * zrt_adam_hyper_for), as the cpu device's optimizer jobs hold them. */
+struct zrt_adam_hyper;
+zrt_status zrt_cpu_adam_hyper(const struct zrt_adam_hyper *hyper, float unscale, float clip,
+                              const zrt_adam_slice *slice, zrt_simd simd, zrt_cpu_pool *pool);
 
 /* ---- the NVMe swapper ------------------------------------------------------
  * One logical file, striped over `n_paths` directories in block_size
