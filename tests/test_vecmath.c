@@ -3,7 +3,7 @@
  * reference (kernels/gelu.h and libm) and against double precision, over
  * the whole input range the models feed them: GELU and its derivative on a
  * dense grid of [-20, 20] plus normal samples, large magnitudes, zeros and
- * NaN; exp on (-104, 0] (softmax shifts by the row max, so its input is
+ * NaN (and fused with a bias add); exp on (-104, 0] (softmax shifts by the row max, so its input is
  * never positive); lengths 1..67 and unaligned starts (the vector tails);
  * in-place GELU. Bounds are vecmath.h's.
  */
@@ -95,6 +95,16 @@ static void check_tails(const zrt_vecmath *vm)
             memcpy(ref, in, sizeof in);
             vm->gelu_forward(ref + off, ref + off, n); /* in place */
             CHECK_MSG(memcmp(ref + off, out + off, (size_t)n * sizeof(float)) == 0, "%s: in-place gelu %d", vm->name, n);
+            float pre[3 * 67], pre_ref[3 * 67], act[3 * 67];
+            for (int i = 0; i < 3 * n; i++) pre[i] = pre_ref[i] = in[(i + off) % 80];
+            vm->bias_gelu_forward(pre, act, in + off, 3, n); /* bias: in[off..off+n) */
+            int bad_bias = 0;
+            for (int i = 0; i < 3 * n; i++) {
+                pre_ref[i] += in[off + i % n];
+                bad_bias += pre[i] != pre_ref[i] ||
+                            fabsf(act[i] - zrt_gelu(pre_ref[i])) > BOUND_ULP * fmaxf(1.0f, fabsf(pre_ref[i]));
+            }
+            CHECK_MSG(bad_bias == 0, "%s: bias_gelu 3 x %d: %d wrong", vm->name, n, bad_bias);
             float sum = vm->exp_sum(out + off, in + off, 12.0f, n), want_sum = 0;
             for (int i = 0; i < n; i++) want_sum += expf(in[off + i] - 12.0f);
             CHECK_MSG(fabsf(sum - want_sum) <= 1e-6f * want_sum, "%s: exp_sum length %d: %g want %g", vm->name, n, sum,

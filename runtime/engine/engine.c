@@ -79,12 +79,27 @@ static zrt_status fetch_params(zrt_engine *e, int op, int dir, const float **par
  * down straight from the reduce_scatter's output (offload, no accumulation). */
 static bool down_from_reduce(const zrt_engine *e) { return e->offload && e->stage >= 2 && e->accum == 1; }
 
+/* Where a unit's backward adds its fp32 gradients: straight into the buffer
+ * store_grads would copy them to when that copy is exact and alone -- fp32,
+ * not a tied unit, and (stages 0-1) one micro batch, whose sum starts at 0 --
+ * else the fp32 work buffer. Either way the same bits arrive. */
+static float *backward_grads(const zrt_engine *e, const unit_state *u)
+{
+    if (u->grad_accum) return u->grad_accum;
+    if (e->dtype == ZRT_DTYPE_F32 && e->stage >= 2) return u->grad_send;
+    if (e->dtype == ZRT_DTYPE_F32 && e->accum == 1) return u->grad_full;
+    return e->grads_f32;
+}
+
 static zrt_status store_grads(zrt_engine *e, int index, const float *grads, bool first_micro)
 {
     unit_state *u = &e->units[index];
     if (e->stage <= 1)
-        return zrt_kernel_cast(e->compute, u->grad_full, e->dtype, grads, ZRT_DTYPE_F32, (size_t)u->numel, !first_micro);
-    ZRT_CHECK(zrt_kernel_cast(e->compute, u->grad_send, e->dtype, grads, ZRT_DTYPE_F32, (size_t)u->numel, false));
+        return grads == u->grad_full ? ZRT_OK
+                                     : zrt_kernel_cast(e->compute, u->grad_full, e->dtype, grads, ZRT_DTYPE_F32,
+                                                       (size_t)u->numel, !first_micro);
+    if (grads != u->grad_send)
+        ZRT_CHECK(zrt_kernel_cast(e->compute, u->grad_send, e->dtype, grads, ZRT_DTYPE_F32, (size_t)u->numel, false));
     ZRT_CHECK(zrt_engine_order(e, e->compute, e->comm_stream));
     if (e->comm)
         ZRT_CHECK(zrt_comm_reduce_scatter_on(e->comm, u->grad_send, u->grad_recv, (size_t)u->shard, e->dtype,
@@ -174,7 +189,7 @@ static zrt_status micro_step(zrt_engine *e, const zrt_data *data, int a)
     ZRT_CHECK(m->loss(m, e->compute, (float)(e->scaler.scale / e->accum), (float)e->accum, &e->scratch[SLOT_LOSS]));
     for (int op = m->n_ops - 1; op >= 0; op--) {
         unit_state *u = &e->units[m->op_unit[op]];
-        float *grads = u->grad_accum ? u->grad_accum : e->grads_f32;
+        float *grads = backward_grads(e, u);
         if (op == u->last_op) ZRT_CHECK(zrt_memset_async(e->compute, grads, 0, (size_t)u->numel * sizeof(float)));
         ZRT_CHECK(fetch_params(e, op, -1, &params));
         ZRT_CHECK(m->backward(m, e->compute, op, params, grads));
@@ -478,7 +493,8 @@ static zrt_status alloc_engine(zrt_engine *e, int64_t widest)
     ZRT_CHECK(zrt_event_create(e->device, "published", &e->published));
     if (e->dtype != ZRT_DTYPE_F32) /* fp32 models read the compute copy directly */
         ZRT_CHECK(alloc(e, ZRT_MEM_ACTIVATIONS, (size_t)widest * sizeof(float), -1, "params (fp32 view)", &e->params_f32));
-    ZRT_CHECK(alloc(e, ZRT_MEM_ACTIVATIONS, (size_t)widest * sizeof(float), -1, "grads (fp32)", &e->grads_f32));
+    if (e->dtype != ZRT_DTYPE_F32 || (e->stage <= 1 && e->accum > 1)) /* else backward_grads never picks it */
+        ZRT_CHECK(alloc(e, ZRT_MEM_ACTIVATIONS, (size_t)widest * sizeof(float), -1, "grads (fp32)", &e->grads_f32));
     size_t input_bytes = (size_t)e->micro * m->input_bytes_per_sample;
     size_t label_bytes = (size_t)e->micro * (size_t)m->labels_per_sample * sizeof(int32_t);
     ZRT_CHECK(alloc(e, ZRT_MEM_ACTIVATIONS, input_bytes, -1, "batch inputs", &e->inputs));

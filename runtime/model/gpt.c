@@ -29,8 +29,8 @@
 enum { LN1W, LN1B, QKVW, QKVB, ATTPROJW, ATTPROJB, LN2W, LN2B, FCW, FCB, FCPROJW, FCPROJB, N_BLOCK_PARAMS };
 
 typedef struct {
-    float *ln1, *ln1_mean, *ln1_rstd, *qkv, *preatt, *att, *atty, *attproj, *residual2;
-    float *ln2, *ln2_mean, *ln2_rstd, *fch, *fch_gelu, *fcproj, *residual3;
+    float *ln1, *ln1_mean, *ln1_rstd, *qkv, *preatt, *att, *atty, *residual2;
+    float *ln2, *ln2_mean, *ln2_rstd, *fch, *fch_gelu, *residual3;
 } block_acts;
 
 typedef struct {
@@ -62,10 +62,19 @@ static void causal_softmax_row(const gpt *g, float *att, const float *pre, int n
     memset(att + n, 0, (size_t)(T - n) * sizeof(float));
 }
 
-/* out (N, OC) = inp (N, C) @ w^T (OC, C) + b */
-static void matmul_forward(float *out, const float *inp, const float *w, const float *b, int N, int C, int OC)
+/* out (N, OC) = inp (N, C) @ w^T (OC, C) + b (NULL: none) + residual (N, OC; NULL: none),
+ * the bias and residual written first and the product added by the sgemm:
+ * one pass where a separate residual add would be two. */
+static void matmul_forward(float *out, const float *inp, const float *w, const float *b, const float *residual, int N,
+                           int C, int OC)
 {
-    if (b) for (int i = 0; i < N; i++) memcpy(out + (int64_t)i * OC, b, (size_t)OC * sizeof(float));
+    for (int64_t i = 0; b && i < N; i++) {
+        float *row = out + i * OC;
+        if (residual)
+            for (int o = 0; o < OC; o++) row[o] = residual[i * OC + o] + b[o];
+        else
+            memcpy(row, b, (size_t)OC * sizeof(float));
+    }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, w, C, b ? 1.0f : 0.0f, out, OC);
 }
 
@@ -99,15 +108,13 @@ static void block_forward(gpt *g, int l, const float *p, const float *x)
     block_acts *a = &g->blocks[l];
     int N = g->B * g->T, C = g->C, H = g->H, u = l + 1;
     layernorm_forward(g, a->ln1, a->ln1_mean, a->ln1_rstd, x, param(g, u, LN1W, p), param(g, u, LN1B, p), N, C);
-    matmul_forward(a->qkv, a->ln1, param(g, u, QKVW, p), param(g, u, QKVB, p), N, C, 3 * C);
+    matmul_forward(a->qkv, a->ln1, param(g, u, QKVW, p), param(g, u, QKVB, p), NULL, N, C, 3 * C);
     attention_forward(g, a->atty, a->preatt, a->att, a->qkv);
-    matmul_forward(a->attproj, a->atty, param(g, u, ATTPROJW, p), param(g, u, ATTPROJB, p), N, C, C);
-    for (int64_t i = 0; i < (int64_t)N * C; i++) a->residual2[i] = x[i] + a->attproj[i];
+    matmul_forward(a->residual2, a->atty, param(g, u, ATTPROJW, p), param(g, u, ATTPROJB, p), x, N, C, C);
     layernorm_forward(g, a->ln2, a->ln2_mean, a->ln2_rstd, a->residual2, param(g, u, LN2W, p), param(g, u, LN2B, p), N, C);
-    matmul_forward(a->fch, a->ln2, param(g, u, FCW, p), param(g, u, FCB, p), N, C, H);
-    g->vm->gelu_forward(a->fch_gelu, a->fch, (int64_t)N * H);
-    matmul_forward(a->fcproj, a->fch_gelu, param(g, u, FCPROJW, p), param(g, u, FCPROJB, p), N, H, C);
-    for (int64_t i = 0; i < (int64_t)N * C; i++) a->residual3[i] = a->residual2[i] + a->fcproj[i];
+    matmul_forward(a->fch, a->ln2, param(g, u, FCW, p), NULL, NULL, N, C, H);
+    g->vm->bias_gelu_forward(a->fch, a->fch_gelu, param(g, u, FCB, p), N, H); /* fch += b; fch_gelu = gelu(fch) */
+    matmul_forward(a->residual3, a->fch_gelu, param(g, u, FCPROJW, p), param(g, u, FCPROJB, p), a->residual2, N, H, C);
 }
 
 static const float *block_input(const gpt *g, int l) { return l == 0 ? g->encoded : g->blocks[l - 1].residual3; }
@@ -140,7 +147,7 @@ static zrt_status forward(zrt_model *base, const zrt_cpu_op *o)
         layernorm_forward(g, g->lnf, g->lnf_mean, g->lnf_rstd, block_input(g, L), param(g, L + 1, 0, p),
                           param(g, L + 1, 1, p), N, C);
     } else { /* the LM head, tied to wte */
-        matmul_forward(g->logits, g->lnf, param(g, 0, 0, p), NULL, N, C, g->V);
+        matmul_forward(g->logits, g->lnf, param(g, 0, 0, p), NULL, NULL, N, C, g->V);
     }
     return ZRT_OK;
 }
@@ -348,9 +355,9 @@ static int buffers(gpt *g, int max_batch, float ***slots, size_t *sizes, const c
     for (int l = 0; l < g->L; l++) {
         block_acts *a = &g->blocks[l];
         BUF(a->ln1, BT * C), BUF(a->ln1_mean, BT), BUF(a->ln1_rstd, BT), BUF(a->qkv, BT * 3 * C);
-        BUF(a->preatt, att), BUF(a->att, att), BUF(a->atty, BT * C), BUF(a->attproj, BT * C);
+        BUF(a->preatt, att), BUF(a->att, att), BUF(a->atty, BT * C);
         BUF(a->residual2, BT * C), BUF(a->ln2, BT * C), BUF(a->ln2_mean, BT), BUF(a->ln2_rstd, BT);
-        BUF(a->fch, BT * H), BUF(a->fch_gelu, BT * H), BUF(a->fcproj, BT * C), BUF(a->residual3, BT * C);
+        BUF(a->fch, BT * H), BUF(a->fch_gelu, BT * H), BUF(a->residual3, BT * C);
     }
     BUF(g->lnf, BT * C), BUF(g->lnf_mean, BT), BUF(g->lnf_rstd, BT);
     BUF(g->logits, BT * g->V), BUF(g->probs, BT * g->V), BUF(g->dlogits, BT * g->V);

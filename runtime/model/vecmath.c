@@ -14,6 +14,15 @@ static void gelu_forward(float *out, const float *in, int64_t n)
     for (int64_t i = 0; i < n; i++) out[i] = zrt_gelu(in[i]);
 }
 
+static void bias_gelu_forward(float *pre, float *out, const float *bias, int64_t rows, int64_t cols)
+{
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++) {
+            int64_t i = r * cols + c;
+            out[i] = zrt_gelu(pre[i] += bias[c]);
+        }
+}
+
 static void gelu_backward(float *dinp, const float *inp, const float *dout, int64_t n)
 {
     for (int64_t i = 0; i < n; i++) dinp[i] = dout[i] * zrt_gelu_grad(inp[i]);
@@ -72,7 +81,7 @@ static void layernorm_backward(float *dx, float *dw, float *db, const float *d, 
     }
 }
 
-static const zrt_vecmath scalar = {"scalar", gelu_forward, gelu_backward, row_max, exp_sum, dot,
+static const zrt_vecmath scalar = {"scalar", gelu_forward, bias_gelu_forward, gelu_backward, row_max, exp_sum, dot,
                                    layernorm_forward, layernorm_backward};
 
 static bool supported(zrt_simd simd)

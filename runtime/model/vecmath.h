@@ -31,6 +31,8 @@ typedef struct {
     const char *name;
     /* out[i] = gelu(in[i]) */
     void (*gelu_forward)(float *out, const float *in, int64_t n);
+    /* Bias + GELU in one pass over (rows, cols): pre[r][c] += bias[c], out[r][c] = gelu(pre[r][c]). */
+    void (*bias_gelu_forward)(float *pre, float *out, const float *bias, int64_t rows, int64_t cols);
     /* dinp[i] = dout[i] * gelu'(inp[i]) */
     void (*gelu_backward)(float *dinp, const float *inp, const float *dout, int64_t n);
     /* max of in[0..n) (n >= 1) */

@@ -46,6 +46,19 @@ static void gelu_forward(float *out, const float *in, int64_t n)
     }
 }
 
+static void bias_gelu_forward(float *pre, float *out, const float *bias, int64_t rows, int64_t cols)
+{
+    const VEC half = SET1(0.5f), one = SET1(1.0f);
+    for (int64_t r = 0; r < rows; r++) {
+        float *p = pre + r * cols, *o = out + r * cols;
+        for (int64_t c = 0; c < cols; c += LANES) {
+            VEC x = ADD(LOAD_AT(p, c, cols, 0.0f), LOAD_AT(bias, c, cols, 0.0f));
+            STORE_AT(p, c, cols, x);
+            STORE_AT(o, c, cols, MUL(MUL(half, x), ADD(one, gelu_tanh(x))));
+        }
+    }
+}
+
 static void gelu_backward(float *dinp, const float *inp, const float *dout, int64_t n)
 {
     const VEC half = SET1(0.5f), one = SET1(1.0f), scale = SET1(ZRT_GELU_SCALE), c3 = SET1(3.0f * 0.044715f);
@@ -126,5 +139,5 @@ static void layernorm_backward(float *dx, float *dw, float *db, const float *d, 
     }
 }
 
-const zrt_vecmath TABLE = {PATH_NAME, gelu_forward, gelu_backward, row_max, exp_sum, dot,
+const zrt_vecmath TABLE = {PATH_NAME, gelu_forward, bias_gelu_forward, gelu_backward, row_max, exp_sum, dot,
                            layernorm_forward, layernorm_backward};
