@@ -107,6 +107,16 @@ then echo "FAIL: bench train --json rows"; cat "$TMPDIR/out"; fails=$((fails + 1
 expect 2 "bench train: bad model" -- "$ZRT" bench train --model rnn
 expect 2 "bench train: bad peer" -- "$ZRT" bench train --peer jax
 expect_output "bad value 'jax'" "bench train: bad peer named"
+# A peer that cannot run is skipped with its reason (here: no script where ZRT_SOURCE_DIR points).
+expect 0 "bench train: peer skipped" -- env ZRT_SOURCE_DIR="$TMPDIR/nowhere" "$ZRT" bench train --model gpt --steps 1 --peer torch --json
+if ! python3 - "$TMPDIR/out" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+peer = [r for r in rows if r.get("peer") == "torch"]
+assert len(peer) == 1 and peer[0]["skipped"] is True and "nowhere" in peer[0]["reason"], peer
+assert all("ratio_to_torch" not in r for r in rows), rows
+PY
+then echo "FAIL: bench train: skipped peer row"; cat "$TMPDIR/out"; fails=$((fails + 1)); fi
 # zrt bench adam: per pool size and copy-out, the bound, the usual sequence, the one pass (and the scalar path at 1 thread).
 expect 0 "bench adam --json" -- "$ZRT" bench adam --params 64K --threads 2 --repeats 1 --json
 if ! python3 - "$TMPDIR/out" <<'PY'
