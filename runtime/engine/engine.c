@@ -91,13 +91,31 @@ static float *backward_grads(const zrt_engine *e, const unit_state *u)
     return e->grads_f32;
 }
 
-static zrt_status store_grads(zrt_engine *e, int index, const float *grads, bool first_micro)
+/* Stages 0-1 without offload reduce each unit as soon as its last micro
+ * batch's gradients are complete, on comm while backward goes on (DDP's
+ * overlap); the values are those of one reduction after backward. */
+static bool reduce_during_backward(const zrt_engine *e) { return e->comm && !e->offload && e->stage <= 1; }
+
+static zrt_status reduce_full_unit(zrt_engine *e, unit_state *u)
+{
+    if (e->stage == 0)
+        return zrt_comm_all_reduce_on(e->comm, u->grad_full, u->grad_full, (size_t)u->padded, e->dtype, ZRT_REDUCE_AVG,
+                                      e->comm_stream);
+    return zrt_comm_reduce_scatter_on(e->comm, u->grad_full, at(e, u->grad_full, e->rank * u->shard), (size_t)u->shard,
+                                      e->dtype, ZRT_REDUCE_AVG, e->comm_stream);
+}
+
+static zrt_status store_grads(zrt_engine *e, int index, const float *grads, bool first_micro, bool last_micro)
 {
     unit_state *u = &e->units[index];
-    if (e->stage <= 1)
-        return grads == u->grad_full ? ZRT_OK
-                                     : zrt_kernel_cast(e->compute, u->grad_full, e->dtype, grads, ZRT_DTYPE_F32,
-                                                       (size_t)u->numel, !first_micro);
+    if (e->stage <= 1) {
+        if (grads != u->grad_full)
+            ZRT_CHECK(zrt_kernel_cast(e->compute, u->grad_full, e->dtype, grads, ZRT_DTYPE_F32, (size_t)u->numel,
+                                      !first_micro));
+        if (!last_micro || !reduce_during_backward(e)) return ZRT_OK;
+        ZRT_CHECK(zrt_engine_order(e, e->compute, e->comm_stream));
+        return reduce_full_unit(e, u);
+    }
     if (grads != u->grad_send)
         ZRT_CHECK(zrt_kernel_cast(e->compute, u->grad_send, e->dtype, grads, ZRT_DTYPE_F32, (size_t)u->numel, false));
     ZRT_CHECK(zrt_engine_order(e, e->compute, e->comm_stream));
@@ -133,10 +151,12 @@ static void *own_grads(const zrt_engine *e, const unit_state *u)
     return e->stage <= 1 ? at(e, u->grad_full, e->rank * u->shard) : u->grad_shard;
 }
 
-/* Stage 0: all_reduce; stage 1: reduce_scatter in place (own range). */
+/* Stage 0: all_reduce; stage 1: reduce_scatter in place (own range) -- here, after backward,
+ * where reduce_during_backward has not issued them already. */
 static zrt_status reduce_full_grads(zrt_engine *e)
 {
     if (e->stage > 1) return ZRT_OK;
+    if (reduce_during_backward(e)) return zrt_engine_order(e, e->comm_stream, e->compute); /* issued: wait for them */
     if (!e->comm) { /* one rank: nothing to reduce; with offload the gradients still go down */
         if (!e->offload) return ZRT_OK;
         ZRT_CHECK(zrt_event_record(e->mark, e->compute));
@@ -146,12 +166,7 @@ static zrt_status reduce_full_grads(zrt_engine *e)
     ZRT_CHECK(zrt_engine_order(e, e->compute, e->comm_stream));
     for (int i = 0; i < e->n_units; i++) {
         unit_state *u = &e->units[i];
-        if (e->stage == 0)
-            ZRT_CHECK(zrt_comm_all_reduce_on(e->comm, u->grad_full, u->grad_full, (size_t)u->padded, e->dtype,
-                                             ZRT_REDUCE_AVG, e->comm_stream));
-        else
-            ZRT_CHECK(zrt_comm_reduce_scatter_on(e->comm, u->grad_full, at(e, u->grad_full, e->rank * u->shard),
-                                                 (size_t)u->shard, e->dtype, ZRT_REDUCE_AVG, e->comm_stream));
+        ZRT_CHECK(reduce_full_unit(e, u));
         if (e->offload) { /* this unit's shard goes down while the next reduces */
             ZRT_CHECK(zrt_event_record(u->reduced, e->comm_stream));
             ZRT_CHECK(zrt_offload_grads_down(e, i, own_grads(e, u), u->reduced));
@@ -194,7 +209,7 @@ static zrt_status micro_step(zrt_engine *e, const zrt_data *data, int a)
         ZRT_CHECK(fetch_params(e, op, -1, &params));
         ZRT_CHECK(m->backward(m, e->compute, op, params, grads));
         if (e->inject_overflow && op == m->n_ops - 1) ZRT_CHECK(zrt_kernel_fill(e->compute, grads, ZRT_DTYPE_F32, INFINITY, 1));
-        if (op == u->first_op) ZRT_CHECK(store_grads(e, m->op_unit[op], grads, a == 0));
+        if (op == u->first_op) ZRT_CHECK(store_grads(e, m->op_unit[op], grads, a == 0, a == e->accum - 1));
         ZRT_CHECK(zrt_stage3_release(e, m->op_unit[op]));
     }
     return e->stage >= 2 ? collect_grads(e, a == 0, a == e->accum - 1) : ZRT_OK;
