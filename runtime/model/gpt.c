@@ -68,14 +68,18 @@ static void causal_softmax_row(const gpt *g, float *att, const float *pre, int n
 static void matmul_forward(float *out, const float *inp, const float *w, const float *b, const float *residual, int N,
                            int C, int OC)
 {
-    for (int64_t i = 0; b && i < N; i++) {
+    bool init = b || residual;
+    for (int64_t i = 0; init && i < N; i++) {
         float *row = out + i * OC;
-        if (residual)
-            for (int o = 0; o < OC; o++) row[o] = residual[i * OC + o] + b[o];
-        else
+        const float *res = residual ? residual + i * OC : NULL;
+        if (!res)
             memcpy(row, b, (size_t)OC * sizeof(float));
+        else if (b)
+            for (int o = 0; o < OC; o++) row[o] = res[o] + b[o];
+        else
+            memcpy(row, res, (size_t)OC * sizeof(float));
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, w, C, b ? 1.0f : 0.0f, out, OC);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, w, C, init ? 1.0f : 0.0f, out, OC);
 }
 
 /* Causal self-attention per (batch, head) as two sgemms around a row softmax:
