@@ -145,6 +145,14 @@ void zrt_cpu_pool_destroy(zrt_cpu_pool *p)
     free(p);
 }
 
+int zrt_local_ranks(int world, int num_machines)
+{
+    const char *env = getenv("LOCAL_WORLD_SIZE");
+    if (env && atoi(env) > 0) return atoi(env);
+    int per_machine = world / (num_machines > 0 ? num_machines : 1);
+    return per_machine > 0 ? per_machine : 1;
+}
+
 int zrt_cpu_threads_default(int configured, int local_ranks)
 {
     if (configured > 0) return configured;

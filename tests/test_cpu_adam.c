@@ -114,6 +114,13 @@ int main(void)
     }
     printf("%d cases; the best path here: %s\n", cases, zrt_simd_name(zrt_simd_best()));
     CHECK(zrt_cpu_threads_default(5, 2) == 5 && zrt_cpu_threads_default(0, 1 << 20) == 1);
+    unsetenv("LOCAL_WORLD_SIZE");
+    CHECK(zrt_local_ranks(8, 2) == 4 && zrt_local_ranks(1, 4) == 1 && zrt_local_ranks(6, 0) == 6);
+    setenv("LOCAL_WORLD_SIZE", "3", 1); /* the launcher's word wins */
+    CHECK(zrt_local_ranks(8, 2) == 3);
+    setenv("LOCAL_WORLD_SIZE", "0", 1);
+    CHECK(zrt_local_ranks(8, 2) == 4);
+    unsetenv("LOCAL_WORLD_SIZE");
     zrt_cpu_pool_destroy(pool1);
     zrt_cpu_pool_destroy(pool3);
     return CHECK_DONE();

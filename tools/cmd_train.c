@@ -151,8 +151,7 @@ static zrt_status setup(trainer *t)
     follow_agent();
     /* The model's BLAS threads: zrt.cpu_threads, else cores / local ranks -- never
      * OpenBLAS's default of every core in every rank. */
-    int machines = (int)(t->cfg.num_machines > 0 ? t->cfg.num_machines : 1);
-    int local_ranks = env_int("LOCAL_WORLD_SIZE", t->world / machines > 0 ? t->world / machines : 1);
+    int local_ranks = zrt_local_ranks(t->world, (int)t->cfg.num_machines);
     openblas_set_num_threads(zrt_cpu_threads_default((int)t->cfg.job.cpu_threads, local_ranks));
     if (t->cfg.num_processes != t->world && getenv("WORLD_SIZE"))
         return zrt_set_error(ZRT_ERR_CONFIG, "WORLD_SIZE is %d but the config has num_processes %lld", t->world,

@@ -46,10 +46,8 @@ struct zrt_offload_state {
 
 static int local_rank(const zrt_engine *e, int *local_ranks)
 {
-    int machines = (int)(e->cfg.num_machines > 0 ? e->cfg.num_machines : 1);
-    int per_machine = e->world / machines > 0 ? e->world / machines : 1;
-    *local_ranks = per_machine;
-    return e->rank % per_machine;
+    *local_ranks = zrt_local_ranks(e->world, (int)e->cfg.num_machines);
+    return e->rank % *local_ranks;
 }
 
 /* Points every unit into the pools. */

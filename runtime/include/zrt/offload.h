@@ -47,6 +47,10 @@ void zrt_cpu_pool_destroy(zrt_cpu_pool *pool);
  * $ZRT_CPU_THREADS, else the cores this process may use / local_ranks, at
  * least 1. */
 int zrt_cpu_threads_default(int configured, int local_ranks);
+/* Ranks on this machine: $LOCAL_WORLD_SIZE (set by zrt launch, torchrun,
+ * accelerate) if > 0, else world / num_machines, at least 1. The one rule
+ * for the model's BLAS threads (zrt train) and offload's pool. */
+int zrt_local_ranks(int world, int num_machines);
 
 /* ---- the one-pass optimizer ------------------------------------------------- */
 
