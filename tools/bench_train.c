@@ -164,8 +164,10 @@ typedef struct {
     zrt_offload_device offload;
 } run_kind;
 
-static zrt_status run_open(bench_run *r, const train_options *o, zrt_device *device, run_kind kind, bool gpt,
-                           int micro)
+/* The run's model, data and engine; the engine's setup collectives (the
+ * parameters' broadcast) are done on return, so another run's may follow. */
+static zrt_status run_open(bench_run *r, const train_options *o, zrt_device *device, zrt_comm *comm, run_kind kind,
+                           bool gpt, int micro)
 {
     char nvme_dir[300];
     snprintf(nvme_dir, sizeof nvme_dir, "%s/nvme", o->store_dir);
@@ -173,7 +175,8 @@ static zrt_status run_open(bench_run *r, const train_options *o, zrt_device *dev
     bench_config(&r->cfg, kind.stage, o->world, gpt, micro, kind.offload, nvme_dir);
     ZRT_CHECK(zrt_model_create(&r->cfg.job.model, device, (int)r->cfg.batch.micro_batch_per_gpu, &r->model));
     ZRT_CHECK(zrt_data_init(&r->data, &r->cfg));
-    return ZRT_OK;
+    ZRT_CHECK(zrt_engine_create(&r->cfg, comm, r->model, &r->engine));
+    return zrt_engine_synchronize(r->engine);
 }
 
 static void run_close(bench_run *r)
@@ -204,12 +207,7 @@ static zrt_status time_runs(const train_options *o, zrt_device *device, zrt_comm
 {
     static bench_run runs[4];
     zrt_status status = ZRT_OK;
-    for (int k = 0; k < n && status == ZRT_OK; k++) {
-        status = run_open(&runs[k], o, device, kinds[k], gpt, micro);
-        if (status == ZRT_OK) status = zrt_engine_create(&runs[k].cfg, comm, runs[k].model, &runs[k].engine);
-        /* its setup's collectives (the parameters' broadcast) end before the next engine's begin */
-        if (status == ZRT_OK) status = zrt_engine_synchronize(runs[k].engine);
-    }
+    for (int k = 0; k < n && status == ZRT_OK; k++) status = run_open(&runs[k], o, device, comm, kinds[k], gpt, micro);
     for (int i = 0; status == ZRT_OK && i < o->steps + 3; i++)
         for (int k = 0; k < n && status == ZRT_OK; k++) {
             double t = 0;
@@ -252,8 +250,7 @@ static zrt_status stage_rss(const train_options *o, zrt_device *device, zrt_comm
     FILE *f = fopen("/proc/self/clear_refs", "w");
     bool reset = f && fputs("5", f) >= 0;
     if (f) reset = fclose(f) == 0 && reset;
-    zrt_status status = run_open(&run, o, device, (run_kind){stage, ZRT_OFFLOAD_NONE}, gpt, 0);
-    if (status == ZRT_OK) status = zrt_engine_create(&run.cfg, comm, run.model, &run.engine);
+    zrt_status status = run_open(&run, o, device, comm, (run_kind){stage, ZRT_OFFLOAD_NONE}, gpt, 0);
     for (int i = 0; status == ZRT_OK && i < 3; i++) {
         double t;
         status = run_step(&run, comm, &t);

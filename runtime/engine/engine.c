@@ -79,16 +79,21 @@ static zrt_status fetch_params(zrt_engine *e, int op, int dir, const float **par
  * down straight from the reduce_scatter's output (offload, no accumulation). */
 static bool down_from_reduce(const zrt_engine *e) { return e->offload && e->stage >= 2 && e->accum == 1; }
 
-/* Where a unit's backward adds its fp32 gradients: straight into the buffer
- * store_grads would copy them to when that copy is exact and alone -- fp32,
- * not a tied unit, and (stages 0-1) one micro batch, whose sum starts at 0 --
- * else the fp32 work buffer. Either way the same bits arrive. */
+/* Whether backward may add its fp32 gradients straight into the buffer
+ * store_grads would copy them to: the copy is exact and alone in fp32 when
+ * it overwrites (stages 2-3) or when one micro batch's sum starts at 0
+ * (stages 0-1). Else they go through the fp32 work buffer grads_f32. */
+static bool grads_direct(const zrt_engine *e)
+{
+    return e->dtype == ZRT_DTYPE_F32 && (e->stage >= 2 || e->accum == 1);
+}
+
+/* Where a unit's backward adds its gradients; either way the same bits arrive. */
 static float *backward_grads(const zrt_engine *e, const unit_state *u)
 {
-    if (u->grad_accum) return u->grad_accum;
-    if (e->dtype == ZRT_DTYPE_F32 && e->stage >= 2) return u->grad_send;
-    if (e->dtype == ZRT_DTYPE_F32 && e->accum == 1) return u->grad_full;
-    return e->grads_f32;
+    if (u->grad_accum) return u->grad_accum; /* a tied unit: summed over its ops first */
+    if (!grads_direct(e)) return e->grads_f32;
+    return e->stage >= 2 ? u->grad_send : u->grad_full;
 }
 
 /* Stages 0-1 without offload reduce each unit as soon as its last micro
@@ -508,7 +513,7 @@ static zrt_status alloc_engine(zrt_engine *e, int64_t widest)
     ZRT_CHECK(zrt_event_create(e->device, "published", &e->published));
     if (e->dtype != ZRT_DTYPE_F32) /* fp32 models read the compute copy directly */
         ZRT_CHECK(alloc(e, ZRT_MEM_ACTIVATIONS, (size_t)widest * sizeof(float), -1, "params (fp32 view)", &e->params_f32));
-    if (e->dtype != ZRT_DTYPE_F32 || (e->stage <= 1 && e->accum > 1)) /* else backward_grads never picks it */
+    if (!grads_direct(e)) /* else backward_grads never picks it */
         ZRT_CHECK(alloc(e, ZRT_MEM_ACTIVATIONS, (size_t)widest * sizeof(float), -1, "grads (fp32)", &e->grads_f32));
     size_t input_bytes = (size_t)e->micro * m->input_bytes_per_sample;
     size_t label_bytes = (size_t)e->micro * (size_t)m->labels_per_sample * sizeof(int32_t);
