@@ -52,11 +52,7 @@ static zrt_status set_batch(zrt_model *base, const void *inputs, const int32_t *
 /* Checks the op and builds its job from the current batch. */
 static zrt_status make_job(zrt_cpu_model *m, run_kind kind, int op, const float *params, float *grads, cpu_job *job)
 {
-    if (!m->inputs) return zrt_set_error(ZRT_ERR_INVALID, "model: no batch (set_batch first)");
-    if (kind != RUN_LOSS && (op < 0 || op >= m->base.n_ops))
-        return zrt_set_error(ZRT_ERR_INVALID, "model: op %d outside 0..%d", op, m->base.n_ops - 1);
-    if (kind != RUN_LOSS && (!params || (kind == RUN_BACKWARD && !grads)))
-        return zrt_set_error(ZRT_ERR_INVALID, "model: op %d: NULL parameters or gradients", op);
+    ZRT_CHECK(zrt_model_check_op(&m->base, m->inputs, (int)kind, op, params, grads));
     *job = (cpu_job){.model = m, .kind = kind,
                      .op = {.op = op, .batch = m->batch, .inputs = m->inputs, .labels = m->labels, .params = params,
                             .grads = grads}};

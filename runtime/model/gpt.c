@@ -25,24 +25,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Parameter offsets inside a block unit's flat buffer. */
-enum { LN1W, LN1B, QKVW, QKVB, ATTPROJW, ATTPROJB, LN2W, LN2B, FCW, FCB, FCPROJW, FCPROJB, N_BLOCK_PARAMS };
-
-typedef struct {
-    float *ln1, *ln1_mean, *ln1_rstd, *qkv, *preatt, *att, *atty, *residual2;
-    float *ln2, *ln2_mean, *ln2_rstd, *fch, *fch_gelu, *residual3;
-} block_acts;
-
 typedef struct {
     zrt_cpu_model cpu;
     const zrt_vecmath *vm;       /* this CPU's vector path */
     int B, T, C, NH, H, V, L;    /* B: the running op's batch */
-    float *encoded;              /* (B, T, C) */
-    block_acts *blocks;          /* L */
-    float *lnf, *lnf_mean, *lnf_rstd, *logits, *probs;
-    /* backward scratch */
-    float *dres, *dres_in;       /* (B, T, C): d(op output), d(op input) */
-    float *dln, *dqkv, *datty, *dpreatt, *datt, *dfch, *dfch_gelu, *dres2, *dlogits;
+    zrt_gpt_dims dims;
+    zrt_gpt_acts a;              /* model_shape.c's buffers */
 } gpt;
 
 /* ---- forward ops (llm.c) -------------------------------------------------------------- */
@@ -109,19 +97,19 @@ static const float *param(const gpt *g, int unit, int index, const float *params
 
 static void block_forward(gpt *g, int l, const float *p, const float *x)
 {
-    block_acts *a = &g->blocks[l];
+    zrt_gpt_block_acts *a = &g->a.blocks[l];
     int N = g->B * g->T, C = g->C, H = g->H, u = l + 1;
-    layernorm_forward(g, a->ln1, a->ln1_mean, a->ln1_rstd, x, param(g, u, LN1W, p), param(g, u, LN1B, p), N, C);
-    matmul_forward(a->qkv, a->ln1, param(g, u, QKVW, p), param(g, u, QKVB, p), NULL, N, C, 3 * C);
+    layernorm_forward(g, a->ln1, a->ln1_mean, a->ln1_rstd, x, param(g, u, ZRT_GPT_LN1W, p), param(g, u, ZRT_GPT_LN1B, p), N, C);
+    matmul_forward(a->qkv, a->ln1, param(g, u, ZRT_GPT_QKVW, p), param(g, u, ZRT_GPT_QKVB, p), NULL, N, C, 3 * C);
     attention_forward(g, a->atty, a->preatt, a->att, a->qkv);
-    matmul_forward(a->residual2, a->atty, param(g, u, ATTPROJW, p), param(g, u, ATTPROJB, p), x, N, C, C);
-    layernorm_forward(g, a->ln2, a->ln2_mean, a->ln2_rstd, a->residual2, param(g, u, LN2W, p), param(g, u, LN2B, p), N, C);
-    matmul_forward(a->fch, a->ln2, param(g, u, FCW, p), NULL, NULL, N, C, H);
-    g->vm->bias_gelu_forward(a->fch, a->fch_gelu, param(g, u, FCB, p), N, H); /* fch += b; fch_gelu = gelu(fch) */
-    matmul_forward(a->residual3, a->fch_gelu, param(g, u, FCPROJW, p), param(g, u, FCPROJB, p), a->residual2, N, H, C);
+    matmul_forward(a->residual2, a->atty, param(g, u, ZRT_GPT_ATTPROJW, p), param(g, u, ZRT_GPT_ATTPROJB, p), x, N, C, C);
+    layernorm_forward(g, a->ln2, a->ln2_mean, a->ln2_rstd, a->residual2, param(g, u, ZRT_GPT_LN2W, p), param(g, u, ZRT_GPT_LN2B, p), N, C);
+    matmul_forward(a->fch, a->ln2, param(g, u, ZRT_GPT_FCW, p), NULL, NULL, N, C, H);
+    g->vm->bias_gelu_forward(a->fch, a->fch_gelu, param(g, u, ZRT_GPT_FCB, p), N, H); /* fch += b; fch_gelu = gelu(fch) */
+    matmul_forward(a->residual3, a->fch_gelu, param(g, u, ZRT_GPT_FCPROJW, p), param(g, u, ZRT_GPT_FCPROJB, p), a->residual2, N, H, C);
 }
 
-static const float *block_input(const gpt *g, int l) { return l == 0 ? g->encoded : g->blocks[l - 1].residual3; }
+static const float *block_input(const gpt *g, int l) { return zrt_gpt_block_input(&g->a, l); }
 
 /* Every token of the batch is in the vocabulary (checked where they are read). */
 static zrt_status check_tokens(const gpt *g, const int32_t *tokens, int n, const char *what)
@@ -144,14 +132,14 @@ static zrt_status forward(zrt_model *base, const zrt_cpu_op *o)
         const float *wte = param(g, 0, 0, p), *wpe = param(g, 0, 1, p);
         for (int i = 0; i < N; i++)
             for (int c = 0; c < C; c++)
-                g->encoded[(int64_t)i * C + c] = wte[(int64_t)tokens[i] * C + c] + wpe[(int64_t)(i % g->T) * C + c];
+                g->a.encoded[(int64_t)i * C + c] = wte[(int64_t)tokens[i] * C + c] + wpe[(int64_t)(i % g->T) * C + c];
     } else if (op <= L) {
         block_forward(g, op - 1, p, block_input(g, op - 1));
     } else if (op == L + 1) {
-        layernorm_forward(g, g->lnf, g->lnf_mean, g->lnf_rstd, block_input(g, L), param(g, L + 1, 0, p),
+        layernorm_forward(g, g->a.lnf, g->a.lnf_mean, g->a.lnf_rstd, block_input(g, L), param(g, L + 1, 0, p),
                           param(g, L + 1, 1, p), N, C);
     } else { /* the LM head, tied to wte */
-        matmul_forward(g->logits, g->lnf, param(g, 0, 0, p), NULL, NULL, N, C, g->V);
+        matmul_forward(g->a.logits, g->a.lnf, param(g, 0, 0, p), NULL, NULL, N, C, g->V);
     }
     return ZRT_OK;
 }
@@ -166,8 +154,8 @@ static zrt_status loss(zrt_model *base, const zrt_cpu_op *o, float scale, float 
     ZRT_CHECK(check_tokens(g, targets, N, "target"));
     double total = 0;
     for (int i = 0; i < N; i++) {
-        const float *z = g->logits + (int64_t)i * V;
-        float *pr = g->probs + (int64_t)i * V, *d = g->dlogits + (int64_t)i * V;
+        const float *z = g->a.logits + (int64_t)i * V;
+        float *pr = g->a.probs + (int64_t)i * V, *d = g->a.dlogits + (int64_t)i * V;
         float inv = 1.0f / g->vm->exp_sum(pr, z, g->vm->max(z, V), V), dscale = scale / (float)N;
         for (int v = 0; v < V; v++) {
             pr[v] *= inv;
@@ -239,33 +227,28 @@ static float *grad(const gpt *g, int unit, int index, float *grads)
 /* dres: d(block output) in; dres_in: d(block input) out (overwritten). */
 static void block_backward(gpt *g, int l, const float *p, float *gr)
 {
-    block_acts *a = &g->blocks[l];
+    zrt_gpt_block_acts *a = &g->a.blocks[l];
     int B = g->B, T = g->T, N = B * T, C = g->C, H = g->H, u = l + 1;
     size_t nc = (size_t)N * C * sizeof(float);
     const float *x = block_input(g, l);
-    memcpy(g->dres2, g->dres, nc); /* residual3 = residual2 + fcproj */
-    matmul_backward(g->dfch_gelu, grad(g, u, FCPROJW, gr), grad(g, u, FCPROJB, gr), g->dres, a->fch_gelu,
-                    param(g, u, FCPROJW, p), N, H, C);
-    g->vm->gelu_backward(g->dfch, a->fch, g->dfch_gelu, (int64_t)N * H);
-    matmul_backward(g->dln, grad(g, u, FCW, gr), grad(g, u, FCB, gr), g->dfch, a->ln2, param(g, u, FCW, p), N, C, H);
-    layernorm_backward(g, g->dres2, grad(g, u, LN2W, gr), grad(g, u, LN2B, gr), g->dln, a->residual2, param(g, u, LN2W, p),
+    memcpy(g->a.dres2, g->a.dres, nc); /* residual3 = residual2 + fcproj */
+    matmul_backward(g->a.dfch_gelu, grad(g, u, ZRT_GPT_FCPROJW, gr), grad(g, u, ZRT_GPT_FCPROJB, gr), g->a.dres, a->fch_gelu,
+                    param(g, u, ZRT_GPT_FCPROJW, p), N, H, C);
+    g->vm->gelu_backward(g->a.dfch, a->fch, g->a.dfch_gelu, (int64_t)N * H);
+    matmul_backward(g->a.dln, grad(g, u, ZRT_GPT_FCW, gr), grad(g, u, ZRT_GPT_FCB, gr), g->a.dfch, a->ln2, param(g, u, ZRT_GPT_FCW, p), N, C, H);
+    layernorm_backward(g, g->a.dres2, grad(g, u, ZRT_GPT_LN2W, gr), grad(g, u, ZRT_GPT_LN2B, gr), g->a.dln, a->residual2, param(g, u, ZRT_GPT_LN2W, p),
                        a->ln2_mean, a->ln2_rstd, N, C);
-    memcpy(g->dres_in, g->dres2, nc); /* residual2 = x + attproj */
-    matmul_backward(g->datty, grad(g, u, ATTPROJW, gr), grad(g, u, ATTPROJB, gr), g->dres2, a->atty,
-                    param(g, u, ATTPROJW, p), N, C, C);
-    attention_backward(g, g->dqkv, g->dpreatt, g->datt, g->datty, a->qkv, a->att);
-    matmul_backward(g->dln, grad(g, u, QKVW, gr), grad(g, u, QKVB, gr), g->dqkv, a->ln1, param(g, u, QKVW, p), N, C,
+    memcpy(g->a.dres_in, g->a.dres2, nc); /* residual2 = x + attproj */
+    matmul_backward(g->a.datty, grad(g, u, ZRT_GPT_ATTPROJW, gr), grad(g, u, ZRT_GPT_ATTPROJB, gr), g->a.dres2, a->atty,
+                    param(g, u, ZRT_GPT_ATTPROJW, p), N, C, C);
+    attention_backward(g, g->a.dqkv, g->a.dpreatt, g->a.datt, g->a.datty, a->qkv, a->att);
+    matmul_backward(g->a.dln, grad(g, u, ZRT_GPT_QKVW, gr), grad(g, u, ZRT_GPT_QKVB, gr), g->a.dqkv, a->ln1, param(g, u, ZRT_GPT_QKVW, p), N, C,
                     3 * C);
-    layernorm_backward(g, g->dres_in, grad(g, u, LN1W, gr), grad(g, u, LN1B, gr), g->dln, x, param(g, u, LN1W, p),
+    layernorm_backward(g, g->a.dres_in, grad(g, u, ZRT_GPT_LN1W, gr), grad(g, u, ZRT_GPT_LN1B, gr), g->a.dln, x, param(g, u, ZRT_GPT_LN1W, p),
                        a->ln1_mean, a->ln1_rstd, N, C);
 }
 
-static void swap_residual_grads(gpt *g)
-{
-    float *t = g->dres;
-    g->dres = g->dres_in;
-    g->dres_in = t;
-}
+static void swap_residual_grads(gpt *g) { zrt_gpt_swap_residual_grads(&g->a); }
 
 static zrt_status backward(zrt_model *base, const zrt_cpu_op *o)
 {
@@ -276,11 +259,11 @@ static zrt_status backward(zrt_model *base, const zrt_cpu_op *o)
     float *gr = o->grads;
     size_t nc = (size_t)N * C * sizeof(float);
     if (op == L + 2) { /* head: d(lnf) into dres, d(wte) += dlogits^T lnf */
-        matmul_backward(g->dres, grad(g, 0, 0, gr), NULL, g->dlogits, g->lnf, param(g, 0, 0, p), N, C, g->V);
+        matmul_backward(g->a.dres, grad(g, 0, 0, gr), NULL, g->a.dlogits, g->a.lnf, param(g, 0, 0, p), N, C, g->V);
     } else if (op == L + 1) {
-        memset(g->dres_in, 0, nc);
-        layernorm_backward(g, g->dres_in, grad(g, L + 1, 0, gr), grad(g, L + 1, 1, gr), g->dres, block_input(g, L),
-                           param(g, L + 1, 0, p), g->lnf_mean, g->lnf_rstd, N, C);
+        memset(g->a.dres_in, 0, nc);
+        layernorm_backward(g, g->a.dres_in, grad(g, L + 1, 0, gr), grad(g, L + 1, 1, gr), g->a.dres, block_input(g, L),
+                           param(g, L + 1, 0, p), g->a.lnf_mean, g->a.lnf_rstd, N, C);
         swap_residual_grads(g);
     } else if (op >= 1) {
         block_backward(g, op - 1, p, gr);
@@ -290,7 +273,7 @@ static zrt_status backward(zrt_model *base, const zrt_cpu_op *o)
         const int32_t *tokens = o->inputs;
         for (int i = 0; i < N; i++)
             for (int c = 0; c < C; c++) {
-                float d = g->dres[(int64_t)i * C + c];
+                float d = g->a.dres[(int64_t)i * C + c];
                 dwte[(int64_t)tokens[i] * C + c] += d;
                 dwpe[(int64_t)(i % g->T) * C + c] += d;
             }
@@ -300,138 +283,27 @@ static zrt_status backward(zrt_model *base, const zrt_cpu_op *o)
 
 /* ---- setup --------------------------------------------------------------------------------- */
 
-/* Adds a parameter to a unit; init std per GPT-2 (residual projections
- * scaled by 1/sqrt(2 L)). */
-static void add_param(gpt *g, int unit, const char *name, int64_t rows, int64_t cols, zrt_init_kind init, float std)
-{
-    zrt_model *m = &g->cpu.base;
-    int i = m->n_params[unit]++;
-    zrt_param_info *p = &m->params[unit][i];
-    int64_t numel = rows * (cols ? cols : 1);
-    *p = (zrt_param_info){.numel = numel, .offset = m->unit_numel[unit], .init = init, .init_std = std,
-                          .ndim = cols ? 2 : 1, .shape = {rows, cols}};
-    snprintf(p->name, sizeof p->name, "%s", name);
-    m->unit_numel[unit] += numel;
-}
-
-static void declare(gpt *g)
-{
-    int64_t C = g->C, H = g->H;
-    float proj_std = 0.02f / sqrtf(2.0f * (float)g->L);
-    add_param(g, 0, "wte", g->V, C, ZRT_INIT_NORMAL, 0.02f);
-    add_param(g, 0, "wpe", g->T, C, ZRT_INIT_NORMAL, 0.01f);
-    for (int l = 0; l < g->L; l++) {
-        int u = l + 1;
-        char name[48];
-#define BLOCK_PARAM(suffix, rows, cols, init, std)              \
-    snprintf(name, sizeof name, "h.%d." suffix, l);             \
-    add_param(g, u, name, rows, cols, init, std)
-        BLOCK_PARAM("ln_1.weight", C, 0, ZRT_INIT_ONES, 0);
-        BLOCK_PARAM("ln_1.bias", C, 0, ZRT_INIT_ZEROS, 0);
-        BLOCK_PARAM("attn.c_attn.weight", 3 * C, C, ZRT_INIT_NORMAL, 0.02f);
-        BLOCK_PARAM("attn.c_attn.bias", 3 * C, 0, ZRT_INIT_ZEROS, 0);
-        BLOCK_PARAM("attn.c_proj.weight", C, C, ZRT_INIT_NORMAL, proj_std);
-        BLOCK_PARAM("attn.c_proj.bias", C, 0, ZRT_INIT_ZEROS, 0);
-        BLOCK_PARAM("ln_2.weight", C, 0, ZRT_INIT_ONES, 0);
-        BLOCK_PARAM("ln_2.bias", C, 0, ZRT_INIT_ZEROS, 0);
-        BLOCK_PARAM("mlp.c_fc.weight", H, C, ZRT_INIT_NORMAL, 0.02f);
-        BLOCK_PARAM("mlp.c_fc.bias", H, 0, ZRT_INIT_ZEROS, 0);
-        BLOCK_PARAM("mlp.c_proj.weight", C, H, ZRT_INIT_NORMAL, proj_std);
-        BLOCK_PARAM("mlp.c_proj.bias", C, 0, ZRT_INIT_ZEROS, 0);
-#undef BLOCK_PARAM
-    }
-    add_param(g, g->L + 1, "ln_f.weight", C, 0, ZRT_INIT_ONES, 0);
-    add_param(g, g->L + 1, "ln_f.bias", C, 0, ZRT_INIT_ZEROS, 0);
-    zrt_model *m = &g->cpu.base;
-    m->n_units = g->L + 2;
-    m->n_ops = g->L + 3;
-    for (int op = 0; op <= g->L + 1; op++) m->op_unit[op] = op;
-    m->op_unit[g->L + 2] = 0; /* the LM head: tied to wte */
-}
-
-/* Every activation buffer, in one table so that allocation and freeing agree. */
-static int buffers(gpt *g, int max_batch, float ***slots, size_t *sizes, const char **names)
-{
-    int64_t BT = (int64_t)max_batch * g->T, C = g->C, H = g->H, att = (int64_t)max_batch * g->NH * g->T * g->T;
-    int n = 0;
-#define BUF(ptr, count) (slots[n] = &(ptr), names[n] = "gpt " #ptr, sizes[n++] = (size_t)(count) * sizeof(float))
-    BUF(g->encoded, BT * C);
-    for (int l = 0; l < g->L; l++) {
-        block_acts *a = &g->blocks[l];
-        BUF(a->ln1, BT * C), BUF(a->ln1_mean, BT), BUF(a->ln1_rstd, BT), BUF(a->qkv, BT * 3 * C);
-        BUF(a->preatt, att), BUF(a->att, att), BUF(a->atty, BT * C);
-        BUF(a->residual2, BT * C), BUF(a->ln2, BT * C), BUF(a->ln2_mean, BT), BUF(a->ln2_rstd, BT);
-        BUF(a->fch, BT * H), BUF(a->fch_gelu, BT * H), BUF(a->residual3, BT * C);
-    }
-    BUF(g->lnf, BT * C), BUF(g->lnf_mean, BT), BUF(g->lnf_rstd, BT);
-    BUF(g->logits, BT * g->V), BUF(g->probs, BT * g->V), BUF(g->dlogits, BT * g->V);
-    BUF(g->dres, BT * C), BUF(g->dres_in, BT * C), BUF(g->dln, BT * C), BUF(g->dqkv, BT * 3 * C);
-    BUF(g->datty, BT * C), BUF(g->dpreatt, att), BUF(g->datt, att), BUF(g->dfch, BT * H), BUF(g->dfch_gelu, BT * H);
-    BUF(g->dres2, BT * C);
-#undef BUF
-    return n;
-}
-
-#define MAX_BUFFERS (16 * ZRT_MAX_UNITS + 32)
-
-/* The buffer table of g (slots point into g, so one static table per call is enough). */
-typedef struct {
-    float **slots[MAX_BUFFERS];
-    size_t sizes[MAX_BUFFERS];
-    const char *names[MAX_BUFFERS];
-} buffer_table;
-
 static void free_buffers(zrt_model *base)
 {
     gpt *g = (gpt *)base;
-    if (g->blocks) {
-        buffer_table *t = malloc(sizeof *t);
-        int n = t ? buffers(g, 1, t->slots, t->sizes, t->names) : 0;
-        for (int i = 0; i < n; i++) zrt_cpu_model_free(&g->cpu, *t->slots[i]);
-        free(t);
-    }
-    free(g->blocks);
+    zrt_gpt_acts_free(&g->a, &g->dims, base->device);
 }
 
 static const zrt_cpu_model_ops gpt_ops = {forward, loss, backward, free_buffers};
 
-static zrt_status alloc_buffers(gpt *g, int max_batch)
-{
-    if (!(g->blocks = calloc((size_t)g->L, sizeof *g->blocks)))
-        return zrt_set_error(ZRT_ERR_NOMEM, "gpt: out of memory");
-    buffer_table *t = malloc(sizeof *t);
-    if (!t) return zrt_set_error(ZRT_ERR_NOMEM, "gpt: out of memory");
-    int n = buffers(g, max_batch, t->slots, t->sizes, t->names);
-    zrt_status status = ZRT_OK;
-    for (int i = 0; i < n && status == ZRT_OK; i++)
-        status = zrt_cpu_model_alloc(&g->cpu, t->sizes[i], t->names[i], t->slots[i]);
-    free(t);
-    return status;
-}
-
 zrt_status zrt_model_gpt_create(const zrt_model_config *cfg, zrt_device *device, int micro_batch, zrt_model **out)
 {
-    if (cfg->layers < 1 || cfg->layers + 2 > ZRT_MAX_UNITS || cfg->d_model % cfg->heads != 0 || micro_batch < 1)
-        return zrt_set_error(ZRT_ERR_INVALID, "gpt: %lld layers, d_model %lld, %lld heads, micro batch %d",
-                             (long long)cfg->layers, (long long)cfg->d_model, (long long)cfg->heads, micro_batch);
+    zrt_gpt_dims dims;
+    ZRT_CHECK(zrt_gpt_dims_of(cfg, micro_batch, &dims));
     gpt *g = calloc(1, sizeof *g);
     if (!g) return zrt_set_error(ZRT_ERR_NOMEM, "gpt: out of memory");
-    g->T = (int)cfg->seq_len;
-    g->C = (int)cfg->d_model;
-    g->NH = (int)cfg->heads;
-    g->H = (int)(cfg->hidden ? cfg->hidden : 4 * cfg->d_model);
-    g->V = (int)cfg->vocab;
-    g->L = (int)cfg->layers;
+    g->dims = dims;
+    g->T = dims.T, g->C = dims.C, g->NH = dims.NH, g->H = dims.H, g->V = dims.V, g->L = dims.L;
     g->vm = zrt_vecmath_best();
     zrt_cpu_model_init(&g->cpu, ZRT_MODEL_GPT, device, micro_batch, &gpt_ops);
     zrt_model *m = &g->cpu.base;
-    m->tokens_per_sample = g->T;
-    double C = g->C, H = g->H, T = g->T; /* per sample: qkv, attn proj, fc, fc proj per block; the head */
-    m->matmul_flops_per_sample = 2.0 * T * (g->L * (3 * C * C + C * C + 2 * C * H) + C * g->V);
-    m->input_bytes_per_sample = (size_t)g->T * sizeof(int32_t);
-    m->labels_per_sample = g->T;
-    declare(g);
-    zrt_status status = alloc_buffers(g, micro_batch);
+    zrt_gpt_declare(m, &dims);
+    zrt_status status = zrt_gpt_acts_alloc(&g->a, &dims, micro_batch, device);
     if (status != ZRT_OK) {
         m->destroy(m);
         return status;

@@ -110,19 +110,6 @@ static void free_buffers(zrt_model *base)
 
 static const zrt_cpu_model_ops mlp_ops = {forward, loss, backward, free_buffers};
 
-static void declare_unit(mlp *m, int u)
-{
-    int64_t in = m->dims[u], out = m->dims[u + 1];
-    zrt_param_info *p = m->cpu.base.params[u];
-    p[0] = (zrt_param_info){.numel = in * out, .offset = 0, .init = ZRT_INIT_NORMAL, .init_std = 1.0f / sqrtf((float)in),
-                            .ndim = 2, .shape = {out, in}};
-    snprintf(p[0].name, sizeof p[0].name, "layers.%d.weight", u);
-    p[1] = (zrt_param_info){.numel = out, .offset = in * out, .init = ZRT_INIT_ZEROS, .ndim = 1, .shape = {out}};
-    snprintf(p[1].name, sizeof p[1].name, "layers.%d.bias", u);
-    m->cpu.base.n_params[u] = 2;
-    m->cpu.base.unit_numel[u] = in * out + out;
-}
-
 static zrt_status alloc_buffers(mlp *m, int micro_batch)
 {
     int64_t widest = 0;
@@ -142,28 +129,16 @@ static zrt_status alloc_buffers(mlp *m, int micro_batch)
 
 zrt_status zrt_model_mlp_create(const zrt_model_config *cfg, zrt_device *device, int micro_batch, zrt_model **out)
 {
-    if (cfg->layers < 1 || cfg->layers > ZRT_MAX_UNITS || micro_batch < 1)
-        return zrt_set_error(ZRT_ERR_INVALID, "mlp: %lld layers, micro batch %d", (long long)cfg->layers, micro_batch);
     mlp *m = calloc(1, sizeof *m);
     if (!m) return zrt_set_error(ZRT_ERR_NOMEM, "mlp: out of memory");
     zrt_cpu_model_init(&m->cpu, ZRT_MODEL_MLP, device, micro_batch, &mlp_ops);
     zrt_model *base = &m->cpu.base;
-    m->layers = (int)cfg->layers;
     m->vm = zrt_vecmath_best();
-    base->n_units = m->layers;
-    base->n_ops = m->layers;
-    for (int u = 0; u < m->layers; u++) base->op_unit[u] = u;
-    base->tokens_per_sample = 1;
-    base->input_bytes_per_sample = (size_t)cfg->d_model * sizeof(float);
-    base->labels_per_sample = 1;
-    m->dims[0] = cfg->d_model;
-    for (int u = 1; u < m->layers; u++) m->dims[u] = cfg->hidden;
-    m->dims[m->layers] = cfg->vocab;
-    for (int u = 0; u < m->layers; u++) {
-        base->matmul_flops_per_sample += 2.0 * (double)(m->dims[u] * m->dims[u + 1]);
-        declare_unit(m, u);
+    zrt_status status = zrt_mlp_declare(base, cfg, micro_batch, m->dims);
+    if (status == ZRT_OK) {
+        m->layers = (int)cfg->layers; /* valid now: free_buffers walks them */
+        status = alloc_buffers(m, micro_batch);
     }
-    zrt_status status = alloc_buffers(m, micro_batch);
     if (status != ZRT_OK) {
         base->destroy(base);
         return status;

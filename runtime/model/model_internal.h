@@ -52,4 +52,55 @@ void zrt_cpu_model_free(zrt_cpu_model *m, void *ptr);
 zrt_status zrt_model_mlp_create(const zrt_model_config *cfg, zrt_device *device, int micro_batch, zrt_model **out);
 zrt_status zrt_model_gpt_create(const zrt_model_config *cfg, zrt_device *device, int micro_batch, zrt_model **out);
 
+/* ---- the built-in models' shapes (model_shape.c): one declaration of their
+ * units, parameters, ops and activations that every device's implementation
+ * uses, so a checkpoint of one loads into the other. ---------------------- */
+
+/* GPT: T seq_len, C d_model, NH heads, H MLP width, V vocab, L layers. */
+typedef struct {
+    int T, C, NH, H, V, L;
+} zrt_gpt_dims;
+
+/* Parameter order inside a block unit's flat buffer. */
+enum {
+    ZRT_GPT_LN1W, ZRT_GPT_LN1B, ZRT_GPT_QKVW, ZRT_GPT_QKVB, ZRT_GPT_ATTPROJW, ZRT_GPT_ATTPROJB, ZRT_GPT_LN2W,
+    ZRT_GPT_LN2B, ZRT_GPT_FCW, ZRT_GPT_FCB, ZRT_GPT_FCPROJW, ZRT_GPT_FCPROJB, ZRT_GPT_BLOCK_PARAMS
+};
+
+/* The dims of cfg; ZRT_ERR_INVALID naming the bad value. */
+zrt_status zrt_gpt_dims_of(const zrt_model_config *cfg, int micro_batch, zrt_gpt_dims *dims);
+/* Units, parameters (GPT-2's init), ops, FLOPs and sample sizes into m. */
+void zrt_gpt_declare(zrt_model *m, const zrt_gpt_dims *dims);
+
+/* One block's activations, then the model's (all fp32, B x T rows). */
+typedef struct {
+    float *ln1, *ln1_mean, *ln1_rstd, *qkv, *preatt, *att, *atty, *residual2;
+    float *ln2, *ln2_mean, *ln2_rstd, *fch, *fch_gelu, *residual3;
+} zrt_gpt_block_acts;
+
+typedef struct {
+    float *encoded;               /* (B, T, C) */
+    zrt_gpt_block_acts *blocks;   /* L */
+    float *lnf, *lnf_mean, *lnf_rstd, *logits, *probs;
+    /* backward scratch */
+    float *dres, *dres_in;        /* (B, T, C): d(op output), d(op input) */
+    float *dln, *dqkv, *datty, *dpreatt, *datt, *dfch, *dfch_gelu, *dres2, *dlogits;
+} zrt_gpt_acts;
+
+/* Every buffer of acts for max_batch samples, on device (charged to activations). */
+zrt_status zrt_gpt_acts_alloc(zrt_gpt_acts *acts, const zrt_gpt_dims *dims, int max_batch, zrt_device *device);
+void zrt_gpt_acts_free(zrt_gpt_acts *acts, const zrt_gpt_dims *dims, zrt_device *device);
+/* The input of block l (the embedding for l == 0, else block l - 1's output). */
+const float *zrt_gpt_block_input(const zrt_gpt_acts *acts, int l);
+/* d(op input) becomes the next op's d(op output). */
+void zrt_gpt_swap_residual_grads(zrt_gpt_acts *acts);
+
+/* MLP: layers units, dims[u] -> dims[u + 1] (dims: layers + 1 entries). */
+zrt_status zrt_mlp_declare(zrt_model *m, const zrt_model_config *cfg, int micro_batch, int64_t *dims);
+
+/* The checks every runner makes before it enqueues an op (kind: 0 forward,
+ * 1 loss, 2 backward): a batch is set, op in range, pointers there. */
+zrt_status zrt_model_check_op(const zrt_model *m, const void *inputs, int kind, int op, const float *params,
+                              const float *grads);
+
 #endif

@@ -5,6 +5,7 @@
 #include "vecmath.h"
 
 #include "gelu.h"
+#include "layernorm.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -56,8 +57,8 @@ static void layernorm_forward(float *out, float *mean, float *rstd, const float 
     for (int64_t c = 0; c < C; c++) m += x[c];
     m /= (float)C;
     for (int64_t c = 0; c < C; c++) v += (x[c] - m) * (x[c] - m);
-    float s = 1.0f / sqrtf(v / (float)C + 1e-5f);
-    for (int64_t c = 0; c < C; c++) out[c] = (x[c] - m) * s * w[c] + b[c];
+    float s = zrt_layernorm_rstd(v, (int)C);
+    for (int64_t c = 0; c < C; c++) out[c] = zrt_layernorm_out(x[c], m, s, w[c], b[c]);
     *mean = m;
     *rstd = s;
 }
@@ -74,10 +75,10 @@ static void layernorm_backward(float *dx, float *dw, float *db, const float *d, 
     dnorm_mean /= (float)C;
     dnorm_norm_mean /= (float)C;
     for (int64_t c = 0; c < C; c++) {
-        float norm = (x[c] - mean) * rstd, dnorm = w[c] * d[c];
+        float norm = zrt_layernorm_norm(x[c], mean, rstd), dnorm = w[c] * d[c];
         db[c] += d[c];
         dw[c] += norm * d[c];
-        dx[c] += (dnorm - dnorm_mean - norm * dnorm_norm_mean) * rstd;
+        dx[c] += zrt_layernorm_dx(dnorm, norm, dnorm_mean, dnorm_norm_mean, rstd);
     }
 }
 

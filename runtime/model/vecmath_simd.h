@@ -9,6 +9,8 @@
  * Tails (n not a multiple of LANES) go through a LANES-float buffer filled
  * with a neutral pad: 0 for GELU, -inf for max and exp (exp(-inf) = 0).
  */
+#include "layernorm.h"
+
 #include <math.h>
 #include <string.h>
 
@@ -108,7 +110,7 @@ static void layernorm_forward(float *out, float *mean, float *rstd, const float 
         VEC dev = SUB(LOAD_AT(x, c, C, m), vm); /* the pad m gives 0 */
         acc = ADD(acc, MUL(dev, dev));
     }
-    float s = 1.0f / sqrtf(HSUM(acc) / (float)C + 1e-5f);
+    float s = zrt_layernorm_rstd(HSUM(acc), (int)C);
     VEC vs = SET1(s);
     for (int64_t c = 0; c < C; c += LANES) {
         VEC norm = MUL(SUB(LOAD_AT(x, c, C, m), vm), vs);

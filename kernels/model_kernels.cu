@@ -1,0 +1,368 @@
+/* model_kernels.cu: the CUDA models' kernels (model_kernels.h says what each
+ * computes and in which order it reduces), after llm.c's train_gpt2.cu but
+ * deterministic: no atomics -- a parameter gradient element is summed by one
+ * thread over the rows in order, as the CPU code does.
+ *
+ * Row kernels give a warp to a row: lane l takes elements l, l + 32, ...,
+ * then a shuffle tree combines the lanes (warp_sum, warp_max). Built with
+ * --fmad=false like device_kernels.cu, so elementwise results are the CPU's.
+ */
+#include "model_kernels.h"
+
+#include "gelu.h"
+#include "layernorm.h"
+
+#include <cuda_runtime.h>
+#include <float.h>
+#include <math.h>
+
+#define THREADS 256
+#define WARPS_PER_BLOCK (THREADS / 32)
+
+static unsigned blocks_for(size_t n, unsigned per_block) { return (unsigned)((n + per_block - 1) / per_block); }
+static int launched(void) { return (int)cudaGetLastError(); }
+
+__device__ __forceinline__ float warp_sum(float v)
+{
+    for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
+    return v;
+}
+
+__device__ __forceinline__ float warp_max(float v)
+{
+    for (int offset = 16; offset > 0; offset >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
+    return v;
+}
+
+/* The warp's row index (a warp per row) and lane. */
+__device__ __forceinline__ int warp_row(void) { return (int)(blockIdx.x * WARPS_PER_BLOCK + threadIdx.x / 32); }
+__device__ __forceinline__ int lane(void) { return (int)(threadIdx.x % 32); }
+
+/* ---- embeddings ---------------------------------------------------------------------------- */
+
+__global__ void embed_forward_kernel(float *out, const int32_t *tokens, const float *wte, const float *wpe, int N,
+                                     int T, int C, int V, int32_t *bad)
+{
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i >= (size_t)N * C) return;
+    int row = (int)(i / C), c = (int)(i % C), token = tokens[row];
+    if (token < 0 || token >= V) {
+        out[i] = 0.0f;
+        *bad = 1;
+        return;
+    }
+    out[i] = wte[(size_t)token * C + c] + wpe[(size_t)(row % T) * C + c];
+}
+
+/* Thread (c, bucket): the positions whose token % buckets == bucket, in
+ * order, for channel c -- every element of dwte sums its rows in position
+ * order, as the CPU does, and threads never share an element. */
+#define EMBED_BUCKETS 64
+__global__ void embed_backward_wte_kernel(float *dwte, const float *dout, const int32_t *tokens, int N, int C, int V)
+{
+    int c = (int)(blockIdx.x * blockDim.x + threadIdx.x), bucket = (int)blockIdx.y;
+    if (c >= C) return;
+    for (int i = 0; i < N; i++) {
+        int token = tokens[i];
+        if (token < 0 || token >= V || token % EMBED_BUCKETS != bucket) continue;
+        dwte[(size_t)token * C + c] += dout[(size_t)i * C + c];
+    }
+}
+
+__global__ void embed_backward_wpe_kernel(float *dwpe, const float *dout, int N, int T, int C)
+{
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i >= (size_t)T * C) return;
+    int t = (int)(i / C), c = (int)(i % C);
+    float sum = dwpe[i];
+    for (int row = t; row < N; row += T) sum += dout[(size_t)row * C + c];
+    dwpe[i] = sum;
+}
+
+/* The CPU adds wte's and wpe's contributions element by element, in position
+ * order, so dwpe's column sum above is the same sum. */
+extern "C" int zrt_cuda_embed_forward(void *stream, float *out, const int32_t *tokens, const float *wte,
+                                      const float *wpe, int N, int T, int C, int V, int32_t *bad)
+{
+    size_t n = (size_t)N * C;
+    embed_forward_kernel<<<blocks_for(n, THREADS), THREADS, 0, (cudaStream_t)stream>>>(out, tokens, wte, wpe, N, T, C,
+                                                                                       V, bad);
+    return launched();
+}
+
+extern "C" int zrt_cuda_embed_backward(void *stream, float *dwte, float *dwpe, const float *dout,
+                                       const int32_t *tokens, int N, int T, int C, int V)
+{
+    cudaStream_t s = (cudaStream_t)stream;
+    dim3 grid(blocks_for((size_t)C, 128), EMBED_BUCKETS);
+    embed_backward_wte_kernel<<<grid, 128, 0, s>>>(dwte, dout, tokens, N, C, V);
+    embed_backward_wpe_kernel<<<blocks_for((size_t)T * C, THREADS), THREADS, 0, s>>>(dwpe, dout, N, T, C);
+    return launched();
+}
+
+/* ---- rows: bias, residual, GELU ---------------------------------------------------------------- */
+
+__global__ void init_rows_kernel(float *out, const float *bias, const float *residual, int N, int OC)
+{
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i >= (size_t)N * OC) return;
+    int o = (int)(i % OC);
+    out[i] = residual && bias ? residual[i] + bias[o] : residual ? residual[i] : bias[o];
+}
+
+extern "C" int zrt_cuda_init_rows(void *stream, float *out, const float *bias, const float *residual, int N, int OC)
+{
+    if (!bias && !residual) return 0;
+    size_t n = (size_t)N * OC;
+    init_rows_kernel<<<blocks_for(n, THREADS), THREADS, 0, (cudaStream_t)stream>>>(out, bias, residual, N, OC);
+    return launched();
+}
+
+/* One thread per column, rows in order. */
+__global__ void bias_backward_kernel(float *db, const float *dout, int N, int OC)
+{
+    int o = (int)(blockIdx.x * blockDim.x + threadIdx.x);
+    if (o >= OC) return;
+    float sum = db[o];
+    for (int i = 0; i < N; i++) sum += dout[(size_t)i * OC + o];
+    db[o] = sum;
+}
+
+extern "C" int zrt_cuda_bias_backward(void *stream, float *db, const float *dout, int N, int OC)
+{
+    bias_backward_kernel<<<blocks_for((size_t)OC, 128), 128, 0, (cudaStream_t)stream>>>(db, dout, N, OC);
+    return launched();
+}
+
+__global__ void bias_gelu_kernel(float *pre, float *out, const float *bias, int rows, int cols)
+{
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i >= (size_t)rows * cols) return;
+    float x = pre[i];
+    if (bias) pre[i] = x = x + bias[i % cols];
+    out[i] = zrt_gelu(x);
+}
+
+extern "C" int zrt_cuda_bias_gelu_forward(void *stream, float *pre, float *out, const float *bias, int rows, int cols)
+{
+    size_t n = (size_t)rows * cols;
+    bias_gelu_kernel<<<blocks_for(n, THREADS), THREADS, 0, (cudaStream_t)stream>>>(pre, out, bias, rows, cols);
+    return launched();
+}
+
+__global__ void gelu_backward_kernel(float *dinp, const float *inp, const float *dout, size_t n)
+{
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i < n) dinp[i] = dout[i] * zrt_gelu_grad(inp[i]);
+}
+
+extern "C" int zrt_cuda_gelu_backward(void *stream, float *dinp, const float *inp, const float *dout, size_t n)
+{
+    gelu_backward_kernel<<<blocks_for(n, THREADS), THREADS, 0, (cudaStream_t)stream>>>(dinp, inp, dout, n);
+    return launched();
+}
+
+/* ---- layernorm ---------------------------------------------------------------------------------- */
+
+__global__ void layernorm_forward_kernel(float *out, float *mean, float *rstd, const float *x, const float *w,
+                                         const float *b, int N, int C)
+{
+    int row = warp_row(), l = lane();
+    if (row >= N) return;
+    const float *xr = x + (size_t)row * C;
+    float sum = 0.0f;
+    for (int c = l; c < C; c += 32) sum += xr[c];
+    float m = warp_sum(sum) / (float)C, squares = 0.0f;
+    for (int c = l; c < C; c += 32) squares += (xr[c] - m) * (xr[c] - m);
+    float s = zrt_layernorm_rstd(warp_sum(squares), C);
+    float *o = out + (size_t)row * C;
+    for (int c = l; c < C; c += 32) o[c] = zrt_layernorm_out(xr[c], m, s, w[c], b[c]);
+    if (l == 0) {
+        mean[row] = m;
+        rstd[row] = s;
+    }
+}
+
+extern "C" int zrt_cuda_layernorm_forward(void *stream, float *out, float *mean, float *rstd, const float *x,
+                                          const float *w, const float *b, int N, int C)
+{
+    layernorm_forward_kernel<<<blocks_for((size_t)N, WARPS_PER_BLOCK), THREADS, 0, (cudaStream_t)stream>>>(
+        out, mean, rstd, x, w, b, N, C);
+    return launched();
+}
+
+__global__ void layernorm_backward_dx_kernel(float *dx, const float *d, const float *x, const float *w,
+                                             const float *mean, const float *rstd, int N, int C)
+{
+    int row = warp_row(), l = lane();
+    if (row >= N) return;
+    size_t base = (size_t)row * C;
+    float m = mean[row], s = rstd[row], sum_dnorm = 0.0f, sum_dnorm_norm = 0.0f;
+    for (int c = l; c < C; c += 32) {
+        float norm = zrt_layernorm_norm(x[base + c], m, s), dnorm = w[c] * d[base + c];
+        sum_dnorm += dnorm;
+        sum_dnorm_norm += dnorm * norm;
+    }
+    float dnorm_mean = warp_sum(sum_dnorm) / (float)C, dnorm_norm_mean = warp_sum(sum_dnorm_norm) / (float)C;
+    for (int c = l; c < C; c += 32) {
+        float norm = zrt_layernorm_norm(x[base + c], m, s), dnorm = w[c] * d[base + c];
+        dx[base + c] += zrt_layernorm_dx(dnorm, norm, dnorm_mean, dnorm_norm_mean, s);
+    }
+}
+
+/* One thread per column, rows in order (the CPU's order for dw and db). */
+__global__ void layernorm_backward_dw_kernel(float *dw, float *db, const float *d, const float *x, const float *mean,
+                                             const float *rstd, int N, int C)
+{
+    int c = (int)(blockIdx.x * blockDim.x + threadIdx.x);
+    if (c >= C) return;
+    float sum_w = dw[c], sum_b = db[c];
+    for (int row = 0; row < N; row++) {
+        float dc = d[(size_t)row * C + c];
+        sum_b += dc;
+        sum_w += zrt_layernorm_norm(x[(size_t)row * C + c], mean[row], rstd[row]) * dc;
+    }
+    dw[c] = sum_w;
+    db[c] = sum_b;
+}
+
+extern "C" int zrt_cuda_layernorm_backward(void *stream, float *dx, float *dw, float *db, const float *d,
+                                           const float *x, const float *w, const float *mean, const float *rstd,
+                                           int N, int C)
+{
+    cudaStream_t s = (cudaStream_t)stream;
+    layernorm_backward_dx_kernel<<<blocks_for((size_t)N, WARPS_PER_BLOCK), THREADS, 0, s>>>(dx, d, x, w, mean, rstd, N,
+                                                                                            C);
+    layernorm_backward_dw_kernel<<<blocks_for((size_t)C, 128), 128, 0, s>>>(dw, db, d, x, mean, rstd, N, C);
+    return launched();
+}
+
+/* ---- causal softmax ---------------------------------------------------------------------------- */
+
+/* Warp per row; row r of the squares is position t = r % T. */
+__global__ void causal_softmax_forward_kernel(float *att, const float *pre, int rows, int T)
+{
+    int row = warp_row(), l = lane();
+    if (row >= rows) return;
+    int n = row % T + 1;
+    const float *p = pre + (size_t)row * T;
+    float *a = att + (size_t)row * T, max = -FLT_MAX;
+    for (int i = l; i < n; i += 32) max = fmaxf(max, p[i]);
+    max = warp_max(max);
+    float sum = 0.0f;
+    for (int i = l; i < n; i += 32) sum += (a[i] = expf(p[i] - max));
+    float inv = 1.0f / warp_sum(sum);
+    for (int i = l; i < T; i += 32) a[i] = i < n ? a[i] * inv : 0.0f;
+}
+
+extern "C" int zrt_cuda_causal_softmax_forward(void *stream, float *att, const float *pre, int squares, int T)
+{
+    size_t rows = (size_t)squares * T;
+    causal_softmax_forward_kernel<<<blocks_for(rows, WARPS_PER_BLOCK), THREADS, 0, (cudaStream_t)stream>>>(
+        att, pre, (int)rows, T);
+    return launched();
+}
+
+__global__ void causal_softmax_backward_kernel(float *dpre, const float *att, const float *datt, int rows, int T)
+{
+    int row = warp_row(), l = lane();
+    if (row >= rows) return;
+    int n = row % T + 1;
+    size_t base = (size_t)row * T;
+    float dot = 0.0f;
+    for (int i = l; i < n; i += 32) dot += att[base + i] * datt[base + i];
+    dot = warp_sum(dot);
+    for (int i = l; i < T; i += 32) dpre[base + i] = i < n ? att[base + i] * (datt[base + i] - dot) : 0.0f;
+}
+
+extern "C" int zrt_cuda_causal_softmax_backward(void *stream, float *dpre, const float *att, const float *datt,
+                                                int squares, int T)
+{
+    size_t rows = (size_t)squares * T;
+    causal_softmax_backward_kernel<<<blocks_for(rows, WARPS_PER_BLOCK), THREADS, 0, (cudaStream_t)stream>>>(
+        dpre, att, datt, (int)rows, T);
+    return launched();
+}
+
+/* ---- cross-entropy ------------------------------------------------------------------------------ */
+
+/* A block per row: the row's max and sum over the block (a warp's tree, then
+ * the warps' in order), then the probabilities and d(logits). */
+__device__ float block_reduce(float v, bool is_max)
+{
+    __shared__ float partial[WARPS_PER_BLOCK];
+    v = is_max ? warp_max(v) : warp_sum(v);
+    __syncthreads(); /* partial[] may still be read from a previous reduction */
+    if (lane() == 0) partial[threadIdx.x / 32] = v;
+    __syncthreads();
+    float total = partial[0];
+    for (int w = 1; w < WARPS_PER_BLOCK; w++) total = is_max ? fmaxf(total, partial[w]) : total + partial[w];
+    return total;
+}
+
+__device__ double block_sum_double(double v)
+{
+    __shared__ double partial[THREADS];
+    __syncthreads();
+    partial[threadIdx.x] = v;
+    __syncthreads();
+    double total = 0.0;
+    for (int t = 0; t < THREADS; t++) total += partial[t];
+    return total;
+}
+
+__global__ void cross_entropy_kernel(float *dlogits, float *probs, double *losses, const float *logits,
+                                     const int32_t *targets, int N, int V, float scale, int double_math, int32_t *bad)
+{
+    int row = (int)blockIdx.x, target = targets[row];
+    size_t base = (size_t)row * V;
+    const float *z = logits + base;
+    float *d = dlogits + base;
+    bool valid = target >= 0 && target < V;
+    if (!valid && threadIdx.x == 0) *bad = 1;
+    float max = -FLT_MAX;
+    for (int v = threadIdx.x; v < V; v += THREADS) max = fmaxf(max, z[v]);
+    max = block_reduce(max, true);
+    if (double_math) { /* mlp.c: log-sum-exp in double */
+        double sum = 0.0;
+        for (int v = threadIdx.x; v < V; v += THREADS) sum += exp((double)(z[v] - max));
+        double log_sum = log(block_sum_double(sum)) + max;
+        for (int v = threadIdx.x; v < V; v += THREADS) {
+            float value = (float)(exp(z[v] - log_sum) * scale / N);
+            d[v] = v == target ? value - scale / (float)N : value;
+        }
+        if (threadIdx.x == 0) losses[row] = valid ? log_sum - z[target] : 0.0;
+        return;
+    }
+    float *p = probs + base, sum = 0.0f; /* gpt.c: fp32 exp and sum */
+    for (int v = threadIdx.x; v < V; v += THREADS) sum += (p[v] = expf(z[v] - max));
+    float inv = 1.0f / block_reduce(sum, false), dscale = scale / (float)N;
+    for (int v = threadIdx.x; v < V; v += THREADS) {
+        float pv = p[v] * inv;
+        p[v] = pv;
+        d[v] = v == target ? (pv - 1.0f) * dscale : pv * dscale;
+    }
+    __syncthreads(); /* p[target] was written by another thread */
+    if (threadIdx.x == 0) losses[row] = valid ? -log((double)p[target]) : 0.0;
+}
+
+extern "C" int zrt_cuda_cross_entropy(void *stream, float *dlogits, float *probs, double *losses, const float *logits,
+                                      const int32_t *targets, int N, int V, float scale, int double_math, int32_t *bad)
+{
+    cross_entropy_kernel<<<(unsigned)N, THREADS, 0, (cudaStream_t)stream>>>(dlogits, probs, losses, logits, targets, N,
+                                                                          V, scale, double_math, bad);
+    return launched();
+}
+
+__global__ void loss_mean_kernel(float *loss_sum, const double *losses, int N, float divisor)
+{
+    double total = 0.0;
+    for (int i = 0; i < N; i++) total += losses[i];
+    *loss_sum += (float)(total / N) / divisor;
+}
+
+extern "C" int zrt_cuda_loss_mean(void *stream, float *loss_sum, const double *losses, int N, float divisor)
+{
+    loss_mean_kernel<<<1, 1, 0, (cudaStream_t)stream>>>(loss_sum, losses, N, divisor);
+    return launched();
+}

@@ -1,0 +1,77 @@
+/* model_kernels.h: the C entry points of kernels/model_kernels.cu, the CUDA
+ * models' elementwise, row and reduction kernels (the matmuls are cuBLASLt's:
+ * runtime/model/cuda_blas.c). Built only with CUDA.
+ *
+ * Conventions as kernels/cuda_kernels.h: each launcher enqueues on `stream`
+ * (a cudaStream_t), returns 0 or the launch's cudaError_t, never prints or
+ * synchronizes; pointers are device pointers, activations fp32 row-major.
+ * Each kernel does what the CPU model's code of the same name does
+ * (runtime/model/gpt.c, mlp.c), with the per-element math of gelu.h and
+ * layernorm.h. Reduction orders:
+ *  - the same as the CPU's (so the same bits, FMA contraction being off):
+ *    the embedding, bias and layernorm weight gradients (each output element
+ *    sums its rows in row order, one thread per element: deterministic, no
+ *    atomics), the losses' sum (one thread, in row order, in double);
+ *  - a warp's order (32 lanes, then a shuffle tree) where a row is reduced:
+ *    layernorm's statistics, the softmax's max and sum, softmax backward's
+ *    dot. These differ from the CPU's left-to-right or vector-lane sums
+ *    within rounding: relative 1e-5 of the row (tests/test_cuda_kernels.c).
+ * Every kernel gives the same bits on every run.
+ */
+#ifndef ZRT_MODEL_KERNELS_H
+#define ZRT_MODEL_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* out (N, C) = wte[tokens[i]] + wpe[i % T]. A token outside 0..V-1 gives a
+ * zero row and sets *bad = 1 (bad: device or mapped pinned memory). */
+int zrt_cuda_embed_forward(void *stream, float *out, const int32_t *tokens, const float *wte, const float *wpe, int N,
+                           int T, int C, int V, int32_t *bad);
+/* dwte[tokens[i]] += dout[i], dwpe[i % T] += dout[i], rows in order. */
+int zrt_cuda_embed_backward(void *stream, float *dwte, float *dwpe, const float *dout, const int32_t *tokens, int N,
+                            int T, int C, int V);
+
+/* out[i] = bias + residual (either may be NULL; neither: nothing to do), the
+ * initial value a matmul with beta 1 adds onto. */
+int zrt_cuda_init_rows(void *stream, float *out, const float *bias, const float *residual, int N, int OC);
+/* db[o] += sum over rows of dout[i][o], rows in order. */
+int zrt_cuda_bias_backward(void *stream, float *db, const float *dout, int N, int OC);
+
+/* pre[r][c] += bias[c] (bias NULL: none), out = gelu(pre). */
+int zrt_cuda_bias_gelu_forward(void *stream, float *pre, float *out, const float *bias, int rows, int cols);
+/* dinp = dout * gelu'(inp); dinp == dout is fine. */
+int zrt_cuda_gelu_backward(void *stream, float *dinp, const float *inp, const float *dout, size_t n);
+
+/* Per row of C: out = layernorm(x) * w + b; mean, rstd saved. */
+int zrt_cuda_layernorm_forward(void *stream, float *out, float *mean, float *rstd, const float *x, const float *w,
+                               const float *b, int N, int C);
+/* dx += d(x) per row; dw += norm * d, db += d summed over rows in order. */
+int zrt_cuda_layernorm_backward(void *stream, float *dx, float *dw, float *db, const float *d, const float *x,
+                                const float *w, const float *mean, const float *rstd, int N, int C);
+
+/* rows x T squares: row t of each keeps its first t + 1 entries, softmaxed
+ * (att), the rest 0. pre and att may not overlap. */
+int zrt_cuda_causal_softmax_forward(void *stream, float *att, const float *pre, int squares, int T);
+/* dpre = att * (datt - rowsum(att * datt)) on the causal part, 0 above. */
+int zrt_cuda_causal_softmax_backward(void *stream, float *dpre, const float *att, const float *datt, int squares,
+                                     int T);
+
+/* Softmax cross-entropy per row of V logits: losses[i] = -log p[target],
+ * dlogits = (p - onehot) * scale / N. double_math: the MLP's form (log-sum-exp
+ * in double, mlp.c), else GPT's (fp32 exp and sum, -log in double, gpt.c).
+ * probs: fp32 (N, V) scratch (GPT's form only; NULL for the MLP's). A target
+ * outside 0..V-1 sets *bad = 1 and leaves its row's loss 0. */
+int zrt_cuda_cross_entropy(void *stream, float *dlogits, float *probs, double *losses, const float *logits,
+                           const int32_t *targets, int N, int V, float scale, int double_math, int32_t *bad);
+/* *loss_sum += (float)(sum of losses[0..N) / N) / divisor, in one thread, in order. */
+int zrt_cuda_loss_mean(void *stream, float *loss_sum, const double *losses, int N, float divisor);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
