@@ -439,6 +439,7 @@ static void validate_into(zrt_config *cfg, zrt_cfg_errors *errs)
     if (cfg->job.model.hidden == 0) cfg->job.model.hidden = 4 * cfg->job.model.d_model;
     cfg->fp16.enabled = cfg->mixed_precision == ZRT_PRECISION_FP16;
     cfg->bf16_enabled = cfg->mixed_precision == ZRT_PRECISION_BF16;
+    cfg->job.model.precision = (int)cfg->mixed_precision;
 }
 
 zrt_status zrt_config_validate(zrt_config *cfg)

@@ -186,6 +186,7 @@ static const zrt_cfg_field model_fields[] = {
     INT("seq_len", job.model.seq_len, 1, 65536, 0),
     INT("vocab", job.model.vocab, 2, 1 << 20, 0),
     STR("init_from", job.model.init_from),
+    BOOL("allow_tf32", job.model.allow_tf32, 0),
     END};
 static const zrt_cfg_section model = {model_fields, true};
 

@@ -189,6 +189,8 @@ typedef struct {
     int64_t seq_len;
     int64_t vocab;
     char init_from[ZRT_PATH_MAX]; /* gpt: start from these weights (safetensors, or a Hugging Face GPT-2 directory) */
+    bool allow_tf32;     /* cuda, fp32 training: matmuls on TF32 tensor cores (torch's allow_tf32; off by default) */
+    zrt_precision precision; /* the run's mixed_precision (filled by validation: the CUDA matmuls' math) */
 } zrt_model_config;
 
 typedef struct {

@@ -3,11 +3,15 @@
  *
  * Why a table: the engine trains whatever zrt_model it is handed and never
  * names a concrete model; adding a model (or a backend's implementation of
- * one) is one row here and one file. The built-in models have cpu rows
- * only until the GPU path brings their CUDA kernels; a cuda device is then
- * refused by name rather than run on the CPU behind the user's back.
+ * one) is one row here and one file. Each built-in model has a cpu row and,
+ * in builds with CUDA, a cuda row (gpt_cuda.c, mlp_cuda.c); a device without
+ * a row is refused by name rather than run on the CPU behind the user's back.
  */
 #include "model_internal.h"
+
+#ifdef ZRT_HAVE_CUDA
+#include "cuda_model.h"
+#endif
 
 typedef zrt_status (*model_create_fn)(const zrt_model_config *cfg, zrt_device *device, int micro_batch,
                                       zrt_model **out);
@@ -20,6 +24,10 @@ static const struct {
 } registry[] = {
     {ZRT_MODEL_MLP, "mlp", ZRT_DEVICE_CPU, zrt_model_mlp_create},
     {ZRT_MODEL_GPT, "gpt", ZRT_DEVICE_CPU, zrt_model_gpt_create},
+#ifdef ZRT_HAVE_CUDA
+    {ZRT_MODEL_MLP, "mlp", ZRT_DEVICE_CUDA, zrt_model_mlp_cuda_create},
+    {ZRT_MODEL_GPT, "gpt", ZRT_DEVICE_CUDA, zrt_model_gpt_cuda_create},
+#endif
 };
 
 const char *zrt_model_type_name(zrt_model_type type)
@@ -41,7 +49,7 @@ zrt_status zrt_model_create(const zrt_model_config *cfg, zrt_device *device, int
     }
     if (!known) return zrt_set_error(ZRT_ERR_INVALID, "model: no built-in model of type %d", (int)cfg->type);
     return zrt_set_error(ZRT_ERR_UNSUPPORTED,
-                         "model: the built-in %s model has no %s implementation yet (its CUDA kernels come with the "
-                         "GPU path); train it on the cpu device: use_cpu: true or zrt.device: cpu",
+                         "model: the built-in %s model has no %s implementation in this build (built without CUDA); "
+                         "train it on the cpu device: use_cpu: true or zrt.device: cpu",
                          zrt_model_type_name(cfg->type), zrt_device_kind_name(kind));
 }

@@ -1,0 +1,193 @@
+/* cuda_blas.c: the CUDA models' matmuls through cuBLASLt, behind
+ * cblas_sgemm's row-major contract (cuda_model.h), so gpt_cuda.c reads
+ * like gpt.c.
+ *
+ * Row-major to cuBLAS's column-major: a row-major X (r x c, ld) is the
+ * column-major X^T, so C = op(A) op(B) row-major is C^T = op(B)^T op(A)^T
+ * column-major: cuBLASLt gets B as its first matrix, A as its second, m = N
+ * and n = M. Descriptors and the heuristic's algorithm are made once per
+ * shape and kept in a small cache (a step then only launches); a shape
+ * beyond the cache is planned, run and freed.
+ * Math: fp32 in and out, fp32 accumulation; the compute type says whether
+ * the tensor cores may round the inputs (TF32, bf16, fp16) -- see
+ * zrt_matmul_math. cuBLASLt gives the same bits run to run for a shape and
+ * algorithm (no atomics mode is set), so ZeRO stages stay equal on a GPU.
+ */
+#ifdef ZRT_HAVE_CUDA
+
+#include "cuda_model.h"
+
+#include <cublasLt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define WORKSPACE_BYTES (32u << 20)
+#define CACHE_SLOTS 64
+
+typedef struct {
+    bool trans_a, trans_b;
+    int M, N, K, lda, ldb, ldc, batch;
+    int64_t stride_a, stride_b, stride_c;
+} gemm_shape;
+
+typedef struct {
+    gemm_shape shape;
+    cublasLtMatmulDesc_t desc;
+    cublasLtMatrixLayout_t first, second, out; /* cuBLASLt's A (our B), B (our A), C = D */
+    cublasLtMatmulAlgo_t algo;
+} gemm_plan;
+
+struct zrt_cuda_blas {
+    cublasLtHandle_t handle;
+    cublasComputeType_t compute;
+    void *workspace;
+    int n_plans;
+    gemm_plan plans[CACHE_SLOTS];
+};
+
+static zrt_status lt_failed(cublasStatus_t st, const char *call)
+{
+    return zrt_set_error(ZRT_ERR_IO, "cublasLt: %s failed: %s", call, cublasLtGetStatusString(st));
+}
+
+#define LT(call)                                              \
+    do {                                                      \
+        cublasStatus_t lt_st_ = (call);                       \
+        if (lt_st_ != CUBLAS_STATUS_SUCCESS) return lt_failed(lt_st_, #call); \
+    } while (0)
+
+zrt_matmul_math zrt_matmul_math_of(const zrt_model_config *cfg)
+{
+    if (cfg->precision == ZRT_PRECISION_BF16) return ZRT_MATMUL_BF16;
+    if (cfg->precision == ZRT_PRECISION_FP16) return ZRT_MATMUL_FP16;
+    return cfg->allow_tf32 ? ZRT_MATMUL_TF32 : ZRT_MATMUL_FP32;
+}
+
+zrt_status zrt_cuda_blas_create(zrt_device *device, zrt_matmul_math math, zrt_cuda_blas **out)
+{
+    zrt_cuda_blas *b = calloc(1, sizeof *b);
+    if (!b) return zrt_set_error(ZRT_ERR_NOMEM, "cublasLt: out of memory");
+    static const cublasComputeType_t computes[] = {CUBLAS_COMPUTE_32F, CUBLAS_COMPUTE_32F_FAST_TF32,
+                                                   CUBLAS_COMPUTE_32F_FAST_16BF, CUBLAS_COMPUTE_32F_FAST_16F};
+    b->compute = computes[math];
+    cublasStatus_t st = cublasLtCreate(&b->handle);
+    if (st != CUBLAS_STATUS_SUCCESS) {
+        free(b);
+        return lt_failed(st, "cublasLtCreate");
+    }
+    zrt_status status = zrt_device_alloc(device, ZRT_MEM_ACTIVATIONS, WORKSPACE_BYTES, "cublasLt workspace", NULL,
+                                         &b->workspace);
+    if (status != ZRT_OK) {
+        zrt_cuda_blas_destroy(b, device);
+        return status;
+    }
+    *out = b;
+    return ZRT_OK;
+}
+
+static void plan_free(gemm_plan *p)
+{
+    if (p->first) cublasLtMatrixLayoutDestroy(p->first);
+    if (p->second) cublasLtMatrixLayoutDestroy(p->second);
+    if (p->out) cublasLtMatrixLayoutDestroy(p->out);
+    if (p->desc) cublasLtMatmulDescDestroy(p->desc);
+    memset(p, 0, sizeof *p);
+}
+
+void zrt_cuda_blas_destroy(zrt_cuda_blas *b, zrt_device *device)
+{
+    if (!b) return;
+    for (int i = 0; i < b->n_plans; i++) plan_free(&b->plans[i]);
+    zrt_device_free(device, b->workspace, NULL);
+    if (b->handle) cublasLtDestroy(b->handle);
+    free(b);
+}
+
+/* A column-major rows x cols layout with ld and the batch's stride. */
+static zrt_status layout(cublasLtMatrixLayout_t *out, int rows, int cols, int ld, int batch, int64_t stride)
+{
+    LT(cublasLtMatrixLayoutCreate(out, CUDA_R_32F, (uint64_t)rows, (uint64_t)cols, ld));
+    if (batch > 1) {
+        int32_t count = batch;
+        LT(cublasLtMatrixLayoutSetAttribute(*out, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof count));
+        LT(cublasLtMatrixLayoutSetAttribute(*out, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof stride));
+    }
+    return ZRT_OK;
+}
+
+/* Descriptors and the heuristic's best algorithm for a shape. */
+static zrt_status plan_make(zrt_cuda_blas *b, const gemm_shape *s, gemm_plan *p)
+{
+    memset(p, 0, sizeof *p);
+    p->shape = *s;
+    /* column-major: D (N x M) = op(B') (N x K) op(A') (K x M), B' and A' the row-major buffers */
+    cublasOperation_t op_first = s->trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+    cublasOperation_t op_second = s->trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+    LT(cublasLtMatmulDescCreate(&p->desc, b->compute, CUDA_R_32F));
+    LT(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_first, sizeof op_first));
+    LT(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_second, sizeof op_second));
+    ZRT_CHECK(layout(&p->first, s->trans_b ? s->K : s->N, s->trans_b ? s->N : s->K, s->ldb, s->batch, s->stride_b));
+    ZRT_CHECK(layout(&p->second, s->trans_a ? s->M : s->K, s->trans_a ? s->K : s->M, s->lda, s->batch, s->stride_a));
+    ZRT_CHECK(layout(&p->out, s->N, s->M, s->ldc, s->batch, s->stride_c));
+    cublasLtMatmulPreference_t pref;
+    LT(cublasLtMatmulPreferenceCreate(&pref));
+    uint64_t workspace = WORKSPACE_BYTES;
+    cublasStatus_t st = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace,
+                                                             sizeof workspace);
+    cublasLtMatmulHeuristicResult_t result;
+    int found = 0;
+    if (st == CUBLAS_STATUS_SUCCESS)
+        st = cublasLtMatmulAlgoGetHeuristic(b->handle, p->desc, p->first, p->second, p->out, p->out, pref, 1, &result,
+                                            &found);
+    cublasLtMatmulPreferenceDestroy(pref);
+    if (st != CUBLAS_STATUS_SUCCESS) return lt_failed(st, "cublasLtMatmulAlgoGetHeuristic");
+    if (found < 1)
+        return zrt_set_error(ZRT_ERR_UNSUPPORTED, "cublasLt: no algorithm for a %dx%dx%d matmul (batch %d)", s->M, s->N,
+                             s->K, s->batch);
+    p->algo = result.algo;
+    return ZRT_OK;
+}
+
+/* The cached plan of a shape, made on first use (NULL slot: the cache is full, *tmp holds it). */
+static zrt_status plan_for(zrt_cuda_blas *b, const gemm_shape *s, gemm_plan *tmp, gemm_plan **out)
+{
+    for (int i = 0; i < b->n_plans; i++)
+        if (memcmp(&b->plans[i].shape, s, sizeof *s) == 0) {
+            *out = &b->plans[i];
+            return ZRT_OK;
+        }
+    gemm_plan *p = b->n_plans < CACHE_SLOTS ? &b->plans[b->n_plans] : tmp;
+    zrt_status status = plan_make(b, s, p);
+    if (status != ZRT_OK) {
+        plan_free(p);
+        return status;
+    }
+    if (p != tmp) b->n_plans++;
+    *out = p;
+    return ZRT_OK;
+}
+
+zrt_status zrt_cuda_gemm(zrt_cuda_blas *b, void *stream, const zrt_gemm *g)
+{
+    int batch = g->batch ? g->batch : 1;
+    if (g->M < 1 || g->N < 1 || g->K < 1 || batch < 1)
+        return zrt_set_error(ZRT_ERR_INVALID, "cublasLt: a %dx%dx%d matmul (batch %d)", g->M, g->N, g->K, batch);
+    gemm_shape s;
+    memset(&s, 0, sizeof s); /* the cache compares bytes, padding included: fields one by one */
+    s.trans_a = g->trans_a, s.trans_b = g->trans_b, s.M = g->M, s.N = g->N, s.K = g->K;
+    s.lda = g->lda, s.ldb = g->ldb, s.ldc = g->ldc, s.batch = batch;
+    if (batch > 1) s.stride_a = g->stride_a, s.stride_b = g->stride_b, s.stride_c = g->stride_c;
+    gemm_plan tmp, *p;
+    memset(&tmp, 0, sizeof tmp);
+    ZRT_CHECK(plan_for(b, &s, &tmp, &p));
+    cublasStatus_t st = cublasLtMatmul(b->handle, p->desc, &g->alpha, g->B, p->first, g->A, p->second, &g->beta, g->C,
+                                       p->out, g->C, p->out, &p->algo, b->workspace, WORKSPACE_BYTES,
+                                       (cudaStream_t)stream);
+    if (p == &tmp) plan_free(&tmp);
+    if (st != CUBLAS_STATUS_SUCCESS) return lt_failed(st, "cublasLtMatmul");
+    return ZRT_OK;
+}
+
+#else
+typedef int zrt_cuda_blas_absent; /* built without CUDA: the CUDA models are not registered */
+#endif
