@@ -55,6 +55,9 @@ static inline void reference_reduce(void *out, size_t i, size_t index, int chunk
  * stream-ordered ops through pinned host memory, as on a GPU without NCCL. */
 static bool open_comm_staged;
 
+/* The backend open_comm makes: "host" unless a test says "nccl". */
+static const char *open_comm_backend = "host";
+
 static inline zrt_status open_comm(const char *scope, int rank, int world, bool force_tcp, double timeout_s,
                                    zrt_store **store, zrt_comm **comm)
 {
@@ -71,7 +74,7 @@ static inline zrt_status open_comm(const char *scope, int rank, int world, bool 
     o.timeout_s = timeout_s;
     o.socket_ifname = "lo";
     o.stage_through_host = open_comm_staged;
-    return zrt_comm_create("host", &o, comm);
+    return zrt_comm_create(open_comm_backend, &o, comm);
 }
 
 #endif

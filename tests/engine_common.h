@@ -33,6 +33,8 @@ typedef struct {
     zrt_offload_device offload_param;         /* offload_param.device (stage 3) */
     int64_t max_in_cpu;                       /* offload_param nvme: elements kept in host memory */
     bool stochastic;                          /* zrt.bf16_stochastic_rounding */
+    bool cuda;                                /* the cuda device (GPU 0; ranks share it over host comm) */
+    bool nccl;                                /* the nccl comm backend (with cuda) */
     char tag[64];
 } run_spec;
 
@@ -78,6 +80,8 @@ static inline void spec_config(const run_spec *s, zrt_config *cfg)
     }
     cfg->zero.offload_param.device = s->offload_param;
     cfg->job.bf16_stochastic_rounding = s->stochastic;
+    if (s->cuda) cfg->job.device = ZRT_DEVICE_CUDA;
+    if (s->nccl) cfg->job.comm_backend = ZRT_COMM_NCCL;
     if (s->offload_param == ZRT_OFFLOAD_NVME) {
         zrt_offload_config *o = &cfg->zero.offload_param;
         o->n_nvme_paths = 1;
@@ -120,12 +124,14 @@ typedef struct {
 static inline bool test_rank_open_config(test_rank *t, const char *tag, int rank, int world)
 {
     openblas_set_num_threads(1);
+    open_comm_backend = t->cfg.job.comm_backend == ZRT_COMM_NCCL ? "nccl" : "host";
     if (world > 1 && open_comm(tag, rank, world, false, 60, &t->store, &t->comm) != ZRT_OK) {
         fprintf(stderr, "rank %d: comm: %s\n", rank, zrt_last_error());
         return false;
     }
     zrt_device_options device_options;
-    zrt_device_options_init(&device_options); /* the cpu device; check mode from ZRT_DEVICE_CHECK (on in the tests) */
+    zrt_device_options_init(&device_options); /* check mode from ZRT_DEVICE_CHECK (on in the tests) */
+    device_options.kind = t->cfg.job.device == ZRT_DEVICE_CUDA ? ZRT_DEVICE_CUDA : ZRT_DEVICE_CPU; /* never auto */
     if (zrt_device_create(&device_options, &t->device) != ZRT_OK ||
         zrt_model_create(&t->cfg.job.model, t->device, (int)t->cfg.batch.micro_batch_per_gpu, &t->model) != ZRT_OK ||
         zrt_data_init(&t->data, &t->cfg) != ZRT_OK || zrt_engine_create(&t->cfg, t->comm, t->model, &t->e) != ZRT_OK) {
@@ -199,7 +205,8 @@ static inline int train_rank(int rank, int world, void *arg)
 static inline bool run_training(run_spec *s, run_result *out)
 {
     if (!s->tag[0])
-        snprintf(s->tag, sizeof s->tag, "%s-w%d-s%d-p%d-m%lld-a%lld-t%lld-o%d", s->gpt ? "gpt" : "mlp", s->world,
+        snprintf(s->tag, sizeof s->tag, "%s%s-w%d-s%d-p%d-m%lld-a%lld-t%lld-o%d", s->gpt ? "gpt" : "mlp",
+                 s->cuda ? (s->nccl ? "-nccl" : "-cuda") : "", s->world,
                  s->stage, (int)s->precision, (long long)s->micro, (long long)s->accum, (long long)s->persistence,
                  (int)s->offload);
     if (ranks_run(s->world, train_rank, s, 120) != 0) return false;

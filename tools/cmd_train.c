@@ -111,15 +111,33 @@ static void follow_agent(void)
     if (getppid() != (pid_t)atoi(agent)) exit(ZRT_EXIT_FAIL); /* it died before the line above */
 }
 
-/* The device the config asks for (one line when auto fell back to the cpu);
- * a cuda rank takes GPU LOCAL_RANK. */
+/* The GPU of a cuda rank: GPU LOCAL_RANK. With the host comm backend
+ * (hybrid mode: collectives staged through pinned memory) ranks may
+ * outnumber the GPUs and share them, rank i on GPU i % GPUs -- ZeRO-3 with
+ * 4 ranks on one GPU; NCCL needs a GPU per rank, so there it is an error. */
+static zrt_status gpu_index(const trainer *t, int *index)
+{
+    int local = env_int("LOCAL_RANK", 0), gpus = zrt_device_count(ZRT_DEVICE_CUDA);
+    *index = local;
+    if (gpus < 1 || local < gpus) return ZRT_OK; /* no GPU: zrt_device_create says why */
+    if (t->world > 1 && t->cfg.job.comm_backend == ZRT_COMM_HOST) {
+        *index = local % gpus;
+        return ZRT_OK;
+    }
+    return zrt_set_error(ZRT_ERR_CONFIG,
+                         "LOCAL_RANK %d but this machine has %d GPU%s: NCCL needs a GPU per rank; set zrt.comm_backend: "
+                         "host to let ranks share GPUs (hybrid mode)",
+                         local, gpus, gpus == 1 ? "" : "s");
+}
+
+/* The device the config asks for (one line when auto fell back to the cpu). */
 static zrt_status open_device(trainer *t)
 {
     char why[512];
     zrt_device_options o;
     zrt_device_options_init(&o);
     o.kind = zrt_device_select(&t->cfg, why, sizeof why);
-    o.index = env_int("LOCAL_RANK", 0);
+    if (o.kind == ZRT_DEVICE_CUDA) ZRT_CHECK(gpu_index(t, &o.index));
     if (why[0] && t->rank == 0) printf("zrt train: %s\n", why);
     return zrt_device_create(&o, &t->device);
 }
@@ -142,7 +160,8 @@ static zrt_status open_comm(trainer *t)
     o.store = t->store;
     o.timeout_s = t->cfg.job.comm_timeout_s;
     o.socket_ifname = t->cfg.job.socket_ifname;
-    o.device = env_int("LOCAL_RANK", 0);
+    o.device = 0;
+    if (cuda) ZRT_CHECK(gpu_index(t, &o.device));
     return zrt_comm_create(kind == ZRT_COMM_NCCL ? "nccl" : "host", &o, &t->comm);
 }
 

@@ -24,6 +24,11 @@ void zrt_device_options_init(zrt_device_options *o)
     o->seed = 1;
 }
 
+int zrt_device_count(zrt_device_kind kind)
+{
+    return kind == ZRT_DEVICE_CPU ? 1 : kind == ZRT_DEVICE_CUDA ? zrt_device_cuda_count(NULL) : 0;
+}
+
 const char *zrt_device_kind_name(zrt_device_kind kind)
 {
     switch (kind) {

@@ -76,6 +76,10 @@ zrt_status zrt_device_synchronize(zrt_device *device);
  * (RLIMIT_MEMLOCK) and is pageable instead. The library does not print it. */
 const char *zrt_device_warnings(const zrt_device *device);
 
+/* How many devices of a kind this process can open: cpu 1; cuda the GPUs
+ * visible (0 in a build without CUDA or without a driver). */
+int zrt_device_count(zrt_device_kind kind);
+
 /* "cpu", "cuda", "auto". */
 const char *zrt_device_kind_name(zrt_device_kind kind);
 
