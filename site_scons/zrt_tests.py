@@ -43,6 +43,12 @@ def _run_one(test, env_vars, cwd):
     return proc.returncode, timed_out, out.decode('utf-8', 'replace'), time.time() - start
 
 
+def _figures(text):
+    """A passed test's figures for the GPU report: its last 12 output lines."""
+    lines = [l.strip() for l in text.strip().splitlines() if l.strip()]
+    return '\n'.join(lines[-12:])
+
+
 def _shm_names():
     try:
         return {n for n in os.listdir('/dev/shm') if n.startswith('zrt-')}
@@ -68,7 +74,7 @@ def run(tests, env_vars, cwd, verbose=False, results=None):
         if left and not timed_out and rc in (0, SKIP):
             rc, out = 1, out + '\nleft in /dev/shm: %s\n' % ', '.join(left)
         note((test['name'], 'pass' if rc == 0 and not timed_out else 'skip' if rc == SKIP and not timed_out else 'fail', secs,
-              'timed out' if timed_out else _last_line(out) if rc == SKIP else out[-1500:] if rc else ''))
+              'timed out' if timed_out else _last_line(out) if rc == SKIP else out[-1500:] if rc else _figures(out)))
         if timed_out:
             timed.append(test['name'])
             print('FAIL %-32s timed out after %ds' % (test['name'], test['timeout']))

@@ -9,6 +9,7 @@
  * unit (persistence threshold 0). Time per step is the median over the
  * timed steps. Peak RSS per rank is measured per stage, alone, before.
  */
+#include "bench_engine.h"
 #include "cli.h"
 #include "zrt.h"
 #include "zrt/offload.h"
@@ -25,7 +26,6 @@
 
 void openblas_set_num_threads(int num_threads);
 
-#define MAX_STEPS 1000
 /* The offload rows' micro batch: small, so the optimizer's memory traffic and I/O
  * weigh against compute as they do for the large models offload is for. */
 #define OFFLOAD_MICRO 8
@@ -118,112 +118,31 @@ static double peer_torch_rate(const train_options *o)
     return rate;
 }
 
-/* micro: 0 for the model's usual micro batch. */
-static void bench_config(zrt_config *cfg, int stage, int world, bool gpt, int micro, zrt_offload_device offload,
-                         const char *nvme_dir)
+/* The base config of a row: stage 0, no offload (each run sets its own);
+ * micro 0 for the model's usual micro batch. One at a time (static). */
+static const zrt_config *base_config(const train_options *o, bool gpt, int micro)
 {
-    zrt_config_init(cfg);
-    cfg->distributed_type = ZRT_DIST_DEEPSPEED;
-    cfg->num_processes = world;
-    cfg->zero.stage = stage;
-    cfg->zero.overlap_comm = true;
-    cfg->zero.stage3_param_persistence_threshold = 0;
-    cfg->batch_given.micro_batch_per_gpu = micro ? micro : gpt ? 8 : 64;
-    cfg->job.model = (zrt_model_config){.type = ZRT_MODEL_MLP, .layers = 4, .d_model = 256, .hidden = 1024, .vocab = 64};
+    static zrt_config cfg;
+    zrt_config_init(&cfg);
+    cfg.distributed_type = ZRT_DIST_DEEPSPEED;
+    cfg.num_processes = o->world;
+    cfg.zero.overlap_comm = true;
+    cfg.zero.stage3_param_persistence_threshold = 0;
+    cfg.batch_given.micro_batch_per_gpu = micro ? micro : gpt ? 8 : 64;
+    cfg.job.model = (zrt_model_config){.type = ZRT_MODEL_MLP, .layers = 4, .d_model = 256, .hidden = 1024, .vocab = 64};
     if (gpt)
-        cfg->job.model = (zrt_model_config){.type = ZRT_MODEL_GPT, .layers = 4, .d_model = 256, .heads = 8,
-                                            .seq_len = 64, .vocab = 256, .hidden = 1024};
-    cfg->zero.offload_optimizer.device = offload;
-    if (offload == ZRT_OFFLOAD_NVME) {
-        cfg->zero.offload_optimizer.n_nvme_paths = 1;
-        snprintf(cfg->zero.offload_optimizer.nvme_paths[0], ZRT_PATH_MAX, "%s", nvme_dir);
-    }
-    zrt_config_validate(cfg);
+        cfg.job.model = (zrt_model_config){.type = ZRT_MODEL_GPT, .layers = 4, .d_model = 256, .heads = 8,
+                                           .seq_len = 64, .vocab = 256, .hidden = 1024};
+    zrt_config_validate(&cfg);
+    return &cfg;
 }
 
-/* Median seconds per step for one stage. */
-typedef struct {
-    double seconds;      /* median per step */
-    double tokens;       /* per step, all ranks */
-    double flops;        /* matmul flops per step per rank, forward + backward */
-} stage_timing;
-
-/* One configuration under measurement: its model and engine live while it is timed. */
-typedef struct {
-    zrt_config cfg;
-    zrt_model *model;
-    zrt_engine *engine;
-    zrt_data data;
-    zrt_step_result result;
-    double times[MAX_STEPS];
-} bench_run;
-
-/* The same on every rank; a stage in cfg. */
-typedef struct {
-    int stage;
-    zrt_offload_device offload;
-} run_kind;
-
-/* The run's model, data and engine; the engine's setup collectives (the
- * parameters' broadcast) are done on return, so another run's may follow. */
-static zrt_status run_open(bench_run *r, const train_options *o, zrt_device *device, zrt_comm *comm, run_kind kind,
-                           bool gpt, int micro)
+/* Where the nvme offload rows keep their files. */
+static const char *nvme_dir(const train_options *o)
 {
-    char nvme_dir[300];
-    snprintf(nvme_dir, sizeof nvme_dir, "%s/nvme", o->store_dir);
-    memset(r, 0, sizeof *r);
-    bench_config(&r->cfg, kind.stage, o->world, gpt, micro, kind.offload, nvme_dir);
-    ZRT_CHECK(zrt_model_create(&r->cfg.job.model, device, (int)r->cfg.batch.micro_batch_per_gpu, &r->model));
-    ZRT_CHECK(zrt_data_init(&r->data, &r->cfg));
-    ZRT_CHECK(zrt_engine_create(&r->cfg, comm, r->model, &r->engine));
-    return zrt_engine_synchronize(r->engine);
-}
-
-static void run_close(bench_run *r)
-{
-    zrt_engine_destroy(r->engine);
-    if (r->model) r->model->destroy(r->model);
-    zrt_data_fini(&r->data);
-    memset(r, 0, sizeof *r);
-}
-
-/* One step from an idle device, as at a barrier; its seconds. */
-static zrt_status run_step(bench_run *r, zrt_comm *comm, double *seconds)
-{
-    if (comm) ZRT_CHECK(zrt_engine_synchronize(r->engine));
-    if (comm) ZRT_CHECK(zrt_comm_barrier(comm));
-    double t = zrt_now();
-    ZRT_CHECK(zrt_engine_step(r->engine, &r->data, &r->result));
-    ZRT_CHECK(zrt_engine_synchronize(r->engine));
-    *seconds = zrt_now() - t;
-    return ZRT_OK;
-}
-
-/* Times n configurations interleaved step by step (one step of each in turn),
- * so a slow spell of this shared machine falls on all of them alike: 3
- * warm-up rounds, then the median of o->steps steps each. */
-static zrt_status time_runs(const train_options *o, zrt_device *device, zrt_comm *comm, int n, const run_kind *kinds,
-                            bool gpt, int micro, stage_timing *out)
-{
-    static bench_run runs[4];
-    zrt_status status = ZRT_OK;
-    for (int k = 0; k < n && status == ZRT_OK; k++) status = run_open(&runs[k], o, device, comm, kinds[k], gpt, micro);
-    for (int i = 0; status == ZRT_OK && i < o->steps + 3; i++)
-        for (int k = 0; k < n && status == ZRT_OK; k++) {
-            double t = 0;
-            status = run_step(&runs[k], comm, &t);
-            if (i >= 3) runs[k].times[i - 3] = t;
-        }
-    for (int k = 0; k < n; k++) {
-        bench_run *r = &runs[k];
-        if (status == ZRT_OK)
-            out[k] = (stage_timing){zrt_bench_median(r->times, o->steps),
-                                    (double)r->result.samples * (double)r->model->tokens_per_sample,
-                                    3.0 * r->model->matmul_flops_per_sample * (double)r->cfg.batch.micro_batch_per_gpu *
-                                        (double)r->cfg.batch.gradient_accumulation_steps};
-        run_close(r);
-    }
-    return status;
+    static char dir[300];
+    snprintf(dir, sizeof dir, "%s/nvme", o->store_dir);
+    return dir;
 }
 
 /* This process's peak resident set (VmHWM), in MB; -1 where /proc cannot say. */
@@ -246,106 +165,18 @@ static double peak_rss_mb(void)
 static zrt_status stage_rss(const train_options *o, zrt_device *device, zrt_comm *comm, int stage, bool gpt,
                             double *mb)
 {
-    static bench_run run;
+    static zrt_bench_run run;
     FILE *f = fopen("/proc/self/clear_refs", "w");
     bool reset = f && fputs("5", f) >= 0;
     if (f) reset = fclose(f) == 0 && reset;
-    zrt_status status = run_open(&run, o, device, comm, (run_kind){stage, ZRT_OFFLOAD_NONE}, gpt, 0);
+    zrt_status status = zrt_bench_run_open(&run, base_config(o, gpt, 0), (zrt_bench_kind){stage, ZRT_OFFLOAD_NONE}, NULL,
+                                           device, comm);
     for (int i = 0; status == ZRT_OK && i < 3; i++) {
         double t;
-        status = run_step(&run, comm, &t);
+        status = zrt_bench_run_step(&run, comm, &t);
     }
     *mb = reset ? peak_rss_mb() : -1;
-    run_close(&run);
-    return status;
-}
-
-/* The model's parameters, gradients and one batch in device memory. */
-typedef struct {
-    float *params[ZRT_MAX_UNITS], *grads[ZRT_MAX_UNITS], *loss;
-    void *inputs;
-    int32_t *labels;
-} model_buffers;
-
-static zrt_status fill_model_buffers(zrt_device *device, zrt_model *model, const zrt_data *data, int micro,
-                                     model_buffers *b)
-{
-    size_t input_bytes = (size_t)micro * model->input_bytes_per_sample;
-    size_t label_bytes = (size_t)micro * (size_t)model->labels_per_sample * sizeof(int32_t);
-    void *host_inputs = malloc(input_bytes), *host_labels = malloc(label_bytes);
-    float zero = 0;
-    zrt_status status = host_inputs && host_labels ? ZRT_OK : zrt_set_error(ZRT_ERR_NOMEM, "bench: out of memory");
-    if (status == ZRT_OK) {
-        zrt_data_fill(data, 0, micro, host_inputs, host_labels);
-        status = zrt_device_alloc(device, ZRT_MEM_ACTIVATIONS, input_bytes, "bench inputs", NULL, &b->inputs);
-    }
-    if (status == ZRT_OK) status = zrt_device_write(device, b->inputs, host_inputs, input_bytes);
-    if (status == ZRT_OK)
-        status = zrt_device_alloc(device, ZRT_MEM_ACTIVATIONS, label_bytes, "bench labels", NULL, (void **)&b->labels);
-    if (status == ZRT_OK) status = zrt_device_write(device, b->labels, host_labels, label_bytes);
-    if (status == ZRT_OK)
-        status = zrt_device_alloc(device, ZRT_MEM_ACTIVATIONS, sizeof(float), "bench loss", NULL, (void **)&b->loss);
-    if (status == ZRT_OK) status = zrt_device_write(device, b->loss, &zero, sizeof zero);
-    for (int u = 0; status == ZRT_OK && u < model->n_units; u++) {
-        size_t bytes = (size_t)model->unit_numel[u] * sizeof(float);
-        float *values = calloc((size_t)model->unit_numel[u], sizeof(float));
-        if (!values) status = zrt_set_error(ZRT_ERR_NOMEM, "bench: out of memory");
-        for (int64_t j = 0; values && j < model->unit_numel[u]; j++)
-            values[j] = 0.02f * zrt_random_normal(1, (uint64_t)u, (uint64_t)j);
-        if (status == ZRT_OK)
-            status = zrt_device_alloc(device, ZRT_MEM_PARAMS, bytes, "bench params", NULL, (void **)&b->params[u]);
-        if (status == ZRT_OK) status = zrt_device_write(device, b->params[u], values, bytes);
-        if (status == ZRT_OK) memset(values, 0, bytes); /* the gradients start at zero */
-        if (status == ZRT_OK)
-            status = zrt_device_alloc(device, ZRT_MEM_GRADS, bytes, "bench grads", NULL, (void **)&b->grads[u]);
-        if (status == ZRT_OK) status = zrt_device_write(device, b->grads[u], values, bytes);
-        free(values);
-    }
-    free(host_inputs);
-    free(host_labels);
-    return status;
-}
-
-/* The model alone: forward, loss and backward of one micro batch on fp32
- * parameters, no engine (no casts, comm, optimizer), on one stream of the
- * same device; median seconds. */
-static zrt_status time_model(const train_options *o, zrt_device *device, bool gpt, int micro_batch, double *seconds)
-{
-    static zrt_config cfg;
-    static double times[MAX_STEPS];
-    static model_buffers b;
-    memset(&b, 0, sizeof b);
-    bench_config(&cfg, 0, o->world, gpt, micro_batch, ZRT_OFFLOAD_NONE, NULL);
-    zrt_model *model = NULL;
-    zrt_data data = {0};
-    zrt_stream *stream = NULL;
-    int micro = (int)cfg.batch.micro_batch_per_gpu;
-    zrt_status status = zrt_model_create(&cfg.job.model, device, micro, &model);
-    if (status == ZRT_OK) status = zrt_data_init(&data, &cfg);
-    if (status == ZRT_OK) status = zrt_stream_create(device, "model alone", &stream);
-    if (status == ZRT_OK) status = fill_model_buffers(device, model, &data, micro, &b);
-    if (status == ZRT_OK) status = model->set_batch(model, b.inputs, b.labels, micro);
-    for (int i = 0; status == ZRT_OK && i < o->steps + 3; i++) {
-        double t = zrt_now();
-        for (int op = 0; status == ZRT_OK && op < model->n_ops; op++)
-            status = model->forward(model, stream, op, b.params[model->op_unit[op]]);
-        if (status == ZRT_OK) status = model->loss(model, stream, 1.0f, 1.0f, b.loss);
-        for (int op = model->n_ops - 1; status == ZRT_OK && op >= 0; op--)
-            status = model->backward(model, stream, op, b.params[model->op_unit[op]], b.grads[model->op_unit[op]]);
-        if (status == ZRT_OK) status = zrt_stream_synchronize(stream);
-        if (i >= 3) times[i - 3] = zrt_now() - t;
-    }
-    if (status == ZRT_OK) *seconds = zrt_bench_median(times, o->steps);
-    zrt_stream_destroy(stream);
-    for (int u = 0; model && u < model->n_units; u++) {
-        zrt_device_free(device, b.params[u], NULL);
-        zrt_device_free(device, b.grads[u], NULL);
-    }
-    zrt_device_free(device, b.inputs, NULL);
-    zrt_device_free(device, b.labels, NULL);
-    zrt_device_free(device, b.loss, NULL);
-    if (model) model->destroy(model);
-    zrt_data_fini(&data);
+    zrt_bench_run_close(&run);
     return status;
 }
 
@@ -354,12 +185,11 @@ static zrt_status time_model(const train_options *o, zrt_device *device, bool gp
 /* This rank's own elements of the MLP (every unit's shard). */
 static size_t own_elements(const train_options *o, zrt_device *device, size_t shards[ZRT_MAX_UNITS], int *n_units)
 {
-    static zrt_config cfg;
-    bench_config(&cfg, 2, o->world, false, 0, ZRT_OFFLOAD_NONE, NULL);
+    const zrt_config *cfg = base_config(o, false, 0);
     zrt_model *model = NULL;
     size_t total = 0;
     *n_units = 0;
-    if (zrt_model_create(&cfg.job.model, device, 1, &model) != ZRT_OK) return 0;
+    if (zrt_model_create(&cfg->job.model, device, 1, &model) != ZRT_OK) return 0;
     int64_t align = 16 * o->world;
     for (int u = 0; u < model->n_units; u++) {
         shards[u] = (size_t)((model->unit_numel[u] + align - 1) / align * align / o->world);
@@ -373,7 +203,7 @@ static size_t own_elements(const train_options *o, zrt_device *device, size_t sh
 /* The CPU optimizer alone over n own elements (fp32 grads and copy), on this rank's pool; median seconds. */
 static zrt_status time_cpu_optimizer(const train_options *o, int rank, size_t n, double *seconds)
 {
-    static double times[MAX_STEPS];
+    static double times[ZRT_BENCH_MAX_STEPS];
     float *buf = calloc(5 * n, sizeof(float));
     zrt_cpu_pool *pool = NULL;
     int threads = zrt_cpu_threads_default(0, o->world);
@@ -397,7 +227,7 @@ static zrt_status time_cpu_optimizer(const train_options *o, int rank, size_t n,
  * the engine's sub-groups of the default size) alone; median seconds. */
 static zrt_status time_io(const train_options *o, int rank, const size_t *shards, int n_units, double *seconds)
 {
-    static double times[MAX_STEPS];
+    static double times[ZRT_BENCH_MAX_STEPS];
     char dir[300], name[32];
     snprintf(dir, sizeof dir, "%s/nvme", o->store_dir);
     snprintf(name, sizeof name, "bench-io-rank%d", rank);
@@ -432,14 +262,12 @@ static zrt_status time_io(const train_options *o, int rank, const size_t *shards
 static zrt_status offload_rows(const train_options *o, zrt_device *device, zrt_comm *comm, int rank)
 {
     static const char *const names[] = {"none", "cpu", "nvme"};
-    char dir[300];
-    snprintf(dir, sizeof dir, "%s/nvme", o->store_dir);
-    mkdir(dir, 0700);
-    stage_timing t[3];
-    const run_kind kinds[3] = {{2, ZRT_OFFLOAD_NONE}, {2, ZRT_OFFLOAD_CPU}, {2, ZRT_OFFLOAD_NVME}};
-    ZRT_CHECK(time_runs(o, device, comm, 3, kinds, false, OFFLOAD_MICRO, t));
+    mkdir(nvme_dir(o), 0700);
+    zrt_bench_timing t[3];
+    const zrt_bench_kind kinds[3] = {{2, ZRT_OFFLOAD_NONE}, {2, ZRT_OFFLOAD_CPU}, {2, ZRT_OFFLOAD_NVME}};
+    ZRT_CHECK(zrt_bench_time_runs(base_config(o, false, OFFLOAD_MICRO), o->steps, nvme_dir(o), device, comm, 3, kinds, t));
     double model_s = 0;
-    ZRT_CHECK(time_model(o, device, false, OFFLOAD_MICRO, &model_s));
+    ZRT_CHECK(zrt_bench_time_model(base_config(o, false, OFFLOAD_MICRO), o->steps, device, &model_s));
     size_t shards[ZRT_MAX_UNITS];
     int n_units;
     size_t own = own_elements(o, device, shards, &n_units);
@@ -502,7 +330,7 @@ static int train_rank(int rank, int world, void *arg)
                    gpt ? "tokens/s" : "samples/s", "ratio", "matmul GFLOP/s", "of sgemm", "step ms", "engine ms",
                    "RSS MB", gpt && o->peer_rate > 0 ? "  vs torch" : "");
         double base = 0, model_s = 0;
-        if (time_model(o, device, gpt != 0, 0, &model_s) != ZRT_OK) {
+        if (zrt_bench_time_model(base_config(o, gpt != 0, 0), o->steps, device, &model_s) != ZRT_OK) {
             fprintf(stderr, "zrt bench train: rank %d model alone: %s\n", rank, zrt_last_error());
             return ZRT_EXIT_FAIL;
         }
@@ -511,18 +339,19 @@ static int train_rank(int rank, int world, void *arg)
                    gpt ? "gpt" : "mlp", model_s * 1e3);
         else if (rank == 0)
             printf("     forward+backward alone (the model, no engine): %.2f ms per micro batch\n", model_s * 1e3);
-        stage_timing timings[4];
+        zrt_bench_timing timings[4];
         double rss[4];
-        const run_kind kinds[4] = {{0, ZRT_OFFLOAD_NONE}, {1, ZRT_OFFLOAD_NONE}, {2, ZRT_OFFLOAD_NONE}, {3, ZRT_OFFLOAD_NONE}};
+        const zrt_bench_kind kinds[4] = {{0, ZRT_OFFLOAD_NONE}, {1, ZRT_OFFLOAD_NONE}, {2, ZRT_OFFLOAD_NONE}, {3, ZRT_OFFLOAD_NONE}};
         zrt_status status = ZRT_OK;
         for (int stage = 0; stage <= 3 && status == ZRT_OK; stage++) status = stage_rss(o, device, comm, stage, gpt, &rss[stage]);
-        if (status == ZRT_OK) status = time_runs(o, device, comm, 4, kinds, gpt, 0, timings);
+        if (status == ZRT_OK)
+            status = zrt_bench_time_runs(base_config(o, gpt != 0, 0), o->steps, NULL, device, comm, 4, kinds, timings);
         if (status != ZRT_OK) {
             fprintf(stderr, "zrt bench train: rank %d stages: %s\n", rank, zrt_last_error());
             return ZRT_EXIT_FAIL;
         }
         for (int stage = 0; stage <= 3 && rank == 0; stage++) {
-            stage_timing t = timings[stage];
+            zrt_bench_timing t = timings[stage];
             double rate = t.tokens / t.seconds, gflops = t.flops / t.seconds / 1e9;
             if (stage == 0) base = rate;
             if (o->json)
@@ -574,7 +403,7 @@ int zrt_bench_train(int argc, char **argv)
         } else if (c == 'p' && strcmp(optarg, "torch") == 0) {
             o.peer_torch = true;
         } else if (c == 'w' && (o.world = atoi(optarg)) >= 1 && o.world <= 64) continue;
-        else if (c == 's' && (o.steps = atoi(optarg)) >= 1 && o.steps <= MAX_STEPS) continue;
+        else if (c == 's' && (o.steps = atoi(optarg)) >= 1 && o.steps <= ZRT_BENCH_MAX_STEPS) continue;
         else if (c != 'j')
             return c == '?' ? ZRT_EXIT_USAGE
                             : zrt_cli_usage_error("bench train", "bad value '%s' for %s", optarg,

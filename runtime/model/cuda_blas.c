@@ -12,14 +12,54 @@
  * the tensor cores may round the inputs (TF32, bf16, fp16) -- see
  * zrt_matmul_math. cuBLASLt gives the same bits run to run for a shape and
  * algorithm (no atomics mode is set), so ZeRO stages stay equal on a GPU.
+ * cuBLASLt is loaded with dlopen when the first CUDA model is made, not
+ * linked: its 64 MB of resident pages would otherwise be in every CPU rank.
  */
 #ifdef ZRT_HAVE_CUDA
 
 #include "cuda_model.h"
 
 #include <cublasLt.h>
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#ifndef ZRT_CUBLASLT_SONAME
+#define ZRT_CUBLASLT_SONAME "libcublasLt.so"
+#endif
+
+/* The cuBLASLt functions this file calls, from the library dlopen found. */
+#define LT_FUNCTIONS(X)                                                                                   \
+    X(cublasLtCreate) X(cublasLtDestroy) X(cublasLtGetStatusString) X(cublasLtMatmulDescCreate)           \
+    X(cublasLtMatmulDescDestroy) X(cublasLtMatmulDescSetAttribute) X(cublasLtMatrixLayoutCreate)          \
+    X(cublasLtMatrixLayoutDestroy) X(cublasLtMatrixLayoutSetAttribute) X(cublasLtMatmulPreferenceCreate) \
+    X(cublasLtMatmulPreferenceDestroy) X(cublasLtMatmulPreferenceSetAttribute)                            \
+    X(cublasLtMatmulAlgoGetHeuristic) X(cublasLtMatmul)
+
+static struct {
+#define LT_POINTER(name) __typeof__(&name) name;
+    LT_FUNCTIONS(LT_POINTER)
+#undef LT_POINTER
+} lt;
+static char lt_missing[512]; /* why loading failed, "" if it did not */
+static pthread_once_t lt_once = PTHREAD_ONCE_INIT;
+
+static void lt_load(void)
+{
+    void *lib = dlopen(ZRT_CUBLASLT_SONAME, RTLD_NOW | RTLD_LOCAL);
+    if (!lib) lib = dlopen("libcublasLt.so", RTLD_NOW | RTLD_LOCAL);
+    if (!lib) {
+        snprintf(lt_missing, sizeof lt_missing, "cannot load cuBLASLt (%s): %s", ZRT_CUBLASLT_SONAME, dlerror());
+        return;
+    }
+#define LT_LOAD(name)                                                                             \
+    if (!lt_missing[0] && !(*(void **)&lt.name = dlsym(lib, #name)))                               \
+        snprintf(lt_missing, sizeof lt_missing, "cuBLASLt (%s) has no %s", ZRT_CUBLASLT_SONAME, #name);
+    LT_FUNCTIONS(LT_LOAD)
+#undef LT_LOAD
+}
 
 #define WORKSPACE_BYTES (32u << 20)
 #define CACHE_SLOTS 64
@@ -47,7 +87,7 @@ struct zrt_cuda_blas {
 
 static zrt_status lt_failed(cublasStatus_t st, const char *call)
 {
-    return zrt_set_error(ZRT_ERR_IO, "cublasLt: %s failed: %s", call, cublasLtGetStatusString(st));
+    return zrt_set_error(ZRT_ERR_IO, "cublasLt: %s failed: %s", call, lt.cublasLtGetStatusString(st));
 }
 
 #define LT(call)                                              \
@@ -65,12 +105,14 @@ zrt_matmul_math zrt_matmul_math_of(const zrt_model_config *cfg)
 
 zrt_status zrt_cuda_blas_create(zrt_device *device, zrt_matmul_math math, zrt_cuda_blas **out)
 {
+    pthread_once(&lt_once, lt_load);
+    if (lt_missing[0]) return zrt_set_error(ZRT_ERR_UNSUPPORTED, "%s", lt_missing);
     zrt_cuda_blas *b = calloc(1, sizeof *b);
     if (!b) return zrt_set_error(ZRT_ERR_NOMEM, "cublasLt: out of memory");
     static const cublasComputeType_t computes[] = {CUBLAS_COMPUTE_32F, CUBLAS_COMPUTE_32F_FAST_TF32,
                                                    CUBLAS_COMPUTE_32F_FAST_16BF, CUBLAS_COMPUTE_32F_FAST_16F};
     b->compute = computes[math];
-    cublasStatus_t st = cublasLtCreate(&b->handle);
+    cublasStatus_t st = lt.cublasLtCreate(&b->handle);
     if (st != CUBLAS_STATUS_SUCCESS) {
         free(b);
         return lt_failed(st, "cublasLtCreate");
@@ -87,10 +129,10 @@ zrt_status zrt_cuda_blas_create(zrt_device *device, zrt_matmul_math math, zrt_cu
 
 static void plan_free(gemm_plan *p)
 {
-    if (p->first) cublasLtMatrixLayoutDestroy(p->first);
-    if (p->second) cublasLtMatrixLayoutDestroy(p->second);
-    if (p->out) cublasLtMatrixLayoutDestroy(p->out);
-    if (p->desc) cublasLtMatmulDescDestroy(p->desc);
+    if (p->first) lt.cublasLtMatrixLayoutDestroy(p->first);
+    if (p->second) lt.cublasLtMatrixLayoutDestroy(p->second);
+    if (p->out) lt.cublasLtMatrixLayoutDestroy(p->out);
+    if (p->desc) lt.cublasLtMatmulDescDestroy(p->desc);
     memset(p, 0, sizeof *p);
 }
 
@@ -99,18 +141,18 @@ void zrt_cuda_blas_destroy(zrt_cuda_blas *b, zrt_device *device)
     if (!b) return;
     for (int i = 0; i < b->n_plans; i++) plan_free(&b->plans[i]);
     zrt_device_free(device, b->workspace, NULL);
-    if (b->handle) cublasLtDestroy(b->handle);
+    if (b->handle) lt.cublasLtDestroy(b->handle);
     free(b);
 }
 
 /* A column-major rows x cols layout with ld and the batch's stride. */
 static zrt_status layout(cublasLtMatrixLayout_t *out, int rows, int cols, int ld, int batch, int64_t stride)
 {
-    LT(cublasLtMatrixLayoutCreate(out, CUDA_R_32F, (uint64_t)rows, (uint64_t)cols, ld));
+    LT(lt.cublasLtMatrixLayoutCreate(out, CUDA_R_32F, (uint64_t)rows, (uint64_t)cols, ld));
     if (batch > 1) {
         int32_t count = batch;
-        LT(cublasLtMatrixLayoutSetAttribute(*out, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof count));
-        LT(cublasLtMatrixLayoutSetAttribute(*out, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof stride));
+        LT(lt.cublasLtMatrixLayoutSetAttribute(*out, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof count));
+        LT(lt.cublasLtMatrixLayoutSetAttribute(*out, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof stride));
     }
     return ZRT_OK;
 }
@@ -123,23 +165,23 @@ static zrt_status plan_make(zrt_cuda_blas *b, const gemm_shape *s, gemm_plan *p)
     /* column-major: D (N x M) = op(B') (N x K) op(A') (K x M), B' and A' the row-major buffers */
     cublasOperation_t op_first = s->trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasOperation_t op_second = s->trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
-    LT(cublasLtMatmulDescCreate(&p->desc, b->compute, CUDA_R_32F));
-    LT(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_first, sizeof op_first));
-    LT(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_second, sizeof op_second));
+    LT(lt.cublasLtMatmulDescCreate(&p->desc, b->compute, CUDA_R_32F));
+    LT(lt.cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_first, sizeof op_first));
+    LT(lt.cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_second, sizeof op_second));
     ZRT_CHECK(layout(&p->first, s->trans_b ? s->K : s->N, s->trans_b ? s->N : s->K, s->ldb, s->batch, s->stride_b));
     ZRT_CHECK(layout(&p->second, s->trans_a ? s->M : s->K, s->trans_a ? s->K : s->M, s->lda, s->batch, s->stride_a));
     ZRT_CHECK(layout(&p->out, s->N, s->M, s->ldc, s->batch, s->stride_c));
     cublasLtMatmulPreference_t pref;
-    LT(cublasLtMatmulPreferenceCreate(&pref));
+    LT(lt.cublasLtMatmulPreferenceCreate(&pref));
     uint64_t workspace = WORKSPACE_BYTES;
-    cublasStatus_t st = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace,
+    cublasStatus_t st = lt.cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace,
                                                              sizeof workspace);
     cublasLtMatmulHeuristicResult_t result;
     int found = 0;
     if (st == CUBLAS_STATUS_SUCCESS)
-        st = cublasLtMatmulAlgoGetHeuristic(b->handle, p->desc, p->first, p->second, p->out, p->out, pref, 1, &result,
+        st = lt.cublasLtMatmulAlgoGetHeuristic(b->handle, p->desc, p->first, p->second, p->out, p->out, pref, 1, &result,
                                             &found);
-    cublasLtMatmulPreferenceDestroy(pref);
+    lt.cublasLtMatmulPreferenceDestroy(pref);
     if (st != CUBLAS_STATUS_SUCCESS) return lt_failed(st, "cublasLtMatmulAlgoGetHeuristic");
     if (found < 1)
         return zrt_set_error(ZRT_ERR_UNSUPPORTED, "cublasLt: no algorithm for a %dx%dx%d matmul (batch %d)", s->M, s->N,
@@ -180,7 +222,7 @@ zrt_status zrt_cuda_gemm(zrt_cuda_blas *b, void *stream, const zrt_gemm *g)
     gemm_plan tmp, *p;
     memset(&tmp, 0, sizeof tmp);
     ZRT_CHECK(plan_for(b, &s, &tmp, &p));
-    cublasStatus_t st = cublasLtMatmul(b->handle, p->desc, &g->alpha, g->B, p->first, g->A, p->second, &g->beta, g->C,
+    cublasStatus_t st = lt.cublasLtMatmul(b->handle, p->desc, &g->alpha, g->B, p->first, g->A, p->second, &g->beta, g->C,
                                        p->out, g->C, p->out, &p->algo, b->workspace, WORKSPACE_BYTES,
                                        (cudaStream_t)stream);
     if (p == &tmp) plan_free(&tmp);

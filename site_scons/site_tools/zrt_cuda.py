@@ -51,6 +51,9 @@ def _find_cuda(env, wanted):
     nccl_version = _nccl_version(nccl_header) or '?'
 
     env['NVCC'] = nvcc
+    # cuBLASLt is loaded at run time (runtime/model/cuda_blas.c), by the soname of this toolkit's major version.
+    if nvcc_version != '?':
+        env.Append(CPPDEFINES=[('ZRT_CUBLASLT_SONAME', r'\"libcublasLt.so.%s\"' % nvcc_version.split('.')[0])])
     env['CUDA_LIBDIRS'] = libdirs
     env.Append(CPPPATH=[os.path.join(home, 'include'), os.path.dirname(nccl_header)],
                LIBPATH=libdirs, RPATH=libdirs)

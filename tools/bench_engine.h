@@ -1,0 +1,54 @@
+/* bench_engine.h: what the training benches share (bench_engine.c): an
+ * engine run under measurement, stages timed interleaved, the model timed
+ * alone -- on any device. `zrt bench train` (CPU ranks) and `zrt bench gpu`
+ * (the CUDA GPT) both use it, so both measure a step the same way.
+ */
+#ifndef ZRT_TOOLS_BENCH_ENGINE_H
+#define ZRT_TOOLS_BENCH_ENGINE_H
+
+#include "zrt.h"
+
+#define ZRT_BENCH_MAX_STEPS 1000
+
+/* What varies between the runs of one bench: the stage and the offload. */
+typedef struct {
+    int stage;
+    zrt_offload_device offload;
+} zrt_bench_kind;
+
+/* One stage's figures. */
+typedef struct {
+    double seconds; /* median per step */
+    double tokens;  /* per step, all ranks */
+    double flops;   /* matmul flops per step per rank, forward + backward */
+} zrt_bench_timing;
+
+/* A configuration under measurement: its model and engine live while it is timed. */
+typedef struct {
+    zrt_config cfg;
+    zrt_model *model;
+    zrt_engine *engine;
+    zrt_data data;
+    zrt_step_result result;
+    double times[ZRT_BENCH_MAX_STEPS];
+} zrt_bench_run;
+
+/* base (validated) with kind's stage and offload (nvme under nvme_dir), validated. */
+void zrt_bench_config_with(const zrt_config *base, zrt_bench_kind kind, const char *nvme_dir, zrt_config *out);
+/* The run's model, data and engine on device; the engine's setup collectives
+ * are done on return, so another run's may follow. */
+zrt_status zrt_bench_run_open(zrt_bench_run *r, const zrt_config *base, zrt_bench_kind kind, const char *nvme_dir,
+                              zrt_device *device, zrt_comm *comm);
+void zrt_bench_run_close(zrt_bench_run *r);
+/* One step from an idle device, as at a barrier; its seconds. */
+zrt_status zrt_bench_run_step(zrt_bench_run *r, zrt_comm *comm, double *seconds);
+/* Times n (<= 4) configurations interleaved step by step, so a slow spell of
+ * a shared machine falls on all alike: 3 warm-up rounds, then the median of
+ * `steps` steps each. */
+zrt_status zrt_bench_time_runs(const zrt_config *base, int steps, const char *nvme_dir, zrt_device *device,
+                               zrt_comm *comm, int n, const zrt_bench_kind *kinds, zrt_bench_timing *out);
+/* The model alone: forward, loss and backward of one micro batch on fp32
+ * parameters, no engine, on one stream of device; median seconds. */
+zrt_status zrt_bench_time_model(const zrt_config *base, int steps, zrt_device *device, double *seconds);
+
+#endif
