@@ -7,9 +7,11 @@
  * and a bf16 gradient (2 B) and writes the three fp32 arrays and the bf16
  * copy (14 B): 28 B. A copy of 14 B per parameter moves the same 28 B, so
  * kernel GB/s / copy GB/s is how close the step is to the card's memory
- * speed (goal >= 0.85). The GPT step times and model FLOPs utilisation
- * need the CUDA models, which are not built yet; the bench says so.
+ * speed (goal >= 0.85). The GPT rows (step time, tokens/s, MFU, overlap
+ * per stage) are bench_gpu_gpt.c's; they run first, in forked ranks, since
+ * the parent must not hold a CUDA context when it forks.
  */
+#include "bench_engine.h"
 #include "cli.h"
 
 #include <stdio.h>
@@ -19,11 +21,18 @@
 #define TENSORS 8
 
 static const char usage[] =
-    "usage: zrt bench gpu [--params 64M] [--repeats 10] [--json]\n"
+    "usage: zrt bench gpu [--params 64M] [--repeats 10] [--world 2] [--steps 10] [--micro 4] [--peak TFLOPS]\n"
+    "                     [--no-gpt] [--json]\n"
     "\n"
-    "GB/s of the multi-tensor optimizer step (bf16 gradients and compute copy,\n"
-    "28 bytes per parameter) beside a device-to-device copy of the same bytes,\n"
-    "on the GPU (or, without one, on the cpu device, which the first line says).\n";
+    "GPT rows: the CUDA GPT in GPT-2 small's shape, bf16, on --world ranks (GPU rank %% GPUs;\n"
+    "NCCL when each rank has a GPU, else host comm: ranks share GPUs), per ZeRO stage:\n"
+    "step ms, tokens/s, model TFLOP/s and MFU against the card's dense bf16 peak (from\n"
+    "its name, or --peak), the step's compute (each rank alone) and comm (its\n"
+    "collectives alone) measured apart, and the share of comm hidden behind compute.\n"
+    "Skipped, saying why, without a GPU.\n"
+    "Optimizer row: GB/s of the multi-tensor optimizer step (bf16 gradients and\n"
+    "compute copy, 28 bytes per parameter) beside a device-to-device copy of the\n"
+    "same bytes, on the GPU (or, without one, on the cpu device, which it says).\n";
 
 typedef struct {
     zrt_device *device;
@@ -98,13 +107,12 @@ static zrt_status run(gpu_bench *b, int repeats, bool json)
     double moved = 28.0 * (double)(b->params / TENSORS * TENSORS), adam = moved / adam_s / 1e9, copy = moved / copy_s / 1e9;
     if (json)
         printf("{\"bench\": \"gpu\", \"row\": \"optimizer\", \"device\": \"%s\", \"params\": %zu, \"optimizer_gbps\": %.3f, "
-               "\"copy_gbps\": %.3f, \"ratio\": %.3f, \"gpt_rows\": \"not built: the CUDA models\"}\n",
+               "\"copy_gbps\": %.3f, \"ratio\": %.3f}\n",
                zrt_device_name(b->device), b->params, adam, copy, adam / copy);
     else
         printf("device: %s%s%s%s\n%zu parameters in %d tensors, 28 B each, best of %d\n"
                "optimizer (multi-tensor, bf16 copy) %8.2f GB/s\ndevice-to-device copy, same bytes %8.2f GB/s\n"
-               "ratio %.3f (goal >= 0.85 on a GPU)\nGPT step, tokens/s, MFU, overlap: not measured -- the CUDA models "
-               "are not built yet\n",
+               "ratio %.3f (goal >= 0.85 on a GPU)\n",
                zrt_device_name(b->device), why[0] ? " -- no GPU (" : "", why, why[0] ? ")" : "", b->params, TENSORS,
                repeats, adam, copy, adam / copy);
     return ZRT_OK;
@@ -114,10 +122,12 @@ int zrt_bench_gpu(int argc, char **argv)
 {
     static const struct option options[] = {{"help", no_argument, NULL, 'h'}, {"params", required_argument, NULL, 'p'},
                                             {"repeats", required_argument, NULL, 'r'}, {"json", no_argument, NULL, 'j'},
-                                            {NULL, 0, NULL, 0}};
-    double params = 64.0 * 1024 * 1024;
-    int repeats = 10, c;
-    bool json = false;
+                                            {"world", required_argument, NULL, 'w'}, {"steps", required_argument, NULL, 's'},
+                                            {"micro", required_argument, NULL, 'm'}, {"peak", required_argument, NULL, 'k'},
+                                            {"no-gpt", no_argument, NULL, 'n'}, {NULL, 0, NULL, 0}};
+    double params = 64.0 * 1024 * 1024, peak = 0;
+    int repeats = 10, world = 2, steps = 10, micro = 4, c;
+    bool json = false, gpt = true;
     while ((c = zrt_cli_next_option(argc, argv, options, "bench gpu")) != -1) {
         char *end = NULL;
         if (c == 'h') return fputs(usage, stdout), ZRT_EXIT_OK;
@@ -131,11 +141,22 @@ int zrt_bench_gpu(int argc, char **argv)
         } else if (c == 'r') {
             if ((repeats = atoi(optarg)) < 1 || repeats > 1000)
                 return zrt_cli_usage_error("bench gpu", "bad value '%s' for --repeats", optarg);
+        } else if (c == 'n') {
+            gpt = false;
+        } else if (c == 'w' || c == 's' || c == 'm') {
+            int value = atoi(optarg), *slot = c == 'w' ? &world : c == 's' ? &steps : &micro;
+            if (value < 1 || value > (c == 'w' ? 64 : c == 's' ? ZRT_BENCH_MAX_STEPS : 1024))
+                return zrt_cli_usage_error("bench gpu", "bad value '%s' for %s", optarg, zrt_cli_option_name(options, c));
+            *slot = value;
+        } else if (c == 'k') {
+            if ((peak = strtod(optarg, &end)) <= 0 || *end)
+                return zrt_cli_usage_error("bench gpu", "bad value '%s' for --peak (TFLOP/s)", optarg);
         } else {
             return ZRT_EXIT_USAGE;
         }
     }
     if (optind != argc) return zrt_cli_usage_error("bench gpu", "unexpected argument '%s'", argv[optind]);
+    if (gpt && zrt_bench_gpu_gpt(world, steps, micro, peak, json) != ZRT_EXIT_OK) return ZRT_EXIT_FAIL;
     static gpu_bench b;
     b.params = (size_t)params;
     zrt_status status = run(&b, repeats, json);

@@ -100,12 +100,9 @@ static double peer_torch_rate(const train_options *o)
         line[strcspn(line, "\n")] = 0;
         const char *reason = line[0] ? line : "could not run python3";
         if (o->json) {
-            printf("{\"peer\": \"torch\", \"skipped\": true, \"reason\": \"");
-            for (const char *c = reason; *c; c++) /* a JSON string: quotes, backslashes, control bytes escaped */
-                if (*c == '"' || *c == '\\') printf("\\%c", *c);
-                else if ((unsigned char)*c < 0x20) printf("\\u%04x", (unsigned char)*c);
-                else putchar(*c);
-            printf("\"}\n");
+            printf("{\"peer\": \"torch\", \"skipped\": true, \"reason\": ");
+            zrt_bench_print_json_string(reason);
+            printf("}\n");
         } else
             printf("peer torch: skipped: %s\n", reason);
         return 0;

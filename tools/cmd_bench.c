@@ -147,8 +147,8 @@ fail:
     return ZRT_EXIT_FAIL;
 }
 
-zrt_status zrt_bench_open_comm(const char *store_dir, const char *scope, int rank, int world, bool force_tcp,
-                               zrt_store **store, zrt_comm **comm)
+zrt_status zrt_bench_open_backend(const char *store_dir, const char *scope, int rank, int world, const char *backend,
+                                  bool force_tcp, int gpu, zrt_store **store, zrt_comm **comm)
 {
     *store = NULL;
     *comm = NULL;
@@ -157,10 +157,27 @@ zrt_status zrt_bench_open_comm(const char *store_dir, const char *scope, int ran
     co.rank = rank;
     co.world_size = world;
     co.force_tcp = force_tcp;
+    co.device = gpu;
     co.timeout_s = 120;
     zrt_status status = world > 1 ? zrt_store_file_create(store_dir, scope, store) : ZRT_OK; /* one rank: no peers */
     co.store = *store;
-    return status == ZRT_OK ? zrt_comm_create("host", &co, comm) : status;
+    return status == ZRT_OK ? zrt_comm_create(backend, &co, comm) : status;
+}
+
+zrt_status zrt_bench_open_comm(const char *store_dir, const char *scope, int rank, int world, bool force_tcp,
+                               zrt_store **store, zrt_comm **comm)
+{
+    return zrt_bench_open_backend(store_dir, scope, rank, world, "host", force_tcp, 0, store, comm);
+}
+
+void zrt_bench_print_json_string(const char *text)
+{
+    putchar('"');
+    for (const char *c = text; *c; c++) /* quotes, backslashes, control bytes escaped */
+        if (*c == '"' || *c == '\\') printf("\\%c", *c);
+        else if ((unsigned char)*c < 0x20) printf("\\u%04x", (unsigned char)*c);
+        else putchar(*c);
+    putchar('"');
 }
 
 int zrt_bench_run_ranks(int n, int (*fn)(int rank, int world, void *arg), void *arg)

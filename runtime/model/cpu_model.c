@@ -40,21 +40,15 @@ static zrt_status run(void *arg)
 static zrt_status set_batch(zrt_model *base, const void *inputs, const int32_t *labels, int batch)
 {
     zrt_cpu_model *m = (zrt_cpu_model *)base;
-    if (batch < 1 || batch > m->max_batch)
-        return zrt_set_error(ZRT_ERR_INVALID, "model: batch %d outside 1..%d", batch, m->max_batch);
-    if (!inputs || !labels) return zrt_set_error(ZRT_ERR_INVALID, "model: NULL inputs or labels");
-    m->batch = batch;
-    m->inputs = inputs;
-    m->labels = labels;
-    return ZRT_OK;
+    return zrt_model_batch_set(&m->now, inputs, labels, batch);
 }
 
 /* Checks the op and builds its job from the current batch. */
 static zrt_status make_job(zrt_cpu_model *m, run_kind kind, int op, const float *params, float *grads, cpu_job *job)
 {
-    ZRT_CHECK(zrt_model_check_op(&m->base, m->inputs, (int)kind, op, params, grads));
+    ZRT_CHECK(zrt_model_check_op(&m->base, m->now.inputs, (int)kind, op, params, grads));
     *job = (cpu_job){.model = m, .kind = kind,
-                     .op = {.op = op, .batch = m->batch, .inputs = m->inputs, .labels = m->labels, .params = params,
+                     .op = {.op = op, .batch = m->now.batch, .inputs = m->now.inputs, .labels = m->now.labels, .params = params,
                             .grads = grads}};
     return ZRT_OK;
 }
@@ -66,7 +60,7 @@ static const char *describe(const zrt_cpu_model *m, const char *what, int op, ch
     return buf;
 }
 
-static size_t input_bytes(const zrt_cpu_model *m) { return (size_t)m->batch * m->base.input_bytes_per_sample; }
+static size_t input_bytes(const zrt_cpu_model *m) { return (size_t)m->now.batch * m->base.input_bytes_per_sample; }
 static size_t unit_bytes(const zrt_cpu_model *m, int op)
 {
     return (size_t)m->base.unit_numel[m->base.op_unit[op]] * sizeof(float);
@@ -77,7 +71,7 @@ static zrt_status forward(zrt_model *base, zrt_stream *s, int op, const float *p
     zrt_cpu_model *m = (zrt_cpu_model *)base;
     cpu_job job;
     ZRT_CHECK(make_job(m, RUN_FORWARD, op, params, NULL, &job));
-    zrt_access access[2] = {{params, unit_bytes(m, op), ZRT_ACCESS_READ}, {m->inputs, input_bytes(m), ZRT_ACCESS_READ}};
+    zrt_access access[2] = {{params, unit_bytes(m, op), ZRT_ACCESS_READ}, {m->now.inputs, input_bytes(m), ZRT_ACCESS_READ}};
     char what[64];
     return zrt_stream_launch_host(s, describe(m, "forward", op, what, sizeof what), run, &job, sizeof job, access, 2);
 }
@@ -91,8 +85,8 @@ static zrt_status loss(zrt_model *base, zrt_stream *s, float scale, float diviso
     job.scale = scale;
     job.divisor = divisor;
     job.loss_sum = loss_sum;
-    size_t label_bytes = (size_t)m->batch * (size_t)base->labels_per_sample * sizeof(int32_t);
-    zrt_access access[2] = {{m->labels, label_bytes, ZRT_ACCESS_READ}, {loss_sum, sizeof(float), ZRT_ACCESS_READ_WRITE}};
+    size_t label_bytes = (size_t)m->now.batch * (size_t)base->labels_per_sample * sizeof(int32_t);
+    zrt_access access[2] = {{m->now.labels, label_bytes, ZRT_ACCESS_READ}, {loss_sum, sizeof(float), ZRT_ACCESS_READ_WRITE}};
     return zrt_stream_launch_host(s, "model loss", run, &job, sizeof job, access, 2);
 }
 
@@ -103,7 +97,7 @@ static zrt_status backward(zrt_model *base, zrt_stream *s, int op, const float *
     ZRT_CHECK(make_job(m, RUN_BACKWARD, op, params, grads, &job));
     zrt_access access[3] = {{params, unit_bytes(m, op), ZRT_ACCESS_READ},
                             {grads, unit_bytes(m, op), ZRT_ACCESS_READ_WRITE},
-                            {m->inputs, input_bytes(m), ZRT_ACCESS_READ}};
+                            {m->now.inputs, input_bytes(m), ZRT_ACCESS_READ}};
     char what[64];
     return zrt_stream_launch_host(s, describe(m, "backward", op, what, sizeof what), run, &job, sizeof job, access, 3);
 }
@@ -127,7 +121,7 @@ void zrt_cpu_model_init(zrt_cpu_model *m, zrt_model_type type, zrt_device *devic
     m->base.backward = backward;
     m->base.destroy = destroy;
     m->ops = ops;
-    m->max_batch = max_batch;
+    m->now.max_batch = max_batch;
 }
 
 zrt_status zrt_cpu_model_alloc(zrt_cpu_model *m, size_t bytes, const char *name, float **out)

@@ -58,19 +58,13 @@ zrt_status zrt_cuda_model_check_flag(zrt_cuda_model *m, const zrt_cuda_op *op, c
 static zrt_status set_batch(zrt_model *base, const void *inputs, const int32_t *labels, int batch)
 {
     zrt_cuda_model *m = (zrt_cuda_model *)base;
-    if (batch < 1 || batch > m->max_batch)
-        return zrt_set_error(ZRT_ERR_INVALID, "model: batch %d outside 1..%d", batch, m->max_batch);
-    if (!inputs || !labels) return zrt_set_error(ZRT_ERR_INVALID, "model: NULL inputs or labels");
-    m->batch = batch;
-    m->inputs = inputs;
-    m->labels = labels;
-    return ZRT_OK;
+    return zrt_model_batch_set(&m->now, inputs, labels, batch);
 }
 
-static size_t input_bytes(const zrt_cuda_model *m) { return (size_t)m->batch * m->base.input_bytes_per_sample; }
+static size_t input_bytes(const zrt_cuda_model *m) { return (size_t)m->now.batch * m->base.input_bytes_per_sample; }
 static size_t label_bytes(const zrt_cuda_model *m)
 {
-    return (size_t)m->batch * (size_t)m->base.labels_per_sample * sizeof(int32_t);
+    return (size_t)m->now.batch * (size_t)m->base.labels_per_sample * sizeof(int32_t);
 }
 static size_t unit_bytes(const zrt_cuda_model *m, int op)
 {
@@ -81,13 +75,13 @@ static size_t unit_bytes(const zrt_cuda_model *m, int op)
 static zrt_status begin(zrt_cuda_model *m, zrt_stream *s, int kind, int op, const float *params, float *grads,
                         zrt_cuda_op *out)
 {
-    ZRT_CHECK(zrt_model_check_op(&m->base, m->inputs, kind, op, params, grads));
+    ZRT_CHECK(zrt_model_check_op(&m->base, m->now.inputs, kind, op, params, grads));
     zrt_access access[3];
     int n = 0;
     if (kind != 1) access[n++] = (zrt_access){params, unit_bytes(m, op), ZRT_ACCESS_READ};
     if (kind == 2) access[n++] = (zrt_access){grads, unit_bytes(m, op), ZRT_ACCESS_READ_WRITE};
-    access[n++] = kind == 1 ? (zrt_access){m->labels, label_bytes(m), ZRT_ACCESS_READ}
-                            : (zrt_access){m->inputs, input_bytes(m), ZRT_ACCESS_READ};
+    access[n++] = kind == 1 ? (zrt_access){m->now.labels, label_bytes(m), ZRT_ACCESS_READ}
+                            : (zrt_access){m->now.inputs, input_bytes(m), ZRT_ACCESS_READ};
     char what[64];
     snprintf(what, sizeof what, "%s %s op %d", zrt_model_type_name(m->type),
              kind == 0 ? "forward" : kind == 1 ? "loss" : "backward", op);
@@ -96,7 +90,7 @@ static zrt_status begin(zrt_cuda_model *m, zrt_stream *s, int kind, int op, cons
     if (!native)
         return zrt_set_error(ZRT_ERR_INVALID, "model: the CUDA %s model needs a stream of a cuda device, not %s",
                              zrt_model_type_name(m->type), zrt_device_name(zrt_stream_device(s)));
-    *out = (zrt_cuda_op){.op = op, .batch = m->batch, .inputs = m->inputs, .labels = m->labels, .params = params,
+    *out = (zrt_cuda_op){.op = op, .batch = m->now.batch, .inputs = m->now.inputs, .labels = m->now.labels, .params = params,
                          .grads = grads, .stream = native, .on = s};
     return ZRT_OK;
 }
@@ -150,7 +144,7 @@ zrt_status zrt_cuda_model_init(zrt_cuda_model *m, zrt_model_type type, zrt_devic
     m->base.loss = loss;
     m->base.backward = backward;
     m->base.destroy = destroy;
-    m->max_batch = max_batch;
+    m->now.max_batch = max_batch;
     ZRT_CHECK(zrt_cuda_blas_create(device, math, &m->blas));
     ZRT_CHECK(zrt_host_alloc(device, ZRT_MEM_ACTIVATIONS, sizeof(int32_t), "model input flag", (void **)&m->bad));
     *m->bad = 0;

@@ -77,9 +77,7 @@ typedef struct {
     zrt_model base;
     const zrt_cuda_model_ops *ops;
     zrt_model_type type;
-    int max_batch, batch;
-    const void *inputs;
-    const int32_t *labels;
+    zrt_model_batch now; /* set_batch's */
     zrt_cuda_blas *blas;
     int32_t *bad;      /* mapped pinned: a kernel saw a token or label out of range */
     double *losses;    /* per row of the batch (max_batch x rows_per_sample) */

@@ -13,29 +13,20 @@
 
 typedef struct {
     zrt_cuda_model cuda;
-    int layers;
-    int64_t dims[ZRT_MAX_UNITS + 1]; /* dims[u] -> dims[u + 1] */
-    float *act[ZRT_MAX_UNITS + 1];   /* act[u + 1] = out of unit u; act[0] unused */
-    float *pre[ZRT_MAX_UNITS];       /* z of unit u */
-    float *dact, *dnext;             /* d(out) of the unit being back-propagated, d(in) */
+    zrt_mlp_acts a;                  /* model_shape.c's buffers */
 } mlp_cuda;
-
-static const float *unit_input(const mlp_cuda *m, const zrt_cuda_op *op, int u)
-{
-    return u == 0 ? (const float *)op->inputs : m->act[u];
-}
 
 static zrt_status forward(zrt_model *base, const zrt_cuda_op *op)
 {
     mlp_cuda *m = (mlp_cuda *)base;
-    int u = op->op, B = op->batch, in = (int)m->dims[u], out = (int)m->dims[u + 1];
+    int u = op->op, B = op->batch, in = (int)m->a.dims[u], out = (int)m->a.dims[u + 1];
     const float *W = op->params, *b = op->params + (int64_t)in * out;
-    float *z = m->pre[u], *y = m->act[u + 1];
+    float *z = m->a.pre[u], *y = m->a.act[u + 1];
     ZRT_LAUNCH(zrt_cuda_init_rows(op->stream, z, b, NULL, B, out));
     ZRT_CHECK(zrt_cuda_gemm(m->cuda.blas, op->stream,
                             &(zrt_gemm){.trans_b = true, .M = B, .N = out, .K = in, .alpha = 1.0f, .beta = 1.0f,
-                                        .A = unit_input(m, op, u), .lda = in, .B = W, .ldb = in, .C = z, .ldc = out}));
-    if (u == m->layers - 1) return zrt_cuda_copy(op, y, z, (size_t)B * (size_t)out * sizeof(float));
+                                        .A = zrt_mlp_unit_input(&m->a, op->inputs, u), .lda = in, .B = W, .ldb = in, .C = z, .ldc = out}));
+    if (u == m->a.layers - 1) return zrt_cuda_copy(op, y, z, (size_t)B * (size_t)out * sizeof(float));
     ZRT_LAUNCH(zrt_cuda_bias_gelu_forward(op->stream, z, y, NULL, B, out));
     return ZRT_OK;
 }
@@ -43,8 +34,8 @@ static zrt_status forward(zrt_model *base, const zrt_cuda_op *op)
 static zrt_status loss(zrt_model *base, const zrt_cuda_op *op, float scale, float divisor, float *loss_sum)
 {
     mlp_cuda *m = (mlp_cuda *)base;
-    int B = op->batch, V = (int)m->dims[m->layers];
-    ZRT_LAUNCH(zrt_cuda_cross_entropy(op->stream, m->dact, NULL, m->cuda.losses, m->act[m->layers], op->labels, B, V,
+    int B = op->batch, V = (int)m->a.dims[m->a.layers];
+    ZRT_LAUNCH(zrt_cuda_cross_entropy(op->stream, m->a.dact, NULL, m->cuda.losses, m->a.act[m->a.layers], op->labels, B, V,
                                       scale, 1, m->cuda.bad));
     ZRT_CHECK(zrt_cuda_model_check_flag(&m->cuda, op, "label", V));
     ZRT_LAUNCH(zrt_cuda_loss_mean(op->stream, loss_sum, m->cuda.losses, B, divisor));
@@ -54,56 +45,25 @@ static zrt_status loss(zrt_model *base, const zrt_cuda_op *op, float scale, floa
 static zrt_status backward(zrt_model *base, const zrt_cuda_op *op)
 {
     mlp_cuda *m = (mlp_cuda *)base;
-    int u = op->op, B = op->batch, in = (int)m->dims[u], out = (int)m->dims[u + 1];
+    int u = op->op, B = op->batch, in = (int)m->a.dims[u], out = (int)m->a.dims[u + 1];
     const float *W = op->params;
-    float *dW = op->grads, *db = op->grads + (int64_t)in * out, *dz = m->dact;
-    if (u != m->layers - 1) ZRT_LAUNCH(zrt_cuda_gelu_backward(op->stream, dz, m->pre[u], dz, (size_t)B * out));
+    float *dW = op->grads, *db = op->grads + (int64_t)in * out, *dz = m->a.dact;
+    if (u != m->a.layers - 1) ZRT_LAUNCH(zrt_cuda_gelu_backward(op->stream, dz, m->a.pre[u], dz, (size_t)B * out));
     ZRT_CHECK(zrt_cuda_gemm(m->cuda.blas, op->stream,
                             &(zrt_gemm){.trans_a = true, .M = out, .N = in, .K = B, .alpha = 1.0f, .beta = 1.0f,
-                                        .A = dz, .lda = out, .B = unit_input(m, op, u), .ldb = in, .C = dW, .ldc = in}));
+                                        .A = dz, .lda = out, .B = zrt_mlp_unit_input(&m->a, op->inputs, u), .ldb = in, .C = dW, .ldc = in}));
     ZRT_LAUNCH(zrt_cuda_bias_backward(op->stream, db, dz, B, out));
     if (u == 0) return ZRT_OK;
     ZRT_CHECK(zrt_cuda_gemm(m->cuda.blas, op->stream,
                             &(zrt_gemm){.M = B, .N = in, .K = out, .alpha = 1.0f, .A = dz, .lda = out, .B = W,
-                                        .ldb = in, .C = m->dnext, .ldc = in}));
-    float *t = m->dact;
-    m->dact = m->dnext;
-    m->dnext = t;
+                                        .ldb = in, .C = m->a.dnext, .ldc = in}));
+    zrt_mlp_swap(&m->a);
     return ZRT_OK;
 }
 
-static void free_buffers(zrt_model *base)
-{
-    mlp_cuda *m = (mlp_cuda *)base;
-    for (int u = 1; u <= m->layers; u++) zrt_device_free(base->device, m->act[u], NULL);
-    for (int u = 0; u < m->layers; u++) zrt_device_free(base->device, m->pre[u], NULL);
-    zrt_device_free(base->device, m->dact, NULL);
-    zrt_device_free(base->device, m->dnext, NULL);
-}
+static void free_buffers(zrt_model *base) { zrt_mlp_acts_free(&((mlp_cuda *)base)->a, base->device); }
 
 static const zrt_cuda_model_ops mlp_cuda_ops = {forward, loss, backward, free_buffers};
-
-static zrt_status alloc(mlp_cuda *m, size_t bytes, const char *name, float **out)
-{
-    return zrt_device_alloc(m->cuda.base.device, ZRT_MEM_ACTIVATIONS, bytes, name, NULL, (void **)out);
-}
-
-static zrt_status alloc_buffers(mlp_cuda *m, int micro_batch)
-{
-    int64_t widest = 0;
-    for (int u = 0; u <= m->layers; u++) widest = m->dims[u] > widest ? m->dims[u] : widest;
-    char name[64];
-    for (int u = 0; u < m->layers; u++) {
-        size_t bytes = (size_t)(micro_batch * m->dims[u + 1]) * sizeof(float);
-        snprintf(name, sizeof name, "mlp layer %d output", u);
-        ZRT_CHECK(alloc(m, bytes, name, &m->act[u + 1]));
-        snprintf(name, sizeof name, "mlp layer %d pre-activation", u);
-        ZRT_CHECK(alloc(m, bytes, name, &m->pre[u]));
-    }
-    size_t bytes = (size_t)(micro_batch * widest) * sizeof(float);
-    ZRT_CHECK(alloc(m, bytes, "mlp output gradient", &m->dact));
-    return alloc(m, bytes, "mlp input gradient", &m->dnext);
-}
 
 zrt_status zrt_model_mlp_cuda_create(const zrt_model_config *cfg, zrt_device *device, int micro_batch,
                                      zrt_model **out)
@@ -112,15 +72,14 @@ zrt_status zrt_model_mlp_cuda_create(const zrt_model_config *cfg, zrt_device *de
     if (!m) return zrt_set_error(ZRT_ERR_NOMEM, "mlp: out of memory");
     zrt_model *base = &m->cuda.base;
     base->device = device;
-    zrt_status status = zrt_mlp_declare(base, cfg, micro_batch, m->dims);
+    zrt_status status = zrt_mlp_declare(base, cfg, micro_batch, &m->a);
     if (status != ZRT_OK) {
         free(m);
         return status;
     }
-    m->layers = (int)cfg->layers;
     status = zrt_cuda_model_init(&m->cuda, ZRT_MODEL_MLP, device, micro_batch, 1, zrt_matmul_math_of(cfg),
                                  &mlp_cuda_ops);
-    if (status == ZRT_OK) status = alloc_buffers(m, micro_batch);
+    if (status == ZRT_OK) status = zrt_mlp_acts_alloc(&m->a, micro_batch, device);
     if (status != ZRT_OK) {
         base->destroy(base);
         return status;

@@ -31,14 +31,22 @@ typedef struct {
     void (*free_buffers)(zrt_model *m); /* activations (zrt_cpu_model_free each) */
 } zrt_cpu_model_ops;
 
+/* The batch every runner's set_batch records (host side; each op copies it). */
+typedef struct {
+    int max_batch, batch;
+    const void *inputs;
+    const int32_t *labels;
+} zrt_model_batch;
+
+/* set_batch's checks and record: ZRT_ERR_INVALID outside 1..max_batch or NULL. */
+zrt_status zrt_model_batch_set(zrt_model_batch *now, const void *inputs, const int32_t *labels, int batch);
+
 /* The first member of every cpu model. */
 typedef struct {
     zrt_model base;
     const zrt_cpu_model_ops *ops;
     zrt_model_type type;
-    int max_batch, batch;          /* batch: set_batch's */
-    const void *inputs;            /* set_batch's */
-    const int32_t *labels;
+    zrt_model_batch now;           /* set_batch's */
 } zrt_cpu_model;
 
 /* Fills m->base's functions (set_batch, forward, loss, backward, destroy)
@@ -95,8 +103,23 @@ const float *zrt_gpt_block_input(const zrt_gpt_acts *acts, int l);
 /* d(op input) becomes the next op's d(op output). */
 void zrt_gpt_swap_residual_grads(zrt_gpt_acts *acts);
 
-/* MLP: layers units, dims[u] -> dims[u + 1] (dims: layers + 1 entries). */
-zrt_status zrt_mlp_declare(zrt_model *m, const zrt_model_config *cfg, int micro_batch, int64_t *dims);
+/* MLP: `layers` units, dims[u] -> dims[u + 1]; its activations (fp32, batch rows). */
+typedef struct {
+    int layers;
+    int64_t dims[ZRT_MAX_UNITS + 1];
+    float *act[ZRT_MAX_UNITS + 1]; /* act[u + 1] = out of unit u (B x dims[u + 1]); act[0] unused */
+    float *pre[ZRT_MAX_UNITS];     /* z of unit u (B x dims[u + 1]) */
+    float *dact;                   /* d(out) of the unit being back-propagated */
+    float *dnext;                  /* d(in), becomes the next dact (zrt_mlp_swap) */
+} zrt_mlp_acts;
+
+/* Units, parameters, ops into m and the dims (and layers, once valid) into acts. */
+zrt_status zrt_mlp_declare(zrt_model *m, const zrt_model_config *cfg, int micro_batch, zrt_mlp_acts *acts);
+zrt_status zrt_mlp_acts_alloc(zrt_mlp_acts *acts, int max_batch, zrt_device *device);
+void zrt_mlp_acts_free(zrt_mlp_acts *acts, zrt_device *device);
+/* The input of unit u: the batch for unit 0. */
+const float *zrt_mlp_unit_input(const zrt_mlp_acts *acts, const void *inputs, int u);
+void zrt_mlp_swap(zrt_mlp_acts *acts);
 
 /* The checks every runner makes before it enqueues an op (kind: 0 forward,
  * 1 loss, 2 backward): a batch is set, op in range, pointers there. */

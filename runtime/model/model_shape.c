@@ -164,8 +164,9 @@ static void declare_mlp_unit(zrt_model *m, const int64_t *dims, int u)
     m->unit_numel[u] = in * out + out;
 }
 
-zrt_status zrt_mlp_declare(zrt_model *m, const zrt_model_config *cfg, int micro_batch, int64_t *dims)
+zrt_status zrt_mlp_declare(zrt_model *m, const zrt_model_config *cfg, int micro_batch, zrt_mlp_acts *acts)
 {
+    int64_t *dims = acts->dims;
     if (cfg->layers < 1 || cfg->layers > ZRT_MAX_UNITS || micro_batch < 1)
         return zrt_set_error(ZRT_ERR_INVALID, "mlp: %lld layers, micro batch %d", (long long)cfg->layers, micro_batch);
     int layers = (int)cfg->layers;
@@ -182,6 +183,57 @@ zrt_status zrt_mlp_declare(zrt_model *m, const zrt_model_config *cfg, int micro_
         m->matmul_flops_per_sample += 2.0 * (double)(dims[u] * dims[u + 1]);
         declare_mlp_unit(m, dims, u);
     }
+    acts->layers = layers; /* valid now: zrt_mlp_acts_free walks them */
+    return ZRT_OK;
+}
+
+zrt_status zrt_mlp_acts_alloc(zrt_mlp_acts *a, int max_batch, zrt_device *device)
+{
+    int64_t widest = 0;
+    for (int u = 0; u <= a->layers; u++) widest = a->dims[u] > widest ? a->dims[u] : widest;
+    char name[64];
+    for (int u = 0; u < a->layers; u++) {
+        size_t bytes = (size_t)(max_batch * a->dims[u + 1]) * sizeof(float);
+        snprintf(name, sizeof name, "mlp layer %d output", u);
+        ZRT_CHECK(zrt_device_alloc(device, ZRT_MEM_ACTIVATIONS, bytes, name, NULL, (void **)&a->act[u + 1]));
+        snprintf(name, sizeof name, "mlp layer %d pre-activation", u);
+        ZRT_CHECK(zrt_device_alloc(device, ZRT_MEM_ACTIVATIONS, bytes, name, NULL, (void **)&a->pre[u]));
+    }
+    size_t bytes = (size_t)(max_batch * widest) * sizeof(float);
+    ZRT_CHECK(zrt_device_alloc(device, ZRT_MEM_ACTIVATIONS, bytes, "mlp output gradient", NULL, (void **)&a->dact));
+    return zrt_device_alloc(device, ZRT_MEM_ACTIVATIONS, bytes, "mlp input gradient", NULL, (void **)&a->dnext);
+}
+
+void zrt_mlp_acts_free(zrt_mlp_acts *a, zrt_device *device)
+{
+    for (int u = 1; u <= a->layers; u++) zrt_device_free(device, a->act[u], NULL);
+    for (int u = 0; u < a->layers; u++) zrt_device_free(device, a->pre[u], NULL);
+    zrt_device_free(device, a->dact, NULL);
+    zrt_device_free(device, a->dnext, NULL);
+}
+
+const float *zrt_mlp_unit_input(const zrt_mlp_acts *a, const void *inputs, int u)
+{
+    return u == 0 ? (const float *)inputs : a->act[u];
+}
+
+void zrt_mlp_swap(zrt_mlp_acts *a)
+{
+    float *t = a->dact;
+    a->dact = a->dnext;
+    a->dnext = t;
+}
+
+/* ---- what every runner checks ------------------------------------------------------------------ */
+
+zrt_status zrt_model_batch_set(zrt_model_batch *now, const void *inputs, const int32_t *labels, int batch)
+{
+    if (batch < 1 || batch > now->max_batch)
+        return zrt_set_error(ZRT_ERR_INVALID, "model: batch %d outside 1..%d", batch, now->max_batch);
+    if (!inputs || !labels) return zrt_set_error(ZRT_ERR_INVALID, "model: NULL inputs or labels");
+    now->batch = batch;
+    now->inputs = inputs;
+    now->labels = labels;
     return ZRT_OK;
 }
 
