@@ -78,9 +78,10 @@ struct zrt_model {
  *    blocks (units 1..layers), the final layernorm (unit layers + 1) and the
  *    LM head tied to the token embedding (an op of unit 0); inputs are
  *    seq_len int32 tokens per sample, labels the next tokens.
- * micro_batch bounds the batch size. The built-in models have a cpu
- * implementation only so far: on a cuda device this is ZRT_ERR_UNSUPPORTED
- * naming the model (their CUDA kernels are the GPU path's work). */
+ * micro_batch bounds the batch size. Each has a cpu and (in builds with
+ * CUDA) a cuda implementation with the same units and layout; a device the
+ * build has no implementation for is ZRT_ERR_UNSUPPORTED naming the model.
+ * cfg->precision and cfg->allow_tf32 choose the CUDA matmuls' math. */
 zrt_status zrt_model_create(const zrt_model_config *cfg, zrt_device *device, int micro_batch, zrt_model **out);
 
 /* ---- initial weights from a file (cfg->init_from; init_from.c) ----------
