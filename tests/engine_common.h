@@ -124,8 +124,9 @@ typedef struct {
 static inline bool test_rank_open_config(test_rank *t, const char *tag, int rank, int world)
 {
     openblas_set_num_threads(1);
-    open_comm_backend = t->cfg.job.comm_backend == ZRT_COMM_NCCL ? "nccl" : "host";
-    if (world > 1 && open_comm(tag, rank, world, false, 60, &t->store, &t->comm) != ZRT_OK) {
+    bool nccl = t->cfg.job.comm_backend == ZRT_COMM_NCCL; /* nccl: a communicator even for one rank */
+    open_comm_backend = nccl ? "nccl" : "host";
+    if ((world > 1 || nccl) && open_comm(tag, rank, world, false, 60, &t->store, &t->comm) != ZRT_OK) {
         fprintf(stderr, "rank %d: comm: %s\n", rank, zrt_last_error());
         return false;
     }

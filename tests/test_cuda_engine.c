@@ -5,7 +5,9 @@
  *  - the GPU's losses follow the CPU run of the same config: fp32 (exact
  *    fp32 matmuls) within 1e-3 relative per step, bf16 (bf16 tensor-core
  *    matmuls against the CPU's fp32 math on the bf16 weights) within 5e-2;
- *  - the loss falls.
+ *  - the loss falls;
+ *  - over a one-rank NCCL communicator (the engine's collectives through
+ *    NCCL end to end) every stage is bitwise the run without comm.
  * Skips (exit 77) without a GPU.
  */
 #include "cuda_common.h"
@@ -35,9 +37,26 @@ static void stages_on_gpu(zrt_precision p, double tolerance)
            "(bound %.0e)\n", name, base.steps[0].loss, base.steps[STEPS - 1].loss, worst, tolerance);
 }
 
+static void one_rank_nccl(void)
+{
+    static run_result none, nccl;
+    for (int stage = 0; stage <= 3; stage++) {
+        run_spec s = {.world = 1, .stage = stage, .steps = 4, .precision = ZRT_PRECISION_BF16, .micro = 4, .accum = 1,
+                      .persistence = 0, .gpt = true, .cuda = true};
+        CHECK_MSG(run_training(&s, &none), "%s did not run", s.tag);
+        run_spec n = s;
+        n.nccl = true;
+        n.tag[0] = '\0';
+        CHECK_MSG(run_training(&n, &nccl), "%s did not run", n.tag);
+        CHECK_MSG(same_run(&none, &nccl, 4), "stage %d: a one-rank NCCL communicator changed the run", stage);
+    }
+    printf("one-rank NCCL communicator: stages 0-3 bitwise equal to the run without comm\n");
+}
+
 int main(void)
 {
     skip_without_gpu();
+    one_rank_nccl();
     stages_on_gpu(ZRT_PRECISION_BF16, 5e-2);
     stages_on_gpu(ZRT_PRECISION_NO, 1e-3);
     return CHECK_DONE();
