@@ -38,6 +38,16 @@ __device__ __forceinline__ float warp_max(float v)
 __device__ __forceinline__ int warp_row(void) { return (int)(blockIdx.x * WARPS_PER_BLOCK + threadIdx.x / 32); }
 __device__ __forceinline__ int lane(void) { return (int)(threadIdx.x % 32); }
 
+extern "C" int zrt_cuda_copy(void *stream, void *dst, const void *src, size_t bytes)
+{
+    return (int)cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, (cudaStream_t)stream);
+}
+
+extern "C" int zrt_cuda_zero(void *stream, void *dst, size_t bytes)
+{
+    return (int)cudaMemsetAsync(dst, 0, bytes, (cudaStream_t)stream);
+}
+
 /* ---- embeddings ---------------------------------------------------------------------------- */
 
 __global__ void embed_forward_kernel(float *out, const int32_t *tokens, const float *wte, const float *wpe, int N,

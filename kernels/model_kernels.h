@@ -28,6 +28,10 @@
 extern "C" {
 #endif
 
+/* Device-to-device copy; zero fill (in stream order). */
+int zrt_cuda_copy(void *stream, void *dst, const void *src, size_t bytes);
+int zrt_cuda_zero(void *stream, void *dst, size_t bytes);
+
 /* out (N, C) = wte[tokens[i]] + wpe[i % T]. A token outside 0..V-1 gives a
  * zero row and sets *bad = 1 (bad: device or mapped pinned memory). */
 int zrt_cuda_embed_forward(void *stream, float *out, const int32_t *tokens, const float *wte, const float *wpe, int N,

@@ -55,4 +55,19 @@ static inline void *device_alloc(zrt_device *d, size_t bytes, const char *name)
     return p;
 }
 
+/* Unit u's parameters as the model declares their init (ones, zeros, normal
+ * x std; seed 7), plus 0.01 noise so no symmetry hides a wrong gradient. */
+static inline void init_unit(const zrt_model *m, int u, float *out)
+{
+    for (int p = 0; p < m->n_params[u]; p++) {
+        const zrt_param_info *info = &m->params[u][p];
+        for (int64_t i = 0; i < info->numel; i++) {
+            float base = info->init == ZRT_INIT_ONES ? 1.0f
+                         : info->init == ZRT_INIT_ZEROS ? 0.0f
+                                                        : info->init_std * zrt_random_normal(7, (uint64_t)u, (uint64_t)i);
+            out[info->offset + i] = base + 0.01f * zrt_random_normal(8, (uint64_t)u, (uint64_t)(info->offset + i));
+        }
+    }
+}
+
 #endif

@@ -96,8 +96,7 @@ static void check_model(const char *name, zrt_model_config cfg, const void *inpu
     for (int u = 0; u < shape->n_units; u++) {
         size_t n = (size_t)shape->unit_numel[u];
         host[u] = malloc(n * 4), want[u] = malloc(n * 4), got[u] = malloc(n * 4), again[u] = malloc(n * 4);
-        CHECK_OK(zrt_model_init_values(shape, &cfg, u, 0, (int64_t)n, host[u]));
-        for (size_t i = 0; i < n; i++) host[u][i] += 0.01f * zrt_random_normal(7, (uint64_t)u, i); /* not init's symmetry */
+        init_unit(shape, u, host[u]);
     }
     int units = shape->n_units;
     shape->destroy(shape);
@@ -141,7 +140,7 @@ static void check_bad_token(zrt_model_config cfg, int32_t *tokens, size_t n)
     float *params[8] = {0};
     for (int u = 0; u < m->n_units; u++) {
         params[u] = malloc((size_t)m->unit_numel[u] * 4);
-        CHECK_OK(zrt_model_init_values(m, &cfg, u, 0, m->unit_numel[u], params[u]));
+        init_unit(m, u, params[u]);
     }
     int units = m->n_units;
     m->destroy(m);

@@ -14,6 +14,7 @@
  * algorithm (no atomics mode is set), so ZeRO stages stay equal on a GPU.
  * cuBLASLt is loaded with dlopen when the first CUDA model is made, not
  * linked: its 64 MB of resident pages would otherwise be in every CPU rank.
+ * $ZRT_CUBLASLT names another library to load (the emulated test's fake).
  */
 #ifdef ZRT_HAVE_CUDA
 
@@ -48,15 +49,18 @@ static pthread_once_t lt_once = PTHREAD_ONCE_INIT;
 
 static void lt_load(void)
 {
-    void *lib = dlopen(ZRT_CUBLASLT_SONAME, RTLD_NOW | RTLD_LOCAL);
-    if (!lib) lib = dlopen("libcublasLt.so", RTLD_NOW | RTLD_LOCAL);
+    const char *chosen = getenv("ZRT_CUBLASLT"); /* another cuBLASLt (or tests/fake_cublaslt.c) */
+    bool by_user = chosen && *chosen;
+    const char *library = by_user ? chosen : ZRT_CUBLASLT_SONAME;
+    void *lib = dlopen(library, RTLD_NOW | RTLD_LOCAL);
+    if (!lib && !by_user) lib = dlopen("libcublasLt.so", RTLD_NOW | RTLD_LOCAL);
     if (!lib) {
-        snprintf(lt_missing, sizeof lt_missing, "cannot load cuBLASLt (%s): %s", ZRT_CUBLASLT_SONAME, dlerror());
+        snprintf(lt_missing, sizeof lt_missing, "cannot load cuBLASLt (%s): %s", library, dlerror());
         return;
     }
 #define LT_LOAD(name)                                                                             \
     if (!lt_missing[0] && !(*(void **)&lt.name = dlsym(lib, #name)))                               \
-        snprintf(lt_missing, sizeof lt_missing, "cuBLASLt (%s) has no %s", ZRT_CUBLASLT_SONAME, #name);
+        snprintf(lt_missing, sizeof lt_missing, "cuBLASLt (%s) has no %s", library, #name);
     LT_FUNCTIONS(LT_LOAD)
 #undef LT_LOAD
 }

@@ -21,18 +21,6 @@ zrt_status zrt_cuda_launch_failed(int err, const char *kernel)
     return zrt_set_error(ZRT_ERR_IO, "cuda: %s failed: %s", kernel, cudaGetErrorString((cudaError_t)err));
 }
 
-zrt_status zrt_cuda_copy(const zrt_cuda_op *op, void *dst, const void *src, size_t bytes)
-{
-    cudaError_t err = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, (cudaStream_t)op->stream);
-    return err == cudaSuccess ? ZRT_OK : zrt_cuda_launch_failed((int)err, "cudaMemcpyAsync");
-}
-
-zrt_status zrt_cuda_zero(const zrt_cuda_op *op, void *dst, size_t bytes)
-{
-    cudaError_t err = cudaMemsetAsync(dst, 0, bytes, (cudaStream_t)op->stream);
-    return err == cudaSuccess ? ZRT_OK : zrt_cuda_launch_failed((int)err, "cudaMemsetAsync");
-}
-
 typedef struct {
     volatile int32_t *bad;
     char message[160];

@@ -99,9 +99,6 @@ zrt_status zrt_cuda_launch_failed(int err, const char *kernel);
         if (launch_err_) return zrt_cuda_launch_failed(launch_err_, #call); \
     } while (0)
 
-/* A device-to-device copy on the op's stream. */
-zrt_status zrt_cuda_copy(const zrt_cuda_op *op, void *dst, const void *src, size_t bytes);
-zrt_status zrt_cuda_zero(const zrt_cuda_op *op, void *dst, size_t bytes);
 
 zrt_status zrt_model_gpt_cuda_create(const zrt_model_config *cfg, zrt_device *device, int micro_batch,
                                      zrt_model **out);

@@ -178,7 +178,7 @@ static zrt_status block_backward(gpt_cuda *g, const zrt_cuda_op *o, int l, const
     int N = o->batch * g->d.T, C = g->d.C, H = g->d.H, u = l + 1;
     size_t nc = (size_t)N * C * sizeof(float);
     const float *x = zrt_gpt_block_input(s, l);
-    ZRT_CHECK(zrt_cuda_copy(o, s->dres2, s->dres, nc)); /* residual3 = residual2 + fcproj */
+    ZRT_LAUNCH(zrt_cuda_copy(o->stream, s->dres2, s->dres, nc)); /* residual3 = residual2 + fcproj */
     ZRT_CHECK(matmul_backward(g, o, s->dfch_gelu, grad(g, u, ZRT_GPT_FCPROJW, gr), grad(g, u, ZRT_GPT_FCPROJB, gr),
                               s->dres, a->fch_gelu, param(g, u, ZRT_GPT_FCPROJW, p), N, H, C));
     ZRT_LAUNCH(zrt_cuda_gelu_backward(o->stream, s->dfch, a->fch, s->dfch_gelu, (size_t)N * H));
@@ -187,7 +187,7 @@ static zrt_status block_backward(gpt_cuda *g, const zrt_cuda_op *o, int l, const
     ZRT_LAUNCH(zrt_cuda_layernorm_backward(o->stream, s->dres2, grad(g, u, ZRT_GPT_LN2W, gr),
                                            grad(g, u, ZRT_GPT_LN2B, gr), s->dln, a->residual2,
                                            param(g, u, ZRT_GPT_LN2W, p), a->ln2_mean, a->ln2_rstd, N, C));
-    ZRT_CHECK(zrt_cuda_copy(o, s->dres_in, s->dres2, nc)); /* residual2 = x + attproj */
+    ZRT_LAUNCH(zrt_cuda_copy(o->stream, s->dres_in, s->dres2, nc)); /* residual2 = x + attproj */
     ZRT_CHECK(matmul_backward(g, o, s->datty, grad(g, u, ZRT_GPT_ATTPROJW, gr), grad(g, u, ZRT_GPT_ATTPROJB, gr),
                               s->dres2, a->atty, param(g, u, ZRT_GPT_ATTPROJW, p), N, C, C));
     ZRT_CHECK(attention_backward(g, o, s->dqkv, s->dpreatt, s->datt, s->datty, a->qkv, a->att));
@@ -209,7 +209,7 @@ static zrt_status backward(zrt_model *base, const zrt_cuda_op *o)
         return matmul_backward(g, o, g->a.dres, grad(g, 0, 0, gr), NULL, g->a.dlogits, g->a.lnf, param(g, 0, 0, p), N,
                                C, g->d.V);
     if (op == L + 1) {
-        ZRT_CHECK(zrt_cuda_zero(o, g->a.dres_in, (size_t)N * C * sizeof(float)));
+        ZRT_LAUNCH(zrt_cuda_zero(o->stream, g->a.dres_in, (size_t)N * C * sizeof(float)));
         ZRT_LAUNCH(zrt_cuda_layernorm_backward(o->stream, g->a.dres_in, grad(g, L + 1, 0, gr), grad(g, L + 1, 1, gr),
                                                g->a.dres, zrt_gpt_block_input(&g->a, L), param(g, L + 1, 0, p),
                                                g->a.lnf_mean, g->a.lnf_rstd, N, C));

@@ -26,7 +26,10 @@ static zrt_status forward(zrt_model *base, const zrt_cuda_op *op)
     ZRT_CHECK(zrt_cuda_gemm(m->cuda.blas, op->stream,
                             &(zrt_gemm){.trans_b = true, .M = B, .N = out, .K = in, .alpha = 1.0f, .beta = 1.0f,
                                         .A = zrt_mlp_unit_input(&m->a, op->inputs, u), .lda = in, .B = W, .ldb = in, .C = z, .ldc = out}));
-    if (u == m->a.layers - 1) return zrt_cuda_copy(op, y, z, (size_t)B * (size_t)out * sizeof(float));
+    if (u == m->a.layers - 1) {
+        ZRT_LAUNCH(zrt_cuda_copy(op->stream, y, z, (size_t)B * (size_t)out * sizeof(float)));
+        return ZRT_OK;
+    }
     ZRT_LAUNCH(zrt_cuda_bias_gelu_forward(op->stream, z, y, NULL, B, out));
     return ZRT_OK;
 }

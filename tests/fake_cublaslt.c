@@ -1,0 +1,183 @@
+/* fake_cublaslt.c: a stand-in for libcublasLt, built as
+ * BUILD/tests/libfake_cublaslt.so, that runs cublasLtMatmul on the host,
+ * column-major, exactly as cuBLASLt defines it (D = alpha op(A) op(B) +
+ * beta C, strided batches, double accumulation). Loaded through
+ * $ZRT_CUBLASLT by test_model_emulated, so runtime/model/cuda_blas.c's
+ * row-major mapping and the CUDA models' matmul calls run in CI, where there
+ * is no GPU. It refuses what cuBLASLt would refuse for these calls: a
+ * leading dimension below the rows, shapes that do not chain, batches that
+ * differ, a type other than fp32 -- and answers the heuristic with one algo.
+ */
+#include <cublasLt.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    int64_t rows, cols, ld, stride;
+    int32_t batch;
+} fake_layout; /* kept in the opaque layout's data[] */
+
+_Static_assert(sizeof(fake_layout) <= sizeof(((cublasLtMatrixLayoutOpaque_t *)0)->data), "layout fits");
+
+static fake_layout *layout_of(cublasLtMatrixLayout_t l) { return (fake_layout *)l->data; }
+
+cublasStatus_t cublasLtCreate(cublasLtHandle_t *handle)
+{
+    *handle = malloc(16);
+    return *handle ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_ALLOC_FAILED;
+}
+
+cublasStatus_t cublasLtDestroy(cublasLtHandle_t handle)
+{
+    free(handle);
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+const char *cublasLtGetStatusString(cublasStatus_t status)
+{
+    return status == CUBLAS_STATUS_SUCCESS ? "success (fake)" : "refused by the fake cuBLASLt";
+}
+
+cublasStatus_t cublasLtMatmulDescCreate(cublasLtMatmulDesc_t *desc, cublasComputeType_t compute, cudaDataType_t scale)
+{
+    (void)compute;
+    if (scale != CUDA_R_32F) return CUBLAS_STATUS_NOT_SUPPORTED;
+    *desc = calloc(1, sizeof **desc);
+    return *desc ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_ALLOC_FAILED;
+}
+
+cublasStatus_t cublasLtMatmulDescDestroy(cublasLtMatmulDesc_t desc)
+{
+    free(desc);
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+/* data[0], data[1]: op(A), op(B). */
+cublasStatus_t cublasLtMatmulDescSetAttribute(cublasLtMatmulDesc_t desc, cublasLtMatmulDescAttributes_t attr,
+                                              const void *buf, size_t size)
+{
+    if (size != sizeof(int32_t)) return CUBLAS_STATUS_INVALID_VALUE;
+    int32_t op;
+    memcpy(&op, buf, sizeof op);
+    if (attr == CUBLASLT_MATMUL_DESC_TRANSA) desc->data[0] = (uint64_t)op;
+    else if (attr == CUBLASLT_MATMUL_DESC_TRANSB) desc->data[1] = (uint64_t)op;
+    else return CUBLAS_STATUS_NOT_SUPPORTED;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasLtMatrixLayoutCreate(cublasLtMatrixLayout_t *out, cudaDataType type, uint64_t rows, uint64_t cols,
+                                          int64_t ld)
+{
+    if (type != CUDA_R_32F) return CUBLAS_STATUS_NOT_SUPPORTED;
+    if (ld < (int64_t)rows || rows == 0 || cols == 0) return CUBLAS_STATUS_INVALID_VALUE;
+    *out = calloc(1, sizeof **out);
+    if (!*out) return CUBLAS_STATUS_ALLOC_FAILED;
+    *layout_of(*out) = (fake_layout){.rows = (int64_t)rows, .cols = (int64_t)cols, .ld = ld, .batch = 1};
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasLtMatrixLayoutDestroy(cublasLtMatrixLayout_t layout)
+{
+    free(layout);
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasLtMatrixLayoutSetAttribute(cublasLtMatrixLayout_t layout, cublasLtMatrixLayoutAttribute_t attr,
+                                                const void *buf, size_t size)
+{
+    fake_layout *l = layout_of(layout);
+    if (attr == CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT && size == sizeof(int32_t)) memcpy(&l->batch, buf, size);
+    else if (attr == CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET && size == sizeof(int64_t)) memcpy(&l->stride, buf, size);
+    else return CUBLAS_STATUS_NOT_SUPPORTED;
+    return l->batch >= 1 ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_INVALID_VALUE;
+}
+
+cublasStatus_t cublasLtMatmulPreferenceCreate(cublasLtMatmulPreference_t *pref)
+{
+    *pref = calloc(1, sizeof **pref);
+    return *pref ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_ALLOC_FAILED;
+}
+
+cublasStatus_t cublasLtMatmulPreferenceDestroy(cublasLtMatmulPreference_t pref)
+{
+    free(pref);
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasLtMatmulPreferenceSetAttribute(cublasLtMatmulPreference_t pref,
+                                                    cublasLtMatmulPreferenceAttributes_t attr, const void *buf,
+                                                    size_t size)
+{
+    (void)pref, (void)buf;
+    return attr == CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES && size == sizeof(uint64_t) ? CUBLAS_STATUS_SUCCESS
+                                                                                         : CUBLAS_STATUS_NOT_SUPPORTED;
+}
+
+/* op(X)'s rows and columns. */
+static void op_shape(const fake_layout *l, bool trans, int64_t *rows, int64_t *cols)
+{
+    *rows = trans ? l->cols : l->rows;
+    *cols = trans ? l->rows : l->cols;
+}
+
+/* Whether the four layouts make one matmul (the shapes chain, batches agree). */
+static bool chains(cublasLtMatmulDesc_t desc, const fake_layout *a, const fake_layout *b, const fake_layout *c,
+                   const fake_layout *d)
+{
+    int64_t m, k, k2, n;
+    op_shape(a, desc->data[0] != CUBLAS_OP_N, &m, &k);
+    op_shape(b, desc->data[1] != CUBLAS_OP_N, &k2, &n);
+    return k == k2 && c->rows == m && c->cols == n && d->rows == m && d->cols == n && a->batch == b->batch &&
+           a->batch == c->batch && c->batch == d->batch && memcmp(c, d, sizeof *c) == 0;
+}
+
+cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc,
+                                              cublasLtMatrixLayout_t a, cublasLtMatrixLayout_t b,
+                                              cublasLtMatrixLayout_t c, cublasLtMatrixLayout_t d,
+                                              cublasLtMatmulPreference_t pref, int requested,
+                                              cublasLtMatmulHeuristicResult_t *results, int *returned)
+{
+    (void)handle, (void)pref;
+    *returned = 0;
+    if (requested < 1 || !chains(desc, layout_of(a), layout_of(b), layout_of(c), layout_of(d)))
+        return CUBLAS_STATUS_INVALID_VALUE;
+    memset(&results[0], 0, sizeof results[0]);
+    results[0].state = CUBLAS_STATUS_SUCCESS;
+    *returned = 1;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+static float element(const float *x, const fake_layout *l, bool trans, int64_t i, int64_t j)
+{
+    return trans ? x[j + i * l->ld] : x[i + j * l->ld];
+}
+
+cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc, const void *alpha, const void *A,
+                              cublasLtMatrixLayout_t adesc, const void *B, cublasLtMatrixLayout_t bdesc,
+                              const void *beta, const void *C, cublasLtMatrixLayout_t cdesc, void *D,
+                              cublasLtMatrixLayout_t ddesc, const cublasLtMatmulAlgo_t *algo, void *workspace,
+                              size_t workspace_bytes, cudaStream_t stream)
+{
+    (void)handle, (void)algo, (void)workspace, (void)workspace_bytes, (void)stream;
+    const fake_layout *a = layout_of(adesc), *b = layout_of(bdesc), *c = layout_of(cdesc), *d = layout_of(ddesc);
+    if (!chains(desc, a, b, c, d)) return CUBLAS_STATUS_INVALID_VALUE;
+    bool ta = desc->data[0] != CUBLAS_OP_N, tb = desc->data[1] != CUBLAS_OP_N;
+    int64_t m, k, n, k2;
+    op_shape(a, ta, &m, &k);
+    op_shape(b, tb, &k2, &n);
+    float al = *(const float *)alpha, be = *(const float *)beta;
+    for (int32_t batch = 0; batch < a->batch; batch++) {
+        const float *ab = (const float *)A + batch * a->stride, *bb = (const float *)B + batch * b->stride;
+        const float *cb = (const float *)C + batch * c->stride;
+        float *db = (float *)D + batch * d->stride;
+        for (int64_t j = 0; j < n; j++)
+            for (int64_t i = 0; i < m; i++) {
+                double sum = 0;
+                for (int64_t p = 0; p < k; p++) sum += (double)element(ab, a, ta, i, p) * element(bb, b, tb, p, j);
+                float prior = be != 0.0f ? be * cb[i + j * c->ld] : 0.0f; /* beta 0: C is not read */
+                db[i + j * d->ld] = al * (float)sum + prior;
+            }
+    }
+    return CUBLAS_STATUS_SUCCESS;
+}

@@ -1,0 +1,204 @@
+/* test_model_emulated.c: the CUDA GPT and MLP (gpt_cuda.c, mlp_cuda.c) and
+ * their matmul mapping (cuda_blas.c) run in CI, where there is no GPU: the
+ * kernel launchers are defined here as their CPU references
+ * (tests/model_refs.h, which test_cuda_kernels holds the real kernels to),
+ * cuBLASLt is tests/fake_cublaslt.c (host, column-major, strict about
+ * layouts) loaded through $ZRT_CUBLASLT, and the models' ops are called on
+ * cpu device memory. Against the CPU models on the same parameters and
+ * batch: the loss within 1e-5 relative and every unit's gradient within
+ * 1e-4 of its largest (OpenBLAS and vecmath's vector path against the
+ * references' left-to-right sums); a token outside the vocabulary fails the
+ * stream by the models' flag. What it cannot see: the .cu kernels
+ * themselves and cuBLASLt's real behaviour -- test_cuda_kernels' part.
+ */
+#include "device_common.h"
+
+#ifndef ZRT_HAVE_CUDA
+int main(void) { SKIP("built without CUDA: the CUDA models are not in this build"); }
+#else
+
+#include "cuda_model.h"
+#include "model_kernels.h"
+#include "model_refs.h"
+
+#include <math.h>
+
+#define BATCH 3
+
+/* ---- the launchers, on host memory ------------------------------------------------------- */
+
+int zrt_cuda_copy(void *s, void *dst, const void *src, size_t bytes) { return (void)s, memmove(dst, src, bytes), 0; }
+int zrt_cuda_zero(void *s, void *dst, size_t bytes) { return (void)s, memset(dst, 0, bytes), 0; }
+int zrt_cuda_embed_forward(void *s, float *out, const int32_t *tokens, const float *wte, const float *wpe, int N, int T,
+                           int C, int V, int32_t *bad)
+{
+    return (void)s, ref_embed_forward(out, tokens, wte, wpe, N, T, C, V, bad), 0;
+}
+int zrt_cuda_embed_backward(void *s, float *dwte, float *dwpe, const float *dout, const int32_t *tokens, int N, int T,
+                            int C, int V)
+{
+    return (void)s, ref_embed_backward(dwte, dwpe, dout, tokens, N, T, C, V), 0;
+}
+int zrt_cuda_init_rows(void *s, float *out, const float *bias, const float *residual, int N, int OC)
+{
+    return (void)s, ref_init_rows(out, bias, residual, N, OC), 0;
+}
+int zrt_cuda_bias_backward(void *s, float *db, const float *dout, int N, int OC)
+{
+    return (void)s, ref_bias_backward(db, dout, N, OC), 0;
+}
+int zrt_cuda_bias_gelu_forward(void *s, float *pre, float *out, const float *bias, int rows, int cols)
+{
+    return (void)s, ref_bias_gelu_forward(pre, out, bias, rows, cols), 0;
+}
+int zrt_cuda_gelu_backward(void *s, float *dinp, const float *inp, const float *dout, size_t n)
+{
+    return (void)s, ref_gelu_backward(dinp, inp, dout, n), 0;
+}
+int zrt_cuda_layernorm_forward(void *s, float *out, float *mean, float *rstd, const float *x, const float *w,
+                               const float *b, int N, int C)
+{
+    return (void)s, ref_layernorm_forward(out, mean, rstd, x, w, b, N, C), 0;
+}
+int zrt_cuda_layernorm_backward(void *s, float *dx, float *dw, float *db, const float *d, const float *x, const float *w,
+                                const float *mean, const float *rstd, int N, int C)
+{
+    return (void)s, ref_layernorm_backward(dx, dw, db, d, x, w, mean, rstd, N, C), 0;
+}
+int zrt_cuda_causal_softmax_forward(void *s, float *att, const float *pre, int squares, int T)
+{
+    return (void)s, ref_causal_softmax_forward(att, pre, squares, T), 0;
+}
+int zrt_cuda_causal_softmax_backward(void *s, float *dpre, const float *att, const float *datt, int squares, int T)
+{
+    return (void)s, ref_causal_softmax_backward(dpre, att, datt, squares, T), 0;
+}
+int zrt_cuda_cross_entropy(void *s, float *dlogits, float *probs, double *losses, const float *logits,
+                           const int32_t *targets, int N, int V, float scale, int double_math, int32_t *bad)
+{
+    return (void)s, ref_cross_entropy(dlogits, probs, losses, logits, targets, N, V, scale, double_math, bad), 0;
+}
+int zrt_cuda_loss_mean(void *s, float *loss_sum, const double *losses, int N, float divisor)
+{
+    return (void)s, ref_loss_mean(loss_sum, losses, N, divisor), 0;
+}
+
+/* ---- the two models on the cpu device ----------------------------------------------------- */
+
+static zrt_device *dev;
+static zrt_stream *stream;
+
+static void *buffer(size_t bytes, const void *init)
+{
+    void *p = NULL;
+    CHECK_OK(zrt_device_alloc(dev, ZRT_MEM_ACTIVATIONS, bytes, "test buffer", NULL, &p));
+    if (init) memcpy(p, init, bytes); /* cpu device memory is host memory; the stream is idle */
+    else memset(p, 0, bytes);
+    return p;
+}
+
+/* Forward, loss, backward of model m (emulated: its CUDA ops called directly); the loss. */
+static zrt_status run(zrt_model *m, bool emulated, float **params, float **grads, void *inputs, int32_t *labels,
+                      float *loss)
+{
+    *loss = 0;
+    for (int u = 0; u < m->n_units; u++) memset(grads[u], 0, (size_t)m->unit_numel[u] * 4);
+    ZRT_CHECK(m->set_batch(m, inputs, labels, BATCH));
+    const zrt_cuda_model_ops *ops = emulated ? ((zrt_cuda_model *)m)->ops : NULL;
+    zrt_cuda_op o = {.batch = BATCH, .inputs = inputs, .labels = labels, .on = stream};
+    for (int op = 0; op < m->n_ops; op++) {
+        o.op = op, o.params = params[m->op_unit[op]];
+        ZRT_CHECK(emulated ? ops->forward(m, &o) : m->forward(m, stream, op, o.params));
+    }
+    ZRT_CHECK(emulated ? ops->loss(m, &o, 1.0f, 1.0f, loss) : m->loss(m, stream, 1.0f, 1.0f, loss));
+    for (int op = m->n_ops - 1; op >= 0; op--) {
+        int u = m->op_unit[op];
+        o.op = op, o.params = params[u], o.grads = grads[u];
+        ZRT_CHECK(emulated ? ops->backward(m, &o) : m->backward(m, stream, op, params[u], grads[u]));
+    }
+    return zrt_stream_synchronize(stream);
+}
+
+typedef zrt_status (*create_fn)(const zrt_model_config *, zrt_device *, int, zrt_model **);
+
+static void compare(const char *name, const zrt_model_config *cfg, create_fn emulated_create, const void *inputs,
+                    size_t input_bytes, const int32_t *labels, size_t label_bytes)
+{
+    zrt_model *cpu = NULL, *emu = NULL;
+    CHECK_OK(zrt_model_create(cfg, dev, BATCH, &cpu));
+    CHECK_OK(emulated_create(cfg, dev, BATCH, &emu));
+    if (!cpu || !emu) return;
+    float *params[8], *want[8], *got[8];
+    for (int u = 0; u < cpu->n_units; u++) {
+        size_t n = (size_t)cpu->unit_numel[u];
+        CHECK(n == (size_t)emu->unit_numel[u]);
+        params[u] = buffer(n * 4, NULL), want[u] = buffer(n * 4, NULL), got[u] = buffer(n * 4, NULL);
+        init_unit(cpu, u, params[u]);
+    }
+    void *in = buffer(input_bytes, inputs);
+    int32_t *lab = buffer(label_bytes, labels);
+    float loss_cpu = 0, loss_emu = 0;
+    float *slot = buffer(4, NULL);
+    CHECK_OK(run(cpu, false, params, want, in, lab, slot));
+    loss_cpu = *slot;
+    CHECK_OK(run(emu, true, params, got, in, lab, slot));
+    loss_emu = *slot;
+    double loss_err = fabs((double)loss_emu - loss_cpu) / fabs(loss_cpu), worst = 0;
+    CHECK_MSG(loss_err <= 1e-5, "%s: emulated loss %.9g, cpu %.9g", name, loss_emu, loss_cpu);
+    for (int u = 0; u < cpu->n_units; u++) {
+        double largest = 0, err = 0;
+        for (int64_t i = 0; i < cpu->unit_numel[u]; i++) largest = fmax(largest, fabs(want[u][i]));
+        for (int64_t i = 0; i < cpu->unit_numel[u]; i++) err = fmax(err, fabs((double)got[u][i] - want[u][i]) / largest);
+        if (!(err == err)) err = INFINITY;
+        CHECK_MSG(err <= 1e-4, "%s: unit %d's gradient differs by %.3g of its largest %.3g", name, u, err, largest);
+        worst = fmax(worst, err);
+    }
+    printf("%s: emulated CUDA model: loss %.7f vs cpu %.7f (%.2g), gradients within %.2g of each unit's largest\n", name,
+           loss_emu, loss_cpu, loss_err, worst);
+    cpu->destroy(cpu);
+    emu->destroy(emu);
+}
+
+/* A token outside the vocabulary: the flag, then the stream's error naming it. */
+static void bad_token(const zrt_model_config *cfg, int32_t *tokens, size_t n)
+{
+    zrt_model *m = NULL;
+    CHECK_OK(zrt_model_gpt_cuda_create(cfg, dev, BATCH, &m));
+    if (!m) return;
+    tokens[2] = (int32_t)cfg->vocab;
+    float *params[8], *grads[8];
+    for (int u = 0; u < m->n_units; u++)
+        params[u] = buffer((size_t)m->unit_numel[u] * 4, NULL), grads[u] = buffer((size_t)m->unit_numel[u] * 4, NULL);
+    float *slot = buffer(4, NULL);
+    zrt_status status = run(m, true, params, grads, buffer(n * 4, tokens), buffer(n * 4, tokens), slot);
+    CHECK_MSG(status != ZRT_OK && strstr(zrt_last_error(), "token"), "bad token: %s",
+              status == ZRT_OK ? "no error" : zrt_last_error());
+    printf("a bad token: %s\n", zrt_last_error());
+    m->destroy(m);
+}
+
+int main(void)
+{
+    char fake[1200];
+    const char *build = getenv("ZRT_BUILD");
+    snprintf(fake, sizeof fake, "%s/tests/libfake_cublaslt.so", build && *build ? build : "build");
+    setenv("ZRT_CUBLASLT", fake, 1);
+    dev = make_device(ZRT_DEVICE_CPU, false);
+    CHECK_OK(zrt_stream_create(dev, "model", &stream));
+    zrt_model_config gpt = {.type = ZRT_MODEL_GPT, .layers = 2, .d_model = 32, .hidden = 96, .heads = 4, .seq_len = 12,
+                            .vocab = 50};
+    enum { TOKENS = BATCH * 12 };
+    int32_t tokens[TOKENS + 1];
+    for (int i = 0; i <= TOKENS; i++) tokens[i] = (int32_t)((i * 7919u + 13u) % 50u);
+    compare("gpt", &gpt, zrt_model_gpt_cuda_create, tokens, TOKENS * 4, tokens + 1, TOKENS * 4);
+    zrt_model_config mlp = {.type = ZRT_MODEL_MLP, .layers = 3, .d_model = 20, .hidden = 36, .vocab = 7};
+    float features[BATCH * 20];
+    for (int i = 0; i < BATCH * 20; i++) features[i] = zrt_random_normal(3, 0, (uint64_t)i);
+    int32_t classes[BATCH] = {1, 6, 4};
+    compare("mlp", &mlp, zrt_model_mlp_cuda_create, features, sizeof features, classes, sizeof classes);
+    bad_token(&gpt, tokens, TOKENS);
+    zrt_stream_destroy(stream);
+    zrt_device_destroy(dev);
+    return CHECK_DONE();
+}
+#endif
