@@ -16,7 +16,7 @@
 #include "cuda_model.h"
 #include "kernel_checks.h"
 #include "model_kernels.h"
-#include "vecmath.h"
+#include "model_refs.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -84,12 +84,9 @@ static void check_embed(void)
     float *wte = randoms((size_t)V * C, 0.02f, 1), *wpe = randoms((size_t)T * C, 0.01f, 2);
     float *out = malloc(sizeof(float) * N * C), *dout = randoms((size_t)N * C, 1.0f, 3);
     float *dwte = calloc((size_t)V * C, sizeof(float)), *dwpe = calloc((size_t)T * C, sizeof(float));
-    for (int i = 0; i < N; i++)
-        for (int c = 0; c < C; c++) {
-            out[i * C + c] = wte[tokens[i] * C + c] + wpe[(i % T) * C + c];
-            dwte[tokens[i] * C + c] += dout[i * C + c];
-            dwpe[(i % T) * C + c] += dout[i * C + c];
-        }
+    int32_t flag = 0;
+    ref_embed_forward(out, tokens, wte, wpe, N, T, C, V, &flag);
+    ref_embed_backward(dwte, dwpe, dout, tokens, N, T, C, V);
     int32_t *d_tokens = upload(dev, tokens, sizeof tokens), *bad = NULL;
     CHECK_OK(zrt_host_alloc(dev, ZRT_MEM_COMM, sizeof(int32_t), "flag", (void **)&bad));
     *bad = 0;
@@ -110,18 +107,17 @@ static void check_embed(void)
     free(wte), free(wpe), free(out), free(dout), free(dwte), free(dwpe);
 }
 
-static void check_rows(const zrt_vecmath *vm)
+static void check_rows(void)
 {
     enum { N = 37, OC = 300 };
     size_t n = (size_t)N * OC;
     float *bias = randoms(OC, 1.0f, 4), *res = randoms(n, 1.0f, 5), *x = randoms(n, 2.0f, 6), *d = randoms(n, 1.0f, 7);
     float *rows = malloc(n * 4), *db = calloc(OC, 4), *pre = malloc(n * 4), *gel = malloc(n * 4), *dg = malloc(n * 4);
-    for (size_t i = 0; i < n; i++) rows[i] = res[i] + bias[i % OC];
-    for (int i = 0; i < N; i++)
-        for (int o = 0; o < OC; o++) db[o] += d[i * OC + o];
+    ref_init_rows(rows, bias, res, N, OC);
+    ref_bias_backward(db, d, N, OC);
     memcpy(pre, x, n * 4);
-    vm->bias_gelu_forward(pre, gel, bias, N, OC);
-    vm->gelu_backward(dg, x, d, (int64_t)n);
+    ref_bias_gelu_forward(pre, gel, bias, N, OC);
+    ref_gelu_backward(dg, x, d, n);
     float *d_rows = zeros(n), *d_db = zeros(OC), *d_pre = up(x, n), *d_gel = zeros(n), *d_dg = zeros(n);
     CHECK(zrt_cuda_init_rows(native, d_rows, up(bias, OC), up(res, n), N, OC) == 0);
     CHECK(zrt_cuda_bias_backward(native, d_db, up(d, n), N, OC) == 0);
@@ -135,7 +131,7 @@ static void check_rows(const zrt_vecmath *vm)
     free(bias), free(res), free(x), free(d), free(rows), free(db), free(pre), free(gel), free(dg);
 }
 
-static void check_layernorm(const zrt_vecmath *vm)
+static void check_layernorm(void)
 {
     enum { N = 29, C = 200 };
     size_t n = (size_t)N * C;
@@ -143,14 +139,13 @@ static void check_layernorm(const zrt_vecmath *vm)
     float *out = malloc(n * 4), *mean = malloc(N * 4), *rstd = malloc(N * 4), *dx = randoms(n, 1.0f, 12);
     float *dx0 = malloc(n * 4), *dw = calloc(C, 4), *db = calloc(C, 4);
     memcpy(dx0, dx, n * 4);
-    for (int i = 0; i < N; i++) vm->layernorm_forward(out + i * C, &mean[i], &rstd[i], x + i * C, w, b, C);
+    ref_layernorm_forward(out, mean, rstd, x, w, b, N, C);
     float *d_out = zeros(n), *d_mean = zeros(N), *d_rstd = zeros(N);
     CHECK(zrt_cuda_layernorm_forward(native, d_out, d_mean, d_rstd, up(x, n), up(w, C), up(b, C), N, C) == 0);
     expect("layernorm forward", d_out, out, n, 2e-5, true);
     expect("layernorm mean", d_mean, mean, N, 2e-5, true);
     expect("layernorm rstd", d_rstd, rstd, N, 2e-5, true);
-    for (int i = 0; i < N; i++) /* backward from the CPU's statistics, given to both */
-        vm->layernorm_backward(dx + i * C, dw, db, d + i * C, x + i * C, w, mean[i], rstd[i], C);
+    ref_layernorm_backward(dx, dw, db, d, x, w, mean, rstd, N, C); /* from the CPU's statistics, given to both */
     float *d_dx = up(dx0, n), *d_dw = zeros(C), *d_db = zeros(C);
     CHECK(zrt_cuda_layernorm_backward(native, d_dx, d_dw, d_db, up(d, n), up(x, n), up(w, C), up(mean, N), up(rstd, N),
                                       N, C) == 0);
@@ -160,19 +155,13 @@ static void check_layernorm(const zrt_vecmath *vm)
     free(x), free(w), free(b), free(d), free(out), free(mean), free(rstd), free(dx), free(dx0), free(dw), free(db);
 }
 
-static void check_softmax(const zrt_vecmath *vm)
+static void check_softmax(void)
 {
     enum { SQUARES = 6, T = 45 };
     size_t n = (size_t)SQUARES * T * T;
     float *pre = randoms(n, 4.0f, 13), *datt = randoms(n, 1.0f, 14), *att = calloc(n, 4), *dpre = calloc(n, 4);
-    for (size_t r = 0; r < (size_t)SQUARES * T; r++) {
-        int len = (int)(r % T) + 1;
-        float *a = att + r * T, *dp = dpre + r * T, *da = datt + r * T;
-        float inv = 1.0f / vm->exp_sum(a, pre + r * T, vm->max(pre + r * T, len), len);
-        for (int i = 0; i < len; i++) a[i] *= inv;
-        float dot = vm->dot(a, da, len);
-        for (int i = 0; i < len; i++) dp[i] = a[i] * (da[i] - dot);
-    }
+    ref_causal_softmax_forward(att, pre, SQUARES, T);
+    ref_causal_softmax_backward(dpre, att, datt, SQUARES, T);
     float *d_att = zeros(n), *d_dpre = zeros(n);
     CHECK(zrt_cuda_causal_softmax_forward(native, d_att, up(pre, n), SQUARES, T) == 0);
     expect("causal softmax", d_att, att, n, 2e-5, true);
@@ -181,41 +170,21 @@ static void check_softmax(const zrt_vecmath *vm)
     free(pre), free(datt), free(att), free(dpre);
 }
 
-/* gpt.c's and mlp.c's cross-entropy, written out. */
+/* gpt.c's and mlp.c's cross-entropy, and the loss mean (bitwise: the same sum of the same losses). */
 static void check_cross_entropy(bool double_math)
 {
     enum { N = 19, V = 1000 };
     size_t n = (size_t)N * V;
     float *z = randoms(n, 3.0f, 15), *d = malloc(n * 4), scale = 1024.0f;
     int32_t targets[N];
-    double losses[N], total = 0;
+    double losses[N];
     for (int i = 0; i < N; i++) targets[i] = (int)((seed + (uint64_t)i * 104729u) % V);
-    for (int i = 0; i < N; i++) {
-        const float *row = z + i * V;
-        float *drow = d + i * V, max = row[0];
-        for (int v = 1; v < V; v++) max = fmaxf(max, row[v]);
-        if (double_math) {
-            double sum = 0;
-            for (int v = 0; v < V; v++) sum += exp((double)(row[v] - max));
-            double log_sum = log(sum) + max;
-            losses[i] = log_sum - row[targets[i]];
-            for (int v = 0; v < V; v++) drow[v] = (float)(exp(row[v] - log_sum) * scale / N);
-            drow[targets[i]] -= scale / (float)N;
-        } else {
-            static float p[V];
-            float sum = 0;
-            for (int v = 0; v < V; v++) sum += (p[v] = expf(row[v] - max));
-            float inv = 1.0f / sum, dscale = scale / (float)N;
-            for (int v = 0; v < V; v++) {
-                p[v] *= inv;
-                drow[v] = p[v] * dscale;
-            }
-            losses[i] = -log((double)p[targets[i]]);
-            drow[targets[i]] = (p[targets[i]] - 1.0f) * dscale;
-        }
-        total += losses[i];
-    }
-    float want_mean = (float)(total / N) / 2.0f, got_mean = 0.0f;
+    float *probs = malloc(n * 4);
+    int32_t flag = 0;
+    ref_cross_entropy(d, probs, losses, z, targets, N, V, scale, double_math, &flag);
+    free(probs);
+    float want_mean = 0.0f, got_mean = 0.0f;
+    ref_loss_mean(&want_mean, losses, N, 2.0f);
     int32_t *bad = NULL;
     CHECK_OK(zrt_host_alloc(dev, ZRT_MEM_COMM, sizeof(int32_t), "flag", (void **)&bad));
     *bad = 0;
@@ -285,11 +254,10 @@ int main(void)
     printf("device: %s; seed %llu (ZRT_TEST_SEED repeats it)\n", zrt_device_name(dev), (unsigned long long)seed);
     CHECK_OK(zrt_stream_create(dev, "kernels", &stream));
     native = zrt_stream_native(stream);
-    const zrt_vecmath *scalar = zrt_vecmath_path(ZRT_SIMD_SCALAR);
     check_embed();
-    check_rows(scalar);
-    check_layernorm(scalar);
-    check_softmax(scalar);
+    check_rows();
+    check_layernorm();
+    check_softmax();
     check_cross_entropy(false);
     check_cross_entropy(true);
     check_gemm(ZRT_MATMUL_FP32, 1e-5);
