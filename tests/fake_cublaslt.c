@@ -6,7 +6,9 @@
  * row-major mapping and the CUDA models' matmul calls run in CI, where there
  * is no GPU. It refuses what cuBLASLt would refuse for these calls: a
  * leading dimension below the rows, shapes that do not chain, batches that
- * differ, a type other than fp32 -- and answers the heuristic with one algo.
+ * differ, a type other than fp32, a pointer (or batch stride) less aligned
+ * than the preferences promised (256 bytes unless set: cuBLASLt's default)
+ * -- and answers the heuristic with one algo that remembers the promise.
  */
 #include <cublasLt.h>
 #include <stdbool.h>
@@ -93,10 +95,13 @@ cublasStatus_t cublasLtMatrixLayoutSetAttribute(cublasLtMatrixLayout_t layout, c
     return l->batch >= 1 ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_INVALID_VALUE;
 }
 
+/* A preference's data[0..3]: the alignment promised for A, B, C, D (bytes). */
 cublasStatus_t cublasLtMatmulPreferenceCreate(cublasLtMatmulPreference_t *pref)
 {
     *pref = calloc(1, sizeof **pref);
-    return *pref ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_ALLOC_FAILED;
+    if (!*pref) return CUBLAS_STATUS_ALLOC_FAILED;
+    for (int i = 0; i < 4; i++) (*pref)->data[i] = 256;
+    return CUBLAS_STATUS_SUCCESS;
 }
 
 cublasStatus_t cublasLtMatmulPreferenceDestroy(cublasLtMatmulPreference_t pref)
@@ -109,9 +114,15 @@ cublasStatus_t cublasLtMatmulPreferenceSetAttribute(cublasLtMatmulPreference_t p
                                                     cublasLtMatmulPreferenceAttributes_t attr, const void *buf,
                                                     size_t size)
 {
-    (void)pref, (void)buf;
-    return attr == CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES && size == sizeof(uint64_t) ? CUBLAS_STATUS_SUCCESS
-                                                                                         : CUBLAS_STATUS_NOT_SUPPORTED;
+    if (attr == CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES && size == sizeof(uint64_t)) return CUBLAS_STATUS_SUCCESS;
+    if (attr >= CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES && attr <= CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES &&
+        size == sizeof(uint32_t)) {
+        uint32_t bytes;
+        memcpy(&bytes, buf, sizeof bytes);
+        pref->data[attr - CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES] = bytes;
+        return CUBLAS_STATUS_SUCCESS;
+    }
+    return CUBLAS_STATUS_NOT_SUPPORTED;
 }
 
 /* op(X)'s rows and columns. */
@@ -138,14 +149,22 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t handle, cublasLtM
                                               cublasLtMatmulPreference_t pref, int requested,
                                               cublasLtMatmulHeuristicResult_t *results, int *returned)
 {
-    (void)handle, (void)pref;
+    (void)handle;
     *returned = 0;
     if (requested < 1 || !chains(desc, layout_of(a), layout_of(b), layout_of(c), layout_of(d)))
         return CUBLAS_STATUS_INVALID_VALUE;
     memset(&results[0], 0, sizeof results[0]);
+    memcpy(results[0].algo.data, pref->data, 4 * sizeof(uint64_t)); /* the algo relies on the promised alignment */
     results[0].state = CUBLAS_STATUS_SUCCESS;
     *returned = 1;
     return CUBLAS_STATUS_SUCCESS;
+}
+
+/* Whether x (and, batched, each matrix after it) is aligned as promised. */
+static bool aligned(const void *x, const fake_layout *l, uint64_t promised)
+{
+    uintptr_t bits = (uintptr_t)x | (l->batch > 1 ? (uintptr_t)l->stride * sizeof(float) : 0);
+    return promised == 0 || bits % promised == 0;
 }
 
 static float element(const float *x, const fake_layout *l, bool trans, int64_t i, int64_t j)
@@ -159,9 +178,12 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
                               cublasLtMatrixLayout_t ddesc, const cublasLtMatmulAlgo_t *algo, void *workspace,
                               size_t workspace_bytes, cudaStream_t stream)
 {
-    (void)handle, (void)algo, (void)workspace, (void)workspace_bytes, (void)stream;
+    (void)handle, (void)workspace, (void)workspace_bytes, (void)stream;
     const fake_layout *a = layout_of(adesc), *b = layout_of(bdesc), *c = layout_of(cdesc), *d = layout_of(ddesc);
     if (!chains(desc, a, b, c, d)) return CUBLAS_STATUS_INVALID_VALUE;
+    if (!aligned(A, a, algo->data[0]) || !aligned(B, b, algo->data[1]) || !aligned(C, c, algo->data[2]) ||
+        !aligned(D, d, algo->data[3]))
+        return CUBLAS_STATUS_INVALID_VALUE; /* the real library would misread or fault */
     bool ta = desc->data[0] != CUBLAS_OP_N, tb = desc->data[1] != CUBLAS_OP_N;
     int64_t m, k, n, k2;
     op_shape(a, ta, &m, &k);

@@ -72,6 +72,7 @@ typedef struct {
     bool trans_a, trans_b;
     int M, N, K, lda, ldb, ldc, batch;
     int64_t stride_a, stride_b, stride_c;
+    uint32_t align_a, align_b, align_c; /* bytes the pointers (and batch strides) are aligned to, <= 256 */
 } gemm_shape;
 
 typedef struct {
@@ -180,6 +181,15 @@ static zrt_status plan_make(zrt_cuda_blas *b, const gemm_shape *s, gemm_plan *p)
     uint64_t workspace = WORKSPACE_BYTES;
     cublasStatus_t st = lt.cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace,
                                                              sizeof workspace);
+    const struct {
+        cublasLtMatmulPreferenceAttributes_t attr;
+        uint32_t bytes;
+    } aligns[] = {{CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, s->align_b}, /* cuBLASLt's A is our B */
+                  {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, s->align_a},
+                  {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, s->align_c},
+                  {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, s->align_c}};
+    for (int i = 0; i < 4 && st == CUBLAS_STATUS_SUCCESS; i++)
+        st = lt.cublasLtMatmulPreferenceSetAttribute(pref, aligns[i].attr, &aligns[i].bytes, sizeof aligns[i].bytes);
     cublasLtMatmulHeuristicResult_t result;
     int found = 0;
     if (st == CUBLAS_STATUS_SUCCESS)
@@ -213,6 +223,15 @@ static zrt_status plan_for(zrt_cuda_blas *b, const gemm_shape *s, gemm_plan *tmp
     return ZRT_OK;
 }
 
+/* The largest power of two <= 256 dividing the address and, batched, the stride's bytes. */
+static uint32_t alignment(const void *ptr, int64_t stride, int batch)
+{
+    uintptr_t bits = (uintptr_t)ptr | (batch > 1 ? (uintptr_t)stride * sizeof(float) : 0);
+    uint32_t align = 256;
+    while (align > 1 && bits % align) align >>= 1;
+    return align;
+}
+
 zrt_status zrt_cuda_gemm(zrt_cuda_blas *b, void *stream, const zrt_gemm *g)
 {
     int batch = g->batch ? g->batch : 1;
@@ -223,6 +242,8 @@ zrt_status zrt_cuda_gemm(zrt_cuda_blas *b, void *stream, const zrt_gemm *g)
     s.trans_a = g->trans_a, s.trans_b = g->trans_b, s.M = g->M, s.N = g->N, s.K = g->K;
     s.lda = g->lda, s.ldb = g->ldb, s.ldc = g->ldc, s.batch = batch;
     if (batch > 1) s.stride_a = g->stride_a, s.stride_b = g->stride_b, s.stride_c = g->stride_c;
+    s.align_a = alignment(g->A, s.stride_a, batch), s.align_b = alignment(g->B, s.stride_b, batch);
+    s.align_c = alignment(g->C, s.stride_c, batch);
     gemm_plan tmp, *p;
     memset(&tmp, 0, sizeof tmp);
     ZRT_CHECK(plan_for(b, &s, &tmp, &p));
