@@ -133,3 +133,21 @@ def gpu_report(results, path, cuda_line):
     print('gpu-test: %s: %d passed, %d failed, %d skipped (report: %s)' % (card, counts['pass'], counts['fail'],
                                                                           counts['skip'], path))
     return counts['fail']
+
+
+def gpu_suite(build_root, src, report_path, cuda_line, programs=None, skipped=()):
+    """The GPU suite: every tests/test_cuda_* (programs under build_root/tests, scripts
+    under src/tests), one summary line and the report. Used by `scons gpu-test` and by
+    tools/gpu-run (a GPU machine without this project's build tools). Returns the failures."""
+    import glob
+    names = programs if programs is not None else sorted(
+        p for p in glob.glob(os.path.join(build_root, 'tests', 'test_cuda_*')) if os.access(p, os.X_OK))
+    tests = [{'name': name, 'skip': why} for name, why in skipped]  # not built (no CUDA)
+    tests += [{'name': os.path.basename(p), 'argv': [p], 'timeout': 300} for p in names]
+    tests += [{'name': os.path.splitext(os.path.basename(p))[0], 'argv': ['bash', p], 'timeout': 300}
+              for p in sorted(glob.glob(os.path.join(src, 'tests', 'test_cuda_*.sh')))]
+    env_vars = {'ZRT_BIN': os.path.join(build_root, 'bin', 'zrt'), 'ZRT_SRC': src, 'ZRT_BUILD': build_root,
+                'ZRT_DEVICE_CHECK': '1'}
+    results = []
+    run(tests, env_vars, src, verbose=True, results=results)
+    return gpu_report(results, report_path, cuda_line)
