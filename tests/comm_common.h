@@ -8,6 +8,7 @@
 #include "cast.h"
 #include "check.h"
 #include "zrt.h"
+#include "zrt/device.h"
 
 /* A float in [-1, 1) with a full mantissa, from (rank, index, salt). */
 static inline float gen(int rank, size_t i, int salt)
@@ -75,6 +76,29 @@ static inline zrt_status open_comm(const char *scope, int rank, int world, bool 
     o.socket_ifname = "lo";
     o.stage_through_host = open_comm_staged;
     return zrt_comm_create(open_comm_backend, &o, comm);
+}
+
+/* The abort contract, the same on every backend (test_comm_abort: host;
+ * test_cuda_nccl: NCCL): after zrt_comm_abort every later collective fails
+ * with ZRT_ERR_ABORTED -- blocking, request and stream-ordered forms, the
+ * barrier -- and zrt_comm_status says so. send and recv: count fp32 of
+ * stream's device, recv count * world. */
+static inline void check_abort_is_final(zrt_comm *comm, const void *send, void *recv, size_t count,
+                                        zrt_stream *stream)
+{
+    zrt_comm_abort(comm);
+    zrt_status status = zrt_comm_all_gather(comm, send, recv, count, ZRT_DTYPE_F32, NULL);
+    CHECK_MSG(status == ZRT_ERR_ABORTED, "blocking all_gather after abort: %s", status ? zrt_last_error() : "ok");
+    zrt_comm_request *req = NULL;
+    status = zrt_comm_all_reduce(comm, send, recv, count, ZRT_DTYPE_F32, ZRT_REDUCE_SUM, &req);
+    if (status == ZRT_OK) status = zrt_comm_wait(req);
+    CHECK_MSG(status == ZRT_ERR_ABORTED, "requested all_reduce after abort: %s", status ? zrt_last_error() : "ok");
+    status = zrt_comm_all_gather_on(comm, send, recv, count, ZRT_DTYPE_F32, stream);
+    if (status == ZRT_OK) status = zrt_stream_synchronize(stream);
+    CHECK_MSG(status == ZRT_ERR_ABORTED, "all_gather on a stream after abort: %s", status ? zrt_last_error() : "ok");
+    CHECK(zrt_comm_barrier(comm) == ZRT_ERR_ABORTED);
+    CHECK(zrt_comm_status(comm) == ZRT_ERR_ABORTED);
+    printf("after abort: %s\n", zrt_last_error());
 }
 
 #endif

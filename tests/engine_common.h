@@ -160,6 +160,44 @@ static inline void test_rank_close(test_rank *t)
     zrt_device_destroy(t->device);
 }
 
+/* A host function that fails on the compute stream after the loss (as a
+ * hybrid collective or a bad token would): the step, which waits only on its
+ * result event (recorded on the comm stream), must fail with its message. */
+static zrt_status (*engine_real_loss)(zrt_model *, zrt_stream *, float, float, float *);
+static inline zrt_status engine_injected_failure(void *arg)
+{
+    (void)arg;
+    return zrt_set_error(ZRT_ERR_PEER, "injected: a host function failed before the step's event");
+}
+static inline zrt_status engine_loss_then_fail(zrt_model *m, zrt_stream *stream, float scale, float divisor,
+                                               float *loss_sum)
+{
+    ZRT_CHECK(engine_real_loss(m, stream, scale, divisor, loss_sum));
+    return zrt_stream_launch_host(stream, "injected failure", engine_injected_failure, NULL, 0, NULL, 0);
+}
+
+static inline void check_host_failure_fails_step(bool cuda)
+{
+    static test_rank t;
+    run_spec s = {.world = 1, .stage = 2, .steps = 2, .precision = ZRT_PRECISION_NO, .micro = 2, .accum = 1,
+                  .cuda = cuda};
+    snprintf(s.tag, sizeof s.tag, "host-failure-%s", cuda ? "cuda" : "cpu");
+    if (!test_rank_open(&t, &s, 0, 1)) {
+        CHECK_MSG(false, "%s: no engine", s.tag);
+        return;
+    }
+    zrt_step_result r;
+    CHECK_OK(zrt_engine_step(t.e, &t.data, &r)); /* a good step first */
+    engine_real_loss = t.model->loss;
+    t.model->loss = engine_loss_then_fail;
+    zrt_status status = zrt_engine_step(t.e, &t.data, &r);
+    CHECK_MSG(status != ZRT_OK && strstr(zrt_last_error(), "injected"), "%s: the step returned %s", s.tag,
+              status == ZRT_OK ? "ok with stale results" : zrt_last_error());
+    if (status != ZRT_OK) printf("%s: the step failed: %s\n", s.tag, zrt_last_error());
+    t.model->loss = engine_real_loss;
+    test_rank_close(&t);
+}
+
 static inline int train_rank(int rank, int world, void *arg)
 {
     const run_spec *s = arg;

@@ -1,7 +1,10 @@
 /* test_comm_abort.c: zrt_comm_abort() from another thread ends a waiting
  * collective with ZRT_ERR_ABORTED in under a second, and every later
  * operation fails at once. Rank 1 never joins the collective, so rank 0's
- * all_gather can only end by the abort (its deadline is 60 s).
+ * all_gather can only end by the abort (its deadline is 60 s). Then the
+ * abort contract on one rank, where every collective could complete at once:
+ * abort is final all the same (check_abort_is_final, which test_cuda_nccl
+ * runs on NCCL).
  */
 #include "comm_common.h"
 #include "ranks.h"
@@ -56,8 +59,34 @@ static int rank_main(int r, int n, void *arg)
     return CHECK_DONE();
 }
 
+/* One rank, nothing to wait for: only the abort flag can make these fail. */
+static void abort_one_rank(void)
+{
+    zrt_device_options o;
+    zrt_device_options_init(&o);
+    o.check = 1;
+    zrt_device *d = NULL;
+    zrt_stream *stream = NULL;
+    float *send = NULL, *recv = NULL;
+    CHECK_OK(zrt_device_create(&o, &d));
+    CHECK_OK(zrt_stream_create(d, "comm", &stream));
+    CHECK_OK(zrt_device_alloc(d, ZRT_MEM_COMM, 64 * sizeof(float), "send", NULL, (void **)&send));
+    CHECK_OK(zrt_device_alloc(d, ZRT_MEM_COMM, 64 * sizeof(float), "recv", NULL, (void **)&recv));
+    CHECK_OK(zrt_memset_async(stream, send, 0, 64 * sizeof(float)));
+    CHECK_OK(zrt_stream_synchronize(stream));
+    zrt_comm_options co;
+    zrt_comm_options_init(&co);
+    zrt_comm *comm = NULL;
+    CHECK_OK(zrt_comm_create("host", &co, &comm));
+    CHECK_OK(zrt_comm_all_gather(comm, send, recv, 64, ZRT_DTYPE_F32, NULL)); /* works before */
+    check_abort_is_final(comm, send, recv, 64, stream);
+    zrt_comm_destroy(comm);
+    zrt_device_destroy(d);
+}
+
 int main(void)
 {
+    abort_one_rank();
     CHECK_MSG(ranks_run(2, rank_main, NULL, 60) == 0, "shared memory");
     CHECK_MSG(ranks_run(2, rank_main, (void *)1, 60) == 0, "TCP");
     return CHECK_DONE();

@@ -56,6 +56,7 @@ static void one_rank_nccl(void)
 int main(void)
 {
     skip_without_gpu();
+    check_host_failure_fails_step(true);
     one_rank_nccl();
     stages_on_gpu(ZRT_PRECISION_BF16, 5e-2);
     stages_on_gpu(ZRT_PRECISION_NO, 1e-3);

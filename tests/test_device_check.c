@@ -139,11 +139,46 @@ static void test_off(void)
     free_rig(&r);
 }
 
+/* A collective issued without a stream (host comm, one rank): the host's work
+ * from the call to its wait, on device buffers of a check-mode device. */
+static void test_request_form(void)
+{
+    rig r = make_rig(true);
+    zrt_comm_options co;
+    zrt_comm_options_init(&co);
+    zrt_comm *comm = NULL;
+    CHECK_OK(zrt_comm_create("host", &co, &comm));
+    enum { N = 1024 };
+    float src[N], back[N];
+    for (int i = 0; i < N; i++) src[i] = (float)i;
+    CHECK_OK(zrt_device_write(r.d, r.x, src, sizeof src));
+    CHECK_OK(zrt_comm_all_gather(comm, r.x, r.y, N, ZRT_DTYPE_F32, NULL)); /* issued and waited for */
+    CHECK_OK(zrt_device_read(r.d, back, r.y, sizeof back));
+    CHECK(memcmp(src, back, sizeof src) == 0);
+    zrt_comm_request *req = NULL;
+    CHECK_OK(zrt_comm_all_reduce(comm, r.x, r.y, N, ZRT_DTYPE_F32, ZRT_REDUCE_SUM, &req));
+    EXPECT_REFUSED(zrt_device_read(r.d, back, r.y, sizeof back), "the host reads 'fp32 view'",
+                   "a collective issued without a stream", "wait for its request");
+    EXPECT_REFUSED(zrt_memset_async(r.compute, r.y, 0, sizeof back), "compute writes 'fp32 view'", "request", NULL);
+    CHECK_OK(zrt_comm_wait(req));
+    CHECK_OK(zrt_device_read(r.d, back, r.y, sizeof back));
+    CHECK(memcmp(src, back, sizeof src) == 0);
+    /* A stream still writes the send buffer: the request may not read it yet. */
+    CHECK_OK(zrt_memset_async(r.compute, r.x, 0, sizeof src));
+    EXPECT_REFUSED(zrt_comm_all_gather(comm, r.x, r.y, N, ZRT_DTYPE_F32, NULL), "all_gather",
+                   "'unit 3 params (gathered)'", "compute");
+    CHECK_OK(zrt_stream_synchronize(r.compute));
+    CHECK_OK(zrt_comm_all_gather(comm, r.x, r.y, N, ZRT_DTYPE_F32, NULL));
+    zrt_comm_destroy(comm);
+    free_rig(&r);
+}
+
 int main(void)
 {
     test_streams();
     test_host();
     test_buffers();
     test_off();
+    test_request_form();
     return CHECK_DONE();
 }

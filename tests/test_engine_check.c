@@ -5,7 +5,11 @@
  *  - one wait removed on purpose (ZRT_FAULT_SKIP_WAIT=gather: compute uses a
  *    gathered unit without waiting for the gather) is caught on the first
  *    step, with an error naming the buffer and the stream it did not wait
- *    for; the same run without the fault passes.
+ *    for; the same run without the fault passes;
+ *  - a host function failing on the compute stream fails zrt_engine_step
+ *    with its message (the step waits on an event of the comm stream: an
+ *    event's wait returns its stream's error, and a stream inherits the
+ *    failure of one it waited for; test_cuda_engine runs the same on CUDA).
  */
 #include "engine_common.h"
 
@@ -106,5 +110,6 @@ int main(void)
         stages_agree(true, precisions[p]);
     }
     removed_wait_is_caught();
+    check_host_failure_fails_step(false);
     return CHECK_DONE();
 }

@@ -13,6 +13,7 @@
  * thread.
  */
 #include "comm_internal.h"
+#include "../device/host_work.h" /* the request form under the device check mode */
 
 #include <pthread.h>
 #include <stdio.h>
@@ -93,13 +94,26 @@ zrt_status zrt_wait_check(const zrt_wait *w, int peer)
 
 /* ---- the worker ------------------------------------------------------------------ */
 
+/* Abort is final, on every backend: no operation starts after it. */
+static zrt_status aborted_check(const zrt_comm *comm, const zrt_comm_op *op)
+{
+    if (!atomic_load(&comm->aborted)) return ZRT_OK;
+    return zrt_set_error(ZRT_ERR_ABORTED, "rank %d: %s #%llu: the communicator was aborted", comm->rank,
+                         zrt_op_name(op->kind), (unsigned long long)op->seq);
+}
+
 /* With the lock held: the first failure breaks the communicator; the next operation may run. */
-static void ran(zrt_comm *comm, zrt_status status, const char *message)
+static void break_locked(zrt_comm *comm, zrt_status status, const char *message)
 {
     if (status != ZRT_OK && comm->broken == ZRT_OK) {
         comm->broken = status;
         snprintf(comm->broken_message, sizeof comm->broken_message, "%s", message);
     }
+}
+
+static void ran(zrt_comm *comm, zrt_status status, const char *message)
+{
+    break_locked(comm, status, message);
     comm->running = false;
     pthread_cond_broadcast(&comm->changed);
 }
@@ -109,6 +123,7 @@ static zrt_status run_now(zrt_comm *comm, zrt_comm_op *op)
 {
     zrt_wait w = {&comm->aborted, zrt_now() + comm->timeout_s, comm->rank, op};
     zrt_clear_error();
+    ZRT_CHECK(aborted_check(comm, op));
     return comm->backend->run(comm->state, op, &w);
 }
 
@@ -156,10 +171,42 @@ static void *worker_main(void *arg)
 
 /* ---- issuing ------------------------------------------------------------------------ */
 
+/* The buffers an operation reads and writes, for the device's check mode. */
+static int op_accesses(const zrt_comm *comm, const zrt_comm_op *op, zrt_access *a)
+{
+    size_t bytes = op->count * zrt_dtype_size(op->dtype), all = bytes * (size_t)comm->world_size;
+    switch (op->kind) {
+    case ZRT_OP_ALL_GATHER:
+        a[0] = (zrt_access){op->send, bytes, ZRT_ACCESS_READ};
+        a[1] = (zrt_access){op->recv, all, ZRT_ACCESS_WRITE};
+        return 2;
+    case ZRT_OP_REDUCE_SCATTER:
+        a[0] = (zrt_access){op->send, all, ZRT_ACCESS_READ};
+        a[1] = (zrt_access){op->recv, bytes, ZRT_ACCESS_WRITE};
+        return 2;
+    case ZRT_OP_ALL_REDUCE:
+        a[0] = (zrt_access){op->send, bytes, ZRT_ACCESS_READ};
+        a[1] = (zrt_access){op->recv, bytes, ZRT_ACCESS_WRITE};
+        return 2;
+    case ZRT_OP_BROADCAST: a[0] = (zrt_access){op->recv, bytes, ZRT_ACCESS_READ_WRITE}; return 1;
+    case ZRT_OP_BARRIER: return 0;
+    }
+    return 0;
+}
+
+
+/* The request form: the host's work on the buffers from now until the wait
+ * (host_work.h: what the device check mode knows of it). */
 static zrt_status enqueue(zrt_comm *comm, const zrt_comm_op *op, zrt_comm_request **request)
 {
+    zrt_access access[2];
+    int n = op_accesses(comm, op, access);
+    ZRT_CHECK(zrt_host_work_begin(zrt_op_name(op->kind), access, n));
     zrt_comm_request *req = calloc(1, sizeof *req);
-    if (!req) return zrt_set_error(ZRT_ERR_NOMEM, "comm: out of memory");
+    if (!req) {
+        zrt_host_work_end(access, n, false);
+        return zrt_set_error(ZRT_ERR_NOMEM, "comm: out of memory");
+    }
     req->comm = comm;
     req->op = *op;
     pthread_mutex_lock(&comm->lock);
@@ -184,6 +231,8 @@ zrt_status zrt_comm_wait(zrt_comm_request *req)
     while (!req->done) pthread_cond_wait(&comm->changed, &comm->lock);
     pthread_mutex_unlock(&comm->lock);
     zrt_status status = req->status;
+    zrt_access access[2];
+    zrt_host_work_end(access, op_accesses(comm, &req->op, access), status == ZRT_OK);
     if (status != ZRT_OK) zrt_set_error(status, "%s", req->message);
     free(req);
     return status;
@@ -231,29 +280,6 @@ static zrt_status run_stream_job(void *arg)
     ran(comm, status, message);
     pthread_mutex_unlock(&comm->lock);
     return status == ZRT_OK ? ZRT_OK : zrt_set_error(status, "%s", message);
-}
-
-/* The buffers an operation reads and writes, for the device's check mode. */
-static int op_accesses(const zrt_comm *comm, const zrt_comm_op *op, zrt_access *a)
-{
-    size_t bytes = op->count * zrt_dtype_size(op->dtype), all = bytes * (size_t)comm->world_size;
-    switch (op->kind) {
-    case ZRT_OP_ALL_GATHER:
-        a[0] = (zrt_access){op->send, bytes, ZRT_ACCESS_READ};
-        a[1] = (zrt_access){op->recv, all, ZRT_ACCESS_WRITE};
-        return 2;
-    case ZRT_OP_REDUCE_SCATTER:
-        a[0] = (zrt_access){op->send, all, ZRT_ACCESS_READ};
-        a[1] = (zrt_access){op->recv, bytes, ZRT_ACCESS_WRITE};
-        return 2;
-    case ZRT_OP_ALL_REDUCE:
-        a[0] = (zrt_access){op->send, bytes, ZRT_ACCESS_READ};
-        a[1] = (zrt_access){op->recv, bytes, ZRT_ACCESS_WRITE};
-        return 2;
-    case ZRT_OP_BROADCAST: a[0] = (zrt_access){op->recv, bytes, ZRT_ACCESS_READ_WRITE}; return 1;
-    case ZRT_OP_BARRIER: return 0;
-    }
-    return 0;
 }
 
 /* A stream's last word on a staged op: the area is free again. */
@@ -334,6 +360,28 @@ static zrt_status enqueue_staged(zrt_comm *comm, const zrt_comm_op *op, zrt_stre
     return status;
 }
 
+/* A backend with its own stream ordering (NCCL): issued on the native stream
+ * after the same checks as a queued operation -- broken or aborted, it fails;
+ * its failure breaks the communicator. */
+static zrt_status issue_native(zrt_comm *comm, const zrt_comm_op *op, void *native)
+{
+    zrt_comm_op issued = *op;
+    pthread_mutex_lock(&comm->lock);
+    issued.seq = comm->next_seq++;
+    pthread_mutex_unlock(&comm->lock);
+    ZRT_CHECK(aborted_check(comm, &issued));
+    ZRT_CHECK(zrt_comm_status(comm)); /* broken: the first failure, found by the backend too */
+    zrt_wait w = {&comm->aborted, zrt_now() + comm->timeout_s, comm->rank, &issued};
+    zrt_status status = comm->backend->run_on(comm->state, &issued, native, &w);
+    if (status == ZRT_OK) return ZRT_OK;
+    char message[MESSAGE_MAX];
+    snprintf(message, sizeof message, "%s", zrt_last_error());
+    pthread_mutex_lock(&comm->lock);
+    break_locked(comm, status, message);
+    pthread_mutex_unlock(&comm->lock);
+    return zrt_set_error(status, "%s", message);
+}
+
 static zrt_status enqueue_on(zrt_comm *comm, const zrt_comm_op *op, zrt_stream *stream)
 {
     zrt_access access[2];
@@ -344,12 +392,7 @@ static zrt_status enqueue_on(zrt_comm *comm, const zrt_comm_op *op, zrt_stream *
             return zrt_set_error(ZRT_ERR_INVALID, "%s: the %s backend needs a stream of a cuda device, not %s",
                                  zrt_op_name(op->kind), comm->backend->name, zrt_device_name(zrt_stream_device(stream)));
         ZRT_CHECK(zrt_stream_track(stream, zrt_op_name(op->kind), access, n));
-        zrt_comm_op issued = *op;
-        pthread_mutex_lock(&comm->lock);
-        issued.seq = comm->next_seq++;
-        pthread_mutex_unlock(&comm->lock);
-        zrt_wait w = {&comm->aborted, zrt_now() + comm->timeout_s, comm->rank, &issued};
-        return comm->backend->run_on(comm->state, &issued, native, &w);
+        return issue_native(comm, op, native);
     }
     if (native || comm->stage) return enqueue_staged(comm, op, stream);
     stream_job job = {comm, *op};
@@ -458,6 +501,12 @@ zrt_status zrt_comm_status(zrt_comm *comm)
     char message[MESSAGE_MAX];
     snprintf(message, sizeof message, "%s", comm->broken_message);
     pthread_mutex_unlock(&comm->lock);
+    if (status == ZRT_OK && comm->backend->status && (status = comm->backend->status(comm->state)) != ZRT_OK) {
+        snprintf(message, sizeof message, "%s", zrt_last_error());
+        pthread_mutex_lock(&comm->lock);
+        break_locked(comm, status, message);
+        pthread_mutex_unlock(&comm->lock);
+    }
     if (status == ZRT_OK && atomic_load(&comm->aborted))
         return zrt_set_error(ZRT_ERR_ABORTED, "rank %d: the communicator was aborted", comm->rank);
     return status == ZRT_OK ? ZRT_OK : zrt_set_error(status, "%s", message);

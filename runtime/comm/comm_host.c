@@ -300,7 +300,7 @@ static void destroy(void *state)
     free(s);
 }
 
-static const zrt_comm_backend host_backend = {"host", run, NULL, wake, destroy};
+static const zrt_comm_backend host_backend = {"host", run, NULL, wake, destroy, NULL};
 
 /* ---- setup ---------------------------------------------------------------------------------- */
 

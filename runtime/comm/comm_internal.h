@@ -60,6 +60,9 @@ typedef struct {
     zrt_status (*run_on)(void *state, const zrt_comm_op *op, void *native_stream, const zrt_wait *w);
     void (*wake)(void *state);      /* after abort: unblock waits promptly */
     void (*destroy)(void *state);
+    /* A failure found after run_on returned (NCCL's watchdog: a deadline, an
+     * async error), ZRT_OK while none; NULL where every failure is returned. */
+    zrt_status (*status)(void *state);
 } zrt_comm_backend;
 
 zrt_status zrt_comm_host_create(const zrt_comm_options *options, const zrt_comm_backend **backend, void **state);

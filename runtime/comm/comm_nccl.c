@@ -2,12 +2,18 @@
  *
  * Why these choices: rank 0 makes the ncclUniqueId and shares it through the
  * store; the communicator is non-blocking (ncclCommInitRankConfig with
- * blocking = 0) so that setup and every wait can be interrupted; collectives
- * run on their own stream and the worker thread polls the stream, the
- * communicator's async error, the abort flag and the deadline, calling
- * ncclCommAbort when it must give up -- so no rank hangs in a collective.
- * all_reduce is reduce_scatter + all_gather (count padded to a multiple of
- * world), as in the host backend, so stages agree bit for bit.
+ * blocking = 0) so that setup and every wait can be interrupted. The
+ * request form runs on the backend's own stream and the comm worker polls
+ * it. Stream-ordered collectives return once enqueued, so nothing on the
+ * host waits for them -- except the engine's event synchronize, which a
+ * dead peer would block forever: a watchdog thread (PyTorch's NCCL
+ * watchdog) follows each one through an event recorded after it, polling
+ * the event, the communicator's async error, the abort flag and the
+ * deadline (comm_timeout_s); when one fires it calls ncclCommAbort (the
+ * kernels end, so every wait returns) and keeps a message naming the
+ * collective and its sequence number, which zrt_comm_status and every later
+ * call return. all_reduce is reduce_scatter + all_gather (count padded to a
+ * multiple of world), as in the host backend, so stages agree bit for bit.
  * Built only where SCons found CUDA and NCCL; elsewhere create() says so.
  */
 #include "comm_internal.h"
@@ -32,13 +38,34 @@ zrt_status zrt_comm_nccl_create(const zrt_comm_options *options, const zrt_comm_
 #include <stdlib.h>
 #include <string.h>
 
+/* A stream-ordered collective the watchdog follows until its event has passed. */
 typedef struct {
-    int rank, world;
+    cudaEvent_t done; /* created once per slot, recorded after the collective */
+    uint64_t seq;
+    zrt_op_kind kind;
+    double deadline;
+} watched;
+
+#define WATCH_SLOTS 256
+
+typedef struct {
+    int rank, world, device;
+    double timeout_s;
     ncclComm_t comm;
-    pthread_mutex_t lock; /* NCCL calls from the worker (run) and from callers (run_on) */
+    pthread_mutex_t lock; /* NCCL calls from the worker, callers and the watchdog (recursive: abort inside issue) */
     cudaStream_t stream;  /* the worker's */
     float *barrier_buf; /* one device float */
     bool broken;
+    /* the watchdog */
+    pthread_t watchdog;
+    bool watchdog_running, stopping;
+    pthread_mutex_t watch_lock;
+    pthread_cond_t watch_changed;
+    watched ring[WATCH_SLOTS];
+    uint64_t head, tail;       /* ring[head..tail) are pending */
+    const atomic_int *aborted; /* the communicator's abort flag (from the first zrt_wait) */
+    zrt_status failed;         /* the watchdog's verdict, ZRT_OK until then */
+    char message[1024];
 } nccl_state;
 
 static zrt_status nccl_error(nccl_state *s, ncclResult_t res, const char *what)
@@ -56,8 +83,10 @@ static zrt_status cuda_error(nccl_state *s, cudaError_t err, const char *what)
 /* Gives up on the communicator: no later call may block. */
 static void abort_comm(nccl_state *s)
 {
+    pthread_mutex_lock(&s->lock);
     if (s->comm && !s->broken) ncclCommAbort(s->comm);
     s->broken = true;
+    pthread_mutex_unlock(&s->lock);
 }
 
 /* A non-blocking communicator answers ncclInProgress until its state settles. */
@@ -79,6 +108,11 @@ static zrt_status settle(nccl_state *s, ncclResult_t res, const char *what, cons
 static zrt_status wait_stream(nccl_state *s, const char *what, const zrt_wait *w)
 {
     for (;;) {
+        zrt_status status = zrt_wait_check(w, -1); /* an abort wins over a finished stream */
+        if (status != ZRT_OK) {
+            abort_comm(s);
+            return status;
+        }
         cudaError_t err = cudaStreamQuery(s->stream);
         if (err == cudaSuccess) return ZRT_OK;
         if (err != cudaErrorNotReady) return cuda_error(s, err, what);
@@ -86,11 +120,6 @@ static zrt_status wait_stream(nccl_state *s, const char *what, const zrt_wait *w
         ncclCommGetAsyncError(s->comm, &async);
         if (async != ncclSuccess && async != ncclInProgress) {
             zrt_status status = nccl_error(s, async, what);
-            abort_comm(s);
-            return status;
-        }
-        zrt_status status = zrt_wait_check(w, -1);
-        if (status != ZRT_OK) {
             abort_comm(s);
             return status;
         }
@@ -131,7 +160,9 @@ static zrt_status all_reduce(nccl_state *s, const zrt_comm_op *op, cudaStream_t 
 /* Enqueues the operation on stream (NCCL's own ordering) and returns. */
 static zrt_status issue(nccl_state *s, const zrt_comm_op *op, cudaStream_t stream, const zrt_wait *w)
 {
-    if (s->broken) return zrt_set_error(ZRT_ERR_PEER, "rank %d: nccl communicator was aborted", s->rank);
+    if (s->broken || atomic_load(w->aborted))
+        return zrt_set_error(ZRT_ERR_ABORTED, "rank %d: nccl %s: the communicator was aborted", s->rank,
+                             zrt_op_name(op->kind));
     ncclDataType_t dt = nccl_dtype(op->dtype);
     switch (op->kind) {
     case ZRT_OP_ALL_GATHER:
@@ -160,23 +191,145 @@ static zrt_status run(void *state, const zrt_comm_op *op, const zrt_wait *w)
     return status;
 }
 
-/* Stream-ordered: on the caller's stream. Failures found later (a dead
- * peer) surface through ncclCommGetAsyncError in zrt_comm_status and as
- * the next operation's error; zrt_comm_abort ends waiting kernels. */
+/* ---- the watchdog ------------------------------------------------------------------- */
+
+/* Whether the watched collective at the head of the ring must be given up:
+ * ZRT_OK while it may still finish, else the status and *why. */
+static zrt_status verdict(nccl_state *s, const watched *w, cudaError_t query, char *why, size_t why_size)
+{
+    ncclResult_t async = ncclSuccess;
+    if (query != cudaErrorNotReady) {
+        snprintf(why, why_size, "failed: %s", cudaGetErrorString(query));
+        return ZRT_ERR_IO;
+    }
+    ncclCommGetAsyncError(s->comm, &async);
+    if (async != ncclSuccess && async != ncclInProgress) {
+        snprintf(why, why_size, "failed: %s", ncclGetErrorString(async));
+        return ZRT_ERR_PEER;
+    }
+    if (s->aborted && atomic_load(s->aborted)) {
+        snprintf(why, why_size, "was aborted (zrt_comm_abort)");
+        return ZRT_ERR_ABORTED;
+    }
+    if (zrt_now() <= w->deadline) return ZRT_OK;
+    snprintf(why, why_size, "did not finish within %.0f s (comm_timeout_s): a peer died or stalled", s->timeout_s);
+    return ZRT_ERR_TIMEOUT;
+}
+
+/* Gives up: keeps the message, aborts NCCL (its kernels end, so every stream
+ * and event wait returns) and forgets what is pending. Called with watch_lock held. */
+static void watchdog_fail(nccl_state *s, const watched *w, zrt_status status, const char *why)
+{
+    s->failed = status;
+    snprintf(s->message, sizeof s->message, "rank %d: nccl %s #%llu %s; the NCCL communicator was aborted", s->rank,
+             zrt_op_name(w->kind), (unsigned long long)w->seq, why);
+    pthread_mutex_unlock(&s->watch_lock);
+    abort_comm(s);
+    pthread_mutex_lock(&s->watch_lock);
+    s->head = s->tail;
+    pthread_cond_broadcast(&s->watch_changed);
+}
+
+static void *watchdog_main(void *arg)
+{
+    nccl_state *s = arg;
+    cudaSetDevice(s->device);
+    pthread_mutex_lock(&s->watch_lock);
+    while (!s->stopping) {
+        if (s->head == s->tail || s->failed != ZRT_OK) {
+            pthread_cond_wait(&s->watch_changed, &s->watch_lock);
+            continue;
+        }
+        watched w = s->ring[s->head % WATCH_SLOTS];
+        pthread_mutex_unlock(&s->watch_lock);
+        cudaError_t query = cudaEventQuery(w.done);
+        char why[256];
+        zrt_status status = query == cudaSuccess ? ZRT_OK : verdict(s, &w, query, why, sizeof why);
+        if (query != cudaSuccess && status == ZRT_OK) zrt_sleep(0.0002);
+        pthread_mutex_lock(&s->watch_lock);
+        if (query == cudaSuccess) {
+            s->head++;
+            pthread_cond_broadcast(&s->watch_changed);
+        } else if (status != ZRT_OK) {
+            watchdog_fail(s, &w, status, why);
+        }
+    }
+    pthread_mutex_unlock(&s->watch_lock);
+    return NULL;
+}
+
+/* Follows the collective just enqueued on stream: an event after it, in the ring. */
+static zrt_status watch(nccl_state *s, const zrt_comm_op *op, cudaStream_t stream, const zrt_wait *w)
+{
+    pthread_mutex_lock(&s->watch_lock);
+    s->aborted = w->aborted;
+    while (s->tail - s->head >= WATCH_SLOTS && s->failed == ZRT_OK) /* the oldest is still running */
+        pthread_cond_wait(&s->watch_changed, &s->watch_lock);
+    zrt_status status = s->failed;
+    watched *slot = &s->ring[s->tail % WATCH_SLOTS];
+    cudaError_t err = cudaSuccess;
+    if (status == ZRT_OK && !slot->done) err = cudaEventCreateWithFlags(&slot->done, cudaEventDisableTiming);
+    if (status == ZRT_OK && err == cudaSuccess) err = cudaEventRecord(slot->done, stream);
+    if (status == ZRT_OK && err == cudaSuccess) {
+        slot->seq = op->seq;
+        slot->kind = op->kind;
+        slot->deadline = zrt_now() + s->timeout_s;
+        s->tail++;
+        pthread_cond_broadcast(&s->watch_changed);
+    }
+    char message[sizeof s->message];
+    snprintf(message, sizeof message, "%s", s->message);
+    pthread_mutex_unlock(&s->watch_lock);
+    if (status != ZRT_OK) return zrt_set_error(status, "%s", message);
+    return err == cudaSuccess ? ZRT_OK : cuda_error(s, err, "the watchdog's event");
+}
+
+static zrt_status watch_status(void *state)
+{
+    nccl_state *s = state;
+    pthread_mutex_lock(&s->watch_lock);
+    zrt_status status = s->failed;
+    char message[sizeof s->message];
+    snprintf(message, sizeof message, "%s", s->message);
+    pthread_mutex_unlock(&s->watch_lock);
+    return status == ZRT_OK ? ZRT_OK : zrt_set_error(status, "%s", message);
+}
+
+/* Stream-ordered: on the caller's stream, then followed by the watchdog; a
+ * failure it finds comes back through zrt_comm_status and every later call. */
 static zrt_status run_on(void *state, const zrt_comm_op *op, void *native_stream, const zrt_wait *w)
 {
     nccl_state *s = state;
+    ZRT_CHECK(watch_status(s));
     pthread_mutex_lock(&s->lock);
     zrt_status status = issue(s, op, (cudaStream_t)native_stream, w);
     pthread_mutex_unlock(&s->lock);
-    return status;
+    return status == ZRT_OK ? watch(s, op, (cudaStream_t)native_stream, w) : status;
 }
 
-static void wake(void *state) { (void)state; /* the worker polls the abort flag */ }
+static void wake(void *state)
+{
+    nccl_state *s = state; /* the watchdog sees the abort flag at its next poll */
+    pthread_mutex_lock(&s->watch_lock);
+    pthread_cond_broadcast(&s->watch_changed);
+    pthread_mutex_unlock(&s->watch_lock);
+}
+
+static void watchdog_stop(nccl_state *s)
+{
+    if (!s->watchdog_running) return;
+    pthread_mutex_lock(&s->watch_lock);
+    s->stopping = true;
+    pthread_cond_broadcast(&s->watch_changed);
+    pthread_mutex_unlock(&s->watch_lock);
+    pthread_join(s->watchdog, NULL);
+    s->watchdog_running = false;
+}
 
 static void destroy(void *state)
 {
     nccl_state *s = state;
+    watchdog_stop(s);
     if (s->comm && !s->broken) {
         ncclCommFinalize(s->comm);
         ncclResult_t res = ncclInProgress;
@@ -185,13 +338,17 @@ static void destroy(void *state)
         if (res == ncclSuccess) ncclCommDestroy(s->comm);
         else ncclCommAbort(s->comm);
     }
+    for (int i = 0; i < WATCH_SLOTS; i++)
+        if (s->ring[i].done) cudaEventDestroy(s->ring[i].done);
     if (s->barrier_buf) cudaFree(s->barrier_buf);
     if (s->stream) cudaStreamDestroy(s->stream);
     pthread_mutex_destroy(&s->lock);
+    pthread_mutex_destroy(&s->watch_lock);
+    pthread_cond_destroy(&s->watch_changed);
     free(s);
 }
 
-static const zrt_comm_backend nccl_backend = {"nccl", run, run_on, wake, destroy};
+static const zrt_comm_backend nccl_backend = {"nccl", run, run_on, wake, destroy, watch_status};
 
 static zrt_status share_id(const zrt_comm_options *o, ncclUniqueId *id)
 {
@@ -227,7 +384,15 @@ zrt_status zrt_comm_nccl_create(const zrt_comm_options *o, const zrt_comm_backen
     if (!s) return zrt_set_error(ZRT_ERR_NOMEM, "nccl: out of memory");
     s->rank = o->rank;
     s->world = o->world_size;
-    pthread_mutex_init(&s->lock, NULL);
+    s->device = o->device;
+    s->timeout_s = o->timeout_s;
+    pthread_mutexattr_t recursive;
+    pthread_mutexattr_init(&recursive);
+    pthread_mutexattr_settype(&recursive, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&s->lock, &recursive);
+    pthread_mutexattr_destroy(&recursive);
+    pthread_mutex_init(&s->watch_lock, NULL);
+    pthread_cond_init(&s->watch_changed, NULL);
     zrt_status status = ZRT_OK;
     ncclUniqueId id;
     atomic_int never = 0;
@@ -242,6 +407,11 @@ zrt_status zrt_comm_nccl_create(const zrt_comm_options *o, const zrt_comm_backen
     ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
     config.blocking = 0;
     ZRT_CHECK_GOTO(settle(s, ncclCommInitRankConfig(&s->comm, o->world_size, id, o->rank, &config), "init", &w), fail);
+    if (pthread_create(&s->watchdog, NULL, watchdog_main, s) != 0) {
+        status = zrt_set_error(ZRT_ERR_NOMEM, "nccl: cannot start the watchdog thread");
+        goto fail;
+    }
+    s->watchdog_running = true;
     *backend = &nccl_backend;
     *state = s;
     return ZRT_OK;

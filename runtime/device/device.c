@@ -9,12 +9,13 @@
  * on a stream may itself call this API.
  */
 #include "device.h"
+#include "host_work.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- the device -------------------------------------------------------------------------- */
+/* ---- create and destroy ---------------------------------------------------------------------- */
 
 void zrt_device_options_init(zrt_device_options *o)
 {
@@ -51,6 +52,65 @@ zrt_device_kind zrt_device_select(const zrt_config *cfg, char *why, size_t why_s
     return ZRT_DEVICE_CPU;
 }
 
+/* ---- the check-mode devices, for host work outside streams (host_work.h) ------------------ */
+
+static pthread_mutex_t checked_lock = PTHREAD_MUTEX_INITIALIZER;
+static zrt_device *checked_devices; /* a list through next_checked */
+
+static void checked_add(zrt_device *d)
+{
+    pthread_mutex_lock(&checked_lock);
+    d->next_checked = checked_devices;
+    checked_devices = d;
+    pthread_mutex_unlock(&checked_lock);
+}
+
+static void checked_remove(zrt_device *d)
+{
+    pthread_mutex_lock(&checked_lock);
+    for (zrt_device **p = &checked_devices; *p; p = &(*p)->next_checked)
+        if (*p == d) {
+            *p = d->next_checked;
+            break;
+        }
+    pthread_mutex_unlock(&checked_lock);
+}
+
+typedef enum { WORK_CHECK, WORK_BEGIN, WORK_END_DONE, WORK_END_FAILED } work_phase;
+
+/* One phase of host work for every access, on whichever check-mode device owns it. */
+static zrt_status host_work(work_phase phase, const char *what, const zrt_access *access, int n)
+{
+    zrt_status status = ZRT_OK;
+    pthread_mutex_lock(&checked_lock);
+    for (zrt_device *d = checked_devices; d && status == ZRT_OK; d = d->next_checked) {
+        pthread_mutex_lock(&d->lock);
+        for (int i = 0; i < n && status == ZRT_OK; i++) {
+            zrt_mem_block *b = access[i].bytes ? zrt_mem_table_find(&d->table, access[i].ptr, access[i].bytes) : NULL;
+            if (!b) continue;
+            if (phase == WORK_CHECK) status = zrt_track_work_check(d, what, b, access[i].mode);
+            else if (phase == WORK_BEGIN) zrt_track_work_begin(d, b, access[i].mode);
+            else zrt_track_work_end(d, b, access[i].mode, phase == WORK_END_DONE);
+        }
+        pthread_mutex_unlock(&d->lock);
+    }
+    pthread_mutex_unlock(&checked_lock);
+    return status;
+}
+
+zrt_status zrt_host_work_begin(const char *what, const zrt_access *access, int n_access)
+{
+    ZRT_CHECK(host_work(WORK_CHECK, what, access, n_access));
+    return host_work(WORK_BEGIN, what, access, n_access);
+}
+
+void zrt_host_work_end(const zrt_access *access, int n_access, bool completed)
+{
+    (void)host_work(completed ? WORK_END_DONE : WORK_END_FAILED, "", access, n_access);
+}
+
+/* ---- the device -------------------------------------------------------------------------- */
+
 static bool check_from_env(int option)
 {
     if (option >= 0) return option != 0;
@@ -85,6 +145,7 @@ zrt_status zrt_device_create(const zrt_device_options *o, zrt_device **out)
         free(d);
         return status;
     }
+    if (d->check) checked_add(d);
     *out = d;
     return ZRT_OK;
 }
@@ -92,6 +153,7 @@ zrt_status zrt_device_create(const zrt_device_options *o, zrt_device **out)
 void zrt_device_destroy(zrt_device *d)
 {
     if (!d) return;
+    if (d->check) checked_remove(d);
     for (int k = 1; k < ZRT_MAX_STREAMS; k++) zrt_stream_destroy(d->streams[k]);
     while (d->n_events) zrt_event_destroy(d->events[d->n_events - 1]);
     free(d->events);

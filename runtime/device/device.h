@@ -40,6 +40,7 @@ typedef struct {
     int writer;                           /* stream slot, 0 = host */
     uint64_t write_time;
     uint64_t read_time[ZRT_MAX_STREAMS];  /* 0 = no read since the write */
+    int pending;                          /* host work writing it, begun and not yet ended (host_work.h) */
 } zrt_mem_block;
 
 typedef struct {
@@ -76,6 +77,7 @@ struct zrt_device {
     size_t n_events, cap_events;
     uint64_t host_clock[ZRT_MAX_STREAMS]; /* what the host has waited for, per stream slot */
     char warnings[2048];        /* zrt_device_warnings */
+    zrt_device *next_checked;   /* the registry of check-mode devices (host work, device.c) */
 };
 
 /* Adds a line to the device's warnings unless it is there already. */
@@ -163,5 +165,10 @@ zrt_status zrt_track_host(zrt_device *d, const char *what, const zrt_access *acc
 void zrt_track_record(zrt_event *e, zrt_stream *s);
 void zrt_track_wait(zrt_stream *s, const zrt_event *e);
 void zrt_track_host_waited(zrt_device *d, const uint64_t *clock);
+/* Host work outside streams (host_work.h) on block b: check the access as
+ * the host's; begin marks a write pending; end records it (if completed). */
+zrt_status zrt_track_work_check(zrt_device *d, const char *what, const zrt_mem_block *b, zrt_access_mode mode);
+void zrt_track_work_begin(zrt_device *d, zrt_mem_block *b, zrt_access_mode mode);
+void zrt_track_work_end(zrt_device *d, zrt_mem_block *b, zrt_access_mode mode, bool completed);
 
 #endif

@@ -11,7 +11,10 @@
  * done (it is issued after that). An access to a buffer is ordered after its
  * last write (w at time t) when w is s or C_s[w] >= t; a write must also be
  * ordered after every read since that write. Buffers are tracked whole: a
- * write anywhere in one orders against any access to it.
+ * write anywhere in one orders against any access to it. Host work outside
+ * streams (a collective's request form) is the host's: checked when it
+ * begins, its writes pending -- no one may touch them -- until it is waited
+ * for, and then recorded as the host's writes.
  * Called by device.c with the device lock held; only in check mode.
  */
 #include "device.h"
@@ -54,6 +57,10 @@ static zrt_status check_access(zrt_device *d, int observer, const uint64_t *cloc
                                const zrt_mem_block *b, zrt_access_mode mode)
 {
     const char *who = slot_name(d, observer);
+    if (b->pending)
+        return zrt_set_error(ZRT_ERR_INTERNAL, "device check: %s: %s %s '%s' while a collective issued without a "
+                                               "stream (a request) still writes it: wait for its request first",
+                             what, who, mode & ZRT_ACCESS_WRITE ? "writes" : "reads", b->name);
     /* Pinned host memory is written by the host directly, which nothing tracks. */
     if ((mode & ZRT_ACCESS_READ) && !b->written && b->place == ZRT_MEM_DEVICE)
         return zrt_set_error(ZRT_ERR_INTERNAL, "device check: %s: %s reads '%s', which nothing has written yet",
@@ -136,3 +143,21 @@ void zrt_track_wait(zrt_stream *s, const zrt_event *e)
 }
 
 void zrt_track_host_waited(zrt_device *d, const uint64_t *clock) { merge(d->host_clock, clock); }
+
+zrt_status zrt_track_work_check(zrt_device *d, const char *what, const zrt_mem_block *b, zrt_access_mode mode)
+{
+    return check_access(d, 0, d->host_clock, what, b, mode);
+}
+
+void zrt_track_work_begin(zrt_device *d, zrt_mem_block *b, zrt_access_mode mode)
+{
+    if (mode & ZRT_ACCESS_WRITE) b->pending++;
+    else apply_access(b, 0, ++d->host_clock[0], mode);
+}
+
+void zrt_track_work_end(zrt_device *d, zrt_mem_block *b, zrt_access_mode mode, bool completed)
+{
+    if (!(mode & ZRT_ACCESS_WRITE)) return;
+    if (b->pending > 0) b->pending--;
+    if (completed) apply_access(b, 0, ++d->host_clock[0], mode);
+}

@@ -9,7 +9,10 @@
  * from cudaHostAlloc cannot on some kernels. Every CUDA call is checked; an
  * error names the call, the file and the line. Host functions
  * (cudaLaunchHostFunc) cannot return an error to CUDA, so the first one
- * that fails is kept with its stream and returned by synchronize.
+ * that fails is kept with its stream and returned by the stream's
+ * synchronize and query and by those of every event recorded on it (the
+ * engine waits on events). zrt_device_read/write run on the device's own
+ * stream and synchronize it: complete when they return, as on the cpu.
  * Built only where SCons found CUDA; elsewhere the backend is absent and
  * zrt_device_cuda_count says why.
  */
@@ -30,6 +33,7 @@ int zrt_device_cuda_count(const char **why)
 #include "cuda_kernels.h"
 
 #include <cuda_runtime_api.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,12 +43,21 @@ typedef struct {
     cudaStream_t setup; /* allocations and frees not ordered on a stream of the caller's */
 } cuda_device;
 
-typedef struct {
+typedef struct cuda_stream {
     cudaStream_t stream;
     pthread_mutex_t lock;
     zrt_status error;   /* the first failed host function */
     char message[1024];
+    atomic_int refs;    /* the stream, the events recorded on it, the streams that waited for it */
+    char name[32];
+    struct cuda_stream *waited[ZRT_MAX_STREAMS]; /* streams this one has waited for (references): their failures are its own */
+    int n_waited;
 } cuda_stream;
+
+typedef struct {
+    cudaEvent_t event;
+    cuda_stream *stream; /* of the latest record (a reference), NULL if never recorded */
+} cuda_event;
 
 static zrt_status cuda_failed(cudaError_t err, const char *call, const char *file, int line)
 {
@@ -149,18 +162,28 @@ static void cuda_host_free(zrt_device *d, void *ptr, size_t bytes)
     free(ptr);
 }
 
+/* zrt_device_read/write: on the device's own stream, then synchronized, so
+ * the copy has completed when they return -- also from pageable memory, where
+ * a plain cudaMemcpy to the device may return while the DMA is still in
+ * flight, and on the legacy default stream, which zrt's non-blocking streams
+ * do not order against. */
+static zrt_status copy_now(zrt_device *d, void *dst, const void *src, size_t bytes, enum cudaMemcpyKind kind)
+{
+    cuda_device *cd = dev_of(d);
+    CU(cudaSetDevice(cd->index));
+    CU(cudaMemcpyAsync(dst, src, bytes, kind, cd->setup));
+    CU(cudaStreamSynchronize(cd->setup));
+    return ZRT_OK;
+}
+
 static zrt_status cuda_read(zrt_device *d, void *host, const void *src, size_t bytes)
 {
-    (void)d;
-    CU(cudaMemcpy(host, src, bytes, cudaMemcpyDeviceToHost));
-    return ZRT_OK;
+    return copy_now(d, host, src, bytes, cudaMemcpyDeviceToHost);
 }
 
 static zrt_status cuda_write(zrt_device *d, void *dst, const void *host, size_t bytes)
 {
-    (void)d;
-    CU(cudaMemcpy(dst, host, bytes, cudaMemcpyHostToDevice));
-    return ZRT_OK;
+    return copy_now(d, dst, host, bytes, cudaMemcpyHostToDevice);
 }
 
 /* ---- streams and events ------------------------------------------------------------------------ */
@@ -170,6 +193,8 @@ static zrt_status cuda_stream_create(zrt_stream *s)
     cuda_stream *cs = calloc(1, sizeof *cs);
     if (!cs) return zrt_set_error(ZRT_ERR_NOMEM, "device: out of memory for a stream");
     pthread_mutex_init(&cs->lock, NULL);
+    atomic_init(&cs->refs, 1);
+    snprintf(cs->name, sizeof cs->name, "%s", s->name);
     cudaError_t err = cudaSetDevice(dev_of(s->device)->index);
     if (err == cudaSuccess) err = cudaStreamCreateWithFlags(&cs->stream, cudaStreamNonBlocking);
     if (err != cudaSuccess) {
@@ -181,23 +206,57 @@ static zrt_status cuda_stream_create(zrt_stream *s)
     return ZRT_OK;
 }
 
+static void stream_unref(cuda_stream *cs)
+{
+    if (!cs || atomic_fetch_sub(&cs->refs, 1) != 1) return;
+    pthread_mutex_destroy(&cs->lock);
+    free(cs);
+}
+
 static void cuda_stream_destroy(zrt_stream *s)
 {
     cuda_stream *cs = s->impl;
     cudaStreamSynchronize(cs->stream);
     cudaStreamDestroy(cs->stream);
-    pthread_mutex_destroy(&cs->lock);
-    free(cs);
+    pthread_mutex_lock(&cs->lock);
+    int n = cs->n_waited;
+    cs->n_waited = 0;
+    pthread_mutex_unlock(&cs->lock);
+    for (int i = 0; i < n; i++) stream_unref(cs->waited[i]); /* no cycles of references stay behind */
+    stream_unref(cs); /* events recorded on it may still ask for its error */
+}
+
+/* The stream whose host function failed first, among cs and, as a cpu
+ * stream's wait inherits a failure, the streams it waited for (each once:
+ * waits may cycle); NULL if none. */
+static cuda_stream *find_error(cuda_stream *cs, cuda_stream **seen, int *n_seen, zrt_status *status, char *message,
+                               size_t size)
+{
+    for (int i = 0; i < *n_seen; i++)
+        if (seen[i] == cs) return NULL;
+    if (*n_seen == 2 * ZRT_MAX_STREAMS) return NULL;
+    seen[(*n_seen)++] = cs;
+    pthread_mutex_lock(&cs->lock);
+    cuda_stream *found = cs->error != ZRT_OK ? cs : NULL;
+    if (found) *status = cs->error, snprintf(message, size, "%s", cs->message);
+    cuda_stream *waited[ZRT_MAX_STREAMS];
+    int n = cs->n_waited;
+    memcpy(waited, cs->waited, (size_t)n * sizeof *waited);
+    pthread_mutex_unlock(&cs->lock);
+    for (int i = 0; i < n && !found; i++) found = find_error(waited[i], seen, n_seen, status, message, size);
+    return found;
 }
 
 static zrt_status host_function_error(cuda_stream *cs)
 {
-    pthread_mutex_lock(&cs->lock);
-    zrt_status status = cs->error;
-    char message[sizeof cs->message];
-    snprintf(message, sizeof message, "%s", cs->message);
-    pthread_mutex_unlock(&cs->lock);
-    return status == ZRT_OK ? ZRT_OK : zrt_set_error(status, "%s", message);
+    cuda_stream *seen[2 * ZRT_MAX_STREAMS];
+    int n_seen = 0;
+    zrt_status status = ZRT_OK;
+    char message[1024] = "";
+    cuda_stream *failed = find_error(cs, seen, &n_seen, &status, message, sizeof message);
+    if (!failed) return ZRT_OK;
+    if (failed == cs) return zrt_set_error(status, "%s", message);
+    return zrt_set_error(status, "%s (stream '%s' failed; stream '%s' waited for it)", message, failed->name, cs->name);
 }
 
 static zrt_status cuda_stream_synchronize(zrt_stream *s)
@@ -218,9 +277,9 @@ static void *cuda_stream_native(zrt_stream *s) { return native(s); }
 
 static zrt_status cuda_event_create(zrt_event *e)
 {
-    cudaEvent_t *ev = calloc(1, sizeof *ev);
+    cuda_event *ev = calloc(1, sizeof *ev);
     if (!ev) return zrt_set_error(ZRT_ERR_NOMEM, "device: out of memory for an event");
-    cudaError_t err = cudaEventCreateWithFlags(ev, cudaEventDisableTiming);
+    cudaError_t err = cudaEventCreateWithFlags(&ev->event, cudaEventDisableTiming);
     if (err != cudaSuccess) {
         free(ev);
         return cuda_failed(err, "cudaEventCreateWithFlags", __FILE__, __LINE__);
@@ -231,34 +290,56 @@ static zrt_status cuda_event_create(zrt_event *e)
 
 static void cuda_event_destroy(zrt_event *e)
 {
-    cudaEventDestroy(*(cudaEvent_t *)e->impl);
-    free(e->impl);
+    cuda_event *ev = e->impl;
+    cudaEventDestroy(ev->event);
+    stream_unref(ev->stream);
+    free(ev);
 }
 
 static zrt_status cuda_event_record(zrt_event *e, zrt_stream *s)
 {
-    CU(cudaEventRecord(*(cudaEvent_t *)e->impl, native(s)));
+    cuda_event *ev = e->impl;
+    CU(cudaEventRecord(ev->event, native(s)));
+    cuda_stream *cs = s->impl;
+    atomic_fetch_add(&cs->refs, 1);
+    stream_unref(ev->stream);
+    ev->stream = cs;
     return ZRT_OK;
 }
 
 static zrt_status cuda_stream_wait(zrt_stream *s, zrt_event *e)
 {
-    CU(cudaStreamWaitEvent(native(s), *(cudaEvent_t *)e->impl, 0));
+    cuda_event *ev = e->impl;
+    CU(cudaStreamWaitEvent(native(s), ev->event, 0));
+    cuda_stream *cs = s->impl, *other = ev->stream;
+    if (!other || other == cs) return ZRT_OK;
+    pthread_mutex_lock(&cs->lock);
+    bool known = false;
+    for (int i = 0; i < cs->n_waited; i++) known |= cs->waited[i] == other;
+    if (!known && cs->n_waited < ZRT_MAX_STREAMS) {
+        atomic_fetch_add(&other->refs, 1);
+        cs->waited[cs->n_waited++] = other;
+    }
+    pthread_mutex_unlock(&cs->lock);
     return ZRT_OK;
 }
 
+/* As on the cpu device: a passed event answers with its stream's error (a
+ * host function that failed -- a hybrid collective, a bad token). */
 static zrt_status cuda_event_synchronize(zrt_event *e)
 {
-    CU(cudaEventSynchronize(*(cudaEvent_t *)e->impl));
-    return ZRT_OK;
+    cuda_event *ev = e->impl;
+    CU(cudaEventSynchronize(ev->event));
+    return ev->stream ? host_function_error(ev->stream) : ZRT_OK;
 }
 
 static zrt_status cuda_event_query(zrt_event *e, bool *done)
 {
-    cudaError_t err = cudaEventQuery(*(cudaEvent_t *)e->impl);
+    cuda_event *ev = e->impl;
+    cudaError_t err = cudaEventQuery(ev->event);
     *done = err == cudaSuccess;
     if (err != cudaSuccess && err != cudaErrorNotReady) return cuda_failed(err, "cudaEventQuery", __FILE__, __LINE__);
-    return ZRT_OK;
+    return *done && ev->stream ? host_function_error(ev->stream) : ZRT_OK;
 }
 
 /* ---- copies, kernels, host functions ---------------------------------------------------------------- */

@@ -334,6 +334,7 @@ zrt_status zrt_engine_step(zrt_engine *e, const zrt_data *data, zrt_step_result 
         ZRT_CHECK(zrt_engine_gather_published(e, e->compute)); /* then shared (stages 1-3) */
     }
     ZRT_CHECK(zrt_event_synchronize(e->result_ready)); /* the one wait of the step */
+    if (e->comm) ZRT_CHECK(zrt_comm_status(e->comm)); /* a collective that failed after it was enqueued (NCCL) */
     float sum_squares = e->host_scratch[SLOT_SQUARES];
     bool overflow = zrt_step_overflow(sum_squares, e->host_scratch[SLOT_NONFINITE]);
     if (e->offload) ZRT_CHECK(zrt_offload_step(e, lr, overflow, sum_squares)); /* the host's turn */

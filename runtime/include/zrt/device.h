@@ -109,9 +109,14 @@ zrt_status zrt_device_lookup(const zrt_device *device, const void *ptr, void **b
 zrt_status zrt_host_alloc(zrt_device *device, zrt_mem_category category, size_t bytes, const char *name, void **out);
 void zrt_host_free(zrt_device *device, void *ptr);
 
-/* Synchronous host access to device memory: the caller must have
- * synchronized the streams that wrote (for write: that read or wrote) the
- * buffer -- the check mode reports it otherwise, naming buffer and stream. */
+/* Synchronous host access to device memory: the copy has completed when the
+ * call returns (the cuda backend copies on a stream of its own and
+ * synchronizes it -- never the legacy default stream, never a DMA still in
+ * flight from pageable memory), so work enqueued afterwards on any stream
+ * sees the bytes. It is not ordered with the device's streams: the caller
+ * must have synchronized the streams that wrote (for write: that read or
+ * wrote) the buffer -- the check mode reports it otherwise, naming buffer
+ * and stream, on every backend. */
 zrt_status zrt_device_read(zrt_device *device, void *host_dst, const void *device_src, size_t bytes);
 zrt_status zrt_device_write(zrt_device *device, void *device_dst, const void *host_src, size_t bytes);
 
@@ -137,7 +142,8 @@ void zrt_event_destroy(zrt_event *event);
 zrt_status zrt_event_record(zrt_event *event, zrt_stream *stream);
 /* Later work on stream waits until the event's latest record has passed. */
 zrt_status zrt_stream_wait_event(zrt_stream *stream, zrt_event *event);
-/* Blocks the host until the event's latest record has passed; that stream's error. */
+/* Blocks the host until the event's latest record has passed; that stream's
+ * error (a failed host function's too: the step waits on events). */
 zrt_status zrt_event_synchronize(zrt_event *event);
 zrt_status zrt_event_query(zrt_event *event, bool *done);
 
