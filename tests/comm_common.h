@@ -59,6 +59,21 @@ static bool open_comm_staged;
 /* The backend open_comm makes: "host" unless a test says "nccl". */
 static const char *open_comm_backend = "host";
 
+/* NCCL refuses two ranks of one host on one GPU ("Duplicate GPU detected"),
+ * and a GPU lease has one GPU: each rank (a process of its own) claims a
+ * host of its own (NCCL_HOSTID) and talks over sockets on loopback, InfiniBand
+ * off -- so reduce_scatter, all_gather and the padded all_reduce run with
+ * several ranks on the one GPU. Set before the communicator is made. */
+static inline void nccl_own_host(int rank)
+{
+    char host[64];
+    snprintf(host, sizeof host, "zrt-test-rank-%d", rank);
+    setenv("NCCL_HOSTID", host, 1);
+    setenv("NCCL_SOCKET_IFNAME", "lo", 1);
+    setenv("NCCL_IB_DISABLE", "1", 1);
+    setenv("NCCL_NET", "Socket", 1);
+}
+
 static inline zrt_status open_comm(const char *scope, int rank, int world, bool force_tcp, double timeout_s,
                                    zrt_store **store, zrt_comm **comm)
 {
@@ -75,6 +90,7 @@ static inline zrt_status open_comm(const char *scope, int rank, int world, bool 
     o.timeout_s = timeout_s;
     o.socket_ifname = "lo";
     o.stage_through_host = open_comm_staged;
+    if (strcmp(open_comm_backend, "nccl") == 0 && world > 1) nccl_own_host(rank);
     return zrt_comm_create(open_comm_backend, &o, comm);
 }
 

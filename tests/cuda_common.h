@@ -6,12 +6,14 @@
 #define ZRT_TEST_CUDA_COMMON_H
 
 #include "check.h"
+#include "gpu_present.h"
 #include "zrt.h"
 
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* Skips (exit 77, with the device's reason) unless a cuda device opens. */
+/* Returns if a cuda device opens; else skips with the device's reason --
+ * or fails, where the machine has a GPU (gpu_present.h). */
 static inline void skip_without_gpu(void)
 {
     int fds[2];
@@ -39,7 +41,7 @@ static inline void skip_without_gpu(void)
     close(fds[0]);
     int status = 0;
     waitpid(pid, &status, 0);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) SKIP("%s", why[0] ? why : "no CUDA device");
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) no_cuda_device(why[0] ? why : "no CUDA device");
 }
 
 #endif

@@ -6,6 +6,7 @@
 #define ZRT_TEST_DEVICE_COMMON_H
 
 #include "check.h"
+#include "gpu_present.h"
 #include "zrt.h"
 
 #include <stdatomic.h>
@@ -18,7 +19,7 @@ static inline zrt_device *make_device(zrt_device_kind kind, bool check)
     o.check = check;
     zrt_device *device = NULL;
     zrt_status status = zrt_device_create(&o, &device);
-    if (status != ZRT_OK && kind == ZRT_DEVICE_CUDA) SKIP("%s", zrt_last_error());
+    if (status != ZRT_OK && kind == ZRT_DEVICE_CUDA) no_cuda_device(zrt_last_error()); /* skip, or fail with a GPU */
     if (status != ZRT_OK) {
         fprintf(stderr, "cannot make the %s device: %s\n", zrt_device_kind_name(kind), zrt_last_error());
         exit(1);

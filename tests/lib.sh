@@ -12,3 +12,16 @@ address_in() {
     done
     echo "$addr"
 }
+
+# gpu_present: prints where this machine's GPU was seen and succeeds, or fails
+# silently -- the same two places as tests/gpu_present.h (nvidia-smi's list,
+# the driver's /proc entries). A GPU test that cannot use the GPU fails where
+# this succeeds, and skips only where it does not.
+gpu_present() {
+    local gpu
+    gpu=$(nvidia-smi --list-gpus 2>/dev/null | grep -m1 '^GPU ')
+    [ -n "$gpu" ] && { echo "nvidia-smi lists '$gpu'"; return 0; }
+    gpu=$(ls /proc/driver/nvidia/gpus 2>/dev/null | head -1)
+    [ -n "$gpu" ] && { echo "the NVIDIA driver lists GPU $gpu"; return 0; }
+    return 1
+}

@@ -1,10 +1,11 @@
 /* test_cuda_cast.c: the cuda device's cast kernel gives the same bits as the
  * CPU reference (kernels/cast.h) for every fp32 bit pattern, to bf16 and to
  * fp16, in 2^24-element slices through device memory and a stream. Skips
- * (exit 77) when no GPU is visible.
+ * without a GPU (fails on a machine whose GPU it cannot open: gpu_present.h).
  */
 #include "cast.h"
 #include "check.h"
+#include "gpu_present.h"
 #include "zrt.h"
 
 #define SLICE (1u << 24)
@@ -16,7 +17,7 @@ int main(void)
     o.kind = ZRT_DEVICE_CUDA;
     o.check = 0;
     zrt_device *device = NULL;
-    if (zrt_device_create(&o, &device) != ZRT_OK) SKIP("%s", zrt_last_error());
+    if (zrt_device_create(&o, &device) != ZRT_OK) no_cuda_device(zrt_last_error());
     zrt_stream *stream = NULL;
     float *in = malloc(SLICE * sizeof *in);
     uint16_t *out = malloc(SLICE * sizeof *out);

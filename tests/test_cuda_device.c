@@ -3,7 +3,7 @@
  * semantics; here they run on CUDA), and every engine kernel against the
  * scalar reference the cpu backend is also held to (tests/kernel_checks.h:
  * bitwise, the statistics within 2 ulp), on fresh random inputs. Skips
- * (exit 77) when no GPU is visible.
+ * without a GPU (fails on a machine whose GPU it cannot open: gpu_present.h).
  */
 #include "kernel_checks.h"
 

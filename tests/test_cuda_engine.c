@@ -8,7 +8,7 @@
  *  - the loss falls;
  *  - over a one-rank NCCL communicator (the engine's collectives through
  *    NCCL end to end) every stage is bitwise the run without comm.
- * Skips (exit 77) without a GPU.
+ * Skips without a GPU (fails on a machine whose GPU it cannot open: gpu_present.h).
  */
 #include "cuda_common.h"
 #include "engine_common.h"

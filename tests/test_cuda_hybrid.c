@@ -3,7 +3,7 @@
  * host memory): ZeRO stages 0-3 of the GPT in bf16 give bitwise the same
  * losses and final weights as stage 0 at the same world size, the loss
  * falls, and in fp32 worlds 2 and 4 follow world 1 within 1e-4 relative.
- * Skips (exit 77) without a GPU.
+ * Skips without a GPU (fails on a machine whose GPU it cannot open: gpu_present.h).
  */
 #include "cuda_common.h"
 #include "engine_common.h"

@@ -4,10 +4,12 @@
 # the loss falls over 100 steps. With one GPU the two ranks share it
 # (zrt.comm_backend: host, hybrid mode); with two or more, NCCL. Without a
 # GPU the job says so in one line and trains on the cpu device: the test
-# then skips with that line.
+# then skips with that line -- or fails, where the machine has a GPU
+# (lib.sh's gpu_present) that the job could not use.
 set -u
 ZRT=${ZRT_BIN:-build/bin/zrt}
 SRC=${ZRT_SRC:-.}
+. "$SRC/tests/lib.sh"
 sed -e 's/^use_cpu: true/use_cpu: false/' -e "s/^mixed_precision: 'no'.*/mixed_precision: bf16/" \
     "$SRC/configs/zero3_gpt.yaml" >"$TMPDIR/zero3_gpt.yaml"
 cp "$SRC/configs/zero3_gpt.zrt.yaml" "$TMPDIR/zero3_gpt.zrt.yaml"
@@ -15,7 +17,12 @@ gpus=$(nvidia-smi --list-gpus 2>/dev/null | grep -c '^GPU' || true)
 [ "${gpus:-0}" -ge 2 ] || echo "comm_backend: host" >>"$TMPDIR/zero3_gpt.zrt.yaml"
 timeout 120 "$ZRT" launch --config "$TMPDIR/zero3_gpt.yaml" --steps 2 >"$TMPDIR/probe" 2>&1
 if grep -q "training on the cpu device" "$TMPDIR/probe"; then
-    grep -m1 "training on the cpu device" "$TMPDIR/probe" | sed 's/^\[rank [0-9]*\] //'
+    why=$(grep -m1 "training on the cpu device" "$TMPDIR/probe" | sed 's/^\[rank [0-9]*\] //')
+    if where=$(gpu_present); then
+        echo "FAIL: this machine has a GPU ($where), but the job fell back to the cpu device: $why"
+        exit 1
+    fi
+    echo "$why"
     exit 77
 fi
 fail=0

@@ -2,7 +2,7 @@
  * (ZeRO 2 and 3) and offload_param cpu (ZeRO 3) with the cuda device: the
  * gradients go down and the half-precision copy comes up over the copy
  * streams, and the run is bitwise the GPU run without offload (bf16, world
- * 1 and 2 ranks sharing the GPU). Skips (exit 77) without a GPU.
+ * 1 and 2 ranks sharing the GPU). Skips without a GPU (fails on a machine whose GPU it cannot open: gpu_present.h).
  */
 #include "cuda_common.h"
 #include "engine_common.h"

@@ -84,12 +84,12 @@ void zrt_comm_options_init(zrt_comm_options *options)
 
 zrt_status zrt_wait_check(const zrt_wait *w, int peer)
 {
-    if (atomic_load(w->aborted))
-        return zrt_set_error(ZRT_ERR_ABORTED, "rank %d: %s aborted", w->rank, w->op ? zrt_op_name(w->op->kind) : "setup");
-    if (zrt_now() > w->deadline)
-        return zrt_set_error(ZRT_ERR_TIMEOUT, "rank %d: %s timed out waiting for rank %d", w->rank,
-                             w->op ? zrt_op_name(w->op->kind) : "setup", peer);
-    return ZRT_OK;
+    char what[64] = "setup";
+    if (w->op) snprintf(what, sizeof what, "%s #%llu", zrt_op_name(w->op->kind), (unsigned long long)w->op->seq);
+    if (atomic_load(w->aborted)) return zrt_set_error(ZRT_ERR_ABORTED, "rank %d: %s aborted", w->rank, what);
+    if (zrt_now() <= w->deadline) return ZRT_OK;
+    if (peer < 0) return zrt_set_error(ZRT_ERR_TIMEOUT, "rank %d: %s timed out", w->rank, what);
+    return zrt_set_error(ZRT_ERR_TIMEOUT, "rank %d: %s timed out waiting for rank %d", w->rank, what, peer);
 }
 
 /* ---- the worker ------------------------------------------------------------------ */
