@@ -260,8 +260,9 @@ static void report_io_uring(cJSON *r)
     if (rc == 0) io_uring_queue_exit(&ring);
     char disabled[64];
     bool known = read_line("/proc/sys/kernel/io_uring_disabled", disabled, sizeof disabled);
-    put(r, "io_uring", "%s%s%s%s%s", rc == 0 ? "yes" : "no (io_uring_queue_init: ", rc == 0 ? "" : strerror(-rc),
-        rc == 0 ? "" : ")", known ? ", kernel.io_uring_disabled = " : "", known ? disabled : "");
+    char state[160] = "yes";
+    if (rc != 0) snprintf(state, sizeof state, "no (io_uring_queue_init: %s)", strerror(-rc));
+    put(r, "io_uring", "%s%s%s", state, known ? ", kernel.io_uring_disabled = " : "", known ? disabled : "");
 }
 
 /* "model name" of /proc/cpuinfo's first CPU, into buf. */
