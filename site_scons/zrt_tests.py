@@ -56,28 +56,41 @@ def _shm_names():
         return set()
 
 
-def run(tests, env_vars, cwd, verbose=False, results=None):
+BUDGET_SPENT = 'not run: suite budget spent'
+
+
+def run(tests, env_vars, cwd, verbose=False, results=None, deadline=None):
     """tests: dicts with name, argv (or skip: reason), timeout. Returns failures.
     A shared-memory segment a test leaves in /dev/shm counts as a failure.
-    results: a list that gets (name, 'pass'|'fail'|'skip', seconds, detail) per test."""
+    results: a list, or a function, that gets (name, 'pass'|'fail'|'skip', seconds,
+    detail) as each test ends. deadline (time.time()): no test runs past it; one
+    that would start after it fails as BUDGET_SPENT."""
     passed, failed, skipped, timed = [], [], [], []
-    note = results.append if results is not None else (lambda row: None)
+    note = results if callable(results) else results.append if results is not None else (lambda row: None)
     for test in tests:
         if test.get('skip'):
             skipped.append((test['name'], test['skip']))
             note((test['name'], 'skip', 0.0, test['skip']))
             print('SKIP %-32s %s' % (test['name'], test['skip']), flush=True)
             continue
+        left = deadline - time.time() if deadline is not None else None
+        if left is not None and left <= 0:
+            failed.append(test['name'])
+            note((test['name'], 'fail', 0.0, BUDGET_SPENT))
+            print('FAIL %-32s %s' % (test['name'], BUDGET_SPENT), flush=True)
+            continue
+        if left is not None and left < test['timeout']:
+            test = dict(test, timeout=left)
         before = _shm_names()
         rc, timed_out, out, secs = _run_one(test, env_vars, cwd)
         left = sorted(_shm_names() - before)
         if left and not timed_out and rc in (0, SKIP):
             rc, out = 1, out + '\nleft in /dev/shm: %s\n' % ', '.join(left)
         note((test['name'], 'pass' if rc == 0 and not timed_out else 'skip' if rc == SKIP and not timed_out else 'fail', secs,
-              'timed out' if timed_out else _last_line(out) if rc == SKIP else out[-1500:] if rc else _figures(out)))
+              'timed out after %.3gs' % test['timeout'] if timed_out else _last_line(out) if rc == SKIP else out[-1500:] if rc else _figures(out)))
         if timed_out:
             timed.append(test['name'])
-            print('FAIL %-32s timed out after %ds' % (test['name'], test['timeout']))
+            print('FAIL %-32s timed out after %.3gs' % (test['name'], test['timeout']))
             print(out[-4000:], flush=True)
         elif rc == 0:
             passed.append(test['name'])
@@ -116,38 +129,64 @@ def _gpu_identity():
     return out.stdout.strip().splitlines(), ''
 
 
-def gpu_report(results, path, cuda_line):
-    """`scons gpu-test`: one summary line, and a report (date, card, driver, every test with its figures)."""
-    cards, why = _gpu_identity()
-    card = cards[0] if cards else 'no GPU (%s)' % why
-    counts = {k: sum(1 for r in results if r[1] == k) for k in ('pass', 'fail', 'skip')}
-    lines = ['# zrt gpu-test report', '',
-             '- date: %s' % time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()),
-             '- card: %s' % card, '- build: %s' % cuda_line,
-             '- result: %d passed, %d failed, %d skipped' % (counts['pass'], counts['fail'], counts['skip']), '',
-             '| test | result | seconds | detail |', '|---|---|---|---|']
-    for name, status, secs, detail in results:
-        lines.append('| %s | %s | %.2f | %s |' % (name, status, secs, detail.strip().replace('\n', '<br>').replace('|', '\\|')))
-    with open(path, 'w') as f:
-        f.write('\n'.join(lines) + '\n')
-    print('gpu-test: %s: %d passed, %d failed, %d skipped (report: %s)' % (card, counts['pass'], counts['fail'],
-                                                                          counts['skip'], path))
-    return counts['fail']
+def _table_cell(text):
+    return text.strip().replace('\n', '<br>').replace('|', '\\|')
 
 
-def gpu_suite(build_root, src, report_path, cuda_line, programs=None, skipped=()):
+class GpuReport:
+    """`scons gpu-test`'s and tools/gpu-run's report: the header (date, card, build)
+    at once, a row appended and flushed as each test ends (a kill of the whole run
+    loses none already run), the result line last."""
+
+    def __init__(self, path, cuda_line):
+        cards, why = _gpu_identity()
+        self.path, self.card, self.rows = path, cards[0] if cards else 'no GPU (%s)' % why, []
+        lines = ['# zrt gpu-test report', '',
+                 '- date: %s' % time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()),
+                 '- card: %s' % self.card, '- build: %s' % cuda_line, '',
+                 '| test | result | seconds | detail |', '|---|---|---|---|']
+        self._append(lines)
+
+    def _append(self, lines):
+        with open(self.path, 'a') as f:
+            f.write('\n'.join(lines) + '\n')
+            f.flush()
+            os.fsync(f.fileno())
+
+    def row(self, result):
+        name, status, secs, detail = result
+        self.rows.append(result)
+        self._append(['| %s | %s | %.2f | %s |' % (name, status, secs, _table_cell(detail))])
+
+    def finish(self):
+        """The result line; returns the failures."""
+        counts = {k: sum(1 for r in self.rows if r[1] == k) for k in ('pass', 'fail', 'skip')}
+        self._append(['', '- result: %d passed, %d failed, %d skipped' % (counts['pass'], counts['fail'], counts['skip'])])
+        print('gpu-test: %s: %d passed, %d failed, %d skipped (report: %s)' % (
+            self.card, counts['pass'], counts['fail'], counts['skip'], self.path))
+        return counts['fail']
+
+
+def gpu_suite(build_root, src, report_path, cuda_line, programs=None, skipped=(), test_timeout=300, budget=None,
+              env_extra=None):
     """The GPU suite: every tests/test_cuda_* (programs under build_root/tests, scripts
-    under src/tests), one summary line and the report. Used by `scons gpu-test` and by
-    tools/gpu-run (a GPU machine without this project's build tools). Returns the failures."""
+    under src/tests), one summary line and the report (GpuReport, written as tests end).
+    test_timeout: each test's limit in seconds; budget: the whole suite's (tests that
+    would start after it fail as BUDGET_SPENT); env_extra: more variables for the tests
+    (tools/gpu-run's LD_LIBRARY_PATH). Used by `scons gpu-test` and by tools/gpu-run (a
+    GPU machine without this project's build tools). Returns the failures."""
     import glob
+    start = time.time()
     names = programs if programs is not None else sorted(
         p for p in glob.glob(os.path.join(build_root, 'tests', 'test_cuda_*')) if os.access(p, os.X_OK))
     tests = [{'name': name, 'skip': why} for name, why in skipped]  # not built (no CUDA)
-    tests += [{'name': os.path.basename(p), 'argv': [p], 'timeout': 300} for p in names]
-    tests += [{'name': os.path.splitext(os.path.basename(p))[0], 'argv': ['bash', p], 'timeout': 300}
+    tests += [{'name': os.path.basename(p), 'argv': [p], 'timeout': test_timeout} for p in names]
+    tests += [{'name': os.path.splitext(os.path.basename(p))[0], 'argv': ['bash', p], 'timeout': test_timeout}
               for p in sorted(glob.glob(os.path.join(src, 'tests', 'test_cuda_*.sh')))]
-    env_vars = {'ZRT_BIN': os.path.join(build_root, 'bin', 'zrt'), 'ZRT_SRC': src, 'ZRT_BUILD': build_root,
-                'ZRT_DEVICE_CHECK': '1'}
-    results = []
-    run(tests, env_vars, src, verbose=True, results=results)
-    return gpu_report(results, report_path, cuda_line)
+    env_vars = dict({'ZRT_BIN': os.path.join(build_root, 'bin', 'zrt'), 'ZRT_SRC': src, 'ZRT_BUILD': build_root,
+                     'ZRT_DEVICE_CHECK': '1'}, **(env_extra or {}))
+    if os.path.exists(report_path):
+        os.remove(report_path)
+    report = GpuReport(report_path, cuda_line)
+    run(tests, env_vars, src, verbose=True, results=report.row, deadline=start + budget if budget else None)
+    return report.finish()

@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -65,4 +66,11 @@ const char *zrt_cli_self_exe(char *buf, size_t size)
     if (n <= 0) return "/proc/self/exe"; /* still names this binary, for exec */
     buf[n] = '\0';
     return buf;
+}
+
+const char *zrt_cli_blas_core_origin(void)
+{
+    const char *set = getenv("OPENBLAS_CORETYPE"), *by_zrt = getenv("ZRT_OPENBLAS_CORETYPE");
+    if (!set) return "";
+    return by_zrt && strcmp(set, by_zrt) == 0 ? " (chosen by zrt for this CPU)" : " ($OPENBLAS_CORETYPE)";
 }

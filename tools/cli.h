@@ -41,6 +41,10 @@ int zrt_cli_usage_error(const char *command, const char *fmt, ...) __attribute__
 /* The path of the running zrt binary (what ranks and benchmarks exec), in buf. */
 const char *zrt_cli_self_exe(char *buf, size_t size);
 
+/* Why OpenBLAS runs zrt_blas_core()'s kernels: "" (its own choice), " (chosen by
+ * zrt for this CPU)" or " ($OPENBLAS_CORETYPE)"; for --version and `zrt report`. */
+const char *zrt_cli_blas_core_origin(void);
+
 /* Prints each line of text (e.g. a config's warnings) as "zrt: warning: LINE". */
 void zrt_cli_print_warnings(const char *text);
 
@@ -57,6 +61,7 @@ int zrt_cmd_agent(int argc, char **argv);
 int zrt_cmd_status(int argc, char **argv);
 int zrt_cmd_estimate(int argc, char **argv);
 int zrt_cmd_shards(int argc, char **argv);
+int zrt_cmd_report(int argc, char **argv);
 
 /* The benches' rendezvous: a file store in store_dir/scope (none for one
  * rank) and a host comm. */

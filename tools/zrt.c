@@ -21,6 +21,7 @@ static const zrt_cli_command commands[] = {
     {"config", "show or check a config: zrt config show|check CFG", zrt_cmd_config},
     {"shards", "checkpoints: zrt shards ls|show|verify|diff|consolidate|reshard|export-hf", zrt_cmd_shards},
     {"estimate", "model-state memory per device: zrt estimate --params N --world N", zrt_cmd_estimate},
+    {"report", "what this machine and build offer zrt (driver, GPUs, NCCL, ...): zrt report [--json]", zrt_cmd_report},
     {"bench", "benchmarks: zrt bench comm|train|control|adam|nvme|gpu (ratios against a baseline in the same run)", zrt_cmd_bench},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
@@ -65,9 +66,7 @@ int main(int argc, char **argv)
         return ZRT_EXIT_OK;
     }
     if (strcmp(name, "--version") == 0) {
-        const char *set = getenv("OPENBLAS_CORETYPE"), *by_zrt = getenv("ZRT_OPENBLAS_CORETYPE");
-        printf("zrt %s\nOpenBLAS kernels: %s%s\n", ZRT_VERSION, zrt_blas_core(),
-               !set ? "" : by_zrt && strcmp(set, by_zrt) == 0 ? " (chosen by zrt for this CPU)" : " ($OPENBLAS_CORETYPE)");
+        printf("zrt %s\nOpenBLAS kernels: %s%s\n", ZRT_VERSION, zrt_blas_core(), zrt_cli_blas_core_origin());
         return ZRT_EXIT_OK;
     }
     for (size_t i = 0; i < N_COMMANDS; i++)

@@ -15,14 +15,13 @@
  * cuBLASLt is loaded with dlopen when the first CUDA model is made, not
  * linked: its 64 MB of resident pages would otherwise be in every CPU rank.
  * $ZRT_CUBLASLT names another library to load (the emulated test's fake).
+ * zrt_cublaslt_find (every build, CUDA or not) says which one that search
+ * finds, for `zrt report`.
  */
-#ifdef ZRT_HAVE_CUDA
+#include "zrt.h"
 
-#include "cuda_model.h"
-
-#include <cublasLt.h>
 #include <dlfcn.h>
-#include <pthread.h>
+#include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +29,38 @@
 #ifndef ZRT_CUBLASLT_SONAME
 #define ZRT_CUBLASLT_SONAME "libcublasLt.so"
 #endif
+
+/* dlopen of cuBLASLt by the names in zrt/model.h's order; *library: the first
+ * name tried (for messages). NULL (dlerror() says why) if none loads. Built in
+ * every build: `zrt report` asks where it would come from. */
+static void *lt_open(const char **library)
+{
+    const char *chosen = getenv("ZRT_CUBLASLT"); /* another cuBLASLt (or tests/fake_cublaslt.c) */
+    bool by_user = chosen && *chosen;
+    *library = by_user ? chosen : ZRT_CUBLASLT_SONAME;
+    void *lib = dlopen(*library, RTLD_NOW | RTLD_LOCAL);
+    if (!lib && !by_user) lib = dlopen("libcublasLt.so", RTLD_NOW | RTLD_LOCAL);
+    return lib;
+}
+
+zrt_status zrt_cublaslt_find(char *path, size_t size)
+{
+    const char *library;
+    void *lib = lt_open(&library);
+    if (!lib) return zrt_set_error(ZRT_ERR_UNSUPPORTED, "cannot load cuBLASLt (%s): %s", library, dlerror());
+    struct link_map *map = NULL;
+    bool mapped = dlinfo(lib, RTLD_DI_LINKMAP, &map) == 0 && map && map->l_name[0];
+    snprintf(path, size, "%s", mapped ? map->l_name : library);
+    dlclose(lib);
+    return ZRT_OK;
+}
+
+#ifdef ZRT_HAVE_CUDA
+
+#include "cuda_model.h"
+
+#include <cublasLt.h>
+#include <pthread.h>
 
 /* The cuBLASLt functions this file calls, from the library dlopen found. */
 #define LT_FUNCTIONS(X)                                                                                   \
@@ -49,11 +80,8 @@ static pthread_once_t lt_once = PTHREAD_ONCE_INIT;
 
 static void lt_load(void)
 {
-    const char *chosen = getenv("ZRT_CUBLASLT"); /* another cuBLASLt (or tests/fake_cublaslt.c) */
-    bool by_user = chosen && *chosen;
-    const char *library = by_user ? chosen : ZRT_CUBLASLT_SONAME;
-    void *lib = dlopen(library, RTLD_NOW | RTLD_LOCAL);
-    if (!lib && !by_user) lib = dlopen("libcublasLt.so", RTLD_NOW | RTLD_LOCAL);
+    const char *library;
+    void *lib = lt_open(&library);
     if (!lib) {
         snprintf(lt_missing, sizeof lt_missing, "cannot load cuBLASLt (%s): %s", library, dlerror());
         return;
@@ -255,6 +283,4 @@ zrt_status zrt_cuda_gemm(zrt_cuda_blas *b, void *stream, const zrt_gemm *g)
     return ZRT_OK;
 }
 
-#else
-typedef int zrt_cuda_blas_absent; /* built without CUDA: the CUDA models are not registered */
-#endif
+#endif /* built without CUDA: the CUDA models are not registered; only zrt_cublaslt_find is */

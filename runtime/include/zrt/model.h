@@ -117,6 +117,13 @@ const char *zrt_model_type_name(zrt_model_type type);
 const char *zrt_blas_core(void);
 const char *zrt_blas_core_wanted(void);
 
+/* The cuBLASLt the CUDA models would load (they dlopen it when the first one
+ * is made): $ZRT_CUBLASLT alone when set, else this toolkit's soname
+ * ("libcublasLt.so.13"), then "libcublasLt.so". ZRT_OK with the path of the
+ * library that loads in path (`zrt report` prints it); else
+ * ZRT_ERR_UNSUPPORTED with dlopen's reason. Loads and unloads it to find out. */
+zrt_status zrt_cublaslt_find(char *path, size_t size);
+
 #ifdef __cplusplus
 }
 #endif
