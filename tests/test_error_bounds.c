@@ -122,8 +122,10 @@ static void conforming(const table *t)
         print(cases[c].what, m);
         CHECK_MSG(m.forward <= 1 && m.grad <= 1 && m.backward <= 1, "%s: outside the bound (%g, %g, %g of it)",
                   cases[c].what, m.forward, m.grad, m.backward);
-        if (cases[c].steps != 0)
-            CHECK_MSG(m.old_misses > 0, "%s: the old bound 1e-6 passes it at 3 <= |x| <= 6", cases[c].what);
+        if (cases[c].steps == 0) continue;
+        CHECK_MSG(m.old_misses > 0, "%s: the old bound 1e-6 passes it at 3 <= |x| <= 6", cases[c].what);
+        CHECK_MSG(m.forward >= 0.5 && m.grad >= 0.5, "%s: the bounds are loose: reached only %g, %g of them",
+                  cases[c].what, m.forward, m.grad); /* derived, not padded: the worst tanhf comes near */
     }
     tanh_steps = 0;
 }
