@@ -24,6 +24,14 @@
 #define GELU_C 0.044715
 #define GELU_S 0.7978845608028654 /* sqrt(2 / pi) */
 
+/* |got - want| / bound: within when <= 1; 0 when equal (the bound is 0 too at GELU's x = 0), infinite for NaN. */
+static inline double bound_ratio(double got, double want, double bound)
+{
+    if (got == want) return 0;
+    double r = fabs(got - want) / bound;
+    return r == r ? r : INFINITY;
+}
+
 /* ---- GELU: the tanh form, exact in double -------------------------------------------------- */
 
 static inline double gelu_exact_u(double x) { return GELU_S * (x + GELU_C * x * x * x); }
@@ -153,9 +161,9 @@ typedef struct {
     double max_error; /* the largest |got - exact| */
 } gemm_error;
 
-/* Element (i, j) of matrix n of the batch: |got - exact| and its bound. */
+/* Element (i, j) of matrix n of the batch: the exact value and its bound. */
 static inline void gemm_element(zrt_matmul_math math, const zrt_gemm *g, const float *a, const float *b, const float *c,
-                                const float *got, int n, int i, int j, double *error, double *bound)
+                                int n, int i, int j, double *want, double *bound)
 {
     const float *an = a + n * g->stride_a, *bn = b + n * g->stride_b;
     double ab = 0, abs_sum = 0;
@@ -163,11 +171,9 @@ static inline void gemm_element(zrt_matmul_math math, const zrt_gemm *g, const f
         double p = (double)gemm_op_at(an, g->lda, g->trans_a, i, k) * gemm_op_at(bn, g->ldb, g->trans_b, k, j);
         ab += p, abs_sum += fabs(p); /* exact products; the sum's 2^-53 K is far inside the bound */
     }
-    int64_t at = n * g->stride_c + (int64_t)i * g->ldc + j;
-    double want = g->alpha * ab + (g->beta != 0 ? (double)g->beta * c[at] : 0.0);
-    *error = fabs((double)got[at] - want);
-    if (!(*error == *error)) *error = INFINITY; /* NaN */
-    *bound = gemm_bound(math, g->K, g->alpha, ab, abs_sum, g->beta, c[at]);
+    float prior = c[n * g->stride_c + (int64_t)i * g->ldc + j];
+    *want = g->alpha * ab + (g->beta != 0 ? (double)g->beta * prior : 0.0);
+    *bound = gemm_bound(math, g->K, g->alpha, ab, abs_sum, g->beta, prior);
 }
 
 /* got, g's C after the call (host copies a, b, c of its inputs, g's
@@ -179,10 +185,10 @@ static inline gemm_error gemm_check(zrt_matmul_math math, const zrt_gemm *g, con
     for (int n = 0; n < (g->batch > 1 ? g->batch : 1); n++)
         for (int i = 0; i < g->M; i++)
             for (int j = 0; j < g->N; j++) {
-                double error, bound;
-                gemm_element(math, g, a, b, c, got, n, i, j, &error, &bound);
-                r.worst = fmax(r.worst, error / bound);
-                r.max_error = fmax(r.max_error, error);
+                double want, bound, value = got[n * g->stride_c + (int64_t)i * g->ldc + j];
+                gemm_element(math, g, a, b, c, n, i, j, &want, &bound);
+                r.worst = fmax(r.worst, bound_ratio(value, want, bound));
+                r.max_error = fmax(r.max_error, value == value ? fabs(value - want) : INFINITY);
             }
     return r;
 }

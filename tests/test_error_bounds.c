@@ -80,22 +80,15 @@ typedef struct {
     float old_worst_x;
 } measured;
 
-static double ratio(double got, double want, double bound)
-{
-    if (got == want) return 0; /* x = 0: both 0, and so is the bound */
-    double r = fabs(got - want) / bound;
-    return r == r ? r : INFINITY;
-}
-
 static measured measure(const table *t, float (*gelu)(float), float (*grad)(float))
 {
     measured m = {0};
     for (int64_t i = 0; i < t->n; i++) {
         float x = t->x[i], g = grad(x);
-        m.forward = fmax(m.forward, ratio(gelu(x), t->gelu[i], t->bound[i]));
-        m.grad = fmax(m.grad, ratio(g, t->grad[i], t->bound_grad[i]));
-        m.backward = fmax(m.backward, ratio(t->dout[i] * g, t->dout[i] * t->grad[i], t->bound_back[i]));
-        double old = ratio(g, t->ref_grad[i], OLD_BOUND * fmax(1.0, fabs(t->ref_grad[i])));
+        m.forward = fmax(m.forward, bound_ratio(gelu(x), t->gelu[i], t->bound[i]));
+        m.grad = fmax(m.grad, bound_ratio(g, t->grad[i], t->bound_grad[i]));
+        m.backward = fmax(m.backward, bound_ratio(t->dout[i] * g, t->dout[i] * t->grad[i], t->bound_back[i]));
+        double old = bound_ratio(g, t->ref_grad[i], OLD_BOUND * fmax(1.0, fabs(t->ref_grad[i])));
         if (fabsf(x) < 3.0f || fabsf(x) > 6.0f) continue;
         m.old_misses += old > 1;
         if (old > m.old_worst) m.old_worst = old, m.old_worst_x = x;
