@@ -257,9 +257,11 @@ static void gemm_bounds(zrt_matmul_math math)
                t & 1 ? "T" : "N", t & 2 ? "T" : "N", name, ok.worst, as_fp32, alpha.worst, kblock.worst, old_ok,
                old_alpha, old_kblock);
         CHECK_MSG(ok.worst <= 1, "matmul %d %s: %.3g x the bound", t, name, ok.worst);
-        if (math == ZRT_MATMUL_BF16)
+        if (math == ZRT_MATMUL_BF16) {
             CHECK_MSG(as_fp32 > 1, "matmul %d bf16: within fp32's bound (%.3g): the fake did not round to bf16", t,
                       as_fp32);
+            CHECK_MSG(ok.worst >= 0.1, "matmul %d bf16: reaches only %.3g of the bound: it is loose", t, ok.worst);
+        }
         CHECK_MSG(alpha.worst > 1 && kblock.worst > 1, "matmul %d %s: a fault within the bound (%.3g, %.3g of it)", t,
                   name, alpha.worst, kblock.worst);
         if (math == ZRT_MATMUL_BF16) /* why the bound changed */
