@@ -61,7 +61,8 @@ static table make_table(void)
         t.x[i] = x, t.dout[i] = 1.0f + 0.25f * zrt_random_normal(6, 2, (uint64_t)i);
         t.ref_grad[i] = zrt_gelu_grad(x); /* tanh_steps 0: glibc */
         t.gelu[i] = gelu_exact(x), t.grad[i] = gelu_grad_exact(x);
-        t.bound[i] = gelu_bound(x), t.bound_grad[i] = gelu_grad_bound(x), t.bound_back[i] = gelu_backward_bound(x, t.dout[i]);
+        t.bound[i] = gelu_bound(x), t.bound_grad[i] = gelu_grad_bound(x);
+        t.bound_back[i] = gelu_backward_bound(x, t.dout[i]);
     }
     return t;
 }

@@ -224,8 +224,8 @@ static gemm_case make_gemm(int t, zrt_matmul_math math)
 
 /* The case through the fake with $ZRT_FAKE_CUBLASLT_FAULT = fault (NULL: none): its error; *old: of the
  * old bound; *as_fp32: of fp32 math's bound (a bf16 result beyond it: the fake did round to bf16). */
-static gemm_error run_gemm(zrt_cuda_blas *blas, zrt_matmul_math math, const gemm_case *k, const char *fault, double *old,
-                           double *as_fp32)
+static gemm_error run_gemm(zrt_cuda_blas *blas, zrt_matmul_math math, const gemm_case *k, const char *fault,
+                           double *old, double *as_fp32)
 {
     size_t bytes = (size_t)GM * GN * GBATCH * 4;
     zrt_gemm g = k->g;
