@@ -18,8 +18,8 @@
  *    against the product in double, per element, error_bounds.h's
  *    gemm_bound: |alpha| (2u + u^2 + gamma_K) sum_k |a_ik b_kj| plus the
  *    output's roundings (u: 2^-9 for bf16 inputs, 0 for fp32; gamma_K of
- *    the fp32 accumulation). The former K max|a| max|b| x 1e-5 (fp32) or
- *    x 2^-7 (bf16) let a doubled alpha or a dropped K-block pass
+ *    the fp32 accumulation). The former bf16 bound, 2^-7 K max|a| max|b|,
+ *    let a dropped K-block pass, and a doubled alpha at K = 513
  *    (test_model_emulated shows both, through the fake cuBLASLt).
  * Skips (exit 77) without a GPU.
  */
