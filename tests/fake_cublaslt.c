@@ -1,16 +1,23 @@
 /* fake_cublaslt.c: a stand-in for libcublasLt, built as
  * BUILD/tests/libfake_cublaslt.so, that runs cublasLtMatmul on the host,
- * column-major, exactly as cuBLASLt defines it (D = alpha op(A) op(B) +
- * beta C, strided batches, double accumulation). Loaded through
+ * column-major, as cuBLASLt defines it (D = alpha op(A) op(B) + beta C,
+ * strided batches, double accumulation), with the inputs rounded as the
+ * compute type allows (FAST_16BF: bf16, FAST_TF32: TF32, FAST_16F: fp16;
+ * round to nearest even) so that an emulated bf16 matmul has bf16's error.
+ * $ZRT_FAKE_CUBLASLT_FAULT, read at each matmul, makes it wrong on purpose
+ * for test_model_emulated's bound checks: "alpha" uses 2 alpha, "kblock"
+ * leaves the last 32 terms out of each K sum. Loaded through
  * $ZRT_CUBLASLT by test_model_emulated, so runtime/model/cuda_blas.c's
  * row-major mapping and the CUDA models' matmul calls run in CI, where there
  * is no GPU. It refuses what cuBLASLt would refuse for these calls: a
  * leading dimension below the rows, shapes that do not chain, batches that
- * differ, a type other than fp32, a pointer (or batch stride) less aligned
+ * differ, a type other than fp32 in memory, a compute type other than the
+ * four cuda_blas.c uses, a pointer (or batch stride) less aligned
  * than the preferences promised (256 bytes unless set: cuBLASLt's default)
  * -- and answers the heuristic with one algo that remembers the promise.
  */
 #include <cublasLt.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,12 +48,17 @@ const char *cublasLtGetStatusString(cublasStatus_t status)
     return status == CUBLAS_STATUS_SUCCESS ? "success (fake)" : "refused by the fake cuBLASLt";
 }
 
+/* data[2]: the compute type. */
 cublasStatus_t cublasLtMatmulDescCreate(cublasLtMatmulDesc_t *desc, cublasComputeType_t compute, cudaDataType_t scale)
 {
-    (void)compute;
     if (scale != CUDA_R_32F) return CUBLAS_STATUS_NOT_SUPPORTED;
+    if (compute != CUBLAS_COMPUTE_32F && compute != CUBLAS_COMPUTE_32F_FAST_TF32 &&
+        compute != CUBLAS_COMPUTE_32F_FAST_16BF && compute != CUBLAS_COMPUTE_32F_FAST_16F)
+        return CUBLAS_STATUS_NOT_SUPPORTED;
     *desc = calloc(1, sizeof **desc);
-    return *desc ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_ALLOC_FAILED;
+    if (!*desc) return CUBLAS_STATUS_ALLOC_FAILED;
+    (*desc)->data[2] = (uint64_t)compute;
+    return CUBLAS_STATUS_SUCCESS;
 }
 
 cublasStatus_t cublasLtMatmulDescDestroy(cublasLtMatmulDesc_t desc)
@@ -172,6 +184,59 @@ static float element(const float *x, const fake_layout *l, bool trans, int64_t i
     return trans ? x[j + i * l->ld] : x[i + j * l->ld];
 }
 
+/* x to the nearest (ties to even) value with `bits` fraction bits and
+ * exponents down to min_exp (subnormal steps below), infinite beyond max. */
+static float round_to(float x, int bits, int min_exp, double max)
+{
+    if (x == 0 || !isfinite(x)) return x;
+    int e = ilogbf(x) < min_exp ? min_exp : ilogbf(x);
+    double quantum = ldexp(1.0, e - bits), r = nearbyint(x / quantum) * quantum; /* the default mode: to even */
+    return fabs(r) > max ? copysignf(INFINITY, x) : (float)r;
+}
+
+/* An input as the compute type reads it. */
+static float as_input(float x, uint64_t compute)
+{
+    if (compute == CUBLAS_COMPUTE_32F_FAST_16BF) return round_to(x, 7, -126, 3.4028234663852886e38);
+    if (compute == CUBLAS_COMPUTE_32F_FAST_TF32) return round_to(x, 10, -126, 3.4028234663852886e38);
+    if (compute == CUBLAS_COMPUTE_32F_FAST_16F) return round_to(x, 10, -14, 65504.0);
+    return x;
+}
+
+/* op(X) of one matrix, as the compute type reads it, into rows x cols row-major. */
+static void gather(float *out, const float *x, const fake_layout *l, bool trans, int64_t rows, int64_t cols,
+                   uint64_t compute)
+{
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t j = 0; j < cols; j++) out[i * cols + j] = as_input(element(x, l, trans, i, j), compute);
+}
+
+/* The fault $ZRT_FAKE_CUBLASLT_FAULT asks for: its alpha and how many of the k terms it sums (-1: unknown). */
+static int64_t fault_terms(int64_t k, float *alpha)
+{
+    const char *fault = getenv("ZRT_FAKE_CUBLASLT_FAULT");
+    if (!fault || !*fault) return k;
+    if (strcmp(fault, "alpha") == 0) {
+        *alpha *= 2.0f;
+        return k;
+    }
+    if (strcmp(fault, "kblock") == 0) return k > 32 ? k - 32 : 0;
+    return -1;
+}
+
+/* One matrix of the batch: D = alpha op(A) op(B) + beta C, op(A) as rows of a (m x k), op(B) as columns (n x k). */
+static void multiply(float *d, const fake_layout *dl, const float *a, const float *b, const float *c,
+                     const fake_layout *cl, int64_t m, int64_t n, int64_t k, int64_t terms, float al, float be)
+{
+    for (int64_t j = 0; j < n; j++)
+        for (int64_t i = 0; i < m; i++) {
+            double sum = 0;
+            for (int64_t p = 0; p < terms; p++) sum += (double)a[i * k + p] * b[j * k + p];
+            float prior = be != 0.0f ? be * c[i + j * cl->ld] : 0.0f; /* beta 0: C is not read */
+            d[i + j * dl->ld] = al * (float)sum + prior;
+        }
+}
+
 cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc, const void *alpha, const void *A,
                               cublasLtMatrixLayout_t adesc, const void *B, cublasLtMatrixLayout_t bdesc,
                               const void *beta, const void *C, cublasLtMatrixLayout_t cdesc, void *D,
@@ -189,17 +254,16 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
     op_shape(a, ta, &m, &k);
     op_shape(b, tb, &k2, &n);
     float al = *(const float *)alpha, be = *(const float *)beta;
-    for (int32_t batch = 0; batch < a->batch; batch++) {
-        const float *ab = (const float *)A + batch * a->stride, *bb = (const float *)B + batch * b->stride;
-        const float *cb = (const float *)C + batch * c->stride;
-        float *db = (float *)D + batch * d->stride;
-        for (int64_t j = 0; j < n; j++)
-            for (int64_t i = 0; i < m; i++) {
-                double sum = 0;
-                for (int64_t p = 0; p < k; p++) sum += (double)element(ab, a, ta, i, p) * element(bb, b, tb, p, j);
-                float prior = be != 0.0f ? be * cb[i + j * c->ld] : 0.0f; /* beta 0: C is not read */
-                db[i + j * d->ld] = al * (float)sum + prior;
-            }
+    int64_t terms = fault_terms(k, &al);
+    if (terms < 0) return CUBLAS_STATUS_NOT_SUPPORTED; /* a fault this fake does not know */
+    float *ra = malloc((size_t)(m * k) * sizeof(float)), *rb = malloc((size_t)(n * k) * sizeof(float));
+    for (int32_t batch = 0; ra && rb && batch < a->batch; batch++) {
+        gather(ra, (const float *)A + batch * a->stride, a, ta, m, k, desc->data[2]);
+        gather(rb, (const float *)B + batch * b->stride, b, !tb, n, k, desc->data[2]); /* op(B)^T: its columns */
+        multiply((float *)D + batch * d->stride, d, ra, rb, (const float *)C + batch * c->stride, c, m, n, k, terms, al,
+                 be);
     }
-    return CUBLAS_STATUS_SUCCESS;
+    cublasStatus_t status = ra && rb ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_ALLOC_FAILED;
+    free(ra), free(rb);
+    return status;
 }

@@ -8,7 +8,13 @@
  * batch: the loss within 1e-5 relative and every unit's gradient within
  * 1e-4 of its largest (OpenBLAS and vecmath's vector path against the
  * references' left-to-right sums); a token outside the vocabulary fails the
- * stream by the models' flag. What it cannot see: the .cu kernels
+ * stream by the models' flag. And cuda_blas.c's matmuls (fp32 and bf16,
+ * each transpose pair, a strided batch) within tests/error_bounds.h's
+ * per-element bound of the exact product, the fake rounding the inputs
+ * as the compute type does; the fake made wrong ($ZRT_FAKE_CUBLASLT_FAULT:
+ * a doubled alpha, a dropped K-block) falls outside it, while the bf16
+ * bound test_cuda_kernels used before, 2^-7 K max|a| max|b|, passes both
+ * (asserted: why it was replaced). What it cannot see: the .cu kernels
  * themselves and cuBLASLt's real behaviour -- test_cuda_kernels' part.
  */
 #include "device_common.h"
@@ -18,6 +24,7 @@ int main(void) { SKIP("built without CUDA: the CUDA models are not in this build
 #else
 
 #include "cuda_model.h"
+#include "error_bounds.h"
 #include "model_kernels.h"
 #include "model_refs.h"
 
@@ -177,6 +184,95 @@ static void bad_token(const zrt_model_config *cfg, int32_t *tokens, size_t n)
     m->destroy(m);
 }
 
+/* ---- the matmuls against their bound, and the fake's faults outside it ------------------ */
+
+enum { GM = 67, GN = 45, GK = 513, GBATCH = 3 }; /* K: at 129 the old bf16 bound still caught 2 alpha */
+
+typedef struct {
+    zrt_gemm g; /* C = 0.5 op(A) op(B) + C, a strided batch */
+    float *c;   /* C before the call */
+    double old_bound; /* test_cuda_kernels' former bound: 1e-5 (fp32) or 2^-7 (bf16) x K max|a| max|b| */
+} gemm_case;
+
+static double largest(const float *x, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++) m = fmax(m, fabs(x[i]));
+    return m;
+}
+
+static float *normals(size_t n, uint64_t salt)
+{
+    float *x = buffer(n * 4, NULL);
+    for (size_t i = 0; i < n; i++) x[i] = zrt_random_normal(11, salt, i);
+    return x;
+}
+
+/* Transpose pair t (bit 0: A, bit 1: B) on normal inputs. */
+static gemm_case make_gemm(int t, zrt_matmul_math math)
+{
+    bool ta = t & 1, tb = t & 2;
+    size_t sa = (size_t)GM * GK, sb = (size_t)GK * GN, sc = (size_t)GM * GN;
+    gemm_case k = {.g = {.trans_a = ta, .trans_b = tb, .M = GM, .N = GN, .K = GK, .alpha = 0.5f, .beta = 1.0f,
+                         .lda = ta ? GM : GK, .ldb = tb ? GK : GN, .ldc = GN, .batch = GBATCH,
+                         .stride_a = (int64_t)sa, .stride_b = (int64_t)sb, .stride_c = (int64_t)sc}};
+    k.g.A = normals(sa * GBATCH, 20 + t), k.g.B = normals(sb * GBATCH, 30 + t), k.c = normals(sc * GBATCH, 40 + t);
+    double tol = math == ZRT_MATMUL_FP32 ? 1e-5 : 1.0 / 128;
+    k.old_bound = tol * GK * largest(k.g.A, sa * GBATCH) * largest(k.g.B, sb * GBATCH);
+    return k;
+}
+
+/* The case through the fake with $ZRT_FAKE_CUBLASLT_FAULT = fault (NULL: none): its error; *old: of the
+ * old bound; *as_fp32: of fp32 math's bound (a bf16 result beyond it: the fake did round to bf16). */
+static gemm_error run_gemm(zrt_cuda_blas *blas, zrt_matmul_math math, const gemm_case *k, const char *fault,
+                           double *old, double *as_fp32)
+{
+    size_t bytes = (size_t)GM * GN * GBATCH * 4;
+    zrt_gemm g = k->g;
+    g.C = buffer(bytes, k->c);
+    if (fault) setenv("ZRT_FAKE_CUBLASLT_FAULT", fault, 1);
+    CHECK_OK(zrt_cuda_gemm(blas, NULL, &g));
+    unsetenv("ZRT_FAKE_CUBLASLT_FAULT");
+    gemm_error e = gemm_check(math, &g, g.A, g.B, k->c, g.C);
+    *old = e.max_error / k->old_bound;
+    *as_fp32 = gemm_check(ZRT_MATMUL_FP32, &g, g.A, g.B, k->c, g.C).worst;
+    CHECK_OK(zrt_device_free(dev, g.C, NULL));
+    return e;
+}
+
+static void gemm_bounds(zrt_matmul_math math)
+{
+    const char *name = math == ZRT_MATMUL_BF16 ? "bf16" : "fp32";
+    zrt_cuda_blas *blas = NULL;
+    CHECK_OK(zrt_cuda_blas_create(dev, math, &blas));
+    if (!blas) return;
+    for (int t = 0; t < 4; t++) {
+        gemm_case k = make_gemm(t, math);
+        double old_ok, old_alpha, old_kblock, as_fp32, unused;
+        gemm_error ok = run_gemm(blas, math, &k, NULL, &old_ok, &as_fp32);
+        gemm_error alpha = run_gemm(blas, math, &k, "alpha", &old_alpha, &unused);
+        gemm_error kblock = run_gemm(blas, math, &k, "kblock", &old_kblock, &unused);
+        printf("matmul %s%s %s: error / bound %.3g (of fp32's %.3g); 2 alpha %.3g, no last K-block %.3g"
+               " (old bound: %.3g, %.3g, %.3g)\n",
+               t & 1 ? "T" : "N", t & 2 ? "T" : "N", name, ok.worst, as_fp32, alpha.worst, kblock.worst, old_ok,
+               old_alpha, old_kblock);
+        CHECK_MSG(ok.worst <= 1, "matmul %d %s: %.3g x the bound", t, name, ok.worst);
+        if (math == ZRT_MATMUL_BF16) {
+            CHECK_MSG(as_fp32 > 1, "matmul %d bf16: within fp32's bound (%.3g): the fake did not round to bf16", t,
+                      as_fp32);
+            CHECK_MSG(ok.worst >= 0.1, "matmul %d bf16: reaches only %.3g of the bound: it is loose", t, ok.worst);
+        }
+        CHECK_MSG(alpha.worst > 1 && kblock.worst > 1, "matmul %d %s: a fault within the bound (%.3g, %.3g of it)", t,
+                  name, alpha.worst, kblock.worst);
+        if (math == ZRT_MATMUL_BF16) /* why the bound changed */
+            CHECK_MSG(old_alpha <= 1 && old_kblock <= 1, "matmul %d bf16: the old bound fails a fault (%.3g, %.3g)", t,
+                      old_alpha, old_kblock);
+        const void *bufs[] = {k.g.A, k.g.B, k.c};
+        for (int i = 0; i < 3; i++) CHECK_OK(zrt_device_free(dev, (void *)bufs[i], NULL));
+    }
+    zrt_cuda_blas_destroy(blas, dev);
+}
+
 int main(void)
 {
     char fake[1200];
@@ -197,6 +293,8 @@ int main(void)
     int32_t classes[BATCH] = {1, 6, 4};
     compare("mlp", &mlp, zrt_model_mlp_cuda_create, features, sizeof features, classes, sizeof classes);
     bad_token(&gpt, tokens, TOKENS);
+    gemm_bounds(ZRT_MATMUL_FP32);
+    gemm_bounds(ZRT_MATMUL_BF16);
     zrt_stream_destroy(stream);
     zrt_device_destroy(dev);
     return CHECK_DONE();

@@ -8,6 +8,7 @@
  * in-place GELU. Bounds are vecmath.h's.
  */
 #include "check.h"
+#include "error_bounds.h" /* gelu_exact, gelu_grad_exact */
 #include "gelu.h"
 #include "vecmath.h"
 #include "zrt.h"
@@ -28,14 +29,6 @@ static void make_inputs(void)
     for (int64_t i = 0; i < 4000; i++) grid[n_inputs++] = 3.0f * zrt_random_normal(5, 1, (uint64_t)i);
     const float edges[] = {0.0f, -0.0f, 1e-30f, -1e-30f, 50.0f, -50.0f, 1e3f, -1e3f, 1e6f, -1e6f, 88.0f, -88.0f};
     for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++) grid[n_inputs++] = edges[i];
-}
-
-static double gelu_exact(double x) { return 0.5 * x * (1.0 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x))); }
-
-static double gelu_grad_exact(double x)
-{
-    double t = tanh(0.7978845608028654 * (x + 0.044715 * x * x * x));
-    return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * 0.7978845608028654 * (1.0 + 3.0 * 0.044715 * x * x);
 }
 
 /* |got - want| within 2^-22 * max(1, |x|) (vecmath.h's GELU bound); reports the first miss. */
