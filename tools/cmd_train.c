@@ -12,6 +12,7 @@
 #include "zrt.h"
 #include "control.h"
 #include "overrides.h"
+#include "train.h"
 #include "zrt/offload.h"
 
 #include <fcntl.h>
@@ -46,6 +47,7 @@ typedef struct {
     zrt_data data;
     zrt_engine *engine;
     FILE *metrics;
+    const char *resume_from; /* --resume_from: a step directory (or a directory with latest) */
 } trainer;
 
 static int env_int(const char *name, int fallback)
@@ -187,8 +189,6 @@ static zrt_status setup(trainer *t)
     ZRT_CHECK(zrt_engine_create(&t->cfg, t->comm, t->model, &t->engine));
     if (t->rank == 0) zrt_cli_print_warnings(zrt_device_warnings(t->device)); /* e.g. pinned memory not locked */
     zrt_cli_print_warnings(zrt_engine_warnings(t->engine)); /* e.g. a crashed run's swap files removed */
-    if (t->rank == 0 && t->cfg.job.metrics_file[0] && !(t->metrics = fopen(t->cfg.job.metrics_file, "w")))
-        return zrt_set_error(ZRT_ERR_IO, "cannot write the metrics file %s", t->cfg.job.metrics_file);
     return ZRT_OK;
 }
 
@@ -204,6 +204,12 @@ static void teardown(trainer *t)
     if (t->metrics) fclose(t->metrics);
 }
 
+/* The global batch this run really trains with (the engine's: every rank's micro batches). */
+static int64_t global_batch(const trainer *t)
+{
+    return t->cfg.batch.micro_batch_per_gpu * t->cfg.batch.gradient_accumulation_steps * t->world;
+}
+
 static void print_start(const trainer *t)
 {
     const zrt_config *c = &t->cfg;
@@ -211,11 +217,16 @@ static void print_start(const trainer *t)
     for (int u = 0; u < t->model->n_units; u++) params += t->model->unit_numel[u];
     const zrt_mem_stats *m = zrt_device_mem(t->device);
     const int64_t *bytes = m->current[ZRT_MEM_DEVICE];
+    int64_t batch = global_batch(t);
     printf("zrt train: %s %lld layers, %lld parameters; ZeRO stage %d, %d rank%s, %s; batch %lld = %lld micro x %lld "
-           "accumulation x %d ranks\n",
+           "accumulation x %d rank%s\n",
            c->job.model.type == ZRT_MODEL_GPT ? "gpt" : "mlp", (long long)c->job.model.layers, (long long)params, c->zero.stage, t->world, t->world == 1 ? "" : "s",
-           c->mixed_precision == ZRT_PRECISION_NO ? "fp32" : zrt_precision_name(c->mixed_precision), (long long)c->batch.train_batch_size,
-           (long long)c->batch.micro_batch_per_gpu, (long long)c->batch.gradient_accumulation_steps, t->world);
+           c->mixed_precision == ZRT_PRECISION_NO ? "fp32" : zrt_precision_name(c->mixed_precision), (long long)batch,
+           (long long)c->batch.micro_batch_per_gpu, (long long)c->batch.gradient_accumulation_steps, t->world,
+           t->world == 1 ? "" : "s");
+    if (batch != c->batch.train_batch_size) /* zrt train alone: one rank, whatever num_processes says */
+        printf("zrt train: the config's batch of %lld is for %lld ranks; run it with zrt launch for that\n",
+               (long long)c->batch.train_batch_size, (long long)c->num_processes);
     printf("model states per rank: %lld bytes on %s (params %lld, grads %lld, optimizer %lld)\n",
            (long long)zrt_mem_model_states(m, ZRT_MEM_DEVICE), zrt_device_name(t->device),
            (long long)bytes[ZRT_MEM_PARAMS], (long long)bytes[ZRT_MEM_GRADS], (long long)bytes[ZRT_MEM_OPTIMIZER]);
@@ -283,15 +294,21 @@ static bool fault_now(const char *name, int rank, int64_t step)
     return spec && sscanf(spec, "%d:%lld", &fault_rank, &fault_step) == 2 && fault_rank == rank && fault_step == step;
 }
 
-/* Resumes from zrt.checkpoint_dir/latest when there is one. */
+/* Resumes from --resume_from, else from zrt.checkpoint_dir/latest when
+ * there is one, saying first what it loads; then opens the metrics file
+ * (its rows up to the resumed step kept). */
 static zrt_status maybe_resume(trainer *t, int64_t *done)
 {
-    const char *dir = t->cfg.job.checkpoint_dir;
+    const char *dir = t->cfg.job.checkpoint_dir, *path = t->resume_from && t->resume_from[0] ? t->resume_from : dir;
     *done = 0;
-    if (!dir[0] || !zrt_checkpoint_exists(dir)) return ZRT_OK;
-    ZRT_CHECK(zrt_engine_load(t->engine, dir, done));
-    if (t->rank == 0) printf("zrt train: resumed from %s at step %lld\n", dir, (long long)*done);
-    return ZRT_OK;
+    bool resuming = path == t->resume_from || (dir[0] && zrt_checkpoint_exists(dir));
+    if (t->rank == 0) zrt_train_describe_init(&t->cfg, t->model, resuming, stdout);
+    if (resuming) {
+        if (t->rank == 0) ZRT_CHECK(zrt_train_describe_resume(&t->cfg, t->world, global_batch(t), path, stdout));
+        ZRT_CHECK(zrt_engine_load(t->engine, path, done));
+    }
+    fflush(stdout);
+    return t->rank == 0 ? zrt_train_open_metrics(t->cfg.job.metrics_file, *done, stdout, &t->metrics) : ZRT_OK;
 }
 
 /* Every zrt.checkpoint_interval steps and at the end, when there is a directory. */
@@ -334,7 +351,10 @@ static zrt_status train(trainer *t)
         write_progress(step, r.loss);
         ZRT_CHECK(maybe_save(t, step));
     }
-    if (t->rank == 0)
+    if (t->rank == 0 && done >= t->cfg.job.steps)
+        printf("zrt train: done: nothing trained, the checkpoint was already at step %lld of %lld\n",
+               (long long)done, (long long)t->cfg.job.steps);
+    else if (t->rank == 0)
         printf("zrt train: done: %lld steps (%lld in this run) in %.1f s, loss %.4f -> %.4f\n",
                (long long)t->cfg.job.steps, (long long)(t->cfg.job.steps - done), zrt_now() - start, first_loss,
                last_loss);
@@ -349,6 +369,7 @@ int zrt_cmd_train(int argc, char **argv)
     static trainer t;
     t.rank = env_int("RANK", 0);
     t.world = env_int("WORLD_SIZE", 1);
+    t.resume_from = o.resume_from;
     zrt_status status = zrt_overrides_load(&o, &t.cfg);
     if (status == ZRT_OK) {
         if (t.rank == 0) zrt_cli_print_warnings(t.cfg.warnings);

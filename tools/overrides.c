@@ -1,7 +1,7 @@
 /* overrides.c: the flags `zrt launch` and `zrt train` share: the config
- * (--config / --config_file), accelerate launch's overrides, --metrics and
- * --steps. `zrt launch` hands its arguments to every `zrt train` it starts,
- * so both read them with this one table.
+ * (--config / --config_file), accelerate launch's overrides, --metrics,
+ * --steps and --resume_from. `zrt launch` hands its arguments to every
+ * `zrt train` it starts, so both read them with this one table.
  */
 #include "overrides.h"
 
@@ -27,6 +27,7 @@ const struct option zrt_override_options[] = {
     {"metrics", required_argument, NULL, 'M'},
     {"steps", required_argument, NULL, 's'},
     {"file-store", no_argument, NULL, 'F'},
+    {"resume-from", required_argument, NULL, 'R'},
     {NULL, 0, NULL, 0}};
 
 const char zrt_override_usage[] =
@@ -42,6 +43,8 @@ const char zrt_override_usage[] =
     "  --steps N                            override zrt.steps\n"
     "  --file_store                         launch: rendezvous through a private directory\n"
     "                                       instead of the control plane (one machine only)\n"
+    "  --resume_from DIR/step_N             resume from this checkpoint step (default: the\n"
+    "                                       newest, zrt.checkpoint_dir/latest)\n"
     "Options take dashes or underscores.\n";
 
 static bool parse_int(const char *text, int64_t lo, int64_t hi, int64_t *out)
@@ -75,6 +78,7 @@ bool zrt_override_take(zrt_overrides *o, int c, const char *arg)
     case 'Z': snprintf(o->zrt_config, sizeof o->zrt_config, "%s", arg); return true;
     case 'M': snprintf(o->metrics, sizeof o->metrics, "%s", arg); return true;
     case 'F': o->file_store = true; return true;
+    case 'R': snprintf(o->resume_from, sizeof o->resume_from, "%s", arg); return true;
     case 'i':
         if (!item || strlen(arg) >= sizeof item->text) return false;
         snprintf(item->text, sizeof item->text, "%s", arg);

@@ -17,6 +17,7 @@ typedef struct {
     char config[ZRT_PATH_MAX];
     char zrt_config[ZRT_PATH_MAX]; /* --zrt-config: zrt's settings from this file */
     char metrics[ZRT_PATH_MAX];
+    char resume_from[ZRT_PATH_MAX]; /* --resume_from: a checkpoint step to resume from */
     zrt_override_item items[ZRT_MAX_OVERRIDES];
     int n_items;
     bool file_store;  /* zrt launch: rendezvous through a directory, no control plane */

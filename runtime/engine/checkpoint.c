@@ -145,6 +145,7 @@ static cJSON *meta_json(const zrt_engine *e)
     cJSON_AddNumberToObject(meta, "adam_steps", (double)e->adam_steps);
     cJSON_AddNumberToObject(meta, "world_size", e->world);
     cJSON_AddNumberToObject(meta, "stage", e->stage);
+    cJSON_AddNumberToObject(meta, "train_batch_size", (double)e->global_batch); /* what a resume compares */
     cJSON_AddStringToObject(meta, "dtype", zrt_dtype_name(e->dtype));
     for (int i = 0; i < e->n_units; i++) {
         const unit_state *u = &e->units[i];

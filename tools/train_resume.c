@@ -1,0 +1,128 @@
+/* train_resume.c: what `zrt train` says and keeps when a run continues
+ * another: the lines that name the checkpoint it loaded (its step, world
+ * size, stage and batch, and what this run changes), the initial weights
+ * it read, and the metrics file, which keeps the earlier run's rows.
+ *
+ * Why apart from cmd_train.c: these are the user's record of a run -- a
+ * resumed job must not silently truncate the history it continues, nor
+ * hide that a different world size changed the global batch -- and they
+ * read the checkpoint's meta.json through the shards reader, which the
+ * training loop never needs.
+ */
+#include "train.h"
+
+#include "zrt/shards.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* The global batch a checkpoint was saved with (meta.json's train_batch_size;
+ * 0 when it predates the key). */
+static int64_t saved_batch(const zrt_ckpt *c)
+{
+    const cJSON *batch = cJSON_GetObjectItemCaseSensitive((const cJSON *)c->meta, "train_batch_size");
+    return cJSON_IsNumber(batch) ? (int64_t)batch->valuedouble : 0;
+}
+
+zrt_status zrt_train_describe_resume(const zrt_config *cfg, int world, int64_t batch, const char *path, FILE *out)
+{
+    zrt_ckpt *c = NULL;
+    ZRT_CHECK(zrt_ckpt_open(path, &c));
+    int64_t steps = cfg->job.steps, old_batch = saved_batch(c);
+    fprintf(out, "zrt train: resuming from %s: step %lld, saved by %d rank%s at ZeRO stage %d (%s)\n", c->dir,
+            (long long)c->step, c->world, c->world == 1 ? "" : "s", c->stage, c->dtype);
+    bool batch_changes = old_batch && old_batch != batch;
+    if (c->world != world)
+        fprintf(out, "zrt train: the world size changes from %d to %d ranks (the optimizer state is re-sliced)\n",
+                c->world, world);
+    if (batch_changes)
+        fprintf(out, "zrt train: the global batch changes from %lld to %lld samples per step%s\n",
+                (long long)old_batch, (long long)batch, c->world != world ? " (micro batch x accumulation x ranks)" : "");
+    if (c->stage != cfg->zero.stage)
+        fprintf(out, "zrt train: the ZeRO stage changes from %d to %d (the checkpoint is re-sliced)\n", c->stage,
+                cfg->zero.stage);
+    if (c->step >= steps)
+        fprintf(out, "zrt train: the checkpoint is at step %lld and the run has %lld steps: nothing to train (raise "
+                     "--steps or zrt.steps to go on)\n", (long long)c->step, (long long)steps);
+    zrt_ckpt_close(c);
+    return ZRT_OK;
+}
+
+void zrt_train_describe_init(const zrt_config *cfg, const zrt_model *model, bool resuming, FILE *out)
+{
+    const char *from = cfg->job.model.init_from;
+    if (!from[0]) return;
+    if (resuming) {
+        fprintf(out, "zrt train: init_from %s is not read: the checkpoint's weights replace it\n", from);
+        return;
+    }
+    int tensors = 0;
+    int64_t params = 0;
+    for (int u = 0; u < model->n_units; u++) {
+        tensors += model->n_params[u];
+        params += model->unit_numel[u];
+    }
+    fprintf(out, "zrt train: initial weights from %s: all %d tensors (%lld parameters) of the %s model\n", from,
+            tensors, (long long)params, zrt_model_type_name(cfg->job.model.type));
+}
+
+/* The step of a metrics line ({"step": N, ...}), or -1 when it is not one (a
+ * line cut short by a crash). */
+static int64_t line_step(const char *line)
+{
+    cJSON *row = cJSON_Parse(line);
+    const cJSON *step = cJSON_GetObjectItemCaseSensitive(row, "step");
+    int64_t value = cJSON_IsNumber(step) ? (int64_t)step->valuedouble : -1;
+    cJSON_Delete(row);
+    return value;
+}
+
+/* Rewrites path with its rows up to step `kept` (beside it, then renamed:
+ * a failure leaves the old file as it was); *dropped gets the rows left out. */
+static zrt_status keep_rows(const char *path, int64_t kept, int *dropped)
+{
+    FILE *in = fopen(path, "r");
+    *dropped = 0;
+    if (!in) return errno == ENOENT ? ZRT_OK : zrt_set_error(ZRT_ERR_IO, "metrics file %s: %s", path, strerror(errno));
+    char tmp[ZRT_PATH_MAX + 32];
+    snprintf(tmp, sizeof tmp, "%s.tmp-%d", path, (int)getpid());
+    FILE *outf = fopen(tmp, "w");
+    if (!outf) {
+        fclose(in);
+        return zrt_set_error(ZRT_ERR_IO, "metrics file %s: cannot write %s: %s", path, tmp, strerror(errno));
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, in) > 0) {
+        int64_t step = line_step(line);
+        if (step >= 1 && step <= kept) fputs(line, outf);
+        else *dropped += 1;
+    }
+    free(line);
+    fclose(in);
+    bool written = fflush(outf) == 0 && fsync(fileno(outf)) == 0;
+    written &= fclose(outf) == 0;
+    if (!written || rename(tmp, path) != 0) {
+        int err = errno;
+        unlink(tmp);
+        return zrt_set_error(ZRT_ERR_IO, "metrics file %s: cannot rewrite it: %s", path, strerror(err));
+    }
+    return ZRT_OK;
+}
+
+zrt_status zrt_train_open_metrics(const char *path, int64_t resumed, FILE *say, FILE **out)
+{
+    *out = NULL;
+    if (!path[0]) return ZRT_OK;
+    int dropped = 0;
+    if (resumed > 0) ZRT_CHECK(keep_rows(path, resumed, &dropped));
+    if (resumed > 0 && dropped > 0)
+        fprintf(say, "zrt train: metrics %s: kept steps 1-%lld, left out %d row%s after the checkpoint\n", path,
+                (long long)resumed, dropped, dropped == 1 ? "" : "s");
+    if (!(*out = fopen(path, resumed > 0 ? "a" : "w")))
+        return zrt_set_error(ZRT_ERR_IO, "cannot write the metrics file %s: %s", path, strerror(errno));
+    return ZRT_OK;
+}
