@@ -111,8 +111,9 @@ static bool injected_failure(size_t bytes)
 
 static int write_all(FILE *f, const void *data, size_t bytes, const char *path)
 {
-    if (!injected_failure(bytes) && fwrite(data, 1, bytes, f) == bytes) return ZRT_EXIT_OK;
-    fprintf(stderr, "zrt shards: %s: write failed: %s\n", path, errno ? strerror(errno) : "injected (ZRT_FAULT_SHARDS_WRITE)");
+    bool injected = injected_failure(bytes);
+    if (!injected && fwrite(data, 1, bytes, f) == bytes) return ZRT_EXIT_OK;
+    fprintf(stderr, "zrt shards: %s: write failed: %s\n", path, injected ? "injected (ZRT_FAULT_SHARDS_WRITE)" : strerror(errno));
     return ZRT_EXIT_FAIL;
 }
 
@@ -206,14 +207,14 @@ static int check_replaceable(const char *action, const char *out_dir)
     struct stat st;
     if (lstat(out_dir, &st) != 0) return ZRT_EXIT_OK;
     DIR *d = S_ISDIR(st.st_mode) ? opendir(out_dir) : NULL;
-    const char *odd = d ? NULL : "it is not a directory";
+    const char *odd = d ? NULL : "is not a directory";
     for (struct dirent *e; d && !odd && (e = readdir(d));) {
         size_t n = strlen(e->d_name);
         bool ours = (n > 12 && strcmp(e->d_name + n - 12, ".safetensors") == 0) || (n > 5 && strcmp(e->d_name + n - 5, ".json") == 0);
         if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 && (!ours || e->d_type == DT_DIR)) odd = e->d_name;
     }
-    int rc = odd ? fprintf(stderr, "zrt shards %s: %s: exists and holds %s%s, which %s does not write: refusing to "
-                                   "replace it\n", action, out_dir, d ? "'" : "", odd, action), ZRT_EXIT_FAIL : ZRT_EXIT_OK;
+    int rc = odd ? fprintf(stderr, "zrt shards %s: %s: exists and %s%s%s, which %s does not write: refusing to replace it\n",
+                           action, out_dir, d ? "holds '" : "", odd, d ? "'" : "", action), ZRT_EXIT_FAIL : ZRT_EXIT_OK;
     if (d) closedir(d);
     return rc;
 }
