@@ -16,15 +16,7 @@
 #    fails naming the newest good step.
 set -u
 ZRT=${ZRT_BIN:-build/bin/zrt}
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-expect() { # expect RC WHAT -- CMD...: runs CMD, output in $TMPDIR/out
-    local want=$1 what=$2; shift 3
-    "$@" >"$TMPDIR/out" 2>&1
-    local rc=$?
-    [ "$rc" = "$want" ] || { fail "$what: exit $rc, want $want"; cat "$TMPDIR/out"; }
-}
-has() { grep -q -- "$1" "$TMPDIR/out" || { fail "$2: no '$1'"; cat "$TMPDIR/out"; }; }
+. "${ZRT_SRC:-.}/tests/lib.sh"
 absent() { [ ! -e "$1" ] || fail "$2: $1 was written"; }
 no_tmp() { local left; left=$(find "$TMPDIR" -name '*.tmp*' | head -3); [ -z "$left" ] || fail "$1: left $left"; }
 
