@@ -25,3 +25,16 @@ gpu_present() {
     [ -n "$gpu" ] && { echo "the NVIDIA driver lists GPU $gpu"; return 0; }
     return 1
 }
+
+# fail WHAT counts a failure (a script ends with `[ "$fails" = 0 ] || exit 1`);
+# expect RC WHAT -- CMD... runs CMD with its output in $TMPDIR/out and fails
+# unless it exits RC; has TEXT WHAT fails unless $TMPDIR/out matches TEXT.
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+expect() {
+    local want=$1 what=$2; shift 3
+    "$@" >"$TMPDIR/out" 2>&1
+    local rc=$?
+    [ "$rc" = "$want" ] || { fail "$what: exit $rc, want $want"; cat "$TMPDIR/out"; }
+}
+has() { grep -q -- "$1" "$TMPDIR/out" || { fail "$2: no '$1'"; cat "$TMPDIR/out"; }; }

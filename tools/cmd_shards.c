@@ -6,6 +6,9 @@
  * Why here and not in Python: DeepSpeed's zero_to_fp32.py loads every rank's
  * file at once; these read ranges with pread, so a 70B checkpoint needs a
  * few MiB. consolidate and reshard are in shards_out.c.
+ * Every command but verify (which lists every problem) and ls (sizes and
+ * headers only) opens a checkpoint with every check: a damaged one is
+ * refused, naming the file and section, before anything is read or written.
  */
 #include "cli.h"
 #include "shards.h"
@@ -52,9 +55,11 @@ static void ls_entry(const shards_options *o, const char *dir, const char *name,
     char path[ZRT_PATH_MAX + 300];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     bool partial = name[0] == '.';
-    zrt_ckpt *c = NULL;
-    bool ok = !partial && zrt_ckpt_open(path, &c) == ZRT_OK;
-    const char *state = partial ? "incomplete (left by a crash)" : ok ? "complete" : zrt_last_error();
+    zrt_ckpt *c = NULL; /* every file there with its size and headers; CRCs are verify's */
+    bool ok = !partial && zrt_ckpt_open_checked(path, ZRT_CKPT_CHECK_LAYOUT, &c) == ZRT_OK;
+    char state[ZRT_ERROR_MAX + 16];
+    snprintf(state, sizeof state, "%s%s", partial ? "incomplete (left by a crash)" : ok ? "complete" : "damaged: ",
+             partial || ok ? "" : zrt_last_error());
     bool is_latest = strcmp(name, latest) == 0;
     if (o->json)
         printf("{\"name\": \"%s\", \"step\": %lld, \"world_size\": %d, \"stage\": %d, \"dtype\": \"%s\", \"model\": \"%s\", "
@@ -330,10 +335,14 @@ static int parse(int argc, char **argv, shards_options *o)
     return ZRT_EXIT_OK;
 }
 
+/* Opens the checkpoint(s) with every check (verify: meta.json only, as it
+ * lists every problem itself); an output must be apart from its input. */
 static int with_checkpoint(const shards_options *o, const char *action, const char *path, const char *other, const char *out)
 {
     zrt_ckpt *c = NULL, *b = NULL;
-    if (zrt_ckpt_open(path, &c) != ZRT_OK || (other && zrt_ckpt_open(other, &b) != ZRT_OK)) {
+    zrt_ckpt_check check = strcmp(action, "verify") == 0 ? ZRT_CKPT_CHECK_META : ZRT_CKPT_CHECK_ALL;
+    if ((out && zrt_out_check_apart(out, path) != ZRT_OK) || zrt_ckpt_open_checked(path, check, &c) != ZRT_OK ||
+        (other && zrt_ckpt_open_checked(other, check, &b) != ZRT_OK)) {
         fprintf(stderr, "zrt shards %s: %s\n", action, zrt_last_error());
         zrt_ckpt_close(c);
         return ZRT_EXIT_FAIL;

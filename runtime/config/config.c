@@ -420,6 +420,8 @@ static void check_job(zrt_config *cfg, zrt_cfg_errors *errs)
     if (j->checkpoint_interval > 0 && j->checkpoint_dir[0] == '\0')
         zrt_cfg_error(errs, file, "zrt.checkpoint_interval", "%lld needs zrt.checkpoint_dir",
                       (long long)j->checkpoint_interval);
+    if (j->checkpoint_keep > 0 && j->checkpoint_dir[0] == '\0')
+        zrt_cfg_error(errs, file, "zrt.checkpoint_keep", "%lld needs zrt.checkpoint_dir", (long long)j->checkpoint_keep);
     if (j->heartbeat_timeout_s <= j->heartbeat_interval_s)
         zrt_cfg_error(errs, file, "zrt.heartbeat_timeout_s", "%g must be longer than heartbeat_interval_s %g",
                       j->heartbeat_timeout_s, j->heartbeat_interval_s);

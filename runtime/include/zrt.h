@@ -207,6 +207,7 @@ typedef struct {
     int64_t seed;
     char checkpoint_dir[ZRT_PATH_MAX];
     int64_t checkpoint_interval;       /* steps; 0 = only at the end */
+    int64_t checkpoint_keep;           /* complete steps kept in checkpoint_dir, older removed; 0 = all */
     bool bf16_stochastic_rounding;     /* the bf16 compute copy rounded stochastically (off: stages bitwise equal) */
     char metrics_file[ZRT_PATH_MAX];
     zrt_device_kind device;
@@ -451,5 +452,6 @@ void zrt_comm_destroy(zrt_comm *comm);
 #include "zrt/engine.h"
 #include "zrt/offload.h"
 #include "zrt/shards.h"
+#include "zrt/output.h"
 
 #endif /* ZRT_H */
