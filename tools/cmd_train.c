@@ -306,6 +306,7 @@ static zrt_status maybe_resume(trainer *t, int64_t *done)
     if (resuming) {
         if (t->rank == 0) ZRT_CHECK(zrt_train_describe_resume(&t->cfg, t->world, global_batch(t), path, stdout));
         ZRT_CHECK(zrt_engine_load(t->engine, path, done));
+        if (t->rank == 0) printf("zrt train: resumed from %s at step %lld\n", path, (long long)*done);
     }
     fflush(stdout);
     return t->rank == 0 ? zrt_train_open_metrics(t->cfg.job.metrics_file, *done, stdout, &t->metrics) : ZRT_OK;
