@@ -159,7 +159,7 @@ static void test_scheduler_and_optimizer(void)
 static void test_to_json(void)
 {
     load_ok("show.yaml", "distributed_type: DEEPSPEED\nnum_processes: 2\nmixed_precision: fp16\n"
-                         "deepspeed_config:\n  zero_stage: 3\n  offload_param_device: cpu\n"
+                         "deepspeed_config:\n  zero_stage: 3\n  offload_optimizer_device: cpu\n  offload_param_device: cpu\n"
                          "zrt:\n  model: {type: gpt, d_model: 32, heads: 4}\n");
     char *json = zrt_config_to_json(&cfg);
     CHECK(json != NULL);
