@@ -105,6 +105,10 @@ static void test_batch_trio(void)
     cfg.num_processes = 2;
     CHECK_OK(zrt_config_validate(&cfg));
     CHECK(cfg.batch.train_batch_size == 30);
+    /* A DeepSpeed JSON alone: the whole trio names the world size (configs/ds/ twins). */
+    load_ok("b6.json", "{\"train_batch_size\": 64, \"train_micro_batch_size_per_gpu\": 16, "
+                       "\"gradient_accumulation_steps\": 2}");
+    CHECK(cfg.num_processes == 2 && cfg.batch.micro_batch_per_gpu == 16);
 }
 
 static void test_deepspeed_config_file(void)

@@ -290,6 +290,19 @@ static zrt_status refuse_settings_file(const char *path)
                          "(or give this one as --zrt_config)", path, (int)(n - suffix), path, (int)(n - suffix), path);
 }
 
+/* A DeepSpeed JSON alone has no world size (DeepSpeed takes it from its
+ * launcher, then requires train = micro * accumulation * world): when all
+ * three are given and divide, they name it, so `zrt launch x.json` starts
+ * the ranks the file was written for. --num_processes still overrides (and a
+ * contradiction is then an error). */
+static void world_from_batch(zrt_config *cfg)
+{
+    const zrt_batch_config *b = &cfg->batch_given;
+    int64_t per_rank = b->micro_batch_per_gpu * b->gradient_accumulation_steps;
+    if (b->train_batch_size && per_rank && b->train_batch_size % per_rank == 0)
+        cfg->num_processes = b->train_batch_size / per_rank;
+}
+
 zrt_status zrt_config_load(zrt_config *cfg, const char *path) { return zrt_config_load_with(cfg, path, NULL); }
 
 zrt_status zrt_config_load_with(zrt_config *cfg, const char *path, const char *zrt_path)
@@ -310,6 +323,7 @@ zrt_status zrt_config_load_with(zrt_config *cfg, const char *path, const char *z
     else if (tree) {
         cfg->distributed_type = ZRT_DIST_DEEPSPEED; /* a DeepSpeed file means DeepSpeed */
         load_deepspeed_json(cfg, tree, path, false, errs);
+        world_from_batch(cfg);
     }
     cJSON_Delete(tree);
     if (errs->count == 0) {
