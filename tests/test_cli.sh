@@ -236,13 +236,26 @@ expect_output "cannot make the directory $TMPDIR/plainfile/sub" "nvme_path error
 # cpu device and says so in one line; zrt.device: cuda there is an error naming the reason.
 sed 's/use_cpu: true/use_cpu: false/' "$SRC/configs/zero2.yaml" >"$TMPDIR/gpu.yaml"
 cp "$SRC/configs/zero2.zrt.yaml" "$TMPDIR/gpu.zrt.yaml"
+export CUDA_VISIBLE_DEVICES= # no GPU, even on a machine with one
 if "$ZRT" train --config "$TMPDIR/gpu.yaml" --num_processes 1 --steps 2 >"$TMPDIR/probe" 2>&1 && grep -q "no GPU to run on" "$TMPDIR/probe"; then
     expect 0 "use_cpu: false without a GPU" -- "$ZRT" train --config "$TMPDIR/gpu.yaml" --num_processes 1 --steps 2
     expect_output "zrt train: no GPU to run on (" "the one line saying why"
+    expect_output "gpu.yaml has use_cpu: false: set use_cpu: true to say so" "the YAML's own setting named"
     [ "$(grep -c "no GPU to run on" "$TMPDIR/out")" = 1 ] || { echo "FAIL: the line is not said once"; fails=$((fails + 1)); }
     echo "device: cuda" >>"$TMPDIR/gpu.zrt.yaml"
     expect 1 "zrt.device: cuda without a GPU" -- "$ZRT" train --config "$TMPDIR/gpu.yaml" --num_processes 1 --steps 2
-    expect_output "no CUDA device" "zrt.device: cuda message"
+    expect_output "gpu.zrt.yaml: zrt.device: cuda asks for a GPU and there is none (" "zrt.device: cuda message"
+    expect_output "set device: cpu to train on the cpu" "zrt.device: cuda message, the YAML's spelling"
+    # A DeepSpeed JSON has no use_cpu: the messages name its "zrt": {"device"} key, as the JSON spells it.
+    sed 's/"device": "cpu"/"device": "auto"/' "$SRC/configs/ds/zero2.json" >"$TMPDIR/gpu.json"
+    expect 0 "a JSON without a GPU" -- "$ZRT" train --config "$TMPDIR/gpu.json" --steps 2
+    expect_output "gpu.json leaves the device to zrt (no \"zrt\": {\"device\": ...}): set \"zrt\": {\"device\": \"cpu\"} to say so" \
+        "the JSON's own setting named"
+    if grep -q "use_cpu" "$TMPDIR/out"; then echo "FAIL: a JSON told to set use_cpu"; fails=$((fails + 1)); fi
+    sed 's/"device": "cpu"/"device": "cuda"/' "$SRC/configs/ds/zero2.json" >"$TMPDIR/gpu.json"
+    expect 1 "a JSON's zrt.device: cuda without a GPU" -- "$ZRT" train --config "$TMPDIR/gpu.json" --steps 2
+    expect_output "gpu.json: zrt.device: cuda asks for a GPU and there is none (" "the JSON's cuda message"
+    expect_output "set \"zrt\": {\"device\": \"cpu\"} to train on the cpu" "the JSON's cuda message, its spelling"
 else
     grep -q "has no cuda implementation yet" "$TMPDIR/probe" || { echo "FAIL: a GPU run must be refused by name"; cat "$TMPDIR/probe"; fails=$((fails + 1)); }
     echo "a GPU is visible: the built-in models are refused on cuda by name (the GPU path's work)"

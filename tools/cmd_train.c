@@ -138,8 +138,10 @@ static zrt_status open_device(trainer *t)
     zrt_device_options_init(&o);
     o.kind = zrt_device_select(&t->cfg, why, sizeof why);
     if (o.kind == ZRT_DEVICE_CUDA) ZRT_CHECK(gpu_index(t, &o.index));
-    if (why[0] && t->rank == 0) printf("zrt train: %s\n", why);
-    return zrt_device_create(&o, &t->device);
+    zrt_status status = zrt_device_create(&o, &t->device);
+    if (status != ZRT_OK && why[0]) return zrt_set_error(status, "%s", why); /* the setting that asked for it */
+    if (status == ZRT_OK && why[0] && t->rank == 0) printf("zrt train: %s\n", why);
+    return status;
 }
 
 /* comm_backend auto: nccl on cuda, host on cpu. */
