@@ -11,6 +11,7 @@
  */
 #include "zrt.h"
 #include "control.h"
+#include "format.h"
 #include "overrides.h"
 #include "zrt/offload.h"
 
@@ -206,6 +207,16 @@ static void teardown(trainer *t)
     if (t->metrics) fclose(t->metrics);
 }
 
+/* "LABEL 2.91 MiB (3046720 bytes) on cpu (params 595 KiB, grads 595 KiB, optimizer 1.74 MiB)". */
+static void print_states(const char *label, const char *on, const char *where, const int64_t *bytes, int64_t total)
+{
+    char all[32], p[32], g[32], o[32];
+    printf("%s %s (%lld bytes)%s%s%s%s (params %s, grads %s, optimizer %s)\n", label, zrt_fmt_bytes((double)total, all, sizeof all),
+           (long long)total, on[0] ? " " : "", on, where[0] ? " " : "", where,
+           zrt_fmt_bytes((double)bytes[ZRT_MEM_PARAMS], p, sizeof p), zrt_fmt_bytes((double)bytes[ZRT_MEM_GRADS], g, sizeof g),
+           zrt_fmt_bytes((double)bytes[ZRT_MEM_OPTIMIZER], o, sizeof o));
+}
+
 static void print_start(const trainer *t)
 {
     const zrt_config *c = &t->cfg;
@@ -218,14 +229,10 @@ static void print_start(const trainer *t)
            c->job.model.type == ZRT_MODEL_GPT ? "gpt" : "mlp", (long long)c->job.model.layers, (long long)params, c->zero.stage, t->world, t->world == 1 ? "" : "s",
            c->mixed_precision == ZRT_PRECISION_NO ? "fp32" : zrt_precision_name(c->mixed_precision), (long long)c->batch.train_batch_size,
            (long long)c->batch.micro_batch_per_gpu, (long long)c->batch.gradient_accumulation_steps, t->world);
-    printf("model states per rank: %lld bytes on %s (params %lld, grads %lld, optimizer %lld)\n",
-           (long long)zrt_mem_model_states(m, ZRT_MEM_DEVICE), zrt_device_name(t->device),
-           (long long)bytes[ZRT_MEM_PARAMS], (long long)bytes[ZRT_MEM_GRADS], (long long)bytes[ZRT_MEM_OPTIMIZER]);
+    print_states("model states per rank:", "on", zrt_device_name(t->device), bytes, zrt_mem_model_states(m, ZRT_MEM_DEVICE));
     const int64_t *host = m->current[ZRT_MEM_HOST];
     if (zrt_mem_model_states(m, ZRT_MEM_HOST) > 0) /* offload: apart from the device's */
-        printf("model states per rank in pinned host memory: %lld bytes (params %lld, grads %lld, optimizer %lld)\n",
-               (long long)zrt_mem_model_states(m, ZRT_MEM_HOST), (long long)host[ZRT_MEM_PARAMS],
-               (long long)host[ZRT_MEM_GRADS], (long long)host[ZRT_MEM_OPTIMIZER]);
+        print_states("model states per rank in pinned host memory:", "", "", host, zrt_mem_model_states(m, ZRT_MEM_HOST));
     fflush(stdout);
 }
 

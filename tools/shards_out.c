@@ -13,6 +13,7 @@
  * model-0000K-of-0000N.safetensors and model.safetensors.index.json.
  */
 #include "cli.h"
+#include "format.h"
 #include "shards.h"
 
 #include "cast.h"
@@ -210,8 +211,8 @@ int zrt_shards_write_safetensors(const shards_options *o, const zrt_ckpt *c, ten
     for (int file = 0; file < files && rc == ZRT_EXIT_OK; file++) rc = write_file(o, c, t, n, file, files, out_dir, buf, conv);
     if (rc == ZRT_EXIT_OK && files > 1) rc = write_index(t, n, files, total, out_dir);
     if (rc == ZRT_EXIT_OK && o->json)
-        printf("{\"out\": \"%s\", \"tensors\": %d, \"files\": %d, \"total_bytes\": %lld, \"dtype\": \"%s\"}\n", out_dir, n, files,
-               total, st_dtype(o->dtype));
+        zrt_json_line("out", ZJ_STR(out_dir), "tensors", ZJ_INT(n), "files", ZJ_INT(files), "total_bytes", ZJ_INT(total),
+                      "dtype", ZJ_STR(st_dtype(o->dtype)), NULL);
     else if (rc == ZRT_EXIT_OK)
         printf("%s: %d tensors, %lld bytes of %s in %d file%s\n", out_dir, n, total, st_dtype(o->dtype), files, files > 1 ? "s" : "");
     free(buf), free(conv);

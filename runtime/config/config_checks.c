@@ -65,7 +65,7 @@ static void check_data_and_model(const zrt_config *cfg, zrt_cfg_errors *errs)
                       "synthetic task only)");
     if (m->vocab < 256)
         zrt_cfg_error(errs, file, "zrt.model.vocab", "%lld is too small for text data: text is byte-level, so "
-                      "the vocabulary must be at least 256", (long long)m->vocab);
+                      "the vocab must be at least 256", (long long)m->vocab);
     if (check_path(cfg, errs, "zrt.data.path", d->path, &st) && (int64_t)st.st_size < m->seq_len + 2)
         zrt_cfg_error(errs, file, "zrt.data.path", "%s has %lld bytes; zrt.model.seq_len %lld needs at least %lld",
                       d->path, (long long)st.st_size, (long long)m->seq_len, (long long)m->seq_len + 2);
