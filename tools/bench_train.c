@@ -100,17 +100,15 @@ static double peer_torch_rate(const train_options *o)
     if (rate <= 0 || rc != 0) {
         line[strcspn(line, "\n")] = 0;
         const char *reason = line[0] ? line : "could not run python3";
-        if (o->json) {
-            printf("{\"peer\": \"torch\", \"skipped\": true, \"reason\": ");
-            zrt_bench_print_json_string(reason);
-            printf("}\n");
-        } else
+        if (o->json)
+            zrt_json_line("peer", ZJ_STR("torch"), "skipped", ZJ_BOOL(true), "reason", ZJ_STR(reason), NULL);
+        else
             printf("peer torch: skipped: %s\n", reason);
         return 0;
     }
     if (o->json)
-        printf("{\"peer\": \"torch\", \"version\": \"%s\", \"world\": %d, \"tokens_per_s\": %.2f, \"step_ms\": %.3f}\n",
-               version, o->world, rate, step_ms);
+        zrt_json_line("peer", ZJ_STR("torch"), "version", ZJ_STR(version), "world", ZJ_INT(o->world),
+                      "tokens_per_s", ZJ_NUM(rate), "step_ms", ZJ_NUM(step_ms), NULL);
     else printf("peer torch %s (DDP, gloo, world %d, one thread per rank): %.1f tokens/s, %.2f ms per step\n", version,
            o->world, rate, step_ms);
     return rate;
