@@ -16,6 +16,7 @@
  * previous output as it was.
  */
 #include "cli.h"
+#include "format.h"
 #include "shards.h"
 
 #include "cast.h"
@@ -262,8 +263,8 @@ int zrt_shards_write_safetensors(const shards_options *o, const zrt_ckpt *c, ten
     for (int file = 0; file < files && rc == ZRT_EXIT_OK; file++) rc = write_file(o, c, t, n, file, files, out->tmp, buf, conv);
     if (rc == ZRT_EXIT_OK && files > 1) rc = write_index(t, n, files, total, out->tmp);
     if (rc == ZRT_EXIT_OK && o->json)
-        printf("{\"out\": \"%s\", \"tensors\": %d, \"files\": %d, \"total_bytes\": %lld, \"dtype\": \"%s\"}\n", out->path, n,
-               files, total, st_dtype(o->dtype));
+        zrt_json_line("out", ZJ_STR(out->path), "tensors", ZJ_INT(n), "files", ZJ_INT(files), "total_bytes", ZJ_INT(total),
+                      "dtype", ZJ_STR(st_dtype(o->dtype)), NULL);
     else if (rc == ZRT_EXIT_OK)
         printf("%s: %d tensors, %lld bytes of %s in %d file%s\n", out->path, n, total, st_dtype(o->dtype), files,
                files > 1 ? "s" : "");

@@ -12,6 +12,7 @@
  * numel (the padding) are zero, as the engine keeps them.
  */
 #include "cli.h"
+#include "format.h"
 #include "shards.h"
 
 #include <cjson/cJSON.h>
@@ -132,8 +133,8 @@ int zrt_shards_reshard(const shards_options *o, const zrt_ckpt *c, const char *o
     free(buf);
     if (status != ZRT_OK) return fprintf(stderr, "zrt shards reshard: %s\n", zrt_last_error()), ZRT_EXIT_FAIL;
     if (o->json)
-        printf("{\"out\": \"%s\", \"world_size\": %d, \"stage\": %d, \"step\": %lld}\n", out, o->world,
-               o->stage >= 0 ? o->stage : c->stage, (long long)c->step);
+        zrt_json_line("out", ZJ_STR(out), "world_size", ZJ_INT(o->world), "stage", ZJ_INT(o->stage >= 0 ? o->stage : c->stage),
+                      "step", ZJ_INT(c->step), NULL);
     else
         printf("%s: step %lld for %d ranks (stage %d), from %d ranks\n", out, (long long)c->step, o->world,
                o->stage >= 0 ? o->stage : c->stage, c->world);

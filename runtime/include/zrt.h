@@ -231,6 +231,7 @@ typedef struct {
     char source_path[ZRT_PATH_MAX];        /* the file given to load         */
     char zrt_config_path[ZRT_PATH_MAX + 16]; /* where zrt: came from if another file (NAME.zrt.yaml) */
     char deepspeed_config_file[ZRT_PATH_MAX]; /* resolved path, "" if none   */
+    bool source_is_json;                   /* source_path is a DeepSpeed JSON (messages name its keys) */
 
     /* Accelerate's launcher settings. num_processes is the total. */
     char compute_environment[ZRT_NAME_MAX];
