@@ -8,8 +8,7 @@
  * gRPC unusable in the child; the rank's environment is built as an envp
  * array, never with setenv beside gRPC's threads. Ranks get the environment
  * torchrun sets plus ZRT_COORDINATOR, ZRT_GENERATION, ZRT_JOB_TOKEN,
- * ZRT_STORE_SCOPE and ZRT_AGENT_PID (a rank whose agent dies exits: no
- * orphans).
+ * ZRT_STORE_SCOPE; a rank dies with its agent (launcher.c: no orphans).
  */
 #include "rpc.h"
 
@@ -34,6 +33,7 @@ typedef struct {
     bool running;
     bool live;           /* the terminal shows this rank's in-place progress line */
     int exit_status;     /* 128 + signal when killed */
+    int signal;          /* the signal that killed it, 0 if none */
 } rank_proc;
 
 typedef struct {
@@ -79,17 +79,15 @@ static zrt_status join(agent *a)
 /* The rank's environment: torchrun's and zrt's variables. */
 static zrt_status rank_env(const agent *a, int local, zrt_launch_env *env)
 {
-    char generation[24], scope[64], agent_pid[24];
+    char generation[24], scope[64];
     snprintf(generation, sizeof generation, "%lld", (long long)a->generation);
     snprintf(scope, sizeof scope, "job/gen%lld", (long long)a->generation);
-    snprintf(agent_pid, sizeof agent_pid, "%d", (int)getpid());
     const zrt_config *cfg = a->o->cfg;
     zrt_env_var extra[] = {
         {"ZRT_COORDINATOR", a->o->coordinator, false},
         {"ZRT_GENERATION", generation, false},
         {"ZRT_JOB_TOKEN", a->o->token, false},
         {"ZRT_STORE_SCOPE", scope, false},
-        {"ZRT_AGENT_PID", agent_pid, false},
         {"ZRT_PROGRESS_FILE", local == 0 ? a->progress : NULL, false}, /* local rank 0 reports step and loss */
         {"ZRT_PROGRESS_TTY", isatty(STDOUT_FILENO) ? "1" : NULL, false}, /* their live line reaches a terminal */
     };
@@ -178,16 +176,20 @@ static void forward_output(agent *a, int timeout_ms)
     fflush(stdout);
 }
 
+static void ended(rank_proc *p, int status)
+{
+    p->running = false;
+    p->signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    p->exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + p->signal;
+}
+
 static int running_ranks(agent *a)
 {
     int running = 0;
     for (int i = 0; i < a->n_ranks; i++) {
         rank_proc *p = &a->ranks[i];
         int status;
-        if (p->running && waitpid(p->pid, &status, WNOHANG) == p->pid) {
-            p->running = false;
-            p->exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        }
+        if (p->running && waitpid(p->pid, &status, WNOHANG) == p->pid) ended(p, status);
         running += p->running;
     }
     return running;
@@ -205,9 +207,7 @@ static void stop_ranks(agent *a)
     zrt_launcher_stop(pids, statuses, a->n_ranks, ZRT_STOP_GRACE_S, forward_while_stopping, a);
     for (int i = 0; i < a->n_ranks; i++) {
         rank_proc *p = &a->ranks[i];
-        if (!p->running) continue;
-        p->running = false;
-        p->exit_status = WIFEXITED(statuses[i]) ? WEXITSTATUS(statuses[i]) : 128 + WTERMSIG(statuses[i]);
+        if (p->running) ended(p, statuses[i]);
     }
     forward_output(a, 0);
 }
@@ -221,6 +221,7 @@ static zrt_status heartbeat(agent *a, Zrt__V1__Command *command, int64_t *genera
         health[i].rank = a->ranks[i].rank;
         health[i].running = a->ranks[i].running;
         health[i].exit_status = a->ranks[i].exit_status;
+        health[i].signal = a->ranks[i].signal;
         ptrs[i] = &health[i];
     }
     Zrt__V1__HeartbeatRequest req = ZRT__V1__HEARTBEAT_REQUEST__INIT;
@@ -250,6 +251,23 @@ static zrt_status heartbeat(agent *a, Zrt__V1__Command *command, int64_t *genera
     return ZRT_OK;
 }
 
+/* A signal: stop the ranks and leave, so the coordinator need not wait out
+ * our heartbeats (Ctrl-C returns at once) and names why the job ended. */
+static zrt_status stopped_by_signal(agent *a, int sig)
+{
+    char name[32], reason[64];
+    zrt_signal_name(sig, name, sizeof name);
+    stop_ranks(a);
+    snprintf(reason, sizeof reason, "its agent got %s", name);
+    Zrt__V1__LeaveRequest req = ZRT__V1__LEAVE_REQUEST__INIT;
+    req.machine_rank = a->machine_rank;
+    req.reason = reason;
+    ProtobufCMessage *reply = NULL;
+    if (zrt_rpc_call(&a->client, "Leave", &req.base, &zrt__v1__leave_reply__descriptor, 1, false, &reply, NULL) == ZRT_OK)
+        protobuf_c_message_free_unpacked(reply, NULL);
+    return zrt_set_error(ZRT_ERR_ABORTED, "agent: %s: ranks stopped", name);
+}
+
 static zrt_status watch(agent *a)
 {
     const zrt_job_config *j = &a->o->cfg->job;
@@ -257,11 +275,7 @@ static zrt_status watch(agent *a)
     for (;;) {
         forward_output(a, 50);
         running_ranks(a);
-        if (a->o->stop && *a->o->stop) {
-            int sig = (int)*a->o->stop;
-            stop_ranks(a);
-            return zrt_set_error(ZRT_ERR_ABORTED, "agent: signal %d: ranks stopped", sig);
-        }
+        if (a->o->stop && *a->o->stop) return stopped_by_signal(a, (int)*a->o->stop);
         if (zrt_now() < next_beat) continue;
         next_beat = zrt_now() + j->heartbeat_interval_s;
         Zrt__V1__Command command = ZRT__V1__COMMAND__CONTINUE;
@@ -286,7 +300,7 @@ static zrt_status watch(agent *a)
             stop_ranks(a);
             a->generation = generation;
             for (int i = 0; i < a->n_ranks; i++) {
-                a->ranks[i].exit_status = 0;
+                a->ranks[i].exit_status = a->ranks[i].signal = 0;
                 ZRT_CHECK(spawn_rank(a, i));
             }
             continue;

@@ -125,7 +125,7 @@ STARTED="$STARTED $RANKS"
 kill -HUP "$L"
 for _ in $(seq 100); do [ -e "/proc/$L" ] || break; sleep 0.1; done
 wait "$L" 2>/dev/null
-grep -q "SIGHUP: stopping the ranks" "$D/hup.out" || { fail "SIGHUP not handled"; cat "$D/hup.out"; }
+grep -q "SIGHUP: ranks stopped" "$D/hup.out" || { fail "SIGHUP not handled"; cat "$D/hup.out"; }
 gone $RANKS || fail "ranks left after SIGHUP"
 [ -z "$(ls "$XDG_RUNTIME_DIR"/zrt/*.token 2>/dev/null)" ] || fail "token file left after SIGHUP"
 
