@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #define MAX_LOCAL 256
+#define WAIT_NOTE_S 5.0 /* a waiting Join says who it waits for this often */
 
 typedef struct {
     pid_t pid;
@@ -45,7 +46,45 @@ typedef struct {
     rank_proc ranks[MAX_LOCAL];
     int n_ranks;
     char progress[300];  /* local rank 0 writes "step loss" here (ZRT_PROGRESS_FILE) */
+    double next_note;    /* when a waiting Join next says who it waits for (s) */
 } agent;
+
+/* Who a Join still waits for, from the coordinator's Status: the machine
+ * ranks not joined yet, or the coordinator itself when it does not answer. */
+static void waiting_for(agent *a, char *who, size_t size)
+{
+    Zrt__V1__StatusRequest req = ZRT__V1__STATUS_REQUEST__INIT;
+    ProtobufCMessage *reply = NULL;
+    if (zrt_rpc_call(&a->client, "Status", &req.base, &zrt__v1__status_reply__descriptor, 2, false, &reply, NULL) != ZRT_OK) {
+        snprintf(who, size, "the coordinator at %s", a->o->coordinator);
+        return;
+    }
+    Zrt__V1__StatusReply *r = (Zrt__V1__StatusReply *)reply;
+    size_t used = (size_t)snprintf(who, size, "machine_rank(s)");
+    for (int m = 0; m < r->expected_machines && used < size; m++) {
+        bool joined = false;
+        for (size_t i = 0; i < r->n_machines; i++) joined |= r->machines[i]->machine_rank == m;
+        if (!joined) used += (size_t)snprintf(who + used, size - used, " %d", m);
+    }
+    if (used < size)
+        snprintf(who + used, size - used, " (%zu of %d joined the coordinator at %s)", r->n_machines,
+                 r->expected_machines, a->o->coordinator);
+    protobuf_c_message_free_unpacked(reply, NULL);
+}
+
+/* While the Join waits: a signal cancels it; every WAIT_NOTE_S we say who we wait for. */
+static bool join_waiting(void *arg, double waited_s)
+{
+    agent *a = arg;
+    if (a->o->stop && *a->o->stop) return false;
+    if (waited_s < a->next_note) return true;
+    a->next_note = waited_s + WAIT_NOTE_S;
+    char who[1024];
+    waiting_for(a, who, sizeof who);
+    fprintf(stderr, "zrt agent: waiting for %s (%.0f s of join_timeout_s %g)\n", who, waited_s,
+            a->o->cfg->job.join_timeout_s);
+    return true;
+}
 
 static zrt_status join(agent *a)
 {
@@ -63,8 +102,17 @@ static zrt_status join(agent *a)
     ProtobufCMessage *reply = NULL;
     /* The coordinator times the rendezvous out and says who is missing; our own
      * deadline is a little later, for a coordinator that never answers. */
-    ZRT_CHECK(zrt_rpc_call(&a->client, "Join", &req.base, &zrt__v1__join_reply__descriptor, cfg->job.join_timeout_s + 5,
-                       true, &reply, NULL));
+    a->client.waiting = join_waiting;
+    a->client.waiting_arg = a;
+    a->next_note = WAIT_NOTE_S;
+    zrt_status status = zrt_rpc_call(&a->client, "Join", &req.base, &zrt__v1__join_reply__descriptor,
+                                     cfg->job.join_timeout_s + 5, true, &reply, NULL);
+    a->client.waiting = NULL;
+    char name[32];
+    if (status != ZRT_OK && a->o->stop && *a->o->stop)
+        return zrt_set_error(ZRT_ERR_ABORTED, "agent: %s while waiting to join: no rank started",
+                             zrt_signal_name(*a->o->stop, name, sizeof name));
+    ZRT_CHECK(status);
     Zrt__V1__JoinReply *r = (Zrt__V1__JoinReply *)reply;
     a->machine_rank = r->machine_rank;
     a->rank_offset = r->rank_offset;

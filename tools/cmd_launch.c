@@ -78,28 +78,36 @@ static void name_failure(const zrt_config *cfg, int n, int local, int status, bo
     fprintf(stderr, "zrt launch: rank %lld %s\n", (long long)(cfg->machine_rank * n + local), why);
 }
 
+/* Reaps every rank that has ended (all of them: a rank that died first is
+ * named even when its peer's failure is noticed first); false if one failed. */
+static bool reap_ended(const zrt_config *cfg, pid_t *pids, int n, int *remaining)
+{
+    bool ok = true;
+    int status;
+    for (pid_t pid; (pid = waitpid(-1, &status, WNOHANG)) > 0;)
+        for (int i = 0; i < n; i++) {
+            if (pids[i] != pid) continue;
+            pids[i] = 0;
+            (*remaining)--;
+            name_failure(cfg, n, i, status, false);
+            ok &= WIFEXITED(status) && WEXITSTATUS(status) == 0;
+        }
+    return ok;
+}
+
 /* Waits for every rank; on the first failure (or a signal) stops the others. */
 static int watch(const zrt_config *cfg, pid_t *pids, int *statuses, int n)
 {
     int remaining = n, rc = ZRT_EXIT_OK;
     while (remaining > 0 && rc == ZRT_EXIT_OK) {
-        int status;
-        pid_t pid = waitpid(-1, &status, WNOHANG);
-        if (pid < 0 && errno != EINTR) break;
-        for (int i = 0; pid > 0 && i < n; i++) {
-            if (pids[i] != pid) continue;
-            pids[i] = 0;
-            remaining--;
-            name_failure(cfg, n, i, status, false);
-            if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) rc = ZRT_EXIT_FAIL;
-        }
-        if (stop_signal && rc == ZRT_EXIT_OK) {
+        if (!reap_ended(cfg, pids, n, &remaining)) {
+            if (remaining > 0) fprintf(stderr, "zrt launch: stopping the other ranks\n");
+            rc = ZRT_EXIT_FAIL;
+        } else if (stop_signal) {
             char name[32];
             fprintf(stderr, "zrt launch: %s: stopping the ranks\n", zrt_signal_name(stop_signal, name, sizeof name));
             rc = ZRT_EXIT_FAIL;
-        } else if (rc != ZRT_EXIT_OK) {
-            fprintf(stderr, "zrt launch: stopping the other ranks\n");
-        } else if (pid <= 0) {
+        } else if (remaining > 0) {
             usleep(20000);
         }
     }
