@@ -49,6 +49,19 @@ typedef struct {
     double next_note;    /* when a waiting Join next says who it waits for (s) */
 } agent;
 
+/* Tells the coordinator we are gone (a signal), so it need not wait out our heartbeats. */
+static void leave(agent *a, int machine_rank, const char *signal_name)
+{
+    char reason[64];
+    snprintf(reason, sizeof reason, "its agent got %s", signal_name);
+    Zrt__V1__LeaveRequest req = ZRT__V1__LEAVE_REQUEST__INIT;
+    req.machine_rank = machine_rank;
+    req.reason = reason;
+    ProtobufCMessage *reply = NULL;
+    if (zrt_rpc_call(&a->client, "Leave", &req.base, &zrt__v1__leave_reply__descriptor, 1, false, &reply, NULL) == ZRT_OK)
+        protobuf_c_message_free_unpacked(reply, NULL);
+}
+
 /* Who a Join still waits for, from the coordinator's Status: the machine
  * ranks not joined yet, or the coordinator itself when it does not answer. */
 static void waiting_for(agent *a, char *who, size_t size)
@@ -109,9 +122,10 @@ static zrt_status join(agent *a)
                                      cfg->job.join_timeout_s + 5, true, &reply, NULL);
     a->client.waiting = NULL;
     char name[32];
-    if (status != ZRT_OK && a->o->stop && *a->o->stop)
-        return zrt_set_error(ZRT_ERR_ABORTED, "agent: %s while waiting to join: no rank started",
-                             zrt_signal_name(*a->o->stop, name, sizeof name));
+    if (status != ZRT_OK && a->o->stop && *a->o->stop) {
+        leave(a, a->o->machine_rank, zrt_signal_name(*a->o->stop, name, sizeof name));
+        return zrt_set_error(ZRT_ERR_ABORTED, "agent: %s while waiting to join: no rank started", name);
+    }
     ZRT_CHECK(status);
     Zrt__V1__JoinReply *r = (Zrt__V1__JoinReply *)reply;
     a->machine_rank = r->machine_rank;
@@ -299,20 +313,14 @@ static zrt_status heartbeat(agent *a, Zrt__V1__Command *command, int64_t *genera
     return ZRT_OK;
 }
 
-/* A signal: stop the ranks and leave, so the coordinator need not wait out
- * our heartbeats (Ctrl-C returns at once) and names why the job ended. */
+/* A signal: stop the ranks and leave (Ctrl-C returns at once; the
+ * coordinator names why the job ended). */
 static zrt_status stopped_by_signal(agent *a, int sig)
 {
-    char name[32], reason[64];
+    char name[32];
     zrt_signal_name(sig, name, sizeof name);
     stop_ranks(a);
-    snprintf(reason, sizeof reason, "its agent got %s", name);
-    Zrt__V1__LeaveRequest req = ZRT__V1__LEAVE_REQUEST__INIT;
-    req.machine_rank = a->machine_rank;
-    req.reason = reason;
-    ProtobufCMessage *reply = NULL;
-    if (zrt_rpc_call(&a->client, "Leave", &req.base, &zrt__v1__leave_reply__descriptor, 1, false, &reply, NULL) == ZRT_OK)
-        protobuf_c_message_free_unpacked(reply, NULL);
+    leave(a, a->machine_rank, name);
     return zrt_set_error(ZRT_ERR_ABORTED, "agent: %s: ranks stopped", name);
 }
 

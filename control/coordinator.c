@@ -145,6 +145,19 @@ static void release_joins(coordinator *co)
     }
 }
 
+/* The rendezvous failed: every waiting Join hears why (which tells its machine), the job is aborted. */
+static void fail_joins(coordinator *co, grpc_status_code code, const char *reason)
+{
+    while (co->parked_joins) {
+        call_ctx *c = co->parked_joins;
+        co->parked_joins = c->next_parked;
+        int m = ((Zrt__V1__JoinRequest *)c->request)->machine_rank;
+        if (m >= 0 && m < co->expected) co->machines[m].told = true;
+        zrt_call_error(co, c, code, "%s", reason);
+    }
+    end_job(co, JOB_ABORTED, reason);
+}
+
 static void handle_join(coordinator *co, call_ctx *c)
 {
     Zrt__V1__JoinRequest *req = (Zrt__V1__JoinRequest *)c->request;
@@ -270,6 +283,7 @@ static void handle_other(coordinator *co, call_ctx *c)
             snprintf(reason, sizeof reason, "machine %d (%s) left: %s", req->machine_rank, mc->host,
                      req->reason[0] ? req->reason : "no reason given");
             if (co->state == JOB_RUNNING) end_job(co, JOB_ABORTED, reason);
+            if (co->state == JOB_WAITING) fail_joins(co, GRPC_STATUS_ABORTED, reason);
         }
         Zrt__V1__LeaveReply reply = ZRT__V1__LEAVE_REPLY__INIT;
         return zrt_call_respond(co, c, GRPC_STATUS_OK, NULL, &reply.base);
@@ -358,12 +372,7 @@ static void check_health(coordinator *co)
         char reason[1200];
         snprintf(reason, sizeof reason, "rendezvous timed out after %.0f s: machine_rank(s) %s never joined",
                  j->join_timeout_s, missing);
-        while (co->parked_joins) {
-            call_ctx *c = co->parked_joins;
-            co->parked_joins = c->next_parked;
-            zrt_call_error(co, c, GRPC_STATUS_DEADLINE_EXCEEDED, "%s", reason);
-        }
-        end_job(co, JOB_ABORTED, reason);
+        fail_joins(co, GRPC_STATUS_DEADLINE_EXCEEDED, reason);
         return;
     }
     if (co->state != JOB_RUNNING && co->state != JOB_ABORTED) return;
@@ -397,8 +406,7 @@ static zrt_status probe_listen(const char *listen)
     const char *colon = strrchr(listen, ':');
     int port = colon ? atoi(colon + 1) : 0;
     snprintf(host, sizeof host, "%.*s", colon ? (int)(colon - listen) : 0, listen);
-    if (port == 0 || zrt_launcher_probe_port(host, &port) == ZRT_OK) return ZRT_OK;
-    return zrt_set_error(ZRT_ERR_IO, "coordinator: %s", zrt_last_error());
+    return port == 0 ? ZRT_OK : zrt_launcher_probe_port(host, &port);
 }
 
 static zrt_status start_server(coordinator *co)
