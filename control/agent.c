@@ -3,10 +3,10 @@
  * ranks (SIGTERM, then SIGKILL after a grace period) when the coordinator
  * says abort or cannot be reached for heartbeat_timeout_s.
  *
- * Why posix_spawn (launcher.c): gRPC is initialised before the ranks start
- * (the join says which ranks they are), and forking after grpc_init leaves
- * gRPC unusable in the child; the rank's environment is built as an envp
- * array, never with setenv beside gRPC's threads. Ranks get the environment
+ * Ranks start through launcher.c: gRPC is initialised before they start (the
+ * join says which ranks they are), so the child does nothing but system
+ * calls between fork and exec, and the rank's environment is built as an
+ * envp array, never with setenv beside gRPC's threads. Ranks get the environment
  * torchrun sets plus ZRT_COORDINATOR, ZRT_GENERATION, ZRT_JOB_TOKEN,
  * ZRT_STORE_SCOPE; a rank dies with its agent (launcher.c: no orphans).
  */

@@ -148,7 +148,7 @@ zrt_status zrt_control_token_dir(char *out, size_t size);
 
 /* ---- job_files.c: one job per checkpoint_dir, and what killed launches left ---- */
 
-/* Takes DIR/.zrt-job.lock (creating DIR) for as long as this process lives or
+/* Takes DIR/.zrt-job.lock (making DIR, not its parents) for as long as this process lives or
  * *fd stays open; refused, naming the holder (pid, host, start time), while
  * another live process has it. */
 zrt_status zrt_job_lock(const char *dir, int *fd);

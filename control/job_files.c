@@ -30,22 +30,6 @@ bool zrt_launcher_pid_gone(int pid)
     return pid > 0 && pid != (int)getpid() && kill(pid, 0) != 0 && errno == ESRCH;
 }
 
-/* mkdir -p */
-static zrt_status make_dirs(const char *dir)
-{
-    char path[ZRT_PATH_MAX];
-    snprintf(path, sizeof path, "%s", dir);
-    for (char *p = path + 1;; p++) {
-        bool last = *p == '\0';
-        if (*p != '/' && !last) continue;
-        *p = '\0';
-        if (mkdir(path, 0777) != 0 && errno != EEXIST)
-            return zrt_set_error(ZRT_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
-        if (last) return ZRT_OK;
-        *p = '/';
-    }
-}
-
 /* "zrt launch pid P on HOST since TIME", into the locked file. */
 static void say_who(int fd)
 {
@@ -61,7 +45,8 @@ static void say_who(int fd)
 zrt_status zrt_job_lock(const char *dir, int *fd_out)
 {
     *fd_out = -1;
-    ZRT_CHECK(make_dirs(dir));
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) /* as a checkpoint save makes it: its parent must exist */
+        return zrt_set_error(ZRT_ERR_IO, "checkpoint_dir %s: cannot create: %s", dir, strerror(errno));
     char path[ZRT_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/" LOCK_NAME, dir);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);

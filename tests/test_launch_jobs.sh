@@ -15,8 +15,6 @@ set -u
 ZRT=${ZRT_BIN:-build/bin/zrt}
 SRC=${ZRT_SRC:-.}
 . "$SRC/tests/lib.sh"
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 D=$TMPDIR
 export XDG_RUNTIME_DIR=$D/run
 mkdir -p "$XDG_RUNTIME_DIR"
