@@ -3,13 +3,12 @@
  * ranks (SIGTERM, then SIGKILL after a grace period) when the coordinator
  * says abort or cannot be reached for heartbeat_timeout_s.
  *
- * Why posix_spawn (launcher.c): gRPC is initialised before the ranks start
- * (the join says which ranks they are), and forking after grpc_init leaves
- * gRPC unusable in the child; the rank's environment is built as an envp
- * array, never with setenv beside gRPC's threads. Ranks get the environment
+ * Ranks start through launcher.c: gRPC is initialised before they start (the
+ * join says which ranks they are), so the child does nothing but system
+ * calls between fork and exec, and the rank's environment is built as an
+ * envp array, never with setenv beside gRPC's threads. Ranks get the environment
  * torchrun sets plus ZRT_COORDINATOR, ZRT_GENERATION, ZRT_JOB_TOKEN,
- * ZRT_STORE_SCOPE and ZRT_AGENT_PID (a rank whose agent dies exits: no
- * orphans).
+ * ZRT_STORE_SCOPE; a rank dies with its agent (launcher.c: no orphans).
  */
 #include "rpc.h"
 
@@ -24,6 +23,7 @@
 #include <unistd.h>
 
 #define MAX_LOCAL 256
+#define WAIT_NOTE_S 5.0 /* a waiting Join says who it waits for this often */
 
 typedef struct {
     pid_t pid;
@@ -34,6 +34,7 @@ typedef struct {
     bool running;
     bool live;           /* the terminal shows this rank's in-place progress line */
     int exit_status;     /* 128 + signal when killed */
+    int signal;          /* the signal that killed it, 0 if none */
 } rank_proc;
 
 typedef struct {
@@ -45,7 +46,58 @@ typedef struct {
     rank_proc ranks[MAX_LOCAL];
     int n_ranks;
     char progress[300];  /* local rank 0 writes "step loss" here (ZRT_PROGRESS_FILE) */
+    double next_note;    /* when a waiting Join next says who it waits for (s) */
 } agent;
+
+/* Tells the coordinator we are gone (a signal), so it need not wait out our heartbeats. */
+static void leave(agent *a, int machine_rank, const char *signal_name)
+{
+    char reason[64];
+    snprintf(reason, sizeof reason, "its agent got %s", signal_name);
+    Zrt__V1__LeaveRequest req = ZRT__V1__LEAVE_REQUEST__INIT;
+    req.machine_rank = machine_rank;
+    req.reason = reason;
+    ProtobufCMessage *reply = NULL;
+    if (zrt_rpc_call(&a->client, "Leave", &req.base, &zrt__v1__leave_reply__descriptor, 1, false, &reply, NULL) == ZRT_OK)
+        protobuf_c_message_free_unpacked(reply, NULL);
+}
+
+/* Who a Join still waits for, from the coordinator's Status: the machine
+ * ranks not joined yet, or the coordinator itself when it does not answer. */
+static void waiting_for(agent *a, char *who, size_t size)
+{
+    Zrt__V1__StatusRequest req = ZRT__V1__STATUS_REQUEST__INIT;
+    ProtobufCMessage *reply = NULL;
+    if (zrt_rpc_call(&a->client, "Status", &req.base, &zrt__v1__status_reply__descriptor, 2, false, &reply, NULL) != ZRT_OK) {
+        snprintf(who, size, "the coordinator at %s", a->o->coordinator);
+        return;
+    }
+    Zrt__V1__StatusReply *r = (Zrt__V1__StatusReply *)reply;
+    size_t used = (size_t)snprintf(who, size, "machine_rank(s)");
+    for (int m = 0; m < r->expected_machines && used < size; m++) {
+        bool joined = false;
+        for (size_t i = 0; i < r->n_machines; i++) joined |= r->machines[i]->machine_rank == m;
+        if (!joined) used += (size_t)snprintf(who + used, size - used, " %d", m);
+    }
+    if (used < size)
+        snprintf(who + used, size - used, " (%zu of %d joined the coordinator at %s)", r->n_machines,
+                 r->expected_machines, a->o->coordinator);
+    protobuf_c_message_free_unpacked(reply, NULL);
+}
+
+/* While the Join waits: a signal cancels it; every WAIT_NOTE_S we say who we wait for. */
+static bool join_waiting(void *arg, double waited_s)
+{
+    agent *a = arg;
+    if (a->o->stop && *a->o->stop) return false;
+    if (waited_s < a->next_note) return true;
+    a->next_note = waited_s + WAIT_NOTE_S;
+    char who[1024];
+    waiting_for(a, who, sizeof who);
+    fprintf(stderr, "zrt agent: waiting for %s (%.0f s of join_timeout_s %g)\n", who, waited_s,
+            a->o->cfg->job.join_timeout_s);
+    return true;
+}
 
 static zrt_status join(agent *a)
 {
@@ -63,8 +115,18 @@ static zrt_status join(agent *a)
     ProtobufCMessage *reply = NULL;
     /* The coordinator times the rendezvous out and says who is missing; our own
      * deadline is a little later, for a coordinator that never answers. */
-    ZRT_CHECK(zrt_rpc_call(&a->client, "Join", &req.base, &zrt__v1__join_reply__descriptor, cfg->job.join_timeout_s + 5,
-                       true, &reply, NULL));
+    a->client.waiting = join_waiting;
+    a->client.waiting_arg = a;
+    a->next_note = WAIT_NOTE_S;
+    zrt_status status = zrt_rpc_call(&a->client, "Join", &req.base, &zrt__v1__join_reply__descriptor,
+                                     cfg->job.join_timeout_s + 5, true, &reply, NULL);
+    a->client.waiting = NULL;
+    char name[32];
+    if (status != ZRT_OK && a->o->stop && *a->o->stop) {
+        leave(a, a->o->machine_rank, zrt_signal_name(*a->o->stop, name, sizeof name));
+        return zrt_set_error(ZRT_ERR_ABORTED, "agent: %s while waiting to join: no rank started", name);
+    }
+    ZRT_CHECK(status);
     Zrt__V1__JoinReply *r = (Zrt__V1__JoinReply *)reply;
     a->machine_rank = r->machine_rank;
     a->rank_offset = r->rank_offset;
@@ -79,17 +141,15 @@ static zrt_status join(agent *a)
 /* The rank's environment: torchrun's and zrt's variables. */
 static zrt_status rank_env(const agent *a, int local, zrt_launch_env *env)
 {
-    char generation[24], scope[64], agent_pid[24];
+    char generation[24], scope[64];
     snprintf(generation, sizeof generation, "%lld", (long long)a->generation);
     snprintf(scope, sizeof scope, "job/gen%lld", (long long)a->generation);
-    snprintf(agent_pid, sizeof agent_pid, "%d", (int)getpid());
     const zrt_config *cfg = a->o->cfg;
     zrt_env_var extra[] = {
         {"ZRT_COORDINATOR", a->o->coordinator, false},
         {"ZRT_GENERATION", generation, false},
         {"ZRT_JOB_TOKEN", a->o->token, false},
         {"ZRT_STORE_SCOPE", scope, false},
-        {"ZRT_AGENT_PID", agent_pid, false},
         {"ZRT_PROGRESS_FILE", local == 0 ? a->progress : NULL, false}, /* local rank 0 reports step and loss */
         {"ZRT_PROGRESS_TTY", isatty(STDOUT_FILENO) ? "1" : NULL, false}, /* their live line reaches a terminal */
     };
@@ -178,16 +238,20 @@ static void forward_output(agent *a, int timeout_ms)
     fflush(stdout);
 }
 
+static void ended(rank_proc *p, int status)
+{
+    p->running = false;
+    p->signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    p->exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + p->signal;
+}
+
 static int running_ranks(agent *a)
 {
     int running = 0;
     for (int i = 0; i < a->n_ranks; i++) {
         rank_proc *p = &a->ranks[i];
         int status;
-        if (p->running && waitpid(p->pid, &status, WNOHANG) == p->pid) {
-            p->running = false;
-            p->exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        }
+        if (p->running && waitpid(p->pid, &status, WNOHANG) == p->pid) ended(p, status);
         running += p->running;
     }
     return running;
@@ -205,9 +269,7 @@ static void stop_ranks(agent *a)
     zrt_launcher_stop(pids, statuses, a->n_ranks, ZRT_STOP_GRACE_S, forward_while_stopping, a);
     for (int i = 0; i < a->n_ranks; i++) {
         rank_proc *p = &a->ranks[i];
-        if (!p->running) continue;
-        p->running = false;
-        p->exit_status = WIFEXITED(statuses[i]) ? WEXITSTATUS(statuses[i]) : 128 + WTERMSIG(statuses[i]);
+        if (p->running) ended(p, statuses[i]);
     }
     forward_output(a, 0);
 }
@@ -221,6 +283,7 @@ static zrt_status heartbeat(agent *a, Zrt__V1__Command *command, int64_t *genera
         health[i].rank = a->ranks[i].rank;
         health[i].running = a->ranks[i].running;
         health[i].exit_status = a->ranks[i].exit_status;
+        health[i].signal = a->ranks[i].signal;
         ptrs[i] = &health[i];
     }
     Zrt__V1__HeartbeatRequest req = ZRT__V1__HEARTBEAT_REQUEST__INIT;
@@ -250,6 +313,17 @@ static zrt_status heartbeat(agent *a, Zrt__V1__Command *command, int64_t *genera
     return ZRT_OK;
 }
 
+/* A signal: stop the ranks and leave (Ctrl-C returns at once; the
+ * coordinator names why the job ended). */
+static zrt_status stopped_by_signal(agent *a, int sig)
+{
+    char name[32];
+    zrt_signal_name(sig, name, sizeof name);
+    stop_ranks(a);
+    leave(a, a->machine_rank, name);
+    return zrt_set_error(ZRT_ERR_ABORTED, "agent: %s: ranks stopped", name);
+}
+
 static zrt_status watch(agent *a)
 {
     const zrt_job_config *j = &a->o->cfg->job;
@@ -257,11 +331,7 @@ static zrt_status watch(agent *a)
     for (;;) {
         forward_output(a, 50);
         running_ranks(a);
-        if (a->o->stop && *a->o->stop) {
-            int sig = (int)*a->o->stop;
-            stop_ranks(a);
-            return zrt_set_error(ZRT_ERR_ABORTED, "agent: signal %d: ranks stopped", sig);
-        }
+        if (a->o->stop && *a->o->stop) return stopped_by_signal(a, (int)*a->o->stop);
         if (zrt_now() < next_beat) continue;
         next_beat = zrt_now() + j->heartbeat_interval_s;
         Zrt__V1__Command command = ZRT__V1__COMMAND__CONTINUE;
@@ -286,7 +356,7 @@ static zrt_status watch(agent *a)
             stop_ranks(a);
             a->generation = generation;
             for (int i = 0; i < a->n_ranks; i++) {
-                a->ranks[i].exit_status = 0;
+                a->ranks[i].exit_status = a->ranks[i].signal = 0;
                 ZRT_CHECK(spawn_rank(a, i));
             }
             continue;

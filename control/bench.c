@@ -1,7 +1,7 @@
 /* bench.c: `zrt bench control --agents N`: the coordinator under N agents.
  *
  * The coordinator runs as its own process (`zrt coordinator`, started with
- * posix_spawn) so its CPU time can be read from /proc; the agents are
+ * zrt_launcher_spawn) so its CPU time can be read from /proc; the agents are
  * lightweight clients: one thread and one channel each, that Join, then send
  * a Heartbeat every heartbeat_interval_s. Measured:
  *  - rendezvous: from the first Join sent to the last reply received;

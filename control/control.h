@@ -5,7 +5,8 @@
  * control/ knows nothing of ZeRO, and the runtime knows nothing of gRPC --
  * ranks get a zrt_store whose backend happens to be the coordinator.
  * All functions return a zrt_status with zrt_last_error() set, never exit.
- * Processes are started with posix_spawn, never with fork after grpc_init.
+ * Ranks are started by fork and exec with nothing but system calls between
+ * (launcher.c), so gRPC's state never matters in the child.
  */
 #ifndef ZRT_CONTROL_H
 #define ZRT_CONTROL_H
@@ -115,8 +116,18 @@ zrt_status zrt_launcher_env(const zrt_rank_env *rank, zrt_launch_env *out);
 /* Our environment less what vars replace or remove, then vars (any process). */
 zrt_status zrt_launcher_env_vars(const zrt_env_var *vars, int n_vars, zrt_launch_env *out);
 void zrt_launcher_env_free(zrt_launch_env *env);
-/* posix_spawnp(argv) with env; out_fd >= 0 becomes its stdout and stderr. */
+/* Starts argv (searched in PATH) with env; out_fd >= 0 becomes its stdout and
+ * stderr. The child gets SIGKILL when the calling thread ends (PR_SET_PDEATHSIG:
+ * call it from the thread that lives as long as the ranks, the main one). */
 zrt_status zrt_launcher_spawn(char *const *argv, const zrt_launch_env *env, int out_fd, pid_t *pid);
+/* Binds host:*port (an IPv4 address; port 0: any) and lets it go: "address
+ * in use" in one line when it is taken, else *port is the port it got.
+ * Names and IPv6 addresses are not probed (ZRT_OK, *port unchanged). */
+zrt_status zrt_launcher_probe_port(const char *host, int *port);
+/* "SIGKILL" (or "signal N"), into buf. */
+const char *zrt_signal_name(int sig, char *buf, size_t size);
+/* "exited with status N", or "was killed by SIGNAME" when signal > 0. */
+const char *zrt_launcher_describe(int exit_status, int signal, char *buf, size_t size);
 /* The stop sequence: SIGTERM to every pid > 0, SIGKILL grace_s later to what
  * still runs; reaps each (pids[i] = 0, statuses[i] = its wait status) and
  * calls idle(arg) between looks (or sleeps 20 ms when idle is NULL). */
@@ -132,6 +143,24 @@ zrt_status zrt_control_token(const char *token_file, char *out, size_t size);
 zrt_status zrt_control_token_path(const char *address, char *out, size_t size);
 zrt_status zrt_control_token_save(const char *address, const char *token, char *path, size_t size);
 zrt_status zrt_control_token_load(const char *address, char *token, size_t size);
+/* The token files' directory (it must exist and be private). */
+zrt_status zrt_control_token_dir(char *out, size_t size);
+
+/* ---- job_files.c: one job per checkpoint_dir, and what killed launches left ---- */
+
+/* Takes DIR/.zrt-job.lock (making DIR, not its parents) for as long as this process lives or
+ * *fd stays open; refused, naming the holder (pid, host, start time), while
+ * another live process has it. */
+zrt_status zrt_job_lock(const char *dir, int *fd);
+/* Whether pid is a process that no longer exists (not ours, not unknowable). */
+bool zrt_launcher_pid_gone(int pid);
+/* rm -rf path. */
+zrt_status zrt_launcher_remove_tree(const char *path);
+/* Removes tmpdir/zrt-launch-PID-* and tmpdir/zrt-progress-PID of dead PIDs;
+ * the paths removed are appended to report (comma-separated). */
+void zrt_launcher_clean_leftovers(const char *tmpdir, char *report, size_t size);
+/* Removes the token files (zrt_control_token_dir) of launches that are gone. */
+void zrt_launcher_clean_tokens(char *report, size_t size);
 
 #pragma GCC visibility pop
 

@@ -145,6 +145,19 @@ static void release_joins(coordinator *co)
     }
 }
 
+/* The rendezvous failed: every waiting Join hears why (which tells its machine), the job is aborted. */
+static void fail_joins(coordinator *co, grpc_status_code code, const char *reason)
+{
+    while (co->parked_joins) {
+        call_ctx *c = co->parked_joins;
+        co->parked_joins = c->next_parked;
+        int m = ((Zrt__V1__JoinRequest *)c->request)->machine_rank;
+        if (m >= 0 && m < co->expected) co->machines[m].told = true;
+        zrt_call_error(co, c, code, "%s", reason);
+    }
+    end_job(co, JOB_ABORTED, reason);
+}
+
 static void handle_join(coordinator *co, call_ctx *c)
 {
     Zrt__V1__JoinRequest *req = (Zrt__V1__JoinRequest *)c->request;
@@ -202,9 +215,9 @@ static void handle_heartbeat(coordinator *co, call_ctx *c)
     for (size_t i = 0; i < req->n_ranks; i++) {
         Zrt__V1__RankHealth *h = req->ranks[i];
         if (!h->running && h->exit_status != 0) {
-            char reason[256];
-            snprintf(reason, sizeof reason, "rank %d on machine %d (%s) exited with status %d", h->rank, m, mc->host,
-                     h->exit_status);
+            char reason[256], how[64];
+            snprintf(reason, sizeof reason, "rank %d on machine %d (%s) %s", h->rank, m, mc->host,
+                     zrt_launcher_describe(h->exit_status, h->signal, how, sizeof how));
             if (restart_job(co, reason)) return handle_heartbeat(co, c); /* now answers RESTART */
             end_job(co, JOB_ABORTED, reason);
         }
@@ -261,10 +274,17 @@ static void handle_status(coordinator *co, call_ctx *c)
 
 static void handle_other(coordinator *co, call_ctx *c)
 {
-    if (c->method == M_LEAVE) {
+    if (c->method == M_LEAVE) { /* an agent stopped (a signal): a running job cannot go on without it */
         Zrt__V1__LeaveRequest *req = (Zrt__V1__LeaveRequest *)c->request;
-        if (req->machine_rank >= 0 && req->machine_rank < co->expected)
-            co->machines[req->machine_rank].state = MACHINE_LEFT;
+        machine *mc = req->machine_rank >= 0 && req->machine_rank < co->expected ? &co->machines[req->machine_rank] : NULL;
+        if (mc && mc->joined) {
+            mc->state = MACHINE_LEFT;
+            char reason[800];
+            snprintf(reason, sizeof reason, "machine %d (%s) left: %s", req->machine_rank, mc->host,
+                     req->reason[0] ? req->reason : "no reason given");
+            if (co->state == JOB_RUNNING) end_job(co, JOB_ABORTED, reason);
+            if (co->state == JOB_WAITING) fail_joins(co, GRPC_STATUS_ABORTED, reason);
+        }
         Zrt__V1__LeaveReply reply = ZRT__V1__LEAVE_REPLY__INIT;
         return zrt_call_respond(co, c, GRPC_STATUS_OK, NULL, &reply.base);
     }
@@ -352,12 +372,7 @@ static void check_health(coordinator *co)
         char reason[1200];
         snprintf(reason, sizeof reason, "rendezvous timed out after %.0f s: machine_rank(s) %s never joined",
                  j->join_timeout_s, missing);
-        while (co->parked_joins) {
-            call_ctx *c = co->parked_joins;
-            co->parked_joins = c->next_parked;
-            zrt_call_error(co, c, GRPC_STATUS_DEADLINE_EXCEEDED, "%s", reason);
-        }
-        end_job(co, JOB_ABORTED, reason);
+        fail_joins(co, GRPC_STATUS_DEADLINE_EXCEEDED, reason);
         return;
     }
     if (co->state != JOB_RUNNING && co->state != JOB_ABORTED) return;
@@ -372,17 +387,27 @@ static void check_health(coordinator *co)
     }
 }
 
-/* The job has ended and every machine has heard so (or is dead). */
+/* The job has ended and every machine has heard so (or is dead, or left). */
 static bool everyone_told(const coordinator *co)
 {
     for (int m = 0; m < co->expected; m++) {
         const machine *mc = &co->machines[m];
-        if (mc->joined && !mc->told && mc->state != MACHINE_DEAD) return false;
+        if (mc->joined && !mc->told && mc->state != MACHINE_DEAD && mc->state != MACHINE_LEFT) return false;
     }
     return true;
 }
 
 /* ---- setup and the loop ---------------------------------------------------------------------------- */
+
+/* A taken port in one line ("address in use"), not gRPC's error dump. */
+static zrt_status probe_listen(const char *listen)
+{
+    char host[256];
+    const char *colon = strrchr(listen, ':');
+    int port = colon ? atoi(colon + 1) : 0;
+    snprintf(host, sizeof host, "%.*s", colon ? (int)(colon - listen) : 0, listen);
+    return port == 0 ? ZRT_OK : zrt_launcher_probe_port(host, &port);
+}
 
 static zrt_status start_server(coordinator *co)
 {
@@ -408,6 +433,7 @@ static zrt_status start_server(coordinator *co)
         snprintf(path, sizeof path, "/%s/%s", SERVICE.name, method_name(m));
         co->methods[m] = grpc_server_register_method(co->server, path, NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
     }
+    ZRT_CHECK(probe_listen(co->o->listen));
     grpc_server_credentials *creds = NULL;
     ZRT_CHECK(zrt_rpc_server_credentials(co->o->cfg, &creds));
     int port = grpc_server_add_http2_port(co->server, co->o->listen, creds);

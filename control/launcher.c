@@ -1,21 +1,30 @@
 /* launcher.c: what `zrt agent` and `zrt launch` share to run ranks: the
  * rank's environment (torchrun's variables plus zrt's) as an envp array,
- * posix_spawn, and the one stop sequence (SIGTERM, a grace period, SIGKILL).
+ * starting a rank that dies with its launcher, and the one stop sequence
+ * (SIGTERM, a grace period, SIGKILL).
  *
- * Why an envp array and posix_spawn: the agent runs beside the coordinator's
- * thread (and gRPC's), where setenv races with every getenv, and fork after
- * grpc_init leaves gRPC unusable in the child; posix_spawn execs the rank
- * with exactly the environment built here and touches nothing of ours.
+ * Why an envp array: the agent runs beside the coordinator's thread (and
+ * gRPC's), where setenv races with every getenv. Why fork, then only system
+ * calls until exec: the child must ask the kernel to kill it when its
+ * launcher dies (PR_SET_PDEATHSIG, which posix_spawn cannot do) and check
+ * that the launcher did not die before it asked; between fork and exec it
+ * touches no lock, no malloc and nothing of gRPC's. An exec that fails sends
+ * its errno back through a close-on-exec pipe.
  */
 #include "control.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <signal.h>
-#include <spawn.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 extern char **environ;
 
@@ -95,20 +104,36 @@ void zrt_launcher_env_free(zrt_launch_env *env)
     memset(env, 0, sizeof *env);
 }
 
+/* The child between fork and exec: system calls only. */
+static void exec_rank(char *const *argv, char *const *envp, int out_fd, pid_t launcher, int report_fd)
+{
+    int err = 0;
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != launcher) _exit(127); /* it died before we asked */
+    if (out_fd >= 0 && (dup2(out_fd, STDOUT_FILENO) < 0 || dup2(out_fd, STDERR_FILENO) < 0)) err = errno;
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    if (!err) execvpe(argv[0], argv, envp);
+    err = err ? err : errno;
+    if (write(report_fd, &err, sizeof err) < 0) _exit(127);
+    _exit(127);
+}
+
 zrt_status zrt_launcher_spawn(char *const *argv, const zrt_launch_env *env, int out_fd, pid_t *pid)
 {
     if (!argv || !argv[0] || !env || !env->envp || !pid)
         return zrt_set_error(ZRT_ERR_INVALID, "launcher: nothing to start");
-    posix_spawn_file_actions_t actions;
-    if (posix_spawn_file_actions_init(&actions) != 0)
-        return zrt_set_error(ZRT_ERR_NOMEM, "launcher: cannot prepare to start %s", argv[0]);
-    if (out_fd >= 0) {
-        posix_spawn_file_actions_adddup2(&actions, out_fd, STDOUT_FILENO);
-        posix_spawn_file_actions_adddup2(&actions, out_fd, STDERR_FILENO);
-    }
-    int err = posix_spawnp(pid, argv[0], &actions, NULL, argv, env->envp);
-    posix_spawn_file_actions_destroy(&actions);
-    if (err != 0) return zrt_set_error(ZRT_ERR_IO, "launcher: cannot start %s: %s", argv[0], strerror(err));
+    int report[2];
+    if (pipe2(report, O_CLOEXEC) != 0) return zrt_set_error(ZRT_ERR_IO, "launcher: pipe: %s", strerror(errno));
+    pid_t launcher = getpid(), child = fork();
+    if (child == 0) exec_rank(argv, env->envp, out_fd, launcher, report[1]);
+    close(report[1]);
+    int err = child < 0 ? errno : 0;
+    ssize_t got = child < 0 ? 0 : read(report[0], &err, sizeof err); /* 0 bytes: the exec happened */
+    close(report[0]);
+    if (child > 0 && got > 0) waitpid(child, NULL, 0);
+    if (child < 0 || got > 0) return zrt_set_error(ZRT_ERR_IO, "launcher: cannot start %s: %s", argv[0], strerror(err));
+    *pid = child;
     return ZRT_OK;
 }
 
@@ -147,4 +172,37 @@ void zrt_launcher_stop(pid_t *pids, int *statuses, int n, double grace_s, void (
 bool zrt_launcher_stopped_by_us(int status)
 {
     return WIFSIGNALED(status) && (WTERMSIG(status) == SIGTERM || WTERMSIG(status) == SIGKILL);
+}
+
+const char *zrt_signal_name(int sig, char *buf, size_t size)
+{
+    const char *abbrev = sigabbrev_np(sig);
+    if (abbrev) snprintf(buf, size, "SIG%s", abbrev);
+    else snprintf(buf, size, "signal %d", sig);
+    return buf;
+}
+
+const char *zrt_launcher_describe(int exit_status, int signal, char *buf, size_t size)
+{
+    char name[32];
+    if (signal > 0) snprintf(buf, size, "was killed by %s", zrt_signal_name(signal, name, sizeof name));
+    else snprintf(buf, size, "exited with status %d", exit_status);
+    return buf;
+}
+
+zrt_status zrt_launcher_probe_port(const char *host, int *port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)*port)};
+    if (inet_pton(AF_INET, host, &a.sin_addr) != 1) return ZRT_OK; /* a name or IPv6: gRPC says */
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+    if (fd < 0) return zrt_set_error(ZRT_ERR_IO, "socket: %s", strerror(errno));
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one); /* as gRPC's listener: TIME_WAIT is no obstacle */
+    socklen_t len = sizeof a;
+    int err = bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && getsockname(fd, (struct sockaddr *)&a, &len) == 0 ? 0 : errno;
+    close(fd);
+    if (err) return zrt_set_error(ZRT_ERR_IO, "cannot listen on %s:%d: %s", host, *port,
+                                  err == EADDRINUSE ? "address in use (another job? choose another main_process_port)"
+                                                    : strerror(err));
+    *port = ntohs(a.sin_port);
+    return ZRT_OK;
 }

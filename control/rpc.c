@@ -140,6 +140,19 @@ void zrt_rpc_client_close(zrt_rpc_client *c)
     memset(c, 0, sizeof *c);
 }
 
+/* Until the call completes, asking c->waiting meanwhile whether to go on. */
+static void await_call(zrt_rpc_client *c, grpc_call *call)
+{
+    bool (*waiting)(void *, double) = c->waiting, cancelled = false;
+    c->waiting = NULL;
+    double start = zrt_now();
+    gpr_timespec forever = gpr_inf_future(GPR_CLOCK_REALTIME);
+    while (grpc_completion_queue_pluck(c->cq, call, waiting ? zrt_rpc_deadline(0.1) : forever, NULL).type !=
+           GRPC_OP_COMPLETE)
+        if (!cancelled && !waiting(c->waiting_arg, zrt_now() - start)) cancelled = grpc_call_cancel(call, NULL) == GRPC_CALL_OK;
+    c->waiting = waiting;
+}
+
 zrt_status zrt_rpc_call(zrt_rpc_client *c, const char *method, const ProtobufCMessage *request,
                         const ProtobufCMessageDescriptor *reply_type, double timeout_s, bool wait_for_ready,
                         ProtobufCMessage **reply, grpc_status_code *code)
@@ -178,7 +191,7 @@ zrt_status zrt_rpc_call(zrt_rpc_client *c, const char *method, const ProtobufCMe
     if (grpc_call_start_batch(call, ops, 6, call, NULL) != GRPC_CALL_OK) {
         result = zrt_set_error(ZRT_ERR_INTERNAL, "control: %s: cannot start the call", method);
     } else {
-        grpc_completion_queue_pluck(c->cq, call, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        await_call(c, call);
         if (status != GRPC_STATUS_OK) {
             char *text = grpc_slice_to_c_string(details);
             result = zrt_set_error(status == GRPC_STATUS_DEADLINE_EXCEEDED ? ZRT_ERR_TIMEOUT

@@ -26,6 +26,10 @@ typedef struct {
     grpc_channel *channel;
     grpc_completion_queue *cq; /* pluck: one blocking call at a time */
     char token[256];
+    /* While a call waits, every 0.1 s (NULL: wait quietly): false cancels it.
+     * Calls it makes on this client wait quietly. */
+    bool (*waiting)(void *arg, double waited_s);
+    void *waiting_arg;
 } zrt_rpc_client;
 
 /* tls: the config whose zrt.tls.{ca, cert, key} secure the channel (ca set:

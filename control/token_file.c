@@ -6,7 +6,8 @@
  * without it the user could not ask the coordinator anything. Why it is safe:
  * the directory is made 0700 and must be ours and not a link; the file is
  * created 0600 with O_EXCL | O_NOFOLLOW, so another user can neither read
- * it nor plant one; the launch removes it when the job ends.
+ * it nor plant one; the launch removes it when the job ends. Its second line
+ * is the launch's pid: the next launch removes the file of a killed one.
  */
 #include "control.h"
 
@@ -33,6 +34,8 @@ static zrt_status token_dir(char *out, size_t size, bool create)
     return ZRT_OK;
 }
 
+zrt_status zrt_control_token_dir(char *out, size_t size) { return token_dir(out, size, false); }
+
 static zrt_status token_path(const char *address, char *out, size_t size, bool create)
 {
     char dir[512], name[300];
@@ -55,8 +58,9 @@ zrt_status zrt_control_token_save(const char *address, const char *token, char *
     unlink(path); /* a crashed launch's, for this address */
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) return zrt_set_error(ZRT_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
-    size_t n = strlen(token);
-    bool ok = write(fd, token, n) == (ssize_t)n && write(fd, "\n", 1) == 1;
+    char text[300];
+    int n = snprintf(text, sizeof text, "%s\n%d\n", token, (int)getpid()); /* the pid: a killed launch's file is found */
+    bool ok = n < (int)sizeof text && write(fd, text, (size_t)n) == n;
     close(fd);
     return ok ? ZRT_OK : zrt_set_error(ZRT_ERR_IO, "%s: cannot write", path);
 }

@@ -1,5 +1,9 @@
 # lib.sh: what the shell tests share; they source it ("$ZRT_SRC/tests/lib.sh").
 
+# fail MESSAGE: counts a failure (the script ends with `[ "$fails" = 0 ]`).
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+
 # address_in FILE TEXT: waits up to 10 s for "TEXT HOST:PORT" to appear in FILE
 # (a coordinator's "listening on", a launch's "zrt status") and prints HOST:PORT,
 # or nothing when it never came.

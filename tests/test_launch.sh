@@ -9,8 +9,6 @@ set -u
 ZRT=${ZRT_BIN:-build/bin/zrt}
 SRC=${ZRT_SRC:-.}
 . "$SRC/tests/lib.sh"
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
 # 1. The main job, shortened: exit 0, one metrics line per step, loss falls.
 if ! timeout 120 "$ZRT" launch --config "$SRC/configs/zero3.yaml" --steps 150 --metrics "$TMPDIR/m.jsonl" >"$TMPDIR/out" 2>&1; then

@@ -4,11 +4,16 @@
  * in a thread plus an agent, the other machines an agent (control/agent.c).
  * With --file_store, one machine: each rank is a fresh `zrt train` (or the
  * program after `--`) started by the launcher (control/launcher.c: the
- * torchrun environment as an envp array, posix_spawn) with
+ * torchrun environment as an envp array; ranks die with us) with
  * ZRT_STORE_DIR/ZRT_STORE_SCOPE naming a file store in a private temporary
  * directory. Ranks share our stdout/stderr. If any rank fails, the others
  * get the launcher's stop sequence (SIGTERM, SIGKILL after
  * ZRT_STOP_GRACE_S) and launch exits non-zero naming every failed rank.
+ *
+ * Before anything starts, on both paths: what killed launches left is
+ * removed (their pid is dead), main_process_port 0 becomes a free port
+ * (the ranks' MASTER_PORT: two jobs never share a rendezvous), and machine 0
+ * locks zrt.checkpoint_dir, so a second job there is refused naming the first.
  */
 #include "control.h"
 #include "overrides.h"
@@ -37,6 +42,15 @@ static const char usage[] =
 static volatile sig_atomic_t stop_signal;
 static void on_signal(int sig) { stop_signal = sig; }
 
+/* As torchrun: Ctrl-C, SIGTERM or a closed terminal stops the ranks, then the job. */
+static void catch_signals(void)
+{
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+}
+
 /* Starts local rank `local` of a file-store job. */
 static zrt_status start_rank(const zrt_config *cfg, int local, int local_world, const char *store_dir, char **argv,
                              pid_t *pid)
@@ -53,21 +67,32 @@ static zrt_status start_rank(const zrt_config *cfg, int local, int local_world, 
     return status;
 }
 
-static const char *describe(int status, char *buf, size_t size)
-{
-    if (WIFEXITED(status)) snprintf(buf, size, "exited with status %d", WEXITSTATUS(status));
-    else if (WIFSIGNALED(status)) snprintf(buf, size, "was killed by signal %d", WTERMSIG(status));
-    else snprintf(buf, size, "ended (status 0x%x)", status);
-    return buf;
-}
-
 /* Names a rank that failed on its own (not by our stop sequence). */
 static void name_failure(const zrt_config *cfg, int n, int local, int status, bool stopping)
 {
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return;
     if (stopping && zrt_launcher_stopped_by_us(status)) return;
     char why[64];
-    fprintf(stderr, "zrt launch: rank %lld %s\n", (long long)(cfg->machine_rank * n + local), describe(status, why, sizeof why));
+    zrt_launcher_describe(WIFEXITED(status) ? WEXITSTATUS(status) : 0, WIFSIGNALED(status) ? WTERMSIG(status) : 0, why,
+                          sizeof why);
+    fprintf(stderr, "zrt launch: rank %lld %s\n", (long long)(cfg->machine_rank * n + local), why);
+}
+
+/* Reaps every rank that has ended (all of them: a rank that died first is
+ * named even when its peer's failure is noticed first); false if one failed. */
+static bool reap_ended(const zrt_config *cfg, pid_t *pids, int n, int *remaining)
+{
+    bool ok = true;
+    int status;
+    for (pid_t pid; (pid = waitpid(-1, &status, WNOHANG)) > 0;)
+        for (int i = 0; i < n; i++) {
+            if (pids[i] != pid) continue;
+            pids[i] = 0;
+            (*remaining)--;
+            name_failure(cfg, n, i, status, false);
+            ok &= WIFEXITED(status) && WEXITSTATUS(status) == 0;
+        }
+    return ok;
 }
 
 /* Waits for every rank; on the first failure (or a signal) stops the others. */
@@ -75,22 +100,14 @@ static int watch(const zrt_config *cfg, pid_t *pids, int *statuses, int n)
 {
     int remaining = n, rc = ZRT_EXIT_OK;
     while (remaining > 0 && rc == ZRT_EXIT_OK) {
-        int status;
-        pid_t pid = waitpid(-1, &status, WNOHANG);
-        if (pid < 0 && errno != EINTR) break;
-        for (int i = 0; pid > 0 && i < n; i++) {
-            if (pids[i] != pid) continue;
-            pids[i] = 0;
-            remaining--;
-            name_failure(cfg, n, i, status, false);
-            if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) rc = ZRT_EXIT_FAIL;
-        }
-        if (stop_signal && rc == ZRT_EXIT_OK) {
-            fprintf(stderr, "zrt launch: signal %d: stopping the ranks\n", (int)stop_signal);
+        if (!reap_ended(cfg, pids, n, &remaining)) {
+            if (remaining > 0) fprintf(stderr, "zrt launch: stopping the other ranks\n");
             rc = ZRT_EXIT_FAIL;
-        } else if (rc != ZRT_EXIT_OK) {
-            fprintf(stderr, "zrt launch: stopping the other ranks\n");
-        } else if (pid <= 0) {
+        } else if (stop_signal) {
+            char name[32];
+            fprintf(stderr, "zrt launch: %s: stopping the ranks\n", zrt_signal_name(stop_signal, name, sizeof name));
+            rc = ZRT_EXIT_FAIL;
+        } else if (remaining > 0) {
             usleep(20000);
         }
     }
@@ -180,7 +197,7 @@ static int launch_with_control_plane(zrt_config *cfg, const zrt_overrides *o, in
         }
     }
     if (one_machine && !cfg->main_process_ip[0]) snprintf(cfg->main_process_ip, sizeof cfg->main_process_ip, "127.0.0.1");
-    int port = cfg->main_process_port ? (int)cfg->main_process_port : ZRT_DEFAULT_PORT;
+    int port = (int)cfg->main_process_port; /* prepare() made 0 a free port */
     static embedded_coordinator ec;
     char listen[300], coordinator[300];
     /* One machine: the coordinator takes any free port and leaves
@@ -221,12 +238,9 @@ static int launch_with_control_plane(zrt_config *cfg, const zrt_overrides *o, in
                             .machine_rank = (int)cfg->machine_rank, .self_exe = self, .program = program,
                             .train_args = argv + 1, .master_port = one_machine ? port : port + 1, .stop = &stop_signal};
     argv[argc] = NULL; /* train_args end where our options end */
-    signal(SIGINT, on_signal); /* as torchrun: a signal stops this machine's ranks, then the job */
-    signal(SIGTERM, on_signal);
+    catch_signals(); /* the agent leaves the job, which ends it */
     zrt_status status = zrt_agent_run(&ao);
     if (status != ZRT_OK) fprintf(stderr, "zrt launch: %s\n", zrt_last_error());
-    if (stop_signal && hosting && zrt_control_shutdown(coordinator, token, cfg, "zrt launch stopped by a signal", 5) != ZRT_OK)
-        fprintf(stderr, "zrt launch: coordinator: %s\n", zrt_last_error());
     if (hosting) {
         pthread_join(thread, NULL);
         if (ec.status != ZRT_OK) fprintf(stderr, "zrt launch: coordinator: %s\n", ec.message);
@@ -234,6 +248,34 @@ static int launch_with_control_plane(zrt_config *cfg, const zrt_overrides *o, in
     }
     if (token_path[0]) unlink(token_path);
     return status == ZRT_OK ? ZRT_EXIT_OK : ZRT_EXIT_FAIL;
+}
+
+/* main_process_port 0: a port free now, for the ranks' rendezvous (torch's
+ * MASTER_PORT); several machines must agree on it, so there it is refused. */
+static zrt_status choose_port(zrt_config *cfg)
+{
+    if (cfg->main_process_port != 0) return ZRT_OK;
+    if (cfg->num_machines > 1)
+        return zrt_set_error(ZRT_ERR_CONFIG, "main_process_port 0 (any free port) works on one machine only: the other "
+                             "machines must know the port; give one");
+    int port = 0;
+    ZRT_CHECK(zrt_launcher_probe_port("0.0.0.0", &port));
+    cfg->main_process_port = port;
+    return ZRT_OK;
+}
+
+/* Before anything starts: leftovers, the port, the checkpoint_dir lock (held until we exit). */
+static zrt_status prepare(zrt_config *cfg)
+{
+    char removed[2048] = "";
+    const char *tmp = getenv("TMPDIR");
+    zrt_launcher_clean_leftovers(tmp && *tmp ? tmp : "/tmp", removed, sizeof removed);
+    zrt_launcher_clean_tokens(removed, sizeof removed);
+    if (removed[0]) fprintf(stderr, "zrt launch: removed what a killed job left: %s\n", removed);
+    ZRT_CHECK(choose_port(cfg));
+    int lock_fd;
+    if (cfg->machine_rank == 0 && cfg->job.checkpoint_dir[0]) ZRT_CHECK(zrt_job_lock(cfg->job.checkpoint_dir, &lock_fd));
+    return ZRT_OK;
 }
 
 int zrt_cmd_launch(int argc, char **argv)
@@ -254,6 +296,10 @@ int zrt_cmd_launch(int argc, char **argv)
         fprintf(stderr, "%s\n", zrt_last_error());
         return ZRT_EXIT_FAIL;
     }
+    if (prepare(&cfg) != ZRT_OK) {
+        fprintf(stderr, "zrt launch: %s\n", zrt_last_error());
+        return ZRT_EXIT_FAIL;
+    }
     if (!o.file_store) return launch_with_control_plane(&cfg, &o, argc, argv, program_at >= 0 ? argv + program_at : NULL);
     if (cfg.num_machines > 1) {
         fprintf(stderr, "zrt launch: --file_store works on one machine only (num_machines is %lld)\n",
@@ -263,7 +309,7 @@ int zrt_cmd_launch(int argc, char **argv)
     int local_world = (int)(cfg.num_processes / cfg.num_machines);
     char store_dir[512];
     const char *tmp = getenv("TMPDIR");
-    snprintf(store_dir, sizeof store_dir, "%s/zrt-launch-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    snprintf(store_dir, sizeof store_dir, "%s/zrt-launch-%d-XXXXXX", tmp && *tmp ? tmp : "/tmp", (int)getpid());
     char **child_argv = rank_argv(argc, full_argc, argv, program_at);
     pid_t *pids = calloc((size_t)local_world, sizeof *pids);
     int *statuses = calloc((size_t)local_world, sizeof *statuses);
@@ -271,8 +317,7 @@ int zrt_cmd_launch(int argc, char **argv)
         fprintf(stderr, "zrt launch: cannot prepare the ranks: %s\n", strerror(errno));
         return ZRT_EXIT_FAIL;
     }
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
+    catch_signals();
     fflush(stdout);
     int rc = ZRT_EXIT_OK;
     for (int i = 0; i < local_world && rc == ZRT_EXIT_OK; i++)
@@ -282,9 +327,7 @@ int zrt_cmd_launch(int argc, char **argv)
         }
     if (rc == ZRT_EXIT_OK) rc = watch(&cfg, pids, statuses, local_world);
     else zrt_launcher_stop(pids, statuses, local_world, ZRT_STOP_GRACE_S, NULL, NULL);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", store_dir);
-    if (system(cmd) != 0) fprintf(stderr, "zrt launch: could not remove %s\n", store_dir);
+    if (zrt_launcher_remove_tree(store_dir) != ZRT_OK) fprintf(stderr, "zrt launch: %s\n", zrt_last_error());
     free(pids);
     free(statuses);
     free(child_argv);

@@ -20,7 +20,6 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <signal.h>
-#include <sys/prctl.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,15 +104,6 @@ static void unwatch_signals(void)
     while (atomic_load(&handlers_running) > 0) sched_yield();
 }
 
-/* Started by an agent: die with it (no orphans). */
-static void follow_agent(void)
-{
-    const char *agent = getenv("ZRT_AGENT_PID");
-    if (!agent) return;
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (getppid() != (pid_t)atoi(agent)) exit(ZRT_EXIT_FAIL); /* it died before the line above */
-}
-
 /* The GPU of a cuda rank: GPU LOCAL_RANK. With the host comm backend
  * (hybrid mode: collectives staged through pinned memory) ranks may
  * outnumber the GPUs and share them, rank i on GPU i % GPUs -- ZeRO-3 with
@@ -172,7 +162,6 @@ static zrt_status open_comm(trainer *t)
 
 static zrt_status setup(trainer *t)
 {
-    follow_agent();
     /* The model's BLAS threads: zrt.cpu_threads, else cores / local ranks -- never
      * OpenBLAS's default of every core in every rank. */
     int local_ranks = zrt_local_ranks(t->world, (int)t->cfg.num_machines);

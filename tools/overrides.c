@@ -15,6 +15,7 @@ const struct option zrt_override_options[] = {
     {"config-file", required_argument, NULL, 'c'},
     {"zrt-config", required_argument, NULL, 'Z'},
     {"num-processes", required_argument, NULL, 'n'},
+    {"nproc-per-node", required_argument, NULL, 'P'},
     {"num-machines", required_argument, NULL, 'N'},
     {"machine-rank", required_argument, NULL, 'r'},
     {"main-process-ip", required_argument, NULL, 'i'},
@@ -34,7 +35,8 @@ const char zrt_override_usage[] =
     "  --config CFG, --config_file CFG      Accelerate YAML or DeepSpeed JSON (required)\n"
     "  --zrt_config FILE                    zrt's own settings (the zrt: section's keys);\n"
     "                                       default: NAME.zrt.yaml beside NAME.yaml\n"
-    "  --num_processes N, --num_machines N, --machine_rank R,\n"
+    "  --num_processes N, --nproc_per_node N (torchrun's: N per machine),\n"
+    "  --num_machines N, --machine_rank R,\n"
     "  --main_process_ip IP, --main_process_port P, --mixed_precision no|fp16|bf16,\n"
     "  --gradient_accumulation_steps N, --zero_stage 0-3,\n"
     "  --offload_optimizer_device none|cpu|nvme, --offload_param_device none|cpu|nvme\n"
@@ -83,7 +85,7 @@ bool zrt_override_take(zrt_overrides *o, int c, const char *arg)
         if (!item || strlen(arg) >= sizeof item->text) return false;
         snprintf(item->text, sizeof item->text, "%s", arg);
         break;
-    case 'n': case 'N': case 'r': case 'p': case 'g': case 'z': case 's': {
+    case 'n': case 'P': case 'N': case 'r': case 'p': case 'g': case 'z': case 's': {
         int64_t hi = c == 'p' ? 65535 : c == 'z' ? 3 : c == 'r' ? 65535 : (int64_t)1 << 40;
         int64_t lo = c == 'p' || c == 'z' || c == 'r' ? 0 : 1;
         if (!item || !parse_int(arg, lo, hi, &v)) return false;
@@ -135,6 +137,8 @@ zrt_status zrt_overrides_load(const zrt_overrides *o, zrt_config *cfg)
     zrt_status status = zrt_config_load_with(cfg, o->config, o->zrt_config[0] ? o->zrt_config : NULL);
     if (status != ZRT_OK) return status;
     for (int i = 0; i < o->n_items; i++) apply_one(cfg, &o->items[i]);
+    for (int i = 0; i < o->n_items; i++) /* per machine, once num_machines is known */
+        if (o->items[i].option == 'P') cfg->num_processes = o->items[i].value * cfg->num_machines;
     if (o->metrics[0]) snprintf(cfg->job.metrics_file, sizeof cfg->job.metrics_file, "%s", o->metrics);
     return o->n_items ? zrt_config_validate(cfg) : ZRT_OK;
 }
@@ -153,6 +157,9 @@ int zrt_overrides_parse(int argc, char **argv, const char *command, const char *
             return zrt_cli_usage_error(command, "bad value '%s' for %s", optarg,
                                        zrt_cli_option_name(zrt_override_options, c));
     }
+    if (optind != argc && strcmp(command, "launch") == 0)
+        return zrt_cli_usage_error(command, "unexpected argument '%s': a program goes after `--` (add it): "
+                                   "zrt launch --config CFG [options] -- PROGRAM ARGS...", argv[optind]);
     if (optind != argc) return zrt_cli_usage_error(command, "unexpected argument '%s'", argv[optind]);
     if (!o->config[0]) return zrt_cli_usage_error(command, "--config CFG is required");
     return -1;
