@@ -360,6 +360,15 @@ static zrt_status train(trainer *t)
     return ZRT_OK;
 }
 
+/* "zrt train: rank R: MESSAGE", once: comm errors already start with "rank R: ". */
+static void print_failure(int rank, const char *message)
+{
+    char prefix[32];
+    snprintf(prefix, sizeof prefix, "rank %d: ", rank);
+    if (strncmp(message, prefix, strlen(prefix)) == 0) fprintf(stderr, "zrt train: %s\n", message);
+    else fprintf(stderr, "zrt train: %s%s\n", prefix, message);
+}
+
 int zrt_cmd_train(int argc, char **argv)
 {
     zrt_overrides o = {0};
@@ -375,7 +384,7 @@ int zrt_cmd_train(int argc, char **argv)
         status = setup(&t);
     }
     if (status == ZRT_OK) status = train(&t);
-    if (status != ZRT_OK) fprintf(stderr, "zrt train: rank %d: %s\n", t.rank, zrt_last_error());
+    if (status != ZRT_OK) print_failure(t.rank, zrt_last_error());
     teardown(&t);
     return status == ZRT_OK ? ZRT_EXIT_OK : ZRT_EXIT_FAIL;
 }
