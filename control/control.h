@@ -151,7 +151,7 @@ zrt_status zrt_control_token_dir(char *out, size_t size);
 /* Takes DIR/.zrt-job.lock (making DIR, not its parents) for as long as this process lives or
  * *fd stays open; refused, naming the holder (pid, host, start time), while
  * another live process has it. */
-zrt_status zrt_job_lock(const char *dir, int *fd);
+zrt_status zrt_job_lock(const char *dir, const char *who, int *fd);
 /* Whether pid is a process that no longer exists (not ours, not unknowable). */
 bool zrt_launcher_pid_gone(int pid);
 /* rm -rf path. */

@@ -30,19 +30,19 @@ bool zrt_launcher_pid_gone(int pid)
     return pid > 0 && pid != (int)getpid() && kill(pid, 0) != 0 && errno == ESRCH;
 }
 
-/* "zrt launch pid P on HOST since TIME", into the locked file. */
-static void say_who(int fd)
+/* "zrt launch pid P on HOST since TIME" (or zrt train's), into the locked file. */
+static void say_who(int fd, const char *who)
 {
     char host[256] = "?", when[64];
     gethostname(host, sizeof host - 1);
     time_t now = time(NULL);
     strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime(&now));
     char text[400];
-    int n = snprintf(text, sizeof text, "zrt launch pid %d on %s since %s\n", (int)getpid(), host, when);
+    int n = snprintf(text, sizeof text, "%s pid %d on %s since %s\n", who, (int)getpid(), host, when);
     if (ftruncate(fd, 0) != 0 || pwrite(fd, text, (size_t)n, 0) != n) return; /* the lock holds without its text */
 }
 
-zrt_status zrt_job_lock(const char *dir, int *fd_out)
+zrt_status zrt_job_lock(const char *dir, const char *who, int *fd_out)
 {
     *fd_out = -1;
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) /* as a checkpoint save makes it: its parent must exist */
@@ -61,7 +61,7 @@ zrt_status zrt_job_lock(const char *dir, int *fd_out)
                              "their steps; wait for it, stop it, or give this job another checkpoint_dir", dir,
                              who[0] ? who : "another job", path);
     }
-    say_who(fd);
+    say_who(fd, who);
     *fd_out = fd;
     return ZRT_OK;
 }

@@ -94,6 +94,17 @@ gone $RANKS || fail "ranks $RANKS outlived their launch (control plane)"
 timeout 60 "$ZRT" launch --config "$D/long.yaml" --steps 3 >"$D/third.out" 2>&1 \
     || { fail "a job after the first was killed"; cat "$D/third.out"; }
 
+# 2b. zrt train alone (no launcher) takes the lock itself: a second one is refused, naming it.
+rm -rf "$D/ck"
+"$ZRT" train --config "$D/long.yaml" >"$D/alone1.out" 2>&1 &
+A=$!
+STARTED="$STARTED $A"
+for _ in $(seq 100); do [ -s "$D/ck/.zrt-job.lock" ] && break; sleep 0.1; done
+timeout 20 "$ZRT" train --config "$D/long.yaml" --steps 3 >"$D/alone2.out" 2>&1 && fail "a second zrt train on one checkpoint_dir ran"
+grep -q "checkpoint_dir $D/ck is in use by zrt train pid $A on " "$D/alone2.out" \
+    || { fail "second zrt train's message"; cat "$D/alone2.out"; }
+kill -9 "$A"
+
 # 3, 4. kill -9 of a --file_store launch: its ranks go within 2 s; its directory is left for the next launch.
 rm -rf "$D/ck"
 start_long fs --file_store

@@ -274,7 +274,10 @@ static zrt_status prepare(zrt_config *cfg)
     if (removed[0]) fprintf(stderr, "zrt launch: removed what a killed job left: %s\n", removed);
     ZRT_CHECK(choose_port(cfg));
     int lock_fd;
-    if (cfg->machine_rank == 0 && cfg->job.checkpoint_dir[0]) ZRT_CHECK(zrt_job_lock(cfg->job.checkpoint_dir, &lock_fd));
+    if (cfg->machine_rank == 0 && cfg->job.checkpoint_dir[0]) {
+        ZRT_CHECK(zrt_job_lock(cfg->job.checkpoint_dir, "zrt launch", &lock_fd));
+        setenv("ZRT_JOB_LOCKED", "1", 1); /* the ranks' zrt train: the directory is this launch's already */
+    }
     return ZRT_OK;
 }
 

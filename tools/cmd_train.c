@@ -160,6 +160,16 @@ static zrt_status open_comm(trainer *t)
     return zrt_comm_create(kind == ZRT_COMM_NCCL ? "nccl" : "host", &o, &t->comm);
 }
 
+/* A job zrt launch did not start (zrt train alone, torchrun): rank 0 takes
+ * the checkpoint_dir's lock itself, so two jobs never share a directory
+ * (under zrt launch the launcher holds it: $ZRT_JOB_LOCKED). Held until exit. */
+static zrt_status lock_checkpoint_dir(const trainer *t)
+{
+    int fd;
+    if (t->rank != 0 || !t->cfg.job.checkpoint_dir[0] || getenv("ZRT_JOB_LOCKED")) return ZRT_OK;
+    return zrt_job_lock(t->cfg.job.checkpoint_dir, "zrt train", &fd);
+}
+
 static zrt_status setup(trainer *t)
 {
     /* The model's BLAS threads: zrt.cpu_threads, else cores / local ranks -- never
@@ -179,6 +189,7 @@ static zrt_status setup(trainer *t)
     const char *generation = getenv("ZRT_GENERATION");
     if (generation && atoi(generation) != 0) unsetenv("ZRT_FAULT_SWAP"); /* fault hooks: the first generation only */
     ZRT_CHECK(zrt_engine_create(&t->cfg, t->comm, t->model, &t->engine));
+    ZRT_CHECK(lock_checkpoint_dir(t));
     if (t->rank == 0) zrt_cli_print_warnings(zrt_device_warnings(t->device)); /* e.g. pinned memory not locked */
     zrt_cli_print_warnings(zrt_engine_warnings(t->engine)); /* e.g. a crashed run's swap files removed */
     return ZRT_OK;
