@@ -83,12 +83,8 @@ static double sgemm_gflops(void)
  * build/bin/ or $ZRT_SOURCE_DIR): its tokens/s, or 0 with the reason printed. */
 static double peer_torch_rate(const train_options *o)
 {
-    char exe[1024] = {0}, script[1200], cmd[1400], line[512] = {0};
-    const char *src = getenv("ZRT_SOURCE_DIR");
-    if (src && *src) snprintf(script, sizeof script, "%s/tools/bench_peer_torch.py", src);
-    else if (readlink("/proc/self/exe", exe, sizeof exe - 1) > 0 && strstr(exe, "/build/"))
-        snprintf(script, sizeof script, "%.*s/tools/bench_peer_torch.py", (int)(strstr(exe, "/build/") - exe), exe);
-    else snprintf(script, sizeof script, "tools/bench_peer_torch.py");
+    char script[1200], cmd[1400], line[512] = {0};
+    zrt_cli_source_path("tools/bench_peer_torch.py", script, sizeof script);
     snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' %d %d 2>&1", script, o->world, o->steps);
     FILE *p = popen(cmd, "r");
     double rate = 0, step_ms = 0;

@@ -74,3 +74,14 @@ const char *zrt_cli_blas_core_origin(void)
     if (!set) return "";
     return by_zrt && strcmp(set, by_zrt) == 0 ? " (chosen by zrt for this CPU)" : " ($OPENBLAS_CORETYPE)";
 }
+
+const char *zrt_cli_source_path(const char *rel, char *buf, size_t size)
+{
+    char exe[1024] = {0};
+    const char *src = getenv("ZRT_SOURCE_DIR");
+    if (src && *src) snprintf(buf, size, "%s/%s", src, rel);
+    else if (readlink("/proc/self/exe", exe, sizeof exe - 1) > 0 && strstr(exe, "/build/"))
+        snprintf(buf, size, "%.*s/%s", (int)(strstr(exe, "/build/") - exe), exe, rel);
+    else snprintf(buf, size, "%s", rel);
+    return buf;
+}

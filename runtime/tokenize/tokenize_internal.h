@@ -131,7 +131,6 @@ zrt_status zrt_tokenizer_kind(zrt_tokenizer *t, const struct cJSON *root, const 
 /* bpe.c: the ids of one word (a pre-token in the model's form), appended. */
 zrt_status zrt_bpe_word(zrt_tokenizer *t, const char *word, size_t len, zrt_ids *out);
 void zrt_bpe_free(zrt_tokenizer *t); /* the cache and scratch buffers */
-zrt_status zrt_ids_push(zrt_ids *ids, int32_t id);
 /* Sets the id's texts (model form and decoded form, copied). */
 zrt_status zrt_tok_set_id(zrt_tokenizer *t, int32_t id, const char *model, size_t n, const char *out, size_t out_n);
 

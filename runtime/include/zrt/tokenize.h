@@ -29,6 +29,8 @@ typedef struct {
     size_t n, cap;
 } zrt_ids;
 void zrt_ids_free(zrt_ids *ids);
+/* Appends one id (ZRT_ERR_NOMEM when it cannot grow). */
+zrt_status zrt_ids_push(zrt_ids *ids, int32_t id);
 
 /* Reads path; ZRT_ERR_CONFIG naming the file and what is wrong (a missing
  * or unknown field, an unsupported pre-tokenizer, normalizer, decoder or
