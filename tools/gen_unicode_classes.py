@@ -3,10 +3,11 @@
 character classes the pre-tokenizer scanners need (pretokenize.c): letter
 (\\p{L}: Lu Ll Lt Lm Lo), number (\\p{N}: Nd Nl No) and white space (\\s as
 Oniguruma, which Hugging Face tokenizers uses, defines it for Unicode: U+0009-U+000D,
-U+0085 and the categories Zs Zl Zp -- the White_Space property), and a flag
-for the code points NFC might change (NFC_Quick_Check No or Maybe, or a
-non-zero combining class): text without them is already NFC, so a
-tokenizer.json with the NFC normalizer (Qwen2) needs no composition tables.
+U+0085 and the categories Zs Zl Zp -- the White_Space property), and what
+the NFC quick check of UAX #15 needs: a flag for NFC_Quick_Check No or Maybe,
+a flag for a non-zero canonical combining class and a table of those
+classes. Text that passes the check is already NFC, so a tokenizer.json
+with the NFC normalizer (Qwen2) needs no composition tables.
 
 Why generated: the table is a few hundred ranges of Python's unicodedata;
 regenerate it (`/usr/bin/python3 tools/gen_unicode_classes.py > runtime/tokenize/unicode_classes.c`)
@@ -15,7 +16,7 @@ when a newer Unicode version matters. Code points in no range are "other".
 import sys
 import unicodedata
 
-LETTER, NUMBER, SPACE, NFC_UNSAFE = 1, 2, 3, 4
+LETTER, NUMBER, SPACE, NFC_UNSAFE, COMBINING = 1, 2, 3, 4, 8
 NAMES = {LETTER: 'ZRT_UC_LETTER', NUMBER: 'ZRT_UC_NUMBER', SPACE: 'ZRT_UC_SPACE'}
 
 
@@ -36,13 +37,26 @@ MAYBE = composing_seconds()
 
 def name(k):
     base = NAMES.get(k & 3, 'ZRT_UC_OTHER')
-    return base + ' | ZRT_UC_NFC_UNSAFE' if k & NFC_UNSAFE else base
+    base += ' | ZRT_UC_NFC_UNSAFE' if k & NFC_UNSAFE else ''
+    return base + ' | ZRT_UC_COMBINING' if k & COMBINING else base
 
 
 def klass(cp):
     ch = chr(cp)
-    unsafe = cp in MAYBE or unicodedata.combining(ch) or unicodedata.normalize('NFC', ch) != ch
-    return basic_class(cp) | (NFC_UNSAFE if unsafe else 0)
+    unsafe = cp in MAYBE or unicodedata.normalize('NFC', ch) != ch
+    combining = unicodedata.combining(ch) != 0
+    return basic_class(cp) | (NFC_UNSAFE if unsafe else 0) | (COMBINING if combining else 0)
+
+
+def ccc_ranges():
+    out = []
+    for cp in range(0x110000):
+        c = unicodedata.combining(chr(cp))
+        if c and out and out[-1][1] == cp - 1 and out[-1][2] == c:
+            out[-1][1] = cp
+        elif c:
+            out.append([cp, cp, c])
+    return out
 
 
 def basic_class(cp):
@@ -84,7 +98,15 @@ def main():
     for i in range(0, len(cells), 3):
         w('    ' + ', '.join(cells[i:i + 3]) + ',\n')
     w('};\n')
-    w('const int zrt_uc_n_ranges = %d;\n' % len(rows))
+    w('const int zrt_uc_n_ranges = %d;\n\n' % len(rows))
+    ccc = ccc_ranges()
+    w('/* Canonical combining classes (non-zero only). */\n')
+    w('const zrt_uc_range zrt_uc_ccc[] = {\n')
+    cells = ['{0x%X, 0x%X, %d}' % tuple(r) for r in ccc]
+    for i in range(0, len(cells), 4):
+        w('    ' + ', '.join(cells[i:i + 4]) + ',\n')
+    w('};\n')
+    w('const int zrt_uc_n_ccc = %d;\n' % len(ccc))
 
 
 if __name__ == '__main__':

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 typedef struct {
     zrt_tokenizer *tok;
@@ -229,11 +230,25 @@ static void val_prefix(const char *out, char *buf, size_t size)
     else snprintf(buf, size, "val");
 }
 
+/* mkdir -p of the folder of prefix. */
+static bool make_dirs(const char *prefix)
+{
+    char path[ZRT_PATH_MAX];
+    snprintf(path, sizeof path, "%s", prefix);
+    char *slash = strrchr(path, '/');
+    if (!slash) return true;
+    *slash = 0;
+    for (char *p = path + 1; *p; p++)
+        if (*p == '/') *p = 0, mkdir(path, 0777), *p = '/';
+    return mkdir(path, 0777) == 0 || errno == EEXIST;
+}
+
 static int open_writers(builder *b)
 {
     int64_t vocab = zrt_tokenizer_vocab_size(b->tok);
     char val[ZRT_PATH_MAX];
     val_prefix(b->o->out, val, sizeof val);
+    if (!make_dirs(b->o->out)) return fprintf(stderr, "zrt tokenize: %s: cannot create its folder: %s\n", b->o->out, strerror(errno)), ZRT_EXIT_FAIL;
     if (zrt_tokens_writer_open(b->o->out, vocab, b->o->shard_tokens, &b->train) != ZRT_OK ||
         (b->o->val_fraction > 0 && zrt_tokens_writer_open(val, vocab, b->o->shard_tokens, &b->val) != ZRT_OK))
         return fprintf(stderr, "zrt tokenize: %s\n", zrt_last_error()), ZRT_EXIT_FAIL;

@@ -13,20 +13,31 @@
 
 #define SPIECE "\xe2\x96\x81" /* ▁, U+2581 */
 
+/* UAX #15's NFC quick check, one character at a time: false when the text
+ * might not be in NFC (a No or Maybe, or combining marks out of order). */
+static bool nfc_ok(uint32_t cp, int *last_ccc)
+{
+    int flags = zrt_uc_flags(cp), ccc = flags & ZRT_UC_COMBINING ? zrt_uc_combining_class(cp) : 0;
+    bool ok = !(flags & ZRT_UC_NFC_UNSAFE) && !(ccc != 0 && *last_ccc > ccc);
+    *last_ccc = ccc;
+    return ok;
+}
+
 /* The offset of the first invalid UTF-8 byte (or, with the NFC normalizer,
- * of the first character NFC could change), or -1. */
+ * of the first character NFC might change), or -1. */
 static int64_t first_bad(const zrt_tokenizer *t, const unsigned char *s, size_t n, const char **why)
 {
+    int last_ccc = 0;
     for (size_t i = 0; i < n;) {
         if (s[i] < 0x80) {
-            i++;
+            i++, last_ccc = 0;
             continue;
         }
         uint32_t cp;
         int len = zrt_utf8_decode(s + i, n - i, &cp);
         if (len == 0) return *why = "invalid UTF-8", (int64_t)i;
-        if (t->nfc && (zrt_uc_flags(cp) & ZRT_UC_NFC_UNSAFE))
-            return *why = "a character the NFC normalizer could change (zrt implements NFC only for text already in NFC)",
+        if (t->nfc && !nfc_ok(cp, &last_ccc))
+            return *why = "a character the NFC normalizer might change (zrt implements NFC only for text already in NFC)",
                    (int64_t)i;
         i += (size_t)len;
     }

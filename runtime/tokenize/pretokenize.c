@@ -28,6 +28,19 @@ int zrt_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
     return *cp = v, len;
 }
 
+/* The value of the range holding cp, 0 when none (binary search). */
+static int range_value(const zrt_uc_range *r, int n, uint32_t cp)
+{
+    int lo = 0, hi = n - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        if (cp < r[mid].lo) hi = mid - 1;
+        else if (cp > r[mid].hi) lo = mid + 1;
+        else return r[mid].flags;
+    }
+    return 0;
+}
+
 int zrt_uc_flags(uint32_t cp)
 {
     if (cp < 0x80) {
@@ -35,15 +48,10 @@ int zrt_uc_flags(uint32_t cp)
         if (cp >= '0' && cp <= '9') return ZRT_UC_NUMBER;
         return cp == ' ' || (cp >= 9 && cp <= 13) ? ZRT_UC_SPACE : ZRT_UC_OTHER;
     }
-    int lo = 0, hi = zrt_uc_n_ranges - 1;
-    while (lo <= hi) {
-        int mid = (lo + hi) / 2;
-        if (cp < zrt_uc_ranges[mid].lo) hi = mid - 1;
-        else if (cp > zrt_uc_ranges[mid].hi) lo = mid + 1;
-        else return zrt_uc_ranges[mid].flags;
-    }
-    return ZRT_UC_OTHER;
+    return range_value(zrt_uc_ranges, zrt_uc_n_ranges, cp);
 }
+
+int zrt_uc_combining_class(uint32_t cp) { return range_value(zrt_uc_ccc, zrt_uc_n_ccc, cp); }
 
 static const char gpt2_regex[] =
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";

@@ -18,15 +18,21 @@
 #include <stdint.h>
 
 /* ---- Unicode classes (unicode_classes.c) ---- */
-enum { ZRT_UC_OTHER = 0, ZRT_UC_LETTER = 1, ZRT_UC_NUMBER = 2, ZRT_UC_SPACE = 3, ZRT_UC_NFC_UNSAFE = 4 };
+enum {
+    ZRT_UC_OTHER = 0, ZRT_UC_LETTER = 1, ZRT_UC_NUMBER = 2, ZRT_UC_SPACE = 3, /* the class: flags & 3 */
+    ZRT_UC_NFC_UNSAFE = 4, /* NFC_Quick_Check No or Maybe */
+    ZRT_UC_COMBINING = 8   /* a non-zero canonical combining class */
+};
 typedef struct {
     uint32_t lo, hi;
-    int flags; /* a class, | ZRT_UC_NFC_UNSAFE */
+    int flags; /* zrt_uc_ranges: a class | flags; zrt_uc_ccc: the combining class */
 } zrt_uc_range;
-extern const zrt_uc_range zrt_uc_ranges[];
-extern const int zrt_uc_n_ranges;
-/* The flags of code point cp (binary search; ASCII from a table). */
+extern const zrt_uc_range zrt_uc_ranges[], zrt_uc_ccc[];
+extern const int zrt_uc_n_ranges, zrt_uc_n_ccc;
+/* The flags of code point cp (binary search; ASCII without). */
 int zrt_uc_flags(uint32_t cp);
+/* The canonical combining class of cp (0 for most). */
+int zrt_uc_combining_class(uint32_t cp);
 
 /* Decodes the UTF-8 character at s[0..n): its code point in *cp, its length
  * as the result, 0 when it is invalid (overlong, surrogate, truncated). */
