@@ -25,3 +25,16 @@ gpu_present() {
     [ -n "$gpu" ] && { echo "the NVIDIA driver lists GPU $gpu"; return 0; }
     return 1
 }
+
+# fail, expect and has: a shell test's checks. Each failure counts in $fails
+# and the test goes on. expect RC WHAT -- CMD... runs CMD with its output in
+# $TMPDIR/out; has TEXT WHAT greps that output.
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+expect() {
+    local want=$1 what=$2; shift 3
+    "$@" >"$TMPDIR/out" 2>&1
+    local rc=$?
+    [ "$rc" = "$want" ] || { fail "$what: exit $rc, want $want"; cat "$TMPDIR/out"; }
+}
+has() { grep -q -- "$1" "$TMPDIR/out" || { fail "$2: no '$1'"; cat "$TMPDIR/out"; }; }

@@ -13,15 +13,7 @@ set -u
 ZRT=${ZRT_BIN:-build/bin/zrt}
 SRC=${ZRT_SRC:-.}
 PY=/usr/bin/python3
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-expect() { # expect RC WHAT -- CMD...: runs CMD, output in $TMPDIR/out
-    local want=$1 what=$2; shift 3
-    "$@" >"$TMPDIR/out" 2>&1
-    local rc=$?
-    [ "$rc" = "$want" ] || { fail "$what: exit $rc, want $want"; cat "$TMPDIR/out"; }
-}
-has() { grep -q -- "$1" "$TMPDIR/out" || { fail "$2: no '$1'"; cat "$TMPDIR/out"; }; }
+. "$SRC/tests/lib.sh" # fail, expect, has
 
 cat >"$TMPDIR/gpt.yaml" <<YAML
 distributed_type: DEEPSPEED

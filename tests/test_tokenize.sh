@@ -16,15 +16,7 @@ ZRT=${ZRT_BIN:-build/bin/zrt}
 SRC=${ZRT_SRC:-.}
 PY=/usr/bin/python3
 T=$TMPDIR
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-expect() { # expect RC WHAT -- CMD...: runs CMD, output in $T/out
-    local want=$1 what=$2; shift 3
-    "$@" >"$T/out" 2>&1
-    local rc=$?
-    [ "$rc" = "$want" ] || { fail "$what: exit $rc, want $want"; cat "$T/out"; }
-}
-has() { grep -q -- "$1" "$T/out" || { fail "$2: no '$1'"; cat "$T/out"; }; }
+. "$SRC/tests/lib.sh" # fail, expect, has
 
 $PY "$SRC/tests/tokenize_golden.py" "$T" >"$T/gen.out" 2>&1
 rc=$?
@@ -69,7 +61,7 @@ for i in 1 2 3 4; do cat "$T/lines.txt"; done >"$T/bench.txt"
 for run in ${ZRT_BENCH_RUNS:-1 2}; do
     for kind in llama3 llama2; do
         expect 0 "bench $kind" -- timeout 100 "$ZRT" bench tokenize --tokenizer "$T/$kind.json" "$T/bench.txt"
-        sed "s/^/bench run $run: /" "$T/out"
+        sed "s/^/bench run $run: /" "$TMPDIR/out"
         has "MB/s" "bench $kind"
     done
 done
@@ -85,7 +77,7 @@ JSON
 for kind in llama3 llama2; do
     expect 0 "shards $kind" -- timeout 60 "$ZRT" tokenize --tokenizer "$T/$kind.json" --out "$T/sh_$kind/train" --shard-size 16 "$T/sft.jsonl"
     has "4 documents (0 to val)" "shards $kind"
-    cat "$T/out"
+    cat "$TMPDIR/out"
     $PY "$SRC/tests/tokenize_golden.py" shards "$T/$kind.json" "$T/sh_$kind/train" 16 "$T/sft.jsonl" || fail "shards $kind: contents"
     ls "$T/sh_$kind" | grep -q tmp && fail "shards $kind: a temp file left"
 done

@@ -49,17 +49,12 @@ static double encode_pass(zrt_tokenizer *t, const char *text, size_t len, size_t
 
 static void peer(const char *tokenizer, const char *file, double zrt_rate)
 {
-    char script[1200], cmd[4000], line[512] = {0};
-    zrt_cli_source_path("tools/bench_peer_tokenizers.py", script, sizeof script);
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' '%s' '%s' 2>&1", script, tokenizer, file);
-    FILE *p = popen(cmd, "r");
+    char args[4000], line[512];
+    snprintf(args, sizeof args, "'%s' '%s'", tokenizer, file);
+    bool ran = zrt_cli_run_peer("tools/bench_peer_tokenizers.py", args, "tokenizers ", line, sizeof line);
     double one = 0, all = 0;
     char version[64] = "?";
-    while (p && fgets(line, sizeof line, p))
-        if (sscanf(line, "tokenizers %63s one_thread_mb_s %lf all_threads_mb_s %lf", version, &one, &all) == 3) break;
-    int rc = p ? pclose(p) : -1;
-    line[strcspn(line, "\n")] = 0;
-    if (rc != 0 || one <= 0) {
+    if (!ran || sscanf(line, "tokenizers %63s one_thread_mb_s %lf all_threads_mb_s %lf", version, &one, &all) != 3 || one <= 0) {
         printf("peer tokenizers: skipped: %s\n", line[0] ? line : "could not run /usr/bin/python3");
         return;
     }
