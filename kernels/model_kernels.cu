@@ -19,7 +19,8 @@
 #define THREADS 256
 #define WARPS_PER_BLOCK (THREADS / 32)
 
-static unsigned blocks_for(size_t n, unsigned per_block) { return (unsigned)((n + per_block - 1) / per_block); }
+/* At least one block: a grid of 0 is an invalid configuration (every kernel guards its index). */
+static unsigned blocks_for(size_t n, unsigned per_block) { return n ? (unsigned)((n + per_block - 1) / per_block) : 1u; }
 static int launched(void) { return (int)cudaGetLastError(); }
 
 __device__ __forceinline__ float warp_sum(float v)
@@ -359,6 +360,7 @@ __global__ void cross_entropy_kernel(float *dlogits, float *probs, double *losse
 extern "C" int zrt_cuda_cross_entropy(void *stream, float *dlogits, float *probs, double *losses, const float *logits,
                                       const int32_t *targets, int N, int V, float scale, int double_math, int32_t *bad)
 {
+    if (N <= 0) return 0; /* no rows: nothing to launch (a grid of 0 is invalid) */
     cross_entropy_kernel<<<(unsigned)N, THREADS, 0, (cudaStream_t)stream>>>(dlogits, probs, losses, logits, targets, N,
                                                                           V, scale, double_math, bad);
     return launched();

@@ -80,13 +80,28 @@ static zrt_status cuda_error(nccl_state *s, cudaError_t err, const char *what)
     return zrt_set_error(ZRT_ERR_IO, "rank %d: cuda %s: %s", s->rank, what, cudaGetErrorString(err));
 }
 
-/* Gives up on the communicator: no later call may block. */
+/* Gives up on the communicator: no later call may block. ncclCommAbort
+ * frees it, so s->comm is NULL afterwards and every later use checks. */
 static void abort_comm(nccl_state *s)
 {
     pthread_mutex_lock(&s->lock);
     if (s->comm && !s->broken) ncclCommAbort(s->comm);
+    s->comm = NULL;
     s->broken = true;
     pthread_mutex_unlock(&s->lock);
+}
+
+/* The communicator's asynchronous error, under the lock (it may be aborted,
+ * and freed, by another thread): ncclInvalidUsage once it is gone. With
+ * wait false (the watchdog) a busy lock answers ncclInProgress: ask again. */
+static ncclResult_t async_error(nccl_state *s, bool wait)
+{
+    if (wait) pthread_mutex_lock(&s->lock);
+    else if (pthread_mutex_trylock(&s->lock) != 0) return ncclInProgress;
+    ncclResult_t res = ncclInvalidUsage;
+    if (s->comm && !s->broken) ncclCommGetAsyncError(s->comm, &res);
+    pthread_mutex_unlock(&s->lock);
+    return res;
 }
 
 /* A non-blocking communicator answers ncclInProgress until its state settles. */
@@ -99,7 +114,7 @@ static zrt_status settle(nccl_state *s, ncclResult_t res, const char *what, cons
             return status;
         }
         zrt_sleep(0.0001);
-        ncclCommGetAsyncError(s->comm, &res);
+        res = async_error(s, true);
     }
     return res == ncclSuccess ? ZRT_OK : nccl_error(s, res, what);
 }
@@ -116,8 +131,7 @@ static zrt_status wait_stream(nccl_state *s, const char *what, const zrt_wait *w
         cudaError_t err = cudaStreamQuery(s->stream);
         if (err == cudaSuccess) return ZRT_OK;
         if (err != cudaErrorNotReady) return cuda_error(s, err, what);
-        ncclResult_t async;
-        ncclCommGetAsyncError(s->comm, &async);
+        ncclResult_t async = async_error(s, true);
         if (async != ncclSuccess && async != ncclInProgress) {
             zrt_status status = nccl_error(s, async, what);
             abort_comm(s);
@@ -140,20 +154,23 @@ static zrt_status all_reduce(nccl_state *s, const zrt_comm_op *op, cudaStream_t 
     size_t chunk = (op->count + n - 1) / n, padded = chunk * n;
     ncclDataType_t dt = nccl_dtype(op->dtype);
     char *work = op->recv;
+    cudaError_t err = cudaSuccess;
     if (padded != op->count) {
-        cudaError_t err = cudaMallocAsync((void **)&work, padded * es, stream);
-        if (err != cudaSuccess) return cuda_error(s, err, "all_reduce scratch");
-        cudaMemsetAsync(work + op->count * es, 0, (padded - op->count) * es, stream);
+        if ((err = cudaMallocAsync((void **)&work, padded * es, stream)) != cudaSuccess)
+            return cuda_error(s, err, "all_reduce scratch");
+        err = cudaMemsetAsync(work + op->count * es, 0, (padded - op->count) * es, stream);
     }
-    if (work != op->send) cudaMemcpyAsync(work, op->send, op->count * es, cudaMemcpyDeviceToDevice, stream);
+    if (err == cudaSuccess && work != op->send)
+        err = cudaMemcpyAsync(work, op->send, op->count * es, cudaMemcpyDeviceToDevice, stream);
     char *mine = work + (size_t)s->rank * chunk * es;
-    zrt_status status = settle(s, ncclReduceScatter(work, mine, chunk, dt, nccl_op(op->reduce), s->comm, stream),
-                               "reduce_scatter", w);
+    zrt_status status = err != cudaSuccess ? cuda_error(s, err, "all_reduce copy in")
+                        : settle(s, ncclReduceScatter(work, mine, chunk, dt, nccl_op(op->reduce), s->comm, stream),
+                                 "reduce_scatter", w);
     if (status == ZRT_OK) status = settle(s, ncclAllGather(mine, work, chunk, dt, s->comm, stream), "all_gather", w);
-    if (work != op->recv) {
-        cudaMemcpyAsync(op->recv, work, op->count * es, cudaMemcpyDeviceToDevice, stream);
-        cudaFreeAsync(work, stream);
-    }
+    if (status == ZRT_OK && work != op->recv &&
+        (err = cudaMemcpyAsync(op->recv, work, op->count * es, cudaMemcpyDeviceToDevice, stream)) != cudaSuccess)
+        status = cuda_error(s, err, "all_reduce copy out");
+    if (work != op->recv) cudaFreeAsync(work, stream); /* stream-ordered: after what used it */
     return status;
 }
 
@@ -184,6 +201,8 @@ static zrt_status issue(nccl_state *s, const zrt_comm_op *op, cudaStream_t strea
 static zrt_status run(void *state, const zrt_comm_op *op, const zrt_wait *w)
 {
     nccl_state *s = state;
+    cudaError_t err = cudaSetDevice(s->device); /* the comm worker's thread: its current device is ours */
+    if (err != cudaSuccess) return cuda_error(s, err, "cudaSetDevice");
     pthread_mutex_lock(&s->lock);
     zrt_status status = issue(s, op, s->stream, w);
     pthread_mutex_unlock(&s->lock);
@@ -197,12 +216,11 @@ static zrt_status run(void *state, const zrt_comm_op *op, const zrt_wait *w)
  * ZRT_OK while it may still finish, else the status and *why. */
 static zrt_status verdict(nccl_state *s, const watched *w, cudaError_t query, char *why, size_t why_size)
 {
-    ncclResult_t async = ncclSuccess;
     if (query != cudaErrorNotReady) {
         snprintf(why, why_size, "failed: %s", cudaGetErrorString(query));
         return ZRT_ERR_IO;
     }
-    ncclCommGetAsyncError(s->comm, &async);
+    ncclResult_t async = async_error(s, false);
     if (async != ncclSuccess && async != ncclInProgress) {
         snprintf(why, why_size, "failed: %s", ncclGetErrorString(async));
         return ZRT_ERR_PEER;
@@ -240,7 +258,9 @@ static void *watchdog_main(void *arg)
             pthread_cond_wait(&s->watch_changed, &s->watch_lock);
             continue;
         }
-        watched w = s->ring[s->head % WATCH_SLOTS];
+        watched *head = &s->ring[s->head % WATCH_SLOTS];
+        if (head->deadline == 0) head->deadline = zrt_now() + s->timeout_s; /* from when the one before it ended */
+        watched w = *head;
         pthread_mutex_unlock(&s->watch_lock);
         cudaError_t query = cudaEventQuery(w.done);
         char why[256];
@@ -273,7 +293,7 @@ static zrt_status watch(nccl_state *s, const zrt_comm_op *op, cudaStream_t strea
     if (status == ZRT_OK && err == cudaSuccess) {
         slot->seq = op->seq;
         slot->kind = op->kind;
-        slot->deadline = zrt_now() + s->timeout_s;
+        slot->deadline = 0; /* set when it reaches the head: GPU work queued before it is not its time */
         s->tail++;
         pthread_cond_broadcast(&s->watch_changed);
     }
@@ -330,11 +350,15 @@ static void destroy(void *state)
 {
     nccl_state *s = state;
     watchdog_stop(s);
+    cudaSetDevice(s->device); /* the comm worker's thread ends the communicator */
     if (s->comm && !s->broken) {
         ncclCommFinalize(s->comm);
         ncclResult_t res = ncclInProgress;
         double deadline = zrt_now() + 10;
-        while (res == ncclInProgress && zrt_now() < deadline) ncclCommGetAsyncError(s->comm, &res);
+        while (res == ncclInProgress && zrt_now() < deadline) {
+            ncclCommGetAsyncError(s->comm, &res);
+            if (res == ncclInProgress) zrt_sleep(0.0005);
+        }
         if (res == ncclSuccess) ncclCommDestroy(s->comm);
         else ncclCommAbort(s->comm);
     }

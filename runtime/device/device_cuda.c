@@ -103,6 +103,12 @@ static zrt_status cuda_init(zrt_device *d, const zrt_device_options *o)
     CU(cudaSetDevice(cd->index));
     CU(cudaGetDeviceProperties(&prop, cd->index));
     snprintf(d->name, sizeof d->name, "cuda:%d (%s)", cd->index, prop.name);
+    int host_pointers = 0; /* kernels write registered (mapped) host memory through its host address */
+    CU(cudaDeviceGetAttribute(&host_pointers, cudaDevAttrCanUseHostPointerForRegisteredMem, cd->index));
+    if (!host_pointers)
+        return zrt_set_error(ZRT_ERR_UNSUPPORTED, "device: %s cannot use host pointers of registered memory "
+                                                  "(cudaDevAttrCanUseHostPointerForRegisteredMem is 0): zrt's kernels "
+                                                  "write pinned host memory through them", d->name);
     cudaMemPool_t pool;
     CU(cudaDeviceGetDefaultMemPool(&pool, cd->index));
     uint64_t keep_all = UINT64_MAX;
