@@ -1,7 +1,8 @@
 /* fuzz_shards.c: libFuzzer target over the checkpoint reader (zrt/shards.h):
  * meta.json parsing and checks, ranged reads and the verifier. The input is
  * a 2-byte little-endian length L, L bytes of meta.json, and the rest: the
- * bytes of every shard file. Every input must open and verify or fail with a
+ * bytes of every shard file, opened with meta.json checks only (so ranged
+ * reads meet unchecked files and check them lazily) and with every check. Every input must open and verify or fail with a
  * message -- never crash, never read out of bounds. Build and run: scons fuzz.
  */
 #include "zrt.h"
@@ -51,9 +52,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         snprintf(name, sizeof name, "shard_%05d.bin", r);
         write_file(dir, name, data + 2 + meta, size - 2 - meta);
     }
-    zrt_ckpt *c = NULL;
-    if (zrt_ckpt_open(dir, &c) == ZRT_OK) exercise(c);
-    else if (!zrt_last_error()[0]) __builtin_trap(); /* errors say why */
-    zrt_ckpt_close(c);
+    static const zrt_ckpt_check checks[] = {ZRT_CKPT_CHECK_META, ZRT_CKPT_CHECK_ALL};
+    for (int k = 0; k < 2; k++) { /* unchecked files (reads check lazily), then every check on open */
+        zrt_ckpt *c = NULL;
+        if (zrt_ckpt_open_checked(dir, checks[k], &c) == ZRT_OK) exercise(c);
+        else if (!zrt_last_error()[0]) __builtin_trap(); /* errors say why */
+        zrt_ckpt_close(c);
+    }
     return 0;
 }

@@ -26,9 +26,9 @@ gpu_present() {
     return 1
 }
 
-# fail, expect and has: a shell test's checks. Each failure counts in $fails
-# and the test goes on. expect RC WHAT -- CMD... runs CMD with its output in
-# $TMPDIR/out; has TEXT WHAT greps that output.
+# fail WHAT counts a failure (a script ends with `[ "$fails" = 0 ] || exit 1`);
+# expect RC WHAT -- CMD... runs CMD with its output in $TMPDIR/out and fails
+# unless it exits RC; has TEXT WHAT fails unless $TMPDIR/out matches TEXT.
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 expect() {

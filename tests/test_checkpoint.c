@@ -7,7 +7,8 @@
  *  - a kill -9 in the middle of a save leaves the previous checkpoint as
  *    `latest`, loadable, and resuming from it matches bit for bit;
  *  - a flipped byte, a truncated shard, a missing rank file and a checkpoint of
- *    another model shape are refused with a message naming file and section.
+ *    another model shape are refused with a message naming file and section;
+ *    a `latest` naming a missing step is refused naming the newest good one.
  */
 #include "engine_common.h"
 
@@ -98,14 +99,22 @@ static void corruptions(void)
 
     copy_tree(step_dir, bad); /* truncated */
     CHECK(truncate(file, st.st_size - 100) == 0);
-    expect_refused(bad, 2, "shard_00001.bin", "truncated in the unit");
+    expect_refused(bad, 2, "shard_00001.bin: ", " bytes; meta.json implies");
 
     copy_tree(step_dir, bad); /* missing */
     CHECK(unlink(file) == 0);
-    expect_refused(bad, 2, "shard_00001.bin: cannot open", "written by 2 ranks");
+    expect_refused(bad, 2, "shard_00001.bin: missing", "the checkpoint has 2 ranks");
+
+    copy_tree(dir, bad); /* `latest` names a step that is not there: the error names the good one */
+    snprintf(file, sizeof file, "%s/latest", bad);
+    f = fopen(file, "w");
+    fputs("step_0000099\n", f);
+    fclose(f);
+    expect_refused(bad, 2, "latest names step_0000099, which is damaged", "the newest good step is");
+    CHECK(strstr(zrt_last_error(), "/step_0000005 (write step_0000005 into") != NULL);
 
     expect_refused(step_dir, 3, "meta.json", "this model has 5"); /* another shape: 3 layers */
-    expect_refused(test_tmpdir(), 2, test_tmpdir(), "no checkpoint here");
+    expect_refused(test_tmpdir(), 2, test_tmpdir(), "not a zrt checkpoint");
 }
 
 int main(void)

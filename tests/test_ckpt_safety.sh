@@ -16,15 +16,7 @@
 #    fails naming the newest good step.
 set -u
 ZRT=${ZRT_BIN:-build/bin/zrt}
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-expect() { # expect RC WHAT -- CMD...: runs CMD, output in $TMPDIR/out
-    local want=$1 what=$2; shift 3
-    "$@" >"$TMPDIR/out" 2>&1
-    local rc=$?
-    [ "$rc" = "$want" ] || { fail "$what: exit $rc, want $want"; cat "$TMPDIR/out"; }
-}
-has() { grep -q -- "$1" "$TMPDIR/out" || { fail "$2: no '$1'"; cat "$TMPDIR/out"; }; }
+. "${ZRT_SRC:-.}/tests/lib.sh"
 absent() { [ ! -e "$1" ] || fail "$2: $1 was written"; }
 no_tmp() { local left; left=$(find "$TMPDIR" -name '*.tmp*' | head -3); [ -z "$left" ] || fail "$1: left $left"; }
 
@@ -101,7 +93,7 @@ for cmd in consolidate export-hf; do
     (cd "$out" && sha256sum --quiet -c "$TMPDIR/sums") || fail "$cmd of a damaged input changed the previous output"
     [ "$(ls "$out" | wc -l)" = "$(wc -l <"$TMPDIR/sums")" ] || fail "$cmd: files added to the previous output"
     expect 0 "$cmd again" -- "$ZRT" shards $cmd "$CK/step_0000005" "$out"
-    ! (cd "$out" && sha256sum --quiet -c "$TMPDIR/sums" 2>/dev/null) || fail "$cmd again: the output was not replaced"
+    ! (cd "$out" && sha256sum --quiet -c "$TMPDIR/sums" >/dev/null 2>&1) || fail "$cmd again: the output was not replaced"
     no_tmp "$cmd"
 done
 ls -lR "$CK" >"$TMPDIR/before"
@@ -125,7 +117,7 @@ config keep "$TMPDIR/k" 20 "checkpoint_keep: 2"
 expect 0 "keep 2" -- timeout 120 "$ZRT" launch --config "$TMPDIR/keep.yaml"
 [ "$(ls "$TMPDIR/k" | tr '\n' ' ')" = "latest step_0000015 step_0000020 " ] || fail "keep 2: $(ls -a "$TMPDIR/k")"
 rm -rf "$TMPDIR/k1" && cp -r "$CK" "$TMPDIR/k1"  # resumed from step 10, keep 1
-cp -r "$TMPDIR/bad/$S" "$TMPDIR/k1/step_0000099" && rm "$TMPDIR/k1/step_0000099/shard_00000.bin"
+cp -r "$CK/$S" "$TMPDIR/k1/step_0000099" && rm "$TMPDIR/k1/step_0000099/shard_00000.bin"
 mkdir "$TMPDIR/k1/.step_0000098.tmp-save"         # what a crash in a save leaves
 config keep1 "$TMPDIR/k1" 20 "checkpoint_keep: 1"
 expect 0 "keep 1 after a resume" -- timeout 120 "$ZRT" launch --config "$TMPDIR/keep1.yaml"
@@ -136,7 +128,8 @@ rm -rf "$TMPDIR/k1/.step_0000098.tmp-save"
 echo step_0000077 >"$TMPDIR/k1/latest"
 expect 1 "latest names a missing step" -- timeout 120 "$ZRT" launch --config "$TMPDIR/keep1.yaml"
 has "latest names step_0000077, which is damaged: the newest good step is $TMPDIR/k1/step_0000020" "a missing latest"
-expect 1 "config: keep without a directory" -- "$ZRT" config check <(printf 'zrt:\n  checkpoint_keep: 3\n')
+printf 'zrt:\n  checkpoint_keep: 3\n' >"$TMPDIR/nodir.zrt.yaml"
+expect 1 "config: keep without a directory" -- "$ZRT" config check "$TMPDIR/nodir.zrt.yaml"
 has "zrt.checkpoint_keep.*needs zrt.checkpoint_dir" "keep without a directory"
 no_tmp "keep"
 [ "$fails" = 0 ] || exit 1

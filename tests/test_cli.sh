@@ -223,6 +223,51 @@ expect 1 "estimate: a config without sizes" -- "$ZRT" estimate --model-config "$
 expect_output "not a Hugging Face config zrt can count" "bad model config message"
 expect 2 "estimate without a size" -- "$ZRT" estimate --world 8
 expect 2 "estimate: bad precision" -- "$ZRT" estimate --params 1e9 --precision fp8
+# zrt estimate refuses a contradictory world (exit 2, naming the flags) instead of
+# printing per-device figures for a world nobody asked for; byte counts for people in KiB/MiB/GiB.
+expect 2 "estimate: --world against --nodes x --gpus-per-node" -- "$ZRT" estimate --params 1e9 --world 8 --nodes 2 --gpus-per-node 8
+expect_output "--world 8 contradicts --nodes 2 x --gpus-per-node 8 = 16" "estimate names the contradicting flags"
+expect 2 "estimate: --world not divisible by --nodes" -- "$ZRT" estimate --params 1e9 --world 6 --nodes 4
+expect_output "--world 6 is not divisible by --nodes 4" "estimate names --world and --nodes"
+expect 2 "estimate: --world against a config" -- "$ZRT" estimate --config "$SRC/configs/zero3.yaml" --world 8
+expect_output "--world/--nodes/--gpus-per-node contradict $SRC/configs/zero3.yaml (num_processes 2" "estimate names the config"
+expect 0 "estimate: --gpus-per-node alone is one machine" -- "$ZRT" estimate --params 1e9 --gpus-per-node 8 --json
+python3 -c 'import json,sys; r=json.loads(open(sys.argv[1]).readline()); assert r["world"] == 8, r' "$TMPDIR/out" \
+    || { echo "FAIL: --gpus-per-node 8 alone is not a world of 8"; cat "$TMPDIR/out"; fails=$((fails + 1)); }
+expect 0 "estimate: bytes for people" -- "$ZRT" estimate --config "$SRC/configs/zero3.yaml"
+expect_output "    0           2.91 MiB" "estimate prints MiB"
+expect_output "device  params 893 KiB, grads 298 KiB, optimizer 893 KiB = 2.03 MiB (2132928 bytes)" "engine line in KiB/MiB"
+# Error prefixes are said once: a library message naming its part is not prefixed with it again.
+expect 1 "coordinator: a bad listen address" -- env ZRT_JOB_TOKEN=t "$ZRT" coordinator --config "$SRC/configs/zero2.yaml" --listen 256.1.1.1:1
+expect_output "zrt coordinator: cannot listen on 256.1.1.1:1" "coordinator error said once"
+if grep -q "coordinator: coordinator:" "$TMPDIR/out"; then echo "FAIL: doubled prefix"; fails=$((fails + 1)); fi
+expect 1 "config check: a missing file" -- "$ZRT" config check "$TMPDIR/nope.yaml"
+if grep -q "config: config:\|: $TMPDIR/nope.yaml: $TMPDIR/nope.yaml" "$TMPDIR/out"; then echo "FAIL: doubled prefix"; fails=$((fails + 1)); fi
+# --json stays JSON whatever a path holds: a quote, a backslash, a newline, non-ASCII.
+odd="$TMPDIR/odd \"q\" \\b
+n é"
+mkdir -p "$odd"
+printf 'model: {type: mlp, layers: 1, d_model: 8, vocab: 8}\nsteps: 2\ncheckpoint_dir: %s/ck\n' "$TMPDIR" >"$TMPDIR/ck.zrt.yaml"
+expect 0 "a checkpoint for the JSON checks" -- "$ZRT" train --config "$SRC/configs/zero1.yaml" --zrt-config "$TMPDIR/ck.zrt.yaml" --num_processes 1
+cp -r "$TMPDIR/ck" "$odd/ck"
+cp -r "$TMPDIR/ck" "$odd/bad"
+rm "$odd/bad/step_0000002/shard_00000.bin" # verify's problems name the path
+cp "$SRC/configs/zero1.yaml" "$odd/c.yaml"
+for cmd in "shards ls" "shards verify" "shards show" "config show"; do
+    target=("$odd/ck" --json); [ "$cmd" = "config show" ] && target=("$odd/c.yaml"); [ "$cmd" = "shards verify" ] && target[0]="$odd/bad"
+    "$ZRT" $cmd "${target[@]}" >"$TMPDIR/out" 2>/dev/null || [ "$cmd" = "shards verify" ] || { echo "FAIL: $cmd --json on an odd path"; cat "$TMPDIR/out"; fails=$((fails + 1)); }
+    python3 - "$TMPDIR/out" "$odd" "$cmd" <<'PY' || { echo "FAIL: zrt $cmd --json on an odd path is not JSON"; cat "$TMPDIR/out"; fails=$((fails + 1)); }
+import json, sys
+text = open(sys.argv[1], encoding="utf-8").read()
+docs = [json.loads(text)] if sys.argv[3] == "config show" else [json.loads(l) for l in text.splitlines()]
+assert docs, "no output"
+if sys.argv[3] == "config show":
+    assert docs[0]["source"] == sys.argv[2] + "/c.yaml", docs[0]["source"]
+if sys.argv[3] == "shards verify":
+    assert docs[-1]["checkpoint"].startswith(sys.argv[2]) and docs[-1]["problems"] > 0, docs[-1]
+    assert any(sys.argv[2] in d.get("problem", "") for d in docs), docs
+PY
+done
 # NVMe offload makes a missing nvme_path (as DeepSpeed does), nested; a path under a regular file is refused by name.
 sed "s|/tmp/zrt-nvme|$TMPDIR/nv/a/b|g" "$SRC/configs/zero3_offload_nvme.yaml" >"$TMPDIR/nv.yaml"
 cp "$SRC/configs/zero3_offload_nvme.zrt.yaml" "$TMPDIR/nv.zrt.yaml"
@@ -236,13 +281,26 @@ expect_output "cannot make the directory $TMPDIR/plainfile/sub" "nvme_path error
 # cpu device and says so in one line; zrt.device: cuda there is an error naming the reason.
 sed 's/use_cpu: true/use_cpu: false/' "$SRC/configs/zero2.yaml" >"$TMPDIR/gpu.yaml"
 cp "$SRC/configs/zero2.zrt.yaml" "$TMPDIR/gpu.zrt.yaml"
+export CUDA_VISIBLE_DEVICES= # no GPU, even on a machine with one
 if "$ZRT" train --config "$TMPDIR/gpu.yaml" --num_processes 1 --steps 2 >"$TMPDIR/probe" 2>&1 && grep -q "no GPU to run on" "$TMPDIR/probe"; then
     expect 0 "use_cpu: false without a GPU" -- "$ZRT" train --config "$TMPDIR/gpu.yaml" --num_processes 1 --steps 2
     expect_output "zrt train: no GPU to run on (" "the one line saying why"
+    expect_output "gpu.yaml has use_cpu: false: set use_cpu: true to say so" "the YAML's own setting named"
     [ "$(grep -c "no GPU to run on" "$TMPDIR/out")" = 1 ] || { echo "FAIL: the line is not said once"; fails=$((fails + 1)); }
     echo "device: cuda" >>"$TMPDIR/gpu.zrt.yaml"
     expect 1 "zrt.device: cuda without a GPU" -- "$ZRT" train --config "$TMPDIR/gpu.yaml" --num_processes 1 --steps 2
-    expect_output "no CUDA device" "zrt.device: cuda message"
+    expect_output "gpu.zrt.yaml: zrt.device: cuda asks for a GPU and there is none (" "zrt.device: cuda message"
+    expect_output "set device: cpu to train on the cpu" "zrt.device: cuda message, the YAML's spelling"
+    # A DeepSpeed JSON has no use_cpu: the messages name its "zrt": {"device"} key, as the JSON spells it.
+    sed 's/"device": "cpu"/"device": "auto"/' "$SRC/configs/ds/zero2.json" >"$TMPDIR/gpu.json"
+    expect 0 "a JSON without a GPU" -- "$ZRT" train --config "$TMPDIR/gpu.json" --steps 2
+    expect_output "gpu.json leaves the device to zrt (no \"zrt\": {\"device\": ...}): set \"zrt\": {\"device\": \"cpu\"} to say so" \
+        "the JSON's own setting named"
+    if grep -q "use_cpu" "$TMPDIR/out"; then echo "FAIL: a JSON told to set use_cpu"; fails=$((fails + 1)); fi
+    sed 's/"device": "cpu"/"device": "cuda"/' "$SRC/configs/ds/zero2.json" >"$TMPDIR/gpu.json"
+    expect 1 "a JSON's zrt.device: cuda without a GPU" -- "$ZRT" train --config "$TMPDIR/gpu.json" --steps 2
+    expect_output "gpu.json: zrt.device: cuda asks for a GPU and there is none (" "the JSON's cuda message"
+    expect_output "set \"zrt\": {\"device\": \"cpu\"} to train on the cpu" "the JSON's cuda message, its spelling"
 else
     grep -q "has no cuda implementation yet" "$TMPDIR/probe" || { echo "FAIL: a GPU run must be refused by name"; cat "$TMPDIR/probe"; fails=$((fails + 1)); }
     echo "a GPU is visible: the built-in models are refused on cuda by name (the GPU path's work)"

@@ -105,6 +105,10 @@ static void test_batch_trio(void)
     cfg.num_processes = 2;
     CHECK_OK(zrt_config_validate(&cfg));
     CHECK(cfg.batch.train_batch_size == 30);
+    /* A DeepSpeed JSON alone: the whole trio names the world size (configs/ds/ twins). */
+    load_ok("b6.json", "{\"train_batch_size\": 64, \"train_micro_batch_size_per_gpu\": 16, "
+                       "\"gradient_accumulation_steps\": 2}");
+    CHECK(cfg.num_processes == 2 && cfg.batch.micro_batch_per_gpu == 16);
 }
 
 static void test_deepspeed_config_file(void)
@@ -159,7 +163,7 @@ static void test_scheduler_and_optimizer(void)
 static void test_to_json(void)
 {
     load_ok("show.yaml", "distributed_type: DEEPSPEED\nnum_processes: 2\nmixed_precision: fp16\n"
-                         "deepspeed_config:\n  zero_stage: 3\n  offload_param_device: cpu\n"
+                         "deepspeed_config:\n  zero_stage: 3\n  offload_optimizer_device: cpu\n  offload_param_device: cpu\n"
                          "zrt:\n  model: {type: gpt, d_model: 32, heads: 4}\n");
     char *json = zrt_config_to_json(&cfg);
     CHECK(json != NULL);

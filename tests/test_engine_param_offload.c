@@ -44,8 +44,14 @@ static void refused(void)
 {
     zrt_config cfg;
     run_spec s = {.world = 1, .stage = 3, .steps = 1, .precision = ZRT_PRECISION_BF16, .micro = 4, .accum = 1,
-                  .offload_param = ZRT_OFFLOAD_CPU};
+                  .offload = ZRT_OFFLOAD_CPU, .offload_param = ZRT_OFFLOAD_CPU};
     spec_config(&s, &cfg);
+    /* Config validation refuses it (config check and the start of training); the engine still
+     * does for a caller that fills the struct itself. */
+    cfg.zero.offload_optimizer.device = ZRT_OFFLOAD_NONE;
+    CHECK(zrt_config_validate(&cfg) == ZRT_ERR_CONFIG);
+    CHECK_MSG(strstr(zrt_last_error(), "offload_param.device: cpu needs offload_optimizer.device cpu or nvme"), "%s",
+              zrt_last_error());
     zrt_device *device = test_device();
     zrt_model *model = NULL;
     zrt_engine *e = NULL;

@@ -16,7 +16,7 @@ fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 if ! timeout 120 "$ZRT" launch --config "$SRC/configs/zero3.yaml" --steps 150 --metrics "$TMPDIR/m.jsonl" >"$TMPDIR/out" 2>&1; then
     fail "main job"; cat "$TMPDIR/out"
 fi
-grep -q "model states per rank: [0-9]* bytes" "$TMPDIR/out" || fail "no model-state line"
+grep -q "model states per rank: [0-9.]* [KMG]*i*B ([0-9]* bytes) on" "$TMPDIR/out" || fail "no model-state line"
 python3 - "$TMPDIR/m.jsonl" <<'PY' || fail "metrics file"
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]

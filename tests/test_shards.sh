@@ -13,7 +13,7 @@ set -u
 ZRT=${ZRT_BIN:-build/bin/zrt}
 SRC=${ZRT_SRC:-.}
 PY=/usr/bin/python3
-. "$SRC/tests/lib.sh" # fail, expect, has
+. "${ZRT_SRC:-.}/tests/lib.sh"
 
 cat >"$TMPDIR/gpt.yaml" <<YAML
 distributed_type: DEEPSPEED

@@ -13,6 +13,7 @@
  */
 #include "bench_engine.h"
 #include "cli.h"
+#include "format.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,9 +107,9 @@ static zrt_status run(gpu_bench *b, int repeats, bool json)
     ZRT_CHECK(time_it(b, true, repeats, &copy_s));
     double moved = 28.0 * (double)(b->params / TENSORS * TENSORS), adam = moved / adam_s / 1e9, copy = moved / copy_s / 1e9;
     if (json)
-        printf("{\"bench\": \"gpu\", \"row\": \"optimizer\", \"device\": \"%s\", \"params\": %zu, \"optimizer_gbps\": %.3f, "
-               "\"copy_gbps\": %.3f, \"ratio\": %.3f}\n",
-               zrt_device_name(b->device), b->params, adam, copy, adam / copy);
+        zrt_json_line("bench", ZJ_STR("gpu"), "row", ZJ_STR("optimizer"), "device", ZJ_STR(zrt_device_name(b->device)),
+                      "params", ZJ_INT(b->params), "optimizer_gbps", ZJ_NUM(adam), "copy_gbps", ZJ_NUM(copy),
+                      "ratio", ZJ_NUM(adam / copy), NULL);
     else
         printf("device: %s%s%s%s\n%zu parameters in %d tensors, 28 B each, best of %d\n"
                "optimizer (multi-tensor, bf16 copy) %8.2f GB/s\ndevice-to-device copy, same bytes %8.2f GB/s\n"

@@ -15,6 +15,7 @@
  */
 #include "bench_engine.h"
 #include "cli.h"
+#include "format.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -159,9 +160,8 @@ static int gpt_rank(int rank, int world, void *arg)
     zrt_device *device = NULL;
     if (zrt_device_create(&d, &device) != ZRT_OK) {
         if (rank == 0 && o->json) {
-            printf("{\"bench\": \"gpu\", \"row\": \"gpt\", \"skipped\": true, \"reason\": ");
-            zrt_bench_print_json_string(zrt_last_error());
-            printf("}\n");
+            zrt_json_line("bench", ZJ_STR("gpu"), "row", ZJ_STR("gpt"), "skipped", ZJ_BOOL(true),
+                          "reason", ZJ_STR(zrt_last_error()), NULL);
         } else if (rank == 0) {
             printf("gpt rows: skipped -- no GPU (%s)\n", zrt_last_error());
         }

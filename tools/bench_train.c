@@ -10,6 +10,7 @@
  * timed steps. Peak RSS per rank is measured per stage, alone, before.
  */
 #include "bench_engine.h"
+#include "format.h"
 #include "cli.h"
 #include "zrt.h"
 #include "zrt/offload.h"
@@ -91,17 +92,15 @@ static double peer_torch_rate(const train_options *o)
     if (ran && sscanf(line, "torch %63s tokens_per_s %lf step_ms %lf", version, &rate, &step_ms) != 3) rate = 0;
     if (rate <= 0) {
         const char *reason = line[0] ? line : "could not run python3";
-        if (o->json) {
-            printf("{\"peer\": \"torch\", \"skipped\": true, \"reason\": ");
-            zrt_bench_print_json_string(reason);
-            printf("}\n");
-        } else
+        if (o->json)
+            zrt_json_line("peer", ZJ_STR("torch"), "skipped", ZJ_BOOL(true), "reason", ZJ_STR(reason), NULL);
+        else
             printf("peer torch: skipped: %s\n", reason);
         return 0;
     }
     if (o->json)
-        printf("{\"peer\": \"torch\", \"version\": \"%s\", \"world\": %d, \"tokens_per_s\": %.2f, \"step_ms\": %.3f}\n",
-               version, o->world, rate, step_ms);
+        zrt_json_line("peer", ZJ_STR("torch"), "version", ZJ_STR(version), "world", ZJ_INT(o->world),
+                      "tokens_per_s", ZJ_NUM(rate), "step_ms", ZJ_NUM(step_ms), NULL);
     else printf("peer torch %s (DDP, gloo, world %d, one thread per rank): %.1f tokens/s, %.2f ms per step\n", version,
            o->world, rate, step_ms);
     return rate;
@@ -134,7 +133,7 @@ static const char *nvme_dir(const train_options *o)
     return dir;
 }
 
-/* This process's peak resident set (VmHWM), in MB; -1 where /proc cannot say. */
+/* This process's peak resident set (VmHWM), in MiB; -1 where /proc cannot say. */
 static double peak_rss_mb(void)
 {
     FILE *f = fopen("/proc/self/status", "r");
@@ -317,7 +316,7 @@ static int train_rank(int rank, int world, void *arg)
         if (rank == 0 && !o->json)
             printf("%s: %5s %5s %14s %8s %14s %10s %9s %9s %8s%s\n", gpt ? "gpt" : "mlp", "stage", "world",
                    gpt ? "tokens/s" : "samples/s", "ratio", "matmul GFLOP/s", "of sgemm", "step ms", "engine ms",
-                   "RSS MB", gpt && o->peer_rate > 0 ? "  vs torch" : "");
+                   "peak RSS", gpt && o->peer_rate > 0 ? "  vs torch" : "");
         double base = 0, model_s = 0;
         if (zrt_bench_time_model(base_config(o, gpt != 0, 0), o->steps, device, &model_s) != ZRT_OK) {
             fprintf(stderr, "zrt bench train: rank %d model alone: %s\n", rank, zrt_last_error());
@@ -351,8 +350,11 @@ static int train_rank(int rank, int world, void *arg)
                        gflops, o->sgemm_gflops, t.seconds * 1e3, model_s * 1e3, (t.seconds - model_s) * 1e3,
                        rss[stage], zrt_blas_core(), peer_field(gpt && o->peer_rate > 0 ? rate / o->peer_rate : 0));
             else {
-                printf("     %5d %5d %14.1f %8.3f %14.2f %10.2f %9.2f %9.2f %8.1f", stage, world, rate, rate / base,
-                       gflops, gflops / o->sgemm_gflops, t.seconds * 1e3, (t.seconds - model_s) * 1e3, rss[stage]);
+                char peak[32];
+                if (rss[stage] < 0) snprintf(peak, sizeof peak, "?");
+                else zrt_fmt_bytes(rss[stage] * 1024 * 1024, peak, sizeof peak); /* MiB, as /proc's kB / 1024 */
+                printf("     %5d %5d %14.1f %8.3f %14.2f %10.2f %9.2f %9.2f %8s", stage, world, rate, rate / base,
+                       gflops, gflops / o->sgemm_gflops, t.seconds * 1e3, (t.seconds - model_s) * 1e3, peak);
                 if (gpt && o->peer_rate > 0) printf(" %10.3f", rate / o->peer_rate);
                 printf("\n");
             }

@@ -83,8 +83,6 @@ zrt_status zrt_bench_open_backend(const char *store_dir, const char *scope, int 
                                   bool force_tcp, int gpu, zrt_store **store, zrt_comm **comm);
 /* Forks n ranks running fn(rank, n, arg); ZRT_EXIT_OK if all exit 0. */
 int zrt_bench_run_ranks(int n, int (*fn)(int rank, int world, void *arg), void *arg);
-/* text as a JSON string (quoted, escaped) on stdout. */
-void zrt_bench_print_json_string(const char *text);
 /* `zrt bench gpu`'s GPT rows (bench_gpu_gpt.c). */
 int zrt_bench_gpu_gpt(int world, int steps, int micro, double peak_tflops, bool json);
 /* Sorts times[n] and returns the median. */

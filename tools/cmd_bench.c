@@ -170,16 +170,6 @@ zrt_status zrt_bench_open_comm(const char *store_dir, const char *scope, int ran
     return zrt_bench_open_backend(store_dir, scope, rank, world, "host", force_tcp, 0, store, comm);
 }
 
-void zrt_bench_print_json_string(const char *text)
-{
-    putchar('"');
-    for (const char *c = text; *c; c++) /* quotes, backslashes, control bytes escaped */
-        if (*c == '"' || *c == '\\') printf("\\%c", *c);
-        else if ((unsigned char)*c < 0x20) printf("\\u%04x", (unsigned char)*c);
-        else putchar(*c);
-    putchar('"');
-}
-
 int zrt_bench_run_ranks(int n, int (*fn)(int rank, int world, void *arg), void *arg)
 {
     pid_t pids[64];

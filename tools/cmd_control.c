@@ -5,6 +5,7 @@
  * $SLURM_NODEID, else the coordinator assigns one in join order.
  */
 #include "control.h"
+#include "format.h"
 #include "overrides.h"
 
 #include <cjson/cJSON.h>
@@ -79,8 +80,7 @@ int zrt_cmd_coordinator(int argc, char **argv)
     }
     zrt_coordinator_options o = {.cfg = &cfg, .listen = listen, .token = token, .on_listening = print_listening};
     if (zrt_coordinator_run(&o) != ZRT_OK) {
-        fprintf(stderr, "zrt coordinator: %s\n", zrt_last_error());
-        return ZRT_EXIT_FAIL;
+        return zrt_cli_fail("coordinator", zrt_last_error()); /* "coordinator: ..." said once */
     }
     printf("zrt coordinator: the job finished\n");
     return ZRT_EXIT_OK;
@@ -122,8 +122,7 @@ int zrt_cmd_agent(int argc, char **argv)
     char exe[4096];
     o.self_exe = zrt_cli_self_exe(exe, sizeof exe);
     if (zrt_agent_run(&o) != ZRT_OK) {
-        fprintf(stderr, "zrt agent: %s\n", zrt_last_error());
-        return ZRT_EXIT_FAIL;
+        return zrt_cli_fail("agent", zrt_last_error()); /* "agent: ..." is not said twice */
     }
     return ZRT_EXIT_OK;
 }
@@ -176,8 +175,7 @@ int zrt_cmd_status(int argc, char **argv)
                        (!(have_config && cfg.job.token_file[0]) && /* a one-machine launch's, on this machine */
                         zrt_control_token_load(argv[optind], token, sizeof token) == ZRT_OK));
     if (!have_token || zrt_control_status(argv[optind], token, have_config ? &cfg : NULL, 5, &text) != ZRT_OK) {
-        fprintf(stderr, "zrt status: %s\n", zrt_last_error());
-        return ZRT_EXIT_FAIL;
+        return zrt_cli_fail("status", zrt_last_error()); /* "agent: ..." is not said twice */
     }
     if (json) printf("%s\n", text);
     else print_table(text);

@@ -19,6 +19,7 @@
  */
 #include "cli.h"
 #include "estimate.h"
+#include "format.h"
 #include "zrt.h"
 
 #include <stdio.h>
@@ -99,7 +100,7 @@ static bool from_config(const char *path, estimate *e)
 {
     static zrt_config cfg;
     if (zrt_config_load(&cfg, path) != ZRT_OK) {
-        fprintf(stderr, "%s\n", zrt_last_error());
+        fprintf(stderr, "%s\n", zrt_last_error()); /* it names the file and the keys */
         return false;
     }
     e->params = model_params(&cfg, e);
@@ -122,18 +123,19 @@ static void print_rows(const estimate *e)
                "%5s %18s %18s %18s\n",
                e->params, e->world, e->per_node, e->p_bytes == 4 ? "fp32" : "16-bit compute + fp32 master",
                e->offload_optimizer ? (e->nvme_optimizer ? "nvme" : "cpu") : "none",
-               e->offload_param ? (e->nvme_param ? "nvme" : "cpu") : "none", "stage", "device GiB",
-               "host GiB/device", "host GiB/machine");
+               e->offload_param ? (e->nvme_param ? "nvme" : "cpu") : "none", "stage", "device",
+               "host per device", "host per machine");
     for (int stage = 0; stage <= 3; stage++) {
         double device, host;
         stage_bytes(e, stage, &device, &host);
+        char a[32], b[32], c[32];
         if (e->json)
-            printf("{\"stage\": %d, \"params\": %.0f, \"world\": %d, \"device_bytes\": %.0f, "
-                   "\"host_bytes_per_device\": %.0f, \"host_bytes_per_machine\": %.0f}\n",
-                   stage, e->params, e->world, device, host, host * e->per_node);
+            zrt_json_line("stage", ZJ_INT(stage), "params", ZJ_NUM(e->params), "world", ZJ_INT(e->world),
+                          "device_bytes", ZJ_NUM(device), "host_bytes_per_device", ZJ_NUM(host),
+                          "host_bytes_per_machine", ZJ_NUM(host * e->per_node), NULL);
         else
-            printf("%5d %18.3f %18.3f %18.3f\n", stage, device / (1 << 30), host / (1 << 30),
-                   host * e->per_node / (1 << 30));
+            printf("%5d %18s %18s %18s\n", stage, zrt_fmt_bytes(device, a, sizeof a), zrt_fmt_bytes(host, b, sizeof b),
+                   zrt_fmt_bytes(host * e->per_node, c, sizeof c));
     }
 }
 
@@ -142,7 +144,7 @@ static bool print_engine(const estimate *e)
 {
     zrt_mem_estimate m;
     if (zrt_engine_estimate(e->cfg, e->unit_numel, e->n_units, &m) != ZRT_OK) {
-        fprintf(stderr, "zrt estimate: %s\n", zrt_last_error());
+        zrt_cli_fail("estimate", zrt_last_error());
         return false;
     }
     const zrt_zero_config *z = &e->cfg->zero;
@@ -150,24 +152,57 @@ static bool print_engine(const estimate *e)
     for (int p = 0; p < ZRT_MEM_PLACES; p++)
         for (int c = ZRT_MEM_PARAMS; c <= ZRT_MEM_OPTIMIZER; c++) total[p] += m.bytes[p][c];
     const int64_t *d = m.bytes[ZRT_MEM_DEVICE], *h = m.bytes[ZRT_MEM_HOST];
-    if (e->json)
-        printf("{\"engine\": true, \"stage\": %d, \"offload_optimizer\": \"%s\", \"offload_param\": \"%s\", "
-               "\"device_params\": %lld, \"device_grads\": %lld, \"device_optimizer\": %lld, \"host_params\": %lld, "
-               "\"host_grads\": %lld, \"host_optimizer\": %lld, \"device_bytes\": %lld, \"host_bytes\": %lld}\n",
-               z->stage, zrt_offload_device_name(z->offload_optimizer.device),
-               zrt_offload_device_name(z->offload_param.device), (long long)d[ZRT_MEM_PARAMS], (long long)d[ZRT_MEM_GRADS],
-               (long long)d[ZRT_MEM_OPTIMIZER], (long long)h[ZRT_MEM_PARAMS], (long long)h[ZRT_MEM_GRADS],
-               (long long)h[ZRT_MEM_OPTIMIZER], (long long)total[ZRT_MEM_DEVICE], (long long)total[ZRT_MEM_HOST]);
-    if (e->json) return true;
-    printf("the engine, for this config (stage %d, offload optimizer %s, param %s), per rank in bytes:\n", z->stage,
+    if (e->json) {
+        zrt_json_line("engine", ZJ_BOOL(true), "stage", ZJ_INT(z->stage),
+                      "offload_optimizer", ZJ_STR(zrt_offload_device_name(z->offload_optimizer.device)),
+                      "offload_param", ZJ_STR(zrt_offload_device_name(z->offload_param.device)),
+                      "device_params", ZJ_INT(d[ZRT_MEM_PARAMS]), "device_grads", ZJ_INT(d[ZRT_MEM_GRADS]),
+                      "device_optimizer", ZJ_INT(d[ZRT_MEM_OPTIMIZER]), "host_params", ZJ_INT(h[ZRT_MEM_PARAMS]),
+                      "host_grads", ZJ_INT(h[ZRT_MEM_GRADS]), "host_optimizer", ZJ_INT(h[ZRT_MEM_OPTIMIZER]),
+                      "device_bytes", ZJ_INT(total[ZRT_MEM_DEVICE]), "host_bytes", ZJ_INT(total[ZRT_MEM_HOST]), NULL);
+        return true;
+    }
+    printf("the engine, for this config (stage %d, offload optimizer %s, param %s), per rank:\n", z->stage,
            zrt_offload_device_name(z->offload_optimizer.device), zrt_offload_device_name(z->offload_param.device));
     for (int p = 0; p < ZRT_MEM_PLACES; p++) {
         const int64_t *b = m.bytes[p];
-        printf("  %-7s params %lld, grads %lld, optimizer %lld = %lld%s\n", zrt_mem_place_name((zrt_mem_place)p),
-               (long long)b[ZRT_MEM_PARAMS], (long long)b[ZRT_MEM_GRADS], (long long)b[ZRT_MEM_OPTIMIZER],
+        char pa[32], gr[32], op[32], all[32];
+        printf("  %-7s params %s, grads %s, optimizer %s = %s (%lld bytes)%s\n", zrt_mem_place_name((zrt_mem_place)p),
+               zrt_fmt_bytes((double)b[ZRT_MEM_PARAMS], pa, sizeof pa), zrt_fmt_bytes((double)b[ZRT_MEM_GRADS], gr, sizeof gr),
+               zrt_fmt_bytes((double)b[ZRT_MEM_OPTIMIZER], op, sizeof op), zrt_fmt_bytes((double)total[p], all, sizeof all),
                (long long)total[p], p == ZRT_MEM_HOST ? " (pinned; state on NVMe not counted)" : "");
     }
     return true;
+}
+
+/* --world, --nodes, --gpus-per-node (0 = not given): any two give the third,
+ * one alone means one machine; a contradiction is a usage error naming the
+ * flags, never a per-device figure for a world nobody asked for. */
+static int resolve_world(estimate *e, int world, int nodes, int per_node)
+{
+    if (world && nodes && per_node && world != nodes * per_node)
+        return zrt_cli_usage_error("estimate", "--world %d contradicts --nodes %d x --gpus-per-node %d = %d", world, nodes,
+                                   per_node, nodes * per_node);
+    if (world && nodes && world % nodes != 0)
+        return zrt_cli_usage_error("estimate", "--world %d is not divisible by --nodes %d", world, nodes);
+    if (world && per_node && world % per_node != 0)
+        return zrt_cli_usage_error("estimate", "--world %d is not a multiple of --gpus-per-node %d", world, per_node);
+    if (!world) world = (nodes ? nodes : 1) * (per_node ? per_node : 1);
+    if (!per_node) per_node = nodes ? world / nodes : world;
+    e->world = world;
+    e->per_node = per_node;
+    return 0;
+}
+
+/* With --config the world is the config's (num_processes over num_machines):
+ * the flags may repeat it, not change it. */
+static int check_config_world(const estimate *e, int world, int nodes, int per_node, const char *config)
+{
+    int machines = e->world / e->per_node;
+    if ((world && world != e->world) || (nodes && nodes != machines) || (per_node && per_node != e->per_node))
+        return zrt_cli_usage_error("estimate", "--world/--nodes/--gpus-per-node contradict %s (num_processes %d on "
+                                   "num_machines %d); leave them out or use --params", config, e->world, machines);
+    return 0;
 }
 
 /* none | cpu | nvme (nvme: off the device and, but for its pinned slots, out of host memory too). */
@@ -191,7 +226,7 @@ int zrt_cmd_estimate(int argc, char **argv)
     int nodes = 0;
     const char *model_config = NULL;
     zrt_cli_normalize_options(argc, argv);
-    estimate e = {.world = 1, .per_node = 0, .p_bytes = 2, .g_bytes = 2};
+    estimate e = {.world = 0, .per_node = 0, .p_bytes = 2, .g_bytes = 2};
     const char *config = NULL;
     int c;
     while ((c = zrt_cli_next_option(argc, argv, options, "estimate")) != -1) {
@@ -220,9 +255,10 @@ int zrt_cmd_estimate(int argc, char **argv)
     if (model_config && !zrt_estimate_hf_config(model_config, &e.params, &e.largest_layer)) return ZRT_EXIT_FAIL;
     if (!config && e.params < 1)
         return zrt_cli_usage_error("estimate", "--params N, --model-config FILE or --config CFG is required");
+    int world = e.world, per_node = e.per_node;
     if (config && !from_config(config, &e)) return ZRT_EXIT_FAIL;
-    if (nodes) e.world = nodes * (e.per_node ? e.per_node : 1); /* --nodes: the world is nodes x gpus-per-node */
-    if (e.per_node == 0 || e.per_node > e.world) e.per_node = e.world;
+    int bad = config ? check_config_world(&e, world, nodes, per_node, config) : resolve_world(&e, world, nodes, per_node);
+    if (bad) return bad;
     print_rows(&e);
     zrt_estimate_deepspeed(e.params, e.largest_layer, e.world / e.per_node, e.per_node, e.json);
     return e.cfg && !print_engine(&e) ? ZRT_EXIT_FAIL : ZRT_EXIT_OK;

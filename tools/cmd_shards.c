@@ -6,8 +6,12 @@
  * Why here and not in Python: DeepSpeed's zero_to_fp32.py loads every rank's
  * file at once; these read ranges with pread, so a 70B checkpoint needs a
  * few MiB. consolidate and reshard are in shards_out.c.
+ * Every command but verify (which lists every problem) and ls (sizes and
+ * headers only) opens a checkpoint with every check: a damaged one is
+ * refused, naming the file and section, before anything is read or written.
  */
 #include "cli.h"
+#include "format.h"
 #include "shards.h"
 
 #include <dirent.h>
@@ -52,15 +56,17 @@ static void ls_entry(const shards_options *o, const char *dir, const char *name,
     char path[ZRT_PATH_MAX + 300];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     bool partial = name[0] == '.';
-    zrt_ckpt *c = NULL;
-    bool ok = !partial && zrt_ckpt_open(path, &c) == ZRT_OK;
-    const char *state = partial ? "incomplete (left by a crash)" : ok ? "complete" : zrt_last_error();
+    zrt_ckpt *c = NULL; /* every file there with its size and headers; CRCs are verify's */
+    bool ok = !partial && zrt_ckpt_open_checked(path, ZRT_CKPT_CHECK_LAYOUT, &c) == ZRT_OK;
+    char state[ZRT_ERROR_MAX + 16];
+    snprintf(state, sizeof state, "%s%s", partial ? "incomplete (left by a crash)" : ok ? "complete" : "damaged: ",
+             partial || ok ? "" : zrt_last_error());
     bool is_latest = strcmp(name, latest) == 0;
     if (o->json)
-        printf("{\"name\": \"%s\", \"step\": %lld, \"world_size\": %d, \"stage\": %d, \"dtype\": \"%s\", \"model\": \"%s\", "
-               "\"bytes\": %lld, \"complete\": %s, \"latest\": %s}\n",
-               name, ok ? (long long)c->step : -1, ok ? c->world : 0, ok ? c->stage : -1, ok ? c->dtype : "", ok ? c->model : "",
-               dir_bytes(path), ok ? "true" : "false", is_latest ? "true" : "false");
+        zrt_json_line("name", ZJ_STR(name), "step", ZJ_INT(ok ? c->step : -1), "world_size", ZJ_INT(ok ? c->world : 0),
+                      "stage", ZJ_INT(ok ? c->stage : -1), "dtype", ZJ_STR(ok ? c->dtype : ""),
+                      "model", ZJ_STR(ok ? c->model : ""), "bytes", ZJ_INT(dir_bytes(path)), "complete", ZJ_BOOL(ok),
+                      "latest", ZJ_BOOL(is_latest), NULL);
     else if (ok)
         printf("%-22s step %7lld  world %3d  stage %d  %-5s %-4s %12lld bytes  %s%s\n", name, (long long)c->step, c->world,
                c->stage, c->dtype, c->model, dir_bytes(path), state, is_latest ? "  <- latest" : "");
@@ -106,14 +112,18 @@ static void shape_text(const zrt_ckpt_param *p, char *out, size_t size)
     snprintf(out + used, size - (size_t)used, "]");
 }
 
-/* Which ranks own which elements of the parameter (ranges within it). */
-static void show_owners(const shards_options *o, const zrt_ckpt *c, const zrt_ckpt_unit *u, const zrt_ckpt_param *p)
+/* Which ranks own which elements of the parameter (ranges within it); with
+ * --json appended to owners as {rank, begin, end}. */
+static void show_owners(const shards_options *o, const zrt_ckpt *c, const zrt_ckpt_unit *u, const zrt_ckpt_param *p,
+                        cJSON *owners)
 {
     for (int r = 0; r < c->world; r++) {
         int64_t lo = r * u->shard, hi = lo + u->shard;
         int64_t a = lo > p->offset ? lo : p->offset, b = hi < p->offset + p->numel ? hi : p->offset + p->numel;
         if (a >= b || (o->rank >= 0 && r != o->rank)) continue;
-        if (o->json) printf(", {\"rank\": %d, \"begin\": %lld, \"end\": %lld}", r, (long long)(a - p->offset), (long long)(b - p->offset));
+        if (o->json)
+            cJSON_AddItemToArray(owners, zrt_json_object("rank", ZJ_INT(r), "begin", ZJ_INT(a - p->offset),
+                                                         "end", ZJ_INT(b - p->offset), NULL));
         else printf("      rank %d: elements [%lld, %lld)\n", r, (long long)(a - p->offset), (long long)(b - p->offset));
     }
 }
@@ -133,13 +143,13 @@ static void show_unit(const shards_options *o, const zrt_ckpt *c, int i)
         char shape[128];
         shape_text(p, shape, sizeof shape);
         if (o->json) {
-            printf("{\"unit\": %d, \"name\": \"%s\", \"shape\": %s, \"numel\": %lld, \"offset\": %lld, \"owners\": [{}", i, p->name,
-                   shape, (long long)p->numel, (long long)p->offset);
-            show_owners(o, c, u, p);
-            printf("]}\n");
+            cJSON *owners = cJSON_CreateArray();
+            show_owners(o, c, u, p, owners);
+            zrt_json_line("unit", ZJ_INT(i), "name", ZJ_STR(p->name), "shape", ZJ_NODE(cJSON_Parse(shape)),
+                          "numel", ZJ_INT(p->numel), "offset", ZJ_INT(p->offset), "owners", ZJ_NODE(owners), NULL);
         } else {
             printf("  %-28s %-16s at %lld\n", p->name, shape, (long long)p->offset);
-            show_owners(o, c, u, p);
+            show_owners(o, c, u, p, NULL);
         }
     }
 }
@@ -186,9 +196,9 @@ static int show_param(const shards_options *o, const zrt_ckpt *c, const char *na
         }
         double mean = s.n ? s.sum / (double)s.n : 0;
         if (o->json)
-            printf("{\"name\": \"%s\", \"part\": \"%s\", \"min\": %.9g, \"max\": %.9g, \"mean\": %.9g, \"l2\": %.9g, "
-                   "\"nan\": %lld, \"inf\": %lld}\n", name, parts[part], s.n ? s.min : 0, s.n ? s.max : 0, mean, sqrt(s.squares),
-                   s.nan, s.inf);
+            zrt_json_line("name", ZJ_STR(name), "part", ZJ_STR(parts[part]), "min", ZJ_NUM(s.n ? s.min : 0),
+                          "max", ZJ_NUM(s.n ? s.max : 0), "mean", ZJ_NUM(mean), "l2", ZJ_NUM(sqrt(s.squares)),
+                          "nan", ZJ_INT(s.nan), "inf", ZJ_INT(s.inf), NULL);
         else
             printf("%s %-10s min %12.6g  max %12.6g  mean %12.6g  L2 %12.6g  NaN %lld  Inf %lld\n", name, parts[part],
                    s.n ? s.min : 0, s.n ? s.max : 0, mean, sqrt(s.squares), s.nan, s.inf);
@@ -209,8 +219,8 @@ static int cmd_show(const shards_options *o, const zrt_ckpt *c)
     for (int r = 0; r < c->world; r++) {
         if (o->rank >= 0 && r != o->rank) continue;
         if (o->json)
-            printf("{\"rank\": %d, \"master_bytes\": %lld, \"exp_avg_bytes\": %lld, \"exp_avg_sq_bytes\": %lld}\n", r,
-                   (long long)per_rank, (long long)per_rank, (long long)per_rank);
+            zrt_json_line("rank", ZJ_INT(r), "master_bytes", ZJ_INT(per_rank), "exp_avg_bytes", ZJ_INT(per_rank),
+                          "exp_avg_sq_bytes", ZJ_INT(per_rank), NULL);
         else
             printf("rank %d: master %lld bytes, exp_avg %lld, exp_avg_sq %lld (fp32)\n", r, (long long)per_rank,
                    (long long)per_rank, (long long)per_rank);
@@ -223,14 +233,14 @@ static int cmd_show(const shards_options *o, const zrt_ckpt *c)
 static void print_problem(void *arg, const char *line)
 {
     const shards_options *o = arg;
-    if (o->json) printf("{\"problem\": \"%s\"}\n", line);
+    if (o->json) zrt_json_line("problem", ZJ_STR(line), NULL);
     else printf("%s\n", line);
 }
 
 static int cmd_verify(const shards_options *o, const zrt_ckpt *c)
 {
     int problems = zrt_ckpt_verify(c, print_problem, (void *)o);
-    if (o->json) printf("{\"checkpoint\": \"%s\", \"problems\": %d}\n", c->dir, problems);
+    if (o->json) zrt_json_line("checkpoint", ZJ_STR(c->dir), "problems", ZJ_INT(problems), NULL);
     else printf("%s: %s\n", c->dir, problems ? "damaged" : "ok (every size, header and CRC32C)");
     return problems ? ZRT_EXIT_FAIL : ZRT_EXIT_OK;
 }
@@ -287,8 +297,8 @@ static int cmd_diff(const shards_options *o, const zrt_ckpt *a, const zrt_ckpt *
             bool over = d.max_abs > o->tolerance;
             beyond += over;
             if (o->json)
-                printf("{\"name\": \"%s\", \"max_abs\": %.9g, \"max_rel\": %.9g, \"first\": %lld, \"a\": %.9g, \"b\": %.9g}\n",
-                       p->name, d.max_abs, d.max_rel, (long long)d.first, d.first_a, d.first_b);
+                zrt_json_line("name", ZJ_STR(p->name), "max_abs", ZJ_NUM(d.max_abs), "max_rel", ZJ_NUM(d.max_rel),
+                              "first", ZJ_INT(d.first), "a", ZJ_NUM(d.first_a), "b", ZJ_NUM(d.first_b), NULL);
             else if (d.first >= 0)
                 printf("%-28s max abs %.3g  max rel %.3g  first at element %lld: %.9g vs %.9g%s\n", p->name, d.max_abs,
                        d.max_rel, (long long)d.first, d.first_a, d.first_b, over ? "" : "  (within tolerance)");
@@ -330,10 +340,14 @@ static int parse(int argc, char **argv, shards_options *o)
     return ZRT_EXIT_OK;
 }
 
+/* Opens the checkpoint(s) with every check (verify: meta.json only, as it
+ * lists every problem itself); an output must be apart from its input. */
 static int with_checkpoint(const shards_options *o, const char *action, const char *path, const char *other, const char *out)
 {
     zrt_ckpt *c = NULL, *b = NULL;
-    if (zrt_ckpt_open(path, &c) != ZRT_OK || (other && zrt_ckpt_open(other, &b) != ZRT_OK)) {
+    zrt_ckpt_check check = strcmp(action, "verify") == 0 ? ZRT_CKPT_CHECK_META : ZRT_CKPT_CHECK_ALL;
+    if ((out && zrt_out_check_apart(out, path) != ZRT_OK) || zrt_ckpt_open_checked(path, check, &c) != ZRT_OK ||
+        (other && zrt_ckpt_open_checked(other, check, &b) != ZRT_OK)) {
         fprintf(stderr, "zrt shards %s: %s\n", action, zrt_last_error());
         zrt_ckpt_close(c);
         return ZRT_EXIT_FAIL;

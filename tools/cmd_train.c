@@ -11,6 +11,7 @@
  */
 #include "zrt.h"
 #include "control.h"
+#include "format.h"
 #include "overrides.h"
 #include "train.h"
 #include "zrt/offload.h"
@@ -140,8 +141,10 @@ static zrt_status open_device(trainer *t)
     zrt_device_options_init(&o);
     o.kind = zrt_device_select(&t->cfg, why, sizeof why);
     if (o.kind == ZRT_DEVICE_CUDA) ZRT_CHECK(gpu_index(t, &o.index));
-    if (why[0] && t->rank == 0) printf("zrt train: %s\n", why);
-    return zrt_device_create(&o, &t->device);
+    zrt_status status = zrt_device_create(&o, &t->device);
+    if (status != ZRT_OK && why[0]) return zrt_set_error(status, "%s", why); /* the setting that asked for it */
+    if (status == ZRT_OK && why[0] && t->rank == 0) printf("zrt train: %s\n", why);
+    return status;
 }
 
 /* comm_backend auto: nccl on cuda, host on cpu. */
@@ -210,6 +213,16 @@ static int64_t global_batch(const trainer *t)
     return t->cfg.batch.micro_batch_per_gpu * t->cfg.batch.gradient_accumulation_steps * t->world;
 }
 
+/* "LABEL 2.91 MiB (3046720 bytes) on cpu (params 595 KiB, grads 595 KiB, optimizer 1.74 MiB)". */
+static void print_states(const char *label, const char *on, const char *where, const int64_t *bytes, int64_t total)
+{
+    char all[32], p[32], g[32], o[32];
+    printf("%s %s (%lld bytes)%s%s%s%s (params %s, grads %s, optimizer %s)\n", label, zrt_fmt_bytes((double)total, all, sizeof all),
+           (long long)total, on[0] ? " " : "", on, where[0] ? " " : "", where,
+           zrt_fmt_bytes((double)bytes[ZRT_MEM_PARAMS], p, sizeof p), zrt_fmt_bytes((double)bytes[ZRT_MEM_GRADS], g, sizeof g),
+           zrt_fmt_bytes((double)bytes[ZRT_MEM_OPTIMIZER], o, sizeof o));
+}
+
 static void print_start(const trainer *t)
 {
     const zrt_config *c = &t->cfg;
@@ -227,14 +240,10 @@ static void print_start(const trainer *t)
     if (batch != c->batch.train_batch_size) /* zrt train alone: one rank, whatever num_processes says */
         printf("zrt train: the config's batch of %lld is for %lld ranks; run it with zrt launch for that\n",
                (long long)c->batch.train_batch_size, (long long)c->num_processes);
-    printf("model states per rank: %lld bytes on %s (params %lld, grads %lld, optimizer %lld)\n",
-           (long long)zrt_mem_model_states(m, ZRT_MEM_DEVICE), zrt_device_name(t->device),
-           (long long)bytes[ZRT_MEM_PARAMS], (long long)bytes[ZRT_MEM_GRADS], (long long)bytes[ZRT_MEM_OPTIMIZER]);
+    print_states("model states per rank:", "on", zrt_device_name(t->device), bytes, zrt_mem_model_states(m, ZRT_MEM_DEVICE));
     const int64_t *host = m->current[ZRT_MEM_HOST];
     if (zrt_mem_model_states(m, ZRT_MEM_HOST) > 0) /* offload: apart from the device's */
-        printf("model states per rank in pinned host memory: %lld bytes (params %lld, grads %lld, optimizer %lld)\n",
-               (long long)zrt_mem_model_states(m, ZRT_MEM_HOST), (long long)host[ZRT_MEM_PARAMS],
-               (long long)host[ZRT_MEM_GRADS], (long long)host[ZRT_MEM_OPTIMIZER]);
+        print_states("model states per rank in pinned host memory:", "", "", host, zrt_mem_model_states(m, ZRT_MEM_HOST));
     fflush(stdout);
 }
 
@@ -306,6 +315,7 @@ static zrt_status maybe_resume(trainer *t, int64_t *done)
     if (resuming) {
         if (t->rank == 0) ZRT_CHECK(zrt_train_describe_resume(&t->cfg, t->world, global_batch(t), path, stdout));
         ZRT_CHECK(zrt_engine_load(t->engine, path, done));
+        if (t->rank == 0) printf("zrt train: resumed from %s at step %lld\n", path, (long long)*done);
     }
     fflush(stdout);
     return t->rank == 0 ? zrt_train_open_metrics(t->cfg.job.metrics_file, *done, stdout, &t->metrics) : ZRT_OK;

@@ -10,6 +10,7 @@
  * model without zero.Init -- what a DeepSpeed user compares against.
  */
 #include "estimate.h"
+#include "format.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -24,8 +25,9 @@
 static void row(bool json, int stage, const char *param, const char *opt, int zero_init, double cpu, double gpu)
 {
     if (json)
-        printf("{\"deepspeed\": \"zero%d\", \"offload_param\": \"%s\", \"offload_optimizer\": \"%s\", \"zero_init\": %d, "
-               "\"per_cpu_bytes\": %.0f, \"per_gpu_bytes\": %.0f}\n", stage, param, opt, zero_init, cpu, gpu);
+        zrt_json_line("deepspeed", ZJ_STR(stage == 2 ? "zero2" : "zero3"), "offload_param", ZJ_STR(param),
+                      "offload_optimizer", ZJ_STR(opt), "zero_init", ZJ_INT(zero_init), "per_cpu_bytes",
+                      ZJ_NUM(floor(cpu + 0.5)), "per_gpu_bytes", ZJ_NUM(floor(gpu + 0.5)), NULL);
     else if (stage == 2)
         printf("  %8.2fGB | %7.2fGB | offload_optimizer=%-4s\n", cpu / GIB, gpu / GIB, opt);
     else

@@ -28,10 +28,15 @@ typedef struct {
     long long begin;
 } shards_tensor;
 
-/* Writes t (any order; sorted by name here) as safetensors in out_dir
+/* Writes t (any order; sorted by name here) as safetensors in out->tmp
  * (model.safetensors, or Hugging Face's sharded layout over
- * o->max_shard_bytes) in o->dtype; prints what it wrote. */
-int zrt_shards_write_safetensors(const shards_options *o, const zrt_ckpt *c, shards_tensor *t, int n, const char *out_dir);
+ * o->max_shard_bytes) in o->dtype; prints what it wrote as out->path. */
+int zrt_shards_write_safetensors(const shards_options *o, const zrt_ckpt *c, shards_tensor *t, int n, const zrt_out_dir *out);
+/* An output directory of consolidate or export-hf: begin refuses an existing
+ * out_dir that holds anything else and creates the temporary; end (with the
+ * writers' exit code) swaps it in, or removes it on failure. */
+int zrt_shards_output_begin(const char *action, const char *out_dir, zrt_out_dir *d);
+int zrt_shards_output_end(const char *action, zrt_out_dir *d, int rc);
 int zrt_shards_export_hf(const shards_options *o, const zrt_ckpt *c, const char *out_dir);
 bool zrt_shards_parse_dtype(const char *text, zrt_dtype *out);
 /* "5GB", "500MB", "4096", "2GiB". */

@@ -5,6 +5,7 @@
  * layout), the LM head left to transformers to tie to wte, as
  * save_pretrained writes it. transformers.GPT2LMHeadModel.from_pretrained(OUT)
  * loads it (tests/test_hf_gpt2.sh); zrt.model.init_from reads it back.
+ * OUT appears whole or not at all (zrt_shards_output_begin/end).
  */
 #include "cli.h"
 #include "shards.h"
@@ -14,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 static double model_key(const zrt_ckpt *c, const char *key)
 {
@@ -42,7 +42,7 @@ static int write_config(const zrt_ckpt *c, const char *out_dir)
     static const char *const zero[] = {"resid_pdrop", "embd_pdrop", "attn_pdrop"};
     for (int k = 0; k < 3; k++) cJSON_AddNumberToObject(cfg, zero[k], 0);
     cJSON_AddStringToObject(cfg, "torch_dtype", "float32");
-    char *text = cJSON_Print(cfg), path[ZRT_PATH_MAX + 32];
+    char *text = cJSON_Print(cfg), path[ZRT_OUT_PATH_MAX + 128];
     cJSON_Delete(cfg);
     snprintf(path, sizeof path, "%s/config.json", out_dir);
     FILE *f = text ? fopen(path, "w") : NULL;
@@ -60,11 +60,7 @@ int zrt_shards_export_hf(const shards_options *o, const zrt_ckpt *c, const char 
     int n = 0;
     for (int i = 0; i < c->n_units; i++) n += c->units[i].n_params;
     shards_tensor *t = calloc((size_t)n, sizeof *t);
-    if (!t || (mkdir(out_dir, 0755) != 0 && errno != EEXIST)) {
-        fprintf(stderr, "zrt shards export-hf: %s: %s\n", out_dir, t ? strerror(errno) : "out of memory");
-        free(t);
-        return ZRT_EXIT_FAIL;
-    }
+    if (!t) return fprintf(stderr, "zrt shards export-hf: out of memory\n"), ZRT_EXIT_FAIL;
     n = 0;
     for (int i = 0; i < c->n_units; i++)
         for (int k = 0; k < c->units[i].n_params; k++, n++) {
@@ -73,8 +69,13 @@ int zrt_shards_export_hf(const shards_options *o, const zrt_ckpt *c, const char 
         }
     shards_options one = *o;
     one.max_shard_bytes = (long long)1 << 62; /* one model.safetensors */
-    int rc = write_config(c, out_dir);
-    if (rc == ZRT_EXIT_OK) rc = zrt_shards_write_safetensors(&one, c, t, n, out_dir);
+    zrt_out_dir out;
+    int rc = zrt_shards_output_begin("export-hf", out_dir, &out);
+    if (rc == ZRT_EXIT_OK) {
+        rc = write_config(c, out.tmp);
+        if (rc == ZRT_EXIT_OK) rc = zrt_shards_write_safetensors(&one, c, t, n, &out);
+        rc = zrt_shards_output_end("export-hf", &out, rc);
+    }
     free(t);
     return rc;
 }

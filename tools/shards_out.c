@@ -11,13 +11,18 @@
  * name order (the format's writers sort by dtype, then name; all ours have
  * one dtype). Over --max-shard-size, Hugging Face's layout:
  * model-0000K-of-0000N.safetensors and model.safetensors.index.json.
+ * Every output directory is written under a temporary name beside it and
+ * swapped in only when complete (zrt/output.h): a failure leaves the
+ * previous output as it was.
  */
 #include "cli.h"
+#include "format.h"
 #include "shards.h"
 
 #include "cast.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -96,10 +101,20 @@ static char *file_header(const tensor *t, int n, int file, zrt_dtype dtype, size
     return out;
 }
 
+/* Test hook: ZRT_FAULT_SHARDS_WRITE=BYTES fails the write that passes that many bytes (a full disk midway). */
+static bool injected_failure(size_t bytes)
+{
+    static long long written;
+    const char *limit = getenv("ZRT_FAULT_SHARDS_WRITE");
+    written += (long long)bytes;
+    return limit && written > atoll(limit);
+}
+
 static int write_all(FILE *f, const void *data, size_t bytes, const char *path)
 {
-    if (fwrite(data, 1, bytes, f) == bytes) return ZRT_EXIT_OK;
-    fprintf(stderr, "zrt shards consolidate: %s: write failed: %s\n", path, strerror(errno));
+    bool injected = injected_failure(bytes);
+    if (!injected && fwrite(data, 1, bytes, f) == bytes) return ZRT_EXIT_OK;
+    fprintf(stderr, "zrt shards: %s: write failed: %s\n", path, injected ? "injected (ZRT_FAULT_SHARDS_WRITE)" : strerror(errno));
     return ZRT_EXIT_FAIL;
 }
 
@@ -143,7 +158,7 @@ static int write_tensor(FILE *f, const zrt_ckpt *c, const tensor *t, zrt_dtype d
 static int write_file(const shards_options *o, const zrt_ckpt *c, const tensor *t, int n, int file, int files,
                       const char *out_dir, float *buf, void *conv)
 {
-    char name[64], path[ZRT_PATH_MAX + 128];
+    char name[64], path[ZRT_OUT_PATH_MAX + 128];
     file_name(name, sizeof name, file, files);
     snprintf(path, sizeof path, "%s/%s", out_dir, name);
     size_t len = 0;
@@ -175,7 +190,7 @@ static int write_index(const tensor *t, int n, int files, long long total, const
         file_name(name, sizeof name, t[i].file, files);
         cJSON_AddStringToObject(map, t[i].name, name);
     }
-    char *text = cJSON_Print(root), path[ZRT_PATH_MAX + 64];
+    char *text = cJSON_Print(root), path[ZRT_OUT_PATH_MAX + 128];
     cJSON_Delete(root);
     snprintf(path, sizeof path, "%s/model.safetensors.index.json", out_dir);
     FILE *f = text ? fopen(path, "w") : NULL;
@@ -186,12 +201,50 @@ static int write_index(const tensor *t, int n, int files, long long total, const
     return rc;
 }
 
-int zrt_shards_write_safetensors(const shards_options *o, const zrt_ckpt *c, tensor *t, int n, const char *out_dir)
+/* An existing output directory is replaced only when it holds nothing but
+ * what these writers write (*.safetensors, *.json): never a user's directory. */
+static int check_replaceable(const char *action, const char *out_dir)
+{
+    struct stat st;
+    if (lstat(out_dir, &st) != 0) return ZRT_EXIT_OK;
+    DIR *d = S_ISDIR(st.st_mode) ? opendir(out_dir) : NULL;
+    const char *odd = d ? NULL : "is not a directory";
+    for (struct dirent *e; d && !odd && (e = readdir(d));) {
+        size_t n = strlen(e->d_name);
+        bool ours = (n > 12 && strcmp(e->d_name + n - 12, ".safetensors") == 0) || (n > 5 && strcmp(e->d_name + n - 5, ".json") == 0);
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 && (!ours || e->d_type == DT_DIR)) odd = e->d_name;
+    }
+    int rc = odd ? fprintf(stderr, "zrt shards %s: %s: exists and %s%s%s, which %s does not write: refusing to replace it\n",
+                           action, out_dir, d ? "holds '" : "", odd, d ? "'" : "", action), ZRT_EXIT_FAIL : ZRT_EXIT_OK;
+    if (d) closedir(d);
+    return rc;
+}
+
+int zrt_shards_output_begin(const char *action, const char *out_dir, zrt_out_dir *d)
+{
+    if (check_replaceable(action, out_dir) != ZRT_EXIT_OK) return ZRT_EXIT_FAIL;
+    if (zrt_out_dir_name(d, out_dir, NULL) == ZRT_OK && zrt_out_dir_create(d) == ZRT_OK) return ZRT_EXIT_OK;
+    fprintf(stderr, "zrt shards %s: %s\n", action, zrt_last_error());
+    return ZRT_EXIT_FAIL;
+}
+
+int zrt_shards_output_end(const char *action, zrt_out_dir *d, int rc)
+{
+    if (rc != ZRT_EXIT_OK) {
+        zrt_out_dir_abort(d);
+        return rc;
+    }
+    if (zrt_out_dir_commit(d) == ZRT_OK) return ZRT_EXIT_OK;
+    fprintf(stderr, "zrt shards %s: %s\n", action, zrt_last_error());
+    return ZRT_EXIT_FAIL;
+}
+
+int zrt_shards_write_safetensors(const shards_options *o, const zrt_ckpt *c, tensor *t, int n, const zrt_out_dir *out)
 {
     float *buf = malloc(SHARDS_CHUNK * sizeof(float));
     void *conv = malloc(SHARDS_CHUNK * 2);
-    if (!buf || !conv || (mkdir(out_dir, 0755) != 0 && errno != EEXIST)) {
-        fprintf(stderr, "zrt shards: %s: %s\n", out_dir, buf && conv ? strerror(errno) : "out of memory");
+    if (!buf || !conv) {
+        fprintf(stderr, "zrt shards: out of memory\n");
         free(buf), free(conv);
         return ZRT_EXIT_FAIL;
     }
@@ -207,13 +260,14 @@ int zrt_shards_write_safetensors(const shards_options *o, const zrt_ckpt *c, ten
         total += bytes;
     }
     int rc = ZRT_EXIT_OK;
-    for (int file = 0; file < files && rc == ZRT_EXIT_OK; file++) rc = write_file(o, c, t, n, file, files, out_dir, buf, conv);
-    if (rc == ZRT_EXIT_OK && files > 1) rc = write_index(t, n, files, total, out_dir);
+    for (int file = 0; file < files && rc == ZRT_EXIT_OK; file++) rc = write_file(o, c, t, n, file, files, out->tmp, buf, conv);
+    if (rc == ZRT_EXIT_OK && files > 1) rc = write_index(t, n, files, total, out->tmp);
     if (rc == ZRT_EXIT_OK && o->json)
-        printf("{\"out\": \"%s\", \"tensors\": %d, \"files\": %d, \"total_bytes\": %lld, \"dtype\": \"%s\"}\n", out_dir, n, files,
-               total, st_dtype(o->dtype));
+        zrt_json_line("out", ZJ_STR(out->path), "tensors", ZJ_INT(n), "files", ZJ_INT(files), "total_bytes", ZJ_INT(total),
+                      "dtype", ZJ_STR(st_dtype(o->dtype)), NULL);
     else if (rc == ZRT_EXIT_OK)
-        printf("%s: %d tensors, %lld bytes of %s in %d file%s\n", out_dir, n, total, st_dtype(o->dtype), files, files > 1 ? "s" : "");
+        printf("%s: %d tensors, %lld bytes of %s in %d file%s\n", out->path, n, total, st_dtype(o->dtype), files,
+               files > 1 ? "s" : "");
     free(buf), free(conv);
     return rc;
 }
@@ -230,7 +284,9 @@ int zrt_shards_consolidate(const shards_options *o, const zrt_ckpt *c, const cha
             t[n] = (tensor){.p = &c->units[i].params[k], .unit = i};
             snprintf(t[n++].name, sizeof t->name, "%s", c->units[i].params[k].name);
         }
-    int rc = zrt_shards_write_safetensors(o, c, t, n, out_dir);
+    zrt_out_dir out;
+    int rc = zrt_shards_output_begin("consolidate", out_dir, &out);
+    if (rc == ZRT_EXIT_OK) rc = zrt_shards_output_end("consolidate", &out, zrt_shards_write_safetensors(o, c, t, n, &out));
     free(t);
     return rc;
 }

@@ -2,7 +2,9 @@
  * same state laid out for N ranks (each unit padded to a multiple of N x 16,
  * rank r's shard [r * shard, (r + 1) * shard)), written as a complete
  * checkpoint under OUT (OUT/step_NNNNNNN, then OUT/latest), streaming each
- * new shard's sections from the old files -- never the model whole.
+ * new shard's sections from the old files -- never the model whole. The
+ * input was checked whole when it was opened (zrt_ckpt_open), so fresh
+ * CRCs are never written over damaged bytes.
  *
  * Why, when the engine already re-slices on load: a checkpoint can be
  * prepared for the cluster it will run on, its files checked there
@@ -10,6 +12,7 @@
  * numel (the padding) are zero, as the engine keeps them.
  */
 #include "cli.h"
+#include "format.h"
 #include "shards.h"
 
 #include <cjson/cJSON.h>
@@ -59,7 +62,7 @@ static zrt_status write_section(const zrt_ckpt *c, int world, int r, int i, FILE
 
 static zrt_status write_rank(const zrt_ckpt *c, int world, int r, const char *dir, float *buf)
 {
-    char path[ZRT_PATH_MAX + 200];
+    char path[ZRT_OUT_PATH_MAX + 100];
     snprintf(path, sizeof path, "%s/shard_%05d.bin", dir, r);
     FILE *f = fopen(path, "wb");
     if (!f) return zrt_set_error(ZRT_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
@@ -87,7 +90,7 @@ static zrt_status write_meta(const shards_options *o, const zrt_ckpt *c, const c
         cJSON_ReplaceItemInObject(unit, "padded", cJSON_CreateNumber((double)(shard * o->world)));
         cJSON_ReplaceItemInObject(unit, "shard", cJSON_CreateNumber((double)shard));
     }
-    char *text = cJSON_Print(meta), path[ZRT_PATH_MAX + 200];
+    char *text = cJSON_Print(meta), path[ZRT_OUT_PATH_MAX + 100];
     cJSON_Delete(meta);
     snprintf(path, sizeof path, "%s/meta.json", dir);
     FILE *f = text ? fopen(path, "w") : NULL;
@@ -97,23 +100,30 @@ static zrt_status write_meta(const shards_options *o, const zrt_ckpt *c, const c
     return status;
 }
 
-/* OUT/.step_N.tmp filled, renamed to OUT/step_N, then OUT/latest: a crash leaves no half checkpoint visible. */
+/* OUT/.step_N.tmp-PID filled, swapped in as OUT/step_N, then OUT/latest
+ * replaced (zrt/output.h): a failure or a crash leaves no half checkpoint
+ * visible, and an OUT this command created is removed again on failure. */
 static zrt_status reshard(const shards_options *o, const zrt_ckpt *c, const char *out, float *buf)
 {
     const char *name = strrchr(c->dir, '/') ? strrchr(c->dir, '/') + 1 : c->dir;
-    char tmp[ZRT_PATH_MAX + 100], final_dir[ZRT_PATH_MAX + 100], latest[ZRT_PATH_MAX + 100];
-    snprintf(tmp, sizeof tmp, "%s/.%s.tmp", out, name);
+    char final_dir[ZRT_PATH_MAX + 100], latest[ZRT_PATH_MAX + 100];
     snprintf(final_dir, sizeof final_dir, "%s/%s", out, name);
     snprintf(latest, sizeof latest, "%s/latest", out);
-    if ((mkdir(out, 0755) != 0 && errno != EEXIST) || (mkdir(tmp, 0755) != 0 && errno != EEXIST))
-        return zrt_set_error(ZRT_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
     if (access(final_dir, F_OK) == 0) return zrt_set_error(ZRT_ERR_IO, "%s: exists already", final_dir);
-    for (int r = 0; r < o->world; r++) ZRT_CHECK(write_rank(c, o->world, r, tmp, buf));
-    ZRT_CHECK(write_meta(o, c, tmp));
-    if (rename(tmp, final_dir) != 0) return zrt_set_error(ZRT_ERR_IO, "%s: rename: %s", final_dir, strerror(errno));
-    FILE *f = fopen(latest, "w");
-    if (!f || fprintf(f, "%s\n", name) < 0 || fclose(f) != 0) return zrt_set_error(ZRT_ERR_IO, "%s: cannot write", latest);
-    return ZRT_OK;
+    zrt_out_dir step;
+    ZRT_CHECK(zrt_out_dir_name(&step, final_dir, NULL));
+    bool created = mkdir(out, 0755) == 0;
+    if (!created && errno != EEXIST) return zrt_set_error(ZRT_ERR_IO, "%s: cannot create: %s", out, strerror(errno));
+    zrt_status status = zrt_out_dir_create(&step);
+    for (int r = 0; status == ZRT_OK && r < o->world; r++) status = write_rank(c, o->world, r, step.tmp, buf);
+    if (status == ZRT_OK) status = write_meta(o, c, step.tmp);
+    if (status != ZRT_OK) zrt_out_dir_abort(&step);
+    if (status == ZRT_OK) status = zrt_out_dir_commit(&step);
+    char line[sizeof c->dir + 2];
+    snprintf(line, sizeof line, "%s\n", name);
+    if (status == ZRT_OK) status = zrt_out_write_text(latest, line);
+    if (status != ZRT_OK && created) rmdir(out); /* only if empty: a committed step stays */
+    return status;
 }
 
 int zrt_shards_reshard(const shards_options *o, const zrt_ckpt *c, const char *out)
@@ -123,8 +133,8 @@ int zrt_shards_reshard(const shards_options *o, const zrt_ckpt *c, const char *o
     free(buf);
     if (status != ZRT_OK) return fprintf(stderr, "zrt shards reshard: %s\n", zrt_last_error()), ZRT_EXIT_FAIL;
     if (o->json)
-        printf("{\"out\": \"%s\", \"world_size\": %d, \"stage\": %d, \"step\": %lld}\n", out, o->world,
-               o->stage >= 0 ? o->stage : c->stage, (long long)c->step);
+        zrt_json_line("out", ZJ_STR(out), "world_size", ZJ_INT(o->world), "stage", ZJ_INT(o->stage >= 0 ? o->stage : c->stage),
+                      "step", ZJ_INT(c->step), NULL);
     else
         printf("%s: step %lld for %d ranks (stage %d), from %d ranks\n", out, (long long)c->step, o->world,
                o->stage >= 0 ? o->stage : c->stage, c->world);

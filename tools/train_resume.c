@@ -11,6 +11,7 @@
  */
 #include "train.h"
 
+#include "zrt/output.h"
 #include "zrt/shards.h"
 
 #include <cjson/cJSON.h>
@@ -80,37 +81,30 @@ static int64_t line_step(const char *line)
     return value;
 }
 
-/* Rewrites path with its rows up to step `kept` (beside it, then renamed:
+/* Rewrites path with its rows up to step `kept`, atomically (zrt/output.h:
  * a failure leaves the old file as it was); *dropped gets the rows left out. */
 static zrt_status keep_rows(const char *path, int64_t kept, int *dropped)
 {
     FILE *in = fopen(path, "r");
     *dropped = 0;
     if (!in) return errno == ENOENT ? ZRT_OK : zrt_set_error(ZRT_ERR_IO, "metrics file %s: %s", path, strerror(errno));
-    char tmp[ZRT_PATH_MAX + 32];
-    snprintf(tmp, sizeof tmp, "%s.tmp-%d", path, (int)getpid());
-    FILE *outf = fopen(tmp, "w");
-    if (!outf) {
-        fclose(in);
-        return zrt_set_error(ZRT_ERR_IO, "metrics file %s: cannot write %s: %s", path, tmp, strerror(errno));
-    }
+    zrt_out_file out;
+    zrt_status status = zrt_out_file_open(&out, path);
     char *line = NULL;
     size_t cap = 0;
-    while (getline(&line, &cap, in) > 0) {
+    ssize_t len;
+    while (status == ZRT_OK && (len = getline(&line, &cap, in)) > 0) {
         int64_t step = line_step(line);
-        if (step >= 1 && step <= kept) fputs(line, outf);
+        if (step >= 1 && step <= kept) status = zrt_out_file_write(&out, line, (size_t)len);
         else *dropped += 1;
     }
     free(line);
     fclose(in);
-    bool written = fflush(outf) == 0 && fsync(fileno(outf)) == 0;
-    written &= fclose(outf) == 0;
-    if (!written || rename(tmp, path) != 0) {
-        int err = errno;
-        unlink(tmp);
-        return zrt_set_error(ZRT_ERR_IO, "metrics file %s: cannot rewrite it: %s", path, strerror(err));
+    if (status != ZRT_OK) {
+        zrt_out_file_abort(&out);
+        return status;
     }
-    return ZRT_OK;
+    return zrt_out_file_commit(&out);
 }
 
 zrt_status zrt_train_open_metrics(const char *path, int64_t resumed, FILE *say, FILE **out)

@@ -277,6 +277,32 @@ static void join_zrt_file(zrt_config *cfg, cJSON *tree, const char *zrt_path, zr
     snprintf(cfg->zrt_config_path, sizeof cfg->zrt_config_path, "%s", sibling);
 }
 
+/* NAME.zrt.yaml holds only zrt's keys: given as the config, it would load as
+ * an Accelerate YAML with none of its settings. Say which file to pass. */
+static zrt_status refuse_settings_file(const char *path)
+{
+    size_t n = strlen(path);
+    size_t suffix = n > 9 && strcmp(path + n - 9, ".zrt.yaml") == 0  ? 9
+                    : n > 8 && strcmp(path + n - 8, ".zrt.yml") == 0 ? 8
+                                                                     : 0;
+    if (!suffix) return ZRT_OK;
+    return zrt_set_error(ZRT_ERR_CONFIG, "%s: this is zrt's settings file for %.*s.yaml, read with it: pass %.*s.yaml "
+                         "(or give this one as --zrt_config)", path, (int)(n - suffix), path, (int)(n - suffix), path);
+}
+
+/* A DeepSpeed JSON alone has no world size (DeepSpeed takes it from its
+ * launcher, then requires train = micro * accumulation * world): when all
+ * three are given and divide, they name it, so `zrt launch x.json` starts
+ * the ranks the file was written for. --num_processes still overrides (and a
+ * contradiction is then an error). */
+static void world_from_batch(zrt_config *cfg)
+{
+    const zrt_batch_config *b = &cfg->batch_given;
+    int64_t per_rank = b->micro_batch_per_gpu * b->gradient_accumulation_steps;
+    if (b->train_batch_size && per_rank && b->train_batch_size % per_rank == 0)
+        cfg->num_processes = b->train_batch_size / per_rank;
+}
+
 zrt_status zrt_config_load(zrt_config *cfg, const char *path) { return zrt_config_load_with(cfg, path, NULL); }
 
 zrt_status zrt_config_load_with(zrt_config *cfg, const char *path, const char *zrt_path)
@@ -285,16 +311,19 @@ zrt_status zrt_config_load_with(zrt_config *cfg, const char *path, const char *z
     zrt_config_init(cfg);
     if (strlen(path) >= ZRT_PATH_MAX)
         return zrt_set_error(ZRT_ERR_CONFIG, "%.64s...: path longer than %d bytes", path, ZRT_PATH_MAX - 1);
+    ZRT_CHECK(refuse_settings_file(path));
     snprintf(cfg->source_path, sizeof cfg->source_path, "%s", path);
     zrt_cfg_errors *errs = calloc(1, sizeof *errs);
     if (!errs) return zrt_set_error(ZRT_ERR_NOMEM, "zrt_config_load: out of memory");
     zrt_cfg_format format;
     cJSON *tree = zrt_cfg_read_tree(path, &format, errs);
+    cfg->source_is_json = tree && format == ZRT_CFG_JSON;
     if (tree && (format == ZRT_CFG_YAML || zrt_path)) join_zrt_file(cfg, tree, zrt_path, errs);
     if (tree && format == ZRT_CFG_YAML) load_accelerate_yaml(cfg, tree, errs);
     else if (tree) {
         cfg->distributed_type = ZRT_DIST_DEEPSPEED; /* a DeepSpeed file means DeepSpeed */
         load_deepspeed_json(cfg, tree, path, false, errs);
+        world_from_batch(cfg);
     }
     cJSON_Delete(tree);
     if (errs->count == 0) {
@@ -308,19 +337,13 @@ zrt_status zrt_config_load_with(zrt_config *cfg, const char *path, const char *z
 
 /* ---- rules across keys ----------------------------------------------------------- */
 
-/* Where the DeepSpeed keys came from: the JSON if there is one. */
-static const char *deepspeed_file(const zrt_config *cfg)
-{
-    return cfg->deepspeed_config_file[0] ? cfg->deepspeed_config_file : cfg->source_path;
-}
-
 static int64_t divide_exactly(int64_t total, int64_t by) { return by > 0 && total % by == 0 ? total / by : 0; }
 
 /* DeepSpeed's rule: train_batch_size = micro * accumulation * world size;
  * any two give the third. Neither train nor micro: zrt.micro_batch_size (8). */
 static void resolve_batch(zrt_config *cfg, zrt_cfg_errors *errs)
 {
-    const char *file = deepspeed_file(cfg);
+    const char *file = zrt_cfg_deepspeed_file(cfg);
     int64_t world = cfg->num_processes;
     int64_t train = cfg->batch_given.train_batch_size;
     int64_t micro = cfg->batch_given.micro_batch_per_gpu;
@@ -361,7 +384,7 @@ static void check_offload(zrt_config *cfg, zrt_cfg_errors *errs, const zrt_offlo
     char key[96];
     snprintf(key, sizeof key, "zero_optimization.%s.nvme_path", name);
     if (off->device == ZRT_OFFLOAD_NVME && off->n_nvme_paths == 0)
-        zrt_cfg_error(errs, deepspeed_file(cfg), key, "is required when %s.device is nvme", name);
+        zrt_cfg_error(errs, zrt_cfg_deepspeed_file(cfg), key, "is required when %s.device is nvme", name);
 }
 
 static bool valid_gpu_ids(const char *ids)
@@ -387,11 +410,14 @@ static void check_launch(zrt_config *cfg, zrt_cfg_errors *errs)
                       (long long)cfg->num_machines);
     if (!valid_gpu_ids(cfg->gpu_ids))
         zrt_cfg_error(errs, file, "gpu_ids", "\"%s\" is not \"all\" or a list like \"0,1\"", cfg->gpu_ids);
+    else if (strcmp(cfg->gpu_ids, "all") != 0) /* parsed, not honoured: refused rather than ignored */
+        zrt_cfg_error(errs, file, "gpu_ids", "\"%s\": zrt does not restrict its ranks to listed GPUs; use \"all\" "
+                      "and choose them with CUDA_VISIBLE_DEVICES", cfg->gpu_ids);
 }
 
 static void check_zero(zrt_config *cfg, zrt_cfg_errors *errs)
 {
-    const char *file = deepspeed_file(cfg);
+    const char *file = zrt_cfg_deepspeed_file(cfg);
     const zrt_zero_config *z = &cfg->zero;
     check_offload(cfg, errs, &z->offload_optimizer, "offload_optimizer");
     check_offload(cfg, errs, &z->offload_param, "offload_param");
@@ -410,7 +436,7 @@ static void check_zero(zrt_config *cfg, zrt_cfg_errors *errs)
 
 static void check_job(zrt_config *cfg, zrt_cfg_errors *errs)
 {
-    const char *file = cfg->source_path;
+    const char *file = zrt_cfg_zrt_file(cfg);
     zrt_job_config *j = &cfg->job;
     if (j->model.type == ZRT_MODEL_GPT && j->model.d_model % j->model.heads != 0)
         zrt_cfg_error(errs, file, "zrt.model.d_model", "%lld is not divisible by zrt.model.heads %lld",
@@ -420,6 +446,8 @@ static void check_job(zrt_config *cfg, zrt_cfg_errors *errs)
     if (j->checkpoint_interval > 0 && j->checkpoint_dir[0] == '\0')
         zrt_cfg_error(errs, file, "zrt.checkpoint_interval", "%lld needs zrt.checkpoint_dir",
                       (long long)j->checkpoint_interval);
+    if (j->checkpoint_keep > 0 && j->checkpoint_dir[0] == '\0')
+        zrt_cfg_error(errs, file, "zrt.checkpoint_keep", "%lld needs zrt.checkpoint_dir", (long long)j->checkpoint_keep);
     if (j->heartbeat_timeout_s <= j->heartbeat_interval_s)
         zrt_cfg_error(errs, file, "zrt.heartbeat_timeout_s", "%g must be longer than heartbeat_interval_s %g",
                       j->heartbeat_timeout_s, j->heartbeat_interval_s);
@@ -434,6 +462,7 @@ static void validate_into(zrt_config *cfg, zrt_cfg_errors *errs)
     check_launch(cfg, errs);
     check_zero(cfg, errs);
     check_job(cfg, errs);
+    zrt_cfg_check_start(cfg, errs);
     resolve_batch(cfg, errs);
     if (isnan(cfg->scheduler.warmup_max_lr)) cfg->scheduler.warmup_max_lr = cfg->optimizer.lr;
     if (cfg->job.model.hidden == 0) cfg->job.model.hidden = 4 * cfg->job.model.d_model;

@@ -214,6 +214,7 @@ static const zrt_cfg_field zrt_fields[] = {
     STR("checkpoint_dir", job.checkpoint_dir),
     BOOL("bf16_stochastic_rounding", job.bf16_stochastic_rounding, 0),
     INT("checkpoint_interval", job.checkpoint_interval, 0, BIG, 0),
+    INT("checkpoint_keep", job.checkpoint_keep, 0, BIG, 0),
     STR("metrics_file", job.metrics_file),
     ENUM("device", job.device, device_names, 0),
     ENUM("comm_backend", job.comm_backend, comm_names, 0),

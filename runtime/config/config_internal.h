@@ -97,6 +97,17 @@ void zrt_cfg_walk(zrt_config *cfg, zrt_cfg_errors *errs, const char *file,
 /* The values of sec's fields as a JSON object (NULL on allocation failure). */
 cJSON *zrt_cfg_dump(const zrt_config *cfg, const zrt_cfg_section *sec);
 
+/* ---- checks across keys (config_checks.c) -------------------------------- */
+
+/* The file the DeepSpeed keys came from (the JSON if there is one), and the
+ * one zrt's own keys came from (NAME.zrt.yaml if it was read). */
+const char *zrt_cfg_deepspeed_file(const zrt_config *cfg);
+const char *zrt_cfg_zrt_file(const zrt_config *cfg);
+/* Everything the start of training would refuse that needs no rank: files
+ * the config names, settings the engine or the data cannot honour, values
+ * parsed but not implemented (offload_optimizer.ratio below 1). */
+void zrt_cfg_check_start(const zrt_config *cfg, zrt_cfg_errors *errs);
+
 /* The enum name tables, shared with config.c's *_name() functions. */
 extern const char *const zrt_cfg_precision_names[];
 extern const char *const zrt_cfg_offload_names[];

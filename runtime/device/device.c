@@ -40,16 +40,32 @@ const char *zrt_device_kind_name(zrt_device_kind kind)
     return "?";
 }
 
+/* The setting that chose the device, in the config file's own language:
+ * an Accelerate YAML says use_cpu, a DeepSpeed JSON has no such key (DeepSpeed
+ * takes the accelerator from its environment), so zrt's own key names it. */
+static void no_gpu_why(const zrt_config *cfg, const char *reason, char *why, size_t why_size)
+{
+    const char *file = cfg->source_path;
+    if (cfg->job.device == ZRT_DEVICE_CUDA)
+        snprintf(why, why_size, "%s: zrt.device: cuda asks for a GPU and there is none (%s); set %s to train on the "
+                 "cpu", cfg->zrt_config_path[0] ? cfg->zrt_config_path : file, reason,
+                 cfg->source_is_json ? "\"zrt\": {\"device\": \"cpu\"}" : "device: cpu");
+    else if (cfg->source_is_json)
+        snprintf(why, why_size, "no GPU to run on (%s): training on the cpu device; %s leaves the device to zrt (no "
+                 "\"zrt\": {\"device\": ...}): set \"zrt\": {\"device\": \"cpu\"} to say so", reason, file);
+    else
+        snprintf(why, why_size, "no GPU to run on (%s): training on the cpu device; %s has use_cpu: false: set "
+                 "use_cpu: true to say so", reason, file);
+}
+
 zrt_device_kind zrt_device_select(const zrt_config *cfg, char *why, size_t why_size)
 {
     if (why_size) why[0] = '\0';
-    if (cfg->use_cpu) return ZRT_DEVICE_CPU;
-    if (cfg->job.device != ZRT_DEVICE_AUTO) return cfg->job.device;
+    if (cfg->use_cpu || cfg->job.device == ZRT_DEVICE_CPU) return ZRT_DEVICE_CPU;
     const char *reason = "";
     if (zrt_device_cuda_count(&reason) > 0) return ZRT_DEVICE_CUDA;
-    if (why_size)
-        snprintf(why, why_size, "no GPU to run on (%s): training on the cpu device; set use_cpu: true to say so", reason);
-    return ZRT_DEVICE_CPU;
+    if (why_size) no_gpu_why(cfg, reason, why, why_size);
+    return cfg->job.device == ZRT_DEVICE_CUDA ? ZRT_DEVICE_CUDA : ZRT_DEVICE_CPU;
 }
 
 /* ---- the check-mode devices, for host work outside streams (host_work.h) ------------------ */

@@ -8,10 +8,12 @@
  * exp_avg, exp_avg_sq -- each header and section with a CRC32C. The files do
  * not depend on the stage (stage 0 ranks also write only their own shard).
  * DIR/latest names the newest complete checkpoint.
- * Crash safety: everything is written under DIR/.step_NNNNNNN.tmp, fsynced,
- * renamed to step_NNNNNNN, and only then is `latest` replaced (temporary
- * name, fsync, rename): a crash at any point leaves the previous checkpoint
- * and `latest` intact. Loading checks every CRC and the model's shape.
+ * Crash safety: everything is written under DIR/.step_NNNNNNN.tmp-save
+ * (zrt/output.h), fsynced, swapped in as step_NNNNNNN, and only then is
+ * `latest` replaced atomically: a crash at any point leaves the previous
+ * checkpoint and `latest` intact. zrt.checkpoint_keep then removes old steps.
+ * Loading goes through the checkpoint reader (zrt/shards.h), as every tool
+ * does: every size, header and CRC is checked before a byte is used.
  * Both calls are collective; a failure on any rank fails them on every rank.
  */
 #include "engine_internal.h"
@@ -26,10 +28,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Nested path buffers: a step directory, a file in it, that file's .tmp. */
+/* Nested path buffers: a step directory, a file in it. */
 #define DIR_BUF (ZRT_PATH_MAX + 64)
-#define FILE_BUF (DIR_BUF + 32)
-#define TMP_BUF (FILE_BUF + 8)
+#define FILE_BUF (ZRT_OUT_PATH_MAX + 128)
 #define STREAM_ELEMENTS ((int64_t)1 << 20) /* a shard is saved 4 MiB at a time */
 
 /* ---- small file helpers ---------------------------------------------------------------------- */
@@ -44,37 +45,6 @@ static zrt_status write_all(int fd, const void *data, size_t len, const char *pa
         len -= (size_t)n;
     }
     return ZRT_OK;
-}
-
-static void fsync_path(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-}
-
-/* Writes text to path via path.tmp + fsync + rename. */
-static zrt_status write_file_atomic(const char *path, const char *text)
-{
-    char tmp[TMP_BUF];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return zrt_set_error(ZRT_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-    zrt_status status = write_all(fd, text, strlen(text), tmp);
-    if (status == ZRT_OK && fsync(fd) != 0) status = zrt_set_error(ZRT_ERR_IO, "%s: fsync: %s", tmp, strerror(errno));
-    close(fd);
-    if (status == ZRT_OK && rename(tmp, path) != 0)
-        status = zrt_set_error(ZRT_ERR_IO, "%s: rename: %s", path, strerror(errno));
-    return status;
-}
-
-static zrt_status remove_tree(const char *path)
-{
-    char cmd[DIR_BUF + 16];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
-    return system(cmd) == 0 ? ZRT_OK : zrt_set_error(ZRT_ERR_IO, "cannot remove %s", path);
 }
 
 /* ---- save ------------------------------------------------------------------------------------- */
@@ -176,64 +146,67 @@ static cJSON *meta_json(const zrt_engine *e)
     return meta;
 }
 
-/* Rank 0: meta.json, then the renames that make the checkpoint visible. */
-static zrt_status commit(zrt_engine *e, const char *dir, const char *tmp, const char *final_dir, const char *name)
+/* Rank 0: meta.json, the step directory swapped in, `latest`, then old steps pruned. */
+static zrt_status commit(zrt_engine *e, const char *dir, zrt_out_dir *step, const char *name)
 {
     cJSON *meta = meta_json(e);
     char *text = meta ? cJSON_Print(meta) : NULL;
     cJSON_Delete(meta);
     if (!text) return zrt_set_error(ZRT_ERR_NOMEM, "checkpoint: out of memory for meta.json");
-    char path[FILE_BUF];
-    snprintf(path, sizeof path, "%s/meta.json", tmp);
-    zrt_status status = write_file_atomic(path, text);
+    char path[FILE_BUF], line[64];
+    snprintf(path, sizeof path, "%s/meta.json", step->tmp);
+    zrt_status status = zrt_out_write_text(path, text);
     free(text);
-    if (status != ZRT_OK) return status;
-    fsync_path(tmp);
-    ZRT_CHECK(remove_tree(final_dir)); /* a re-save of the same step */
-    if (rename(tmp, final_dir) != 0) return zrt_set_error(ZRT_ERR_IO, "%s: rename: %s", final_dir, strerror(errno));
-    fsync_path(dir);
-    char latest[FILE_BUF], line[64];
-    snprintf(latest, sizeof latest, "%s/latest", dir);
+    ZRT_CHECK(status);
+    ZRT_CHECK(zrt_out_dir_commit(step)); /* a re-save of the same step replaces it in one exchange */
+    snprintf(path, sizeof path, "%s/latest", dir);
     snprintf(line, sizeof line, "%s\n", name);
-    ZRT_CHECK(write_file_atomic(latest, line));
-    fsync_path(dir);
-    return ZRT_OK;
+    ZRT_CHECK(zrt_out_write_text(path, line));
+    return zrt_ckpt_prune(dir, e->cfg.job.checkpoint_keep, e->resumed_from[0] ? e->resumed_from : NULL);
 }
 
 zrt_status zrt_engine_save(zrt_engine *e, const char *dir)
 {
     if (!e || !dir || !dir[0]) return zrt_set_error(ZRT_ERR_INVALID, "zrt_engine_save: no directory");
-    char name[32], tmp[DIR_BUF], final_dir[DIR_BUF];
+    char name[32], final_dir[DIR_BUF];
     snprintf(name, sizeof name, "step_%07lld", (long long)e->step);
-    snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name);
     snprintf(final_dir, sizeof final_dir, "%s/%s", dir, name);
+    zrt_out_dir step;
+    ZRT_CHECK(zrt_out_dir_name(&step, final_dir, "save")); /* one name every rank agrees on */
     ZRT_CHECK(zrt_engine_synchronize(e)); /* the optimizer state of the last step is final */
     zrt_status status = ZRT_OK;
     if (e->rank == 0) {
         if (mkdir(dir, 0755) != 0 && errno != EEXIST)
             status = zrt_set_error(ZRT_ERR_IO, "%s: cannot create: %s", dir, strerror(errno));
-        if (status == ZRT_OK) status = remove_tree(tmp);
-        if (status == ZRT_OK && mkdir(tmp, 0755) != 0)
-            status = zrt_set_error(ZRT_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+        if (status == ZRT_OK) status = zrt_out_dir_create(&step);
     }
     ZRT_CHECK(zrt_engine_agree(e, status, "checkpoint directory"));
-    ZRT_CHECK(zrt_engine_agree(e, write_shard(e, tmp), "checkpoint shard"));
-    return zrt_engine_agree(e, e->rank == 0 ? commit(e, dir, tmp, final_dir, name) : ZRT_OK, "checkpoint commit");
+    status = zrt_engine_agree(e, write_shard(e, step.tmp), "checkpoint shard");
+    if (status == ZRT_OK) status = zrt_engine_agree(e, e->rank == 0 ? commit(e, dir, &step, name) : ZRT_OK, "checkpoint commit");
+    if (status != ZRT_OK && e->rank == 0) zrt_out_dir_abort(&step); /* no-op once committed */
+    return status;
 }
 
 /* ---- load -------------------------------------------------------------------------------------- */
 
-typedef struct {
-    int64_t numel, padded, shard;
-} saved_unit;
-
-typedef struct {
-    char dir[DIR_BUF];
-    int world;
-    int64_t step, adam_steps;
-    saved_unit *units;
-    zrt_loss_scaler scaler;
-} saved_meta;
+/* The model in meta.json must be this model: same units, parameters, sizes. */
+static zrt_status check_shape(const zrt_engine *e, const zrt_ckpt *c)
+{
+    if (c->n_units != e->n_units)
+        return zrt_set_error(ZRT_ERR_CONFIG, "%s/meta.json: the checkpoint has %d units; this model has %d (a different "
+                             "model)", c->dir, c->n_units, e->n_units);
+    for (int i = 0; i < e->n_units; i++) {
+        const zrt_ckpt_unit *u = &c->units[i];
+        if (u->numel != e->units[i].numel)
+            return zrt_set_error(ZRT_ERR_CONFIG, "%s/meta.json: unit %d has %lld parameters; this model's has %lld (a "
+                                 "different model)", c->dir, i, (long long)u->numel, (long long)e->units[i].numel);
+        for (int p = 0; p < e->model->n_params[i]; p++)
+            if (p >= u->n_params || strcmp(u->params[p].name, e->model->params[i][p].name) != 0)
+                return zrt_set_error(ZRT_ERR_CONFIG, "%s/meta.json: unit %d parameter %d is %s; this model has %s", c->dir, i,
+                                     p, p < u->n_params ? u->params[p].name : "missing", e->model->params[i][p].name);
+    }
+    return ZRT_OK;
+}
 
 static double number(const cJSON *obj, const char *key, bool *ok)
 {
@@ -242,180 +215,40 @@ static double number(const cJSON *obj, const char *key, bool *ok)
     return cJSON_IsNumber(v) ? v->valuedouble : 0;
 }
 
-/* The model in meta.json must be this model: same units, parameters, sizes. */
-static zrt_status check_shape(const zrt_engine *e, const cJSON *units, const char *path, saved_meta *m)
+static zrt_status read_scaler(const zrt_ckpt *c, zrt_loss_scaler *s)
 {
-    if (!cJSON_IsArray(units) || cJSON_GetArraySize(units) != e->n_units)
-        return zrt_set_error(ZRT_ERR_CONFIG, "%s: the checkpoint has %d units; this model has %d (a different model)", path,
-                             cJSON_GetArraySize(units), e->n_units);
-    for (int i = 0; i < e->n_units; i++) {
-        const cJSON *unit = cJSON_GetArrayItem(units, i), *params = cJSON_GetObjectItemCaseSensitive(unit, "params");
-        bool ok = true;
-        m->units[i] = (saved_unit){(int64_t)number(unit, "numel", &ok), (int64_t)number(unit, "padded", &ok),
-                                   (int64_t)number(unit, "shard", &ok)};
-        if (!ok || m->units[i].shard * m->world != m->units[i].padded || m->units[i].padded < m->units[i].numel)
-            return zrt_set_error(ZRT_ERR_CONFIG, "%s: unit %d: malformed sizes", path, i);
-        if (m->units[i].numel != e->units[i].numel)
-            return zrt_set_error(ZRT_ERR_CONFIG, "%s: unit %d has %lld parameters; this model's has %lld (a different model)",
-                                 path, i, (long long)m->units[i].numel, (long long)e->units[i].numel);
-        for (int p = 0; p < e->model->n_params[i]; p++) {
-            const cJSON *name = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(params, p), "name");
-            if (!cJSON_IsString(name) || strcmp(name->valuestring, e->model->params[i][p].name) != 0)
-                return zrt_set_error(ZRT_ERR_CONFIG, "%s: unit %d parameter %d is %s; this model has %s", path, i, p,
-                                     cJSON_IsString(name) ? name->valuestring : "missing", e->model->params[i][p].name);
-        }
-    }
-    return ZRT_OK;
+    const cJSON *scaler = cJSON_GetObjectItemCaseSensitive(c->meta, "loss_scaler");
+    bool ok = true;
+    s->scale = number(scaler, "scale", &ok);
+    s->hysteresis_left = (int64_t)number(scaler, "hysteresis_left", &ok);
+    s->last_overflow_step = (int64_t)number(scaler, "last_overflow_step", &ok);
+    s->step = (int64_t)number(scaler, "step", &ok);
+    return ok ? ZRT_OK : zrt_set_error(ZRT_ERR_CONFIG, "%s/meta.json: missing or bad loss_scaler", c->dir);
 }
 
-static zrt_status read_meta(const zrt_engine *e, const char *path, saved_meta *m)
-{
-    char file[FILE_BUF];
-    snprintf(file, sizeof file, "%s/meta.json", path);
-    FILE *f = fopen(file, "rb");
-    if (!f) return zrt_set_error(ZRT_ERR_IO, "%s: cannot open: %s", file, strerror(errno));
-    static char text[1 << 22];
-    size_t n = fread(text, 1, sizeof text - 1, f);
-    fclose(f);
-    text[n] = '\0';
-    cJSON *meta = cJSON_Parse(text);
-    const cJSON *format = cJSON_GetObjectItemCaseSensitive(meta, "format");
-    bool ok = meta && cJSON_IsString(format) && strcmp(format->valuestring, "zrt-checkpoint") == 0;
-    if (!ok) {
-        cJSON_Delete(meta);
-        return zrt_set_error(ZRT_ERR_CONFIG, "%s: not a zrt checkpoint (unreadable JSON or wrong format)", file);
-    }
-    if (number(meta, "version", &ok) != ZRT_CKPT_VERSION) ok = false;
-    m->world = (int)number(meta, "world_size", &ok);
-    m->step = (int64_t)number(meta, "step", &ok);
-    m->adam_steps = (int64_t)number(meta, "adam_steps", &ok);
-    const cJSON *scaler = cJSON_GetObjectItemCaseSensitive(meta, "loss_scaler");
-    m->scaler = e->scaler;
-    m->scaler.scale = number(scaler, "scale", &ok);
-    m->scaler.hysteresis_left = (int64_t)number(scaler, "hysteresis_left", &ok);
-    m->scaler.last_overflow_step = (int64_t)number(scaler, "last_overflow_step", &ok);
-    m->scaler.step = (int64_t)number(scaler, "step", &ok);
-    zrt_status status = ok && m->world >= 1
-                            ? check_shape(e, cJSON_GetObjectItemCaseSensitive(meta, "units"), file, m)
-                            : zrt_set_error(ZRT_ERR_CONFIG, "%s: missing or bad fields (version, world_size, step, "
-                                                            "loss_scaler)", file);
-    cJSON_Delete(meta);
-    return status;
-}
-
-/* Reads shard q's section for unit i whole and checks it; data = 3 x count floats. */
-static zrt_status read_section(const saved_meta *m, int q, int unit, float **data)
-{
-    char path[FILE_BUF];
-    snprintf(path, sizeof path, "%s/shard_%05d.bin", m->dir, q);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return zrt_set_error(ZRT_ERR_IO, "%s: cannot open: %s (the checkpoint was written by %d ranks)", path,
-                             strerror(errno), m->world);
-    zrt_shard_header h;
-    zrt_status status = ZRT_OK;
-    if (fread(&h, sizeof h, 1, f) != 1) status = zrt_set_error(ZRT_ERR_IO, "%s: truncated in the header", path);
-    else if (memcmp(h.magic, ZRT_CKPT_SHARD_MAGIC, 8) != 0 || h.crc != zrt_crc32c(0, &h, offsetof(zrt_shard_header, crc)))
-        status = zrt_set_error(ZRT_ERR_IO, "%s: header: bad magic or CRC32C mismatch", path);
-    else if (h.rank != (uint32_t)q || h.world != (uint32_t)m->world || h.step != (uint64_t)m->step)
-        status = zrt_set_error(ZRT_ERR_IO, "%s: header says rank %u of %u at step %llu, meta.json rank %d of %d at %lld",
-                               path, h.rank, h.world, (unsigned long long)h.step, q, m->world, (long long)m->step);
-    for (int i = 0; status == ZRT_OK && i <= unit; i++) {
-        zrt_section_header s;
-        size_t count = (size_t)m->units[i].shard, bytes = 3 * count * sizeof(float);
-        if (fread(&s, sizeof s, 1, f) != 1) {
-            status = zrt_set_error(ZRT_ERR_IO, "%s: truncated in the unit %d section", path, i);
-            break;
-        }
-        if (s.unit != (uint32_t)i || s.count != count || s.begin != (uint64_t)q * count) {
-            status = zrt_set_error(ZRT_ERR_IO, "%s: unit %d section: header does not match meta.json", path, i);
-            break;
-        }
-        if (i < unit) {
-            if (fseek(f, (long)bytes, SEEK_CUR) != 0) status = zrt_set_error(ZRT_ERR_IO, "%s: seek failed", path);
-            continue;
-        }
-        *data = malloc(bytes ? bytes : 1);
-        if (!*data) status = zrt_set_error(ZRT_ERR_NOMEM, "checkpoint: out of memory");
-        else if (fread(*data, 1, bytes, f) != bytes)
-            status = zrt_set_error(ZRT_ERR_IO, "%s: truncated in the unit %d section", path, i);
-        else if (zrt_crc32c(0, *data, bytes) != s.crc)
-            status = zrt_set_error(ZRT_ERR_IO, "%s: unit %d section: CRC32C mismatch (stored 0x%08x, computed 0x%08x)",
-                                   path, i, s.crc, zrt_crc32c(0, *data, bytes));
-    }
-    fclose(f);
-    return status;
-}
-
-/* This rank's optimizer range of unit i (host copies of master, exp_avg,
- * exp_avg_sq, zero where nothing was saved: the pads) from the saved shards
- * that overlap it. */
-static zrt_status gather_unit(zrt_engine *e, const saved_meta *m, int i, float *const dst[3])
+/* This rank's optimizer range of unit i (master, exp_avg, exp_avg_sq on the
+ * host, zero past numel: the pads) from the saved shards, then to the device. */
+static zrt_status load_unit(zrt_engine *e, const zrt_ckpt *c, int i)
 {
     unit_state *u = &e->units[i];
     int64_t begin = zrt_engine_opt_begin(e, u), count = zrt_engine_opt_count(e, u);
-    int64_t end = begin + count < u->numel ? begin + count : u->numel, old_shard = m->units[i].shard;
-    for (int64_t pos = begin; pos < end;) {
-        int q = (int)(pos / old_shard);
-        int64_t q_end = ((int64_t)q + 1) * old_shard < end ? ((int64_t)q + 1) * old_shard : end;
-        float *data = NULL;
-        zrt_status status = read_section(m, q, i, &data);
-        if (status == ZRT_OK) {
-            int64_t from = pos - (int64_t)q * old_shard, n = q_end - pos;
-            for (int k = 0; k < 3; k++)
-                memcpy(dst[k] + (pos - begin), data + (int64_t)k * old_shard + from, (size_t)n * sizeof(float));
-        }
-        free(data);
-        ZRT_CHECK(status);
-        pos = q_end;
-    }
-    return ZRT_OK;
-}
-
-/* Reads unit i's range on the host, then writes it to the device. */
-static zrt_status load_unit(zrt_engine *e, const saved_meta *m, int i)
-{
-    unit_state *u = &e->units[i];
-    size_t count = (size_t)zrt_engine_opt_count(e, u);
-    float *host = calloc(3 * count + 1, sizeof(float));
+    int64_t have = begin >= u->numel ? 0 : begin + count < u->numel ? count : u->numel - begin;
+    float *host = calloc(3 * (size_t)count + 1, sizeof(float));
     if (!host) return zrt_set_error(ZRT_ERR_NOMEM, "checkpoint: out of host memory for unit %d", i);
-    float *const parts[3] = {host, host + count, host + 2 * count};
-    zrt_status status = gather_unit(e, m, i, parts);
+    zrt_status status = ZRT_OK;
     for (int k = 0; status == ZRT_OK && k < STATE_PARTS; k++)
-        status = zrt_engine_state_io(e, i, k, 0, count, parts[k], true);
+        if (have > 0) status = zrt_ckpt_read(c, i, k, begin, have, host + (size_t)k * (size_t)count);
+    for (int k = 0; status == ZRT_OK && k < STATE_PARTS; k++)
+        status = zrt_engine_state_io(e, i, k, 0, (size_t)count, host + (size_t)k * (size_t)count, true);
     free(host);
     return status;
 }
 
-/* path: a step directory, or a directory with `latest`. */
-static zrt_status resolve(const char *path, char *dir, size_t size)
+static zrt_status load_local(zrt_engine *e, const char *path, zrt_ckpt **c)
 {
-    char probe[FILE_BUF];
-    snprintf(probe, sizeof probe, "%s/meta.json", path);
-    if (access(probe, F_OK) == 0) {
-        snprintf(dir, size, "%s", path);
-        return ZRT_OK;
-    }
-    snprintf(probe, sizeof probe, "%s/latest", path);
-    FILE *f = fopen(probe, "r");
-    char name[64] = "";
-    if (!f) return zrt_set_error(ZRT_ERR_IO, "%s: no checkpoint here (no meta.json, no latest)", path);
-    bool ok = fgets(name, sizeof name, f) != NULL;
-    fclose(f);
-    name[strcspn(name, "\r\n")] = '\0';
-    if (!ok || strncmp(name, "step_", 5) != 0 || strchr(name, '/'))
-        return zrt_set_error(ZRT_ERR_IO, "%s: does not name a checkpoint", probe);
-    snprintf(dir, size, "%s/%s", path, name);
-    return ZRT_OK;
-}
-
-static zrt_status load_local(zrt_engine *e, const char *path, saved_meta *m)
-{
-    ZRT_CHECK(resolve(path, m->dir, sizeof m->dir));
-    m->units = calloc((size_t)e->n_units, sizeof *m->units);
-    if (!m->units) return zrt_set_error(ZRT_ERR_NOMEM, "checkpoint: out of memory");
-    ZRT_CHECK(read_meta(e, m->dir, m));
-    for (int i = 0; i < e->n_units; i++) ZRT_CHECK(load_unit(e, m, i));
+    ZRT_CHECK(zrt_ckpt_open(path, c));
+    ZRT_CHECK(check_shape(e, *c));
+    for (int i = 0; i < e->n_units; i++) ZRT_CHECK(load_unit(e, *c, i));
     return ZRT_OK;
 }
 
@@ -423,14 +256,21 @@ zrt_status zrt_engine_load(zrt_engine *e, const char *path, int64_t *step)
 {
     if (!e || !path) return zrt_set_error(ZRT_ERR_INVALID, "zrt_engine_load: NULL argument");
     ZRT_CHECK(zrt_engine_synchronize(e)); /* nothing may still read the state we overwrite */
-    saved_meta m = {0};
-    zrt_status status = zrt_engine_agree(e, load_local(e, path, &m), "checkpoint load");
-    free(m.units);
+    zrt_ckpt *c = NULL;
+    zrt_loss_scaler scaler = e->scaler;
+    zrt_status status = load_local(e, path, &c);
+    if (status == ZRT_OK) status = read_scaler(c, &scaler);
+    status = zrt_engine_agree(e, status, "checkpoint load");
+    if (status == ZRT_OK) {
+        e->step = c->step;
+        e->adam_steps = c->adam_steps;
+        e->scaler = scaler;
+        const char *slash = strrchr(c->dir, '/');
+        snprintf(e->resumed_from, sizeof e->resumed_from, "%s", slash ? slash + 1 : c->dir);
+        if (step) *step = c->step;
+    }
+    zrt_ckpt_close(c);
     ZRT_CHECK(status);
-    e->step = m.step;
-    e->adam_steps = m.adam_steps;
-    e->scaler = m.scaler;
-    if (step) *step = m.step;
     return zrt_engine_publish_params(e);
 }
 

@@ -85,6 +85,7 @@ struct zrt_engine {
     int micro, accum;
     int64_t global_batch, step, adam_steps;
     zrt_loss_scaler scaler;
+    char resumed_from[ZRT_PATH_MAX + 64]; /* the step directory zrt_engine_load read: checkpoint_keep never removes it */
     int64_t live_params, peak_live_params; /* stage 3, elements gathered */
     int64_t cached_params;                 /* stage 3, elements in param_cache buffers */
     bool inject_overflow;

@@ -207,6 +207,7 @@ typedef struct {
     int64_t seed;
     char checkpoint_dir[ZRT_PATH_MAX];
     int64_t checkpoint_interval;       /* steps; 0 = only at the end */
+    int64_t checkpoint_keep;           /* complete steps kept in checkpoint_dir, older removed; 0 = all */
     bool bf16_stochastic_rounding;     /* the bf16 compute copy rounded stochastically (off: stages bitwise equal) */
     char metrics_file[ZRT_PATH_MAX];
     zrt_device_kind device;
@@ -230,6 +231,7 @@ typedef struct {
     char source_path[ZRT_PATH_MAX];        /* the file given to load         */
     char zrt_config_path[ZRT_PATH_MAX + 16]; /* where zrt: came from if another file (NAME.zrt.yaml) */
     char deepspeed_config_file[ZRT_PATH_MAX]; /* resolved path, "" if none   */
+    bool source_is_json;                   /* source_path is a DeepSpeed JSON (messages name its keys) */
 
     /* Accelerate's launcher settings. num_processes is the total. */
     char compute_environment[ZRT_NAME_MAX];
@@ -451,5 +453,6 @@ void zrt_comm_destroy(zrt_comm *comm);
 #include "zrt/engine.h"
 #include "zrt/offload.h"
 #include "zrt/shards.h"
+#include "zrt/output.h"
 
 #endif /* ZRT_H */

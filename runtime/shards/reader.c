@@ -9,6 +9,7 @@
  * checks that the headers there say what meta.json says.
  */
 #include "zrt.h"
+#include "shards_internal.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -23,7 +24,8 @@
 #define META_MAX (64 << 20) /* a meta.json larger than this is not ours */
 #define VERIFY_CHUNK (1 << 20)
 
-static zrt_status resolve(const char *path, char *dir, size_t size)
+/* dir: path, or the step its `latest` names (*via_latest). */
+static zrt_status resolve(const char *path, char *dir, size_t size, bool *via_latest)
 {
     char probe[ZRT_PATH_MAX + 128];
     snprintf(probe, sizeof probe, "%s/meta.json", path);
@@ -35,9 +37,10 @@ static zrt_status resolve(const char *path, char *dir, size_t size)
     bool ok = fgets(name, sizeof name, f) != NULL;
     fclose(f);
     name[strcspn(name, "\r\n")] = '\0';
+    *via_latest = true;
+    snprintf(dir, size, "%s/%s", path, name);
     if (!ok || !name[0] || strchr(name, '/'))
         return zrt_set_error(ZRT_ERR_IO, "%s: does not name a step directory", probe);
-    snprintf(dir, size, "%s/%s", path, name);
     return ZRT_OK;
 }
 
@@ -140,23 +143,61 @@ static zrt_status parse_meta(zrt_ckpt *c, const char *file)
     return parse_units(c, cJSON_GetObjectItemCaseSensitive(meta, "units"), file);
 }
 
-zrt_status zrt_ckpt_open(const char *path, zrt_ckpt **out)
+static void first_problem(void *arg, const char *line)
+{
+    char *first = arg;
+    if (!first[0]) snprintf(first, ZRT_ERROR_MAX, "%s", line);
+}
+
+/* The shard files against meta.json: the first problem becomes the error. */
+static zrt_status check_files(const zrt_ckpt *c, zrt_ckpt_check check)
+{
+    char first[ZRT_ERROR_MAX] = "";
+    int problems = zrt_ckpt_check_files(c, check == ZRT_CKPT_CHECK_ALL, first_problem, first);
+    if (!problems) return ZRT_OK;
+    if (problems == 1) return zrt_set_error(ZRT_ERR_IO, "%s", first);
+    return zrt_set_error(ZRT_ERR_IO, "%s (and %d more problems: zrt shards verify lists them)", first, problems - 1);
+}
+
+/* When `latest` led to a bad step: the error names the newest good one. */
+static void name_newest_good(const char *path, const char *bad_dir)
+{
+    char message[ZRT_ERROR_MAX], good[256];
+    const char *bad = strrchr(bad_dir, '/') ? strrchr(bad_dir, '/') + 1 : bad_dir;
+    snprintf(message, sizeof message, "%s", zrt_last_error());
+    if (zrt_ckpt_newest_good(path, bad, good, sizeof good) == ZRT_OK)
+        zrt_set_error(ZRT_ERR_IO, "%s; %s/latest names %s, which is damaged: the newest good step is %s/%s (write %s "
+                      "into %s/latest to use it)", message, path, bad, path, good, good, path);
+    else
+        zrt_set_error(ZRT_ERR_IO, "%s; %s/latest names %s, which is damaged, and no other step there is good", message,
+                      path, bad);
+}
+
+zrt_status zrt_ckpt_open_checked(const char *path, zrt_ckpt_check check, zrt_ckpt **out)
 {
     if (!path || !out) return zrt_set_error(ZRT_ERR_INVALID, "zrt_ckpt_open: NULL argument");
     zrt_ckpt *c = calloc(1, sizeof *c);
     if (!c) return zrt_set_error(ZRT_ERR_NOMEM, "out of memory");
     char file[sizeof c->dir + 16];
-    zrt_status status = resolve(path, c->dir, sizeof c->dir);
+    bool via_latest = false;
+    zrt_status status = resolve(path, c->dir, sizeof c->dir, &via_latest);
     snprintf(file, sizeof file, "%s/meta.json", c->dir);
     if (status == ZRT_OK) status = parse_meta(c, file);
+    if (status == ZRT_OK && !(c->checked = calloc((size_t)c->world * (size_t)c->n_units, 1)))
+        status = zrt_set_error(ZRT_ERR_NOMEM, "out of memory");
+    if (status == ZRT_OK && check != ZRT_CKPT_CHECK_META) status = check_files(c, check);
     if (status != ZRT_OK) {
-        char message[ZRT_ERROR_MAX];
-        snprintf(message, sizeof message, "%s", zrt_last_error());
+        if (via_latest) name_newest_good(path, c->dir);
         zrt_ckpt_close(c);
-        return zrt_set_error(status, "%s", message);
+        return status;
     }
     *out = c;
     return ZRT_OK;
+}
+
+zrt_status zrt_ckpt_open(const char *path, zrt_ckpt **out)
+{
+    return zrt_ckpt_open_checked(path, ZRT_CKPT_CHECK_ALL, out);
 }
 
 void zrt_ckpt_close(zrt_ckpt *c)
@@ -165,6 +206,7 @@ void zrt_ckpt_close(zrt_ckpt *c)
     for (int i = 0; c->units && i < c->n_units; i++) free(c->units[i].params);
     free(c->units);
     cJSON_Delete(c->meta);
+    free(c->checked);
     free(c);
 }
 
@@ -190,6 +232,7 @@ zrt_status zrt_ckpt_read(const zrt_ckpt *c, int unit, int part, int64_t begin, i
     while (n > 0) {
         int q = (int)(begin / u->shard);
         int64_t from = begin - q * u->shard, take = u->shard - from < n ? u->shard - from : n;
+        ZRT_CHECK(zrt_ckpt_check_section(c, q, unit));
         char path[sizeof c->dir + 32];
         shard_path(c, q, path, sizeof path);
         int fd = open(path, O_RDONLY | O_CLOEXEC);

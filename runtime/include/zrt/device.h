@@ -55,7 +55,10 @@ void zrt_device_options_init(zrt_device_options *options);
 /* The device a config asks for: use_cpu: true -> cpu; zrt.device cpu or
  * cuda -> that; otherwise cuda when this build has CUDA and a GPU is
  * visible, else cpu -- and then *why (when why_size > 0) gets one line
- * saying why ("" in every other case). */
+ * saying why, naming the setting as the config file spells it (use_cpu in a
+ * YAML, "zrt": {"device"} in a DeepSpeed JSON). zrt.device cuda with no GPU:
+ * cuda, and *why is the error to report if the device cannot be made. ""
+ * in every other case. */
 zrt_device_kind zrt_device_select(const zrt_config *cfg, char *why, size_t why_size);
 
 /* ZRT_ERR_UNSUPPORTED naming the reason for cuda without a GPU or in a build

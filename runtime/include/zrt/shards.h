@@ -12,7 +12,10 @@
  * header and section carries a CRC32C. DIR/latest names the newest.
  * Contracts: the reader keeps only meta.json in memory and reads ranges
  * with pread, so a tool's memory does not grow with the checkpoint; every
- * malformed input is an error naming the file and what is wrong.
+ * malformed input is an error naming the file and what is wrong; no byte of
+ * a shard reaches a caller before its section's header and CRC were checked
+ * (zrt_ckpt_open checks every file whole; zrt_ckpt_read checks a section the
+ * first time it reads from it).
  */
 #ifndef ZRT_SHARDS_H
 #define ZRT_SHARDS_H
@@ -63,17 +66,28 @@ typedef struct {
     int n_units;
     zrt_ckpt_unit *units;
     void *meta;                    /* the parsed meta.json (cJSON), for writers that copy it */
+    unsigned char *checked;        /* [rank * n_units + unit]: that section's CRC was checked */
 } zrt_ckpt;
 
 enum { ZRT_CKPT_MASTER, ZRT_CKPT_EXP_AVG, ZRT_CKPT_EXP_AVG_SQ, ZRT_CKPT_PARTS };
 
-/* path: a step directory, or a directory whose `latest` names one. Parses
- * and checks meta.json (sizes consistent, parameters inside their units);
- * shard files are not read (zrt_ckpt_verify does). */
+/* What zrt_ckpt_open_checked checks before it returns. */
+typedef enum {
+    ZRT_CKPT_CHECK_META,   /* meta.json only: sizes consistent, parameters inside their units */
+    ZRT_CKPT_CHECK_LAYOUT, /* + every shard file present, its exact size, header and section headers, no extra file */
+    ZRT_CKPT_CHECK_ALL,    /* + every section's CRC32C (streamed) */
+} zrt_ckpt_check;
+
+/* path: a step directory, or a directory whose `latest` names one. Fails at
+ * the first problem, naming the file and section; when `latest` named a
+ * step that is missing or damaged, the message names the newest good step. */
+zrt_status zrt_ckpt_open_checked(const char *path, zrt_ckpt_check check, zrt_ckpt **out);
+/* zrt_ckpt_open_checked(path, ZRT_CKPT_CHECK_ALL, out): what every reader uses. */
 zrt_status zrt_ckpt_open(const char *path, zrt_ckpt **out);
 void zrt_ckpt_close(zrt_ckpt *c);
 /* n fp32 values of a part of a unit's flat layout from element begin
- * (begin + n <= padded), read from the shard files that hold them. */
+ * (begin + n <= padded), read from the shard files that hold them; a
+ * section not yet checked is checked (header, CRC) first. */
 zrt_status zrt_ckpt_read(const zrt_ckpt *c, int unit, int part, int64_t begin, int64_t n, float *out);
 /* Byte offset of unit's section header in every shard file (they all have the same layout). */
 int64_t zrt_ckpt_section_offset(const zrt_ckpt *c, int unit);
@@ -81,6 +95,13 @@ int64_t zrt_ckpt_section_offset(const zrt_ckpt *c, int unit);
  * header and CRC (streamed), and no extra shard_*.bin; report gets one
  * line per problem. Returns the number of problems. */
 int zrt_ckpt_verify(const zrt_ckpt *c, void (*report)(void *arg, const char *line), void *arg);
+/* The newest step directory under dir (not `skip`) that opens with every
+ * check: its name into name, or ZRT_ERR_IO when there is none. */
+zrt_status zrt_ckpt_newest_good(const char *dir, const char *skip, char *name, size_t size);
+/* Keeps the newest `keep` complete (ZRT_CKPT_CHECK_LAYOUT) step directories
+ * under dir and removes the older ones -- never `protect` (a step name, or
+ * NULL), never a damaged or unfinished step newer than the last one kept. */
+zrt_status zrt_ckpt_prune(const char *dir, int64_t keep, const char *protect);
 /* Finds a parameter by name: *unit and *param, or ZRT_ERR_INVALID naming it. */
 zrt_status zrt_ckpt_find(const zrt_ckpt *c, const char *name, int *unit, int *param);
 
