@@ -84,21 +84,13 @@ static double sgemm_gflops(void)
  * build/bin/ or $ZRT_SOURCE_DIR): its tokens/s, or 0 with the reason printed. */
 static double peer_torch_rate(const train_options *o)
 {
-    char exe[1024] = {0}, script[1200], cmd[1400], line[512] = {0};
-    const char *src = getenv("ZRT_SOURCE_DIR");
-    if (src && *src) snprintf(script, sizeof script, "%s/tools/bench_peer_torch.py", src);
-    else if (readlink("/proc/self/exe", exe, sizeof exe - 1) > 0 && strstr(exe, "/build/"))
-        snprintf(script, sizeof script, "%.*s/tools/bench_peer_torch.py", (int)(strstr(exe, "/build/") - exe), exe);
-    else snprintf(script, sizeof script, "tools/bench_peer_torch.py");
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' %d %d 2>&1", script, o->world, o->steps);
-    FILE *p = popen(cmd, "r");
+    char args[64], line[512];
+    snprintf(args, sizeof args, "%d %d", o->world, o->steps);
+    bool ran = zrt_cli_run_peer("tools/bench_peer_torch.py", args, "torch ", line, sizeof line);
     double rate = 0, step_ms = 0;
     char version[64] = "?";
-    while (p && fgets(line, sizeof line, p))
-        if (sscanf(line, "torch %63s tokens_per_s %lf step_ms %lf", version, &rate, &step_ms) == 3) break;
-    int rc = p ? pclose(p) : -1;
-    if (rate <= 0 || rc != 0) {
-        line[strcspn(line, "\n")] = 0;
+    if (ran && sscanf(line, "torch %63s tokens_per_s %lf step_ms %lf", version, &rate, &step_ms) != 3) rate = 0;
+    if (rate <= 0) {
         const char *reason = line[0] ? line : "could not run python3";
         if (o->json)
             zrt_json_line("peer", ZJ_STR("torch"), "skipped", ZJ_BOOL(true), "reason", ZJ_STR(reason), NULL);

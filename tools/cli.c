@@ -74,3 +74,29 @@ const char *zrt_cli_blas_core_origin(void)
     if (!set) return "";
     return by_zrt && strcmp(set, by_zrt) == 0 ? " (chosen by zrt for this CPU)" : " ($OPENBLAS_CORETYPE)";
 }
+
+const char *zrt_cli_source_path(const char *rel, char *buf, size_t size)
+{
+    char exe[1024] = {0};
+    const char *src = getenv("ZRT_SOURCE_DIR");
+    if (src && *src) snprintf(buf, size, "%s/%s", src, rel);
+    else if (readlink("/proc/self/exe", exe, sizeof exe - 1) > 0 && strstr(exe, "/build/"))
+        snprintf(buf, size, "%.*s/%s", (int)(strstr(exe, "/build/") - exe), exe, rel);
+    else snprintf(buf, size, "%s", rel);
+    return buf;
+}
+
+bool zrt_cli_run_peer(const char *script, const char *args, const char *prefix, char *line, size_t size)
+{
+    char path[1200], cmd[6000];
+    zrt_cli_source_path(script, path, sizeof path);
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' %s 2>&1", path, args);
+    FILE *p = popen(cmd, "r");
+    bool found = false;
+    line[0] = 0;
+    while (p && !found && fgets(line, (int)size, p)) found = strncmp(line, prefix, strlen(prefix)) == 0;
+    while (p && found && fgetc(p) != EOF) {} /* let it finish */
+    int rc = p ? pclose(p) : -1;
+    line[strcspn(line, "\n")] = 0;
+    return found && rc == 0;
+}

@@ -41,6 +41,15 @@ int zrt_cli_usage_error(const char *command, const char *fmt, ...) __attribute__
 /* The path of the running zrt binary (what ranks and benchmarks exec), in buf. */
 const char *zrt_cli_self_exe(char *buf, size_t size);
 
+/* The path of rel (e.g. "tools/bench_peer_torch.py") in the source tree: under
+ * $ZRT_SOURCE_DIR, else above this binary's build/, else rel itself; in buf. */
+const char *zrt_cli_source_path(const char *rel, char *buf, size_t size);
+
+/* Runs `/usr/bin/python3 SCRIPT ARGS` (script: a source path, as above) for a
+ * bench's peer; true when it exits 0 and prints a line starting with prefix,
+ * which is then in line; otherwise line holds its last line (the reason). */
+bool zrt_cli_run_peer(const char *script, const char *args, const char *prefix, char *line, size_t size);
+
 /* Why OpenBLAS runs zrt_blas_core()'s kernels: "" (its own choice), " (chosen by
  * zrt for this CPU)" or " ($OPENBLAS_CORETYPE)"; for --version and `zrt report`. */
 const char *zrt_cli_blas_core_origin(void);
@@ -62,6 +71,8 @@ int zrt_cmd_status(int argc, char **argv);
 int zrt_cmd_estimate(int argc, char **argv);
 int zrt_cmd_shards(int argc, char **argv);
 int zrt_cmd_report(int argc, char **argv);
+int zrt_cmd_tokenize(int argc, char **argv);
+int zrt_bench_tokenize(int argc, char **argv);
 
 /* The benches' rendezvous: a file store in store_dir/scope (none for one
  * rank) and a host comm. */

@@ -348,6 +348,7 @@ int zrt_cmd_bench(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "adam") == 0) return zrt_bench_adam(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "nvme") == 0) return zrt_bench_nvme(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "gpu") == 0) return zrt_bench_gpu(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "tokenize") == 0) return zrt_bench_tokenize(argc - 1, argv + 1);
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         fputs("usage: zrt bench comm|train|control|adam|nvme|gpu [...]   (zrt bench NAME --help)\n", stdout);
         return ZRT_EXIT_OK;

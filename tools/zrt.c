@@ -20,6 +20,8 @@ static const zrt_cli_command commands[] = {
     {"status", "the coordinator's table of machines: zrt status HOST:PORT [--json]", zrt_cmd_status},
     {"config", "show or check a config: zrt config show|check CFG", zrt_cmd_config},
     {"shards", "checkpoints: zrt shards ls|show|verify|diff|consolidate|reshard|export-hf", zrt_cmd_shards},
+    {"tokenize", "text -> token shards, or encode/decode lines: zrt tokenize --tokenizer T.json --out DIR/train INPUT...",
+     zrt_cmd_tokenize},
     {"estimate", "model-state memory per device: zrt estimate --params N --world N", zrt_cmd_estimate},
     {"report", "what this machine and build offer zrt (driver, GPUs, NCCL, ...): zrt report [--json]", zrt_cmd_report},
     {"bench", "benchmarks: zrt bench comm|train|control|adam|nvme|gpu (ratios against a baseline in the same run)", zrt_cmd_bench},
