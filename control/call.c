@@ -2,7 +2,7 @@
  * outstanding batch, plus one while a handler holds it), the reply, the wait
  * lists of calls answered later, and the cleanup when a client gives up.
  *
- * Why apart from the handlers (shared/notes/grpc-core-c.md, 4.1-4.4): every
+ * Why apart from the handlers: every
  * handler -- Join, KvGet, Barrier -- parks and answers calls the same way;
  * keeping that here lets coordinator.c and coordinator_kv.c depend on this
  * file and not on each other. Invariants: a call is answered at most once;

@@ -2,7 +2,7 @@
  * (Heartbeat), the key-value store (KvSet/KvGet/KvAdd), Barrier, Status,
  * Leave and Shutdown, on one completion-queue loop in one thread.
  *
- * Why this shape (shared/notes/grpc-core-c.md, 4.1-4.4): every method is
+ * Why this shape (gRPC core's C API: one completion queue): every method is
  * registered with its request payload delivered with the call; a call's
  * context is freed when its last batch completes; a call that must wait (a
  * Join before all machines arrived, a KvGet of a missing key, a Barrier) is

@@ -1,6 +1,6 @@
 /* zrt/engine.h: the ZeRO engine: stages 0-3 over one flat, padded layout.
  *
- * Layout (DESIGN.md): each unit's parameters lie end to end in one flat
+ * Layout: each unit's parameters lie end to end in one flat
  * buffer, padded to a multiple of world_size x 16 elements; rank r owns the
  * contiguous shard [r * shard, (r + 1) * shard). Every stage uses this
  * layout, so checkpoints do not depend on the stage. */
