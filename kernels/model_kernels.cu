@@ -12,6 +12,8 @@
 #include "gelu.h"
 #include "layernorm.h"
 
+#include "xent.h"
+
 #include <cuda_runtime.h>
 #include <float.h>
 #include <math.h>
@@ -322,13 +324,26 @@ __device__ double block_sum_double(double v)
     return total;
 }
 
+/* How many of the N targets are not ZRT_IGNORE_INDEX (every block counts them: N << V). */
+__device__ int count_targets(const int32_t *targets, int N)
+{
+    double count = 0.0;
+    for (int i = threadIdx.x; i < N; i += THREADS) count += targets[i] != ZRT_IGNORE_INDEX;
+    return (int)block_sum_double(count);
+}
+
 __global__ void cross_entropy_kernel(float *dlogits, float *probs, double *losses, const float *logits,
                                      const int32_t *targets, int N, int V, float scale, int double_math, int32_t *bad)
 {
-    int row = (int)blockIdx.x, target = targets[row];
+    int row = (int)blockIdx.x, target = targets[row], n = count_targets(targets, N);
     size_t base = (size_t)row * V;
     const float *z = logits + base;
     float *d = dlogits + base;
+    if (target == ZRT_IGNORE_INDEX) { /* no target: nothing to the loss or the gradient */
+        for (int v = threadIdx.x; v < V; v += THREADS) d[v] = 0.0f;
+        if (threadIdx.x == 0) losses[row] = 0.0;
+        return;
+    }
     bool valid = target >= 0 && target < V;
     if (!valid && threadIdx.x == 0) *bad = 1;
     float max = -FLT_MAX;
@@ -339,15 +354,15 @@ __global__ void cross_entropy_kernel(float *dlogits, float *probs, double *losse
         for (int v = threadIdx.x; v < V; v += THREADS) sum += exp((double)(z[v] - max));
         double log_sum = log(block_sum_double(sum)) + max;
         for (int v = threadIdx.x; v < V; v += THREADS) {
-            float value = (float)(exp(z[v] - log_sum) * scale / N);
-            d[v] = v == target ? value - scale / (float)N : value;
+            float value = (float)(exp(z[v] - log_sum) * scale / n);
+            d[v] = v == target ? value - scale / (float)n : value;
         }
         if (threadIdx.x == 0) losses[row] = valid ? log_sum - z[target] : 0.0;
         return;
     }
     float *p = probs + base, sum = 0.0f; /* gpt.c: fp32 exp and sum */
     for (int v = threadIdx.x; v < V; v += THREADS) sum += (p[v] = expf(z[v] - max));
-    float inv = 1.0f / block_reduce(sum, false), dscale = scale / (float)N;
+    float inv = 1.0f / block_reduce(sum, false), dscale = scale / (float)n;
     for (int v = threadIdx.x; v < V; v += THREADS) {
         float pv = p[v] * inv;
         p[v] = pv;
@@ -366,15 +381,20 @@ extern "C" int zrt_cuda_cross_entropy(void *stream, float *dlogits, float *probs
     return launched();
 }
 
-__global__ void loss_mean_kernel(float *loss_sum, const double *losses, int N, float divisor)
+__global__ void loss_mean_kernel(float *loss_sum, const double *losses, const int32_t *targets, int N, float divisor)
 {
     double total = 0.0;
-    for (int i = 0; i < N; i++) total += losses[i];
-    *loss_sum += (float)(total / N) / divisor;
+    int n = 0;
+    for (int i = 0; i < N; i++) {
+        total += losses[i];
+        n += targets[i] != ZRT_IGNORE_INDEX;
+    }
+    if (n > 0) *loss_sum += (float)(total / n) / divisor;
 }
 
-extern "C" int zrt_cuda_loss_mean(void *stream, float *loss_sum, const double *losses, int N, float divisor)
+extern "C" int zrt_cuda_loss_mean(void *stream, float *loss_sum, const double *losses, const int32_t *targets, int N,
+                                  float divisor)
 {
-    loss_mean_kernel<<<1, 1, 0, (cudaStream_t)stream>>>(loss_sum, losses, N, divisor);
+    loss_mean_kernel<<<1, 1, 0, (cudaStream_t)stream>>>(loss_sum, losses, targets, N, divisor);
     return launched();
 }

@@ -8,6 +8,7 @@
 #define ZRT_TEST_MODEL_REFS_H
 
 #include "vecmath.h"
+#include "xent.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -98,7 +99,7 @@ static inline void ref_causal_softmax_backward(float *dpre, const float *att, co
     }
 }
 
-/* One row of GPT's cross-entropy (gpt.c's loss). */
+/* One row of GPT's cross-entropy (gpt.c's loss); N: the rows that are targets. */
 static inline double ref_xent_row_gpt(float *d, float *p, const float *z, int target, int N, int V, float scale)
 {
     const zrt_vecmath *vm = ref_vm();
@@ -124,26 +125,41 @@ static inline double ref_xent_row_mlp(float *d, const float *z, int target, int 
     return log_sum - z[target];
 }
 
+/* The targets that are not ZRT_IGNORE_INDEX (kernels/xent.h). */
+static inline int ref_count_targets(const int32_t *targets, int N)
+{
+    int n = 0;
+    for (int i = 0; i < N; i++) n += targets[i] != ZRT_IGNORE_INDEX;
+    return n;
+}
+
 static inline void ref_cross_entropy(float *dlogits, float *probs, double *losses, const float *logits,
                                      const int32_t *targets, int N, int V, float scale, int double_math, int32_t *bad)
 {
+    int n = ref_count_targets(targets, N);
     for (int i = 0; i < N; i++) {
         int64_t row = (int64_t)i * V;
+        if (targets[i] == ZRT_IGNORE_INDEX) {
+            memset(dlogits + row, 0, (size_t)V * sizeof(float));
+            losses[i] = 0;
+            continue;
+        }
         if (targets[i] < 0 || targets[i] >= V) {
             *bad = 1;
             losses[i] = 0;
             continue;
         }
-        losses[i] = double_math ? ref_xent_row_mlp(dlogits + row, logits + row, targets[i], N, V, scale)
-                                : ref_xent_row_gpt(dlogits + row, probs + row, logits + row, targets[i], N, V, scale);
+        losses[i] = double_math ? ref_xent_row_mlp(dlogits + row, logits + row, targets[i], n, V, scale)
+                                : ref_xent_row_gpt(dlogits + row, probs + row, logits + row, targets[i], n, V, scale);
     }
 }
 
-static inline void ref_loss_mean(float *loss_sum, const double *losses, int N, float divisor)
+static inline void ref_loss_mean(float *loss_sum, const double *losses, const int32_t *targets, int N, float divisor)
 {
     double total = 0;
     for (int i = 0; i < N; i++) total += losses[i];
-    *loss_sum += (float)(total / N) / divisor;
+    int n = ref_count_targets(targets, N);
+    if (n > 0) *loss_sum += (float)(total / n) / divisor;
 }
 
 #endif

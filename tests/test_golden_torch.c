@@ -2,9 +2,15 @@
  * GPT's initial parameters, the batches of the first 5 steps and its own 5
  * losses (AdamW, clipping 1.0, fp32, one rank) to $TMPDIR; tests/golden_torch.py
  * builds the same model in Debian's python3-torch from those values and must
- * reproduce the losses within 1e-5 relative. Skips when torch is missing.
+ * reproduce the losses within 1e-5 relative. Twice: on the built-in data,
+ * and on token shards whose mask leaves targets out (labels -100, which
+ * torch's cross_entropy ignores: the loss is the mean over the rest).
+ * Skips when torch is missing.
  */
 #include "engine_common.h"
+#include "zrt/tokens.h"
+
+#include <sys/stat.h>
 
 #define STEPS 5
 
@@ -23,11 +29,29 @@ static void write_json(const char *path, const zrt_config *cfg)
     fclose(f);
 }
 
-int main(void)
+/* Token shards for the masked run: tokens from a fixed pattern, and every
+ * window's first five targets left out (as a prompt is, in supervised
+ * fine-tuning): zrt's labels there are -100, torch's cross_entropy ignores them. */
+static void write_masked_shard(const char *dir, int64_t vocab)
 {
-    if (system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0)
-        SKIP("python3-torch is not installed for /usr/bin/python3 (tools/bootstrap installs it)");
-    openblas_set_num_threads(1);
+    char prefix[1200];
+    snprintf(prefix, sizeof prefix, "%s/train", dir);
+    zrt_tokens_writer *w = NULL;
+    CHECK_OK(zrt_tokens_writer_open(prefix, vocab, 1 << 20, &w));
+    enum { N = 4096 };
+    static int32_t ids[N];
+    static uint8_t targets[N];
+    for (int i = 0; i < N; i++) {
+        ids[i] = (int32_t)((i * 7 + (i / 13) * 3) % vocab);
+        targets[i] = i % 16 >= 5;
+    }
+    CHECK_OK(zrt_tokens_writer_add(w, ids, targets, N));
+    CHECK_OK(zrt_tokens_writer_close(w, NULL, NULL));
+}
+
+/* zrt's 5 steps and the values torch needs, in dir; then torch's verdict. */
+static void golden(const char *name, bool masked)
+{
     static zrt_config cfg;
     run_spec s = {.world = 1, .stage = 0, .steps = STEPS, .micro = 4, .accum = 1, .gpt = true};
     spec_config(&s, &cfg);
@@ -35,8 +59,14 @@ int main(void)
     cfg.optimizer.betas[1] = 0.95;
     cfg.optimizer.weight_decay = 0.1;
     cfg.job.model.hidden = 4 * cfg.job.model.d_model;
-    const char *dir = test_tmpdir();
-    char path[1100];
+    char dir[900], path[1200];
+    snprintf(dir, sizeof dir, "%.800s/%s", test_tmpdir(), name);
+    mkdir(dir, 0755);
+    if (masked) {
+        write_masked_shard(dir, cfg.job.model.vocab);
+        cfg.job.data.type = ZRT_DATA_TOKENS;
+        snprintf(cfg.job.data.train, sizeof cfg.job.data.train, "%.900s/train_*.bin", dir);
+    }
     snprintf(path, sizeof path, "%s/golden.json", dir);
     write_json(path, &cfg);
 
@@ -47,7 +77,7 @@ int main(void)
     CHECK_OK(zrt_model_create(&cfg.job.model, device, 4, &model));
     CHECK_OK(zrt_data_init(&data, &cfg));
     CHECK_OK(zrt_engine_create(&cfg, NULL, model, &e));
-    if (check_failures) return 1;
+    if (check_failures) exit(1);
     snprintf(path, sizeof path, "%s/params.bin", dir); /* every unit's initial values, in order */
     FILE *f = fopen(path, "wb");
     for (int u = 0; u < model->n_units; u++) {
@@ -59,16 +89,18 @@ int main(void)
     fclose(f);
     snprintf(path, sizeof path, "%s/tokens.bin", dir); /* per step: inputs, then targets */
     f = fopen(path, "wb");
-    int64_t T = cfg.job.model.seq_len, B = 4;
+    int64_t T = cfg.job.model.seq_len, B = 4, ignored = 0;
     int32_t *x = malloc((size_t)(B * T) * sizeof(int32_t)), *y = malloc((size_t)(B * T) * sizeof(int32_t));
     for (int step = 0; step < STEPS; step++) {
         zrt_data_fill(&data, step * B, (int)B, x, y);
+        for (int64_t i = 0; i < B * T; i++) ignored += y[i] == -100;
         fwrite(x, sizeof(int32_t), (size_t)(B * T), f);
         fwrite(y, sizeof(int32_t), (size_t)(B * T), f);
     }
     fclose(f);
     free(x);
     free(y);
+    CHECK_MSG(masked == (ignored > 0), "%s: %lld labels are -100", name, (long long)ignored);
     snprintf(path, sizeof path, "%s/zrt_losses.txt", dir);
     f = fopen(path, "w");
     for (int step = 0; step < STEPS; step++) {
@@ -85,7 +117,18 @@ int main(void)
     const char *src = getenv("ZRT_SRC");
     char cmd[2400];
     snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s/tests/golden_torch.py' '%s'", src ? src : ".", dir);
+    printf("%s%s:\n", name, masked ? " (token shards, every window's first 5 targets masked: -100)" : "");
+    fflush(stdout);
     int rc = system(cmd);
-    CHECK_MSG(rc == 0, "PyTorch does not reproduce zrt's losses (golden_torch.py exited %d)", rc);
+    CHECK_MSG(rc == 0, "%s: PyTorch does not reproduce zrt's losses (golden_torch.py exited %d)", name, rc);
+}
+
+int main(void)
+{
+    if (system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0)
+        SKIP("python3-torch is not installed for /usr/bin/python3 (tools/bootstrap installs it)");
+    openblas_set_num_threads(1);
+    golden("builtin", false);
+    golden("masked", true);
     return CHECK_DONE();
 }

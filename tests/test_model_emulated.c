@@ -85,9 +85,9 @@ int zrt_cuda_cross_entropy(void *s, float *dlogits, float *probs, double *losses
 {
     return (void)s, ref_cross_entropy(dlogits, probs, losses, logits, targets, N, V, scale, double_math, bad), 0;
 }
-int zrt_cuda_loss_mean(void *s, float *loss_sum, const double *losses, int N, float divisor)
+int zrt_cuda_loss_mean(void *s, float *loss_sum, const double *losses, const int32_t *targets, int N, float divisor)
 {
-    return (void)s, ref_loss_mean(loss_sum, losses, N, divisor), 0;
+    return (void)s, ref_loss_mean(loss_sum, losses, targets, N, divisor), 0;
 }
 
 /* ---- the two models on the cpu device ----------------------------------------------------- */
@@ -287,6 +287,9 @@ int main(void)
     int32_t tokens[TOKENS + 1];
     for (int i = 0; i <= TOKENS; i++) tokens[i] = (int32_t)((i * 7919u + 13u) % 50u);
     compare("gpt", &gpt, zrt_model_gpt_cuda_create, tokens, TOKENS * 4, tokens + 1, TOKENS * 4);
+    int32_t masked[TOKENS]; /* every third label no target (-100): the loss is the mean over the rest */
+    for (int i = 0; i < TOKENS; i++) masked[i] = i % 3 == 0 ? -100 : tokens[i + 1];
+    compare("gpt, labels masked with -100", &gpt, zrt_model_gpt_cuda_create, tokens, TOKENS * 4, masked, TOKENS * 4);
     zrt_model_config mlp = {.type = ZRT_MODEL_MLP, .layers = 3, .d_model = 20, .hidden = 36, .vocab = 7};
     float features[BATCH * 20];
     for (int i = 0; i < BATCH * 20; i++) features[i] = zrt_random_normal(3, 0, (uint64_t)i);

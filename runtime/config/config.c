@@ -443,6 +443,13 @@ static void check_job(zrt_config *cfg, zrt_cfg_errors *errs)
                       (long long)j->model.d_model, (long long)j->model.heads);
     if (j->data.type == ZRT_DATA_TEXT && j->data.path[0] == '\0')
         zrt_cfg_error(errs, file, "zrt.data.path", "is required when zrt.data.type is text");
+    if (j->data.type == ZRT_DATA_TOKENS && j->data.train[0] == '\0')
+        zrt_cfg_error(errs, file, "zrt.data.train", "is required when zrt.data.type is tokens (a glob of token "
+                      "shards: dir/train_*.bin)");
+    if (j->data.type != ZRT_DATA_TOKENS && j->data.train[0])
+        zrt_cfg_error(errs, file, "zrt.data.train", "is read only when zrt.data.type is tokens");
+    if (j->data.type == ZRT_DATA_TOKENS && j->model.type != ZRT_MODEL_GPT)
+        zrt_cfg_error(errs, file, "zrt.data.type", "tokens needs zrt.model.type gpt");
     if (j->checkpoint_interval > 0 && j->checkpoint_dir[0] == '\0')
         zrt_cfg_error(errs, file, "zrt.checkpoint_interval", "%lld needs zrt.checkpoint_dir",
                       (long long)j->checkpoint_interval);

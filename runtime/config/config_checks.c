@@ -9,6 +9,7 @@
 #include "config_internal.h"
 
 #include <errno.h>
+#include <glob.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -59,6 +60,13 @@ static void check_data_and_model(const zrt_config *cfg, zrt_cfg_errors *errs)
     const zrt_data_config *d = &cfg->job.data;
     struct stat st;
     if (m->init_from[0]) check_path(cfg, errs, "zrt.model.init_from", m->init_from, &st);
+    if (d->type == ZRT_DATA_TOKENS && d->train[0]) {
+        glob_t found = {0};
+        if (glob(d->train, 0, NULL, &found) != 0 || found.gl_pathc == 0)
+            zrt_cfg_error(errs, file, "zrt.data.train", "%s matches no file (token shards: zrt tokenize writes them)",
+                          d->train);
+        globfree(&found);
+    }
     if (d->type != ZRT_DATA_TEXT || d->path[0] == '\0') return;
     if (m->type != ZRT_MODEL_GPT)
         zrt_cfg_error(errs, file, "zrt.data.type", "text needs zrt.model.type gpt (the mlp trains on the "

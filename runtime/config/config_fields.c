@@ -41,7 +41,7 @@ static const char *const scheduler_names[] = {"none", "WarmupLR", "WarmupDecayLR
                                               NULL};
 static const char *const warmup_names[] = {"log", "linear", NULL};
 static const char *const model_names[] = {"mlp", "gpt", NULL};
-static const char *const data_names[] = {"synthetic", "text", NULL};
+static const char *const data_names[] = {"synthetic", "text", "tokens", NULL};
 static const char *const device_names[] = {"auto", "cpu", "cuda", NULL};
 static const char *const comm_names[] = {"auto", "host", "nccl", NULL};
 
@@ -193,6 +193,7 @@ static const zrt_cfg_section model = {model_fields, true};
 static const zrt_cfg_field data_fields[] = {
     ENUM("type", job.data.type, data_names, 0),
     STR("path", job.data.path),
+    STR("train", job.data.train),
     INT("seed", job.data.seed, 0, BIG, 0),
     END};
 static const zrt_cfg_section data = {data_fields, true};

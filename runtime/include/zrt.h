@@ -105,7 +105,7 @@ typedef enum {
 } zrt_scheduler_type;
 typedef enum { ZRT_WARMUP_LOG, ZRT_WARMUP_LINEAR } zrt_warmup_type;
 typedef enum { ZRT_MODEL_MLP, ZRT_MODEL_GPT } zrt_model_type;
-typedef enum { ZRT_DATA_SYNTHETIC, ZRT_DATA_TEXT } zrt_data_type;
+typedef enum { ZRT_DATA_SYNTHETIC, ZRT_DATA_TEXT, ZRT_DATA_TOKENS } zrt_data_type;
 typedef enum { ZRT_DEVICE_AUTO, ZRT_DEVICE_CPU, ZRT_DEVICE_CUDA } zrt_device_kind;
 typedef enum { ZRT_COMM_AUTO, ZRT_COMM_HOST, ZRT_COMM_NCCL } zrt_comm_kind;
 
@@ -196,7 +196,8 @@ typedef struct {
 typedef struct {
     zrt_data_type type;
     char path[ZRT_PATH_MAX];  /* text: a file of bytes (byte-level tokens) */
-    int64_t seed;
+    char train[ZRT_PATH_MAX]; /* tokens: the training shards, a glob ("dir/train_*.bin"; zrt/tokens.h) */
+    int64_t seed;             /* the synthetic tasks, text offsets, the tokens' shuffle */
 } zrt_data_config;
 
 typedef struct {

@@ -5,7 +5,7 @@
  * parameter init and samples are identical whatever the world size, the
  * stage or the order in which ranks ask (splitmix64, then Box-Muller).
  */
-#include "zrt.h"
+#include "model_internal.h"
 
 #include <errno.h>
 #include <math.h>
@@ -66,6 +66,8 @@ zrt_status zrt_data_init(zrt_data *data, const zrt_config *cfg)
     data->vocab = cfg->job.model.vocab;
     data->seq_len = cfg->job.model.seq_len;
     data->seed = cfg->job.data.seed;
+    if (data->model == ZRT_MODEL_GPT && cfg->job.data.type == ZRT_DATA_TOKENS)
+        return zrt_data_tokens_open(cfg->job.data.train, data->vocab, data->seq_len, (uint64_t)data->seed, &data->tokens);
     if (data->model == ZRT_MODEL_GPT && cfg->job.data.type == ZRT_DATA_TEXT) {
         if (data->vocab < 256)
             return zrt_set_error(ZRT_ERR_CONFIG, "data: text is byte-level: zrt.model.vocab must be at least 256, not %lld",
@@ -96,6 +98,7 @@ void zrt_data_fini(zrt_data *data)
     free(data->teacher);
     free(data->successor);
     free(data->text);
+    zrt_data_tokens_close(data->tokens);
     memset(data, 0, sizeof *data);
 }
 
@@ -150,6 +153,7 @@ static void fill_gpt(const zrt_data *data, int64_t first, int count, int32_t *in
 
 void zrt_data_fill(const zrt_data *data, int64_t first, int count, void *inputs, int32_t *labels)
 {
-    if (data->model == ZRT_MODEL_GPT) fill_gpt(data, first, count, inputs, labels);
+    if (data->tokens) zrt_data_tokens_fill(data->tokens, first, count, inputs, labels);
+    else if (data->model == ZRT_MODEL_GPT) fill_gpt(data, first, count, inputs, labels);
     else fill_mlp(data, first, count, inputs, labels);
 }

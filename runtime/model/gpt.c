@@ -18,6 +18,7 @@
 #include "model_internal.h"
 
 #include "vecmath.h"
+#include "xent.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -112,10 +113,11 @@ static void block_forward(gpt *g, int l, const float *p, const float *x)
 static const float *block_input(const gpt *g, int l) { return zrt_gpt_block_input(&g->a, l); }
 
 /* Every token of the batch is in the vocabulary (checked where they are read). */
-static zrt_status check_tokens(const gpt *g, const int32_t *tokens, int n, const char *what)
+/* Every token in the vocabulary; targets may also be ZRT_IGNORE_INDEX (no target). */
+static zrt_status check_tokens(const gpt *g, const int32_t *tokens, int n, const char *what, bool ignorable)
 {
     for (int i = 0; i < n; i++)
-        if (tokens[i] < 0 || tokens[i] >= g->V)
+        if ((tokens[i] < 0 || tokens[i] >= g->V) && !(ignorable && tokens[i] == ZRT_IGNORE_INDEX))
             return zrt_set_error(ZRT_ERR_INVALID, "gpt: %s %d outside the vocabulary of %d", what, tokens[i], g->V);
     return ZRT_OK;
 }
@@ -128,7 +130,7 @@ static zrt_status forward(zrt_model *base, const zrt_cpu_op *o)
     const float *p = o->params;
     if (op == 0) { /* embed: wte[token] + wpe[t] */
         const int32_t *tokens = o->inputs;
-        ZRT_CHECK(check_tokens(g, tokens, N, "token"));
+        ZRT_CHECK(check_tokens(g, tokens, N, "token", false));
         const float *wte = param(g, 0, 0, p), *wpe = param(g, 0, 1, p);
         for (int i = 0; i < N; i++)
             for (int c = 0; c < C; c++)
@@ -144,19 +146,25 @@ static zrt_status forward(zrt_model *base, const zrt_cpu_op *o)
     return ZRT_OK;
 }
 
-/* Mean cross-entropy over the B*T positions; dlogits = d(scale * loss). */
+/* Mean cross-entropy over the B*T positions that are targets (kernels/xent.h:
+ * ZRT_IGNORE_INDEX rows add nothing); dlogits = d(scale * loss). */
 static zrt_status loss(zrt_model *base, const zrt_cpu_op *o, float scale, float *mean)
 {
     gpt *g = (gpt *)base;
     g->B = o->batch;
-    int N = g->B * g->T, V = g->V;
+    int N = g->B * g->T, V = g->V, n = 0;
     const int32_t *targets = o->labels;
-    ZRT_CHECK(check_tokens(g, targets, N, "target"));
+    ZRT_CHECK(check_tokens(g, targets, N, "target", true));
+    for (int i = 0; i < N; i++) n += targets[i] != ZRT_IGNORE_INDEX;
     double total = 0;
     for (int i = 0; i < N; i++) {
         const float *z = g->a.logits + (int64_t)i * V;
         float *pr = g->a.probs + (int64_t)i * V, *d = g->a.dlogits + (int64_t)i * V;
-        float inv = 1.0f / g->vm->exp_sum(pr, z, g->vm->max(z, V), V), dscale = scale / (float)N;
+        if (targets[i] == ZRT_IGNORE_INDEX) {
+            memset(d, 0, (size_t)V * sizeof *d);
+            continue;
+        }
+        float inv = 1.0f / g->vm->exp_sum(pr, z, g->vm->max(z, V), V), dscale = scale / (float)n;
         for (int v = 0; v < V; v++) {
             pr[v] *= inv;
             d[v] = pr[v] * dscale;
@@ -164,7 +172,7 @@ static zrt_status loss(zrt_model *base, const zrt_cpu_op *o, float scale, float 
         total += -log((double)pr[targets[i]]);
         d[targets[i]] = (pr[targets[i]] - 1.0f) * dscale;
     }
-    *mean = (float)(total / N);
+    *mean = n ? (float)(total / n) : 0.0f;
     return ZRT_OK;
 }
 

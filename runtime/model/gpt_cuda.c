@@ -121,7 +121,7 @@ static zrt_status loss(zrt_model *base, const zrt_cuda_op *o, float scale, float
     ZRT_LAUNCH(zrt_cuda_cross_entropy(o->stream, g->a.dlogits, g->a.probs, g->cuda.losses, g->a.logits, o->labels, N,
                                       g->d.V, scale, 0, g->cuda.bad));
     ZRT_CHECK(zrt_cuda_model_check_flag(&g->cuda, o, "target", g->d.V));
-    ZRT_LAUNCH(zrt_cuda_loss_mean(o->stream, loss_sum, g->cuda.losses, N, divisor));
+    ZRT_LAUNCH(zrt_cuda_loss_mean(o->stream, loss_sum, g->cuda.losses, o->labels, N, divisor));
     return ZRT_OK;
 }
 

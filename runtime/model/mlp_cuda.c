@@ -41,7 +41,7 @@ static zrt_status loss(zrt_model *base, const zrt_cuda_op *op, float scale, floa
     ZRT_LAUNCH(zrt_cuda_cross_entropy(op->stream, m->a.dact, NULL, m->cuda.losses, m->a.act[m->a.layers], op->labels, B, V,
                                       scale, 1, m->cuda.bad));
     ZRT_CHECK(zrt_cuda_model_check_flag(&m->cuda, op, "label", V));
-    ZRT_LAUNCH(zrt_cuda_loss_mean(op->stream, loss_sum, m->cuda.losses, B, divisor));
+    ZRT_LAUNCH(zrt_cuda_loss_mean(op->stream, loss_sum, m->cuda.losses, op->labels, B, divisor));
     return ZRT_OK;
 }
 

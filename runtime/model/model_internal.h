@@ -126,4 +126,17 @@ void zrt_mlp_swap(zrt_mlp_acts *acts);
 zrt_status zrt_model_check_op(const zrt_model *m, const void *inputs, int kind, int op, const float *params,
                               const float *grads);
 
+/* ---- token shards as training samples (data_tokens.c) ---- */
+
+struct zrt_token_set;
+/* The shards matching pattern (sorted by name), each checked (zrt/tokens.h). */
+zrt_status zrt_data_tokens_open(const char *pattern, int64_t vocab, int64_t seq_len, uint64_t seed,
+                                struct zrt_token_set **out);
+void zrt_data_tokens_close(struct zrt_token_set *set);
+/* Windows of seq_len + 1 tokens: the samples of one epoch. */
+int64_t zrt_data_tokens_windows(const struct zrt_token_set *set);
+/* Samples [first, first + count): seq_len input tokens and labels each
+ * (ZRT_IGNORE_INDEX where the mask has no target). */
+void zrt_data_tokens_fill(const struct zrt_token_set *set, int64_t first, int count, int32_t *inputs, int32_t *labels);
+
 #endif

@@ -18,7 +18,11 @@ extern "C" {
  *  - gpt, synthetic: token sequences of a fixed random "grammar" (each token
  *    is followed by its successor in a random permutation 3 times in 4);
  *  - gpt, text: windows of seq_len + 1 bytes of a file at hashed offsets
- *    (byte-level tokens; vocab must be at least 256). */
+ *    (byte-level tokens; vocab must be at least 256);
+ *  - gpt, tokens: the shards of zrt.data.train (zrt/tokens.h) cut into
+ *    windows of seq_len + 1 tokens, each epoch in its own order from the
+ *    seed; labels of tokens the shards' mask leaves out are -100 (no target).
+ *    Sample i of the run is the same on every rank and at any world size. */
 typedef struct {
     zrt_model_type model;
     int64_t d_model, vocab, seq_len, seed;
@@ -26,6 +30,7 @@ typedef struct {
     int32_t *successor;  /* gpt synthetic: vocab */
     unsigned char *text; /* gpt text: the file */
     int64_t text_len;
+    struct zrt_token_set *tokens; /* gpt tokens: the shards (data_tokens.c) */
 } zrt_data;
 
 zrt_status zrt_data_init(zrt_data *data, const zrt_config *cfg);
