@@ -9,6 +9,12 @@
  *    micro batch per step all stages produce the same bits: stage 0's
  *    all_reduce *is* reduce_scatter + all_gather (zrt.h), and the grad norm is
  *    summed over each rank's own range, then across ranks, in every stage.
+ *  - The step reads like docs/engine.md's table: what a stage keeps full or
+ *    sharded, which collective reduces the gradients and when, is the
+ *    stage's stage_policy row (stages.c); where the optimizer runs and its
+ *    state lives is a placement backend (place.h: device, cpu, nvme). The
+ *    step calls both at fixed points and tests neither the stage nor the
+ *    offload mode.
  *  - Everything lives on the device and runs on two streams: compute (casts,
  *    the model, gradient statistics, Adam) and comm (every collective, so
  *    they only ever see device buffers), ordered by events. Stage 2/3
@@ -39,14 +45,16 @@
 static void *at(const zrt_engine *e, void *base, int64_t index) { return (char *)base + index * (int64_t)e->es; }
 static size_t scratch_bytes(const zrt_engine *e) { return (size_t)(SLOT_UNITS + 2 * e->n_units) * sizeof(float); }
 
-int64_t zrt_engine_opt_begin(const zrt_engine *e, const unit_state *u) { return e->stage == 0 ? 0 : e->rank * u->shard; }
-int64_t zrt_engine_opt_count(const zrt_engine *e, const unit_state *u) { return e->stage == 0 ? u->padded : u->shard; }
-
-zrt_status zrt_engine_order(zrt_engine *e, zrt_stream *from, zrt_stream *to)
+int64_t zrt_engine_opt_begin(const zrt_engine *e, const unit_state *u)
 {
-    ZRT_CHECK(zrt_event_record(e->mark, from));
-    return zrt_stream_wait_event(to, e->mark);
+    return e->policy->state_sharded ? e->rank * u->shard : 0;
 }
+int64_t zrt_engine_opt_count(const zrt_engine *e, const unit_state *u)
+{
+    return e->policy->state_sharded ? u->shard : u->padded;
+}
+
+zrt_status zrt_engine_order(zrt_engine *e, zrt_stream *from, zrt_stream *to) { return place_order(e->mark, from, to); }
 
 zrt_status zrt_engine_wait_gathered(zrt_engine *e, unit_state *u)
 {
@@ -71,113 +79,22 @@ static zrt_status fetch_params(zrt_engine *e, int op, int dir, const float **par
     return ZRT_OK;
 }
 
-/* ---- gradients ----------------------------------------------------------------------------- */
-
-/* The unit's fp32 gradient `grads` is complete. Stage 0/1: accumulate into
- * the full buffer. Stage 2/3: reduce-scatter it now, on comm. */
-/* Whether the unit's reduced gradients of this micro batch are final and go
- * down straight from the reduce_scatter's output (offload, no accumulation). */
-static bool down_from_reduce(const zrt_engine *e) { return e->offload && e->stage >= 2 && e->accum == 1; }
+/* ---- gradients (their path per stage: stages.c) ------------------------------------------- */
 
 /* Whether backward may add its fp32 gradients straight into the buffer
  * store_grads would copy them to: the copy is exact and alone in fp32 when
- * it overwrites (stages 2-3) or when one micro batch's sum starts at 0
- * (stages 0-1). Else they go through the fp32 work buffer grads_f32. */
+ * it overwrites (sharded gradients) or when one micro batch's sum starts at
+ * 0 (full gradients). Else they go through the fp32 work buffer grads_f32. */
 static bool grads_direct(const zrt_engine *e)
 {
-    return e->dtype == ZRT_DTYPE_F32 && (e->stage >= 2 || e->accum == 1);
+    return e->dtype == ZRT_DTYPE_F32 && (e->policy->grads_sharded || e->accum == 1);
 }
 
 /* Where a unit's backward adds its gradients; either way the same bits arrive. */
 static float *backward_grads(const zrt_engine *e, const unit_state *u)
 {
     if (u->grad_accum) return u->grad_accum; /* a tied unit: summed over its ops first */
-    if (!grads_direct(e)) return e->grads_f32;
-    return e->stage >= 2 ? u->grad_send : u->grad_full;
-}
-
-/* Stages 0-1 without offload reduce each unit as soon as its last micro
- * batch's gradients are complete, on comm while backward goes on (DDP's
- * overlap); the values are those of one reduction after backward. */
-static bool reduce_during_backward(const zrt_engine *e) { return e->comm && !e->offload && e->stage <= 1; }
-
-static zrt_status reduce_full_unit(zrt_engine *e, unit_state *u)
-{
-    if (e->stage == 0)
-        return zrt_comm_all_reduce_on(e->comm, u->grad_full, u->grad_full, (size_t)u->padded, e->dtype, ZRT_REDUCE_AVG,
-                                      e->comm_stream);
-    return zrt_comm_reduce_scatter_on(e->comm, u->grad_full, at(e, u->grad_full, e->rank * u->shard), (size_t)u->shard,
-                                      e->dtype, ZRT_REDUCE_AVG, e->comm_stream);
-}
-
-static zrt_status store_grads(zrt_engine *e, int index, const float *grads, bool first_micro, bool last_micro)
-{
-    unit_state *u = &e->units[index];
-    if (e->stage <= 1) {
-        if (grads != u->grad_full)
-            ZRT_CHECK(zrt_kernel_cast(e->compute, u->grad_full, e->dtype, grads, ZRT_DTYPE_F32, (size_t)u->numel,
-                                      !first_micro));
-        if (!last_micro || !reduce_during_backward(e)) return ZRT_OK;
-        ZRT_CHECK(zrt_engine_order(e, e->compute, e->comm_stream));
-        return reduce_full_unit(e, u);
-    }
-    if (grads != u->grad_send)
-        ZRT_CHECK(zrt_kernel_cast(e->compute, u->grad_send, e->dtype, grads, ZRT_DTYPE_F32, (size_t)u->numel, false));
-    ZRT_CHECK(zrt_engine_order(e, e->compute, e->comm_stream));
-    if (e->comm)
-        ZRT_CHECK(zrt_comm_reduce_scatter_on(e->comm, u->grad_send, u->grad_recv, (size_t)u->shard, e->dtype,
-                                             ZRT_REDUCE_AVG, e->comm_stream));
-    else
-        ZRT_CHECK(zrt_memcpy_async(e->comm_stream, u->grad_recv, u->grad_send, (size_t)u->shard * e->es, ZRT_COPY_D2D));
-    ZRT_CHECK(zrt_event_record(u->reduced, e->comm_stream));
-    if (down_from_reduce(e)) ZRT_CHECK(zrt_offload_grads_down(e, index, u->grad_recv, u->reduced));
-    return e->cfg.zero.overlap_comm ? ZRT_OK : zrt_stream_wait_event(e->compute, u->reduced);
-}
-
-/* Stage 2/3, after backward: wait for the reductions, add them to the
- * shard (with offload, the last micro batch's shards then go down). */
-static zrt_status collect_grads(zrt_engine *e, bool first_micro, bool last_micro)
-{
-    if (down_from_reduce(e)) return ZRT_OK; /* already on their way down */
-    for (int i = e->n_units - 1; i >= 0; i--) {
-        unit_state *u = &e->units[i];
-        ZRT_CHECK(zrt_stream_wait_event(e->compute, u->reduced));
-        ZRT_CHECK(zrt_kernel_cast(e->compute, u->grad_shard, e->dtype, u->grad_recv, e->dtype, (size_t)u->shard,
-                                  !first_micro));
-    }
-    if (!e->offload || !last_micro) return ZRT_OK;
-    ZRT_CHECK(zrt_event_record(e->mark, e->compute));
-    for (int i = e->n_units - 1; i >= 0; i--) ZRT_CHECK(zrt_offload_grads_down(e, i, e->units[i].grad_shard, e->mark));
-    return ZRT_OK;
-}
-
-static void *own_grads(const zrt_engine *e, const unit_state *u)
-{
-    return e->stage <= 1 ? at(e, u->grad_full, e->rank * u->shard) : u->grad_shard;
-}
-
-/* Stage 0: all_reduce; stage 1: reduce_scatter in place (own range) -- here, after backward,
- * where reduce_during_backward has not issued them already. */
-static zrt_status reduce_full_grads(zrt_engine *e)
-{
-    if (e->stage > 1) return ZRT_OK;
-    if (reduce_during_backward(e)) return zrt_engine_order(e, e->comm_stream, e->compute); /* issued: wait for them */
-    if (!e->comm) { /* one rank: nothing to reduce; with offload the gradients still go down */
-        if (!e->offload) return ZRT_OK;
-        ZRT_CHECK(zrt_event_record(e->mark, e->compute));
-        for (int i = 0; i < e->n_units; i++) ZRT_CHECK(zrt_offload_grads_down(e, i, own_grads(e, &e->units[i]), e->mark));
-        return ZRT_OK;
-    }
-    ZRT_CHECK(zrt_engine_order(e, e->compute, e->comm_stream));
-    for (int i = 0; i < e->n_units; i++) {
-        unit_state *u = &e->units[i];
-        ZRT_CHECK(reduce_full_unit(e, u));
-        if (e->offload) { /* this unit's shard goes down while the next reduces */
-            ZRT_CHECK(zrt_event_record(u->reduced, e->comm_stream));
-            ZRT_CHECK(zrt_offload_grads_down(e, i, own_grads(e, u), u->reduced));
-        }
-    }
-    return zrt_engine_order(e, e->comm_stream, e->compute);
+    return grads_direct(e) ? u->grad_bucket : e->grads_f32;
 }
 
 /* ---- one micro batch ---------------------------------------------------------------------- */
@@ -214,38 +131,29 @@ static zrt_status micro_step(zrt_engine *e, const zrt_data *data, int a)
         ZRT_CHECK(fetch_params(e, op, -1, &params));
         ZRT_CHECK(m->backward(m, e->compute, op, params, grads));
         if (e->inject_overflow && op == m->n_ops - 1) ZRT_CHECK(zrt_kernel_fill(e->compute, grads, ZRT_DTYPE_F32, INFINITY, 1));
-        if (op == u->first_op) ZRT_CHECK(store_grads(e, m->op_unit[op], grads, a == 0, a == e->accum - 1));
+        if (op == u->first_op)
+            ZRT_CHECK(e->policy->store_grads(e, m->op_unit[op], grads, a == 0, a == e->accum - 1));
         ZRT_CHECK(zrt_stage3_release(e, m->op_unit[op]));
     }
-    return e->stage >= 2 ? collect_grads(e, a == 0, a == e->accum - 1) : ZRT_OK;
+    return e->policy->after_micro(e, a == 0, a == e->accum - 1);
 }
 
 /* ---- the optimizer step --------------------------------------------------------------------- */
 
-/* The own-range statistics on compute, then summed over ranks (with the
- * loss) on comm and copied to the host; compute waits for the sum (Adam reads it). */
-float *zrt_engine_unit_stats(zrt_engine *e, int unit) { return &e->scratch[SLOT_UNITS + 2 * unit]; }
-
+/* The placement's statistics (own ranges, summed over units), summed over
+ * ranks with the loss on comm and copied to the host: result_ready. */
 static zrt_status reduce_statistics(zrt_engine *e)
 {
-    if (e->offload) return zrt_offload_statistics(e); /* taken on the way down */
-    for (int i = 0; i < e->n_units; i++) {
-        unit_state *u = &e->units[i];
-        ZRT_CHECK(zrt_kernel_grad_stats(e->compute, own_grads(e, u), e->dtype, (size_t)u->shard, (float)e->scaler.scale,
-                                        zrt_engine_unit_stats(e, i)));
-    }
-    ZRT_CHECK(zrt_kernel_sum(e->compute, &e->scratch[SLOT_UNITS], (size_t)e->n_units, 2, &e->scratch[SLOT_SQUARES]));
-    ZRT_CHECK(zrt_kernel_sum(e->compute, &e->scratch[SLOT_UNITS + 1], (size_t)e->n_units, 2, &e->scratch[SLOT_NONFINITE]));
-    ZRT_CHECK(zrt_engine_order(e, e->compute, e->comm_stream));
+    ZRT_CHECK(e->place->statistics(e->place_state, e->scaler.scale));
     if (e->comm)
         ZRT_CHECK(zrt_comm_all_reduce_on(e->comm, e->scratch, e->scratch, SLOT_REDUCED, ZRT_DTYPE_F32, ZRT_REDUCE_SUM,
                                          e->comm_stream));
     ZRT_CHECK(zrt_memcpy_async(e->comm_stream, e->host_scratch, e->scratch, SLOT_REDUCED * sizeof(float), ZRT_COPY_D2H));
-    ZRT_CHECK(zrt_event_record(e->result_ready, e->comm_stream));
-    return zrt_engine_order(e, e->comm_stream, e->compute);
+    return zrt_event_record(e->result_ready, e->comm_stream);
 }
 
-zrt_adam_args zrt_engine_adam_args(const zrt_engine *e, double lr)
+/* The step's Adam/AdamW constants (the step counted when it does not overflow). */
+static zrt_adam_args adam_args(const zrt_engine *e, double lr)
 {
     const zrt_optimizer_config *o = &e->cfg.optimizer;
     return (zrt_adam_args){.lr = (float)lr, .beta1 = (float)o->betas[0], .beta2 = (float)o->betas[1],
@@ -257,55 +165,23 @@ zrt_adam_args zrt_engine_adam_args(const zrt_engine *e, double lr)
                                                   : 0};
 }
 
-void *zrt_engine_own_params(zrt_engine *e, unit_state *u)
+/* The compute copies `wrote` has written (NULL: none changed), shared:
+ * compute reads them (it waits for another stream's), and stages 1-3
+ * all_gather the full buffers they keep (stage 3: persistent units; the
+ * others are gathered when used, stage3.c). */
+static zrt_status gather_published(zrt_engine *e, zrt_stream *wrote)
 {
-    if (e->stage == 0) return u->param_full;
-    return e->stage == 3 ? u->param_shard : at(e, u->param_full, e->rank * u->shard);
-}
-
-/* Every unit's Adam step and its compute copy in one multi-tensor kernel
- * (one launch on cuda), enqueued before the host knows whether the step
- * overflowed: the kernel skips itself then, and the host does not count it. */
-static zrt_status apply_adam(zrt_engine *e, double lr)
-{
-    zrt_adam_args args = zrt_engine_adam_args(e, lr);
-    zrt_adam_tensor *t = calloc((size_t)e->n_units, sizeof *t);
-    if (!t) return zrt_set_error(ZRT_ERR_NOMEM, "engine: out of memory");
-    for (int i = 0; i < e->n_units; i++) {
-        unit_state *u = &e->units[i];
-        t[i] = (zrt_adam_tensor){u->master, u->exp_avg, u->exp_avg_sq, e->stage == 0 ? u->grad_full : own_grads(e, u),
-                                 zrt_engine_own_params(e, u), (size_t)zrt_engine_opt_count(e, u),
-                                 (uint64_t)zrt_engine_opt_begin(e, u)};
-    }
-    zrt_status status = zrt_kernel_adam_multi(e->compute, t, e->n_units, e->dtype, e->dtype, &args, &e->scratch[SLOT_SQUARES]);
-    free(t);
-    return status;
-}
-
-/* The compute copy from the master, then (stages 1-3) shared with the others. */
-zrt_status zrt_engine_publish_params(zrt_engine *e)
-{
-    if (e->offload) return zrt_offload_publish(e);
-    for (int i = 0; i < e->n_units; i++) {
-        unit_state *u = &e->units[i];
-        ZRT_CHECK(zrt_kernel_cast(e->compute, zrt_engine_own_params(e, u), e->dtype, u->master, ZRT_DTYPE_F32,
-                                  (size_t)zrt_engine_opt_count(e, u), false));
-    }
-    return zrt_engine_gather_published(e, e->compute);
-}
-
-zrt_status zrt_engine_gather_published(zrt_engine *e, zrt_stream *wrote)
-{
+    if (!wrote) return ZRT_OK;
     ZRT_CHECK(zrt_event_record(e->published, wrote));
     /* Copies written by another stream (offload's h2d): compute reads the
      * ones no gather rewrites (one rank) directly -- it waits for them all. */
     if (wrote != e->compute) ZRT_CHECK(zrt_stream_wait_event(e->compute, e->published));
-    if (e->stage == 0) return ZRT_OK;
+    if (!e->policy->state_sharded) return ZRT_OK; /* the optimizer wrote the full buffers */
     ZRT_CHECK(zrt_stream_wait_event(e->comm_stream, e->published));
     for (int i = 0; i < e->n_units; i++) {
         unit_state *u = &e->units[i];
-        if (e->stage == 3 && !u->persistent) continue; /* gathered when used */
-        void *own = zrt_engine_own_params(e, u);
+        void *own = e->ranges[i].params;
+        if (u->gathered_when_used) continue;
         if (e->comm)
             ZRT_CHECK(zrt_comm_all_gather_on(e->comm, own, u->param_full, (size_t)u->shard, e->dtype, e->comm_stream));
         else if (own != u->param_full)
@@ -318,31 +194,53 @@ zrt_status zrt_engine_gather_published(zrt_engine *e, zrt_stream *wrote)
     return ZRT_OK;
 }
 
+zrt_status zrt_engine_publish_params(zrt_engine *e)
+{
+    zrt_stream *wrote = NULL;
+    ZRT_CHECK(e->place->publish(e->place_state, &wrote));
+    return gather_published(e, wrote);
+}
+
+/* After the step's one wait: the host's part (cpu, nvme: the optimizer),
+ * agreed over ranks where it can fail on one (nvme I/O), then gathered. */
+static zrt_status host_step(zrt_engine *e, const place_step *s)
+{
+    zrt_stream *wrote = NULL;
+    zrt_status status = e->place->host_step(e->place_state, s, &wrote);
+    if (e->place->agree_step && !s->overflow) status = zrt_engine_agree(e, status, e->place->agree_step);
+    ZRT_CHECK(status);
+    return gather_published(e, wrote);
+}
+
+/* One step, as docs/engine.md's table reads: micro batches (parameters
+ * gathered before use where the stage shards them; gradients stored and
+ * reduced as the stage says), the statistics, the optimizer where it is
+ * placed, the compute copies shared. */
 zrt_status zrt_engine_step(zrt_engine *e, const zrt_data *data, zrt_step_result *result)
 {
     if (!e || !data || !result) return zrt_set_error(ZRT_ERR_INVALID, "zrt_engine_step: NULL argument");
     double scale = e->scaler.scale;
-    if (e->offload) ZRT_CHECK(zrt_offload_begin_step(e)); /* nvme: the first reads go on during backward */
+    ZRT_CHECK(e->place->begin_step(e->place_state)); /* nvme: the first reads go on during backward */
     ZRT_CHECK(zrt_memset_async(e->compute, e->scratch, 0, scratch_bytes(e)));
     for (int a = 0; a < e->accum; a++) ZRT_CHECK(micro_step(e, data, a));
     e->inject_overflow = false;
-    ZRT_CHECK(reduce_full_grads(e));
     ZRT_CHECK(reduce_statistics(e));
     double lr = zrt_schedule_lr(&e->cfg, e->step);
-    if (!e->offload) {
-        ZRT_CHECK(apply_adam(e, lr));                         /* the compute copies too */
-        ZRT_CHECK(zrt_engine_gather_published(e, e->compute)); /* then shared (stages 1-3) */
-    }
+    place_step s = {.adam = adam_args(e, lr), .scale = scale};
+    zrt_stream *wrote = NULL;
+    ZRT_CHECK(e->place->device_step(e->place_state, &s, &wrote)); /* device: Adam and the compute copies */
+    ZRT_CHECK(gather_published(e, wrote));
     ZRT_CHECK(zrt_event_synchronize(e->result_ready)); /* the one wait of the step */
     if (e->comm) ZRT_CHECK(zrt_comm_status(e->comm)); /* a collective that failed after it was enqueued (NCCL) */
     float sum_squares = e->host_scratch[SLOT_SQUARES];
-    bool overflow = zrt_step_overflow(sum_squares, e->host_scratch[SLOT_NONFINITE]);
-    if (e->offload) ZRT_CHECK(zrt_offload_step(e, lr, overflow, sum_squares)); /* the host's turn */
-    if (!overflow) e->adam_steps++;
-    zrt_loss_scaler_update(&e->scaler, &e->cfg, overflow);
+    s.overflow = zrt_step_overflow(sum_squares, e->host_scratch[SLOT_NONFINITE]);
+    s.clip = zrt_clip_factor(sum_squares, e->cfg.gradient_clipping);
+    ZRT_CHECK(host_step(e, &s)); /* cpu, nvme: the host's turn */
+    if (!s.overflow) e->adam_steps++;
+    zrt_loss_scaler_update(&e->scaler, &e->cfg, s.overflow);
     *result = (zrt_step_result){.loss = e->host_scratch[SLOT_LOSS] / (float)e->world,
-                                .grad_norm = overflow ? 0 : sqrtf(sum_squares), .lr = lr, .loss_scale = scale,
-                                .skipped = overflow, .samples = e->global_batch};
+                                .grad_norm = s.overflow ? 0 : sqrtf(sum_squares), .lr = lr, .loss_scale = scale,
+                                .skipped = s.overflow, .samples = e->global_batch};
     e->step++;
     return ZRT_OK;
 }
@@ -354,7 +252,7 @@ zrt_status zrt_engine_synchronize(zrt_engine *e)
     char message[ZRT_ERROR_MAX];
     snprintf(message, sizeof message, "%s", zrt_last_error());
     zrt_status comm = zrt_stream_synchronize(e->comm_stream);
-    if (compute == ZRT_OK && comm == ZRT_OK) return zrt_offload_synchronize(e);
+    if (compute == ZRT_OK && comm == ZRT_OK) return e->place_state ? e->place->synchronize(e->place_state) : ZRT_OK;
     return compute != ZRT_OK ? zrt_set_error(compute, "%s", message) : comm;
 }
 
@@ -403,11 +301,7 @@ static zrt_status init_master(zrt_engine *e, int index)
 
 zrt_status zrt_engine_state_io(zrt_engine *e, int unit, int part, size_t begin, size_t n, void *host, bool write)
 {
-    if (e->offload) return zrt_offload_state_io(e, unit, part, begin, n, host, write);
-    unit_state *u = &e->units[unit];
-    float *parts[STATE_PARTS] = {u->master, u->exp_avg, u->exp_avg_sq}, *at = parts[part] + begin;
-    return write ? zrt_device_write(e->device, at, host, n * sizeof(float))
-                 : zrt_device_read(e->device, host, at, n * sizeof(float));
+    return e->place->state_io(e->place_state, unit, part, begin, n, host, write);
 }
 
 zrt_status zrt_engine_agree(zrt_engine *e, zrt_status status, const char *what)
@@ -423,20 +317,9 @@ zrt_status zrt_engine_agree(zrt_engine *e, zrt_status status, const char *what)
     return ZRT_OK;
 }
 
-void zrt_engine_warn(zrt_engine *e, const char *fmt, ...)
-{
-    size_t used = strlen(e->warnings);
-    va_list ap;
-    va_start(ap, fmt);
-    if (used + 1 < sizeof e->warnings) vsnprintf(e->warnings + used, sizeof e->warnings - used, fmt, ap);
-    va_end(ap);
-    used = strlen(e->warnings);
-    if (used && e->warnings[used - 1] != '\n' && used + 1 < sizeof e->warnings) strcat(e->warnings, "\n");
-}
-
 const char *zrt_engine_warnings(const zrt_engine *e) { return e ? e->warnings : ""; }
 
-static zrt_status alloc(zrt_engine *e, zrt_mem_category c, size_t bytes, int unit, const char *what, void *out)
+zrt_status zrt_engine_alloc(zrt_engine *e, zrt_mem_category c, size_t bytes, int unit, const char *what, void *out)
 {
     char name[64];
     if (unit >= 0) snprintf(name, sizeof name, "unit %d %s", unit, what);
@@ -451,43 +334,42 @@ static zrt_status alloc_events(zrt_engine *e, unit_state *u)
     return zrt_event_create(e->device, "reduced", &u->reduced);
 }
 
-/* The unit's sizes in the flat layout. */
+/* The unit's sizes in the flat layout, and whether the store holds its parameters. */
 static void size_unit(zrt_engine *e, int index)
 {
     unit_state *u = &e->units[index];
     u->numel = e->model->unit_numel[index];
     zrt_engine_unit_layout(&e->cfg, u->numel, e->world, &u->padded, &u->shard, &u->persistent);
+    u->gathered_when_used = e->policy->params_sharded && !u->persistent;
 }
 
-/* The fp32 state on the device (without offload; offload.c carves it from host memory). */
-static zrt_status alloc_state(zrt_engine *e, int index)
+/* The compute copy: full (stages 0-2, stage 3's persistent units), the own shard (stage 3). */
+static zrt_status alloc_params(zrt_engine *e, int index)
 {
     unit_state *u = &e->units[index];
-    size_t opt_bytes = (size_t)zrt_engine_opt_count(e, u) * sizeof(float);
-    ZRT_CHECK(alloc(e, ZRT_MEM_OPTIMIZER, opt_bytes, index, "master", &u->master));
-    ZRT_CHECK(alloc(e, ZRT_MEM_OPTIMIZER, opt_bytes, index, "exp_avg", &u->exp_avg));
-    ZRT_CHECK(alloc(e, ZRT_MEM_OPTIMIZER, opt_bytes, index, "exp_avg_sq", &u->exp_avg_sq));
-    ZRT_CHECK(zrt_memset_async(e->compute, u->exp_avg, 0, opt_bytes));
-    return zrt_memset_async(e->compute, u->exp_avg_sq, 0, opt_bytes);
+    u->params_offloaded = zrt_param_store_holds(e->params, index);
+    if (!u->gathered_when_used)
+        ZRT_CHECK(zrt_engine_alloc(e, ZRT_MEM_PARAMS, (size_t)u->padded * e->es, index, "params", &u->param_full));
+    if (e->policy->params_sharded && !u->params_offloaded)
+        ZRT_CHECK(zrt_engine_alloc(e, ZRT_MEM_PARAMS, (size_t)u->shard * e->es, index, "params (shard)", &u->param_shard));
+    return ZRT_OK;
 }
 
-static zrt_status alloc_unit(zrt_engine *e, int index)
+/* The unit's optimizer range, as the placement backend sees it. */
+static void set_range(zrt_engine *e, int index)
 {
     unit_state *u = &e->units[index];
-    size_t full = (size_t)u->padded * e->es, shard = (size_t)u->shard * e->es;
-    if (!e->offload) ZRT_CHECK(alloc_state(e, index));
-    if (e->stage < 3 || u->persistent) ZRT_CHECK(alloc(e, ZRT_MEM_PARAMS, full, index, "params", &u->param_full));
-    if (e->stage == 3 && !u->params_offloaded)
-        ZRT_CHECK(alloc(e, ZRT_MEM_PARAMS, shard, index, "params (shard)", &u->param_shard));
-    if (e->stage <= 1) {
-        ZRT_CHECK(alloc(e, ZRT_MEM_GRADS, full, index, "grads", &u->grad_full));
-        ZRT_CHECK(zrt_memset_async(e->compute, u->grad_full, 0, full)); /* the pads stay zero */
-    } else {
-        ZRT_CHECK(alloc(e, ZRT_MEM_GRADS, shard, index, "grads (shard)", &u->grad_shard));
-        ZRT_CHECK(alloc(e, ZRT_MEM_COMM, full, index, "grads (reduce_scatter input)", &u->grad_send));
-        ZRT_CHECK(alloc(e, ZRT_MEM_COMM, shard, index, "grads (reduce_scatter output)", &u->grad_recv));
-        ZRT_CHECK(zrt_memset_async(e->compute, u->grad_send, 0, full)); /* the unit's bucket: pads stay zero */
-    }
+    int64_t begin = zrt_engine_opt_begin(e, u);
+    e->ranges[index] = (place_unit){
+        .begin = begin, .count = zrt_engine_opt_count(e, u), .shard = u->shard,
+        .grads = e->ranges[index].grads, .shard_grads = e->ranges[index].shard_grads, /* alloc_grads's */
+        .params = e->policy->params_sharded ? u->param_shard : at(e, u->param_full, begin)};
+}
+
+/* The unit's first and last op; a unit used by several (tied) sums its fp32 gradients first. */
+static zrt_status find_ops(zrt_engine *e, int index)
+{
+    unit_state *u = &e->units[index];
     u->first_op = -1;
     for (int op = 0; op < e->model->n_ops; op++) {
         if (e->model->op_unit[op] != index) continue;
@@ -495,11 +377,18 @@ static zrt_status alloc_unit(zrt_engine *e, int index)
         u->last_op = op;
     }
     if (u->first_op < 0) return zrt_set_error(ZRT_ERR_INVALID, "engine: unit %d is used by no op of the model", index);
-    if (u->first_op != u->last_op)
-        ZRT_CHECK(alloc(e, ZRT_MEM_ACTIVATIONS, (size_t)u->numel * sizeof(float), index, "grads (fp32, tied)",
-                        &u->grad_accum));
-    ZRT_CHECK(alloc_events(e, u));
-    return init_master(e, index);
+    if (u->first_op == u->last_op) return ZRT_OK;
+    return zrt_engine_alloc(e, ZRT_MEM_ACTIVATIONS, (size_t)u->numel * sizeof(float), index, "grads (fp32, tied)",
+                            &u->grad_accum);
+}
+
+static zrt_status alloc_unit(zrt_engine *e, int index)
+{
+    ZRT_CHECK(alloc_params(e, index));
+    ZRT_CHECK(e->policy->alloc_grads(e, index));
+    set_range(e, index);
+    ZRT_CHECK(find_ops(e, index));
+    return alloc_events(e, &e->units[index]);
 }
 
 /* Streams, events, and the buffers that are not a unit's. */
@@ -513,14 +402,14 @@ static zrt_status alloc_engine(zrt_engine *e, int64_t widest)
     ZRT_CHECK(zrt_event_create(e->device, "batch copied", &e->batch_copied));
     ZRT_CHECK(zrt_event_create(e->device, "published", &e->published));
     if (e->dtype != ZRT_DTYPE_F32) /* fp32 models read the compute copy directly */
-        ZRT_CHECK(alloc(e, ZRT_MEM_ACTIVATIONS, (size_t)widest * sizeof(float), -1, "params (fp32 view)", &e->params_f32));
+        ZRT_CHECK(zrt_engine_alloc(e, ZRT_MEM_ACTIVATIONS, (size_t)widest * sizeof(float), -1, "params (fp32 view)", &e->params_f32));
     if (!grads_direct(e)) /* else backward_grads never picks it */
-        ZRT_CHECK(alloc(e, ZRT_MEM_ACTIVATIONS, (size_t)widest * sizeof(float), -1, "grads (fp32)", &e->grads_f32));
+        ZRT_CHECK(zrt_engine_alloc(e, ZRT_MEM_ACTIVATIONS, (size_t)widest * sizeof(float), -1, "grads (fp32)", &e->grads_f32));
     size_t input_bytes = (size_t)e->micro * m->input_bytes_per_sample;
     size_t label_bytes = (size_t)e->micro * (size_t)m->labels_per_sample * sizeof(int32_t);
-    ZRT_CHECK(alloc(e, ZRT_MEM_ACTIVATIONS, input_bytes, -1, "batch inputs", &e->inputs));
-    ZRT_CHECK(alloc(e, ZRT_MEM_ACTIVATIONS, label_bytes, -1, "batch labels", &e->labels));
-    ZRT_CHECK(alloc(e, ZRT_MEM_ACTIVATIONS, scratch_bytes(e), -1, "step scratch", &e->scratch));
+    ZRT_CHECK(zrt_engine_alloc(e, ZRT_MEM_ACTIVATIONS, input_bytes, -1, "batch inputs", &e->inputs));
+    ZRT_CHECK(zrt_engine_alloc(e, ZRT_MEM_ACTIVATIONS, label_bytes, -1, "batch labels", &e->labels));
+    ZRT_CHECK(zrt_engine_alloc(e, ZRT_MEM_ACTIVATIONS, scratch_bytes(e), -1, "step scratch", &e->scratch));
     ZRT_CHECK(zrt_host_alloc(e->device, ZRT_MEM_ACTIVATIONS, input_bytes, "batch inputs (host)", &e->host_inputs));
     ZRT_CHECK(zrt_host_alloc(e->device, ZRT_MEM_ACTIVATIONS, label_bytes, "batch labels (host)",
                              (void **)&e->host_labels));
@@ -528,19 +417,40 @@ static zrt_status alloc_engine(zrt_engine *e, int64_t widest)
                           (void **)&e->host_scratch);
 }
 
+/* What the placement backend is given (the units' ranges are filled as they are made). */
+static void describe_place(zrt_engine *e)
+{
+    e->place_env = (place_env){.cfg = &e->cfg, .device = e->device, .compute = e->compute, .comm = e->comm_stream,
+                               .mark = e->mark, .rank = e->rank, .world = e->world, .n_units = e->n_units,
+                               .dtype = e->dtype, .es = e->es, .units = e->ranges,
+                               .unit_stats = &e->scratch[SLOT_UNITS], .totals = &e->scratch[SLOT_SQUARES],
+                               .params = e->params, .warnings = e->warnings, .warnings_size = sizeof e->warnings};
+}
+
+/* offload_optimizer.device -> the placement backend. */
+static const place_ops *const placements[] = {
+    [ZRT_OFFLOAD_NONE] = &zrt_place_device, [ZRT_OFFLOAD_CPU] = &zrt_place_cpu, [ZRT_OFFLOAD_NVME] = &zrt_place_nvme};
+
 static zrt_status setup(zrt_engine *e)
 {
     int64_t widest = 0;
-    if (!(e->units = calloc((size_t)e->n_units, sizeof *e->units))) return zrt_set_error(ZRT_ERR_NOMEM, "engine: out of memory");
+    e->units = calloc((size_t)e->n_units, sizeof *e->units);
+    e->ranges = calloc((size_t)e->n_units, sizeof *e->ranges);
+    if (!e->units || !e->ranges) return zrt_set_error(ZRT_ERR_NOMEM, "engine: out of memory");
     for (int i = 0; i < e->n_units; i++) {
         size_unit(e, i);
         if (e->units[i].padded > widest) widest = e->units[i].padded;
     }
     if (e->cfg.job.model.init_from[0]) ZRT_CHECK(zrt_model_init_check(e->model, &e->cfg.job.model)); /* every name and shape */
     ZRT_CHECK(alloc_engine(e, widest));
-    if (e->cfg.zero.offload_optimizer.device != ZRT_OFFLOAD_NONE) ZRT_CHECK(zrt_offload_create(e));
-    if (e->stage == 3 && e->cfg.zero.offload_param.device != ZRT_OFFLOAD_NONE) ZRT_CHECK(zrt_param_store_create(e));
+    describe_place(e);
+    if (e->policy->params_sharded && e->cfg.zero.offload_param.device != ZRT_OFFLOAD_NONE)
+        ZRT_CHECK(zrt_param_store_create(e));
+    e->place_env.params = e->params;
     for (int i = 0; i < e->n_units; i++) ZRT_CHECK(alloc_unit(e, i));
+    e->place = placements[e->cfg.zero.offload_optimizer.device];
+    ZRT_CHECK(e->place->create(&e->place_env, &e->place_state));
+    for (int i = 0; i < e->n_units; i++) ZRT_CHECK(init_master(e, i));
     return zrt_engine_publish_params(e);
 }
 
@@ -556,6 +466,7 @@ zrt_status zrt_engine_create(const zrt_config *cfg, zrt_comm *comm, zrt_model *m
     e->rank = comm ? zrt_comm_rank(comm) : 0;
     e->world = comm ? zrt_comm_world_size(comm) : 1;
     e->stage = cfg->zero.stage;
+    e->policy = &zrt_stage_policies[e->stage];
     e->dtype = cfg->mixed_precision == ZRT_PRECISION_BF16   ? ZRT_DTYPE_BF16
                : cfg->mixed_precision == ZRT_PRECISION_FP16 ? ZRT_DTYPE_F16
                                                             : ZRT_DTYPE_F32;
@@ -585,57 +496,59 @@ zrt_status zrt_engine_get_master(zrt_engine *e, int index, float *out)
         return zrt_set_error(ZRT_ERR_INVALID, "zrt_engine_get_master: bad argument");
     unit_state *u = &e->units[index];
     ZRT_CHECK(zrt_engine_synchronize(e));
-    if (e->stage == 0 || !e->comm) return zrt_engine_state_io(e, index, STATE_MASTER, 0, (size_t)u->numel, out, false);
-    float *full = NULL, *mine = NULL, *host = NULL;
-    ZRT_CHECK(alloc(e, ZRT_MEM_COMM, (size_t)u->padded * sizeof(float), index, "master (gathered)", &full));
-    mine = e->offload ? full + (size_t)e->rank * (size_t)u->shard : u->master; /* offloaded: up first, gathered in place */
-    zrt_status status = ZRT_OK;
-    if (e->offload) {
-        host = malloc((size_t)u->shard * sizeof(float));
-        status = host ? zrt_engine_state_io(e, index, STATE_MASTER, 0, (size_t)u->shard, host, false)
-                      : zrt_set_error(ZRT_ERR_NOMEM, "zrt_engine_get_master: out of host memory");
-        if (status == ZRT_OK) status = zrt_device_write(e->device, mine, host, (size_t)u->shard * sizeof(float));
-        free(host);
-    }
+    if (!e->policy->state_sharded || !e->comm)
+        return zrt_engine_state_io(e, index, STATE_MASTER, 0, (size_t)u->numel, out, false);
+    /* The own shard up (from wherever it lives, through the host), gathered in place. */
+    float *full = NULL, *host = malloc((size_t)u->shard * sizeof(float));
+    if (!host) return zrt_set_error(ZRT_ERR_NOMEM, "zrt_engine_get_master: out of host memory");
+    zrt_status status = zrt_engine_alloc(e, ZRT_MEM_COMM, (size_t)u->padded * sizeof(float), index, "master (gathered)", &full);
+    float *mine = full + (size_t)e->rank * (size_t)u->shard;
+    if (status == ZRT_OK) status = zrt_engine_state_io(e, index, STATE_MASTER, 0, (size_t)u->shard, host, false);
+    if (status == ZRT_OK) status = zrt_device_write(e->device, mine, host, (size_t)u->shard * sizeof(float));
     if (status == ZRT_OK)
         status = zrt_comm_all_gather_on(e->comm, mine, full, (size_t)u->shard, ZRT_DTYPE_F32, e->comm_stream);
     if (status == ZRT_OK) status = zrt_stream_synchronize(e->comm_stream);
     if (status == ZRT_OK) status = zrt_device_read(e->device, out, full, (size_t)u->numel * sizeof(float));
     zrt_device_free(e->device, full, NULL);
+    free(host);
     return status;
 }
 
 void zrt_engine_inject_overflow(zrt_engine *e) { e->inject_overflow = true; }
 int64_t zrt_engine_peak_live_params(const zrt_engine *e) { return e->peak_live_params; }
 
+/* Each owner frees what it made: the placement backend its state, the
+ * parameter store its memory and files, the engine its buffers below. */
+static void free_unit(zrt_engine *e, unit_state *u)
+{
+    void *buffers[] = {u->param_full, u->param_shard, u->grad_full, u->grad_shard,
+                       u->grad_send,  u->grad_recv,   u->param_cache, u->grad_accum};
+    for (size_t k = 0; k < sizeof buffers / sizeof buffers[0]; k++) zrt_device_free(e->device, buffers[k], NULL);
+    zrt_event_destroy(u->gathered);
+    zrt_event_destroy(u->used);
+    zrt_event_destroy(u->reduced);
+}
+
 void zrt_engine_destroy(zrt_engine *e)
 {
     if (!e) return;
     if (e->compute && e->comm_stream) zrt_engine_synchronize(e); /* nothing may still run on what we free */
     zrt_device *d = e->device;
-    for (int i = 0; e->units && i < e->n_units; i++) {
-        unit_state *u = &e->units[i];
-        void *buffers[] = {u->param_full, u->param_shard, u->grad_full,   u->grad_shard, u->grad_send,
-                           u->grad_recv,  u->param_cache, u->grad_accum, u->master,     u->exp_avg,  u->exp_avg_sq};
-        size_t n = sizeof buffers / sizeof buffers[0] - (e->offload ? 3 : 0); /* offloaded state: the pool's */
-        for (size_t k = 0; k < n; k++) zrt_device_free(d, buffers[k], NULL);
-        zrt_event_destroy(u->gathered);
-        zrt_event_destroy(u->used);
-        zrt_event_destroy(u->reduced);
-    }
+    if (e->place) e->place->destroy(e->place_state);
+    zrt_param_store_destroy(e->params);
+    for (int i = 0; e->units && i < e->n_units; i++) free_unit(e, &e->units[i]);
     void *buffers[] = {e->params_f32, e->grads_f32, e->inputs, e->labels, e->scratch};
     for (size_t k = 0; k < sizeof buffers / sizeof buffers[0]; k++) zrt_device_free(d, buffers[k], NULL);
     zrt_host_free(d, e->host_inputs);
     zrt_host_free(d, e->host_labels);
     zrt_host_free(d, e->host_scratch);
-    zrt_param_store_destroy(e);
-    zrt_offload_destroy(e);
     zrt_event_destroy(e->mark);
     zrt_event_destroy(e->result_ready);
     zrt_event_destroy(e->batch_copied);
     zrt_event_destroy(e->published);
     zrt_stream_destroy(e->compute);
     zrt_stream_destroy(e->comm_stream);
+    free(e->ranges);
     free(e->units);
     free(e);
 }

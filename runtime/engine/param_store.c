@@ -24,9 +24,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+
+/* Where one unit's shard lives. */
+typedef struct {
+    bool held;    /* offloaded: not persistent */
+    bool in_cpu;  /* pinned host memory at host + at (else NVMe at file offset `at`) */
+    size_t at, bytes;
+} stored_unit;
 
 struct zrt_param_store {
+    zrt_device *device;
+    stored_unit *units;
     void *host;              /* pinned: the host units' shards, end to end */
     zrt_swap *swap;          /* the NVMe units' shards, 4096-aligned regions */
     void **slots;            /* pinned, slot_bytes each */
@@ -46,23 +54,23 @@ static zrt_status place_units(zrt_engine *e, size_t *host_bytes, size_t *file_by
     int64_t in_cpu = 0;
     *host_bytes = *file_bytes = *widest_nvme = 0;
     for (int i = 0; i < e->n_units; i++) {
-        unit_state *u = &e->units[i];
+        const unit_state *u = &e->units[i];
+        stored_unit *s = &e->params->units[i];
         if (u->persistent) continue;
-        u->params_offloaded = true;
-        size_t bytes = (size_t)u->shard * e->es;
-        if (zrt_engine_param_in_cpu(&e->cfg, u->shard, &in_cpu)) {
-            u->params_at = *host_bytes;
-            *host_bytes += bytes;
-            u->params_in_cpu = true;
-        } else {
-            if ((int64_t)u->shard > c->buffer_size)
-                return zrt_set_error(ZRT_ERR_INVALID, "offload_param.buffer_size (%lld elements) is smaller than unit "
-                                     "%d's shard (%lld elements); raise it", (long long)c->buffer_size, i,
-                                     (long long)u->shard);
-            u->params_at = *file_bytes;
-            *file_bytes += aligned(bytes);
-            if (bytes > *widest_nvme) *widest_nvme = bytes;
+        s->held = true;
+        s->bytes = (size_t)u->shard * e->es;
+        if ((s->in_cpu = zrt_engine_param_in_cpu(&e->cfg, u->shard, &in_cpu))) {
+            s->at = *host_bytes;
+            *host_bytes += s->bytes;
+            continue;
         }
+        if ((int64_t)u->shard > c->buffer_size)
+            return zrt_set_error(ZRT_ERR_INVALID, "offload_param.buffer_size (%lld elements) is smaller than unit "
+                                 "%d's shard (%lld elements); raise it", (long long)c->buffer_size, i,
+                                 (long long)u->shard);
+        s->at = *file_bytes;
+        *file_bytes += aligned(s->bytes);
+        if (s->bytes > *widest_nvme) *widest_nvme = s->bytes;
     }
     return ZRT_OK;
 }
@@ -71,7 +79,7 @@ static zrt_status open_swap(zrt_engine *e, size_t file_bytes)
 {
     zrt_param_store *p = e->params;
     const zrt_offload_config *c = &e->cfg.zero.offload_param;
-    ZRT_CHECK(zrt_engine_open_swap(e, c, "params", file_bytes, &p->swap));
+    ZRT_CHECK(zrt_place_open_swap(&e->place_env, c, "params", file_bytes, &p->swap));
     p->n_slots = (int)(c->buffer_count > 64 ? 64 : c->buffer_count);
     p->slots = calloc((size_t)p->n_slots, sizeof *p->slots);
     p->slot_free = calloc((size_t)p->n_slots, sizeof *p->slot_free);
@@ -88,28 +96,28 @@ static zrt_status open_swap(zrt_engine *e, size_t file_bytes)
 
 zrt_status zrt_param_store_create(zrt_engine *e)
 {
-    if (!e->offload)
+    if (e->cfg.zero.offload_optimizer.device == ZRT_OFFLOAD_NONE)
         return zrt_set_error(ZRT_ERR_UNSUPPORTED, "offload_param (%s) needs offload_optimizer cpu or nvme: the CPU "
                              "optimizer writes the offloaded parameters",
                              zrt_offload_device_name(e->cfg.zero.offload_param.device));
     zrt_param_store *p = calloc(1, sizeof *p);
     if (!p) return zrt_set_error(ZRT_ERR_NOMEM, "offload_param: out of memory");
     e->params = p;
+    p->device = e->device;
     p->unit_slot = calloc((size_t)e->n_units, sizeof *p->unit_slot);
-    if (!p->unit_slot) return zrt_set_error(ZRT_ERR_NOMEM, "offload_param: out of memory");
+    p->units = calloc((size_t)e->n_units, sizeof *p->units);
+    if (!p->unit_slot || !p->units) return zrt_set_error(ZRT_ERR_NOMEM, "offload_param: out of memory");
     size_t host_bytes, file_bytes, widest;
     ZRT_CHECK(place_units(e, &host_bytes, &file_bytes, &widest));
-    if (host_bytes)
-        ZRT_CHECK(zrt_host_alloc(e->device, ZRT_MEM_PARAMS, host_bytes, "params (host)", &p->host));
-    for (int i = 0; i < e->n_units; i++)
-        if (e->units[i].params_in_cpu) e->units[i].host_params = (char *)p->host + e->units[i].params_at;
+    if (host_bytes) ZRT_CHECK(zrt_host_alloc(e->device, ZRT_MEM_PARAMS, host_bytes, "params (host)", &p->host));
     p->slot_bytes = aligned(widest);
     return file_bytes ? open_swap(e, file_bytes) : ZRT_OK;
 }
 
-zrt_status zrt_param_store_flush(zrt_engine *e)
+bool zrt_param_store_holds(const zrt_param_store *p, int unit) { return p && p->units[unit].held; }
+
+zrt_status zrt_param_store_flush(zrt_param_store *p)
 {
-    zrt_param_store *p = e->params;
     zrt_status first = ZRT_OK;
     char message[ZRT_ERROR_MAX] = "";
     for (int k = 0; p && k < p->n_slots; k++) {
@@ -124,29 +132,27 @@ zrt_status zrt_param_store_flush(zrt_engine *e)
     return first == ZRT_OK ? ZRT_OK : zrt_set_error(first, "%s", message);
 }
 
-void zrt_param_store_destroy(zrt_engine *e)
+void zrt_param_store_destroy(zrt_param_store *p)
 {
-    zrt_param_store *p = e->params;
     if (!p) return;
-    zrt_param_store_flush(e);
+    zrt_param_store_flush(p);
     zrt_swap_destroy(p->swap); /* waits for the reads the comm stream still waits on */
     for (int k = 0; p->slots && k < p->n_slots; k++) {
-        zrt_host_free(e->device, p->slots[k]);
+        zrt_host_free(p->device, p->slots[k]);
         zrt_event_destroy(p->slot_free[k]);
     }
-    zrt_host_free(e->device, p->host);
+    zrt_host_free(p->device, p->host);
     free(p->slots);
     free(p->slot_free);
     free(p->slot_write);
     free(p->unit_slot);
+    free(p->units);
     free(p);
-    e->params = NULL;
 }
 
 /* The next slot, once nothing reads or writes it any more. */
-static zrt_status take_slot(zrt_engine *e, int *slot)
+static zrt_status take_slot(zrt_param_store *p, int *slot)
 {
-    zrt_param_store *p = e->params;
     int k = p->next_slot++ % p->n_slots;
     ZRT_CHECK(zrt_event_synchronize(p->slot_free[k]));
     uint64_t t = p->slot_write[k];
@@ -156,28 +162,26 @@ static zrt_status take_slot(zrt_engine *e, int *slot)
     return ZRT_OK;
 }
 
-zrt_status zrt_param_store_begin_write(zrt_engine *e, int unit, void **host)
+zrt_status zrt_param_store_begin_write(zrt_param_store *p, int unit, void **host)
 {
-    unit_state *u = &e->units[unit];
-    if (u->params_in_cpu) {
-        *host = u->host_params;
+    const stored_unit *s = &p->units[unit];
+    if (s->in_cpu) {
+        *host = (char *)p->host + s->at;
         return ZRT_OK;
     }
     int k;
-    ZRT_CHECK(take_slot(e, &k));
-    e->params->unit_slot[unit] = k;
-    *host = e->params->slots[k];
+    ZRT_CHECK(take_slot(p, &k));
+    p->unit_slot[unit] = k;
+    *host = p->slots[k];
     return ZRT_OK;
 }
 
-zrt_status zrt_param_store_end_write(zrt_engine *e, int unit)
+zrt_status zrt_param_store_end_write(zrt_param_store *p, int unit)
 {
-    unit_state *u = &e->units[unit];
-    if (u->params_in_cpu) return ZRT_OK;
-    zrt_param_store *p = e->params;
+    const stored_unit *s = &p->units[unit];
+    if (s->in_cpu) return ZRT_OK;
     int k = p->unit_slot[unit];
-    size_t bytes = aligned((size_t)u->shard * e->es);
-    return zrt_swap_write(p->swap, u->params_at, p->slots[k], bytes, &p->slot_write[k]);
+    return zrt_swap_write(p->swap, s->at, p->slots[k], aligned(s->bytes), &p->slot_write[k]);
 }
 
 typedef struct {
@@ -191,20 +195,18 @@ static zrt_status wait_read(void *arg)
     return zrt_swap_wait(w->swap, w->ticket);
 }
 
-zrt_status zrt_param_store_stage(zrt_engine *e, int unit, void **shard)
+zrt_status zrt_param_store_stage(zrt_param_store *p, zrt_stream *comm, int unit, void **shard)
 {
-    zrt_param_store *p = e->params;
-    unit_state *u = &e->units[unit];
-    size_t bytes = (size_t)u->shard * e->es;
+    const stored_unit *s = &p->units[unit];
     char name[64];
-    snprintf(name, sizeof name, "unit %d params (shard, from %s)", unit, u->params_in_cpu ? "host" : "nvme");
-    ZRT_CHECK(zrt_device_alloc(e->device, ZRT_MEM_COMM, bytes, name, e->comm_stream, shard));
-    if (u->params_in_cpu) return zrt_memcpy_async(e->comm_stream, *shard, u->host_params, bytes, ZRT_COPY_H2D);
+    snprintf(name, sizeof name, "unit %d params (shard, from %s)", unit, s->in_cpu ? "host" : "nvme");
+    ZRT_CHECK(zrt_device_alloc(p->device, ZRT_MEM_COMM, s->bytes, name, comm, shard));
+    if (s->in_cpu) return zrt_memcpy_async(comm, *shard, (char *)p->host + s->at, s->bytes, ZRT_COPY_H2D);
     int k;
-    ZRT_CHECK(take_slot(e, &k));
+    ZRT_CHECK(take_slot(p, &k));
     read_wait w = {p->swap, 0};
-    ZRT_CHECK(zrt_swap_read(p->swap, u->params_at, p->slots[k], aligned(bytes), &w.ticket));
-    ZRT_CHECK(zrt_stream_launch_host(e->comm_stream, "offload_param read", wait_read, &w, sizeof w, NULL, 0));
-    ZRT_CHECK(zrt_memcpy_async(e->comm_stream, *shard, p->slots[k], bytes, ZRT_COPY_H2D));
-    return zrt_event_record(p->slot_free[k], e->comm_stream);
+    ZRT_CHECK(zrt_swap_read(p->swap, s->at, p->slots[k], aligned(s->bytes), &w.ticket));
+    ZRT_CHECK(zrt_stream_launch_host(comm, "offload_param read", wait_read, &w, sizeof w, NULL, 0));
+    ZRT_CHECK(zrt_memcpy_async(comm, *shard, p->slots[k], s->bytes, ZRT_COPY_H2D));
+    return zrt_event_record(p->slot_free[k], comm);
 }

@@ -39,7 +39,7 @@ static zrt_status issue_gather(zrt_engine *e, int index)
     if (e->live_params > e->peak_live_params) e->peak_live_params = e->live_params;
     ZRT_CHECK(zrt_stream_wait_event(e->comm_stream, e->published));
     void *shard = u->param_shard;
-    if (u->params_offloaded) ZRT_CHECK(zrt_param_store_stage(e, index, &shard)); /* offload_param: in from host or NVMe */
+    if (u->params_offloaded) ZRT_CHECK(zrt_param_store_stage(e->params, e->comm_stream, index, &shard)); /* offload_param: in from host or NVMe */
     if (e->comm)
         ZRT_CHECK(zrt_comm_all_gather_on(e->comm, shard, u->param_full, (size_t)u->shard, e->dtype, e->comm_stream));
     else
@@ -53,7 +53,7 @@ static zrt_status issue_gather(zrt_engine *e, int index)
 zrt_status zrt_stage3_release(zrt_engine *e, int index)
 {
     unit_state *u = &e->units[index];
-    if (e->stage != 3 || u->persistent || !u->param_full) return ZRT_OK;
+    if (!u->gathered_when_used || !u->param_full) return ZRT_OK;
     ZRT_CHECK(zrt_engine_wait_gathered(e, u)); /* a prefetch nobody used yet: compute frees it after the gather */
     ZRT_CHECK(zrt_event_record(u->used, e->compute));
     e->live_params -= u->padded;
@@ -92,7 +92,7 @@ static zrt_status prefetch(zrt_engine *e, int op, int dir)
     for (int next_op = op + dir; next_op >= 0 && next_op < e->model->n_ops && budget > 0; next_op += dir) {
         int next = e->model->op_unit[next_op];
         unit_state *u = &e->units[next];
-        if (u->persistent || u->param_full) continue;
+        if (!u->gathered_when_used || u->param_full) continue;
         if (e->live_params + u->padded > e->cfg.zero.stage3_max_live_parameters || u->padded > budget) break;
         if (!u->param_cache && e->live_params + e->cached_params + u->padded > e->cfg.zero.stage3_max_live_parameters)
             ZRT_CHECK(drop_caches(e, next));
@@ -106,7 +106,7 @@ zrt_status zrt_stage3_fetch(zrt_engine *e, int op, int dir)
 {
     int index = e->model->op_unit[op];
     unit_state *u = &e->units[index];
-    if (e->stage != 3 || u->persistent) return ZRT_OK;
+    if (!u->gathered_when_used) return ZRT_OK;
     if (!u->param_full && e->live_params + u->padded > e->cfg.zero.stage3_max_live_parameters)
         for (int other = 0; other < e->n_units; other++)
             if (other != index) ZRT_CHECK(zrt_stage3_release(e, other)); /* make room: nothing else is in use now */

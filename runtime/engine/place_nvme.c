@@ -1,7 +1,8 @@
-/* offload_nvme.c: offload_optimizer: nvme -- the fp32 master and moments of
+/* place_nvme.c: offload_optimizer: nvme -- the fp32 master and moments of
  * the own shard in files under nvme_path (striped over every path given),
  * read and written through the swapper (zrt/offload.h, io_uring) in
- * sub-groups, pipelined with the CPU optimizer.
+ * sub-groups, pipelined with the CPU optimizer: this file is the state
+ * source (host_state_ops) of place_host.c's pipeline.
  *
  * Layout: each unit's shard is cut into sub-groups of sub_group_size
  * elements (the last one shorter; a sub-group never spans units). Sub-group
@@ -19,16 +20,14 @@
  * Files are made at creation (after removing a crashed run's, which the
  * engine's warnings name) and removed by destroy.
  */
-#include "engine_internal.h"
+#include "place_host.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
-struct zrt_nvme_state {
-    zrt_engine *e;
+typedef struct {
+    const place_env *env;
     zrt_swap *swap;
     zrt_subgroup *groups;
     size_t n_groups, group_elements;
@@ -40,73 +39,38 @@ struct zrt_nvme_state {
     size_t next_read;       /* the next sub-group to queue a read for */
     size_t ahead;           /* reads queued ahead of the sub-group in use: n_slots - 2 */
     bool started;           /* reads of this pass queued (from the step's start: they overlap backward) */
-};
+} swapped_state;
 
 static size_t part_bytes(size_t n) { return (n * sizeof(float) + ZRT_SWAP_ALIGN - 1) / ZRT_SWAP_ALIGN * ZRT_SWAP_ALIGN; }
 
 /* Cuts every unit's shard into sub-groups; returns the file's size. */
-static zrt_status plan(zrt_nvme_state *s, size_t *file_bytes)
+static zrt_status plan(swapped_state *s, size_t *file_bytes)
 {
-    zrt_engine *e = s->e;
+    const place_env *env = s->env;
     size_t widest = 0, count = 0, offset = 0;
-    for (int i = 0; i < e->n_units; i++) widest = (size_t)e->units[i].shard > widest ? (size_t)e->units[i].shard : widest;
-    zrt_engine_nvme_slots(&e->cfg, (int64_t)widest, &s->n_slots, &s->group_elements, &s->region_bytes);
-    for (int i = 0; i < e->n_units; i++) count += ((size_t)e->units[i].shard + s->group_elements - 1) / s->group_elements;
+    for (int i = 0; i < env->n_units; i++) widest = (size_t)env->units[i].shard > widest ? (size_t)env->units[i].shard : widest;
+    zrt_engine_nvme_slots(env->cfg, (int64_t)widest, &s->n_slots, &s->group_elements, &s->region_bytes);
+    for (int i = 0; i < env->n_units; i++) count += ((size_t)env->units[i].shard + s->group_elements - 1) / s->group_elements;
     s->groups = calloc(count + 1, sizeof *s->groups);
-    s->unit_first = calloc((size_t)e->n_units + 1, sizeof *s->unit_first);
+    s->unit_first = calloc((size_t)env->n_units + 1, sizeof *s->unit_first);
     if (!s->groups || !s->unit_first) return zrt_set_error(ZRT_ERR_NOMEM, "offload (nvme): out of memory");
-    for (int i = 0; i < e->n_units; i++) {
+    for (int i = 0; i < env->n_units; i++) {
+        size_t shard = (size_t)env->units[i].shard;
         s->unit_first[i] = (int)s->n_groups;
-        for (size_t begin = 0; begin < (size_t)e->units[i].shard; begin += s->group_elements) {
-            size_t n = (size_t)e->units[i].shard - begin < s->group_elements ? (size_t)e->units[i].shard - begin
-                                                                             : s->group_elements;
+        for (size_t begin = 0; begin < shard; begin += s->group_elements) {
+            size_t n = shard - begin < s->group_elements ? shard - begin : s->group_elements;
             s->groups[s->n_groups++] = (zrt_subgroup){.unit = i, .begin = begin, .n = n, .file_offset = offset};
             offset += 3 * part_bytes(n);
         }
     }
-    s->unit_first[e->n_units] = (int)s->n_groups;
+    s->unit_first[env->n_units] = (int)s->n_groups;
     *file_bytes = offset ? offset : ZRT_SWAP_ALIGN;
     return ZRT_OK;
 }
 
-zrt_status zrt_engine_swap_dirs(zrt_engine *e, const char *const *paths, int n_paths)
+static zrt_status alloc_slots(swapped_state *s)
 {
-    for (int i = 0; i < n_paths; i++) { /* mkdir -p, component by component */
-        char dir[ZRT_PATH_MAX];
-        snprintf(dir, sizeof dir, "%s", paths[i]);
-        for (char *slash = dir + 1;; slash++) {
-            bool end = *slash == '\0';
-            if (!end && *slash != '/') continue;
-            *slash = '\0';
-            if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-                return zrt_set_error(ZRT_ERR_IO, "nvme offload: cannot make the directory %s (nvme_path %s): %s", dir,
-                                     paths[i], strerror(errno));
-            if (end) break;
-            *slash = '/';
-        }
-    }
-    char removed[2048];
-    ZRT_CHECK(zrt_swap_clean_stale(paths, n_paths, removed, sizeof removed));
-    if (removed[0]) zrt_engine_warn(e, "nvme offload: removed the swap files of a run that is gone:\n%s", removed);
-    return ZRT_OK;
-}
-
-zrt_status zrt_engine_open_swap(zrt_engine *e, const zrt_offload_config *c, const char *what, size_t bytes,
-                                zrt_swap **out)
-{
-    const char *paths[ZRT_MAX_NVME_PATHS];
-    for (int i = 0; i < c->n_nvme_paths; i++) paths[i] = c->nvme_paths[i];
-    ZRT_CHECK(zrt_engine_swap_dirs(e, paths, c->n_nvme_paths));
-    char name[48];
-    snprintf(name, sizeof name, "%s-rank%d", what, e->rank);
-    zrt_swap_options o = {.paths = paths, .n_paths = c->n_nvme_paths, .name = name, .bytes = bytes,
-                          .block_size = (size_t)e->cfg.aio.block_size, .queue_depth = (int)e->cfg.aio.queue_depth};
-    return zrt_swap_create(&o, out);
-}
-
-static zrt_status alloc_slots(zrt_nvme_state *s)
-{
-    zrt_engine *e = s->e;
+    const place_env *env = s->env;
     s->slots = calloc((size_t)s->n_slots, sizeof *s->slots);
     s->reading = calloc((size_t)s->n_slots, sizeof *s->reading);
     s->writing = calloc((size_t)s->n_slots, sizeof *s->writing);
@@ -115,7 +79,7 @@ static zrt_status alloc_slots(zrt_nvme_state *s)
     void *buffers[64];
     size_t sizes[64];
     for (int k = 0; k < s->n_slots; k++) {
-        ZRT_CHECK(zrt_host_alloc(e->device, ZRT_MEM_OPTIMIZER, s->region_bytes, "optimizer sub-group (host)",
+        ZRT_CHECK(zrt_host_alloc(env->device, ZRT_MEM_OPTIMIZER, s->region_bytes, "optimizer sub-group (host)",
                                  (void **)&s->slots[k]));
         if (k < 64) {
             buffers[k] = s->slots[k];
@@ -125,12 +89,15 @@ static zrt_status alloc_slots(zrt_nvme_state *s)
     return zrt_swap_register(s->swap, buffers, sizes, s->n_slots < 64 ? s->n_slots : 64);
 }
 
-void zrt_nvme_destroy(zrt_nvme_state *s)
+static zrt_status swapped_finish(void *src);
+
+static void swapped_destroy(void *src)
 {
+    swapped_state *s = src;
     if (!s) return;
-    zrt_nvme_finish(s);
+    swapped_finish(s);
     zrt_swap_destroy(s->swap);
-    for (int k = 0; s->slots && k < s->n_slots; k++) zrt_host_free(s->e->device, s->slots[k]);
+    for (int k = 0; s->slots && k < s->n_slots; k++) zrt_host_free(s->env->device, s->slots[k]);
     free(s->slots);
     free(s->reading);
     free(s->writing);
@@ -139,26 +106,26 @@ void zrt_nvme_destroy(zrt_nvme_state *s)
     free(s);
 }
 
-zrt_status zrt_nvme_create(zrt_engine *e, zrt_nvme_state **out)
+/* The swap file, made (after removing a crashed run's), and the slots. */
+static zrt_status swapped_create(const place_env *env, void **out)
 {
-    zrt_nvme_state *s = calloc(1, sizeof *s);
+    swapped_state *s = calloc(1, sizeof *s);
+    *out = s; /* destroy frees what was made if a step below fails */
     if (!s) return zrt_set_error(ZRT_ERR_NOMEM, "offload (nvme): out of memory");
-    s->e = e;
-    *out = s; /* the engine's destroy frees what was made if a step below fails */
+    s->env = env;
     size_t file_bytes = 0;
     ZRT_CHECK(plan(s, &file_bytes));
-    ZRT_CHECK(zrt_engine_open_swap(e, &e->cfg.zero.offload_optimizer, "optimizer", file_bytes, &s->swap));
+    ZRT_CHECK(zrt_place_open_swap(env, &env->cfg->zero.offload_optimizer, "optimizer", file_bytes, &s->swap));
     return alloc_slots(s);
 }
 
-size_t zrt_nvme_groups(const zrt_nvme_state *s) { return s->n_groups; }
-const zrt_subgroup *zrt_nvme_group(const zrt_nvme_state *s, size_t k) { return &s->groups[k]; }
+static size_t swapped_groups(void *src) { return ((swapped_state *)src)->n_groups; }
 
 /* ---- the pipeline --------------------------------------------------------------------------- */
 
-static float *slot_of(const zrt_nvme_state *s, size_t k) { return s->slots[k % (size_t)s->n_slots]; }
+static float *slot_of(const swapped_state *s, size_t k) { return s->slots[k % (size_t)s->n_slots]; }
 
-static zrt_status wait_ticket(zrt_nvme_state *s, uint64_t *ticket)
+static zrt_status wait_ticket(swapped_state *s, uint64_t *ticket)
 {
     if (*ticket == 0) return ZRT_OK;
     uint64_t t = *ticket;
@@ -167,7 +134,7 @@ static zrt_status wait_ticket(zrt_nvme_state *s, uint64_t *ticket)
 }
 
 /* Queues the read of sub-group k into its slot, once that slot's last write is done. */
-static zrt_status queue_read(zrt_nvme_state *s, size_t k)
+static zrt_status queue_read(swapped_state *s, size_t k)
 {
     int slot = (int)(k % (size_t)s->n_slots);
     ZRT_CHECK(wait_ticket(s, &s->writing[slot]));
@@ -176,8 +143,9 @@ static zrt_status queue_read(zrt_nvme_state *s, size_t k)
     return zrt_swap_read(s->swap, g->file_offset, s->slots[slot], 3 * part_bytes(g->n), &s->reading[slot]);
 }
 
-zrt_status zrt_nvme_start(zrt_nvme_state *s)
+static zrt_status swapped_start(void *src)
 {
+    swapped_state *s = src;
     if (s->started) return ZRT_OK;
     s->started = true;
     s->next_read = 0;
@@ -185,26 +153,30 @@ zrt_status zrt_nvme_start(zrt_nvme_state *s)
     return ZRT_OK;
 }
 
-zrt_status zrt_nvme_load(zrt_nvme_state *s, size_t k, float *state[3])
+static zrt_status swapped_load(void *src, size_t k, zrt_subgroup *g, float *state[STATE_PARTS])
 {
+    swapped_state *s = src;
+    *g = s->groups[k];
     size_t next = k + s->ahead;
     if (next < s->n_groups && s->next_read == next) ZRT_CHECK(queue_read(s, next));
     ZRT_CHECK(wait_ticket(s, &s->reading[k % (size_t)s->n_slots]));
     size_t part = part_bytes(s->groups[k].n) / sizeof(float);
     float *base = slot_of(s, k);
-    for (int p = 0; p < 3; p++) state[p] = base + (size_t)p * part;
+    for (int p = 0; p < STATE_PARTS; p++) state[p] = base + (size_t)p * part;
     return ZRT_OK;
 }
 
-zrt_status zrt_nvme_store(zrt_nvme_state *s, size_t k)
+static zrt_status swapped_store(void *src, size_t k)
 {
+    swapped_state *s = src;
     const zrt_subgroup *g = &s->groups[k];
     int slot = (int)(k % (size_t)s->n_slots);
     return zrt_swap_write(s->swap, g->file_offset, s->slots[slot], 3 * part_bytes(g->n), &s->writing[slot]);
 }
 
-zrt_status zrt_nvme_finish(zrt_nvme_state *s)
+static zrt_status swapped_finish(void *src)
 {
+    swapped_state *s = src;
     zrt_status first = ZRT_OK;
     char message[ZRT_ERROR_MAX] = "";
     s->started = false;
@@ -223,9 +195,10 @@ zrt_status zrt_nvme_finish(zrt_nvme_state *s)
 
 /* ---- host access, outside steps (init, checkpoints, get_master) ------------------------------ */
 
-zrt_status zrt_nvme_state_io(zrt_nvme_state *s, int unit, int part, size_t begin, size_t n, void *host, bool write)
+static zrt_status swapped_state_io(void *src, int unit, int part, size_t begin, size_t n, void *host, bool write)
 {
-    ZRT_CHECK(zrt_nvme_finish(s));
+    swapped_state *s = src;
+    ZRT_CHECK(swapped_finish(s));
     float *bounce = s->slots[0];
     for (int k = s->unit_first[unit]; k < s->unit_first[unit + 1] && n > 0; k++) {
         const zrt_subgroup *g = &s->groups[k];
@@ -247,3 +220,21 @@ zrt_status zrt_nvme_state_io(zrt_nvme_state *s, int unit, int part, size_t begin
     }
     return ZRT_OK;
 }
+
+static const host_state_ops swapped = {
+    .groups = swapped_groups,
+    .start = swapped_start,
+    .load = swapped_load,
+    .store = swapped_store,
+    .finish = swapped_finish,
+    .state_io = swapped_state_io,
+    .destroy = swapped_destroy,
+};
+
+static zrt_status nvme_create(const place_env *env, void **out)
+{
+    return zrt_host_place_create(env, &swapped, swapped_create, out);
+}
+
+const place_ops zrt_place_nvme = {.name = "nvme", .agree_step = "the optimizer step (nvme offload)",
+                                  .create = nvme_create, HOST_PLACE_ENTRIES};
