@@ -6,7 +6,9 @@
 #    rows 1-20 kept byte for byte, 21-40 appended once each, and rows 21-30
 #    equal the first run's (the resume is exact); its first lines name the
 #    step, world size and stage the checkpoint was saved with;
-#  - resumed on 1 rank: says the world size and the global batch change;
+#  - resumed on 1 rank: says the world size and the global batch change,
+#    and reads on from the samples the 2-rank run had used (samples_seen,
+#    kept by the checkpoint: not step x the new batch, which would repeat);
 #  - resumed at its last step: says there is nothing to train (not "loss
 #    0.0000 -> 0.0000");
 #  - `zrt train` alone prints the batch it really trains (1 rank), not the
@@ -43,6 +45,15 @@ launch --steps 50 --num_processes 1 --metrics m.jsonl >run3.out 2>&1 || bad "1 r
 has run3.out "saved by 2 ranks at ZeRO stage 3"
 has run3.out "the world size changes from 2 to 1 ranks"
 has run3.out "the global batch changes from 64 to 32 samples per step"
+python3 - m.jsonl <<'PY' || fail=1
+import json, sys
+rows = {r["step"]: r for r in map(json.loads, open(sys.argv[1]))}
+seen = [rows[s]["samples_seen"] for s in range(38, 51)]
+want = [s * 64 for s in range(38, 41)] + [40 * 64 + (s - 40) * 32 for s in range(41, 51)]
+assert seen == want, (seen, want)
+print("samples_seen goes on across the resume at another world size: %d (step 40, 2 ranks) -> %d (step 41, 1 rank)"
+      % (seen[2], seen[3]))
+PY
 launch --steps 50 >run4.out 2>&1 || bad "at the end: $(tail -2 run4.out)"
 has run4.out "the checkpoint is at step 50 and the run has 50 steps: nothing to train"
 has run4.out "done: nothing trained, the checkpoint was already at step 50 of 50"

@@ -275,9 +275,10 @@ static void report(trainer *t, int64_t step, const zrt_step_result *r, double el
     if (t->metrics) {
         fprintf(t->metrics,
                 "{\"step\": %lld, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, \"loss_scale\": %.9g, "
-                "\"skipped\": %s, \"tokens_per_s\": %.3f, \"model_state_bytes\": %lld}\n",
+                "\"skipped\": %s, \"tokens_per_s\": %.3f, \"model_state_bytes\": %lld, \"samples_seen\": %lld}\n",
                 (long long)step, r->loss, r->lr, r->grad_norm, r->loss_scale, r->skipped ? "true" : "false",
-                tokens_per_s, (long long)zrt_mem_model_states(zrt_device_mem(t->device), ZRT_MEM_DEVICE));
+                tokens_per_s, (long long)zrt_mem_model_states(zrt_device_mem(t->device), ZRT_MEM_DEVICE),
+                (long long)r->samples_seen);
         fflush(t->metrics);
     }
     bool tty = isatty(STDOUT_FILENO) || getenv("ZRT_PROGRESS_TTY"); /* an agent on a terminal */

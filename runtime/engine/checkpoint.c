@@ -116,6 +116,7 @@ static cJSON *meta_json(const zrt_engine *e)
     cJSON_AddNumberToObject(meta, "world_size", e->world);
     cJSON_AddNumberToObject(meta, "stage", e->stage);
     cJSON_AddNumberToObject(meta, "train_batch_size", (double)e->global_batch); /* what a resume compares */
+    cJSON_AddNumberToObject(meta, "samples", (double)e->samples); /* the data's position: any world size goes on from it */
     cJSON_AddStringToObject(meta, "dtype", zrt_dtype_name(e->dtype));
     for (int i = 0; i < e->n_units; i++) {
         const unit_state *u = &e->units[i];
@@ -252,6 +253,16 @@ static zrt_status load_local(zrt_engine *e, const char *path, zrt_ckpt **c)
     return ZRT_OK;
 }
 
+/* The samples a checkpoint's run had used; a checkpoint from before the key:
+ * its steps times the batch it was saved with (else this run's). */
+static int64_t saved_samples(const zrt_ckpt *c, int64_t batch)
+{
+    const cJSON *samples = cJSON_GetObjectItemCaseSensitive((const cJSON *)c->meta, "samples");
+    const cJSON *saved = cJSON_GetObjectItemCaseSensitive((const cJSON *)c->meta, "train_batch_size");
+    if (cJSON_IsNumber(samples)) return (int64_t)samples->valuedouble;
+    return c->step * (cJSON_IsNumber(saved) ? (int64_t)saved->valuedouble : batch);
+}
+
 zrt_status zrt_engine_load(zrt_engine *e, const char *path, int64_t *step)
 {
     if (!e || !path) return zrt_set_error(ZRT_ERR_INVALID, "zrt_engine_load: NULL argument");
@@ -264,6 +275,7 @@ zrt_status zrt_engine_load(zrt_engine *e, const char *path, int64_t *step)
     if (status == ZRT_OK) {
         e->step = c->step;
         e->adam_steps = c->adam_steps;
+        e->samples = saved_samples(c, e->global_batch);
         e->scaler = scaler;
         const char *slash = strrchr(c->dir, '/');
         snprintf(e->resumed_from, sizeof e->resumed_from, "%s", slash ? slash + 1 : c->dir);

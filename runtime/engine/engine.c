@@ -102,7 +102,7 @@ static float *backward_grads(const zrt_engine *e, const unit_state *u)
 static zrt_status load_batch(zrt_engine *e, const zrt_data *data, int a)
 {
     zrt_model *m = e->model;
-    int64_t first = e->step * e->global_batch + ((int64_t)a * e->world + e->rank) * e->micro;
+    int64_t first = e->samples + ((int64_t)a * e->world + e->rank) * e->micro;
     ZRT_CHECK(zrt_event_synchronize(e->batch_copied)); /* the last copy has read the pinned buffers */
     zrt_data_fill(data, first, e->micro, e->host_inputs, e->host_labels);
     size_t label_bytes = (size_t)e->micro * (size_t)m->labels_per_sample * sizeof(int32_t);
@@ -240,8 +240,10 @@ zrt_status zrt_engine_step(zrt_engine *e, const zrt_data *data, zrt_step_result 
     zrt_loss_scaler_update(&e->scaler, &e->cfg, s.overflow);
     *result = (zrt_step_result){.loss = e->host_scratch[SLOT_LOSS] / (float)e->world,
                                 .grad_norm = s.overflow ? 0 : sqrtf(sum_squares), .lr = lr, .loss_scale = scale,
-                                .skipped = s.overflow, .samples = e->global_batch};
+                                .skipped = s.overflow, .samples = e->global_batch,
+                                .samples_seen = e->samples + e->global_batch};
     e->step++;
+    e->samples += e->global_batch;
     return ZRT_OK;
 }
 

@@ -104,6 +104,7 @@ struct zrt_engine {
     float *host_scratch; /* SLOT_REDUCED fp32, pinned: the step result */
     int micro, accum;
     int64_t global_batch, step, adam_steps;
+    int64_t samples; /* the global index of the next step's first sample: every rank's batches so far (checkpointed) */
     zrt_loss_scaler scaler;
     char resumed_from[ZRT_PATH_MAX + 64]; /* the step directory zrt_engine_load read: checkpoint_keep never removes it */
     int64_t live_params, peak_live_params; /* stage 3, elements gathered */

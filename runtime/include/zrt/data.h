@@ -22,7 +22,9 @@ extern "C" {
  *  - gpt, tokens: the shards of zrt.data.train (zrt/tokens.h) cut into
  *    windows of seq_len + 1 tokens, each epoch in its own order from the
  *    seed; labels of tokens the shards' mask leaves out are -100 (no target).
- *    Sample i of the run is the same on every rank and at any world size. */
+ *    Sample i of the run is the same on every rank and at any world size,
+ *    and the engine keeps the run's position (samples_seen) in checkpoints:
+ *    a run resumed at another world size reads on from the next unseen. */
 typedef struct {
     zrt_model_type model;
     int64_t d_model, vocab, seq_len, seed;

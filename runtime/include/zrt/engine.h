@@ -25,6 +25,8 @@ typedef struct {
     double loss_scale;   /* used for this step */
     bool skipped;        /* fp16 overflow: no update */
     int64_t samples;     /* in the global batch */
+    int64_t samples_seen; /* every rank's samples so far, this step's included: the data's position, which a
+                             checkpoint keeps, so a run resumed at any world size reads the next unseen ones */
 } zrt_step_result;
 
 /* The engine runs on the model's device: every parameter, gradient, optimizer
