@@ -9,6 +9,7 @@
  * runs each generation once; `pending` counts workers still in the current run.
  */
 #include "offload_internal.h"
+#include "zrt/internal/offload.h"
 
 #include <pthread.h>
 #include <sched.h>

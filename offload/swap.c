@@ -13,6 +13,7 @@
  * completed; the first failure (EIO, short transfer) breaks the swapper.
  */
 #include "offload_internal.h"
+#include "zrt/internal/offload.h"
 
 #include <dirent.h>
 #include <errno.h>

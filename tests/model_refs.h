@@ -8,6 +8,7 @@
 #define ZRT_TEST_MODEL_REFS_H
 
 #include "vecmath.h"
+#include "zrt/internal/offload.h"
 
 #include <math.h>
 #include <stdint.h>

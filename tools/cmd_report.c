@@ -14,6 +14,8 @@
  */
 #include "cli.h"
 #include "zrt.h"
+#include "zrt/internal/offload.h"
+#include "zrt/internal/blas.h"
 
 #include <cjson/cJSON.h>
 #include <dlfcn.h>

@@ -14,7 +14,7 @@
 #include "format.h"
 #include "overrides.h"
 #include "train.h"
-#include "zrt/offload.h"
+#include "zrt/internal/offload.h"
 
 #include <fcntl.h>
 #include <sched.h>

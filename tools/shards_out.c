@@ -16,6 +16,7 @@
  * previous output as it was.
  */
 #include "cli.h"
+#include "zrt/internal/output.h"
 #include "format.h"
 #include "shards.h"
 

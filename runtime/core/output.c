@@ -9,7 +9,7 @@
  * old one (now under the temporary name) is removed after.
  */
 #include "zrt.h"
-#include "zrt/output.h"
+#include "zrt/internal/output.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -9,6 +9,7 @@
  * on a stream may itself call this API.
  */
 #include "device.h"
+#include "zrt/internal/kernels.h"
 #include "host_work.h"
 
 #include <stdio.h>

@@ -17,6 +17,7 @@
  * zrt_device_cuda_count says why.
  */
 #include "device.h"
+#include "zrt/internal/kernels.h"
 
 #ifndef ZRT_HAVE_CUDA
 

@@ -119,6 +119,7 @@ static void destroy(zrt_model *base)
     zrt_cuda_blas_destroy(m->blas, base->device);
     zrt_host_free(base->device, (void *)m->bad);
     zrt_device_free(base->device, m->losses, NULL);
+    zrt_model_tables_free(base);
     free(m);
 }
 

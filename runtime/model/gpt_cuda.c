@@ -245,8 +245,12 @@ zrt_status zrt_model_gpt_cuda_create(const zrt_model_config *cfg, zrt_device *de
     if (!g) return zrt_set_error(ZRT_ERR_NOMEM, "gpt: out of memory");
     g->d = dims;
     zrt_model *m = &g->cuda.base;
-    zrt_gpt_declare(m, &dims);
-    zrt_status status = zrt_cuda_model_init(&g->cuda, ZRT_MODEL_GPT, device, micro_batch, dims.T,
+    zrt_status status = zrt_gpt_declare(m, &dims);
+    if (status != ZRT_OK) {
+        free(g); /* the tables are not there when declaring fails */
+        return status;
+    }
+    status = zrt_cuda_model_init(&g->cuda, ZRT_MODEL_GPT, device, micro_batch, dims.T,
                                             zrt_matmul_math_of(cfg), &gpt_cuda_ops);
     if (status == ZRT_OK) status = zrt_gpt_acts_alloc(&g->a, &dims, micro_batch, device);
     if (status != ZRT_OK) {

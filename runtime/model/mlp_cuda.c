@@ -77,6 +77,7 @@ zrt_status zrt_model_mlp_cuda_create(const zrt_model_config *cfg, zrt_device *de
     base->device = device;
     zrt_status status = zrt_mlp_declare(base, cfg, micro_batch, &m->a);
     if (status != ZRT_OK) {
+        zrt_model_tables_free(base);
         free(m);
         return status;
     }
