@@ -13,6 +13,7 @@
  * completed; the first failure (EIO, short transfer) breaks the swapper.
  */
 #include "offload_internal.h"
+#include "zrt/internal/fault.h"
 #include "zrt/internal/offload.h"
 
 #include <dirent.h>
@@ -218,7 +219,7 @@ static void *reaper_main(void *arg)
 
 static void read_fault_hook(zrt_swap *s, const char *name)
 {
-    const char *spec = getenv("ZRT_FAULT_SWAP");
+    const char *spec = zrt_fault_spec("swap.io");
     char only[64] = "";
     int got = spec ? sscanf(spec, "%15[a-z_]:%ld:%63s", s->fault_kind, &s->fault_at, only) : 0;
     if (got < 2 || (got == 3 && strcmp(only, name) != 0)) s->fault_kind[0] = '\0';

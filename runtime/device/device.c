@@ -9,6 +9,7 @@
  * on a stream may itself call this API.
  */
 #include "device.h"
+#include "zrt/internal/knobs.h"
 #include "zrt/internal/kernels.h"
 #include "host_work.h"
 
@@ -131,8 +132,7 @@ void zrt_host_work_end(const zrt_access *access, int n_access, bool completed)
 static bool check_from_env(int option)
 {
     if (option >= 0) return option != 0;
-    const char *v = getenv("ZRT_DEVICE_CHECK");
-    return v && v[0] && strcmp(v, "0") != 0;
+    return zrt_knob_bool(ZRT_KNOB_DEVICE_CHECK);
 }
 
 zrt_status zrt_device_create(const zrt_device_options *o, zrt_device **out)

@@ -19,6 +19,7 @@
  * finds, for `zrt report`.
  */
 #include "zrt.h"
+#include "zrt/internal/knobs.h"
 
 #include <dlfcn.h>
 #include <link.h>
@@ -35,7 +36,7 @@
  * every build: `zrt report` asks where it would come from. */
 static void *lt_open(const char **library)
 {
-    const char *chosen = getenv("ZRT_CUBLASLT"); /* another cuBLASLt (or tests/fake_cublaslt.c) */
+    const char *chosen = zrt_knob_set(ZRT_KNOB_CUBLASLT); /* another cuBLASLt (or tests/fake_cublaslt.c) */
     bool by_user = chosen && *chosen;
     *library = by_user ? chosen : ZRT_CUBLASLT_SONAME;
     void *lib = dlopen(*library, RTLD_NOW | RTLD_LOCAL);
