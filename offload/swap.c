@@ -13,6 +13,7 @@
  * completed; the first failure (EIO, short transfer) breaks the swapper.
  */
 #include "offload_internal.h"
+#include "zrt/internal/error.h"
 #include "zrt/internal/fault.h"
 #include "zrt/internal/offload.h"
 
@@ -253,8 +254,8 @@ zrt_status zrt_swap_create(const zrt_swap_options *o, zrt_swap **out)
         status = zrt_set_error(ZRT_ERR_NOMEM, "swap: cannot start the reaper thread");
     }
     if (status != ZRT_OK) {
-        char message[ZRT_ERROR_MAX];
-        snprintf(message, sizeof message, "%s", zrt_last_error());
+        zrt_first_error first = {0};
+        zrt_first_error_keep(&first, status);
         for (int i = 0; i < s->n_files; i++)
             if (s->fds[i] >= 0) {
                 close(s->fds[i]);
@@ -263,7 +264,7 @@ zrt_status zrt_swap_create(const zrt_swap_options *o, zrt_swap **out)
         pthread_mutex_destroy(&s->lock);
         pthread_cond_destroy(&s->changed);
         free(s);
-        return zrt_set_error(status, "%s", message);
+        return zrt_first_error_restore(&first);
     }
     s->reaper_started = true;
     *out = s;

@@ -9,6 +9,7 @@
  * on a stream may itself call this API.
  */
 #include "device.h"
+#include "zrt/internal/error.h"
 #include "zrt/internal/knobs.h"
 #include "zrt/internal/kernels.h"
 #include "host_work.h"
@@ -203,17 +204,10 @@ const zrt_mem_stats *zrt_device_mem(const zrt_device *d) { return d ? &d->table.
 zrt_status zrt_device_synchronize(zrt_device *d)
 {
     if (!d) return zrt_set_error(ZRT_ERR_INVALID, "zrt_device_synchronize: NULL device");
-    zrt_status first = ZRT_OK;
-    char message[ZRT_ERROR_MAX] = "";
-    for (int k = 1; k < ZRT_MAX_STREAMS; k++) {
-        if (!d->streams[k]) continue;
-        zrt_status status = zrt_stream_synchronize(d->streams[k]);
-        if (status != ZRT_OK && first == ZRT_OK) {
-            first = status;
-            snprintf(message, sizeof message, "%s", zrt_last_error());
-        }
-    }
-    return first == ZRT_OK ? ZRT_OK : zrt_set_error(first, "%s", message);
+    zrt_first_error first = {0};
+    for (int k = 1; k < ZRT_MAX_STREAMS; k++)
+        if (d->streams[k]) zrt_first_error_keep(&first, zrt_stream_synchronize(d->streams[k]));
+    return zrt_first_error_restore(&first);
 }
 
 /* ---- tracking helpers ---------------------------------------------------------------------------- */

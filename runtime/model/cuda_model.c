@@ -16,10 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-zrt_status zrt_cuda_launch_failed(int err, const char *kernel)
-{
-    return zrt_set_error(ZRT_ERR_IO, "cuda: %s failed: %s", kernel, cudaGetErrorString((cudaError_t)err));
-}
 
 typedef struct {
     volatile int32_t *bad;

@@ -58,11 +58,12 @@ void zrt_clear_error(void);
         if (zrt_check_status_ != ZRT_OK) return zrt_check_status_; \
     } while (0)
 
-/* The same, but jumps to a cleanup label with `status` set. */
-#define ZRT_CHECK_GOTO(expr, label)                       \
+/* The same, but sets the status variable named first and jumps to a
+ * cleanup label: ZRT_CHECK_GOTO(status, open_it(), fail). */
+#define ZRT_CHECK_GOTO(status_var, expr, label)           \
     do {                                                  \
-        status = (expr);                                  \
-        if (status != ZRT_OK) goto label;                 \
+        (status_var) = (expr);                            \
+        if ((status_var) != ZRT_OK) goto label;           \
     } while (0)
 
 /* ---- clock --------------------------------------------------------------- */
