@@ -1,6 +1,7 @@
 /* rpc.c: protobuf-c <-> gRPC byte buffers and the blocking unary client call
  * (rpc.h). One pluck completion queue per client: calls are serial. */
 #include "rpc.h"
+#include "zrt/internal/knobs.h"
 
 #include <grpc/grpc_security.h>
 #include <pthread.h>
@@ -225,8 +226,8 @@ zrt_status zrt_control_token(const char *token_file, char *out, size_t size)
         if (!ok || !out[0]) return zrt_set_error(ZRT_ERR_CONFIG, "token file %s is empty", token_file);
         return ZRT_OK;
     }
-    const char *env = getenv("ZRT_JOB_TOKEN");
-    if (!env || !env[0]) return zrt_set_error(ZRT_ERR_CONFIG, "no job token: set zrt.token_file or ZRT_JOB_TOKEN");
+    const char *env = zrt_knob_set(ZRT_KNOB_JOB_TOKEN);
+    if (!env) return zrt_set_error(ZRT_ERR_CONFIG, "no job token: set zrt.token_file or ZRT_JOB_TOKEN");
     if (strlen(env) >= size) return zrt_set_error(ZRT_ERR_CONFIG, "ZRT_JOB_TOKEN is too long");
     snprintf(out, size, "%s", env);
     return ZRT_OK;

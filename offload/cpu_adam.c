@@ -10,6 +10,8 @@
  * elements' multiples; the result does not depend on the split.
  */
 #include "offload_internal.h"
+#include "zrt/internal/offload.h"
+#include "zrt/internal/kernels.h"
 
 #include "cast.h"
 

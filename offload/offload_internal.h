@@ -12,7 +12,7 @@
 #define ZRT_OFFLOAD_INTERNAL_H
 
 #include "zrt.h"
-#include "zrt/offload.h"
+#include "zrt/internal/offload.h"
 
 #include "optim.h"
 

@@ -9,6 +9,8 @@
  * runs each generation once; `pending` counts workers still in the current run.
  */
 #include "offload_internal.h"
+#include "zrt/internal/knobs.h"
+#include "zrt/internal/offload.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -156,8 +158,8 @@ int zrt_local_ranks(int world, int num_machines)
 int zrt_cpu_threads_default(int configured, int local_ranks)
 {
     if (configured > 0) return configured;
-    const char *env = getenv("ZRT_CPU_THREADS");
-    if (env && atoi(env) > 0) return atoi(env);
+    int64_t env = zrt_knob_int(ZRT_KNOB_CPU_THREADS);
+    if (env > 0 && env <= 1 << 20) return (int)env;
     cpu_set_t allowed;
     int cores = sched_getaffinity(0, sizeof allowed, &allowed) == 0 ? CPU_COUNT(&allowed) : 1;
     int threads = cores / (local_ranks > 0 ? local_ranks : 1);

@@ -13,6 +13,9 @@
  * completed; the first failure (EIO, short transfer) breaks the swapper.
  */
 #include "offload_internal.h"
+#include "zrt/internal/error.h"
+#include "zrt/internal/fault.h"
+#include "zrt/internal/offload.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -217,7 +220,7 @@ static void *reaper_main(void *arg)
 
 static void read_fault_hook(zrt_swap *s, const char *name)
 {
-    const char *spec = getenv("ZRT_FAULT_SWAP");
+    const char *spec = zrt_fault_spec("swap.io");
     char only[64] = "";
     int got = spec ? sscanf(spec, "%15[a-z_]:%ld:%63s", s->fault_kind, &s->fault_at, only) : 0;
     if (got < 2 || (got == 3 && strcmp(only, name) != 0)) s->fault_kind[0] = '\0';
@@ -251,8 +254,8 @@ zrt_status zrt_swap_create(const zrt_swap_options *o, zrt_swap **out)
         status = zrt_set_error(ZRT_ERR_NOMEM, "swap: cannot start the reaper thread");
     }
     if (status != ZRT_OK) {
-        char message[ZRT_ERROR_MAX];
-        snprintf(message, sizeof message, "%s", zrt_last_error());
+        zrt_first_error first = {0};
+        zrt_first_error_keep(&first, status);
         for (int i = 0; i < s->n_files; i++)
             if (s->fds[i] >= 0) {
                 close(s->fds[i]);
@@ -261,7 +264,7 @@ zrt_status zrt_swap_create(const zrt_swap_options *o, zrt_swap **out)
         pthread_mutex_destroy(&s->lock);
         pthread_cond_destroy(&s->changed);
         free(s);
-        return zrt_set_error(status, "%s", message);
+        return zrt_first_error_restore(&first);
     }
     s->reaper_started = true;
     *out = s;

@@ -7,6 +7,7 @@
 
 #include "comm_common.h"
 #include "zrt.h"
+#include "zrt/internal/test_hooks.h"
 #include "ranks.h"
 #include <dirent.h>
 #include <sys/stat.h>

@@ -10,6 +10,7 @@
 #define ZRT_TEST_KERNEL_CHECKS_H
 
 #include "cast.h"
+#include "zrt/internal/kernels.h"
 #include "device_common.h"
 #include "optim.h"
 

@@ -9,6 +9,7 @@
 
 #include "vecmath.h"
 #include "xent.h"
+#include "zrt/internal/offload.h"
 
 #include <math.h>
 #include <stdint.h>

@@ -7,7 +7,7 @@
 
 #include "check.h"
 #include "zrt.h"
-#include "zrt/offload.h"
+#include "zrt/internal/offload.h"
 
 #include <stdint.h>
 #include <sys/stat.h>

@@ -11,6 +11,7 @@
  *    a `latest` naming a missing step is refused naming the newest good one.
  */
 #include "engine_common.h"
+#include "zrt/internal/error.h"
 
 #include <sys/stat.h>
 
@@ -54,13 +55,12 @@ static zrt_status try_load(const char *path, int layers)
     CHECK_OK(zrt_model_create(&cfg.job.model, device, 12, &model));
     CHECK_OK(zrt_engine_create(&cfg, NULL, model, &e));
     zrt_status status = zrt_engine_load(e, path, NULL);
-    char message[ZRT_ERROR_MAX];
-    snprintf(message, sizeof message, "%s", zrt_last_error());
+    zrt_first_error first = {0};
+    zrt_first_error_keep(&first, status);
     zrt_engine_destroy(e);
     model->destroy(model);
     zrt_device_destroy(device);
-    if (status != ZRT_OK) zrt_set_error(status, "%s", message);
-    return status;
+    return zrt_first_error_restore(&first);
 }
 
 static void copy_tree(const char *from, const char *to)

@@ -10,7 +10,8 @@
 #include "check.h"
 #include "optim.h"
 #include "zrt.h"
-#include "zrt/offload.h"
+#include "zrt/internal/kernels.h"
+#include "zrt/internal/offload.h"
 
 #include <math.h>
 

@@ -7,6 +7,7 @@
 #include "check.h"
 #include "gpu_present.h"
 #include "zrt.h"
+#include "zrt/internal/kernels.h"
 
 #define SLICE (1u << 24)
 

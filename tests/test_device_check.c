@@ -11,6 +11,7 @@
  * same missing wait passes unnoticed: the checker, not luck, reports it.
  */
 #include "device_common.h"
+#include "zrt/internal/kernels.h"
 
 /* The last error contains every needle. */
 static bool says(const char *a, const char *b, const char *c)

@@ -11,10 +11,11 @@ fail() { echo "FAIL: $1"; cat "$TMPDIR/out"; fails=$((fails + 1)); }
 
 ZRT_FOO=bar timeout 60 "$ZRT" report >"$TMPDIR/out" 2>&1 || fail "zrt report exit $?"
 for label in "zrt:" "build: CUDA: " "compiler:" "CUDA driver:" "GPU" "CUDA runtime:" "NCCL:" "cuBLASLt:" "io_uring:" \
-    "CPU:" "OpenBLAS kernels:" "pinned-memory limit:" "transparent huge pages:" "environment:"; do
+    "CPU:" "OpenBLAS kernels:" "pinned-memory limit:" "transparent huge pages:" "environment:" "knob ZRT_DEVICE_CHECK="; do
     grep -q "^$label" "$TMPDIR/out" || fail "no '$label' line"
 done
 grep -q "^environment:.* ZRT_FOO=bar" "$TMPDIR/out" || fail "ZRT_FOO=bar not listed"
+grep -q "^knob ZRT_STORE_SCOPE=job/gen0 (default; string): " "$TMPDIR/out" || fail "a knob's default not listed"
 if ! grep -q "^GPU [0-9]*: " "$TMPDIR/out"; then # no GPU listed: the driver line must say why
     grep -q "^CUDA driver: no driver (.\+)" "$TMPDIR/out" || grep -q "^GPU: none (.\+)" "$TMPDIR/out" ||
         fail "no GPU listed and no reason given"
@@ -25,9 +26,10 @@ python3 - "$TMPDIR/out" <<'PY' || fail "report --json"
 import json, sys
 d = json.load(open(sys.argv[1]))
 keys = {"zrt", "build", "compiler", "cuda_driver", "gpus", "cuda_runtime", "nccl", "cublaslt", "io_uring", "cpu",
-        "openblas", "memlock", "transparent_hugepage", "environment"}
+        "openblas", "memlock", "transparent_hugepage", "environment", "knobs"}
 assert set(d) == keys, sorted(set(d) ^ keys)
 assert d["environment"].get("ZRT_FOO") == "bar", d["environment"]
+assert any(k.startswith("ZRT_FOO") for k in d["knobs"]) is False and len(d["knobs"]) > 10, d["knobs"]
 assert isinstance(d["gpus"], list) or d["gpus"].startswith("none ("), d["gpus"]
 PY
 

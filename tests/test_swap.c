@@ -6,6 +6,7 @@
  * arguments refused by name. The files are gone after destroy.
  */
 #include "swap_common.h"
+#include "zrt/internal/offload.h"
 
 #include <dirent.h>
 #include <fcntl.h>

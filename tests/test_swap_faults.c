@@ -6,6 +6,7 @@
  * process that is gone are removed and named; those of a live one stay.
  */
 #include "swap_common.h"
+#include "zrt/internal/offload.h"
 
 #include <fcntl.h>
 #include <sys/wait.h>

@@ -6,6 +6,7 @@
  * the reason, where that is refused.
  */
 #include "swap_common.h"
+#include "zrt/internal/offload.h"
 
 #include <errno.h>
 #include <sched.h>

@@ -12,6 +12,7 @@
 #include "gelu.h"
 #include "vecmath.h"
 #include "zrt.h"
+#include "zrt/internal/offload.h"
 
 #include <float.h>
 #include <math.h>

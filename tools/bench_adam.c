@@ -12,6 +12,8 @@
  * --repeats runs over --params parameters (fp32 gradients).
  */
 #include "cli.h"
+#include "zrt/internal/offload.h"
+#include "zrt/internal/kernels.h"
 
 #include <immintrin.h>
 #include <stdio.h>

@@ -12,6 +12,7 @@
  * the parent must not hold a CUDA context when it forks.
  */
 #include "bench_engine.h"
+#include "zrt/internal/kernels.h"
 #include "cli.h"
 #include "format.h"
 

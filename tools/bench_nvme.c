@@ -12,7 +12,7 @@
  * installs it) the fio columns say so.
  */
 #include "cli.h"
-#include "zrt/offload.h"
+#include "zrt/internal/offload.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>

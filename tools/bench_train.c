@@ -13,7 +13,9 @@
 #include "format.h"
 #include "cli.h"
 #include "zrt.h"
-#include "zrt/offload.h"
+#include "zrt/internal/kernels.h"
+#include "zrt/internal/blas.h"
+#include "zrt/internal/offload.h"
 
 #include <cblas.h>
 

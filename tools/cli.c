@@ -1,5 +1,6 @@
 /* cli.c: option and message helpers shared by the zrt subcommands (see cli.h). */
 #include "cli.h"
+#include "zrt/internal/knobs.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -70,7 +71,7 @@ const char *zrt_cli_self_exe(char *buf, size_t size)
 
 const char *zrt_cli_blas_core_origin(void)
 {
-    const char *set = getenv("OPENBLAS_CORETYPE"), *by_zrt = getenv("ZRT_OPENBLAS_CORETYPE");
+    const char *set = getenv("OPENBLAS_CORETYPE"), *by_zrt = zrt_knob_set(ZRT_KNOB_OPENBLAS_CORETYPE);
     if (!set) return "";
     return by_zrt && strcmp(set, by_zrt) == 0 ? " (chosen by zrt for this CPU)" : " ($OPENBLAS_CORETYPE)";
 }
@@ -78,8 +79,8 @@ const char *zrt_cli_blas_core_origin(void)
 const char *zrt_cli_source_path(const char *rel, char *buf, size_t size)
 {
     char exe[1024] = {0};
-    const char *src = getenv("ZRT_SOURCE_DIR");
-    if (src && *src) snprintf(buf, size, "%s/%s", src, rel);
+    const char *src = zrt_knob_set(ZRT_KNOB_SOURCE_DIR);
+    if (src) snprintf(buf, size, "%s/%s", src, rel);
     else if (readlink("/proc/self/exe", exe, sizeof exe - 1) > 0 && strstr(exe, "/build/"))
         snprintf(buf, size, "%.*s/%s", (int)(strstr(exe, "/build/") - exe), exe, rel);
     else snprintf(buf, size, "%s", rel);

@@ -14,6 +14,9 @@
  */
 #include "cli.h"
 #include "zrt.h"
+#include "zrt/internal/knobs.h"
+#include "zrt/internal/offload.h"
+#include "zrt/internal/blas.h"
 
 #include <cjson/cJSON.h>
 #include <dlfcn.h>
@@ -44,8 +47,9 @@ static const char usage[] =
     "build, the CUDA driver and each GPU (memory, compute capability, memory\n"
     "pools, pageable-memory access), the CUDA runtime, NCCL and cuBLASLt (and\n"
     "where they load from), io_uring, the CPU and its SIMD, OpenBLAS's kernels,\n"
-    "the pinned-memory limit, transparent huge pages and the ZRT_*, NCCL_*,\n"
-    "CUDA_VISIBLE_DEVICES and OPENBLAS_CORETYPE variables that are set.\n"
+    "the pinned-memory limit, transparent huge pages, the ZRT_*, NCCL_*,\n"
+    "CUDA_VISIBLE_DEVICES and OPENBLAS_CORETYPE variables that are set, and\n"
+    "every ZRT_* knob zrt reads with its value or default and what it does.\n"
     "--json prints the same as one JSON object. Exits 0 whatever it finds.\n";
 
 /* The report's keys (JSON) and labels (text), in print order. */
@@ -66,6 +70,7 @@ static const struct {
     {"memlock", "pinned-memory limit"},
     {"transparent_hugepage", "transparent huge pages"},
     {"environment", "environment"},
+    {"knobs", "knob"},
 };
 #define N_FIELDS (sizeof fields / sizeof fields[0])
 
@@ -329,6 +334,21 @@ static void report_environment(cJSON *r)
     }
 }
 
+/* Every ZRT_* knob zrt reads (zrt/internal/knobs.h), set or not, one
+ * string each: "NAME=VALUE (set|default|unset; TYPE): what it does". */
+static void report_knobs(cJSON *r)
+{
+    cJSON *list = cJSON_AddArrayToObject(r, "knobs");
+    for (int k = 0; k < ZRT_KNOB_COUNT; k++) {
+        const zrt_knob_info *info = zrt_knob_describe((zrt_knob)k);
+        const char *set = zrt_knob_set((zrt_knob)k), *value = set ? set : info->fallback;
+        char line[1024];
+        snprintf(line, sizeof line, "%s=%s (%s; %s): %s", info->name, value ? value : "",
+                 set ? "set" : value ? "default" : "unset", zrt_knob_type_name(info->type), info->what);
+        cJSON_AddItemToArray(list, cJSON_CreateString(line));
+    }
+}
+
 /* --- output ----------------------------------------------------------------- */
 
 /* One item as text: a string on its line, an array one line each, an object as NAME=VALUE pairs. */
@@ -378,6 +398,7 @@ int zrt_cmd_report(int argc, char **argv)
     report_cpu(r);
     report_limits(r);
     report_environment(r);
+    report_knobs(r);
     print_report(r, json);
     cJSON_Delete(r);
     return ZRT_EXIT_OK;

@@ -11,6 +11,7 @@
  * refused, naming the file and section, before anything is read or written.
  */
 #include "cli.h"
+#include "zrt/internal/output.h"
 #include "format.h"
 #include "shards.h"
 

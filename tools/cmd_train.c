@@ -10,11 +10,13 @@
  * ZRT_FAULT_SWAP (zrt/offload.h) acts in the first generation only.
  */
 #include "zrt.h"
+#include "zrt/internal/fault.h"
+#include "zrt/internal/knobs.h"
 #include "control.h"
 #include "format.h"
 #include "overrides.h"
 #include "train.h"
-#include "zrt/offload.h"
+#include "zrt/internal/offload.h"
 
 #include <fcntl.h>
 #include <sched.h>
@@ -60,8 +62,8 @@ static int env_int(const char *name, int fallback)
  * shared directory (started by `zrt launch`). */
 static zrt_status open_store(trainer *t)
 {
-    const char *coordinator = getenv("ZRT_COORDINATOR"), *dir = getenv("ZRT_STORE_DIR");
-    const char *scope = getenv("ZRT_STORE_SCOPE") ? getenv("ZRT_STORE_SCOPE") : "job/gen0";
+    const char *coordinator = zrt_knob_set(ZRT_KNOB_COORDINATOR), *dir = zrt_knob_set(ZRT_KNOB_STORE_DIR);
+    const char *scope = zrt_knob_string(ZRT_KNOB_STORE_SCOPE);
     if (coordinator) {
         char token[256];
         ZRT_CHECK(zrt_control_token(NULL, token, sizeof token));
@@ -166,7 +168,7 @@ static zrt_status open_comm(trainer *t)
 static zrt_status lock_checkpoint_dir(const trainer *t)
 {
     int fd;
-    if (t->rank != 0 || !t->cfg.job.checkpoint_dir[0] || getenv("ZRT_JOB_LOCKED")) return ZRT_OK;
+    if (t->rank != 0 || !t->cfg.job.checkpoint_dir[0] || zrt_knob_bool(ZRT_KNOB_JOB_LOCKED)) return ZRT_OK;
     return zrt_job_lock(t->cfg.job.checkpoint_dir, "zrt train", &fd);
 }
 
@@ -186,8 +188,8 @@ static zrt_status setup(trainer *t)
     ZRT_CHECK(open_comm(t));
     watch_signals(t->comm);
     ZRT_CHECK(zrt_data_init(&t->data, &t->cfg));
-    const char *generation = getenv("ZRT_GENERATION");
-    if (generation && atoi(generation) != 0) unsetenv("ZRT_FAULT_SWAP"); /* fault hooks: the first generation only */
+    if (zrt_knob_int(ZRT_KNOB_GENERATION) != 0) /* fault hooks: the first generation only */
+        unsetenv(zrt_knob_describe(ZRT_KNOB_FAULT_SWAP)->name);
     ZRT_CHECK(zrt_engine_create(&t->cfg, t->comm, t->model, &t->engine));
     ZRT_CHECK(lock_checkpoint_dir(t));
     if (t->rank == 0) zrt_cli_print_warnings(zrt_device_warnings(t->device)); /* e.g. pinned memory not locked */
@@ -258,7 +260,7 @@ static void write_progress(int64_t step, float loss)
 {
     static int fd = -2;
     if (fd == -2) {
-        const char *path = getenv("ZRT_PROGRESS_FILE");
+        const char *path = zrt_knob_set(ZRT_KNOB_PROGRESS_FILE);
         fd = path ? open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600) : -1;
     }
     if (fd < 0) return;
@@ -281,7 +283,7 @@ static void report(trainer *t, int64_t step, const zrt_step_result *r, double el
                 (long long)r->samples_seen);
         fflush(t->metrics);
     }
-    bool tty = isatty(STDOUT_FILENO) || getenv("ZRT_PROGRESS_TTY"); /* an agent on a terminal */
+    bool tty = isatty(STDOUT_FILENO) || zrt_knob_bool(ZRT_KNOB_PROGRESS_TTY); /* an agent on a terminal */
     bool due = step == total || step % t->cfg.steps_per_print == 0;
     if (!tty && !due) return;
     char spent[32], eta[32];
@@ -294,14 +296,10 @@ static void report(trainer *t, int64_t step, const zrt_step_result *r, double el
 }
 
 /* Fault injection, only in the first generation (a restarted job must not
- * fail again): `name`=RANK:STEP. */
-static bool fault_now(const char *name, int rank, int64_t step)
+ * fail again): the site's RANK:STEP. */
+static bool fault_now(const char *site, int rank, int64_t step)
 {
-    const char *spec = getenv(name), *generation = getenv("ZRT_GENERATION");
-    if (generation && atoi(generation) != 0) return false;
-    int fault_rank;
-    long long fault_step;
-    return spec && sscanf(spec, "%d:%lld", &fault_rank, &fault_step) == 2 && fault_rank == rank && fault_step == step;
+    return zrt_knob_int(ZRT_KNOB_GENERATION) == 0 && zrt_fault_at(site, rank, step);
 }
 
 /* Resumes from --resume_from, else from zrt.checkpoint_dir/latest when
@@ -342,12 +340,12 @@ static zrt_status train(trainer *t)
     double start = zrt_now();
     float first_loss = 0, last_loss = 0;
     for (int64_t step = done + 1; step <= t->cfg.job.steps; step++) {
-        if (fault_now("ZRT_FAULT_EXIT", t->rank, step)) {
+        if (fault_now("train.exit", t->rank, step)) {
             fprintf(stderr, "zrt train: rank %d: injected failure at step %lld (ZRT_FAULT_EXIT)\n", t->rank,
                     (long long)step);
             exit(3);
         }
-        if (fault_now("ZRT_FAULT_KILL", t->rank, step)) raise(SIGKILL); /* as kill -9 from outside */
+        if (fault_now("train.kill", t->rank, step)) raise(SIGKILL); /* as kill -9 from outside */
         zrt_step_result r;
         if (stop_requested) return zrt_set_error(ZRT_ERR_ABORTED, "stopped by signal %d", (int)stop_requested);
         zrt_status status = zrt_engine_step(t->engine, &t->data, &r);

@@ -4,6 +4,7 @@
 #define ZRT_TOOLS_SHARDS_H
 
 #include "zrt.h"
+#include "zrt/internal/output.h"
 
 #define SHARDS_CHUNK ((int64_t)1 << 20) /* elements per read: the tools' memory, whatever the checkpoint */
 

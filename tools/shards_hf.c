@@ -8,6 +8,7 @@
  * OUT appears whole or not at all (zrt_shards_output_begin/end).
  */
 #include "cli.h"
+#include "zrt/internal/output.h"
 #include "shards.h"
 
 #include <cjson/cJSON.h>

@@ -16,6 +16,8 @@
  * previous output as it was.
  */
 #include "cli.h"
+#include "zrt/internal/fault.h"
+#include "zrt/internal/output.h"
 #include "format.h"
 #include "shards.h"
 
@@ -101,11 +103,11 @@ static char *file_header(const tensor *t, int n, int file, zrt_dtype dtype, size
     return out;
 }
 
-/* Test hook: ZRT_FAULT_SHARDS_WRITE=BYTES fails the write that passes that many bytes (a full disk midway). */
+/* Fault site shards.write (BYTES) fails the write that passes that many bytes (a full disk midway). */
 static bool injected_failure(size_t bytes)
 {
     static long long written;
-    const char *limit = getenv("ZRT_FAULT_SHARDS_WRITE");
+    const char *limit = zrt_fault_spec("shards.write");
     written += (long long)bytes;
     return limit && written > atoll(limit);
 }

@@ -12,6 +12,7 @@
  * numel (the padding) are zero, as the engine keeps them.
  */
 #include "cli.h"
+#include "zrt/internal/output.h"
 #include "format.h"
 #include "shards.h"
 

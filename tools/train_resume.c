@@ -11,7 +11,7 @@
  */
 #include "train.h"
 
-#include "zrt/output.h"
+#include "zrt/internal/output.h"
 #include "zrt/shards.h"
 
 #include <cjson/cJSON.h>

@@ -5,6 +5,7 @@
  */
 #include "cli.h"
 #include "zrt.h"
+#include "zrt/internal/blas.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -356,12 +356,12 @@ zrt_status zrt_comm_host_create(const zrt_comm_options *o, const zrt_comm_backen
     if (s->world > 1) {
         char hostname[MAX_HOSTNAME] = "localhost", self[MAX_HOSTNAME + 96], endpoint[64];
         gethostname(hostname, sizeof hostname - 1);
-        ZRT_CHECK_GOTO(zrt_tcp_create(s->rank, o->socket_ifname, &s->tcp, endpoint, sizeof endpoint), done);
+        ZRT_CHECK_GOTO(status, zrt_tcp_create(s->rank, o->socket_ifname, &s->tcp, endpoint, sizeof endpoint), done);
         /* force_tcp: every rank its own "machine". */
         if (o->force_tcp) snprintf(self, sizeof self, "%s#%d %s", hostname, s->rank, endpoint);
         else snprintf(self, sizeof self, "%s %s", hostname, endpoint);
-        ZRT_CHECK_GOTO(exchange(o, self, all), done);
-        ZRT_CHECK_GOTO(connect_ring(s, o, all), done);
+        ZRT_CHECK_GOTO(status, exchange(o, self, all), done);
+        ZRT_CHECK_GOTO(status, connect_ring(s, o, all), done);
     }
     *backend = &host_backend;
     *state = s;

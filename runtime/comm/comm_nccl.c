@@ -427,10 +427,10 @@ zrt_status zrt_comm_nccl_create(const zrt_comm_options *o, const zrt_comm_backen
         status = cuda_error(s, err, "setup");
         goto fail;
     }
-    ZRT_CHECK_GOTO(share_id(o, &id), fail);
+    ZRT_CHECK_GOTO(status, share_id(o, &id), fail);
     ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
     config.blocking = 0;
-    ZRT_CHECK_GOTO(settle(s, ncclCommInitRankConfig(&s->comm, o->world_size, id, o->rank, &config), "init", &w), fail);
+    ZRT_CHECK_GOTO(status, settle(s, ncclCommInitRankConfig(&s->comm, o->world_size, id, o->rank, &config), "init", &w), fail);
     if (pthread_create(&s->watchdog, NULL, watchdog_main, s) != 0) {
         status = zrt_set_error(ZRT_ERR_NOMEM, "nccl: cannot start the watchdog thread");
         goto fail;

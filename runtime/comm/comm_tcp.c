@@ -10,6 +10,7 @@
  * A closed or reset connection is a dead or failed peer: ZRT_ERR_PEER.
  */
 #include "comm_internal.h"
+#include "zrt/internal/knobs.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -230,7 +231,7 @@ static zrt_status pick_address(const char *ifname, struct in_addr *addr)
 
 zrt_status zrt_tcp_create(int rank, const char *ifname, zrt_tcp **out, char *endpoint, size_t endpoint_size)
 {
-    if (!ifname || !ifname[0]) ifname = getenv("ZRT_SOCKET_IFNAME");
+    if (!ifname || !ifname[0]) ifname = zrt_knob_set(ZRT_KNOB_SOCKET_IFNAME);
     if (ifname && !ifname[0]) ifname = NULL;
     struct sockaddr_in sa = {.sin_family = AF_INET};
     ZRT_CHECK(pick_address(ifname, &sa.sin_addr));

@@ -9,7 +9,8 @@
  * old one (now under the temporary name) is removed after.
  */
 #include "zrt.h"
-#include "zrt/output.h"
+#include "zrt/internal/error.h"
+#include "zrt/internal/output.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -146,10 +147,10 @@ zrt_status zrt_out_dir_create(zrt_out_dir *d)
 
 void zrt_out_dir_abort(zrt_out_dir *d)
 {
-    char keep[ZRT_ERROR_MAX];
-    snprintf(keep, sizeof keep, "%s", zrt_last_error()); /* the error that made us abort */
+    zrt_first_error first = {0};
+    zrt_first_error_keep(&first, ZRT_ERR_IO); /* the error that made us abort */
     zrt_remove_tree(d->tmp);
-    zrt_set_error(ZRT_ERR_IO, "%s", keep);
+    zrt_first_error_restore(&first);
 }
 
 /* Every regular file directly in dir, then dir itself, on disk. */

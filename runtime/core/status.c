@@ -6,6 +6,7 @@
  */
 
 #include "zrt.h"
+#include "zrt/internal/error.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -41,4 +42,18 @@ const char *zrt_status_name(zrt_status status)
     case ZRT_ERR_INTERNAL: return "internal error";
     }
     return "unknown status";
+}
+
+zrt_status zrt_first_error_keep(zrt_first_error *first, zrt_status status)
+{
+    if (status != ZRT_OK && first->status == ZRT_OK) {
+        first->status = status;
+        snprintf(first->message, sizeof first->message, "%s", last_error);
+    }
+    return status;
+}
+
+zrt_status zrt_first_error_restore(const zrt_first_error *first)
+{
+    return first->status == ZRT_OK ? ZRT_OK : zrt_set_error(first->status, "%s", first->message);
 }

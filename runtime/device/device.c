@@ -9,6 +9,9 @@
  * on a stream may itself call this API.
  */
 #include "device.h"
+#include "zrt/internal/error.h"
+#include "zrt/internal/knobs.h"
+#include "zrt/internal/kernels.h"
 #include "host_work.h"
 
 #include <stdio.h>
@@ -130,8 +133,7 @@ void zrt_host_work_end(const zrt_access *access, int n_access, bool completed)
 static bool check_from_env(int option)
 {
     if (option >= 0) return option != 0;
-    const char *v = getenv("ZRT_DEVICE_CHECK");
-    return v && v[0] && strcmp(v, "0") != 0;
+    return zrt_knob_bool(ZRT_KNOB_DEVICE_CHECK);
 }
 
 zrt_status zrt_device_create(const zrt_device_options *o, zrt_device **out)
@@ -202,17 +204,10 @@ const zrt_mem_stats *zrt_device_mem(const zrt_device *d) { return d ? &d->table.
 zrt_status zrt_device_synchronize(zrt_device *d)
 {
     if (!d) return zrt_set_error(ZRT_ERR_INVALID, "zrt_device_synchronize: NULL device");
-    zrt_status first = ZRT_OK;
-    char message[ZRT_ERROR_MAX] = "";
-    for (int k = 1; k < ZRT_MAX_STREAMS; k++) {
-        if (!d->streams[k]) continue;
-        zrt_status status = zrt_stream_synchronize(d->streams[k]);
-        if (status != ZRT_OK && first == ZRT_OK) {
-            first = status;
-            snprintf(message, sizeof message, "%s", zrt_last_error());
-        }
-    }
-    return first == ZRT_OK ? ZRT_OK : zrt_set_error(first, "%s", message);
+    zrt_first_error first = {0};
+    for (int k = 1; k < ZRT_MAX_STREAMS; k++)
+        if (d->streams[k]) zrt_first_error_keep(&first, zrt_stream_synchronize(d->streams[k]));
+    return zrt_first_error_restore(&first);
 }
 
 /* ---- tracking helpers ---------------------------------------------------------------------------- */

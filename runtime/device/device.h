@@ -13,8 +13,9 @@
 #define ZRT_DEVICE_PRIVATE_H
 
 #include "zrt.h"
+#include "zrt/internal/kernels.h"
 #include "zrt/device.h"
-#include "zrt/offload.h" /* zrt_cpu_adam_hyper: the cpu backend's optimizer jobs */
+#include "zrt/internal/offload.h" /* zrt_cpu_adam_hyper: the cpu backend's optimizer jobs */
 
 #include "optim.h"
 

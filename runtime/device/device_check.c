@@ -18,6 +18,7 @@
  * Called by device.c with the device lock held; only in check mode.
  */
 #include "device.h"
+#include "zrt/internal/kernels.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -16,6 +16,8 @@
  * This file is compiled -O3: the kernel loops must vectorize.
  */
 #include "device.h"
+#include "zrt/internal/offload.h"
+#include "zrt/internal/kernels.h"
 
 #include "cast.h"
 

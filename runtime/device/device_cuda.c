@@ -17,6 +17,8 @@
  * zrt_device_cuda_count says why.
  */
 #include "device.h"
+#include "zrt/internal/cuda_check.h"
+#include "zrt/internal/kernels.h"
 
 #ifndef ZRT_HAVE_CUDA
 
@@ -59,21 +61,6 @@ typedef struct {
     cuda_stream *stream; /* of the latest record (a reference), NULL if never recorded */
 } cuda_event;
 
-static zrt_status cuda_failed(cudaError_t err, const char *call, const char *file, int line)
-{
-    zrt_status status = err == cudaErrorMemoryAllocation ? ZRT_ERR_NOMEM : ZRT_ERR_IO;
-    return zrt_set_error(status, "cuda: %s failed: %s (%s:%d)", call, cudaGetErrorString(err), file, line);
-}
-
-/* Checks a CUDA call; on failure returns a status naming it. */
-#define CU(call)                                                                   \
-    do {                                                                           \
-        cudaError_t cu_err_ = (call);                                              \
-        if (cu_err_ != cudaSuccess) return cuda_failed(cu_err_, #call, __FILE__, __LINE__); \
-    } while (0)
-
-/* The same for the kernel launchers, which return a cudaError_t as an int. */
-#define KERNEL(call) CU((cudaError_t)(call))
 
 int zrt_device_cuda_count(const char **why)
 {
@@ -100,20 +87,20 @@ static zrt_status cuda_init(zrt_device *d, const zrt_device_options *o)
     d->impl = cd;
     cd->index = o->index;
     struct cudaDeviceProp prop;
-    CU(cudaSetDevice(cd->index));
-    CU(cudaGetDeviceProperties(&prop, cd->index));
+    ZRT_CUDA_CHECK(cudaSetDevice(cd->index));
+    ZRT_CUDA_CHECK(cudaGetDeviceProperties(&prop, cd->index));
     snprintf(d->name, sizeof d->name, "cuda:%d (%s)", cd->index, prop.name);
     int host_pointers = 0; /* kernels write registered (mapped) host memory through its host address */
-    CU(cudaDeviceGetAttribute(&host_pointers, cudaDevAttrCanUseHostPointerForRegisteredMem, cd->index));
+    ZRT_CUDA_CHECK(cudaDeviceGetAttribute(&host_pointers, cudaDevAttrCanUseHostPointerForRegisteredMem, cd->index));
     if (!host_pointers)
         return zrt_set_error(ZRT_ERR_UNSUPPORTED, "device: %s cannot use host pointers of registered memory "
                                                   "(cudaDevAttrCanUseHostPointerForRegisteredMem is 0): zrt's kernels "
                                                   "write pinned host memory through them", d->name);
     cudaMemPool_t pool;
-    CU(cudaDeviceGetDefaultMemPool(&pool, cd->index));
+    ZRT_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, cd->index));
     uint64_t keep_all = UINT64_MAX;
-    CU(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep_all));
-    CU(cudaStreamCreateWithFlags(&cd->setup, cudaStreamNonBlocking));
+    ZRT_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep_all));
+    ZRT_CUDA_CHECK(cudaStreamCreateWithFlags(&cd->setup, cudaStreamNonBlocking));
     return ZRT_OK;
 }
 
@@ -132,18 +119,18 @@ static zrt_status cuda_alloc(zrt_device *d, size_t bytes, zrt_stream *on, void *
 {
     cuda_device *cd = dev_of(d);
     cudaStream_t stream = on ? native(on) : cd->setup;
-    CU(cudaSetDevice(cd->index));
-    CU(cudaMallocAsync(out, bytes ? bytes : 1, stream));
-    if (d->check) CU(cudaMemsetAsync(*out, ZRT_POISON_BYTE, bytes, stream));
-    if (!on) CU(cudaStreamSynchronize(stream)); /* usable on every stream */
+    ZRT_CUDA_CHECK(cudaSetDevice(cd->index));
+    ZRT_CUDA_CHECK(cudaMallocAsync(out, bytes ? bytes : 1, stream));
+    if (d->check) ZRT_CUDA_CHECK(cudaMemsetAsync(*out, ZRT_POISON_BYTE, bytes, stream));
+    if (!on) ZRT_CUDA_CHECK(cudaStreamSynchronize(stream)); /* usable on every stream */
     return ZRT_OK;
 }
 
 static zrt_status cuda_free(zrt_device *d, void *ptr, size_t bytes, zrt_stream *on)
 {
     cudaStream_t stream = on ? native(on) : dev_of(d)->setup;
-    if (d->check) CU(cudaMemsetAsync(ptr, ZRT_POISON_BYTE, bytes, stream));
-    CU(cudaFreeAsync(ptr, stream));
+    if (d->check) ZRT_CUDA_CHECK(cudaMemsetAsync(ptr, ZRT_POISON_BYTE, bytes, stream));
+    ZRT_CUDA_CHECK(cudaFreeAsync(ptr, stream));
     return ZRT_OK;
 }
 
@@ -155,7 +142,7 @@ static zrt_status cuda_host_alloc(zrt_device *d, size_t bytes, void **out)
     cudaError_t err = cudaHostRegister(*out, rounded ? rounded : page, cudaHostRegisterMapped | cudaHostRegisterPortable);
     if (err != cudaSuccess) {
         free(*out);
-        return cuda_failed(err, "cudaHostRegister", __FILE__, __LINE__);
+        return zrt_cuda_failed((int)err, "cudaHostRegister", __FILE__, __LINE__);
     }
     return ZRT_OK;
 }
@@ -176,9 +163,9 @@ static void cuda_host_free(zrt_device *d, void *ptr, size_t bytes)
 static zrt_status copy_now(zrt_device *d, void *dst, const void *src, size_t bytes, enum cudaMemcpyKind kind)
 {
     cuda_device *cd = dev_of(d);
-    CU(cudaSetDevice(cd->index));
-    CU(cudaMemcpyAsync(dst, src, bytes, kind, cd->setup));
-    CU(cudaStreamSynchronize(cd->setup));
+    ZRT_CUDA_CHECK(cudaSetDevice(cd->index));
+    ZRT_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, kind, cd->setup));
+    ZRT_CUDA_CHECK(cudaStreamSynchronize(cd->setup));
     return ZRT_OK;
 }
 
@@ -206,7 +193,7 @@ static zrt_status cuda_stream_create(zrt_stream *s)
     if (err != cudaSuccess) {
         pthread_mutex_destroy(&cs->lock);
         free(cs);
-        return cuda_failed(err, "cudaStreamCreateWithFlags", __FILE__, __LINE__);
+        return zrt_cuda_failed((int)err, "cudaStreamCreateWithFlags", __FILE__, __LINE__);
     }
     s->impl = cs;
     return ZRT_OK;
@@ -267,7 +254,7 @@ static zrt_status host_function_error(cuda_stream *cs)
 
 static zrt_status cuda_stream_synchronize(zrt_stream *s)
 {
-    CU(cudaStreamSynchronize(native(s)));
+    ZRT_CUDA_CHECK(cudaStreamSynchronize(native(s)));
     return host_function_error(s->impl);
 }
 
@@ -275,7 +262,7 @@ static zrt_status cuda_stream_query(zrt_stream *s, bool *idle)
 {
     cudaError_t err = cudaStreamQuery(native(s));
     *idle = err == cudaSuccess;
-    if (err != cudaSuccess && err != cudaErrorNotReady) return cuda_failed(err, "cudaStreamQuery", __FILE__, __LINE__);
+    if (err != cudaSuccess && err != cudaErrorNotReady) return zrt_cuda_failed((int)err, "cudaStreamQuery", __FILE__, __LINE__);
     return host_function_error(s->impl);
 }
 
@@ -288,7 +275,7 @@ static zrt_status cuda_event_create(zrt_event *e)
     cudaError_t err = cudaEventCreateWithFlags(&ev->event, cudaEventDisableTiming);
     if (err != cudaSuccess) {
         free(ev);
-        return cuda_failed(err, "cudaEventCreateWithFlags", __FILE__, __LINE__);
+        return zrt_cuda_failed((int)err, "cudaEventCreateWithFlags", __FILE__, __LINE__);
     }
     e->impl = ev;
     return ZRT_OK;
@@ -305,7 +292,7 @@ static void cuda_event_destroy(zrt_event *e)
 static zrt_status cuda_event_record(zrt_event *e, zrt_stream *s)
 {
     cuda_event *ev = e->impl;
-    CU(cudaEventRecord(ev->event, native(s)));
+    ZRT_CUDA_CHECK(cudaEventRecord(ev->event, native(s)));
     cuda_stream *cs = s->impl;
     atomic_fetch_add(&cs->refs, 1);
     stream_unref(ev->stream);
@@ -316,7 +303,7 @@ static zrt_status cuda_event_record(zrt_event *e, zrt_stream *s)
 static zrt_status cuda_stream_wait(zrt_stream *s, zrt_event *e)
 {
     cuda_event *ev = e->impl;
-    CU(cudaStreamWaitEvent(native(s), ev->event, 0));
+    ZRT_CUDA_CHECK(cudaStreamWaitEvent(native(s), ev->event, 0));
     cuda_stream *cs = s->impl, *other = ev->stream;
     if (!other || other == cs) return ZRT_OK;
     pthread_mutex_lock(&cs->lock);
@@ -335,7 +322,7 @@ static zrt_status cuda_stream_wait(zrt_stream *s, zrt_event *e)
 static zrt_status cuda_event_synchronize(zrt_event *e)
 {
     cuda_event *ev = e->impl;
-    CU(cudaEventSynchronize(ev->event));
+    ZRT_CUDA_CHECK(cudaEventSynchronize(ev->event));
     return ev->stream ? host_function_error(ev->stream) : ZRT_OK;
 }
 
@@ -344,7 +331,7 @@ static zrt_status cuda_event_query(zrt_event *e, bool *done)
     cuda_event *ev = e->impl;
     cudaError_t err = cudaEventQuery(ev->event);
     *done = err == cudaSuccess;
-    if (err != cudaSuccess && err != cudaErrorNotReady) return cuda_failed(err, "cudaEventQuery", __FILE__, __LINE__);
+    if (err != cudaSuccess && err != cudaErrorNotReady) return zrt_cuda_failed((int)err, "cudaEventQuery", __FILE__, __LINE__);
     return *done && ev->stream ? host_function_error(ev->stream) : ZRT_OK;
 }
 
@@ -354,46 +341,46 @@ static zrt_status cuda_memcpy(zrt_stream *s, void *dst, const void *src, size_t 
 {
     static const enum cudaMemcpyKind kinds[] = {cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost,
                                                 cudaMemcpyDeviceToDevice};
-    CU(cudaMemcpyAsync(dst, src, bytes, kinds[kind], native(s)));
+    ZRT_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, kinds[kind], native(s)));
     return ZRT_OK;
 }
 
 static zrt_status cuda_memset(zrt_stream *s, void *dst, int value, size_t bytes)
 {
-    CU(cudaMemsetAsync(dst, value, bytes, native(s)));
+    ZRT_CUDA_CHECK(cudaMemsetAsync(dst, value, bytes, native(s)));
     return ZRT_OK;
 }
 
 static zrt_status cuda_cast(zrt_stream *s, void *dst, zrt_dtype dst_dtype, const void *src, zrt_dtype src_dtype,
                             size_t n, bool accumulate)
 {
-    KERNEL(zrt_cuda_cast(native(s), dst, (int)dst_dtype, src, (int)src_dtype, n, accumulate));
+    ZRT_CUDA_CHECK(zrt_cuda_cast(native(s), dst, (int)dst_dtype, src, (int)src_dtype, n, accumulate));
     return ZRT_OK;
 }
 
 static zrt_status cuda_fill(zrt_stream *s, void *dst, zrt_dtype dtype, float value, size_t n)
 {
-    KERNEL(zrt_cuda_fill(native(s), dst, (int)dtype, value, n));
+    ZRT_CUDA_CHECK(zrt_cuda_fill(native(s), dst, (int)dtype, value, n));
     return ZRT_OK;
 }
 
 static zrt_status cuda_grad_stats(zrt_stream *s, const void *grads, zrt_dtype dtype, size_t n, float scale,
                                   float *stats)
 {
-    KERNEL(zrt_cuda_grad_stats(native(s), grads, (int)dtype, n, scale, stats));
+    ZRT_CUDA_CHECK(zrt_cuda_grad_stats(native(s), grads, (int)dtype, n, scale, stats));
     return ZRT_OK;
 }
 
 static zrt_status cuda_copy_stats(zrt_stream *s, void *dst, const void *src, zrt_dtype dtype, size_t n, float scale,
                                   float *stats)
 {
-    KERNEL(zrt_cuda_copy_stats(native(s), dst, src, (int)dtype, n, scale, stats));
+    ZRT_CUDA_CHECK(zrt_cuda_copy_stats(native(s), dst, src, (int)dtype, n, scale, stats));
     return ZRT_OK;
 }
 
 static zrt_status cuda_sum(zrt_stream *s, const float *values, size_t n, size_t stride, float *out)
 {
-    KERNEL(zrt_cuda_sum(native(s), values, n, stride, out));
+    ZRT_CUDA_CHECK(zrt_cuda_sum(native(s), values, n, stride, out));
     return ZRT_OK;
 }
 
@@ -401,7 +388,7 @@ static zrt_status cuda_adam(zrt_stream *s, float *master, float *exp_avg, float 
                             zrt_dtype grad_dtype, size_t n, const zrt_adam_hyper *h, float unscale, double max_norm,
                             const float *stats)
 {
-    KERNEL(zrt_cuda_adam(native(s), master, exp_avg, exp_avg_sq, grads, (int)grad_dtype, n, *h, unscale, max_norm,
+    ZRT_CUDA_CHECK(zrt_cuda_adam(native(s), master, exp_avg, exp_avg_sq, grads, (int)grad_dtype, n, *h, unscale, max_norm,
                          stats));
     return ZRT_OK;
 }
@@ -412,7 +399,7 @@ static zrt_status cuda_adam_multi(zrt_stream *s, const zrt_adam_tensor *t, int n
 {
     _Static_assert(sizeof(zrt_cuda_tensor) == sizeof(zrt_adam_tensor) && ZRT_CUDA_MULTI_MAX >= ZRT_ADAM_MULTI_MAX,
                    "the kernel's tensor table mirrors zrt_adam_tensor");
-    KERNEL(zrt_cuda_adam_multi(native(s), (const zrt_cuda_tensor *)t, n, first, (int)grad_dtype, (int)param_dtype, *h,
+    ZRT_CUDA_CHECK(zrt_cuda_adam_multi(native(s), (const zrt_cuda_tensor *)t, n, first, (int)grad_dtype, (int)param_dtype, *h,
                                unscale, max_norm, stats, sr_seed, step));
     return ZRT_OK;
 }
@@ -449,7 +436,7 @@ static zrt_status cuda_launch_host(zrt_stream *s, zrt_status (*fn)(void *arg), c
     cudaError_t err = cudaLaunchHostFunc(native(s), run_host_call, call);
     if (err != cudaSuccess) {
         free(call);
-        return cuda_failed(err, "cudaLaunchHostFunc", __FILE__, __LINE__);
+        return zrt_cuda_failed((int)err, "cudaLaunchHostFunc", __FILE__, __LINE__);
     }
     return ZRT_OK;
 }

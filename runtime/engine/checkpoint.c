@@ -16,6 +16,9 @@
  * does: every size, header and CRC is checked before a byte is used.
  * Both calls are collective; a failure on any rank fails them on every rank.
  */
+#include "zrt/internal/offload.h" /* before engine_internal.h, which uses it (zrt_swap, zrt_adam_args) */
+#include "zrt/internal/fault.h"
+#include "zrt/internal/output.h"
 #include "engine_internal.h"
 
 #include <cjson/cJSON.h>
@@ -49,15 +52,11 @@ static zrt_status write_all(int fd, const void *data, size_t len, const char *pa
 
 /* ---- save ------------------------------------------------------------------------------------- */
 
-/* Test hook: ZRT_FAULT_CRASH_IN_SAVE=RANK:STEP kills that rank halfway
+/* Fault site checkpoint.crash_in_save (RANK:STEP) kills that rank halfway
  * through its shard of the checkpoint of that step. */
 static void maybe_crash(int rank, int64_t step)
 {
-    const char *spec = getenv("ZRT_FAULT_CRASH_IN_SAVE");
-    int crash_rank;
-    long long crash_step;
-    if (spec && sscanf(spec, "%d:%lld", &crash_rank, &crash_step) == 2 && crash_rank == rank && crash_step == step)
-        raise(SIGKILL);
+    if (zrt_fault_at("checkpoint.crash_in_save", rank, step)) raise(SIGKILL);
 }
 
 /* Unit i's section: the header (its CRC filled in last), then the own

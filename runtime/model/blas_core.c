@@ -6,6 +6,7 @@
  * overridden.
  */
 #include "zrt.h"
+#include "zrt/internal/blas.h"
 
 #include <stdlib.h>
 #include <strings.h>

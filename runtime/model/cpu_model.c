@@ -107,6 +107,7 @@ static void destroy(zrt_model *base)
     if (!base) return;
     zrt_cpu_model *m = (zrt_cpu_model *)base;
     m->ops->free_buffers(base);
+    zrt_model_tables_free(base);
     free(m);
 }
 

@@ -19,6 +19,8 @@
  * finds, for `zrt report`.
  */
 #include "zrt.h"
+#include "zrt/internal/cuda_check.h"
+#include "zrt/internal/knobs.h"
 
 #include <dlfcn.h>
 #include <link.h>
@@ -35,7 +37,7 @@
  * every build: `zrt report` asks where it would come from. */
 static void *lt_open(const char **library)
 {
-    const char *chosen = getenv("ZRT_CUBLASLT"); /* another cuBLASLt (or tests/fake_cublaslt.c) */
+    const char *chosen = zrt_knob_set(ZRT_KNOB_CUBLASLT); /* another cuBLASLt (or tests/fake_cublaslt.c) */
     bool by_user = chosen && *chosen;
     *library = by_user ? chosen : ZRT_CUBLASLT_SONAME;
     void *lib = dlopen(*library, RTLD_NOW | RTLD_LOCAL);
@@ -118,16 +120,8 @@ struct zrt_cuda_blas {
     gemm_plan plans[CACHE_SLOTS];
 };
 
-static zrt_status lt_failed(cublasStatus_t st, const char *call)
-{
-    return zrt_set_error(ZRT_ERR_IO, "cublasLt: %s failed: %s", call, lt.cublasLtGetStatusString(st));
-}
-
-#define LT(call)                                              \
-    do {                                                      \
-        cublasStatus_t lt_st_ = (call);                       \
-        if (lt_st_ != CUBLAS_STATUS_SUCCESS) return lt_failed(lt_st_, #call); \
-    } while (0)
+/* Checks a cuBLASLt call (zrt/internal/cuda_check.h) with the loaded library's reasons. */
+#define LT_STATUS lt.cublasLtGetStatusString
 
 zrt_matmul_math zrt_matmul_math_of(const zrt_model_config *cfg)
 {
@@ -148,7 +142,7 @@ zrt_status zrt_cuda_blas_create(zrt_device *device, zrt_matmul_math math, zrt_cu
     cublasStatus_t st = lt.cublasLtCreate(&b->handle);
     if (st != CUBLAS_STATUS_SUCCESS) {
         free(b);
-        return lt_failed(st, "cublasLtCreate");
+        return zrt_call_failed(ZRT_ERR_IO, "cublasLt", "cublasLtCreate", LT_STATUS(st), __FILE__, __LINE__);
     }
     zrt_status status = zrt_device_alloc(device, ZRT_MEM_ACTIVATIONS, WORKSPACE_BYTES, "cublasLt workspace", NULL,
                                          &b->workspace);
@@ -181,11 +175,11 @@ void zrt_cuda_blas_destroy(zrt_cuda_blas *b, zrt_device *device)
 /* A column-major rows x cols layout with ld and the batch's stride. */
 static zrt_status layout(cublasLtMatrixLayout_t *out, int rows, int cols, int ld, int batch, int64_t stride)
 {
-    LT(lt.cublasLtMatrixLayoutCreate(out, CUDA_R_32F, (uint64_t)rows, (uint64_t)cols, ld));
+    ZRT_CUBLASLT_CHECK(lt.cublasLtMatrixLayoutCreate(out, CUDA_R_32F, (uint64_t)rows, (uint64_t)cols, ld), LT_STATUS);
     if (batch > 1) {
         int32_t count = batch;
-        LT(lt.cublasLtMatrixLayoutSetAttribute(*out, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof count));
-        LT(lt.cublasLtMatrixLayoutSetAttribute(*out, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof stride));
+        ZRT_CUBLASLT_CHECK(lt.cublasLtMatrixLayoutSetAttribute(*out, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof count), LT_STATUS);
+        ZRT_CUBLASLT_CHECK(lt.cublasLtMatrixLayoutSetAttribute(*out, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof stride), LT_STATUS);
     }
     return ZRT_OK;
 }
@@ -198,14 +192,14 @@ static zrt_status plan_make(zrt_cuda_blas *b, const gemm_shape *s, gemm_plan *p)
     /* column-major: D (N x M) = op(B') (N x K) op(A') (K x M), B' and A' the row-major buffers */
     cublasOperation_t op_first = s->trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasOperation_t op_second = s->trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
-    LT(lt.cublasLtMatmulDescCreate(&p->desc, b->compute, CUDA_R_32F));
-    LT(lt.cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_first, sizeof op_first));
-    LT(lt.cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_second, sizeof op_second));
+    ZRT_CUBLASLT_CHECK(lt.cublasLtMatmulDescCreate(&p->desc, b->compute, CUDA_R_32F), LT_STATUS);
+    ZRT_CUBLASLT_CHECK(lt.cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_first, sizeof op_first), LT_STATUS);
+    ZRT_CUBLASLT_CHECK(lt.cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_second, sizeof op_second), LT_STATUS);
     ZRT_CHECK(layout(&p->first, s->trans_b ? s->K : s->N, s->trans_b ? s->N : s->K, s->ldb, s->batch, s->stride_b));
     ZRT_CHECK(layout(&p->second, s->trans_a ? s->M : s->K, s->trans_a ? s->K : s->M, s->lda, s->batch, s->stride_a));
     ZRT_CHECK(layout(&p->out, s->N, s->M, s->ldc, s->batch, s->stride_c));
     cublasLtMatmulPreference_t pref;
-    LT(lt.cublasLtMatmulPreferenceCreate(&pref));
+    ZRT_CUBLASLT_CHECK(lt.cublasLtMatmulPreferenceCreate(&pref), LT_STATUS);
     uint64_t workspace = WORKSPACE_BYTES;
     cublasStatus_t st = lt.cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace,
                                                              sizeof workspace);
@@ -224,7 +218,7 @@ static zrt_status plan_make(zrt_cuda_blas *b, const gemm_shape *s, gemm_plan *p)
         st = lt.cublasLtMatmulAlgoGetHeuristic(b->handle, p->desc, p->first, p->second, p->out, p->out, pref, 1, &result,
                                             &found);
     lt.cublasLtMatmulPreferenceDestroy(pref);
-    if (st != CUBLAS_STATUS_SUCCESS) return lt_failed(st, "cublasLtMatmulAlgoGetHeuristic");
+    if (st != CUBLAS_STATUS_SUCCESS) return zrt_call_failed(ZRT_ERR_IO, "cublasLt", "cublasLtMatmulAlgoGetHeuristic", LT_STATUS(st), __FILE__, __LINE__);
     if (found < 1)
         return zrt_set_error(ZRT_ERR_UNSUPPORTED, "cublasLt: no algorithm for a %dx%dx%d matmul (batch %d)", s->M, s->N,
                              s->K, s->batch);
@@ -279,7 +273,7 @@ zrt_status zrt_cuda_gemm(zrt_cuda_blas *b, void *stream, const zrt_gemm *g)
                                        p->out, g->C, p->out, &p->algo, b->workspace, WORKSPACE_BYTES,
                                        (cudaStream_t)stream);
     if (p == &tmp) plan_free(&tmp);
-    if (st != CUBLAS_STATUS_SUCCESS) return lt_failed(st, "cublasLtMatmul");
+    if (st != CUBLAS_STATUS_SUCCESS) return zrt_call_failed(ZRT_ERR_IO, "cublasLt", "cublasLtMatmul", LT_STATUS(st), __FILE__, __LINE__);
     return ZRT_OK;
 }
 

@@ -16,10 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-zrt_status zrt_cuda_launch_failed(int err, const char *kernel)
-{
-    return zrt_set_error(ZRT_ERR_IO, "cuda: %s failed: %s", kernel, cudaGetErrorString((cudaError_t)err));
-}
 
 typedef struct {
     volatile int32_t *bad;
@@ -119,6 +115,7 @@ static void destroy(zrt_model *base)
     zrt_cuda_blas_destroy(m->blas, base->device);
     zrt_host_free(base->device, (void *)m->bad);
     zrt_device_free(base->device, m->losses, NULL);
+    zrt_model_tables_free(base);
     free(m);
 }
 

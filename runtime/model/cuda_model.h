@@ -14,6 +14,7 @@
 #define ZRT_CUDA_MODEL_H
 
 #include "model_internal.h"
+#include "zrt/internal/cuda_check.h"
 
 /* ---- matmuls (cuda_blas.c) ------------------------------------------------------------ */
 
@@ -91,13 +92,6 @@ zrt_status zrt_cuda_model_init(zrt_cuda_model *m, zrt_model_type type, zrt_devic
  * "<model>: <what> outside 0..<limit - 1>" if a kernel set it. */
 zrt_status zrt_cuda_model_check_flag(zrt_cuda_model *m, const zrt_cuda_op *op, const char *what, int limit);
 
-/* A failed launcher's cudaError_t as a status naming the kernel. */
-zrt_status zrt_cuda_launch_failed(int err, const char *kernel);
-#define ZRT_LAUNCH(call)                                                  \
-    do {                                                                  \
-        int launch_err_ = (call);                                         \
-        if (launch_err_) return zrt_cuda_launch_failed(launch_err_, #call); \
-    } while (0)
 
 
 zrt_status zrt_model_gpt_cuda_create(const zrt_model_config *cfg, zrt_device *device, int micro_batch,

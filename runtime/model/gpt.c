@@ -310,8 +310,8 @@ zrt_status zrt_model_gpt_create(const zrt_model_config *cfg, zrt_device *device,
     g->vm = zrt_vecmath_best();
     zrt_cpu_model_init(&g->cpu, ZRT_MODEL_GPT, device, micro_batch, &gpt_ops);
     zrt_model *m = &g->cpu.base;
-    zrt_gpt_declare(m, &dims);
-    zrt_status status = zrt_gpt_acts_alloc(&g->a, &dims, micro_batch, device);
+    zrt_status status = zrt_gpt_declare(m, &dims);
+    if (status == ZRT_OK) status = zrt_gpt_acts_alloc(&g->a, &dims, micro_batch, device);
     if (status != ZRT_OK) {
         m->destroy(m);
         return status;

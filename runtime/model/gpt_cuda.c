@@ -47,7 +47,7 @@ static float *grad(const gpt_cuda *g, int unit, int index, float *grads)
 static zrt_status matmul_forward(const gpt_cuda *g, const zrt_cuda_op *o, float *out, const float *inp, const float *w,
                                  const float *b, const float *residual, int N, int C, int OC)
 {
-    ZRT_LAUNCH(zrt_cuda_init_rows(o->stream, out, b, residual, N, OC));
+    ZRT_CUDA_CHECK(zrt_cuda_init_rows(o->stream, out, b, residual, N, OC));
     return gemm(g, o, (zrt_gemm){.trans_b = true, .M = N, .N = OC, .K = C, .alpha = 1.0f, .beta = b || residual ? 1.0f : 0.0f,
                                  .A = inp, .lda = C, .B = w, .ldb = C, .C = out, .ldc = OC});
 }
@@ -64,7 +64,7 @@ static zrt_status attention_forward(const gpt_cuda *g, const zrt_cuda_op *o, flo
                                         .B = k, .ldb = 3 * C, .C = preatt + b * NH * square, .ldc = T, .batch = NH,
                                         .stride_a = hs, .stride_b = hs, .stride_c = square}));
     }
-    ZRT_LAUNCH(zrt_cuda_causal_softmax_forward(o->stream, att, preatt, B * NH, T));
+    ZRT_CUDA_CHECK(zrt_cuda_causal_softmax_forward(o->stream, att, preatt, B * NH, T));
     for (int b = 0; b < B; b++) { /* out = att V */
         const float *v = qkv + (int64_t)b * T * 3 * C + 2 * C;
         ZRT_CHECK(gemm(g, o, (zrt_gemm){.M = T, .N = hs, .K = T, .alpha = 1.0f, .A = att + b * NH * square, .lda = T,
@@ -79,17 +79,17 @@ static zrt_status block_forward(const gpt_cuda *g, const zrt_cuda_op *o, int l, 
     zrt_gpt_block_acts *a = &g->a.blocks[l];
     int N = o->batch * g->d.T, C = g->d.C, H = g->d.H, u = l + 1;
     void *s = o->stream;
-    ZRT_LAUNCH(zrt_cuda_layernorm_forward(s, a->ln1, a->ln1_mean, a->ln1_rstd, x, param(g, u, ZRT_GPT_LN1W, p),
+    ZRT_CUDA_CHECK(zrt_cuda_layernorm_forward(s, a->ln1, a->ln1_mean, a->ln1_rstd, x, param(g, u, ZRT_GPT_LN1W, p),
                                           param(g, u, ZRT_GPT_LN1B, p), N, C));
     ZRT_CHECK(matmul_forward(g, o, a->qkv, a->ln1, param(g, u, ZRT_GPT_QKVW, p), param(g, u, ZRT_GPT_QKVB, p), NULL, N,
                              C, 3 * C));
     ZRT_CHECK(attention_forward(g, o, a->atty, a->preatt, a->att, a->qkv));
     ZRT_CHECK(matmul_forward(g, o, a->residual2, a->atty, param(g, u, ZRT_GPT_ATTPROJW, p),
                              param(g, u, ZRT_GPT_ATTPROJB, p), x, N, C, C));
-    ZRT_LAUNCH(zrt_cuda_layernorm_forward(s, a->ln2, a->ln2_mean, a->ln2_rstd, a->residual2,
+    ZRT_CUDA_CHECK(zrt_cuda_layernorm_forward(s, a->ln2, a->ln2_mean, a->ln2_rstd, a->residual2,
                                           param(g, u, ZRT_GPT_LN2W, p), param(g, u, ZRT_GPT_LN2B, p), N, C));
     ZRT_CHECK(matmul_forward(g, o, a->fch, a->ln2, param(g, u, ZRT_GPT_FCW, p), NULL, NULL, N, C, H));
-    ZRT_LAUNCH(zrt_cuda_bias_gelu_forward(s, a->fch, a->fch_gelu, param(g, u, ZRT_GPT_FCB, p), N, H));
+    ZRT_CUDA_CHECK(zrt_cuda_bias_gelu_forward(s, a->fch, a->fch_gelu, param(g, u, ZRT_GPT_FCB, p), N, H));
     return matmul_forward(g, o, a->residual3, a->fch_gelu, param(g, u, ZRT_GPT_FCPROJW, p),
                           param(g, u, ZRT_GPT_FCPROJB, p), a->residual2, N, H, C);
 }
@@ -100,13 +100,13 @@ static zrt_status forward(zrt_model *base, const zrt_cuda_op *o)
     int N = o->batch * g->d.T, C = g->d.C, L = g->d.L, op = o->op;
     const float *p = o->params;
     if (op == 0) {
-        ZRT_LAUNCH(zrt_cuda_embed_forward(o->stream, g->a.encoded, o->inputs, param(g, 0, 0, p), param(g, 0, 1, p), N,
+        ZRT_CUDA_CHECK(zrt_cuda_embed_forward(o->stream, g->a.encoded, o->inputs, param(g, 0, 0, p), param(g, 0, 1, p), N,
                                           g->d.T, C, g->d.V, g->cuda.bad));
         return zrt_cuda_model_check_flag(&g->cuda, o, "token", g->d.V);
     }
     if (op <= L) return block_forward(g, o, op - 1, p, zrt_gpt_block_input(&g->a, op - 1));
     if (op == L + 1) {
-        ZRT_LAUNCH(zrt_cuda_layernorm_forward(o->stream, g->a.lnf, g->a.lnf_mean, g->a.lnf_rstd,
+        ZRT_CUDA_CHECK(zrt_cuda_layernorm_forward(o->stream, g->a.lnf, g->a.lnf_mean, g->a.lnf_rstd,
                                               zrt_gpt_block_input(&g->a, L), param(g, L + 1, 0, p),
                                               param(g, L + 1, 1, p), N, C));
         return ZRT_OK;
@@ -118,10 +118,10 @@ static zrt_status loss(zrt_model *base, const zrt_cuda_op *o, float scale, float
 {
     gpt_cuda *g = (gpt_cuda *)base;
     int N = o->batch * g->d.T;
-    ZRT_LAUNCH(zrt_cuda_cross_entropy(o->stream, g->a.dlogits, g->a.probs, g->cuda.losses, g->a.logits, o->labels, N,
+    ZRT_CUDA_CHECK(zrt_cuda_cross_entropy(o->stream, g->a.dlogits, g->a.probs, g->cuda.losses, g->a.logits, o->labels, N,
                                       g->d.V, scale, 0, g->cuda.bad));
     ZRT_CHECK(zrt_cuda_model_check_flag(&g->cuda, o, "target", g->d.V));
-    ZRT_LAUNCH(zrt_cuda_loss_mean(o->stream, loss_sum, g->cuda.losses, o->labels, N, divisor));
+    ZRT_CUDA_CHECK(zrt_cuda_loss_mean(o->stream, loss_sum, g->cuda.losses, o->labels, N, divisor));
     return ZRT_OK;
 }
 
@@ -136,7 +136,7 @@ static zrt_status matmul_backward(const gpt_cuda *g, const zrt_cuda_op *o, float
                                         .C = dinp, .ldc = C}));
     ZRT_CHECK(gemm(g, o, (zrt_gemm){.trans_a = true, .M = OC, .N = C, .K = N, .alpha = 1.0f, .beta = 1.0f, .A = dout,
                                     .lda = OC, .B = inp, .ldb = C, .C = dw, .ldc = C}));
-    if (db) ZRT_LAUNCH(zrt_cuda_bias_backward(o->stream, db, dout, N, OC));
+    if (db) ZRT_CUDA_CHECK(zrt_cuda_bias_backward(o->stream, db, dout, N, OC));
     return ZRT_OK;
 }
 
@@ -156,7 +156,7 @@ static zrt_status attention_backward(const gpt_cuda *g, const zrt_cuda_op *o, fl
                                         .B = d, .ldb = C, .C = dqkv + b * row3 + 2 * C, .ldc = 3 * C, .batch = NH,
                                         .stride_a = square, .stride_b = hs, .stride_c = hs})); /* dV = att^T dout */
     }
-    ZRT_LAUNCH(zrt_cuda_causal_softmax_backward(o->stream, dpreatt, att, datt, B * NH, T));
+    ZRT_CUDA_CHECK(zrt_cuda_causal_softmax_backward(o->stream, dpreatt, att, datt, B * NH, T));
     for (int b = 0; b < B; b++) {
         const float *q = qkv + b * row3, *k = q + C, *dpre = dpreatt + b * NH * square;
         float *dq = dqkv + b * row3, *dk = dq + C;
@@ -178,22 +178,22 @@ static zrt_status block_backward(gpt_cuda *g, const zrt_cuda_op *o, int l, const
     int N = o->batch * g->d.T, C = g->d.C, H = g->d.H, u = l + 1;
     size_t nc = (size_t)N * C * sizeof(float);
     const float *x = zrt_gpt_block_input(s, l);
-    ZRT_LAUNCH(zrt_cuda_copy(o->stream, s->dres2, s->dres, nc)); /* residual3 = residual2 + fcproj */
+    ZRT_CUDA_CHECK(zrt_cuda_copy(o->stream, s->dres2, s->dres, nc)); /* residual3 = residual2 + fcproj */
     ZRT_CHECK(matmul_backward(g, o, s->dfch_gelu, grad(g, u, ZRT_GPT_FCPROJW, gr), grad(g, u, ZRT_GPT_FCPROJB, gr),
                               s->dres, a->fch_gelu, param(g, u, ZRT_GPT_FCPROJW, p), N, H, C));
-    ZRT_LAUNCH(zrt_cuda_gelu_backward(o->stream, s->dfch, a->fch, s->dfch_gelu, (size_t)N * H));
+    ZRT_CUDA_CHECK(zrt_cuda_gelu_backward(o->stream, s->dfch, a->fch, s->dfch_gelu, (size_t)N * H));
     ZRT_CHECK(matmul_backward(g, o, s->dln, grad(g, u, ZRT_GPT_FCW, gr), grad(g, u, ZRT_GPT_FCB, gr), s->dfch, a->ln2,
                               param(g, u, ZRT_GPT_FCW, p), N, C, H));
-    ZRT_LAUNCH(zrt_cuda_layernorm_backward(o->stream, s->dres2, grad(g, u, ZRT_GPT_LN2W, gr),
+    ZRT_CUDA_CHECK(zrt_cuda_layernorm_backward(o->stream, s->dres2, grad(g, u, ZRT_GPT_LN2W, gr),
                                            grad(g, u, ZRT_GPT_LN2B, gr), s->dln, a->residual2,
                                            param(g, u, ZRT_GPT_LN2W, p), a->ln2_mean, a->ln2_rstd, N, C));
-    ZRT_LAUNCH(zrt_cuda_copy(o->stream, s->dres_in, s->dres2, nc)); /* residual2 = x + attproj */
+    ZRT_CUDA_CHECK(zrt_cuda_copy(o->stream, s->dres_in, s->dres2, nc)); /* residual2 = x + attproj */
     ZRT_CHECK(matmul_backward(g, o, s->datty, grad(g, u, ZRT_GPT_ATTPROJW, gr), grad(g, u, ZRT_GPT_ATTPROJB, gr),
                               s->dres2, a->atty, param(g, u, ZRT_GPT_ATTPROJW, p), N, C, C));
     ZRT_CHECK(attention_backward(g, o, s->dqkv, s->dpreatt, s->datt, s->datty, a->qkv, a->att));
     ZRT_CHECK(matmul_backward(g, o, s->dln, grad(g, u, ZRT_GPT_QKVW, gr), grad(g, u, ZRT_GPT_QKVB, gr), s->dqkv, a->ln1,
                               param(g, u, ZRT_GPT_QKVW, p), N, C, 3 * C));
-    ZRT_LAUNCH(zrt_cuda_layernorm_backward(o->stream, s->dres_in, grad(g, u, ZRT_GPT_LN1W, gr),
+    ZRT_CUDA_CHECK(zrt_cuda_layernorm_backward(o->stream, s->dres_in, grad(g, u, ZRT_GPT_LN1W, gr),
                                            grad(g, u, ZRT_GPT_LN1B, gr), s->dln, x, param(g, u, ZRT_GPT_LN1W, p),
                                            a->ln1_mean, a->ln1_rstd, N, C));
     return ZRT_OK;
@@ -209,8 +209,8 @@ static zrt_status backward(zrt_model *base, const zrt_cuda_op *o)
         return matmul_backward(g, o, g->a.dres, grad(g, 0, 0, gr), NULL, g->a.dlogits, g->a.lnf, param(g, 0, 0, p), N,
                                C, g->d.V);
     if (op == L + 1) {
-        ZRT_LAUNCH(zrt_cuda_zero(o->stream, g->a.dres_in, (size_t)N * C * sizeof(float)));
-        ZRT_LAUNCH(zrt_cuda_layernorm_backward(o->stream, g->a.dres_in, grad(g, L + 1, 0, gr), grad(g, L + 1, 1, gr),
+        ZRT_CUDA_CHECK(zrt_cuda_zero(o->stream, g->a.dres_in, (size_t)N * C * sizeof(float)));
+        ZRT_CUDA_CHECK(zrt_cuda_layernorm_backward(o->stream, g->a.dres_in, grad(g, L + 1, 0, gr), grad(g, L + 1, 1, gr),
                                                g->a.dres, zrt_gpt_block_input(&g->a, L), param(g, L + 1, 0, p),
                                                g->a.lnf_mean, g->a.lnf_rstd, N, C));
         zrt_gpt_swap_residual_grads(&g->a);
@@ -221,7 +221,7 @@ static zrt_status backward(zrt_model *base, const zrt_cuda_op *o)
         zrt_gpt_swap_residual_grads(&g->a);
         return ZRT_OK;
     }
-    ZRT_LAUNCH(zrt_cuda_embed_backward(o->stream, grad(g, 0, 0, gr), grad(g, 0, 1, gr), g->a.dres, o->inputs, N, g->d.T,
+    ZRT_CUDA_CHECK(zrt_cuda_embed_backward(o->stream, grad(g, 0, 0, gr), grad(g, 0, 1, gr), g->a.dres, o->inputs, N, g->d.T,
                                        C, g->d.V));
     return ZRT_OK;
 }
@@ -245,8 +245,12 @@ zrt_status zrt_model_gpt_cuda_create(const zrt_model_config *cfg, zrt_device *de
     if (!g) return zrt_set_error(ZRT_ERR_NOMEM, "gpt: out of memory");
     g->d = dims;
     zrt_model *m = &g->cuda.base;
-    zrt_gpt_declare(m, &dims);
-    zrt_status status = zrt_cuda_model_init(&g->cuda, ZRT_MODEL_GPT, device, micro_batch, dims.T,
+    zrt_status status = zrt_gpt_declare(m, &dims);
+    if (status != ZRT_OK) {
+        free(g); /* the tables are not there when declaring fails */
+        return status;
+    }
+    status = zrt_cuda_model_init(&g->cuda, ZRT_MODEL_GPT, device, micro_batch, dims.T,
                                             zrt_matmul_math_of(cfg), &gpt_cuda_ops);
     if (status == ZRT_OK) status = zrt_gpt_acts_alloc(&g->a, &dims, micro_batch, device);
     if (status != ZRT_OK) {

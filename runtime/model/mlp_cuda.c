@@ -22,15 +22,15 @@ static zrt_status forward(zrt_model *base, const zrt_cuda_op *op)
     int u = op->op, B = op->batch, in = (int)m->a.dims[u], out = (int)m->a.dims[u + 1];
     const float *W = op->params, *b = op->params + (int64_t)in * out;
     float *z = m->a.pre[u], *y = m->a.act[u + 1];
-    ZRT_LAUNCH(zrt_cuda_init_rows(op->stream, z, b, NULL, B, out));
+    ZRT_CUDA_CHECK(zrt_cuda_init_rows(op->stream, z, b, NULL, B, out));
     ZRT_CHECK(zrt_cuda_gemm(m->cuda.blas, op->stream,
                             &(zrt_gemm){.trans_b = true, .M = B, .N = out, .K = in, .alpha = 1.0f, .beta = 1.0f,
                                         .A = zrt_mlp_unit_input(&m->a, op->inputs, u), .lda = in, .B = W, .ldb = in, .C = z, .ldc = out}));
     if (u == m->a.layers - 1) {
-        ZRT_LAUNCH(zrt_cuda_copy(op->stream, y, z, (size_t)B * (size_t)out * sizeof(float)));
+        ZRT_CUDA_CHECK(zrt_cuda_copy(op->stream, y, z, (size_t)B * (size_t)out * sizeof(float)));
         return ZRT_OK;
     }
-    ZRT_LAUNCH(zrt_cuda_bias_gelu_forward(op->stream, z, y, NULL, B, out));
+    ZRT_CUDA_CHECK(zrt_cuda_bias_gelu_forward(op->stream, z, y, NULL, B, out));
     return ZRT_OK;
 }
 
@@ -38,10 +38,10 @@ static zrt_status loss(zrt_model *base, const zrt_cuda_op *op, float scale, floa
 {
     mlp_cuda *m = (mlp_cuda *)base;
     int B = op->batch, V = (int)m->a.dims[m->a.layers];
-    ZRT_LAUNCH(zrt_cuda_cross_entropy(op->stream, m->a.dact, NULL, m->cuda.losses, m->a.act[m->a.layers], op->labels, B, V,
+    ZRT_CUDA_CHECK(zrt_cuda_cross_entropy(op->stream, m->a.dact, NULL, m->cuda.losses, m->a.act[m->a.layers], op->labels, B, V,
                                       scale, 1, m->cuda.bad));
     ZRT_CHECK(zrt_cuda_model_check_flag(&m->cuda, op, "label", V));
-    ZRT_LAUNCH(zrt_cuda_loss_mean(op->stream, loss_sum, m->cuda.losses, op->labels, B, divisor));
+    ZRT_CUDA_CHECK(zrt_cuda_loss_mean(op->stream, loss_sum, m->cuda.losses, op->labels, B, divisor));
     return ZRT_OK;
 }
 
@@ -51,11 +51,11 @@ static zrt_status backward(zrt_model *base, const zrt_cuda_op *op)
     int u = op->op, B = op->batch, in = (int)m->a.dims[u], out = (int)m->a.dims[u + 1];
     const float *W = op->params;
     float *dW = op->grads, *db = op->grads + (int64_t)in * out, *dz = m->a.dact;
-    if (u != m->a.layers - 1) ZRT_LAUNCH(zrt_cuda_gelu_backward(op->stream, dz, m->a.pre[u], dz, (size_t)B * out));
+    if (u != m->a.layers - 1) ZRT_CUDA_CHECK(zrt_cuda_gelu_backward(op->stream, dz, m->a.pre[u], dz, (size_t)B * out));
     ZRT_CHECK(zrt_cuda_gemm(m->cuda.blas, op->stream,
                             &(zrt_gemm){.trans_a = true, .M = out, .N = in, .K = B, .alpha = 1.0f, .beta = 1.0f,
                                         .A = dz, .lda = out, .B = zrt_mlp_unit_input(&m->a, op->inputs, u), .ldb = in, .C = dW, .ldc = in}));
-    ZRT_LAUNCH(zrt_cuda_bias_backward(op->stream, db, dz, B, out));
+    ZRT_CUDA_CHECK(zrt_cuda_bias_backward(op->stream, db, dz, B, out));
     if (u == 0) return ZRT_OK;
     ZRT_CHECK(zrt_cuda_gemm(m->cuda.blas, op->stream,
                             &(zrt_gemm){.M = B, .N = in, .K = out, .alpha = 1.0f, .A = dz, .lda = out, .B = W,
@@ -77,6 +77,7 @@ zrt_status zrt_model_mlp_cuda_create(const zrt_model_config *cfg, zrt_device *de
     base->device = device;
     zrt_status status = zrt_mlp_declare(base, cfg, micro_batch, &m->a);
     if (status != ZRT_OK) {
+        zrt_model_tables_free(base);
         free(m);
         return status;
     }

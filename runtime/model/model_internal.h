@@ -78,7 +78,7 @@ enum {
 /* The dims of cfg; ZRT_ERR_INVALID naming the bad value. */
 zrt_status zrt_gpt_dims_of(const zrt_model_config *cfg, int micro_batch, zrt_gpt_dims *dims);
 /* Units, parameters (GPT-2's init), ops, FLOPs and sample sizes into m. */
-void zrt_gpt_declare(zrt_model *m, const zrt_gpt_dims *dims);
+zrt_status zrt_gpt_declare(zrt_model *m, const zrt_gpt_dims *dims);
 
 /* One block's activations, then the model's (all fp32, B x T rows). */
 typedef struct {

@@ -24,6 +24,35 @@ zrt_status zrt_gpt_dims_of(const zrt_model_config *cfg, int micro_batch, zrt_gpt
     return ZRT_OK;
 }
 
+zrt_status zrt_model_tables_alloc(zrt_model *m, int n_units, int max_params, int n_ops)
+{
+    if (n_units < 1 || n_units > ZRT_MAX_UNITS || max_params < 1 || max_params > ZRT_MAX_UNIT_PARAMS || n_ops < 1 ||
+        n_ops > ZRT_MAX_OPS)
+        return zrt_set_error(ZRT_ERR_INVALID, "model: %d units of %d parameters, %d ops (limits %d, %d, %d)", n_units,
+                             max_params, n_ops, ZRT_MAX_UNITS, ZRT_MAX_UNIT_PARAMS, ZRT_MAX_OPS);
+    size_t n = (size_t)n_units;
+    /* One block, most aligned first: infos, row pointers, numels, then the ints. */
+    size_t infos = n * (size_t)max_params * sizeof(zrt_param_info), rows = n * sizeof(zrt_param_info *);
+    size_t numels = n * sizeof(int64_t), counts = n * sizeof(int);
+    char *block = calloc(1, infos + rows + numels + counts + (size_t)n_ops * sizeof(int));
+    if (!block) return zrt_set_error(ZRT_ERR_NOMEM, "model: out of memory for %d units' tables", n_units);
+    m->params = (zrt_param_info **)(block + infos);
+    for (int u = 0; u < n_units; u++) m->params[u] = (zrt_param_info *)block + (size_t)u * (size_t)max_params;
+    m->unit_numel = (int64_t *)(block + infos + rows);
+    m->n_params = (int *)(block + infos + rows + numels);
+    m->op_unit = (int *)(block + infos + rows + numels + counts);
+    m->n_units = n_units;
+    m->n_ops = n_ops;
+    return ZRT_OK;
+}
+
+void zrt_model_tables_free(zrt_model *m)
+{
+    if (!m || !m->params) return;
+    free(m->params[0]); /* the block's start: its first row of infos */
+    m->params = NULL, m->n_params = NULL, m->unit_numel = NULL, m->op_unit = NULL;
+}
+
 /* Adds a parameter to a unit; init std per GPT-2 (residual projections
  * scaled by 1/sqrt(2 L)). */
 static void add_param(zrt_model *m, int unit, const char *name, int64_t rows, int64_t cols, zrt_init_kind init,
@@ -62,15 +91,14 @@ static void declare_block(zrt_model *m, const zrt_gpt_dims *d, int l)
 #undef BLOCK_PARAM
 }
 
-void zrt_gpt_declare(zrt_model *m, const zrt_gpt_dims *d)
+zrt_status zrt_gpt_declare(zrt_model *m, const zrt_gpt_dims *d)
 {
+    ZRT_CHECK(zrt_model_tables_alloc(m, d->L + 2, 12, d->L + 3)); /* a block has 12 parameters */
     add_param(m, 0, "wte", d->V, d->C, ZRT_INIT_NORMAL, 0.02f);
     add_param(m, 0, "wpe", d->T, d->C, ZRT_INIT_NORMAL, 0.01f);
     for (int l = 0; l < d->L; l++) declare_block(m, d, l);
     add_param(m, d->L + 1, "ln_f.weight", d->C, 0, ZRT_INIT_ONES, 0);
     add_param(m, d->L + 1, "ln_f.bias", d->C, 0, ZRT_INIT_ZEROS, 0);
-    m->n_units = d->L + 2;
-    m->n_ops = d->L + 3;
     for (int op = 0; op <= d->L + 1; op++) m->op_unit[op] = op;
     m->op_unit[d->L + 2] = 0; /* the LM head: tied to wte */
     m->tokens_per_sample = d->T;
@@ -78,6 +106,7 @@ void zrt_gpt_declare(zrt_model *m, const zrt_gpt_dims *d)
     m->matmul_flops_per_sample = 2.0 * T * (d->L * (3 * C * C + C * C + 2 * C * H) + C * d->V);
     m->input_bytes_per_sample = (size_t)d->T * sizeof(int32_t);
     m->labels_per_sample = d->T;
+    return ZRT_OK;
 }
 
 /* Every activation buffer, in one table so that allocation and freeing agree. */
@@ -170,8 +199,7 @@ zrt_status zrt_mlp_declare(zrt_model *m, const zrt_model_config *cfg, int micro_
     if (cfg->layers < 1 || cfg->layers > ZRT_MAX_UNITS || micro_batch < 1)
         return zrt_set_error(ZRT_ERR_INVALID, "mlp: %lld layers, micro batch %d", (long long)cfg->layers, micro_batch);
     int layers = (int)cfg->layers;
-    m->n_units = layers;
-    m->n_ops = layers;
+    ZRT_CHECK(zrt_model_tables_alloc(m, layers, 2, layers));
     for (int u = 0; u < layers; u++) m->op_unit[u] = u;
     m->tokens_per_sample = 1;
     m->input_bytes_per_sample = (size_t)cfg->d_model * sizeof(float);

@@ -3,6 +3,7 @@
  * the run-time choice of a path by cpuid.
  */
 #include "vecmath.h"
+#include "zrt/internal/offload.h"
 
 #include "gelu.h"
 #include "layernorm.h"

@@ -23,7 +23,7 @@
 #ifndef ZRT_MODEL_VECMATH_H
 #define ZRT_MODEL_VECMATH_H
 
-#include "zrt/offload.h" /* zrt_simd */
+#include "zrt/internal/offload.h" /* zrt_simd */
 
 #include <stdint.h>
 

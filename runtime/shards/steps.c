@@ -9,6 +9,7 @@
  * than asked, and never removes the step a run resumed from.
  */
 #include "zrt.h"
+#include "zrt/internal/output.h"
 #include "shards_internal.h"
 
 #include <dirent.h>

@@ -3,7 +3,8 @@
 #ifndef ZRT_DATA_H
 #define ZRT_DATA_H
 
-#include "zrt.h"
+#include "zrt/base.h"
+#include "zrt/config.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -7,8 +7,12 @@
 #ifndef ZRT_ENGINE_H
 #define ZRT_ENGINE_H
 
-#include "zrt.h"
+#include "zrt/base.h"
+#include "zrt/config.h"
+#include "zrt/comm.h"
 #include "zrt/mem.h"
+#include "zrt/model.h"
+#include "zrt/data.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -54,8 +58,6 @@ zrt_status zrt_engine_save(zrt_engine *e, const char *dir);
 zrt_status zrt_engine_load(zrt_engine *e, const char *path, int64_t *step);
 /* Whether DIR/latest exists. */
 bool zrt_checkpoint_exists(const char *dir);
-/* Test hook: make the next step's gradients of this rank non-finite. */
-void zrt_engine_inject_overflow(zrt_engine *e);
 /* Model-state bytes -- params, grads, optimizer; the other categories are
  * 0 -- by place (device, pinned host memory) that zrt_engine_create will
  * allocate per rank for cfg (stage, offload, precision, num_processes) and

@@ -12,7 +12,7 @@
 #ifndef ZRT_MEM_H
 #define ZRT_MEM_H
 
-#include "zrt.h"
+#include "zrt/base.h"
 
 #ifdef __cplusplus
 extern "C" {

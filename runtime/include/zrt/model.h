@@ -7,7 +7,9 @@
 #ifndef ZRT_MODEL_H
 #define ZRT_MODEL_H
 
-#include "zrt.h"
+#include "zrt/base.h"
+#include "zrt/config.h"
+#include "zrt/device.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -17,8 +19,6 @@ extern "C" {
 #define ZRT_MAX_UNIT_PARAMS 16
 
 typedef enum { ZRT_INIT_NORMAL, ZRT_INIT_ZEROS, ZRT_INIT_ONES } zrt_init_kind;
-
-#define ZRT_MAX_PARAM_DIMS 4
 
 typedef struct {
     char name[48];
@@ -45,12 +45,12 @@ typedef struct zrt_model zrt_model;
  * results are there once the stream has run (errors too: a token outside
  * the vocabulary fails the stream). One model runs on one stream at a time. */
 struct zrt_model {
-    int n_units;
-    int n_params[ZRT_MAX_UNITS];
-    zrt_param_info params[ZRT_MAX_UNITS][ZRT_MAX_UNIT_PARAMS];
-    int64_t unit_numel[ZRT_MAX_UNITS];
-    int n_ops;
-    int op_unit[ZRT_MAX_OPS];
+    int n_units;                /* at most ZRT_MAX_UNITS */
+    int *n_params;              /* [n_units]: at most ZRT_MAX_UNIT_PARAMS each */
+    zrt_param_info **params;    /* [n_units][n_params[u]] */
+    int64_t *unit_numel;        /* [n_units] */
+    int n_ops;                  /* at most ZRT_MAX_OPS */
+    int *op_unit;               /* [n_ops] */
     int64_t tokens_per_sample;
     double matmul_flops_per_sample; /* forward GEMM flops; backward is twice that */
     size_t input_bytes_per_sample;  /* what zrt_data_fill writes per sample */
@@ -70,6 +70,14 @@ struct zrt_model {
     zrt_status (*backward)(zrt_model *m, zrt_stream *stream, int op, const float *params, float *grads);
     void (*destroy)(zrt_model *m);
 };
+
+/* The tables of a model (n_params, params, unit_numel, op_unit), sized for
+ * n_units units of up to max_params parameters each and n_ops ops, zeroed,
+ * in one allocation; sets m->n_units and m->n_ops. ZRT_ERR_INVALID beyond
+ * ZRT_MAX_UNITS, ZRT_MAX_UNIT_PARAMS or ZRT_MAX_OPS. A model's destroy
+ * frees them with zrt_model_tables_free (NULL tables are fine). */
+zrt_status zrt_model_tables_alloc(zrt_model *m, int n_units, int max_params, int n_ops);
+void zrt_model_tables_free(zrt_model *m);
 
 /* The built-in model zrt.model.type names (model/model.c), on device:
  *  - mlp: `layers` units, d_model -> hidden -> ... -> vocab classes, GELU
@@ -103,19 +111,6 @@ zrt_status zrt_model_init_values(const zrt_model *model, const zrt_model_config 
                                  int64_t n, float *out);
 /* "mlp", "gpt" ("?" for another value). */
 const char *zrt_model_type_name(zrt_model_type type);
-
-/* OpenBLAS's kernel family for the CPU models' matmuls: the one it chose for
- * this process (openblas_get_corename: "SkylakeX", "Haswell", "Prescott"...),
- * and the one zrt wants instead when that choice is narrower than this CPU's
- * vectors by cpuid ("SkylakeX" for AVX-512 F/BW/DQ/VL/CD, "Haswell" for
- * AVX2 + FMA), else NULL. Why: OpenBLAS 0.3.21 (Debian 12) falls back to
- * Prescott's SSE3 kernels on CPUs newer than it knows (Emerald Rapids, as
- * cloud VMs report it) -- a third of the sgemm speed. OpenBLAS reads its
- * choice from $OPENBLAS_CORETYPE when it loads, so only a new process can
- * take it: the `zrt` command re-executes itself with it set. NULL too when
- * $OPENBLAS_CORETYPE is set already (the user's choice stands). */
-const char *zrt_blas_core(void);
-const char *zrt_blas_core_wanted(void);
 
 /* The cuBLASLt the CUDA models would load (they dlopen it when the first one
  * is made): $ZRT_CUBLASLT alone when set, else this toolkit's soname

@@ -3,7 +3,8 @@
 #ifndef ZRT_SCHEDULE_H
 #define ZRT_SCHEDULE_H
 
-#include "zrt.h"
+#include "zrt/base.h"
+#include "zrt/config.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -20,7 +20,7 @@
 #ifndef ZRT_SHARDS_H
 #define ZRT_SHARDS_H
 
-#include "zrt.h"
+#include "zrt/base.h"
 
 #ifdef __cplusplus
 extern "C" {

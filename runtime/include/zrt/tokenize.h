@@ -15,7 +15,7 @@
 #ifndef ZRT_TOKENIZE_H
 #define ZRT_TOKENIZE_H
 
-#include "zrt.h"
+#include "zrt/base.h"
 
 #ifdef __cplusplus
 extern "C" {

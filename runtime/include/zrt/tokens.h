@@ -14,7 +14,7 @@
 #ifndef ZRT_TOKENS_H
 #define ZRT_TOKENS_H
 
-#include "zrt.h"
+#include "zrt/base.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -1,18 +1,19 @@
-/* zrt/offload.h: the offload layer's building blocks (offload/): the
+/* zrt/internal/offload.h: the offload layer's building blocks (offload/): the
  * one-pass CPU optimizer with AVX-512, AVX2 and scalar paths chosen at run
  * time, the thread pool it runs on, and the NVMe swapper (io_uring).
  *
- * Why public: the engine uses them for offload_optimizer and offload_param,
- * and `zrt bench adam` / `zrt bench nvme` measure them alone; a program with
- * a training loop of its own can use them the same way.
+ * Why internal: the engine uses them for offload_optimizer and offload_param,
+ * and `zrt bench adam` / `zrt bench nvme` measure them alone (tools/ links
+ * libzrt.a); a program linking libzrt.so reaches them through the engine.
  * Contracts: no function here prints or exits; the optimizer paths give the
  * same bits (same formula, IEEE sqrt and division, no FMA), whatever the path
  * and the thread count.
  */
-#ifndef ZRT_OFFLOAD_H
-#define ZRT_OFFLOAD_H
+#ifndef ZRT_INTERNAL_OFFLOAD_H
+#define ZRT_INTERNAL_OFFLOAD_H
 
-#include "zrt.h"
+#include "zrt/base.h"
+#include "zrt/internal/kernels.h" /* zrt_adam_args */
 
 #ifdef __cplusplus
 extern "C" {
@@ -122,12 +123,12 @@ void zrt_swap_destroy(zrt_swap *swap);
 /* Removes zrt-swap-* files of processes that no longer run from the
  * directories; their names go to report (one per line; "" if none). */
 zrt_status zrt_swap_clean_stale(const char *const *paths, int n_paths, char *report, size_t report_size);
-/* Test hook: ZRT_FAULT_SWAP=KIND:N[:NAME] with KIND short_read, short_write,
- * eio_read or eio_write makes the N-th request of that kind (from 1) fail so
- * (its first chunk to complete: half the bytes, or EIO); kill_write:N
- * raises SIGKILL when the N-th write is queued (a rank killed mid-step),
- * in every swapper or only in the one of that name (the engine's are
- * "optimizer-rankR"). */
+/* Fault sites (zrt/internal/fault.h, ZRT_FAULT_SWAP=KIND:N[:NAME]): the
+ * N-th request of KIND (short_read, short_write, eio_read, eio_write; from
+ * 1) fails so (its first chunk to complete: half the bytes, or EIO);
+ * kill_write:N raises SIGKILL when the N-th write is queued (a rank killed
+ * mid-step), in every swapper or only in the one of that name (the engine's
+ * are "optimizer-rankR"). */
 
 #ifdef __cplusplus
 }

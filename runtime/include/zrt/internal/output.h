@@ -1,4 +1,4 @@
-/* zrt/output.h: every file and directory zrt writes for the user appears
+/* zrt/internal/output.h: every file and directory zrt writes for the user appears
  * whole or not at all.
  *
  * Why: a tool that writes its output in place and fails midway (a damaged
@@ -10,10 +10,10 @@
  * directory replaces an old one with one atomic exchange (renameat2), and
  * the old one is removed only after.
  */
-#ifndef ZRT_OUTPUT_H
-#define ZRT_OUTPUT_H
+#ifndef ZRT_INTERNAL_OUTPUT_H
+#define ZRT_INTERNAL_OUTPUT_H
 
-#include "zrt.h"
+#include "zrt/base.h"
 
 #ifdef __cplusplus
 extern "C" {
