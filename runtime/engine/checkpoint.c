@@ -16,7 +16,6 @@
  * does: every size, header and CRC is checked before a byte is used.
  * Both calls are collective; a failure on any rank fails them on every rank.
  */
-#include "zrt/internal/offload.h" /* before engine_internal.h, which uses it (zrt_swap, zrt_adam_args) */
 #include "zrt/internal/fault.h"
 #include "zrt/internal/output.h"
 #include "engine_internal.h"

@@ -33,6 +33,8 @@
  * models read the compute copy directly).
  */
 #include "engine_internal.h"
+#include "zrt/internal/fault.h"
+#include "zrt/internal/test_hooks.h"
 
 #include "optim.h" /* the overflow rule the device's Adam follows */
 
@@ -250,12 +252,11 @@ zrt_status zrt_engine_step(zrt_engine *e, const zrt_data *data, zrt_step_result 
 zrt_status zrt_engine_synchronize(zrt_engine *e)
 {
     if (!e) return zrt_set_error(ZRT_ERR_INVALID, "zrt_engine_synchronize: NULL engine");
-    zrt_status compute = zrt_stream_synchronize(e->compute);
-    char message[ZRT_ERROR_MAX];
-    snprintf(message, sizeof message, "%s", zrt_last_error());
-    zrt_status comm = zrt_stream_synchronize(e->comm_stream);
-    if (compute == ZRT_OK && comm == ZRT_OK) return e->place_state ? e->place->synchronize(e->place_state) : ZRT_OK;
-    return compute != ZRT_OK ? zrt_set_error(compute, "%s", message) : comm;
+    zrt_first_error first = {0};
+    zrt_first_error_keep(&first, zrt_stream_synchronize(e->compute));
+    zrt_first_error_keep(&first, zrt_stream_synchronize(e->comm_stream));
+    if (first.status == ZRT_OK && e->place_state) return e->place->synchronize(e->place_state);
+    return zrt_first_error_restore(&first);
 }
 
 zrt_status zrt_engine_sum_over_ranks(zrt_engine *e, float *value)
@@ -309,12 +310,12 @@ zrt_status zrt_engine_state_io(zrt_engine *e, int unit, int part, size_t begin, 
 zrt_status zrt_engine_agree(zrt_engine *e, zrt_status status, const char *what)
 {
     if (!e->comm) return status;
-    char message[ZRT_ERROR_MAX];
-    snprintf(message, sizeof message, "%s", zrt_last_error());
+    zrt_first_error mine = {0};
+    zrt_first_error_keep(&mine, status);
     float failed = status != ZRT_OK;
     zrt_status comm_status = zrt_engine_sum_over_ranks(e, &failed);
     if (comm_status != ZRT_OK) return comm_status;
-    if (status != ZRT_OK) return zrt_set_error(status, "%s", message);
+    if (status != ZRT_OK) return zrt_first_error_restore(&mine);
     if (failed > 0) return zrt_set_error(ZRT_ERR_PEER, "%s failed on %.0f other rank(s)", what, failed);
     return ZRT_OK;
 }
@@ -478,15 +479,15 @@ zrt_status zrt_engine_create(const zrt_config *cfg, zrt_comm *comm, zrt_model *m
     e->micro = (int)cfg->batch.micro_batch_per_gpu;
     e->accum = (int)cfg->batch.gradient_accumulation_steps;
     e->global_batch = (int64_t)e->micro * e->accum * e->world;
-    const char *fault = getenv("ZRT_FAULT_SKIP_WAIT");
+    const char *fault = zrt_fault_spec("engine.skip_wait");
     e->fault_skip_gather_wait = fault && strcmp(fault, "gather") == 0;
     zrt_loss_scaler_init(&e->scaler, cfg);
     zrt_status status = setup(e);
     if (status != ZRT_OK) {
-        char message[ZRT_ERROR_MAX];
-        snprintf(message, sizeof message, "%s", zrt_last_error());
+        zrt_first_error first = {0};
+        zrt_first_error_keep(&first, status);
         zrt_engine_destroy(e);
-        return zrt_set_error(status, "%s", message);
+        return zrt_first_error_restore(&first);
     }
     *out = e;
     return ZRT_OK;

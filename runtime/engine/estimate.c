@@ -5,7 +5,6 @@
  * engine will allocate, byte for byte (tests/test_estimate.c compares the
  * two for every stage and offload option).
  */
-#include "zrt/internal/offload.h" /* before engine_internal.h, which uses it (zrt_swap, zrt_adam_args) */
 #include "engine_internal.h"
 
 #include <string.h>

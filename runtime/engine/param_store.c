@@ -118,18 +118,13 @@ bool zrt_param_store_holds(const zrt_param_store *p, int unit) { return p && p->
 
 zrt_status zrt_param_store_flush(zrt_param_store *p)
 {
-    zrt_status first = ZRT_OK;
-    char message[ZRT_ERROR_MAX] = "";
+    zrt_first_error first = {0};
     for (int k = 0; p && k < p->n_slots; k++) {
         uint64_t t = p->slot_write[k];
         p->slot_write[k] = 0;
-        zrt_status s = t ? zrt_swap_wait(p->swap, t) : ZRT_OK;
-        if (s != ZRT_OK && first == ZRT_OK) {
-            first = s;
-            snprintf(message, sizeof message, "%s", zrt_last_error());
-        }
+        zrt_first_error_keep(&first, t ? zrt_swap_wait(p->swap, t) : ZRT_OK);
     }
-    return first == ZRT_OK ? ZRT_OK : zrt_set_error(first, "%s", message);
+    return zrt_first_error_restore(&first);
 }
 
 void zrt_param_store_destroy(zrt_param_store *p)

@@ -21,6 +21,9 @@
 #define ZRT_PLACE_H
 
 #include "zrt.h"
+#include "zrt/internal/kernels.h" /* zrt_adam_args, the device kernels */
+#include "zrt/internal/offload.h" /* zrt_swap, the CPU optimizer, the pinned pool */
+#include "zrt/internal/error.h"   /* zrt_first_error */
 
 enum { STATE_MASTER, STATE_EXP_AVG, STATE_EXP_AVG_SQ, STATE_PARTS };
 

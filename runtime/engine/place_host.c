@@ -118,11 +118,10 @@ void zrt_host_place_destroy(void *self)
 zrt_status zrt_host_place_synchronize(void *self)
 {
     host_place *o = self;
-    zrt_status d2h = zrt_stream_synchronize(o->d2h);
-    char message[ZRT_ERROR_MAX];
-    snprintf(message, sizeof message, "%s", zrt_last_error());
-    zrt_status h2d = zrt_stream_synchronize(o->h2d);
-    return d2h != ZRT_OK ? zrt_set_error(d2h, "%s", message) : h2d;
+    zrt_first_error first = {0};
+    zrt_first_error_keep(&first, zrt_stream_synchronize(o->d2h));
+    zrt_first_error_keep(&first, zrt_stream_synchronize(o->h2d));
+    return zrt_first_error_restore(&first);
 }
 
 zrt_status zrt_host_place_begin_step(void *self)
@@ -234,12 +233,11 @@ static zrt_status push_params(host_place *o, const zrt_adam_args *args, float cl
     /* What the copies overwrite: read by compute (stages 1-2) and the gathers (stage 3). */
     ZRT_CHECK(place_order(env->mark, env->compute, o->h2d));
     ZRT_CHECK(place_order(env->mark, env->comm, o->h2d));
-    zrt_status status = update(o, args, clip);
-    char message[ZRT_ERROR_MAX];
-    snprintf(message, sizeof message, "%s", zrt_last_error());
-    zrt_status io = o->state_ops->finish(o->state);
+    zrt_first_error first = {0};
+    zrt_first_error_keep(&first, update(o, args, clip));
+    zrt_first_error_keep(&first, o->state_ops->finish(o->state)); /* the I/O ends even after a failure */
     *wrote = o->h2d;
-    return status != ZRT_OK ? zrt_set_error(status, "%s", message) : io;
+    return zrt_first_error_restore(&first);
 }
 
 zrt_status zrt_host_place_step(void *self, const place_step *s, zrt_stream **wrote)

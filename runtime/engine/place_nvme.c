@@ -177,20 +177,13 @@ static zrt_status swapped_store(void *src, size_t k)
 static zrt_status swapped_finish(void *src)
 {
     swapped_state *s = src;
-    zrt_status first = ZRT_OK;
-    char message[ZRT_ERROR_MAX] = "";
+    zrt_first_error first = {0};
     s->started = false;
     for (int k = 0; k < s->n_slots && s->reading; k++) {
         uint64_t *tickets[2] = {&s->reading[k], &s->writing[k]};
-        for (int t = 0; t < 2; t++) {
-            zrt_status status = wait_ticket(s, tickets[t]);
-            if (status != ZRT_OK && first == ZRT_OK) {
-                first = status;
-                snprintf(message, sizeof message, "%s", zrt_last_error());
-            }
-        }
+        for (int t = 0; t < 2; t++) zrt_first_error_keep(&first, wait_ticket(s, tickets[t]));
     }
-    return first == ZRT_OK ? ZRT_OK : zrt_set_error(first, "%s", message);
+    return zrt_first_error_restore(&first);
 }
 
 /* ---- host access, outside steps (init, checkpoints, get_master) ------------------------------ */
