@@ -8,7 +8,7 @@
  * (little-endian; mask(c) = ((c >> 15) | (c << 17)) + 0xa282ead8). The fields
  * (tensorflow/core/util/event.proto, framework/summary.proto):
  *   Event { double wall_time = 1; int64 step = 2; string file_version = 3;
- *           Summary summary = 5; SessionLog session_log = 6; }
+ *           Summary summary = 5; SessionLog session_log = 7; }
  *   Summary { repeated Value value = 1; }  Value { string tag = 1; float simple_value = 2; }
  *   SessionLog { enum status = 1 (START = 1); }
  * tests/test_monitor.sh reads the files back with TensorBoard's own reader
@@ -162,7 +162,7 @@ zrt_status zrt_tfevents_restart(zrt_tfevents *w, int64_t step)
     pb_varint(&log, 1); /* SessionLog.START */
     pb_buf b;
     event_start(&b, step);
-    pb_string(&b, 6, log.data, log.len);
+    pb_string(&b, 7, log.data, log.len);
     return write_record(w, &b);
 }
 
