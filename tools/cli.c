@@ -20,8 +20,14 @@ void zrt_cli_normalize_options(int argc, char **argv)
 
 int zrt_cli_next_option(int argc, char **argv, const struct option *options, const char *command)
 {
+    return zrt_cli_next_option_short(argc, argv, ":h", options, command);
+}
+
+int zrt_cli_next_option_short(int argc, char **argv, const char *shorts, const struct option *options,
+                              const char *command)
+{
     opterr = 0;
-    int c = getopt_long(argc, argv, ":h", options, NULL);
+    int c = getopt_long(argc, argv, shorts, options, NULL);
     if (c != '?' && c != ':') return c;
     /* getopt_long has stepped past the offending element (and permuted argv). */
     const char *arg = optind > 0 && optind - 1 < argc ? argv[optind - 1] : "?";

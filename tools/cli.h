@@ -31,6 +31,9 @@ void zrt_cli_normalize_options(int argc, char **argv);
  * val, -1 at the end, or '?' after printing a usage error naming the option
  * (unknown, or missing its value) to stderr. */
 int zrt_cli_next_option(int argc, char **argv, const struct option *options, const char *command);
+/* The same with getopt's short options (shorts starts with ':', e.g. ":ho:"). */
+int zrt_cli_next_option_short(int argc, char **argv, const char *shorts, const struct option *options,
+                              const char *command);
 
 /* "--name" of the long option whose val is val (a static buffer). */
 const char *zrt_cli_option_name(const struct option *options, int val);
@@ -73,6 +76,7 @@ int zrt_cmd_shards(int argc, char **argv);
 int zrt_cmd_report(int argc, char **argv);
 int zrt_cmd_tokenize(int argc, char **argv);
 int zrt_bench_tokenize(int argc, char **argv);
+int zrt_cmd_plot(int argc, char **argv);
 
 /* The benches' rendezvous: a file store in store_dir/scope (none for one
  * rank) and a host comm. */

@@ -3,8 +3,9 @@
  * that sets RANK, WORLD_SIZE and ZRT_STORE_DIR) it is one of many.
  *
  * Rank 0 prints the model-state bytes per rank at the start, then progress
- * (a live line on a TTY, one line per steps_per_print otherwise) and writes
- * one JSON line per step to the metrics file if one is named.
+ * (a live line on a TTY, one line per steps_per_print otherwise) and records
+ * each step's metrics where the config asks (monitor.c: the metrics file,
+ * TensorBoard event files, a CSV).
  * Fault injection for tests: ZRT_FAULT_EXIT=RANK:STEP makes that rank exit
  * with status 3 at that step, ZRT_FAULT_KILL=RANK:STEP kills it with SIGKILL;
  * ZRT_FAULT_SWAP (zrt/offload.h) acts in the first generation only.
@@ -14,6 +15,7 @@
 #include "zrt/internal/knobs.h"
 #include "control.h"
 #include "format.h"
+#include "monitor.h"
 #include "overrides.h"
 #include "train.h"
 #include "zrt/internal/offload.h"
@@ -48,7 +50,7 @@ typedef struct {
     zrt_model *model;
     zrt_data data;
     zrt_engine *engine;
-    FILE *metrics;
+    zrt_monitor monitor;
     const char *resume_from; /* --resume_from: a step directory (or a directory with latest) */
 } trainer;
 
@@ -206,7 +208,7 @@ static void teardown(trainer *t)
     zrt_comm_destroy(t->comm);
     zrt_store_destroy(t->store);
     zrt_device_destroy(t->device);
-    if (t->metrics) fclose(t->metrics);
+    zrt_monitor_close(&t->monitor);
 }
 
 /* The global batch this run really trains with (the engine's: every rank's micro batches). */
@@ -271,21 +273,17 @@ static void write_progress(int64_t step, float loss)
     if (pwrite(fd, line, sizeof line, 0) != (ssize_t)sizeof line) fd = -1;
 }
 
-static void report(trainer *t, int64_t step, const zrt_step_result *r, double elapsed, double tokens_per_s)
+static zrt_status report(trainer *t, int64_t step, const zrt_step_result *r, double elapsed, double tokens_per_s)
 {
     int64_t total = t->cfg.job.steps;
-    if (t->metrics) {
-        fprintf(t->metrics,
-                "{\"step\": %lld, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, \"loss_scale\": %.9g, "
-                "\"skipped\": %s, \"tokens_per_s\": %.3f, \"model_state_bytes\": %lld, \"samples_seen\": %lld}\n",
-                (long long)step, r->loss, r->lr, r->grad_norm, r->loss_scale, r->skipped ? "true" : "false",
-                tokens_per_s, (long long)zrt_mem_model_states(zrt_device_mem(t->device), ZRT_MEM_DEVICE),
-                (long long)r->samples_seen);
-        fflush(t->metrics);
-    }
+    zrt_train_row row = {.step = step, .loss = r->loss, .lr = r->lr, .grad_norm = r->grad_norm,
+                         .loss_scale = r->loss_scale, .tokens_per_s = tokens_per_s, .skipped = r->skipped,
+                         .model_state_bytes = zrt_mem_model_states(zrt_device_mem(t->device), ZRT_MEM_DEVICE),
+                         .samples_seen = r->samples_seen};
+    ZRT_CHECK(zrt_monitor_step(&t->monitor, &row));
     bool tty = isatty(STDOUT_FILENO) || zrt_knob_bool(ZRT_KNOB_PROGRESS_TTY); /* an agent on a terminal */
     bool due = step == total || step % t->cfg.steps_per_print == 0;
-    if (!tty && !due) return;
+    if (!tty && !due) return ZRT_OK;
     char spent[32], eta[32];
     clock_text(elapsed, spent, sizeof spent);
     clock_text(elapsed / (double)step * (double)(total - step), eta, sizeof eta);
@@ -293,6 +291,7 @@ static void report(trainer *t, int64_t step, const zrt_step_result *r, double el
            (long long)step, (long long)total, r->loss, r->lr, tokens_per_s, spent, eta,
            r->skipped ? "  (skipped: fp16 overflow)" : "", tty && step != total ? "" : "\n");
     fflush(stdout);
+    return ZRT_OK;
 }
 
 /* Fault injection, only in the first generation (a restarted job must not
@@ -303,8 +302,8 @@ static bool fault_now(const char *site, int rank, int64_t step)
 }
 
 /* Resumes from --resume_from, else from zrt.checkpoint_dir/latest when
- * there is one, saying first what it loads; then opens the metrics file
- * (its rows up to the resumed step kept). */
+ * there is one, saying first what it loads; then opens the monitors (their
+ * rows up to the resumed step kept). */
 static zrt_status maybe_resume(trainer *t, int64_t *done)
 {
     const char *dir = t->cfg.job.checkpoint_dir, *path = t->resume_from && t->resume_from[0] ? t->resume_from : dir;
@@ -317,7 +316,7 @@ static zrt_status maybe_resume(trainer *t, int64_t *done)
         if (t->rank == 0) printf("zrt train: resumed from %s at step %lld\n", path, (long long)*done);
     }
     fflush(stdout);
-    return t->rank == 0 ? zrt_train_open_metrics(t->cfg.job.metrics_file, *done, stdout, &t->metrics) : ZRT_OK;
+    return t->rank == 0 ? zrt_monitor_open(&t->monitor, &t->cfg, *done, stdout) : ZRT_OK;
 }
 
 /* Every zrt.checkpoint_interval steps and at the end, when there is a directory. */
@@ -356,7 +355,7 @@ static zrt_status train(trainer *t)
         last_loss = r.loss;
         double elapsed = zrt_now() - start;
         double tokens = (double)(step - done) * (double)r.samples * (double)t->model->tokens_per_sample;
-        if (t->rank == 0) report(t, step, &r, elapsed, tokens / elapsed);
+        if (t->rank == 0) ZRT_CHECK(report(t, step, &r, elapsed, tokens / elapsed));
         write_progress(step, r.loss);
         ZRT_CHECK(maybe_save(t, step));
     }

@@ -1,7 +1,8 @@
 /* train_resume.c: what `zrt train` says and keeps when a run continues
  * another: the lines that name the checkpoint it loaded (its step, world
  * size, stage and batch, and what this run changes), the initial weights
- * it read, and the metrics file, which keeps the earlier run's rows.
+ * it read, and the files of rows per step (the metrics file, csv_monitor's),
+ * which keep the earlier run's rows.
  *
  * Why apart from cmd_train.c: these are the user's record of a run -- a
  * resumed job must not silently truncate the history it continues, nor
@@ -70,9 +71,7 @@ void zrt_train_describe_init(const zrt_config *cfg, const zrt_model *model, bool
             tensors, (long long)params, zrt_model_type_name(cfg->job.model.type));
 }
 
-/* The step of a metrics line ({"step": N, ...}), or -1 when it is not one (a
- * line cut short by a crash). */
-static int64_t line_step(const char *line)
+int64_t zrt_train_json_step(const char *line)
 {
     cJSON *row = cJSON_Parse(line);
     const cJSON *step = cJSON_GetObjectItemCaseSensitive(row, "step");
@@ -81,21 +80,22 @@ static int64_t line_step(const char *line)
     return value;
 }
 
-/* Rewrites path with its rows up to step `kept`, atomically (zrt/output.h:
- * a failure leaves the old file as it was); *dropped gets the rows left out. */
-static zrt_status keep_rows(const char *path, int64_t kept, int *dropped)
+/* Rewrites path with its header and its rows up to step `kept`, atomically
+ * (zrt/output.h: a failure leaves the old file as it was); *dropped gets the
+ * rows left out. */
+static zrt_status keep_rows(const char *path, const char *what, zrt_row_step step_of, int64_t kept, int *dropped)
 {
     FILE *in = fopen(path, "r");
     *dropped = 0;
-    if (!in) return errno == ENOENT ? ZRT_OK : zrt_set_error(ZRT_ERR_IO, "metrics file %s: %s", path, strerror(errno));
+    if (!in) return errno == ENOENT ? ZRT_OK : zrt_set_error(ZRT_ERR_IO, "%s file %s: %s", what, path, strerror(errno));
     zrt_out_file out;
     zrt_status status = zrt_out_file_open(&out, path);
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
     while (status == ZRT_OK && (len = getline(&line, &cap, in)) > 0) {
-        int64_t step = line_step(line);
-        if (step >= 1 && step <= kept) status = zrt_out_file_write(&out, line, (size_t)len);
+        int64_t step = step_of(line);
+        if (step >= 0 && step <= kept) status = zrt_out_file_write(&out, line, (size_t)len);
         else *dropped += 1;
     }
     free(line);
@@ -107,16 +107,17 @@ static zrt_status keep_rows(const char *path, int64_t kept, int *dropped)
     return zrt_out_file_commit(&out);
 }
 
-zrt_status zrt_train_open_metrics(const char *path, int64_t resumed, FILE *say, FILE **out)
+zrt_status zrt_train_open_rows(const char *path, const char *what, zrt_row_step step_of, int64_t resumed, FILE *say,
+                               FILE **out)
 {
     *out = NULL;
     if (!path[0]) return ZRT_OK;
     int dropped = 0;
-    if (resumed > 0) ZRT_CHECK(keep_rows(path, resumed, &dropped));
+    if (resumed > 0) ZRT_CHECK(keep_rows(path, what, step_of, resumed, &dropped));
     if (resumed > 0 && dropped > 0)
-        fprintf(say, "zrt train: metrics %s: kept steps 1-%lld, left out %d row%s after the checkpoint\n", path,
+        fprintf(say, "zrt train: %s %s: kept steps 1-%lld, left out %d row%s after the checkpoint\n", what, path,
                 (long long)resumed, dropped, dropped == 1 ? "" : "s");
     if (!(*out = fopen(path, resumed > 0 ? "a" : "w")))
-        return zrt_set_error(ZRT_ERR_IO, "cannot write the metrics file %s: %s", path, strerror(errno));
+        return zrt_set_error(ZRT_ERR_IO, "cannot write the %s file %s: %s", what, path, strerror(errno));
     return ZRT_OK;
 }

@@ -59,6 +59,8 @@ void zrt_config_init(zrt_config *cfg)
                                             .warmup_type = ZRT_WARMUP_LOG, .cos_min_ratio = 1e-4};
     cfg->gradient_clipping = 0.0;
     cfg->steps_per_print = 10;
+    snprintf(cfg->tensorboard.job_name, sizeof cfg->tensorboard.job_name, "DeepSpeedJobName");
+    snprintf(cfg->csv_monitor.job_name, sizeof cfg->csv_monitor.job_name, "DeepSpeedJobName");
 
     zrt_job_config *j = &cfg->job;
     j->model = (zrt_model_config){.type = ZRT_MODEL_MLP, .layers = 4, .d_model = 64, .hidden = 0,
@@ -159,9 +161,22 @@ static void settle_precision(zrt_config *cfg, const cJSON *json, bool yaml_has_p
     cfg->mixed_precision = from_json;
 }
 
+/* A monitor section (tensorboard, csv_monitor, wandb, comet) may be a
+ * DeepSpeed key (top level of the JSON) or one of zrt's settings, not both. */
+static void check_monitor_twice(const cJSON *json, const char *json_path, const cJSON *zrt, const char *zrt_file,
+                                zrt_cfg_errors *errs)
+{
+    static const char *const keys[] = {"tensorboard", "csv_monitor", "wandb", "comet", NULL};
+    for (int i = 0; keys[i]; i++)
+        if (cJSON_GetObjectItemCaseSensitive(json, keys[i]) && cJSON_GetObjectItemCaseSensitive(zrt, keys[i]))
+            zrt_cfg_error(errs, json_path, keys[i], "is set here and as zrt.%s in %s: keep one", keys[i], zrt_file);
+}
+
 static void load_deepspeed_json(zrt_config *cfg, const cJSON *json, const char *json_path,
                                 bool yaml_has_precision, zrt_cfg_errors *errs)
 {
+    const char *zrt_file = cfg->source_is_json ? zrt_cfg_zrt_file(cfg) : json_path; /* --zrt_config joins it */
+    check_monitor_twice(json, json_path, cJSON_GetObjectItemCaseSensitive(json, "zrt"), zrt_file, errs);
     zrt_cfg_walk(cfg, errs, json_path, &zrt_cfg_deepspeed, json, "");
     if (!lookup(json, "zero_optimization.overlap_comm")) cfg->zero.overlap_comm = cfg->zero.stage == 3;
     settle_precision(cfg, json, yaml_has_precision, json_path, errs);
@@ -208,6 +223,8 @@ static void load_accelerate_yaml(zrt_config *cfg, const cJSON *yaml, zrt_cfg_err
     check_zrt_overlap(cJSON_GetObjectItemCaseSensitive(yaml, "zrt"),
                       cJSON_GetObjectItemCaseSensitive(json, "zrt"), "zrt", cfg->deepspeed_config_file,
                       errs);
+    check_monitor_twice(json, cfg->deepspeed_config_file, cJSON_GetObjectItemCaseSensitive(yaml, "zrt"),
+                        zrt_cfg_zrt_file(cfg), errs);
     load_deepspeed_json(cfg, json, cfg->deepspeed_config_file, yaml_has_precision, errs);
     cJSON_Delete(json);
 }

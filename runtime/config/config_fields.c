@@ -15,17 +15,18 @@
 #define OFF(member) offsetof(zrt_config, member)
 #define BIG 9.3e18 /* "no upper bound" for int64 fields */
 
-#define BOOL(k, m, fl) {k, ZRT_FT_BOOL, OFF(m), 0, 0, 0, NULL, fl, NULL}
-#define INT(k, m, lo, hi, fl) {k, ZRT_FT_INT, OFF(m), 0, lo, hi, NULL, fl, NULL}
-#define DBL(k, m, lo, hi, fl) {k, ZRT_FT_DOUBLE, OFF(m), 0, lo, hi, NULL, fl, NULL}
-#define STR(k, m) {k, ZRT_FT_STRING, OFF(m), sizeof(((zrt_config *)0)->m), 0, 0, NULL, 0, NULL}
-#define ENUM(k, m, names, fl) {k, ZRT_FT_ENUM, OFF(m), 0, 0, 0, names, fl, NULL}
-#define PATHS(k, m, fl) {k, ZRT_FT_PATHS, OFF(m), 0, 0, 0, NULL, fl, NULL}
-#define PAIR(k, m, lo, hi, fl) {k, ZRT_FT_PAIR, OFF(m), 0, lo, hi, NULL, fl, NULL}
-#define SECTION(k, sec, fl) {k, ZRT_FT_SECTION, 0, 0, 0, 0, NULL, fl, &sec}
-#define IGNORE(k) {k, ZRT_FT_IGNORE, 0, 0, 0, 0, NULL, 0, NULL}
-#define UNSUPPORTED(k) {k, ZRT_FT_UNSUPPORTED, 0, 0, 0, 0, NULL, 0, NULL}
-#define END {NULL, ZRT_FT_IGNORE, 0, 0, 0, 0, NULL, 0, NULL}
+#define BOOL(k, m, fl) {k, ZRT_FT_BOOL, OFF(m), 0, 0, 0, NULL, fl, NULL, NULL}
+#define INT(k, m, lo, hi, fl) {k, ZRT_FT_INT, OFF(m), 0, lo, hi, NULL, fl, NULL, NULL}
+#define DBL(k, m, lo, hi, fl) {k, ZRT_FT_DOUBLE, OFF(m), 0, lo, hi, NULL, fl, NULL, NULL}
+#define STR(k, m) {k, ZRT_FT_STRING, OFF(m), sizeof(((zrt_config *)0)->m), 0, 0, NULL, 0, NULL, NULL}
+#define ENUM(k, m, names, fl) {k, ZRT_FT_ENUM, OFF(m), 0, 0, 0, names, fl, NULL, NULL}
+#define PATHS(k, m, fl) {k, ZRT_FT_PATHS, OFF(m), 0, 0, 0, NULL, fl, NULL, NULL}
+#define PAIR(k, m, lo, hi, fl) {k, ZRT_FT_PAIR, OFF(m), 0, lo, hi, NULL, fl, NULL, NULL}
+#define SECTION(k, sec, fl) {k, ZRT_FT_SECTION, 0, 0, 0, 0, NULL, fl, &sec, NULL}
+#define IGNORE(k) {k, ZRT_FT_IGNORE, 0, 0, 0, 0, NULL, 0, NULL, NULL}
+#define UNSUPPORTED(k) {k, ZRT_FT_UNSUPPORTED, 0, 0, 0, 0, NULL, 0, NULL, NULL}
+#define REFUSED(k, why) {k, ZRT_FT_UNSUPPORTED, 0, 0, 0, 0, NULL, 0, NULL, why}
+#define END {NULL, ZRT_FT_IGNORE, 0, 0, 0, 0, NULL, 0, NULL, NULL}
 
 #define AUTO ZRT_CFG_AUTO_KEEP
 #define ALIAS ZRT_CFG_NO_DUMP
@@ -157,6 +158,35 @@ static const zrt_cfg_field scheduler_fields[] = {
     END};
 static const zrt_cfg_section scheduler = {scheduler_fields, false};
 
+/* DeepSpeed's monitors (deepspeed/monitor/config.py). tensorboard and
+ * csv_monitor write files (tools/monitor.c); the two that send metrics over
+ * the network are refused when enabled, naming the file-based alternative. */
+#define MONITOR_FIELDS(m) \
+    BOOL("enabled", m.enabled, 0), STR("output_path", m.output_path), STR("job_name", m.job_name), END
+static const zrt_cfg_field tensorboard_fields[] = {MONITOR_FIELDS(tensorboard)};
+static const zrt_cfg_section tensorboard = {tensorboard_fields, true};
+static const zrt_cfg_field csv_monitor_fields[] = {MONITOR_FIELDS(csv_monitor)};
+static const zrt_cfg_section csv_monitor = {csv_monitor_fields, true};
+
+#define NO_NETWORK(service)                                                                                   \
+    service " sends metrics over the network, which zrt does not do: use tensorboard {enabled: true} (event " \
+    "files TensorBoard reads) or csv_monitor {enabled: true} instead"
+static const zrt_cfg_field wandb_fields[] = {
+    REFUSED("enabled", NO_NETWORK("Weights & Biases")), IGNORE("group"), IGNORE("team"), IGNORE("project"),
+    END};
+static const zrt_cfg_section wandb = {wandb_fields, true};
+static const zrt_cfg_field comet_fields[] = {
+    REFUSED("enabled", NO_NETWORK("Comet")), IGNORE("samples_log_interval"), IGNORE("project"),
+    IGNORE("workspace"), IGNORE("api_key"), IGNORE("experiment_name"), IGNORE("experiment_key"), IGNORE("online"),
+    IGNORE("mode"), END};
+static const zrt_cfg_section comet = {comet_fields, true};
+
+/* The same four in zrt's own settings (NAME.zrt.yaml), for Accelerate users
+ * without a DeepSpeed JSON; config.c refuses one set in both places. */
+#define MONITOR_SECTIONS                                                                             \
+    SECTION("tensorboard", tensorboard, ALIAS), SECTION("csv_monitor", csv_monitor, ALIAS),       \
+        SECTION("wandb", wandb, ALIAS), SECTION("comet", comet, ALIAS)
+
 static const zrt_cfg_field deepspeed_fields[] = {
     SECTION("zero_optimization", zero, 0),
     SECTION("aio", aio, 0),
@@ -171,6 +201,10 @@ static const zrt_cfg_field deepspeed_fields[] = {
     INT("gradient_accumulation_steps", batch_given.gradient_accumulation_steps, 1, BIG, AUTO | ALIAS),
     DBL("gradient_clipping", gradient_clipping, 0, 1e30, AUTO),
     INT("steps_per_print", steps_per_print, 1, BIG, 0),
+    SECTION("tensorboard", tensorboard, 0),
+    SECTION("csv_monitor", csv_monitor, 0),
+    SECTION("wandb", wandb, ALIAS), /* ALIAS: nothing to dump (refused when enabled) */
+    SECTION("comet", comet, ALIAS),
     SECTION("zrt", zrt_cfg_zrt, ALIAS),
     END};
 const zrt_cfg_section zrt_cfg_deepspeed = {deepspeed_fields, false};
@@ -228,6 +262,7 @@ static const zrt_cfg_field zrt_fields[] = {
     INT("cpu_threads", job.cpu_threads, 0, 1024, 0),
     STR("token_file", job.token_file),
     SECTION("tls", tls, 0),
+    MONITOR_SECTIONS,
     END};
 const zrt_cfg_section zrt_cfg_zrt = {zrt_fields, true};
 

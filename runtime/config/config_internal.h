@@ -55,7 +55,7 @@ typedef enum {
     ZRT_FT_PATHS,    /* zrt_offload_config's nvme_paths: a string or a list of them */
     ZRT_FT_PAIR,     /* double[2] from a list of two numbers */
     ZRT_FT_IGNORE,   /* accepted, any value, not stored */
-    ZRT_FT_UNSUPPORTED, /* a DeepSpeed key zrt lacks: an error unless false/0/null */
+    ZRT_FT_UNSUPPORTED, /* a DeepSpeed key zrt lacks: an error unless false/0/null (saying `why` if set) */
     ZRT_FT_SECTION   /* a map walked with its own table */
 } zrt_cfg_field_type;
 
@@ -76,6 +76,7 @@ typedef struct {
     const char *const *names; /* ZRT_FT_ENUM: NULL-terminated */
     unsigned flags;
     const zrt_cfg_section *section; /* ZRT_FT_SECTION */
+    const char *why;       /* ZRT_FT_UNSUPPORTED: the reason and the alternative, or NULL */
 } zrt_cfg_field;
 
 struct zrt_cfg_section {

@@ -248,7 +248,8 @@ static bool is_off(const cJSON *node)
 static void set_field(walker *w, const zrt_cfg_field *f, const char *key, const cJSON *node)
 {
     if (f->type == ZRT_FT_UNSUPPORTED && !is_off(node)) {
-        zrt_cfg_error(w->errs, w->file, key, "is a DeepSpeed option that zrt does not support");
+        if (f->why) zrt_cfg_error(w->errs, w->file, key, "is not supported: %s", f->why);
+        else zrt_cfg_error(w->errs, w->file, key, "is a DeepSpeed option that zrt does not support");
         return;
     }
     if (f->type == ZRT_FT_IGNORE || f->type == ZRT_FT_UNSUPPORTED || cJSON_IsNull(node)) return;

@@ -106,6 +106,14 @@ typedef struct {
     int64_t gradient_accumulation_steps;
 } zrt_batch_config;
 
+/* DeepSpeed's tensorboard and csv_monitor sections: rank 0 writes the step
+ * metrics in output_path/job_name/ (docs/monitor.md). */
+typedef struct {
+    bool enabled;
+    char output_path[ZRT_PATH_MAX]; /* "" = the working directory (DeepSpeed's os.path.join) */
+    char job_name[ZRT_NAME_MAX];    /* DeepSpeed's default: DeepSpeedJobName */
+} zrt_monitor_config;
+
 typedef struct {
     zrt_model_type type;
     int64_t layers;
@@ -191,6 +199,8 @@ typedef struct {
     zrt_batch_config batch;          /* resolved: train = micro * accum * world */
     double gradient_clipping;        /* 0 = off */
     int64_t steps_per_print;
+    zrt_monitor_config tensorboard;  /* event files TensorBoard reads */
+    zrt_monitor_config csv_monitor;  /* one CSV of every step's metrics */
 
     /* zrt's own section. */
     zrt_job_config job;
