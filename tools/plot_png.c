@@ -10,7 +10,7 @@
  */
 #include "plot.h"
 
-#include "zrt/output.h"
+#include "zrt/internal/output.h"
 
 #include <cairo/cairo.h>
 #include <math.h>
