@@ -12,6 +12,7 @@
  * numel (the padding) are zero, as the engine keeps them.
  */
 #include "cli.h"
+#include "zrt/internal/ckpt_writer.h"
 #include "zrt/internal/output.h"
 #include "format.h"
 #include "shards.h"
@@ -40,42 +41,34 @@ static zrt_status read_padded(const zrt_ckpt *c, int unit, int part, int64_t beg
     return ZRT_OK;
 }
 
-/* Unit i's section of new rank r: header (CRC filled in last), then the three parts. */
-static zrt_status write_section(const zrt_ckpt *c, int world, int r, int i, FILE *f, const char *path, float *buf)
+/* Unit i's section of new rank r: the three parts, streamed from the old files. */
+static zrt_status write_section(const zrt_ckpt *c, int world, int r, int i, zrt_shard_writer *w, float *buf)
 {
     int64_t shard = new_shard(&c->units[i], world);
-    zrt_section_header s = {.unit = (uint32_t)i, .begin = (uint64_t)(r * shard), .count = (uint64_t)shard};
-    long at = ftell(f);
-    if (fwrite(&s, sizeof s, 1, f) != 1) return zrt_set_error(ZRT_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+    ZRT_CHECK(zrt_shard_writer_section(w, i, r * shard, shard));
     for (int part = 0; part < ZRT_CKPT_PARTS; part++)
         for (int64_t done = 0; done < shard; done += SHARDS_CHUNK) {
             int64_t n = shard - done < SHARDS_CHUNK ? shard - done : SHARDS_CHUNK;
             ZRT_CHECK(read_padded(c, i, part, r * shard + done, n, buf));
-            s.crc = zrt_crc32c(s.crc, buf, (size_t)n * sizeof(float));
-            if (fwrite(buf, sizeof(float), (size_t)n, f) != (size_t)n)
-                return zrt_set_error(ZRT_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+            ZRT_CHECK(zrt_shard_writer_floats(w, buf, (size_t)n));
         }
-    long end = ftell(f);
-    if (fseek(f, at, SEEK_SET) != 0 || fwrite(&s, sizeof s, 1, f) != 1 || fseek(f, end, SEEK_SET) != 0)
-        return zrt_set_error(ZRT_ERR_IO, "%s: write failed: %s", path, strerror(errno));
     return ZRT_OK;
 }
 
+/* New rank r's shard file, through the format's writer (zrt/internal/ckpt_writer.h). */
 static zrt_status write_rank(const zrt_ckpt *c, int world, int r, const char *dir, float *buf)
 {
     char path[ZRT_OUT_PATH_MAX + 100];
     snprintf(path, sizeof path, "%s/shard_%05d.bin", dir, r);
-    FILE *f = fopen(path, "wb");
-    if (!f) return zrt_set_error(ZRT_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
-    zrt_shard_header h = {.version = ZRT_CKPT_VERSION, .rank = (uint32_t)r, .world = (uint32_t)world,
-                          .n_units = (uint32_t)c->n_units, .step = (uint64_t)c->step};
-    memcpy(h.magic, ZRT_CKPT_SHARD_MAGIC, 8);
-    h.crc = zrt_crc32c(0, &h, offsetof(zrt_shard_header, crc));
-    zrt_status status = fwrite(&h, sizeof h, 1, f) == 1 ? ZRT_OK : zrt_set_error(ZRT_ERR_IO, "%s: write failed", path);
-    for (int i = 0; status == ZRT_OK && i < c->n_units; i++) status = write_section(c, world, r, i, f, path, buf);
-    if (fflush(f) != 0 || fsync(fileno(f)) != 0) status = status != ZRT_OK ? status : zrt_set_error(ZRT_ERR_IO, "%s: fsync failed", path);
-    fclose(f);
-    return status;
+    zrt_shard_writer w;
+    ZRT_CHECK(zrt_shard_writer_open(&w, path, r, world, c->n_units, c->step));
+    zrt_status status = ZRT_OK;
+    for (int i = 0; status == ZRT_OK && i < c->n_units; i++) status = write_section(c, world, r, i, &w, buf);
+    if (status != ZRT_OK) {
+        zrt_shard_writer_abort(&w);
+        return status;
+    }
+    return zrt_shard_writer_close(&w);
 }
 
 /* The old meta.json with the new world size, stage and unit sizes. */

@@ -5,7 +5,9 @@
  * units with their parameters, the loss scaler, the config) and one
  * shard_RRRRR.bin per rank: a header, then per unit one section holding that
  * rank's shard [r * shard, (r + 1) * shard) of the flat layout -- fp32 master,
- * exp_avg, exp_avg_sq -- each header and section with a CRC32C. The files do
+ * exp_avg, exp_avg_sq -- each header and section with a CRC32C, written by
+ * the format's own writer in runtime/shards/ (zrt/internal/ckpt_writer.h),
+ * beside the reader every load goes through. The files do
  * not depend on the stage (stage 0 ranks also write only their own shard).
  * DIR/latest names the newest complete checkpoint.
  * Crash safety: everything is written under DIR/.step_NNNNNNN.tmp-save
@@ -16,6 +18,7 @@
  * does: every size, header and CRC is checked before a byte is used.
  * Both calls are collective; a failure on any rank fails them on every rank.
  */
+#include "zrt/internal/ckpt_writer.h"
 #include "zrt/internal/fault.h"
 #include "zrt/internal/output.h"
 #include "engine_internal.h"
@@ -35,20 +38,6 @@
 #define FILE_BUF (ZRT_OUT_PATH_MAX + 128)
 #define STREAM_ELEMENTS ((int64_t)1 << 20) /* a shard is saved 4 MiB at a time */
 
-/* ---- small file helpers ---------------------------------------------------------------------- */
-
-static zrt_status write_all(int fd, const void *data, size_t len, const char *path)
-{
-    for (const char *p = data; len;) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return zrt_set_error(ZRT_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-        p += n;
-        len -= (size_t)n;
-    }
-    return ZRT_OK;
-}
-
 /* ---- save ------------------------------------------------------------------------------------- */
 
 /* Fault site checkpoint.crash_in_save (RANK:STEP) kills that rank halfway
@@ -58,50 +47,41 @@ static void maybe_crash(int rank, int64_t step)
     if (zrt_fault_at("checkpoint.crash_in_save", rank, step)) raise(SIGKILL);
 }
 
-/* Unit i's section: the header (its CRC filled in last), then the own
- * shard's master, exp_avg and exp_avg_sq, streamed STREAM_ELEMENTS at a time
- * (from NVMe, sub-group by sub-group: the shard is never staged in RAM). */
-static zrt_status write_section(zrt_engine *e, int fd, const char *path, int i, float *chunk)
+/* Unit i's section (zrt/internal/ckpt_writer.h: the format's writer): the
+ * own shard's master, exp_avg and exp_avg_sq, streamed STREAM_ELEMENTS at a
+ * time (from NVMe, sub-group by sub-group: the shard is never staged in RAM). */
+static zrt_status write_section(zrt_engine *e, zrt_shard_writer *w, int i, float *chunk)
 {
     unit_state *u = &e->units[i];
     int64_t begin = (int64_t)e->rank * u->shard, local = begin - zrt_engine_opt_begin(e, u);
-    zrt_section_header s = {.unit = (uint32_t)i, .begin = (uint64_t)begin, .count = (uint64_t)u->shard};
-    off_t at = lseek(fd, 0, SEEK_CUR);
-    zrt_status status = at < 0 ? zrt_set_error(ZRT_ERR_IO, "%s: lseek: %s", path, strerror(errno))
-                               : write_all(fd, &s, sizeof s, path);
-    for (int part = 0; status == ZRT_OK && part < STATE_PARTS; part++)
-        for (int64_t done = 0; status == ZRT_OK && done < u->shard; done += STREAM_ELEMENTS) {
+    ZRT_CHECK(zrt_shard_writer_section(w, i, begin, u->shard));
+    for (int part = 0; part < STATE_PARTS; part++)
+        for (int64_t done = 0; done < u->shard; done += STREAM_ELEMENTS) {
             size_t n = (size_t)(u->shard - done < STREAM_ELEMENTS ? u->shard - done : STREAM_ELEMENTS);
-            status = zrt_engine_state_io(e, i, part, (size_t)(local + done), n, chunk, false);
-            if (status == ZRT_OK) s.crc = zrt_crc32c(s.crc, chunk, n * sizeof(float));
-            if (status == ZRT_OK) status = write_all(fd, chunk, n * sizeof(float), path);
+            ZRT_CHECK(zrt_engine_state_io(e, i, part, (size_t)(local + done), n, chunk, false));
+            ZRT_CHECK(zrt_shard_writer_floats(w, chunk, n));
         }
-    if (status == ZRT_OK && pwrite(fd, &s, sizeof s, at) != (ssize_t)sizeof s)
-        status = zrt_set_error(ZRT_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-    return status;
+    return ZRT_OK;
 }
 
 static zrt_status write_shard(zrt_engine *e, const char *dir)
 {
     char path[FILE_BUF];
     snprintf(path, sizeof path, "%s/shard_%05d.bin", dir, e->rank);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return zrt_set_error(ZRT_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
-    zrt_shard_header h = {.version = ZRT_CKPT_VERSION, .rank = (uint32_t)e->rank, .world = (uint32_t)e->world,
-                      .n_units = (uint32_t)e->n_units, .step = (uint64_t)e->step};
-    memcpy(h.magic, ZRT_CKPT_SHARD_MAGIC, 8);
-    h.crc = zrt_crc32c(0, &h, offsetof(zrt_shard_header, crc));
-    zrt_status status = write_all(fd, &h, sizeof h, path);
+    zrt_shard_writer w;
+    ZRT_CHECK(zrt_shard_writer_open(&w, path, e->rank, e->world, e->n_units, e->step));
     float *chunk = malloc(STREAM_ELEMENTS * sizeof(float));
-    if (!chunk) status = zrt_set_error(ZRT_ERR_NOMEM, "checkpoint: out of host memory");
+    zrt_status status = chunk ? ZRT_OK : zrt_set_error(ZRT_ERR_NOMEM, "checkpoint: out of host memory");
     for (int i = 0; status == ZRT_OK && i < e->n_units; i++) {
-        status = write_section(e, fd, path, i, chunk);
+        status = write_section(e, &w, i, chunk);
         if (i == e->n_units / 2) maybe_crash(e->rank, e->step);
     }
     free(chunk);
-    if (status == ZRT_OK && fsync(fd) != 0) status = zrt_set_error(ZRT_ERR_IO, "%s: fsync: %s", path, strerror(errno));
-    close(fd);
-    return status;
+    if (status != ZRT_OK) {
+        zrt_shard_writer_abort(&w);
+        return status;
+    }
+    return zrt_shard_writer_close(&w);
 }
 
 static cJSON *meta_json(const zrt_engine *e)
