@@ -1,5 +1,5 @@
 """tfevents_read.py: an independent reader of TensorBoard event files, for
-test_monitor.sh: it checks what zrt's writer (tools/tfevents.c) writes
+test_monitor.sh: it checks what zrt's writer (tools/train/tfevents.c) writes
 without TensorBoard installed, from the format's description alone.
 
 Each record: uint64 length, uint32 masked CRC32C of the length bytes, the

@@ -159,7 +159,7 @@ static const zrt_cfg_field scheduler_fields[] = {
 static const zrt_cfg_section scheduler = {scheduler_fields, false};
 
 /* DeepSpeed's monitors (deepspeed/monitor/config.py). tensorboard and
- * csv_monitor write files (tools/monitor.c); the two that send metrics over
+ * csv_monitor write files (tools/train/monitor.c); the two that send metrics over
  * the network are refused when enabled, naming the file-based alternative. */
 #define MONITOR_FIELDS(m) \
     BOOL("enabled", m.enabled, 0), STR("output_path", m.output_path), STR("job_name", m.job_name), END

@@ -1,6 +1,6 @@
 /* bench_tokenize.c: `zrt bench tokenize --tokenizer T.json FILE`: zrt's
  * encoder in MB/s over FILE's lines, beside the `tokenizers` package's on
- * the same lines in the same run (tools/bench_peer_tokenizers.py; skipped,
+ * the same lines in the same run (tools/bench/bench_peer_tokenizers.py; skipped,
  * with the reason, where it cannot be imported).
  *
  * Why one thread on both sides: zrt's encoder is single-threaded; the peer
@@ -51,7 +51,7 @@ static void peer(const char *tokenizer, const char *file, double zrt_rate)
 {
     char args[4000], line[512];
     snprintf(args, sizeof args, "'%s' '%s'", tokenizer, file);
-    bool ran = zrt_cli_run_peer("tools/bench_peer_tokenizers.py", args, "tokenizers ", line, sizeof line);
+    bool ran = zrt_cli_run_peer("tools/bench/bench_peer_tokenizers.py", args, "tokenizers ", line, sizeof line);
     double one = 0, all = 0;
     char version[64] = "?";
     if (!ran || sscanf(line, "tokenizers %63s one_thread_mb_s %lf all_threads_mb_s %lf", version, &one, &all) != 3 || one <= 0) {

@@ -57,7 +57,7 @@ static const char usage[] =
     "temporary directory): step time against the CPU optimizer and its I/O\n"
     "measured alone in the same run.\n"
     "--peer torch first trains the same GPT in PyTorch (DDP over gloo, --world\n"
-    "processes, one thread each, AdamW; tools/bench_peer_torch.py) and prints each\n"
+    "processes, one thread each, AdamW; tools/bench/bench_peer_torch.py) and prints each\n"
     "stage's tokens/s as a ratio to it (skipped, with the reason, without torch).\n";
 
 /* Best of 5 single-thread 512^3 sgemms, in GFLOP/s. */
@@ -82,13 +82,13 @@ static double sgemm_gflops(void)
     return 2.0 * n * n * n / best / 1e9;
 }
 
-/* The torch peer (tools/bench_peer_torch.py, found from this binary's
+/* The torch peer (tools/bench/bench_peer_torch.py, found from this binary's
  * build/bin/ or $ZRT_SOURCE_DIR): its tokens/s, or 0 with the reason printed. */
 static double peer_torch_rate(const train_options *o)
 {
     char args[64], line[512];
     snprintf(args, sizeof args, "%d %d", o->world, o->steps);
-    bool ran = zrt_cli_run_peer("tools/bench_peer_torch.py", args, "torch ", line, sizeof line);
+    bool ran = zrt_cli_run_peer("tools/bench/bench_peer_torch.py", args, "torch ", line, sizeof line);
     double rate = 0, step_ms = 0;
     char version[64] = "?";
     if (ran && sscanf(line, "torch %63s tokens_per_s %lf step_ms %lf", version, &rate, &step_ms) != 3) rate = 0;

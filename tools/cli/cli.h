@@ -44,7 +44,7 @@ int zrt_cli_usage_error(const char *command, const char *fmt, ...) __attribute__
 /* The path of the running zrt binary (what ranks and benchmarks exec), in buf. */
 const char *zrt_cli_self_exe(char *buf, size_t size);
 
-/* The path of rel (e.g. "tools/bench_peer_torch.py") in the source tree: under
+/* The path of rel (e.g. "tools/bench/bench_peer_torch.py") in the source tree: under
  * $ZRT_SOURCE_DIR, else above this binary's build/, else rel itself; in buf. */
 const char *zrt_cli_source_path(const char *rel, char *buf, size_t size);
 
