@@ -1,7 +1,7 @@
 /* engine.c: the ZeRO engine: stages 0-3 over the flat, padded per-unit
  * layout, on a zrt_device.
  *
- * Why it is shaped like this (DESIGN.md, Engine):
+ * Why it is shaped like this:
  *  - Every unit has one flat buffer of `padded` elements (numel rounded up to
  *    world x 16); rank r owns [r * shard, (r + 1) * shard). The optimizer
  *    range is the whole buffer in stage 0 and the own shard otherwise.

@@ -2,7 +2,7 @@
  * backends (place_cpu.c, place_nvme.c) -- they differ only in where a
  * sub-group's fp32 state is while the CPU works on it (host_state_ops).
  *
- * The pipeline, per step (DESIGN.md, Offload):
+ * The pipeline, per step:
  *  - each unit's own gradients go down on the d2h stream as soon as the
  *    engine says they are final (grads_ready: stage 2/3 right after the
  *    unit's reduce_scatter, while backward goes on; stage 1 after its
