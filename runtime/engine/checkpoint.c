@@ -84,53 +84,45 @@ static zrt_status write_shard(zrt_engine *e, const char *dir)
     return zrt_shard_writer_close(&w);
 }
 
-static cJSON *meta_json(const zrt_engine *e)
+/* meta.json (composed by the format's writer, zrt/internal/ckpt_writer.h)
+ * from a description of this engine's checkpoint: its units and parameters. */
+static char *meta_text(const zrt_engine *e)
 {
-    cJSON *meta = cJSON_CreateObject(), *units = cJSON_AddArrayToObject(meta, "units");
-    cJSON_AddStringToObject(meta, "format", "zrt-checkpoint");
-    cJSON_AddNumberToObject(meta, "version", ZRT_CKPT_VERSION);
-    cJSON_AddNumberToObject(meta, "step", (double)e->step);
-    cJSON_AddNumberToObject(meta, "adam_steps", (double)e->adam_steps);
-    cJSON_AddNumberToObject(meta, "world_size", e->world);
-    cJSON_AddNumberToObject(meta, "stage", e->stage);
-    cJSON_AddNumberToObject(meta, "train_batch_size", (double)e->global_batch); /* what a resume compares */
-    cJSON_AddNumberToObject(meta, "samples", (double)e->samples); /* the data's position: any world size goes on from it */
-    cJSON_AddStringToObject(meta, "dtype", zrt_dtype_name(e->dtype));
-    for (int i = 0; i < e->n_units; i++) {
+    zrt_ckpt c = {.world = e->world, .stage = e->stage, .step = e->step, .adam_steps = e->adam_steps,
+                  .n_units = e->n_units};
+    snprintf(c.dtype, sizeof c.dtype, "%s", zrt_dtype_name(e->dtype));
+    c.units = calloc((size_t)e->n_units, sizeof *c.units);
+    for (int i = 0; c.units && i < e->n_units; i++) {
         const unit_state *u = &e->units[i];
-        cJSON *unit = cJSON_CreateObject(), *params = cJSON_AddArrayToObject(unit, "params");
-        cJSON_AddNumberToObject(unit, "numel", (double)u->numel);
-        cJSON_AddNumberToObject(unit, "padded", (double)u->padded);
-        cJSON_AddNumberToObject(unit, "shard", (double)u->shard);
-        for (int p = 0; p < e->model->n_params[i]; p++) {
+        zrt_ckpt_unit *cu = &c.units[i];
+        *cu = (zrt_ckpt_unit){.numel = u->numel, .padded = u->padded, .shard = u->shard,
+                              .n_params = e->model->n_params[i]};
+        cu->params = calloc((size_t)(cu->n_params ? cu->n_params : 1), sizeof *cu->params);
+        for (int p = 0; cu->params && p < cu->n_params; p++) {
             const zrt_param_info *info = &e->model->params[i][p];
-            cJSON *param = cJSON_CreateObject();
-            cJSON_AddStringToObject(param, "name", info->name);
-            cJSON_AddNumberToObject(param, "numel", (double)info->numel);
-            cJSON_AddNumberToObject(param, "offset", (double)info->offset);
-            cJSON *shape = cJSON_AddArrayToObject(param, "shape");
-            for (int d = 0; d < info->ndim; d++) cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)info->shape[d]));
-            cJSON_AddItemToArray(params, param);
+            zrt_ckpt_param *cp = &cu->params[p];
+            snprintf(cp->name, sizeof cp->name, "%s", info->name);
+            cp->numel = info->numel, cp->offset = info->offset, cp->ndim = info->ndim;
+            memcpy(cp->shape, info->shape, sizeof cp->shape);
         }
-        cJSON_AddItemToArray(units, unit);
     }
-    cJSON *scaler = cJSON_AddObjectToObject(meta, "loss_scaler");
-    cJSON_AddNumberToObject(scaler, "scale", e->scaler.scale);
-    cJSON_AddNumberToObject(scaler, "hysteresis_left", (double)e->scaler.hysteresis_left);
-    cJSON_AddNumberToObject(scaler, "last_overflow_step", (double)e->scaler.last_overflow_step);
-    cJSON_AddNumberToObject(scaler, "step", (double)e->scaler.step);
-    char *config = zrt_config_to_json(&e->cfg);
-    if (config) cJSON_AddItemToObject(meta, "config", cJSON_Parse(config));
+    char *config = zrt_config_to_json(&e->cfg), *text = NULL;
+    zrt_ckpt_meta_extra x = {.scale = e->scaler.scale, .hysteresis_left = e->scaler.hysteresis_left,
+                             .last_overflow_step = e->scaler.last_overflow_step, .scaler_step = e->scaler.step,
+                             .train_batch_size = e->global_batch, .samples = e->samples, .config_json = config};
+    bool complete = c.units != NULL;
+    for (int i = 0; complete && i < e->n_units; i++) complete = c.units[i].params != NULL;
+    if (complete) text = zrt_ckpt_meta_text(&c, &x);
+    for (int i = 0; c.units && i < e->n_units; i++) free(c.units[i].params);
+    free(c.units);
     free(config);
-    return meta;
+    return text;
 }
 
 /* Rank 0: meta.json, the step directory swapped in, `latest`, then old steps pruned. */
 static zrt_status commit(zrt_engine *e, const char *dir, zrt_out_dir *step, const char *name)
 {
-    cJSON *meta = meta_json(e);
-    char *text = meta ? cJSON_Print(meta) : NULL;
-    cJSON_Delete(meta);
+    char *text = meta_text(e);
     if (!text) return zrt_set_error(ZRT_ERR_NOMEM, "checkpoint: out of memory for meta.json");
     char path[FILE_BUF], line[64];
     snprintf(path, sizeof path, "%s/meta.json", step->tmp);

@@ -5,10 +5,12 @@
  *
  * Why a writer here: the format had two writers (the engine's save and
  * `zrt shards reshard`) that each spelled the headers and CRCs out; one
- * folder now owns the format, and both stream through these calls.
+ * folder now owns the format, and both stream through these calls. meta.json
+ * is composed here too, from the same zrt_ckpt description the reader makes.
  */
 #include "zrt/internal/ckpt_writer.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stddef.h>
@@ -93,4 +95,49 @@ void zrt_shard_writer_abort(zrt_shard_writer *w)
 {
     if (w->fd >= 0) close(w->fd);
     w->fd = -1;
+}
+
+/* ---- meta.json ------------------------------------------------------------------------------ */
+
+static cJSON *unit_json(const zrt_ckpt_unit *u)
+{
+    cJSON *unit = cJSON_CreateObject(), *params = cJSON_AddArrayToObject(unit, "params");
+    cJSON_AddNumberToObject(unit, "numel", (double)u->numel);
+    cJSON_AddNumberToObject(unit, "padded", (double)u->padded);
+    cJSON_AddNumberToObject(unit, "shard", (double)u->shard);
+    for (int p = 0; p < u->n_params; p++) {
+        const zrt_ckpt_param *info = &u->params[p];
+        cJSON *param = cJSON_CreateObject(), *shape;
+        cJSON_AddStringToObject(param, "name", info->name);
+        cJSON_AddNumberToObject(param, "numel", (double)info->numel);
+        cJSON_AddNumberToObject(param, "offset", (double)info->offset);
+        shape = cJSON_AddArrayToObject(param, "shape");
+        for (int d = 0; d < info->ndim; d++) cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)info->shape[d]));
+        cJSON_AddItemToArray(params, param);
+    }
+    return unit;
+}
+
+char *zrt_ckpt_meta_text(const zrt_ckpt *c, const zrt_ckpt_meta_extra *x)
+{
+    cJSON *meta = cJSON_CreateObject(), *units = cJSON_AddArrayToObject(meta, "units");
+    cJSON_AddStringToObject(meta, "format", "zrt-checkpoint");
+    cJSON_AddNumberToObject(meta, "version", ZRT_CKPT_VERSION);
+    cJSON_AddNumberToObject(meta, "step", (double)c->step);
+    cJSON_AddNumberToObject(meta, "adam_steps", (double)c->adam_steps);
+    cJSON_AddNumberToObject(meta, "world_size", c->world);
+    cJSON_AddNumberToObject(meta, "stage", c->stage);
+    cJSON_AddNumberToObject(meta, "train_batch_size", (double)x->train_batch_size); /* what a resume compares */
+    cJSON_AddNumberToObject(meta, "samples", (double)x->samples); /* the data's position: any world size goes on */
+    cJSON_AddStringToObject(meta, "dtype", c->dtype);
+    for (int i = 0; i < c->n_units; i++) cJSON_AddItemToArray(units, unit_json(&c->units[i]));
+    cJSON *scaler = cJSON_AddObjectToObject(meta, "loss_scaler");
+    cJSON_AddNumberToObject(scaler, "scale", x->scale);
+    cJSON_AddNumberToObject(scaler, "hysteresis_left", (double)x->hysteresis_left);
+    cJSON_AddNumberToObject(scaler, "last_overflow_step", (double)x->last_overflow_step);
+    cJSON_AddNumberToObject(scaler, "step", (double)x->scaler_step);
+    if (x->config_json) cJSON_AddItemToObject(meta, "config", cJSON_Parse(x->config_json));
+    char *text = cJSON_Print(meta);
+    cJSON_Delete(meta);
+    return text;
 }

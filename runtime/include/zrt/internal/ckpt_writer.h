@@ -40,6 +40,20 @@ zrt_status zrt_shard_writer_close(zrt_shard_writer *w);
 /* Closes without checking (after a failure). */
 void zrt_shard_writer_abort(zrt_shard_writer *w);
 
+/* What meta.json holds beside the description in zrt_ckpt (which the reader
+ * fills from it): the loss scaler, the data's position and the run's config. */
+typedef struct {
+    double scale;
+    int64_t hysteresis_left, last_overflow_step, scaler_step;
+    int64_t train_batch_size, samples; /* the global batch, and every rank's samples so far */
+    const char *config_json;           /* zrt_config_to_json's text (NULL: none) */
+} zrt_ckpt_meta_extra;
+
+/* meta.json's text (malloc'ed; NULL when out of memory) for the checkpoint c
+ * describes -- step, adam_steps, world, stage, dtype, every unit's numel,
+ * padded, shard and parameters -- the keys the reader checks, in one place. */
+char *zrt_ckpt_meta_text(const zrt_ckpt *c, const zrt_ckpt_meta_extra *extra);
+
 #ifdef __cplusplus
 }
 #endif
