@@ -67,16 +67,21 @@ zrt_status zrt_out_file_open(zrt_out_file *f, const char *path)
     return ZRT_OK;
 }
 
-zrt_status zrt_out_file_write(zrt_out_file *f, const void *data, size_t len)
+zrt_status zrt_write_all(int fd, const void *data, size_t len, const char *path)
 {
     for (const char *p = data; len;) {
-        ssize_t n = write(f->fd, p, len);
+        ssize_t n = write(fd, p, len);
         if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return zrt_set_error(ZRT_ERR_IO, "%s: write failed: %s", f->tmp, strerror(errno));
+        if (n <= 0) return zrt_set_error(ZRT_ERR_IO, "%s: write failed: %s", path, strerror(errno));
         p += n;
         len -= (size_t)n;
     }
     return ZRT_OK;
+}
+
+zrt_status zrt_out_file_write(zrt_out_file *f, const void *data, size_t len)
+{
+    return zrt_write_all(f->fd, data, len, f->tmp);
 }
 
 void zrt_out_file_abort(zrt_out_file *f)

@@ -9,6 +9,7 @@
  * is composed here too, from the same zrt_ckpt description the reader makes.
  */
 #include "zrt/internal/ckpt_writer.h"
+#include "zrt/internal/output.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -20,14 +21,7 @@
 
 static zrt_status write_all(zrt_shard_writer *w, const void *data, size_t len)
 {
-    for (const char *p = data; len;) {
-        ssize_t n = write(w->fd, p, len);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return zrt_set_error(ZRT_ERR_IO, "%s: write failed: %s", w->path, strerror(errno));
-        p += n;
-        len -= (size_t)n;
-    }
-    return ZRT_OK;
+    return zrt_write_all(w->fd, data, len, w->path);
 }
 
 zrt_status zrt_shard_writer_open(zrt_shard_writer *w, const char *path, int rank, int world, int n_units, int64_t step)

@@ -28,6 +28,8 @@ typedef struct {
 } zrt_out_file;
 
 zrt_status zrt_out_file_open(zrt_out_file *f, const char *path);
+/* All of data to fd (a short write or EINTR goes on), or ZRT_ERR_IO naming path. */
+zrt_status zrt_write_all(int fd, const void *data, size_t len, const char *path);
 zrt_status zrt_out_file_write(zrt_out_file *f, const void *data, size_t len);
 /* On failure the temporary is removed too. */
 zrt_status zrt_out_file_commit(zrt_out_file *f);
