@@ -8,6 +8,9 @@
 #    function of its index: the same on every rank and stage);
 #  - a mask that leaves every token out but one trains without error, the
 #    loss over the few targets only;
+#  - evaluation (eval_interval, eval_batches, data.val) changes nothing in
+#    training, agrees across stages, falls, and checkpoint_best keeps the
+#    lowest; eval_interval without a val set is refused by config check;
 #  - a glob matching nothing fails `zrt config check` naming zrt.data.train;
 #    a shard with a wrong magic, one cut short and one with a token >= vocab
 #    each fail at start, naming the file and the offset (the size, for the
@@ -59,6 +62,39 @@ first, last = sum(a[:5]) / 5, sum(a[-5:]) / 5
 assert last < first - 1.0, (first, last)
 print("token shards: loss %.3f -> %.3f over 60 steps; stages 0 and 3 bitwise equal" % (first, last))
 PY
+# Evaluation: every 20 steps and at the end, on val shards; it changes nothing
+# in training (the losses equal s0/s3's bit for bit), stages agree on it, it
+# falls, and checkpoint_best keeps the lowest in ck/best.
+shards val
+evalcfg() { # evalcfg NAME STAGE
+    config "$1" "$2" "$D/good/train_*.bin"
+    sed -i "s|^data: .*|data: {type: tokens, train: \"$D/good/train_*.bin\", val: \"$D/val/train_*.bin\"}|" "$1.zrt.yaml"
+    printf 'eval_interval: 20\neval_batches: 2\ncheckpoint_dir: %s/ck-%s\ncheckpoint_best: true\n' "$D" "$1" >>"$1.zrt.yaml"
+}
+evalcfg e0 0
+evalcfg e3 3
+launch e0 60 || bad "stage 0 with eval: $(tail -3 e0.out)"
+launch e3 60 || bad "stage 3 with eval: $(tail -3 e3.out)"
+/usr/bin/python3 - s3.jsonl e0.jsonl e3.jsonl <<'PY' || fail=1
+import json, sys
+plain, e0, e3 = ([json.loads(l) for l in open(f)] for f in sys.argv[1:4])
+assert [r["loss"] for r in e3] == [r["loss"] for r in plain], "evaluation changed training"
+v0 = [(r["step"], r["val_loss"]) for r in e0 if "val_loss" in r]
+v3 = [(r["step"], r["val_loss"]) for r in e3 if "val_loss" in r]
+assert [s for s, _ in v3] == [20, 40, 60], v3
+assert v0 == v3, ("stages disagree on the validation loss", v0, v3)
+assert v3[-1][1] < v3[0][1], v3
+print("validation loss at steps 20/40/60: %s; stages 0 and 3 agree; training unchanged" %
+      " / ".join("%.4f" % v for _, v in v3))
+PY
+grep -q "step 60: validation loss" e3.out || bad "no validation line: $(tail -3 e3.out)"
+[ -s "$D/ck-e3/best/latest" ] && grep -q "lowest validation loss so far: saved as $D/ck-e3/best/step_00000" e3.out ||
+    bad "checkpoint_best kept nothing"
+config noval 3 "$D/good/train_*.bin"
+printf 'eval_interval: 10\n' >>noval.zrt.yaml
+timeout 30 "$ZRT" config check noval.yaml >noval.out 2>&1 && bad "eval_interval without data.val passed config check"
+grep -q "zrt.eval_interval.*needs a validation set" noval.out || { bad "eval without val: message"; cat noval.out; }
+
 shards masked mask
 config m 3 "$D/masked/train_*.bin"
 launch m 5 || bad "masked shards: $(tail -3 m.out)"

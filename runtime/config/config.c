@@ -66,6 +66,7 @@ void zrt_config_init(zrt_config *cfg)
     j->model = (zrt_model_config){.type = ZRT_MODEL_MLP, .layers = 4, .d_model = 64, .hidden = 0,
                                   .heads = 4, .seq_len = 32, .vocab = 256};
     j->data = (zrt_data_config){.type = ZRT_DATA_SYNTHETIC, .seed = 1234};
+    j->eval_batches = 10;
     j->steps = 200;
     j->micro_batch_size = DEFAULT_MICRO_BATCH;
     j->seed = 42;
@@ -472,6 +473,15 @@ static void check_job(zrt_config *cfg, zrt_cfg_errors *errs)
                       (long long)j->checkpoint_interval);
     if (j->checkpoint_keep > 0 && j->checkpoint_dir[0] == '\0')
         zrt_cfg_error(errs, file, "zrt.checkpoint_keep", "%lld needs zrt.checkpoint_dir", (long long)j->checkpoint_keep);
+    if (j->eval_interval > 0 && (j->data.type != ZRT_DATA_TOKENS || !j->data.val[0]))
+        zrt_cfg_error(errs, file, "zrt.eval_interval", "%lld needs a validation set: zrt.data.type tokens with "
+                      "zrt.data.val (a glob of token shards; zrt tokenize --val-fraction writes them)",
+                      (long long)j->eval_interval);
+    if (j->data.val[0] && j->data.type != ZRT_DATA_TOKENS)
+        zrt_cfg_error(errs, file, "zrt.data.val", "is read only when zrt.data.type is tokens");
+    if (j->checkpoint_best && (j->eval_interval == 0 || j->checkpoint_dir[0] == '\0'))
+        zrt_cfg_error(errs, file, "zrt.checkpoint_best", "needs zrt.eval_interval (a validation loss to compare) and "
+                      "zrt.checkpoint_dir");
     if (j->heartbeat_timeout_s <= j->heartbeat_interval_s)
         zrt_cfg_error(errs, file, "zrt.heartbeat_timeout_s", "%g must be longer than heartbeat_interval_s %g",
                       j->heartbeat_timeout_s, j->heartbeat_interval_s);

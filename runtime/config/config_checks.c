@@ -60,11 +60,12 @@ static void check_data_and_model(const zrt_config *cfg, zrt_cfg_errors *errs)
     const zrt_data_config *d = &cfg->job.data;
     struct stat st;
     if (m->init_from[0]) check_path(cfg, errs, "zrt.model.init_from", m->init_from, &st);
-    if (d->type == ZRT_DATA_TOKENS && d->train[0]) {
+    const char *const globs[2][2] = {{"zrt.data.train", d->train}, {"zrt.data.val", d->val}};
+    for (int g = 0; g < 2 && d->type == ZRT_DATA_TOKENS; g++) {
         glob_t found = {0};
-        if (glob(d->train, 0, NULL, &found) != 0 || found.gl_pathc == 0)
-            zrt_cfg_error(errs, file, "zrt.data.train", "%s matches no file (token shards: zrt tokenize writes them)",
-                          d->train);
+        if (globs[g][1][0] && (glob(globs[g][1], 0, NULL, &found) != 0 || found.gl_pathc == 0))
+            zrt_cfg_error(errs, file, globs[g][0], "%s matches no file (token shards: zrt tokenize writes them)",
+                          globs[g][1]);
         globfree(&found);
     }
     if (d->type != ZRT_DATA_TEXT || d->path[0] == '\0') return;

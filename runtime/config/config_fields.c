@@ -228,6 +228,7 @@ static const zrt_cfg_field data_fields[] = {
     ENUM("type", job.data.type, data_names, 0),
     STR("path", job.data.path),
     STR("train", job.data.train),
+    STR("val", job.data.val),
     INT("seed", job.data.seed, 0, BIG, 0),
     END};
 static const zrt_cfg_section data = {data_fields, true};
@@ -250,6 +251,9 @@ static const zrt_cfg_field zrt_fields[] = {
     BOOL("bf16_stochastic_rounding", job.bf16_stochastic_rounding, 0),
     INT("checkpoint_interval", job.checkpoint_interval, 0, BIG, 0),
     INT("checkpoint_keep", job.checkpoint_keep, 0, BIG, 0),
+    INT("eval_interval", job.eval_interval, 0, BIG, 0),
+    INT("eval_batches", job.eval_batches, 1, BIG, 0),
+    BOOL("checkpoint_best", job.checkpoint_best, 0),
     STR("metrics_file", job.metrics_file),
     ENUM("device", job.device, device_names, 0),
     ENUM("comm_backend", job.comm_backend, comm_names, 0),

@@ -101,10 +101,10 @@ static float *backward_grads(const zrt_engine *e, const unit_state *u)
 
 /* ---- one micro batch ---------------------------------------------------------------------- */
 
-static zrt_status load_batch(zrt_engine *e, const zrt_data *data, int a)
+/* This rank's micro batch from sample `first` of data, to the device, and set as the model's batch. */
+static zrt_status load_samples(zrt_engine *e, const zrt_data *data, int64_t first)
 {
     zrt_model *m = e->model;
-    int64_t first = e->samples + ((int64_t)a * e->world + e->rank) * e->micro;
     ZRT_CHECK(zrt_event_synchronize(e->batch_copied)); /* the last copy has read the pinned buffers */
     zrt_data_fill(data, first, e->micro, e->host_inputs, e->host_labels);
     size_t label_bytes = (size_t)e->micro * (size_t)m->labels_per_sample * sizeof(int32_t);
@@ -113,6 +113,12 @@ static zrt_status load_batch(zrt_engine *e, const zrt_data *data, int a)
     ZRT_CHECK(zrt_memcpy_async(e->compute, e->labels, e->host_labels, label_bytes, ZRT_COPY_H2D));
     ZRT_CHECK(zrt_event_record(e->batch_copied, e->compute));
     return m->set_batch(m, e->inputs, e->labels, e->micro);
+}
+
+/* Micro batch a of this step: every rank's slice of the next global batch. */
+static zrt_status load_batch(zrt_engine *e, const zrt_data *data, int a)
+{
+    return load_samples(e, data, e->samples + ((int64_t)a * e->world + e->rank) * e->micro);
 }
 
 static zrt_status micro_step(zrt_engine *e, const zrt_data *data, int a)
@@ -138,6 +144,36 @@ static zrt_status micro_step(zrt_engine *e, const zrt_data *data, int a)
         ZRT_CHECK(zrt_stage3_release(e, m->op_unit[op]));
     }
     return e->policy->after_micro(e, a == 0, a == e->accum - 1);
+}
+
+/* ---- evaluation: the forward alone ------------------------------------------------------------- */
+
+/* The mean loss of `batches` global batches of data (samples 0.. of its
+ * order, the same every time), averaged over ranks: every op forward, each
+ * unit released after it (stage 3: gathered, used, released, as in training),
+ * the loss summed in its own scratch slot; nothing is written to gradients or
+ * the optimizer state. Collective. */
+zrt_status zrt_engine_eval(zrt_engine *e, const zrt_data *data, int64_t batches, double *loss)
+{
+    if (!e || !data || !loss || batches < 1) return zrt_set_error(ZRT_ERR_INVALID, "zrt_engine_eval: bad argument");
+    zrt_model *m = e->model;
+    float *slot = &e->scratch[SLOT_EVAL], sum = 0;
+    ZRT_CHECK(zrt_memset_async(e->compute, slot, 0, sizeof *slot));
+    for (int64_t b = 0; b < batches; b++) {
+        ZRT_CHECK(load_samples(e, data, b * e->world * e->micro + (int64_t)e->rank * e->micro));
+        const float *params;
+        for (int op = 0; op < m->n_ops; op++) {
+            ZRT_CHECK(fetch_params(e, op, +1, &params));
+            ZRT_CHECK(m->forward(m, e->compute, op, params));
+            ZRT_CHECK(zrt_stage3_release(e, m->op_unit[op]));
+        }
+        ZRT_CHECK(m->loss(m, e->compute, 1.0f, 1.0f, slot)); /* its backward seed is never used */
+    }
+    ZRT_CHECK(zrt_stream_synchronize(e->compute));
+    ZRT_CHECK(zrt_device_read(e->device, &sum, slot, sizeof sum));
+    ZRT_CHECK(zrt_engine_sum_over_ranks(e, &sum));
+    *loss = (double)sum / (double)(batches * e->world);
+    return ZRT_OK;
 }
 
 /* ---- the optimizer step --------------------------------------------------------------------- */

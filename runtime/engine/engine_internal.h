@@ -25,6 +25,7 @@ enum {
     SLOT_NONFINITE,/* the number of units with an inf or NaN gradient; summed over ranks */
     SLOT_REDUCED,  /* the slots above are reduced together: 3 floats */
     SLOT_AGREE = 4,/* checkpoint agreement: failures summed over ranks */
+    SLOT_EVAL = 5, /* zrt_engine_eval: this rank's sum of batch losses */
     SLOT_UNITS = 8 /* unit u: [8 + 2u] its sum of squares, [8 + 2u + 1] its non-finite flag: filled
                     * by whichever stream has its gradients, summed in unit order, so the total has
                     * the same bits in every stage and offload mode */

@@ -93,6 +93,18 @@ zrt_status zrt_data_init(zrt_data *data, const zrt_config *cfg)
     return ZRT_OK;
 }
 
+zrt_status zrt_data_init_val(zrt_data *data, const zrt_config *cfg)
+{
+    memset(data, 0, sizeof *data);
+    if (cfg->job.data.type != ZRT_DATA_TOKENS || !cfg->job.data.val[0])
+        return zrt_set_error(ZRT_ERR_CONFIG, "data: a validation set needs zrt.data.type tokens and zrt.data.val");
+    data->model = cfg->job.model.type;
+    data->vocab = cfg->job.model.vocab;
+    data->seq_len = cfg->job.model.seq_len;
+    data->seed = cfg->job.data.seed;
+    return zrt_data_tokens_open(cfg->job.data.val, data->vocab, data->seq_len, (uint64_t)data->seed, &data->tokens);
+}
+
 void zrt_data_fini(zrt_data *data)
 {
     free(data->teacher);

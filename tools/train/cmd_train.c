@@ -21,6 +21,7 @@
 #include "zrt/internal/offload.h"
 
 #include <fcntl.h>
+#include <math.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <signal.h>
@@ -49,6 +50,8 @@ typedef struct {
     zrt_comm *comm;
     zrt_model *model;
     zrt_data data;
+    zrt_data val;         /* zrt.data.val, when eval_interval asks for validation */
+    double best_val;      /* the lowest validation loss so far (checkpoint_best) */
     zrt_engine *engine;
     zrt_monitor monitor;
     const char *resume_from; /* --resume_from: a step directory (or a directory with latest) */
@@ -190,6 +193,8 @@ static zrt_status setup(trainer *t)
     ZRT_CHECK(open_comm(t));
     watch_signals(t->comm);
     ZRT_CHECK(zrt_data_init(&t->data, &t->cfg));
+    t->best_val = INFINITY;
+    if (t->cfg.job.eval_interval > 0) ZRT_CHECK(zrt_data_init_val(&t->val, &t->cfg));
     if (zrt_knob_int(ZRT_KNOB_GENERATION) != 0) /* fault hooks: the first generation only */
         unsetenv(zrt_knob_describe(ZRT_KNOB_FAULT_SWAP)->name);
     ZRT_CHECK(zrt_engine_create(&t->cfg, t->comm, t->model, &t->engine));
@@ -204,6 +209,7 @@ static void teardown(trainer *t)
     unwatch_signals();
     zrt_engine_destroy(t->engine);
     zrt_data_fini(&t->data);
+    zrt_data_fini(&t->val);
     if (t->model) t->model->destroy(t->model);
     zrt_comm_destroy(t->comm);
     zrt_store_destroy(t->store);
@@ -273,13 +279,20 @@ static void write_progress(int64_t step, float loss)
     if (pwrite(fd, line, sizeof line, 0) != (ssize_t)sizeof line) fd = -1;
 }
 
-static zrt_status report(trainer *t, int64_t step, const zrt_step_result *r, double elapsed, double tokens_per_s)
+/* A validation loss after a step (zrt_engine_eval), when one ran. */
+typedef struct {
+    bool ran;
+    double loss;
+} eval_result;
+
+static zrt_status report(trainer *t, int64_t step, const zrt_step_result *r, const eval_result *val, double elapsed,
+                         double tokens_per_s)
 {
     int64_t total = t->cfg.job.steps;
     zrt_train_row row = {.step = step, .loss = r->loss, .lr = r->lr, .grad_norm = r->grad_norm,
                          .loss_scale = r->loss_scale, .tokens_per_s = tokens_per_s, .skipped = r->skipped,
                          .model_state_bytes = zrt_mem_model_states(zrt_device_mem(t->device), ZRT_MEM_DEVICE),
-                         .samples_seen = r->samples_seen};
+                         .samples_seen = r->samples_seen, .has_val = val->ran, .val_loss = val->loss};
     ZRT_CHECK(zrt_monitor_step(&t->monitor, &row));
     bool tty = isatty(STDOUT_FILENO) || zrt_knob_bool(ZRT_KNOB_PROGRESS_TTY); /* an agent on a terminal */
     bool due = step == total || step % t->cfg.steps_per_print == 0;
@@ -291,6 +304,30 @@ static zrt_status report(trainer *t, int64_t step, const zrt_step_result *r, dou
            (long long)step, (long long)total, r->loss, r->lr, tokens_per_s, spent, eta,
            r->skipped ? "  (skipped: fp16 overflow)" : "", tty && step != total ? "" : "\n");
     fflush(stdout);
+    return ZRT_OK;
+}
+
+/* Every eval_interval steps and at the end: the validation loss (every rank:
+ * it is collective), printed, in the monitors, and -- checkpoint_best -- a
+ * checkpoint in checkpoint_dir/best whenever it is the lowest so far. */
+static zrt_status maybe_evaluate(trainer *t, int64_t step, eval_result *out)
+{
+    const zrt_job_config *j = &t->cfg.job;
+    out->ran = false;
+    if (!j->eval_interval || (step % j->eval_interval != 0 && step != j->steps)) return ZRT_OK;
+    ZRT_CHECK(zrt_engine_eval(t->engine, &t->val, j->eval_batches, &out->loss));
+    out->ran = true;
+    if (t->rank == 0) {
+        printf("zrt train: step %lld: validation loss %.4f, perplexity %.2f (%lld batches of %s)\n", (long long)step,
+               out->loss, exp(out->loss), (long long)j->eval_batches, j->data.val);
+        ZRT_CHECK(zrt_monitor_val_loss(&t->monitor, step, out->loss));
+    }
+    if (!j->checkpoint_best || !(out->loss < t->best_val)) return ZRT_OK;
+    t->best_val = out->loss;
+    char best[ZRT_PATH_MAX + 8];
+    snprintf(best, sizeof best, "%s/best", j->checkpoint_dir);
+    ZRT_CHECK(zrt_engine_save(t->engine, best));
+    if (t->rank == 0) printf("zrt train: the lowest validation loss so far: saved as %s/step_%07lld\n", best, (long long)step);
     return ZRT_OK;
 }
 
@@ -355,7 +392,9 @@ static zrt_status train(trainer *t)
         last_loss = r.loss;
         double elapsed = zrt_now() - start;
         double tokens = (double)(step - done) * (double)r.samples * (double)t->model->tokens_per_sample;
-        if (t->rank == 0) ZRT_CHECK(report(t, step, &r, elapsed, tokens / elapsed));
+        eval_result val;
+        ZRT_CHECK(maybe_evaluate(t, step, &val));
+        if (t->rank == 0) ZRT_CHECK(report(t, step, &r, &val, elapsed, tokens / elapsed));
         write_progress(step, r.loss);
         ZRT_CHECK(maybe_save(t, step));
     }

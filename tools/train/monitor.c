@@ -108,14 +108,15 @@ static const char *json_number(double v, char *out, size_t size)
 
 static zrt_status write_json(FILE *f, const zrt_train_row *r)
 {
-    char loss[32], lr[32], norm[32], scale[32];
+    char loss[32], lr[32], norm[32], scale[32], val[64] = "";
+    if (r->has_val) snprintf(val, sizeof val, ", \"val_loss\": %.9g", r->val_loss);
     int n = fprintf(f,
                     "{\"step\": %lld, \"loss\": %s, \"lr\": %s, \"grad_norm\": %s, \"loss_scale\": %s, "
-                    "\"skipped\": %s, \"tokens_per_s\": %.3f, \"model_state_bytes\": %lld, \"samples_seen\": %lld}\n",
+                    "\"skipped\": %s, \"tokens_per_s\": %.3f, \"model_state_bytes\": %lld, \"samples_seen\": %lld%s}\n",
                     (long long)r->step, json_number(r->loss, loss, sizeof loss), json_number(r->lr, lr, sizeof lr),
                     json_number(r->grad_norm, norm, sizeof norm), json_number(r->loss_scale, scale, sizeof scale),
                     r->skipped ? "true" : "false", r->tokens_per_s, (long long)r->model_state_bytes,
-                    (long long)r->samples_seen);
+                    (long long)r->samples_seen, val);
     return written(f, n > 0, "metrics");
 }
 

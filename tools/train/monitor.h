@@ -15,6 +15,8 @@ typedef struct {
     bool skipped; /* fp16 overflow: the step changed nothing */
     int64_t model_state_bytes;
     int64_t samples_seen; /* every rank's samples so far: the data's position */
+    bool has_val;         /* an evaluation ran after this step: */
+    double val_loss;      /* its validation loss (the metrics row's val_loss) */
 } zrt_train_row;
 
 typedef struct {

@@ -131,6 +131,7 @@ typedef struct {
     zrt_data_type type;
     char path[ZRT_PATH_MAX];  /* text: a file of bytes (byte-level tokens) */
     char train[ZRT_PATH_MAX]; /* tokens: the training shards, a glob ("dir/train_*.bin"; zrt/tokens.h) */
+    char val[ZRT_PATH_MAX];   /* tokens: the validation shards, a glob (eval_interval reads them) */
     int64_t seed;             /* the synthetic tasks, text offsets, the tokens' shuffle */
 } zrt_data_config;
 
@@ -143,6 +144,9 @@ typedef struct {
     char checkpoint_dir[ZRT_PATH_MAX];
     int64_t checkpoint_interval;       /* steps; 0 = only at the end */
     int64_t checkpoint_keep;           /* complete steps kept in checkpoint_dir, older removed; 0 = all */
+    int64_t eval_interval;             /* steps between validation losses (and one at the end); 0 = none */
+    int64_t eval_batches;              /* global batches of the val set each evaluation reads */
+    bool checkpoint_best;              /* keep the lowest validation loss's checkpoint in checkpoint_dir/best */
     bool bf16_stochastic_rounding;     /* the bf16 compute copy rounded stochastically (off: stages bitwise equal) */
     char metrics_file[ZRT_PATH_MAX];
     zrt_device_kind device;

@@ -37,6 +37,8 @@ typedef struct {
 } zrt_data;
 
 zrt_status zrt_data_init(zrt_data *data, const zrt_config *cfg);
+/* The validation set: token shards of zrt.data.val, read as the training set is. */
+zrt_status zrt_data_init_val(zrt_data *data, const zrt_config *cfg);
 void zrt_data_fini(zrt_data *data);
 /* Samples [first, first + count): inputs as the model takes them (floats for
  * mlp, int32 tokens for gpt) and int32 labels. */

@@ -47,6 +47,10 @@ zrt_status zrt_engine_create(const zrt_config *cfg, zrt_comm *comm, zrt_model *m
 zrt_status zrt_engine_step(zrt_engine *e, const zrt_data *data, zrt_step_result *result);
 /* Waits for everything the engine has enqueued; the first error. */
 zrt_status zrt_engine_synchronize(zrt_engine *e);
+/* The validation loss: the mean loss of `batches` global batches of data
+ * (the same samples every call), averaged over ranks -- the forward alone,
+ * nothing learned. Collective. */
+zrt_status zrt_engine_eval(zrt_engine *e, const zrt_data *data, int64_t batches, double *loss);
 /* The full fp32 master parameters of a unit (numel floats), gathered. */
 zrt_status zrt_engine_get_master(zrt_engine *e, int unit, float *out);
 /* Checkpoints (checkpoint.c; collective: every rank calls them).
