@@ -40,8 +40,10 @@ static void *lt_open(const char **library)
     const char *chosen = zrt_knob_set(ZRT_KNOB_CUBLASLT); /* another cuBLASLt (or tests/fake_cublaslt.c) */
     bool by_user = chosen && *chosen;
     *library = by_user ? chosen : ZRT_CUBLASLT_SONAME;
-    void *lib = dlopen(*library, RTLD_NOW | RTLD_LOCAL);
-    if (!lib && !by_user) lib = dlopen("libcublasLt.so", RTLD_NOW | RTLD_LOCAL);
+    /* Never unloaded: a C++ library's static state (libstdc++'s exception pool)
+     * must not outlive its mapping -- a probe's dlclose left it unreachable. */
+    void *lib = dlopen(*library, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+    if (!lib && !by_user) lib = dlopen("libcublasLt.so", RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
     return lib;
 }
 

@@ -198,7 +198,7 @@ static void report_gpus(cJSON *r, const driver_api *d)
 
 static void report_driver(cJSON *r)
 {
-    void *lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+    void *lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE); /* probes stay mapped: no dangling state */
     driver_api d;
     const char *missing = lib ? driver_symbols(lib, &d) : NULL;
     int rc = lib && !missing ? d.cuInit(0) : 0, version = 0;
@@ -230,7 +230,7 @@ static void report_runtime(cJSON *r)
 
 static void report_nccl(cJSON *r)
 {
-    void *lib = dlopen("libnccl.so.2", RTLD_NOW | RTLD_LOCAL);
+    void *lib = dlopen("libnccl.so.2", RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
     if (!lib) {
         put(r, "nccl", "not found (%s)", dlerror());
         return;
