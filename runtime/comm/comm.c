@@ -194,7 +194,6 @@ static int op_accesses(const zrt_comm *comm, const zrt_comm_op *op, zrt_access *
     return 0;
 }
 
-
 /* The request form: the host's work on the buffers from now until the wait
  * (host_work.h: what the device check mode knows of it). */
 static zrt_status enqueue(zrt_comm *comm, const zrt_comm_op *op, zrt_comm_request **request)

@@ -58,7 +58,8 @@ static zrt_status load_text(zrt_data *data, const char *path)
     return ZRT_OK;
 }
 
-zrt_status zrt_data_init(zrt_data *data, const zrt_config *cfg)
+/* What every data set takes from the config: the model's sample shape and the seed. */
+static void data_shape(zrt_data *data, const zrt_config *cfg)
 {
     memset(data, 0, sizeof *data);
     data->model = cfg->job.model.type;
@@ -66,6 +67,11 @@ zrt_status zrt_data_init(zrt_data *data, const zrt_config *cfg)
     data->vocab = cfg->job.model.vocab;
     data->seq_len = cfg->job.model.seq_len;
     data->seed = cfg->job.data.seed;
+}
+
+zrt_status zrt_data_init(zrt_data *data, const zrt_config *cfg)
+{
+    data_shape(data, cfg);
     if (data->model == ZRT_MODEL_GPT && cfg->job.data.type == ZRT_DATA_TOKENS)
         return zrt_data_tokens_open(cfg->job.data.train, data->vocab, data->seq_len, (uint64_t)data->seed, &data->tokens);
     if (data->model == ZRT_MODEL_GPT && cfg->job.data.type == ZRT_DATA_TEXT) {
@@ -95,13 +101,9 @@ zrt_status zrt_data_init(zrt_data *data, const zrt_config *cfg)
 
 zrt_status zrt_data_init_val(zrt_data *data, const zrt_config *cfg)
 {
-    memset(data, 0, sizeof *data);
+    data_shape(data, cfg);
     if (cfg->job.data.type != ZRT_DATA_TOKENS || !cfg->job.data.val[0])
         return zrt_set_error(ZRT_ERR_CONFIG, "data: a validation set needs zrt.data.type tokens and zrt.data.val");
-    data->model = cfg->job.model.type;
-    data->vocab = cfg->job.model.vocab;
-    data->seq_len = cfg->job.model.seq_len;
-    data->seed = cfg->job.data.seed;
     return zrt_data_tokens_open(cfg->job.data.val, data->vocab, data->seq_len, (uint64_t)data->seed, &data->tokens);
 }
 

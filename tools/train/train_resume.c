@@ -31,8 +31,8 @@ static int64_t saved_batch(const zrt_ckpt *c)
 
 zrt_status zrt_train_describe_resume(const zrt_config *cfg, int world, int64_t batch, const char *path, FILE *out)
 {
-    zrt_ckpt *c = NULL;
-    ZRT_CHECK(zrt_ckpt_open(path, &c));
+    zrt_ckpt *c = NULL; /* meta.json is all this says; the load that follows checks every shard and CRC */
+    ZRT_CHECK(zrt_ckpt_open_checked(path, ZRT_CKPT_CHECK_META, &c));
     int64_t steps = cfg->job.steps, old_batch = saved_batch(c);
     fprintf(out, "zrt train: resuming from %s: step %lld, saved by %d rank%s at ZeRO stage %d (%s)\n", c->dir,
             (long long)c->step, c->world, c->world == 1 ? "" : "s", c->stage, c->dtype);
