@@ -103,6 +103,31 @@ const float *zrt_gpt_block_input(const zrt_gpt_acts *acts, int l);
 /* d(op input) becomes the next op's d(op output). */
 void zrt_gpt_swap_residual_grads(zrt_gpt_acts *acts);
 
+/* Llama family (Llama 2/3, Mistral, Qwen2): T seq_len, C d_model, NH query
+ * heads, NKV key/value heads, hs head size (C / NH), H SwiGLU width, V
+ * vocab, L layers. Units: 0 the token embedding, 1..L the blocks, L + 1 the
+ * final RMSNorm, L + 2 the LM head (absent when tied: the head is then an
+ * op of unit 0). Parameter names are Hugging Face's without "model."
+ * ("embed_tokens.weight", "layers.0.self_attn.q_proj.weight", "norm.weight",
+ * "lm_head.weight"), shapes torch's ([out, in]). */
+typedef struct {
+    int T, C, NH, NKV, hs, H, V, L;
+    bool tied, qkv_bias;
+    float eps;
+    double rope_theta, rope_factor, rope_low_freq_factor, rope_high_freq_factor;
+    int64_t rope_original_max_positions;
+} zrt_llama_dims;
+
+/* Parameter order inside a block unit's flat buffer: q, k, v adjacent (one
+ * fused matmul, rows [q | k | v]) and their biases adjacent (present only
+ * with qkv_bias: the indices below are then as listed, else the bias rows
+ * are left out and later indices shift down by 3); gate and up adjacent
+ * (one matmul, rows [gate | up]). */
+enum {
+    ZRT_LLAMA_LN1W, ZRT_LLAMA_QW, ZRT_LLAMA_KW, ZRT_LLAMA_VW, ZRT_LLAMA_QB, ZRT_LLAMA_KB, ZRT_LLAMA_VB,
+    ZRT_LLAMA_OW, ZRT_LLAMA_LN2W, ZRT_LLAMA_GATEW, ZRT_LLAMA_UPW, ZRT_LLAMA_DOWNW, ZRT_LLAMA_BLOCK_PARAMS
+};
+
 /* MLP: `layers` units, dims[u] -> dims[u + 1]; its activations (fp32, batch rows). */
 typedef struct {
     int layers;

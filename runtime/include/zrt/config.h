@@ -30,7 +30,7 @@ typedef enum {
     ZRT_SCHED_NONE, ZRT_SCHED_WARMUP_LR, ZRT_SCHED_WARMUP_DECAY_LR, ZRT_SCHED_WARMUP_COSINE_LR
 } zrt_scheduler_type;
 typedef enum { ZRT_WARMUP_LOG, ZRT_WARMUP_LINEAR } zrt_warmup_type;
-typedef enum { ZRT_MODEL_MLP, ZRT_MODEL_GPT } zrt_model_type;
+typedef enum { ZRT_MODEL_MLP, ZRT_MODEL_GPT, ZRT_MODEL_LLAMA } zrt_model_type;
 typedef enum { ZRT_DATA_SYNTHETIC, ZRT_DATA_TEXT, ZRT_DATA_TOKENS } zrt_data_type;
 typedef enum { ZRT_DEVICE_AUTO, ZRT_DEVICE_CPU, ZRT_DEVICE_CUDA } zrt_device_kind;
 typedef enum { ZRT_COMM_AUTO, ZRT_COMM_HOST, ZRT_COMM_NCCL } zrt_comm_kind;
@@ -124,6 +124,18 @@ typedef struct {
     int64_t vocab;
     char init_from[ZRT_PATH_MAX]; /* gpt: start from these weights (safetensors, or a Hugging Face GPT-2 directory) */
     bool allow_tf32;     /* cuda, fp32 training: matmuls on TF32 tensor cores (torch's allow_tf32; off by default) */
+    /* llama (Llama, Mistral, Qwen2; Hugging Face's names in brackets) */
+    int64_t kv_heads;    /* [num_key_value_heads] grouped-query attention; 0: heads */
+    double rope_theta;   /* [rope_theta] 10000 by default */
+    double norm_eps;     /* [rms_norm_eps] 1e-6 by default */
+    bool tie_embeddings; /* [tie_word_embeddings] the LM head is the token embedding */
+    bool attention_bias; /* [attention_bias; Qwen2: always] q, k, v projections have biases */
+    /* [rope_scaling] Llama 3's: factor 0 = none */
+    double rope_factor, rope_low_freq_factor, rope_high_freq_factor;
+    int64_t rope_original_max_positions;
+    /* zrt.activation_checkpointing or DeepSpeed's activation_checkpointing
+     * section: keep each block's input only, recompute the block in backward. */
+    bool activation_checkpointing;
     zrt_precision precision; /* the run's mixed_precision (filled by validation: the CUDA matmuls' math) */
 } zrt_model_config;
 

@@ -68,6 +68,19 @@ struct zrt_model {
     zrt_status (*loss)(zrt_model *m, zrt_stream *stream, float scale, float divisor, float *loss_sum);
     /* Adds the op's gradient to grads (the unit's flat fp32 gradient, numel). */
     zrt_status (*backward)(zrt_model *m, zrt_stream *stream, int op, const float *params, float *grads);
+    /* Inference on one sequence (zrt sample): runs tokens[0..n) at positions
+     * pos0..pos0 + n - 1 through every op, attending to the positions before
+     * pos0 that earlier calls ran (the model's KV cache), and writes the
+     * logits of the last one (vocab floats) to logits. units[u]: unit u's
+     * flat fp32 parameters. pos0 + n <= tokens_per_sample; a call with pos0
+     * 0 starts a new sequence. Not set (NULL) for a model that cannot
+     * generate (mlp). Uses the training activations: not between a
+     * forward and its backward. */
+    zrt_status (*decode)(zrt_model *m, zrt_stream *stream, const float *const *units, const int32_t *tokens, int n,
+                         int pos0, float *logits);
+    /* The activation memory the model holds for its micro batch (bytes; with
+     * activation checkpointing, what it keeps then). */
+    int64_t activation_bytes;
     void (*destroy)(zrt_model *m);
 };
 
