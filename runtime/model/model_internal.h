@@ -59,6 +59,7 @@ void zrt_cpu_model_free(zrt_cpu_model *m, void *ptr);
 
 zrt_status zrt_model_mlp_create(const zrt_model_config *cfg, zrt_device *device, int micro_batch, zrt_model **out);
 zrt_status zrt_model_gpt_create(const zrt_model_config *cfg, zrt_device *device, int micro_batch, zrt_model **out);
+zrt_status zrt_model_llama_create(const zrt_model_config *cfg, zrt_device *device, int micro_batch, zrt_model **out);
 
 /* ---- the built-in models' shapes (model_shape.c): one declaration of their
  * units, parameters, ops and activations that every device's implementation
