@@ -65,6 +65,11 @@ zrt_status zrt_model_llama_create(const zrt_model_config *cfg, zrt_device *devic
  * units, parameters, ops and activations that every device's implementation
  * uses, so a checkpoint of one loads into the other. ---------------------- */
 
+/* Appends parameter `name` to unit's table at the unit's current end: a
+ * rows x cols matrix, or a vector of rows when cols is 0. */
+void zrt_model_add_param(zrt_model *m, int unit, const char *name, int64_t rows, int64_t cols, zrt_init_kind init,
+                         float std);
+
 /* GPT: T seq_len, C d_model, NH heads, H MLP width, V vocab, L layers. */
 typedef struct {
     int T, C, NH, H, V, L;
@@ -128,6 +133,20 @@ enum {
     ZRT_LLAMA_LN1W, ZRT_LLAMA_QW, ZRT_LLAMA_KW, ZRT_LLAMA_VW, ZRT_LLAMA_QB, ZRT_LLAMA_KB, ZRT_LLAMA_VB,
     ZRT_LLAMA_OW, ZRT_LLAMA_LN2W, ZRT_LLAMA_GATEW, ZRT_LLAMA_UPW, ZRT_LLAMA_DOWNW, ZRT_LLAMA_BLOCK_PARAMS
 };
+
+/* The dims of cfg (kv_heads 0: heads); ZRT_ERR_INVALID naming the bad value
+ * (hidden is required: Llama has no rule for it). */
+zrt_status zrt_llama_dims_of(const zrt_model_config *cfg, int micro_batch, zrt_llama_dims *dims);
+/* Units, parameters (Hugging Face's init: normal 0.02 for the matrices,
+ * ones for the norms, zeros for the biases), ops (0 embed, 1..L blocks,
+ * L + 1 final norm, L + 2 the head, on unit L + 2 or 0 when tied), FLOPs
+ * and sample sizes into m (llama_shape.c). */
+zrt_status zrt_llama_declare(zrt_model *m, const zrt_llama_dims *dims);
+/* RoPE's tables as transformers computes them: cos and sin of position t
+ * times inv_freq[i] at [t * hs / 2 + i], T x hs / 2 floats each (caller's
+ * host memory). inv_freq in fp32 as LlamaRotaryEmbedding makes it, with
+ * Llama 3's rope_scaling when rope_factor is not 0. */
+void zrt_llama_rope_tables(const zrt_llama_dims *dims, float *cos_table, float *sin_table);
 
 /* MLP: `layers` units, dims[u] -> dims[u + 1]; its activations (fp32, batch rows). */
 typedef struct {

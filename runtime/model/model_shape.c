@@ -53,10 +53,8 @@ void zrt_model_tables_free(zrt_model *m)
     m->params = NULL, m->n_params = NULL, m->unit_numel = NULL, m->op_unit = NULL;
 }
 
-/* Adds a parameter to a unit; init std per GPT-2 (residual projections
- * scaled by 1/sqrt(2 L)). */
-static void add_param(zrt_model *m, int unit, const char *name, int64_t rows, int64_t cols, zrt_init_kind init,
-                      float std)
+void zrt_model_add_param(zrt_model *m, int unit, const char *name, int64_t rows, int64_t cols, zrt_init_kind init,
+                         float std)
 {
     int i = m->n_params[unit]++;
     zrt_param_info *p = &m->params[unit][i];
@@ -67,6 +65,7 @@ static void add_param(zrt_model *m, int unit, const char *name, int64_t rows, in
     m->unit_numel[unit] += numel;
 }
 
+/* GPT-2's init: residual projections' std scaled by 1/sqrt(2 L). */
 static void declare_block(zrt_model *m, const zrt_gpt_dims *d, int l)
 {
     int64_t C = d->C, H = d->H;
@@ -75,7 +74,7 @@ static void declare_block(zrt_model *m, const zrt_gpt_dims *d, int l)
     char name[48];
 #define BLOCK_PARAM(suffix, rows, cols, init, std)  \
     snprintf(name, sizeof name, "h.%d." suffix, l); \
-    add_param(m, u, name, rows, cols, init, std)
+    zrt_model_add_param(m, u, name, rows, cols, init, std)
     BLOCK_PARAM("ln_1.weight", C, 0, ZRT_INIT_ONES, 0);
     BLOCK_PARAM("ln_1.bias", C, 0, ZRT_INIT_ZEROS, 0);
     BLOCK_PARAM("attn.c_attn.weight", 3 * C, C, ZRT_INIT_NORMAL, 0.02f);
@@ -94,11 +93,11 @@ static void declare_block(zrt_model *m, const zrt_gpt_dims *d, int l)
 zrt_status zrt_gpt_declare(zrt_model *m, const zrt_gpt_dims *d)
 {
     ZRT_CHECK(zrt_model_tables_alloc(m, d->L + 2, 12, d->L + 3)); /* a block has 12 parameters */
-    add_param(m, 0, "wte", d->V, d->C, ZRT_INIT_NORMAL, 0.02f);
-    add_param(m, 0, "wpe", d->T, d->C, ZRT_INIT_NORMAL, 0.01f);
+    zrt_model_add_param(m, 0, "wte", d->V, d->C, ZRT_INIT_NORMAL, 0.02f);
+    zrt_model_add_param(m, 0, "wpe", d->T, d->C, ZRT_INIT_NORMAL, 0.01f);
     for (int l = 0; l < d->L; l++) declare_block(m, d, l);
-    add_param(m, d->L + 1, "ln_f.weight", d->C, 0, ZRT_INIT_ONES, 0);
-    add_param(m, d->L + 1, "ln_f.bias", d->C, 0, ZRT_INIT_ZEROS, 0);
+    zrt_model_add_param(m, d->L + 1, "ln_f.weight", d->C, 0, ZRT_INIT_ONES, 0);
+    zrt_model_add_param(m, d->L + 1, "ln_f.bias", d->C, 0, ZRT_INIT_ZEROS, 0);
     for (int op = 0; op <= d->L + 1; op++) m->op_unit[op] = op;
     m->op_unit[d->L + 2] = 0; /* the LM head: tied to wte */
     m->tokens_per_sample = d->T;
