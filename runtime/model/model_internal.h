@@ -47,6 +47,20 @@ enum {
     ZRT_LLAMA_OW, ZRT_LLAMA_LN2W, ZRT_LLAMA_GATEW, ZRT_LLAMA_UPW, ZRT_LLAMA_DOWNW, ZRT_LLAMA_BLOCK_PARAMS
 };
 
+/* The dims of cfg (kv_heads 0: heads); ZRT_ERR_INVALID naming the bad value
+ * (hidden is required: Llama has no rule for it). */
+zrt_status zrt_llama_dims_of(const zrt_model_config *cfg, int micro_batch, zrt_llama_dims *dims);
+/* Units, parameters (Hugging Face's init: normal 0.02 for the matrices,
+ * ones for the norms, zeros for the biases), ops (0 embed, 1..L blocks,
+ * L + 1 final norm, L + 2 the head, on unit L + 2 or 0 when tied), FLOPs
+ * and sample sizes into m (llama_shape.c). */
+zrt_status zrt_llama_declare(zrt_model *m, const zrt_llama_dims *dims);
+/* RoPE's tables as transformers computes them: cos and sin of position t
+ * times inv_freq[i] at [t * hs / 2 + i], T x hs / 2 floats each (caller's
+ * host memory). inv_freq in fp32 as LlamaRotaryEmbedding makes it, with
+ * Llama 3's rope_scaling when rope_factor is not 0. */
+void zrt_llama_rope_tables(const zrt_llama_dims *dims, float *cos_table, float *sin_table);
+
 /* The checks every runner makes before it enqueues an op (kind: 0 forward,
  * 1 loss, 2 backward): a batch is set, op in range, pointers there. */
 zrt_status zrt_model_check_op(const zrt_model *m, const void *inputs, int kind, int op, const float *params,
