@@ -12,6 +12,7 @@
  */
 #include "check.h"
 #include "engine_common.h"
+#include "xent.h" /* ZRT_IGNORE_INDEX */
 
 #include <string.h>
 

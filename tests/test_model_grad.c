@@ -15,6 +15,7 @@
  */
 #include "check.h"
 #include "engine_common.h"
+#include "xent.h" /* ZRT_IGNORE_INDEX */
 
 #include <math.h>
 
