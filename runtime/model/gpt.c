@@ -277,7 +277,6 @@ static zrt_status alloc_buffers(gpt *g, int max_batch)
 #undef BUF
     ZRT_CHECK(zrt_nn_buffers_alloc(t, &g->nn));
     for (int l = 1; g->recompute && l < g->L; l++) g->blocks[l] = g->blocks[0];
-    g->nn.base.activation_bytes = t->bytes;
     return ZRT_OK;
 }
 

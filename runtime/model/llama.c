@@ -258,7 +258,6 @@ static zrt_status alloc_buffers(llama *g, int max_batch)
     zrt_nn_buffers_add(b, &g->cos, half, "llama rope cos"), zrt_nn_buffers_add(b, &g->sin, half, "llama rope sin");
     ZRT_CHECK(zrt_nn_buffers_alloc(b, &g->nn));
     for (int l = 1; g->recompute && l < d->L; l++) g->blocks[l] = g->blocks[0];
-    g->nn.base.activation_bytes = b->bytes;
     return ZRT_OK;
 }
 

@@ -224,6 +224,7 @@ zrt_status zrt_nn_model_alloc(zrt_nn_model *m, size_t bytes, const char *name, f
     void *ptr = NULL;
     ZRT_CHECK(zrt_device_alloc(m->base.device, ZRT_MEM_ACTIVATIONS, bytes, name, NULL, &ptr));
     *out = ptr;
+    m->base.activation_bytes += (int64_t)bytes; /* what zrt_model.activation_bytes reports */
     return ZRT_OK;
 }
 

@@ -243,7 +243,7 @@ static void print_start(const trainer *t)
     int64_t batch = global_batch(t);
     printf("zrt train: %s %lld layers, %lld parameters; ZeRO stage %d, %d rank%s, %s; batch %lld = %lld micro x %lld "
            "accumulation x %d rank%s\n",
-           c->job.model.type == ZRT_MODEL_GPT ? "gpt" : "mlp", (long long)c->job.model.layers, (long long)params, c->zero.stage, t->world, t->world == 1 ? "" : "s",
+           zrt_model_type_name(c->job.model.type), (long long)c->job.model.layers, (long long)params, c->zero.stage, t->world, t->world == 1 ? "" : "s",
            c->mixed_precision == ZRT_PRECISION_NO ? "fp32" : zrt_precision_name(c->mixed_precision), (long long)batch,
            (long long)c->batch.micro_batch_per_gpu, (long long)c->batch.gradient_accumulation_steps, t->world,
            t->world == 1 ? "" : "s");
@@ -254,6 +254,10 @@ static void print_start(const trainer *t)
     const int64_t *host = m->current[ZRT_MEM_HOST];
     if (zrt_mem_model_states(m, ZRT_MEM_HOST) > 0) /* offload: apart from the device's */
         print_states("model states per rank in pinned host memory:", "", "", host, zrt_mem_model_states(m, ZRT_MEM_HOST));
+    printf("activations per rank: %.2f MiB (%lld bytes) for a micro batch of %lld%s\n",
+           (double)t->model->activation_bytes / (1 << 20), (long long)t->model->activation_bytes,
+           (long long)c->batch.micro_batch_per_gpu,
+           c->job.model.activation_checkpointing ? ", activation checkpointing on (each block recomputed in backward)" : "");
     fflush(stdout);
 }
 
