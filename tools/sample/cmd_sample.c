@@ -208,7 +208,11 @@ static zrt_status open_model(sample_run *r)
     zrt_device_options o;
     zrt_device_options_init(&o);
     o.kind = r->a.device;
-    ZRT_CHECK(zrt_device_create(&o, &r->device));
+    if (zrt_device_create(&o, &r->device) != ZRT_OK) {
+        char why[ZRT_ERROR_MAX];
+        snprintf(why, sizeof why, "%s", zrt_last_error());
+        return zrt_set_error(ZRT_ERR_UNSUPPORTED, "--device %s: %s", zrt_device_kind_name(o.kind), why);
+    }
     ZRT_CHECK(zrt_model_create(m, r->device, 1, &r->model));
     if (!r->model->decode)
         return zrt_set_error(ZRT_ERR_UNSUPPORTED, "the %s model cannot generate text (it has no decode)",

@@ -67,9 +67,14 @@ static zrt_status config_of_model(zrt_config *cfg, cJSON *model, const char *wha
     zrt_status status = written ? zrt_config_load(cfg, path) : zrt_set_error(ZRT_ERR_IO, "memfd: %s", strerror(errno));
     if (fd >= 0) close(fd);
     if (status == ZRT_OK) return ZRT_OK;
-    char prefix[ZRT_PATH_MAX + 256];
-    snprintf(prefix, sizeof prefix, "the model of %s", what);
-    return prefixed(status, prefix);
+    char why[ZRT_ERROR_MAX], *w = why;
+    strcat(path, ": "); /* the memfd's name means nothing to the user: the messages lose it */
+    size_t skip = strlen(path);
+    for (const char *r = zrt_last_error(); *r;)
+        if (strncmp(r, path, skip) == 0) r += skip;
+        else *w++ = *r++;
+    *w = 0;
+    return zrt_set_error(status, "the model of %s: %s", what, why);
 }
 
 /* ---- a checkpoint ---- */
