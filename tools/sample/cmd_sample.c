@@ -300,9 +300,9 @@ static zrt_status generate(sample_run *r)
     }
     r->a.ids ? (void)putchar('\n') : (void)print_text(r, true);
     double now = zrt_now();
-    fprintf(stderr, "zrt sample: %lld new tokens after a prompt of %zu, stopped at %s (seq_len %lld); prompt %.3f s, "
-                    "%.1f tokens/s after it\n", (long long)made, r->n_prompt, why, (long long)seq_len, first - start,
-            made > 1 ? (double)(made - 1) / (now - first) : 0.0);
+    fprintf(stderr, "zrt sample: %lld new tokens after a prompt of %zu, stopped at %s (seq_len %lld); prompt %.1f ms, "
+                    "%.1f tokens/s after it\n", (long long)made, r->n_prompt, why, (long long)seq_len,
+            (first - start) * 1e3, made > 1 ? (double)(made - 1) / (now - first) : 0.0);
     return ZRT_OK;
 }
 
