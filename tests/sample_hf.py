@@ -15,7 +15,10 @@
                  the config does not know llama)
   corpus DIR     DIR/corpus.jsonl (memorable lines as documents, repeated,
                  shuffled), DIR/lines.txt (them) and DIR/tokenizer.json, a
-                 byte-level BPE trained on them with <|endoftext|>
+                 byte-level BPE trained on them with <|endoftext|>; DIR/tok_bos.json,
+                 the same with a post-processor putting <|endoftext|> first, and
+                 DIR/bos_ids.txt, the ids tokenizers gives with it for the
+                 first three words of the first line
 Exit 0, 1 on failure, 77 without transformers / tokenizers (the reason printed)."""
 import json, os, random, sys
 
@@ -78,7 +81,7 @@ def models(d):
 
 def corpus(d):
     need("tokenizers")
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     rng = random.Random(7)
     docs = [l for l in LINES for _ in range(40)]
     rng.shuffle(docs)
@@ -94,6 +97,13 @@ def corpus(d):
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tok.train_from_iterator(LINES * 5, trainer)
     tok.save(os.path.join(d, "tokenizer.json"))
+    # A copy whose post-processor puts <|endoftext|> before a text (as Llama's puts BOS), and the ids
+    # tokenizers gives with it for the first words of the first line.
+    tok.post_processor = processors.Sequence([processors.ByteLevel(trim_offsets=False), processors.TemplateProcessing(
+        single="<|endoftext|> $A", special_tokens=[("<|endoftext|>", tok.token_to_id("<|endoftext|>"))])])
+    tok.save(os.path.join(d, "tok_bos.json"))
+    with open(os.path.join(d, "bos_ids.txt"), "w") as f:
+        f.write(" ".join(map(str, tok.encode(" ".join(LINES[0].split()[:3])).ids)) + "\n")
     print(tok.get_vocab_size())
 
 

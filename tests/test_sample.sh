@@ -11,7 +11,9 @@
 #    lines as documents through `zrt tokenize`, 300 steps at 2 ranks, ZeRO
 #    stage 3) reproduces each memorised line, text in and text out (one has
 #    é and 日本: printed as whole characters), stopping at EOS; the
-#    checkpoint and its `zrt shards export-hf` give the same ids;
+#    checkpoint and its `zrt shards export-hf` give the same ids; a
+#    tokenizer whose post-processor puts a special token first (as Llama's
+#    puts BOS) frames the prompt as tokenizers does, and it is not printed;
 #  - bad input fails naming what is wrong: a missing checkpoint, a prompt
 #    longer than seq_len, --top-p outside (0, 1], --top-k without
 #    sampling, an id outside the vocabulary, cuda without a GPU.
@@ -87,5 +89,13 @@ while IFS= read -r line; do
     hf=$("$ZRT" sample --hf "$D/exported" --tokenizer tokenizer.json --prompt "$first" --ids 2>/dev/null)
     [ -n "$ids" ] && [ "$ids" = "$hf" ] || fail "'$first': the checkpoint gave '$ids', its export '$hf'"
 done <lines.txt
+# The tokenizer's post-processor frames a text prompt as transformers' tokenizer(text) does (Llama's BOS):
+# the same ids as tokenizers gives, and the special token is not printed.
+first=$(head -1 lines.txt | cut -d' ' -f1-3)
+framed=$("$ZRT" sample --checkpoint "$D/ck" --tokenizer tok_bos.json --prompt "$first" --ids 2>/dev/null)
+given=$("$ZRT" sample --checkpoint "$D/ck" --tokenizer tok_bos.json --prompt-ids "$(cat bos_ids.txt)" --ids 2>/dev/null)
+[ -n "$framed" ] && [ "$framed" = "$given" ] || fail "a framed prompt gave '$framed'; the ids tokenizers frames, '$given'"
+text=$("$ZRT" sample --checkpoint "$D/ck" --tokenizer tok_bos.json --prompt "$first" 2>/dev/null)
+[ "$text" = "$(head -1 lines.txt)" ] || fail "with the BOS-framing tokenizer, '$first' gave '$text'"
 [ "$fails" = 0 ] && echo "memorised: $(wc -l <lines.txt) lines reproduced from their first 3 words ($(tail -1 err.txt))"
 [ "$fails" = 0 ] || exit 1

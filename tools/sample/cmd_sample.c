@@ -136,6 +136,7 @@ typedef struct {
     zrt_tokenizer *tok;
     zrt_ids ids;              /* the prompt's, then each generated one (an EOS only with --ids) */
     size_t n_prompt, printed; /* printed: bytes of the text so far */
+    size_t lead;              /* the prompt's leading special ids (a BOS): not printed as text */
     int32_t eos[ZRT_SAMPLE_MAX_EOS];
     int n_eos;
     zrt_device *device;
@@ -176,8 +177,12 @@ static zrt_status prepare_text(sample_run *r)
         return zrt_set_error(ZRT_ERR_INVALID, "%s needs a tokenizer: give --tokenizer T.json",
                              r->a.prompt ? "--prompt" : r->a.eos ? "--eos" : "text output (else --ids)");
     if (path[0]) ZRT_CHECK(zrt_tokenizer_load(path, &r->tok));
-    ZRT_CHECK(r->a.prompt ? zrt_tokenizer_encode(r->tok, r->a.prompt, strlen(r->a.prompt), &r->ids)
-                          : parse_ids(r->a.prompt_ids, &r->ids));
+    if (r->a.prompt) {
+        ZRT_CHECK(zrt_tokenizer_encode(r->tok, r->a.prompt, strlen(r->a.prompt), &r->ids));
+        ZRT_CHECK(zrt_sample_frame(path, &r->ids, &r->lead)); /* e.g. Llama's BOS, as tokenizer(text) adds it */
+    } else {
+        ZRT_CHECK(parse_ids(r->a.prompt_ids, &r->ids));
+    }
     if (r->ids.n == 0) return zrt_set_error(ZRT_ERR_INVALID, "the prompt is empty: the model needs at least one token");
     r->n_prompt = r->ids.n;
     int32_t eos = r->tok ? zrt_tokenize_eos_id(r->tok, r->a.eos) : -1;
@@ -258,7 +263,7 @@ static zrt_status print_text(sample_run *r, bool last)
 {
     char *text;
     size_t len;
-    ZRT_CHECK(zrt_tokenizer_decode(r->tok, r->ids.ids, r->ids.n, &text, &len));
+    ZRT_CHECK(zrt_tokenizer_decode(r->tok, r->ids.ids + r->lead, r->ids.n - r->lead, &text, &len));
     size_t end = last ? len : complete_utf8(text, len);
     if (end > r->printed) fwrite(text + r->printed, 1, end - r->printed, stdout), r->printed = end;
     if (last) putchar('\n');

@@ -33,4 +33,12 @@ void zrt_sample_source_close(zrt_sample_source *s);
  * checkpoint's units or the files' tensors do not fit the model. */
 zrt_status zrt_sample_upload(const zrt_sample_source *s, zrt_model *m, float **units);
 
+/* The prompt's ids framed as the tokenizer's post-processor frames a text
+ * (its TemplateProcessing's "single": e.g. Llama's BOS before it), as
+ * transformers' tokenizer(text) returns them; unchanged when there is none.
+ * *lead: how many special ids now come before the text's. tokenizer: the
+ * tokenizer.json's path. ZRT_ERR_CONFIG for a template naming a special
+ * token it does not list. */
+zrt_status zrt_sample_frame(const char *tokenizer, zrt_ids *ids, size_t *lead);
+
 #endif

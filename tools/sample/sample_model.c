@@ -190,6 +190,63 @@ void zrt_sample_source_close(zrt_sample_source *s)
     s->ckpt = NULL;
 }
 
+/* ---- the prompt's frame ---- */
+
+/* The TemplateProcessing among a post_processor (itself, or in a Sequence's processors), or NULL. */
+static const cJSON *template_of(const cJSON *pp)
+{
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(pp, "type"), *p;
+    if (cJSON_IsString(type) && strcmp(type->valuestring, "TemplateProcessing") == 0) return pp;
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(pp, "processors"), *found;
+    cJSON_ArrayForEach(p, list)
+        if ((found = template_of(p))) return found;
+    return NULL;
+}
+
+/* Appends the ids of a template piece: a SpecialToken's (from the
+ * template's special_tokens), or the text's for the Sequence. */
+static zrt_status frame_piece(const cJSON *tpl, const cJSON *piece, const zrt_ids *text, zrt_ids *out)
+{
+    const cJSON *special = cJSON_GetObjectItemCaseSensitive(piece, "SpecialToken"), *id;
+    if (!special) {
+        for (size_t i = 0; i < text->n; i++) ZRT_CHECK(zrt_ids_push(out, text->ids[i]));
+        return ZRT_OK;
+    }
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(special, "id");
+    const char *spelled = cJSON_IsString(name) ? name->valuestring : "";
+    const cJSON *entry = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(tpl, "special_tokens"), spelled);
+    const cJSON *ids = cJSON_GetObjectItemCaseSensitive(entry, "ids");
+    if (!cJSON_IsArray(ids))
+        return zrt_set_error(ZRT_ERR_CONFIG, "post_processor: special token '%s' is not in its special_tokens", spelled);
+    cJSON_ArrayForEach(id, ids) ZRT_CHECK(zrt_ids_push(out, (int32_t)id->valuedouble));
+    return ZRT_OK;
+}
+
+zrt_status zrt_sample_frame(const char *tokenizer, zrt_ids *ids, size_t *lead)
+{
+    cJSON *root;
+    *lead = 0;
+    ZRT_CHECK(read_json(tokenizer, &root, NULL));
+    const cJSON *tpl = template_of(cJSON_GetObjectItemCaseSensitive(root, "post_processor")), *piece;
+    const cJSON *single = cJSON_GetObjectItemCaseSensitive(tpl, "single");
+    zrt_ids out = {0};
+    zrt_status status = ZRT_OK;
+    bool text_seen = false;
+    cJSON_ArrayForEach(piece, single) {
+        if (!text_seen && !cJSON_GetObjectItemCaseSensitive(piece, "SpecialToken")) *lead = out.n, text_seen = true;
+        if (status == ZRT_OK) status = frame_piece(tpl, piece, ids, &out);
+    }
+    cJSON_Delete(root);
+    if (status != ZRT_OK || !text_seen) { /* an error, or no template: the ids as they are */
+        zrt_ids_free(&out);
+        *lead = 0;
+        return status;
+    }
+    zrt_ids_free(ids);
+    *ids = out;
+    return ZRT_OK;
+}
+
 zrt_status zrt_sample_upload(const zrt_sample_source *s, zrt_model *m, float **units)
 {
     ZRT_CHECK(s->ckpt ? check_units(s->ckpt, m) : zrt_model_init_check(m, &s->cfg.job.model));
