@@ -11,6 +11,9 @@
 
 #include "gelu.h"
 #include "layernorm.h"
+#include "rmsnorm.h"
+#include "rope.h"
+#include "swiglu.h"
 
 #include "xent.h"
 
@@ -64,7 +67,8 @@ __global__ void embed_forward_kernel(float *out, const int32_t *tokens, const fl
         *bad = 1;
         return;
     }
-    out[i] = wte[(size_t)token * C + c] + wpe[(size_t)(row % T) * C + c];
+    float e = wte[(size_t)token * C + c];
+    out[i] = wpe ? e + wpe[(size_t)(row % T) * C + c] : e;
 }
 
 /* Thread (c, bucket): the positions whose token % buckets == bucket, in
@@ -109,7 +113,7 @@ extern "C" int zrt_cuda_embed_backward(void *stream, float *dwte, float *dwpe, c
     cudaStream_t s = (cudaStream_t)stream;
     dim3 grid(blocks_for((size_t)C, 128), EMBED_BUCKETS);
     embed_backward_wte_kernel<<<grid, 128, 0, s>>>(dwte, dout, tokens, N, C, V);
-    embed_backward_wpe_kernel<<<blocks_for((size_t)T * C, THREADS), THREADS, 0, s>>>(dwpe, dout, N, T, C);
+    if (dwpe) embed_backward_wpe_kernel<<<blocks_for((size_t)T * C, THREADS), THREADS, 0, s>>>(dwpe, dout, N, T, C);
     return launched();
 }
 
@@ -252,48 +256,154 @@ extern "C" int zrt_cuda_layernorm_backward(void *stream, float *dx, float *dw, f
 
 /* ---- causal softmax ---------------------------------------------------------------------------- */
 
-/* Warp per row; row r of the squares is position t = r % T. */
-__global__ void causal_softmax_forward_kernel(float *att, const float *pre, int rows, int T)
+/* Warp per row; row r of the squares is query t = r % T, at position S - T + t. */
+__global__ void causal_softmax_forward_kernel(float *att, const float *pre, int rows, int T, int S)
 {
     int row = warp_row(), l = lane();
     if (row >= rows) return;
-    int n = row % T + 1;
-    const float *p = pre + (size_t)row * T;
-    float *a = att + (size_t)row * T, max = -FLT_MAX;
+    int n = S - T + row % T + 1;
+    const float *p = pre + (size_t)row * S;
+    float *a = att + (size_t)row * S, max = -FLT_MAX;
     for (int i = l; i < n; i += 32) max = fmaxf(max, p[i]);
     max = warp_max(max);
     float sum = 0.0f;
     for (int i = l; i < n; i += 32) sum += (a[i] = expf(p[i] - max));
     float inv = 1.0f / warp_sum(sum);
-    for (int i = l; i < T; i += 32) a[i] = i < n ? a[i] * inv : 0.0f;
+    for (int i = l; i < S; i += 32) a[i] = i < n ? a[i] * inv : 0.0f;
 }
 
-extern "C" int zrt_cuda_causal_softmax_forward(void *stream, float *att, const float *pre, int squares, int T)
+extern "C" int zrt_cuda_causal_softmax_forward(void *stream, float *att, const float *pre, int squares, int T, int S)
 {
     size_t rows = (size_t)squares * T;
     causal_softmax_forward_kernel<<<blocks_for(rows, WARPS_PER_BLOCK), THREADS, 0, (cudaStream_t)stream>>>(
-        att, pre, (int)rows, T);
+        att, pre, (int)rows, T, S);
     return launched();
 }
 
-__global__ void causal_softmax_backward_kernel(float *dpre, const float *att, const float *datt, int rows, int T)
+__global__ void causal_softmax_backward_kernel(float *dpre, const float *att, const float *datt, int rows, int T, int S)
 {
     int row = warp_row(), l = lane();
     if (row >= rows) return;
-    int n = row % T + 1;
-    size_t base = (size_t)row * T;
+    int n = S - T + row % T + 1;
+    size_t base = (size_t)row * S;
     float dot = 0.0f;
     for (int i = l; i < n; i += 32) dot += att[base + i] * datt[base + i];
     dot = warp_sum(dot);
-    for (int i = l; i < T; i += 32) dpre[base + i] = i < n ? att[base + i] * (datt[base + i] - dot) : 0.0f;
+    for (int i = l; i < S; i += 32) dpre[base + i] = i < n ? att[base + i] * (datt[base + i] - dot) : 0.0f;
 }
 
 extern "C" int zrt_cuda_causal_softmax_backward(void *stream, float *dpre, const float *att, const float *datt,
-                                                int squares, int T)
+                                                int squares, int T, int S)
 {
     size_t rows = (size_t)squares * T;
     causal_softmax_backward_kernel<<<blocks_for(rows, WARPS_PER_BLOCK), THREADS, 0, (cudaStream_t)stream>>>(
-        dpre, att, datt, (int)rows, T);
+        dpre, att, datt, (int)rows, T, S);
+    return launched();
+}
+
+/* ---- rmsnorm, rope, swiglu (Llama) ------------------------------------------------------------- */
+
+/* Warp per row: the sum of squares over the lanes, then each element. */
+__global__ void rmsnorm_forward_kernel(float *out, float *rstd, const float *x, const float *w, int N, int C, float eps)
+{
+    int row = warp_row(), l = lane();
+    if (row >= N) return;
+    const float *xr = x + (size_t)row * C;
+    float squares = 0.0f;
+    for (int i = l; i < C; i += 32) squares += xr[i] * xr[i];
+    float r = zrt_rmsnorm_rstd(warp_sum(squares), C, eps);
+    for (int i = l; i < C; i += 32) out[(size_t)row * C + i] = zrt_rmsnorm_out(xr[i], r, w[i]);
+    if (l == 0) rstd[row] = r;
+}
+
+extern "C" int zrt_cuda_rmsnorm_forward(void *stream, float *out, float *rstd, const float *x, const float *w, int N,
+                                        int C, float eps)
+{
+    rmsnorm_forward_kernel<<<blocks_for((size_t)N, WARPS_PER_BLOCK), THREADS, 0, (cudaStream_t)stream>>>(
+        out, rstd, x, w, N, C, eps);
+    return launched();
+}
+
+__global__ void rmsnorm_backward_dx_kernel(float *dx, const float *d, const float *x, const float *w,
+                                           const float *rstd, int N, int C)
+{
+    int row = warp_row(), l = lane();
+    if (row >= N) return;
+    size_t base = (size_t)row * C;
+    float r = rstd[row], sum = 0.0f;
+    for (int i = l; i < C; i += 32) sum += d[base + i] * w[i] * (x[base + i] * r);
+    float mean = warp_sum(sum) / (float)C;
+    for (int i = l; i < C; i += 32) dx[base + i] += zrt_rmsnorm_dx(d[base + i] * w[i], x[base + i] * r, mean, r);
+}
+
+/* One thread per column, rows in order (the CPU's order: the same bits). */
+__global__ void rmsnorm_backward_dw_kernel(float *dw, const float *d, const float *x, const float *rstd, int N, int C)
+{
+    int c = (int)(blockIdx.x * blockDim.x + threadIdx.x);
+    if (c >= C) return;
+    float sum = dw[c];
+    for (int i = 0; i < N; i++) sum += d[(size_t)i * C + c] * (x[(size_t)i * C + c] * rstd[i]);
+    dw[c] = sum;
+}
+
+extern "C" int zrt_cuda_rmsnorm_backward(void *stream, float *dx, float *dw, const float *d, const float *x,
+                                         const float *w, const float *rstd, int N, int C)
+{
+    cudaStream_t s = (cudaStream_t)stream;
+    rmsnorm_backward_dx_kernel<<<blocks_for((size_t)N, WARPS_PER_BLOCK), THREADS, 0, s>>>(dx, d, x, w, rstd, N, C);
+    rmsnorm_backward_dw_kernel<<<blocks_for((size_t)C, THREADS), THREADS, 0, s>>>(dw, d, x, rstd, N, C);
+    return launched();
+}
+
+/* Thread per (row, head, i < hs/2). */
+__global__ void rope_kernel(float *x, int N, int T, int pos0, int heads, int hs, int ld, const float *cos,
+                            const float *sin, int inverse)
+{
+    int half = hs / 2;
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i >= (size_t)N * heads * half) return;
+    int k = (int)(i % half), h = (int)(i / half % heads), r = (int)(i / half / heads);
+    size_t at = (size_t)(pos0 + r % T) * half + k;
+    float *head = x + (size_t)r * ld + (size_t)h * hs;
+    zrt_rope_turn(&head[k], &head[k + half], cos[at], inverse ? -sin[at] : sin[at]);
+}
+
+extern "C" int zrt_cuda_rope(void *stream, float *x, int N, int T, int pos0, int heads, int hs, int ld,
+                             const float *cos, const float *sin, int inverse)
+{
+    size_t n = (size_t)N * heads * (hs / 2);
+    rope_kernel<<<blocks_for(n, THREADS), THREADS, 0, (cudaStream_t)stream>>>(x, N, T, pos0, heads, hs, ld, cos, sin,
+                                                                             inverse);
+    return launched();
+}
+
+__global__ void swiglu_forward_kernel(float *out, const float *gu, int N, int H)
+{
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i >= (size_t)N * H) return;
+    size_t g = i / H * 2 * H + i % H;
+    out[i] = zrt_swiglu(gu[g], gu[g + H]);
+}
+
+extern "C" int zrt_cuda_swiglu_forward(void *stream, float *out, const float *gu, int N, int H)
+{
+    size_t n = (size_t)N * H;
+    swiglu_forward_kernel<<<blocks_for(n, THREADS), THREADS, 0, (cudaStream_t)stream>>>(out, gu, N, H);
+    return launched();
+}
+
+__global__ void swiglu_backward_kernel(float *dgu, const float *dout, const float *gu, int N, int H)
+{
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i >= (size_t)N * H) return;
+    size_t g = i / H * 2 * H + i % H;
+    zrt_swiglu_grad(gu[g], gu[g + H], dout[i], &dgu[g], &dgu[g + H]);
+}
+
+extern "C" int zrt_cuda_swiglu_backward(void *stream, float *dgu, const float *dout, const float *gu, int N, int H)
+{
+    size_t n = (size_t)N * H;
+    swiglu_backward_kernel<<<blocks_for(n, THREADS), THREADS, 0, (cudaStream_t)stream>>>(dgu, dout, gu, N, H);
     return launched();
 }
 

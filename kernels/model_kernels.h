@@ -5,15 +5,16 @@
  * Conventions as kernels/cuda_kernels.h: each launcher enqueues on `stream`
  * (a cudaStream_t), returns 0 or the launch's cudaError_t, never prints or
  * synchronizes; pointers are device pointers, activations fp32 row-major.
- * Each kernel does what the CPU model's code of the same name does
- * (runtime/model/gpt.c, mlp.c), with the per-element math of gelu.h and
- * layernorm.h. Reduction orders:
+ * Each kernel does what the cpu ops of the same name do
+ * (runtime/model/nn_cpu.c), with the per-element math of gelu.h,
+ * layernorm.h, rmsnorm.h, rope.h and swiglu.h; runtime/model/nn_cuda.c is
+ * the ops table that calls them. Reduction orders:
  *  - the same as the CPU's (so the same bits, FMA contraction being off):
- *    the embedding, bias and layernorm weight gradients (each output element
+ *    the embedding, bias, layernorm and rmsnorm weight gradients (each output element
  *    sums its rows in row order, one thread per element: deterministic, no
  *    atomics), the losses' sum (one thread, in row order, in double);
  *  - a warp's order (32 lanes, then a shuffle tree) where a row is reduced:
- *    layernorm's statistics, the softmax's max and sum, softmax backward's
+ *    layernorm's and rmsnorm's statistics, the softmax's max and sum, softmax backward's
  *    dot. These differ from the CPU's left-to-right or vector-lane sums
  *    within rounding: relative 1e-5 of the row (tests/test_cuda_kernels.c).
  * Every kernel gives the same bits on every run.
@@ -32,11 +33,11 @@ extern "C" {
 int zrt_cuda_copy(void *stream, void *dst, const void *src, size_t bytes);
 int zrt_cuda_zero(void *stream, void *dst, size_t bytes);
 
-/* out (N, C) = wte[tokens[i]] + wpe[i % T]. A token outside 0..V-1 gives a
- * zero row and sets *bad = 1 (bad: device or mapped pinned memory). */
+/* out (N, C) = wte[tokens[i]] + wpe[i % T] (wpe NULL: none). A token outside
+ * 0..V-1 gives a zero row and sets *bad = 1 (bad: device or mapped pinned memory). */
 int zrt_cuda_embed_forward(void *stream, float *out, const int32_t *tokens, const float *wte, const float *wpe, int N,
                            int T, int C, int V, int32_t *bad);
-/* dwte[tokens[i]] += dout[i], dwpe[i % T] += dout[i], rows in order. */
+/* dwte[tokens[i]] += dout[i], dwpe[i % T] += dout[i] (dwpe NULL: none), rows in order. */
 int zrt_cuda_embed_backward(void *stream, float *dwte, float *dwpe, const float *dout, const int32_t *tokens, int N,
                             int T, int C, int V);
 
@@ -58,12 +59,30 @@ int zrt_cuda_layernorm_forward(void *stream, float *out, float *mean, float *rst
 int zrt_cuda_layernorm_backward(void *stream, float *dx, float *dw, float *db, const float *d, const float *x,
                                 const float *w, const float *mean, const float *rstd, int N, int C);
 
-/* rows x T squares: row t of each keeps its first t + 1 entries, softmaxed
- * (att), the rest 0. pre and att may not overlap. */
-int zrt_cuda_causal_softmax_forward(void *stream, float *att, const float *pre, int squares, int T);
-/* dpre = att * (datt - rowsum(att * datt)) on the causal part, 0 above. */
+/* Per row: out = w * x * rstd, rstd = 1 / sqrt(mean(x^2) + eps) saved. */
+int zrt_cuda_rmsnorm_forward(void *stream, float *out, float *rstd, const float *x, const float *w, int N, int C,
+                             float eps);
+/* dx += d(x) per row; dw += d * x * rstd summed over rows in order. */
+int zrt_cuda_rmsnorm_backward(void *stream, float *dx, float *dw, const float *d, const float *x, const float *w,
+                              const float *rstd, int N, int C);
+/* nn.h's rope: heads of hs (even) columns of N rows ld apart, row r at
+ * position pos0 + r % T, element i with i + hs/2 by cos/sin[pos][i]
+ * (inverse: the opposite turn). In place. */
+int zrt_cuda_rope(void *stream, float *x, int N, int T, int pos0, int heads, int hs, int ld, const float *cos,
+                  const float *sin, int inverse);
+
+/* gu (N, 2H) rows [gate | up]: out (N, H) = silu(gate) * up. */
+int zrt_cuda_swiglu_forward(void *stream, float *out, const float *gu, int N, int H);
+/* dgu (N, 2H) = d(gate), d(up) of dout (overwritten). */
+int zrt_cuda_swiglu_backward(void *stream, float *dgu, const float *dout, const float *gu, int N, int H);
+
+/* squares of T rows x S columns (S >= T): row t of each keeps its first
+ * S - T + t + 1 entries, softmaxed (att), the rest 0 -- query t at position
+ * S - T + t (training: S == T). pre and att may not overlap. */
+int zrt_cuda_causal_softmax_forward(void *stream, float *att, const float *pre, int squares, int T, int S);
+/* dpre = att * (datt - rowsum(att * datt)) on the causal part, 0 beyond. */
 int zrt_cuda_causal_softmax_backward(void *stream, float *dpre, const float *att, const float *datt, int squares,
-                                     int T);
+                                     int T, int S);
 
 /* Softmax cross-entropy per row of V logits: losses[i] = -log p[target],
  * dlogits = (p - onehot) * scale / n, n the targets that are not

@@ -17,7 +17,7 @@
 #ifndef ZRT_TEST_ERROR_BOUNDS_H
 #define ZRT_TEST_ERROR_BOUNDS_H
 
-#include "cuda_model.h" /* zrt_gemm, zrt_matmul_math: plain C, no CUDA header */
+#include "nn_device.h" /* zrt_gemm, zrt_matmul_math, zrt_cuda_gemm: plain C, no CUDA header */
 
 #include <math.h>
 

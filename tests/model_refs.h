@@ -1,13 +1,18 @@
 /* model_refs.h: the CPU reference of every launcher in kernels/
- * model_kernels.h -- the same arguments on host memory, the math of the CPU
- * models (gpt.c, mlp.c: vecmath's scalar path, left-to-right sums). Two
- * uses: test_cuda_kernels holds the CUDA kernels to them on a GPU, and
- * test_model_emulated runs the CUDA models on them in CI (where no GPU is).
+ * model_kernels.h -- the same arguments on host memory, the math of the cpu
+ * ops (runtime/model/nn_cpu.c: vecmath's scalar path, left-to-right sums)
+ * written plainly. Three uses: test_nn_ops holds the cpu ops to them,
+ * test_cuda_kernels holds the CUDA kernels to them on a GPU, and
+ * test_model_emulated runs the cuda ops table on them in CI (no GPU there).
  */
 #ifndef ZRT_TEST_MODEL_REFS_H
 #define ZRT_TEST_MODEL_REFS_H
 
 #include "vecmath.h"
+#include "nn.h"
+#include "rmsnorm.h"
+#include "rope.h"
+#include "swiglu.h"
 #include "xent.h"
 #include "zrt/internal/offload.h"
 
@@ -24,7 +29,9 @@ static inline void ref_embed_forward(float *out, const int32_t *tokens, const fl
         bool valid = tokens[i] >= 0 && tokens[i] < V;
         if (!valid) *bad = 1;
         for (int c = 0; c < C; c++)
-            out[(int64_t)i * C + c] = valid ? wte[(int64_t)tokens[i] * C + c] + wpe[(int64_t)(i % T) * C + c] : 0.0f;
+            out[(int64_t)i * C + c] = !valid ? 0.0f
+                                      : wpe ? wte[(int64_t)tokens[i] * C + c] + wpe[(int64_t)(i % T) * C + c]
+                                            : wte[(int64_t)tokens[i] * C + c];
     }
 }
 
@@ -35,7 +42,7 @@ static inline void ref_embed_backward(float *dwte, float *dwpe, const float *dou
         for (int c = 0; c < C; c++) {
             float d = dout[(int64_t)i * C + c];
             if (tokens[i] >= 0 && tokens[i] < V) dwte[(int64_t)tokens[i] * C + c] += d;
-            dwpe[(int64_t)(i % T) * C + c] += d;
+            if (dwpe) dwpe[(int64_t)(i % T) * C + c] += d;
         }
 }
 
@@ -78,26 +85,112 @@ static inline void ref_layernorm_backward(float *dx, float *dw, float *db, const
     }
 }
 
-static inline void ref_causal_softmax_forward(float *att, const float *pre, int squares, int T)
+/* squares of T rows x S: row t keeps its first S - T + t + 1 entries. */
+static inline void ref_causal_softmax_forward(float *att, const float *pre, int squares, int T, int S)
 {
     const zrt_vecmath *vm = ref_vm();
     for (int64_t r = 0; r < (int64_t)squares * T; r++) {
-        int n = (int)(r % T) + 1;
-        float *a = att + r * T;
-        float inv = 1.0f / vm->exp_sum(a, pre + r * T, vm->max(pre + r * T, n), n);
+        int n = S - T + (int)(r % T) + 1;
+        float *a = att + r * S;
+        float inv = 1.0f / vm->exp_sum(a, pre + r * S, vm->max(pre + r * S, n), n);
         for (int i = 0; i < n; i++) a[i] *= inv;
-        memset(a + n, 0, (size_t)(T - n) * sizeof(float));
+        memset(a + n, 0, (size_t)(S - n) * sizeof(float));
     }
 }
 
-static inline void ref_causal_softmax_backward(float *dpre, const float *att, const float *datt, int squares, int T)
+static inline void ref_causal_softmax_backward(float *dpre, const float *att, const float *datt, int squares, int T,
+                                               int S)
 {
     for (int64_t r = 0; r < (int64_t)squares * T; r++) {
-        int n = (int)(r % T) + 1;
-        const float *a = att + r * T, *da = datt + r * T;
-        float *d = dpre + r * T, dot = ref_vm()->dot(a, da, n);
-        for (int i = 0; i < T; i++) d[i] = i < n ? a[i] * (da[i] - dot) : 0.0f;
+        int n = S - T + (int)(r % T) + 1;
+        const float *a = att + r * S, *da = datt + r * S;
+        float *d = dpre + r * S, dot = ref_vm()->dot(a, da, n);
+        for (int i = 0; i < S; i++) d[i] = i < n ? a[i] * (da[i] - dot) : 0.0f;
     }
+}
+
+/* RMSNorm: sums left to right. */
+static inline void ref_rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, int N, int C, float eps)
+{
+    for (int64_t i = 0; i < N; i++) {
+        float squares = 0.0f;
+        for (int c = 0; c < C; c++) squares += x[i * C + c] * x[i * C + c];
+        rstd[i] = zrt_rmsnorm_rstd(squares, C, eps);
+        for (int c = 0; c < C; c++) out[i * C + c] = zrt_rmsnorm_out(x[i * C + c], rstd[i], w[c]);
+    }
+}
+
+static inline void ref_rmsnorm_backward(float *dx, float *dw, const float *d, const float *x, const float *w,
+                                        const float *rstd, int N, int C)
+{
+    for (int64_t i = 0; i < N; i++) {
+        float sum = 0.0f;
+        for (int c = 0; c < C; c++) sum += d[i * C + c] * w[c] * (x[i * C + c] * rstd[i]);
+        for (int c = 0; c < C; c++) {
+            float norm = x[i * C + c] * rstd[i];
+            dx[i * C + c] += zrt_rmsnorm_dx(d[i * C + c] * w[c], norm, sum / (float)C, rstd[i]);
+            dw[c] += d[i * C + c] * norm;
+        }
+    }
+}
+
+static inline void ref_rope(float *x, int N, int T, int pos0, int heads, int hs, int ld, const float *cos,
+                            const float *sin, int inverse)
+{
+    int half = hs / 2;
+    for (int r = 0; r < N; r++)
+        for (int h = 0; h < heads; h++)
+            for (int i = 0; i < half; i++) {
+                int64_t at = (int64_t)(pos0 + r % T) * half + i;
+                float *head = x + (int64_t)r * ld + (int64_t)h * hs;
+                zrt_rope_turn(&head[i], &head[i + half], cos[at], inverse ? -sin[at] : sin[at]);
+            }
+}
+
+static inline void ref_swiglu_forward(float *out, const float *gu, int N, int H)
+{
+    for (int64_t r = 0; r < N; r++)
+        for (int i = 0; i < H; i++) out[r * H + i] = zrt_swiglu(gu[r * 2 * H + i], gu[r * 2 * H + H + i]);
+}
+
+static inline void ref_swiglu_backward(float *dgu, const float *dout, const float *gu, int N, int H)
+{
+    for (int64_t r = 0; r < N; r++)
+        for (int i = 0; i < H; i++) {
+            int64_t g = r * 2 * H + i;
+            zrt_swiglu_grad(gu[g], gu[g + H], dout[r * H + i], &dgu[g], &dgu[g + H]);
+        }
+}
+
+/* Causal grouped-query attention (nn.h's zrt_attn_shape) as plain loops in
+ * double: the independent reference the ops' gemm + softmax are held to. */
+static inline void ref_attention_forward(const zrt_attn_shape *a, float *out, const float *q, const float *k,
+                                         const float *v)
+{
+    int G = a->NH / a->NKV;
+    double scale = 1.0 / sqrt((double)a->hs);
+    for (int b = 0; b < a->B; b++)
+        for (int h = 0; h < a->NH; h++)
+            for (int t = 0; t < a->T; t++) {
+                int n = a->S - a->T + t + 1;
+                const float *qr = q + ((int64_t)b * a->T + t) * a->ld_q + (int64_t)h * a->hs;
+                double w[4096], max = -INFINITY, sum = 0;
+                for (int s = 0; s < n; s++) {
+                    const float *kr = k + ((int64_t)b * a->S + s) * a->ld_kv + (int64_t)(h / G) * a->hs;
+                    double dot = 0;
+                    for (int i = 0; i < a->hs; i++) dot += (double)qr[i] * kr[i];
+                    w[s] = dot * scale;
+                    max = fmax(max, w[s]);
+                }
+                for (int s = 0; s < n; s++) sum += (w[s] = exp(w[s] - max));
+                float *o = out + ((int64_t)b * a->T + t) * a->ld_out + (int64_t)h * a->hs;
+                for (int i = 0; i < a->hs; i++) {
+                    double acc = 0;
+                    for (int s = 0; s < n; s++)
+                        acc += w[s] / sum * v[((int64_t)b * a->S + s) * a->ld_kv + (int64_t)(h / G) * a->hs + i];
+                    o[i] = (float)acc;
+                }
+            }
 }
 
 /* One row of GPT's cross-entropy (gpt.c's loss); N: the rows that are targets. */

@@ -23,7 +23,7 @@
  *    (test_model_emulated shows both, through the fake cuBLASLt).
  * Skips (exit 77) without a GPU.
  */
-#include "cuda_model.h"
+#include "nn_device.h"
 #include "error_bounds.h"
 #include "kernel_checks.h"
 #include "model_kernels.h"
@@ -177,19 +177,67 @@ static void check_layernorm(void)
     free(x), free(w), free(b), free(d), free(out), free(mean), free(rstd), free(dx), free(dx0), free(dw), free(db);
 }
 
-static void check_softmax(void)
+/* T x S squares: S == T (training) and S > T (query t at S - T + t: a decode's rows). */
+static void check_softmax(int T, int S)
 {
-    enum { SQUARES = 6, T = 45 };
-    size_t n = (size_t)SQUARES * T * T;
+    enum { SQUARES = 6 };
+    size_t n = (size_t)SQUARES * T * S;
     float *pre = randoms(n, 4.0f, 13), *datt = randoms(n, 1.0f, 14), *att = calloc(n, 4), *dpre = calloc(n, 4);
-    ref_causal_softmax_forward(att, pre, SQUARES, T);
-    ref_causal_softmax_backward(dpre, att, datt, SQUARES, T);
+    ref_causal_softmax_forward(att, pre, SQUARES, T, S);
+    ref_causal_softmax_backward(dpre, att, datt, SQUARES, T, S);
     float *d_att = zeros(n), *d_dpre = zeros(n);
-    CHECK(zrt_cuda_causal_softmax_forward(native, d_att, up(pre, n), SQUARES, T) == 0);
-    expect("causal softmax", d_att, att, n, 2e-5);
-    CHECK(zrt_cuda_causal_softmax_backward(native, d_dpre, up(att, n), up(datt, n), SQUARES, T) == 0);
-    expect("causal softmax backward", d_dpre, dpre, n, 2e-5);
+    CHECK(zrt_cuda_causal_softmax_forward(native, d_att, up(pre, n), SQUARES, T, S) == 0);
+    expect(S == T ? "causal softmax" : "causal softmax T < S", d_att, att, n, 2e-5);
+    CHECK(zrt_cuda_causal_softmax_backward(native, d_dpre, up(att, n), up(datt, n), SQUARES, T, S) == 0);
+    expect(S == T ? "causal softmax backward" : "causal softmax backward T < S", d_dpre, dpre, n, 2e-5);
     free(pre), free(datt), free(att), free(dpre);
+}
+
+/* RMSNorm: warp-order row sums (2e-5 of the row), dw bitwise (one thread a column, rows in order). */
+static void check_rmsnorm(void)
+{
+    enum { N = 37, C = 200 };
+    size_t n = (size_t)N * C;
+    float *x = randoms(n, 2.0f, 21), *w = randoms(C, 1.0f, 22), *d = randoms(n, 1.0f, 23), *dx0 = randoms(n, 1.0f, 24);
+    float *out = calloc(n, 4), *rstd = calloc(N, 4), *dx = malloc(n * 4), *dw = calloc(C, 4);
+    memcpy(dx, dx0, n * 4);
+    ref_rmsnorm_forward(out, rstd, x, w, N, C, 1e-6f);
+    ref_rmsnorm_backward(dx, dw, d, x, w, rstd, N, C);
+    float *d_out = zeros(n), *d_rstd = zeros(N), *d_dw = zeros(C), *d_dx = up(dx0, n);
+    CHECK(zrt_cuda_rmsnorm_forward(native, d_out, d_rstd, up(x, n), up(w, C), N, C, 1e-6f) == 0);
+    expect("rmsnorm", d_out, out, n, 2e-5);
+    CHECK(zrt_cuda_rmsnorm_backward(native, d_dx, d_dw, up(d, n), up(x, n), up(w, C), up(rstd, N), N, C) == 0);
+    expect("rmsnorm backward dx", d_dx, dx, n, 2e-5);
+    expect("rmsnorm backward dw", d_dw, dw, C, 0);
+    free(x), free(w), free(d), free(dx0), free(out), free(rstd), free(dx), free(dw);
+}
+
+/* Rope (both turns): the same products, bitwise. SwiGLU: the same formula
+ * but CUDA's expf against libm's (2 ulp): 2e-6 of the largest. */
+static void check_rope_swiglu(void)
+{
+    enum { N = 24, T = 8, POS0 = 5, HEADS = 3, HS = 16, LD = 56, H = 70 };
+    size_t n = (size_t)N * LD, table = (size_t)(POS0 + T) * HS / 2;
+    float *x = randoms(n, 1.0f, 31), *cosv = randoms(table, 1.0f, 32), *sinv = randoms(table, 1.0f, 33);
+    float *d_cos = up(cosv, table), *d_sin = up(sinv, table);
+    for (int inverse = 0; inverse < 2; inverse++) {
+        float *want = malloc(n * 4), *d_x = up(x, n);
+        memcpy(want, x, n * 4);
+        ref_rope(want, N, T, POS0, HEADS, HS, LD, cosv, sinv, inverse);
+        CHECK(zrt_cuda_rope(native, d_x, N, T, POS0, HEADS, HS, LD, d_cos, d_sin, inverse) == 0);
+        expect(inverse ? "rope inverse" : "rope", d_x, want, n, 0);
+        free(want);
+    }
+    size_t m = (size_t)N * H;
+    float *gu = randoms(2 * m, 3.0f, 34), *dout = randoms(m, 1.0f, 35), *out = malloc(m * 4), *dgu = malloc(2 * m * 4);
+    ref_swiglu_forward(out, gu, N, H);
+    ref_swiglu_backward(dgu, dout, gu, N, H);
+    float *d_out = zeros(m), *d_dgu = zeros(2 * m), *d_gu = up(gu, 2 * m);
+    CHECK(zrt_cuda_swiglu_forward(native, d_out, d_gu, N, H) == 0);
+    expect("swiglu", d_out, out, m, 2e-6);
+    CHECK(zrt_cuda_swiglu_backward(native, d_dgu, up(dout, m), d_gu, N, H) == 0);
+    expect("swiglu backward", d_dgu, dgu, 2 * m, 2e-6);
+    free(x), free(cosv), free(sinv), free(gu), free(dout), free(out), free(dgu);
 }
 
 /* gpt.c's and mlp.c's cross-entropy, and the loss mean (bitwise: the same sum of the same losses). */
@@ -274,7 +322,10 @@ int main(void)
     check_embed();
     check_rows();
     check_layernorm();
-    check_softmax();
+    check_softmax(45, 45);
+    check_softmax(7, 45);
+    check_rmsnorm();
+    check_rope_swiglu();
     check_cross_entropy(false);
     check_cross_entropy(true);
     check_gemm(ZRT_MATMUL_FP32);

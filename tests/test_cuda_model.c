@@ -1,5 +1,5 @@
-/* test_cuda_model.c: the CUDA GPT and MLP (runtime/model/gpt_cuda.c,
- * mlp_cuda.c) against the CPU models on the same parameters and batch: the
+/* test_cuda_model.c: the GPT and MLP on the cuda ops table (runtime/model/nn_cuda.c;
+ * the same gpt.c and mlp.c) against the cpu table on the same parameters and batch: the
  * loss and every unit's gradient after forward, loss and backward as the
  * engine runs them (gradients of the tied embedding summed over its ops).
  *  - fp32 matmuls: loss within 1e-5 relative, gradients within 1e-4 of each

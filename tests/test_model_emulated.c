@@ -1,21 +1,25 @@
-/* test_model_emulated.c: the CUDA GPT and MLP (gpt_cuda.c, mlp_cuda.c) and
- * their matmul mapping (cuda_blas.c) run in CI, where there is no GPU: the
+/* test_model_emulated.c: the cuda ops table (runtime/model/nn_cuda.c) and
+ * its matmul mapping (cuda_blas.c) run in CI, where there is no GPU: the
  * kernel launchers are defined here as their CPU references
  * (tests/model_refs.h, which test_cuda_kernels holds the real kernels to),
  * cuBLASLt is tests/fake_cublaslt.c (host, column-major, strict about
- * layouts) loaded through $ZRT_CUBLASLT, and the models' ops are called on
- * cpu device memory. Against the CPU models on the same parameters and
- * batch: the loss within 1e-5 relative and every unit's gradient within
- * 1e-4 of its largest (OpenBLAS and vecmath's vector path against the
- * references' left-to-right sums); a token outside the vocabulary fails the
- * stream by the models' flag. And cuda_blas.c's matmuls (fp32 and bf16,
- * each transpose pair, a strided batch) within tests/error_bounds.h's
- * per-element bound of the exact product, the fake rounding the inputs
- * as the compute type does; the fake made wrong ($ZRT_FAKE_CUBLASLT_FAULT:
- * a doubled alpha, a dropped K-block) falls outside it, while the bf16
- * bound test_cuda_kernels used before, 2^-7 K max|a| max|b|, passes both
- * (asserted: why it was replaced). What it cannot see: the .cu kernels
- * themselves and cuBLASLt's real behaviour -- test_cuda_kernels' part.
+ * layouts) loaded through $ZRT_CUBLASLT, and the ops are called on cpu
+ * device memory. The ONE gpt.c and mlp.c run on that table against the
+ * same models on the cpu table, same parameters and batch: the loss within
+ * 1e-5 relative and every unit's gradient within 1e-4 of its largest
+ * (OpenBLAS and vecmath's vector path against the references' left-to-right
+ * sums); a token outside the vocabulary fails the stream by the table's
+ * flag. The ops no built-in model uses yet (rmsnorm, rope, swiglu,
+ * grouped-query attention with T < S) are compared op by op, cuda table
+ * against cpu table (tests/nn_cases.h). And cuda_blas.c's matmuls (fp32
+ * and bf16, each transpose pair, a strided batch) within
+ * tests/error_bounds.h's per-element bound of the exact product, the fake
+ * rounding the inputs as the compute type does; the fake made wrong
+ * ($ZRT_FAKE_CUBLASLT_FAULT: a doubled alpha, a dropped K-block) falls
+ * outside it, while the bf16 bound test_cuda_kernels used before, 2^-7 K
+ * max|a| max|b|, passes both (asserted: why it was replaced). What it
+ * cannot see: the .cu kernels themselves and cuBLASLt's real behaviour --
+ * test_cuda_kernels' part.
  */
 #include "device_common.h"
 
@@ -23,7 +27,6 @@
 int main(void) { SKIP("built without CUDA: the CUDA models are not in this build"); }
 #else
 
-#include "cuda_model.h"
 #include "error_bounds.h"
 #include "model_kernels.h"
 #include "model_refs.h"
@@ -72,13 +75,36 @@ int zrt_cuda_layernorm_backward(void *s, float *dx, float *dw, float *db, const 
 {
     return (void)s, ref_layernorm_backward(dx, dw, db, d, x, w, mean, rstd, N, C), 0;
 }
-int zrt_cuda_causal_softmax_forward(void *s, float *att, const float *pre, int squares, int T)
+int zrt_cuda_causal_softmax_forward(void *s, float *att, const float *pre, int squares, int T, int S)
 {
-    return (void)s, ref_causal_softmax_forward(att, pre, squares, T), 0;
+    return (void)s, ref_causal_softmax_forward(att, pre, squares, T, S), 0;
 }
-int zrt_cuda_causal_softmax_backward(void *s, float *dpre, const float *att, const float *datt, int squares, int T)
+int zrt_cuda_causal_softmax_backward(void *s, float *dpre, const float *att, const float *datt, int squares, int T,
+                                     int S)
 {
-    return (void)s, ref_causal_softmax_backward(dpre, att, datt, squares, T), 0;
+    return (void)s, ref_causal_softmax_backward(dpre, att, datt, squares, T, S), 0;
+}
+int zrt_cuda_rmsnorm_forward(void *s, float *out, float *rstd, const float *x, const float *w, int N, int C, float eps)
+{
+    return (void)s, ref_rmsnorm_forward(out, rstd, x, w, N, C, eps), 0;
+}
+int zrt_cuda_rmsnorm_backward(void *s, float *dx, float *dw, const float *d, const float *x, const float *w,
+                              const float *rstd, int N, int C)
+{
+    return (void)s, ref_rmsnorm_backward(dx, dw, d, x, w, rstd, N, C), 0;
+}
+int zrt_cuda_rope(void *s, float *x, int N, int T, int pos0, int heads, int hs, int ld, const float *cos,
+                  const float *sin, int inverse)
+{
+    return (void)s, ref_rope(x, N, T, pos0, heads, hs, ld, cos, sin, inverse), 0;
+}
+int zrt_cuda_swiglu_forward(void *s, float *out, const float *gu, int N, int H)
+{
+    return (void)s, ref_swiglu_forward(out, gu, N, H), 0;
+}
+int zrt_cuda_swiglu_backward(void *s, float *dgu, const float *dout, const float *gu, int N, int H)
+{
+    return (void)s, ref_swiglu_backward(dgu, dout, gu, N, H), 0;
 }
 int zrt_cuda_cross_entropy(void *s, float *dlogits, float *probs, double *losses, const float *logits,
                            const int32_t *targets, int N, int V, float scale, int double_math, int32_t *bad)
@@ -90,7 +116,7 @@ int zrt_cuda_loss_mean(void *s, float *loss_sum, const double *losses, const int
     return (void)s, ref_loss_mean(loss_sum, losses, targets, N, divisor), 0;
 }
 
-/* ---- the two models on the cpu device ----------------------------------------------------- */
+/* ---- the two models on the cpu device, on the cpu table and on the cuda table ------------- */
 
 static zrt_device *dev;
 static zrt_stream *stream;
@@ -104,36 +130,46 @@ static void *buffer(size_t bytes, const void *init)
     return p;
 }
 
-/* Forward, loss, backward of model m (emulated: its CUDA ops called directly); the loss. */
+/* Forward, loss, backward of model m (emulated: on the cuda table, its math called here, as the
+ * runner does for a cuda device, with no native stream); the loss. */
 static zrt_status run(zrt_model *m, bool emulated, float **params, float **grads, void *inputs, int32_t *labels,
                       float *loss)
 {
     *loss = 0;
     for (int u = 0; u < m->n_units; u++) memset(grads[u], 0, (size_t)m->unit_numel[u] * 4);
     ZRT_CHECK(m->set_batch(m, inputs, labels, BATCH));
-    const zrt_cuda_model_ops *ops = emulated ? ((zrt_cuda_model *)m)->ops : NULL;
-    zrt_cuda_op o = {.batch = BATCH, .inputs = inputs, .labels = labels, .on = stream};
+    zrt_nn_model *nm = (zrt_nn_model *)m;
+    const zrt_model_math *math = nm->math;
+    zrt_nn nn = nm->nn;
+    nn.on = stream;
+    zrt_model_op o = {.batch = BATCH, .inputs = inputs, .labels = labels};
     for (int op = 0; op < m->n_ops; op++) {
         o.op = op, o.params = params[m->op_unit[op]];
-        ZRT_CHECK(emulated ? ops->forward(m, &o) : m->forward(m, stream, op, o.params));
+        ZRT_CHECK(emulated ? math->forward(m, &nn, &o) : m->forward(m, stream, op, o.params));
     }
-    ZRT_CHECK(emulated ? ops->loss(m, &o, 1.0f, 1.0f, loss) : m->loss(m, stream, 1.0f, 1.0f, loss));
+    ZRT_CHECK(emulated ? math->loss(m, &nn, &o, 1.0f, 1.0f, loss) : m->loss(m, stream, 1.0f, 1.0f, loss));
     for (int op = m->n_ops - 1; op >= 0; op--) {
         int u = m->op_unit[op];
         o.op = op, o.params = params[u], o.grads = grads[u];
-        ZRT_CHECK(emulated ? ops->backward(m, &o) : m->backward(m, stream, op, params[u], grads[u]));
+        ZRT_CHECK(emulated ? math->backward(m, &nn, &o) : m->backward(m, stream, op, params[u], grads[u]));
     }
     return zrt_stream_synchronize(stream);
 }
 
-typedef zrt_status (*create_fn)(const zrt_model_config *, zrt_device *, int, zrt_model **);
-
-static void compare(const char *name, const zrt_model_config *cfg, create_fn emulated_create, const void *inputs,
-                    size_t input_bytes, const int32_t *labels, size_t label_bytes)
+/* A model of cfg on the cpu device whose ops are the cuda table's. */
+static zrt_model *emulated_model(const zrt_model_config *cfg)
 {
-    zrt_model *cpu = NULL, *emu = NULL;
+    zrt_model *m = NULL;
+    CHECK_OK(zrt_model_create(cfg, dev, BATCH, &m));
+    if (m) CHECK_OK(zrt_nn_model_use_ops((zrt_nn_model *)m, &zrt_nn_cuda));
+    return m;
+}
+
+static void compare(const char *name, const zrt_model_config *cfg, const void *inputs, size_t input_bytes,
+                    const int32_t *labels, size_t label_bytes)
+{
+    zrt_model *cpu = NULL, *emu = emulated_model(cfg);
     CHECK_OK(zrt_model_create(cfg, dev, BATCH, &cpu));
-    CHECK_OK(emulated_create(cfg, dev, BATCH, &emu));
     if (!cpu || !emu) return;
     float *params[8], *want[8], *got[8];
     for (int u = 0; u < cpu->n_units; u++) {
@@ -169,8 +205,7 @@ static void compare(const char *name, const zrt_model_config *cfg, create_fn emu
 /* A token outside the vocabulary: the flag, then the stream's error naming it. */
 static void bad_token(const zrt_model_config *cfg, int32_t *tokens, size_t n)
 {
-    zrt_model *m = NULL;
-    CHECK_OK(zrt_model_gpt_cuda_create(cfg, dev, BATCH, &m));
+    zrt_model *m = emulated_model(cfg);
     if (!m) return;
     tokens[2] = (int32_t)cfg->vocab;
     float *params[8], *grads[8];
@@ -182,6 +217,67 @@ static void bad_token(const zrt_model_config *cfg, int32_t *tokens, size_t n)
               status == ZRT_OK ? "no error" : zrt_last_error());
     printf("a bad token: %s\n", zrt_last_error());
     m->destroy(m);
+}
+
+/* ---- the ops no built-in model uses yet: the cuda table against the cpu table ------------- */
+
+enum { ON = 6, OC = 32, OH = 20, OB = 2, OT = 3, OS = 7, ONH = 4, ONKV = 2, OHS = 8, OUTS = 10 };
+
+static float *host_randoms(size_t n, uint64_t salt)
+{
+    float *x = buffer(n * 4, NULL);
+    for (size_t i = 0; i < n; i++) x[i] = zrt_random_normal(5, salt, i);
+    return x;
+}
+
+/* rmsnorm, rope (both turns), swiglu, GQA attention with T < S, forward and backward, on one table;
+ * its outputs into out[0..OUTS) (sizes in n). */
+static void new_ops(zrt_nn *nn, float **out, size_t *n)
+{
+    const zrt_nn_ops *o = nn->ops;
+    zrt_attn_shape a = {.B = OB, .T = OT, .S = OS, .NH = ONH, .NKV = ONKV, .hs = OHS, .ld_q = ONH * OHS,
+                        .ld_kv = ONKV * OHS, .ld_out = ONH * OHS};
+    size_t x = ON * OC, gu = 2 * ON * OH, q = OB * OT * ONH * OHS, kv = OB * OS * ONKV * OHS, att = OB * ONH * OT * OS;
+    size_t sizes[OUTS] = {x, ON, x, OC, x, ON * OH, gu, q, q, kv};
+    for (int i = 0; i < OUTS; i++) out[i] = buffer((n[i] = sizes[i]) * 4, NULL);
+    float *in = host_randoms(x, 1), *w = host_randoms(OC, 2), *d = host_randoms(x, 3), *g = host_randoms(gu, 4);
+    float *cs = host_randoms(8 * OC / 2, 5), *sn = host_randoms(8 * OC / 2, 6), *qq = host_randoms(q, 7);
+    float *kk = host_randoms(kv, 8), *vv = host_randoms(kv, 9), *dout = host_randoms(q, 10);
+    float *scratch[4] = {buffer(att * 4, NULL), buffer(att * 4, NULL), buffer(kv * 4, NULL), buffer(kv * 4, NULL)};
+    CHECK_OK(o->rmsnorm_forward(nn, out[0], out[1], in, w, ON, OC, 1e-5f));
+    CHECK_OK(o->rmsnorm_backward(nn, out[2], out[3], d, in, w, out[1], ON, OC));
+    memcpy(out[4], in, x * 4);
+    CHECK_OK(o->rope(nn, out[4], ON, 2, 3, 2, 16, OC, cs, sn, false));
+    CHECK_OK(o->rope(nn, out[4], ON, 2, 3, 1, 16, OC, cs, sn, true)); /* head 0 back, head 1 turned */
+    CHECK_OK(o->swiglu_forward(nn, out[5], g, ON, OH));
+    CHECK_OK(o->swiglu_backward(nn, out[6], out[5], g, ON, OH));
+    CHECK_OK(o->attention_forward(nn, &a, out[7], scratch[0], scratch[1], qq, kk, vv));
+    CHECK_OK(o->attention_backward(nn, &a, out[8], scratch[2], out[9], scratch[0] /* att: read */, scratch[1], dout,
+                                   qq, kk, vv, scratch[0]));
+    CHECK_OK(zrt_stream_synchronize(stream));
+}
+
+static void compare_new_ops(void)
+{
+    static const char *names[OUTS] = {"rmsnorm", "rmsnorm rstd", "rmsnorm dx", "rmsnorm dw", "rope (both turns)",
+                                      "swiglu", "swiglu backward", "GQA attention T < S", "its dq", "its dv"};
+    zrt_nn cpu = {.ops = &zrt_nn_cpu, .device = dev, .model = "cpu", .on = stream};
+    zrt_nn cu = {.device = dev, .model = "cuda", .on = stream};
+    CHECK_OK(zrt_nn_cpu.init(&cpu, ZRT_MATMUL_FP32, 0));
+    CHECK_OK(zrt_nn_cuda.init(&cu, ZRT_MATMUL_FP32, 16));
+    cu.ops = &zrt_nn_cuda;
+    float *want[OUTS], *got[OUTS];
+    size_t n[OUTS];
+    new_ops(&cpu, want, n);
+    new_ops(&cu, got, n);
+    for (int i = 0; i < OUTS; i++) {
+        double largest = 1e-30, err = 0;
+        for (size_t j = 0; j < n[i]; j++) largest = fmax(largest, fabs(want[i][j]));
+        for (size_t j = 0; j < n[i]; j++) err = fmax(err, fabs((double)got[i][j] - want[i][j]) / largest);
+        CHECK_MSG(err <= 1e-5, "%s: the cuda table differs from the cpu table by %.3g of the largest", names[i], err);
+        printf("%-22s cuda table (emulated) vs cpu table: %.2g of the largest\n", names[i], err);
+    }
+    zrt_nn_cuda.fini(&cu);
 }
 
 /* ---- the matmuls against their bound, and the fake's faults outside it ------------------ */
@@ -286,16 +382,17 @@ int main(void)
     enum { TOKENS = BATCH * 12 };
     int32_t tokens[TOKENS + 1];
     for (int i = 0; i <= TOKENS; i++) tokens[i] = (int32_t)((i * 7919u + 13u) % 50u);
-    compare("gpt", &gpt, zrt_model_gpt_cuda_create, tokens, TOKENS * 4, tokens + 1, TOKENS * 4);
+    compare("gpt", &gpt, tokens, TOKENS * 4, tokens + 1, TOKENS * 4);
     int32_t masked[TOKENS]; /* every third label no target (-100): the loss is the mean over the rest */
     for (int i = 0; i < TOKENS; i++) masked[i] = i % 3 == 0 ? -100 : tokens[i + 1];
-    compare("gpt, labels masked with -100", &gpt, zrt_model_gpt_cuda_create, tokens, TOKENS * 4, masked, TOKENS * 4);
+    compare("gpt, labels masked with -100", &gpt, tokens, TOKENS * 4, masked, TOKENS * 4);
     zrt_model_config mlp = {.type = ZRT_MODEL_MLP, .layers = 3, .d_model = 20, .hidden = 36, .vocab = 7};
     float features[BATCH * 20];
     for (int i = 0; i < BATCH * 20; i++) features[i] = zrt_random_normal(3, 0, (uint64_t)i);
     int32_t classes[BATCH] = {1, 6, 4};
-    compare("mlp", &mlp, zrt_model_mlp_cuda_create, features, sizeof features, classes, sizeof classes);
-    bad_token(&gpt, tokens, TOKENS);
+    compare("mlp", &mlp, features, sizeof features, classes, sizeof classes);
+    compare_new_ops();
+    bad_token(&gpt, tokens, TOKENS); /* last on the stream: it leaves it failed */
     gemm_bounds(ZRT_MATMUL_FP32);
     gemm_bounds(ZRT_MATMUL_BF16);
     zrt_stream_destroy(stream);

@@ -179,6 +179,7 @@ static void load_deepspeed_json(zrt_config *cfg, const cJSON *json, const char *
     const char *zrt_file = cfg->source_is_json ? zrt_cfg_zrt_file(cfg) : json_path; /* --zrt_config joins it */
     check_monitor_twice(json, json_path, cJSON_GetObjectItemCaseSensitive(json, "zrt"), zrt_file, errs);
     zrt_cfg_walk(cfg, errs, json_path, &zrt_cfg_deepspeed, json, "");
+    cfg->activation_checkpointing.present = cJSON_GetObjectItemCaseSensitive(json, "activation_checkpointing") != NULL;
     if (!lookup(json, "zero_optimization.overlap_comm")) cfg->zero.overlap_comm = cfg->zero.stage == 3;
     settle_precision(cfg, json, yaml_has_precision, json_path, errs);
 }
@@ -466,8 +467,8 @@ static void check_job(zrt_config *cfg, zrt_cfg_errors *errs)
                       "shards: dir/train_*.bin)");
     if (j->data.type != ZRT_DATA_TOKENS && j->data.train[0])
         zrt_cfg_error(errs, file, "zrt.data.train", "is read only when zrt.data.type is tokens");
-    if (j->data.type == ZRT_DATA_TOKENS && j->model.type != ZRT_MODEL_GPT)
-        zrt_cfg_error(errs, file, "zrt.data.type", "tokens needs zrt.model.type gpt");
+    if (j->data.type == ZRT_DATA_TOKENS && j->model.type == ZRT_MODEL_MLP)
+        zrt_cfg_error(errs, file, "zrt.data.type", "tokens needs zrt.model.type gpt or llama");
     if (j->checkpoint_interval > 0 && j->checkpoint_dir[0] == '\0')
         zrt_cfg_error(errs, file, "zrt.checkpoint_interval", "%lld needs zrt.checkpoint_dir",
                       (long long)j->checkpoint_interval);
@@ -491,15 +492,44 @@ static void check_job(zrt_config *cfg, zrt_cfg_errors *errs)
         zrt_cfg_error(errs, file, "zrt.tls.require_client_cert", "needs zrt.tls.ca to check clients against");
 }
 
+/* DeepSpeed's activation_checkpointing section turns checkpointing on; each
+ * of its keys is exact for zrt or refused (docs/config.md). */
+static void check_activation_checkpointing(zrt_config *cfg, zrt_cfg_errors *errs)
+{
+    const zrt_activation_checkpointing_config *ac = &cfg->activation_checkpointing;
+    zrt_model_config *m = &cfg->job.model;
+    const char *file = zrt_cfg_deepspeed_file(cfg);
+    if (ac->present && zrt_cfg_zrt_given(cfg, "activation_checkpointing") && !m->activation_checkpointing)
+        zrt_cfg_error(errs, file, "activation_checkpointing", "is given (checkpointing on) and "
+                      "zrt.activation_checkpointing is false in %s: keep one", zrt_cfg_zrt_file(cfg));
+    if (ac->present) m->activation_checkpointing = true;
+    if (ac->cpu_checkpointing && cfg->job.device != ZRT_DEVICE_CPU)
+        zrt_cfg_error(errs, file, "activation_checkpointing.cpu_checkpointing", "true is implemented with "
+                      "zrt.device cpu only (where the checkpoints are in host memory already); zrt does not move "
+                      "them off the GPU");
+    if (ac->number_checkpoints && ac->number_checkpoints != m->layers)
+        zrt_cfg_error(errs, file, "activation_checkpointing.number_checkpoints", "%lld: zrt checkpoints every block, "
+                      "so it must equal zrt.model.layers %lld (or be left out)", (long long)ac->number_checkpoints,
+                      (long long)m->layers);
+    if (ac->profile)
+        zrt_cfg_error(errs, file, "activation_checkpointing.profile", "true: zrt does not time the checkpointed "
+                      "blocks (false or leave it out)");
+    if (m->activation_checkpointing && m->type == ZRT_MODEL_MLP)
+        zrt_cfg_error(errs, zrt_cfg_zrt_file(cfg), "zrt.activation_checkpointing", "needs a model of blocks (gpt or "
+                      "llama); the mlp has none");
+}
+
 static void validate_into(zrt_config *cfg, zrt_cfg_errors *errs)
 {
     check_launch(cfg, errs);
     check_zero(cfg, errs);
+    zrt_cfg_hf_llama(cfg, errs);
     check_job(cfg, errs);
+    check_activation_checkpointing(cfg, errs);
     zrt_cfg_check_start(cfg, errs);
     resolve_batch(cfg, errs);
     if (isnan(cfg->scheduler.warmup_max_lr)) cfg->scheduler.warmup_max_lr = cfg->optimizer.lr;
-    if (cfg->job.model.hidden == 0) cfg->job.model.hidden = 4 * cfg->job.model.d_model;
+    if (cfg->job.model.hidden == 0) cfg->job.model.hidden = 4 * cfg->job.model.d_model; /* llama: required */
     cfg->fp16.enabled = cfg->mixed_precision == ZRT_PRECISION_FP16;
     cfg->bf16_enabled = cfg->mixed_precision == ZRT_PRECISION_BF16;
     cfg->job.model.precision = (int)cfg->mixed_precision;

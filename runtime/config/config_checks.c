@@ -69,8 +69,8 @@ static void check_data_and_model(const zrt_config *cfg, zrt_cfg_errors *errs)
         globfree(&found);
     }
     if (d->type != ZRT_DATA_TEXT || d->path[0] == '\0') return;
-    if (m->type != ZRT_MODEL_GPT)
-        zrt_cfg_error(errs, file, "zrt.data.type", "text needs zrt.model.type gpt (the mlp trains on the "
+    if (m->type == ZRT_MODEL_MLP)
+        zrt_cfg_error(errs, file, "zrt.data.type", "text needs zrt.model.type gpt or llama (the mlp trains on the "
                       "synthetic task only)");
     if (m->vocab < 256)
         zrt_cfg_error(errs, file, "zrt.model.vocab", "%lld is too small for text data: text is byte-level, so "

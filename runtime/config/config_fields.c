@@ -11,6 +11,7 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <string.h>
 
 #define OFF(member) offsetof(zrt_config, member)
 #define BIG 9.3e18 /* "no upper bound" for int64 fields */
@@ -41,7 +42,8 @@ static const char *const optimizer_names[] = {"AdamW", "Adam", NULL};
 static const char *const scheduler_names[] = {"none", "WarmupLR", "WarmupDecayLR", "WarmupCosineLR",
                                               NULL};
 static const char *const warmup_names[] = {"log", "linear", NULL};
-static const char *const model_names[] = {"mlp", "gpt", NULL};
+static const char *const model_names[] = {"mlp", "gpt", "llama", NULL};
+static const char *const rope_type_names[] = {"default", "llama3", NULL};
 static const char *const data_names[] = {"synthetic", "text", "tokens", NULL};
 static const char *const device_names[] = {"auto", "cpu", "cuda", NULL};
 static const char *const comm_names[] = {"auto", "host", "nccl", NULL};
@@ -56,7 +58,7 @@ static const zrt_cfg_field offload_optimizer_fields[] = {
     DBL("ratio", zero.offload_optimizer.ratio, 0, 1, 0),
     IGNORE("pipeline_read"), IGNORE("pipeline_write"), IGNORE("pipeline"), IGNORE("fast_init"),
     END};
-static const zrt_cfg_section offload_optimizer = {offload_optimizer_fields, true};
+static const zrt_cfg_section offload_optimizer = {offload_optimizer_fields, true, 0};
 
 static const zrt_cfg_field offload_param_fields[] = {
     ENUM("device", zero.offload_param.device, zrt_cfg_offload_names, 0),
@@ -66,7 +68,7 @@ static const zrt_cfg_field offload_param_fields[] = {
     INT("buffer_size", zero.offload_param.buffer_size, 1, BIG, 0),
     INT("max_in_cpu", zero.offload_param.max_in_cpu, 0, BIG, 0),
     END};
-static const zrt_cfg_section offload_param = {offload_param_fields, true};
+static const zrt_cfg_section offload_param = {offload_param_fields, true, 0};
 
 static const zrt_cfg_field zero_fields[] = {
     ENUM("stage", zero.stage, stage_names, 0),
@@ -94,7 +96,7 @@ static const zrt_cfg_field zero_fields[] = {
     UNSUPPORTED("zero_quantized_gradients"), UNSUPPORTED("zero_hpz_partition_size"),
     UNSUPPORTED("mics_shard_size"), UNSUPPORTED("mics_hierarchical_params_gather"),
     END};
-static const zrt_cfg_section zero = {zero_fields, true};
+static const zrt_cfg_section zero = {zero_fields, true, 0};
 
 static const zrt_cfg_field aio_fields[] = {
     INT("block_size", aio.block_size, 4096, 1 << 30, 0),
@@ -105,7 +107,7 @@ static const zrt_cfg_field aio_fields[] = {
     BOOL("overlap_events", aio.overlap_events, 0),
     UNSUPPORTED("use_gds"),
     END};
-static const zrt_cfg_section aio = {aio_fields, false};
+static const zrt_cfg_section aio = {aio_fields, false, 0};
 
 static const zrt_cfg_field fp16_fields[] = {
     BOOL("enabled", fp16.enabled, AUTO),
@@ -116,13 +118,13 @@ static const zrt_cfg_field fp16_fields[] = {
     DBL("min_loss_scale", fp16.min_loss_scale, 1e-30, 1e38, 0),
     IGNORE("consecutive_hysteresis"), UNSUPPORTED("auto_cast"), IGNORE("fp16_master_weights_and_grads"),
     END};
-static const zrt_cfg_section fp16 = {fp16_fields, false};
+static const zrt_cfg_section fp16 = {fp16_fields, false, 0};
 
 static const zrt_cfg_field bf16_fields[] = {
     BOOL("enabled", bf16_enabled, AUTO),
     IGNORE("immediate_grad_update"),
     END};
-static const zrt_cfg_section bf16 = {bf16_fields, false};
+static const zrt_cfg_section bf16 = {bf16_fields, false, 0};
 
 static const zrt_cfg_field optimizer_param_fields[] = {
     DBL("lr", optimizer.lr, 0, 1e6, AUTO),
@@ -132,13 +134,13 @@ static const zrt_cfg_field optimizer_param_fields[] = {
     BOOL("adam_w_mode", optimizer.adam_w_mode, 0),
     IGNORE("torch_adam"), IGNORE("bias_correction"), UNSUPPORTED("amsgrad"),
     END};
-static const zrt_cfg_section optimizer_params = {optimizer_param_fields, false};
+static const zrt_cfg_section optimizer_params = {optimizer_param_fields, false, 0};
 
 static const zrt_cfg_field optimizer_fields[] = {
     ENUM("type", optimizer.type, optimizer_names, 0),
     SECTION("params", optimizer_params, 0),
     END};
-static const zrt_cfg_section optimizer = {optimizer_fields, false};
+static const zrt_cfg_section optimizer = {optimizer_fields, false, 0};
 
 static const zrt_cfg_field scheduler_param_fields[] = {
     DBL("warmup_min_lr", scheduler.warmup_min_lr, 0, 1e6, AUTO),
@@ -150,13 +152,13 @@ static const zrt_cfg_field scheduler_param_fields[] = {
     DBL("cos_min_ratio", scheduler.cos_min_ratio, 0, 1, 0),
     IGNORE("last_batch_iteration"),
     END};
-static const zrt_cfg_section scheduler_params = {scheduler_param_fields, false};
+static const zrt_cfg_section scheduler_params = {scheduler_param_fields, false, 0};
 
 static const zrt_cfg_field scheduler_fields[] = {
     ENUM("type", scheduler.type, scheduler_names, 0),
     SECTION("params", scheduler_params, 0),
     END};
-static const zrt_cfg_section scheduler = {scheduler_fields, false};
+static const zrt_cfg_section scheduler = {scheduler_fields, false, 0};
 
 /* DeepSpeed's monitors (deepspeed/monitor/config.py). tensorboard and
  * csv_monitor write files (tools/train/monitor.c); the two that send metrics over
@@ -164,9 +166,9 @@ static const zrt_cfg_section scheduler = {scheduler_fields, false};
 #define MONITOR_FIELDS(m) \
     BOOL("enabled", m.enabled, 0), STR("output_path", m.output_path), STR("job_name", m.job_name), END
 static const zrt_cfg_field tensorboard_fields[] = {MONITOR_FIELDS(tensorboard)};
-static const zrt_cfg_section tensorboard = {tensorboard_fields, true};
+static const zrt_cfg_section tensorboard = {tensorboard_fields, true, 0};
 static const zrt_cfg_field csv_monitor_fields[] = {MONITOR_FIELDS(csv_monitor)};
-static const zrt_cfg_section csv_monitor = {csv_monitor_fields, true};
+static const zrt_cfg_section csv_monitor = {csv_monitor_fields, true, 0};
 
 #define NO_NETWORK(service)                                                                                   \
     service " sends metrics over the network, which zrt does not do: use tensorboard {enabled: true} (event " \
@@ -174,18 +176,30 @@ static const zrt_cfg_section csv_monitor = {csv_monitor_fields, true};
 static const zrt_cfg_field wandb_fields[] = {
     REFUSED("enabled", NO_NETWORK("Weights & Biases")), IGNORE("group"), IGNORE("team"), IGNORE("project"),
     END};
-static const zrt_cfg_section wandb = {wandb_fields, true};
+static const zrt_cfg_section wandb = {wandb_fields, true, 0};
 static const zrt_cfg_field comet_fields[] = {
     REFUSED("enabled", NO_NETWORK("Comet")), IGNORE("samples_log_interval"), IGNORE("project"),
     IGNORE("workspace"), IGNORE("api_key"), IGNORE("experiment_name"), IGNORE("experiment_key"), IGNORE("online"),
     IGNORE("mode"), END};
-static const zrt_cfg_section comet = {comet_fields, true};
+static const zrt_cfg_section comet = {comet_fields, true, 0};
 
 /* The same four in zrt's own settings (NAME.zrt.yaml), for Accelerate users
  * without a DeepSpeed JSON; config.c refuses one set in both places. */
 #define MONITOR_SECTIONS                                                                             \
     SECTION("tensorboard", tensorboard, ALIAS), SECTION("csv_monitor", csv_monitor, ALIAS),       \
         SECTION("wandb", wandb, ALIAS), SECTION("comet", comet, ALIAS)
+
+/* DeepSpeed's activation checkpointing (runtime/activation_checkpointing/
+ * config.py); config.c's rules say which values are exact for zrt. */
+static const zrt_cfg_field activation_checkpointing_fields[] = {
+    BOOL("partition_activations", activation_checkpointing.partition_activations, 0),
+    BOOL("cpu_checkpointing", activation_checkpointing.cpu_checkpointing, 0),
+    INT("number_checkpoints", activation_checkpointing.number_checkpoints, 1, BIG, 0),
+    BOOL("contiguous_memory_optimization", activation_checkpointing.contiguous_memory_optimization, 0),
+    BOOL("synchronize_checkpoint_boundary", activation_checkpointing.synchronize_checkpoint_boundary, 0),
+    BOOL("profile", activation_checkpointing.profile, 0),
+    END};
+static const zrt_cfg_section activation_checkpointing = {activation_checkpointing_fields, true, 0};
 
 static const zrt_cfg_field deepspeed_fields[] = {
     SECTION("zero_optimization", zero, 0),
@@ -205,12 +219,25 @@ static const zrt_cfg_field deepspeed_fields[] = {
     SECTION("csv_monitor", csv_monitor, 0),
     SECTION("wandb", wandb, ALIAS), /* ALIAS: nothing to dump (refused when enabled) */
     SECTION("comet", comet, ALIAS),
+    SECTION("activation_checkpointing", activation_checkpointing, 0),
     SECTION("zrt", zrt_cfg_zrt, ALIAS),
     END};
-const zrt_cfg_section zrt_cfg_deepspeed = {deepspeed_fields, false};
+const zrt_cfg_section zrt_cfg_deepspeed = {deepspeed_fields, false, 0};
 
 /* ---- zrt's own section --------------------------------------------------------- */
 
+/* Llama 3's rope_scaling, as Hugging Face writes it (type: the older name of rope_type). */
+static const zrt_cfg_field rope_scaling_fields[] = {
+    ENUM("rope_type", job.model.rope_type, rope_type_names, 0),
+    ENUM("type", job.model.rope_type, rope_type_names, ALIAS),
+    DBL("factor", job.model.rope_factor, 1, 1e6, 0),
+    DBL("low_freq_factor", job.model.rope_low_freq_factor, 1e-9, 1e6, 0),
+    DBL("high_freq_factor", job.model.rope_high_freq_factor, 1e-9, 1e6, 0),
+    INT("original_max_position_embeddings", job.model.rope_original_max_positions, 1, BIG, 0),
+    END};
+static const zrt_cfg_section rope_scaling = {rope_scaling_fields, true, 0};
+
+/* The given mask (zrt_model_config.given) has a bit per entry: at most 64. */
 static const zrt_cfg_field model_fields[] = {
     ENUM("type", job.model.type, model_names, 0),
     INT("layers", job.model.layers, 1, 1024, 0),
@@ -221,8 +248,16 @@ static const zrt_cfg_field model_fields[] = {
     INT("vocab", job.model.vocab, 2, 1 << 20, 0),
     STR("init_from", job.model.init_from),
     BOOL("allow_tf32", job.model.allow_tf32, 0),
+    INT("kv_heads", job.model.kv_heads, 0, 1024, 0),
+    DBL("rope_theta", job.model.rope_theta, 0, 1e12, 0),
+    DBL("norm_eps", job.model.norm_eps, 0, 1, 0),
+    BOOL("tie_embeddings", job.model.tie_embeddings, 0),
+    BOOL("attention_bias", job.model.attention_bias, 0),
+    SECTION("rope_scaling", rope_scaling, 0),
+    STR("hf_config", job.model.hf_config),
+    STR("architecture", job.model.architecture),
     END};
-static const zrt_cfg_section model = {model_fields, true};
+static const zrt_cfg_section model = {model_fields, true, OFF(job.model.given)};
 
 static const zrt_cfg_field data_fields[] = {
     ENUM("type", job.data.type, data_names, 0),
@@ -231,7 +266,7 @@ static const zrt_cfg_field data_fields[] = {
     STR("val", job.data.val),
     INT("seed", job.data.seed, 0, BIG, 0),
     END};
-static const zrt_cfg_section data = {data_fields, true};
+static const zrt_cfg_section data = {data_fields, true, 0};
 
 static const zrt_cfg_field tls_fields[] = {
     STR("cert", job.tls_cert),
@@ -239,7 +274,7 @@ static const zrt_cfg_field tls_fields[] = {
     STR("ca", job.tls_ca),
     BOOL("require_client_cert", job.tls_require_client_cert, 0),
     END};
-static const zrt_cfg_section tls = {tls_fields, true};
+static const zrt_cfg_section tls = {tls_fields, true, 0};
 
 static const zrt_cfg_field zrt_fields[] = {
     SECTION("model", model, 0),
@@ -266,9 +301,20 @@ static const zrt_cfg_field zrt_fields[] = {
     INT("cpu_threads", job.cpu_threads, 0, 1024, 0),
     STR("token_file", job.token_file),
     SECTION("tls", tls, 0),
+    BOOL("activation_checkpointing", job.model.activation_checkpointing, 0),
     MONITOR_SECTIONS,
     END};
-const zrt_cfg_section zrt_cfg_zrt = {zrt_fields, true};
+const zrt_cfg_section zrt_cfg_zrt = {zrt_fields, true, OFF(job.given)};
+
+static bool given(const zrt_cfg_section *sec, uint64_t mask, const char *key)
+{
+    for (int i = 0; sec->fields[i].key && i < 64; i++)
+        if (strcmp(sec->fields[i].key, key) == 0) return mask >> i & 1;
+    return false;
+}
+
+bool zrt_cfg_model_given(const zrt_config *cfg, const char *key) { return given(&model, cfg->job.model.given, key); }
+bool zrt_cfg_zrt_given(const zrt_config *cfg, const char *key) { return given(&zrt_cfg_zrt, cfg->job.given, key); }
 
 /* ---- Accelerate YAML ---------------------------------------------------------- */
 
@@ -290,7 +336,7 @@ static const zrt_cfg_field yaml_deepspeed_fields[] = {
     IGNORE("deepspeed_exclusion_filter"), IGNORE("deepspeed_inclusion_filter"),
     IGNORE("deepspeed_moe_layer_cls_names"),
     END};
-const zrt_cfg_section zrt_cfg_yaml_deepspeed = {yaml_deepspeed_fields, false};
+const zrt_cfg_section zrt_cfg_yaml_deepspeed = {yaml_deepspeed_fields, false, 0};
 
 static const zrt_cfg_field accelerate_fields[] = {
     STR("compute_environment", compute_environment),
@@ -314,4 +360,4 @@ static const zrt_cfg_field accelerate_fields[] = {
     IGNORE("dynamo_config"), IGNORE("fsdp_config"), IGNORE("megatron_lm_config"), IGNORE("ipex_config"),
     IGNORE("mpirun_config"), IGNORE("commands"), IGNORE("command_file"),
     END};
-const zrt_cfg_section zrt_cfg_accelerate = {accelerate_fields, false};
+const zrt_cfg_section zrt_cfg_accelerate = {accelerate_fields, false, 0};

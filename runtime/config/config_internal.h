@@ -82,6 +82,7 @@ typedef struct {
 struct zrt_cfg_section {
     const zrt_cfg_field *fields; /* ends with a {NULL} entry */
     bool unknown_is_error;       /* else a warning (Accelerate passes them on) */
+    size_t given_offset;         /* 0, or a uint64_t in zrt_config: bit i set when fields[i] was given */
 };
 
 extern const zrt_cfg_section zrt_cfg_accelerate;  /* an Accelerate YAML file  */
@@ -108,6 +109,19 @@ const char *zrt_cfg_zrt_file(const zrt_config *cfg);
  * the config names, settings the engine or the data cannot honour, values
  * parsed but not implemented (offload_optimizer.ratio below 1). */
 void zrt_cfg_check_start(const zrt_config *cfg, zrt_cfg_errors *errs);
+
+/* Whether a configuration file set zrt.model.KEY / zrt.KEY (their given masks). */
+bool zrt_cfg_model_given(const zrt_config *cfg, const char *key);
+bool zrt_cfg_zrt_given(const zrt_config *cfg, const char *key);
+
+/* ---- Hugging Face's config.json (config_hf.c) ------------------------------- */
+
+/* For zrt.model.type llama: reads zrt.model.hf_config, or init_from's
+ * config.json when init_from is a directory holding one, and fills the
+ * shape from it (keys the file set must agree); refuses by name what zrt
+ * does not implement. Then the Llama defaults (rope_theta 10000, norm_eps
+ * 1e-6) and the Llama rules (hidden required). */
+void zrt_cfg_hf_llama(zrt_config *cfg, zrt_cfg_errors *errs);
 
 /* The enum name tables, shared with config.c's *_name() functions. */
 extern const char *const zrt_cfg_precision_names[];

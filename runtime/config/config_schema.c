@@ -310,6 +310,8 @@ void zrt_cfg_walk(zrt_config *cfg, zrt_cfg_errors *errs, const char *file,
             continue;
         }
         const zrt_cfg_field *f = find_field(sec, item->string);
+        if (f && sec->given_offset && !cJSON_IsNull(item))
+            *(uint64_t *)((char *)cfg + sec->given_offset) |= (uint64_t)1 << (f - sec->fields);
         if (f) set_field(&w, f, key, item);
         else if (sec->unknown_is_error) zrt_cfg_error(errs, file, key, "unknown key");
         else zrt_cfg_warn(cfg, file, key, "unknown key, ignored");

@@ -1,6 +1,6 @@
 /* cuda_blas.c: the CUDA models' matmuls through cuBLASLt, behind
- * cblas_sgemm's row-major contract (cuda_model.h), so gpt_cuda.c reads
- * like gpt.c.
+ * cblas_sgemm's row-major contract (nn.h's zrt_gemm), the cuda ops table's
+ * gemm (nn_cuda.c).
  *
  * Row-major to cuBLAS's column-major: a row-major X (r x c, ld) is the
  * column-major X^T, so C = op(A) op(B) row-major is C^T = op(B)^T op(A)^T
@@ -61,7 +61,8 @@ zrt_status zrt_cublaslt_find(char *path, size_t size)
 
 #ifdef ZRT_HAVE_CUDA
 
-#include "cuda_model.h"
+#include "nn_device.h"
+#include "zrt/internal/cuda_check.h"
 
 #include <cublasLt.h>
 #include <pthread.h>
@@ -124,13 +125,6 @@ struct zrt_cuda_blas {
 
 /* Checks a cuBLASLt call (zrt/internal/cuda_check.h) with the loaded library's reasons. */
 #define LT_STATUS lt.cublasLtGetStatusString
-
-zrt_matmul_math zrt_matmul_math_of(const zrt_model_config *cfg)
-{
-    if (cfg->precision == ZRT_PRECISION_BF16) return ZRT_MATMUL_BF16;
-    if (cfg->precision == ZRT_PRECISION_FP16) return ZRT_MATMUL_FP16;
-    return cfg->allow_tf32 ? ZRT_MATMUL_TF32 : ZRT_MATMUL_FP32;
-}
 
 zrt_status zrt_cuda_blas_create(zrt_device *device, zrt_matmul_math math, zrt_cuda_blas **out)
 {

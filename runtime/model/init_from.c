@@ -1,106 +1,51 @@
 /* init_from.c: initial weights from a file (zrt/model.h, zrt.model.init_from):
- * safetensors in zrt's names and layouts or in Hugging Face GPT-2's.
+ * safetensors in zrt's names and layouts, in Hugging Face GPT-2's, or in
+ * the Llama family's (Llama, Mistral, Qwen2: "model." before zrt's names,
+ * lm_head.weight without it).
  *
  * Why here, beside the models: the names and layouts are the model's. GPT-2
  * stores its four projection weights with Conv1D, [in, out], the transpose
  * of zrt's (torch Linear's) [out, in]; everything else matches, including
- * the fused qkv order (q, k, v; heads contiguous). Which naming a file uses
- * is decided once, by its embedding's name ("wte" is zrt's; "wte.weight" or
- * "transformer.wte.weight" GPT-2's), because a square weight (c_proj) has
- * the same shape either way. Memory: one parameter at a time.
+ * the fused qkv order (q, k, v; heads contiguous). The Llama family's
+ * Linear weights are zrt's layout already. Which naming a file uses is
+ * decided once, by its embedding's name, because a square weight has the
+ * same shape either way. Memory: a rank reads only the elements of its
+ * range (safetensors_read.c), a transposed weight by the rows it needs.
  */
 #include "zrt.h"
 
-#include "cast.h"
+#include "safetensors_read.h"
 
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
-#define HEADER_MAX (100 << 20)
-
+/* The namings a file may use, found by its embedding's name; the last row
+ * (no embedding to look for) is zrt's own. */
 typedef struct {
-    char file[ZRT_PATH_MAX + 64];
-    cJSON *header;
-    long long data_start;
-} st_file;
+    const char *embedding;
+    const char *prefix; /* before every name but lm_head.weight */
+    bool gpt2;          /* wte/wpe + ".weight"; Conv1D weights transposed */
+} naming;
+static const naming NAMINGS[] = {
+    {"transformer.wte.weight", "transformer.", true},
+    {"wte.weight", "", true},
+    {"model.embed_tokens.weight", "model.", false},
+    {NULL, "", false},
+};
 
-typedef struct {
-    st_file files[8];
-    int n_files;
-    const char *prefix; /* GPT-2: "transformer." or ""; NULL: zrt's names */
-} st_source;
+/* Buffers transformers saves beside the weights, and a tied head. */
+static const char *const IGNORED_SUFFIXES[] = {".attn.bias", ".attn.masked_bias", "rotary_emb.inv_freq"};
 
-static zrt_status open_file(const char *path, st_file *f)
+static const naming *detect_naming(zrt_st_source *s)
 {
-    snprintf(f->file, sizeof f->file, "%s", path);
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return zrt_set_error(ZRT_ERR_CONFIG, "init_from %s: cannot open: %s", path, strerror(errno));
-    uint64_t n = 0;
-    char *text = NULL;
-    bool ok = fread(&n, 8, 1, fp) == 1 && n > 1 && n < HEADER_MAX && (text = malloc(n + 1)) && fread(text, 1, n, fp) == n;
-    fclose(fp);
-    if (ok) text[n] = '\0';
-    f->header = ok ? cJSON_Parse(text) : NULL;
-    free(text);
-    f->data_start = 8 + (long long)n;
-    if (!cJSON_IsObject(f->header))
-        return zrt_set_error(ZRT_ERR_CONFIG, "init_from %s: not a safetensors file (bad header)", path);
-    return ZRT_OK;
+    const naming *n = NAMINGS;
+    zrt_st_tensor t;
+    while (n->embedding && zrt_st_find(s, n->embedding, &t) != 1) n++;
+    return n;
 }
-
-/* path: a file, or a directory with model.safetensors or model.safetensors.index.json. */
-static zrt_status open_source(const char *path, st_source *s)
-{
-    memset(s, 0, sizeof *s);
-    struct stat st;
-    if (stat(path, &st) != 0) return zrt_set_error(ZRT_ERR_CONFIG, "init_from %s: %s", path, strerror(errno));
-    char file[ZRT_PATH_MAX + 64];
-    if (!S_ISDIR(st.st_mode)) return open_file(path, &s->files[s->n_files++]);
-    snprintf(file, sizeof file, "%s/model.safetensors", path);
-    if (access(file, F_OK) == 0) return open_file(file, &s->files[s->n_files++]);
-    snprintf(file, sizeof file, "%s/model.safetensors.index.json", path);
-    FILE *fp = fopen(file, "rb");
-    char *text = fp ? calloc(1, 1 << 22) : NULL;
-    if (fp && text && fread(text, 1, (1 << 22) - 1, fp) == 0) text[0] = '\0';
-    if (fp) fclose(fp);
-    cJSON *index = text ? cJSON_Parse(text) : NULL, *map = cJSON_GetObjectItemCaseSensitive(index, "weight_map");
-    free(text);
-    zrt_status status = cJSON_IsObject(map) ? ZRT_OK
-                                            : zrt_set_error(ZRT_ERR_CONFIG, "init_from %s: no model.safetensors and no "
-                                                                            "readable model.safetensors.index.json", path);
-    for (const cJSON *e = map ? map->child : NULL; status == ZRT_OK && e; e = e->next) {
-        bool seen = false;
-        for (int i = 0; i < s->n_files && cJSON_IsString(e); i++)
-            seen |= strstr(s->files[i].file, e->valuestring) != NULL;
-        if (seen || !cJSON_IsString(e) || strchr(e->valuestring, '/')) continue;
-        if (s->n_files == 8) status = zrt_set_error(ZRT_ERR_CONFIG, "init_from %s: more than 8 files", path);
-        snprintf(file, sizeof file, "%s/%s", path, e->valuestring);
-        if (status == ZRT_OK) status = open_file(file, &s->files[s->n_files++]);
-    }
-    cJSON_Delete(index);
-    return status;
-}
-
-static void close_source(st_source *s)
-{
-    for (int i = 0; i < s->n_files; i++) cJSON_Delete(s->files[i].header);
-}
-
-static const cJSON *find(const st_source *s, const char *name, const st_file **in)
-{
-    for (int i = 0; i < s->n_files; i++) {
-        const cJSON *t = cJSON_GetObjectItemCaseSensitive(s->files[i].header, name);
-        if (t) return *in = &s->files[i], t;
-    }
-    return NULL;
-}
-
-/* ---- names and layouts ---------------------------------------------------------------------------- */
 
 void zrt_model_gpt2_name(const char *zrt_name, const char *prefix, char *out, size_t size, bool *conv1d)
 {
@@ -115,91 +60,99 @@ void zrt_model_gpt2_name(const char *zrt_name, const char *prefix, char *out, si
     snprintf(out, size, "%s%s%s", prefix, zrt_name, embedding ? ".weight" : "");
 }
 
-static bool conv1d(const char *zrt_name)
+static void name_in(const naming *n, const char *zrt_name, char *out, size_t size, bool *transpose)
+{
+    *transpose = false;
+    if (n->gpt2) zrt_model_gpt2_name(zrt_name, n->prefix, out, size, transpose);
+    else snprintf(out, size, "%s%s", strcmp(zrt_name, "lm_head.weight") == 0 ? "" : n->prefix, zrt_name);
+}
+
+void zrt_model_hf_name(zrt_model_type type, const char *zrt_name, char *out, size_t size, bool *transpose)
+{
+    name_in(type == ZRT_MODEL_GPT ? &NAMINGS[0] : &NAMINGS[2], zrt_name, out, size, transpose);
+}
+
+/* A tensor checked against the parameter: its shape (transposed for Conv1D). */
+static zrt_status check_shape(const zrt_param_info *p, const char *name, const zrt_st_tensor *t, bool flip)
+{
+    bool same = t->ndim == (p->ndim ? p->ndim : 1);
+    for (int d = 0; same && d < t->ndim; d++)
+        same = t->shape[d] == (p->ndim ? p->shape[flip ? 1 - d : d] : p->numel);
+    if (same) return ZRT_OK;
+    char got[96] = "";
+    for (int d = 0; d < t->ndim; d++)
+        snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", d ? ", " : "", (long long)t->shape[d]);
+    return zrt_set_error(ZRT_ERR_CONFIG, "init_from %s: %s has shape [%s]; zrt's %s is [%lld, %lld]%s", t->file, name,
+                         got, p->name, (long long)p->shape[0], (long long)(p->ndim > 1 ? p->shape[1] : 0),
+                         flip ? " (stored transposed, as GPT-2's Conv1D)" : "");
+}
+
+/* The parameter's tensor, found and checked; *flip: stored transposed. */
+static zrt_status find_param(zrt_st_source *s, const naming *n, const zrt_param_info *p, const char *from,
+                             zrt_st_tensor *t, bool *flip)
 {
     char name[128];
-    bool flip;
-    zrt_model_gpt2_name(zrt_name, "", name, sizeof name, &flip);
-    return flip;
+    name_in(n, p->name, name, sizeof name, flip);
+    *flip = *flip && p->ndim == 2;
+    int found = zrt_st_find(s, name, t);
+    if (found < 0) return ZRT_ERR_CONFIG;
+    if (!found)
+        return zrt_set_error(ZRT_ERR_CONFIG, "init_from %s: no tensor %s (zrt's %s)%s", from, name, p->name,
+                             n->embedding ? "" : "; the file has neither zrt's nor Hugging Face's names");
+    return check_shape(p, name, t, *flip);
 }
 
-/* The name of a zrt parameter in the file. */
-static void file_name(const st_source *s, const char *zrt_name, char *out, size_t size)
+/* Elements [lo, hi) of p (zrt's layout) into out. A transposed weight is
+ * read by the file rows that hold them: one pread per row, the rows of the
+ * range only (memory: the range and two rows). */
+static zrt_status read_range(const zrt_st_tensor *t, const zrt_param_info *p, bool flip, int64_t lo, int64_t hi,
+                             float *out)
 {
-    bool flip;
-    if (!s->prefix) snprintf(out, size, "%s", zrt_name);
-    else zrt_model_gpt2_name(zrt_name, s->prefix, out, size, &flip);
-}
-
-static void detect_naming(st_source *s)
-{
-    const st_file *in;
-    s->prefix = find(s, "transformer.wte.weight", &in) ? "transformer." : find(s, "wte.weight", &in) ? "" : NULL;
-}
-
-/* A tensor's entry checked against the parameter: dtype, shape (transposed for Conv1D), bytes. */
-static zrt_status check_tensor(const st_source *s, const zrt_param_info *p, const char *name, const cJSON *t,
-                               const st_file *in)
-{
-    const cJSON *dtype = cJSON_GetObjectItemCaseSensitive(t, "dtype"), *shape = cJSON_GetObjectItemCaseSensitive(t, "shape");
-    const cJSON *offsets = cJSON_GetObjectItemCaseSensitive(t, "data_offsets");
-    const char *type = cJSON_IsString(dtype) ? dtype->valuestring : "";
-    int es = strcmp(type, "F32") == 0 ? 4 : strcmp(type, "BF16") == 0 || strcmp(type, "F16") == 0 ? 2 : 0;
-    if (!es) return zrt_set_error(ZRT_ERR_CONFIG, "init_from %s: %s: dtype must be F32, BF16 or F16", in->file, name);
-    bool flip = s->prefix && conv1d(p->name) && p->ndim == 2;
-    int ndim = cJSON_GetArraySize(shape);
-    bool same = ndim == (p->ndim ? p->ndim : 1);
-    for (int d = 0; same && d < ndim; d++) {
-        int64_t want = p->ndim ? p->shape[flip ? 1 - d : d] : p->numel;
-        same = cJSON_IsNumber(cJSON_GetArrayItem(shape, d)) && (int64_t)cJSON_GetArrayItem(shape, d)->valuedouble == want;
-    }
-    if (!same)
-        return zrt_set_error(ZRT_ERR_CONFIG, "init_from %s: %s has another shape than zrt's %s [%lld, %lld]%s", in->file, name,
-                             p->name, (long long)p->shape[0], (long long)(p->ndim > 1 ? p->shape[1] : 0),
-                             flip ? " (stored transposed, as GPT-2's Conv1D)" : "");
-    double begin = cJSON_GetArrayItem(offsets, 0) ? cJSON_GetArrayItem(offsets, 0)->valuedouble : -1;
-    double end = cJSON_GetArrayItem(offsets, 1) ? cJSON_GetArrayItem(offsets, 1)->valuedouble : -1;
-    if (begin < 0 || end - begin != (double)p->numel * es)
-        return zrt_set_error(ZRT_ERR_CONFIG, "init_from %s: %s: data_offsets do not hold its %lld values", in->file, name,
-                             (long long)p->numel);
-    return ZRT_OK;
-}
-
-/* The parameter's values in zrt's layout. */
-static zrt_status read_param(const st_source *s, const zrt_param_info *p, float *out)
-{
-    char name[128];
-    file_name(s, p->name, name, sizeof name);
-    const st_file *in = NULL;
-    const cJSON *t = find(s, name, &in);
-    if (!t) return zrt_set_error(ZRT_ERR_CONFIG, "init_from: no tensor %s (zrt's %s)", name, p->name);
-    ZRT_CHECK(check_tensor(s, p, name, t, in));
-    const char *dtype = cJSON_GetObjectItemCaseSensitive(t, "dtype")->valuestring;
-    int kind = strcmp(dtype, "F32") == 0 ? ZRT_DTYPE_F32 : strcmp(dtype, "BF16") == 0 ? ZRT_DTYPE_BF16 : ZRT_DTYPE_F16;
-    size_t es = kind == ZRT_DTYPE_F32 ? 4 : 2;
-    void *raw = malloc((size_t)p->numel * es);
-    FILE *fp = raw ? fopen(in->file, "rb") : NULL;
-    const cJSON *offsets = cJSON_GetObjectItemCaseSensitive(t, "data_offsets");
-    long long at = in->data_start + (long long)cJSON_GetArrayItem(offsets, 0)->valuedouble;
-    bool ok = fp && fseek(fp, (long)at, SEEK_SET) == 0 && fread(raw, es, (size_t)p->numel, fp) == (size_t)p->numel;
-    if (fp) fclose(fp);
-    bool flip = s->prefix && conv1d(p->name) && p->ndim == 2;
-    int64_t rows = p->ndim == 2 ? p->shape[0] : 1, cols = p->ndim == 2 ? p->shape[1] : p->numel;
-    for (int64_t i = 0; ok && i < p->numel; i++) { /* zrt's element i is (r, c); the file's Conv1D holds (c, r) */
-        int64_t src = flip ? (i % cols) * rows + i / cols : i;
-        out[i] = zrt_load_f32(raw, (size_t)src, kind);
-    }
-    free(raw);
-    return ok ? ZRT_OK : zrt_set_error(ZRT_ERR_CONFIG, "init_from %s: %s: truncated", in->file, name);
+    if (!flip) return zrt_st_read(t, lo, hi - lo, out);
+    int64_t rows = p->shape[0], cols = p->shape[1], r0 = lo / cols, r1 = (hi - 1) / cols + 1, span = r1 - r0;
+    float *part = malloc((size_t)(span * cols) * sizeof(float)); /* [c][r - r0] */
+    if (!part) return zrt_set_error(ZRT_ERR_NOMEM, "init_from: out of memory");
+    zrt_status status = ZRT_OK;
+    for (int64_t c = 0; status == ZRT_OK && c < cols; c++) status = zrt_st_read(t, c * rows + r0, span, part + c * span);
+    for (int64_t i = lo; status == ZRT_OK && i < hi; i++) out[i - lo] = part[(i % cols) * span + (i / cols - r0)];
+    free(part);
+    return status;
 }
 
 /* ---- the API --------------------------------------------------------------------------------------- */
 
-static bool ignorable(const char *name)
+typedef struct {
+    const zrt_model *model;
+    const naming *naming;
+    int known;
+} tensor_walk;
+
+static bool ignorable(const zrt_model *m, const char *name)
 {
     size_t n = strlen(name);
-    return strcmp(name, "__metadata__") == 0 || strcmp(name, "lm_head.weight") == 0 || /* tied to wte */
-           (n > 10 && strcmp(name + n - 10, ".attn.bias") == 0) || (n > 17 && strcmp(name + n - 17, ".attn.masked_bias") == 0);
+    for (size_t k = 0; k < sizeof IGNORED_SUFFIXES / sizeof IGNORED_SUFFIXES[0]; k++) {
+        size_t len = strlen(IGNORED_SUFFIXES[k]);
+        if (n >= len && strcmp(name + n - len, IGNORED_SUFFIXES[k]) == 0) return true;
+    }
+    if (strcmp(name, "lm_head.weight") != 0) return false;
+    for (int u = 0; u < m->n_units; u++) /* the head is a parameter only when untied */
+        for (int p = 0; p < m->n_params[u]; p++)
+            if (strcmp(m->params[u][p].name, "lm_head.weight") == 0) return false;
+    return true;
+}
+
+static zrt_status known_tensor(void *ctx, const char *file, const char *name)
+{
+    tensor_walk *w = ctx;
+    if (ignorable(w->model, name)) return ZRT_OK;
+    for (int u = 0; u < w->model->n_units; u++)
+        for (int p = 0; p < w->model->n_params[u]; p++) {
+            char mine[128];
+            bool flip;
+            name_in(w->naming, w->model->params[u][p].name, mine, sizeof mine, &flip);
+            if (strcmp(mine, name) == 0) return w->known++, ZRT_OK;
+        }
+    return zrt_set_error(ZRT_ERR_CONFIG, "init_from %s: tensor %s is not a parameter of this model", file, name);
 }
 
 static zrt_status check_config_json(const char *dir, const zrt_model_config *cfg)
@@ -243,49 +196,33 @@ static zrt_status check_config_json(const char *dir, const zrt_model_config *cfg
 
 zrt_status zrt_model_init_check(const zrt_model *model, const zrt_model_config *cfg)
 {
-    st_source s;
     struct stat st;
-    if (stat(cfg->init_from, &st) == 0 && S_ISDIR(st.st_mode)) ZRT_CHECK(check_config_json(cfg->init_from, cfg));
-    zrt_status status = open_source(cfg->init_from, &s);
-    if (status == ZRT_OK) detect_naming(&s);
-    int used = 0, total = 0;
+    if (cfg->type == ZRT_MODEL_GPT && stat(cfg->init_from, &st) == 0 && S_ISDIR(st.st_mode))
+        ZRT_CHECK(check_config_json(cfg->init_from, cfg));
+    zrt_st_source *s;
+    ZRT_CHECK(zrt_st_open(cfg->init_from, &s));
+    tensor_walk w = {model, detect_naming(s), 0};
+    zrt_status status = ZRT_OK;
+    int used = 0;
     for (int u = 0; status == ZRT_OK && u < model->n_units; u++)
         for (int p = 0; status == ZRT_OK && p < model->n_params[u]; p++, used++) {
-            char name[128];
-            const st_file *in;
-            file_name(&s, model->params[u][p].name, name, sizeof name);
-            const cJSON *t = find(&s, name, &in);
-            status = t ? check_tensor(&s, &model->params[u][p], name, t, in)
-                       : zrt_set_error(ZRT_ERR_CONFIG, "init_from %s: no tensor %s (zrt's %s)%s", cfg->init_from, name,
-                                       model->params[u][p].name,
-                                       s.prefix ? "" : "; the file has neither zrt's nor GPT-2's names");
+            zrt_st_tensor t;
+            bool flip;
+            status = find_param(s, w.naming, &model->params[u][p], cfg->init_from, &t, &flip);
         }
-    for (int i = 0; status == ZRT_OK && i < s.n_files; i++)
-        for (const cJSON *t = s.files[i].header->child; status == ZRT_OK && t; t = t->next) {
-            total += !ignorable(t->string);
-            bool known = ignorable(t->string);
-            for (int u = 0; !known && u < model->n_units; u++)
-                for (int p = 0; !known && p < model->n_params[u]; p++) {
-                    char name[128];
-                    file_name(&s, model->params[u][p].name, name, sizeof name);
-                    known = strcmp(name, t->string) == 0;
-                }
-            if (!known)
-                status = zrt_set_error(ZRT_ERR_CONFIG, "init_from %s: tensor %s is not a parameter of this model",
-                                       s.files[i].file, t->string);
-        }
-    if (status == ZRT_OK && total != used)
-        status = zrt_set_error(ZRT_ERR_CONFIG, "init_from %s: %d tensors for %d parameters", cfg->init_from, total, used);
-    close_source(&s);
+    if (status == ZRT_OK) status = zrt_st_each(s, known_tensor, &w);
+    if (status == ZRT_OK && w.known != used)
+        status = zrt_set_error(ZRT_ERR_CONFIG, "init_from %s: %d tensors for %d parameters", cfg->init_from, w.known, used);
+    zrt_st_close(s);
     return status;
 }
 
 zrt_status zrt_model_init_values(const zrt_model *model, const zrt_model_config *cfg, int unit, int64_t begin, int64_t n,
                                  float *out)
 {
-    st_source s;
-    ZRT_CHECK(open_source(cfg->init_from, &s));
-    detect_naming(&s);
+    zrt_st_source *s;
+    ZRT_CHECK(zrt_st_open(cfg->init_from, &s));
+    const naming *naming = detect_naming(s);
     memset(out, 0, (size_t)n * sizeof(float));
     zrt_status status = ZRT_OK;
     for (int p = 0; status == ZRT_OK && p < model->n_params[unit]; p++) {
@@ -293,11 +230,11 @@ zrt_status zrt_model_init_values(const zrt_model *model, const zrt_model_config 
         int64_t lo = info->offset > begin ? info->offset : begin;
         int64_t hi = info->offset + info->numel < begin + n ? info->offset + info->numel : begin + n;
         if (lo >= hi) continue;
-        float *values = malloc((size_t)info->numel * sizeof(float));
-        status = values ? read_param(&s, info, values) : zrt_set_error(ZRT_ERR_NOMEM, "init_from: out of memory");
-        if (status == ZRT_OK) memcpy(out + (lo - begin), values + (lo - info->offset), (size_t)(hi - lo) * sizeof(float));
-        free(values);
+        zrt_st_tensor t;
+        bool flip;
+        status = find_param(s, naming, info, cfg->init_from, &t, &flip);
+        if (status == ZRT_OK) status = read_range(&t, info, flip, lo - info->offset, hi - info->offset, out + (lo - begin));
     }
-    close_source(&s);
+    zrt_st_close(s);
     return status;
 }

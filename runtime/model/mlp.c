@@ -1,106 +1,152 @@
-/* mlp.c: the built-in MLP on the cpu device: each layer is a unit, forward
- * and backward in C with OpenBLAS's cblas_sgemm; GELU (tanh form, vecmath.h)
- * between layers, cross-entropy on the last. The runner (cpu_model.c) runs these
- * functions on the stream's thread.
+/* mlp.c: the built-in MLP, written once against nn.h's ops: each layer is a
+ * unit, z = in W^T + b by a gemm onto the bias rows, GELU (tanh form)
+ * between layers, the MLP's double-precision cross-entropy on the last.
  *
- * Layout of unit u's flat parameters: W (out x in, row-major) then b (out).
+ * Layout of unit u's flat parameters: W (out x in, row-major) then b (out);
+ * names "layers.<u>.weight", "layers.<u>.bias" (checkpoints rely on them).
  * Activations (per unit, batch rows): in (B x in; unit 0 reads the batch's
  * inputs), pre-activation z (B x out), out = gelu(z) (B x out); the last
- * unit's out is the logits. All fp32, device memory.
+ * unit's out is the logits. All fp32 on the model's device.
  * Check: tests/test_model_grad.c (finite differences per op).
  */
 #include "model_internal.h"
 
-#include "vecmath.h"
-
-#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 typedef struct {
-    zrt_cpu_model cpu;
-    const zrt_vecmath *vm;           /* this CPU's vector path */
-    zrt_mlp_acts a;                  /* model_shape.c's buffers */
+    zrt_nn_model nn; /* first: the runner's */
+    int layers;
+    int64_t dims[ZRT_MAX_UNITS + 1];
+    float *act[ZRT_MAX_UNITS + 1]; /* act[u + 1] = out of unit u (B x dims[u + 1]); act[0] unused */
+    float *pre[ZRT_MAX_UNITS];     /* z of unit u (B x dims[u + 1]) */
+    float *dact;                   /* d(out) of the unit being back-propagated */
+    float *dnext;                  /* d(in), becomes the next dact */
 } mlp;
 
-static zrt_status forward(zrt_model *base, const zrt_cpu_op *op)
+/* The input of unit u: the batch for unit 0. */
+static const float *unit_input(const mlp *m, const void *inputs, int u)
+{
+    return u == 0 ? (const float *)inputs : m->act[u];
+}
+
+static zrt_status forward(zrt_model *base, zrt_nn *nn, const zrt_model_op *op)
 {
     mlp *m = (mlp *)base;
-    int u = op->op, B = op->batch, in = (int)m->a.dims[u], out = (int)m->a.dims[u + 1];
+    int u = op->op, B = op->batch, in = (int)m->dims[u], out = (int)m->dims[u + 1];
     const float *W = op->params, *b = op->params + (int64_t)in * out;
-    float *z = m->a.pre[u], *y = m->a.act[u + 1];
-    for (int r = 0; r < B; r++) memcpy(z + (int64_t)r * out, b, (size_t)out * sizeof(float));
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, out, in, 1.0f, zrt_mlp_unit_input(&m->a, op->inputs, u), in, W, in, 1.0f, z,
-                out);
-    bool last = u == m->a.layers - 1;
-    if (last)
-        memcpy(y, z, (size_t)B * (size_t)out * sizeof(float));
-    else
-        m->vm->gelu_forward(y, z, (int64_t)B * out);
-    return ZRT_OK;
+    float *z = m->pre[u], *y = m->act[u + 1];
+    zrt_gemm g = {.trans_b = true, .M = B, .N = out, .K = in, .alpha = 1.0f, .beta = 1.0f,
+                  .A = unit_input(m, op->inputs, u), .lda = in, .B = W, .ldb = in, .C = z, .ldc = out};
+    ZRT_CHECK(nn->ops->init_rows(nn, z, b, NULL, B, out));
+    ZRT_CHECK(nn->ops->gemm(nn, &g));
+    if (u == m->layers - 1) return nn->ops->copy(nn, y, z, (size_t)B * (size_t)out * sizeof(float));
+    return nn->ops->bias_gelu_forward(nn, z, y, NULL, B, out);
 }
 
-/* Mean cross-entropy; dact = d(scale * loss)/d(logits). */
-static zrt_status loss(zrt_model *base, const zrt_cpu_op *op, float scale, float *mean)
+/* Mean cross-entropy (log-sum-exp in double); dact = d(scale * loss)/d(logits). */
+static zrt_status loss(zrt_model *base, zrt_nn *nn, const zrt_model_op *op, float scale, float divisor, float *loss_sum)
 {
     mlp *m = (mlp *)base;
-    int B = op->batch, V = (int)m->a.dims[m->a.layers];
-    const float *logits = m->a.act[m->a.layers];
-    double total = 0;
-    for (int r = 0; r < B; r++) {
-        int label = op->labels[r];
-        if (label < 0 || label >= V) return zrt_set_error(ZRT_ERR_INVALID, "mlp: label %d outside 0..%d", label, V - 1);
-        const float *row = logits + (int64_t)r * V;
-        float *drow = m->a.dact + (int64_t)r * V;
-        float max = row[0];
-        for (int c = 1; c < V; c++) max = fmaxf(max, row[c]);
-        double sum = 0;
-        for (int c = 0; c < V; c++) sum += exp((double)(row[c] - max));
-        double log_sum = log(sum) + max;
-        total += log_sum - row[label];
-        for (int c = 0; c < V; c++) drow[c] = (float)(exp(row[c] - log_sum) * scale / B);
-        drow[label] -= scale / (float)B;
-    }
-    *mean = (float)(total / B);
-    return ZRT_OK;
+    return nn->ops->cross_entropy(nn, m->dact, NULL, m->act[m->layers], op->labels, op->batch, (int)m->dims[m->layers],
+                                  scale, divisor, loss_sum, true);
 }
 
-static zrt_status backward(zrt_model *base, const zrt_cpu_op *op)
+static zrt_status backward(zrt_model *base, zrt_nn *nn, const zrt_model_op *op)
 {
     mlp *m = (mlp *)base;
-    int u = op->op, B = op->batch, in = (int)m->a.dims[u], out = (int)m->a.dims[u + 1];
-    const float *W = op->params;
-    float *dW = op->grads, *db = op->grads + (int64_t)in * out, *dz = m->a.dact;
-    if (u != m->a.layers - 1)
-        m->vm->gelu_backward(dz, m->a.pre[u], dz, (int64_t)B * out);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, B, 1.0f, dz, out, zrt_mlp_unit_input(&m->a, op->inputs, u), in, 1.0f, dW,
-                in);
-    for (int r = 0; r < B; r++)
-        for (int c = 0; c < out; c++) db[c] += dz[(int64_t)r * out + c];
-    if (u > 0) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, in, out, 1.0f, dz, out, W, in, 0.0f, m->a.dnext, in);
-        zrt_mlp_swap(&m->a);
-    }
+    int u = op->op, B = op->batch, in = (int)m->dims[u], out = (int)m->dims[u + 1];
+    float *dW = op->grads, *db = op->grads + (int64_t)in * out, *dz = m->dact;
+    zrt_gemm dw = {.trans_a = true, .M = out, .N = in, .K = B, .alpha = 1.0f, .beta = 1.0f, .A = dz, .lda = out,
+                   .B = unit_input(m, op->inputs, u), .ldb = in, .C = dW, .ldc = in};
+    zrt_gemm dx = {.M = B, .N = in, .K = out, .alpha = 1.0f, .A = dz, .lda = out, .B = op->params, .ldb = in,
+                   .C = m->dnext, .ldc = in};
+    if (u != m->layers - 1) ZRT_CHECK(nn->ops->gelu_backward(nn, dz, m->pre[u], dz, (size_t)B * out));
+    ZRT_CHECK(nn->ops->gemm(nn, &dw));
+    ZRT_CHECK(nn->ops->bias_backward(nn, db, dz, B, out));
+    if (u == 0) return ZRT_OK;
+    ZRT_CHECK(nn->ops->gemm(nn, &dx));
+    m->dact = m->dnext, m->dnext = dz; /* d(in) is the next unit's d(out) */
     return ZRT_OK;
 }
 
-static void free_buffers(zrt_model *base) { zrt_mlp_acts_free(&((mlp *)base)->a, base->device); }
+/* ---- declaration: units, parameters, activations ------------------------------------------------- */
 
-static const zrt_cpu_model_ops mlp_ops = {forward, loss, backward, free_buffers};
+static zrt_status declare(mlp *m, const zrt_model_config *cfg, int micro_batch)
+{
+    zrt_model *base = &m->nn.base;
+    if (cfg->layers < 1 || cfg->layers > ZRT_MAX_UNITS || micro_batch < 1)
+        return zrt_set_error(ZRT_ERR_INVALID, "mlp: %lld layers, micro batch %d", (long long)cfg->layers, micro_batch);
+    int layers = (int)cfg->layers;
+    ZRT_CHECK(zrt_model_tables_alloc(base, layers, 2, layers));
+    base->tokens_per_sample = 1;
+    base->input_bytes_per_sample = (size_t)cfg->d_model * sizeof(float);
+    base->labels_per_sample = 1;
+    m->dims[0] = cfg->d_model;
+    for (int u = 1; u < layers; u++) m->dims[u] = cfg->hidden;
+    m->dims[layers] = cfg->vocab;
+    char name[48];
+    for (int u = 0; u < layers; u++) {
+        int64_t in = m->dims[u], out = m->dims[u + 1];
+        base->op_unit[u] = u;
+        base->matmul_flops_per_sample += 2.0 * (double)(in * out);
+        snprintf(name, sizeof name, "layers.%d.weight", u);
+        zrt_model_add_param(base, u, name, out, in, ZRT_INIT_NORMAL, 1.0f / sqrtf((float)in));
+        snprintf(name, sizeof name, "layers.%d.bias", u);
+        zrt_model_add_param(base, u, name, out, 0, ZRT_INIT_ZEROS, 0);
+    }
+    m->layers = layers; /* valid now: free_buffers walks them */
+    return ZRT_OK;
+}
+
+static zrt_status alloc_buffers(mlp *m, int max_batch)
+{
+    int64_t widest = 0;
+    for (int u = 0; u <= m->layers; u++) widest = m->dims[u] > widest ? m->dims[u] : widest;
+    char name[64];
+    for (int u = 0; u < m->layers; u++) {
+        size_t bytes = (size_t)(max_batch * m->dims[u + 1]) * sizeof(float);
+        snprintf(name, sizeof name, "mlp layer %d output", u);
+        ZRT_CHECK(zrt_nn_model_alloc(&m->nn, bytes, name, &m->act[u + 1]));
+        snprintf(name, sizeof name, "mlp layer %d pre-activation", u);
+        ZRT_CHECK(zrt_nn_model_alloc(&m->nn, bytes, name, &m->pre[u]));
+    }
+    size_t bytes = (size_t)(max_batch * widest) * sizeof(float);
+    ZRT_CHECK(zrt_nn_model_alloc(&m->nn, bytes, "mlp output gradient", &m->dact));
+    return zrt_nn_model_alloc(&m->nn, bytes, "mlp input gradient", &m->dnext);
+}
+
+static void free_buffers(zrt_model *base)
+{
+    mlp *m = (mlp *)base;
+    for (int u = 1; u <= m->layers; u++) zrt_nn_model_free(&m->nn, m->act[u]);
+    for (int u = 0; u < m->layers; u++) zrt_nn_model_free(&m->nn, m->pre[u]);
+    zrt_nn_model_free(&m->nn, m->dact);
+    zrt_nn_model_free(&m->nn, m->dnext);
+}
+
+static const zrt_model_math mlp_math = {.forward = forward, .loss = loss, .backward = backward,
+                                        .free_buffers = free_buffers};
 
 zrt_status zrt_model_mlp_create(const zrt_model_config *cfg, zrt_device *device, int micro_batch, zrt_model **out)
 {
     mlp *m = calloc(1, sizeof *m);
     if (!m) return zrt_set_error(ZRT_ERR_NOMEM, "mlp: out of memory");
-    zrt_cpu_model_init(&m->cpu, ZRT_MODEL_MLP, device, micro_batch, &mlp_ops);
-    zrt_model *base = &m->cpu.base;
-    m->vm = zrt_vecmath_best();
-    zrt_status status = zrt_mlp_declare(base, cfg, micro_batch, &m->a);
-    if (status == ZRT_OK) status = zrt_mlp_acts_alloc(&m->a, micro_batch, device);
+    zrt_model *base = &m->nn.base;
+    base->device = device;
+    zrt_status status = declare(m, cfg, micro_batch);
+    if (status == ZRT_OK)
+        status = zrt_nn_model_init(&m->nn, ZRT_MODEL_MLP, device, micro_batch, micro_batch, zrt_matmul_math_of(cfg),
+                                   &mlp_math);
+    if (status == ZRT_OK) status = alloc_buffers(m, micro_batch);
     if (status != ZRT_OK) {
-        base->destroy(base);
+        if (base->destroy) {
+            base->destroy(base);
+        } else { /* declaring failed: its tables (if any) */
+            zrt_model_tables_free(base);
+            free(m);
+        }
         return status;
     }
     *out = base;

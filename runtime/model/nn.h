@@ -200,6 +200,8 @@ typedef struct {
     zrt_model_type type;
     zrt_model_batch now;
     zrt_nn nn;
+    zrt_matmul_math matmul; /* what nn was made with (zrt_nn_model_use_ops) */
+    int64_t loss_rows;
 } zrt_nn_model;
 
 /* Fills m->base's table (set_batch, forward, loss, backward, destroy) with
@@ -211,5 +213,9 @@ zrt_status zrt_nn_model_init(zrt_nn_model *m, zrt_model_type type, zrt_device *d
 /* Activation memory on the model's device, charged to activations. */
 zrt_status zrt_nn_model_alloc(zrt_nn_model *m, size_t bytes, const char *name, float **out);
 void zrt_nn_model_free(zrt_nn_model *m, void *ptr);
+/* Remakes m's nn on another device's ops (the same math and loss rows):
+ * tests/test_model_emulated.c runs the cuda table on cpu memory so. The
+ * model must be idle. */
+zrt_status zrt_nn_model_use_ops(zrt_nn_model *m, const zrt_nn_ops *ops);
 
 #endif

@@ -133,6 +133,17 @@ typedef struct {
     /* [rope_scaling] Llama 3's: factor 0 = none */
     double rope_factor, rope_low_freq_factor, rope_high_freq_factor;
     int64_t rope_original_max_positions;
+    int rope_type;       /* [rope_scaling.rope_type] 0 default (none), 1 llama3 */
+    /* A Hugging Face config.json (or the directory holding it) giving the
+     * shape; "" = init_from's config.json when init_from is such a directory. */
+    char hf_config[ZRT_PATH_MAX];
+    /* [architectures] what export-hf names: "" = LlamaForCausalLM; or
+     * MistralForCausalLM, Qwen2ForCausalLM (from hf_config when given there). */
+    char architecture[ZRT_NAME_MAX];
+    /* The zrt.model keys a configuration file set (bit i: the i-th key of
+     * zrt.model's table, config_fields.c): those config.json must agree with,
+     * the others it fills. */
+    uint64_t given;
     /* zrt.activation_checkpointing or DeepSpeed's activation_checkpointing
      * section: keep each block's input only, recompute the block in backward. */
     bool activation_checkpointing;
@@ -146,6 +157,17 @@ typedef struct {
     char val[ZRT_PATH_MAX];   /* tokens: the validation shards, a glob (eval_interval reads them) */
     int64_t seed;             /* the synthetic tasks, text offsets, the tokens' shuffle */
 } zrt_data_config;
+
+/* DeepSpeed's activation_checkpointing section (present: checkpointing on). */
+typedef struct {
+    bool present;
+    bool partition_activations;          /* exact: zrt has one model-parallel rank */
+    bool cpu_checkpointing;              /* zrt.device cpu only (the activations are in host memory there) */
+    bool contiguous_memory_optimization; /* a buffer layout: exact */
+    bool synchronize_checkpoint_boundary; /* a device synchronisation: exact */
+    bool profile;                        /* refused when true: zrt does not time the checkpoints */
+    int64_t number_checkpoints;          /* 0 = not given; else the layer count */
+} zrt_activation_checkpointing_config;
 
 typedef struct {
     zrt_model_config model;
@@ -175,6 +197,7 @@ typedef struct {
     char tls_key[ZRT_PATH_MAX];
     char tls_ca[ZRT_PATH_MAX];
     bool tls_require_client_cert;
+    uint64_t given;                    /* the zrt keys a configuration file set (bit i: zrt's table's i-th key) */
 } zrt_job_config;
 
 typedef struct {
@@ -217,6 +240,7 @@ typedef struct {
     int64_t steps_per_print;
     zrt_monitor_config tensorboard;  /* event files TensorBoard reads */
     zrt_monitor_config csv_monitor;  /* one CSV of every step's metrics */
+    zrt_activation_checkpointing_config activation_checkpointing;
 
     /* zrt's own section. */
     zrt_job_config job;

@@ -107,11 +107,12 @@ zrt_status zrt_model_create(const zrt_model_config *cfg, zrt_device *device, int
 
 /* ---- initial weights from a file (cfg->init_from; init_from.c) ----------
  * A safetensors file (F32, BF16 or F16), a directory with model.safetensors
- * (or model.safetensors.index.json) and config.json, holding either zrt's
- * own names and layouts (what `zrt shards consolidate` writes) or Hugging
- * Face GPT-2's (transformer.h.N.attn.c_attn.weight, ... in Conv1D's
- * transposed layout; the tied lm_head and the attention-mask buffers are
- * ignored). check: every parameter of the model is there with its shape,
+ * (or model.safetensors.index.json and any number of shard files) and
+ * config.json, holding either zrt's own names and layouts (what `zrt shards
+ * consolidate` writes), Hugging Face GPT-2's (transformer.h.N.attn.c_attn.weight,
+ * ... in Conv1D's transposed layout) or the Llama family's (model.layers.N...,
+ * lm_head.weight); a tied lm_head, the attention-mask and rotary inv_freq
+ * buffers are ignored. values reads only the bytes of its range (pread). check: every parameter of the model is there with its shape,
  * nothing else is, and a config.json agrees with cfg -- else
  * ZRT_ERR_CONFIG naming the tensor or key. values: elements [begin, begin +
  * n) of a unit's flat layout (0 in the padding). */
@@ -120,6 +121,11 @@ zrt_status zrt_model_init_check(const zrt_model *model, const zrt_model_config *
  * -> "transformer.h.0.attn.c_attn.weight", "wte" -> "transformer.wte.weight"),
  * with prefix in place of "transformer."; *conv1d: stored transposed there. */
 void zrt_model_gpt2_name(const char *zrt_name, const char *prefix, char *out, size_t size, bool *conv1d);
+/* The Hugging Face name of a zrt parameter of a model of this type: gpt as
+ * zrt_model_gpt2_name with "transformer."; llama "model." + the name
+ * ("layers.0.mlp.up_proj.weight" -> "model.layers.0.mlp.up_proj.weight"),
+ * lm_head.weight as it is. *transpose: stored transposed there. */
+void zrt_model_hf_name(zrt_model_type type, const char *zrt_name, char *out, size_t size, bool *transpose);
 zrt_status zrt_model_init_values(const zrt_model *model, const zrt_model_config *cfg, int unit, int64_t begin,
                                  int64_t n, float *out);
 /* "mlp", "gpt" ("?" for another value). */

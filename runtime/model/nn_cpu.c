@@ -1,0 +1,329 @@
+/* nn_cpu.c: the cpu device's model ops (nn.h's zrt_nn_cpu): matmuls by
+ * OpenBLAS's cblas_sgemm, elementwise and row math by vecmath.h's vector
+ * path (the one this CPU runs best, chosen once), the rest plain loops.
+ *
+ * Why these exact loops: they are the math gpt.c and mlp.c had before the
+ * ops were split out (after llm.c's CPU code), operation for operation, so
+ * a model on the cpu device gives the bits it gave then (test_golden_torch,
+ * test_engine_stages). Sums over rows (bias, embedding and norm weight
+ * gradients) add rows in order; row statistics follow vecmath.h's lane
+ * order. Every op computes at once: the runner calls the model's function
+ * as one host function on the stream's thread (host_function).
+ * Check: tests/test_nn_ops.c holds each op to tests/model_refs.h.
+ */
+#include "nn_device.h"
+
+#include "gelu.h"
+#include "rmsnorm.h"
+#include "rope.h"
+#include "swiglu.h"
+#include "vecmath.h"
+#include "xent.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+static const zrt_vecmath *vm(void) { return zrt_vecmath_best(); }
+
+static zrt_status init(zrt_nn *nn, zrt_matmul_math math, int64_t loss_rows)
+{
+    (void)math, (void)loss_rows; /* fp32 whatever is asked; losses are summed at once */
+    nn->impl = NULL;
+    return ZRT_OK;
+}
+
+static void fini(zrt_nn *nn) { (void)nn; }
+
+static zrt_status copy(zrt_nn *nn, void *dst, const void *src, size_t bytes)
+{
+    (void)nn;
+    memmove(dst, src, bytes);
+    return ZRT_OK;
+}
+
+static zrt_status zero(zrt_nn *nn, void *dst, size_t bytes)
+{
+    (void)nn;
+    memset(dst, 0, bytes);
+    return ZRT_OK;
+}
+
+static zrt_status gemm(zrt_nn *nn, const zrt_gemm *g)
+{
+    int batch = g->batch > 1 ? g->batch : 1;
+    if (g->M < 1 || g->N < 1 || g->K < 1)
+        return zrt_set_error(ZRT_ERR_INVALID, "%s: a %dx%dx%d matmul", nn->model, g->M, g->N, g->K);
+    for (int i = 0; i < batch; i++)
+        cblas_sgemm(CblasRowMajor, g->trans_a ? CblasTrans : CblasNoTrans, g->trans_b ? CblasTrans : CblasNoTrans,
+                    g->M, g->N, g->K, g->alpha, g->A + i * g->stride_a, g->lda, g->B + i * g->stride_b, g->ldb, g->beta,
+                    g->C + i * g->stride_c, g->ldc);
+    return ZRT_OK;
+}
+
+static zrt_status init_rows(zrt_nn *nn, float *out, const float *bias, const float *residual, int N, int OC)
+{
+    (void)nn;
+    for (int64_t i = 0; (bias || residual) && i < N; i++) {
+        float *row = out + i * OC;
+        const float *res = residual ? residual + i * OC : NULL;
+        if (!res)
+            memcpy(row, bias, (size_t)OC * sizeof(float));
+        else if (bias)
+            for (int o = 0; o < OC; o++) row[o] = res[o] + bias[o];
+        else
+            memcpy(row, res, (size_t)OC * sizeof(float));
+    }
+    return ZRT_OK;
+}
+
+static zrt_status bias_backward(zrt_nn *nn, float *db, const float *dout, int N, int OC)
+{
+    (void)nn;
+    for (int i = 0; i < N; i++)
+        for (int o = 0; o < OC; o++) db[o] += dout[(int64_t)i * OC + o];
+    return ZRT_OK;
+}
+
+/* Every token in 0..V-1; targets may also be ZRT_IGNORE_INDEX (no target). */
+static zrt_status check_tokens(const zrt_nn *nn, const int32_t *tokens, int n, int V, const char *what, bool ignorable)
+{
+    for (int i = 0; i < n; i++)
+        if ((tokens[i] < 0 || tokens[i] >= V) && !(ignorable && tokens[i] == ZRT_IGNORE_INDEX))
+            return zrt_set_error(ZRT_ERR_INVALID, "%s: %s %d outside the vocabulary of %d", nn->model, what, tokens[i], V);
+    return ZRT_OK;
+}
+
+static zrt_status embed_forward(zrt_nn *nn, float *out, const int32_t *tokens, const float *wte, const float *wpe, int N,
+                                int T, int C, int V)
+{
+    ZRT_CHECK(check_tokens(nn, tokens, N, V, "token", false));
+    for (int i = 0; i < N; i++) {
+        const float *e = wte + (int64_t)tokens[i] * C, *p = wpe ? wpe + (int64_t)(i % T) * C : NULL;
+        float *o = out + (int64_t)i * C;
+        if (p)
+            for (int c = 0; c < C; c++) o[c] = e[c] + p[c];
+        else
+            memcpy(o, e, (size_t)C * sizeof(float));
+    }
+    return ZRT_OK;
+}
+
+static zrt_status embed_backward(zrt_nn *nn, float *dwte, float *dwpe, const float *dout, const int32_t *tokens, int N,
+                                 int T, int C, int V)
+{
+    ZRT_CHECK(check_tokens(nn, tokens, N, V, "token", false));
+    for (int i = 0; i < N; i++)
+        for (int c = 0; c < C; c++) {
+            float d = dout[(int64_t)i * C + c];
+            dwte[(int64_t)tokens[i] * C + c] += d;
+            if (dwpe) dwpe[(int64_t)(i % T) * C + c] += d;
+        }
+    return ZRT_OK;
+}
+
+static zrt_status layernorm_forward(zrt_nn *nn, float *out, float *mean, float *rstd, const float *x, const float *w,
+                                    const float *b, int N, int C)
+{
+    (void)nn;
+    for (int i = 0; i < N; i++)
+        vm()->layernorm_forward(out + (int64_t)i * C, &mean[i], &rstd[i], x + (int64_t)i * C, w, b, C);
+    return ZRT_OK;
+}
+
+static zrt_status layernorm_backward(zrt_nn *nn, float *dx, float *dw, float *db, const float *d, const float *x,
+                                     const float *w, const float *mean, const float *rstd, int N, int C)
+{
+    (void)nn;
+    for (int i = 0; i < N; i++) {
+        int64_t row = (int64_t)i * C;
+        vm()->layernorm_backward(dx + row, dw, db, d + row, x + row, w, mean[i], rstd[i], C);
+    }
+    return ZRT_OK;
+}
+
+static zrt_status rmsnorm_forward(zrt_nn *nn, float *out, float *rstd, const float *x, const float *w, int N, int C,
+                                  float eps)
+{
+    (void)nn;
+    for (int i = 0; i < N; i++) {
+        const float *xr = x + (int64_t)i * C;
+        float *o = out + (int64_t)i * C, r = zrt_rmsnorm_rstd(vm()->dot(xr, xr, C), C, eps);
+        for (int c = 0; c < C; c++) o[c] = zrt_rmsnorm_out(xr[c], r, w[c]);
+        rstd[i] = r;
+    }
+    return ZRT_OK;
+}
+
+static zrt_status rmsnorm_backward(zrt_nn *nn, float *dx, float *dw, const float *d, const float *x, const float *w,
+                                   const float *rstd, int N, int C)
+{
+    (void)nn;
+    for (int i = 0; i < N; i++) {
+        const float *xr = x + (int64_t)i * C, *dr = d + (int64_t)i * C;
+        float *dxr = dx + (int64_t)i * C, r = rstd[i], sum = 0.0f;
+        for (int c = 0; c < C; c++) sum += dr[c] * w[c] * (xr[c] * r);
+        float mean = sum / (float)C;
+        for (int c = 0; c < C; c++) {
+            float norm = xr[c] * r;
+            dxr[c] += zrt_rmsnorm_dx(dr[c] * w[c], norm, mean, r);
+            dw[c] += dr[c] * norm;
+        }
+    }
+    return ZRT_OK;
+}
+
+static zrt_status rope(zrt_nn *nn, float *x, int N, int T, int pos0, int heads, int hs, int ld, const float *cos,
+                       const float *sin, bool inverse)
+{
+    if (hs % 2) return zrt_set_error(ZRT_ERR_INVALID, "%s: rotary embedding of odd head size %d", nn->model, hs);
+    int half = hs / 2;
+    for (int r = 0; r < N; r++) {
+        int64_t at = (int64_t)(pos0 + r % T) * half;
+        for (int h = 0; h < heads; h++) {
+            float *head = x + (int64_t)r * ld + (int64_t)h * hs;
+            for (int i = 0; i < half; i++)
+                zrt_rope_turn(&head[i], &head[i + half], cos[at + i], inverse ? -sin[at + i] : sin[at + i]);
+        }
+    }
+    return ZRT_OK;
+}
+
+/* ---- attention: nn_attention.c over cblas and these softmax rows -------------------------------- */
+
+static zrt_status softmax_forward(zrt_nn *nn, float *att, const float *pre, int squares, int T, int S)
+{
+    (void)nn;
+    const zrt_vecmath *v = vm();
+    for (int64_t r = 0; r < (int64_t)squares * T; r++) {
+        int n = S - T + (int)(r % T) + 1;
+        const float *p = pre + r * S;
+        float *a = att + r * S, inv = 1.0f / v->exp_sum(a, p, v->max(p, n), n);
+        for (int i = 0; i < n; i++) a[i] *= inv;
+        memset(a + n, 0, (size_t)(S - n) * sizeof(float));
+    }
+    return ZRT_OK;
+}
+
+static zrt_status softmax_backward(zrt_nn *nn, float *dpre, const float *att, const float *datt, int squares, int T,
+                                   int S)
+{
+    (void)nn;
+    for (int64_t r = 0; r < (int64_t)squares * T; r++) {
+        int n = S - T + (int)(r % T) + 1;
+        const float *a = att + r * S, *da = datt + r * S;
+        float *d = dpre + r * S, dot = vm()->dot(a, da, n);
+        for (int i = 0; i < n; i++) d[i] = a[i] * (da[i] - dot);
+        memset(d + n, 0, (size_t)(S - n) * sizeof(float));
+    }
+    return ZRT_OK;
+}
+
+static zrt_status attention_forward(zrt_nn *nn, const zrt_attn_shape *a, float *out, float *att, float *pre,
+                                    const float *q, const float *k, const float *v)
+{
+    return zrt_nn_attention_forward_with(nn, a, out, att, pre, q, k, v, softmax_forward);
+}
+
+static zrt_status attention_backward(zrt_nn *nn, const zrt_attn_shape *a, float *dq, float *dk, float *dv, float *datt,
+                                     float *dpre, const float *dout, const float *q, const float *k, const float *v,
+                                     const float *att)
+{
+    return zrt_nn_attention_backward_with(nn, a, dq, dk, dv, datt, dpre, dout, q, k, v, att, softmax_backward);
+}
+
+/* ---- activations --------------------------------------------------------------------------------- */
+
+static zrt_status bias_gelu_forward(zrt_nn *nn, float *pre, float *out, const float *bias, int rows, int cols)
+{
+    (void)nn;
+    if (bias)
+        vm()->bias_gelu_forward(pre, out, bias, rows, cols);
+    else
+        vm()->gelu_forward(out, pre, (int64_t)rows * cols);
+    return ZRT_OK;
+}
+
+static zrt_status gelu_backward(zrt_nn *nn, float *dinp, const float *inp, const float *dout, size_t n)
+{
+    (void)nn;
+    vm()->gelu_backward(dinp, inp, dout, (int64_t)n);
+    return ZRT_OK;
+}
+
+static zrt_status swiglu_forward(zrt_nn *nn, float *out, const float *gu, int N, int H)
+{
+    (void)nn;
+    for (int64_t r = 0; r < N; r++)
+        for (int i = 0; i < H; i++) out[r * H + i] = zrt_swiglu(gu[r * 2 * H + i], gu[r * 2 * H + H + i]);
+    return ZRT_OK;
+}
+
+static zrt_status swiglu_backward(zrt_nn *nn, float *dgu, const float *dout, const float *gu, int N, int H)
+{
+    (void)nn;
+    for (int64_t r = 0; r < N; r++)
+        for (int i = 0; i < H; i++) {
+            int64_t g = r * 2 * H + i;
+            zrt_swiglu_grad(gu[g], gu[g + H], dout[r * H + i], &dgu[g], &dgu[g + H]);
+        }
+    return ZRT_OK;
+}
+
+/* ---- cross-entropy ---------------------------------------------------------------------------------- */
+
+/* One row in GPT's form (fp32 exp and sum); -log p[target]. n: the rows that are targets. */
+static double xent_row_float(float *d, float *p, const float *z, int target, int n, int V, float scale)
+{
+    float inv = 1.0f / vm()->exp_sum(p, z, vm()->max(z, V), V), dscale = scale / (float)n;
+    for (int v = 0; v < V; v++) {
+        p[v] *= inv;
+        d[v] = p[v] * dscale;
+    }
+    d[target] = (p[target] - 1.0f) * dscale;
+    return -log((double)p[target]);
+}
+
+/* One row in the MLP's form (log-sum-exp in double). */
+static double xent_row_double(float *d, const float *z, int target, int n, int V, float scale)
+{
+    float max = z[0];
+    for (int v = 1; v < V; v++) max = fmaxf(max, z[v]);
+    double sum = 0;
+    for (int v = 0; v < V; v++) sum += exp((double)(z[v] - max));
+    double log_sum = log(sum) + max;
+    for (int v = 0; v < V; v++) d[v] = (float)(exp(z[v] - log_sum) * scale / n);
+    d[target] -= scale / (float)n;
+    return log_sum - z[target];
+}
+
+static zrt_status cross_entropy(zrt_nn *nn, float *dlogits, float *probs, const float *logits, const int32_t *targets,
+                                int N, int V, float scale, float divisor, float *loss_sum, bool double_math)
+{
+    ZRT_CHECK(check_tokens(nn, targets, N, V, "target", true));
+    int n = 0;
+    for (int i = 0; i < N; i++) n += targets[i] != ZRT_IGNORE_INDEX;
+    double total = 0;
+    for (int i = 0; i < N; i++) {
+        int64_t row = (int64_t)i * V;
+        if (targets[i] == ZRT_IGNORE_INDEX)
+            memset(dlogits + row, 0, (size_t)V * sizeof(float));
+        else if (double_math)
+            total += xent_row_double(dlogits + row, logits + row, targets[i], n, V, scale);
+        else
+            total += xent_row_float(dlogits + row, probs + row, logits + row, targets[i], n, V, scale);
+    }
+    float mean = n ? (float)(total / n) : 0.0f;
+    *loss_sum += mean / divisor;
+    return ZRT_OK;
+}
+
+const zrt_nn_ops zrt_nn_cpu = {
+    .kind = ZRT_DEVICE_CPU, .host_function = true, .init = init, .fini = fini, .copy = copy, .zero = zero,
+    .gemm = gemm, .init_rows = init_rows, .bias_backward = bias_backward, .embed_forward = embed_forward,
+    .embed_backward = embed_backward, .layernorm_forward = layernorm_forward, .layernorm_backward = layernorm_backward,
+    .rmsnorm_forward = rmsnorm_forward, .rmsnorm_backward = rmsnorm_backward, .rope = rope,
+    .attention_forward = attention_forward, .attention_backward = attention_backward,
+    .bias_gelu_forward = bias_gelu_forward, .gelu_backward = gelu_backward, .swiglu_forward = swiglu_forward,
+    .swiglu_backward = swiglu_backward, .cross_entropy = cross_entropy,
+};

@@ -1,0 +1,237 @@
+/* nn_cuda.c: the cuda device's model ops (nn.h's zrt_nn_cuda): each op
+ * enqueues kernels/model_kernels.cu's launchers or cuBLASLt (cuda_blas.c)
+ * on nn->stream (a cudaStream_t) and returns; nothing here waits.
+ *
+ * Bad input without a synchronization: a kernel that meets a token or
+ * target out of range sets a flag in mapped pinned memory; a host function
+ * enqueued right after it (zrt_stream_launch_host, in stream order: the
+ * kernel has run) turns the flag into the stream's error naming the model.
+ * The per-row losses of cross_entropy live in impl (loss_rows doubles) and
+ * are summed in one thread, in order, into the caller's slot.
+ * CPU twin: tests/test_model_emulated.c runs this table with the launchers
+ * defined as tests/model_refs.h's references and a fake cuBLASLt.
+ */
+#ifdef ZRT_HAVE_CUDA
+
+#include "nn_device.h"
+
+#include "model_kernels.h"
+#include "zrt/internal/cuda_check.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+typedef struct {
+    zrt_cuda_blas *blas;
+    int32_t *bad;    /* mapped pinned: a kernel saw a token or target out of range */
+    double *losses;  /* loss_rows, device */
+    int64_t loss_rows;
+} cuda_nn;
+
+static cuda_nn *impl(const zrt_nn *nn) { return nn->impl; }
+
+static void fini(zrt_nn *nn)
+{
+    cuda_nn *c = impl(nn);
+    if (!c) return;
+    zrt_cuda_blas_destroy(c->blas, nn->device);
+    zrt_host_free(nn->device, (void *)c->bad);
+    zrt_device_free(nn->device, c->losses, NULL);
+    free(c);
+    nn->impl = NULL;
+}
+
+static zrt_status init(zrt_nn *nn, zrt_matmul_math math, int64_t loss_rows)
+{
+    cuda_nn *c = calloc(1, sizeof *c);
+    if (!c) return zrt_set_error(ZRT_ERR_NOMEM, "%s: out of memory", nn->model);
+    nn->impl = c;
+    c->loss_rows = loss_rows;
+    zrt_status status = zrt_cuda_blas_create(nn->device, math, &c->blas);
+    if (status == ZRT_OK)
+        status = zrt_host_alloc(nn->device, ZRT_MEM_ACTIVATIONS, sizeof(int32_t), "model input flag", (void **)&c->bad);
+    if (status == ZRT_OK) {
+        *c->bad = 0;
+        status = zrt_device_alloc(nn->device, ZRT_MEM_ACTIVATIONS, (size_t)(loss_rows > 0 ? loss_rows : 1) * sizeof(double),
+                                  "model loss rows", NULL, (void **)&c->losses);
+    }
+    if (status != ZRT_OK) fini(nn);
+    return status;
+}
+
+typedef struct {
+    volatile int32_t *bad;
+    char message[160];
+} flag_check;
+
+/* A host function in stream order: the kernels before it have run. */
+static zrt_status check_flag(void *arg)
+{
+    flag_check *c = arg;
+    if (!*c->bad) return ZRT_OK;
+    *c->bad = 0;
+    return zrt_set_error(ZRT_ERR_INVALID, "%s", c->message);
+}
+
+/* Enqueues the flag's check: "<model>: a <what> outside the vocabulary of <V> in the batch". */
+static zrt_status enqueue_flag_check(zrt_nn *nn, const char *what, int V)
+{
+    flag_check c = {.bad = impl(nn)->bad};
+    snprintf(c.message, sizeof c.message, "%s: a %s outside the vocabulary of %d in the batch", nn->model, what, V);
+    return zrt_stream_launch_host(nn->on, "model input check", check_flag, &c, sizeof c, NULL, 0);
+}
+
+
+static zrt_status copy(zrt_nn *nn, void *dst, const void *src, size_t bytes)
+{
+    ZRT_CUDA_CHECK(zrt_cuda_copy(nn->stream, dst, src, bytes));
+    return ZRT_OK;
+}
+
+static zrt_status zero(zrt_nn *nn, void *dst, size_t bytes)
+{
+    ZRT_CUDA_CHECK(zrt_cuda_zero(nn->stream, dst, bytes));
+    return ZRT_OK;
+}
+
+static zrt_status gemm(zrt_nn *nn, const zrt_gemm *g) { return zrt_cuda_gemm(impl(nn)->blas, nn->stream, g); }
+
+static zrt_status init_rows(zrt_nn *nn, float *out, const float *bias, const float *residual, int N, int OC)
+{
+    ZRT_CUDA_CHECK(zrt_cuda_init_rows(nn->stream, out, bias, residual, N, OC));
+    return ZRT_OK;
+}
+
+static zrt_status bias_backward(zrt_nn *nn, float *db, const float *dout, int N, int OC)
+{
+    ZRT_CUDA_CHECK(zrt_cuda_bias_backward(nn->stream, db, dout, N, OC));
+    return ZRT_OK;
+}
+
+static zrt_status embed_forward(zrt_nn *nn, float *out, const int32_t *tokens, const float *wte, const float *wpe, int N,
+                                int T, int C, int V)
+{
+    ZRT_CUDA_CHECK(zrt_cuda_embed_forward(nn->stream, out, tokens, wte, wpe, N, T, C, V, impl(nn)->bad));
+    return enqueue_flag_check(nn, "token", V);
+}
+
+static zrt_status embed_backward(zrt_nn *nn, float *dwte, float *dwpe, const float *dout, const int32_t *tokens, int N,
+                                 int T, int C, int V)
+{
+    ZRT_CUDA_CHECK(zrt_cuda_embed_backward(nn->stream, dwte, dwpe, dout, tokens, N, T, C, V));
+    return ZRT_OK;
+}
+
+static zrt_status layernorm_forward(zrt_nn *nn, float *out, float *mean, float *rstd, const float *x, const float *w,
+                                    const float *b, int N, int C)
+{
+    ZRT_CUDA_CHECK(zrt_cuda_layernorm_forward(nn->stream, out, mean, rstd, x, w, b, N, C));
+    return ZRT_OK;
+}
+
+static zrt_status layernorm_backward(zrt_nn *nn, float *dx, float *dw, float *db, const float *d, const float *x,
+                                     const float *w, const float *mean, const float *rstd, int N, int C)
+{
+    ZRT_CUDA_CHECK(zrt_cuda_layernorm_backward(nn->stream, dx, dw, db, d, x, w, mean, rstd, N, C));
+    return ZRT_OK;
+}
+
+static zrt_status rmsnorm_forward(zrt_nn *nn, float *out, float *rstd, const float *x, const float *w, int N, int C,
+                                  float eps)
+{
+    ZRT_CUDA_CHECK(zrt_cuda_rmsnorm_forward(nn->stream, out, rstd, x, w, N, C, eps));
+    return ZRT_OK;
+}
+
+static zrt_status rmsnorm_backward(zrt_nn *nn, float *dx, float *dw, const float *d, const float *x, const float *w,
+                                   const float *rstd, int N, int C)
+{
+    ZRT_CUDA_CHECK(zrt_cuda_rmsnorm_backward(nn->stream, dx, dw, d, x, w, rstd, N, C));
+    return ZRT_OK;
+}
+
+static zrt_status rope(zrt_nn *nn, float *x, int N, int T, int pos0, int heads, int hs, int ld, const float *cos,
+                       const float *sin, bool inverse)
+{
+    if (hs % 2) return zrt_set_error(ZRT_ERR_INVALID, "%s: rotary embedding of odd head size %d", nn->model, hs);
+    ZRT_CUDA_CHECK(zrt_cuda_rope(nn->stream, x, N, T, pos0, heads, hs, ld, cos, sin, inverse));
+    return ZRT_OK;
+}
+
+static zrt_status softmax_forward(zrt_nn *nn, float *att, const float *pre, int squares, int T, int S)
+{
+    ZRT_CUDA_CHECK(zrt_cuda_causal_softmax_forward(nn->stream, att, pre, squares, T, S));
+    return ZRT_OK;
+}
+
+static zrt_status softmax_backward(zrt_nn *nn, float *dpre, const float *att, const float *datt, int squares, int T,
+                                   int S)
+{
+    ZRT_CUDA_CHECK(zrt_cuda_causal_softmax_backward(nn->stream, dpre, att, datt, squares, T, S));
+    return ZRT_OK;
+}
+
+static zrt_status attention_forward(zrt_nn *nn, const zrt_attn_shape *a, float *out, float *att, float *pre,
+                                    const float *q, const float *k, const float *v)
+{
+    return zrt_nn_attention_forward_with(nn, a, out, att, pre, q, k, v, softmax_forward);
+}
+
+static zrt_status attention_backward(zrt_nn *nn, const zrt_attn_shape *a, float *dq, float *dk, float *dv, float *datt,
+                                     float *dpre, const float *dout, const float *q, const float *k, const float *v,
+                                     const float *att)
+{
+    return zrt_nn_attention_backward_with(nn, a, dq, dk, dv, datt, dpre, dout, q, k, v, att, softmax_backward);
+}
+
+static zrt_status bias_gelu_forward(zrt_nn *nn, float *pre, float *out, const float *bias, int rows, int cols)
+{
+    ZRT_CUDA_CHECK(zrt_cuda_bias_gelu_forward(nn->stream, pre, out, bias, rows, cols));
+    return ZRT_OK;
+}
+
+static zrt_status gelu_backward(zrt_nn *nn, float *dinp, const float *inp, const float *dout, size_t n)
+{
+    ZRT_CUDA_CHECK(zrt_cuda_gelu_backward(nn->stream, dinp, inp, dout, n));
+    return ZRT_OK;
+}
+
+static zrt_status swiglu_forward(zrt_nn *nn, float *out, const float *gu, int N, int H)
+{
+    ZRT_CUDA_CHECK(zrt_cuda_swiglu_forward(nn->stream, out, gu, N, H));
+    return ZRT_OK;
+}
+
+static zrt_status swiglu_backward(zrt_nn *nn, float *dgu, const float *dout, const float *gu, int N, int H)
+{
+    ZRT_CUDA_CHECK(zrt_cuda_swiglu_backward(nn->stream, dgu, dout, gu, N, H));
+    return ZRT_OK;
+}
+
+static zrt_status cross_entropy(zrt_nn *nn, float *dlogits, float *probs, const float *logits, const int32_t *targets,
+                                int N, int V, float scale, float divisor, float *loss_sum, bool double_math)
+{
+    cuda_nn *c = impl(nn);
+    if (N > c->loss_rows)
+        return zrt_set_error(ZRT_ERR_INVALID, "%s: a loss over %d rows, made for %lld", nn->model, N,
+                             (long long)c->loss_rows);
+    ZRT_CUDA_CHECK(zrt_cuda_cross_entropy(nn->stream, dlogits, double_math ? NULL : probs, c->losses, logits, targets, N,
+                                          V, scale, double_math, c->bad));
+    ZRT_CHECK(enqueue_flag_check(nn, "target", V));
+    ZRT_CUDA_CHECK(zrt_cuda_loss_mean(nn->stream, loss_sum, c->losses, targets, N, divisor));
+    return ZRT_OK;
+}
+
+const zrt_nn_ops zrt_nn_cuda = {
+    .kind = ZRT_DEVICE_CUDA, .host_function = false, .init = init, .fini = fini, .copy = copy, .zero = zero,
+    .gemm = gemm, .init_rows = init_rows, .bias_backward = bias_backward, .embed_forward = embed_forward,
+    .embed_backward = embed_backward, .layernorm_forward = layernorm_forward, .layernorm_backward = layernorm_backward,
+    .rmsnorm_forward = rmsnorm_forward, .rmsnorm_backward = rmsnorm_backward, .rope = rope,
+    .attention_forward = attention_forward, .attention_backward = attention_backward,
+    .bias_gelu_forward = bias_gelu_forward, .gelu_backward = gelu_backward, .swiglu_forward = swiglu_forward,
+    .swiglu_backward = swiglu_backward, .cross_entropy = cross_entropy,
+};
+
+#else
+typedef int zrt_nn_cuda_absent; /* built without CUDA: zrt_nn_ops_of(cuda) is NULL */
+#endif
