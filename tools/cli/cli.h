@@ -77,6 +77,7 @@ int zrt_cmd_report(int argc, char **argv);
 int zrt_cmd_tokenize(int argc, char **argv);
 int zrt_bench_tokenize(int argc, char **argv);
 int zrt_cmd_plot(int argc, char **argv);
+int zrt_cmd_sample(int argc, char **argv);
 
 /* The benches' rendezvous: a file store in store_dir/scope (none for one
  * rank) and a host comm. */

@@ -23,6 +23,8 @@ static const zrt_cli_command commands[] = {
     {"shards", "checkpoints: zrt shards ls|show|verify|diff|consolidate|reshard|export-hf", zrt_cmd_shards},
     {"tokenize", "text -> token shards, or encode/decode lines: zrt tokenize --tokenizer T.json --out DIR/train INPUT...",
      zrt_cmd_tokenize},
+    {"sample", "generate text from a checkpoint or a Hugging Face model: zrt sample --hf DIR --prompt TEXT",
+     zrt_cmd_sample},
     {"plot", "draw the loss against steps from a metrics file: zrt plot METRICS.jsonl -o loss.png", zrt_cmd_plot},
     {"estimate", "model-state memory per device: zrt estimate --params N --world N", zrt_cmd_estimate},
     {"report", "what this machine and build offer zrt (driver, GPUs, NCCL, ...): zrt report [--json]", zrt_cmd_report},

@@ -22,4 +22,9 @@ typedef struct {
  * reason (file and line) on stderr. */
 int zrt_tokenize_shards(zrt_tokenizer *t, const zrt_tokenize_options *o, int n, char **inputs);
 
+/* The EOS id: of token want, else the tokenizer's usual one (<|endoftext|>,
+ * <|end_of_text|>, </s>, <|im_end|>, the first it has); -1 when absent. What
+ * the shard writer puts before each document, and where `zrt sample` stops. */
+int32_t zrt_tokenize_eos_id(const zrt_tokenizer *t, const char *want);
+
 #endif

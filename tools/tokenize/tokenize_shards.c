@@ -213,7 +213,7 @@ static int input(builder *b, const char *path)
 
 /* ---- the run ---- */
 
-static int32_t eos_id(const zrt_tokenizer *t, const char *want)
+int32_t zrt_tokenize_eos_id(const zrt_tokenizer *t, const char *want)
 {
     static const char *const usual[] = {"<|endoftext|>", "<|end_of_text|>", "</s>", "<|im_end|>"};
     if (want) return zrt_tokenizer_token_id(t, want);
@@ -286,7 +286,7 @@ static double file_bytes(const char *path)
 int zrt_tokenize_shards(zrt_tokenizer *t, const zrt_tokenize_options *o, int n, char **inputs)
 {
     builder b = {.tok = t, .o = o, .file = o->out};
-    b.eos = eos_id(t, o->eos);
+    b.eos = zrt_tokenize_eos_id(t, o->eos);
     if (b.eos < 0) {
         fprintf(stderr, "zrt tokenize: the tokenizer has no %s%s; name one with --eos TOKEN\n", o->eos ? "token " : "usual EOS token",
                 o->eos ? o->eos : " (<|endoftext|>, <|end_of_text|>, </s>, <|im_end|>)");
