@@ -1,10 +1,12 @@
 #!/usr/bin/python3
-"""bench_peer_torch.py WORLD STEPS: the peer row of `zrt bench train --model gpt
---peer torch`: the same GPT (4 blocks, d_model 256, 8 heads, seq_len 64,
-vocab 256, hidden 1024, tied head, micro batch 8) in PyTorch, DDP over gloo on
-WORLD forked CPU processes with one thread each, AdamW; prints one line
-`torch VERSION tokens_per_s X step_ms Y` (median of STEPS steps after 3
-warm-up steps, all ranks' tokens). Exit 77 (skip) when torch is missing."""
+"""bench_peer_torch.py WORLD STEPS MODEL LAYERS D_MODEL HEADS KV_HEADS HIDDEN VOCAB SEQ_LEN MICRO:
+the peer row of `zrt bench train --peer torch`: the same transformer in
+PyTorch -- MODEL gpt: the GPT written out below (tied head, GELU MLP); llama:
+transformers' LlamaForCausalLM (RMSNorm, RoPE, grouped-query attention,
+SwiGLU, untied head) --, DDP over gloo on WORLD forked CPU processes with one
+thread each, AdamW; prints one line `torch VERSION tokens_per_s X step_ms Y`
+(median of STEPS steps after 3 warm-up steps, all ranks' tokens). Exit 77
+(skip) when torch (or, for llama, transformers) is missing."""
 import math
 import os
 import sys
@@ -19,7 +21,8 @@ except ImportError as e:
     print("torch is not installed (%s)" % e)
     sys.exit(77)
 
-L, C, NH, T, V, H, B = 4, 256, 8, 64, 256, 1024, 8
+L, C, NH, NKV, T, V, H, B = 4, 256, 8, 8, 64, 256, 1024, 8
+MODEL = "gpt"
 
 
 class Block(nn.Module):
@@ -55,16 +58,32 @@ class GPT(nn.Module):
         return F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1))
 
 
+class Llama(nn.Module):
+    """transformers' LlamaForCausalLM of the same shape; the loss as zrt's (mean over the batch)."""
+
+    def __init__(self):
+        super().__init__()
+        from transformers import LlamaConfig, LlamaForCausalLM
+        cfg = LlamaConfig(vocab_size=V, hidden_size=C, intermediate_size=H, num_hidden_layers=L,
+                          num_attention_heads=NH, num_key_value_heads=NKV, max_position_embeddings=T,
+                          tie_word_embeddings=False, rms_norm_eps=1e-6)
+        self.net = LlamaForCausalLM(cfg)
+
+    def forward(self, tokens, targets):
+        logits = self.net(input_ids=tokens).logits
+        return F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1))
+
+
 def rank_main(rank, world, steps, port, out):
     torch.set_num_threads(1)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
     torch.manual_seed(1)
-    gpt = GPT()
-    for p in gpt.parameters():  # GPT-2's init, as zrt's
+    net = GPT() if MODEL == "gpt" else Llama()
+    for p in net.parameters():  # GPT-2's init, as zrt's
         if p.dim() > 1:
             nn.init.normal_(p, std=0.02)
-    model = nn.parallel.DistributedDataParallel(gpt)
+    model = nn.parallel.DistributedDataParallel(net)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     g = torch.Generator().manual_seed(rank)
     times = []
@@ -107,7 +126,15 @@ def main(world, steps):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
+    if len(sys.argv) != 12:
         print(__doc__)
         sys.exit(2)
+    MODEL = sys.argv[3]
+    L, C, NH, NKV, H, V, T, B = (int(a) for a in sys.argv[4:12])
+    if MODEL == "llama":
+        try:
+            import transformers  # noqa: F401
+        except ImportError as e:
+            print("transformers is not installed (%s)" % e)
+            sys.exit(77)
     sys.exit(main(int(sys.argv[1]), int(sys.argv[2])))

@@ -19,6 +19,7 @@
 
 #include <cblas.h>
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,30 +36,42 @@ void openblas_set_num_threads(int num_threads);
 
 typedef struct {
     int world, steps;
-    bool json, mlp, gpt;
+    bool json;
+    bool want[3];        /* by zrt_model_type: mlp, gpt, llama */
+    zrt_model_config shape; /* --shape: the transformers' dims (0: the default) */
     bool peer_torch;     /* --peer torch */
-    double peer_rate;    /* the torch peer's tokens/s, measured before the ranks start; 0: none */
+    double peer_rate[3]; /* the torch peer's tokens/s per model, measured before the ranks start; 0: none */
+    int micro;           /* --shape's micro=: the transformers' micro batch (0: 8) */
     double sgemm_gflops; /* single thread, measured before the ranks start */
     char store_dir[256];
 } train_options;
 
 static const char usage[] =
-    "usage: zrt bench train [--world 2] [--steps 30] [--model mlp|gpt|all] [--peer torch] [--json]\n"
+    "usage: zrt bench train [--world 2] [--steps 30] [--model mlp|gpt|llama|all] [--shape SHAPE]\n"
+    "                       [--peer torch] [--json]\n"
     "\n"
     "Trains, for each ZeRO stage on --world forked CPU ranks:\n"
     "  mlp: 4 layers, d_model 256, hidden 1024, 64 classes, micro batch 64;\n"
-    "  gpt: 4 blocks, d_model 256, 8 heads, seq_len 64, vocab 256, micro batch 8;\n"
-    "and prints samples/s (tokens/s for gpt), the ratio to stage 0, and the\n"
-    "GFLOP/s of the model's matmuls per rank against single-thread sgemm\n"
+    "  gpt: 4 blocks, d_model 256, 8 heads, seq_len 64, vocab 256, MLP 1024, micro batch 8;\n"
+    "  llama: 4 blocks, d_model 256, 8 heads (4 kv heads), seq_len 64, vocab 256, SwiGLU 688,\n"
+    "         micro batch 8;\n"
+    "and prints samples/s (tokens/s for the transformers), the ratio to stage 0,\n"
+    "and the GFLOP/s of the model's matmuls per rank against single-thread sgemm\n"
     "GFLOP/s measured in the same run. A row times the model's forward +\n"
     "backward alone (no engine); `engine ms` is a stage's step time less that.\n"
+    "--shape sets the transformers' dims: gpt2-small (12 layers, d_model 768, 12\n"
+    "heads, vocab 50304, seq_len 256; llama: 4 kv heads, SwiGLU 2048), or a list\n"
+    "layers=N,d_model=N,heads=N,kv_heads=N,hidden=N,vocab=N,seq_len=N,micro=N.\n"
     "The mlp also runs stage 2 with offload_optimizer none, cpu and nvme (micro\n"
     "batch 8, so the optimizer's traffic weighs as it does for large models; in a\n"
     "temporary directory): step time against the CPU optimizer and its I/O\n"
     "measured alone in the same run.\n"
-    "--peer torch first trains the same GPT in PyTorch (DDP over gloo, --world\n"
-    "processes, one thread each, AdamW; tools/bench/bench_peer_torch.py) and prints each\n"
-    "stage's tokens/s as a ratio to it (skipped, with the reason, without torch).\n";
+    "--peer torch first trains the same transformers in PyTorch (DDP over gloo,\n"
+    "--world processes, one thread each, AdamW; the GPT written out, the Llama as\n"
+    "transformers' LlamaForCausalLM; tools/bench/bench_peer_torch.py) and prints\n"
+    "each stage's tokens/s as a ratio to it (skipped, with the reason, without torch).\n";
+
+static const char *const model_names[3] = {"mlp", "gpt", "llama"};
 
 /* Best of 5 single-thread 512^3 sgemms, in GFLOP/s. */
 static double sgemm_gflops(void)
@@ -82,35 +95,9 @@ static double sgemm_gflops(void)
     return 2.0 * n * n * n / best / 1e9;
 }
 
-/* The torch peer (tools/bench/bench_peer_torch.py, found from this binary's
- * build/bin/ or $ZRT_SOURCE_DIR): its tokens/s, or 0 with the reason printed. */
-static double peer_torch_rate(const train_options *o)
-{
-    char args[64], line[512];
-    snprintf(args, sizeof args, "%d %d", o->world, o->steps);
-    bool ran = zrt_cli_run_peer("tools/bench/bench_peer_torch.py", args, "torch ", line, sizeof line);
-    double rate = 0, step_ms = 0;
-    char version[64] = "?";
-    if (ran && sscanf(line, "torch %63s tokens_per_s %lf step_ms %lf", version, &rate, &step_ms) != 3) rate = 0;
-    if (rate <= 0) {
-        const char *reason = line[0] ? line : "could not run python3";
-        if (o->json)
-            zrt_json_line("peer", ZJ_STR("torch"), "skipped", ZJ_BOOL(true), "reason", ZJ_STR(reason), NULL);
-        else
-            printf("peer torch: skipped: %s\n", reason);
-        return 0;
-    }
-    if (o->json)
-        zrt_json_line("peer", ZJ_STR("torch"), "version", ZJ_STR(version), "world", ZJ_INT(o->world),
-                      "tokens_per_s", ZJ_NUM(rate), "step_ms", ZJ_NUM(step_ms), NULL);
-    else printf("peer torch %s (DDP, gloo, world %d, one thread per rank): %.1f tokens/s, %.2f ms per step\n", version,
-           o->world, rate, step_ms);
-    return rate;
-}
-
 /* The base config of a row: stage 0, no offload (each run sets its own);
- * micro 0 for the model's usual micro batch. One at a time (static). */
-static const zrt_config *base_config(const train_options *o, bool gpt, int micro)
+ * micro 0 for the model's usual micro batch (or --shape's). One at a time (static). */
+static const zrt_config *base_config(const train_options *o, zrt_model_type type, int micro)
 {
     static zrt_config cfg;
     zrt_config_init(&cfg);
@@ -118,13 +105,57 @@ static const zrt_config *base_config(const train_options *o, bool gpt, int micro
     cfg.num_processes = o->world;
     cfg.zero.overlap_comm = true;
     cfg.zero.stage3_param_persistence_threshold = 0;
-    cfg.batch_given.micro_batch_per_gpu = micro ? micro : gpt ? 8 : 64;
-    cfg.job.model = (zrt_model_config){.type = ZRT_MODEL_MLP, .layers = 4, .d_model = 256, .hidden = 1024, .vocab = 64};
-    if (gpt)
-        cfg.job.model = (zrt_model_config){.type = ZRT_MODEL_GPT, .layers = 4, .d_model = 256, .heads = 8,
-                                           .seq_len = 64, .vocab = 256, .hidden = 1024};
+    cfg.batch_given.micro_batch_per_gpu = micro ? micro : type == ZRT_MODEL_MLP ? 64 : o->micro ? o->micro : 8;
+    zrt_model_config *m = &cfg.job.model;
+    *m = (zrt_model_config){.type = ZRT_MODEL_MLP, .layers = 4, .d_model = 256, .hidden = 1024, .vocab = 64};
+    if (type != ZRT_MODEL_MLP) {
+        *m = (zrt_model_config){.type = type, .layers = 4, .d_model = 256, .heads = 8, .seq_len = 64, .vocab = 256,
+                                .hidden = type == ZRT_MODEL_GPT ? 1024 : 688, .kv_heads = type == ZRT_MODEL_LLAMA ? 4 : 0,
+                                .rope_theta = 10000, .norm_eps = 1e-6};
+        const zrt_model_config *s = &o->shape;
+        if (s->layers) m->layers = s->layers;
+        if (s->d_model) m->d_model = s->d_model;
+        if (s->heads) m->heads = s->heads;
+        if (s->vocab) m->vocab = s->vocab;
+        if (s->seq_len) m->seq_len = s->seq_len;
+        if (s->kv_heads && type == ZRT_MODEL_LLAMA) m->kv_heads = s->kv_heads;
+        if (s->hidden) m->hidden = s->hidden;
+        else if (s->d_model) m->hidden = type == ZRT_MODEL_GPT ? 4 * s->d_model : (8 * s->d_model / 3 + 63) / 64 * 64;
+    }
     zrt_config_validate(&cfg);
     return &cfg;
+}
+
+/* The torch peer of a transformer row (tools/bench/bench_peer_torch.py,
+ * found from this binary's build/bin/ or $ZRT_SOURCE_DIR): its tokens/s, or
+ * 0 with the reason printed. */
+static double peer_torch_rate(const train_options *o, zrt_model_type type)
+{
+    const zrt_config *cfg = base_config(o, type, 0);
+    const zrt_model_config *m = &cfg->job.model;
+    char args[200], line[512];
+    snprintf(args, sizeof args, "%d %d %s %lld %lld %lld %lld %lld %lld %lld %lld", o->world, o->steps, model_names[type],
+             (long long)m->layers, (long long)m->d_model, (long long)m->heads, (long long)(m->kv_heads ? m->kv_heads : m->heads),
+             (long long)m->hidden, (long long)m->vocab, (long long)m->seq_len, (long long)cfg->batch.micro_batch_per_gpu);
+    bool ran = zrt_cli_run_peer("tools/bench/bench_peer_torch.py", args, "torch ", line, sizeof line);
+    double rate = 0, step_ms = 0;
+    char version[64] = "?";
+    if (ran && sscanf(line, "torch %63s tokens_per_s %lf step_ms %lf", version, &rate, &step_ms) != 3) rate = 0;
+    if (rate <= 0) {
+        const char *reason = line[0] ? line : "could not run python3";
+        if (o->json)
+            zrt_json_line("peer", ZJ_STR("torch"), "model", ZJ_STR(model_names[type]), "skipped", ZJ_BOOL(true), "reason",
+                          ZJ_STR(reason), NULL);
+        else
+            printf("peer torch (%s): skipped: %s\n", model_names[type], reason);
+        return 0;
+    }
+    if (o->json)
+        zrt_json_line("peer", ZJ_STR("torch"), "model", ZJ_STR(model_names[type]), "version", ZJ_STR(version), "world",
+                      ZJ_INT(o->world), "tokens_per_s", ZJ_NUM(rate), "step_ms", ZJ_NUM(step_ms), NULL);
+    else printf("peer torch %s (%s, DDP, gloo, world %d, one thread per rank): %.1f tokens/s, %.2f ms per step\n", version,
+           model_names[type], o->world, rate, step_ms);
+    return rate;
 }
 
 /* Where the nvme offload rows keep their files. */
@@ -152,14 +183,14 @@ static double peak_rss_mb(void)
  * then -- libraries, comm buffers, what earlier runs left in the heap -- plus
  * this stage's model, engine and activations: an upper bound of a rank that
  * trains only this stage. */
-static zrt_status stage_rss(const train_options *o, zrt_device *device, zrt_comm *comm, int stage, bool gpt,
+static zrt_status stage_rss(const train_options *o, zrt_device *device, zrt_comm *comm, int stage, zrt_model_type type,
                             double *mb)
 {
     static zrt_bench_run run;
     FILE *f = fopen("/proc/self/clear_refs", "w");
     bool reset = f && fputs("5", f) >= 0;
     if (f) reset = fclose(f) == 0 && reset;
-    zrt_status status = zrt_bench_run_open(&run, base_config(o, gpt, 0), (zrt_bench_kind){stage, ZRT_OFFLOAD_NONE}, NULL,
+    zrt_status status = zrt_bench_run_open(&run, base_config(o, type, 0), (zrt_bench_kind){stage, ZRT_OFFLOAD_NONE}, NULL,
                                            device, comm);
     for (int i = 0; status == ZRT_OK && i < 3; i++) {
         double t;
@@ -175,7 +206,7 @@ static zrt_status stage_rss(const train_options *o, zrt_device *device, zrt_comm
 /* This rank's own elements of the MLP (every unit's shard). */
 static size_t own_elements(const train_options *o, zrt_device *device, size_t shards[ZRT_MAX_UNITS], int *n_units)
 {
-    const zrt_config *cfg = base_config(o, false, 0);
+    const zrt_config *cfg = base_config(o, ZRT_MODEL_MLP, 0);
     zrt_model *model = NULL;
     size_t total = 0;
     *n_units = 0;
@@ -255,9 +286,9 @@ static zrt_status offload_rows(const train_options *o, zrt_device *device, zrt_c
     mkdir(nvme_dir(o), 0700);
     zrt_bench_timing t[3];
     const zrt_bench_kind kinds[3] = {{2, ZRT_OFFLOAD_NONE}, {2, ZRT_OFFLOAD_CPU}, {2, ZRT_OFFLOAD_NVME}};
-    ZRT_CHECK(zrt_bench_time_runs(base_config(o, false, OFFLOAD_MICRO), o->steps, nvme_dir(o), device, comm, 3, kinds, t));
+    ZRT_CHECK(zrt_bench_time_runs(base_config(o, ZRT_MODEL_MLP, OFFLOAD_MICRO), o->steps, nvme_dir(o), device, comm, 3, kinds, t));
     double model_s = 0;
-    ZRT_CHECK(zrt_bench_time_model(base_config(o, false, OFFLOAD_MICRO), o->steps, device, &model_s));
+    ZRT_CHECK(zrt_bench_time_model(base_config(o, ZRT_MODEL_MLP, OFFLOAD_MICRO), o->steps, device, &model_s));
     size_t shards[ZRT_MAX_UNITS];
     int n_units;
     size_t own = own_elements(o, device, shards, &n_units);
@@ -298,6 +329,104 @@ static const char *peer_field(double ratio)
     return field;
 }
 
+/* "gpt (4 layers, d_model 256, 8 heads, seq_len 64, vocab 256, hidden 1024, micro batch 8)". */
+static const char *shape_text(const train_options *o, zrt_model_type type)
+{
+    static char text[200];
+    const zrt_config *cfg = base_config(o, type, 0);
+    const zrt_model_config *m = &cfg->job.model;
+    int n = snprintf(text, sizeof text, "%s (%lld layers, d_model %lld", model_names[type], (long long)m->layers,
+                     (long long)m->d_model);
+    if (type != ZRT_MODEL_MLP)
+        n += snprintf(text + n, sizeof text - (size_t)n, ", %lld heads%s, seq_len %lld", (long long)m->heads,
+                      type == ZRT_MODEL_LLAMA ? " (GQA)" : "", (long long)m->seq_len);
+    snprintf(text + n, sizeof text - (size_t)n, ", vocab %lld, hidden %lld, micro batch %lld)", (long long)m->vocab,
+             (long long)m->hidden, (long long)cfg->batch.micro_batch_per_gpu);
+    return text;
+}
+
+/* One stage row (rank 0 prints it). */
+static void print_stage(const train_options *o, zrt_model_type type, int stage, int world, zrt_bench_timing t,
+                        double base, double model_s, double rss)
+{
+    double rate = t.tokens / t.seconds, gflops = t.flops / t.seconds / 1e9, peer = o->peer_rate[type];
+    bool tokens = type != ZRT_MODEL_MLP;
+    if (o->json) {
+        printf("{\"model\": \"%s\", \"stage\": %d, \"world\": %d, \"%s\": %.2f, \"ratio_to_stage0\": %.3f, "
+               "\"matmul_gflops\": %.3f, \"sgemm_gflops\": %.3f, \"step_ms\": %.3f, \"model_ms\": %.3f, "
+               "\"engine_ms\": %.3f, \"peak_rss_mb\": %.1f, \"blas_core\": \"%s\"%s}\n",
+               model_names[type], stage, world, tokens ? "tokens_per_s" : "samples_per_s", rate, rate / base, gflops,
+               o->sgemm_gflops, t.seconds * 1e3, model_s * 1e3, (t.seconds - model_s) * 1e3, rss, zrt_blas_core(),
+               peer_field(peer > 0 ? rate / peer : 0));
+        return;
+    }
+    char peak[32];
+    if (rss < 0) snprintf(peak, sizeof peak, "?");
+    else zrt_fmt_bytes(rss * 1024 * 1024, peak, sizeof peak); /* MiB, as /proc's kB / 1024 */
+    printf("     %5d %5d %14.1f %8.3f %14.2f %10.2f %9.2f %9.2f %8s", stage, world, rate, rate / base, gflops,
+           gflops / o->sgemm_gflops, t.seconds * 1e3, (t.seconds - model_s) * 1e3, peak);
+    if (peer > 0) printf(" %10.3f", rate / peer);
+    printf("\n");
+}
+
+/* A model's rows: the forward+backward alone, each stage, and (mlp) the offload rows. */
+static zrt_status model_rows(const train_options *o, zrt_model_type type, zrt_device *device, zrt_comm *comm, int rank,
+                             int world)
+{
+    if (rank == 0 && !o->json)
+        printf("%s:\n     %5s %5s %14s %8s %14s %10s %9s %9s %8s%s\n", shape_text(o, type), "stage", "world",
+               type != ZRT_MODEL_MLP ? "tokens/s" : "samples/s", "ratio", "matmul GFLOP/s", "of sgemm", "step ms",
+               "engine ms", "peak RSS", o->peer_rate[type] > 0 ? "  vs torch" : "");
+    double model_s = 0;
+    ZRT_CHECK(zrt_bench_time_model(base_config(o, type, 0), o->steps, device, &model_s));
+    if (rank == 0 && o->json)
+        printf("{\"model\": \"%s\", \"row\": \"forward+backward alone\", \"model_ms\": %.3f}\n", model_names[type],
+               model_s * 1e3);
+    else if (rank == 0)
+        printf("     forward+backward alone (the model, no engine): %.2f ms per micro batch\n", model_s * 1e3);
+    zrt_bench_timing timings[4];
+    double rss[4];
+    const zrt_bench_kind kinds[4] = {{0, ZRT_OFFLOAD_NONE}, {1, ZRT_OFFLOAD_NONE}, {2, ZRT_OFFLOAD_NONE}, {3, ZRT_OFFLOAD_NONE}};
+    for (int stage = 0; stage <= 3; stage++) ZRT_CHECK(stage_rss(o, device, comm, stage, type, &rss[stage]));
+    ZRT_CHECK(zrt_bench_time_runs(base_config(o, type, 0), o->steps, NULL, device, comm, 4, kinds, timings));
+    for (int stage = 0; stage <= 3 && rank == 0; stage++) {
+        print_stage(o, type, stage, world, timings[stage], timings[0].tokens / timings[0].seconds, model_s, rss[stage]);
+        fflush(stdout);
+    }
+    return type == ZRT_MODEL_MLP ? offload_rows(o, device, comm, rank) : ZRT_OK;
+}
+
+/* --shape: gpt2-small or key=value,... into o->shape and o->micro; false on a bad one. */
+static bool parse_shape(train_options *o, const char *text)
+{
+    if (strcmp(text, "gpt2-small") == 0) {
+        o->shape = (zrt_model_config){.layers = 12, .d_model = 768, .heads = 12, .kv_heads = 4, .vocab = 50304,
+                                      .seq_len = 256};
+        return true;
+    }
+    static const struct {
+        const char *key;
+        size_t offset;
+    } keys[] = {{"layers", offsetof(zrt_model_config, layers)},   {"d_model", offsetof(zrt_model_config, d_model)},
+                {"heads", offsetof(zrt_model_config, heads)},     {"kv_heads", offsetof(zrt_model_config, kv_heads)},
+                {"hidden", offsetof(zrt_model_config, hidden)},   {"vocab", offsetof(zrt_model_config, vocab)},
+                {"seq_len", offsetof(zrt_model_config, seq_len)}, {"micro", 0}};
+    char copy[256];
+    snprintf(copy, sizeof copy, "%s", text);
+    for (char *save = NULL, *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(item, '='), *end = NULL;
+        long long v = eq ? strtoll(eq + 1, &end, 10) : 0;
+        if (!eq || end == eq + 1 || *end || v < 1 || v > (1 << 20)) return false;
+        *eq = 0;
+        size_t k = 0;
+        while (k < sizeof keys / sizeof keys[0] && strcmp(keys[k].key, item) != 0) k++;
+        if (k == sizeof keys / sizeof keys[0]) return false;
+        if (strcmp(item, "micro") == 0) o->micro = (int)v;
+        else *(int64_t *)((char *)&o->shape + keys[k].offset) = v;
+    }
+    return true;
+}
+
 static int train_rank(int rank, int world, void *arg)
 {
     const train_options *o = arg;
@@ -313,57 +442,9 @@ static int train_rank(int rank, int world, void *arg)
         fprintf(stderr, "zrt bench train: rank %d: %s\n", rank, zrt_last_error());
         return ZRT_EXIT_FAIL;
     }
-    for (int gpt = 0; gpt < 2; gpt++) {
-        if (!(gpt ? o->gpt : o->mlp)) continue;
-        if (rank == 0 && !o->json)
-            printf("%s: %5s %5s %14s %8s %14s %10s %9s %9s %8s%s\n", gpt ? "gpt" : "mlp", "stage", "world",
-                   gpt ? "tokens/s" : "samples/s", "ratio", "matmul GFLOP/s", "of sgemm", "step ms", "engine ms",
-                   "peak RSS", gpt && o->peer_rate > 0 ? "  vs torch" : "");
-        double base = 0, model_s = 0;
-        if (zrt_bench_time_model(base_config(o, gpt != 0, 0), o->steps, device, &model_s) != ZRT_OK) {
-            fprintf(stderr, "zrt bench train: rank %d model alone: %s\n", rank, zrt_last_error());
-            return ZRT_EXIT_FAIL;
-        }
-        if (rank == 0 && o->json)
-            printf("{\"model\": \"%s\", \"row\": \"forward+backward alone\", \"model_ms\": %.3f}\n",
-                   gpt ? "gpt" : "mlp", model_s * 1e3);
-        else if (rank == 0)
-            printf("     forward+backward alone (the model, no engine): %.2f ms per micro batch\n", model_s * 1e3);
-        zrt_bench_timing timings[4];
-        double rss[4];
-        const zrt_bench_kind kinds[4] = {{0, ZRT_OFFLOAD_NONE}, {1, ZRT_OFFLOAD_NONE}, {2, ZRT_OFFLOAD_NONE}, {3, ZRT_OFFLOAD_NONE}};
-        zrt_status status = ZRT_OK;
-        for (int stage = 0; stage <= 3 && status == ZRT_OK; stage++) status = stage_rss(o, device, comm, stage, gpt, &rss[stage]);
-        if (status == ZRT_OK)
-            status = zrt_bench_time_runs(base_config(o, gpt != 0, 0), o->steps, NULL, device, comm, 4, kinds, timings);
-        if (status != ZRT_OK) {
-            fprintf(stderr, "zrt bench train: rank %d stages: %s\n", rank, zrt_last_error());
-            return ZRT_EXIT_FAIL;
-        }
-        for (int stage = 0; stage <= 3 && rank == 0; stage++) {
-            zrt_bench_timing t = timings[stage];
-            double rate = t.tokens / t.seconds, gflops = t.flops / t.seconds / 1e9;
-            if (stage == 0) base = rate;
-            if (o->json)
-                printf("{\"model\": \"%s\", \"stage\": %d, \"world\": %d, \"%s\": %.2f, \"ratio_to_stage0\": %.3f, "
-                       "\"matmul_gflops\": %.3f, \"sgemm_gflops\": %.3f, \"step_ms\": %.3f, \"model_ms\": %.3f, "
-                       "\"engine_ms\": %.3f, \"peak_rss_mb\": %.1f, \"blas_core\": \"%s\"%s}\n",
-                       gpt ? "gpt" : "mlp", stage, world, gpt ? "tokens_per_s" : "samples_per_s", rate, rate / base,
-                       gflops, o->sgemm_gflops, t.seconds * 1e3, model_s * 1e3, (t.seconds - model_s) * 1e3,
-                       rss[stage], zrt_blas_core(), peer_field(gpt && o->peer_rate > 0 ? rate / o->peer_rate : 0));
-            else {
-                char peak[32];
-                if (rss[stage] < 0) snprintf(peak, sizeof peak, "?");
-                else zrt_fmt_bytes(rss[stage] * 1024 * 1024, peak, sizeof peak); /* MiB, as /proc's kB / 1024 */
-                printf("     %5d %5d %14.1f %8.3f %14.2f %10.2f %9.2f %9.2f %8s", stage, world, rate, rate / base,
-                       gflops, gflops / o->sgemm_gflops, t.seconds * 1e3, (t.seconds - model_s) * 1e3, peak);
-                if (gpt && o->peer_rate > 0) printf(" %10.3f", rate / o->peer_rate);
-                printf("\n");
-            }
-            fflush(stdout);
-        }
-        if (!gpt && offload_rows(o, device, comm, rank) != ZRT_OK) {
-            fprintf(stderr, "zrt bench train: rank %d offload: %s\n", rank, zrt_last_error());
+    for (int type = 0; type < 3; type++) {
+        if (o->want[type] && model_rows(o, (zrt_model_type)type, device, comm, rank, world) != ZRT_OK) {
+            fprintf(stderr, "zrt bench train: rank %d %s: %s\n", rank, model_names[type], zrt_last_error());
             return ZRT_EXIT_FAIL;
         }
     }
@@ -381,8 +462,9 @@ int zrt_bench_train(int argc, char **argv)
                                             {"json", no_argument, NULL, 'j'},
                                             {"model", required_argument, NULL, 'm'},
                                             {"peer", required_argument, NULL, 'p'},
+                                            {"shape", required_argument, NULL, 'S'},
                                             {NULL, 0, NULL, 0}};
-    train_options o = {.world = 2, .steps = 30, .mlp = true, .gpt = true};
+    train_options o = {.world = 2, .steps = 30, .want = {true, true, true}};
     int c;
     while ((c = zrt_cli_next_option(argc, argv, options, "bench train")) != -1) {
         if (c == 'h') {
@@ -390,9 +472,11 @@ int zrt_bench_train(int argc, char **argv)
             return ZRT_EXIT_OK;
         }
         if (c == 'j') o.json = true;
-        else if (c == 'm' && (strcmp(optarg, "mlp") == 0 || strcmp(optarg, "gpt") == 0 || strcmp(optarg, "all") == 0)) {
-            o.mlp = strcmp(optarg, "gpt") != 0;
-            o.gpt = strcmp(optarg, "mlp") != 0;
+        else if (c == 'm' && (strcmp(optarg, "mlp") == 0 || strcmp(optarg, "gpt") == 0 ||
+                              strcmp(optarg, "llama") == 0 || strcmp(optarg, "all") == 0)) {
+            for (int t = 0; t < 3; t++) o.want[t] = strcmp(optarg, "all") == 0 || strcmp(optarg, model_names[t]) == 0;
+        } else if (c == 'S' && parse_shape(&o, optarg)) {
+            continue;
         } else if (c == 'p' && strcmp(optarg, "torch") == 0) {
             o.peer_torch = true;
         } else if (c == 'w' && (o.world = atoi(optarg)) >= 1 && o.world <= 64) continue;
@@ -413,7 +497,8 @@ int zrt_bench_train(int argc, char **argv)
     if (!o.json)
         printf("single-thread sgemm (512^3, best of 5, OpenBLAS %s kernels): %.2f GFLOP/s\n", zrt_blas_core(),
                o.sgemm_gflops);
-    if (o.peer_torch && o.gpt) o.peer_rate = peer_torch_rate(&o);
+    for (int t = ZRT_MODEL_GPT; o.peer_torch && t <= ZRT_MODEL_LLAMA; t++)
+        if (o.want[t]) o.peer_rate[t] = peer_torch_rate(&o, (zrt_model_type)t);
     fflush(stdout);
     int rc = zrt_bench_run_ranks(o.world, train_rank, &o);
     char cmd[300];
