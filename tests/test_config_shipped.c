@@ -24,6 +24,7 @@ static const shipped table[] = {
     {"zero3_offload_nvme", 3, ZRT_OFFLOAD_NVME, ZRT_OFFLOAD_NVME, 1, 2},
     {"multinode_zero3", 3, ZRT_OFFLOAD_NONE, ZRT_OFFLOAD_NONE, 2, 4},
     {"zero3_gpt", 3, ZRT_OFFLOAD_NONE, ZRT_OFFLOAD_NONE, 1, 2},
+    {"main", 3, ZRT_OFFLOAD_NONE, ZRT_OFFLOAD_NONE, 1, 2},
 };
 #define N_SHIPPED (sizeof table / sizeof table[0])
 

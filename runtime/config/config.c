@@ -554,6 +554,7 @@ char *zrt_config_to_json(const zrt_config *cfg)
     cJSON *zrt = zrt_cfg_dump(cfg, &zrt_cfg_zrt);
     char *text = NULL;
     if (root && accelerate && deepspeed && zrt) {
+        zrt_cfg_hf_dump_prune(cfg, zrt); /* a dump loads back: no keys of another model type */
         cJSON_AddNumberToObject(deepspeed, "train_batch_size", (double)cfg->batch.train_batch_size);
         cJSON_AddNumberToObject(deepspeed, "train_micro_batch_size_per_gpu",
                                 (double)cfg->batch.micro_batch_per_gpu);

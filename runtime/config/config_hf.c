@@ -298,14 +298,26 @@ static void settle_architecture(zrt_config *cfg, zrt_cfg_errors *errs)
                   "MistralForCausalLM, Qwen2ForCausalLM", m->architecture);
 }
 
+/* The zrt.model keys only a llama reads. */
+static const char *const llama_only[] = {"hf_config", "kv_heads", "rope_theta", "norm_eps", "tie_embeddings",
+                                         "attention_bias", "rope_scaling", "architecture"};
+#define N_LLAMA_ONLY (sizeof llama_only / sizeof llama_only[0])
+
+void zrt_cfg_hf_dump_prune(const zrt_config *cfg, cJSON *zrt_section)
+{
+    cJSON *model = cJSON_GetObjectItemCaseSensitive(zrt_section, "model");
+    for (size_t i = 0; cfg->job.model.type != ZRT_MODEL_LLAMA && i < N_LLAMA_ONLY; i++)
+        cJSON_DeleteItemFromObjectCaseSensitive(model, llama_only[i]);
+    if (cfg->job.model.rope_factor == 0) /* no scaling: the section's zeros are not values it accepts */
+        cJSON_DeleteItemFromObjectCaseSensitive(model, "rope_scaling");
+}
+
 void zrt_cfg_hf_llama(zrt_config *cfg, zrt_cfg_errors *errs)
 {
     zrt_model_config *m = &cfg->job.model;
     const char *file = zrt_cfg_zrt_file(cfg);
     if (m->type != ZRT_MODEL_LLAMA) {
-        static const char *const llama_only[] = {"hf_config", "kv_heads", "rope_theta", "norm_eps", "tie_embeddings",
-                                                 "attention_bias", "rope_scaling", "architecture"};
-        for (size_t i = 0; i < sizeof llama_only / sizeof llama_only[0]; i++)
+        for (size_t i = 0; i < N_LLAMA_ONLY; i++)
             if (zrt_cfg_model_given(cfg, llama_only[i]))
                 zrt_cfg_error(errs, file, "zrt.model", "%s is read only when zrt.model.type is llama", llama_only[i]);
         return;

@@ -122,6 +122,10 @@ bool zrt_cfg_zrt_given(const zrt_config *cfg, const char *key);
  * does not implement. Then the Llama defaults (rope_theta 10000, norm_eps
  * 1e-6) and the Llama rules (hidden required). */
 void zrt_cfg_hf_llama(zrt_config *cfg, zrt_cfg_errors *errs);
+/* Removes from a dumped zrt section's model the keys only a llama reads,
+ * when the model is another type (the config refuses them given there),
+ * and rope_scaling when there is none: the dump loads back. */
+void zrt_cfg_hf_dump_prune(const zrt_config *cfg, cJSON *zrt_section);
 
 /* The enum name tables, shared with config.c's *_name() functions. */
 extern const char *const zrt_cfg_precision_names[];

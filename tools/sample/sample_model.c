@@ -79,29 +79,6 @@ static zrt_status config_of_model(zrt_config *cfg, cJSON *model, const char *wha
 
 /* ---- a checkpoint ---- */
 
-/* Removes from model (a zrt.model section as meta.json keeps it: every key,
- * resolved) each key whose value is zrt's default, so the section reads as
- * its file was written: the dump holds every model type's keys, and the
- * config refuses another type's keys given (a gpt's rope_scaling of zeros).
- * A key removed takes the same value back as the default. */
-static zrt_status drop_defaults(cJSON *model)
-{
-    static zrt_config def;
-    zrt_config_init(&def);
-    char *text = zrt_config_to_json(&def);
-    cJSON *root = text ? cJSON_Parse(text) : NULL, *key = model ? model->child : NULL, *next;
-    free(text);
-    const cJSON *defaults = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "zrt"), "model");
-    if (!defaults) return cJSON_Delete(root), zrt_set_error(ZRT_ERR_NOMEM, "zrt sample: the default config: out of memory");
-    for (; key; key = next) {
-        next = key->next;
-        const cJSON *d = cJSON_GetObjectItemCaseSensitive(defaults, key->string);
-        if (d && cJSON_Compare(key, d, true)) cJSON_Delete(cJSON_DetachItemViaPointer(model, key));
-    }
-    cJSON_Delete(root);
-    return ZRT_OK;
-}
-
 static zrt_status open_checkpoint(const char *dir, zrt_sample_source *s)
 {
     char what[ZRT_PATH_MAX + 128];
@@ -116,7 +93,6 @@ static zrt_status open_checkpoint(const char *dir, zrt_sample_source *s)
     /* The weights are the checkpoint's: not the files the run started from. */
     cJSON_DeleteItemFromObjectCaseSensitive(copy, "init_from");
     cJSON_DeleteItemFromObjectCaseSensitive(copy, "hf_config");
-    ZRT_CHECK(drop_defaults(copy));
     snprintf(what, sizeof what, "checkpoint %s (meta.json's config.zrt.model)", s->ckpt->dir);
     return config_of_model(&s->cfg, copy, what);
 }
