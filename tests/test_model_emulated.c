@@ -1,4 +1,5 @@
-/* test_model_emulated.c: the cuda ops table (runtime/model/nn_cuda.c) and
+/* test_model_emulated.c: the cuda ops table (runtime/model/nn_cuda.c) under the
+ * GPT, the Llama model (untied with GQA; tied with q/k/v biases) and the MLP, and
  * its matmul mapping (cuda_blas.c) run in CI, where there is no GPU: the
  * kernel launchers are defined here as their CPU references
  * (tests/model_refs.h, which test_cuda_kernels holds the real kernels to),
@@ -386,6 +387,11 @@ int main(void)
     int32_t masked[TOKENS]; /* every third label no target (-100): the loss is the mean over the rest */
     for (int i = 0; i < TOKENS; i++) masked[i] = i % 3 == 0 ? -100 : tokens[i + 1];
     compare("gpt, labels masked with -100", &gpt, tokens, TOKENS * 4, masked, TOKENS * 4);
+    zrt_model_config llama = {.type = ZRT_MODEL_LLAMA, .layers = 2, .d_model = 32, .hidden = 48, .heads = 4,
+                              .kv_heads = 2, .seq_len = 12, .vocab = 50, .rope_theta = 10000, .norm_eps = 1e-6};
+    compare("llama (GQA, untied)", &llama, tokens, TOKENS * 4, masked, TOKENS * 4);
+    llama.tie_embeddings = llama.attention_bias = true;
+    compare("llama (tied, q/k/v biases)", &llama, tokens, TOKENS * 4, tokens + 1, TOKENS * 4);
     zrt_model_config mlp = {.type = ZRT_MODEL_MLP, .layers = 3, .d_model = 20, .hidden = 36, .vocab = 7};
     float features[BATCH * 20];
     for (int i = 0; i < BATCH * 20; i++) features[i] = zrt_random_normal(3, 0, (uint64_t)i);

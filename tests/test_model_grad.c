@@ -15,6 +15,7 @@
  */
 #include "check.h"
 #include "engine_common.h"
+#include "xent.h" /* ZRT_IGNORE_INDEX */
 
 #include <math.h>
 
@@ -166,9 +167,36 @@ static void test_gpt(void)
     teardown();
 }
 
+/* Llama: untied head (unit 4), then tied with q/k/v biases (Qwen2's form). */
+static void test_llama(bool tied)
+{
+    device = test_device();
+    zrt_model_config mc = {.type = ZRT_MODEL_LLAMA, .layers = 2, .d_model = 8, .hidden = 12, .heads = 4, .kv_heads = 2,
+                           .seq_len = 5, .vocab = 11, .rope_theta = 10000, .norm_eps = 1e-6, .tie_embeddings = tied,
+                           .attention_bias = tied};
+    CHECK_OK(zrt_model_create(&mc, device, BATCH, &model));
+    if (check_failures) return;
+    CHECK(model->n_units == (tied ? 4 : 5) && model->n_ops == 5 && model->op_unit[4] == (tied ? 0 : 4));
+    int32_t tokens[BATCH * 5] = {1, 4, 2, 9, 0, 3, 3, 10, 7, 5}, labels[BATCH * 5] = {4, 2, 9, 0, 6, 3, 10, 7, 5, 1};
+    labels[3] = ZRT_IGNORE_INDEX;
+    setup(0.3f, tokens, sizeof tokens, labels, sizeof labels);
+    for (int u = 1; u <= 3; u++) /* norm weights near 1, as initialised */
+        for (int k = 0; k < model->n_params[u]; k++)
+            if (model->params[u][k].init == ZRT_INIT_ONES)
+                for (int64_t j = 0; j < model->params[u][k].numel; j++) params[u][model->params[u][k].offset + j] += 1.0f;
+    check_unit(0, tied ? "llama embedding (tied to the head)" : "llama embedding");
+    check_unit(1, tied ? "llama block 0 (q/k/v biases, GQA, RoPE, SwiGLU)" : "llama block 0 (RMSNorm, GQA, RoPE, SwiGLU)");
+    check_unit(2, "llama block 1");
+    check_unit(3, "llama final RMSNorm");
+    if (!tied) check_unit(4, "llama LM head");
+    teardown();
+}
+
 int main(void)
 {
     test_mlp();
     test_gpt();
+    test_llama(false);
+    test_llama(true);
     return CHECK_DONE();
 }

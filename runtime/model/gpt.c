@@ -13,10 +13,14 @@
  * heads, H hidden, V vocab; activations (B, T, ...) row-major fp32 on the
  * model's device. The layout is checkpoints' and Hugging Face GPT-2's
  * (init_from.c): it must not change.
+ * Activation checkpointing and decode as in llama.c: the blocks' inputs
+ * (res[l]) are kept per block and, when recomputing, one set of the rest
+ * serves every block; decode's KV cache is the qkv rows of each block.
  * Check: tests/test_model_grad.c (finite differences per op),
  * test_golden_torch.c (against PyTorch), test_model_emulated.c (cuda ops).
  */
 #include "model_internal.h"
+#include "nn_layers.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -25,22 +29,30 @@
 /* Parameter order inside a block unit's flat buffer. */
 enum { LN1W, LN1B, QKVW, QKVB, ATTPROJW, ATTPROJB, LN2W, LN2B, FCW, FCB, FCPROJW, FCPROJB, BLOCK_PARAMS };
 
-/* One block's activations (all fp32, B x T rows). */
+/* One block's activations (all fp32, B x T rows); its input and output are res[l], res[l + 1]. */
 typedef struct {
-    float *ln1, *ln1_mean, *ln1_rstd, *qkv, *preatt, *att, *atty, *residual2;
-    float *ln2, *ln2_mean, *ln2_rstd, *fch, *fch_gelu, *residual3;
+    float *ln1, *ln1_mean, *ln1_rstd, *qkv, *att, *atty, *residual2;
+    float *ln2, *ln2_mean, *ln2_rstd, *fch, *fch_gelu;
 } block_acts;
 
 typedef struct {
     zrt_nn_model nn; /* first: the runner's */
     int T, C, NH, H, V, L;
-    float *encoded;     /* (B, T, C) */
-    block_acts *blocks; /* L */
-    float *lnf, *lnf_mean, *lnf_rstd, *logits, *probs;
+    bool recompute;     /* activation checkpointing */
+    float **res;        /* L + 1 of (B, T, C): res[0] the embedding, res[l + 1] block l's output */
+    block_acts *blocks; /* L (one shared set when recomputing) */
+    float *lnf, *lnf_mean, *lnf_rstd, *logits, *probs, *preatt;
     /* backward scratch */
     float *dres, *dres_in; /* (B, T, C): d(op output), d(op input) */
     float *dln, *dqkv, *datty, *dpreatt, *datt, *dfch, *dfch_gelu, *dres2, *dlogits;
+    zrt_nn_buffers buffers;
 } gpt;
+
+/* The rows one call computes: B sequences of T new positions after pos0
+ * (training: pos0 0, S = T; a decode step: B 1). */
+typedef struct {
+    int B, T, S, pos0;
+} rows;
 
 static const float *param(const gpt *g, int unit, int index, const float *params)
 {
@@ -52,9 +64,6 @@ static float *grad(const gpt *g, int unit, int index, float *grads)
     return grads + g->nn.base.params[unit][index].offset;
 }
 
-/* The input of block l (the embedding for l == 0, else block l - 1's output). */
-static const float *block_input(const gpt *g, int l) { return l == 0 ? g->encoded : g->blocks[l - 1].residual3; }
-
 /* d(op input) becomes the next op's d(op output). */
 static void swap_residual_grads(gpt *g)
 {
@@ -65,55 +74,58 @@ static void swap_residual_grads(gpt *g)
 
 /* ---- forward ------------------------------------------------------------------------------------ */
 
-/* out (N, OC) = inp (N, C) @ w^T (OC, C) + b (NULL: none) + residual (N, OC; NULL: none): the bias
- * and residual written first and the product added by the gemm (one pass, not a separate add). */
-static zrt_status matmul_forward(zrt_nn *nn, float *out, const float *inp, const float *w, const float *b,
-                                 const float *residual, int N, int C, int OC)
-{
-    ZRT_CHECK(nn->ops->init_rows(nn, out, b, residual, N, OC));
-    zrt_gemm x = {.trans_b = true, .M = N, .N = OC, .K = C, .alpha = 1.0f, .beta = b || residual ? 1.0f : 0.0f,
-                  .A = inp, .lda = C, .B = w, .ldb = C, .C = out, .ldc = OC};
-    return nn->ops->gemm(nn, &x);
-}
-
 /* Q, K, V are views into qkv (rows of 3C: [q | k | v], head h at h hs). */
-static zrt_attn_shape attn_shape(const gpt *g, int B)
+static zrt_attn_shape attn_shape(const gpt *g, rows r)
 {
-    return (zrt_attn_shape){.B = B, .T = g->T, .S = g->T, .NH = g->NH, .NKV = g->NH, .hs = g->C / g->NH,
+    return (zrt_attn_shape){.B = r.B, .T = r.T, .S = r.S, .NH = g->NH, .NKV = g->NH, .hs = g->C / g->NH,
                             .ld_q = 3 * g->C, .ld_kv = 3 * g->C, .ld_out = g->C};
 }
 
-static zrt_status block_forward(gpt *g, zrt_nn *nn, int B, int l, const float *p)
+static rows training_rows(const gpt *g, int batch) { return (rows){batch, g->T, g->T, 0}; }
+
+static zrt_status block_forward(gpt *g, zrt_nn *nn, rows r, int l, const float *p)
 {
     block_acts *a = &g->blocks[l];
     const zrt_nn_ops *o = nn->ops;
-    const float *x = block_input(g, l);
-    int N = B * g->T, C = g->C, H = g->H, u = l + 1;
-    zrt_attn_shape shape = attn_shape(g, B);
+    const float *x = g->res[l];
+    int N = r.B * r.T, C = g->C, H = g->H, u = l + 1;
+    float *qkv = a->qkv + (int64_t)r.pos0 * 3 * C; /* decode: after the cached positions */
+    zrt_attn_shape shape = attn_shape(g, r);
     ZRT_CHECK(o->layernorm_forward(nn, a->ln1, a->ln1_mean, a->ln1_rstd, x, param(g, u, LN1W, p), param(g, u, LN1B, p), N, C));
-    ZRT_CHECK(matmul_forward(nn, a->qkv, a->ln1, param(g, u, QKVW, p), param(g, u, QKVB, p), NULL, N, C, 3 * C));
-    ZRT_CHECK(o->attention_forward(nn, &shape, a->atty, a->att, a->preatt, a->qkv, a->qkv + C, a->qkv + 2 * C));
-    ZRT_CHECK(matmul_forward(nn, a->residual2, a->atty, param(g, u, ATTPROJW, p), param(g, u, ATTPROJB, p), x, N, C, C));
+    ZRT_CHECK(zrt_nn_linear_forward(nn, qkv, a->ln1, param(g, u, QKVW, p), param(g, u, QKVB, p), NULL, N, C, 3 * C));
+    ZRT_CHECK(o->attention_forward(nn, &shape, a->atty, a->att, g->preatt, qkv, a->qkv + C, a->qkv + 2 * C));
+    ZRT_CHECK(zrt_nn_linear_forward(nn, a->residual2, a->atty, param(g, u, ATTPROJW, p), param(g, u, ATTPROJB, p), x, N, C, C));
     ZRT_CHECK(o->layernorm_forward(nn, a->ln2, a->ln2_mean, a->ln2_rstd, a->residual2, param(g, u, LN2W, p),
                                    param(g, u, LN2B, p), N, C));
-    ZRT_CHECK(matmul_forward(nn, a->fch, a->ln2, param(g, u, FCW, p), NULL, NULL, N, C, H));
+    ZRT_CHECK(zrt_nn_linear_forward(nn, a->fch, a->ln2, param(g, u, FCW, p), NULL, NULL, N, C, H));
     ZRT_CHECK(o->bias_gelu_forward(nn, a->fch, a->fch_gelu, param(g, u, FCB, p), N, H)); /* fch += b; gelu */
-    return matmul_forward(nn, a->residual3, a->fch_gelu, param(g, u, FCPROJW, p), param(g, u, FCPROJB, p),
-                          a->residual2, N, H, C);
+    return zrt_nn_linear_forward(nn, g->res[l + 1], a->fch_gelu, param(g, u, FCPROJW, p), param(g, u, FCPROJB, p),
+                                 a->residual2, N, H, C);
+}
+
+/* wte[token] + wpe[pos0 + t]: the position table from pos0 on. */
+static zrt_status embed(gpt *g, zrt_nn *nn, const int32_t *tokens, const float *p, rows r)
+{
+    const float *wpe = param(g, 0, 1, p) + (int64_t)r.pos0 * g->C;
+    return nn->ops->embed_forward(nn, g->res[0], tokens, param(g, 0, 0, p), wpe, r.B * r.T, r.T, g->C, g->V);
+}
+
+static zrt_status final_norm(gpt *g, zrt_nn *nn, const float *p, int N)
+{
+    return nn->ops->layernorm_forward(nn, g->lnf, g->lnf_mean, g->lnf_rstd, g->res[g->L], param(g, g->L + 1, 0, p),
+                                      param(g, g->L + 1, 1, p), N, g->C);
 }
 
 static zrt_status forward(zrt_model *base, zrt_nn *nn, const zrt_model_op *o)
 {
     gpt *g = (gpt *)base;
-    int N = o->batch * g->T, C = g->C, L = g->L, op = o->op;
+    rows r = training_rows(g, o->batch);
+    int N = r.B * r.T, L = g->L, op = o->op;
     const float *p = o->params;
-    if (op == 0) /* embed: wte[token] + wpe[t] */
-        return nn->ops->embed_forward(nn, g->encoded, o->inputs, param(g, 0, 0, p), param(g, 0, 1, p), N, g->T, C, g->V);
-    if (op <= L) return block_forward(g, nn, o->batch, op - 1, p);
-    if (op == L + 1)
-        return nn->ops->layernorm_forward(nn, g->lnf, g->lnf_mean, g->lnf_rstd, block_input(g, L), param(g, L + 1, 0, p),
-                                          param(g, L + 1, 1, p), N, C);
-    return matmul_forward(nn, g->logits, g->lnf, param(g, 0, 0, p), NULL, NULL, N, C, g->V); /* the head, tied to wte */
+    if (op == 0) return embed(g, nn, o->inputs, p, r);
+    if (op <= L) return block_forward(g, nn, r, op - 1, p);
+    if (op == L + 1) return final_norm(g, nn, p, N);
+    return zrt_nn_linear_forward(nn, g->logits, g->lnf, param(g, 0, 0, p), NULL, NULL, N, g->C, g->V); /* tied head */
 }
 
 /* Mean cross-entropy over the B*T positions that are targets (kernels/xent.h); dlogits = d(scale * loss). */
@@ -126,66 +138,72 @@ static zrt_status loss(zrt_model *base, zrt_nn *nn, const zrt_model_op *o, float
 
 /* ---- backward ------------------------------------------------------------------------------------ */
 
-/* dinp (N, C) = dout @ w (overwritten); dw (OC, C) += dout^T @ inp; db += column sums (NULL: none). */
-static zrt_status matmul_backward(zrt_nn *nn, float *dinp, float *dw, float *db, const float *dout, const float *inp,
-                                  const float *w, int N, int C, int OC)
-{
-    zrt_gemm dx = {.M = N, .N = C, .K = OC, .alpha = 1.0f, .A = dout, .lda = OC, .B = w, .ldb = C, .C = dinp, .ldc = C};
-    zrt_gemm dwx = {.trans_a = true, .M = OC, .N = C, .K = N, .alpha = 1.0f, .beta = 1.0f, .A = dout, .lda = OC,
-                    .B = inp, .ldb = C, .C = dw, .ldc = C};
-    ZRT_CHECK(nn->ops->gemm(nn, &dx));
-    ZRT_CHECK(nn->ops->gemm(nn, &dwx));
-    return db ? nn->ops->bias_backward(nn, db, dout, N, OC) : ZRT_OK;
-}
-
 /* dres: d(block output) in; dres_in: d(block input) out (overwritten). */
-static zrt_status block_backward(gpt *g, zrt_nn *nn, int B, int l, const float *p, float *gr)
+static zrt_status block_backward(gpt *g, zrt_nn *nn, rows r, int l, const float *p, float *gr)
 {
     block_acts *a = &g->blocks[l];
     const zrt_nn_ops *o = nn->ops;
-    int N = B * g->T, C = g->C, H = g->H, u = l + 1;
+    int N = r.B * r.T, C = g->C, H = g->H, u = l + 1;
     size_t nc = (size_t)N * C * sizeof(float);
-    zrt_attn_shape shape = attn_shape(g, B);
-    ZRT_CHECK(o->copy(nn, g->dres2, g->dres, nc)); /* residual3 = residual2 + fcproj */
-    ZRT_CHECK(matmul_backward(nn, g->dfch_gelu, grad(g, u, FCPROJW, gr), grad(g, u, FCPROJB, gr), g->dres, a->fch_gelu,
+    zrt_attn_shape shape = attn_shape(g, r);
+    ZRT_CHECK(o->copy(nn, g->dres2, g->dres, nc)); /* out = residual2 + fcproj */
+    ZRT_CHECK(zrt_nn_linear_backward(nn, g->dfch_gelu, grad(g, u, FCPROJW, gr), grad(g, u, FCPROJB, gr), g->dres, a->fch_gelu,
                               param(g, u, FCPROJW, p), N, H, C));
     ZRT_CHECK(o->gelu_backward(nn, g->dfch, a->fch, g->dfch_gelu, (size_t)N * H));
-    ZRT_CHECK(matmul_backward(nn, g->dln, grad(g, u, FCW, gr), grad(g, u, FCB, gr), g->dfch, a->ln2, param(g, u, FCW, p),
+    ZRT_CHECK(zrt_nn_linear_backward(nn, g->dln, grad(g, u, FCW, gr), grad(g, u, FCB, gr), g->dfch, a->ln2, param(g, u, FCW, p),
                               N, C, H));
     ZRT_CHECK(o->layernorm_backward(nn, g->dres2, grad(g, u, LN2W, gr), grad(g, u, LN2B, gr), g->dln, a->residual2,
                                     param(g, u, LN2W, p), a->ln2_mean, a->ln2_rstd, N, C));
     ZRT_CHECK(o->copy(nn, g->dres_in, g->dres2, nc)); /* residual2 = x + attproj */
-    ZRT_CHECK(matmul_backward(nn, g->datty, grad(g, u, ATTPROJW, gr), grad(g, u, ATTPROJB, gr), g->dres2, a->atty,
+    ZRT_CHECK(zrt_nn_linear_backward(nn, g->datty, grad(g, u, ATTPROJW, gr), grad(g, u, ATTPROJB, gr), g->dres2, a->atty,
                               param(g, u, ATTPROJW, p), N, C, C));
     ZRT_CHECK(o->attention_backward(nn, &shape, g->dqkv, g->dqkv + C, g->dqkv + 2 * C, g->datt, g->dpreatt, g->datty,
                                     a->qkv, a->qkv + C, a->qkv + 2 * C, a->att));
-    ZRT_CHECK(matmul_backward(nn, g->dln, grad(g, u, QKVW, gr), grad(g, u, QKVB, gr), g->dqkv, a->ln1,
+    ZRT_CHECK(zrt_nn_linear_backward(nn, g->dln, grad(g, u, QKVW, gr), grad(g, u, QKVB, gr), g->dqkv, a->ln1,
                               param(g, u, QKVW, p), N, C, 3 * C));
-    return o->layernorm_backward(nn, g->dres_in, grad(g, u, LN1W, gr), grad(g, u, LN1B, gr), g->dln, block_input(g, l),
+    return o->layernorm_backward(nn, g->dres_in, grad(g, u, LN1W, gr), grad(g, u, LN1B, gr), g->dln, g->res[l],
                                  param(g, u, LN1W, p), a->ln1_mean, a->ln1_rstd, N, C);
 }
 
 static zrt_status backward(zrt_model *base, zrt_nn *nn, const zrt_model_op *o)
 {
     gpt *g = (gpt *)base;
-    int N = o->batch * g->T, C = g->C, L = g->L, op = o->op;
+    rows r = training_rows(g, o->batch);
+    int N = r.B * r.T, C = g->C, L = g->L, op = o->op;
     const float *p = o->params;
     float *gr = o->grads;
     if (op == L + 2) /* head: d(lnf) into dres, d(wte) += dlogits^T lnf */
-        return matmul_backward(nn, g->dres, grad(g, 0, 0, gr), NULL, g->dlogits, g->lnf, param(g, 0, 0, p), N, C, g->V);
+        return zrt_nn_linear_backward(nn, g->dres, grad(g, 0, 0, gr), NULL, g->dlogits, g->lnf, param(g, 0, 0, p), N, C,
+                                      g->V);
+    if (op == 0)
+        return nn->ops->embed_backward(nn, grad(g, 0, 0, gr), grad(g, 0, 1, gr), g->dres, o->inputs, N, g->T, C, g->V);
     if (op == L + 1) {
         ZRT_CHECK(nn->ops->zero(nn, g->dres_in, (size_t)N * C * sizeof(float)));
         ZRT_CHECK(nn->ops->layernorm_backward(nn, g->dres_in, grad(g, L + 1, 0, gr), grad(g, L + 1, 1, gr), g->dres,
-                                              block_input(g, L), param(g, L + 1, 0, p), g->lnf_mean, g->lnf_rstd, N, C));
-        swap_residual_grads(g);
-        return ZRT_OK;
+                                              g->res[L], param(g, L + 1, 0, p), g->lnf_mean, g->lnf_rstd, N, C));
+    } else {
+        if (g->recompute) ZRT_CHECK(block_forward(g, nn, r, op - 1, p));
+        ZRT_CHECK(block_backward(g, nn, r, op - 1, p, gr));
     }
-    if (op >= 1) {
-        ZRT_CHECK(block_backward(g, nn, o->batch, op - 1, p, gr));
-        swap_residual_grads(g);
-        return ZRT_OK;
-    }
-    return nn->ops->embed_backward(nn, grad(g, 0, 0, gr), grad(g, 0, 1, gr), g->dres, o->inputs, N, g->T, C, g->V);
+    swap_residual_grads(g);
+    return ZRT_OK;
+}
+
+/* ---- decode: one sequence through every op, the qkv rows as the KV cache ------------------------ */
+
+static zrt_status decode(zrt_model *base, zrt_nn *nn, const float *const *units, const int32_t *tokens, int n,
+                         int pos0, float *logits)
+{
+    gpt *g = (gpt *)base;
+    if (g->recompute)
+        return zrt_set_error(ZRT_ERR_UNSUPPORTED, "gpt: decode needs every block's activations (made with "
+                                                  "activation_checkpointing)");
+    rows r = {1, n, pos0 + n, pos0};
+    ZRT_CHECK(embed(g, nn, tokens, units[0], r));
+    for (int l = 0; l < g->L; l++) ZRT_CHECK(block_forward(g, nn, r, l, units[l + 1]));
+    ZRT_CHECK(final_norm(g, nn, units[g->L + 1], n));
+    return zrt_nn_linear_forward(nn, logits, g->lnf + (int64_t)(n - 1) * g->C, param(g, 0, 0, units[0]), NULL, NULL, 1,
+                                 g->C, g->V);
 }
 
 /* ---- declaration: units, parameters, activations ------------------------------------------------- */
@@ -235,64 +253,43 @@ static zrt_status declare(zrt_model *m, const gpt *g)
     return ZRT_OK;
 }
 
-/* Every activation buffer, in one table so that allocation and freeing agree. */
-#define MAX_BUFFERS (16 * ZRT_MAX_UNITS + 32)
-typedef struct {
-    float **slots[MAX_BUFFERS];
-    size_t sizes[MAX_BUFFERS];
-    const char *names[MAX_BUFFERS];
-    int n;
-} buffer_table;
-
-static void buffers(gpt *g, int max_batch, buffer_table *t)
+/* Every activation buffer for max_batch samples; with recompute, block 0's set serves every block. */
+static zrt_status alloc_buffers(gpt *g, int max_batch)
 {
+    g->res = calloc((size_t)g->L + 1, sizeof *g->res);
+    g->blocks = calloc((size_t)g->L, sizeof *g->blocks);
+    if (!g->res || !g->blocks) return zrt_set_error(ZRT_ERR_NOMEM, "gpt: out of memory");
     int64_t BT = (int64_t)max_batch * g->T, C = g->C, H = g->H, att = (int64_t)max_batch * g->NH * g->T * g->T;
-    int n = 0;
-#define BUF(ptr, count) (t->slots[n] = &(ptr), t->names[n] = "gpt " #ptr, t->sizes[n++] = (size_t)(count) * sizeof(float))
-    BUF(g->encoded, BT * C);
-    for (int l = 0; l < g->L; l++) {
+    zrt_nn_buffers *t = &g->buffers;
+#define BUF(ptr, count) zrt_nn_buffers_add(t, &(ptr), count, "gpt " #ptr)
+    for (int l = 0; l <= g->L; l++) BUF(g->res[l], BT * C);
+    for (int l = 0; l < (g->recompute ? 1 : g->L); l++) {
         block_acts *a = &g->blocks[l];
         BUF(a->ln1, BT * C), BUF(a->ln1_mean, BT), BUF(a->ln1_rstd, BT), BUF(a->qkv, BT * 3 * C);
-        BUF(a->preatt, att), BUF(a->att, att), BUF(a->atty, BT * C);
-        BUF(a->residual2, BT * C), BUF(a->ln2, BT * C), BUF(a->ln2_mean, BT), BUF(a->ln2_rstd, BT);
-        BUF(a->fch, BT * H), BUF(a->fch_gelu, BT * H), BUF(a->residual3, BT * C);
+        BUF(a->att, att), BUF(a->atty, BT * C), BUF(a->residual2, BT * C), BUF(a->ln2, BT * C);
+        BUF(a->ln2_mean, BT), BUF(a->ln2_rstd, BT), BUF(a->fch, BT * H), BUF(a->fch_gelu, BT * H);
     }
-    BUF(g->lnf, BT * C), BUF(g->lnf_mean, BT), BUF(g->lnf_rstd, BT);
+    BUF(g->lnf, BT * C), BUF(g->lnf_mean, BT), BUF(g->lnf_rstd, BT), BUF(g->preatt, att);
     BUF(g->logits, BT * g->V), BUF(g->probs, BT * g->V), BUF(g->dlogits, BT * g->V);
     BUF(g->dres, BT * C), BUF(g->dres_in, BT * C), BUF(g->dln, BT * C), BUF(g->dqkv, BT * 3 * C);
     BUF(g->datty, BT * C), BUF(g->dpreatt, att), BUF(g->datt, att), BUF(g->dfch, BT * H), BUF(g->dfch_gelu, BT * H);
     BUF(g->dres2, BT * C);
 #undef BUF
-    t->n = n;
-}
-
-static zrt_status alloc_buffers(gpt *g, int max_batch)
-{
-    if (!(g->blocks = calloc((size_t)g->L, sizeof *g->blocks))) return zrt_set_error(ZRT_ERR_NOMEM, "gpt: out of memory");
-    buffer_table *t = malloc(sizeof *t);
-    if (!t) return zrt_set_error(ZRT_ERR_NOMEM, "gpt: out of memory");
-    buffers(g, max_batch, t);
-    zrt_status status = ZRT_OK;
-    for (int i = 0; i < t->n && status == ZRT_OK; i++)
-        status = zrt_nn_model_alloc(&g->nn, t->sizes[i], t->names[i], t->slots[i]);
-    free(t);
-    return status;
+    ZRT_CHECK(zrt_nn_buffers_alloc(t, &g->nn));
+    for (int l = 1; g->recompute && l < g->L; l++) g->blocks[l] = g->blocks[0];
+    g->nn.base.activation_bytes = t->bytes;
+    return ZRT_OK;
 }
 
 static void free_buffers(zrt_model *base)
 {
     gpt *g = (gpt *)base;
-    if (g->blocks) {
-        buffer_table *t = malloc(sizeof *t);
-        if (t) buffers(g, 1, t);
-        for (int i = 0; t && i < t->n; i++) zrt_nn_model_free(&g->nn, *t->slots[i]);
-        free(t);
-    }
-    free(g->blocks);
-    g->blocks = NULL;
+    zrt_nn_buffers_free(&g->buffers, &g->nn);
+    free(g->res), free(g->blocks);
+    g->res = NULL, g->blocks = NULL;
 }
 
-static const zrt_model_math gpt_math = {.forward = forward, .loss = loss, .backward = backward,
+static const zrt_model_math gpt_math = {.forward = forward, .loss = loss, .backward = backward, .decode = decode,
                                         .free_buffers = free_buffers};
 
 zrt_status zrt_model_gpt_create(const zrt_model_config *cfg, zrt_device *device, int micro_batch, zrt_model **out)
@@ -305,6 +302,7 @@ zrt_status zrt_model_gpt_create(const zrt_model_config *cfg, zrt_device *device,
     if (!g) return zrt_set_error(ZRT_ERR_NOMEM, "gpt: out of memory");
     g->T = (int)cfg->seq_len, g->C = (int)cfg->d_model, g->NH = (int)cfg->heads;
     g->H = (int)(cfg->hidden ? cfg->hidden : 4 * cfg->d_model), g->V = (int)cfg->vocab, g->L = (int)cfg->layers;
+    g->recompute = cfg->activation_checkpointing;
     zrt_model *m = &g->nn.base;
     m->device = device;
     zrt_status status = declare(m, g);

@@ -20,6 +20,7 @@ static const struct {
 } registry[] = {
     {ZRT_MODEL_MLP, "mlp", zrt_model_mlp_create},
     {ZRT_MODEL_GPT, "gpt", zrt_model_gpt_create},
+    {ZRT_MODEL_LLAMA, "llama", zrt_model_llama_create},
 };
 
 const char *zrt_model_type_name(zrt_model_type type)

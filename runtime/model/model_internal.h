@@ -15,6 +15,7 @@
 
 zrt_status zrt_model_mlp_create(const zrt_model_config *cfg, zrt_device *device, int micro_batch, zrt_model **out);
 zrt_status zrt_model_gpt_create(const zrt_model_config *cfg, zrt_device *device, int micro_batch, zrt_model **out);
+zrt_status zrt_model_llama_create(const zrt_model_config *cfg, zrt_device *device, int micro_batch, zrt_model **out);
 
 /* Appends a parameter to unit `unit` (after zrt_model_tables_alloc): its name,
  * shape (rows, or rows x cols; cols 0: a vector), init and init std; its

@@ -100,6 +100,9 @@ static int accesses(const zrt_nn_model *m, const nn_job *job, zrt_access *access
         access[n++] = (zrt_access){job->loss_sum, sizeof(float), ZRT_ACCESS_READ_WRITE};
     } else if (job->kind == RUN_DECODE) {
         access[n++] = (zrt_access){o->inputs, (size_t)job->n * sizeof(int32_t), ZRT_ACCESS_READ};
+        /* The logits: one row of the head's output, as many as its weight (the last op's unit's first parameter) has rows. */
+        const zrt_param_info *head = &m->base.params[m->base.op_unit[m->base.n_ops - 1]][0];
+        access[n++] = (zrt_access){job->logits, (size_t)head->shape[0] * sizeof(float), ZRT_ACCESS_WRITE};
     } else {
         access[n++] = (zrt_access){o->inputs, (size_t)batch * m->base.input_bytes_per_sample, ZRT_ACCESS_READ};
     }

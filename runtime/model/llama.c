@@ -1,0 +1,317 @@
+/* llama.c: the Llama family (Llama 2/3, Mistral, Qwen2) as Hugging Face's
+ * transformers computes it, written once over the device ops of nn.h:
+ * RMSNorm, rotary position embedding, grouped-query causal attention, a
+ * SwiGLU MLP, optional q/k/v biases (Qwen2), a tied or untied LM head.
+ *
+ * Units and names: model_internal.h (zrt_llama_dims, llama_shape.c declares
+ * them). Ops: 0 the embedding, 1..L the blocks, L + 1 the final norm, L + 2
+ * the head (on unit L + 2, or unit 0 when tied).
+ *
+ * One block, per row of the batch (N = B T rows):
+ *   h   = x + o_proj(attention(rope(q), rope(k), v))   with q|k|v = qkv(rmsnorm(x))
+ *   out = h + down_proj(silu(gate) * up)                with gate|up = gu(rmsnorm(h))
+ * q, k and v are one matmul (their weights are adjacent in the unit), so are
+ * gate and up. The KV cache of decode() is the qkv buffer itself: row p
+ * holds position p's q, k and v, and a decode step appends rows.
+ *
+ * Activation checkpointing (cfg->activation_checkpointing): every block's
+ * input is kept (res[l]) but the blocks share one set of the rest; a block's
+ * backward first runs its forward again. The same ops in the same order: the
+ * gradients are the same bits.
+ */
+#include "model_internal.h"
+#include "nn_layers.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+typedef struct {
+    float *ln1, *ln1_rstd, *qkv, *att, *atty, *mid, *ln2, *ln2_rstd, *gu, *act;
+} llama_block;
+
+typedef struct {
+    zrt_nn_model nn; /* first: the runner's */
+    zrt_llama_dims d;
+    int QKV;                         /* (NH + 2 NKV) hs: a qkv row */
+    bool recompute;                  /* activation checkpointing */
+    float *cos, *sin;                /* RoPE tables, T x hs/2 */
+    float **res;                     /* L + 1: the input of block l, res[L] the last block's output */
+    llama_block *blocks;             /* L (one shared set when recomputing) */
+    float *lnf, *lnf_rstd, *logits, *probs, *pre;
+    float *dres, *dres_in, *dres2, *dln, *dqkv, *datty, *datt, *dpre, *dgu, *dact, *dlogits;
+    zrt_nn_buffers buffers;
+} llama;
+
+/* The rows one call computes: B sequences of T new positions after pos0
+ * (training: pos0 0, S = T; a decode step: B 1). */
+typedef struct {
+    int B, T, S, pos0;
+} rows;
+
+static int param_index(const llama *g, int index)
+{
+    return g->d.qkv_bias || index < ZRT_LLAMA_QB ? index : index - 3;
+}
+
+static const float *param(const llama *g, int unit, int index, const float *p)
+{
+    return p + g->nn.base.params[unit][param_index(g, index)].offset;
+}
+
+static float *grad(const llama *g, int unit, int index, float *gr)
+{
+    return gr + g->nn.base.params[unit][param_index(g, index)].offset;
+}
+
+static int head_unit(const llama *g) { return g->d.tied ? 0 : g->d.L + 2; }
+
+static zrt_attn_shape attn_shape(const llama *g, rows r)
+{
+    int hs = g->d.hs;
+    return (zrt_attn_shape){.B = r.B, .T = r.T, .S = r.S, .NH = g->d.NH, .NKV = g->d.NKV, .hs = hs,
+                            .ld_q = g->QKV, .ld_kv = g->QKV, .ld_out = g->d.NH * hs};
+}
+
+/* ---- forward ------------------------------------------------------------------------------------ */
+
+/* q and k of rows r (qkv rows from pos0) turned to their positions. */
+static zrt_status rope(llama *g, zrt_nn *nn, float *qkv_rows, rows r, bool inverse)
+{
+    int N = r.B * r.T, hs = g->d.hs;
+    ZRT_CHECK(nn->ops->rope(nn, qkv_rows, N, r.T, r.pos0, g->d.NH, hs, g->QKV, g->cos, g->sin, inverse));
+    return nn->ops->rope(nn, qkv_rows + g->d.NH * hs, N, r.T, r.pos0, g->d.NKV, hs, g->QKV, g->cos, g->sin, inverse);
+}
+
+static zrt_status block_forward(llama *g, zrt_nn *nn, int l, const float *p, rows r)
+{
+    llama_block *a = &g->blocks[l];
+    const float *x = g->res[l];
+    int N = r.B * r.T, C = g->d.C, H = g->d.H, u = l + 1, QKV = g->QKV, A = g->d.NH * g->d.hs;
+    float *qkv = a->qkv + (int64_t)r.pos0 * QKV; /* decode: after the cached positions */
+    const float *q_bias = g->d.qkv_bias ? param(g, u, ZRT_LLAMA_QB, p) : NULL;
+    ZRT_CHECK(nn->ops->rmsnorm_forward(nn, a->ln1, a->ln1_rstd, x, param(g, u, ZRT_LLAMA_LN1W, p), N, C, g->d.eps));
+    ZRT_CHECK(zrt_nn_linear_forward(nn, qkv, a->ln1, param(g, u, ZRT_LLAMA_QW, p), q_bias, NULL, N, C, QKV));
+    ZRT_CHECK(rope(g, nn, qkv, r, false));
+    zrt_attn_shape s = attn_shape(g, r);
+    ZRT_CHECK(nn->ops->attention_forward(nn, &s, a->atty, a->att, g->pre, qkv, a->qkv + A,
+                                         a->qkv + A + g->d.NKV * g->d.hs));
+    ZRT_CHECK(zrt_nn_linear_forward(nn, a->mid, a->atty, param(g, u, ZRT_LLAMA_OW, p), NULL, x, N, A, C));
+    ZRT_CHECK(nn->ops->rmsnorm_forward(nn, a->ln2, a->ln2_rstd, a->mid, param(g, u, ZRT_LLAMA_LN2W, p), N, C, g->d.eps));
+    ZRT_CHECK(zrt_nn_linear_forward(nn, a->gu, a->ln2, param(g, u, ZRT_LLAMA_GATEW, p), NULL, NULL, N, C, 2 * H));
+    ZRT_CHECK(nn->ops->swiglu_forward(nn, a->act, a->gu, N, H));
+    return zrt_nn_linear_forward(nn, g->res[l + 1], a->act, param(g, u, ZRT_LLAMA_DOWNW, p), NULL, a->mid, N, H, C);
+}
+
+static zrt_status embed(llama *g, zrt_nn *nn, const int32_t *tokens, const float *p, rows r)
+{
+    return nn->ops->embed_forward(nn, g->res[0], tokens, param(g, 0, 0, p), NULL, r.B * r.T, r.T, g->d.C, g->d.V);
+}
+
+static zrt_status final_norm(llama *g, zrt_nn *nn, const float *p, int N)
+{
+    return nn->ops->rmsnorm_forward(nn, g->lnf, g->lnf_rstd, g->res[g->d.L], param(g, g->d.L + 1, 0, p), N, g->d.C,
+                                    g->d.eps);
+}
+
+static rows training_rows(const llama *g, int batch) { return (rows){batch, g->d.T, g->d.T, 0}; }
+
+static zrt_status forward(zrt_model *base, zrt_nn *nn, const zrt_model_op *o)
+{
+    llama *g = (llama *)base;
+    rows r = training_rows(g, o->batch);
+    int N = r.B * r.T, L = g->d.L, op = o->op;
+    if (op == 0) return embed(g, nn, o->inputs, o->params, r);
+    if (op <= L) return block_forward(g, nn, op - 1, o->params, r);
+    if (op == L + 1) return final_norm(g, nn, o->params, N);
+    return zrt_nn_linear_forward(nn, g->logits, g->lnf, o->params + base->params[head_unit(g)][0].offset, NULL, NULL,
+                                 N, g->d.C, g->d.V);
+}
+
+static zrt_status loss(zrt_model *base, zrt_nn *nn, const zrt_model_op *o, float scale, float divisor, float *loss_sum)
+{
+    llama *g = (llama *)base;
+    int N = o->batch * g->d.T;
+    return nn->ops->cross_entropy(nn, g->dlogits, g->probs, g->logits, o->labels, N, g->d.V, scale, divisor, loss_sum,
+                                  false);
+}
+
+/* ---- backward ----------------------------------------------------------------------------------- */
+
+static void swap_residual_grads(llama *g)
+{
+    float *t = g->dres;
+    g->dres = g->dres_in, g->dres_in = t;
+}
+
+/* The attention half's backward: d(mid) in dres2, d(x) into dres_in. */
+static zrt_status attention_backward(llama *g, zrt_nn *nn, int l, const float *p, float *gr, rows r)
+{
+    llama_block *a = &g->blocks[l];
+    int N = r.B * r.T, C = g->d.C, u = l + 1, QKV = g->QKV, A = g->d.NH * g->d.hs, KV = g->d.NKV * g->d.hs;
+    size_t nc = (size_t)N * C * sizeof(float);
+    ZRT_CHECK(nn->ops->copy(nn, g->dres_in, g->dres2, nc)); /* mid = x + o_proj(...) */
+    ZRT_CHECK(zrt_nn_linear_backward(nn, g->datty, grad(g, u, ZRT_LLAMA_OW, gr), NULL, g->dres2, a->atty,
+                                     param(g, u, ZRT_LLAMA_OW, p), N, A, C));
+    zrt_attn_shape s = attn_shape(g, r);
+    ZRT_CHECK(nn->ops->attention_backward(nn, &s, g->dqkv, g->dqkv + A, g->dqkv + A + KV, g->datt, g->dpre, g->datty,
+                                          a->qkv, a->qkv + A, a->qkv + A + KV, a->att));
+    ZRT_CHECK(rope(g, nn, g->dqkv, r, true));
+    float *dbias = g->d.qkv_bias ? grad(g, u, ZRT_LLAMA_QB, gr) : NULL;
+    ZRT_CHECK(zrt_nn_linear_backward(nn, g->dln, grad(g, u, ZRT_LLAMA_QW, gr), dbias, g->dqkv, a->ln1,
+                                     param(g, u, ZRT_LLAMA_QW, p), N, C, QKV));
+    return nn->ops->rmsnorm_backward(nn, g->dres_in, grad(g, u, ZRT_LLAMA_LN1W, gr), g->dln, g->res[l],
+                                     param(g, u, ZRT_LLAMA_LN1W, p), a->ln1_rstd, N, C);
+}
+
+/* dres: d(block output) in; dres_in: d(block input) out (overwritten). */
+static zrt_status block_backward(llama *g, zrt_nn *nn, int l, const float *p, float *gr, rows r)
+{
+    llama_block *a = &g->blocks[l];
+    int N = r.B * r.T, C = g->d.C, H = g->d.H, u = l + 1;
+    ZRT_CHECK(nn->ops->copy(nn, g->dres2, g->dres, (size_t)N * C * sizeof(float))); /* out = mid + down(...) */
+    ZRT_CHECK(zrt_nn_linear_backward(nn, g->dact, grad(g, u, ZRT_LLAMA_DOWNW, gr), NULL, g->dres, a->act,
+                                     param(g, u, ZRT_LLAMA_DOWNW, p), N, H, C));
+    ZRT_CHECK(nn->ops->swiglu_backward(nn, g->dgu, g->dact, a->gu, N, H));
+    ZRT_CHECK(zrt_nn_linear_backward(nn, g->dln, grad(g, u, ZRT_LLAMA_GATEW, gr), NULL, g->dgu, a->ln2,
+                                     param(g, u, ZRT_LLAMA_GATEW, p), N, C, 2 * H));
+    ZRT_CHECK(nn->ops->rmsnorm_backward(nn, g->dres2, grad(g, u, ZRT_LLAMA_LN2W, gr), g->dln, a->mid,
+                                        param(g, u, ZRT_LLAMA_LN2W, p), a->ln2_rstd, N, C));
+    return attention_backward(g, nn, l, p, gr, r);
+}
+
+static zrt_status backward(zrt_model *base, zrt_nn *nn, const zrt_model_op *o)
+{
+    llama *g = (llama *)base;
+    rows r = training_rows(g, o->batch);
+    int N = r.B * r.T, C = g->d.C, L = g->d.L, op = o->op;
+    const float *p = o->params;
+    float *gr = o->grads;
+    if (op == L + 2) { /* head: d(lnf) into dres, d(W) += dlogits^T lnf */
+        int64_t w = base->params[head_unit(g)][0].offset;
+        return zrt_nn_linear_backward(nn, g->dres, gr + w, NULL, g->dlogits, g->lnf, p + w, N, C, g->d.V);
+    }
+    if (op == L + 1) {
+        ZRT_CHECK(nn->ops->zero(nn, g->dres_in, (size_t)N * C * sizeof(float)));
+        ZRT_CHECK(nn->ops->rmsnorm_backward(nn, g->dres_in, grad(g, L + 1, 0, gr), g->dres, g->res[L],
+                                            param(g, L + 1, 0, p), g->lnf_rstd, N, C));
+    } else if (op >= 1) {
+        if (g->recompute) ZRT_CHECK(block_forward(g, nn, op - 1, p, r));
+        ZRT_CHECK(block_backward(g, nn, op - 1, p, gr, r));
+    } else {
+        return nn->ops->embed_backward(nn, grad(g, 0, 0, gr), NULL, g->dres, o->inputs, N, g->d.T, C, g->d.V);
+    }
+    swap_residual_grads(g);
+    return ZRT_OK;
+}
+
+/* ---- decode: one sequence through every op, the qkv rows as the KV cache ------------------------ */
+
+static zrt_status decode(zrt_model *base, zrt_nn *nn, const float *const *units, const int32_t *tokens, int n,
+                         int pos0, float *logits)
+{
+    llama *g = (llama *)base;
+    if (g->recompute)
+        return zrt_set_error(ZRT_ERR_UNSUPPORTED, "llama: decode needs every block's activations (made with "
+                                                  "activation_checkpointing)");
+    rows r = {1, n, pos0 + n, pos0};
+    int L = g->d.L, C = g->d.C;
+    ZRT_CHECK(embed(g, nn, tokens, units[0], r));
+    for (int l = 0; l < L; l++) ZRT_CHECK(block_forward(g, nn, l, units[l + 1], r));
+    ZRT_CHECK(final_norm(g, nn, units[L + 1], n));
+    const float *w = units[head_unit(g)] + base->params[head_unit(g)][0].offset;
+    return zrt_nn_linear_forward(nn, logits, g->lnf + (int64_t)(n - 1) * C, w, NULL, NULL, 1, C, g->d.V);
+}
+
+/* ---- setup -------------------------------------------------------------------------------------- */
+
+static void list_block(llama *g, llama_block *a, int64_t BT, int64_t att)
+{
+    zrt_nn_buffers *b = &g->buffers;
+    int64_t C = g->d.C, H = g->d.H;
+    zrt_nn_buffers_add(b, &a->ln1, BT * C, "llama ln1"), zrt_nn_buffers_add(b, &a->ln1_rstd, BT, "llama ln1 rstd");
+    zrt_nn_buffers_add(b, &a->qkv, BT * g->QKV, "llama qkv"), zrt_nn_buffers_add(b, &a->att, att, "llama att");
+    zrt_nn_buffers_add(b, &a->atty, BT * g->d.NH * g->d.hs, "llama atty");
+    zrt_nn_buffers_add(b, &a->mid, BT * C, "llama mid"), zrt_nn_buffers_add(b, &a->ln2, BT * C, "llama ln2");
+    zrt_nn_buffers_add(b, &a->ln2_rstd, BT, "llama ln2 rstd"), zrt_nn_buffers_add(b, &a->gu, BT * 2 * H, "llama gu");
+    zrt_nn_buffers_add(b, &a->act, BT * H, "llama act");
+}
+
+/* Every activation buffer for max_batch samples; with recompute, block 0's
+ * set serves every block. */
+static zrt_status alloc_buffers(llama *g, int max_batch)
+{
+    const zrt_llama_dims *d = &g->d;
+    int64_t BT = (int64_t)max_batch * d->T, C = d->C, H = d->H, A = (int64_t)d->NH * d->hs;
+    int64_t att = (int64_t)max_batch * d->NH * d->T * d->T;
+    zrt_nn_buffers *b = &g->buffers;
+    for (int l = 0; l <= d->L; l++) zrt_nn_buffers_add(b, &g->res[l], BT * C, "llama residual");
+    for (int l = 0; l < (g->recompute ? 1 : d->L); l++) list_block(g, &g->blocks[l], BT, att);
+    zrt_nn_buffers_add(b, &g->lnf, BT * C, "llama lnf"), zrt_nn_buffers_add(b, &g->lnf_rstd, BT, "llama lnf rstd");
+    zrt_nn_buffers_add(b, &g->logits, BT * d->V, "llama logits"), zrt_nn_buffers_add(b, &g->probs, BT * d->V, "llama probs");
+    zrt_nn_buffers_add(b, &g->dlogits, BT * d->V, "llama dlogits"), zrt_nn_buffers_add(b, &g->pre, att, "llama pre");
+    zrt_nn_buffers_add(b, &g->dres, BT * C, "llama dres"), zrt_nn_buffers_add(b, &g->dres_in, BT * C, "llama dres_in");
+    zrt_nn_buffers_add(b, &g->dres2, BT * C, "llama dres2"), zrt_nn_buffers_add(b, &g->dln, BT * C, "llama dln");
+    zrt_nn_buffers_add(b, &g->dqkv, BT * g->QKV, "llama dqkv"), zrt_nn_buffers_add(b, &g->datty, BT * A, "llama datty");
+    zrt_nn_buffers_add(b, &g->datt, att, "llama datt"), zrt_nn_buffers_add(b, &g->dpre, att, "llama dpre");
+    zrt_nn_buffers_add(b, &g->dgu, BT * 2 * H, "llama dgu"), zrt_nn_buffers_add(b, &g->dact, BT * H, "llama dact");
+    int64_t half = (int64_t)d->T * (d->hs / 2);
+    zrt_nn_buffers_add(b, &g->cos, half, "llama rope cos"), zrt_nn_buffers_add(b, &g->sin, half, "llama rope sin");
+    ZRT_CHECK(zrt_nn_buffers_alloc(b, &g->nn));
+    for (int l = 1; g->recompute && l < d->L; l++) g->blocks[l] = g->blocks[0];
+    g->nn.base.activation_bytes = b->bytes;
+    return ZRT_OK;
+}
+
+/* The RoPE tables, computed on the host as transformers does and copied over. */
+static zrt_status upload_rope(llama *g)
+{
+    size_t bytes = (size_t)g->d.T * (size_t)(g->d.hs / 2) * sizeof(float);
+    float *cos = malloc(bytes), *sin = malloc(bytes);
+    zrt_status status = cos && sin ? ZRT_OK : zrt_set_error(ZRT_ERR_NOMEM, "llama: out of memory for RoPE tables");
+    if (status == ZRT_OK) zrt_llama_rope_tables(&g->d, cos, sin);
+    if (status == ZRT_OK) status = zrt_device_write(g->nn.base.device, g->cos, cos, bytes);
+    if (status == ZRT_OK) status = zrt_device_write(g->nn.base.device, g->sin, sin, bytes);
+    free(cos), free(sin);
+    return status;
+}
+
+static void free_buffers(zrt_model *base)
+{
+    llama *g = (llama *)base;
+    zrt_nn_buffers_free(&g->buffers, &g->nn);
+    free(g->res), free(g->blocks);
+    g->res = NULL, g->blocks = NULL;
+}
+
+static const zrt_model_math llama_math = {forward, loss, backward, decode, free_buffers};
+
+zrt_status zrt_model_llama_create(const zrt_model_config *cfg, zrt_device *device, int micro_batch, zrt_model **out)
+{
+    zrt_llama_dims dims;
+    ZRT_CHECK(zrt_llama_dims_of(cfg, micro_batch, &dims));
+    llama *g = calloc(1, sizeof *g);
+    if (!g) return zrt_set_error(ZRT_ERR_NOMEM, "llama: out of memory");
+    g->d = dims;
+    g->QKV = (dims.NH + 2 * dims.NKV) * dims.hs;
+    g->recompute = cfg->activation_checkpointing;
+    zrt_model *m = &g->nn.base;
+    zrt_status status = zrt_llama_declare(m, &dims);
+    if (status != ZRT_OK) {
+        free(g); /* the tables are not there when declaring fails */
+        return status;
+    }
+    g->res = calloc((size_t)dims.L + 1, sizeof *g->res);
+    g->blocks = calloc((size_t)dims.L, sizeof *g->blocks);
+    status = g->res && g->blocks ? ZRT_OK : zrt_set_error(ZRT_ERR_NOMEM, "llama: out of memory");
+    if (status == ZRT_OK)
+        status = zrt_nn_model_init(&g->nn, ZRT_MODEL_LLAMA, device, micro_batch, (int64_t)micro_batch * dims.T,
+                                   zrt_matmul_math_of(cfg), &llama_math);
+    if (status == ZRT_OK) status = alloc_buffers(g, micro_batch);
+    if (status == ZRT_OK) status = upload_rope(g);
+    if (status != ZRT_OK) {
+        m->destroy ? m->destroy(m) : (free_buffers(m), zrt_model_tables_free(m), free(g));
+        return status;
+    }
+    *out = m;
+    return ZRT_OK;
+}

@@ -1,0 +1,45 @@
+/* nn_layers.h: what the transformer models build from nn.h's ops and share:
+ * the linear layer (matmul + bias + residual) and its backward, and a table
+ * of activation buffers allocated and freed together.
+ *
+ * Why: gpt.c and llama.c both compute out = inp W^T + b + residual and its
+ * backward the same way; written once here, each model file holds only
+ * what is its own.
+ */
+#ifndef ZRT_MODEL_NN_LAYERS_H
+#define ZRT_MODEL_NN_LAYERS_H
+
+#include "nn.h"
+
+/* out (N, OC) = inp (N, C) @ w^T (OC, C) + b (NULL: none) + residual (N, OC;
+ * NULL: none): the bias and residual written first, the product added by
+ * the gemm. */
+zrt_status zrt_nn_linear_forward(zrt_nn *nn, float *out, const float *inp, const float *w, const float *b,
+                                 const float *residual, int N, int C, int OC);
+/* dinp (N, C) = dout @ w (overwritten; NULL: not wanted); dw (OC, C) +=
+ * dout^T @ inp; db += column sums of dout (NULL: no bias). */
+zrt_status zrt_nn_linear_backward(zrt_nn *nn, float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                                  const float *w, int N, int C, int OC);
+
+/* A list of activation buffers: each slot gets `count` floats on the
+ * model's device, charged to activations under `name`. */
+typedef struct {
+    float **slot;
+    int64_t count;
+    const char *name;
+} zrt_nn_buffer;
+
+typedef struct {
+    zrt_nn_buffer *list;
+    int n, cap;
+    int64_t bytes; /* what alloc placed */
+} zrt_nn_buffers;
+
+/* Appends a buffer (the list grows; an allocation failure is reported by alloc). */
+void zrt_nn_buffers_add(zrt_nn_buffers *b, float **slot, int64_t count, const char *name);
+/* Allocates every buffer listed; ZRT_ERR_NOMEM naming the one that failed. */
+zrt_status zrt_nn_buffers_alloc(zrt_nn_buffers *b, zrt_nn_model *m);
+/* Frees what alloc placed and the list. */
+void zrt_nn_buffers_free(zrt_nn_buffers *b, zrt_nn_model *m);
+
+#endif
