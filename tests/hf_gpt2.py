@@ -6,6 +6,10 @@
                       first loss; OUT (zrt shards export-hf after 3 steps) loads
                       with from_pretrained and its loss on zrt's 4th batch equals
                       zrt's 4th loss (both within 1e-4 relative)
+  sharded OUT SHARDED SHARDED (export-hf --max-shard-size 20KB) has several
+                      files and model.safetensors.index.json (total_size, a
+                      weight_map naming every tensor); from_pretrained loads it
+                      with every tensor equal to OUT's
   arrays OUT ZRT_ST   without transformers: OUT's names, shapes and values equal
                       zrt's consolidated weights (ZRT_ST), Conv1D ones transposed
 Exit 0 pass, 1 fail, 77 skip (the reason printed)."""
@@ -90,11 +94,36 @@ def arrays(out, zrt_st):
     return 0
 
 
+def sharded(out, split):
+    import glob, os
+    if not transformers_or_skip():
+        sys.exit(77)
+    import torch
+    from transformers import GPT2LMHeadModel
+    index = json.load(open(split + "/model.safetensors.index.json"))
+    files = sorted(glob.glob(split + "/model-*-of-*.safetensors"))
+    parts = {}
+    for f in files:
+        parts.update(read_st(f))
+    whole = read_st(out + "/model.safetensors")
+    assert len(files) > 1 and sorted(set(index["weight_map"].values())) == [os.path.basename(f) for f in files], files
+    assert set(index["weight_map"]) == set(whole) == set(parts), "weight_map"
+    assert index["metadata"]["total_size"] == sum(a.nbytes for a in whole.values()), index["metadata"]
+    assert all(np.array_equal(parts[k], whole[k]) for k in whole), "values"
+    a, b = GPT2LMHeadModel.from_pretrained(out).state_dict(), GPT2LMHeadModel.from_pretrained(split).state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), "from_pretrained"
+    print("export-hf --max-shard-size: %d files, an index of %d tensors (%d bytes), loaded equal" %
+          (len(files), len(index["weight_map"]), index["metadata"]["total_size"]))
+    return 0
+
+
 if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd == "make":
         make(sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 4)
     elif cmd == "check":
         sys.exit(check(*sys.argv[2:5]))
+    elif cmd == "sharded":
+        sys.exit(sharded(*sys.argv[2:4]))
     else:
         sys.exit(arrays(*sys.argv[2:4]))

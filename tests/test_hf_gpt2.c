@@ -4,6 +4,8 @@
  * 3 steps the checkpoint is exported (zrt shards export-hf), loaded by
  * GPT2LMHeadModel.from_pretrained, and its loss on zrt's 4th batch equals
  * zrt's 4th (tests/hf_gpt2.py, 1e-4 relative; losses stand for the logits).
+ * Exported again over --max-shard-size 20KB: several files and an index that
+ * from_pretrained loads to the same tensors.
  * The export's names, shapes and values are checked against zrt's own
  * consolidated weights with a plain reader of the format, and a model whose
  * config disagrees, or a file with a tensor too many, is refused by name.
@@ -105,6 +107,9 @@ int main(void)
     }
     CHECK_MSG(run("/usr/bin/python3 '%s/tests/hf_gpt2.py' check '%s' '%s/out' '%s'", src, hf, work, work) == 0,
               "transformers does not reproduce zrt's losses");
+    CHECK_MSG(run("'%s' shards export-hf '%s/ckpt' '%s/sharded' --max-shard-size 20KB >/dev/null && /usr/bin/python3 "
+                  "'%s/tests/hf_gpt2.py' sharded '%s/out' '%s/sharded'", zrt, work, work, src, work, work) == 0,
+              "export-hf --max-shard-size: not Hugging Face's sharded layout");
     /* Mismatches: another head count in config.json; an extra tensor in zrt's own format. */
     CHECK(run("/usr/bin/python3 '%s/tests/hf_gpt2.py' make '%s/hf2' 2", src, work) == 0);
     refused(strcat(strcpy(hf, work), "/hf2"), "n_head is 2; zrt.model says 4");

@@ -1,5 +1,5 @@
 /* data.c: deterministic randomness and the built-in data (synthetic tasks
- * for the MLP and the language models (gpt, llama), byte-level text for the latter).
+ * for the MLP and the transformers, byte-level text for gpt and llama).
  *
  * Why counter-based: a value is a pure function of (seed, stream, index), so
  * parameter init and samples are identical whatever the world size, the
@@ -58,6 +58,9 @@ static zrt_status load_text(zrt_data *data, const char *path)
     return ZRT_OK;
 }
 
+/* The transformers (gpt, llama) read token sequences; the mlp reads vectors. */
+static bool takes_tokens(zrt_model_type type) { return type == ZRT_MODEL_GPT || type == ZRT_MODEL_LLAMA; }
+
 /* What every data set takes from the config: the model's sample shape and the seed. */
 static void data_shape(zrt_data *data, const zrt_config *cfg)
 {
@@ -72,15 +75,15 @@ static void data_shape(zrt_data *data, const zrt_config *cfg)
 zrt_status zrt_data_init(zrt_data *data, const zrt_config *cfg)
 {
     data_shape(data, cfg);
-    if (data->model != ZRT_MODEL_MLP && cfg->job.data.type == ZRT_DATA_TOKENS)
+    if (takes_tokens(data->model) && cfg->job.data.type == ZRT_DATA_TOKENS)
         return zrt_data_tokens_open(cfg->job.data.train, data->vocab, data->seq_len, (uint64_t)data->seed, &data->tokens);
-    if (data->model != ZRT_MODEL_MLP && cfg->job.data.type == ZRT_DATA_TEXT) {
+    if (takes_tokens(data->model) && cfg->job.data.type == ZRT_DATA_TEXT) {
         if (data->vocab < 256)
             return zrt_set_error(ZRT_ERR_CONFIG, "data: text is byte-level: zrt.model.vocab must be at least 256, not %lld",
                                  (long long)data->vocab);
         return load_text(data, cfg->job.data.path);
     }
-    if (data->model != ZRT_MODEL_MLP) {
+    if (takes_tokens(data->model)) {
         data->successor = malloc((size_t)data->vocab * sizeof(int32_t));
         if (!data->successor) return zrt_set_error(ZRT_ERR_NOMEM, "data: out of memory");
         for (int64_t i = 0; i < data->vocab; i++) data->successor[i] = (int32_t)i;
@@ -168,6 +171,6 @@ static void fill_gpt(const zrt_data *data, int64_t first, int count, int32_t *in
 void zrt_data_fill(const zrt_data *data, int64_t first, int count, void *inputs, int32_t *labels)
 {
     if (data->tokens) zrt_data_tokens_fill(data->tokens, first, count, inputs, labels);
-    else if (data->model != ZRT_MODEL_MLP) fill_gpt(data, first, count, inputs, labels);
+    else if (takes_tokens(data->model)) fill_gpt(data, first, count, inputs, labels);
     else fill_mlp(data, first, count, inputs, labels);
 }

@@ -29,7 +29,8 @@ static const char usage[] =
     "       zrt shards diff A B [--tolerance T]       per-parameter differences; exit 1 beyond T\n"
     "       zrt shards consolidate CKPT OUT [--dtype fp32|bf16|fp16] [--max-shard-size 5GB]\n"
     "       zrt shards reshard CKPT OUT --world N [--stage S]\n"
-    "       zrt shards export-hf CKPT OUT [--dtype fp32|bf16|fp16]   a Hugging Face GPT-2 directory\n"
+    "       zrt shards export-hf CKPT OUT [--dtype fp32|bf16|fp16] [--max-shard-size 5GB]\n"
+    "                                                 a Hugging Face directory (gpt: GPT-2; llama: its architecture)\n"
     "\n"
     "CKPT is a step directory or a checkpoint directory (its `latest`). Every\n"
     "command takes --json (one object per line).\n";

@@ -148,7 +148,7 @@ static int write_tensor(FILE *f, const zrt_ckpt *c, const tensor *t, zrt_dtype d
     for (int64_t done = 0; done < t->p->numel; done += SHARDS_CHUNK) {
         int64_t n = t->p->numel - done < SHARDS_CHUNK ? t->p->numel - done : SHARDS_CHUNK;
         if (zrt_ckpt_read(c, t->unit, ZRT_CKPT_MASTER, t->p->offset + done, n, buf) != ZRT_OK) {
-            fprintf(stderr, "zrt shards consolidate: %s\n", zrt_last_error());
+            fprintf(stderr, "zrt shards: %s\n", zrt_last_error());
             return ZRT_EXIT_FAIL;
         }
         for (int64_t i = 0; dtype != ZRT_DTYPE_F32 && i < n; i++) zrt_store_f32(conv, (size_t)i, (int)dtype, buf[i]);
@@ -167,7 +167,7 @@ static int write_file(const shards_options *o, const zrt_ckpt *c, const tensor *
     char *header = file_header(t, n, file, o->dtype, &len);
     FILE *f = header ? fopen(path, "wb") : NULL;
     if (!f) {
-        fprintf(stderr, "zrt shards consolidate: %s: cannot create: %s\n", path, strerror(errno));
+        fprintf(stderr, "zrt shards: %s: cannot create: %s\n", path, strerror(errno));
         free(header);
         return ZRT_EXIT_FAIL;
     }
@@ -198,13 +198,26 @@ static int write_index(const tensor *t, int n, int files, long long total, const
     FILE *f = text ? fopen(path, "w") : NULL;
     int rc = f && fputs(text, f) >= 0 ? ZRT_EXIT_OK : ZRT_EXIT_FAIL;
     if (f && fclose(f) != 0) rc = ZRT_EXIT_FAIL;
-    if (rc != ZRT_EXIT_OK) fprintf(stderr, "zrt shards consolidate: %s: cannot write\n", path);
+    if (rc != ZRT_EXIT_OK) fprintf(stderr, "zrt shards: %s: cannot write: %s\n", path, strerror(errno));
     free(text);
     return rc;
 }
 
+/* Whether name is one these writers write: config.json, model.safetensors,
+ * model-NNNNN-of-NNNNN.safetensors, model.safetensors.index.json. */
+static bool written_here(const char *name)
+{
+    int a, b, end = 0;
+    if (strcmp(name, "config.json") == 0 || strcmp(name, "model.safetensors") == 0 ||
+        strcmp(name, "model.safetensors.index.json") == 0)
+        return true;
+    return sscanf(name, "model-%5d-of-%5d.safetensors%n", &a, &b, &end) == 2 && end == (int)strlen(name) &&
+           strlen(name) == strlen("model-00001-of-00001.safetensors");
+}
+
 /* An existing output directory is replaced only when it holds nothing but
- * what these writers write (*.safetensors, *.json): never a user's directory. */
+ * what these writers write (a previous output): never a user's directory,
+ * nor a Hugging Face download (its tokenizer.json, generation_config.json). */
 static int check_replaceable(const char *action, const char *out_dir)
 {
     struct stat st;
@@ -212,9 +225,8 @@ static int check_replaceable(const char *action, const char *out_dir)
     DIR *d = S_ISDIR(st.st_mode) ? opendir(out_dir) : NULL;
     const char *odd = d ? NULL : "is not a directory";
     for (struct dirent *e; d && !odd && (e = readdir(d));) {
-        size_t n = strlen(e->d_name);
-        bool ours = (n > 12 && strcmp(e->d_name + n - 12, ".safetensors") == 0) || (n > 5 && strcmp(e->d_name + n - 5, ".json") == 0);
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 && (!ours || e->d_type == DT_DIR)) odd = e->d_name;
+        bool ours = written_here(e->d_name) && e->d_type != DT_DIR;
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 && !ours) odd = e->d_name;
     }
     int rc = odd ? fprintf(stderr, "zrt shards %s: %s: exists and %s%s%s, which %s does not write: refusing to replace it\n",
                            action, out_dir, d ? "holds '" : "", odd, d ? "'" : "", action), ZRT_EXIT_FAIL : ZRT_EXIT_OK;

@@ -122,7 +122,7 @@ typedef struct {
     int64_t heads;
     int64_t seq_len;
     int64_t vocab;
-    char init_from[ZRT_PATH_MAX]; /* gpt: start from these weights (safetensors, or a Hugging Face GPT-2 directory) */
+    char init_from[ZRT_PATH_MAX]; /* gpt, llama: start from these weights (safetensors, or a Hugging Face directory) */
     bool allow_tf32;     /* cuda, fp32 training: matmuls on TF32 tensor cores (torch's allow_tf32; off by default) */
     /* llama (Llama, Mistral, Qwen2; Hugging Face's names in brackets) */
     int64_t kv_heads;    /* [num_key_value_heads] grouped-query attention; 0: heads */
