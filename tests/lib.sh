@@ -30,11 +30,8 @@ gpu_present() {
     return 1
 }
 
-# fail WHAT counts a failure (a script ends with `[ "$fails" = 0 ] || exit 1`);
 # expect RC WHAT -- CMD... runs CMD with its output in $TMPDIR/out and fails
 # unless it exits RC; has TEXT WHAT fails unless $TMPDIR/out matches TEXT.
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 expect() {
     local want=$1 what=$2; shift 3
     "$@" >"$TMPDIR/out" 2>&1

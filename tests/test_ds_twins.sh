@@ -4,7 +4,8 @@
 # steps gives the same world size and the same metrics, bit for bit (every
 # field but tokens_per_s, a timing). A twin that drifts (another scheduler,
 # world size, model or device) fails here. The multi-machine pair runs on
-# this machine alone (--num_machines 1); the NVMe pair swaps in $TMPDIR.
+# this machine alone (--num_machines 1); the NVMe pair swaps in $TMPDIR, the main job
+# (tools/main-job) tokenizes the docs and keeps its checkpoints there too.
 set -u
 ZRT=${ZRT_BIN:-build/bin/zrt}
 SRC=${ZRT_SRC:-.}
@@ -17,7 +18,14 @@ fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 run() {
     local name=$1 kind=$2; shift 2
     mkdir -p "$TMPDIR/$kind"
-    for f in "$@"; do sed "s|/tmp/zrt-nvme|$TMPDIR/$kind/nvme|" "$f" >"$TMPDIR/$kind/$(basename "$f")"; done
+    for f in "$@"; do
+        sed -e "s|/tmp/zrt-nvme|$TMPDIR/$kind/nvme|" -e "s|build/main-job|$TMPDIR/$kind/main-job|g" "$f" \
+            >"$TMPDIR/$kind/$(basename "$f")"
+    done
+    if [ "$name" = main ] && [ ! -d "$TMPDIR/$kind/main-job/data" ]; then # the main job's token shards (tools/main-job)
+        "$ZRT" tokenize --tokenizer "$SRC/configs/tokenizer.json" --out "$TMPDIR/$kind/main-job/data/train" \
+            --val-fraction 0.1 "$SRC"/docs/*.md "$SRC/README.md" >/dev/null 2>&1 || return 1
+    fi
     local cfg="$TMPDIR/$kind/$(basename "$1")" extra=()
     [ "$name" = multinode_zero3 ] && extra=(--num_machines 1)
     if ! timeout 100 "$ZRT" launch --config "$cfg" --steps $STEPS --metrics "$TMPDIR/$name.$kind.jsonl" "${extra[@]}" \
