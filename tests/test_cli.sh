@@ -86,14 +86,14 @@ if ! python3 - "$TMPDIR/out" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 alone = [r for r in rows if "row" in r]
-assert [(r["model"], r["row"]) for r in alone] == [(m, "forward+backward alone") for m in ("mlp", "gpt")], alone
+assert [(r["model"], r["row"]) for r in alone] == [(m, "forward+backward alone") for m in ("mlp", "gpt", "llama")], alone
 assert all(r["model_ms"] > 0 for r in alone), alone
 offload = [r for r in rows if "offload" in r]
 assert [(r["model"], r["stage"], r["offload"]) for r in offload] == [("mlp", 2, k) for k in ("none", "cpu", "nvme")], offload
 assert all(r["step_ms"] > 0 and r["cpu_optimizer_ms"] > 0 and r["io_ms"] > 0 for r in offload), offload
 assert offload[0]["ratio_to_none"] == 1.0 and abs(offload[2]["bound_ms"] - max(offload[2]["io_ms"], offload[2]["cpu_optimizer_ms"])) < 0.01
 rows = [r for r in rows if "row" not in r and "offload" not in r]
-assert [(r["model"], r["stage"]) for r in rows] == [(m, s) for m in ("mlp", "gpt") for s in range(4)], rows
+assert [(r["model"], r["stage"]) for r in rows] == [(m, s) for m in ("mlp", "gpt", "llama") for s in range(4)], rows
 for r in rows:
     rate = "samples_per_s" if r["model"] == "mlp" else "tokens_per_s"
     assert set(r) == {"model", "stage", "world", rate, "ratio_to_stage0", "matmul_gflops", "sgemm_gflops",
@@ -101,9 +101,14 @@ for r in rows:
     assert r["world"] == 2 and r[rate] > 0 and r["matmul_gflops"] > 0 and r["sgemm_gflops"] > 0, r
     assert r["blas_core"] not in ("", "?") and 10 < r["peak_rss_mb"] < 4096, r
     assert abs(r["step_ms"] - r["model_ms"] - r["engine_ms"]) < 0.01, r
-assert rows[0]["ratio_to_stage0"] == 1.0 and rows[4]["ratio_to_stage0"] == 1.0
+assert rows[0]["ratio_to_stage0"] == 1.0 and rows[4]["ratio_to_stage0"] == 1.0 and rows[8]["ratio_to_stage0"] == 1.0
 PY
 then echo "FAIL: bench train --json rows"; cat "$TMPDIR/out"; fails=$((fails + 1)); fi
+# --shape sets the transformers' dims (the header names them); a bad one is a usage error naming it.
+expect 0 "bench train --shape" -- "$ZRT" bench train --model llama --steps 1 --shape layers=1,d_model=32,heads=2,kv_heads=1,hidden=48,vocab=64,seq_len=8,micro=2
+expect_output "llama (1 layers, d_model 32, 2 heads (GQA), seq_len 8, vocab 64, hidden 48, micro batch 2)" "bench train: --shape's dims"
+expect 2 "bench train: bad shape" -- "$ZRT" bench train --shape layers=x
+expect_output "bad value 'layers=x' for --shape" "bench train: bad shape named"
 expect 2 "bench train: bad model" -- "$ZRT" bench train --model rnn
 expect 2 "bench train: bad peer" -- "$ZRT" bench train --peer jax
 expect_output "bad value 'jax'" "bench train: bad peer named"

@@ -1,5 +1,5 @@
-/* test_cuda_model.c: the GPT and MLP on the cuda ops table (runtime/model/nn_cuda.c;
- * the same gpt.c and mlp.c) against the cpu table on the same parameters and batch: the
+/* test_cuda_model.c: the GPT, the Llama model and the MLP on the cuda ops table (runtime/model/nn_cuda.c;
+ * the same gpt.c, llama.c and mlp.c) against the cpu table on the same parameters and batch: the
  * loss and every unit's gradient after forward, loss and backward as the
  * engine runs them (gradients of the tied embedding summed over its ops).
  *  - fp32 matmuls: loss within 1e-5 relative, gradients within 1e-4 of each
@@ -169,11 +169,17 @@ int main(void)
     float features[BATCH * 48];
     for (int i = 0; i < BATCH * 48; i++) features[i] = zrt_random_normal(3, 0, (uint64_t)i);
     int32_t classes[BATCH] = {1, 7, 4};
+    zrt_model_config llama = {.type = ZRT_MODEL_LLAMA, .layers = 2, .d_model = 64, .hidden = 160, .heads = 4,
+                              .kv_heads = 2, .seq_len = 40, .vocab = 300, .rope_theta = 10000, .norm_eps = 1e-6};
+    zrt_model_config qwen = llama;
+    qwen.tie_embeddings = qwen.attention_bias = true;
     for (int bf16 = 0; bf16 <= 1; bf16++) {
         check_model("gpt", gpt, tokens, BATCH * 40 * 4, tokens + 1, BATCH * 40 * 4, bf16);
+        check_model("llama (GQA)", llama, tokens, BATCH * 40 * 4, tokens + 1, BATCH * 40 * 4, bf16);
+        check_model("llama (tied, q/k/v biases)", qwen, tokens, BATCH * 40 * 4, tokens + 1, BATCH * 40 * 4, bf16);
         check_model("mlp", mlp, features, sizeof features, classes, sizeof classes, bf16);
     }
     check_bad_token(gpt, tokens, BATCH * 40);
-    printf("CUDA gpt and mlp agree with the CPU models\n");
+    printf("CUDA gpt, llama and mlp agree with the CPU models\n");
     return CHECK_DONE();
 }

@@ -1,4 +1,4 @@
-/* test_llama_shape.c: the Llama family's declaration (llama_shape.c): units,
+/* test_llama_shape.c: the Llama family's declaration (llama.c): units,
  * parameter names, shapes, order and init as Hugging Face has them, ops with
  * the head tied or not, FLOPs; every bad dim refused naming its value; and
  * the RoPE tables against transformers' LlamaRotaryEmbedding (tests/hf_llama.py

@@ -54,7 +54,7 @@ zrt_status zrt_llama_dims_of(const zrt_model_config *cfg, int micro_batch, zrt_l
 /* Units, parameters (Hugging Face's init: normal 0.02 for the matrices,
  * ones for the norms, zeros for the biases), ops (0 embed, 1..L blocks,
  * L + 1 final norm, L + 2 the head, on unit L + 2 or 0 when tied), FLOPs
- * and sample sizes into m (llama_shape.c). */
+ * and sample sizes into m (llama.c). */
 zrt_status zrt_llama_declare(zrt_model *m, const zrt_llama_dims *dims);
 /* RoPE's tables as transformers computes them: cos and sin of position t
  * times inv_freq[i] at [t * hs / 2 + i], T x hs / 2 floats each (caller's
