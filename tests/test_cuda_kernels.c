@@ -21,11 +21,14 @@
  *    the fp32 accumulation). The former bf16 bound, 2^-7 K max|a| max|b|,
  *    let a dropped K-block pass, and a doubled alpha at K = 513
  *    (test_model_emulated shows both, through the fake cuBLASLt).
+ *  - the gradient statistics (device_kernels.cu): bitwise grad_stats.h's
+ *    C twin, whatever the grid they are launched on.
  * Skips (exit 77) without a GPU.
  */
 #include "nn_device.h"
 #include "error_bounds.h"
 #include "kernel_checks.h"
+#include "cuda_kernels.h"
 #include "model_kernels.h"
 #include "model_refs.h"
 
@@ -311,6 +314,38 @@ static void check_gemm(zrt_matmul_math math)
     zrt_cuda_blas_destroy(blas, dev);
 }
 
+/* The gradient statistics' launch does not change their bits: grids of 1,
+ * 3 and the default, aligned (16-byte loads) and not, several lane rounds,
+ * all equal to grad_stats.h's C twin. */
+static void check_stats_grids(void)
+{
+    const size_t n = 3 * (size_t)ZRT_STATS_BLOCKS * ZRT_STATS_THREADS * 8 + 11;
+    uint16_t *g = malloc(n * 2);
+    random_fill(g, n, ZRT_DTYPE_BF16, seed, false);
+    int flag = 0;
+    double *partial = device_alloc(dev, ZRT_STATS_BLOCKS * sizeof(double), "partials");
+    uint16_t *d_g = device_alloc(dev, n * 2 + 2, "grads");
+    for (int offset = 0; offset < 2; offset++) {
+        float want = (float)zrt_stats_blocked_sum(g, 1, n - (size_t)offset, 1.0f, &flag), got[2];
+        CHECK_OK(zrt_device_write(dev, d_g + offset, g, (n - (size_t)offset) * 2));
+        const unsigned grids[] = {1, 3, 0};
+        for (int k = 0; k < 3; k++) {
+            float *d_stats = zeros(2);
+            CHECK(zrt_cuda_grad_stats(native, d_g + offset, 1, n - (size_t)offset, 1.0f, d_stats, partial, grids[k]) == 0);
+            float *h = down(d_stats, 2);
+            memcpy(got, h, sizeof got);
+            free(h);
+            CHECK_MSG(got[0] == want && got[1] == 0, "grad_stats grid %u, %s: %.9g, the twin's %.9g", grids[k],
+                      offset ? "unaligned" : "aligned", got[0], want);
+            zrt_device_free(dev, d_stats, NULL);
+        }
+    }
+    printf("%-28s bitwise the C twin's on grids 1, 3, default; aligned and not (%zu elements)\n", "gradient statistics", n);
+    zrt_device_free(dev, partial, NULL);
+    zrt_device_free(dev, d_g, NULL);
+    free(g);
+}
+
 int main(void)
 {
     const char *env_seed = getenv("ZRT_TEST_SEED");
@@ -330,6 +365,7 @@ int main(void)
     check_cross_entropy(true);
     check_gemm(ZRT_MATMUL_FP32);
     check_gemm(ZRT_MATMUL_BF16);
+    check_stats_grids();
     zrt_stream_destroy(stream);
     zrt_device_destroy(dev);
     printf("model kernels and matmuls: every one within its bound of the CPU reference\n");

@@ -33,6 +33,7 @@ int zrt_device_cuda_count(const char **why)
 #else
 
 #include "cuda_kernels.h"
+#include "grad_stats.h"
 
 #include <cuda_runtime_api.h>
 #include <stdatomic.h>
@@ -47,6 +48,7 @@ typedef struct {
 
 typedef struct cuda_stream {
     cudaStream_t stream;
+    double *partial;    /* ZRT_STATS_BLOCKS doubles: the gradient statistics' pass-1 scratch, in stream order */
     pthread_mutex_t lock;
     zrt_status error;   /* the first failed host function */
     char message[1024];
@@ -190,10 +192,12 @@ static zrt_status cuda_stream_create(zrt_stream *s)
     snprintf(cs->name, sizeof cs->name, "%s", s->name);
     cudaError_t err = cudaSetDevice(dev_of(s->device)->index);
     if (err == cudaSuccess) err = cudaStreamCreateWithFlags(&cs->stream, cudaStreamNonBlocking);
+    if (err == cudaSuccess) err = cudaMallocAsync((void **)&cs->partial, ZRT_STATS_BLOCKS * sizeof(double), cs->stream);
     if (err != cudaSuccess) {
+        if (cs->stream) cudaStreamDestroy(cs->stream);
         pthread_mutex_destroy(&cs->lock);
         free(cs);
-        return zrt_cuda_failed((int)err, "cudaStreamCreateWithFlags", __FILE__, __LINE__);
+        return zrt_cuda_failed((int)err, "cudaStreamCreateWithFlags / cudaMallocAsync", __FILE__, __LINE__);
     }
     s->impl = cs;
     return ZRT_OK;
@@ -209,6 +213,7 @@ static void stream_unref(cuda_stream *cs)
 static void cuda_stream_destroy(zrt_stream *s)
 {
     cuda_stream *cs = s->impl;
+    cudaFreeAsync(cs->partial, cs->stream);
     cudaStreamSynchronize(cs->stream);
     cudaStreamDestroy(cs->stream);
     pthread_mutex_lock(&cs->lock);
@@ -367,15 +372,18 @@ static zrt_status cuda_fill(zrt_stream *s, void *dst, zrt_dtype dtype, float val
 static zrt_status cuda_grad_stats(zrt_stream *s, const void *grads, zrt_dtype dtype, size_t n, float scale,
                                   float *stats)
 {
-    ZRT_CUDA_CHECK(zrt_cuda_grad_stats(native(s), grads, (int)dtype, n, scale, stats));
+    ZRT_CUDA_CHECK(zrt_cuda_grad_stats(native(s), grads, (int)dtype, n, scale, stats, ((cuda_stream *)s->impl)->partial, 0));
     return ZRT_OK;
 }
 
+/* The copy-down is the copy engine's (device or pinned host memory: unified
+ * addressing tells which), then the statistics read the device copy; no
+ * kernel writes mapped host memory. */
 static zrt_status cuda_copy_stats(zrt_stream *s, void *dst, const void *src, zrt_dtype dtype, size_t n, float scale,
                                   float *stats)
 {
-    ZRT_CUDA_CHECK(zrt_cuda_copy_stats(native(s), dst, src, (int)dtype, n, scale, stats));
-    return ZRT_OK;
+    ZRT_CUDA_CHECK(cudaMemcpyAsync(dst, src, n * zrt_dtype_size(dtype), cudaMemcpyDefault, native(s)));
+    return cuda_grad_stats(s, src, dtype, n, scale, stats);
 }
 
 static zrt_status cuda_sum(zrt_stream *s, const float *values, size_t n, size_t stride, float *out)
