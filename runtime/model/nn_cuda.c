@@ -7,7 +7,8 @@
  * enqueued right after it (zrt_stream_launch_host, in stream order: the
  * kernel has run) turns the flag into the stream's error naming the model.
  * The per-row losses of cross_entropy live in impl (loss_rows doubles) and
- * are summed in one thread, in order, into the caller's slot.
+ * are summed in one thread, in order, into the caller's slot. The column
+ * sums' partials (kernels/colsum.h) live in impl too, grown on first need.
  * CPU twin: tests/test_model_emulated.c runs this table with the launchers
  * defined as tests/model_refs.h's references and a fake cuBLASLt.
  */
@@ -15,6 +16,7 @@
 
 #include "nn_device.h"
 
+#include "colsum.h"
 #include "model_kernels.h"
 #include "zrt/internal/cuda_check.h"
 
@@ -26,6 +28,8 @@ typedef struct {
     int32_t *bad;    /* mapped pinned: a kernel saw a token or target out of range */
     double *losses;  /* loss_rows, device */
     int64_t loss_rows;
+    float *colsum;   /* colsum_floats, device: the column sums' stage-1 partials (kernels/colsum.h) */
+    size_t colsum_floats;
 } cuda_nn;
 
 static cuda_nn *impl(const zrt_nn *nn) { return nn->impl; }
@@ -37,6 +41,7 @@ static void fini(zrt_nn *nn)
     zrt_cuda_blas_destroy(c->blas, nn->device);
     zrt_host_free(nn->device, (void *)c->bad);
     zrt_device_free(nn->device, c->losses, NULL);
+    zrt_device_free(nn->device, c->colsum, NULL);
     free(c);
     nn->impl = NULL;
 }
@@ -102,9 +107,29 @@ static zrt_status init_rows(zrt_nn *nn, float *out, const float *bias, const flo
     return ZRT_OK;
 }
 
+/* The column sums' partials for (kind, N, C): grown on first need (the
+ * old buffer freed in stream order after the kernels that used it). */
+static zrt_status colsum_scratch(zrt_nn *nn, zrt_colsum_kind kind, int N, int C, float **out)
+{
+    cuda_nn *c = impl(nn);
+    size_t need = zrt_colsum_scratch_floats(kind, N, C);
+    if (need > c->colsum_floats) {
+        if (c->colsum) ZRT_CHECK(zrt_device_free(nn->device, c->colsum, nn->on));
+        c->colsum = NULL;
+        c->colsum_floats = 0;
+        ZRT_CHECK(zrt_device_alloc(nn->device, ZRT_MEM_ACTIVATIONS, need * sizeof(float), "model column-sum partials",
+                                   NULL, (void **)&c->colsum));
+        c->colsum_floats = need;
+    }
+    *out = c->colsum;
+    return ZRT_OK;
+}
+
 static zrt_status bias_backward(zrt_nn *nn, float *db, const float *dout, int N, int OC)
 {
-    ZRT_CUDA_CHECK(zrt_cuda_bias_backward(nn->stream, db, dout, N, OC));
+    float *scratch;
+    ZRT_CHECK(colsum_scratch(nn, ZRT_COLSUM_BIAS, N, OC, &scratch));
+    ZRT_CUDA_CHECK(zrt_cuda_bias_backward(nn->stream, db, dout, N, OC, scratch));
     return ZRT_OK;
 }
 
@@ -132,7 +157,9 @@ static zrt_status layernorm_forward(zrt_nn *nn, float *out, float *mean, float *
 static zrt_status layernorm_backward(zrt_nn *nn, float *dx, float *dw, float *db, const float *d, const float *x,
                                      const float *w, const float *mean, const float *rstd, int N, int C)
 {
-    ZRT_CUDA_CHECK(zrt_cuda_layernorm_backward(nn->stream, dx, dw, db, d, x, w, mean, rstd, N, C));
+    float *scratch;
+    ZRT_CHECK(colsum_scratch(nn, ZRT_COLSUM_LAYERNORM, N, C, &scratch));
+    ZRT_CUDA_CHECK(zrt_cuda_layernorm_backward(nn->stream, dx, dw, db, d, x, w, mean, rstd, N, C, scratch));
     return ZRT_OK;
 }
 
@@ -146,7 +173,9 @@ static zrt_status rmsnorm_forward(zrt_nn *nn, float *out, float *rstd, const flo
 static zrt_status rmsnorm_backward(zrt_nn *nn, float *dx, float *dw, const float *d, const float *x, const float *w,
                                    const float *rstd, int N, int C)
 {
-    ZRT_CUDA_CHECK(zrt_cuda_rmsnorm_backward(nn->stream, dx, dw, d, x, w, rstd, N, C));
+    float *scratch;
+    ZRT_CHECK(colsum_scratch(nn, ZRT_COLSUM_RMSNORM, N, C, &scratch));
+    ZRT_CUDA_CHECK(zrt_cuda_rmsnorm_backward(nn->stream, dx, dw, d, x, w, rstd, N, C, scratch));
     return ZRT_OK;
 }
 
