@@ -2,9 +2,11 @@
  * gradient statistics, Adam/AdamW) against the scalar reference and golden
  * values of tests/kernel_checks.h, bitwise, on odd lengths and unaligned
  * tails, in check mode and without; the statistics in kernels/grad_stats.h's
- * blocked order, told apart from index order on an input where they differ.
+ * blocked order, told apart from index order on an input where they differ;
+ * op timing refused on the cpu device (test_cuda_op_timer times a GPU).
  */
 #include "kernel_checks.h"
+#include "zrt/internal/op_timer.h"
 
 /* The statistics' order is grad_stats.h's blocked one, and the check sees
  * the difference: g = 2^30, 2^18, then 0.5s -- 2^60 + 2^36 is an fp32 tie.
@@ -35,9 +37,28 @@ static void check_blocked_order(void)
     free(g);
 }
 
+/* Op timing needs marks the cpu device has not (its ops run in host
+ * functions): refused by name; collect without enable says so. */
+static void check_op_timer_refused(void)
+{
+    zrt_device *d = make_device(ZRT_DEVICE_CPU, 0);
+    double s[ZRT_OP_CLASSES] = {0};
+    CHECK(zrt_op_timer_enable(d) == ZRT_ERR_UNSUPPORTED && strstr(zrt_last_error(), "cpu"));
+    CHECK(zrt_op_timer_collect(d, s) == ZRT_ERR_INVALID && strstr(zrt_last_error(), "not enabled"));
+    zrt_stream *st;
+    int op = 0;
+    CHECK_OK(zrt_stream_create(d, "untimed", &st));
+    CHECK(zrt_op_timer_begin(st, ZRT_OP_MATMUL, &op) == ZRT_OK && op == -1); /* off: nothing recorded */
+    CHECK(zrt_op_timer_end(st, op, ZRT_ERR_IO) == ZRT_ERR_IO);             /* the op's error comes back */
+    CHECK(strcmp(zrt_op_class_name(ZRT_OP_STATS), "stats") == 0);
+    zrt_stream_destroy(st);
+    zrt_device_destroy(d);
+}
+
 int main(void)
 {
     check_blocked_order();
+    check_op_timer_refused();
     for (int check = 0; check <= 1; check++) {
         zrt_device *d = make_device(ZRT_DEVICE_CPU, check);
         check_all_kernels(d);

@@ -412,6 +412,35 @@ static zrt_status cuda_adam_multi(zrt_stream *s, const zrt_adam_tensor *t, int n
     return ZRT_OK;
 }
 
+/* ---- timing marks (op_timer.c): events with timing ----------------------------------------------- */
+
+static zrt_status cuda_mark_create(zrt_device *d, void **mark)
+{
+    ZRT_CUDA_CHECK(cudaSetDevice(dev_of(d)->index));
+    ZRT_CUDA_CHECK(cudaEventCreate((cudaEvent_t *)mark));
+    return ZRT_OK;
+}
+
+static void cuda_mark_destroy(void *mark)
+{
+    if (mark) cudaEventDestroy((cudaEvent_t)mark);
+}
+
+static zrt_status cuda_mark_record(void *mark, zrt_stream *s)
+{
+    ZRT_CUDA_CHECK(cudaEventRecord((cudaEvent_t)mark, native(s)));
+    return ZRT_OK;
+}
+
+static zrt_status cuda_mark_elapsed(void *start, void *end, double *seconds)
+{
+    float ms = 0;
+    ZRT_CUDA_CHECK(cudaEventSynchronize((cudaEvent_t)end));
+    ZRT_CUDA_CHECK(cudaEventElapsedTime(&ms, (cudaEvent_t)start, (cudaEvent_t)end));
+    *seconds = ms * 1e-3;
+    return ZRT_OK;
+}
+
 typedef struct {
     zrt_status (*fn)(void *arg);
     cuda_stream *stream;
@@ -479,6 +508,10 @@ static const zrt_device_ops cuda_ops = {
     .adam = cuda_adam,
     .adam_multi = cuda_adam_multi,
     .launch_host = cuda_launch_host,
+    .mark_create = cuda_mark_create,
+    .mark_destroy = cuda_mark_destroy,
+    .mark_record = cuda_mark_record,
+    .mark_elapsed = cuda_mark_elapsed,
 };
 
 const zrt_device_ops *const zrt_device_cuda_ops = &cuda_ops;

@@ -9,7 +9,8 @@
  * The per-row losses of cross_entropy live in impl (loss_rows doubles) and
  * are summed in one thread, in order, into the caller's slot. The column
  * sums' partials (kernels/colsum.h) live in impl too, grown on first need.
- * CPU twin: tests/test_model_emulated.c runs this table with the launchers
+ * With op timing on (zrt/internal/op_timer.h), the matmuls and attention
+ * ops are timed by class. CPU twin: tests/test_model_emulated.c runs this table with the launchers
  * defined as tests/model_refs.h's references and a fake cuBLASLt.
  */
 #ifdef ZRT_HAVE_CUDA
@@ -19,6 +20,7 @@
 #include "colsum.h"
 #include "model_kernels.h"
 #include "zrt/internal/cuda_check.h"
+#include "zrt/internal/op_timer.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -251,12 +253,38 @@ static zrt_status cross_entropy(zrt_nn *nn, float *dlogits, float *probs, const 
     return ZRT_OK;
 }
 
+/* Op timing (zrt/internal/op_timer.h; off unless the bench enables it):
+ * the matmuls and attention, each around the op it wraps. */
+static zrt_status timed_gemm(zrt_nn *nn, const zrt_gemm *g)
+{
+    int op;
+    ZRT_CHECK(zrt_op_timer_begin(nn->on, ZRT_OP_MATMUL, &op));
+    return zrt_op_timer_end(nn->on, op, gemm(nn, g));
+}
+
+static zrt_status timed_attention_forward(zrt_nn *nn, const zrt_attn_shape *a, float *out, float *att, float *pre,
+                                          const float *q, const float *k, const float *v)
+{
+    int op;
+    ZRT_CHECK(zrt_op_timer_begin(nn->on, ZRT_OP_ATTENTION, &op));
+    return zrt_op_timer_end(nn->on, op, attention_forward(nn, a, out, att, pre, q, k, v));
+}
+
+static zrt_status timed_attention_backward(zrt_nn *nn, const zrt_attn_shape *a, float *dq, float *dk, float *dv,
+                                           float *datt, float *dpre, const float *dout, const float *q, const float *k,
+                                           const float *v, const float *att)
+{
+    int op;
+    ZRT_CHECK(zrt_op_timer_begin(nn->on, ZRT_OP_ATTENTION, &op));
+    return zrt_op_timer_end(nn->on, op, attention_backward(nn, a, dq, dk, dv, datt, dpre, dout, q, k, v, att));
+}
+
 const zrt_nn_ops zrt_nn_cuda = {
     .kind = ZRT_DEVICE_CUDA, .host_function = false, .init = init, .fini = fini, .copy = copy, .zero = zero,
-    .gemm = gemm, .init_rows = init_rows, .bias_backward = bias_backward, .embed_forward = embed_forward,
+    .gemm = timed_gemm, .init_rows = init_rows, .bias_backward = bias_backward, .embed_forward = embed_forward,
     .embed_backward = embed_backward, .layernorm_forward = layernorm_forward, .layernorm_backward = layernorm_backward,
     .rmsnorm_forward = rmsnorm_forward, .rmsnorm_backward = rmsnorm_backward, .rope = rope,
-    .attention_forward = attention_forward, .attention_backward = attention_backward,
+    .attention_forward = timed_attention_forward, .attention_backward = timed_attention_backward,
     .bias_gelu_forward = bias_gelu_forward, .gelu_backward = gelu_backward, .swiglu_forward = swiglu_forward,
     .swiglu_backward = swiglu_backward, .cross_entropy = cross_entropy,
 };
