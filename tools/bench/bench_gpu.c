@@ -24,7 +24,7 @@
 #define TENSORS 8
 
 static const char usage[] =
-    "usage: zrt bench gpu [--model gpt2,llama1b|all] [--stages 03] [--micro 4|max] [--ckpt] [--world 1]\n"
+    "usage: zrt bench gpu [--model gpt2,llama1b|all] [--stages 03] [--micro max|N] [--ckpt] [--world 1]\n"
     "                     [--steps 10] [--peak TFLOPS] [--params 64M] [--repeats 10] [--no-models] [--json]\n"
     "\n"
     "Model rows (on a GPU; skipped, saying why, without one): GPT-2 small (gpt2: 124 M, seq 1024)\n"
@@ -32,8 +32,9 @@ static const char usage[] =
     "digits 0-3): micro batch, step ms, tokens/s, TFLOP/s and MFU (llm.c's 6N + 12 L T d FLOPs\n"
     "per token against the card's dense bf16 peak, from its name or --peak), and the GPU ms per\n"
     "step in matmuls, attention, the model's other kernels, the optimizer, the gradient\n"
-    "statistics and the rest. --micro max: the largest micro batch that fits, per stage (world\n"
-    "1). --ckpt: activation checkpointing. --world N > 1: N ranks (GPU rank %% GPUs; NCCL when\n"
+    "statistics and the rest. --micro max (the default at world 1; 4 otherwise): the largest\n"
+    "micro batch that fits, per stage (1, 2, 4, ... until one does not). --ckpt: activation\n"
+    "checkpointing. --world N > 1: N ranks (GPU rank %% GPUs; NCCL when\n"
     "each has a GPU, else host comm -- comm staging, not the GPU), with the step's compute and\n"
     "comm measured apart and the share of comm hidden.\n"
     "Optimizer row: GB/s of the multi-tensor optimizer step (bf16 gradients and\n"
@@ -168,7 +169,7 @@ int zrt_bench_gpu(int argc, char **argv)
     double params = 64.0 * 1024 * 1024;
     int repeats = 10, c;
     bool rows = true;
-    zrt_bench_gpu_options o = {.world = 1, .steps = 10, .micro = 4, .stages = 0x9, .models = 0x3};
+    zrt_bench_gpu_options o = {.world = 1, .steps = 10, .micro = -1, .stages = 0x9, .models = 0x3};
     while ((c = zrt_cli_next_option(argc, argv, options, "bench gpu")) != -1) {
         char *end = NULL;
         if (c == 'h') return fputs(usage, stdout), ZRT_EXIT_OK;
@@ -190,6 +191,7 @@ int zrt_bench_gpu(int argc, char **argv)
             return ZRT_EXIT_USAGE;
         }
     }
+    if (o.micro < 0) o.micro = o.world == 1 ? 0 : 4; /* unset: the largest that fits (world 1), else 4 */
     if (o.micro == 0 && o.world > 1)
         return zrt_cli_usage_error("bench gpu", "--micro max needs --world 1 (every rank must agree on the batch)");
     if (optind != argc) return zrt_cli_usage_error("bench gpu", "unexpected argument '%s'", argv[optind]);

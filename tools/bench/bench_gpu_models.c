@@ -13,9 +13,9 @@
  * (its collectives alone) measured apart, and the share of comm hidden.
  * MFU as llm.c counts it: 6 N + 12 L T d FLOPs per token (N parameters, L
  * layers, T the sequence, d the width) against the card's dense bf16 peak.
- * --micro max (world 1): per stage, micro batches 1, 2, 4, ... are opened
- * and stepped until one does not fit (out of memory); the largest that
- * ran is used and printed. The parent never touches CUDA before the fork.
+ * --micro max (the default at world 1): per stage, micro batches 1, 2, 4,
+ * ... are opened and stepped until one does not fit (out of memory); the
+ * largest that ran is used and printed. The parent never touches CUDA before the fork.
  */
 #include "bench_engine.h"
 #include "cli.h"
