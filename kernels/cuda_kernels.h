@@ -23,11 +23,13 @@ extern "C" {
 
 int zrt_cuda_cast(void *stream, void *dst, int dst_dtype, const void *src, int src_dtype, size_t n, int accumulate);
 int zrt_cuda_fill(void *stream, void *dst, int dtype, float value, size_t n);
-/* One block: the sum is in a fixed order, so it is the same run to run
- * (but not the cpu backend's order: equal within rounding, see docs/device.md). */
-int zrt_cuda_grad_stats(void *stream, const void *grads, int dtype, size_t n, float scale, float *stats);
-/* The same, also copying the elements to dst (device or mapped pinned host memory). */
-int zrt_cuda_copy_stats(void *stream, void *dst, const void *src, int dtype, size_t n, float scale, float *stats);
+/* kernels/grad_stats.h's blocked order in two launches (the bits of the cpu
+ * device's); partial: ZRT_STATS_BLOCKS doubles of device scratch the
+ * launches own until they complete (one per stream). grid: 0 for the
+ * default, else at most that many blocks -- the result is the same. An
+ * offload's copy-down is a cudaMemcpyAsync beside it (device_cuda.c). */
+int zrt_cuda_grad_stats(void *stream, const void *grads, int dtype, size_t n, float scale, float *stats,
+                        double *partial, unsigned grid);
 /* *out = values[0] + values[stride] + ... in order (one thread). */
 int zrt_cuda_sum(void *stream, const float *values, size_t n, size_t stride, float *out);
 int zrt_cuda_adam(void *stream, float *master, float *exp_avg, float *exp_avg_sq, const void *grads, int dtype,

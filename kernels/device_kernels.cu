@@ -5,24 +5,26 @@
  * Why these shapes: each is a grid-stride loop over the per-element math of
  * kernels/cast.h and kernels/optim.h -- the code the cpu backend runs and CI
  * tests -- so the GPU computes the same formula; the build compiles this file
- * with --fmad=false, so casts and Adam give the cpu backend's bits. The
- * statistics reduce in one block of 512 threads (a fixed order: the same
- * result every run); Adam reads the reduced statistics from device memory,
+ * with --fmad=false, so casts, Adam and the statistics give the cpu
+ * backend's bits. The statistics are a two-pass reduction over the whole
+ * GPU in the blocked order kernels/grad_stats.h defines (16-byte loads; the
+ * same bits whatever the grid); Adam reads the reduced statistics from device memory,
  * so skipping an overflowed step and clipping need no host round trip.
  * The multi-tensor Adam carries up to 48 tensors' pointers in its launch
  * parameters (under the 4 KiB limit), so one launch updates every unit's
  * shard and writes its compute copy in the same pass (apex's multi_tensor
  * idea); a block finds its tensor in the table of chunk starts.
- * Check: tests/test_cuda_device.c (every kernel against the cpu backend).
+ * Check: tests/test_cuda_device.c (every kernel against the cpu backend),
+ * test_cuda_kernels.c (the statistics on grids of 1, 3 and the default).
  */
 #include "cast.h"
 #include "cuda_kernels.h"
+#include "grad_stats.h"
 #include "optim.h"
 
 #include <cuda_runtime.h>
 
 #define THREADS 256
-#define STATS_THREADS 512
 
 __device__ __forceinline__ float load(const void *p, size_t i, int dt) { return zrt_load_f32(p, i, dt); }
 __device__ __forceinline__ void store(void *p, size_t i, int dt, float v) { zrt_store_f32(p, i, dt, v); }
@@ -49,32 +51,66 @@ __global__ void fill_kernel(void *dst, int dt, float value, size_t n)
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) store(dst, i, dt, value);
 }
 
-/* copy != NULL: the elements also go there (device or mapped pinned host memory). */
-__global__ void stats_kernel(const void *grads, void *copy, int dt, size_t n, float scale, float *stats)
+/* ---- gradient statistics: kernels/grad_stats.h's blocked order, two passes ---------------------------------- */
+
+/* The halving tree over a block's ZRT_STATS_THREADS values (or pass 2's
+ * ZRT_STATS_BLOCKS): shared memory down to 32, then shuffles -- lane t
+ * adds lane t + h at each step, the tree's pairs exactly. Valid in thread 0. */
+template <int N>
+__device__ double block_tree(double v, double *shared)
 {
-    __shared__ double sums[STATS_THREADS];
-    __shared__ int nonfinite;
-    if (threadIdx.x == 0) nonfinite = 0;
+    shared[threadIdx.x] = v;
     __syncthreads();
-    double sum = 0;
-    int bad = 0;
-    size_t es = dt == 0 ? 4 : 2;
-    for (size_t i = threadIdx.x; i < n; i += STATS_THREADS) {
-        if (copy && es == 4) ((float *)copy)[i] = ((const float *)grads)[i];
-        else if (copy) ((uint16_t *)copy)[i] = ((const uint16_t *)grads)[i];
-        sum += zrt_grad_square(load(grads, i, dt), scale, &bad);
-    }
-    sums[threadIdx.x] = sum;
-    if (bad) nonfinite = 1;
-    __syncthreads();
-    for (int half = STATS_THREADS / 2; half > 0; half /= 2) {
-        if ((int)threadIdx.x < half) sums[threadIdx.x] += sums[threadIdx.x + half];
+    for (int half = N / 2; half >= 32; half /= 2) {
+        if ((int)threadIdx.x < half) shared[threadIdx.x] += shared[threadIdx.x + half];
         __syncthreads();
     }
-    if (threadIdx.x == 0) {
-        stats[0] += (float)sums[0];
-        if (nonfinite) stats[1] = 1.0f;
+    v = shared[threadIdx.x];
+    for (int half = 16; half > 0; half /= 2) v += __shfl_down_sync(0xffffffffu, v, half);
+    __syncthreads(); /* shared is free again */
+    return v;
+}
+
+/* Vector j's squares: one 16-byte load when grads is aligned and the vector
+ * is whole, else element by element -- the same elements in the same order. */
+__device__ __forceinline__ double vector_squares(const void *grads, bool aligned, size_t j, int dt, size_t n,
+                                                 float scale, int *bad)
+{
+    size_t v = zrt_stats_vector_len(dt);
+    if (!aligned || (j + 1) * v > n) return zrt_stats_vector(grads, j, dt, n, scale, bad);
+    uint4 raw = __ldg((const uint4 *)grads + j);
+    double sum = 0;
+    for (size_t e = 0; e < v; e++) sum += zrt_grad_square(zrt_load_f32(&raw, e, dt), scale, bad);
+    return sum;
+}
+
+/* Pass 1: logical block b (grid-stride over blocks: any grid gives the same
+ * partials) sums its lanes' vectors and writes partial[b]; a non-finite
+ * element sets stats[1] (every writer writes 1). */
+__global__ void stats_partial_kernel(const void *grads, int dt, size_t n, float scale, float *stats, double *partial)
+{
+    __shared__ double shared[ZRT_STATS_THREADS];
+    size_t vectors = zrt_stats_vectors(n, dt), used = zrt_stats_used_blocks(n, dt);
+    size_t lanes_total = (size_t)ZRT_STATS_BLOCKS * ZRT_STATS_THREADS;
+    bool aligned = ((uintptr_t)grads % ZRT_STATS_VECTOR_BYTES) == 0;
+    int bad = 0;
+    for (size_t b = blockIdx.x; b < used; b += gridDim.x) {
+        double sum = 0;
+        for (size_t j = b * ZRT_STATS_THREADS + threadIdx.x; j < vectors; j += lanes_total)
+            sum += vector_squares(grads, aligned, j, dt, n, scale, &bad);
+        sum = block_tree<ZRT_STATS_THREADS>(sum, shared);
+        if (threadIdx.x == 0) partial[b] = sum;
     }
+    if (bad) stats[1] = 1.0f;
+}
+
+/* Pass 2: one block, the tree over every logical block's partial (0 past used). */
+__global__ void stats_total_kernel(size_t used, const double *partial, float *stats)
+{
+    __shared__ double shared[ZRT_STATS_BLOCKS];
+    double v = threadIdx.x < used ? partial[threadIdx.x] : 0.0;
+    v = block_tree<ZRT_STATS_BLOCKS>(v, shared);
+    if (threadIdx.x == 0) stats[0] += (float)v;
 }
 
 __global__ void sum_kernel(const float *values, size_t n, size_t stride, float *out)
@@ -151,16 +187,15 @@ extern "C" int zrt_cuda_fill(void *stream, void *dst, int dtype, float value, si
     return (int)cudaGetLastError();
 }
 
-extern "C" int zrt_cuda_grad_stats(void *stream, const void *grads, int dtype, size_t n, float scale, float *stats)
+extern "C" int zrt_cuda_grad_stats(void *stream, const void *grads, int dtype, size_t n, float scale, float *stats,
+                                   double *partial, unsigned grid)
 {
-    stats_kernel<<<1, STATS_THREADS, 0, (cudaStream_t)stream>>>(grads, nullptr, dtype, n, scale, stats);
-    return (int)cudaGetLastError();
-}
-
-extern "C" int zrt_cuda_copy_stats(void *stream, void *dst, const void *src, int dtype, size_t n, float scale,
-                                   float *stats)
-{
-    stats_kernel<<<1, STATS_THREADS, 0, (cudaStream_t)stream>>>(src, dst, dtype, n, scale, stats);
+    size_t used = zrt_stats_used_blocks(n, dtype);
+    if (used == 0) return 0;
+    unsigned blocks = grid && grid < used ? grid : (unsigned)used;
+    cudaStream_t s = (cudaStream_t)stream;
+    stats_partial_kernel<<<blocks, ZRT_STATS_THREADS, 0, s>>>(grads, dtype, n, scale, stats, partial);
+    stats_total_kernel<<<1, ZRT_STATS_BLOCKS, 0, s>>>(used, partial, stats);
     return (int)cudaGetLastError();
 }
 

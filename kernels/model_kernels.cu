@@ -1,7 +1,7 @@
 /* model_kernels.cu: the CUDA models' kernels (model_kernels.h says what each
  * computes and in which order it reduces), after llm.c's train_gpt2.cu but
- * deterministic: no atomics -- a parameter gradient element is summed by one
- * thread over the rows in order, as the CPU code does.
+ * deterministic: no atomics -- the parameter gradients' column sums follow
+ * kernels/colsum.h's two-stage order (the same bits on every run and grid).
  *
  * Row kernels give a warp to a row: lane l takes elements l, l + 32, ...,
  * then a shuffle tree combines the lanes (warp_sum, warp_max). Built with
@@ -9,6 +9,7 @@
  */
 #include "model_kernels.h"
 
+#include "colsum.h"
 #include "gelu.h"
 #include "layernorm.h"
 #include "rmsnorm.h"
@@ -135,19 +136,56 @@ extern "C" int zrt_cuda_init_rows(void *stream, float *out, const float *bias, c
     return launched();
 }
 
-/* One thread per column, rows in order. */
-__global__ void bias_backward_kernel(float *db, const float *dout, int N, int OC)
+/* ---- column sums (parameter gradients): kernels/colsum.h's two stages ------------------------------------- */
+
+/* Stage 1: block (32 columns, ZRT_COLSUM_LANES row lanes) for chunk blockIdx.y;
+ * the lanes' halving tree in shared memory; partial (outputs, chunks, C). */
+__global__ void colsum_partial_kernel(zrt_colsum_args a, float *partial)
 {
-    int o = (int)(blockIdx.x * blockDim.x + threadIdx.x);
-    if (o >= OC) return;
-    float sum = db[o];
-    for (int i = 0; i < N; i++) sum += dout[(size_t)i * OC + o];
-    db[o] = sum;
+    __shared__ float lanes[2][ZRT_COLSUM_LANES][32];
+    int x = (int)threadIdx.x, y = (int)threadIdx.y, c = (int)blockIdx.x * 32 + x, k = (int)blockIdx.y;
+    float sum[2] = {0.0f, 0.0f};
+    if (c < a.C) zrt_colsum_lane(&a, k, y, c, sum);
+    lanes[0][y][x] = sum[0];
+    lanes[1][y][x] = sum[1];
+    __syncthreads();
+    for (int half = ZRT_COLSUM_LANES / 2; half > 0; half /= 2) {
+        if (y < half) lanes[0][y][x] += lanes[0][y + half][x], lanes[1][y][x] += lanes[1][y + half][x];
+        __syncthreads();
+    }
+    if (y != 0 || c >= a.C) return;
+    size_t chunks = gridDim.y;
+    partial[(size_t)k * a.C + c] = lanes[0][0][x];
+    if (zrt_colsum_outputs(a.kind) > 1) partial[(chunks + k) * a.C + c] = lanes[1][0][x];
 }
 
-extern "C" int zrt_cuda_bias_backward(void *stream, float *db, const float *dout, int N, int OC)
+/* Stage 2: a thread per column adds the chunks' partials in chunk order. */
+__global__ void colsum_total_kernel(int C, int chunks, int outputs, const float *partial, float *out0, float *out1)
 {
-    bias_backward_kernel<<<blocks_for((size_t)OC, 128), 128, 0, (cudaStream_t)stream>>>(db, dout, N, OC);
+    int c = (int)(blockIdx.x * blockDim.x + threadIdx.x);
+    if (c >= C) return;
+    float *outs[2] = {out0, out1};
+    for (int o = 0; o < outputs; o++) {
+        float total = outs[o][c];
+        for (int k = 0; k < chunks; k++) total += partial[((size_t)o * chunks + k) * C + c];
+        outs[o][c] = total;
+    }
+}
+
+static void colsum(cudaStream_t s, const zrt_colsum_args &a, float *out0, float *out1, float *scratch)
+{
+    int chunks = zrt_colsum_chunks(a.N);
+    if (chunks == 0 || a.C == 0) return;
+    dim3 grid((unsigned)((a.C + 31) / 32), (unsigned)chunks), block(32, ZRT_COLSUM_LANES);
+    colsum_partial_kernel<<<grid, block, 0, s>>>(a, scratch);
+    colsum_total_kernel<<<blocks_for((size_t)a.C, 128), 128, 0, s>>>(a.C, chunks, zrt_colsum_outputs(a.kind), scratch,
+                                                                     out0, out1);
+}
+
+extern "C" int zrt_cuda_bias_backward(void *stream, float *db, const float *dout, int N, int OC, float *scratch)
+{
+    zrt_colsum_args a = {ZRT_COLSUM_BIAS, dout, NULL, NULL, NULL, N, OC};
+    colsum((cudaStream_t)stream, a, db, NULL, scratch);
     return launched();
 }
 
@@ -227,30 +265,15 @@ __global__ void layernorm_backward_dx_kernel(float *dx, const float *d, const fl
     }
 }
 
-/* One thread per column, rows in order (the CPU's order for dw and db). */
-__global__ void layernorm_backward_dw_kernel(float *dw, float *db, const float *d, const float *x, const float *mean,
-                                             const float *rstd, int N, int C)
-{
-    int c = (int)(blockIdx.x * blockDim.x + threadIdx.x);
-    if (c >= C) return;
-    float sum_w = dw[c], sum_b = db[c];
-    for (int row = 0; row < N; row++) {
-        float dc = d[(size_t)row * C + c];
-        sum_b += dc;
-        sum_w += zrt_layernorm_norm(x[(size_t)row * C + c], mean[row], rstd[row]) * dc;
-    }
-    dw[c] = sum_w;
-    db[c] = sum_b;
-}
-
 extern "C" int zrt_cuda_layernorm_backward(void *stream, float *dx, float *dw, float *db, const float *d,
                                            const float *x, const float *w, const float *mean, const float *rstd,
-                                           int N, int C)
+                                           int N, int C, float *scratch)
 {
     cudaStream_t s = (cudaStream_t)stream;
     layernorm_backward_dx_kernel<<<blocks_for((size_t)N, WARPS_PER_BLOCK), THREADS, 0, s>>>(dx, d, x, w, mean, rstd, N,
                                                                                             C);
-    layernorm_backward_dw_kernel<<<blocks_for((size_t)C, 128), 128, 0, s>>>(dw, db, d, x, mean, rstd, N, C);
+    zrt_colsum_args a = {ZRT_COLSUM_LAYERNORM, d, x, mean, rstd, N, C};
+    colsum(s, a, dw, db, scratch);
     return launched();
 }
 
@@ -336,22 +359,13 @@ __global__ void rmsnorm_backward_dx_kernel(float *dx, const float *d, const floa
     for (int i = l; i < C; i += 32) dx[base + i] += zrt_rmsnorm_dx(d[base + i] * w[i], x[base + i] * r, mean, r);
 }
 
-/* One thread per column, rows in order (the CPU's order: the same bits). */
-__global__ void rmsnorm_backward_dw_kernel(float *dw, const float *d, const float *x, const float *rstd, int N, int C)
-{
-    int c = (int)(blockIdx.x * blockDim.x + threadIdx.x);
-    if (c >= C) return;
-    float sum = dw[c];
-    for (int i = 0; i < N; i++) sum += d[(size_t)i * C + c] * (x[(size_t)i * C + c] * rstd[i]);
-    dw[c] = sum;
-}
-
 extern "C" int zrt_cuda_rmsnorm_backward(void *stream, float *dx, float *dw, const float *d, const float *x,
-                                         const float *w, const float *rstd, int N, int C)
+                                         const float *w, const float *rstd, int N, int C, float *scratch)
 {
     cudaStream_t s = (cudaStream_t)stream;
     rmsnorm_backward_dx_kernel<<<blocks_for((size_t)N, WARPS_PER_BLOCK), THREADS, 0, s>>>(dx, d, x, w, rstd, N, C);
-    rmsnorm_backward_dw_kernel<<<blocks_for((size_t)C, THREADS), THREADS, 0, s>>>(dw, d, x, rstd, N, C);
+    zrt_colsum_args a = {ZRT_COLSUM_RMSNORM, d, x, NULL, rstd, N, C};
+    colsum(s, a, dw, NULL, scratch);
     return launched();
 }
 

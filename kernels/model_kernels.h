@@ -10,9 +10,11 @@
  * layernorm.h, rmsnorm.h, rope.h and swiglu.h; runtime/model/nn_cuda.c is
  * the ops table that calls them. Reduction orders:
  *  - the same as the CPU's (so the same bits, FMA contraction being off):
- *    the embedding, bias, layernorm and rmsnorm weight gradients (each output element
- *    sums its rows in row order, one thread per element: deterministic, no
- *    atomics), the losses' sum (one thread, in row order, in double);
+ *    the embedding gradients (rows in order, one thread per element), the
+ *    losses' sum (one thread, in row order, in double);
+ *  - kernels/colsum.h's two stages (chunks of 256 rows in 8 lanes, then the
+ *    chunks in order; its C twin gives the same bits): the bias, layernorm
+ *    and rmsnorm weight gradients -- no atomics;
  *  - a warp's order (32 lanes, then a shuffle tree) where a row is reduced:
  *    layernorm's and rmsnorm's statistics, the softmax's max and sum, softmax backward's
  *    dot. These differ from the CPU's left-to-right or vector-lane sums
@@ -44,8 +46,9 @@ int zrt_cuda_embed_backward(void *stream, float *dwte, float *dwpe, const float 
 /* out[i] = bias + residual (either may be NULL; neither: nothing to do), the
  * initial value a matmul with beta 1 adds onto. */
 int zrt_cuda_init_rows(void *stream, float *out, const float *bias, const float *residual, int N, int OC);
-/* db[o] += sum over rows of dout[i][o], rows in order. */
-int zrt_cuda_bias_backward(void *stream, float *db, const float *dout, int N, int OC);
+/* db[o] += sum over rows of dout[i][o] in kernels/colsum.h's order; scratch:
+ * zrt_colsum_scratch_floats(ZRT_COLSUM_BIAS, N, OC) floats of device memory. */
+int zrt_cuda_bias_backward(void *stream, float *db, const float *dout, int N, int OC, float *scratch);
 
 /* pre[r][c] += bias[c] (bias NULL: none), out = gelu(pre). */
 int zrt_cuda_bias_gelu_forward(void *stream, float *pre, float *out, const float *bias, int rows, int cols);
@@ -55,16 +58,18 @@ int zrt_cuda_gelu_backward(void *stream, float *dinp, const float *inp, const fl
 /* Per row of C: out = layernorm(x) * w + b; mean, rstd saved. */
 int zrt_cuda_layernorm_forward(void *stream, float *out, float *mean, float *rstd, const float *x, const float *w,
                                const float *b, int N, int C);
-/* dx += d(x) per row; dw += norm * d, db += d summed over rows in order. */
+/* dx += d(x) per row; dw += norm * d, db += d summed over rows in colsum.h's
+ * order (scratch: zrt_colsum_scratch_floats(ZRT_COLSUM_LAYERNORM, N, C) floats). */
 int zrt_cuda_layernorm_backward(void *stream, float *dx, float *dw, float *db, const float *d, const float *x,
-                                const float *w, const float *mean, const float *rstd, int N, int C);
+                                const float *w, const float *mean, const float *rstd, int N, int C, float *scratch);
 
 /* Per row: out = w * x * rstd, rstd = 1 / sqrt(mean(x^2) + eps) saved. */
 int zrt_cuda_rmsnorm_forward(void *stream, float *out, float *rstd, const float *x, const float *w, int N, int C,
                              float eps);
-/* dx += d(x) per row; dw += d * x * rstd summed over rows in order. */
+/* dx += d(x) per row; dw += d * x * rstd summed over rows in colsum.h's order
+ * (scratch: zrt_colsum_scratch_floats(ZRT_COLSUM_RMSNORM, N, C) floats). */
 int zrt_cuda_rmsnorm_backward(void *stream, float *dx, float *dw, const float *d, const float *x, const float *w,
-                              const float *rstd, int N, int C);
+                              const float *rstd, int N, int C, float *scratch);
 /* nn.h's rope: heads of hs (even) columns of N rows ld apart, row r at
  * position pos0 + r % T, element i with i + hs/2 by cos/sin[pos][i]
  * (inverse: the opposite turn). In place. */

@@ -2,14 +2,15 @@
  * reference written here from kernels/cast.h and kernels/optim.h, on random
  * inputs of odd lengths: casts between every dtype pair (with and without
  * accumulate), fill, gradient statistics, Adam/AdamW (clipped, unclipped,
- * skipped on overflow). Bitwise, except the statistics' sum of squares on a
- * backend whose reduction order differs (cuda), within 2 ulp of fp32.
+ * skipped on overflow). Bitwise, the statistics included: both backends sum
+ * in kernels/grad_stats.h's blocked order.
  * Used by test_device_kernels.c (cpu) and test_cuda_device.c (cuda).
  */
 #ifndef ZRT_TEST_KERNEL_CHECKS_H
 #define ZRT_TEST_KERNEL_CHECKS_H
 
 #include "cast.h"
+#include "grad_stats.h"
 #include "zrt/internal/kernels.h"
 #include "device_common.h"
 #include "optim.h"
@@ -86,18 +87,27 @@ static inline void check_fill(zrt_device *d, zrt_stream *s, size_t n)
     free(want);
 }
 
-/* stats start at {start, 0}; returns the device's {sum, flag}. */
-static inline void run_stats(zrt_device *d, zrt_stream *s, const void *grads, zrt_dtype dt, size_t n, float scale,
-                             float start, float out[2])
+/* stats start at {start, 0}; returns the device's {sum, flag}. The
+ * gradients sit offset bytes into their device buffer (unaligned: no vector loads). */
+static inline void run_stats_at(zrt_device *d, zrt_stream *s, const void *grads, zrt_dtype dt, size_t n, size_t offset,
+                                float scale, float start, float out[2])
 {
     float init[2] = {start, 0};
-    void *dev_g = upload(d, grads, n * zrt_dtype_size(dt));
+    size_t bytes = n * zrt_dtype_size(dt);
+    uint8_t *dev_g = device_alloc(d, bytes + offset, "grad_stats input");
+    CHECK_OK(zrt_device_write(d, dev_g + offset, grads, bytes));
     float *dev_stats = upload(d, init, sizeof init);
-    CHECK_OK(zrt_kernel_grad_stats(s, dev_g, dt, n, scale, dev_stats));
+    CHECK_OK(zrt_kernel_grad_stats(s, dev_g + offset, dt, n, scale, dev_stats));
     CHECK_OK(zrt_stream_synchronize(s));
     CHECK_OK(zrt_device_read(d, out, dev_stats, 2 * sizeof(float)));
     zrt_device_free(d, dev_g, NULL);
     zrt_device_free(d, dev_stats, NULL);
+}
+
+static inline void run_stats(zrt_device *d, zrt_stream *s, const void *grads, zrt_dtype dt, size_t n, float scale,
+                             float start, float out[2])
+{
+    run_stats_at(d, s, grads, dt, n, 0, scale, start, out);
 }
 
 static inline bool within_ulps(float a, float b, int ulps)
@@ -105,23 +115,35 @@ static inline bool within_ulps(float a, float b, int ulps)
     return fabsf(a - b) <= (float)ulps * fmaxf(fabsf(a), fabsf(b)) * 1.2e-7f;
 }
 
-static inline void check_stats(zrt_device *d, zrt_stream *s, size_t n, bool exact_order)
+/* The statistics equal kernels/grad_stats.h's twin bitwise (both backends
+ * sum in its blocked order), and the index-order sum within 2 ulp; sizes
+ * around the vector, block and lane-round boundaries, unaligned starts. */
+static inline void check_stats(zrt_device *d, zrt_stream *s)
 {
     float golden[3] = {3, 4, -12}, got[2];
     run_stats(d, s, golden, ZRT_DTYPE_F32, 3, 2.0f, 1.0f, got); /* 1 + (9 + 16 + 144) / 4 */
     CHECK_MSG(got[0] == 43.25f && got[1] == 0, "%s: grad_stats golden: %g %g", zrt_device_name(d), got[0], got[1]);
-    void *g = malloc(n * 2 + 2);
-    for (int with_specials = 0; with_specials < 2; with_specials++) {
-        random_fill(g, n, ZRT_DTYPE_BF16, 21, with_specials);
-        double sum = 0;
-        int nonfinite = 0;
-        for (size_t i = 0; i < n; i++) sum += zrt_grad_square(ref_load(g, i, ZRT_DTYPE_BF16), 1024.0f, &nonfinite);
-        run_stats(d, s, g, ZRT_DTYPE_BF16, n, 1024.0f, 0, got);
-        CHECK_MSG(got[1] == (float)nonfinite, "%s: grad_stats flag %g, want %d", zrt_device_name(d), got[1], nonfinite);
-        if (!nonfinite)
-            CHECK_MSG(exact_order ? got[0] == (float)sum : within_ulps(got[0], (float)sum, 2),
-                      "%s: grad_stats sum %.9g, want %.9g", zrt_device_name(d), got[0], (float)sum);
-    }
+    const size_t lanes = (size_t)ZRT_STATS_BLOCKS * ZRT_STATS_THREADS;
+    const size_t sizes[] = {1, 9, 100003, 8 * lanes + 13, 3 * 4 * lanes + 5};
+    const zrt_dtype dts[] = {ZRT_DTYPE_BF16, ZRT_DTYPE_F32, ZRT_DTYPE_F16};
+    uint8_t *g = malloc(sizes[4] * 4);
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++)
+        for (int with_specials = 0; with_specials < 2; with_specials++) {
+            zrt_dtype dt = dts[(k + (size_t)with_specials) % 3];
+            size_t n = sizes[k], offset = k % 2 ? zrt_dtype_size(dt) : 0; /* an unaligned start: no vector loads */
+            random_fill(g, n, dt, 21 + k, with_specials);
+            double ordered = 0;
+            int nonfinite = 0, twin_flag = 0;
+            for (size_t i = 0; i < n; i++) ordered += zrt_grad_square(ref_load(g, i, dt), 1024.0f, &nonfinite);
+            float want = (float)zrt_stats_blocked_sum(g, (int)dt, n, 1024.0f, &twin_flag);
+            CHECK(twin_flag == nonfinite);
+            run_stats_at(d, s, g, dt, n, offset, 1024.0f, 0, got);
+            CHECK_MSG(got[1] == (float)nonfinite, "%s: grad_stats flag %g, want %d", zrt_device_name(d), got[1], nonfinite);
+            if (!nonfinite)
+                CHECK_MSG(got[0] == want && within_ulps(got[0], (float)ordered, 2),
+                          "%s: grad_stats of %zu %s: %.9g, the blocked twin's %.9g, index order's %.9g",
+                          zrt_device_name(d), n, zrt_dtype_name(dt), got[0], want, (float)ordered);
+        }
     free(g);
 }
 
@@ -312,8 +334,8 @@ static inline void check_bad_kernel_args(zrt_device *d, zrt_stream *s)
     zrt_device_free(d, buf, NULL);
 }
 
-/* Everything above on one device; exact_order: the statistics' sum too. */
-static inline void check_all_kernels(zrt_device *d, bool exact_order)
+/* Everything above on one device. */
+static inline void check_all_kernels(zrt_device *d)
 {
     zrt_stream *s;
     CHECK_OK(zrt_stream_create(d, "kernels", &s));
@@ -324,7 +346,7 @@ static inline void check_all_kernels(zrt_device *d, bool exact_order)
         if (sizes[k]) check_adam(d, s, sizes[k]);
     }
     check_adam_multi(d, s);
-    check_stats(d, s, 100003, exact_order);
+    check_stats(d, s);
     check_copy_stats_and_sum(d, s, 100003);
     check_copy_stats_and_sum(d, s, 5);
     check_bad_kernel_args(d, s);

@@ -4,10 +4,13 @@
  * written plainly. Three uses: test_nn_ops holds the cpu ops to them,
  * test_cuda_kernels holds the CUDA kernels to them on a GPU, and
  * test_model_emulated runs the cuda ops table on them in CI (no GPU there).
+ * The parameter gradients' column sums come twice: in row order (the cpu
+ * ops') and *_blocked, in kernels/colsum.h's two-stage order (the GPU's).
  */
 #ifndef ZRT_TEST_MODEL_REFS_H
 #define ZRT_TEST_MODEL_REFS_H
 
+#include "colsum.h"
 #include "vecmath.h"
 #include "nn.h"
 #include "rmsnorm.h"
@@ -18,6 +21,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 static inline const zrt_vecmath *ref_vm(void) { return zrt_vecmath_path(ZRT_SIMD_SCALAR); }
@@ -58,6 +62,14 @@ static inline void ref_bias_backward(float *db, const float *dout, int N, int OC
         for (int o = 0; o < OC; o++) db[o] += dout[(int64_t)i * OC + o];
 }
 
+/* The GPU's order (kernels/colsum.h's twin): what test_model_emulated runs
+ * as the launchers and test_cuda_kernels holds the kernels to bitwise. */
+static inline void ref_bias_backward_blocked(float *db, const float *dout, int N, int OC)
+{
+    zrt_colsum_args a = {ZRT_COLSUM_BIAS, dout, NULL, NULL, NULL, N, OC};
+    zrt_colsum_twin(&a, db, NULL);
+}
+
 static inline void ref_bias_gelu_forward(float *pre, float *out, const float *bias, int rows, int cols)
 {
     if (bias) ref_vm()->bias_gelu_forward(pre, out, bias, rows, cols);
@@ -83,6 +95,18 @@ static inline void ref_layernorm_backward(float *dx, float *dw, float *db, const
         int64_t row = (int64_t)i * C;
         ref_vm()->layernorm_backward(dx + row, dw, db, d + row, x + row, w, mean[i], rstd[i], C);
     }
+}
+
+/* dx as ref_layernorm_backward; dw, db in colsum.h's order (the GPU's). */
+static inline void ref_layernorm_backward_blocked(float *dx, float *dw, float *db, const float *d, const float *x,
+                                                  const float *w, const float *mean, const float *rstd, int N, int C)
+{
+    float *dw_rows = calloc((size_t)C, sizeof(float)), *db_rows = calloc((size_t)C, sizeof(float));
+    ref_layernorm_backward(dx, dw_rows, db_rows, d, x, w, mean, rstd, N, C);
+    zrt_colsum_args a = {ZRT_COLSUM_LAYERNORM, d, x, mean, rstd, N, C};
+    zrt_colsum_twin(&a, dw, db);
+    free(dw_rows);
+    free(db_rows);
 }
 
 /* squares of T rows x S: row t keeps its first S - T + t + 1 entries. */
@@ -132,6 +156,16 @@ static inline void ref_rmsnorm_backward(float *dx, float *dw, const float *d, co
             dw[c] += d[i * C + c] * norm;
         }
     }
+}
+
+static inline void ref_rmsnorm_backward_blocked(float *dx, float *dw, const float *d, const float *x, const float *w,
+                                                const float *rstd, int N, int C)
+{
+    float *dw_rows = calloc((size_t)C, sizeof(float));
+    ref_rmsnorm_backward(dx, dw_rows, d, x, w, rstd, N, C);
+    zrt_colsum_args a = {ZRT_COLSUM_RMSNORM, d, x, NULL, rstd, N, C};
+    zrt_colsum_twin(&a, dw, NULL);
+    free(dw_rows);
 }
 
 static inline void ref_rope(float *x, int N, int T, int pos0, int heads, int hs, int ld, const float *cos,

@@ -153,16 +153,25 @@ then echo "FAIL: bench nvme --json rows"; cat "$TMPDIR/out"; fails=$((fails + 1)
 ls "$TMPDIR" | grep -q "zrt-swap\|zrt-bench-fio" && { echo "FAIL: bench nvme left files"; fails=$((fails + 1)); }
 expect 2 "bench nvme: bad block size" -- "$ZRT" bench nvme --block-sizes 1000
 # zrt bench gpu: the optimizer kernel beside a device copy of the same bytes (on the cpu device without a GPU).
-expect 0 "bench gpu --json" -- "$ZRT" bench gpu --params 64K --repeats 1 --steps 1 --micro 1 --json
+expect 0 "bench gpu --json" -- "$ZRT" bench gpu --params 64K --repeats 1 --steps 1 --micro 1 --stages 0 --model gpt2 --json
 python3 - "$TMPDIR/out" <<'PY' || { echo "FAIL: bench gpu rows"; cat "$TMPDIR/out"; fails=$((fails + 1)); }
 import json, sys
 rows = {r["row"]: r for r in map(json.loads, open(sys.argv[1]))}
 o = rows["optimizer"]
 assert o["optimizer_gbps"] > 0 and o["copy_gbps"] > 0 and o["params"] == 65536, o
-g = rows["gpt"]  # a GPU run gives the stage rows; without one, the reason
-assert g.get("skipped") and "CUDA" in g["reason"] or g["step_ms"] > 0, g
+m = rows.get("models")  # without a GPU, the reason; with one, a row per model and stage
+if m:
+    assert m.get("skipped") and "CUDA" in m["reason"], m
+else:
+    for name in ("gpt2",):
+        r = rows[name]
+        classes = sum(r[k] for k in ("matmul_ms", "attention_ms", "model_other_ms", "optimizer_ms", "stats_ms"))
+        assert r["step_ms"] > 0 and r["micro"] == 1 and r["world"] == 1 and 0 < classes <= r["step_ms"] * 1.01, r
 PY
 expect 2 "bench gpu --world 0" -- "$ZRT" bench gpu --world 0
+expect 2 "bench gpu --stages 4" -- "$ZRT" bench gpu --stages 4
+expect 2 "bench gpu --model gpt3" -- "$ZRT" bench gpu --model gpt3
+expect 2 "bench gpu --micro max --world 2" -- "$ZRT" bench gpu --micro max --world 2
 # zrt bench control: one JSON row with the three measurements.
 expect 0 "bench control --json" -- "$ZRT" bench control --agents 4 --seconds 1 --json
 if ! python3 - "$TMPDIR/out" <<'PY'

@@ -44,7 +44,7 @@ int main(void)
     zrt_device *d = make_device(ZRT_DEVICE_CUDA, false);
     printf("device: %s\n", zrt_device_name(d));
     check_streams(d);
-    check_all_kernels(d, false);
+    check_all_kernels(d);
     zrt_device_destroy(d);
     d = make_device(ZRT_DEVICE_CUDA, true); /* the check mode's tracker on cuda */
     check_streams(d);

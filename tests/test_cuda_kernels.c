@@ -2,9 +2,10 @@
  * model_kernels.cu) and the cuBLASLt matmuls (runtime/model/cuda_blas.c)
  * against the CPU reference on fresh random inputs (the seed is printed).
  * Bounds, per kernels/model_kernels.h:
- *  - bitwise: embedding forward and backward, the bias rows and the bias
- *    gradient, layernorm's weight and bias gradients, the loss mean (the
- *    same additions in the same order);
+ *  - bitwise: embedding forward and backward, the bias rows, the loss mean
+ *    (the same additions in the same order); the bias gradient, layernorm's
+ *    and rmsnorm's weight gradients against kernels/colsum.h's C twin (and
+ *    row order per column within 2 N u sum |term|: check_colsums);
  *  - GELU and GELU backward: against GELU and its derivative in double,
  *    per element, tests/error_bounds.h's bound from CUDA's tanhf (2 ulp)
  *    and the fp32 roundings (gelu_bound, gelu_backward_bound; about 2 ulp
@@ -21,11 +22,14 @@
  *    the fp32 accumulation). The former bf16 bound, 2^-7 K max|a| max|b|,
  *    let a dropped K-block pass, and a doubled alpha at K = 513
  *    (test_model_emulated shows both, through the fake cuBLASLt).
+ *  - the gradient statistics (device_kernels.cu): bitwise grad_stats.h's
+ *    C twin, whatever the grid they are launched on.
  * Skips (exit 77) without a GPU.
  */
 #include "nn_device.h"
 #include "error_bounds.h"
 #include "kernel_checks.h"
+#include "cuda_kernels.h"
 #include "model_kernels.h"
 #include "model_refs.h"
 
@@ -132,7 +136,7 @@ static void check_rows(void)
     float *rows = malloc(n * 4), *db = calloc(OC, 4), *pre = malloc(n * 4), *gel = malloc(n * 4);
     double *gel_exact = malloc(n * 8), *gel_bound = malloc(n * 8), *dg_exact = malloc(n * 8), *dg_bound = malloc(n * 8);
     ref_init_rows(rows, bias, res, N, OC);
-    ref_bias_backward(db, d, N, OC);
+    ref_bias_backward_blocked(db, d, N, OC);
     memcpy(pre, x, n * 4);
     ref_bias_gelu_forward(pre, gel, bias, N, OC); /* pre: bitwise the GPU's, the input of its GELU */
     for (size_t i = 0; i < n; i++) {
@@ -141,7 +145,7 @@ static void check_rows(void)
     }
     float *d_rows = zeros(n), *d_db = zeros(OC), *d_pre = up(x, n), *d_gel = zeros(n), *d_dg = zeros(n);
     CHECK(zrt_cuda_init_rows(native, d_rows, up(bias, OC), up(res, n), N, OC) == 0);
-    CHECK(zrt_cuda_bias_backward(native, d_db, up(d, n), N, OC) == 0);
+    CHECK(zrt_cuda_bias_backward(native, d_db, up(d, n), N, OC, zeros(zrt_colsum_scratch_floats(ZRT_COLSUM_BIAS, N, OC))) == 0);
     CHECK(zrt_cuda_bias_gelu_forward(native, d_pre, d_gel, up(bias, OC), N, OC) == 0);
     CHECK(zrt_cuda_gelu_backward(native, d_dg, up(x, n), up(d, n), n) == 0);
     expect("bias + residual rows", d_rows, rows, n, 0);
@@ -167,10 +171,10 @@ static void check_layernorm(void)
     expect("layernorm forward", d_out, out, n, 2e-5);
     expect("layernorm mean", d_mean, mean, N, 2e-5);
     expect("layernorm rstd", d_rstd, rstd, N, 2e-5);
-    ref_layernorm_backward(dx, dw, db, d, x, w, mean, rstd, N, C); /* from the CPU's statistics, given to both */
+    ref_layernorm_backward_blocked(dx, dw, db, d, x, w, mean, rstd, N, C); /* from the CPU's statistics, given to both */
     float *d_dx = up(dx0, n), *d_dw = zeros(C), *d_db = zeros(C);
     CHECK(zrt_cuda_layernorm_backward(native, d_dx, d_dw, d_db, up(d, n), up(x, n), up(w, C), up(mean, N), up(rstd, N),
-                                      N, C) == 0);
+                                      N, C, zeros(zrt_colsum_scratch_floats(ZRT_COLSUM_LAYERNORM, N, C))) == 0);
     expect("layernorm backward dx", d_dx, dx, n, 2e-5);
     expect("layernorm backward dw", d_dw, dw, C, 0);
     expect("layernorm backward db", d_db, db, C, 0);
@@ -193,7 +197,7 @@ static void check_softmax(int T, int S)
     free(pre), free(datt), free(att), free(dpre);
 }
 
-/* RMSNorm: warp-order row sums (2e-5 of the row), dw bitwise (one thread a column, rows in order). */
+/* RMSNorm: warp-order row sums (2e-5 of the row), dw bitwise colsum.h's twin. */
 static void check_rmsnorm(void)
 {
     enum { N = 37, C = 200 };
@@ -202,11 +206,12 @@ static void check_rmsnorm(void)
     float *out = calloc(n, 4), *rstd = calloc(N, 4), *dx = malloc(n * 4), *dw = calloc(C, 4);
     memcpy(dx, dx0, n * 4);
     ref_rmsnorm_forward(out, rstd, x, w, N, C, 1e-6f);
-    ref_rmsnorm_backward(dx, dw, d, x, w, rstd, N, C);
+    ref_rmsnorm_backward_blocked(dx, dw, d, x, w, rstd, N, C);
     float *d_out = zeros(n), *d_rstd = zeros(N), *d_dw = zeros(C), *d_dx = up(dx0, n);
     CHECK(zrt_cuda_rmsnorm_forward(native, d_out, d_rstd, up(x, n), up(w, C), N, C, 1e-6f) == 0);
     expect("rmsnorm", d_out, out, n, 2e-5);
-    CHECK(zrt_cuda_rmsnorm_backward(native, d_dx, d_dw, up(d, n), up(x, n), up(w, C), up(rstd, N), N, C) == 0);
+    CHECK(zrt_cuda_rmsnorm_backward(native, d_dx, d_dw, up(d, n), up(x, n), up(w, C), up(rstd, N), N, C,
+                                    zeros(zrt_colsum_scratch_floats(ZRT_COLSUM_RMSNORM, N, C))) == 0);
     expect("rmsnorm backward dx", d_dx, dx, n, 2e-5);
     expect("rmsnorm backward dw", d_dw, dw, C, 0);
     free(x), free(w), free(d), free(dx0), free(out), free(rstd), free(dx), free(dw);
@@ -311,6 +316,79 @@ static void check_gemm(zrt_matmul_math math)
     zrt_cuda_blas_destroy(blas, dev);
 }
 
+/* The column sums over several chunks (the last short) and a partial
+ * column block: bitwise colsum.h's twin; against row order (the CPU ops'),
+ * per column within the two orders' worst case, 2 N u sum |term| (u = 2^-24). */
+static void check_colsums(void)
+{
+    enum { N = 1000, C = 300 };
+    size_t n = (size_t)N * C;
+    float *d = randoms(n, 1.0f, 50), *x = randoms(n, 2.0f, 51), *mean = randoms(N, 0.5f, 52), *rstd = randoms(N, 1.0f, 53);
+    float *twin[2] = {calloc(C, 4), calloc(C, 4)}, *rows = calloc(C, 4);
+    double *mass = calloc(C, 8);
+    static const char *names[3] = {"bias gradient", "layernorm dw", "rmsnorm dw"};
+    for (int kind = 0; kind < 3; kind++) {
+        zrt_colsum_args a = {(zrt_colsum_kind)kind, d, x, mean, rstd, N, C};
+        memset(twin[0], 0, C * 4), memset(twin[1], 0, C * 4), memset(rows, 0, C * 4), memset(mass, 0, C * 8);
+        zrt_colsum_twin(&a, twin[0], twin[1]);
+        for (int r = 0; r < N; r++)
+            for (int c = 0; c < C; c++) {
+                float v[2];
+                zrt_colsum_terms(&a, r, c, v);
+                rows[c] += v[0], mass[c] += fabs(v[0]);
+            }
+        float *d_out[2] = {zeros(C), zeros(C)}, *d_d = up(d, n), *d_x = up(x, n), *d_dx = zeros(n);
+        float *scratch = zeros(zrt_colsum_scratch_floats(a.kind, N, C));
+        if (kind == ZRT_COLSUM_BIAS) CHECK(zrt_cuda_bias_backward(native, d_out[0], d_d, N, C, scratch) == 0);
+        if (kind == ZRT_COLSUM_LAYERNORM)
+            CHECK(zrt_cuda_layernorm_backward(native, d_dx, d_out[0], d_out[1], d_d, d_x, up(x, C), up(mean, N),
+                                              up(rstd, N), N, C, scratch) == 0);
+        if (kind == ZRT_COLSUM_RMSNORM)
+            CHECK(zrt_cuda_rmsnorm_backward(native, d_dx, d_out[0], d_d, d_x, up(x, C), up(rstd, N), N, C, scratch) == 0);
+        expect(names[kind], d_out[0], twin[0], C, 0);
+        if (kind == ZRT_COLSUM_LAYERNORM) expect("layernorm db", d_out[1], twin[1], C, 0);
+        float *got = down(d_out[0], C);
+        double worst = 0;
+        for (int c = 0; c < C; c++) worst = fmax(worst, fabs((double)got[c] - rows[c]) / (2.0 * N * 0x1p-24 * mass[c]));
+        CHECK_MSG(worst <= 1.0, "%s: %.3g x the bound of row order's", names[kind], worst);
+        printf("%-28s within %.3f of the bound of the CPU's row order\n", names[kind], worst);
+        free(got);
+    }
+    free(d), free(x), free(mean), free(rstd), free(twin[0]), free(twin[1]), free(rows), free(mass);
+}
+
+/* The gradient statistics' launch does not change their bits: grids of 1,
+ * 3 and the default, aligned (16-byte loads) and not, several lane rounds,
+ * all equal to grad_stats.h's C twin. */
+static void check_stats_grids(void)
+{
+    const size_t n = 3 * (size_t)ZRT_STATS_BLOCKS * ZRT_STATS_THREADS * 8 + 11;
+    uint16_t *g = malloc(n * 2);
+    random_fill(g, n, ZRT_DTYPE_BF16, seed, false);
+    int flag = 0;
+    double *partial = device_alloc(dev, ZRT_STATS_BLOCKS * sizeof(double), "partials");
+    uint16_t *d_g = device_alloc(dev, n * 2 + 2, "grads");
+    for (int offset = 0; offset < 2; offset++) {
+        float want = (float)zrt_stats_blocked_sum(g, 1, n - (size_t)offset, 1.0f, &flag), got[2];
+        CHECK_OK(zrt_device_write(dev, d_g + offset, g, (n - (size_t)offset) * 2));
+        const unsigned grids[] = {1, 3, 0};
+        for (int k = 0; k < 3; k++) {
+            float *d_stats = zeros(2);
+            CHECK(zrt_cuda_grad_stats(native, d_g + offset, 1, n - (size_t)offset, 1.0f, d_stats, partial, grids[k]) == 0);
+            float *h = down(d_stats, 2);
+            memcpy(got, h, sizeof got);
+            free(h);
+            CHECK_MSG(got[0] == want && got[1] == 0, "grad_stats grid %u, %s: %.9g, the twin's %.9g", grids[k],
+                      offset ? "unaligned" : "aligned", got[0], want);
+            zrt_device_free(dev, d_stats, NULL);
+        }
+    }
+    printf("%-28s bitwise the C twin's on grids 1, 3, default; aligned and not (%zu elements)\n", "gradient statistics", n);
+    zrt_device_free(dev, partial, NULL);
+    zrt_device_free(dev, d_g, NULL);
+    free(g);
+}
+
 int main(void)
 {
     const char *env_seed = getenv("ZRT_TEST_SEED");
@@ -330,6 +408,8 @@ int main(void)
     check_cross_entropy(true);
     check_gemm(ZRT_MATMUL_FP32);
     check_gemm(ZRT_MATMUL_BF16);
+    check_stats_grids();
+    check_colsums();
     zrt_stream_destroy(stream);
     zrt_device_destroy(dev);
     printf("model kernels and matmuls: every one within its bound of the CPU reference\n");

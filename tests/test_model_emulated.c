@@ -10,7 +10,8 @@
  * 1e-5 relative and every unit's gradient within 1e-4 of its largest
  * (OpenBLAS and vecmath's vector path against the references' left-to-right
  * sums); a token outside the vocabulary fails the stream by the table's
- * flag. The ops no built-in model uses yet (rmsnorm, rope, swiglu,
+ * flag; the column sums' launchers in kernels/colsum.h's two-stage order,
+ * told from row order on a column where they differ. The ops no built-in model uses yet (rmsnorm, rope, swiglu,
  * grouped-query attention with T < S) are compared op by op, cuda table
  * against cpu table (tests/nn_cases.h). And cuda_blas.c's matmuls (fp32
  * and bf16, each transpose pair, a strided batch) within
@@ -54,9 +55,9 @@ int zrt_cuda_init_rows(void *s, float *out, const float *bias, const float *resi
 {
     return (void)s, ref_init_rows(out, bias, residual, N, OC), 0;
 }
-int zrt_cuda_bias_backward(void *s, float *db, const float *dout, int N, int OC)
+int zrt_cuda_bias_backward(void *s, float *db, const float *dout, int N, int OC, float *scratch)
 {
-    return (void)s, ref_bias_backward(db, dout, N, OC), 0;
+    return (void)s, (void)scratch, ref_bias_backward_blocked(db, dout, N, OC), 0;
 }
 int zrt_cuda_bias_gelu_forward(void *s, float *pre, float *out, const float *bias, int rows, int cols)
 {
@@ -72,9 +73,9 @@ int zrt_cuda_layernorm_forward(void *s, float *out, float *mean, float *rstd, co
     return (void)s, ref_layernorm_forward(out, mean, rstd, x, w, b, N, C), 0;
 }
 int zrt_cuda_layernorm_backward(void *s, float *dx, float *dw, float *db, const float *d, const float *x, const float *w,
-                                const float *mean, const float *rstd, int N, int C)
+                                const float *mean, const float *rstd, int N, int C, float *scratch)
 {
-    return (void)s, ref_layernorm_backward(dx, dw, db, d, x, w, mean, rstd, N, C), 0;
+    return (void)s, (void)scratch, ref_layernorm_backward_blocked(dx, dw, db, d, x, w, mean, rstd, N, C), 0;
 }
 int zrt_cuda_causal_softmax_forward(void *s, float *att, const float *pre, int squares, int T, int S)
 {
@@ -90,9 +91,9 @@ int zrt_cuda_rmsnorm_forward(void *s, float *out, float *rstd, const float *x, c
     return (void)s, ref_rmsnorm_forward(out, rstd, x, w, N, C, eps), 0;
 }
 int zrt_cuda_rmsnorm_backward(void *s, float *dx, float *dw, const float *d, const float *x, const float *w,
-                              const float *rstd, int N, int C)
+                              const float *rstd, int N, int C, float *scratch)
 {
-    return (void)s, ref_rmsnorm_backward(dx, dw, d, x, w, rstd, N, C), 0;
+    return (void)s, (void)scratch, ref_rmsnorm_backward_blocked(dx, dw, d, x, w, rstd, N, C), 0;
 }
 int zrt_cuda_rope(void *s, float *x, int N, int T, int pos0, int heads, int hs, int ld, const float *cos,
                   const float *sin, int inverse)
@@ -281,6 +282,32 @@ static void compare_new_ops(void)
     zrt_nn_cuda.fini(&cu);
 }
 
+/* The column sums' twin (the launchers above) sums in colsum.h's two-stage
+ * order, not row order: a column of 2^25 then 511 ones. Row order loses
+ * every 1 (fp32 ulp 4 at 2^25): 2^25. Two stages: chunk 0's lanes 1..7
+ * hold 32 each, the tree adds 32 + 64 + 128 to lane 0, chunk 1 adds 256:
+ * 2^25 + 480. Each kind's twin, through the cuda table's launchers. */
+static void check_colsum_order(void)
+{
+    enum { N = 512, C = 3 };
+    float *d = calloc(N * C, 4), *x = calloc(N * C, 4), *mean = calloc(N, 4), *rstd = calloc(N, 4);
+    for (int r = 0; r < N; r++) {
+        for (int c = 0; c < C; c++) d[r * C + c] = r == 0 ? 0x1p25f : 1.0f, x[r * C + c] = 1.0f;
+        rstd[r] = 1.0f;
+    }
+    float rows[C] = {0}, db[C] = {0}, dw[C] = {0}, lb[C] = {0}, rw[C] = {0}, *dx = calloc(N * C, 4);
+    ref_bias_backward(rows, d, N, C);
+    CHECK(zrt_cuda_bias_backward(NULL, db, d, N, C, NULL) == 0);
+    CHECK(zrt_cuda_layernorm_backward(NULL, dx, dw, lb, d, x, x, mean, rstd, N, C, NULL) == 0); /* norm = 1 */
+    CHECK(zrt_cuda_rmsnorm_backward(NULL, dx, rw, d, x, x, rstd, N, C, NULL) == 0);
+    for (int c = 0; c < C; c++)
+        CHECK_MSG(rows[c] == 0x1p25f && db[c] == 0x1p25f + 480 && dw[c] == db[c] && lb[c] == db[c] && rw[c] == db[c],
+                  "column sums: row order %.1f, two stages: bias %.1f, layernorm %.1f %.1f, rmsnorm %.1f (want %.1f)",
+                  rows[c], db[c], dw[c], lb[c], rw[c], 0x1p25f + 480);
+    printf("column sums (bias, layernorm, rmsnorm) in colsum.h's two stages: 2^25 + 480, row order 2^25\n");
+    free(d), free(x), free(mean), free(rstd), free(dx);
+}
+
 /* ---- the matmuls against their bound, and the fake's faults outside it ------------------ */
 
 enum { GM = 67, GN = 45, GK = 513, GBATCH = 3 }; /* K: at 129 the old bf16 bound still caught 2 alpha */
@@ -398,6 +425,7 @@ int main(void)
     int32_t classes[BATCH] = {1, 6, 4};
     compare("mlp", &mlp, features, sizeof features, classes, sizeof classes);
     compare_new_ops();
+    check_colsum_order();
     bad_token(&gpt, tokens, TOKENS); /* last on the stream: it leaves it failed */
     gemm_bounds(ZRT_MATMUL_FP32);
     gemm_bounds(ZRT_MATMUL_BF16);

@@ -12,6 +12,7 @@
 #include "zrt/internal/error.h"
 #include "zrt/internal/knobs.h"
 #include "zrt/internal/kernels.h"
+#include "zrt/internal/op_timer.h"
 #include "host_work.h"
 
 #include <stdio.h>
@@ -171,6 +172,7 @@ zrt_status zrt_device_create(const zrt_device_options *o, zrt_device **out)
 void zrt_device_destroy(zrt_device *d)
 {
     if (!d) return;
+    zrt_op_timer_disable(d);
     if (d->check) checked_remove(d);
     for (int k = 1; k < ZRT_MAX_STREAMS; k++) zrt_stream_destroy(d->streams[k]);
     while (d->n_events) zrt_event_destroy(d->events[d->n_events - 1]);
@@ -619,7 +621,10 @@ zrt_status zrt_kernel_grad_stats(zrt_stream *s, const void *grads, zrt_dtype dty
     zrt_access a[2] = {{grads, n * zrt_dtype_size(dtype), ZRT_ACCESS_READ},
                        {stats, 2 * sizeof(float), ZRT_ACCESS_READ_WRITE}};
     ZRT_CHECK(kernel_access(s, "grad_stats", a, 2));
-    return n ? s->device->ops->grad_stats(s, grads, dtype, n, scale, stats) : ZRT_OK;
+    if (n == 0) return ZRT_OK;
+    int op;
+    ZRT_CHECK(zrt_op_timer_begin(s, ZRT_OP_STATS, &op));
+    return zrt_op_timer_end(s, op, s->device->ops->grad_stats(s, grads, dtype, n, scale, stats));
 }
 
 zrt_status zrt_kernel_copy_stats(zrt_stream *s, void *dst, const void *src, zrt_dtype dtype, size_t n, float scale,
@@ -635,7 +640,10 @@ zrt_status zrt_kernel_copy_stats(zrt_stream *s, void *dst, const void *src, zrt_
                        {dst, bytes, ZRT_ACCESS_WRITE}};
     bool dst_ours = s->device->check && ours(s->device, dst, bytes); /* device or pinned: tracked */
     ZRT_CHECK(track_stream(s, "copy_stats", a, dst_ours ? 3 : 2));
-    return n ? s->device->ops->copy_stats(s, dst, src, dtype, n, scale, stats) : ZRT_OK;
+    if (n == 0) return ZRT_OK;
+    int op;
+    ZRT_CHECK(zrt_op_timer_begin(s, ZRT_OP_STATS, &op));
+    return zrt_op_timer_end(s, op, s->device->ops->copy_stats(s, dst, src, dtype, n, scale, stats));
 }
 
 zrt_status zrt_kernel_sum(zrt_stream *s, const float *values, size_t n, size_t stride, float *out)
@@ -644,7 +652,9 @@ zrt_status zrt_kernel_sum(zrt_stream *s, const float *values, size_t n, size_t s
     zrt_access a[2] = {{values, n ? ((n - 1) * stride + 1) * sizeof(float) : 0, ZRT_ACCESS_READ},
                        {out, sizeof(float), ZRT_ACCESS_WRITE}};
     ZRT_CHECK(kernel_access(s, "sum", a, 2));
-    return s->device->ops->sum(s, values, n, stride, out);
+    int op;
+    ZRT_CHECK(zrt_op_timer_begin(s, ZRT_OP_STATS, &op));
+    return zrt_op_timer_end(s, op, s->device->ops->sum(s, values, n, stride, out));
 }
 
 zrt_status zrt_kernel_adam(zrt_stream *s, float *master, float *exp_avg, float *exp_avg_sq, const void *grads,
@@ -663,8 +673,10 @@ zrt_status zrt_kernel_adam(zrt_stream *s, float *master, float *exp_avg, float *
     ZRT_CHECK(kernel_access(s, "adam", a, 5));
     zrt_adam_hyper h = zrt_adam_hyper_for(args->lr, args->beta1, args->beta2, args->eps, args->weight_decay,
                                           args->adamw, (long)args->step);
-    return s->device->ops->adam(s, master, exp_avg, exp_avg_sq, grads, grad_dtype, n, &h, args->unscale,
-                                args->max_norm, stats);
+    int op;
+    ZRT_CHECK(zrt_op_timer_begin(s, ZRT_OP_OPTIMIZER, &op));
+    return zrt_op_timer_end(s, op, s->device->ops->adam(s, master, exp_avg, exp_avg_sq, grads, grad_dtype, n, &h,
+                                                        args->unscale, args->max_norm, stats));
 }
 
 zrt_status zrt_kernel_adam_multi(zrt_stream *s, const zrt_adam_tensor *t, int n, zrt_dtype grad_dtype,
@@ -691,8 +703,11 @@ zrt_status zrt_kernel_adam_multi(zrt_stream *s, const zrt_adam_tensor *t, int n,
         }
         a[k++] = (zrt_access){stats, 2 * sizeof(float), ZRT_ACCESS_READ};
         ZRT_CHECK(kernel_access(s, "adam (multi-tensor)", a, k));
-        ZRT_CHECK(s->device->ops->adam_multi(s, t + first, count, first, grad_dtype, param_dtype, &h, args->unscale,
-                                             args->max_norm, stats, args->stochastic_seed, (uint32_t)args->step));
+        int op;
+        ZRT_CHECK(zrt_op_timer_begin(s, ZRT_OP_OPTIMIZER, &op));
+        ZRT_CHECK(zrt_op_timer_end(s, op, s->device->ops->adam_multi(s, t + first, count, first, grad_dtype, param_dtype,
+                                                                     &h, args->unscale, args->max_norm, stats,
+                                                                     args->stochastic_seed, (uint32_t)args->step)));
     }
     return ZRT_OK;
 }

@@ -79,6 +79,7 @@ struct zrt_device {
     uint64_t host_clock[ZRT_MAX_STREAMS]; /* what the host has waited for, per stream slot */
     char warnings[2048];        /* zrt_device_warnings */
     zrt_device *next_checked;   /* the registry of check-mode devices (host work, device.c) */
+    struct zrt_op_timer *timer; /* op timing (op_timer.c), NULL when off */
 };
 
 /* Adds a line to the device's warnings unless it is there already. */
@@ -144,6 +145,12 @@ struct zrt_device_ops {
                              zrt_dtype param_dtype, const zrt_adam_hyper *h, float unscale, double max_norm,
                              const float *stats, uint32_t sr_seed, uint32_t step);
     zrt_status (*launch_host)(zrt_stream *s, zrt_status (*fn)(void *arg), const void *arg, size_t arg_bytes);
+    /* Timing marks (op_timer.c); NULL where the device cannot time its ops.
+     * mark_elapsed waits for `end` and gives the seconds since `start`. */
+    zrt_status (*mark_create)(zrt_device *d, void **mark);
+    void (*mark_destroy)(void *mark);
+    zrt_status (*mark_record)(void *mark, zrt_stream *s);
+    zrt_status (*mark_elapsed)(void *start, void *end, double *seconds);
 };
 
 extern const zrt_device_ops zrt_device_cpu_ops;

@@ -20,6 +20,7 @@
 #include "zrt/internal/kernels.h"
 
 #include "cast.h"
+#include "grad_stats.h"
 
 #include <errno.h>
 #include <math.h>
@@ -147,21 +148,14 @@ static void cast_any(void *dst, zrt_dtype dt, const void *src, zrt_dtype st, siz
 #undef PAIR
 }
 
-/* The statistics, and with copy != NULL the elements copied there in the same pass. */
+/* The statistics in kernels/grad_stats.h's blocked order (the CUDA
+ * kernels' order: the same bits), and with copy != NULL the elements copied
+ * there first. */
 static void grad_stats(const void *grads, void *copy, zrt_dtype dt, size_t n, float scale, float *stats)
 {
-    double sum = 0;
+    if (copy) memcpy(copy, grads, n * zrt_dtype_size(dt));
     int nonfinite = 0;
-    if (copy && dt == ZRT_DTYPE_F32)
-        for (size_t i = 0; i < n; i++) sum += zrt_grad_square(((float *)copy)[i] = ((const float *)grads)[i], scale, &nonfinite);
-    else if (copy)
-        for (size_t i = 0; i < n; i++) {
-            uint16_t h = ((uint16_t *)copy)[i] = ((const uint16_t *)grads)[i];
-            sum += zrt_grad_square(dt == ZRT_DTYPE_BF16 ? zrt_bf16_to_f32(h) : zrt_f16_to_f32(h), scale, &nonfinite);
-        }
-    else
-        for (size_t i = 0; i < n; i++) sum += zrt_grad_square(load(grads, i, dt), scale, &nonfinite);
-    stats[0] += (float)sum;
+    stats[0] += (float)zrt_stats_blocked_sum(grads, (int)dt, n, scale, &nonfinite);
     if (nonfinite) stats[1] = 1.0f;
 }
 

@@ -33,6 +33,7 @@ int zrt_device_cuda_count(const char **why)
 #else
 
 #include "cuda_kernels.h"
+#include "grad_stats.h"
 
 #include <cuda_runtime_api.h>
 #include <stdatomic.h>
@@ -47,6 +48,7 @@ typedef struct {
 
 typedef struct cuda_stream {
     cudaStream_t stream;
+    double *partial;    /* ZRT_STATS_BLOCKS doubles: the gradient statistics' pass-1 scratch, in stream order */
     pthread_mutex_t lock;
     zrt_status error;   /* the first failed host function */
     char message[1024];
@@ -190,10 +192,12 @@ static zrt_status cuda_stream_create(zrt_stream *s)
     snprintf(cs->name, sizeof cs->name, "%s", s->name);
     cudaError_t err = cudaSetDevice(dev_of(s->device)->index);
     if (err == cudaSuccess) err = cudaStreamCreateWithFlags(&cs->stream, cudaStreamNonBlocking);
+    if (err == cudaSuccess) err = cudaMallocAsync((void **)&cs->partial, ZRT_STATS_BLOCKS * sizeof(double), cs->stream);
     if (err != cudaSuccess) {
+        if (cs->stream) cudaStreamDestroy(cs->stream);
         pthread_mutex_destroy(&cs->lock);
         free(cs);
-        return zrt_cuda_failed((int)err, "cudaStreamCreateWithFlags", __FILE__, __LINE__);
+        return zrt_cuda_failed((int)err, "cudaStreamCreateWithFlags / cudaMallocAsync", __FILE__, __LINE__);
     }
     s->impl = cs;
     return ZRT_OK;
@@ -209,6 +213,7 @@ static void stream_unref(cuda_stream *cs)
 static void cuda_stream_destroy(zrt_stream *s)
 {
     cuda_stream *cs = s->impl;
+    cudaFreeAsync(cs->partial, cs->stream);
     cudaStreamSynchronize(cs->stream);
     cudaStreamDestroy(cs->stream);
     pthread_mutex_lock(&cs->lock);
@@ -367,15 +372,18 @@ static zrt_status cuda_fill(zrt_stream *s, void *dst, zrt_dtype dtype, float val
 static zrt_status cuda_grad_stats(zrt_stream *s, const void *grads, zrt_dtype dtype, size_t n, float scale,
                                   float *stats)
 {
-    ZRT_CUDA_CHECK(zrt_cuda_grad_stats(native(s), grads, (int)dtype, n, scale, stats));
+    ZRT_CUDA_CHECK(zrt_cuda_grad_stats(native(s), grads, (int)dtype, n, scale, stats, ((cuda_stream *)s->impl)->partial, 0));
     return ZRT_OK;
 }
 
+/* The copy-down is the copy engine's (device or pinned host memory: unified
+ * addressing tells which), then the statistics read the device copy; no
+ * kernel writes mapped host memory. */
 static zrt_status cuda_copy_stats(zrt_stream *s, void *dst, const void *src, zrt_dtype dtype, size_t n, float scale,
                                   float *stats)
 {
-    ZRT_CUDA_CHECK(zrt_cuda_copy_stats(native(s), dst, src, (int)dtype, n, scale, stats));
-    return ZRT_OK;
+    ZRT_CUDA_CHECK(cudaMemcpyAsync(dst, src, n * zrt_dtype_size(dtype), cudaMemcpyDefault, native(s)));
+    return cuda_grad_stats(s, src, dtype, n, scale, stats);
 }
 
 static zrt_status cuda_sum(zrt_stream *s, const float *values, size_t n, size_t stride, float *out)
@@ -401,6 +409,35 @@ static zrt_status cuda_adam_multi(zrt_stream *s, const zrt_adam_tensor *t, int n
                    "the kernel's tensor table mirrors zrt_adam_tensor");
     ZRT_CUDA_CHECK(zrt_cuda_adam_multi(native(s), (const zrt_cuda_tensor *)t, n, first, (int)grad_dtype, (int)param_dtype, *h,
                                unscale, max_norm, stats, sr_seed, step));
+    return ZRT_OK;
+}
+
+/* ---- timing marks (op_timer.c): events with timing ----------------------------------------------- */
+
+static zrt_status cuda_mark_create(zrt_device *d, void **mark)
+{
+    ZRT_CUDA_CHECK(cudaSetDevice(dev_of(d)->index));
+    ZRT_CUDA_CHECK(cudaEventCreate((cudaEvent_t *)mark));
+    return ZRT_OK;
+}
+
+static void cuda_mark_destroy(void *mark)
+{
+    if (mark) cudaEventDestroy((cudaEvent_t)mark);
+}
+
+static zrt_status cuda_mark_record(void *mark, zrt_stream *s)
+{
+    ZRT_CUDA_CHECK(cudaEventRecord((cudaEvent_t)mark, native(s)));
+    return ZRT_OK;
+}
+
+static zrt_status cuda_mark_elapsed(void *start, void *end, double *seconds)
+{
+    float ms = 0;
+    ZRT_CUDA_CHECK(cudaEventSynchronize((cudaEvent_t)end));
+    ZRT_CUDA_CHECK(cudaEventElapsedTime(&ms, (cudaEvent_t)start, (cudaEvent_t)end));
+    *seconds = ms * 1e-3;
     return ZRT_OK;
 }
 
@@ -471,6 +508,10 @@ static const zrt_device_ops cuda_ops = {
     .adam = cuda_adam,
     .adam_multi = cuda_adam_multi,
     .launch_host = cuda_launch_host,
+    .mark_create = cuda_mark_create,
+    .mark_destroy = cuda_mark_destroy,
+    .mark_record = cuda_mark_record,
+    .mark_elapsed = cuda_mark_elapsed,
 };
 
 const zrt_device_ops *const zrt_device_cuda_ops = &cuda_ops;

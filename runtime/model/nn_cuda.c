@@ -7,16 +7,20 @@
  * enqueued right after it (zrt_stream_launch_host, in stream order: the
  * kernel has run) turns the flag into the stream's error naming the model.
  * The per-row losses of cross_entropy live in impl (loss_rows doubles) and
- * are summed in one thread, in order, into the caller's slot.
- * CPU twin: tests/test_model_emulated.c runs this table with the launchers
+ * are summed in one thread, in order, into the caller's slot. The column
+ * sums' partials (kernels/colsum.h) live in impl too, grown on first need.
+ * With op timing on (zrt/internal/op_timer.h), the matmuls and attention
+ * ops are timed by class. CPU twin: tests/test_model_emulated.c runs this table with the launchers
  * defined as tests/model_refs.h's references and a fake cuBLASLt.
  */
 #ifdef ZRT_HAVE_CUDA
 
 #include "nn_device.h"
 
+#include "colsum.h"
 #include "model_kernels.h"
 #include "zrt/internal/cuda_check.h"
+#include "zrt/internal/op_timer.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +30,8 @@ typedef struct {
     int32_t *bad;    /* mapped pinned: a kernel saw a token or target out of range */
     double *losses;  /* loss_rows, device */
     int64_t loss_rows;
+    float *colsum;   /* colsum_floats, device: the column sums' stage-1 partials (kernels/colsum.h) */
+    size_t colsum_floats;
 } cuda_nn;
 
 static cuda_nn *impl(const zrt_nn *nn) { return nn->impl; }
@@ -37,6 +43,7 @@ static void fini(zrt_nn *nn)
     zrt_cuda_blas_destroy(c->blas, nn->device);
     zrt_host_free(nn->device, (void *)c->bad);
     zrt_device_free(nn->device, c->losses, NULL);
+    zrt_device_free(nn->device, c->colsum, NULL);
     free(c);
     nn->impl = NULL;
 }
@@ -102,9 +109,29 @@ static zrt_status init_rows(zrt_nn *nn, float *out, const float *bias, const flo
     return ZRT_OK;
 }
 
+/* The column sums' partials for (kind, N, C): grown on first need (the
+ * old buffer freed in stream order after the kernels that used it). */
+static zrt_status colsum_scratch(zrt_nn *nn, zrt_colsum_kind kind, int N, int C, float **out)
+{
+    cuda_nn *c = impl(nn);
+    size_t need = zrt_colsum_scratch_floats(kind, N, C);
+    if (need > c->colsum_floats) {
+        if (c->colsum) ZRT_CHECK(zrt_device_free(nn->device, c->colsum, nn->on));
+        c->colsum = NULL;
+        c->colsum_floats = 0;
+        ZRT_CHECK(zrt_device_alloc(nn->device, ZRT_MEM_ACTIVATIONS, need * sizeof(float), "model column-sum partials",
+                                   NULL, (void **)&c->colsum));
+        c->colsum_floats = need;
+    }
+    *out = c->colsum;
+    return ZRT_OK;
+}
+
 static zrt_status bias_backward(zrt_nn *nn, float *db, const float *dout, int N, int OC)
 {
-    ZRT_CUDA_CHECK(zrt_cuda_bias_backward(nn->stream, db, dout, N, OC));
+    float *scratch;
+    ZRT_CHECK(colsum_scratch(nn, ZRT_COLSUM_BIAS, N, OC, &scratch));
+    ZRT_CUDA_CHECK(zrt_cuda_bias_backward(nn->stream, db, dout, N, OC, scratch));
     return ZRT_OK;
 }
 
@@ -132,7 +159,9 @@ static zrt_status layernorm_forward(zrt_nn *nn, float *out, float *mean, float *
 static zrt_status layernorm_backward(zrt_nn *nn, float *dx, float *dw, float *db, const float *d, const float *x,
                                      const float *w, const float *mean, const float *rstd, int N, int C)
 {
-    ZRT_CUDA_CHECK(zrt_cuda_layernorm_backward(nn->stream, dx, dw, db, d, x, w, mean, rstd, N, C));
+    float *scratch;
+    ZRT_CHECK(colsum_scratch(nn, ZRT_COLSUM_LAYERNORM, N, C, &scratch));
+    ZRT_CUDA_CHECK(zrt_cuda_layernorm_backward(nn->stream, dx, dw, db, d, x, w, mean, rstd, N, C, scratch));
     return ZRT_OK;
 }
 
@@ -146,7 +175,9 @@ static zrt_status rmsnorm_forward(zrt_nn *nn, float *out, float *rstd, const flo
 static zrt_status rmsnorm_backward(zrt_nn *nn, float *dx, float *dw, const float *d, const float *x, const float *w,
                                    const float *rstd, int N, int C)
 {
-    ZRT_CUDA_CHECK(zrt_cuda_rmsnorm_backward(nn->stream, dx, dw, d, x, w, rstd, N, C));
+    float *scratch;
+    ZRT_CHECK(colsum_scratch(nn, ZRT_COLSUM_RMSNORM, N, C, &scratch));
+    ZRT_CUDA_CHECK(zrt_cuda_rmsnorm_backward(nn->stream, dx, dw, d, x, w, rstd, N, C, scratch));
     return ZRT_OK;
 }
 
@@ -222,12 +253,38 @@ static zrt_status cross_entropy(zrt_nn *nn, float *dlogits, float *probs, const 
     return ZRT_OK;
 }
 
+/* Op timing (zrt/internal/op_timer.h; off unless the bench enables it):
+ * the matmuls and attention, each around the op it wraps. */
+static zrt_status timed_gemm(zrt_nn *nn, const zrt_gemm *g)
+{
+    int op;
+    ZRT_CHECK(zrt_op_timer_begin(nn->on, ZRT_OP_MATMUL, &op));
+    return zrt_op_timer_end(nn->on, op, gemm(nn, g));
+}
+
+static zrt_status timed_attention_forward(zrt_nn *nn, const zrt_attn_shape *a, float *out, float *att, float *pre,
+                                          const float *q, const float *k, const float *v)
+{
+    int op;
+    ZRT_CHECK(zrt_op_timer_begin(nn->on, ZRT_OP_ATTENTION, &op));
+    return zrt_op_timer_end(nn->on, op, attention_forward(nn, a, out, att, pre, q, k, v));
+}
+
+static zrt_status timed_attention_backward(zrt_nn *nn, const zrt_attn_shape *a, float *dq, float *dk, float *dv,
+                                           float *datt, float *dpre, const float *dout, const float *q, const float *k,
+                                           const float *v, const float *att)
+{
+    int op;
+    ZRT_CHECK(zrt_op_timer_begin(nn->on, ZRT_OP_ATTENTION, &op));
+    return zrt_op_timer_end(nn->on, op, attention_backward(nn, a, dq, dk, dv, datt, dpre, dout, q, k, v, att));
+}
+
 const zrt_nn_ops zrt_nn_cuda = {
     .kind = ZRT_DEVICE_CUDA, .host_function = false, .init = init, .fini = fini, .copy = copy, .zero = zero,
-    .gemm = gemm, .init_rows = init_rows, .bias_backward = bias_backward, .embed_forward = embed_forward,
+    .gemm = timed_gemm, .init_rows = init_rows, .bias_backward = bias_backward, .embed_forward = embed_forward,
     .embed_backward = embed_backward, .layernorm_forward = layernorm_forward, .layernorm_backward = layernorm_backward,
     .rmsnorm_forward = rmsnorm_forward, .rmsnorm_backward = rmsnorm_backward, .rope = rope,
-    .attention_forward = attention_forward, .attention_backward = attention_backward,
+    .attention_forward = timed_attention_forward, .attention_backward = timed_attention_backward,
     .bias_gelu_forward = bias_gelu_forward, .gelu_backward = gelu_backward, .swiglu_forward = swiglu_forward,
     .swiglu_backward = swiglu_backward, .cross_entropy = cross_entropy,
 };

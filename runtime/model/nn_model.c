@@ -15,6 +15,7 @@
  * touched only on the model's stream.
  */
 #include "model_internal.h"
+#include "zrt/internal/op_timer.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,7 +127,9 @@ static zrt_status launch(zrt_nn_model *m, zrt_stream *s, nn_job *job)
                              zrt_model_type_name(m->type), zrt_device_name(m->base.device),
                              zrt_device_name(zrt_stream_device(s)));
     ZRT_CHECK(zrt_stream_track(s, what, access, n));
-    return run(job);
+    int timed;
+    ZRT_CHECK(zrt_op_timer_begin(s, ZRT_OP_MODEL, &timed));
+    return zrt_op_timer_end(s, timed, run(job));
 }
 
 /* Checks the op and builds its job from the current batch. */

@@ -7,9 +7,10 @@
  * and a bf16 gradient (2 B) and writes the three fp32 arrays and the bf16
  * copy (14 B): 28 B. A copy of 14 B per parameter moves the same 28 B, so
  * kernel GB/s / copy GB/s is how close the step is to the card's memory
- * speed (goal >= 0.85). The GPT rows (step time, tokens/s, MFU, overlap
- * per stage) are bench_gpu_gpt.c's; they run first, in forked ranks, since
- * the parent must not hold a CUDA context when it forks.
+ * speed (goal >= 0.85). The model rows (GPT-2 small and a 1.1 B Llama:
+ * micro batch, step time, tokens/s, MFU, GPU time by op class, per stage)
+ * are bench_gpu_models.c's; they run first, in forked ranks, since the
+ * parent must not hold a CUDA context when it forks.
  */
 #include "bench_engine.h"
 #include "zrt/internal/kernels.h"
@@ -23,15 +24,19 @@
 #define TENSORS 8
 
 static const char usage[] =
-    "usage: zrt bench gpu [--params 64M] [--repeats 10] [--world 2] [--steps 10] [--micro 4] [--peak TFLOPS]\n"
-    "                     [--no-gpt] [--json]\n"
+    "usage: zrt bench gpu [--model gpt2,llama1b|all] [--stages 03] [--micro max|N] [--ckpt] [--world 1]\n"
+    "                     [--steps 10] [--peak TFLOPS] [--params 64M] [--repeats 10] [--no-models] [--json]\n"
     "\n"
-    "GPT rows: the CUDA GPT in GPT-2 small's shape, bf16, on --world ranks (GPU rank %% GPUs;\n"
-    "NCCL when each rank has a GPU, else host comm: ranks share GPUs), per ZeRO stage:\n"
-    "step ms, tokens/s, model TFLOP/s and MFU against the card's dense bf16 peak (from\n"
-    "its name, or --peak), the step's compute (each rank alone) and comm (its\n"
-    "collectives alone) measured apart, and the share of comm hidden behind compute.\n"
-    "Skipped, saying why, without a GPU.\n"
+    "Model rows (on a GPU; skipped, saying why, without one): GPT-2 small (gpt2: 124 M, seq 1024)\n"
+    "and a Llama of 1.1 B (llama1b: seq 2048, 8 kv heads for 32), bf16, per ZeRO stage (--stages:\n"
+    "digits 0-3): micro batch, step ms, tokens/s, TFLOP/s and MFU (llm.c's 6N + 12 L T d FLOPs\n"
+    "per token against the card's dense bf16 peak, from its name or --peak), and the GPU ms per\n"
+    "step in matmuls, attention, the model's other kernels, the optimizer, the gradient\n"
+    "statistics and the rest. --micro max (the default at world 1; 4 otherwise): the largest\n"
+    "micro batch that fits, per stage (1, 2, 4, ... until one does not). --ckpt: activation\n"
+    "checkpointing. --world N > 1: N ranks (GPU rank %% GPUs; NCCL when\n"
+    "each has a GPU, else host comm -- comm staging, not the GPU), with the step's compute and\n"
+    "comm measured apart and the share of comm hidden.\n"
     "Optimizer row: GB/s of the multi-tensor optimizer step (bf16 gradients and\n"
     "compute copy, 28 bytes per parameter) beside a device-to-device copy of the\n"
     "same bytes, on the GPU (or, without one, on the cpu device, which it says).\n";
@@ -120,20 +125,56 @@ static zrt_status run(gpu_bench *b, int repeats, bool json)
     return ZRT_OK;
 }
 
+/* --stages: digits 0-3 into a mask; 0 if anything else. */
+static unsigned parse_stages(const char *text)
+{
+    unsigned mask = 0;
+    for (const char *c = text; *c; c++) {
+        if (*c < '0' || *c > '3') return 0;
+        mask |= 1u << (*c - '0');
+    }
+    return mask;
+}
+
+/* One model option into o; ZRT_EXIT_OK or the usage error. */
+static int model_option(int c, const struct option *options, zrt_bench_gpu_options *o)
+{
+    char *end = NULL;
+    if (c == 'c') o->ckpt = true;
+    else if (c == 'S' && !(o->stages = parse_stages(optarg)))
+        return zrt_cli_usage_error("bench gpu", "bad value '%s' for --stages (digits 0-3, e.g. 03)", optarg);
+    else if (c == 'M' && zrt_bench_gpu_parse_models(optarg, &o->models) != 0)
+        return zrt_cli_usage_error("bench gpu", "bad value '%s' for --model (gpt2, llama1b, all)", optarg);
+    else if (c == 'm' && strcmp(optarg, "max") == 0) o->micro = 0;
+    else if (c == 'w' || c == 's' || c == 'm') {
+        int value = atoi(optarg), *slot = c == 'w' ? &o->world : c == 's' ? &o->steps : &o->micro;
+        if (value < 1 || value > (c == 'w' ? 64 : c == 's' ? ZRT_BENCH_MAX_STEPS : 1024))
+            return zrt_cli_usage_error("bench gpu", "bad value '%s' for %s", optarg, zrt_cli_option_name(options, c));
+        *slot = value;
+    } else if (c == 'k' && ((o->peak_tflops = strtod(optarg, &end)) <= 0 || *end))
+        return zrt_cli_usage_error("bench gpu", "bad value '%s' for --peak (TFLOP/s)", optarg);
+    return ZRT_EXIT_OK;
+}
+
 int zrt_bench_gpu(int argc, char **argv)
 {
-    static const struct option options[] = {{"help", no_argument, NULL, 'h'}, {"params", required_argument, NULL, 'p'},
-                                            {"repeats", required_argument, NULL, 'r'}, {"json", no_argument, NULL, 'j'},
-                                            {"world", required_argument, NULL, 'w'}, {"steps", required_argument, NULL, 's'},
-                                            {"micro", required_argument, NULL, 'm'}, {"peak", required_argument, NULL, 'k'},
-                                            {"no-gpt", no_argument, NULL, 'n'}, {NULL, 0, NULL, 0}};
-    double params = 64.0 * 1024 * 1024, peak = 0;
-    int repeats = 10, world = 2, steps = 10, micro = 4, c;
-    bool json = false, gpt = true;
+    static const struct option options[] = {
+        {"help", no_argument, NULL, 'h'},          {"params", required_argument, NULL, 'p'},
+        {"repeats", required_argument, NULL, 'r'}, {"json", no_argument, NULL, 'j'},
+        {"world", required_argument, NULL, 'w'},   {"steps", required_argument, NULL, 's'},
+        {"micro", required_argument, NULL, 'm'},   {"peak", required_argument, NULL, 'k'},
+        {"model", required_argument, NULL, 'M'},   {"stages", required_argument, NULL, 'S'},
+        {"ckpt", no_argument, NULL, 'c'},          {"no-models", no_argument, NULL, 'n'},
+        {NULL, 0, NULL, 0}};
+    double params = 64.0 * 1024 * 1024;
+    int repeats = 10, c;
+    bool rows = true;
+    zrt_bench_gpu_options o = {.world = 1, .steps = 10, .micro = -1, .stages = 0x9, .models = 0x3};
     while ((c = zrt_cli_next_option(argc, argv, options, "bench gpu")) != -1) {
         char *end = NULL;
         if (c == 'h') return fputs(usage, stdout), ZRT_EXIT_OK;
-        if (c == 'j') json = true;
+        if (c == 'j') o.json = true;
+        else if (c == 'n') rows = false;
         else if (c == 'p') {
             params = strtod(optarg, &end);
             if (end && (*end == 'M' || *end == 'm')) params *= 1024 * 1024, end++;
@@ -143,25 +184,21 @@ int zrt_bench_gpu(int argc, char **argv)
         } else if (c == 'r') {
             if ((repeats = atoi(optarg)) < 1 || repeats > 1000)
                 return zrt_cli_usage_error("bench gpu", "bad value '%s' for --repeats", optarg);
-        } else if (c == 'n') {
-            gpt = false;
-        } else if (c == 'w' || c == 's' || c == 'm') {
-            int value = atoi(optarg), *slot = c == 'w' ? &world : c == 's' ? &steps : &micro;
-            if (value < 1 || value > (c == 'w' ? 64 : c == 's' ? ZRT_BENCH_MAX_STEPS : 1024))
-                return zrt_cli_usage_error("bench gpu", "bad value '%s' for %s", optarg, zrt_cli_option_name(options, c));
-            *slot = value;
-        } else if (c == 'k') {
-            if ((peak = strtod(optarg, &end)) <= 0 || *end)
-                return zrt_cli_usage_error("bench gpu", "bad value '%s' for --peak (TFLOP/s)", optarg);
+        } else if (strchr("cSMmwsk", c)) {
+            int rc = model_option(c, options, &o);
+            if (rc != ZRT_EXIT_OK) return rc;
         } else {
             return ZRT_EXIT_USAGE;
         }
     }
+    if (o.micro < 0) o.micro = o.world == 1 ? 0 : 4; /* unset: the largest that fits (world 1), else 4 */
+    if (o.micro == 0 && o.world > 1)
+        return zrt_cli_usage_error("bench gpu", "--micro max needs --world 1 (every rank must agree on the batch)");
     if (optind != argc) return zrt_cli_usage_error("bench gpu", "unexpected argument '%s'", argv[optind]);
-    if (gpt && zrt_bench_gpu_gpt(world, steps, micro, peak, json) != ZRT_EXIT_OK) return ZRT_EXIT_FAIL;
+    if (rows && zrt_bench_gpu_models(&o) != ZRT_EXIT_OK) return ZRT_EXIT_FAIL;
     static gpu_bench b;
     b.params = (size_t)params;
-    zrt_status status = run(&b, repeats, json);
+    zrt_status status = run(&b, repeats, o.json);
     if (status != ZRT_OK) fprintf(stderr, "zrt bench gpu: %s\n", zrt_last_error());
     zrt_device_destroy(b.device); /* frees what is left */
     return status == ZRT_OK ? ZRT_EXIT_OK : ZRT_EXIT_FAIL;

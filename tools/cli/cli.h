@@ -88,8 +88,19 @@ zrt_status zrt_bench_open_backend(const char *store_dir, const char *scope, int 
                                   bool force_tcp, int gpu, zrt_store **store, zrt_comm **comm);
 /* Forks n ranks running fn(rank, n, arg); ZRT_EXIT_OK if all exit 0. */
 int zrt_bench_run_ranks(int n, int (*fn)(int rank, int world, void *arg), void *arg);
-/* `zrt bench gpu`'s GPT rows (bench_gpu_gpt.c). */
-int zrt_bench_gpu_gpt(int world, int steps, int micro, double peak_tflops, bool json);
+/* What `zrt bench gpu` asks of its model rows (bench_gpu_models.c). */
+typedef struct {
+    int world, steps;
+    int micro;          /* 0: the largest that fits, per stage (world 1) */
+    unsigned stages;    /* bit s: ZeRO stage s */
+    unsigned models;    /* bit k: the k-th model (zrt_bench_gpu_parse_models) */
+    bool ckpt, json;    /* activation checkpointing; JSON lines */
+    double peak_tflops; /* 0: from the card's name */
+} zrt_bench_gpu_options;
+/* Model rows on forked ranks; ZRT_EXIT_OK when every rank ran. */
+int zrt_bench_gpu_models(const zrt_bench_gpu_options *o);
+/* "gpt2,llama1b" or "all" into a mask of models; -1 on a name it does not know. */
+int zrt_bench_gpu_parse_models(const char *list, unsigned *mask);
 /* Sorts times[n] and returns the median. */
 double zrt_bench_median(double *times, int n);
 
