@@ -1,5 +1,5 @@
 /* test_cuda_kernels.c: every kernel of the CUDA models (kernels/
- * model_kernels.cu) and the cuBLASLt matmuls (runtime/model/cuda_blas.c)
+ * model_kernels.cu, flash_kernels.cu) and the cuBLASLt matmuls (runtime/model/cuda_blas.c)
  * against the CPU reference on fresh random inputs (the seed is printed).
  * Bounds, per kernels/model_kernels.h:
  *  - bitwise: embedding forward and backward, the bias rows and the bias
@@ -11,9 +11,12 @@
  *    of the result, more where the derivative amplifies tanhf's error:
  *    |x u'(x)| ~ 17 at |x| = 5, where the former 1e-6 x max(1, |ref|)
  *    rejected a conforming tanhf);
- *  - row reductions in a warp's order (layernorm, softmax, its backward,
- *    cross-entropy): 2e-5 of the row's largest magnitude; the MLP's
- *    double-precision cross-entropy 1e-6;
+ *  - row reductions in a warp's order (layernorm, cross-entropy): 2e-5 of
+ *    the row's largest magnitude; the MLP's double-precision cross-entropy
+ *    1e-6;
+ *  - flash attention (kernels/flash_kernels.cu): out, lse, dq, dk, dv
+ *    against quadratic loops in double, 2e-5 of the largest (MHA, GQA with
+ *    hs 128 -- shared memory above 48 KB --, a decode row);
  *  - matmuls (fp32 and bf16, each transpose pair, a strided batch):
  *    against the product in double, per element, error_bounds.h's
  *    gemm_bound: |alpha| (2u + u^2 + gamma_K) sum_k |a_ik b_kj| plus the
@@ -177,20 +180,35 @@ static void check_layernorm(void)
     free(x), free(w), free(b), free(d), free(out), free(mean), free(rstd), free(dx), free(dx0), free(dw), free(db);
 }
 
-/* T x S squares: S == T (training) and S > T (query t at S - T + t: a decode's rows). */
-static void check_softmax(int T, int S)
+/* Flash attention (kernels/flash_kernels.cu) against the double loops: out, lse, dq, dk, dv within
+ * 2e-5 of the largest; padded rows (ld > the heads); hs decides the shared memory (128: opt-in). */
+static void check_flash(const char *what, int B, int T, int S, int NH, int NKV, int hs)
 {
-    enum { SQUARES = 6 };
-    size_t n = (size_t)SQUARES * T * S;
-    float *pre = randoms(n, 4.0f, 13), *datt = randoms(n, 1.0f, 14), *att = calloc(n, 4), *dpre = calloc(n, 4);
-    ref_causal_softmax_forward(att, pre, SQUARES, T, S);
-    ref_causal_softmax_backward(dpre, att, datt, SQUARES, T, S);
-    float *d_att = zeros(n), *d_dpre = zeros(n);
-    CHECK(zrt_cuda_causal_softmax_forward(native, d_att, up(pre, n), SQUARES, T, S) == 0);
-    expect(S == T ? "causal softmax" : "causal softmax T < S", d_att, att, n, 2e-5);
-    CHECK(zrt_cuda_causal_softmax_backward(native, d_dpre, up(att, n), up(datt, n), SQUARES, T, S) == 0);
-    expect(S == T ? "causal softmax backward" : "causal softmax backward T < S", d_dpre, dpre, n, 2e-5);
-    free(pre), free(datt), free(att), free(dpre);
+    zrt_attn_shape a = {.B = B, .T = T, .S = S, .NH = NH, .NKV = NKV, .hs = hs, .ld_q = NH * hs + 3,
+                        .ld_kv = NKV * hs + 5, .ld_out = NH * hs};
+    size_t nq = (size_t)B * T * a.ld_q, nkv = (size_t)B * S * a.ld_kv, no = (size_t)B * T * a.ld_out;
+    size_t nl = (size_t)B * NH * T;
+    float *q = randoms(nq, 1, 15), *k = randoms(nkv, 1, 16), *v = randoms(nkv, 1, 17), *dout = randoms(no, 1, 18);
+    for (size_t i = 0; i < nq; i++)
+        if ((int)(i % a.ld_q) >= NH * hs) q[i] = 0;
+    for (size_t i = 0; i < nkv; i++)
+        if ((int)(i % a.ld_kv) >= NKV * hs) k[i] = v[i] = 0; /* padding: nobody's */
+    float *out = calloc(no, 4), *lse = calloc(nl, 4), *dq = calloc(nq, 4), *dk = calloc(nkv, 4), *dv = calloc(nkv, 4);
+    ref_attention_forward(&a, out, lse, q, k, v);
+    ref_attention_backward(&a, dq, dk, dv, dout, q, k, v);
+    float *d_q = up(q, nq), *d_k = up(k, nkv), *d_v = up(v, nkv), *d_out = zeros(no), *d_lse = zeros(nl);
+    float *d_dq = zeros(nq), *d_dk = zeros(nkv), *d_dv = zeros(nkv);
+    CHECK(zrt_cuda_flash_forward(native, &a, d_out, d_lse, d_q, d_k, d_v) == 0);
+    CHECK(zrt_cuda_flash_backward(native, &a, d_dq, d_dk, d_dv, up(dout, no), d_out, d_lse, d_q, d_k, d_v) == 0);
+    const float *dev_got[5] = {d_out, d_lse, d_dq, d_dk, d_dv}, *want[5] = {out, lse, dq, dk, dv};
+    size_t n[5] = {no, nl, nq, nkv, nkv};
+    static const char *names[5] = {"out", "lse", "dq", "dk", "dv"};
+    for (int i = 0; i < 5; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "flash %s %s", what, names[i]);
+        expect(name, dev_got[i], want[i], n[i], 2e-5);
+    }
+    free(q), free(k), free(v), free(dout), free(out), free(lse), free(dq), free(dk), free(dv);
 }
 
 /* RMSNorm: warp-order row sums (2e-5 of the row), dw bitwise (one thread a column, rows in order). */
@@ -322,8 +340,9 @@ int main(void)
     check_embed();
     check_rows();
     check_layernorm();
-    check_softmax(45, 45);
-    check_softmax(7, 45);
+    check_flash("MHA T = S 100", 2, 100, 100, 4, 4, 64);
+    check_flash("GQA 8 on 2, T 45 < S 130, hs 128", 1, 45, 130, 8, 2, 128);
+    check_flash("MQA decode T 1 < S 77", 1, 1, 77, 4, 1, 32);
     check_rmsnorm();
     check_rope_swiglu();
     check_cross_entropy(false);

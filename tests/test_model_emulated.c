@@ -76,14 +76,15 @@ int zrt_cuda_layernorm_backward(void *s, float *dx, float *dw, float *db, const 
 {
     return (void)s, ref_layernorm_backward(dx, dw, db, d, x, w, mean, rstd, N, C), 0;
 }
-int zrt_cuda_causal_softmax_forward(void *s, float *att, const float *pre, int squares, int T, int S)
+int zrt_cuda_flash_forward(void *s, const zrt_attn_shape *a, float *out, float *lse, const float *q, const float *k,
+                           const float *v)
 {
-    return (void)s, ref_causal_softmax_forward(att, pre, squares, T, S), 0;
+    return (void)s, ref_attention_forward(a, out, lse, q, k, v), 0;
 }
-int zrt_cuda_causal_softmax_backward(void *s, float *dpre, const float *att, const float *datt, int squares, int T,
-                                     int S)
+int zrt_cuda_flash_backward(void *s, const zrt_attn_shape *a, float *dq, float *dk, float *dv, const float *dout,
+                            const float *out, const float *lse, const float *q, const float *k, const float *v)
 {
-    return (void)s, ref_causal_softmax_backward(dpre, att, datt, squares, T, S), 0;
+    return (void)s, (void)out, (void)lse, ref_attention_backward(a, dq, dk, dv, dout, q, k, v), 0;
 }
 int zrt_cuda_rmsnorm_forward(void *s, float *out, float *rstd, const float *x, const float *w, int N, int C, float eps)
 {
@@ -222,7 +223,7 @@ static void bad_token(const zrt_model_config *cfg, int32_t *tokens, size_t n)
 
 /* ---- the ops no built-in model uses yet: the cuda table against the cpu table ------------- */
 
-enum { ON = 6, OC = 32, OH = 20, OB = 2, OT = 3, OS = 7, ONH = 4, ONKV = 2, OHS = 8, OUTS = 10 };
+enum { ON = 6, OC = 32, OH = 20, OB = 2, OT = 70, OS = 140, ONH = 4, ONKV = 2, OHS = 8, OUTS = 12 };
 
 static float *host_randoms(size_t n, uint64_t salt)
 {
@@ -238,13 +239,12 @@ static void new_ops(zrt_nn *nn, float **out, size_t *n)
     const zrt_nn_ops *o = nn->ops;
     zrt_attn_shape a = {.B = OB, .T = OT, .S = OS, .NH = ONH, .NKV = ONKV, .hs = OHS, .ld_q = ONH * OHS,
                         .ld_kv = ONKV * OHS, .ld_out = ONH * OHS};
-    size_t x = ON * OC, gu = 2 * ON * OH, q = OB * OT * ONH * OHS, kv = OB * OS * ONKV * OHS, att = OB * ONH * OT * OS;
-    size_t sizes[OUTS] = {x, ON, x, OC, x, ON * OH, gu, q, q, kv};
+    size_t x = ON * OC, gu = 2 * ON * OH, q = OB * OT * ONH * OHS, kv = OB * OS * ONKV * OHS, lse = OB * ONH * OT;
+    size_t sizes[OUTS] = {x, ON, x, OC, x, ON * OH, gu, q, lse, q, kv, kv};
     for (int i = 0; i < OUTS; i++) out[i] = buffer((n[i] = sizes[i]) * 4, NULL);
     float *in = host_randoms(x, 1), *w = host_randoms(OC, 2), *d = host_randoms(x, 3), *g = host_randoms(gu, 4);
     float *cs = host_randoms(8 * OC / 2, 5), *sn = host_randoms(8 * OC / 2, 6), *qq = host_randoms(q, 7);
     float *kk = host_randoms(kv, 8), *vv = host_randoms(kv, 9), *dout = host_randoms(q, 10);
-    float *scratch[4] = {buffer(att * 4, NULL), buffer(att * 4, NULL), buffer(kv * 4, NULL), buffer(kv * 4, NULL)};
     CHECK_OK(o->rmsnorm_forward(nn, out[0], out[1], in, w, ON, OC, 1e-5f));
     CHECK_OK(o->rmsnorm_backward(nn, out[2], out[3], d, in, w, out[1], ON, OC));
     memcpy(out[4], in, x * 4);
@@ -252,16 +252,16 @@ static void new_ops(zrt_nn *nn, float **out, size_t *n)
     CHECK_OK(o->rope(nn, out[4], ON, 2, 3, 1, 16, OC, cs, sn, true)); /* head 0 back, head 1 turned */
     CHECK_OK(o->swiglu_forward(nn, out[5], g, ON, OH));
     CHECK_OK(o->swiglu_backward(nn, out[6], out[5], g, ON, OH));
-    CHECK_OK(o->attention_forward(nn, &a, out[7], scratch[0], scratch[1], qq, kk, vv));
-    CHECK_OK(o->attention_backward(nn, &a, out[8], scratch[2], out[9], scratch[0] /* att: read */, scratch[1], dout,
-                                   qq, kk, vv, scratch[0]));
+    CHECK_OK(o->attention_forward(nn, &a, out[7], out[8], qq, kk, vv));
+    CHECK_OK(o->attention_backward(nn, &a, out[9], out[10], out[11], dout, out[7], out[8], qq, kk, vv));
     CHECK_OK(zrt_stream_synchronize(stream));
 }
 
 static void compare_new_ops(void)
 {
     static const char *names[OUTS] = {"rmsnorm", "rmsnorm rstd", "rmsnorm dx", "rmsnorm dw", "rope (both turns)",
-                                      "swiglu", "swiglu backward", "GQA attention T < S", "its dq", "its dv"};
+                                      "swiglu", "swiglu backward", "GQA attention T < S", "its lse", "its dq", "its dk",
+                                      "its dv"};
     zrt_nn cpu = {.ops = &zrt_nn_cpu, .device = dev, .model = "cpu", .on = stream};
     zrt_nn cu = {.device = dev, .model = "cuda", .on = stream};
     CHECK_OK(zrt_nn_cpu.init(&cpu, ZRT_MATMUL_FP32, 0));
