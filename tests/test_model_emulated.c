@@ -12,7 +12,13 @@
  * sums); a token outside the vocabulary fails the stream by the table's
  * flag. The ops no built-in model uses yet (rmsnorm, rope, swiglu,
  * grouped-query attention with T < S) are compared op by op, cuda table
- * against cpu table (tests/nn_cases.h). And cuda_blas.c's matmuls (fp32
+ * against cpu table (tests/nn_cases.h); attention's launchers are the
+ * double loops, so the cpu table's blocked flash attention is held to them
+ * across 64-row blocks (T 70 < S 140). Activation memory on the cuda table
+ * is linear in the sequence: GPT's and Llama's at seq 2048 at most 2.2x
+ * that at 1024, reported and at the pool's peak over a whole step on a
+ * fresh device (every buffer of the table counted; the test's own are
+ * charged elsewhere). And cuda_blas.c's matmuls (fp32
  * and bf16, each transpose pair, a strided batch) within
  * tests/error_bounds.h's per-element bound of the exact product, the fake
  * rounding the inputs as the compute type does; the fake made wrong
@@ -126,7 +132,7 @@ static zrt_stream *stream;
 static void *buffer(size_t bytes, const void *init)
 {
     void *p = NULL;
-    CHECK_OK(zrt_device_alloc(dev, ZRT_MEM_ACTIVATIONS, bytes, "test buffer", NULL, &p));
+    CHECK_OK(zrt_device_alloc(dev, ZRT_MEM_COMM, bytes, "test buffer", NULL, &p)); /* not the model's activations */
     if (init) memcpy(p, init, bytes); /* cpu device memory is host memory; the stream is idle */
     else memset(p, 0, bytes);
     return p;
@@ -219,6 +225,56 @@ static void bad_token(const zrt_model_config *cfg, int32_t *tokens, size_t n)
               status == ZRT_OK ? "no error" : zrt_last_error());
     printf("a bad token: %s\n", zrt_last_error());
     m->destroy(m);
+}
+
+/* ---- activation memory linear in the sequence, on the cuda table ---------------------------- */
+
+typedef struct {
+    int64_t reported, peak; /* activation_bytes; the pool's activations at their highest over a step */
+} seq_memory;
+
+/* One step of cfg's model at seq T on the cuda table, on a fresh cpu device (its pool's peak is this
+ * step's: the model's buffers, the table's cuBLASLt workspace and loss rows, anything an op allocates). */
+static seq_memory emulated_step_memory(zrt_model_config cfg, int T)
+{
+    zrt_device *saved = dev;
+    zrt_stream *saved_stream = stream;
+    dev = make_device(ZRT_DEVICE_CPU, false);
+    CHECK_OK(zrt_stream_create(dev, "memory", &stream));
+    cfg.seq_len = T;
+    seq_memory r = {0};
+    zrt_model *m = emulated_model(&cfg);
+    int n = BATCH * T;
+    int32_t *tokens = buffer((size_t)n * 4, NULL), *labels = buffer((size_t)n * 4, NULL);
+    for (int i = 0; i < n; i++) tokens[i] = (int32_t)((i * 7 + 3) % cfg.vocab), labels[i] = (int32_t)((i * 5 + 1) % cfg.vocab);
+    float *params[8], *grads[8], *slot = buffer(4, NULL);
+    for (int u = 0; m && u < m->n_units; u++) {
+        params[u] = buffer((size_t)m->unit_numel[u] * 4, NULL), grads[u] = buffer((size_t)m->unit_numel[u] * 4, NULL);
+        init_unit(m, u, params[u]);
+    }
+    if (m) {
+        CHECK_OK(run(m, true, params, grads, tokens, labels, slot));
+        CHECK_MSG(isfinite(*slot), "seq %d: loss %g", T, *slot);
+        r = (seq_memory){m->activation_bytes, zrt_device_mem(dev)->peak[ZRT_MEM_DEVICE][ZRT_MEM_ACTIVATIONS]};
+        m->destroy(m);
+    }
+    zrt_stream_destroy(stream);
+    zrt_device_destroy(dev);
+    dev = saved, stream = saved_stream;
+    return r;
+}
+
+/* At seq 2048 at most 2.2x the activation memory of seq 1024 (test_activation_ckpt: the cpu device's). */
+static void seq_scaling(const char *name, zrt_model_config cfg)
+{
+    seq_memory a = emulated_step_memory(cfg, 1024), b = emulated_step_memory(cfg, 2048);
+    double reported = (double)b.reported / (double)a.reported, peak = (double)b.peak / (double)a.peak;
+    printf("%s on the cuda table, seq 1024 -> 2048: activations %.2f -> %.2f MB (x%.3f), step peak %.2f -> %.2f MB "
+           "(x%.3f, with the cuBLASLt workspace)\n", name, a.reported / 1e6, b.reported / 1e6, reported, a.peak / 1e6,
+           b.peak / 1e6, peak);
+    CHECK_MSG(a.reported > 0 && reported <= 2.2 && peak <= 2.2,
+              "%s: the cuda table's activations grow x%.3f (reported), x%.3f (peak) from seq 1024 to 2048", name,
+              reported, peak);
 }
 
 /* ---- the ops no built-in model uses yet: the cuda table against the cpu table ------------- */
@@ -398,6 +454,8 @@ int main(void)
     int32_t classes[BATCH] = {1, 6, 4};
     compare("mlp", &mlp, features, sizeof features, classes, sizeof classes);
     compare_new_ops();
+    seq_scaling("gpt", gpt);
+    seq_scaling("llama (tied, q/k/v biases)", llama);
     bad_token(&gpt, tokens, TOKENS); /* last on the stream: it leaves it failed */
     gemm_bounds(ZRT_MATMUL_FP32);
     gemm_bounds(ZRT_MATMUL_BF16);
