@@ -30,6 +30,7 @@
 #include "error_bounds.h"
 #include "kernel_checks.h"
 #include "model_kernels.h"
+#include "flash_cases.h"
 #include "model_refs.h"
 
 #include <math.h>
@@ -180,35 +181,24 @@ static void check_layernorm(void)
     free(x), free(w), free(b), free(d), free(out), free(mean), free(rstd), free(dx), free(dx0), free(dw), free(db);
 }
 
-/* Flash attention (kernels/flash_kernels.cu) against the double loops: out, lse, dq, dk, dv within
- * 2e-5 of the largest; padded rows (ld > the heads); hs decides the shared memory (128: opt-in). */
+/* Flash attention (kernels/flash_kernels.cu) on tests/flash_cases.h's cases (test_flash_sim runs the
+ * same kernels on the CPU): out, lse, dq, dk, dv within 2e-5 of the largest of the double loops'. */
 static void check_flash(const char *what, int B, int T, int S, int NH, int NKV, int hs)
 {
-    zrt_attn_shape a = {.B = B, .T = T, .S = S, .NH = NH, .NKV = NKV, .hs = hs, .ld_q = NH * hs + 3,
-                        .ld_kv = NKV * hs + 5, .ld_out = NH * hs};
-    size_t nq = (size_t)B * T * a.ld_q, nkv = (size_t)B * S * a.ld_kv, no = (size_t)B * T * a.ld_out;
-    size_t nl = (size_t)B * NH * T;
-    float *q = randoms(nq, 1, 15), *k = randoms(nkv, 1, 16), *v = randoms(nkv, 1, 17), *dout = randoms(no, 1, 18);
-    for (size_t i = 0; i < nq; i++)
-        if ((int)(i % a.ld_q) >= NH * hs) q[i] = 0;
-    for (size_t i = 0; i < nkv; i++)
-        if ((int)(i % a.ld_kv) >= NKV * hs) k[i] = v[i] = 0; /* padding: nobody's */
-    float *out = calloc(no, 4), *lse = calloc(nl, 4), *dq = calloc(nq, 4), *dk = calloc(nkv, 4), *dv = calloc(nkv, 4);
-    ref_attention_forward(&a, out, lse, q, k, v);
-    ref_attention_backward(&a, dq, dk, dv, dout, q, k, v);
-    float *d_q = up(q, nq), *d_k = up(k, nkv), *d_v = up(v, nkv), *d_out = zeros(no), *d_lse = zeros(nl);
-    float *d_dq = zeros(nq), *d_dk = zeros(nkv), *d_dv = zeros(nkv);
-    CHECK(zrt_cuda_flash_forward(native, &a, d_out, d_lse, d_q, d_k, d_v) == 0);
-    CHECK(zrt_cuda_flash_backward(native, &a, d_dq, d_dk, d_dv, up(dout, no), d_out, d_lse, d_q, d_k, d_v) == 0);
-    const float *dev_got[5] = {d_out, d_lse, d_dq, d_dk, d_dv}, *want[5] = {out, lse, dq, dk, dv};
-    size_t n[5] = {no, nl, nq, nkv, nkv};
-    static const char *names[5] = {"out", "lse", "dq", "dk", "dv"};
-    for (int i = 0; i < 5; i++) {
+    flash_case c = flash_case_make(B, T, S, NH, NKV, hs, seed);
+    const zrt_attn_shape *a = &c.a;
+    float *d_q = up(c.q, c.n[FLASH_DQ]), *d_k = up(c.k, c.n[FLASH_DK]), *d_v = up(c.v, c.n[FLASH_DV]);
+    float *got[FLASH_OUTPUTS];
+    for (int i = 0; i < FLASH_OUTPUTS; i++) got[i] = zeros(c.n[i]);
+    CHECK(zrt_cuda_flash_forward(native, a, got[FLASH_OUT], got[FLASH_LSE], d_q, d_k, d_v) == 0);
+    CHECK(zrt_cuda_flash_backward(native, a, got[FLASH_DQ], got[FLASH_DK], got[FLASH_DV], up(c.dout, c.n[FLASH_OUT]),
+                                  got[FLASH_OUT], got[FLASH_LSE], d_q, d_k, d_v) == 0);
+    for (int i = 0; i < FLASH_OUTPUTS; i++) {
         char name[64];
-        snprintf(name, sizeof name, "flash %s %s", what, names[i]);
-        expect(name, dev_got[i], want[i], n[i], 2e-5);
+        snprintf(name, sizeof name, "flash %s %s", what, flash_output_names[i]);
+        expect(name, got[i], c.want[i], c.n[i], FLASH_BOUND);
     }
-    free(q), free(k), free(v), free(dout), free(out), free(lse), free(dq), free(dk), free(dv);
+    flash_case_free(&c);
 }
 
 /* RMSNorm: warp-order row sums (2e-5 of the row), dw bitwise (one thread a column, rows in order). */
@@ -343,6 +333,7 @@ int main(void)
     check_flash("MHA T = S 100", 2, 100, 100, 4, 4, 64);
     check_flash("GQA 8 on 2, T 45 < S 130, hs 128", 1, 45, 130, 8, 2, 128);
     check_flash("MQA decode T 1 < S 77", 1, 1, 77, 4, 1, 32);
+    check_flash("GQA 2 on 1, T = S 33, hs 6", 2, 33, 33, 2, 1, 6);
     check_rmsnorm();
     check_rope_swiglu();
     check_cross_entropy(false);

@@ -246,7 +246,8 @@ static seq_memory emulated_step_memory(zrt_model_config cfg, int T)
     zrt_model *m = emulated_model(&cfg);
     int n = BATCH * T;
     int32_t *tokens = buffer((size_t)n * 4, NULL), *labels = buffer((size_t)n * 4, NULL);
-    for (int i = 0; i < n; i++) tokens[i] = (int32_t)((i * 7 + 3) % cfg.vocab), labels[i] = (int32_t)((i * 5 + 1) % cfg.vocab);
+    for (int i = 0; i < n; i++)
+        tokens[i] = (int32_t)((i * 7 + 3) % cfg.vocab), labels[i] = (int32_t)((i * 5 + 1) % cfg.vocab);
     float *params[8], *grads[8], *slot = buffer(4, NULL);
     for (int u = 0; m && u < m->n_units; u++) {
         params[u] = buffer((size_t)m->unit_numel[u] * 4, NULL), grads[u] = buffer((size_t)m->unit_numel[u] * 4, NULL);

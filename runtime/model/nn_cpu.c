@@ -7,8 +7,11 @@
  * a model on the cpu device gives the bits it gave then (test_golden_torch,
  * test_engine_stages). Sums over rows (bias, embedding and norm weight
  * gradients) add rows in order; row statistics follow vecmath.h's lane
- * order. Every op computes at once: the runner calls the model's function
- * as one host function on the stream's thread (host_function).
+ * order. Attention is nn_attention.c's blocked FlashAttention-2 (its sums
+ * are in another order than the former T x T softmax's: the models' bits
+ * moved once, within test_golden_torch's 1e-5 of PyTorch). Every op
+ * computes at once: the runner calls the model's function as one host
+ * function on the stream's thread (host_function).
  * Check: tests/test_nn_ops.c holds each op to tests/model_refs.h.
  */
 #include "nn_device.h"
