@@ -277,53 +277,6 @@ extern "C" int zrt_cuda_layernorm_backward(void *stream, float *dx, float *dw, f
     return launched();
 }
 
-/* ---- causal softmax ---------------------------------------------------------------------------- */
-
-/* Warp per row; row r of the squares is query t = r % T, at position S - T + t. */
-__global__ void causal_softmax_forward_kernel(float *att, const float *pre, int rows, int T, int S)
-{
-    int row = warp_row(), l = lane();
-    if (row >= rows) return;
-    int n = S - T + row % T + 1;
-    const float *p = pre + (size_t)row * S;
-    float *a = att + (size_t)row * S, max = -FLT_MAX;
-    for (int i = l; i < n; i += 32) max = fmaxf(max, p[i]);
-    max = warp_max(max);
-    float sum = 0.0f;
-    for (int i = l; i < n; i += 32) sum += (a[i] = expf(p[i] - max));
-    float inv = 1.0f / warp_sum(sum);
-    for (int i = l; i < S; i += 32) a[i] = i < n ? a[i] * inv : 0.0f;
-}
-
-extern "C" int zrt_cuda_causal_softmax_forward(void *stream, float *att, const float *pre, int squares, int T, int S)
-{
-    size_t rows = (size_t)squares * T;
-    causal_softmax_forward_kernel<<<blocks_for(rows, WARPS_PER_BLOCK), THREADS, 0, (cudaStream_t)stream>>>(
-        att, pre, (int)rows, T, S);
-    return launched();
-}
-
-__global__ void causal_softmax_backward_kernel(float *dpre, const float *att, const float *datt, int rows, int T, int S)
-{
-    int row = warp_row(), l = lane();
-    if (row >= rows) return;
-    int n = S - T + row % T + 1;
-    size_t base = (size_t)row * S;
-    float dot = 0.0f;
-    for (int i = l; i < n; i += 32) dot += att[base + i] * datt[base + i];
-    dot = warp_sum(dot);
-    for (int i = l; i < S; i += 32) dpre[base + i] = i < n ? att[base + i] * (datt[base + i] - dot) : 0.0f;
-}
-
-extern "C" int zrt_cuda_causal_softmax_backward(void *stream, float *dpre, const float *att, const float *datt,
-                                                int squares, int T, int S)
-{
-    size_t rows = (size_t)squares * T;
-    causal_softmax_backward_kernel<<<blocks_for(rows, WARPS_PER_BLOCK), THREADS, 0, (cudaStream_t)stream>>>(
-        dpre, att, datt, (int)rows, T, S);
-    return launched();
-}
-
 /* ---- rmsnorm, rope, swiglu (Llama) ------------------------------------------------------------- */
 
 /* Warp per row: the sum of squares over the lanes, then each element. */

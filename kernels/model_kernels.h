@@ -16,13 +16,14 @@
  *    chunks in order; its C twin gives the same bits): the bias, layernorm
  *    and rmsnorm weight gradients -- no atomics;
  *  - a warp's order (32 lanes, then a shuffle tree) where a row is reduced:
- *    layernorm's and rmsnorm's statistics, the softmax's max and sum, softmax backward's
- *    dot. These differ from the CPU's left-to-right or vector-lane sums
+ *    layernorm's and rmsnorm's statistics. These differ from the CPU's left-to-right or vector-lane sums
  *    within rounding: relative 1e-5 of the row (tests/test_cuda_kernels.c).
  * Every kernel gives the same bits on every run.
  */
 #ifndef ZRT_MODEL_KERNELS_H
 #define ZRT_MODEL_KERNELS_H
+
+#include "flash.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -81,13 +82,15 @@ int zrt_cuda_swiglu_forward(void *stream, float *out, const float *gu, int N, in
 /* dgu (N, 2H) = d(gate), d(up) of dout (overwritten). */
 int zrt_cuda_swiglu_backward(void *stream, float *dgu, const float *dout, const float *gu, int N, int H);
 
-/* squares of T rows x S columns (S >= T): row t of each keeps its first
- * S - T + t + 1 entries, softmaxed (att), the rest 0 -- query t at position
- * S - T + t (training: S == T). pre and att may not overlap. */
-int zrt_cuda_causal_softmax_forward(void *stream, float *att, const float *pre, int squares, int T, int S);
-/* dpre = att * (datt - rowsum(att * datt)) on the causal part, 0 beyond. */
-int zrt_cuda_causal_softmax_backward(void *stream, float *dpre, const float *att, const float *datt, int squares,
-                                     int T, int S);
+/* Causal grouped-query attention (flash.h's zrt_attn_shape) in
+ * FlashAttention-2's form (kernels/flash_kernels.cu): out and lse (B, NH, T)
+ * written; no T x S storage. Scale 1/sqrt(hs). */
+int zrt_cuda_flash_forward(void *stream, const zrt_attn_shape *a, float *out, float *lse, const float *q,
+                           const float *k, const float *v);
+/* dq, dk, dv overwritten (a kv head's gradient sums its query heads', in
+ * order) from dout and the forward's out and lse; no atomics. */
+int zrt_cuda_flash_backward(void *stream, const zrt_attn_shape *a, float *dq, float *dk, float *dv, const float *dout,
+                            const float *out, const float *lse, const float *q, const float *k, const float *v);
 
 /* Softmax cross-entropy per row of V logits: losses[i] = -log p[target],
  * dlogits = (p - onehot) * scale / n, n the targets that are not

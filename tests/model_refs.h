@@ -109,30 +109,6 @@ static inline void ref_layernorm_backward_blocked(float *dx, float *dw, float *d
     free(db_rows);
 }
 
-/* squares of T rows x S: row t keeps its first S - T + t + 1 entries. */
-static inline void ref_causal_softmax_forward(float *att, const float *pre, int squares, int T, int S)
-{
-    const zrt_vecmath *vm = ref_vm();
-    for (int64_t r = 0; r < (int64_t)squares * T; r++) {
-        int n = S - T + (int)(r % T) + 1;
-        float *a = att + r * S;
-        float inv = 1.0f / vm->exp_sum(a, pre + r * S, vm->max(pre + r * S, n), n);
-        for (int i = 0; i < n; i++) a[i] *= inv;
-        memset(a + n, 0, (size_t)(S - n) * sizeof(float));
-    }
-}
-
-static inline void ref_causal_softmax_backward(float *dpre, const float *att, const float *datt, int squares, int T,
-                                               int S)
-{
-    for (int64_t r = 0; r < (int64_t)squares * T; r++) {
-        int n = S - T + (int)(r % T) + 1;
-        const float *a = att + r * S, *da = datt + r * S;
-        float *d = dpre + r * S, dot = ref_vm()->dot(a, da, n);
-        for (int i = 0; i < S; i++) d[i] = i < n ? a[i] * (da[i] - dot) : 0.0f;
-    }
-}
-
 /* RMSNorm: sums left to right. */
 static inline void ref_rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, int N, int C, float eps)
 {
@@ -196,35 +172,98 @@ static inline void ref_swiglu_backward(float *dgu, const float *dout, const floa
         }
 }
 
-/* Causal grouped-query attention (nn.h's zrt_attn_shape) as plain loops in
- * double: the independent reference the ops' gemm + softmax are held to. */
-static inline void ref_attention_forward(const zrt_attn_shape *a, float *out, const float *q, const float *k,
-                                         const float *v)
+/* Causal grouped-query attention (kernels/flash.h's zrt_attn_shape) as
+ * plain quadratic loops in double: the independent reference the blocked
+ * forms (the cpu table's, the CUDA kernels) are held to, and the emulated
+ * launchers of test_model_emulated. S up to REF_MAX_S. */
+#define REF_MAX_S 4096
+
+/* Query t of head h of sequence b: its probabilities w[0..n) and lse (scaled scores); returns n. */
+static inline int ref_attention_row(const zrt_attn_shape *a, const float *q, const float *k, int b, int h, int t,
+                                    double *w, double *lse)
 {
-    int G = a->NH / a->NKV;
-    double scale = 1.0 / sqrt((double)a->hs);
+    int n = zrt_flash_keys(a, t), g = h / (a->NH / a->NKV);
+    double scale = 1.0 / sqrt((double)a->hs), max = -INFINITY, sum = 0;
+    const float *qr = q + zrt_flash_q_at(a, b, t, h);
+    for (int s = 0; s < n; s++) {
+        const float *kr = k + zrt_flash_kv_at(a, b, s, g);
+        double dot = 0;
+        for (int i = 0; i < a->hs; i++) dot += (double)qr[i] * kr[i];
+        max = fmax(max, w[s] = dot * scale);
+    }
+    for (int s = 0; s < n; s++) sum += (w[s] = exp(w[s] - max));
+    for (int s = 0; s < n; s++) w[s] /= sum;
+    *lse = max + log(sum);
+    return n;
+}
+
+/* out and lse (B, NH, T; NULL: not wanted). */
+static inline void ref_attention_forward(const zrt_attn_shape *a, float *out, float *lse, const float *q,
+                                         const float *k, const float *v)
+{
+    static double w[REF_MAX_S];
     for (int b = 0; b < a->B; b++)
         for (int h = 0; h < a->NH; h++)
             for (int t = 0; t < a->T; t++) {
-                int n = a->S - a->T + t + 1;
-                const float *qr = q + ((int64_t)b * a->T + t) * a->ld_q + (int64_t)h * a->hs;
-                double w[4096], max = -INFINITY, sum = 0;
-                for (int s = 0; s < n; s++) {
-                    const float *kr = k + ((int64_t)b * a->S + s) * a->ld_kv + (int64_t)(h / G) * a->hs;
-                    double dot = 0;
-                    for (int i = 0; i < a->hs; i++) dot += (double)qr[i] * kr[i];
-                    w[s] = dot * scale;
-                    max = fmax(max, w[s]);
-                }
-                for (int s = 0; s < n; s++) sum += (w[s] = exp(w[s] - max));
-                float *o = out + ((int64_t)b * a->T + t) * a->ld_out + (int64_t)h * a->hs;
+                double l;
+                int n = ref_attention_row(a, q, k, b, h, t, w, &l), g = h / (a->NH / a->NKV);
+                if (lse) lse[zrt_flash_lse_at(a, b, h, t)] = (float)l;
+                float *o = out + zrt_flash_out_at(a, b, t, h);
                 for (int i = 0; i < a->hs; i++) {
                     double acc = 0;
-                    for (int s = 0; s < n; s++)
-                        acc += w[s] / sum * v[((int64_t)b * a->S + s) * a->ld_kv + (int64_t)(h / G) * a->hs + i];
+                    for (int s = 0; s < n; s++) acc += w[s] * v[zrt_flash_kv_at(a, b, s, g) + i];
                     o[i] = (float)acc;
                 }
             }
+}
+
+/* One row's backward: dS = P (dP - rowsum(P dP)), dP = dout v; dq row, dk, dv (double, dense S x NKV hs) added. */
+static inline void ref_attention_row_backward(const zrt_attn_shape *a, double *dq, double *dk, double *dv,
+                                              const double *w, int n, const float *dout, const float *q,
+                                              const float *k, const float *v, int b, int h, int t)
+{
+    static double dp[REF_MAX_S];
+    int g = h / (a->NH / a->NKV), hs = a->hs;
+    double scale = 1.0 / sqrt((double)hs), D = 0;
+    const float *dor = dout + zrt_flash_out_at(a, b, t, h), *qr = q + zrt_flash_q_at(a, b, t, h);
+    for (int s = 0; s < n; s++) {
+        const float *vr = v + zrt_flash_kv_at(a, b, s, g);
+        dp[s] = 0;
+        for (int i = 0; i < hs; i++) dp[s] += (double)dor[i] * vr[i];
+        D += w[s] * dp[s];
+    }
+    for (int s = 0; s < n; s++) {
+        double ds = w[s] * (dp[s] - D) * scale;
+        const float *kr = k + zrt_flash_kv_at(a, b, s, g);
+        double *dkr = dk + ((int64_t)s * a->NKV + g) * hs, *dvr = dv + ((int64_t)s * a->NKV + g) * hs;
+        for (int i = 0; i < hs; i++) dq[i] += ds * kr[i], dkr[i] += ds * qr[i], dvr[i] += w[s] * dor[i];
+    }
+}
+
+/* dq, dk, dv overwritten in the heads' columns (a kv head's gradient sums its query heads'). */
+static inline void ref_attention_backward(const zrt_attn_shape *a, float *dq, float *dk, float *dv, const float *dout,
+                                          const float *q, const float *k, const float *v)
+{
+    static double w[REF_MAX_S];
+    size_t kv = (size_t)a->S * a->NKV * a->hs;
+    double *dkb = calloc(kv, sizeof(double)), *dvb = calloc(kv, sizeof(double)), dqr[1024];
+    for (int b = 0; b < a->B; b++) {
+        memset(dkb, 0, kv * sizeof(double)), memset(dvb, 0, kv * sizeof(double));
+        for (int h = 0; h < a->NH; h++)
+            for (int t = 0; t < a->T; t++) {
+                double l;
+                int n = ref_attention_row(a, q, k, b, h, t, w, &l);
+                memset(dqr, 0, sizeof dqr);
+                ref_attention_row_backward(a, dqr, dkb, dvb, w, n, dout, q, k, v, b, h, t);
+                for (int i = 0; i < a->hs; i++) dq[zrt_flash_q_at(a, b, t, h) + i] = (float)dqr[i];
+            }
+        for (int s = 0; s < a->S; s++)
+            for (int j = 0; j < a->NKV * a->hs; j++) {
+                int64_t at = zrt_flash_kv_at(a, b, s, 0) + j, from = (int64_t)s * a->NKV * a->hs + j;
+                dk[at] = (float)dkb[from], dv[at] = (float)dvb[from];
+            }
+    }
+    free(dkb), free(dvb);
 }
 
 /* One row of GPT's cross-entropy (gpt.c's loss); N: the rows that are targets. */

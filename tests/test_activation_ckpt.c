@@ -6,7 +6,10 @@
  *  - the loss and every unit's gradient are the same bits with and without;
  *  - the activation memory a model reports (zrt_model.activation_bytes) is
  *    what the device's pool holds for it (ZRT_MEM_ACTIVATIONS);
- *  - with it on, a 16-layer model holds at most a quarter of that without.
+ *  - with it on, a 16-layer model holds at most a quarter of that without;
+ *  - activation memory is linear in the sequence (flash attention): at seq
+ *    2048 at most 2.2x that at 1024, reported and at the pool's peak over
+ *    a step (test_model_emulated checks the cuda table the same way).
  * The comparison is shown able to fail: a run whose last block differs in
  * one weight by 1e-3 must not compare equal.
  */
@@ -22,7 +25,8 @@ typedef struct {
     float loss;
     float *grads; /* every unit's, one after another */
     int64_t numel;
-    int64_t reported, measured; /* activation bytes */
+    int64_t reported, measured; /* activation bytes: the model's report, the pool's after creating it */
+    int64_t peak;               /* the pool's activations at their highest, over the whole step */
 } pass_result;
 
 static void *dev_alloc(zrt_device *d, size_t bytes)
@@ -66,19 +70,22 @@ static pass_result one_pass(const zrt_model_config *cfg, uint64_t nudge)
         r.numel += m->unit_numel[u];
     }
     int n = BATCH * (int)cfg->seq_len;
-    int32_t tokens[BATCH * 64], labels[BATCH * 64];
+    size_t token_bytes = (size_t)n * sizeof(int32_t);
+    int32_t *tokens = malloc(token_bytes), *labels = malloc(token_bytes);
     for (int i = 0; i < n; i++) tokens[i] = (int32_t)((i * 7 + 3) % cfg->vocab), labels[i] = (int32_t)((i * 5 + 1) % cfg->vocab);
     labels[2] = ZRT_IGNORE_INDEX;
-    int32_t *dt = dev_alloc(d, sizeof tokens), *dl = dev_alloc(d, sizeof labels);
+    int32_t *dt = dev_alloc(d, token_bytes), *dl = dev_alloc(d, token_bytes);
     float *dloss = dev_alloc(d, sizeof(float)), zero = 0;
-    CHECK_OK(zrt_device_write(d, dt, tokens, sizeof tokens));
-    CHECK_OK(zrt_device_write(d, dl, labels, sizeof labels));
+    CHECK_OK(zrt_device_write(d, dt, tokens, token_bytes));
+    CHECK_OK(zrt_device_write(d, dl, labels, token_bytes));
+    free(tokens), free(labels);
     CHECK_OK(zrt_device_write(d, dloss, &zero, sizeof zero));
     CHECK_OK(m->set_batch(m, dt, dl, BATCH));
     for (int op = 0; op < m->n_ops; op++) CHECK_OK(m->forward(m, s, op, params[m->op_unit[op]]));
     CHECK_OK(m->loss(m, s, 1.0f, 1.0f, dloss));
     for (int op = m->n_ops - 1; op >= 0; op--) CHECK_OK(m->backward(m, s, op, params[m->op_unit[op]], grads[m->op_unit[op]]));
     CHECK_OK(zrt_stream_synchronize(s));
+    r.peak = zrt_device_mem(d)->peak[ZRT_MEM_DEVICE][ZRT_MEM_ACTIVATIONS];
     CHECK_OK(zrt_device_read(d, &r.loss, dloss, sizeof r.loss));
     r.grads = malloc((size_t)r.numel * sizeof(float));
     for (int u = 0, at = 0; u < m->n_units; at += (int)m->unit_numel[u], u++)
@@ -134,6 +141,31 @@ static void check_memory(const char *name, zrt_model_config cfg)
     CHECK_MSG(ratio <= 0.25, "%s: checkpointing keeps %.3f of the activations (at most 0.25)", name, ratio);
 }
 
+/* Activation memory linear in the sequence (flash attention keeps no T x T buffer): at seq 2048 at
+ * most 2.2x that at 1024, reported and at the pool's peak over a whole step. The bound is shown to
+ * bite: the former layout's (B, NH, T, T) buffers -- a softmax per block, three shared scratch --
+ * added to the same report would exceed it. */
+static void check_seq_scaling(const char *name, zrt_model_config cfg)
+{
+    pass_result r[2];
+    double quadratic[2]; /* the former layout's extra bytes */
+    for (int i = 0; i < 2; i++) {
+        cfg.seq_len = 1024 << i;
+        r[i] = one_pass(&cfg, 0);
+        free(r[i].grads);
+        quadratic[i] = 4.0 * (double)(cfg.layers + 3) * BATCH * cfg.heads * (double)cfg.seq_len * cfg.seq_len;
+    }
+    double reported = (double)r[1].reported / r[0].reported, peak = (double)r[1].peak / r[0].peak;
+    double former = (r[1].reported + quadratic[1]) / (r[0].reported + quadratic[0]);
+    printf("%s, seq 1024 -> 2048: activations %.2f -> %.2f MB (x%.3f), step peak %.2f -> %.2f MB (x%.3f); "
+           "with the former T x T buffers x%.3f\n", name, r[0].reported / 1e6, r[1].reported / 1e6, reported,
+           r[0].peak / 1e6, r[1].peak / 1e6, peak, former);
+    CHECK_MSG(reported <= 2.2 && peak <= 2.2,
+              "%s: activations grow x%.3f (reported), x%.3f (peak) from seq 1024 to 2048", name, reported, peak);
+    CHECK_MSG(former > 2.2, "%s: the former layout would pass the bound too (x%.3f): the check cannot fail", name,
+              former);
+}
+
 int main(void)
 {
     zrt_model_config gpt = {.type = ZRT_MODEL_GPT, .layers = 2, .d_model = 16, .heads = 2, .seq_len = 8, .vocab = 32};
@@ -147,5 +179,10 @@ int main(void)
     llama.hidden = 172;
     check_memory("gpt", gpt);
     check_memory("llama", llama);
+    gpt.layers = llama.layers = 2;
+    gpt.d_model = llama.d_model = 32;
+    llama.hidden = 64;
+    check_seq_scaling("gpt", gpt);
+    check_seq_scaling("llama", llama);
     return CHECK_DONE();
 }

@@ -1,5 +1,5 @@
 /* test_cuda_kernels.c: every kernel of the CUDA models (kernels/
- * model_kernels.cu) and the cuBLASLt matmuls (runtime/model/cuda_blas.c)
+ * model_kernels.cu, flash_kernels.cu) and the cuBLASLt matmuls (runtime/model/cuda_blas.c)
  * against the CPU reference on fresh random inputs (the seed is printed).
  * Bounds, per kernels/model_kernels.h:
  *  - bitwise: embedding forward and backward, the bias rows, the loss mean
@@ -12,9 +12,12 @@
  *    of the result, more where the derivative amplifies tanhf's error:
  *    |x u'(x)| ~ 17 at |x| = 5, where the former 1e-6 x max(1, |ref|)
  *    rejected a conforming tanhf);
- *  - row reductions in a warp's order (layernorm, softmax, its backward,
- *    cross-entropy): 2e-5 of the row's largest magnitude; the MLP's
- *    double-precision cross-entropy 1e-6;
+ *  - row reductions in a warp's order (layernorm, cross-entropy): 2e-5 of
+ *    the row's largest magnitude; the MLP's double-precision cross-entropy
+ *    1e-6;
+ *  - flash attention (kernels/flash_kernels.cu): out, lse, dq, dk, dv
+ *    against quadratic loops in double, 2e-5 of the largest (MHA, GQA with
+ *    hs 128 -- shared memory above 48 KB --, a decode row);
  *  - matmuls (fp32 and bf16, each transpose pair, a strided batch):
  *    against the product in double, per element, error_bounds.h's
  *    gemm_bound: |alpha| (2u + u^2 + gamma_K) sum_k |a_ik b_kj| plus the
@@ -31,6 +34,7 @@
 #include "kernel_checks.h"
 #include "cuda_kernels.h"
 #include "model_kernels.h"
+#include "flash_cases.h"
 #include "model_refs.h"
 
 #include <math.h>
@@ -181,20 +185,24 @@ static void check_layernorm(void)
     free(x), free(w), free(b), free(d), free(out), free(mean), free(rstd), free(dx), free(dx0), free(dw), free(db);
 }
 
-/* T x S squares: S == T (training) and S > T (query t at S - T + t: a decode's rows). */
-static void check_softmax(int T, int S)
+/* Flash attention (kernels/flash_kernels.cu) on tests/flash_cases.h's cases (test_flash_sim runs the
+ * same kernels on the CPU): out, lse, dq, dk, dv within 2e-5 of the largest of the double loops'. */
+static void check_flash(const char *what, int B, int T, int S, int NH, int NKV, int hs)
 {
-    enum { SQUARES = 6 };
-    size_t n = (size_t)SQUARES * T * S;
-    float *pre = randoms(n, 4.0f, 13), *datt = randoms(n, 1.0f, 14), *att = calloc(n, 4), *dpre = calloc(n, 4);
-    ref_causal_softmax_forward(att, pre, SQUARES, T, S);
-    ref_causal_softmax_backward(dpre, att, datt, SQUARES, T, S);
-    float *d_att = zeros(n), *d_dpre = zeros(n);
-    CHECK(zrt_cuda_causal_softmax_forward(native, d_att, up(pre, n), SQUARES, T, S) == 0);
-    expect(S == T ? "causal softmax" : "causal softmax T < S", d_att, att, n, 2e-5);
-    CHECK(zrt_cuda_causal_softmax_backward(native, d_dpre, up(att, n), up(datt, n), SQUARES, T, S) == 0);
-    expect(S == T ? "causal softmax backward" : "causal softmax backward T < S", d_dpre, dpre, n, 2e-5);
-    free(pre), free(datt), free(att), free(dpre);
+    flash_case c = flash_case_make(B, T, S, NH, NKV, hs, seed);
+    const zrt_attn_shape *a = &c.a;
+    float *d_q = up(c.q, c.n[FLASH_DQ]), *d_k = up(c.k, c.n[FLASH_DK]), *d_v = up(c.v, c.n[FLASH_DV]);
+    float *got[FLASH_OUTPUTS];
+    for (int i = 0; i < FLASH_OUTPUTS; i++) got[i] = zeros(c.n[i]);
+    CHECK(zrt_cuda_flash_forward(native, a, got[FLASH_OUT], got[FLASH_LSE], d_q, d_k, d_v) == 0);
+    CHECK(zrt_cuda_flash_backward(native, a, got[FLASH_DQ], got[FLASH_DK], got[FLASH_DV], up(c.dout, c.n[FLASH_OUT]),
+                                  got[FLASH_OUT], got[FLASH_LSE], d_q, d_k, d_v) == 0);
+    for (int i = 0; i < FLASH_OUTPUTS; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "flash %s %s", what, flash_output_names[i]);
+        expect(name, got[i], c.want[i], c.n[i], FLASH_BOUND);
+    }
+    flash_case_free(&c);
 }
 
 /* RMSNorm: warp-order row sums (2e-5 of the row), dw bitwise colsum.h's twin. */
@@ -400,8 +408,10 @@ int main(void)
     check_embed();
     check_rows();
     check_layernorm();
-    check_softmax(45, 45);
-    check_softmax(7, 45);
+    check_flash("MHA T = S 100", 2, 100, 100, 4, 4, 64);
+    check_flash("GQA 8 on 2, T 45 < S 130, hs 128", 1, 45, 130, 8, 2, 128);
+    check_flash("MQA decode T 1 < S 77", 1, 1, 77, 4, 1, 32);
+    check_flash("GQA 2 on 1, T = S 33, hs 6", 2, 33, 33, 2, 1, 6);
     check_rmsnorm();
     check_rope_swiglu();
     check_cross_entropy(false);

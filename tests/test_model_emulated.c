@@ -13,7 +13,13 @@
  * flag; the column sums' launchers in kernels/colsum.h's two-stage order,
  * told from row order on a column where they differ. The ops no built-in model uses yet (rmsnorm, rope, swiglu,
  * grouped-query attention with T < S) are compared op by op, cuda table
- * against cpu table (tests/nn_cases.h). And cuda_blas.c's matmuls (fp32
+ * against cpu table (tests/nn_cases.h); attention's launchers are the
+ * double loops, so the cpu table's blocked flash attention is held to them
+ * across 64-row blocks (T 70 < S 140). Activation memory on the cuda table
+ * is linear in the sequence: GPT's and Llama's at seq 2048 at most 2.2x
+ * that at 1024, reported and at the pool's peak over a whole step on a
+ * fresh device (every buffer of the table counted; the test's own are
+ * charged elsewhere). And cuda_blas.c's matmuls (fp32
  * and bf16, each transpose pair, a strided batch) within
  * tests/error_bounds.h's per-element bound of the exact product, the fake
  * rounding the inputs as the compute type does; the fake made wrong
@@ -77,14 +83,15 @@ int zrt_cuda_layernorm_backward(void *s, float *dx, float *dw, float *db, const 
 {
     return (void)s, (void)scratch, ref_layernorm_backward_blocked(dx, dw, db, d, x, w, mean, rstd, N, C), 0;
 }
-int zrt_cuda_causal_softmax_forward(void *s, float *att, const float *pre, int squares, int T, int S)
+int zrt_cuda_flash_forward(void *s, const zrt_attn_shape *a, float *out, float *lse, const float *q, const float *k,
+                           const float *v)
 {
-    return (void)s, ref_causal_softmax_forward(att, pre, squares, T, S), 0;
+    return (void)s, ref_attention_forward(a, out, lse, q, k, v), 0;
 }
-int zrt_cuda_causal_softmax_backward(void *s, float *dpre, const float *att, const float *datt, int squares, int T,
-                                     int S)
+int zrt_cuda_flash_backward(void *s, const zrt_attn_shape *a, float *dq, float *dk, float *dv, const float *dout,
+                            const float *out, const float *lse, const float *q, const float *k, const float *v)
 {
-    return (void)s, ref_causal_softmax_backward(dpre, att, datt, squares, T, S), 0;
+    return (void)s, (void)out, (void)lse, ref_attention_backward(a, dq, dk, dv, dout, q, k, v), 0;
 }
 int zrt_cuda_rmsnorm_forward(void *s, float *out, float *rstd, const float *x, const float *w, int N, int C, float eps)
 {
@@ -126,7 +133,7 @@ static zrt_stream *stream;
 static void *buffer(size_t bytes, const void *init)
 {
     void *p = NULL;
-    CHECK_OK(zrt_device_alloc(dev, ZRT_MEM_ACTIVATIONS, bytes, "test buffer", NULL, &p));
+    CHECK_OK(zrt_device_alloc(dev, ZRT_MEM_COMM, bytes, "test buffer", NULL, &p)); /* not the model's activations */
     if (init) memcpy(p, init, bytes); /* cpu device memory is host memory; the stream is idle */
     else memset(p, 0, bytes);
     return p;
@@ -221,9 +228,60 @@ static void bad_token(const zrt_model_config *cfg, int32_t *tokens, size_t n)
     m->destroy(m);
 }
 
+/* ---- activation memory linear in the sequence, on the cuda table ---------------------------- */
+
+typedef struct {
+    int64_t reported, peak; /* activation_bytes; the pool's activations at their highest over a step */
+} seq_memory;
+
+/* One step of cfg's model at seq T on the cuda table, on a fresh cpu device (its pool's peak is this
+ * step's: the model's buffers, the table's cuBLASLt workspace and loss rows, anything an op allocates). */
+static seq_memory emulated_step_memory(zrt_model_config cfg, int T)
+{
+    zrt_device *saved = dev;
+    zrt_stream *saved_stream = stream;
+    dev = make_device(ZRT_DEVICE_CPU, false);
+    CHECK_OK(zrt_stream_create(dev, "memory", &stream));
+    cfg.seq_len = T;
+    seq_memory r = {0};
+    zrt_model *m = emulated_model(&cfg);
+    int n = BATCH * T;
+    int32_t *tokens = buffer((size_t)n * 4, NULL), *labels = buffer((size_t)n * 4, NULL);
+    for (int i = 0; i < n; i++)
+        tokens[i] = (int32_t)((i * 7 + 3) % cfg.vocab), labels[i] = (int32_t)((i * 5 + 1) % cfg.vocab);
+    float *params[8], *grads[8], *slot = buffer(4, NULL);
+    for (int u = 0; m && u < m->n_units; u++) {
+        params[u] = buffer((size_t)m->unit_numel[u] * 4, NULL), grads[u] = buffer((size_t)m->unit_numel[u] * 4, NULL);
+        init_unit(m, u, params[u]);
+    }
+    if (m) {
+        CHECK_OK(run(m, true, params, grads, tokens, labels, slot));
+        CHECK_MSG(isfinite(*slot), "seq %d: loss %g", T, *slot);
+        r = (seq_memory){m->activation_bytes, zrt_device_mem(dev)->peak[ZRT_MEM_DEVICE][ZRT_MEM_ACTIVATIONS]};
+        m->destroy(m);
+    }
+    zrt_stream_destroy(stream);
+    zrt_device_destroy(dev);
+    dev = saved, stream = saved_stream;
+    return r;
+}
+
+/* At seq 2048 at most 2.2x the activation memory of seq 1024 (test_activation_ckpt: the cpu device's). */
+static void seq_scaling(const char *name, zrt_model_config cfg)
+{
+    seq_memory a = emulated_step_memory(cfg, 1024), b = emulated_step_memory(cfg, 2048);
+    double reported = (double)b.reported / (double)a.reported, peak = (double)b.peak / (double)a.peak;
+    printf("%s on the cuda table, seq 1024 -> 2048: activations %.2f -> %.2f MB (x%.3f), step peak %.2f -> %.2f MB "
+           "(x%.3f, with the cuBLASLt workspace)\n", name, a.reported / 1e6, b.reported / 1e6, reported, a.peak / 1e6,
+           b.peak / 1e6, peak);
+    CHECK_MSG(a.reported > 0 && reported <= 2.2 && peak <= 2.2,
+              "%s: the cuda table's activations grow x%.3f (reported), x%.3f (peak) from seq 1024 to 2048", name,
+              reported, peak);
+}
+
 /* ---- the ops no built-in model uses yet: the cuda table against the cpu table ------------- */
 
-enum { ON = 6, OC = 32, OH = 20, OB = 2, OT = 3, OS = 7, ONH = 4, ONKV = 2, OHS = 8, OUTS = 10 };
+enum { ON = 6, OC = 32, OH = 20, OB = 2, OT = 70, OS = 140, ONH = 4, ONKV = 2, OHS = 8, OUTS = 12 };
 
 static float *host_randoms(size_t n, uint64_t salt)
 {
@@ -239,13 +297,12 @@ static void new_ops(zrt_nn *nn, float **out, size_t *n)
     const zrt_nn_ops *o = nn->ops;
     zrt_attn_shape a = {.B = OB, .T = OT, .S = OS, .NH = ONH, .NKV = ONKV, .hs = OHS, .ld_q = ONH * OHS,
                         .ld_kv = ONKV * OHS, .ld_out = ONH * OHS};
-    size_t x = ON * OC, gu = 2 * ON * OH, q = OB * OT * ONH * OHS, kv = OB * OS * ONKV * OHS, att = OB * ONH * OT * OS;
-    size_t sizes[OUTS] = {x, ON, x, OC, x, ON * OH, gu, q, q, kv};
+    size_t x = ON * OC, gu = 2 * ON * OH, q = OB * OT * ONH * OHS, kv = OB * OS * ONKV * OHS, lse = OB * ONH * OT;
+    size_t sizes[OUTS] = {x, ON, x, OC, x, ON * OH, gu, q, lse, q, kv, kv};
     for (int i = 0; i < OUTS; i++) out[i] = buffer((n[i] = sizes[i]) * 4, NULL);
     float *in = host_randoms(x, 1), *w = host_randoms(OC, 2), *d = host_randoms(x, 3), *g = host_randoms(gu, 4);
     float *cs = host_randoms(8 * OC / 2, 5), *sn = host_randoms(8 * OC / 2, 6), *qq = host_randoms(q, 7);
     float *kk = host_randoms(kv, 8), *vv = host_randoms(kv, 9), *dout = host_randoms(q, 10);
-    float *scratch[4] = {buffer(att * 4, NULL), buffer(att * 4, NULL), buffer(kv * 4, NULL), buffer(kv * 4, NULL)};
     CHECK_OK(o->rmsnorm_forward(nn, out[0], out[1], in, w, ON, OC, 1e-5f));
     CHECK_OK(o->rmsnorm_backward(nn, out[2], out[3], d, in, w, out[1], ON, OC));
     memcpy(out[4], in, x * 4);
@@ -253,16 +310,16 @@ static void new_ops(zrt_nn *nn, float **out, size_t *n)
     CHECK_OK(o->rope(nn, out[4], ON, 2, 3, 1, 16, OC, cs, sn, true)); /* head 0 back, head 1 turned */
     CHECK_OK(o->swiglu_forward(nn, out[5], g, ON, OH));
     CHECK_OK(o->swiglu_backward(nn, out[6], out[5], g, ON, OH));
-    CHECK_OK(o->attention_forward(nn, &a, out[7], scratch[0], scratch[1], qq, kk, vv));
-    CHECK_OK(o->attention_backward(nn, &a, out[8], scratch[2], out[9], scratch[0] /* att: read */, scratch[1], dout,
-                                   qq, kk, vv, scratch[0]));
+    CHECK_OK(o->attention_forward(nn, &a, out[7], out[8], qq, kk, vv));
+    CHECK_OK(o->attention_backward(nn, &a, out[9], out[10], out[11], dout, out[7], out[8], qq, kk, vv));
     CHECK_OK(zrt_stream_synchronize(stream));
 }
 
 static void compare_new_ops(void)
 {
     static const char *names[OUTS] = {"rmsnorm", "rmsnorm rstd", "rmsnorm dx", "rmsnorm dw", "rope (both turns)",
-                                      "swiglu", "swiglu backward", "GQA attention T < S", "its dq", "its dv"};
+                                      "swiglu", "swiglu backward", "GQA attention T < S", "its lse", "its dq", "its dk",
+                                      "its dv"};
     zrt_nn cpu = {.ops = &zrt_nn_cpu, .device = dev, .model = "cpu", .on = stream};
     zrt_nn cu = {.device = dev, .model = "cuda", .on = stream};
     CHECK_OK(zrt_nn_cpu.init(&cpu, ZRT_MATMUL_FP32, 0));
@@ -426,6 +483,8 @@ int main(void)
     compare("mlp", &mlp, features, sizeof features, classes, sizeof classes);
     compare_new_ops();
     check_colsum_order();
+    seq_scaling("gpt", gpt);
+    seq_scaling("llama (tied, q/k/v biases)", llama);
     bad_token(&gpt, tokens, TOKENS); /* last on the stream: it leaves it failed */
     gemm_bounds(ZRT_MATMUL_FP32);
     gemm_bounds(ZRT_MATMUL_BF16);

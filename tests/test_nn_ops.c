@@ -1,8 +1,10 @@
 /* test_nn_ops.c: every op of the cpu table (runtime/model/nn_cpu.c) against
- * its plain reference (tests/model_refs.h; attention against loops in
- * double), and the backward of each op no built-in model had before
- * (rmsnorm, rope, swiglu, grouped-query attention with T < S) against
- * central finite differences of sum(out * R), R random.
+ * its plain reference (tests/model_refs.h; attention -- the blocked
+ * FlashAttention-2 form -- against quadratic loops in double: out, lse and
+ * dq, dk, dv, over one and several 64-row blocks, MHA, GQA, MQA, T < S),
+ * and the backward of each op no built-in model had before (rmsnorm, rope,
+ * swiglu, grouped-query attention with T < S) against central finite
+ * differences of sum(out * R), R random.
  * Tolerances: bitwise where the op and its reference do the same operations
  * in the same order (embeddings, rows, rope, swiglu, rmsnorm's backward on
  * the same rstd); 1e-5 of the largest element where vecmath's vector lanes
@@ -11,7 +13,8 @@
  * The checker fires: each finite-difference case also runs a deliberately
  * wrong backward (rmsnorm without its mean term, rope's forward turn used as
  * its backward, swiglu without sigmoid's derivative, a kv head's gradient
- * missing one of its query heads) and asserts it lands outside the bound.
+ * missing one of its query heads, attention's probabilities recomputed from
+ * an lse off by 0.5) and asserts it lands outside the bound.
  */
 #include "check.h"
 #include "model_refs.h"
@@ -156,8 +159,8 @@ static void check_cross_entropy(bool double_math)
 /* q (B T rows, ld_q), k and v (B S rows, ld_kv), random; padded rows (ld > the heads). */
 typedef struct {
     zrt_attn_shape a;
-    float *q, *k, *v, *out, *att, *pre, *R;
-    size_t nq, nkv, nout, natt;
+    float *q, *k, *v, *out, *lse, *R;
+    size_t nq, nkv, nout, nlse;
 } attn_case;
 
 static attn_case attn_make(int B, int T, int S, int NH, int NKV, int hs)
@@ -165,30 +168,54 @@ static attn_case attn_make(int B, int T, int S, int NH, int NKV, int hs)
     attn_case c = {.a = {.B = B, .T = T, .S = S, .NH = NH, .NKV = NKV, .hs = hs, .ld_q = NH * hs + 3,
                          .ld_kv = NKV * hs + 5, .ld_out = NH * hs + 1}};
     c.nq = (size_t)B * T * c.a.ld_q, c.nkv = (size_t)B * S * c.a.ld_kv, c.nout = (size_t)B * T * c.a.ld_out;
-    c.natt = (size_t)B * NH * T * S;
+    c.nlse = (size_t)B * NH * T;
     c.q = randoms(c.nq, 1, 30), c.k = randoms(c.nkv, 1, 31), c.v = randoms(c.nkv, 1, 32), c.R = randoms(c.nout, 1, 33);
-    c.out = calloc(c.nout, 4), c.att = calloc(c.natt, 4), c.pre = calloc(c.natt, 4);
+    c.out = calloc(c.nout, 4), c.lse = calloc(c.nlse, 4);
     return c;
 }
 
 static void attn_free(attn_case *c)
 {
-    free(c->q), free(c->k), free(c->v), free(c->out), free(c->att), free(c->pre), free(c->R);
+    free(c->q), free(c->k), free(c->v), free(c->out), free(c->lse), free(c->R);
 }
 
+/* Zeroes the columns past the heads (nobody's) of rows ld apart. */
+static void clear_padding(float *x, size_t n, int ld, int used)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((int)(i % ld) >= used) x[i] = 0;
+}
+
+/* The blocked forward (out, lse) and backward (dq, dk, dv of dout = R) against the double loops. */
 static void check_attention(const char *what, int B, int T, int S, int NH, int NKV, int hs)
 {
     attn_case c = attn_make(B, T, S, NH, NKV, hs);
-    float *want = calloc(c.nout, 4);
-    CHECK_OK(nn.ops->attention_forward(&nn, &c.a, c.out, c.att, c.pre, c.q, c.k, c.v));
-    ref_attention_forward(&c.a, want, c.q, c.k, c.v);
-    for (size_t i = 0; i < c.nout; i++) /* the padding columns are nobody's */
-        if ((int)(i % c.a.ld_out) >= NH * hs) c.out[i] = want[i] = 0;
-    expect(what, c.out, want, c.nout, 1e-5);
+    const zrt_attn_shape *a = &c.a;
+    float *want = calloc(c.nout, 4), *wlse = calloc(c.nlse, 4), *g[3], *w[3];
+    size_t n[3] = {c.nq, c.nkv, c.nkv};
+    int ld[3] = {a->ld_q, a->ld_kv, a->ld_kv}, used[3] = {NH * hs, NKV * hs, NKV * hs};
+    for (int i = 0; i < 3; i++) g[i] = calloc(n[i], 4), w[i] = calloc(n[i], 4);
+    CHECK_OK(nn.ops->attention_forward(&nn, a, c.out, c.lse, c.q, c.k, c.v));
+    ref_attention_forward(a, want, wlse, c.q, c.k, c.v);
+    clear_padding(c.out, c.nout, a->ld_out, NH * hs), clear_padding(want, c.nout, a->ld_out, NH * hs);
+    char name[96];
+    snprintf(name, sizeof name, "%s: out", what), expect(name, c.out, want, c.nout, 1e-5);
+    snprintf(name, sizeof name, "%s: lse", what), expect(name, c.lse, wlse, c.nlse, 1e-5);
+    CHECK_OK(nn.ops->attention_backward(&nn, a, g[0], g[1], g[2], c.R, c.out, c.lse, c.q, c.k, c.v));
+    ref_attention_backward(a, w[0], w[1], w[2], c.R, c.q, c.k, c.v);
+    static const char *grads[3] = {"dq", "dk", "dv"};
+    for (int i = 0; i < 3; i++) {
+        clear_padding(g[i], n[i], ld[i], used[i]), clear_padding(w[i], n[i], ld[i], used[i]);
+        snprintf(name, sizeof name, "%s: %s", what, grads[i]), expect(name, g[i], w[i], n[i], 2e-5);
+    }
     zrt_attn_shape bad = c.a;
-    bad.NKV = 3; /* 4 heads on 3 kv heads */
-    CHECK(nn.ops->attention_forward(&nn, &bad, c.out, c.att, c.pre, c.q, c.k, c.v) == ZRT_ERR_INVALID);
-    free(want);
+    bad.NKV = 3; /* NH heads on 3 kv heads: not a multiple (no case has NH 3 or 6) */
+    CHECK(nn.ops->attention_backward(&nn, &bad, g[0], g[1], g[2], c.R, c.out, c.lse, c.q, c.k, c.v) == ZRT_ERR_INVALID);
+    CHECK(nn.ops->attention_forward(&nn, &bad, c.out, c.lse, c.q, c.k, c.v) == ZRT_ERR_INVALID);
+    snprintf(name, sizeof name, "%d heads on 3 kv heads", NH);
+    CHECK_MSG(strstr(zrt_last_error(), name) != NULL, "the error names the shape: %s", zrt_last_error());
+    for (int i = 0; i < 3; i++) free(g[i]), free(w[i]);
+    free(want), free(wlse);
     attn_free(&c);
 }
 
@@ -335,29 +362,37 @@ static void fd_swiglu(void)
 static double attn_loss(void *p)
 {
     attn_case *c = p;
-    CHECK_OK(nn.ops->attention_forward(&nn, &c->a, c->out, c->att, c->pre, c->q, c->k, c->v));
+    CHECK_OK(nn.ops->attention_forward(&nn, &c->a, c->out, c->lse, c->q, c->k, c->v));
     double s = 0;
     for (size_t i = 0; i < c->nout; i++)
         if ((int)(i % c->a.ld_out) < c->a.NH * c->a.hs) s += (double)c->out[i] * c->R[i];
     return s;
 }
 
-/* Grouped-query (4 heads on 2 kv heads), 3 queries against 7 keys: the backward's dq, dk, dv. */
-static void fd_attention(void)
+/* Grouped-query (4 heads on 2 kv heads), T queries against S keys: dq, dk, dv against finite
+ * differences; the wrong ones: a kv head's gradient missing query head 0 of its group (dk, dv),
+ * and the probabilities recomputed from an lse off by 0.5 (dq). */
+static void fd_attention(const char *what, int T, int S)
 {
-    attn_case c = attn_make(2, 3, 7, 4, 2, 8);
-    float *dq = calloc(c.nq, 4), *dk = calloc(c.nkv, 4), *dv = calloc(c.nkv, 4), *datt = calloc(c.natt, 4);
-    float *dpre = calloc(c.natt, 4), *wdq = calloc(c.nq, 4), *wdk = calloc(c.nkv, 4), *wdv = calloc(c.nkv, 4);
+    attn_case c = attn_make(2, T, S, 4, 2, 8);
+    float *dq = calloc(c.nq, 4), *dk = calloc(c.nkv, 4), *dv = calloc(c.nkv, 4);
+    float *wdq = calloc(c.nq, 4), *wdk = calloc(c.nkv, 4), *wdv = calloc(c.nkv, 4);
     attn_loss(&c);
-    CHECK_OK(nn.ops->attention_backward(&nn, &c.a, dq, dk, dv, datt, dpre, c.R, c.q, c.k, c.v, c.att));
-    float *partial = copy_of(c.R, c.nout); /* query head 0 of each group left out: its kv head misses it */
+    CHECK_OK(nn.ops->attention_backward(&nn, &c.a, dq, dk, dv, c.R, c.out, c.lse, c.q, c.k, c.v));
+    float *partial = copy_of(c.R, c.nout), *off = copy_of(c.lse, c.nlse);
     for (size_t i = 0; i < c.nout; i++)
         if ((int)(i % c.a.ld_out) / c.a.hs % (c.a.NH / c.a.NKV) == 0) partial[i] = 0;
-    CHECK_OK(nn.ops->attention_backward(&nn, &c.a, wdq, wdk, wdv, datt, dpre, partial, c.q, c.k, c.v, c.att));
-    expect_fd("GQA attention T < S: dk", fd_error(attn_loss, &c, c.k, c.nkv, dk), fd_error(attn_loss, &c, c.k, c.nkv, wdk));
-    expect_fd("GQA attention T < S: dv", fd_error(attn_loss, &c, c.v, c.nkv, dv), fd_error(attn_loss, &c, c.v, c.nkv, wdv));
-    expect_fd("GQA attention T < S: dq", fd_error(attn_loss, &c, c.q, c.nq, dq), fd_error(attn_loss, &c, c.q, c.nq, wdq));
-    free(dq), free(dk), free(dv), free(datt), free(dpre), free(wdq), free(wdk), free(wdv), free(partial);
+    CHECK_OK(nn.ops->attention_backward(&nn, &c.a, wdq, wdk, wdv, partial, c.out, c.lse, c.q, c.k, c.v));
+    char name[64];
+    snprintf(name, sizeof name, "%s: dk", what);
+    expect_fd(name, fd_error(attn_loss, &c, c.k, c.nkv, dk), fd_error(attn_loss, &c, c.k, c.nkv, wdk));
+    snprintf(name, sizeof name, "%s: dv", what);
+    expect_fd(name, fd_error(attn_loss, &c, c.v, c.nkv, dv), fd_error(attn_loss, &c, c.v, c.nkv, wdv));
+    for (size_t i = 0; i < c.nlse; i++) off[i] += 0.5f;
+    CHECK_OK(nn.ops->attention_backward(&nn, &c.a, wdq, wdk, wdv, c.R, c.out, off, c.q, c.k, c.v));
+    snprintf(name, sizeof name, "%s: dq", what);
+    expect_fd(name, fd_error(attn_loss, &c, c.q, c.nq, dq), fd_error(attn_loss, &c, c.q, c.nq, wdq));
+    free(dq), free(dk), free(dv), free(wdq), free(wdk), free(wdv), free(partial), free(off);
     attn_free(&c);
 }
 
@@ -368,13 +403,16 @@ int main(void)
     check_layernorm_gemm();
     check_cross_entropy(false);
     check_cross_entropy(true);
-    check_attention("attention (heads 4, T == S)", 2, 9, 9, 4, 4, 8);
-    check_attention("attention (GQA 4 on 2, T 3 < S 9)", 2, 3, 9, 4, 2, 8);
-    check_attention("attention (MQA 4 on 1, decode T 1)", 1, 1, 6, 4, 1, 16);
+    check_attention("MHA 4, T = S 9", 2, 9, 9, 4, 4, 8);
+    check_attention("MHA 2, T = S 150 (3 blocks)", 1, 150, 150, 2, 2, 16);
+    check_attention("GQA 4 on 2, T 3 < S 9", 2, 3, 9, 4, 2, 8);
+    check_attention("GQA 4 on 2, T 70 < S 200", 2, 70, 200, 4, 2, 8);
+    check_attention("MQA 4 on 1, decode T 1 < S 130", 1, 1, 130, 4, 1, 16);
     fd_rmsnorm();
     fd_rope();
     fd_swiglu();
-    fd_attention();
+    fd_attention("GQA T 3 < S 7", 3, 7);
+    fd_attention("GQA T 70 < S 140 (blocks)", 70, 140);
     nn.ops->fini(&nn);
     return CHECK_DONE();
 }

@@ -31,7 +31,7 @@ enum { LN1W, LN1B, QKVW, QKVB, ATTPROJW, ATTPROJB, LN2W, LN2B, FCW, FCB, FCPROJW
 
 /* One block's activations (all fp32, B x T rows); its input and output are res[l], res[l + 1]. */
 typedef struct {
-    float *ln1, *ln1_mean, *ln1_rstd, *qkv, *att, *atty, *residual2;
+    float *ln1, *ln1_mean, *ln1_rstd, *qkv, *lse, *atty, *residual2; /* lse (B, NH, T): attention's row log-sum-exp */
     float *ln2, *ln2_mean, *ln2_rstd, *fch, *fch_gelu;
 } block_acts;
 
@@ -41,10 +41,10 @@ typedef struct {
     bool recompute;     /* activation checkpointing */
     float **res;        /* L + 1 of (B, T, C): res[0] the embedding, res[l + 1] block l's output */
     block_acts *blocks; /* L (one shared set when recomputing) */
-    float *lnf, *lnf_mean, *lnf_rstd, *logits, *probs, *preatt;
+    float *lnf, *lnf_mean, *lnf_rstd, *logits, *probs;
     /* backward scratch */
     float *dres, *dres_in; /* (B, T, C): d(op output), d(op input) */
-    float *dln, *dqkv, *datty, *dpreatt, *datt, *dfch, *dfch_gelu, *dres2, *dlogits;
+    float *dln, *dqkv, *datty, *dfch, *dfch_gelu, *dres2, *dlogits;
     zrt_nn_buffers buffers;
 } gpt;
 
@@ -93,7 +93,7 @@ static zrt_status block_forward(gpt *g, zrt_nn *nn, rows r, int l, const float *
     zrt_attn_shape shape = attn_shape(g, r);
     ZRT_CHECK(o->layernorm_forward(nn, a->ln1, a->ln1_mean, a->ln1_rstd, x, param(g, u, LN1W, p), param(g, u, LN1B, p), N, C));
     ZRT_CHECK(zrt_nn_linear_forward(nn, qkv, a->ln1, param(g, u, QKVW, p), param(g, u, QKVB, p), NULL, N, C, 3 * C));
-    ZRT_CHECK(o->attention_forward(nn, &shape, a->atty, a->att, g->preatt, qkv, a->qkv + C, a->qkv + 2 * C));
+    ZRT_CHECK(o->attention_forward(nn, &shape, a->atty, a->lse, qkv, a->qkv + C, a->qkv + 2 * C));
     ZRT_CHECK(zrt_nn_linear_forward(nn, a->residual2, a->atty, param(g, u, ATTPROJW, p), param(g, u, ATTPROJB, p), x, N, C, C));
     ZRT_CHECK(o->layernorm_forward(nn, a->ln2, a->ln2_mean, a->ln2_rstd, a->residual2, param(g, u, LN2W, p),
                                    param(g, u, LN2B, p), N, C));
@@ -157,8 +157,8 @@ static zrt_status block_backward(gpt *g, zrt_nn *nn, rows r, int l, const float 
     ZRT_CHECK(o->copy(nn, g->dres_in, g->dres2, nc)); /* residual2 = x + attproj */
     ZRT_CHECK(zrt_nn_linear_backward(nn, g->datty, grad(g, u, ATTPROJW, gr), grad(g, u, ATTPROJB, gr), g->dres2, a->atty,
                               param(g, u, ATTPROJW, p), N, C, C));
-    ZRT_CHECK(o->attention_backward(nn, &shape, g->dqkv, g->dqkv + C, g->dqkv + 2 * C, g->datt, g->dpreatt, g->datty,
-                                    a->qkv, a->qkv + C, a->qkv + 2 * C, a->att));
+    ZRT_CHECK(o->attention_backward(nn, &shape, g->dqkv, g->dqkv + C, g->dqkv + 2 * C, g->datty, a->atty, a->lse,
+                                    a->qkv, a->qkv + C, a->qkv + 2 * C));
     ZRT_CHECK(zrt_nn_linear_backward(nn, g->dln, grad(g, u, QKVW, gr), grad(g, u, QKVB, gr), g->dqkv, a->ln1,
                               param(g, u, QKVW, p), N, C, 3 * C));
     return o->layernorm_backward(nn, g->dres_in, grad(g, u, LN1W, gr), grad(g, u, LN1B, gr), g->dln, g->res[l],
@@ -259,20 +259,20 @@ static zrt_status alloc_buffers(gpt *g, int max_batch)
     g->res = calloc((size_t)g->L + 1, sizeof *g->res);
     g->blocks = calloc((size_t)g->L, sizeof *g->blocks);
     if (!g->res || !g->blocks) return zrt_set_error(ZRT_ERR_NOMEM, "gpt: out of memory");
-    int64_t BT = (int64_t)max_batch * g->T, C = g->C, H = g->H, att = (int64_t)max_batch * g->NH * g->T * g->T;
+    int64_t BT = (int64_t)max_batch * g->T, C = g->C, H = g->H;
     zrt_nn_buffers *t = &g->buffers;
 #define BUF(ptr, count) zrt_nn_buffers_add(t, &(ptr), count, "gpt " #ptr)
     for (int l = 0; l <= g->L; l++) BUF(g->res[l], BT * C);
     for (int l = 0; l < (g->recompute ? 1 : g->L); l++) {
         block_acts *a = &g->blocks[l];
         BUF(a->ln1, BT * C), BUF(a->ln1_mean, BT), BUF(a->ln1_rstd, BT), BUF(a->qkv, BT * 3 * C);
-        BUF(a->att, att), BUF(a->atty, BT * C), BUF(a->residual2, BT * C), BUF(a->ln2, BT * C);
+        BUF(a->lse, BT * g->NH), BUF(a->atty, BT * C), BUF(a->residual2, BT * C), BUF(a->ln2, BT * C);
         BUF(a->ln2_mean, BT), BUF(a->ln2_rstd, BT), BUF(a->fch, BT * H), BUF(a->fch_gelu, BT * H);
     }
-    BUF(g->lnf, BT * C), BUF(g->lnf_mean, BT), BUF(g->lnf_rstd, BT), BUF(g->preatt, att);
+    BUF(g->lnf, BT * C), BUF(g->lnf_mean, BT), BUF(g->lnf_rstd, BT);
     BUF(g->logits, BT * g->V), BUF(g->probs, BT * g->V), BUF(g->dlogits, BT * g->V);
     BUF(g->dres, BT * C), BUF(g->dres_in, BT * C), BUF(g->dln, BT * C), BUF(g->dqkv, BT * 3 * C);
-    BUF(g->datty, BT * C), BUF(g->dpreatt, att), BUF(g->datt, att), BUF(g->dfch, BT * H), BUF(g->dfch_gelu, BT * H);
+    BUF(g->datty, BT * C), BUF(g->dfch, BT * H), BUF(g->dfch_gelu, BT * H);
     BUF(g->dres2, BT * C);
 #undef BUF
     ZRT_CHECK(zrt_nn_buffers_alloc(t, &g->nn));

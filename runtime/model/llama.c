@@ -31,7 +31,7 @@
 #include <stdlib.h>
 
 typedef struct {
-    float *ln1, *ln1_rstd, *qkv, *att, *atty, *mid, *ln2, *ln2_rstd, *gu, *act;
+    float *ln1, *ln1_rstd, *qkv, *lse, *atty, *mid, *ln2, *ln2_rstd, *gu, *act; /* lse (B, NH, T) */
 } llama_block;
 
 typedef struct {
@@ -42,8 +42,8 @@ typedef struct {
     float *cos, *sin;                /* RoPE tables, T x hs/2 */
     float **res;                     /* L + 1: the input of block l, res[L] the last block's output */
     llama_block *blocks;             /* L (one shared set when recomputing) */
-    float *lnf, *lnf_rstd, *logits, *probs, *pre;
-    float *dres, *dres_in, *dres2, *dln, *dqkv, *datty, *datt, *dpre, *dgu, *dact, *dlogits;
+    float *lnf, *lnf_rstd, *logits, *probs;
+    float *dres, *dres_in, *dres2, *dln, *dqkv, *datty, *dgu, *dact, *dlogits;
     zrt_nn_buffers buffers;
 } llama;
 
@@ -98,8 +98,7 @@ static zrt_status block_forward(llama *g, zrt_nn *nn, int l, const float *p, row
     ZRT_CHECK(zrt_nn_linear_forward(nn, qkv, a->ln1, param(g, u, ZRT_LLAMA_QW, p), q_bias, NULL, N, C, QKV));
     ZRT_CHECK(rope(g, nn, qkv, r, false));
     zrt_attn_shape s = attn_shape(g, r);
-    ZRT_CHECK(nn->ops->attention_forward(nn, &s, a->atty, a->att, g->pre, qkv, a->qkv + A,
-                                         a->qkv + A + g->d.NKV * g->d.hs));
+    ZRT_CHECK(nn->ops->attention_forward(nn, &s, a->atty, a->lse, qkv, a->qkv + A, a->qkv + A + g->d.NKV * g->d.hs));
     ZRT_CHECK(zrt_nn_linear_forward(nn, a->mid, a->atty, param(g, u, ZRT_LLAMA_OW, p), NULL, x, N, A, C));
     ZRT_CHECK(nn->ops->rmsnorm_forward(nn, a->ln2, a->ln2_rstd, a->mid, param(g, u, ZRT_LLAMA_LN2W, p), N, C, g->d.eps));
     ZRT_CHECK(zrt_nn_linear_forward(nn, a->gu, a->ln2, param(g, u, ZRT_LLAMA_GATEW, p), NULL, NULL, N, C, 2 * H));
@@ -158,8 +157,8 @@ static zrt_status attention_backward(llama *g, zrt_nn *nn, int l, const float *p
     ZRT_CHECK(zrt_nn_linear_backward(nn, g->datty, grad(g, u, ZRT_LLAMA_OW, gr), NULL, g->dres2, a->atty,
                                      param(g, u, ZRT_LLAMA_OW, p), N, A, C));
     zrt_attn_shape s = attn_shape(g, r);
-    ZRT_CHECK(nn->ops->attention_backward(nn, &s, g->dqkv, g->dqkv + A, g->dqkv + A + KV, g->datt, g->dpre, g->datty,
-                                          a->qkv, a->qkv + A, a->qkv + A + KV, a->att));
+    ZRT_CHECK(nn->ops->attention_backward(nn, &s, g->dqkv, g->dqkv + A, g->dqkv + A + KV, g->datty, a->atty, a->lse,
+                                          a->qkv, a->qkv + A, a->qkv + A + KV));
     ZRT_CHECK(rope(g, nn, g->dqkv, r, true));
     float *dbias = g->d.qkv_bias ? grad(g, u, ZRT_LLAMA_QB, gr) : NULL;
     ZRT_CHECK(zrt_nn_linear_backward(nn, g->dln, grad(g, u, ZRT_LLAMA_QW, gr), dbias, g->dqkv, a->ln1,
@@ -377,12 +376,12 @@ void zrt_llama_rope_tables(const zrt_llama_dims *d, float *cos_table, float *sin
 
 /* ---- setup -------------------------------------------------------------------------------------- */
 
-static void list_block(llama *g, llama_block *a, int64_t BT, int64_t att)
+static void list_block(llama *g, llama_block *a, int64_t BT)
 {
     zrt_nn_buffers *b = &g->buffers;
     int64_t C = g->d.C, H = g->d.H;
     zrt_nn_buffers_add(b, &a->ln1, BT * C, "llama ln1"), zrt_nn_buffers_add(b, &a->ln1_rstd, BT, "llama ln1 rstd");
-    zrt_nn_buffers_add(b, &a->qkv, BT * g->QKV, "llama qkv"), zrt_nn_buffers_add(b, &a->att, att, "llama att");
+    zrt_nn_buffers_add(b, &a->qkv, BT * g->QKV, "llama qkv"), zrt_nn_buffers_add(b, &a->lse, BT * g->d.NH, "llama lse");
     zrt_nn_buffers_add(b, &a->atty, BT * g->d.NH * g->d.hs, "llama atty");
     zrt_nn_buffers_add(b, &a->mid, BT * C, "llama mid"), zrt_nn_buffers_add(b, &a->ln2, BT * C, "llama ln2");
     zrt_nn_buffers_add(b, &a->ln2_rstd, BT, "llama ln2 rstd"), zrt_nn_buffers_add(b, &a->gu, BT * 2 * H, "llama gu");
@@ -395,17 +394,15 @@ static zrt_status alloc_buffers(llama *g, int max_batch)
 {
     const zrt_llama_dims *d = &g->d;
     int64_t BT = (int64_t)max_batch * d->T, C = d->C, H = d->H, A = (int64_t)d->NH * d->hs;
-    int64_t att = (int64_t)max_batch * d->NH * d->T * d->T;
     zrt_nn_buffers *b = &g->buffers;
     for (int l = 0; l <= d->L; l++) zrt_nn_buffers_add(b, &g->res[l], BT * C, "llama residual");
-    for (int l = 0; l < (g->recompute ? 1 : d->L); l++) list_block(g, &g->blocks[l], BT, att);
+    for (int l = 0; l < (g->recompute ? 1 : d->L); l++) list_block(g, &g->blocks[l], BT);
     zrt_nn_buffers_add(b, &g->lnf, BT * C, "llama lnf"), zrt_nn_buffers_add(b, &g->lnf_rstd, BT, "llama lnf rstd");
     zrt_nn_buffers_add(b, &g->logits, BT * d->V, "llama logits"), zrt_nn_buffers_add(b, &g->probs, BT * d->V, "llama probs");
-    zrt_nn_buffers_add(b, &g->dlogits, BT * d->V, "llama dlogits"), zrt_nn_buffers_add(b, &g->pre, att, "llama pre");
+    zrt_nn_buffers_add(b, &g->dlogits, BT * d->V, "llama dlogits");
     zrt_nn_buffers_add(b, &g->dres, BT * C, "llama dres"), zrt_nn_buffers_add(b, &g->dres_in, BT * C, "llama dres_in");
     zrt_nn_buffers_add(b, &g->dres2, BT * C, "llama dres2"), zrt_nn_buffers_add(b, &g->dln, BT * C, "llama dln");
     zrt_nn_buffers_add(b, &g->dqkv, BT * g->QKV, "llama dqkv"), zrt_nn_buffers_add(b, &g->datty, BT * A, "llama datty");
-    zrt_nn_buffers_add(b, &g->datt, att, "llama datt"), zrt_nn_buffers_add(b, &g->dpre, att, "llama dpre");
     zrt_nn_buffers_add(b, &g->dgu, BT * 2 * H, "llama dgu"), zrt_nn_buffers_add(b, &g->dact, BT * H, "llama dact");
     int64_t half = (int64_t)d->T * (d->hs / 2);
     zrt_nn_buffers_add(b, &g->cos, half, "llama rope cos"), zrt_nn_buffers_add(b, &g->sin, half, "llama rope sin");

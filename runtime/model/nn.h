@@ -24,6 +24,7 @@
 #ifndef ZRT_MODEL_NN_H
 #define ZRT_MODEL_NN_H
 
+#include "flash.h"
 #include "zrt.h"
 
 /* How fp32 matmuls use the tensor cores: exact fp32 (the default for fp32
@@ -51,18 +52,7 @@ typedef struct {
     int64_t stride_a, stride_b, stride_c;
 } zrt_gemm;
 
-/* Causal attention of B sequences: T query positions against S key
- * positions (S >= T; query t sits at position S - T + t and sees keys
- * 0..S - T + t: training has S == T, a decode step T == 1). NH query heads,
- * NKV key/value heads (NH % NKV == 0; query head h reads kv head
- * h / (NH / NKV): grouped-query attention), head size hs. Row r of q is
- * position r % T of sequence r / T, head h at columns [h hs, (h + 1) hs),
- * rows ld_q apart; k and v likewise (rows of sequence b: b S .. b S + S - 1,
- * ld_kv apart); out (B T rows, ld_out), head h at columns h hs. */
-typedef struct {
-    int B, T, S, NH, NKV, hs;
-    int ld_q, ld_kv, ld_out;
-} zrt_attn_shape;
+/* zrt_attn_shape: causal grouped-query attention's shape (kernels/flash.h). */
 
 typedef struct zrt_nn zrt_nn;
 typedef struct zrt_nn_ops zrt_nn_ops;
@@ -124,15 +114,18 @@ struct zrt_nn_ops {
     zrt_status (*rope)(zrt_nn *nn, float *x, int N, int T, int pos0, int heads, int hs, int ld, const float *cos,
                        const float *sin, bool inverse);
 
-    /* zrt_attn_shape's attention; att (B, NH, T, S) keeps the softmax for
-     * the backward, pre is scratch of the same size; scale 1/sqrt(hs). */
-    zrt_status (*attention_forward)(zrt_nn *nn, const zrt_attn_shape *a, float *out, float *att, float *pre,
-                                    const float *q, const float *k, const float *v);
+    /* zrt_attn_shape's attention, scale 1/sqrt(hs), in FlashAttention-2's
+     * form: out and lse (B, NH, T: each query row's log-sum-exp of its
+     * scaled scores) written; nothing T x S is kept, any scratch is bounded
+     * by the device's block sizes. */
+    zrt_status (*attention_forward)(zrt_nn *nn, const zrt_attn_shape *a, float *out, float *lse, const float *q,
+                                    const float *k, const float *v);
     /* dq, dk, dv overwritten (the layout of q, k, v; a kv head's gradient
-     * sums its query heads'); datt, dpre: scratch as att. */
-    zrt_status (*attention_backward)(zrt_nn *nn, const zrt_attn_shape *a, float *dq, float *dk, float *dv, float *datt,
-                                     float *dpre, const float *dout, const float *q, const float *k, const float *v,
-                                     const float *att);
+     * sums its query heads') from dout and the forward's out and lse, the
+     * probabilities recomputed block by block. */
+    zrt_status (*attention_backward)(zrt_nn *nn, const zrt_attn_shape *a, float *dq, float *dk, float *dv,
+                                     const float *dout, const float *out, const float *lse, const float *q,
+                                     const float *k, const float *v);
 
     /* pre (rows, cols) += bias per row (bias NULL: none), out = gelu(pre) (tanh form; out == pre allowed). */
     zrt_status (*bias_gelu_forward)(zrt_nn *nn, float *pre, float *out, const float *bias, int rows, int cols);

@@ -7,8 +7,11 @@
  * a model on the cpu device gives the bits it gave then (test_golden_torch,
  * test_engine_stages). Sums over rows (bias, embedding and norm weight
  * gradients) add rows in order; row statistics follow vecmath.h's lane
- * order. Every op computes at once: the runner calls the model's function
- * as one host function on the stream's thread (host_function).
+ * order. Attention is nn_attention.c's blocked FlashAttention-2 (its sums
+ * are in another order than the former T x T softmax's: the models' bits
+ * moved once, within test_golden_torch's 1e-5 of PyTorch). Every op
+ * computes at once: the runner calls the model's function as one host
+ * function on the stream's thread (host_function).
  * Check: tests/test_nn_ops.c holds each op to tests/model_refs.h.
  */
 #include "nn_device.h"
@@ -189,49 +192,6 @@ static zrt_status rope(zrt_nn *nn, float *x, int N, int T, int pos0, int heads, 
     return ZRT_OK;
 }
 
-/* ---- attention: nn_attention.c over cblas and these softmax rows -------------------------------- */
-
-static zrt_status softmax_forward(zrt_nn *nn, float *att, const float *pre, int squares, int T, int S)
-{
-    (void)nn;
-    const zrt_vecmath *v = vm();
-    for (int64_t r = 0; r < (int64_t)squares * T; r++) {
-        int n = S - T + (int)(r % T) + 1;
-        const float *p = pre + r * S;
-        float *a = att + r * S, inv = 1.0f / v->exp_sum(a, p, v->max(p, n), n);
-        for (int i = 0; i < n; i++) a[i] *= inv;
-        memset(a + n, 0, (size_t)(S - n) * sizeof(float));
-    }
-    return ZRT_OK;
-}
-
-static zrt_status softmax_backward(zrt_nn *nn, float *dpre, const float *att, const float *datt, int squares, int T,
-                                   int S)
-{
-    (void)nn;
-    for (int64_t r = 0; r < (int64_t)squares * T; r++) {
-        int n = S - T + (int)(r % T) + 1;
-        const float *a = att + r * S, *da = datt + r * S;
-        float *d = dpre + r * S, dot = vm()->dot(a, da, n);
-        for (int i = 0; i < n; i++) d[i] = a[i] * (da[i] - dot);
-        memset(d + n, 0, (size_t)(S - n) * sizeof(float));
-    }
-    return ZRT_OK;
-}
-
-static zrt_status attention_forward(zrt_nn *nn, const zrt_attn_shape *a, float *out, float *att, float *pre,
-                                    const float *q, const float *k, const float *v)
-{
-    return zrt_nn_attention_forward_with(nn, a, out, att, pre, q, k, v, softmax_forward);
-}
-
-static zrt_status attention_backward(zrt_nn *nn, const zrt_attn_shape *a, float *dq, float *dk, float *dv, float *datt,
-                                     float *dpre, const float *dout, const float *q, const float *k, const float *v,
-                                     const float *att)
-{
-    return zrt_nn_attention_backward_with(nn, a, dq, dk, dv, datt, dpre, dout, q, k, v, att, softmax_backward);
-}
-
 /* ---- activations --------------------------------------------------------------------------------- */
 
 static zrt_status bias_gelu_forward(zrt_nn *nn, float *pre, float *out, const float *bias, int rows, int cols)
@@ -323,7 +283,7 @@ const zrt_nn_ops zrt_nn_cpu = {
     .gemm = gemm, .init_rows = init_rows, .bias_backward = bias_backward, .embed_forward = embed_forward,
     .embed_backward = embed_backward, .layernorm_forward = layernorm_forward, .layernorm_backward = layernorm_backward,
     .rmsnorm_forward = rmsnorm_forward, .rmsnorm_backward = rmsnorm_backward, .rope = rope,
-    .attention_forward = attention_forward, .attention_backward = attention_backward,
+    .attention_forward = zrt_nn_flash_forward, .attention_backward = zrt_nn_flash_backward,
     .bias_gelu_forward = bias_gelu_forward, .gelu_backward = gelu_backward, .swiglu_forward = swiglu_forward,
     .swiglu_backward = swiglu_backward, .cross_entropy = cross_entropy,
 };

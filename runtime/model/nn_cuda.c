@@ -189,30 +189,21 @@ static zrt_status rope(zrt_nn *nn, float *x, int N, int T, int pos0, int heads, 
     return ZRT_OK;
 }
 
-static zrt_status softmax_forward(zrt_nn *nn, float *att, const float *pre, int squares, int T, int S)
+static zrt_status attention_forward(zrt_nn *nn, const zrt_attn_shape *a, float *out, float *lse, const float *q,
+                                    const float *k, const float *v)
 {
-    ZRT_CUDA_CHECK(zrt_cuda_causal_softmax_forward(nn->stream, att, pre, squares, T, S));
+    ZRT_CHECK(zrt_nn_attention_check(nn, a));
+    ZRT_CUDA_CHECK(zrt_cuda_flash_forward(nn->stream, a, out, lse, q, k, v));
     return ZRT_OK;
 }
 
-static zrt_status softmax_backward(zrt_nn *nn, float *dpre, const float *att, const float *datt, int squares, int T,
-                                   int S)
+static zrt_status attention_backward(zrt_nn *nn, const zrt_attn_shape *a, float *dq, float *dk, float *dv,
+                                     const float *dout, const float *out, const float *lse, const float *q,
+                                     const float *k, const float *v)
 {
-    ZRT_CUDA_CHECK(zrt_cuda_causal_softmax_backward(nn->stream, dpre, att, datt, squares, T, S));
+    ZRT_CHECK(zrt_nn_attention_check(nn, a));
+    ZRT_CUDA_CHECK(zrt_cuda_flash_backward(nn->stream, a, dq, dk, dv, dout, out, lse, q, k, v));
     return ZRT_OK;
-}
-
-static zrt_status attention_forward(zrt_nn *nn, const zrt_attn_shape *a, float *out, float *att, float *pre,
-                                    const float *q, const float *k, const float *v)
-{
-    return zrt_nn_attention_forward_with(nn, a, out, att, pre, q, k, v, softmax_forward);
-}
-
-static zrt_status attention_backward(zrt_nn *nn, const zrt_attn_shape *a, float *dq, float *dk, float *dv, float *datt,
-                                     float *dpre, const float *dout, const float *q, const float *k, const float *v,
-                                     const float *att)
-{
-    return zrt_nn_attention_backward_with(nn, a, dq, dk, dv, datt, dpre, dout, q, k, v, att, softmax_backward);
 }
 
 static zrt_status bias_gelu_forward(zrt_nn *nn, float *pre, float *out, const float *bias, int rows, int cols)

@@ -1,5 +1,5 @@
 /* nn_device.h: what the device tables of nn.h share, private to model/:
- * attention written once over a table's gemm and its own causal softmax
+ * attention's shape check and the cpu table's blocked attention
  * (nn_attention.c), and the cuBLASLt matmuls behind the cuda table
  * (cuda_blas.c; plain C, no CUDA header, so tests include it in any build).
  */
@@ -8,23 +8,16 @@
 
 #include "nn.h"
 
-/* squares (B NH) of T rows x S columns: row t keeps its first S - T + t + 1
- * entries, softmaxed, the rest 0 (att and pre distinct). */
-typedef zrt_status (*zrt_nn_softmax_forward)(zrt_nn *nn, float *att, const float *pre, int squares, int T, int S);
-/* dpre = att * (datt - rowsum(att * datt)) on the causal part, 0 beyond. */
-typedef zrt_status (*zrt_nn_softmax_backward)(zrt_nn *nn, float *dpre, const float *att, const float *datt,
-                                              int squares, int T, int S);
-
 /* ZRT_ERR_INVALID naming the shape unless S >= T >= 1, NH % NKV == 0 and the
  * leading dimensions hold the heads. */
 zrt_status zrt_nn_attention_check(const zrt_nn *nn, const zrt_attn_shape *a);
-/* nn.h's attention_forward / attention_backward through nn->ops->gemm
- * (strided batches over the kv heads: no zero stride) and softmax. */
-zrt_status zrt_nn_attention_forward_with(zrt_nn *nn, const zrt_attn_shape *a, float *out, float *att, float *pre,
-                                         const float *q, const float *k, const float *v, zrt_nn_softmax_forward softmax);
-zrt_status zrt_nn_attention_backward_with(zrt_nn *nn, const zrt_attn_shape *a, float *dq, float *dk, float *dv,
-                                          float *datt, float *dpre, const float *dout, const float *q, const float *k,
-                                          const float *v, const float *att, zrt_nn_softmax_backward softmax);
+/* nn.h's attention_forward / attention_backward as FlashAttention-2's
+ * blocked algorithm over cblas_sgemm (nn_attention.c): the cpu table's. */
+zrt_status zrt_nn_flash_forward(zrt_nn *nn, const zrt_attn_shape *a, float *out, float *lse, const float *q,
+                                const float *k, const float *v);
+zrt_status zrt_nn_flash_backward(zrt_nn *nn, const zrt_attn_shape *a, float *dq, float *dk, float *dv,
+                                 const float *dout, const float *out, const float *lse, const float *q, const float *k,
+                                 const float *v);
 
 /* ---- cuBLASLt (cuda_blas.c, builds with CUDA) -------------------------------------------- */
 
