@@ -253,21 +253,21 @@ static zrt_status timed_gemm(zrt_nn *nn, const zrt_gemm *g)
     return zrt_op_timer_end(nn->on, op, gemm(nn, g));
 }
 
-static zrt_status timed_attention_forward(zrt_nn *nn, const zrt_attn_shape *a, float *out, float *att, float *pre,
-                                          const float *q, const float *k, const float *v)
+static zrt_status timed_attention_forward(zrt_nn *nn, const zrt_attn_shape *a, float *out, float *lse, const float *q,
+                                          const float *k, const float *v)
 {
     int op;
     ZRT_CHECK(zrt_op_timer_begin(nn->on, ZRT_OP_ATTENTION, &op));
-    return zrt_op_timer_end(nn->on, op, attention_forward(nn, a, out, att, pre, q, k, v));
+    return zrt_op_timer_end(nn->on, op, attention_forward(nn, a, out, lse, q, k, v));
 }
 
 static zrt_status timed_attention_backward(zrt_nn *nn, const zrt_attn_shape *a, float *dq, float *dk, float *dv,
-                                           float *datt, float *dpre, const float *dout, const float *q, const float *k,
-                                           const float *v, const float *att)
+                                           const float *dout, const float *out, const float *lse, const float *q,
+                                           const float *k, const float *v)
 {
     int op;
     ZRT_CHECK(zrt_op_timer_begin(nn->on, ZRT_OP_ATTENTION, &op));
-    return zrt_op_timer_end(nn->on, op, attention_backward(nn, a, dq, dk, dv, datt, dpre, dout, q, k, v, att));
+    return zrt_op_timer_end(nn->on, op, attention_backward(nn, a, dq, dk, dv, dout, out, lse, q, k, v));
 }
 
 const zrt_nn_ops zrt_nn_cuda = {
