@@ -7,6 +7,7 @@
  *  2. `zrt config check FILE` exits 1 and prints the same text.
  */
 #include "check.h"
+#include "run_cmd.h"
 #include "zrt.h"
 
 #include <sys/wait.h>
@@ -148,18 +149,6 @@ static const bad_case cases[] = {
 #define N_CASES (sizeof cases / sizeof cases[0])
 
 /* Runs `zrt config check path`; returns its exit status and output. */
-static int run_cli(const char *path, char *out, size_t size)
-{
-    const char *bin = getenv("ZRT_BIN");
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "'%s' config check '%s' 2>&1", bin ? bin : "build/bin/zrt", path);
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t got = fread(out, 1, size - 1, p);
-    out[got] = '\0';
-    int status = pclose(p);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
 int main(void)
 {
@@ -181,7 +170,7 @@ int main(void)
         CHECK_MSG(memcmp(&cfg, &defaults, sizeof cfg) == 0, "%s: config not reset after the error", c->name);
 
         char out[8192];
-        int rc = run_cli(path, out, sizeof out);
+        int rc = run_config_check(path, out, sizeof out);
         CHECK_MSG(rc == 1, "%s: zrt config check exited %d", c->name, rc);
         CHECK_MSG(strstr(out, c->expected) != NULL, "%s: CLI output lacks '%s':\n%s", c->name, c->expected, out);
     }

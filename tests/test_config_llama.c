@@ -11,6 +11,7 @@
  * by `zrt config check`, with its own message.
  */
 #include "check.h"
+#include "run_cmd.h"
 #include "zrt.h"
 
 #include <sys/stat.h>
@@ -96,18 +97,6 @@ static const bad_case bad_json[] = {
      "activation_checkpointing: is given (checkpointing on) and zrt.activation_checkpointing is false"},
 };
 
-static int run_cli(const char *path, char *out, size_t size)
-{
-    const char *bin = getenv("ZRT_BIN");
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "'%s' config check '%s' 2>&1", bin ? bin : "build/bin/zrt", path);
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t got = fread(out, 1, size - 1, p);
-    out[got] = '\0';
-    int status = pclose(p);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
 static void put(const char *name, const char *text)
 {
@@ -122,7 +111,7 @@ static void refused(const char *name, const char *text, const char *expected)
     CHECK_MSG(zrt_config_load(&cfg, name) == ZRT_ERR_CONFIG && strstr(zrt_last_error(), expected),
               "%s:\n  expected: %s\n  got:      %s", name, expected, zrt_last_error());
     char out[8192];
-    int rc = run_cli(name, out, sizeof out);
+    int rc = run_config_check(name, out, sizeof out);
     CHECK_MSG(rc == 1 && strstr(out, expected), "%s: zrt config check exited %d:\n%s", name, rc, out);
 }
 

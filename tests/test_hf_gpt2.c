@@ -13,23 +13,13 @@
  * initial weights with the plain reader, then skips, saying what it left out.
  */
 #include "engine_common.h"
+#include "run_cmd.h"
 
 #include <stdarg.h>
 #include <sys/wait.h>
 
 #define STEPS 4
 
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 1;
-}
 
 static void gpt_config(zrt_config *cfg, const char *init_from)
 {

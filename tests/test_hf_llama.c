@@ -18,6 +18,7 @@
  * fails the comparison.
  */
 #include "engine_common.h"
+#include "run_cmd.h"
 #include "zrt/shards.h"
 
 #include <stdarg.h>
@@ -27,17 +28,6 @@
 #define BATCH 4 /* global: 4 samples of seq_len at world 1, 2 per rank at world 2 */
 #define T 16
 
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...)
-{
-    char cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 1;
-}
 
 typedef struct {
     char dir[900]; /* WORK/NAME: hf/ the model, run-wW-sS/ each run */
