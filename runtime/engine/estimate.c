@@ -54,7 +54,9 @@ zrt_status zrt_engine_estimate(const zrt_config *cfg, const int64_t *unit_numel,
         if (stage == 3 && !offloaded) (*dev)[ZRT_MEM_PARAMS] += shard * es;
         if (offloaded && zrt_engine_param_in_cpu(cfg, shard, &in_cpu)) (*host)[ZRT_MEM_PARAMS] += shard * es;
         else if (offloaded && shard > widest_nvme_param) widest_nvme_param = shard;
-        (*dev)[ZRT_MEM_GRADS] += (stage <= 1 ? padded : shard) * es;
+        if (stage <= 1) (*dev)[ZRT_MEM_GRADS] += padded * es;
+        else if (opt == ZRT_OFFLOAD_NONE || cfg->batch.gradient_accumulation_steps > 1) (*dev)[ZRT_MEM_GRADS] += shard * es;
+        /* else: stages 2-3 offloaded, one micro batch: they go down from the reduce_scatter's output */
         if (opt == ZRT_OFFLOAD_NONE) (*dev)[ZRT_MEM_OPTIMIZER] += 12 * (stage == 0 ? padded : shard);
         else (*host)[ZRT_MEM_GRADS] += shard * es; /* the gradients copied down */
         if (opt == ZRT_OFFLOAD_CPU) (*host)[ZRT_MEM_OPTIMIZER] += 12 * shard;

@@ -140,6 +140,12 @@ zrt_status zrt_host_place_grads_ready(void *self, int unit, const void *grads, z
     return zrt_event_record(o->down[unit], o->d2h);
 }
 
+zrt_status zrt_host_place_grads_taken(void *self, int unit, zrt_stream *stream)
+{
+    host_place *o = self;
+    return zrt_stream_wait_event(stream, o->down[unit]);
+}
+
 zrt_status zrt_host_place_statistics(void *self, double scale)
 {
     host_place *o = self;

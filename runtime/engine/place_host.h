@@ -33,6 +33,7 @@ zrt_status zrt_host_place_create(const place_env *env, const host_state_ops *ops
 /* The place_ops entries both backends share. */
 zrt_status zrt_host_place_begin_step(void *self);
 zrt_status zrt_host_place_grads_ready(void *self, int unit, const void *grads, zrt_event *ready, double scale);
+zrt_status zrt_host_place_grads_taken(void *self, int unit, zrt_stream *stream);
 zrt_status zrt_host_place_statistics(void *self, double scale);
 zrt_status zrt_host_place_before_wait(void *self, const place_step *s, zrt_stream **wrote);
 zrt_status zrt_host_place_step(void *self, const place_step *s, zrt_stream **wrote);
@@ -42,6 +43,7 @@ zrt_status zrt_host_place_synchronize(void *self);
 void zrt_host_place_destroy(void *self);
 #define HOST_PLACE_ENTRIES                                                                                              \
     .grads_leave_device = true, .begin_step = zrt_host_place_begin_step, .grads_ready = zrt_host_place_grads_ready,    \
+    .grads_taken = zrt_host_place_grads_taken,                                                                         \
     .statistics = zrt_host_place_statistics, .device_step = zrt_host_place_before_wait,                                \
     .host_step = zrt_host_place_step, .publish = zrt_host_place_publish, .state_io = zrt_host_place_state_io,          \
     .synchronize = zrt_host_place_synchronize, .destroy = zrt_host_place_destroy

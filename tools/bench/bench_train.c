@@ -135,18 +135,6 @@ static const char *nvme_dir(const train_options *o)
     return dir;
 }
 
-/* This process's peak resident set (VmHWM), in MiB; -1 where /proc cannot say. */
-static double peak_rss_mb(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kb = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmHWM: %ld kB", &kb) == 1) break;
-    if (f) fclose(f);
-    return kb < 0 ? -1 : (double)kb / 1024.0;
-}
-
 /* The peak RSS of a rank while one stage alone trains 3 steps: the peak is
  * reset first (/proc/self/clear_refs 5), so it is what the process holds
  * then -- libraries, comm buffers, what earlier runs left in the heap -- plus
@@ -165,7 +153,8 @@ static zrt_status stage_rss(const train_options *o, zrt_device *device, zrt_comm
         double t;
         status = zrt_bench_run_step(&run, comm, &t);
     }
-    *mb = reset ? peak_rss_mb() : -1;
+    double rss = zrt_cli_peak_rss();
+    *mb = reset && rss >= 0 ? rss / 1048576.0 : -1;
     zrt_bench_run_close(&run);
     return status;
 }

@@ -107,3 +107,14 @@ bool zrt_cli_run_peer(const char *script, const char *args, const char *prefix, 
     line[strcspn(line, "\n")] = 0;
     return found && rc == 0;
 }
+
+double zrt_cli_peak_rss(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %ld kB", &kb) == 1) break;
+    if (f) fclose(f);
+    return kb < 0 ? -1 : (double)kb * 1024.0;
+}
