@@ -33,7 +33,10 @@ void zrt_engine_nvme_slots(const zrt_config *cfg, int64_t widest_shard, int *n_s
     int64_t group = cfg->zero.sub_group_size < widest_shard ? cfg->zero.sub_group_size : widest_shard;
     *group_elements = group > 0 ? (size_t)group : 1;
     *n_slots = cfg->zero.offload_optimizer.buffer_count > 3 ? (int)cfg->zero.offload_optimizer.buffer_count : 3;
-    *slot_bytes = 3 * (size_t)align_up((int64_t)*group_elements * 4, ZRT_SWAP_ALIGN);
+    int64_t es = cfg->mixed_precision == ZRT_PRECISION_NO ? 4 : 2;
+    /* [master | exp_avg | exp_avg_sq | the gradients' window: aligned, plus a block of slack] */
+    *slot_bytes = 3 * (size_t)align_up((int64_t)*group_elements * 4, ZRT_SWAP_ALIGN) +
+                  (size_t)align_up((int64_t)*group_elements * es, ZRT_SWAP_ALIGN) + ZRT_SWAP_ALIGN;
 }
 
 zrt_status zrt_engine_estimate(const zrt_config *cfg, const int64_t *unit_numel, int n_units, zrt_mem_estimate *out)
@@ -58,7 +61,7 @@ zrt_status zrt_engine_estimate(const zrt_config *cfg, const int64_t *unit_numel,
         else if (opt == ZRT_OFFLOAD_NONE || cfg->batch.gradient_accumulation_steps > 1) (*dev)[ZRT_MEM_GRADS] += shard * es;
         /* else: stages 2-3 offloaded, one micro batch: they go down from the reduce_scatter's output */
         if (opt == ZRT_OFFLOAD_NONE) (*dev)[ZRT_MEM_OPTIMIZER] += 12 * (stage == 0 ? padded : shard);
-        else (*host)[ZRT_MEM_GRADS] += shard * es; /* the gradients copied down */
+        if (opt == ZRT_OFFLOAD_CPU) (*host)[ZRT_MEM_GRADS] += shard * es; /* the gradients copied down */
         if (opt == ZRT_OFFLOAD_CPU) (*host)[ZRT_MEM_OPTIMIZER] += 12 * shard;
     }
     if (opt == ZRT_OFFLOAD_NVME) {
@@ -66,6 +69,7 @@ zrt_status zrt_engine_estimate(const zrt_config *cfg, const int64_t *unit_numel,
         size_t group, slot_bytes;
         zrt_engine_nvme_slots(cfg, widest, &n_slots, &group, &slot_bytes);
         (*host)[ZRT_MEM_OPTIMIZER] += n_slots * (int64_t)slot_bytes;
+        (*host)[ZRT_MEM_GRADS] += 2 * align_up(widest * es, ZRT_SWAP_ALIGN); /* two units' on their way to the file */
     }
     if (widest_nvme_param) {
         int64_t slots = cfg->zero.offload_param.buffer_count > 64 ? 64 : cfg->zero.offload_param.buffer_count;
