@@ -107,6 +107,15 @@ void zrt_mem_table_remove(zrt_mem_table *t, zrt_mem_block *b)
     t->n--;
 }
 
+void zrt_mem_table_remove_deferred(zrt_mem_table *t, zrt_mem_block *b)
+{
+    t->stats.current[b->place][b->category] -= (int64_t)b->bytes;
+    t->stats.freeing += (int64_t)b->bytes;
+    size_t at = (size_t)(b - t->blocks);
+    memmove(&t->blocks[at], &t->blocks[at + 1], (t->n - at - 1) * sizeof *t->blocks);
+    t->n--;
+}
+
 void zrt_mem_table_recharge(zrt_mem_table *t, zrt_mem_block *b, zrt_mem_category c)
 {
     t->stats.current[b->place][b->category] -= (int64_t)b->bytes; /* moved: the total's peak does not change */

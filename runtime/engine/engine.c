@@ -442,6 +442,7 @@ static zrt_status alloc_engine(zrt_engine *e, int64_t widest)
     ZRT_CHECK(zrt_event_create(e->device, "result ready", &e->result_ready));
     ZRT_CHECK(zrt_event_create(e->device, "batch copied", &e->batch_copied));
     ZRT_CHECK(zrt_event_create(e->device, "published", &e->published));
+    for (int k = 0; k < 2; k++) ZRT_CHECK(zrt_event_create(e->device, "freed", &e->freed[k]));
     if (e->dtype != ZRT_DTYPE_F32) /* fp32 models read the compute copy directly */
         ZRT_CHECK(zrt_engine_alloc(e, ZRT_MEM_ACTIVATIONS, (size_t)widest * sizeof(float), -1, "params (fp32 view)", &e->params_f32));
     if (!grads_direct(e)) /* else backward_grads never picks it */
@@ -592,6 +593,7 @@ void zrt_engine_destroy(zrt_engine *e)
     zrt_event_destroy(e->result_ready);
     zrt_event_destroy(e->batch_copied);
     zrt_event_destroy(e->published);
+    for (int k = 0; k < 2; k++) zrt_event_destroy(e->freed[k]);
     zrt_stream_destroy(e->compute);
     zrt_stream_destroy(e->comm_stream);
     free(e->ranges);

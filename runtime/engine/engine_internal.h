@@ -121,6 +121,8 @@ struct zrt_engine {
     char resumed_from[ZRT_PATH_MAX + 64]; /* the step directory zrt_engine_load read: checkpoint_keep never removes it */
     int64_t live_params, peak_live_params; /* stage 3, elements gathered */
     int64_t cached_params;                 /* stage 3, elements in param_cache buffers */
+    int64_t freeing_params;                /* stage 3, elements freed on a stream that has not reached the free */
+    zrt_event *freed[2];                   /* stage 3: compute, comm reached the latest free */
     bool inject_overflow;
     bool fault_skip_gather_wait;           /* ZRT_FAULT_SKIP_WAIT=gather: the check mode's test */
     zrt_param_store *params;               /* offload_param (param_store.c); NULL otherwise */

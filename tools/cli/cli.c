@@ -118,3 +118,11 @@ double zrt_cli_peak_rss(void)
     if (f) fclose(f);
     return kb < 0 ? -1 : (double)kb * 1024.0;
 }
+
+int64_t zrt_cli_data_bytes(const zrt_data *d)
+{
+    int64_t bytes = d->text ? d->text_len : 0;
+    if (d->teacher) bytes += d->vocab * d->d_model * (int64_t)sizeof(float);
+    if (d->successor) bytes += d->vocab * (int64_t)sizeof(int32_t);
+    return bytes;
+}

@@ -408,16 +408,6 @@ static zrt_status train(trainer *t)
     return ZRT_OK;
 }
 
-/* The data loader's host memory (zrt_data): the mlp teacher, the gpt
- * successor table or the text file it read (token shards are mapped files). */
-static int64_t data_bytes(const zrt_data *d)
-{
-    int64_t bytes = d->text ? d->text_len : 0;
-    if (d->teacher) bytes += d->vocab * d->d_model * (int64_t)sizeof(float);
-    if (d->successor) bytes += d->vocab * (int64_t)sizeof(int32_t);
-    return bytes;
-}
-
 /* Every rank's memory at the end: the report's peak (every category, device
  * and pinned host memory together, plus the data loader) beside the
  * process's peak resident set -- on the cpu device the difference is the
@@ -425,7 +415,7 @@ static int64_t data_bytes(const zrt_data *d)
 static void print_memory(const trainer *t)
 {
     const zrt_mem_stats *m = zrt_device_mem(t->device);
-    int64_t data = data_bytes(&t->data) + data_bytes(&t->val);
+    int64_t data = zrt_cli_data_bytes(&t->data) + zrt_cli_data_bytes(&t->val);
     char all[32], rss[32], line[512];
     int n = snprintf(line, sizeof line, "zrt train: rank %d memory: report's peak %s (", t->rank,
                      zrt_fmt_bytes((double)(m->peak_all + data), all, sizeof all));

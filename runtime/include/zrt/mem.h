@@ -38,6 +38,8 @@ typedef struct {
     int64_t peak[ZRT_MEM_PLACES][ZRT_MEM_CATEGORIES];    /* the highest `current` seen */
     int64_t all, peak_all; /* every place and category together, now and at its highest (the process's
                             * peak resident memory on the cpu device is this plus its code and libraries) */
+    int64_t freeing;       /* freed on a stream that has not yet reached the free: out of `current`, still
+                            * in `all` (the memory is still held) */
 } zrt_mem_stats;
 
 /* params + grads + optimizer in `place`, now. */
