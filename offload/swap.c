@@ -11,6 +11,9 @@
  * drives serve one sub-group together, with no RAID0 to set up.
  * Invariants: inflight <= depth; a request is done when all its chunks
  * completed; the first failure (EIO, short transfer) breaks the swapper.
+ * Per chunk the swapper does what fio --fixedbufs --registerfiles does:
+ * registered buffers and files (no page pinning nor file lookup per
+ * request), and its chunk records come from a pool of `depth`, not malloc.
  */
 #include "offload_internal.h"
 #include "zrt/internal/error.h"
@@ -56,7 +59,10 @@ struct zrt_swap {
     char paths[ZRT_MAX_NVME_PATHS][ZRT_PATH_MAX + 64];
     size_t bytes, block, per_file;
     struct io_uring ring;
+    bool files_registered;    /* sqes name files by index (IOSQE_FIXED_FILE) */
     int depth, inflight;
+    chunk *chunks;            /* depth records; free ones on the stack below */
+    int *free_chunks, n_free;
     void *reg_base[MAX_REGISTERED];
     size_t reg_bytes[MAX_REGISTERED];
     int n_registered;
@@ -127,14 +133,11 @@ static void fail(zrt_swap *s, const char *fmt, ...)
 static void submit_pending(zrt_swap *s)
 {
     int queued = 0;
-    while (s->pending && s->inflight < s->depth) {
+    while (s->pending && s->inflight < s->depth && s->n_free > 0) {
         request *r = s->pending;
-        chunk *c = malloc(sizeof *c);
-        struct io_uring_sqe *sqe = c ? io_uring_get_sqe(&s->ring) : NULL;
-        if (!sqe) {
-            free(c);
-            break;
-        }
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
+        if (!sqe) break;
+        chunk *c = &s->chunks[s->free_chunks[--s->n_free]];
         size_t logical = r->offset + r->next, left = r->bytes - r->next;
         size_t in_block = s->block - logical % s->block, n = left < in_block ? left : in_block;
         int file;
@@ -142,11 +145,12 @@ static void submit_pending(zrt_swap *s)
         file_of(s, logical, &file, &at);
         *c = (chunk){r, r->next, n};
         char *buf = r->buffer + r->next;
-        int reg = registered_index(s, buf, n);
-        if (r->write && reg >= 0) io_uring_prep_write_fixed(sqe, s->fds[file], buf, (unsigned)n, (off_t)at, reg);
-        else if (r->write) io_uring_prep_write(sqe, s->fds[file], buf, (unsigned)n, (off_t)at);
-        else if (reg >= 0) io_uring_prep_read_fixed(sqe, s->fds[file], buf, (unsigned)n, (off_t)at, reg);
-        else io_uring_prep_read(sqe, s->fds[file], buf, (unsigned)n, (off_t)at);
+        int reg = registered_index(s, buf, n), fd = s->files_registered ? file : s->fds[file];
+        if (r->write && reg >= 0) io_uring_prep_write_fixed(sqe, fd, buf, (unsigned)n, (off_t)at, reg);
+        else if (r->write) io_uring_prep_write(sqe, fd, buf, (unsigned)n, (off_t)at);
+        else if (reg >= 0) io_uring_prep_read_fixed(sqe, fd, buf, (unsigned)n, (off_t)at, reg);
+        else io_uring_prep_read(sqe, fd, buf, (unsigned)n, (off_t)at);
+        if (s->files_registered) sqe->flags |= IOSQE_FIXED_FILE;
         io_uring_sqe_set_data(sqe, c);
         r->next += n;
         r->chunks_left++;
@@ -185,7 +189,7 @@ static void complete(zrt_swap *s, chunk *c, int res)
     }
     s->inflight--;
     if (--r->chunks_left == 0 && r->next == r->bytes) r->done = true;
-    free(c);
+    s->free_chunks[s->n_free++] = (int)(c - s->chunks);
 }
 
 static void *reaper_main(void *arg)
@@ -247,8 +251,13 @@ zrt_status zrt_swap_create(const zrt_swap_options *o, zrt_swap **out)
     read_fault_hook(s, o->name);
     zrt_status status = ZRT_OK;
     for (int i = 0; i < s->n_files && status == ZRT_OK; i++) status = open_file(s, i, o->paths[i], o->name);
+    s->chunks = calloc((size_t)s->depth, sizeof *s->chunks);
+    s->free_chunks = calloc((size_t)s->depth, sizeof *s->free_chunks);
+    if (status == ZRT_OK && (!s->chunks || !s->free_chunks)) status = zrt_set_error(ZRT_ERR_NOMEM, "swap: out of memory");
+    for (int i = 0; s->free_chunks && i < s->depth; i++) s->free_chunks[s->n_free++] = i;
     int err = status == ZRT_OK ? io_uring_queue_init((unsigned)s->depth + 1, &s->ring, 0) : 0;
     if (err < 0) status = zrt_set_error(ZRT_ERR_IO, "swap: io_uring_queue_init: %s", strerror(-err));
+    if (status == ZRT_OK) s->files_registered = io_uring_register_files(&s->ring, s->fds, (unsigned)s->n_files) == 0;
     if (status == ZRT_OK && pthread_create(&s->reaper, NULL, reaper_main, s) != 0) {
         io_uring_queue_exit(&s->ring);
         status = zrt_set_error(ZRT_ERR_NOMEM, "swap: cannot start the reaper thread");
@@ -263,6 +272,8 @@ zrt_status zrt_swap_create(const zrt_swap_options *o, zrt_swap **out)
             }
         pthread_mutex_destroy(&s->lock);
         pthread_cond_destroy(&s->changed);
+        free(s->chunks);
+        free(s->free_chunks);
         free(s);
         return zrt_first_error_restore(&first);
     }
@@ -409,6 +420,8 @@ void zrt_swap_destroy(zrt_swap *s)
     }
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->changed);
+    free(s->chunks);
+    free(s->free_chunks);
     free(s);
 }
 

@@ -39,9 +39,11 @@ static void equal_modes(bool gpt, int world, int stage, zrt_precision p, int64_t
     int64_t state = none.mem.current[ZRT_MEM_DEVICE][ZRT_MEM_OPTIMIZER];
     CHECK_MSG(dev[ZRT_MEM_OPTIMIZER] == 0, "%s: %lld optimizer bytes on the device", n.tag,
               (long long)dev[ZRT_MEM_OPTIMIZER]);
-    /* The slots: 4 (buffer_count) x 3 parts x a sub-group rounded to 4096 bytes. */
-    int64_t group = sub_group ? sub_group : 200, slots = 4 * 3 * ((group * 4 + 4095) / 4096 * 4096);
-    if (sub_group > 100000) CHECK(host[ZRT_MEM_OPTIMIZER] <= 4 * 3 * (state / 3 + 4096)); /* capped at the shard */
+    /* The slots: 4 (buffer_count) x (3 parts of a sub-group rounded to 4096 bytes + its gradients' window:
+     * rounded, and a block of slack). */
+    int64_t group = sub_group ? sub_group : 200, es = p == ZRT_PRECISION_NO ? 4 : 2;
+    int64_t slots = 4 * (3 * ((group * 4 + 4095) / 4096 * 4096) + (group * es + 4095) / 4096 * 4096 + 4096);
+    if (sub_group > 100000) CHECK(host[ZRT_MEM_OPTIMIZER] <= 4 * (4 * (state / 3 + 4096) + 4096)); /* capped at the shard */
     else CHECK_MSG(host[ZRT_MEM_OPTIMIZER] == slots, "%s: %lld optimizer bytes on the host, want the %lld of the slots",
                    n.tag, (long long)host[ZRT_MEM_OPTIMIZER], (long long)slots);
     CHECK_MSG(swap_files_left() == 0, "%s: %d swap files left", n.tag, swap_files_left());

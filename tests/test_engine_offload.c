@@ -4,7 +4,9 @@
  *    fp32, bf16 and fp16, world 1 and 2, one micro batch and accumulation
  *    of 2 (both copy-down paths), the transformer too;
  *  - the device holds no optimizer state; the host holds exactly the
- *    12 bytes per own element the paper says (and the grads' copy);
+ *    12 bytes per own element the paper says (and the grads' copy); at
+ *    stages 2-3 with one micro batch the device keeps no gradient shard
+ *    either (they go down from the reduce_scatter's output);
  *  - a checkpoint saved with offload loads without it and the other way,
  *    at another world size, and training goes on bitwise as the run
  *    that never stopped.
@@ -30,8 +32,12 @@ static void equal_to_none(bool gpt, int world, int stage, zrt_precision p, int a
     int64_t want = none.mem.current[ZRT_MEM_DEVICE][ZRT_MEM_OPTIMIZER]; /* 12 B per own element */
     CHECK_MSG(host[ZRT_MEM_OPTIMIZER] == want, "%s: %lld optimizer bytes on the host, want %lld", o.tag,
               (long long)host[ZRT_MEM_OPTIMIZER], (long long)want);
-    CHECK_MSG(cpu.model_state_bytes == none.model_state_bytes - want, "%s: device model states %lld, want %lld", o.tag,
-              (long long)cpu.model_state_bytes, (long long)(none.model_state_bytes - want));
+    int64_t grads_kept = stage >= 2 && accum == 1 ? 0 : none.mem.current[ZRT_MEM_DEVICE][ZRT_MEM_GRADS];
+    CHECK_MSG(dev[ZRT_MEM_GRADS] == grads_kept, "%s: %lld gradient bytes on the device, want %lld", o.tag,
+              (long long)dev[ZRT_MEM_GRADS], (long long)grads_kept);
+    int64_t states = none.model_state_bytes - want - none.mem.current[ZRT_MEM_DEVICE][ZRT_MEM_GRADS] + grads_kept;
+    CHECK_MSG(cpu.model_state_bytes == states, "%s: device model states %lld, want %lld", o.tag,
+              (long long)cpu.model_state_bytes, (long long)states);
 }
 
 int main(void)

@@ -300,9 +300,18 @@ zrt_status zrt_device_free(zrt_device *d, void *ptr, zrt_stream *on)
         snprintf(what, sizeof what, "free of '%s'", b->name);
         status = on ? zrt_track_enqueue(on, what, &a, 1) : zrt_track_host(d, what, &a, 1);
     }
-    if (status == ZRT_OK) zrt_mem_table_remove(&d->table, b);
+    if (status == ZRT_OK && on) zrt_mem_table_remove_deferred(&d->table, b);
+    else if (status == ZRT_OK) zrt_mem_table_remove(&d->table, b);
     pthread_mutex_unlock(&d->lock);
     return status == ZRT_OK ? d->ops->free(d, ptr, bytes, on) : status;
+}
+
+void zrt_device_freed(zrt_device *d, size_t bytes)
+{
+    pthread_mutex_lock(&d->lock);
+    d->table.stats.freeing -= (int64_t)bytes;
+    d->table.stats.all -= (int64_t)bytes;
+    pthread_mutex_unlock(&d->lock);
 }
 
 zrt_status zrt_device_recharge(zrt_device *d, void *ptr, zrt_mem_category c)

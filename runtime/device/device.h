@@ -57,6 +57,11 @@ zrt_mem_block *zrt_mem_table_find(const zrt_mem_table *t, const void *ptr, size_
 /* The block starting exactly at ptr, or NULL. */
 zrt_mem_block *zrt_mem_table_exact(const zrt_mem_table *t, const void *ptr);
 void zrt_mem_table_remove(zrt_mem_table *t, zrt_mem_block *b);
+/* The same for a free enqueued on a stream: the bytes stay in stats.all
+ * (as `freeing`) until the backend says they are given back (zrt_device_freed). */
+void zrt_mem_table_remove_deferred(zrt_mem_table *t, zrt_mem_block *b);
+/* The backend gave back `bytes` of a stream-ordered free (any thread). */
+void zrt_device_freed(zrt_device *d, size_t bytes);
 void zrt_mem_table_recharge(zrt_mem_table *t, zrt_mem_block *b, zrt_mem_category c);
 void zrt_mem_table_fini(zrt_mem_table *t);
 
@@ -110,6 +115,7 @@ struct zrt_device_ops {
     zrt_status (*init)(zrt_device *d, const zrt_device_options *o);
     void (*fini)(zrt_device *d);
     zrt_status (*alloc)(zrt_device *d, size_t bytes, zrt_stream *on, void **out);
+    /* on: stream-ordered; the backend calls zrt_device_freed(d, bytes) once the memory is given back. */
     zrt_status (*free)(zrt_device *d, void *ptr, size_t bytes, zrt_stream *on);
     zrt_status (*host_alloc)(zrt_device *d, size_t bytes, void **out);
     void (*host_free)(zrt_device *d, void *ptr, size_t bytes);

@@ -73,7 +73,7 @@ typedef struct {
         } multi;
         struct { zrt_status (*fn)(void *); _Alignas(16) unsigned char arg[ZRT_LAUNCH_ARG_MAX]; } host;
         struct { cpu_stream *other; uint64_t ticket; } wait;
-        struct { void *ptr; size_t bytes; } free;
+        struct { void *ptr; size_t bytes; zrt_device *device; } free;
     } u;
 } cpu_job;
 
@@ -226,6 +226,33 @@ static zrt_status wait_other(cpu_stream *other, uint64_t ticket, const char *wai
     return zrt_set_error(status, "%s (stream '%s' failed; stream '%s' waited for it)", message, other->name, waiter);
 }
 
+/* Device memory: buffers of MAPPED_BYTES and more are mappings of their
+ * own, so a free gives the pages back to the system at once (from the heap,
+ * glibc keeps them: the memory report would then undercount what the
+ * process holds); smaller ones come from malloc. Mappings ask for
+ * transparent huge pages (MADV_HUGEPAGE: THP in "madvise" mode gives them
+ * none otherwise), as the optimizer streams them: TLB misses cost it. */
+enum { MAPPED_BYTES = 256 * 1024 };
+
+static size_t pages(size_t bytes)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    return (bytes ? bytes + page - 1 : page) / page * page;
+}
+
+static void release(void *ptr, size_t bytes)
+{
+    if (bytes >= MAPPED_BYTES) munmap(ptr, pages(bytes));
+    else free(ptr);
+}
+
+/* A stream-ordered free, run (or skipped after a failure): the memory back, the report told. */
+static void give_back(const cpu_job *job)
+{
+    release(job->u.free.ptr, job->u.free.bytes);
+    zrt_device_freed(job->u.free.device, job->u.free.bytes);
+}
+
 static zrt_status run_job(cpu_stream *s, cpu_job *job)
 {
     switch (job->kind) {
@@ -261,7 +288,7 @@ static zrt_status run_job(cpu_stream *s, cpu_job *job)
     }
     case JOB_FREE:
         if (s->check) memset(job->u.free.ptr, ZRT_POISON_BYTE, job->u.free.bytes);
-        free(job->u.free.ptr);
+        give_back(job);
         break;
     }
     return ZRT_OK;
@@ -282,7 +309,7 @@ static void *stream_main(void *arg)
         pthread_mutex_unlock(&s->lock);
         zrt_status status = ZRT_OK;
         if (skip && job->kind == JOB_WAIT) stream_unref(job->u.wait.other);
-        if (skip && job->kind == JOB_FREE) free(job->u.free.ptr); /* still ours to give back */
+        if (skip && job->kind == JOB_FREE) give_back(job); /* still ours to give back */
         if (skip && job->kind == JOB_ADAM_MULTI) free(job->u.multi.t);
         if (!skip) {
             if (s->check) jitter(s);
@@ -330,7 +357,14 @@ static void cpu_fini(zrt_device *d) { (void)d; }
 static zrt_status cpu_alloc(zrt_device *d, size_t bytes, zrt_stream *on, void **out)
 {
     (void)on;
-    if (posix_memalign(out, 64, bytes ? bytes : 1) != 0) return zrt_set_error(ZRT_ERR_NOMEM, "out of memory");
+    if (bytes >= MAPPED_BYTES) {
+        void *p = mmap(NULL, pages(bytes), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) return zrt_set_error(ZRT_ERR_NOMEM, "mmap of %zu bytes: %s", bytes, strerror(errno));
+        (void)madvise(p, pages(bytes), MADV_HUGEPAGE); /* a hint: refused where THP is off */
+        *out = p;
+    } else if (posix_memalign(out, 64, bytes ? bytes : 1) != 0) {
+        return zrt_set_error(ZRT_ERR_NOMEM, "out of memory");
+    }
     if (d->check) memset(*out, ZRT_POISON_BYTE, bytes);
     return ZRT_OK;
 }
@@ -338,19 +372,14 @@ static zrt_status cpu_alloc(zrt_device *d, size_t bytes, zrt_stream *on, void **
 static zrt_status cpu_free(zrt_device *d, void *ptr, size_t bytes, zrt_stream *on)
 {
     if (on) {
-        cpu_job job = {.kind = JOB_FREE, .u.free = {ptr, bytes}};
+        cpu_job job = {.kind = JOB_FREE, .u.free = {ptr, bytes, d}};
         return ENQUEUE(on, job, free);
     }
     if (d->check) memset(ptr, ZRT_POISON_BYTE, bytes);
-    free(ptr);
+    release(ptr, bytes);
     return ZRT_OK;
 }
 
-static size_t pages(size_t bytes)
-{
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    return (bytes ? bytes + page - 1 : page) / page * page;
-}
 
 /* Pinned host memory: mapped and locked; pageable (with one warning) where
  * RLIMIT_MEMLOCK refuses the lock. */
@@ -358,6 +387,7 @@ static zrt_status cpu_host_alloc(zrt_device *d, size_t bytes, void **out)
 {
     void *p = mmap(NULL, pages(bytes), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) return zrt_set_error(ZRT_ERR_NOMEM, "mmap of %zu bytes: %s", bytes, strerror(errno));
+    (void)madvise(p, pages(bytes), MADV_HUGEPAGE); /* before mlock faults the pages in */
     if (mlock(p, pages(bytes)) != 0) {
         struct rlimit limit = {0, 0};
         getrlimit(RLIMIT_MEMLOCK, &limit);

@@ -133,6 +133,7 @@ static zrt_status cuda_free(zrt_device *d, void *ptr, size_t bytes, zrt_stream *
     cudaStream_t stream = on ? native(on) : dev_of(d)->setup;
     if (d->check) ZRT_CUDA_CHECK(cudaMemsetAsync(ptr, ZRT_POISON_BYTE, bytes, stream));
     ZRT_CUDA_CHECK(cudaFreeAsync(ptr, stream));
+    if (on) zrt_device_freed(d, bytes); /* back in the stream-ordered pool */
     return ZRT_OK;
 }
 

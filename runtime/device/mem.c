@@ -33,10 +33,20 @@ int64_t zrt_mem_model_states(const zrt_mem_stats *stats, zrt_mem_place place)
     return c[ZRT_MEM_PARAMS] + c[ZRT_MEM_GRADS] + c[ZRT_MEM_OPTIMIZER];
 }
 
+int64_t zrt_mem_total(const zrt_mem_stats *stats, zrt_mem_place place)
+{
+    if (!stats || (unsigned)place >= ZRT_MEM_PLACES) return 0;
+    int64_t total = 0;
+    for (int c = 0; c < ZRT_MEM_CATEGORIES; c++) total += stats->current[place][c];
+    return total;
+}
+
 static void charge(zrt_mem_stats *s, zrt_mem_place p, zrt_mem_category c, int64_t bytes)
 {
     s->current[p][c] += bytes;
     if (s->current[p][c] > s->peak[p][c]) s->peak[p][c] = s->current[p][c];
+    s->all += bytes;
+    if (s->all > s->peak_all) s->peak_all = s->all;
 }
 
 /* The first block whose base is above ptr. */
@@ -97,9 +107,19 @@ void zrt_mem_table_remove(zrt_mem_table *t, zrt_mem_block *b)
     t->n--;
 }
 
+void zrt_mem_table_remove_deferred(zrt_mem_table *t, zrt_mem_block *b)
+{
+    t->stats.current[b->place][b->category] -= (int64_t)b->bytes;
+    t->stats.freeing += (int64_t)b->bytes;
+    size_t at = (size_t)(b - t->blocks);
+    memmove(&t->blocks[at], &t->blocks[at + 1], (t->n - at - 1) * sizeof *t->blocks);
+    t->n--;
+}
+
 void zrt_mem_table_recharge(zrt_mem_table *t, zrt_mem_block *b, zrt_mem_category c)
 {
-    charge(&t->stats, b->place, b->category, -(int64_t)b->bytes);
+    t->stats.current[b->place][b->category] -= (int64_t)b->bytes; /* moved: the total's peak does not change */
+    t->stats.all -= (int64_t)b->bytes;
     b->category = c;
     charge(&t->stats, b->place, c, (int64_t)b->bytes);
 }

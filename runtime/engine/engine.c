@@ -134,6 +134,8 @@ static zrt_status micro_step(zrt_engine *e, const zrt_data *data, int a)
     ZRT_CHECK(m->loss(m, e->compute, (float)(e->scaler.scale / e->accum), (float)e->accum, &e->scratch[SLOT_LOSS]));
     for (int op = m->n_ops - 1; op >= 0; op--) {
         unit_state *u = &e->units[m->op_unit[op]];
+        bool into_bucket = grads_direct(e) && !u->grad_accum && e->policy->take_bucket;
+        if (op == u->last_op && into_bucket) ZRT_CHECK(e->policy->take_bucket(e, m->op_unit[op]));
         float *grads = backward_grads(e, u);
         if (op == u->last_op) ZRT_CHECK(zrt_memset_async(e->compute, grads, 0, (size_t)u->numel * sizeof(float)));
         ZRT_CHECK(fetch_params(e, op, -1, &params));
@@ -440,6 +442,7 @@ static zrt_status alloc_engine(zrt_engine *e, int64_t widest)
     ZRT_CHECK(zrt_event_create(e->device, "result ready", &e->result_ready));
     ZRT_CHECK(zrt_event_create(e->device, "batch copied", &e->batch_copied));
     ZRT_CHECK(zrt_event_create(e->device, "published", &e->published));
+    for (int k = 0; k < 2; k++) ZRT_CHECK(zrt_event_create(e->device, "freed", &e->freed[k]));
     if (e->dtype != ZRT_DTYPE_F32) /* fp32 models read the compute copy directly */
         ZRT_CHECK(zrt_engine_alloc(e, ZRT_MEM_ACTIVATIONS, (size_t)widest * sizeof(float), -1, "params (fp32 view)", &e->params_f32));
     if (!grads_direct(e)) /* else backward_grads never picks it */
@@ -486,8 +489,9 @@ static zrt_status setup(zrt_engine *e)
     if (e->policy->params_sharded && e->cfg.zero.offload_param.device != ZRT_OFFLOAD_NONE)
         ZRT_CHECK(zrt_param_store_create(e));
     e->place_env.params = e->params;
+    e->place = placements[e->cfg.zero.offload_optimizer.device]; /* the gradients' buffers depend on it */
+    if (e->policy->alloc_shared) ZRT_CHECK(e->policy->alloc_shared(e));
     for (int i = 0; i < e->n_units; i++) ZRT_CHECK(alloc_unit(e, i));
-    e->place = placements[e->cfg.zero.offload_optimizer.device];
     ZRT_CHECK(e->place->create(&e->place_env, &e->place_state));
     for (int i = 0; i < e->n_units; i++) ZRT_CHECK(init_master(e, i));
     return zrt_engine_publish_params(e);
@@ -560,8 +564,7 @@ int64_t zrt_engine_peak_live_params(const zrt_engine *e) { return e->peak_live_p
  * parameter store its memory and files, the engine its buffers below. */
 static void free_unit(zrt_engine *e, unit_state *u)
 {
-    void *buffers[] = {u->param_full, u->param_shard, u->grad_full, u->grad_shard,
-                       u->grad_send,  u->grad_recv,   u->param_cache, u->grad_accum};
+    void *buffers[] = {u->param_full, u->param_shard, u->grad_full, u->grad_shard, u->param_cache, u->grad_accum};
     for (size_t k = 0; k < sizeof buffers / sizeof buffers[0]; k++) zrt_device_free(e->device, buffers[k], NULL);
     zrt_event_destroy(u->gathered);
     zrt_event_destroy(u->used);
@@ -578,6 +581,11 @@ void zrt_engine_destroy(zrt_engine *e)
     for (int i = 0; e->units && i < e->n_units; i++) free_unit(e, &e->units[i]);
     void *buffers[] = {e->params_f32, e->grads_f32, e->inputs, e->labels, e->scratch};
     for (size_t k = 0; k < sizeof buffers / sizeof buffers[0]; k++) zrt_device_free(d, buffers[k], NULL);
+    for (int k = 0; k < GRAD_RING; k++) {
+        zrt_device_free(d, e->buckets[k], NULL);
+        zrt_device_free(d, e->recv[k], NULL);
+        zrt_event_destroy(e->bucket_free[k]);
+    }
     zrt_host_free(d, e->host_inputs);
     zrt_host_free(d, e->host_labels);
     zrt_host_free(d, e->host_scratch);
@@ -585,6 +593,7 @@ void zrt_engine_destroy(zrt_engine *e)
     zrt_event_destroy(e->result_ready);
     zrt_event_destroy(e->batch_copied);
     zrt_event_destroy(e->published);
+    for (int k = 0; k < 2; k++) zrt_event_destroy(e->freed[k]);
     zrt_stream_destroy(e->compute);
     zrt_stream_destroy(e->comm_stream);
     free(e->ranges);

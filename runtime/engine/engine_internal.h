@@ -36,11 +36,12 @@ typedef struct {
     void *param_full;   /* D, padded: stages 0-2; stage 3 while gathered */
     void *param_shard;  /* D, shard: stage 3 (NULL where the parameter store holds it) */
     void *grad_full;    /* D, padded: stages 0-1, accumulated, reduced in place */
-    void *grad_shard;   /* D, shard: stages 2-3, the reduced shards added over micro batches */
-    void *grad_send;    /* D, padded: stages 2-3, the reduce_scatter input (pads zeroed once) */
-    void *grad_recv;    /* D, shard: stages 2-3, its output */
-    void *grad_bucket;  /* what backward's gradients are stored into and the collective reads: grad_full | grad_send */
-    void *grad_reduced; /* where the collective leaves the own shard: in grad_full | grad_recv */
+    void *grad_shard;   /* D, shard: stages 2-3, the reduced shards added over micro batches (NULL where
+                         * they go down from the reduce_scatter's output: offload, one micro batch) */
+    void *grad_bucket;  /* what backward's gradients are stored into and the collective reads: grad_full |
+                         * (2-3) one of the engine's buckets, taken for the unit's backward, NULL otherwise */
+    void *grad_reduced; /* where the collective leaves the own shard: in grad_full | grad_shard | a recv slot */
+    int bucket;         /* stages 2-3: which of e->buckets grad_bucket is */
     void *param_cache;  /* stage 3: a released unit's buffer, kept for the next gather */
     bool persistent;    /* stage 3: kept gathered */
     bool gathered_when_used; /* stage 3, not persistent: gathered before each use, released after */
@@ -72,7 +73,17 @@ typedef struct {
     zrt_status (*after_micro)(zrt_engine *e, bool first_micro, bool last_micro);
     /* The unit's gradient buffers (and grad_bucket, grad_reduced). */
     zrt_status (*alloc_grads)(zrt_engine *e, int unit);
+    /* The buffers units share (2-3: the buckets and recv slots), sized to the widest unit; NULL: none. */
+    zrt_status (*alloc_shared)(zrt_engine *e);
+    /* Backward is about to add the unit's fp32 gradients into grad_bucket (2-3: a bucket is taken); NULL: none. */
+    zrt_status (*take_bucket)(zrt_engine *e, int unit);
 } stage_policy;
+
+/* Stages 2-3's gradient buckets (reduce_scatter inputs) and recv slots
+ * (outputs that are not a unit's grad_shard): two of each, taken in turn,
+ * so a rank holds two units' padded gradients for the collectives, never
+ * the model's (DeepSpeed's reduce_bucket_size, per unit). */
+enum { GRAD_RING = 2 };
 
 extern const stage_policy zrt_stage_policies[4];
 
@@ -110,9 +121,16 @@ struct zrt_engine {
     char resumed_from[ZRT_PATH_MAX + 64]; /* the step directory zrt_engine_load read: checkpoint_keep never removes it */
     int64_t live_params, peak_live_params; /* stage 3, elements gathered */
     int64_t cached_params;                 /* stage 3, elements in param_cache buffers */
+    int64_t freeing_params;                /* stage 3, elements freed on a stream that has not reached the free */
+    zrt_event *freed[2];                   /* stage 3: compute, comm reached the latest free */
     bool inject_overflow;
     bool fault_skip_gather_wait;           /* ZRT_FAULT_SKIP_WAIT=gather: the check mode's test */
     zrt_param_store *params;               /* offload_param (param_store.c); NULL otherwise */
+    void *buckets[GRAD_RING];              /* D, the widest padded unit: stages 2-3's reduce_scatter inputs */
+    zrt_event *bucket_free[GRAD_RING];     /* comm: the reduce_scatter that read buckets[k] is done */
+    void *recv[GRAD_RING];                 /* D, the widest shard: reduce_scatter outputs on their way elsewhere */
+    int recv_unit[GRAD_RING];              /* the unit whose gradients recv[k] last held (-1: none) */
+    int next_bucket, next_recv;
     char warnings[2048];                   /* zrt_engine_warnings */
 };
 

@@ -72,6 +72,9 @@ typedef struct {
     zrt_status (*create)(const place_env *env, void **out); /* *out is set even on failure (destroy it) */
     zrt_status (*begin_step)(void *self);                   /* nvme: the first reads, during backward */
     zrt_status (*grads_ready)(void *self, int unit, const void *grads, zrt_event *ready, double scale);
+    /* `stream` waits until the gradients grads_ready last handed in for `unit` have been read (the engine
+     * then reuses that buffer); a backend whose gradients do not leave the device never gets the call. */
+    zrt_status (*grads_taken)(void *self, int unit, zrt_stream *stream);
     zrt_status (*statistics)(void *self, double scale);     /* totals written; comm ordered after them */
     zrt_status (*device_step)(void *self, const place_step *s, zrt_stream **wrote); /* before the host wait */
     zrt_status (*host_step)(void *self, const place_step *s, zrt_stream **wrote);   /* after it */

@@ -68,6 +68,13 @@ static zrt_status device_grads_ready(void *self, int unit, const void *grads, zr
     return ZRT_OK;
 }
 
+/* Never asked (the gradients are read here, on compute): nothing to wait for. */
+static zrt_status device_grads_taken(void *self, int unit, zrt_stream *stream)
+{
+    (void)self, (void)unit, (void)stream;
+    return ZRT_OK;
+}
+
 static zrt_status device_statistics(void *self, double scale)
 {
     const place_env *env = ((device_place *)self)->env;
@@ -132,6 +139,7 @@ const place_ops zrt_place_device = {
     .create = device_create,
     .begin_step = device_nothing,
     .grads_ready = device_grads_ready,
+    .grads_taken = device_grads_taken,
     .statistics = device_statistics,
     .device_step = device_step,
     .host_step = device_after_wait,

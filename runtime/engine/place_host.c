@@ -36,9 +36,7 @@ typedef struct {
     void *state;             /* the state source (cpu: resident, nvme: swapped) */
     zrt_stream *d2h, *h2d;
     zrt_cpu_pool *pool;
-    void *grads;             /* pinned: every unit's own gradients (D), end to end */
-    void **unit_grads;       /* per unit: its part of grads */
-    zrt_event **down;        /* per unit, d2h: unit_grads holds this step's gradients */
+    zrt_event **down;        /* per unit, d2h: the state source's host memory holds this step's gradients */
     void **store_open;       /* per unit: where the optimizer writes its new copy (offload_param) */
     void *tiles[2];          /* pinned: tile elements of D each */
     zrt_event *tile_free[2]; /* h2d: the copy out of tiles[k] is done */
@@ -54,19 +52,14 @@ static zrt_status make_pool(host_place *o)
     return zrt_cpu_pool_create(threads, local * threads, &o->pool);
 }
 
-static zrt_status alloc_grads_and_tiles(host_place *o)
+static zrt_status alloc_tiles(host_place *o)
 {
     const place_env *env = o->env;
-    size_t bytes = 0, widest = 0;
+    size_t widest = 0;
     for (int i = 0; i < env->n_units; i++) {
-        size_t shard = (size_t)env->units[i].shard;
-        bytes += shard * env->es;
-        if (shard > widest) widest = shard;
+        if ((size_t)env->units[i].shard > widest) widest = (size_t)env->units[i].shard;
         ZRT_CHECK(zrt_event_create(env->device, "grads down", &o->down[i]));
     }
-    ZRT_CHECK(zrt_host_alloc(env->device, ZRT_MEM_GRADS, bytes, "grads (host)", &o->grads));
-    size_t at = 0;
-    for (int i = 0; i < env->n_units; at += (size_t)env->units[i].shard * env->es, i++) o->unit_grads[i] = (char *)o->grads + at;
     o->tile = widest < TILE_ELEMENTS ? widest : TILE_ELEMENTS;
     for (int k = 0; k < 2; k++) {
         ZRT_CHECK(zrt_host_alloc(env->device, ZRT_MEM_COMM, o->tile * env->es, "param tile (host)", &o->tiles[k]));
@@ -83,15 +76,14 @@ zrt_status zrt_host_place_create(const place_env *env, const host_state_ops *ops
     if (!o) return zrt_set_error(ZRT_ERR_NOMEM, "offload: out of memory");
     o->env = env;
     o->state_ops = ops;
-    o->unit_grads = calloc((size_t)env->n_units, sizeof *o->unit_grads);
     o->down = calloc((size_t)env->n_units, sizeof *o->down);
     o->store_open = calloc((size_t)env->n_units, sizeof *o->store_open);
-    if (!o->unit_grads || !o->down || !o->store_open) return zrt_set_error(ZRT_ERR_NOMEM, "offload: out of memory");
+    if (!o->down || !o->store_open) return zrt_set_error(ZRT_ERR_NOMEM, "offload: out of memory");
     ZRT_CHECK(make_pool(o));
     ZRT_CHECK(zrt_stream_create(env->device, "d2h", &o->d2h));
     ZRT_CHECK(zrt_stream_create(env->device, "h2d", &o->h2d));
     ZRT_CHECK(make_state(env, &o->state));
-    return alloc_grads_and_tiles(o);
+    return alloc_tiles(o);
 }
 
 void zrt_host_place_destroy(void *self)
@@ -107,9 +99,7 @@ void zrt_host_place_destroy(void *self)
         zrt_event_destroy(o->tile_free[k]);
     }
     if (o->state) o->state_ops->destroy(o->state);
-    zrt_host_free(env->device, o->grads);
     zrt_cpu_pool_destroy(o->pool);
-    free(o->unit_grads);
     free(o->down);
     free(o->store_open);
     free(o);
@@ -134,10 +124,19 @@ zrt_status zrt_host_place_grads_ready(void *self, int unit, const void *grads, z
 {
     host_place *o = self;
     const place_env *env = o->env;
+    void *host;
+    ZRT_CHECK(o->state_ops->grads_in(o->state, unit, &host));
     if (ready) ZRT_CHECK(zrt_stream_wait_event(o->d2h, ready));
-    ZRT_CHECK(zrt_kernel_copy_stats(o->d2h, o->unit_grads[unit], grads, env->dtype, (size_t)env->units[unit].shard,
-                                    (float)scale, &env->unit_stats[2 * unit]));
-    return zrt_event_record(o->down[unit], o->d2h);
+    ZRT_CHECK(zrt_kernel_copy_stats(o->d2h, host, grads, env->dtype, (size_t)env->units[unit].shard, (float)scale,
+                                    &env->unit_stats[2 * unit]));
+    ZRT_CHECK(zrt_event_record(o->down[unit], o->d2h));
+    return o->state_ops->grads_down(o->state, unit, o->down[unit]);
+}
+
+zrt_status zrt_host_place_grads_taken(void *self, int unit, zrt_stream *stream)
+{
+    host_place *o = self;
+    return zrt_stream_wait_event(stream, o->down[unit]);
 }
 
 zrt_status zrt_host_place_statistics(void *self, double scale)
@@ -159,32 +158,41 @@ zrt_status zrt_host_place_before_wait(void *self, const place_step *s, zrt_strea
     return ZRT_OK;
 }
 
-/* Sub-group g's new compute copy (args NULL: the master only rounded) into
- * `dst` (host memory). */
-static zrt_status fill(host_place *o, const zrt_subgroup *g, float *const state[STATE_PARTS], size_t at, size_t n,
-                       void *dst, const zrt_adam_args *args, float clip)
+/* A sub-group in the CPU's hands: where it is in its unit, its fp32 state
+ * and its gradients (D; NULL when only rounding). */
+typedef struct {
+    zrt_subgroup g;
+    float *state[STATE_PARTS];
+    const void *grads;
+} loaded;
+
+/* Elements [at, at + n) of the sub-group's new compute copy (args NULL: the
+ * master only rounded) into `dst` (host memory). */
+static zrt_status fill(host_place *o, const loaded *l, size_t at, size_t n, void *dst, const zrt_adam_args *args,
+                       float clip)
 {
     const place_env *env = o->env;
+    float *const *state = l->state;
     if (!args) {
         for (size_t i = 0; i < n; i++) zrt_store_f32(dst, i, (int)env->dtype, state[STATE_MASTER][at + i]);
         return ZRT_OK;
     }
     zrt_adam_slice s = {state[STATE_MASTER] + at, state[STATE_EXP_AVG] + at, state[STATE_EXP_AVG_SQ] + at,
-                        (char *)o->unit_grads[g->unit] + (g->begin + at) * env->es, env->dtype, dst, env->dtype, n};
+                        (const char *)l->grads + at * env->es, env->dtype, dst, env->dtype, n};
     return zrt_cpu_adam(args, clip, &s, ZRT_SIMD_AUTO, o->pool);
 }
 
 /* The sub-group's copy, tile by tile, up into the unit's device range. *k
  * counts tiles, for the double buffer. */
-static zrt_status push_tiles(host_place *o, const zrt_subgroup *g, float *const state[STATE_PARTS],
-                             const zrt_adam_args *args, float clip, int *k)
+static zrt_status push_tiles(host_place *o, const loaded *l, const zrt_adam_args *args, float clip, int *k)
 {
     const place_env *env = o->env;
+    const zrt_subgroup *g = &l->g;
     for (size_t at = 0; at < g->n; at += o->tile) {
         size_t n = g->n - at < o->tile ? g->n - at : o->tile;
         int b = (*k)++ % 2;
         ZRT_CHECK(zrt_event_synchronize(o->tile_free[b])); /* the copy out of this tile has read it */
-        ZRT_CHECK(fill(o, g, state, at, n, o->tiles[b], args, clip));
+        ZRT_CHECK(fill(o, l, at, n, o->tiles[b], args, clip));
         char *dst = (char *)env->units[g->unit].params + (g->begin + at) * env->es;
         ZRT_CHECK(zrt_memcpy_async(o->h2d, dst, o->tiles[b], n * env->es, ZRT_COPY_H2D));
         ZRT_CHECK(zrt_event_record(o->tile_free[b], o->h2d));
@@ -195,13 +203,13 @@ static zrt_status push_tiles(host_place *o, const zrt_subgroup *g, float *const 
 /* A unit whose parameters the store holds (offload_param): the optimizer
  * writes the new copy straight into the store's host memory, opened at the
  * unit's first sub-group and closed at its last. */
-static zrt_status write_store(host_place *o, const zrt_subgroup *g, float *const state[STATE_PARTS],
-                              const zrt_adam_args *args, float clip)
+static zrt_status write_store(host_place *o, const loaded *l, const zrt_adam_args *args, float clip)
 {
     zrt_param_store *store = o->env->params;
+    const zrt_subgroup *g = &l->g;
     if (g->begin == 0) ZRT_CHECK(zrt_param_store_begin_write(store, g->unit, &o->store_open[g->unit]));
     void *host = (char *)o->store_open[g->unit] + g->begin * o->env->es;
-    ZRT_CHECK(fill(o, g, state, 0, g->n, host, args, clip));
+    ZRT_CHECK(fill(o, l, 0, g->n, host, args, clip));
     return g->begin + g->n == (size_t)o->env->units[g->unit].shard ? zrt_param_store_end_write(store, g->unit) : ZRT_OK;
 }
 
@@ -210,16 +218,16 @@ static zrt_status write_store(host_place *o, const zrt_subgroup *g, float *const
 static zrt_status update(host_place *o, const zrt_adam_args *args, float clip)
 {
     const host_state_ops *src = o->state_ops;
+    if (args) ZRT_CHECK(src->flush_grads(o->state)); /* every unit's gradients where load finds them */
     ZRT_CHECK(src->start(o->state));
     int k_tile = 0, waited = -1;
     for (size_t k = 0; k < src->groups(o->state); k++) {
-        zrt_subgroup g;
-        float *state[STATE_PARTS];
-        ZRT_CHECK(src->load(o->state, k, &g, state));
-        if (args && g.unit != waited) ZRT_CHECK(zrt_event_synchronize(o->down[g.unit])); /* its gradients are here */
-        waited = g.unit;
-        if (o->env->units[g.unit].params) ZRT_CHECK(push_tiles(o, &g, state, args, clip, &k_tile));
-        else ZRT_CHECK(write_store(o, &g, state, args, clip));
+        loaded l;
+        ZRT_CHECK(src->load(o->state, k, &l.g, l.state, &l.grads));
+        if (args && l.g.unit != waited) ZRT_CHECK(zrt_event_synchronize(o->down[l.g.unit])); /* its gradients are here */
+        waited = l.g.unit;
+        if (o->env->units[l.g.unit].params) ZRT_CHECK(push_tiles(o, &l, args, clip, &k_tile));
+        else ZRT_CHECK(write_store(o, &l, args, clip));
         if (args) ZRT_CHECK(src->store(o->state, k));
     }
     return o->env->params ? zrt_param_store_flush(o->env->params) : ZRT_OK;

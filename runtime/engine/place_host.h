@@ -13,11 +13,17 @@ typedef struct { int unit; size_t begin, n, file_offset; } zrt_subgroup;
 
 /* cpu: one resident sub-group per unit; nvme: sub-groups loaded ahead and
  * stored behind (place_nvme.c). start begins a pass (again: a no-op);
- * finish waits for every transfer, also after an error. */
+ * finish waits for every transfer, also after an error. The source keeps
+ * the gradients too: a unit's come down into grads_in's host memory, there
+ * once `down` fires (grads_down); flush_grads (after the step's wait)
+ * makes every unit's reachable by load, which gives the sub-group's (D). */
 typedef struct {
     size_t (*groups)(void *src);
     zrt_status (*start)(void *src);
-    zrt_status (*load)(void *src, size_t k, zrt_subgroup *g, float *state[STATE_PARTS]);
+    zrt_status (*load)(void *src, size_t k, zrt_subgroup *g, float *state[STATE_PARTS], const void **grads);
+    zrt_status (*grads_in)(void *src, int unit, void **host);
+    zrt_status (*grads_down)(void *src, int unit, zrt_event *down);
+    zrt_status (*flush_grads)(void *src);
     zrt_status (*store)(void *src, size_t k);
     zrt_status (*finish)(void *src);
     zrt_status (*state_io)(void *src, int unit, int part, size_t begin, size_t n, void *host, bool write);
@@ -33,6 +39,7 @@ zrt_status zrt_host_place_create(const place_env *env, const host_state_ops *ops
 /* The place_ops entries both backends share. */
 zrt_status zrt_host_place_begin_step(void *self);
 zrt_status zrt_host_place_grads_ready(void *self, int unit, const void *grads, zrt_event *ready, double scale);
+zrt_status zrt_host_place_grads_taken(void *self, int unit, zrt_stream *stream);
 zrt_status zrt_host_place_statistics(void *self, double scale);
 zrt_status zrt_host_place_before_wait(void *self, const place_step *s, zrt_stream **wrote);
 zrt_status zrt_host_place_step(void *self, const place_step *s, zrt_stream **wrote);
@@ -42,6 +49,7 @@ zrt_status zrt_host_place_synchronize(void *self);
 void zrt_host_place_destroy(void *self);
 #define HOST_PLACE_ENTRIES                                                                                              \
     .grads_leave_device = true, .begin_step = zrt_host_place_begin_step, .grads_ready = zrt_host_place_grads_ready,    \
+    .grads_taken = zrt_host_place_grads_taken,                                                                         \
     .statistics = zrt_host_place_statistics, .device_step = zrt_host_place_before_wait,                                \
     .host_step = zrt_host_place_step, .publish = zrt_host_place_publish, .state_io = zrt_host_place_state_io,          \
     .synchronize = zrt_host_place_synchronize, .destroy = zrt_host_place_destroy

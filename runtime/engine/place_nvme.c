@@ -17,6 +17,13 @@
  * ahead and the write of k-1 overlap the optimizer on k, and the host holds
  * S sub-groups, never the shard (DeepSpeed #3000: pinned swap buffers sized
  * to the state).
+ * Gradients go to the file too (as DeepSpeed's swap_out_gradients): a
+ * unit's come down into one of two pinned staging buffers and are written
+ * to the gradients' area after the regions (unit by unit, 4096-aligned)
+ * when that buffer is next needed, or at the step's end (flush_grads); from
+ * then on a sub-group's read also brings its gradients into the slot's
+ * window (an aligned superset, 4096 bytes of slack). So the host holds two
+ * units' gradients, never the shard's.
  * Files are made at creation (after removing a crashed run's, which the
  * engine's warnings name) and removed by destroy.
  */
@@ -39,9 +46,18 @@ typedef struct {
     size_t next_read;       /* the next sub-group to queue a read for */
     size_t ahead;           /* reads queued ahead of the sub-group in use: n_slots - 2 */
     bool started;           /* reads of this pass queued (from the step's start: they overlap backward) */
+    uint64_t *grad_reading; /* per slot: the read of its sub-group's gradients in flight (0: none) */
+    size_t grads_base;      /* the gradients' area in the file: unit u at grads_base + grads_at[u] */
+    size_t *grads_at;
+    bool grads_final;       /* this step's gradients are all in the file: reads bring them too */
+    void *staging[2];       /* pinned, the widest shard (D), 4096-aligned: a unit's gradients on their way out */
+    int staging_unit[2];    /* the unit whose gradients it holds (-1: none) */
+    zrt_event *staging_down[2]; /* d2h: they are there */
+    int next_staging;
 } swapped_state;
 
-static size_t part_bytes(size_t n) { return (n * sizeof(float) + ZRT_SWAP_ALIGN - 1) / ZRT_SWAP_ALIGN * ZRT_SWAP_ALIGN; }
+static size_t aligned(size_t bytes) { return (bytes + ZRT_SWAP_ALIGN - 1) / ZRT_SWAP_ALIGN * ZRT_SWAP_ALIGN; }
+static size_t part_bytes(size_t n) { return aligned(n * sizeof(float)); }
 
 /* Cuts every unit's shard into sub-groups; returns the file's size. */
 static zrt_status plan(swapped_state *s, size_t *file_bytes)
@@ -53,7 +69,8 @@ static zrt_status plan(swapped_state *s, size_t *file_bytes)
     for (int i = 0; i < env->n_units; i++) count += ((size_t)env->units[i].shard + s->group_elements - 1) / s->group_elements;
     s->groups = calloc(count + 1, sizeof *s->groups);
     s->unit_first = calloc((size_t)env->n_units + 1, sizeof *s->unit_first);
-    if (!s->groups || !s->unit_first) return zrt_set_error(ZRT_ERR_NOMEM, "offload (nvme): out of memory");
+    s->grads_at = calloc((size_t)env->n_units + 1, sizeof *s->grads_at);
+    if (!s->groups || !s->unit_first || !s->grads_at) return zrt_set_error(ZRT_ERR_NOMEM, "offload (nvme): out of memory");
     for (int i = 0; i < env->n_units; i++) {
         size_t shard = (size_t)env->units[i].shard;
         s->unit_first[i] = (int)s->n_groups;
@@ -64,6 +81,11 @@ static zrt_status plan(swapped_state *s, size_t *file_bytes)
         }
     }
     s->unit_first[env->n_units] = (int)s->n_groups;
+    s->grads_base = offset;
+    for (int i = 0; i < env->n_units; i++) {
+        s->grads_at[i] = offset - s->grads_base;
+        offset += aligned((size_t)env->units[i].shard * env->es);
+    }
     *file_bytes = offset ? offset : ZRT_SWAP_ALIGN;
     return ZRT_OK;
 }
@@ -74,19 +96,30 @@ static zrt_status alloc_slots(swapped_state *s)
     s->slots = calloc((size_t)s->n_slots, sizeof *s->slots);
     s->reading = calloc((size_t)s->n_slots, sizeof *s->reading);
     s->writing = calloc((size_t)s->n_slots, sizeof *s->writing);
-    if (!s->slots || !s->reading || !s->writing) return zrt_set_error(ZRT_ERR_NOMEM, "offload (nvme): out of memory");
+    s->grad_reading = calloc((size_t)s->n_slots, sizeof *s->grad_reading);
+    if (!s->slots || !s->reading || !s->writing || !s->grad_reading)
+        return zrt_set_error(ZRT_ERR_NOMEM, "offload (nvme): out of memory");
     s->ahead = (size_t)s->n_slots - 2;
     void *buffers[64];
-    size_t sizes[64];
+    size_t sizes[64], widest = 0;
+    int n = 0;
+    for (int i = 0; i < env->n_units; i++) widest = (size_t)env->units[i].shard > widest ? (size_t)env->units[i].shard : widest;
+    for (int k = 0; k < 2; k++) {
+        s->staging_unit[k] = -1;
+        ZRT_CHECK(zrt_host_alloc(env->device, ZRT_MEM_GRADS, aligned(widest * env->es), "grads staging (host)",
+                                 &s->staging[k]));
+        buffers[n] = s->staging[k];
+        sizes[n++] = aligned(widest * env->es);
+    }
     for (int k = 0; k < s->n_slots; k++) {
         ZRT_CHECK(zrt_host_alloc(env->device, ZRT_MEM_OPTIMIZER, s->region_bytes, "optimizer sub-group (host)",
                                  (void **)&s->slots[k]));
-        if (k < 64) {
-            buffers[k] = s->slots[k];
-            sizes[k] = s->region_bytes;
+        if (n < 64) {
+            buffers[n] = s->slots[k];
+            sizes[n++] = s->region_bytes;
         }
     }
-    return zrt_swap_register(s->swap, buffers, sizes, s->n_slots < 64 ? s->n_slots : 64);
+    return zrt_swap_register(s->swap, buffers, sizes, n);
 }
 
 static zrt_status swapped_finish(void *src);
@@ -98,9 +131,12 @@ static void swapped_destroy(void *src)
     swapped_finish(s);
     zrt_swap_destroy(s->swap);
     for (int k = 0; s->slots && k < s->n_slots; k++) zrt_host_free(s->env->device, s->slots[k]);
+    for (int k = 0; k < 2; k++) zrt_host_free(s->env->device, s->staging[k]);
     free(s->slots);
     free(s->reading);
     free(s->writing);
+    free(s->grad_reading);
+    free(s->grads_at);
     free(s->groups);
     free(s->unit_first);
     free(s);
@@ -133,14 +169,35 @@ static zrt_status wait_ticket(swapped_state *s, uint64_t *ticket)
     return zrt_swap_wait(s->swap, t);
 }
 
-/* Queues the read of sub-group k into its slot, once that slot's last write is done. */
+/* Sub-group k's gradients in the file: the aligned window read into its
+ * slot after the state, and where in that window they start. */
+static void grads_window(const swapped_state *s, size_t k, size_t *offset, size_t *bytes, size_t *skip)
+{
+    const zrt_subgroup *g = &s->groups[k];
+    size_t at = s->grads_base + s->grads_at[g->unit] + g->begin * s->env->es;
+    *offset = at / ZRT_SWAP_ALIGN * ZRT_SWAP_ALIGN;
+    *skip = at - *offset;
+    *bytes = aligned(*skip + g->n * s->env->es);
+}
+
+static zrt_status queue_grads_read(swapped_state *s, size_t k)
+{
+    size_t offset, bytes, skip;
+    grads_window(s, k, &offset, &bytes, &skip);
+    char *window = (char *)slot_of(s, k) + 3 * part_bytes(s->groups[k].n);
+    return zrt_swap_read(s->swap, offset, window, bytes, &s->grad_reading[k % (size_t)s->n_slots]);
+}
+
+/* Queues the read of sub-group k into its slot, once that slot's last
+ * write is done; its gradients too once they are in the file. */
 static zrt_status queue_read(swapped_state *s, size_t k)
 {
     int slot = (int)(k % (size_t)s->n_slots);
     ZRT_CHECK(wait_ticket(s, &s->writing[slot]));
     const zrt_subgroup *g = &s->groups[k];
     s->next_read = k + 1;
-    return zrt_swap_read(s->swap, g->file_offset, s->slots[slot], 3 * part_bytes(g->n), &s->reading[slot]);
+    ZRT_CHECK(zrt_swap_read(s->swap, g->file_offset, s->slots[slot], 3 * part_bytes(g->n), &s->reading[slot]));
+    return s->grads_final ? queue_grads_read(s, k) : ZRT_OK;
 }
 
 static zrt_status swapped_start(void *src)
@@ -153,16 +210,60 @@ static zrt_status swapped_start(void *src)
     return ZRT_OK;
 }
 
-static zrt_status swapped_load(void *src, size_t k, zrt_subgroup *g, float *state[STATE_PARTS])
+static zrt_status swapped_load(void *src, size_t k, zrt_subgroup *g, float *state[STATE_PARTS], const void **grads)
 {
     swapped_state *s = src;
     *g = s->groups[k];
     size_t next = k + s->ahead;
     if (next < s->n_groups && s->next_read == next) ZRT_CHECK(queue_read(s, next));
     ZRT_CHECK(wait_ticket(s, &s->reading[k % (size_t)s->n_slots]));
-    size_t part = part_bytes(s->groups[k].n) / sizeof(float);
+    ZRT_CHECK(wait_ticket(s, &s->grad_reading[k % (size_t)s->n_slots]));
+    size_t part = part_bytes(s->groups[k].n) / sizeof(float), offset, bytes, skip;
     float *base = slot_of(s, k);
     for (int p = 0; p < STATE_PARTS; p++) state[p] = base + (size_t)p * part;
+    grads_window(s, k, &offset, &bytes, &skip);
+    *grads = (const char *)(base + STATE_PARTS * part) + skip;
+    return ZRT_OK;
+}
+
+/* Staging buffer k's gradients to the file, once they are there (it is free after). */
+static zrt_status write_staged(swapped_state *s, int k)
+{
+    int unit = s->staging_unit[k];
+    if (unit < 0) return ZRT_OK;
+    s->staging_unit[k] = -1;
+    ZRT_CHECK(zrt_event_synchronize(s->staging_down[k]));
+    uint64_t ticket;
+    ZRT_CHECK(zrt_swap_write(s->swap, s->grads_base + s->grads_at[unit], s->staging[k],
+                             aligned((size_t)s->env->units[unit].shard * s->env->es), &ticket));
+    return zrt_swap_wait(s->swap, ticket);
+}
+
+static zrt_status swapped_grads_in(void *src, int unit, void **host)
+{
+    swapped_state *s = src;
+    int k = s->next_staging % 2;
+    ZRT_CHECK(write_staged(s, k)); /* the unit before last: its gradients out first */
+    s->staging_unit[k] = unit;
+    *host = s->staging[k];
+    return ZRT_OK;
+}
+
+static zrt_status swapped_grads_down(void *src, int unit, zrt_event *down)
+{
+    swapped_state *s = src;
+    (void)unit;
+    s->staging_down[s->next_staging++ % 2] = down;
+    return ZRT_OK;
+}
+
+/* Every unit's gradients in the file; the reads queued before them get theirs now. */
+static zrt_status swapped_flush_grads(void *src)
+{
+    swapped_state *s = src;
+    for (int k = 0; k < 2; k++) ZRT_CHECK(write_staged(s, (s->next_staging + k) % 2));
+    s->grads_final = true;
+    for (size_t k = 0; s->started && k < s->next_read; k++) ZRT_CHECK(queue_grads_read(s, k));
     return ZRT_OK;
 }
 
@@ -178,10 +279,14 @@ static zrt_status swapped_finish(void *src)
 {
     swapped_state *s = src;
     zrt_first_error first = {0};
-    s->started = false;
+    s->started = s->grads_final = false;
     for (int k = 0; k < s->n_slots && s->reading; k++) {
-        uint64_t *tickets[2] = {&s->reading[k], &s->writing[k]};
-        for (int t = 0; t < 2; t++) zrt_first_error_keep(&first, wait_ticket(s, tickets[t]));
+        uint64_t *tickets[3] = {&s->reading[k], &s->writing[k], &s->grad_reading[k]};
+        for (int t = 0; t < 3; t++) zrt_first_error_keep(&first, wait_ticket(s, tickets[t]));
+    }
+    for (int k = 0; k < 2; k++) { /* a skipped step's gradients: never written */
+        if (s->staging_unit[k] >= 0) zrt_first_error_keep(&first, zrt_event_synchronize(s->staging_down[k]));
+        s->staging_unit[k] = -1;
     }
     return zrt_first_error_restore(&first);
 }
@@ -218,6 +323,9 @@ static const host_state_ops swapped = {
     .groups = swapped_groups,
     .start = swapped_start,
     .load = swapped_load,
+    .grads_in = swapped_grads_in,
+    .grads_down = swapped_grads_down,
+    .flush_grads = swapped_flush_grads,
     .store = swapped_store,
     .finish = swapped_finish,
     .state_io = swapped_state_io,

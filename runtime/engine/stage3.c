@@ -13,11 +13,34 @@
  * reuses the unit's cached buffer; compute waits for `gathered` before its
  * first use; a buffer beyond the budget is freed on the compute stream, so
  * the memory returns only after compute is done with it. The budget's
- * bookkeeping (live, cached, peak) is host-side and exact.
+ * bookkeeping (live, cached, peak) is host-side and exact; memory freed on
+ * a stream is still held until the stream gets there, so a gather that
+ * would take live + cached + freeing over the budget first waits for the
+ * streams to reach their latest frees (the host runs at most that far
+ * ahead): the device holds stage3_max_live_parameters, not the model.
  */
 #include "engine_internal.h"
 
 #include <stdio.h>
+
+/* Frees device buffer `ptr` of `elements` (stage 3's budget counts them) once `stream` is done with it. */
+static zrt_status free_on(zrt_engine *e, void *ptr, int64_t elements, zrt_stream *stream)
+{
+    ZRT_CHECK(zrt_device_free(e->device, ptr, stream));
+    e->freeing_params += elements;
+    return zrt_event_record(e->freed[stream == e->compute ? 0 : 1], stream);
+}
+
+/* Room for `elements` more within the budget, counting what is being freed. */
+static zrt_status make_room(zrt_engine *e, int64_t elements)
+{
+    if (e->freeing_params == 0 ||
+        e->live_params + e->cached_params + e->freeing_params + elements <= e->cfg.zero.stage3_max_live_parameters)
+        return ZRT_OK;
+    for (int k = 0; k < 2; k++) ZRT_CHECK(zrt_event_synchronize(e->freed[k]));
+    e->freeing_params = 0;
+    return ZRT_OK;
+}
 
 static zrt_status issue_gather(zrt_engine *e, int index)
 {
@@ -31,6 +54,7 @@ static zrt_status issue_gather(zrt_engine *e, int index)
         ZRT_CHECK(zrt_stream_wait_event(e->comm_stream, u->used)); /* compute's last read of it */
     } else {
         char name[64];
+        ZRT_CHECK(make_room(e, u->padded + (u->params_offloaded ? u->shard : 0)));
         snprintf(name, sizeof name, "unit %d params (gathered)", index);
         ZRT_CHECK(zrt_device_alloc(e->device, ZRT_MEM_PARAMS, (size_t)u->padded * e->es, name, e->comm_stream,
                                    &u->param_full));
@@ -44,7 +68,7 @@ static zrt_status issue_gather(zrt_engine *e, int index)
         ZRT_CHECK(zrt_comm_all_gather_on(e->comm, shard, u->param_full, (size_t)u->shard, e->dtype, e->comm_stream));
     else
         ZRT_CHECK(zrt_memcpy_async(e->comm_stream, u->param_full, shard, (size_t)u->shard * e->es, ZRT_COPY_D2D));
-    if (u->params_offloaded) ZRT_CHECK(zrt_device_free(e->device, shard, e->comm_stream));
+    if (u->params_offloaded) ZRT_CHECK(free_on(e, shard, u->shard, e->comm_stream));
     ZRT_CHECK(zrt_event_record(u->gathered, e->comm_stream));
     u->gather_pending = true;
     return ZRT_OK;
@@ -65,7 +89,7 @@ zrt_status zrt_stage3_release(zrt_engine *e, int index)
         u->param_cache = u->param_full;
         e->cached_params += u->padded;
     } else {
-        ZRT_CHECK(zrt_device_free(e->device, u->param_full, e->compute));
+        ZRT_CHECK(free_on(e, u->param_full, u->padded, e->compute));
     }
     u->param_full = NULL;
     return ZRT_OK;
@@ -77,7 +101,7 @@ static zrt_status drop_caches(zrt_engine *e, int keep)
     for (int i = 0; i < e->n_units; i++) {
         unit_state *u = &e->units[i];
         if (i == keep || !u->param_cache) continue;
-        ZRT_CHECK(zrt_device_free(e->device, u->param_cache, e->compute)); /* after compute's last read */
+        ZRT_CHECK(free_on(e, u->param_cache, u->padded, e->compute)); /* after compute's last read */
         u->param_cache = NULL;
         e->cached_params -= u->padded;
     }

@@ -100,51 +100,108 @@ static zrt_status alloc_full(zrt_engine *e, int index)
  * reduce_scatter's output when the optimizer takes them off the device. */
 static bool down_from_reduce(const zrt_engine *e) { return e->place->grads_leave_device && e->accum == 1; }
 
+/* The next bucket for the unit's padded gradients, once the reduce_scatter
+ * that last read it is done; its pads (numel..padded) zeroed, as another
+ * unit may have left values there. */
+static zrt_status take_bucket(zrt_engine *e, int index)
+{
+    unit_state *u = &e->units[index];
+    if (u->grad_bucket) return ZRT_OK;
+    u->bucket = e->next_bucket++ % GRAD_RING;
+    u->grad_bucket = e->buckets[u->bucket];
+    ZRT_CHECK(zrt_stream_wait_event(e->compute, e->bucket_free[u->bucket]));
+    if (u->padded == u->numel) return ZRT_OK;
+    return zrt_memset_async(e->compute, at(e, u->grad_bucket, u->numel), 0, (size_t)(u->padded - u->numel) * e->es);
+}
+
+/* Where the unit's reduce_scatter writes: the shard itself (its first micro
+ * batch), or a recv slot -- added to the shard on comm, or going down from
+ * there (once the placement has taken the gradients its last user left). */
+static zrt_status pick_reduced(zrt_engine *e, int index, bool first_micro, void **slot)
+{
+    unit_state *u = &e->units[index];
+    *slot = NULL;
+    if (first_micro && !down_from_reduce(e)) {
+        u->grad_reduced = u->grad_shard;
+        return ZRT_OK;
+    }
+    int k = e->next_recv++ % GRAD_RING;
+    if (down_from_reduce(e) && e->recv_unit[k] >= 0)
+        ZRT_CHECK(e->place->grads_taken(e->place_state, e->recv_unit[k], e->comm_stream));
+    e->recv_unit[k] = index;
+    u->grad_reduced = *slot = e->recv[k];
+    return ZRT_OK;
+}
+
 static zrt_status store_sharded(zrt_engine *e, int index, const float *grads, bool first_micro, bool last_micro)
 {
-    (void)first_micro, (void)last_micro;
+    (void)last_micro;
     unit_state *u = &e->units[index];
-    if (grads != u->grad_send)
-        ZRT_CHECK(zrt_kernel_cast(e->compute, u->grad_send, e->dtype, grads, ZRT_DTYPE_F32, (size_t)u->numel, false));
+    ZRT_CHECK(take_bucket(e, index));
+    if (grads != u->grad_bucket)
+        ZRT_CHECK(zrt_kernel_cast(e->compute, u->grad_bucket, e->dtype, grads, ZRT_DTYPE_F32, (size_t)u->numel, false));
     ZRT_CHECK(zrt_engine_order(e, e->compute, e->comm_stream));
+    void *slot;
+    ZRT_CHECK(pick_reduced(e, index, first_micro, &slot));
     ZRT_CHECK(reduce_unit(e, u));
+    ZRT_CHECK(zrt_event_record(e->bucket_free[u->bucket], e->comm_stream));
+    u->grad_bucket = NULL;
+    if (slot && !down_from_reduce(e)) /* a later micro batch: added to the shard, in order, on comm */
+        ZRT_CHECK(zrt_kernel_cast(e->comm_stream, u->grad_shard, e->dtype, slot, e->dtype, (size_t)u->shard, true));
     ZRT_CHECK(zrt_event_record(u->reduced, e->comm_stream));
     if (down_from_reduce(e))
-        ZRT_CHECK(e->place->grads_ready(e->place_state, index, u->grad_recv, u->reduced, e->scaler.scale));
+        ZRT_CHECK(e->place->grads_ready(e->place_state, index, slot, u->reduced, e->scaler.scale));
     return e->cfg.zero.overlap_comm ? ZRT_OK : zrt_stream_wait_event(e->compute, u->reduced);
 }
 
-/* Wait for the micro batch's reductions and add them to the shard; at the
- * last micro batch the shards are ready. */
+/* Compute waits for the micro batch's reductions (each added to its shard
+ * on comm); at the last micro batch the shards are ready. */
 static zrt_status after_micro_sharded(zrt_engine *e, bool first_micro, bool last_micro)
 {
+    (void)first_micro;
     if (down_from_reduce(e)) return ZRT_OK; /* already on their way down */
-    for (int i = e->n_units - 1; i >= 0; i--) {
-        unit_state *u = &e->units[i];
-        ZRT_CHECK(zrt_stream_wait_event(e->compute, u->reduced));
-        ZRT_CHECK(zrt_kernel_cast(e->compute, u->grad_shard, e->dtype, u->grad_recv, e->dtype, (size_t)u->shard,
-                                  !first_micro));
-    }
+    for (int i = e->n_units - 1; i >= 0; i--) ZRT_CHECK(zrt_stream_wait_event(e->compute, e->units[i].reduced));
     return last_micro ? all_grads_ready(e, e->compute, true) : ZRT_OK;
 }
 
 static zrt_status alloc_sharded(zrt_engine *e, int index)
 {
     unit_state *u = &e->units[index];
-    size_t full = (size_t)u->padded * e->es, shard = (size_t)u->shard * e->es;
-    ZRT_CHECK(zrt_engine_alloc(e, ZRT_MEM_GRADS, shard, index, "grads (shard)", &u->grad_shard));
-    ZRT_CHECK(zrt_engine_alloc(e, ZRT_MEM_COMM, full, index, "grads (reduce_scatter input)", &u->grad_send));
-    ZRT_CHECK(zrt_engine_alloc(e, ZRT_MEM_COMM, shard, index, "grads (reduce_scatter output)", &u->grad_recv));
-    u->grad_bucket = u->grad_send;
-    u->grad_reduced = u->grad_recv;
+    if (!down_from_reduce(e))
+        ZRT_CHECK(zrt_engine_alloc(e, ZRT_MEM_GRADS, (size_t)u->shard * e->es, index, "grads (shard)", &u->grad_shard));
     e->ranges[index].grads = e->ranges[index].shard_grads = u->grad_shard;
-    return zrt_memset_async(e->compute, u->grad_send, 0, full); /* the unit's bucket: pads stay zero */
+    return ZRT_OK;
+}
+
+/* Two buckets of the widest padded unit (pads zeroed by take_bucket) and
+ * two recv slots of the widest shard, zeroed now so that their pages are
+ * resident from the start: the memory report counts them whole. */
+static zrt_status alloc_rings(zrt_engine *e)
+{
+    int64_t padded = 0, shard = 0;
+    for (int i = 0; i < e->n_units; i++) {
+        if (e->units[i].padded > padded) padded = e->units[i].padded;
+        if (e->units[i].shard > shard) shard = e->units[i].shard;
+    }
+    for (int k = 0; k < GRAD_RING; k++) {
+        e->recv_unit[k] = -1;
+        ZRT_CHECK(zrt_engine_alloc(e, ZRT_MEM_COMM, (size_t)padded * e->es, -1, "grads bucket (reduce_scatter input)",
+                                   &e->buckets[k]));
+        ZRT_CHECK(zrt_engine_alloc(e, ZRT_MEM_COMM, (size_t)shard * e->es, -1, "grads (reduce_scatter output)",
+                                   &e->recv[k]));
+        ZRT_CHECK(zrt_event_create(e->device, "bucket free", &e->bucket_free[k]));
+        ZRT_CHECK(zrt_memset_async(e->compute, e->buckets[k], 0, (size_t)padded * e->es));
+        ZRT_CHECK(zrt_memset_async(e->compute, e->recv[k], 0, (size_t)shard * e->es));
+    }
+    return ZRT_OK;
 }
 
 /* ---- the table ----------------------------------------------------------------------------- */
 
 #define FULL_GRADS .store_grads = store_full, .after_micro = after_micro_full, .alloc_grads = alloc_full
-#define SHARDED_GRADS .store_grads = store_sharded, .after_micro = after_micro_sharded, .alloc_grads = alloc_sharded
+#define SHARDED_GRADS                                                                                                  \
+    .store_grads = store_sharded, .after_micro = after_micro_sharded, .alloc_grads = alloc_sharded,                   \
+    .alloc_shared = alloc_rings, .take_bucket = take_bucket
 
 const stage_policy zrt_stage_policies[4] = {
     {.stage = 0, .params_sharded = false, .grads_sharded = false, .state_sharded = false, FULL_GRADS},

@@ -10,6 +10,7 @@
  * timed steps. Peak RSS per rank is measured per stage, alone, before.
  */
 #include "bench_engine.h"
+#include "bench_offload.h"
 #include "format.h"
 #include "cli.h"
 #include "zrt.h"
@@ -39,6 +40,9 @@ typedef struct {
     bool json;
     bool want[3];        /* by zrt_model_type: mlp, gpt, llama */
     zrt_model_config shape; /* --shape: the transformers' dims (0: the default) */
+    bool offload;        /* the offload rows (bench_offload.c) */
+    zrt_model_config offload_model; /* --offload-model: the mlp (stage 2) or a GPT shape (stage 3, micro 1) */
+    char offload_label[32];
     bool peer_torch;     /* --peer torch */
     double peer_rate[3]; /* the torch peer's tokens/s per model, measured before the ranks start; 0: none */
     int micro;           /* --shape's micro=: the transformers' micro batch (0: 8) */
@@ -48,7 +52,7 @@ typedef struct {
 
 static const char usage[] =
     "usage: zrt bench train [--world 2] [--steps 30] [--model mlp|gpt|llama|all] [--shape SHAPE]\n"
-    "                       [--peer torch] [--json]\n"
+    "                       [--peer torch] [--offload-model mlp|gpt:LAYERS:D_MODEL:VOCAB] [--json]\n"
     "\n"
     "Trains, for each ZeRO stage on --world forked CPU ranks:\n"
     "  mlp: 4 layers, d_model 256, hidden 1024, 64 classes, micro batch 64;\n"
@@ -64,8 +68,11 @@ static const char usage[] =
     "layers=N,d_model=N,heads=N,kv_heads=N,hidden=N,vocab=N,seq_len=N,micro=N.\n"
     "The mlp also runs stage 2 with offload_optimizer none, cpu and nvme (micro\n"
     "batch 8, so the optimizer's traffic weighs as it does for large models; in a\n"
-    "temporary directory): step time against the CPU optimizer and its I/O\n"
-    "measured alone in the same run.\n"
+    "temporary directory): step time against its parts measured alone in the same\n"
+    "run (compute, gradient copies, CPU optimizer, NVMe reads and writes, and those\n"
+    "bytes at fio's rate), the fraction of the offload's work hidden, and the goal\n"
+    "max(compute, optimizer + I/O) x 1.15. --offload-model gpt:24:1024:50304 runs\n"
+    "those rows alone for a GPT shape (GPT-2 medium's) at stage 3, micro batch 1.\n"
     "--peer torch first trains the same transformers in PyTorch (DDP over gloo,\n"
     "--world processes, one thread each, AdamW; the GPT written out, the Llama as\n"
     "transformers' LlamaForCausalLM; tools/bench/bench_peer_torch.py) and prints\n"
@@ -166,18 +173,6 @@ static const char *nvme_dir(const train_options *o)
     return dir;
 }
 
-/* This process's peak resident set (VmHWM), in MiB; -1 where /proc cannot say. */
-static double peak_rss_mb(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kb = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmHWM: %ld kB", &kb) == 1) break;
-    if (f) fclose(f);
-    return kb < 0 ? -1 : (double)kb / 1024.0;
-}
-
 /* The peak RSS of a rank while one stage alone trains 3 steps: the peak is
  * reset first (/proc/self/clear_refs 5), so it is what the process holds
  * then -- libraries, comm buffers, what earlier runs left in the heap -- plus
@@ -196,128 +191,22 @@ static zrt_status stage_rss(const train_options *o, zrt_device *device, zrt_comm
         double t;
         status = zrt_bench_run_step(&run, comm, &t);
     }
-    *mb = reset ? peak_rss_mb() : -1;
+    double rss = zrt_cli_peak_rss();
+    *mb = reset && rss >= 0 ? rss / 1048576.0 : -1;
     zrt_bench_run_close(&run);
     return status;
 }
 
-/* ---- offload rows: stage 2 with offload_optimizer none, cpu, nvme --------------------------- */
-
-/* This rank's own elements of the MLP (every unit's shard). */
-static size_t own_elements(const train_options *o, zrt_device *device, size_t shards[ZRT_MAX_UNITS], int *n_units)
+/* --offload-model mlp | gpt:LAYERS:D_MODEL:VOCAB (heads of 64, seq_len 64). */
+static bool parse_offload_model(const char *text, train_options *o)
 {
-    const zrt_config *cfg = base_config(o, ZRT_MODEL_MLP, 0);
-    zrt_model *model = NULL;
-    size_t total = 0;
-    *n_units = 0;
-    if (zrt_model_create(&cfg->job.model, device, 1, &model) != ZRT_OK) return 0;
-    int64_t align = 16 * o->world;
-    for (int u = 0; u < model->n_units; u++) {
-        shards[u] = (size_t)((model->unit_numel[u] + align - 1) / align * align / o->world);
-        total += shards[u];
-    }
-    *n_units = model->n_units;
-    model->destroy(model);
-    return total;
-}
-
-/* The CPU optimizer alone over n own elements (fp32 grads and copy), on this rank's pool; median seconds. */
-static zrt_status time_cpu_optimizer(const train_options *o, int rank, size_t n, double *seconds)
-{
-    static double times[ZRT_BENCH_MAX_STEPS];
-    float *buf = calloc(5 * n, sizeof(float));
-    zrt_cpu_pool *pool = NULL;
-    int threads = zrt_cpu_threads_default(0, o->world);
-    zrt_status status = buf ? zrt_cpu_pool_create(threads, rank * threads, &pool)
-                            : zrt_set_error(ZRT_ERR_NOMEM, "bench: out of memory");
-    zrt_adam_args args = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.01f,
-                          .step = 1, .adamw = true, .unscale = 1.0f};
-    zrt_adam_slice slice = {buf, buf + n, buf + 2 * n, buf + 3 * n, ZRT_DTYPE_F32, buf + 4 * n, ZRT_DTYPE_F32, n};
-    for (int i = 0; status == ZRT_OK && i < o->steps; i++) {
-        double t = zrt_now();
-        status = zrt_cpu_adam(&args, 1.0f, &slice, ZRT_SIMD_AUTO, pool);
-        times[i] = zrt_now() - t;
-    }
-    if (status == ZRT_OK) *seconds = zrt_bench_median(times, o->steps);
-    zrt_cpu_pool_destroy(pool);
-    free(buf);
-    return status;
-}
-
-/* Reading and writing the state of the own units (one request per unit, as
- * the engine's sub-groups of the default size) alone; median seconds. */
-static zrt_status time_io(const train_options *o, int rank, const size_t *shards, int n_units, double *seconds)
-{
-    static double times[ZRT_BENCH_MAX_STEPS];
-    char dir[300], name[32];
-    snprintf(dir, sizeof dir, "%s/nvme", o->store_dir);
-    snprintf(name, sizeof name, "bench-io-rank%d", rank);
-    size_t offsets[ZRT_MAX_UNITS + 1] = {0};
-    for (int u = 0; u < n_units; u++) offsets[u + 1] = offsets[u] + 3 * ((shards[u] * 4 + 4095) / 4096 * 4096);
-    const char *paths[1] = {dir};
-    zrt_swap_options so = {.paths = paths, .n_paths = 1, .name = name, .bytes = offsets[n_units],
-                           .block_size = 1 << 20, .queue_depth = 8}; /* aio's defaults */
-    zrt_swap *swap = NULL;
-    char *buffer = aligned_alloc(4096, offsets[n_units]);
-    zrt_status status = buffer ? zrt_swap_create(&so, &swap) : zrt_set_error(ZRT_ERR_NOMEM, "bench: out of memory");
-    if (status == ZRT_OK) memset(buffer, 0, offsets[n_units]);
-    for (int i = 0; status == ZRT_OK && i < o->steps; i++) {
-        uint64_t tickets[ZRT_MAX_UNITS];
-        double t = zrt_now();
-        for (int write = 0; write < 2 && status == ZRT_OK; write++) {
-            for (int u = 0; u < n_units && status == ZRT_OK; u++)
-                status = write ? zrt_swap_write(swap, offsets[u], buffer + offsets[u], offsets[u + 1] - offsets[u], &tickets[u])
-                               : zrt_swap_read(swap, offsets[u], buffer + offsets[u], offsets[u + 1] - offsets[u], &tickets[u]);
-            for (int u = 0; u < n_units && status == ZRT_OK; u++) status = zrt_swap_wait(swap, tickets[u]);
-        }
-        times[i] = zrt_now() - t;
-    }
-    if (status == ZRT_OK) *seconds = zrt_bench_median(times, o->steps);
-    zrt_swap_destroy(swap);
-    free(buffer);
-    return status;
-}
-
-/* Stage 2 with each offload mode; cpu against max(the step without offload,
- * the CPU optimizer alone), nvme against max(its I/O alone, the CPU optimizer). */
-static zrt_status offload_rows(const train_options *o, zrt_device *device, zrt_comm *comm, int rank)
-{
-    static const char *const names[] = {"none", "cpu", "nvme"};
-    mkdir(nvme_dir(o), 0700);
-    zrt_bench_timing t[3];
-    const zrt_bench_kind kinds[3] = {{2, ZRT_OFFLOAD_NONE}, {2, ZRT_OFFLOAD_CPU}, {2, ZRT_OFFLOAD_NVME}};
-    ZRT_CHECK(zrt_bench_time_runs(base_config(o, ZRT_MODEL_MLP, OFFLOAD_MICRO), o->steps, nvme_dir(o), device, comm, 3, kinds, t));
-    double model_s = 0;
-    ZRT_CHECK(zrt_bench_time_model(base_config(o, ZRT_MODEL_MLP, OFFLOAD_MICRO), o->steps, device, &model_s));
-    size_t shards[ZRT_MAX_UNITS];
-    int n_units;
-    size_t own = own_elements(o, device, shards, &n_units);
-    double opt_s = 0, io_s = 0;
-    ZRT_CHECK(time_cpu_optimizer(o, rank, own, &opt_s));
-    ZRT_CHECK(time_io(o, rank, shards, n_units, &io_s));
-    if (rank != 0) return ZRT_OK;
-    /* The issue's bounds (cpu: max(compute, optimizer); nvme: max(I/O, optimizer)), and the serial sum
-     * (the step without offload, then the host's part with nothing hidden). */
-    double parts[3] = {t[0].seconds, fmax(t[0].seconds, opt_s), fmax(io_s, opt_s)};
-    double serial[3] = {t[0].seconds, t[0].seconds + opt_s, t[0].seconds + fmax(io_s, opt_s)};
-    if (!o->json)
-        printf("     offload_optimizer, stage 2, micro batch %d, %zu own elements per rank: forward+backward %.2f ms, CPU optimizer alone "
-               "%.2f ms, its I/O alone %.2f ms\n     %8s %9s %8s %10s %9s %10s %10s\n",
-               OFFLOAD_MICRO, own, model_s * 1e3, opt_s * 1e3, io_s * 1e3, "offload", "step ms", "vs none", "bound ms", "vs bound",
-               "serial ms", "vs serial");
-    for (int k = 0; k < 3; k++) {
-        if (o->json)
-            printf("{\"model\": \"mlp\", \"stage\": 2, \"world\": %d, \"offload\": \"%s\", \"step_ms\": %.3f, "
-                   "\"ratio_to_none\": %.3f, \"cpu_optimizer_ms\": %.3f, \"io_ms\": %.3f, \"bound_ms\": %.3f, "
-                   "\"ratio_to_bound\": %.3f, \"serial_ms\": %.3f, \"ratio_to_serial\": %.3f}\n",
-                   o->world, names[k], t[k].seconds * 1e3, t[k].seconds / t[0].seconds, opt_s * 1e3, io_s * 1e3,
-                   parts[k] * 1e3, t[k].seconds / parts[k], serial[k] * 1e3, t[k].seconds / serial[k]);
-        else
-            printf("     %8s %9.2f %8.3f %10.2f %9.3f %10.2f %10.3f\n", names[k], t[k].seconds * 1e3,
-                   t[k].seconds / t[0].seconds, parts[k] * 1e3, t[k].seconds / parts[k], serial[k] * 1e3,
-                   t[k].seconds / serial[k]);
-    }
-    return ZRT_OK;
+    int layers, d, vocab;
+    if (strcmp(text, "mlp") == 0) return true;
+    if (sscanf(text, "gpt:%d:%d:%d", &layers, &d, &vocab) != 3 || layers < 1 || d < 64 || d % 64 || vocab < 2) return false;
+    o->offload_model = (zrt_model_config){.type = ZRT_MODEL_GPT, .layers = layers, .d_model = d, .heads = d / 64,
+                                          .seq_len = 64, .vocab = vocab};
+    snprintf(o->offload_label, sizeof o->offload_label, "gpt %dx%d", layers, d);
+    return true;
 }
 
 /* ", \"ratio_to_torch\": R" for a JSON row, or "" without a peer. */
@@ -369,7 +258,7 @@ static void print_stage(const train_options *o, zrt_model_type type, int stage, 
     printf("\n");
 }
 
-/* A model's rows: the forward+backward alone, each stage, and (mlp) the offload rows. */
+/* A model's rows: the forward+backward alone, then each stage. */
 static zrt_status model_rows(const train_options *o, zrt_model_type type, zrt_device *device, zrt_comm *comm, int rank,
                              int world)
 {
@@ -393,7 +282,7 @@ static zrt_status model_rows(const train_options *o, zrt_model_type type, zrt_de
         print_stage(o, type, stage, world, timings[stage], timings[0].tokens / timings[0].seconds, model_s, rss[stage]);
         fflush(stdout);
     }
-    return type == ZRT_MODEL_MLP ? offload_rows(o, device, comm, rank) : ZRT_OK;
+    return ZRT_OK;
 }
 
 /* --shape: gpt2-small or key=value,... into o->shape and o->micro; false on a bad one. */
@@ -448,6 +337,14 @@ static int train_rank(int rank, int world, void *arg)
             return ZRT_EXIT_FAIL;
         }
     }
+    bool mlp_rows = o->offload_model.type == ZRT_MODEL_MLP;
+    zrt_bench_offload off = {.world = world, .steps = o->steps, .stage = mlp_rows ? 2 : 3,
+                             .micro = mlp_rows ? OFFLOAD_MICRO : 1, .json = o->json, .model = o->offload_model,
+                             .label = o->offload_label, .nvme_dir = nvme_dir(o)};
+    if (o->offload && zrt_bench_offload_rows(&off, device, comm, rank) != ZRT_OK) {
+        fprintf(stderr, "zrt bench train: rank %d offload: %s\n", rank, zrt_last_error());
+        return ZRT_EXIT_FAIL;
+    }
     zrt_comm_destroy(comm);
     zrt_store_destroy(store);
     zrt_device_destroy(device);
@@ -463,8 +360,11 @@ int zrt_bench_train(int argc, char **argv)
                                             {"model", required_argument, NULL, 'm'},
                                             {"peer", required_argument, NULL, 'p'},
                                             {"shape", required_argument, NULL, 'S'},
+                                            {"offload-model", required_argument, NULL, 'o'},
                                             {NULL, 0, NULL, 0}};
-    train_options o = {.world = 2, .steps = 30, .want = {true, true, true}};
+    train_options o = {.world = 2, .steps = 30, .want = {true, true, true}, .offload_label = "mlp",
+                       .offload_model = {.type = ZRT_MODEL_MLP, .layers = 4, .d_model = 256, .hidden = 1024, .vocab = 64}};
+    bool offload_given = false;
     int c;
     while ((c = zrt_cli_next_option(argc, argv, options, "bench train")) != -1) {
         if (c == 'h') {
@@ -477,6 +377,8 @@ int zrt_bench_train(int argc, char **argv)
             for (int t = 0; t < 3; t++) o.want[t] = strcmp(optarg, "all") == 0 || strcmp(optarg, model_names[t]) == 0;
         } else if (c == 'S' && parse_shape(&o, optarg)) {
             continue;
+        } else if (c == 'o' && parse_offload_model(optarg, &o)) {
+            offload_given = true;
         } else if (c == 'p' && strcmp(optarg, "torch") == 0) {
             o.peer_torch = true;
         } else if (c == 'w' && (o.world = atoi(optarg)) >= 1 && o.world <= 64) continue;
@@ -487,6 +389,9 @@ int zrt_bench_train(int argc, char **argv)
                                                   zrt_cli_option_name(options, c));
     }
     if (optind != argc) return zrt_cli_usage_error("bench train", "unexpected argument '%s'", argv[optind]);
+    o.offload = o.want[ZRT_MODEL_MLP] || offload_given;
+    if (offload_given && o.offload_model.type == ZRT_MODEL_GPT) /* the big shape alone */
+        for (int t = 0; t < 3; t++) o.want[t] = false;
     const char *tmp = getenv("TMPDIR");
     snprintf(o.store_dir, sizeof o.store_dir, "%s/zrt-bench-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (!mkdtemp(o.store_dir)) {

@@ -46,6 +46,8 @@ typedef struct {
     const zrt_config *cfg;  /* --config: its model's units, for the engine's own figures */
     int64_t unit_numel[ZRT_MAX_UNITS];
     int n_units;
+    zrt_mem_estimate engine; /* --config: zrt_engine_estimate_model, the model made at the config's micro batch */
+    int64_t data_bytes;      /* --config: the data loader's host memory */
     double params, largest_layer;
     int world, per_node;
     double p_bytes, g_bytes; /* per parameter */
@@ -73,7 +75,8 @@ static void stage_bytes(const estimate *e, int stage, double *device, double *ho
     *device = params + grads + opt + gathered;
 }
 
-/* The model's parameter count (and unit sizes): the model made (batch 1) on a cpu device. */
+/* The model's parameter count (and unit sizes, and the engine's figures):
+ * the model made at the config's micro batch on a cpu device. */
 static double model_params(const zrt_config *cfg, estimate *e)
 {
     zrt_device_options o;
@@ -82,7 +85,14 @@ static double model_params(const zrt_config *cfg, estimate *e)
     zrt_device *device = NULL;
     zrt_model *model = NULL;
     double total = -1;
-    if (zrt_device_create(&o, &device) == ZRT_OK && zrt_model_create(&cfg->job.model, device, 1, &model) == ZRT_OK) {
+    bool made = zrt_device_create(&o, &device) == ZRT_OK &&
+                zrt_model_create(&cfg->job.model, device, (int)cfg->batch.micro_batch_per_gpu, &model) == ZRT_OK;
+    if (made && zrt_engine_estimate_model(cfg, model, &e->engine) != ZRT_OK) {
+        fprintf(stderr, "zrt estimate: %s\n", zrt_last_error());
+        made = false;
+        model->destroy(model);
+    }
+    if (made) {
         total = 0;
         for (int u = 0; u < model->n_units; u++) {
             total += (double)(e->unit_numel[u] = model->unit_numel[u]);
@@ -105,6 +115,9 @@ static bool from_config(const char *path, estimate *e)
     }
     e->params = model_params(&cfg, e);
     e->cfg = &cfg;
+    zrt_data data = {0};
+    if (zrt_data_init(&data, &cfg) == ZRT_OK) e->data_bytes = zrt_cli_data_bytes(&data);
+    zrt_data_fini(&data);
     e->world = (int)cfg.num_processes;
     e->per_node = (int)(cfg.num_processes / cfg.num_machines);
     bool fp32 = cfg.mixed_precision == ZRT_PRECISION_NO;
@@ -139,18 +152,34 @@ static void print_rows(const estimate *e)
     }
 }
 
+/* The most a rank holds while training, by category, and the NVMe space:
+ * the memory report's categories (zrt train prints its peak beside VmHWM). */
+static void print_bound(const zrt_mem_estimate *m, int64_t data_bytes, int64_t bound)
+{
+    char b[32], line[512];
+    int n = 0;
+    for (int p = 0; p < ZRT_MEM_PLACES; p++)
+        for (int c = 0; c < ZRT_MEM_CATEGORIES && n < (int)sizeof line; c++)
+            if (m->peak[p][c])
+                n += snprintf(line + n, sizeof line - (size_t)n, "%s %s %s, ", zrt_mem_place_name((zrt_mem_place)p),
+                              zrt_mem_category_name((zrt_mem_category)c), zrt_fmt_bytes((double)m->peak[p][c], b, sizeof b));
+    printf("  at most, while training: %s (%.*sdata %s) and the process's code and libraries\n",
+           zrt_fmt_bytes((double)bound, b, sizeof b), n, line, zrt_fmt_bytes((double)data_bytes, b + 16, 16));
+    if (m->nvme_bytes) printf("  NVMe: %s of swap files (%lld bytes)\n", zrt_fmt_bytes((double)m->nvme_bytes, b, sizeof b),
+                              (long long)m->nvme_bytes);
+}
+
 /* What the engine allocates for the config: model states per rank, by place. */
 static bool print_engine(const estimate *e)
 {
-    zrt_mem_estimate m;
-    if (zrt_engine_estimate(e->cfg, e->unit_numel, e->n_units, &m) != ZRT_OK) {
-        zrt_cli_fail("estimate", zrt_last_error());
-        return false;
-    }
+    const zrt_mem_estimate m = e->engine;
     const zrt_zero_config *z = &e->cfg->zero;
-    int64_t total[ZRT_MEM_PLACES] = {0};
+    int64_t total[ZRT_MEM_PLACES] = {0}, bound = e->data_bytes;
     for (int p = 0; p < ZRT_MEM_PLACES; p++)
-        for (int c = ZRT_MEM_PARAMS; c <= ZRT_MEM_OPTIMIZER; c++) total[p] += m.bytes[p][c];
+        for (int c = 0; c < ZRT_MEM_CATEGORIES; c++) {
+            if (c <= ZRT_MEM_OPTIMIZER) total[p] += m.bytes[p][c];
+            bound += m.peak[p][c];
+        }
     const int64_t *d = m.bytes[ZRT_MEM_DEVICE], *h = m.bytes[ZRT_MEM_HOST];
     if (e->json) {
         zrt_json_line("engine", ZJ_BOOL(true), "stage", ZJ_INT(z->stage),
@@ -159,7 +188,8 @@ static bool print_engine(const estimate *e)
                       "device_params", ZJ_INT(d[ZRT_MEM_PARAMS]), "device_grads", ZJ_INT(d[ZRT_MEM_GRADS]),
                       "device_optimizer", ZJ_INT(d[ZRT_MEM_OPTIMIZER]), "host_params", ZJ_INT(h[ZRT_MEM_PARAMS]),
                       "host_grads", ZJ_INT(h[ZRT_MEM_GRADS]), "host_optimizer", ZJ_INT(h[ZRT_MEM_OPTIMIZER]),
-                      "device_bytes", ZJ_INT(total[ZRT_MEM_DEVICE]), "host_bytes", ZJ_INT(total[ZRT_MEM_HOST]), NULL);
+                      "device_bytes", ZJ_INT(total[ZRT_MEM_DEVICE]), "host_bytes", ZJ_INT(total[ZRT_MEM_HOST]),
+                      "bound_bytes", ZJ_INT(bound), "nvme_bytes", ZJ_INT(m.nvme_bytes), NULL);
         return true;
     }
     printf("the engine, for this config (stage %d, offload optimizer %s, param %s), per rank:\n", z->stage,
@@ -172,6 +202,7 @@ static bool print_engine(const estimate *e)
                zrt_fmt_bytes((double)b[ZRT_MEM_OPTIMIZER], op, sizeof op), zrt_fmt_bytes((double)total[p], all, sizeof all),
                (long long)total[p], p == ZRT_MEM_HOST ? " (pinned; state on NVMe not counted)" : "");
     }
+    print_bound(&m, e->data_bytes, bound);
     return true;
 }
 

@@ -412,6 +412,29 @@ static zrt_status train(trainer *t)
     return ZRT_OK;
 }
 
+/* Every rank's memory at the end: the report's peak (every category, device
+ * and pinned host memory together, plus the data loader) beside the
+ * process's peak resident set -- on the cpu device the difference is the
+ * process's code, libraries and their buffers (OpenBLAS's, the comm rings). */
+static void print_memory(const trainer *t)
+{
+    const zrt_mem_stats *m = zrt_device_mem(t->device);
+    int64_t data = zrt_cli_data_bytes(&t->data) + zrt_cli_data_bytes(&t->val);
+    char all[32], rss[32], line[512];
+    int n = snprintf(line, sizeof line, "zrt train: rank %d memory: report's peak %s (", t->rank,
+                     zrt_fmt_bytes((double)(m->peak_all + data), all, sizeof all));
+    for (int p = 0; p < ZRT_MEM_PLACES; p++)
+        for (int c = 0; c < ZRT_MEM_CATEGORIES && n < (int)sizeof line; c++) {
+            char b[32];
+            if (m->peak[p][c])
+                n += snprintf(line + n, sizeof line - (size_t)n, "%s %s %s, ", zrt_mem_place_name((zrt_mem_place)p),
+                              zrt_mem_category_name((zrt_mem_category)c), zrt_fmt_bytes((double)m->peak[p][c], b, sizeof b));
+        }
+    double peak = zrt_cli_peak_rss();
+    printf("%.*sdata %s); peak resident %s (VmHWM)\n", n, line, zrt_fmt_bytes((double)data, all, sizeof all),
+           peak >= 0 ? zrt_fmt_bytes(peak, rss, sizeof rss) : "unknown");
+}
+
 /* "zrt train: rank R: MESSAGE", once: comm errors already start with "rank R: ". */
 static void print_failure(int rank, const char *message)
 {
@@ -436,6 +459,7 @@ int zrt_cmd_train(int argc, char **argv)
         status = setup(&t);
     }
     if (status == ZRT_OK) status = train(&t);
+    if (status == ZRT_OK) print_memory(&t);
     if (status != ZRT_OK) print_failure(t.rank, zrt_last_error());
     teardown(&t);
     return status == ZRT_OK ? ZRT_EXIT_OK : ZRT_EXIT_FAIL;

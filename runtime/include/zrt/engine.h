@@ -70,8 +70,23 @@ bool zrt_checkpoint_exists(const char *dir);
  * on NVMe is in no place; its pinned slots are host memory. */
 typedef struct {
     int64_t bytes[ZRT_MEM_PLACES][ZRT_MEM_CATEGORIES];
+    /* The most the engine holds at once while it trains, by place and
+     * category -- what bounds a rank's memory, from the settings: the model
+     * states above; stage 3's gathered parameters and their cache (within
+     * stage3_max_live_parameters, or the widest unit), the offloaded
+     * shards brought in for them; stages 2-3's two gradient buckets and
+     * recv slots (the widest unit's); the CPU optimizer's two tiles; the
+     * engine's fp32 views and scratch. zrt_engine_estimate_model adds the
+     * model's own: its activations, the batch, tied units' fp32 gradients. */
+    int64_t peak[ZRT_MEM_PLACES][ZRT_MEM_CATEGORIES];
+    int64_t nvme_bytes; /* the swap files per rank (optimizer state and gradients, parameters) */
 } zrt_mem_estimate;
 zrt_status zrt_engine_estimate(const zrt_config *cfg, const int64_t *unit_numel, int n_units, zrt_mem_estimate *out);
+/* The same for a model made on its device (before an engine on it): peak
+ * gains the model's activations (zrt_model.activation_bytes, or the
+ * device's activation bytes so far when the model leaves it 0), its batch
+ * buffers and the fp32 gradients of units used by several ops. */
+zrt_status zrt_engine_estimate_model(const zrt_config *cfg, const zrt_model *model, zrt_mem_estimate *out);
 /* What the engine did that the user should hear of, one line each ("" if
  * nothing): swap files of a crashed run it removed. The library does not print it. */
 const char *zrt_engine_warnings(const zrt_engine *e);

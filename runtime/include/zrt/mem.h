@@ -36,10 +36,16 @@ typedef enum {
 typedef struct {
     int64_t current[ZRT_MEM_PLACES][ZRT_MEM_CATEGORIES]; /* bytes */
     int64_t peak[ZRT_MEM_PLACES][ZRT_MEM_CATEGORIES];    /* the highest `current` seen */
+    int64_t all, peak_all; /* every place and category together, now and at its highest (the process's
+                            * peak resident memory on the cpu device is this plus its code and libraries) */
+    int64_t freeing;       /* freed on a stream that has not yet reached the free: out of `current`, still
+                            * in `all` (the memory is still held) */
 } zrt_mem_stats;
 
 /* params + grads + optimizer in `place`, now. */
 int64_t zrt_mem_model_states(const zrt_mem_stats *stats, zrt_mem_place place);
+/* Every category in `place`, now. */
+int64_t zrt_mem_total(const zrt_mem_stats *stats, zrt_mem_place place);
 /* "params", "grads", "optimizer", "comm", "activations"; "?" otherwise. */
 const char *zrt_mem_category_name(zrt_mem_category c);
 /* "device", "host"; "?" otherwise. */
