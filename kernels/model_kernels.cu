@@ -4,7 +4,7 @@
  * kernels/colsum.h's two-stage order (the same bits on every run and grid).
  *
  * Row kernels give a warp to a row: lane l takes elements l, l + 32, ...,
- * then a shuffle tree combines the lanes (warp_sum, warp_max). Built with
+ * then a shuffle tree combines the lanes (warp_sum). Built with
  * --fmad=false like device_kernels.cu, so elementwise results are the CPU's.
  */
 #include "model_kernels.h"
@@ -32,12 +32,6 @@ static int launched(void) { return (int)cudaGetLastError(); }
 __device__ __forceinline__ float warp_sum(float v)
 {
     for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
-    return v;
-}
-
-__device__ __forceinline__ float warp_max(float v)
-{
-    for (int offset = 16; offset > 0; offset >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
     return v;
 }
 
@@ -376,17 +370,45 @@ extern "C" int zrt_cuda_swiglu_backward(void *stream, float *dgu, const float *d
 
 /* ---- cross-entropy ------------------------------------------------------------------------------ */
 
-/* A block per row: the row's max and sum over the block (a warp's tree, then
- * the warps' in order), then the probabilities and d(logits). */
-__device__ float block_reduce(float v, bool is_max)
+/* A block per row, fused and in place. Pass 1 (online softmax): each
+ * thread keeps the max m of its chunk of the row and the sum s of exp(z - m),
+ * rescaling s when m grows; the lanes' pairs join by a shuffle tree (the
+ * join is symmetric, so every lane holds the same pair), then the warps'
+ * pairs in order. Pass 2: each thread turns its own logits into the
+ * gradient, reading each before writing it -- no probabilities buffer. */
+template <typename T> struct maxsum {
+    T m, s;
+};
+
+__device__ __forceinline__ float exp_of(float x) { return expf(x); }
+__device__ __forceinline__ double exp_of(double x) { return exp(x); }
+
+template <typename T> __device__ __forceinline__ maxsum<T> maxsum_join(maxsum<T> a, maxsum<T> b)
 {
-    __shared__ float partial[WARPS_PER_BLOCK];
-    v = is_max ? warp_max(v) : warp_sum(v);
-    __syncthreads(); /* partial[] may still be read from a previous reduction */
-    if (lane() == 0) partial[threadIdx.x / 32] = v;
+    T m = a.m > b.m ? a.m : b.m;
+    return {m, a.s * exp_of(a.m - m) + b.s * exp_of(b.m - m)};
+}
+
+template <typename T> __device__ maxsum<T> row_maxsum(const float *z, int V)
+{
+    __shared__ T part_m[WARPS_PER_BLOCK], part_s[WARPS_PER_BLOCK];
+    maxsum<T> a = {(T)-FLT_MAX, (T)0};
+    for (int v = threadIdx.x; v < V; v += THREADS) {
+        T x = (T)z[v];
+        if (x > a.m) {
+            a.s = a.s * exp_of(a.m - x) + (T)1;
+            a.m = x;
+        } else {
+            a.s += exp_of(x - a.m);
+        }
+    }
+    for (int offset = 16; offset > 0; offset >>= 1)
+        a = maxsum_join(a, maxsum<T>{__shfl_xor_sync(0xffffffffu, a.m, offset), __shfl_xor_sync(0xffffffffu, a.s, offset)});
+    __syncthreads(); /* the parts may still be read from a previous row's join */
+    if (lane() == 0) part_m[threadIdx.x / 32] = a.m, part_s[threadIdx.x / 32] = a.s;
     __syncthreads();
-    float total = partial[0];
-    for (int w = 1; w < WARPS_PER_BLOCK; w++) total = is_max ? fmaxf(total, partial[w]) : total + partial[w];
+    maxsum<T> total = {part_m[0], part_s[0]};
+    for (int w = 1; w < WARPS_PER_BLOCK; w++) total = maxsum_join(total, maxsum<T>{part_m[w], part_s[w]});
     return total;
 }
 
@@ -409,52 +431,56 @@ __device__ int count_targets(const int32_t *targets, int N)
     return (int)block_sum_double(count);
 }
 
-__global__ void cross_entropy_kernel(float *dlogits, float *probs, double *losses, const float *logits,
-                                     const int32_t *targets, int N, int V, float scale, int double_math, int32_t *bad)
+/* gpt.c's form: fp32 exp and sum; the target's thread writes -log p[target] in double. */
+__device__ void xent_row_float(float *z, double *loss, int target, int n, int V, float scale)
+{
+    maxsum<float> r = row_maxsum<float>(z, V);
+    float inv = 1.0f / r.s, dscale = scale / (float)n;
+    for (int v = threadIdx.x; v < V; v += THREADS) {
+        float p = expf(z[v] - r.m) * inv;
+        if (v == target) *loss = -log((double)p);
+        z[v] = v == target ? (p - 1.0f) * dscale : p * dscale;
+    }
+}
+
+/* mlp.c's form: log-sum-exp in double. */
+__device__ void xent_row_double(float *z, double *loss, int target, int n, int V, float scale)
+{
+    maxsum<double> r = row_maxsum<double>(z, V);
+    double log_sum = log(r.s) + r.m;
+    for (int v = threadIdx.x; v < V; v += THREADS) {
+        if (v == target) *loss = log_sum - z[v];
+        float value = (float)(exp(z[v] - log_sum) * scale / n);
+        z[v] = v == target ? value - scale / (float)n : value;
+    }
+}
+
+__global__ void cross_entropy_kernel(float *logits, double *losses, const int32_t *targets, int N, int V, float scale,
+                                     int double_math, int32_t *bad)
 {
     int row = (int)blockIdx.x, target = targets[row], n = count_targets(targets, N);
-    size_t base = (size_t)row * V;
-    const float *z = logits + base;
-    float *d = dlogits + base;
+    float *z = logits + (size_t)row * V;
     if (target == ZRT_IGNORE_INDEX) { /* no target: nothing to the loss or the gradient */
-        for (int v = threadIdx.x; v < V; v += THREADS) d[v] = 0.0f;
+        for (int v = threadIdx.x; v < V; v += THREADS) z[v] = 0.0f;
         if (threadIdx.x == 0) losses[row] = 0.0;
         return;
     }
-    bool valid = target >= 0 && target < V;
-    if (!valid && threadIdx.x == 0) *bad = 1;
-    float max = -FLT_MAX;
-    for (int v = threadIdx.x; v < V; v += THREADS) max = fmaxf(max, z[v]);
-    max = block_reduce(max, true);
-    if (double_math) { /* mlp.c: log-sum-exp in double */
-        double sum = 0.0;
-        for (int v = threadIdx.x; v < V; v += THREADS) sum += exp((double)(z[v] - max));
-        double log_sum = log(block_sum_double(sum)) + max;
-        for (int v = threadIdx.x; v < V; v += THREADS) {
-            float value = (float)(exp(z[v] - log_sum) * scale / n);
-            d[v] = v == target ? value - scale / (float)n : value;
-        }
-        if (threadIdx.x == 0) losses[row] = valid ? log_sum - z[target] : 0.0;
+    if (target < 0 || target >= V) { /* the stream fails with it (nn_cuda.c); the row is left as it was */
+        if (threadIdx.x == 0) *bad = 1, losses[row] = 0.0;
         return;
     }
-    float *p = probs + base, sum = 0.0f; /* gpt.c: fp32 exp and sum */
-    for (int v = threadIdx.x; v < V; v += THREADS) sum += (p[v] = expf(z[v] - max));
-    float inv = 1.0f / block_reduce(sum, false), dscale = scale / (float)n;
-    for (int v = threadIdx.x; v < V; v += THREADS) {
-        float pv = p[v] * inv;
-        p[v] = pv;
-        d[v] = v == target ? (pv - 1.0f) * dscale : pv * dscale;
-    }
-    __syncthreads(); /* p[target] was written by another thread */
-    if (threadIdx.x == 0) losses[row] = valid ? -log((double)p[target]) : 0.0;
+    if (double_math)
+        xent_row_double(z, &losses[row], target, n, V, scale);
+    else
+        xent_row_float(z, &losses[row], target, n, V, scale);
 }
 
-extern "C" int zrt_cuda_cross_entropy(void *stream, float *dlogits, float *probs, double *losses, const float *logits,
-                                      const int32_t *targets, int N, int V, float scale, int double_math, int32_t *bad)
+extern "C" int zrt_cuda_cross_entropy(void *stream, float *logits, double *losses, const int32_t *targets, int N, int V,
+                                      float scale, int double_math, int32_t *bad)
 {
     if (N <= 0) return 0; /* no rows: nothing to launch (a grid of 0 is invalid) */
-    cross_entropy_kernel<<<(unsigned)N, THREADS, 0, (cudaStream_t)stream>>>(dlogits, probs, losses, logits, targets, N,
-                                                                          V, scale, double_math, bad);
+    cross_entropy_kernel<<<(unsigned)N, THREADS, 0, (cudaStream_t)stream>>>(logits, losses, targets, N, V, scale,
+                                                                          double_math, bad);
     return launched();
 }
 

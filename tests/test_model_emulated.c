@@ -115,10 +115,10 @@ int zrt_cuda_swiglu_backward(void *s, float *dgu, const float *dout, const float
 {
     return (void)s, ref_swiglu_backward(dgu, dout, gu, N, H), 0;
 }
-int zrt_cuda_cross_entropy(void *s, float *dlogits, float *probs, double *losses, const float *logits,
-                           const int32_t *targets, int N, int V, float scale, int double_math, int32_t *bad)
+int zrt_cuda_cross_entropy(void *s, float *logits, double *losses, const int32_t *targets, int N, int V, float scale,
+                           int double_math, int32_t *bad)
 {
-    return (void)s, ref_cross_entropy(dlogits, probs, losses, logits, targets, N, V, scale, double_math, bad), 0;
+    return (void)s, ref_cross_entropy(logits, losses, targets, N, V, scale, double_math, bad), 0;
 }
 int zrt_cuda_loss_mean(void *s, float *loss_sum, const double *losses, const int32_t *targets, int N, float divisor)
 {

@@ -136,15 +136,17 @@ struct zrt_nn_ops {
     /* dgu (N, 2H) = d(gate), d(up) of dout (N, H) (overwritten). */
     zrt_status (*swiglu_backward)(zrt_nn *nn, float *dgu, const float *dout, const float *gu, int N, int H);
 
-    /* Softmax cross-entropy of N rows of V logits against targets:
-     * *loss_sum += (mean over targets that are not ZRT_IGNORE_INDEX of
-     * -log p[target]) / divisor; dlogits = (p - onehot) * scale / n (0 on
-     * ignored rows). double_math: log-sum-exp in double (the MLP's form),
-     * else fp32 exp and sum, -log in double (GPT's); probs: fp32 (N, V)
-     * scratch for the latter. A target outside 0..V-1 (not ignored) is an
-     * error naming it. */
-    zrt_status (*cross_entropy)(zrt_nn *nn, float *dlogits, float *probs, const float *logits, const int32_t *targets,
-                                int N, int V, float scale, float divisor, float *loss_sum, bool double_math);
+    /* Softmax cross-entropy of N rows of V logits against targets, fused
+     * and in place: each row of `logits` is read, *loss_sum += (mean over
+     * targets that are not ZRT_IGNORE_INDEX of -log p[target]) / divisor,
+     * and the row is overwritten with its gradient d(scale * loss) =
+     * (p - onehot) * scale / n (0 on ignored rows). No other N x V buffer
+     * exists: the head's backward reads the gradient where the logits were.
+     * double_math: log-sum-exp in double (the MLP's form), else fp32 exp and
+     * sum, -log in double (GPT's). A target outside 0..V-1 (not ignored) is
+     * an error naming it (the row is then left as it was). */
+    zrt_status (*cross_entropy)(zrt_nn *nn, float *logits, const int32_t *targets, int N, int V, float scale,
+                                float divisor, float *loss_sum, bool double_math);
 };
 
 /* The ops of a device kind (cpu; cuda in builds with CUDA), or NULL. */

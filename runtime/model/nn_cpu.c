@@ -232,46 +232,49 @@ static zrt_status swiglu_backward(zrt_nn *nn, float *dgu, const float *dout, con
 
 /* ---- cross-entropy ---------------------------------------------------------------------------------- */
 
-/* One row in GPT's form (fp32 exp and sum); -log p[target]. n: the rows that are targets. */
-static double xent_row_float(float *d, float *p, const float *z, int target, int n, int V, float scale)
+/* One row in GPT's form (fp32 exp and sum), in place: the exponentials
+ * overwrite the logits they come from (the row is its own scratch), then
+ * become the gradient -- the same roundings, hence the same bits, as a
+ * separate probabilities buffer gave. n: the rows that are targets.
+ * Returns -log p[target]. */
+static double xent_row_float(float *z, int target, int n, int V, float scale)
 {
-    float inv = 1.0f / vm()->exp_sum(p, z, vm()->max(z, V), V), dscale = scale / (float)n;
+    float inv = 1.0f / vm()->exp_sum(z, z, vm()->max(z, V), V), dscale = scale / (float)n;
+    float p_target = z[target] * inv;
     for (int v = 0; v < V; v++) {
-        p[v] *= inv;
-        d[v] = p[v] * dscale;
+        float p = z[v] * inv;
+        z[v] = p * dscale;
     }
-    d[target] = (p[target] - 1.0f) * dscale;
-    return -log((double)p[target]);
+    z[target] = (p_target - 1.0f) * dscale;
+    return -log((double)p_target);
 }
 
-/* One row in the MLP's form (log-sum-exp in double). */
-static double xent_row_double(float *d, const float *z, int target, int n, int V, float scale)
+/* One row in the MLP's form (log-sum-exp in double), in place. */
+static double xent_row_double(float *z, int target, int n, int V, float scale)
 {
     float max = z[0];
     for (int v = 1; v < V; v++) max = fmaxf(max, z[v]);
     double sum = 0;
     for (int v = 0; v < V; v++) sum += exp((double)(z[v] - max));
-    double log_sum = log(sum) + max;
-    for (int v = 0; v < V; v++) d[v] = (float)(exp(z[v] - log_sum) * scale / n);
-    d[target] -= scale / (float)n;
-    return log_sum - z[target];
+    double log_sum = log(sum) + max, loss = log_sum - z[target];
+    for (int v = 0; v < V; v++) z[v] = (float)(exp(z[v] - log_sum) * scale / n);
+    z[target] -= scale / (float)n;
+    return loss;
 }
 
-static zrt_status cross_entropy(zrt_nn *nn, float *dlogits, float *probs, const float *logits, const int32_t *targets,
-                                int N, int V, float scale, float divisor, float *loss_sum, bool double_math)
+static zrt_status cross_entropy(zrt_nn *nn, float *logits, const int32_t *targets, int N, int V, float scale,
+                                float divisor, float *loss_sum, bool double_math)
 {
     ZRT_CHECK(check_tokens(nn, targets, N, V, "target", true));
     int n = 0;
     for (int i = 0; i < N; i++) n += targets[i] != ZRT_IGNORE_INDEX;
     double total = 0;
     for (int i = 0; i < N; i++) {
-        int64_t row = (int64_t)i * V;
+        float *z = logits + (int64_t)i * V;
         if (targets[i] == ZRT_IGNORE_INDEX)
-            memset(dlogits + row, 0, (size_t)V * sizeof(float));
-        else if (double_math)
-            total += xent_row_double(dlogits + row, logits + row, targets[i], n, V, scale);
+            memset(z, 0, (size_t)V * sizeof(float));
         else
-            total += xent_row_float(dlogits + row, probs + row, logits + row, targets[i], n, V, scale);
+            total += (double_math ? xent_row_double : xent_row_float)(z, targets[i], n, V, scale);
     }
     float mean = n ? (float)(total / n) : 0.0f;
     *loss_sum += mean / divisor;

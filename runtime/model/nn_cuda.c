@@ -230,15 +230,14 @@ static zrt_status swiglu_backward(zrt_nn *nn, float *dgu, const float *dout, con
     return ZRT_OK;
 }
 
-static zrt_status cross_entropy(zrt_nn *nn, float *dlogits, float *probs, const float *logits, const int32_t *targets,
-                                int N, int V, float scale, float divisor, float *loss_sum, bool double_math)
+static zrt_status cross_entropy(zrt_nn *nn, float *logits, const int32_t *targets, int N, int V, float scale,
+                                float divisor, float *loss_sum, bool double_math)
 {
     cuda_nn *c = impl(nn);
     if (N > c->loss_rows)
         return zrt_set_error(ZRT_ERR_INVALID, "%s: a loss over %d rows, made for %lld", nn->model, N,
                              (long long)c->loss_rows);
-    ZRT_CUDA_CHECK(zrt_cuda_cross_entropy(nn->stream, dlogits, double_math ? NULL : probs, c->losses, logits, targets, N,
-                                          V, scale, double_math, c->bad));
+    ZRT_CUDA_CHECK(zrt_cuda_cross_entropy(nn->stream, logits, c->losses, targets, N, V, scale, double_math, c->bad));
     ZRT_CHECK(enqueue_flag_check(nn, "target", V));
     ZRT_CUDA_CHECK(zrt_cuda_loss_mean(nn->stream, loss_sum, c->losses, targets, N, divisor));
     return ZRT_OK;
