@@ -213,23 +213,29 @@ extern "C" int zrt_cuda_gelu_backward(void *stream, float *dinp, const float *in
 
 /* ---- layernorm ---------------------------------------------------------------------------------- */
 
-__global__ void layernorm_forward_kernel(float *out, float *mean, float *rstd, const float *x, const float *w,
-                                         const float *b, int N, int C)
+/* One row of layernorm by its warp: the mean, the rstd, then each element. */
+__device__ void layernorm_row(float *o, float *mean, float *rstd, const float *xr, const float *w, const float *b,
+                              int C)
 {
-    int row = warp_row(), l = lane();
-    if (row >= N) return;
-    const float *xr = x + (size_t)row * C;
+    int l = lane();
     float sum = 0.0f;
     for (int c = l; c < C; c += 32) sum += xr[c];
     float m = warp_sum(sum) / (float)C, squares = 0.0f;
     for (int c = l; c < C; c += 32) squares += (xr[c] - m) * (xr[c] - m);
     float s = zrt_layernorm_rstd(warp_sum(squares), C);
-    float *o = out + (size_t)row * C;
     for (int c = l; c < C; c += 32) o[c] = zrt_layernorm_out(xr[c], m, s, w[c], b[c]);
     if (l == 0) {
-        mean[row] = m;
-        rstd[row] = s;
+        *mean = m;
+        *rstd = s;
     }
+}
+
+__global__ void layernorm_forward_kernel(float *out, float *mean, float *rstd, const float *x, const float *w,
+                                         const float *b, int N, int C)
+{
+    int row = warp_row();
+    if (row >= N) return;
+    layernorm_row(out + (size_t)row * C, &mean[row], &rstd[row], x + (size_t)row * C, w, b, C);
 }
 
 extern "C" int zrt_cuda_layernorm_forward(void *stream, float *out, float *mean, float *rstd, const float *x,
@@ -273,17 +279,22 @@ extern "C" int zrt_cuda_layernorm_backward(void *stream, float *dx, float *dw, f
 
 /* ---- rmsnorm, rope, swiglu (Llama) ------------------------------------------------------------- */
 
-/* Warp per row: the sum of squares over the lanes, then each element. */
-__global__ void rmsnorm_forward_kernel(float *out, float *rstd, const float *x, const float *w, int N, int C, float eps)
+/* One row of RMSNorm by its warp: the sum of squares over the lanes, then each element. */
+__device__ void rmsnorm_row(float *o, float *rstd, const float *xr, const float *w, int C, float eps)
 {
-    int row = warp_row(), l = lane();
-    if (row >= N) return;
-    const float *xr = x + (size_t)row * C;
+    int l = lane();
     float squares = 0.0f;
     for (int i = l; i < C; i += 32) squares += xr[i] * xr[i];
     float r = zrt_rmsnorm_rstd(warp_sum(squares), C, eps);
-    for (int i = l; i < C; i += 32) out[(size_t)row * C + i] = zrt_rmsnorm_out(xr[i], r, w[i]);
-    if (l == 0) rstd[row] = r;
+    for (int i = l; i < C; i += 32) o[i] = zrt_rmsnorm_out(xr[i], r, w[i]);
+    if (l == 0) *rstd = r;
+}
+
+__global__ void rmsnorm_forward_kernel(float *out, float *rstd, const float *x, const float *w, int N, int C, float eps)
+{
+    int row = warp_row();
+    if (row >= N) return;
+    rmsnorm_row(out + (size_t)row * C, &rstd[row], x + (size_t)row * C, w, C, eps);
 }
 
 extern "C" int zrt_cuda_rmsnorm_forward(void *stream, float *out, float *rstd, const float *x, const float *w, int N,
@@ -291,6 +302,34 @@ extern "C" int zrt_cuda_rmsnorm_forward(void *stream, float *out, float *rstd, c
 {
     rmsnorm_forward_kernel<<<blocks_for((size_t)N, WARPS_PER_BLOCK), THREADS, 0, (cudaStream_t)stream>>>(
         out, rstd, x, w, N, C, eps);
+    return launched();
+}
+
+/* The residual add and the norm (nn.h's residual_norm): each lane writes its
+ * own elements of h and the norm's row reads back the same lanes' elements
+ * (the warp's sync only orders the lanes' view of memory). */
+__global__ void residual_norm_kernel(float *h, float *out, const float *x, const float *y, const float *bias, int N,
+                                     int C, int rms, const float *w, const float *b, float *mean, float *rstd,
+                                     float eps)
+{
+    int row = warp_row();
+    if (row >= N) return;
+    size_t base = (size_t)row * C;
+    for (int c = lane(); c < C; c += 32)
+        h[base + c] = !x ? y[base + c] : (bias ? x[base + c] + bias[c] : x[base + c]) + y[base + c];
+    __syncwarp();
+    if (rms)
+        rmsnorm_row(out + base, &rstd[row], h + base, w, C, eps);
+    else
+        layernorm_row(out + base, &mean[row], &rstd[row], h + base, w, b, C);
+}
+
+extern "C" int zrt_cuda_residual_norm(void *stream, float *h, float *out, const float *x, const float *y,
+                                      const float *bias, int N, int C, int rms, const float *w, const float *b,
+                                      float *mean, float *rstd, float eps)
+{
+    residual_norm_kernel<<<blocks_for((size_t)N, WARPS_PER_BLOCK), THREADS, 0, (cudaStream_t)stream>>>(
+        h, out, x, y, bias, N, C, rms, w, b, mean, rstd, eps);
     return launched();
 }
 

@@ -120,6 +120,17 @@ static inline void ref_rmsnorm_forward(float *out, float *rstd, const float *x, 
     }
 }
 
+/* nn.h's residual_norm: h = (x + bias) + y, then the norm of h (rms: RMSNorm, else layernorm). */
+static inline void ref_residual_norm(float *h, float *out, const float *x, const float *y, const float *bias, int N,
+                                     int C, int rms, const float *w, const float *b, float *mean, float *rstd, float eps)
+{
+    for (int64_t i = 0; i < (int64_t)N * C; i++) h[i] = !x ? y[i] : (bias ? x[i] + bias[i % C] : x[i]) + y[i];
+    if (rms)
+        ref_rmsnorm_forward(out, rstd, h, w, N, C, eps);
+    else
+        ref_layernorm_forward(out, mean, rstd, h, w, b, N, C);
+}
+
 static inline void ref_rmsnorm_backward(float *dx, float *dw, const float *d, const float *x, const float *w,
                                         const float *rstd, int N, int C)
 {

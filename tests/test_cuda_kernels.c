@@ -2,7 +2,8 @@
  * model_kernels.cu, flash_kernels.cu) and the cuBLASLt matmuls (runtime/model/cuda_blas.c)
  * against the CPU reference on fresh random inputs (the seed is printed).
  * Bounds, per kernels/model_kernels.h:
- *  - bitwise: embedding forward and backward, the bias rows, the loss mean
+ *  - bitwise: embedding forward and backward, the bias rows, the loss mean,
+ *    the fused residual add's h and its norm against the unfused kernel's;
  *    (the same additions in the same order); the bias gradient, layernorm's
  *    and rmsnorm's weight gradients against kernels/colsum.h's C twin (and
  *    row order per column within 2 N u sum |term|: check_colsums);
@@ -225,6 +226,32 @@ static void check_rmsnorm(void)
     free(x), free(w), free(d), free(dx0), free(out), free(rstd), free(dx), free(dw);
 }
 
+/* The fused residual add and norm: h bitwise the reference's (the same two additions), the in-place form
+ * (h == y) included; the norm bitwise the unfused kernel's on that h (the same warp code), for both norms. */
+static void check_residual_norm(void)
+{
+    enum { N = 37, C = 200 };
+    size_t n = (size_t)N * C;
+    float *x = randoms(n, 1.0f, 50), *y = randoms(n, 3.0f, 51), *bias = randoms(C, 1.0f, 52), *w = randoms(C, 1.0f, 53);
+    float *b = randoms(C, 1.0f, 54), *h = malloc(n * 4), *out = malloc(n * 4), *mean = malloc(N * 4), *rstd = malloc(N * 4);
+    for (int rms = 0; rms < 2; rms++) {
+        ref_residual_norm(h, out, x, y, rms ? NULL : bias, N, C, rms, w, b, mean, rstd, 1e-6f);
+        float *d_w = up(w, C), *d_b = up(b, C), *d_h = up(y, n), *d_out = zeros(n), *d_mean = zeros(N), *d_rstd = zeros(N);
+        CHECK(zrt_cuda_residual_norm(native, d_h, d_out, up(x, n), d_h, rms ? NULL : up(bias, C), N, C, rms, d_w, d_b,
+                                     d_mean, d_rstd, 1e-6f) == 0);
+        expect(rms ? "residual + rmsnorm h" : "residual + bias + layernorm h", d_h, h, n, 0);
+        expect(rms ? "residual + rmsnorm out" : "residual + bias + layernorm out", d_out, out, n, 2e-5);
+        float *unfused = zeros(n), *u_mean = zeros(N), *u_rstd = zeros(N), *got = down(d_out, n);
+        if (rms)
+            CHECK(zrt_cuda_rmsnorm_forward(native, unfused, u_rstd, d_h, d_w, N, C, 1e-6f) == 0);
+        else
+            CHECK(zrt_cuda_layernorm_forward(native, unfused, u_mean, u_rstd, d_h, d_w, d_b, N, C) == 0);
+        expect("  the same bits as unfused", unfused, got, n, 0);
+        free(got);
+    }
+    free(x), free(y), free(bias), free(w), free(b), free(h), free(out), free(mean), free(rstd);
+}
+
 /* Rope (both turns): the same products, bitwise. SwiGLU: the same formula
  * but CUDA's expf against libm's (2 ulp): 2e-6 of the largest. */
 static void check_rope_swiglu(void)
@@ -411,6 +438,7 @@ int main(void)
     check_flash("MQA decode T 1 < S 77", 1, 1, 77, 4, 1, 32);
     check_flash("GQA 2 on 1, T = S 33, hs 6", 2, 33, 33, 2, 1, 6);
     check_rmsnorm();
+    check_residual_norm();
     check_rope_swiglu();
     check_cross_entropy(false);
     check_cross_entropy(true);

@@ -97,6 +97,11 @@ int zrt_cuda_rmsnorm_forward(void *s, float *out, float *rstd, const float *x, c
 {
     return (void)s, ref_rmsnorm_forward(out, rstd, x, w, N, C, eps), 0;
 }
+int zrt_cuda_residual_norm(void *s, float *h, float *out, const float *x, const float *y, const float *bias, int N,
+                           int C, int rms, const float *w, const float *b, float *mean, float *rstd, float eps)
+{
+    return (void)s, ref_residual_norm(h, out, x, y, bias, N, C, rms, w, b, mean, rstd, eps), 0;
+}
 int zrt_cuda_rmsnorm_backward(void *s, float *dx, float *dw, const float *d, const float *x, const float *w,
                               const float *rstd, int N, int C, float *scratch)
 {

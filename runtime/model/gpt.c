@@ -95,9 +95,9 @@ static zrt_status block_forward(gpt *g, zrt_nn *nn, rows r, int l, const float *
     ZRT_CHECK(o->layernorm_forward(nn, a->ln1, a->ln1_mean, a->ln1_rstd, x, param(g, u, LN1W, p), param(g, u, LN1B, p), N, C));
     ZRT_CHECK(zrt_nn_linear_forward(nn, qkv, a->ln1, param(g, u, QKVW, p), param(g, u, QKVB, p), NULL, N, C, 3 * C));
     ZRT_CHECK(o->attention_forward(nn, &shape, a->atty, a->lse, qkv, a->qkv + C, a->qkv + 2 * C));
-    ZRT_CHECK(zrt_nn_linear_forward(nn, a->residual2, a->atty, param(g, u, ATTPROJW, p), param(g, u, ATTPROJB, p), x, N, C, C));
-    ZRT_CHECK(o->layernorm_forward(nn, a->ln2, a->ln2_mean, a->ln2_rstd, a->residual2, param(g, u, LN2W, p),
-                                   param(g, u, LN2B, p), N, C));
+    zrt_norm ln2 = {ZRT_NORM_LAYER, param(g, u, LN2W, p), param(g, u, LN2B, p), a->ln2_mean, a->ln2_rstd, 1e-5f};
+    ZRT_CHECK(zrt_nn_linear_residual_norm(nn, a->residual2, a->ln2, &ln2, a->atty, param(g, u, ATTPROJW, p),
+                                          param(g, u, ATTPROJB, p), x, N, C, C)); /* residual2 = x + attn proj; ln_2 */
     ZRT_CHECK(zrt_nn_linear_forward(nn, a->fch, a->ln2, param(g, u, FCW, p), NULL, NULL, N, C, H));
     ZRT_CHECK(o->bias_gelu_forward(nn, a->fch, a->fch_gelu, param(g, u, FCB, p), N, H)); /* fch += b; gelu */
     return zrt_nn_linear_forward(nn, g->res[l + 1], a->fch_gelu, param(g, u, FCPROJW, p), param(g, u, FCPROJB, p),

@@ -100,8 +100,9 @@ static zrt_status block_forward(llama *g, zrt_nn *nn, int l, const float *p, row
     ZRT_CHECK(rope(g, nn, qkv, r, false));
     zrt_attn_shape s = attn_shape(g, r);
     ZRT_CHECK(nn->ops->attention_forward(nn, &s, a->atty, a->lse, qkv, a->qkv + A, a->qkv + A + g->d.NKV * g->d.hs));
-    ZRT_CHECK(zrt_nn_linear_forward(nn, a->mid, a->atty, param(g, u, ZRT_LLAMA_OW, p), NULL, x, N, A, C));
-    ZRT_CHECK(nn->ops->rmsnorm_forward(nn, a->ln2, a->ln2_rstd, a->mid, param(g, u, ZRT_LLAMA_LN2W, p), N, C, g->d.eps));
+    zrt_norm ln2 = {ZRT_NORM_RMS, param(g, u, ZRT_LLAMA_LN2W, p), NULL, NULL, a->ln2_rstd, g->d.eps};
+    ZRT_CHECK(zrt_nn_linear_residual_norm(nn, a->mid, a->ln2, &ln2, a->atty, param(g, u, ZRT_LLAMA_OW, p), NULL, x, N,
+                                          A, C)); /* mid = x + o_proj(atty); its RMSNorm */
     ZRT_CHECK(zrt_nn_linear_forward(nn, a->gu, a->ln2, param(g, u, ZRT_LLAMA_GATEW, p), NULL, NULL, N, C, 2 * H));
     ZRT_CHECK(nn->ops->swiglu_forward(nn, a->act, a->gu, N, H));
     return zrt_nn_linear_forward(nn, g->res[l + 1], a->act, param(g, u, ZRT_LLAMA_DOWNW, p), NULL, a->mid, N, H, C);
