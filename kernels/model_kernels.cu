@@ -16,7 +16,7 @@
 #include "rope.h"
 #include "swiglu.h"
 
-#include "xent.h"
+#include "xent_tiles.cuh"
 
 #include <cuda_runtime.h>
 #include <float.h>
@@ -409,117 +409,13 @@ extern "C" int zrt_cuda_swiglu_backward(void *stream, float *dgu, const float *d
 
 /* ---- cross-entropy ------------------------------------------------------------------------------ */
 
-/* A block per row, fused and in place. Pass 1 (online softmax): each
- * thread keeps the max m of its chunk of the row and the sum s of exp(z - m),
- * rescaling s when m grows; the lanes' pairs join by a shuffle tree (the
- * join is symmetric, so every lane holds the same pair), then the warps'
- * pairs in order. Pass 2: each thread turns its own logits into the
- * gradient, reading each before writing it -- no probabilities buffer. */
-template <typename T> struct maxsum {
-    T m, s;
-};
-
-__device__ __forceinline__ float exp_of(float x) { return expf(x); }
-__device__ __forceinline__ double exp_of(double x) { return exp(x); }
-
-template <typename T> __device__ __forceinline__ maxsum<T> maxsum_join(maxsum<T> a, maxsum<T> b)
-{
-    T m = a.m > b.m ? a.m : b.m;
-    return {m, a.s * exp_of(a.m - m) + b.s * exp_of(b.m - m)};
-}
-
-template <typename T> __device__ maxsum<T> row_maxsum(const float *z, int V)
-{
-    __shared__ T part_m[WARPS_PER_BLOCK], part_s[WARPS_PER_BLOCK];
-    maxsum<T> a = {(T)-FLT_MAX, (T)0};
-    for (int v = threadIdx.x; v < V; v += THREADS) {
-        T x = (T)z[v];
-        if (x > a.m) {
-            a.s = a.s * exp_of(a.m - x) + (T)1;
-            a.m = x;
-        } else {
-            a.s += exp_of(x - a.m);
-        }
-    }
-    for (int offset = 16; offset > 0; offset >>= 1)
-        a = maxsum_join(a, maxsum<T>{__shfl_xor_sync(0xffffffffu, a.m, offset), __shfl_xor_sync(0xffffffffu, a.s, offset)});
-    __syncthreads(); /* the parts may still be read from a previous row's join */
-    if (lane() == 0) part_m[threadIdx.x / 32] = a.m, part_s[threadIdx.x / 32] = a.s;
-    __syncthreads();
-    maxsum<T> total = {part_m[0], part_s[0]};
-    for (int w = 1; w < WARPS_PER_BLOCK; w++) total = maxsum_join(total, maxsum<T>{part_m[w], part_s[w]});
-    return total;
-}
-
-__device__ double block_sum_double(double v)
-{
-    __shared__ double partial[THREADS];
-    __syncthreads();
-    partial[threadIdx.x] = v;
-    __syncthreads();
-    double total = 0.0;
-    for (int t = 0; t < THREADS; t++) total += partial[t];
-    return total;
-}
-
-/* How many of the N targets are not ZRT_IGNORE_INDEX (every block counts them: N << V). */
-__device__ int count_targets(const int32_t *targets, int N)
-{
-    double count = 0.0;
-    for (int i = threadIdx.x; i < N; i += THREADS) count += targets[i] != ZRT_IGNORE_INDEX;
-    return (int)block_sum_double(count);
-}
-
-/* gpt.c's form: fp32 exp and sum; the target's thread writes -log p[target] in double. */
-__device__ void xent_row_float(float *z, double *loss, int target, int n, int V, float scale)
-{
-    maxsum<float> r = row_maxsum<float>(z, V);
-    float inv = 1.0f / r.s, dscale = scale / (float)n;
-    for (int v = threadIdx.x; v < V; v += THREADS) {
-        float p = expf(z[v] - r.m) * inv;
-        if (v == target) *loss = -log((double)p);
-        z[v] = v == target ? (p - 1.0f) * dscale : p * dscale;
-    }
-}
-
-/* mlp.c's form: log-sum-exp in double. */
-__device__ void xent_row_double(float *z, double *loss, int target, int n, int V, float scale)
-{
-    maxsum<double> r = row_maxsum<double>(z, V);
-    double log_sum = log(r.s) + r.m;
-    for (int v = threadIdx.x; v < V; v += THREADS) {
-        if (v == target) *loss = log_sum - z[v];
-        float value = (float)(exp(z[v] - log_sum) * scale / n);
-        z[v] = v == target ? value - scale / (float)n : value;
-    }
-}
-
-__global__ void cross_entropy_kernel(float *logits, double *losses, const int32_t *targets, int N, int V, float scale,
-                                     int double_math, int32_t *bad)
-{
-    int row = (int)blockIdx.x, target = targets[row], n = count_targets(targets, N);
-    float *z = logits + (size_t)row * V;
-    if (target == ZRT_IGNORE_INDEX) { /* no target: nothing to the loss or the gradient */
-        for (int v = threadIdx.x; v < V; v += THREADS) z[v] = 0.0f;
-        if (threadIdx.x == 0) losses[row] = 0.0;
-        return;
-    }
-    if (target < 0 || target >= V) { /* the stream fails with it (nn_cuda.c); the row is left as it was */
-        if (threadIdx.x == 0) *bad = 1, losses[row] = 0.0;
-        return;
-    }
-    if (double_math)
-        xent_row_double(z, &losses[row], target, n, V, scale);
-    else
-        xent_row_float(z, &losses[row], target, n, V, scale);
-}
-
+/* The kernel is in xent_tiles.cuh (C-compatible: tests/test_xent_sim.c runs it on the CPU). */
 extern "C" int zrt_cuda_cross_entropy(void *stream, float *logits, double *losses, const int32_t *targets, int N, int V,
                                       float scale, int double_math, int32_t *bad)
 {
     if (N <= 0) return 0; /* no rows: nothing to launch (a grid of 0 is invalid) */
-    cross_entropy_kernel<<<(unsigned)N, THREADS, 0, (cudaStream_t)stream>>>(logits, losses, targets, N, V, scale,
-                                                                          double_math, bad);
+    xent_kernel<<<(unsigned)N, XTHREADS, xent_shared_bytes(), (cudaStream_t)stream>>>(logits, losses, targets, N, V,
+                                                                                      scale, double_math, bad);
     return launched();
 }
 

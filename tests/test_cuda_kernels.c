@@ -308,13 +308,17 @@ static void check_cross_entropy(bool double_math)
     double got_losses[N];
     CHECK_OK(zrt_device_read(dev, got_losses, d_losses, sizeof got_losses));
     CHECK_OK(zrt_device_read(dev, &got_mean, d_mean, sizeof got_mean));
-    double worst = 0;
-    for (int i = 0; i < N; i++)
+    double worst = 0; /* over each row's bound: 2e-5 relative (fp32); double: 2^-23 of the row's range (test_xent_sim) */
+    for (int i = 0; i < N; i++) {
+        float lo = z[i * V], hi = lo;
+        for (int v = 1; v < V; v++) lo = fminf(lo, z[i * V + v]), hi = fmaxf(hi, z[i * V + v]);
+        double bound = double_math ? ldexp(hi - lo, -23) : 2e-5 * fabs(losses[i]);
         worst = fmax(worst, targets[i] == ZRT_IGNORE_INDEX ? fabs(got_losses[i]) * 1e30
-                                                          : fabs(got_losses[i] - losses[i]) / fabs(losses[i]));
-    CHECK_MSG(worst <= (double_math ? 1e-9 : 2e-5), "%s: losses differ by %.3g relative", what, worst);
+                                                          : fabs(got_losses[i] - losses[i]) / bound);
+    }
+    CHECK_MSG(worst <= 1.0, "%s: losses off by %.3g x their bound", what, worst);
     CHECK_MSG(fabsf(got_mean - want_mean) <= 2e-5f * want_mean, "%s: mean %.9g vs %.9g", what, got_mean, want_mean);
-    printf("%-28s losses within %.3g relative, mean %.9g vs %.9g\n", what, worst, got_mean, want_mean);
+    printf("%-28s losses within %.3g of their bound, mean %.9g vs %.9g\n", what, worst, got_mean, want_mean);
     CHECK_MSG(*bad == 0, "the flag was set for targets in range");
     zrt_host_free(dev, bad);
     free(z), free(d);
