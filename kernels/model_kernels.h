@@ -67,14 +67,14 @@ int zrt_cuda_layernorm_backward(void *stream, float *dx, float *dw, float *db, c
 /* Per row: out = w * x * rstd, rstd = 1 / sqrt(mean(x^2) + eps) saved. */
 int zrt_cuda_rmsnorm_forward(void *stream, float *out, float *rstd, const float *x, const float *w, int N, int C,
                              float eps);
-/* dx += d(x) per row; dw += d * x * rstd summed over rows in colsum.h's order
- * (scratch: zrt_colsum_scratch_floats(ZRT_COLSUM_RMSNORM, N, C) floats). */
 /* Per row of C, a warp: h = (x + bias) + y (bias NULL: x + y; x NULL: y;
  * h == y allowed), then out = the norm of h -- layernorm (w, b; mean, rstd saved)
  * or, rms != 0, RMSNorm (w, eps; rstd saved): the bits of
  * zrt_cuda_layernorm_forward / zrt_cuda_rmsnorm_forward of h. */
 int zrt_cuda_residual_norm(void *stream, float *h, float *out, const float *x, const float *y, const float *bias, int N,
                            int C, int rms, const float *w, const float *b, float *mean, float *rstd, float eps);
+/* dx += d(x) per row; dw += d * x * rstd summed over rows in colsum.h's order
+ * (scratch: zrt_colsum_scratch_floats(ZRT_COLSUM_RMSNORM, N, C) floats). */
 int zrt_cuda_rmsnorm_backward(void *stream, float *dx, float *dw, const float *d, const float *x, const float *w,
                               const float *rstd, int N, int C, float *scratch);
 /* nn.h's rope: heads of hs (even) columns of N rows ld apart, row r at
