@@ -6,23 +6,16 @@
  * filled with NaN). tests/test_flash_sim.c runs these very kernels so in
  * CI, where there is no GPU; test_cuda_kernels runs them on one.
  * Invariant: thread and block indices only through tid(), nthreads(),
- * bx(), by(); shared memory only through ZRT_SHARED_FLOATS.
+ * bx(), by(); shared memory only through ZRT_SHARED_FLOATS (tiles.cuh).
  */
 #ifndef ZRT_KERNELS_FLASH_TILES_CUH
 #define ZRT_KERNELS_FLASH_TILES_CUH
 
 #include "flash.h"
+#include "tiles.cuh"
 
 #include <math.h>
 #include <stddef.h>
-
-#ifdef __CUDACC__
-#define ZRT_SHARED_FLOATS(name) extern __shared__ float name[]
-__device__ __forceinline__ static int tid(void) { return (int)threadIdx.x; }
-__device__ __forceinline__ static int nthreads(void) { return (int)blockDim.x; }
-__device__ __forceinline__ static int bx(void) { return (int)blockIdx.x; }
-__device__ __forceinline__ static int by(void) { return (int)blockIdx.y; }
-#endif
 
 #define FQ 32 /* query rows per tile */
 #define FK 32 /* keys per tile */

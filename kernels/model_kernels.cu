@@ -4,7 +4,7 @@
  * kernels/colsum.h's two-stage order (the same bits on every run and grid).
  *
  * Row kernels give a warp to a row: lane l takes elements l, l + 32, ...,
- * then a shuffle tree combines the lanes (warp_sum, warp_max). Built with
+ * then a shuffle tree combines the lanes (warp_sum). Built with
  * --fmad=false like device_kernels.cu, so elementwise results are the CPU's.
  */
 #include "model_kernels.h"
@@ -16,7 +16,7 @@
 #include "rope.h"
 #include "swiglu.h"
 
-#include "xent.h"
+#include "xent_tiles.cuh"
 
 #include <cuda_runtime.h>
 #include <float.h>
@@ -32,12 +32,6 @@ static int launched(void) { return (int)cudaGetLastError(); }
 __device__ __forceinline__ float warp_sum(float v)
 {
     for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
-    return v;
-}
-
-__device__ __forceinline__ float warp_max(float v)
-{
-    for (int offset = 16; offset > 0; offset >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
     return v;
 }
 
@@ -219,23 +213,29 @@ extern "C" int zrt_cuda_gelu_backward(void *stream, float *dinp, const float *in
 
 /* ---- layernorm ---------------------------------------------------------------------------------- */
 
-__global__ void layernorm_forward_kernel(float *out, float *mean, float *rstd, const float *x, const float *w,
-                                         const float *b, int N, int C)
+/* One row of layernorm by its warp: the mean, the rstd, then each element. */
+__device__ void layernorm_row(float *o, float *mean, float *rstd, const float *xr, const float *w, const float *b,
+                              int C)
 {
-    int row = warp_row(), l = lane();
-    if (row >= N) return;
-    const float *xr = x + (size_t)row * C;
+    int l = lane();
     float sum = 0.0f;
     for (int c = l; c < C; c += 32) sum += xr[c];
     float m = warp_sum(sum) / (float)C, squares = 0.0f;
     for (int c = l; c < C; c += 32) squares += (xr[c] - m) * (xr[c] - m);
     float s = zrt_layernorm_rstd(warp_sum(squares), C);
-    float *o = out + (size_t)row * C;
     for (int c = l; c < C; c += 32) o[c] = zrt_layernorm_out(xr[c], m, s, w[c], b[c]);
     if (l == 0) {
-        mean[row] = m;
-        rstd[row] = s;
+        *mean = m;
+        *rstd = s;
     }
+}
+
+__global__ void layernorm_forward_kernel(float *out, float *mean, float *rstd, const float *x, const float *w,
+                                         const float *b, int N, int C)
+{
+    int row = warp_row();
+    if (row >= N) return;
+    layernorm_row(out + (size_t)row * C, &mean[row], &rstd[row], x + (size_t)row * C, w, b, C);
 }
 
 extern "C" int zrt_cuda_layernorm_forward(void *stream, float *out, float *mean, float *rstd, const float *x,
@@ -279,17 +279,22 @@ extern "C" int zrt_cuda_layernorm_backward(void *stream, float *dx, float *dw, f
 
 /* ---- rmsnorm, rope, swiglu (Llama) ------------------------------------------------------------- */
 
-/* Warp per row: the sum of squares over the lanes, then each element. */
-__global__ void rmsnorm_forward_kernel(float *out, float *rstd, const float *x, const float *w, int N, int C, float eps)
+/* One row of RMSNorm by its warp: the sum of squares over the lanes, then each element. */
+__device__ void rmsnorm_row(float *o, float *rstd, const float *xr, const float *w, int C, float eps)
 {
-    int row = warp_row(), l = lane();
-    if (row >= N) return;
-    const float *xr = x + (size_t)row * C;
+    int l = lane();
     float squares = 0.0f;
     for (int i = l; i < C; i += 32) squares += xr[i] * xr[i];
     float r = zrt_rmsnorm_rstd(warp_sum(squares), C, eps);
-    for (int i = l; i < C; i += 32) out[(size_t)row * C + i] = zrt_rmsnorm_out(xr[i], r, w[i]);
-    if (l == 0) rstd[row] = r;
+    for (int i = l; i < C; i += 32) o[i] = zrt_rmsnorm_out(xr[i], r, w[i]);
+    if (l == 0) *rstd = r;
+}
+
+__global__ void rmsnorm_forward_kernel(float *out, float *rstd, const float *x, const float *w, int N, int C, float eps)
+{
+    int row = warp_row();
+    if (row >= N) return;
+    rmsnorm_row(out + (size_t)row * C, &rstd[row], x + (size_t)row * C, w, C, eps);
 }
 
 extern "C" int zrt_cuda_rmsnorm_forward(void *stream, float *out, float *rstd, const float *x, const float *w, int N,
@@ -297,6 +302,34 @@ extern "C" int zrt_cuda_rmsnorm_forward(void *stream, float *out, float *rstd, c
 {
     rmsnorm_forward_kernel<<<blocks_for((size_t)N, WARPS_PER_BLOCK), THREADS, 0, (cudaStream_t)stream>>>(
         out, rstd, x, w, N, C, eps);
+    return launched();
+}
+
+/* The residual add and the norm (nn.h's residual_norm): each lane writes its
+ * own elements of h and the norm's row reads back the same lanes' elements
+ * (the warp's sync only orders the lanes' view of memory). */
+__global__ void residual_norm_kernel(float *h, float *out, const float *x, const float *y, const float *bias, int N,
+                                     int C, int rms, const float *w, const float *b, float *mean, float *rstd,
+                                     float eps)
+{
+    int row = warp_row();
+    if (row >= N) return;
+    size_t base = (size_t)row * C;
+    for (int c = lane(); c < C; c += 32)
+        h[base + c] = !x ? y[base + c] : (bias ? x[base + c] + bias[c] : x[base + c]) + y[base + c];
+    __syncwarp();
+    if (rms)
+        rmsnorm_row(out + base, &rstd[row], h + base, w, C, eps);
+    else
+        layernorm_row(out + base, &mean[row], &rstd[row], h + base, w, b, C);
+}
+
+extern "C" int zrt_cuda_residual_norm(void *stream, float *h, float *out, const float *x, const float *y,
+                                      const float *bias, int N, int C, int rms, const float *w, const float *b,
+                                      float *mean, float *rstd, float eps)
+{
+    residual_norm_kernel<<<blocks_for((size_t)N, WARPS_PER_BLOCK), THREADS, 0, (cudaStream_t)stream>>>(
+        h, out, x, y, bias, N, C, rms, w, b, mean, rstd, eps);
     return launched();
 }
 
@@ -376,85 +409,13 @@ extern "C" int zrt_cuda_swiglu_backward(void *stream, float *dgu, const float *d
 
 /* ---- cross-entropy ------------------------------------------------------------------------------ */
 
-/* A block per row: the row's max and sum over the block (a warp's tree, then
- * the warps' in order), then the probabilities and d(logits). */
-__device__ float block_reduce(float v, bool is_max)
-{
-    __shared__ float partial[WARPS_PER_BLOCK];
-    v = is_max ? warp_max(v) : warp_sum(v);
-    __syncthreads(); /* partial[] may still be read from a previous reduction */
-    if (lane() == 0) partial[threadIdx.x / 32] = v;
-    __syncthreads();
-    float total = partial[0];
-    for (int w = 1; w < WARPS_PER_BLOCK; w++) total = is_max ? fmaxf(total, partial[w]) : total + partial[w];
-    return total;
-}
-
-__device__ double block_sum_double(double v)
-{
-    __shared__ double partial[THREADS];
-    __syncthreads();
-    partial[threadIdx.x] = v;
-    __syncthreads();
-    double total = 0.0;
-    for (int t = 0; t < THREADS; t++) total += partial[t];
-    return total;
-}
-
-/* How many of the N targets are not ZRT_IGNORE_INDEX (every block counts them: N << V). */
-__device__ int count_targets(const int32_t *targets, int N)
-{
-    double count = 0.0;
-    for (int i = threadIdx.x; i < N; i += THREADS) count += targets[i] != ZRT_IGNORE_INDEX;
-    return (int)block_sum_double(count);
-}
-
-__global__ void cross_entropy_kernel(float *dlogits, float *probs, double *losses, const float *logits,
-                                     const int32_t *targets, int N, int V, float scale, int double_math, int32_t *bad)
-{
-    int row = (int)blockIdx.x, target = targets[row], n = count_targets(targets, N);
-    size_t base = (size_t)row * V;
-    const float *z = logits + base;
-    float *d = dlogits + base;
-    if (target == ZRT_IGNORE_INDEX) { /* no target: nothing to the loss or the gradient */
-        for (int v = threadIdx.x; v < V; v += THREADS) d[v] = 0.0f;
-        if (threadIdx.x == 0) losses[row] = 0.0;
-        return;
-    }
-    bool valid = target >= 0 && target < V;
-    if (!valid && threadIdx.x == 0) *bad = 1;
-    float max = -FLT_MAX;
-    for (int v = threadIdx.x; v < V; v += THREADS) max = fmaxf(max, z[v]);
-    max = block_reduce(max, true);
-    if (double_math) { /* mlp.c: log-sum-exp in double */
-        double sum = 0.0;
-        for (int v = threadIdx.x; v < V; v += THREADS) sum += exp((double)(z[v] - max));
-        double log_sum = log(block_sum_double(sum)) + max;
-        for (int v = threadIdx.x; v < V; v += THREADS) {
-            float value = (float)(exp(z[v] - log_sum) * scale / n);
-            d[v] = v == target ? value - scale / (float)n : value;
-        }
-        if (threadIdx.x == 0) losses[row] = valid ? log_sum - z[target] : 0.0;
-        return;
-    }
-    float *p = probs + base, sum = 0.0f; /* gpt.c: fp32 exp and sum */
-    for (int v = threadIdx.x; v < V; v += THREADS) sum += (p[v] = expf(z[v] - max));
-    float inv = 1.0f / block_reduce(sum, false), dscale = scale / (float)n;
-    for (int v = threadIdx.x; v < V; v += THREADS) {
-        float pv = p[v] * inv;
-        p[v] = pv;
-        d[v] = v == target ? (pv - 1.0f) * dscale : pv * dscale;
-    }
-    __syncthreads(); /* p[target] was written by another thread */
-    if (threadIdx.x == 0) losses[row] = valid ? -log((double)p[target]) : 0.0;
-}
-
-extern "C" int zrt_cuda_cross_entropy(void *stream, float *dlogits, float *probs, double *losses, const float *logits,
-                                      const int32_t *targets, int N, int V, float scale, int double_math, int32_t *bad)
+/* The kernel is in xent_tiles.cuh (C-compatible: tests/test_xent_sim.c runs it on the CPU). */
+extern "C" int zrt_cuda_cross_entropy(void *stream, float *logits, double *losses, const int32_t *targets, int N, int V,
+                                      float scale, int double_math, int32_t *bad)
 {
     if (N <= 0) return 0; /* no rows: nothing to launch (a grid of 0 is invalid) */
-    cross_entropy_kernel<<<(unsigned)N, THREADS, 0, (cudaStream_t)stream>>>(dlogits, probs, losses, logits, targets, N,
-                                                                          V, scale, double_math, bad);
+    xent_kernel<<<(unsigned)N, XTHREADS, xent_shared_bytes(), (cudaStream_t)stream>>>(logits, losses, targets, N, V,
+                                                                                      scale, double_math, bad);
     return launched();
 }
 

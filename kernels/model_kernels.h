@@ -67,6 +67,12 @@ int zrt_cuda_layernorm_backward(void *stream, float *dx, float *dw, float *db, c
 /* Per row: out = w * x * rstd, rstd = 1 / sqrt(mean(x^2) + eps) saved. */
 int zrt_cuda_rmsnorm_forward(void *stream, float *out, float *rstd, const float *x, const float *w, int N, int C,
                              float eps);
+/* Per row of C, a warp: h = (x + bias) + y (bias NULL: x + y; x NULL: y;
+ * h == y allowed), then out = the norm of h -- layernorm (w, b; mean, rstd saved)
+ * or, rms != 0, RMSNorm (w, eps; rstd saved): the bits of
+ * zrt_cuda_layernorm_forward / zrt_cuda_rmsnorm_forward of h. */
+int zrt_cuda_residual_norm(void *stream, float *h, float *out, const float *x, const float *y, const float *bias, int N,
+                           int C, int rms, const float *w, const float *b, float *mean, float *rstd, float eps);
 /* dx += d(x) per row; dw += d * x * rstd summed over rows in colsum.h's order
  * (scratch: zrt_colsum_scratch_floats(ZRT_COLSUM_RMSNORM, N, C) floats). */
 int zrt_cuda_rmsnorm_backward(void *stream, float *dx, float *dw, const float *d, const float *x, const float *w,
@@ -92,15 +98,17 @@ int zrt_cuda_flash_forward(void *stream, const zrt_attn_shape *a, float *out, fl
 int zrt_cuda_flash_backward(void *stream, const zrt_attn_shape *a, float *dq, float *dk, float *dv, const float *dout,
                             const float *out, const float *lse, const float *q, const float *k, const float *v);
 
-/* Softmax cross-entropy per row of V logits: losses[i] = -log p[target],
- * dlogits = (p - onehot) * scale / n, n the targets that are not
- * ZRT_IGNORE_INDEX (kernels/xent.h: such a row gets loss 0 and dlogits 0).
- * double_math: the MLP's form (log-sum-exp in double, mlp.c), else GPT's
- * (fp32 exp and sum, -log in double, gpt.c). probs: fp32 (N, V) scratch
- * (GPT's form only; NULL for the MLP's). Any other target outside 0..V-1
- * sets *bad = 1 and leaves its row's loss 0. */
-int zrt_cuda_cross_entropy(void *stream, float *dlogits, float *probs, double *losses, const float *logits,
-                           const int32_t *targets, int N, int V, float scale, int double_math, int32_t *bad);
+/* Softmax cross-entropy per row of V logits, fused and in place: losses[i]
+ * = -log p[target], and the row of logits overwritten with (p - onehot) *
+ * scale / n, n the targets that are not ZRT_IGNORE_INDEX (kernels/xent.h:
+ * such a row gets loss 0 and gradient 0). A block per row; the row's max
+ * and sum are one online pass over the vocabulary (each thread's chunk, then
+ * the block's), the gradient a second; no scratch. double_math: the MLP's
+ * form (log-sum-exp in double, mlp.c), else GPT's (fp32 exp and sum, -log
+ * in double, gpt.c). Any other target outside 0..V-1 sets *bad = 1 and
+ * leaves its row's loss 0. */
+int zrt_cuda_cross_entropy(void *stream, float *logits, double *losses, const int32_t *targets, int N, int V,
+                           float scale, int double_math, int32_t *bad);
 /* *loss_sum += (float)(sum of losses[0..N) / n) / divisor, n the targets that
  * are not ZRT_IGNORE_INDEX (nothing when n is 0), in one thread, in order. */
 int zrt_cuda_loss_mean(void *stream, float *loss_sum, const double *losses, const int32_t *targets, int N, float divisor);

@@ -120,6 +120,17 @@ static inline void ref_rmsnorm_forward(float *out, float *rstd, const float *x, 
     }
 }
 
+/* nn.h's residual_norm: h = (x + bias) + y, then the norm of h (rms: RMSNorm, else layernorm). */
+static inline void ref_residual_norm(float *h, float *out, const float *x, const float *y, const float *bias, int N,
+                                     int C, int rms, const float *w, const float *b, float *mean, float *rstd, float eps)
+{
+    for (int64_t i = 0; i < (int64_t)N * C; i++) h[i] = !x ? y[i] : (bias ? x[i] + bias[i % C] : x[i]) + y[i];
+    if (rms)
+        ref_rmsnorm_forward(out, rstd, h, w, N, C, eps);
+    else
+        ref_layernorm_forward(out, mean, rstd, h, w, b, N, C);
+}
+
 static inline void ref_rmsnorm_backward(float *dx, float *dw, const float *d, const float *x, const float *w,
                                         const float *rstd, int N, int C)
 {
@@ -266,30 +277,33 @@ static inline void ref_attention_backward(const zrt_attn_shape *a, float *dq, fl
     free(dkb), free(dvb);
 }
 
-/* One row of GPT's cross-entropy (gpt.c's loss); N: the rows that are targets. */
-static inline double ref_xent_row_gpt(float *d, float *p, const float *z, int target, int N, int V, float scale)
+/* One row of GPT's cross-entropy (gpt.c's loss), in place: z holds the
+ * logits, then the exponentials, then the gradient. N: the rows that are
+ * targets. */
+static inline double ref_xent_row_gpt(float *z, int target, int N, int V, float scale)
 {
     const zrt_vecmath *vm = ref_vm();
-    float inv = 1.0f / vm->exp_sum(p, z, vm->max(z, V), V), dscale = scale / (float)N;
+    float inv = 1.0f / vm->exp_sum(z, z, vm->max(z, V), V), dscale = scale / (float)N;
+    float p_target = z[target] * inv;
     for (int v = 0; v < V; v++) {
-        p[v] *= inv;
-        d[v] = p[v] * dscale;
+        float p = z[v] * inv;
+        z[v] = p * dscale;
     }
-    d[target] = (p[target] - 1.0f) * dscale;
-    return -log((double)p[target]);
+    z[target] = (p_target - 1.0f) * dscale;
+    return -log((double)p_target);
 }
 
-/* One row of the MLP's (mlp.c's loss). */
-static inline double ref_xent_row_mlp(float *d, const float *z, int target, int N, int V, float scale)
+/* One row of the MLP's (mlp.c's loss), in place. */
+static inline double ref_xent_row_mlp(float *z, int target, int N, int V, float scale)
 {
     float max = z[0];
     for (int v = 1; v < V; v++) max = fmaxf(max, z[v]);
     double sum = 0;
     for (int v = 0; v < V; v++) sum += exp((double)(z[v] - max));
-    double log_sum = log(sum) + max;
-    for (int v = 0; v < V; v++) d[v] = (float)(exp(z[v] - log_sum) * scale / N);
-    d[target] -= scale / (float)N;
-    return log_sum - z[target];
+    double log_sum = log(sum) + max, loss = log_sum - z[target];
+    for (int v = 0; v < V; v++) z[v] = (float)(exp(z[v] - log_sum) * scale / N);
+    z[target] -= scale / (float)N;
+    return loss;
 }
 
 /* The targets that are not ZRT_IGNORE_INDEX (kernels/xent.h). */
@@ -300,14 +314,15 @@ static inline int ref_count_targets(const int32_t *targets, int N)
     return n;
 }
 
-static inline void ref_cross_entropy(float *dlogits, float *probs, double *losses, const float *logits,
-                                     const int32_t *targets, int N, int V, float scale, int double_math, int32_t *bad)
+/* The fused cross-entropy (nn.h): each row of logits overwritten with its gradient; losses per row. */
+static inline void ref_cross_entropy(float *logits, double *losses, const int32_t *targets, int N, int V, float scale,
+                                     int double_math, int32_t *bad)
 {
     int n = ref_count_targets(targets, N);
     for (int i = 0; i < N; i++) {
-        int64_t row = (int64_t)i * V;
+        float *z = logits + (int64_t)i * V;
         if (targets[i] == ZRT_IGNORE_INDEX) {
-            memset(dlogits + row, 0, (size_t)V * sizeof(float));
+            memset(z, 0, (size_t)V * sizeof(float));
             losses[i] = 0;
             continue;
         }
@@ -316,8 +331,8 @@ static inline void ref_cross_entropy(float *dlogits, float *probs, double *losse
             losses[i] = 0;
             continue;
         }
-        losses[i] = double_math ? ref_xent_row_mlp(dlogits + row, logits + row, targets[i], n, V, scale)
-                                : ref_xent_row_gpt(dlogits + row, probs + row, logits + row, targets[i], n, V, scale);
+        losses[i] = double_math ? ref_xent_row_mlp(z, targets[i], n, V, scale)
+                                : ref_xent_row_gpt(z, targets[i], n, V, scale);
     }
 }
 

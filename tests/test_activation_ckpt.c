@@ -9,7 +9,10 @@
  *  - with it on, a 16-layer model holds at most a quarter of that without;
  *  - activation memory is linear in the sequence (flash attention): at seq
  *    2048 at most 2.2x that at 1024, reported and at the pool's peak over
- *    a step (test_model_emulated checks the cuda table the same way).
+ *    a step (test_model_emulated checks the cuda table the same way);
+ *  - the only N x V activation is the logits (the fused cross-entropy writes
+ *    its gradient in place): a vocabulary larger by dV adds exactly
+ *    N dV floats (the former logits, probs and dlogits added 3 N dV).
  * The comparison is shown able to fail: a run whose last block differs in
  * one weight by 1e-3 must not compare equal.
  */
@@ -166,6 +169,27 @@ static void check_seq_scaling(const char *name, zrt_model_config cfg)
               former);
 }
 
+/* The vocabulary's share of the activations: one (N, V) fp32 buffer, the logits. */
+static void check_vocab_memory(const char *name, zrt_model_config cfg)
+{
+    enum { DV = 1000 };
+    int64_t bytes[2];
+    for (int i = 0; i < 2; i++) {
+        zrt_device *d = test_device();
+        zrt_model *m = NULL;
+        cfg.vocab += i * DV;
+        CHECK_OK(zrt_model_create(&cfg, d, BATCH, &m));
+        bytes[i] = m ? m->activation_bytes : 0;
+        if (m) m->destroy(m);
+        zrt_device_destroy(d);
+    }
+    int64_t per_nv = (int64_t)BATCH * cfg.seq_len * DV * (int64_t)sizeof(float), grew = bytes[1] - bytes[0];
+    printf("%s: vocabulary +%d adds %lld activation bytes = %.3g N dV floats (the former layout: 3)\n", name, DV,
+           (long long)grew, (double)grew / (double)per_nv);
+    CHECK_MSG(grew == per_nv, "%s: vocabulary +%d adds %lld activation bytes, want %lld (the logits alone)", name, DV,
+              (long long)grew, (long long)per_nv);
+}
+
 int main(void)
 {
     zrt_model_config gpt = {.type = ZRT_MODEL_GPT, .layers = 2, .d_model = 16, .heads = 2, .seq_len = 8, .vocab = 32};
@@ -173,6 +197,8 @@ int main(void)
                               .hidden = 24, .seq_len = 8, .vocab = 32, .rope_theta = 10000, .norm_eps = 1e-6};
     check_model("gpt", gpt);
     check_model("llama", llama);
+    check_vocab_memory("gpt", gpt);
+    check_vocab_memory("llama", llama);
     gpt.layers = llama.layers = 16;
     gpt.seq_len = llama.seq_len = 64;
     gpt.d_model = llama.d_model = 64;

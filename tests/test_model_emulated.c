@@ -97,6 +97,11 @@ int zrt_cuda_rmsnorm_forward(void *s, float *out, float *rstd, const float *x, c
 {
     return (void)s, ref_rmsnorm_forward(out, rstd, x, w, N, C, eps), 0;
 }
+int zrt_cuda_residual_norm(void *s, float *h, float *out, const float *x, const float *y, const float *bias, int N,
+                           int C, int rms, const float *w, const float *b, float *mean, float *rstd, float eps)
+{
+    return (void)s, ref_residual_norm(h, out, x, y, bias, N, C, rms, w, b, mean, rstd, eps), 0;
+}
 int zrt_cuda_rmsnorm_backward(void *s, float *dx, float *dw, const float *d, const float *x, const float *w,
                               const float *rstd, int N, int C, float *scratch)
 {
@@ -115,10 +120,10 @@ int zrt_cuda_swiglu_backward(void *s, float *dgu, const float *dout, const float
 {
     return (void)s, ref_swiglu_backward(dgu, dout, gu, N, H), 0;
 }
-int zrt_cuda_cross_entropy(void *s, float *dlogits, float *probs, double *losses, const float *logits,
-                           const int32_t *targets, int N, int V, float scale, int double_math, int32_t *bad)
+int zrt_cuda_cross_entropy(void *s, float *logits, double *losses, const int32_t *targets, int N, int V, float scale,
+                           int double_math, int32_t *bad)
 {
-    return (void)s, ref_cross_entropy(dlogits, probs, losses, logits, targets, N, V, scale, double_math, bad), 0;
+    return (void)s, ref_cross_entropy(logits, losses, targets, N, V, scale, double_math, bad), 0;
 }
 int zrt_cuda_loss_mean(void *s, float *loss_sum, const double *losses, const int32_t *targets, int N, float divisor)
 {

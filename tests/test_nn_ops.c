@@ -138,20 +138,66 @@ static void check_cross_entropy(bool double_math)
 {
     enum { N = 7, V = 300 };
     size_t n = (size_t)N * V;
-    float *z = randoms(n, 3, 20), *d = calloc(n, 4), *dw = calloc(n, 4), *p = calloc(n, 4), *pw = calloc(n, 4);
+    float *z = randoms(n, 3, 20), *d = malloc(n * 4), *dw = malloc(n * 4);
     int32_t t[N] = {3, -100, 299, 0, 17, -100, 150};
     double losses[N];
     int32_t bad = 0;
     float sum = 0.25f, sumw = 0.25f;
-    CHECK_OK(nn.ops->cross_entropy(&nn, d, p, z, t, N, V, 8.0f, 2.0f, &sum, double_math));
-    ref_cross_entropy(dw, pw, losses, z, t, N, V, 8.0f, double_math, &bad);
+    memcpy(d, z, n * 4), memcpy(dw, z, n * 4); /* in place: the logits become their gradient */
+    CHECK_OK(nn.ops->cross_entropy(&nn, d, t, N, V, 8.0f, 2.0f, &sum, double_math));
+    ref_cross_entropy(dw, losses, t, N, V, 8.0f, double_math, &bad);
     ref_loss_mean(&sumw, losses, t, N, 2.0f);
     expect(double_math ? "cross_entropy (double) dlogits" : "cross_entropy (fp32) dlogits", d, dw, n, 1e-6);
     expect(double_math ? "cross_entropy (double) loss" : "cross_entropy (fp32) loss", &sum, &sumw, 1, 1e-6);
     t[0] = V;
-    CHECK(nn.ops->cross_entropy(&nn, d, p, z, t, N, V, 1, 1, &sum, double_math) == ZRT_ERR_INVALID &&
+    CHECK(nn.ops->cross_entropy(&nn, d, t, N, V, 1, 1, &sum, double_math) == ZRT_ERR_INVALID &&
           strstr(zrt_last_error(), "target 300 outside"));
-    free(z), free(d), free(dw), free(p), free(pw);
+    free(z), free(d), free(dw);
+}
+
+/* residual_norm against the unfused ops on the same table -- init_rows (x + bias), the product added, the norm --
+ * bitwise (its contract), for both norms, with and without a bias, in place (h == y); and against the reference.
+ * A fused op that added in the other order ((x + y) + bias) would differ: shown. */
+static void check_residual_norm(void)
+{
+    enum { N = 5, C = 67 };
+    size_t n = (size_t)N * C;
+    float *x = randoms(n, 1, 40), *y = randoms(n, 3, 41), *bias = randoms(C, 1, 42), *w = randoms(C, 1, 43);
+    float *b = randoms(C, 1, 44), *h = malloc(n * 4), *out = malloc(n * 4), *h2 = malloc(n * 4), *out2 = malloc(n * 4);
+    float st[4][N], *wrong = malloc(n * 4);
+    for (int kind = 0; kind < 2; kind++)
+        for (int with_bias = 0; with_bias < 2; with_bias++) {
+            const float *bi = with_bias ? bias : NULL;
+            zrt_norm norm = {kind ? ZRT_NORM_RMS : ZRT_NORM_LAYER, w, b, st[0], st[1], 1e-6f};
+            memcpy(h, y, n * 4);
+            CHECK_OK(nn.ops->residual_norm(&nn, h, out, &norm, x, h, bi, N, C)); /* in place: h == y */
+            CHECK_OK(nn.ops->init_rows(&nn, h2, bi, x, N, C));
+            for (size_t i = 0; i < n; i++) h2[i] += y[i];
+            if (kind)
+                CHECK_OK(nn.ops->rmsnorm_forward(&nn, out2, st[3], h2, w, N, C, 1e-6f));
+            else
+                CHECK_OK(nn.ops->layernorm_forward(&nn, out2, st[2], st[3], h2, w, b, N, C));
+            char what[64];
+            snprintf(what, sizeof what, "residual_norm (%s%s) h", kind ? "rms" : "layer", with_bias ? ", bias" : "");
+            expect(what, h, h2, n, 0);
+            expect(kind ? "residual_norm (rms) out" : "residual_norm (layer) out", out, out2, n, 0);
+            expect("residual_norm rstd", st[1], st[3], N, 0);
+            if (!kind) expect("residual_norm mean", st[0], st[2], N, 0);
+            ref_residual_norm(h2, out2, x, y, bi, N, C, kind, w, b, st[2], st[3], 1e-6f);
+            expect("residual_norm vs reference", out, out2, n, 1e-6);
+            for (size_t i = 0; i < n; i++) wrong[i] = (x[i] + y[i]) + (bi ? bi[i % C] : 0.0f);
+            if (with_bias) CHECK_MSG(memcmp(wrong, h, n * 4) != 0, "residual_norm: the bitwise check cannot see the order");
+        }
+    zrt_norm ln = {ZRT_NORM_LAYER, w, b, st[0], st[1], 1e-6f}; /* x NULL: the norm alone (the unfused tables' use) */
+    memcpy(h, y, n * 4);
+    CHECK_OK(nn.ops->residual_norm(&nn, h, out, &ln, NULL, h, bias, N, C));
+    CHECK_OK(nn.ops->layernorm_forward(&nn, out2, st[2], st[3], y, w, b, N, C));
+    expect("residual_norm (no residual) h", h, y, n, 0);
+    expect("residual_norm (no residual) out", out, out2, n, 0);
+    zrt_norm bad = {(zrt_norm_kind)7, w, b, st[0], st[1], 1e-6f};
+    CHECK(nn.ops->residual_norm(&nn, h, out, &bad, x, y, NULL, N, C) == ZRT_ERR_INVALID &&
+          strstr(zrt_last_error(), "unknown norm kind 7"));
+    free(x), free(y), free(bias), free(w), free(b), free(h), free(out), free(h2), free(out2), free(wrong);
 }
 
 /* ---- attention against loops in double ------------------------------------------------------------ */
@@ -403,6 +449,7 @@ int main(void)
     check_layernorm_gemm();
     check_cross_entropy(false);
     check_cross_entropy(true);
+    check_residual_norm();
     check_attention("MHA 4, T = S 9", 2, 9, 9, 4, 4, 8);
     check_attention("MHA 2, T = S 150 (3 blocks)", 1, 150, 150, 2, 2, 16);
     check_attention("GQA 4 on 2, T 3 < S 9", 2, 3, 9, 4, 2, 8);

@@ -41,10 +41,11 @@ typedef struct {
     bool recompute;     /* activation checkpointing */
     float **res;        /* L + 1 of (B, T, C): res[0] the embedding, res[l + 1] block l's output */
     block_acts *blocks; /* L (one shared set when recomputing) */
-    float *lnf, *lnf_mean, *lnf_rstd, *logits, *probs;
+    float *lnf, *lnf_mean, *lnf_rstd;
+    float *logits; /* (B, T, V): the head's output; after the loss, d(scale * loss) in its place */
     /* backward scratch */
     float *dres, *dres_in; /* (B, T, C): d(op output), d(op input) */
-    float *dln, *dqkv, *datty, *dfch, *dfch_gelu, *dres2, *dlogits;
+    float *dln, *dqkv, *datty, *dfch, *dfch_gelu, *dres2;
     zrt_nn_buffers buffers;
 } gpt;
 
@@ -94,9 +95,9 @@ static zrt_status block_forward(gpt *g, zrt_nn *nn, rows r, int l, const float *
     ZRT_CHECK(o->layernorm_forward(nn, a->ln1, a->ln1_mean, a->ln1_rstd, x, param(g, u, LN1W, p), param(g, u, LN1B, p), N, C));
     ZRT_CHECK(zrt_nn_linear_forward(nn, qkv, a->ln1, param(g, u, QKVW, p), param(g, u, QKVB, p), NULL, N, C, 3 * C));
     ZRT_CHECK(o->attention_forward(nn, &shape, a->atty, a->lse, qkv, a->qkv + C, a->qkv + 2 * C));
-    ZRT_CHECK(zrt_nn_linear_forward(nn, a->residual2, a->atty, param(g, u, ATTPROJW, p), param(g, u, ATTPROJB, p), x, N, C, C));
-    ZRT_CHECK(o->layernorm_forward(nn, a->ln2, a->ln2_mean, a->ln2_rstd, a->residual2, param(g, u, LN2W, p),
-                                   param(g, u, LN2B, p), N, C));
+    zrt_norm ln2 = {ZRT_NORM_LAYER, param(g, u, LN2W, p), param(g, u, LN2B, p), a->ln2_mean, a->ln2_rstd, 1e-5f};
+    ZRT_CHECK(zrt_nn_linear_residual_norm(nn, a->residual2, a->ln2, &ln2, a->atty, param(g, u, ATTPROJW, p),
+                                          param(g, u, ATTPROJB, p), x, N, C, C)); /* residual2 = x + attn proj; ln_2 */
     ZRT_CHECK(zrt_nn_linear_forward(nn, a->fch, a->ln2, param(g, u, FCW, p), NULL, NULL, N, C, H));
     ZRT_CHECK(o->bias_gelu_forward(nn, a->fch, a->fch_gelu, param(g, u, FCB, p), N, H)); /* fch += b; gelu */
     return zrt_nn_linear_forward(nn, g->res[l + 1], a->fch_gelu, param(g, u, FCPROJW, p), param(g, u, FCPROJB, p),
@@ -128,12 +129,11 @@ static zrt_status forward(zrt_model *base, zrt_nn *nn, const zrt_model_op *o)
     return zrt_nn_linear_forward(nn, g->logits, g->lnf, param(g, 0, 0, p), NULL, NULL, N, g->C, g->V); /* tied head */
 }
 
-/* Mean cross-entropy over the B*T positions that are targets (kernels/xent.h); dlogits = d(scale * loss). */
+/* Mean cross-entropy over the B*T positions that are targets (kernels/xent.h); the logits become d(scale * loss). */
 static zrt_status loss(zrt_model *base, zrt_nn *nn, const zrt_model_op *o, float scale, float divisor, float *loss_sum)
 {
     gpt *g = (gpt *)base;
-    return nn->ops->cross_entropy(nn, g->dlogits, g->probs, g->logits, o->labels, o->batch * g->T, g->V, scale, divisor,
-                                  loss_sum, false);
+    return nn->ops->cross_entropy(nn, g->logits, o->labels, o->batch * g->T, g->V, scale, divisor, loss_sum, false);
 }
 
 /* ---- backward ------------------------------------------------------------------------------------ */
@@ -172,8 +172,8 @@ static zrt_status backward(zrt_model *base, zrt_nn *nn, const zrt_model_op *o)
     int N = r.B * r.T, C = g->C, L = g->L, op = o->op;
     const float *p = o->params;
     float *gr = o->grads;
-    if (op == L + 2) /* head: d(lnf) into dres, d(wte) += dlogits^T lnf */
-        return zrt_nn_linear_backward(nn, g->dres, grad(g, 0, 0, gr), NULL, g->dlogits, g->lnf, param(g, 0, 0, p), N, C,
+    if (op == L + 2) /* head: d(lnf) into dres, d(wte) += d(logits)^T lnf; the loss left d(logits) in logits */
+        return zrt_nn_linear_backward(nn, g->dres, grad(g, 0, 0, gr), NULL, g->logits, g->lnf, param(g, 0, 0, p), N, C,
                                       g->V);
     if (op == 0)
         return nn->ops->embed_backward(nn, grad(g, 0, 0, gr), grad(g, 0, 1, gr), g->dres, o->inputs, N, g->T, C, g->V);
@@ -270,7 +270,7 @@ static zrt_status alloc_buffers(gpt *g, int max_batch)
         BUF(a->ln2_mean, BT), BUF(a->ln2_rstd, BT), BUF(a->fch, BT * H), BUF(a->fch_gelu, BT * H);
     }
     BUF(g->lnf, BT * C), BUF(g->lnf_mean, BT), BUF(g->lnf_rstd, BT);
-    BUF(g->logits, BT * g->V), BUF(g->probs, BT * g->V), BUF(g->dlogits, BT * g->V);
+    BUF(g->logits, BT * g->V);
     BUF(g->dres, BT * C), BUF(g->dres_in, BT * C), BUF(g->dln, BT * C), BUF(g->dqkv, BT * 3 * C);
     BUF(g->datty, BT * C), BUF(g->dfch, BT * H), BUF(g->dfch_gelu, BT * H);
     BUF(g->dres2, BT * C);

@@ -42,8 +42,9 @@ typedef struct {
     float *cos, *sin;                /* RoPE tables, T x hs/2 */
     float **res;                     /* L + 1: the input of block l, res[L] the last block's output */
     llama_block *blocks;             /* L (one shared set when recomputing) */
-    float *lnf, *lnf_rstd, *logits, *probs;
-    float *dres, *dres_in, *dres2, *dln, *dqkv, *datty, *dgu, *dact, *dlogits;
+    float *lnf, *lnf_rstd;
+    float *logits; /* (B, T, V): the head's output; after the loss, d(scale * loss) in its place */
+    float *dres, *dres_in, *dres2, *dln, *dqkv, *datty, *dgu, *dact;
     zrt_nn_buffers buffers;
 } llama;
 
@@ -99,8 +100,9 @@ static zrt_status block_forward(llama *g, zrt_nn *nn, int l, const float *p, row
     ZRT_CHECK(rope(g, nn, qkv, r, false));
     zrt_attn_shape s = attn_shape(g, r);
     ZRT_CHECK(nn->ops->attention_forward(nn, &s, a->atty, a->lse, qkv, a->qkv + A, a->qkv + A + g->d.NKV * g->d.hs));
-    ZRT_CHECK(zrt_nn_linear_forward(nn, a->mid, a->atty, param(g, u, ZRT_LLAMA_OW, p), NULL, x, N, A, C));
-    ZRT_CHECK(nn->ops->rmsnorm_forward(nn, a->ln2, a->ln2_rstd, a->mid, param(g, u, ZRT_LLAMA_LN2W, p), N, C, g->d.eps));
+    zrt_norm ln2 = {ZRT_NORM_RMS, param(g, u, ZRT_LLAMA_LN2W, p), NULL, NULL, a->ln2_rstd, g->d.eps};
+    ZRT_CHECK(zrt_nn_linear_residual_norm(nn, a->mid, a->ln2, &ln2, a->atty, param(g, u, ZRT_LLAMA_OW, p), NULL, x, N,
+                                          A, C)); /* mid = x + o_proj(atty); its RMSNorm */
     ZRT_CHECK(zrt_nn_linear_forward(nn, a->gu, a->ln2, param(g, u, ZRT_LLAMA_GATEW, p), NULL, NULL, N, C, 2 * H));
     ZRT_CHECK(nn->ops->swiglu_forward(nn, a->act, a->gu, N, H));
     return zrt_nn_linear_forward(nn, g->res[l + 1], a->act, param(g, u, ZRT_LLAMA_DOWNW, p), NULL, a->mid, N, H, C);
@@ -135,8 +137,7 @@ static zrt_status loss(zrt_model *base, zrt_nn *nn, const zrt_model_op *o, float
 {
     llama *g = (llama *)base;
     int N = o->batch * g->d.T;
-    return nn->ops->cross_entropy(nn, g->dlogits, g->probs, g->logits, o->labels, N, g->d.V, scale, divisor, loss_sum,
-                                  false);
+    return nn->ops->cross_entropy(nn, g->logits, o->labels, N, g->d.V, scale, divisor, loss_sum, false);
 }
 
 /* ---- backward ----------------------------------------------------------------------------------- */
@@ -190,9 +191,9 @@ static zrt_status backward(zrt_model *base, zrt_nn *nn, const zrt_model_op *o)
     int N = r.B * r.T, C = g->d.C, L = g->d.L, op = o->op;
     const float *p = o->params;
     float *gr = o->grads;
-    if (op == L + 2) { /* head: d(lnf) into dres, d(W) += dlogits^T lnf */
+    if (op == L + 2) { /* head: d(lnf) into dres, d(W) += d(logits)^T lnf; the loss left d(logits) in logits */
         int64_t w = base->params[head_unit(g)][0].offset;
-        return zrt_nn_linear_backward(nn, g->dres, gr + w, NULL, g->dlogits, g->lnf, p + w, N, C, g->d.V);
+        return zrt_nn_linear_backward(nn, g->dres, gr + w, NULL, g->logits, g->lnf, p + w, N, C, g->d.V);
     }
     if (op == L + 1) {
         ZRT_CHECK(nn->ops->zero(nn, g->dres_in, (size_t)N * C * sizeof(float)));
@@ -398,8 +399,7 @@ static zrt_status alloc_buffers(llama *g, int max_batch)
     for (int l = 0; l <= d->L; l++) zrt_nn_buffers_add(b, &g->res[l], BT * C, "llama residual");
     for (int l = 0; l < (g->recompute ? 1 : d->L); l++) list_block(g, &g->blocks[l], BT);
     zrt_nn_buffers_add(b, &g->lnf, BT * C, "llama lnf"), zrt_nn_buffers_add(b, &g->lnf_rstd, BT, "llama lnf rstd");
-    zrt_nn_buffers_add(b, &g->logits, BT * d->V, "llama logits"), zrt_nn_buffers_add(b, &g->probs, BT * d->V, "llama probs");
-    zrt_nn_buffers_add(b, &g->dlogits, BT * d->V, "llama dlogits");
+    zrt_nn_buffers_add(b, &g->logits, BT * d->V, "llama logits");
     zrt_nn_buffers_add(b, &g->dres, BT * C, "llama dres"), zrt_nn_buffers_add(b, &g->dres_in, BT * C, "llama dres_in");
     zrt_nn_buffers_add(b, &g->dres2, BT * C, "llama dres2"), zrt_nn_buffers_add(b, &g->dln, BT * C, "llama dln");
     zrt_nn_buffers_add(b, &g->dqkv, BT * g->QKV, "llama dqkv"), zrt_nn_buffers_add(b, &g->datty, BT * A, "llama datty");

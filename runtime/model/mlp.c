@@ -45,12 +45,14 @@ static zrt_status forward(zrt_model *base, zrt_nn *nn, const zrt_model_op *op)
     return nn->ops->bias_gelu_forward(nn, z, y, NULL, B, out);
 }
 
-/* Mean cross-entropy (log-sum-exp in double); dact = d(scale * loss)/d(logits). */
+/* Mean cross-entropy (log-sum-exp in double); dact = d(scale * loss)/d(logits): the logits copied there and
+ * turned into their gradient in place (the MLP's logits are small; act[layers] stays the output). */
 static zrt_status loss(zrt_model *base, zrt_nn *nn, const zrt_model_op *op, float scale, float divisor, float *loss_sum)
 {
     mlp *m = (mlp *)base;
-    return nn->ops->cross_entropy(nn, m->dact, NULL, m->act[m->layers], op->labels, op->batch, (int)m->dims[m->layers],
-                                  scale, divisor, loss_sum, true);
+    int V = (int)m->dims[m->layers];
+    ZRT_CHECK(nn->ops->copy(nn, m->dact, m->act[m->layers], (size_t)op->batch * (size_t)V * sizeof(float)));
+    return nn->ops->cross_entropy(nn, m->dact, op->labels, op->batch, V, scale, divisor, loss_sum, true);
 }
 
 static zrt_status backward(zrt_model *base, zrt_nn *nn, const zrt_model_op *op)

@@ -54,6 +54,19 @@ typedef struct {
 
 /* zrt_attn_shape: causal grouped-query attention's shape (kernels/flash.h). */
 
+/* The models' two norms, as residual_norm applies them. */
+typedef enum { ZRT_NORM_LAYER, ZRT_NORM_RMS } zrt_norm_kind;
+
+/* A norm over rows of C and the statistics it keeps for its backward:
+ * layernorm (eps 1e-5: layernorm_forward's) keeps mean and rstd and adds b;
+ * RMSNorm (eps given) keeps rstd, b and mean unused. */
+typedef struct {
+    zrt_norm_kind kind;
+    const float *w, *b; /* (C) */
+    float *mean, *rstd; /* (N) */
+    float eps;
+} zrt_norm;
+
 typedef struct zrt_nn zrt_nn;
 typedef struct zrt_nn_ops zrt_nn_ops;
 
@@ -70,6 +83,11 @@ struct zrt_nn {
 struct zrt_nn_ops {
     zrt_device_kind kind;
     bool host_function; /* the runner runs each model op as one host function (cpu) */
+    /* zrt_nn_linear_residual_norm adds the residual in residual_norm's pass
+     * (cuda: it saves the matmul's read of its output) rather than in the
+     * matmul (cpu: OpenBLAS adds C per K-block, so moving the add would
+     * change the fp32 bits; the row-by-row norm is in cache either way). */
+    bool fuse_residual;
     /* The device's state for one model whose losses cover up to loss_rows rows. */
     zrt_status (*init)(zrt_nn *nn, zrt_matmul_math math, int64_t loss_rows);
     void (*fini)(zrt_nn *nn);
@@ -104,6 +122,15 @@ struct zrt_nn_ops {
     /* dx += d(x); dw += d * x * rstd. */
     zrt_status (*rmsnorm_backward)(zrt_nn *nn, float *dx, float *dw, const float *d, const float *x, const float *w,
                                    const float *rstd, int N, int C);
+    /* The residual add and the next norm in one pass over each row:
+     * h (N, C) = (x + bias) + y (bias NULL: x + y; x NULL: y, bias unused;
+     * h == y allowed -- the matmul's output becomes the residual stream),
+     * then out = norm(h) with its statistics kept: the same bits as
+     * layernorm_forward or rmsnorm_forward of h, and h the bits a linear
+     * layer with the residual (init_rows, then the matmul with beta 1)
+     * gives when its matmul adds its product in one step. */
+    zrt_status (*residual_norm)(zrt_nn *nn, float *h, float *out, const zrt_norm *norm, const float *x, const float *y,
+                                const float *bias, int N, int C);
 
     /* Rotary position embedding in place on `heads` heads of hs columns
      * (hs even) of each of N rows, ld apart; row r is at position
@@ -136,15 +163,17 @@ struct zrt_nn_ops {
     /* dgu (N, 2H) = d(gate), d(up) of dout (N, H) (overwritten). */
     zrt_status (*swiglu_backward)(zrt_nn *nn, float *dgu, const float *dout, const float *gu, int N, int H);
 
-    /* Softmax cross-entropy of N rows of V logits against targets:
-     * *loss_sum += (mean over targets that are not ZRT_IGNORE_INDEX of
-     * -log p[target]) / divisor; dlogits = (p - onehot) * scale / n (0 on
-     * ignored rows). double_math: log-sum-exp in double (the MLP's form),
-     * else fp32 exp and sum, -log in double (GPT's); probs: fp32 (N, V)
-     * scratch for the latter. A target outside 0..V-1 (not ignored) is an
-     * error naming it. */
-    zrt_status (*cross_entropy)(zrt_nn *nn, float *dlogits, float *probs, const float *logits, const int32_t *targets,
-                                int N, int V, float scale, float divisor, float *loss_sum, bool double_math);
+    /* Softmax cross-entropy of N rows of V logits against targets, fused
+     * and in place: each row of `logits` is read, *loss_sum += (mean over
+     * targets that are not ZRT_IGNORE_INDEX of -log p[target]) / divisor,
+     * and the row is overwritten with its gradient d(scale * loss) =
+     * (p - onehot) * scale / n (0 on ignored rows). No other N x V buffer
+     * exists: the head's backward reads the gradient where the logits were.
+     * double_math: log-sum-exp in double (the MLP's form), else fp32 exp and
+     * sum, -log in double (GPT's). A target outside 0..V-1 (not ignored) is
+     * an error naming it (the row is then left as it was). */
+    zrt_status (*cross_entropy)(zrt_nn *nn, float *logits, const int32_t *targets, int N, int V, float scale,
+                                float divisor, float *loss_sum, bool double_math);
 };
 
 /* The ops of a device kind (cpu; cuda in builds with CUDA), or NULL. */

@@ -145,15 +145,48 @@ static zrt_status layernorm_backward(zrt_nn *nn, float *dx, float *dw, float *db
     return ZRT_OK;
 }
 
+/* One row of RMSNorm (C elements); returns its rstd. */
+static float rmsnorm_row(float *out, const float *x, const float *w, int C, float eps)
+{
+    float r = zrt_rmsnorm_rstd(vm()->dot(x, x, C), C, eps);
+    for (int c = 0; c < C; c++) out[c] = zrt_rmsnorm_out(x[c], r, w[c]);
+    return r;
+}
+
 static zrt_status rmsnorm_forward(zrt_nn *nn, float *out, float *rstd, const float *x, const float *w, int N, int C,
                                   float eps)
 {
     (void)nn;
+    for (int i = 0; i < N; i++) rstd[i] = rmsnorm_row(out + (int64_t)i * C, x + (int64_t)i * C, w, C, eps);
+    return ZRT_OK;
+}
+
+/* Row i of a zrt_norm, one function per kind: the rows layernorm_forward and rmsnorm_forward compute. */
+static void layer_norm_row(const zrt_norm *n, float *out, const float *h, int i, int C)
+{
+    vm()->layernorm_forward(out, &n->mean[i], &n->rstd[i], h, n->w, n->b, C);
+}
+
+static void rms_norm_row(const zrt_norm *n, float *out, const float *h, int i, int C)
+{
+    n->rstd[i] = rmsnorm_row(out, h, n->w, C, n->eps);
+}
+
+static void (*const norm_rows[])(const zrt_norm *n, float *out, const float *h, int i, int C) = {
+    [ZRT_NORM_LAYER] = layer_norm_row, [ZRT_NORM_RMS] = rms_norm_row};
+
+/* Row by row, so h is still in cache when the norm reads it. */
+static zrt_status residual_norm(zrt_nn *nn, float *h, float *out, const zrt_norm *norm, const float *x, const float *y,
+                                const float *bias, int N, int C)
+{
+    if (norm->kind != ZRT_NORM_LAYER && norm->kind != ZRT_NORM_RMS)
+        return zrt_set_error(ZRT_ERR_INVALID, "%s: residual_norm of unknown norm kind %d", nn->model, (int)norm->kind);
     for (int i = 0; i < N; i++) {
-        const float *xr = x + (int64_t)i * C;
-        float *o = out + (int64_t)i * C, r = zrt_rmsnorm_rstd(vm()->dot(xr, xr, C), C, eps);
-        for (int c = 0; c < C; c++) o[c] = zrt_rmsnorm_out(xr[c], r, w[c]);
-        rstd[i] = r;
+        int64_t at = (int64_t)i * C;
+        float *hr = h + at;
+        for (int c = 0; x && c < C; c++) hr[c] = (bias ? x[at + c] + bias[c] : x[at + c]) + y[at + c];
+        if (!x && hr != y + at) memcpy(hr, y + at, (size_t)C * sizeof(float));
+        norm_rows[norm->kind](norm, out + at, hr, i, C);
     }
     return ZRT_OK;
 }
@@ -232,46 +265,49 @@ static zrt_status swiglu_backward(zrt_nn *nn, float *dgu, const float *dout, con
 
 /* ---- cross-entropy ---------------------------------------------------------------------------------- */
 
-/* One row in GPT's form (fp32 exp and sum); -log p[target]. n: the rows that are targets. */
-static double xent_row_float(float *d, float *p, const float *z, int target, int n, int V, float scale)
+/* One row in GPT's form (fp32 exp and sum), in place: the exponentials
+ * overwrite the logits they come from (the row is its own scratch), then
+ * become the gradient -- the same roundings, hence the same bits, as a
+ * separate probabilities buffer gave. n: the rows that are targets.
+ * Returns -log p[target]. */
+static double xent_row_float(float *z, int target, int n, int V, float scale)
 {
-    float inv = 1.0f / vm()->exp_sum(p, z, vm()->max(z, V), V), dscale = scale / (float)n;
+    float inv = 1.0f / vm()->exp_sum(z, z, vm()->max(z, V), V), dscale = scale / (float)n;
+    float p_target = z[target] * inv;
     for (int v = 0; v < V; v++) {
-        p[v] *= inv;
-        d[v] = p[v] * dscale;
+        float p = z[v] * inv;
+        z[v] = p * dscale;
     }
-    d[target] = (p[target] - 1.0f) * dscale;
-    return -log((double)p[target]);
+    z[target] = (p_target - 1.0f) * dscale;
+    return -log((double)p_target);
 }
 
-/* One row in the MLP's form (log-sum-exp in double). */
-static double xent_row_double(float *d, const float *z, int target, int n, int V, float scale)
+/* One row in the MLP's form (log-sum-exp in double), in place. */
+static double xent_row_double(float *z, int target, int n, int V, float scale)
 {
     float max = z[0];
     for (int v = 1; v < V; v++) max = fmaxf(max, z[v]);
     double sum = 0;
     for (int v = 0; v < V; v++) sum += exp((double)(z[v] - max));
-    double log_sum = log(sum) + max;
-    for (int v = 0; v < V; v++) d[v] = (float)(exp(z[v] - log_sum) * scale / n);
-    d[target] -= scale / (float)n;
-    return log_sum - z[target];
+    double log_sum = log(sum) + max, loss = log_sum - z[target];
+    for (int v = 0; v < V; v++) z[v] = (float)(exp(z[v] - log_sum) * scale / n);
+    z[target] -= scale / (float)n;
+    return loss;
 }
 
-static zrt_status cross_entropy(zrt_nn *nn, float *dlogits, float *probs, const float *logits, const int32_t *targets,
-                                int N, int V, float scale, float divisor, float *loss_sum, bool double_math)
+static zrt_status cross_entropy(zrt_nn *nn, float *logits, const int32_t *targets, int N, int V, float scale,
+                                float divisor, float *loss_sum, bool double_math)
 {
     ZRT_CHECK(check_tokens(nn, targets, N, V, "target", true));
     int n = 0;
     for (int i = 0; i < N; i++) n += targets[i] != ZRT_IGNORE_INDEX;
     double total = 0;
     for (int i = 0; i < N; i++) {
-        int64_t row = (int64_t)i * V;
+        float *z = logits + (int64_t)i * V;
         if (targets[i] == ZRT_IGNORE_INDEX)
-            memset(dlogits + row, 0, (size_t)V * sizeof(float));
-        else if (double_math)
-            total += xent_row_double(dlogits + row, logits + row, targets[i], n, V, scale);
+            memset(z, 0, (size_t)V * sizeof(float));
         else
-            total += xent_row_float(dlogits + row, probs + row, logits + row, targets[i], n, V, scale);
+            total += (double_math ? xent_row_double : xent_row_float)(z, targets[i], n, V, scale);
     }
     float mean = n ? (float)(total / n) : 0.0f;
     *loss_sum += mean / divisor;
@@ -279,10 +315,10 @@ static zrt_status cross_entropy(zrt_nn *nn, float *dlogits, float *probs, const 
 }
 
 const zrt_nn_ops zrt_nn_cpu = {
-    .kind = ZRT_DEVICE_CPU, .host_function = true, .init = init, .fini = fini, .copy = copy, .zero = zero,
+    .kind = ZRT_DEVICE_CPU, .host_function = true, .fuse_residual = false, .init = init, .fini = fini, .copy = copy, .zero = zero,
     .gemm = gemm, .init_rows = init_rows, .bias_backward = bias_backward, .embed_forward = embed_forward,
     .embed_backward = embed_backward, .layernorm_forward = layernorm_forward, .layernorm_backward = layernorm_backward,
-    .rmsnorm_forward = rmsnorm_forward, .rmsnorm_backward = rmsnorm_backward, .rope = rope,
+    .rmsnorm_forward = rmsnorm_forward, .rmsnorm_backward = rmsnorm_backward, .residual_norm = residual_norm, .rope = rope,
     .attention_forward = zrt_nn_flash_forward, .attention_backward = zrt_nn_flash_backward,
     .bias_gelu_forward = bias_gelu_forward, .gelu_backward = gelu_backward, .swiglu_forward = swiglu_forward,
     .swiglu_backward = swiglu_backward, .cross_entropy = cross_entropy,

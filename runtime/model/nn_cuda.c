@@ -172,6 +172,16 @@ static zrt_status rmsnorm_forward(zrt_nn *nn, float *out, float *rstd, const flo
     return ZRT_OK;
 }
 
+static zrt_status residual_norm(zrt_nn *nn, float *h, float *out, const zrt_norm *norm, const float *x, const float *y,
+                                const float *bias, int N, int C)
+{
+    if (norm->kind != ZRT_NORM_LAYER && norm->kind != ZRT_NORM_RMS)
+        return zrt_set_error(ZRT_ERR_INVALID, "%s: residual_norm of unknown norm kind %d", nn->model, (int)norm->kind);
+    ZRT_CUDA_CHECK(zrt_cuda_residual_norm(nn->stream, h, out, x, y, bias, N, C, norm->kind == ZRT_NORM_RMS, norm->w,
+                                          norm->b, norm->mean, norm->rstd, norm->eps));
+    return ZRT_OK;
+}
+
 static zrt_status rmsnorm_backward(zrt_nn *nn, float *dx, float *dw, const float *d, const float *x, const float *w,
                                    const float *rstd, int N, int C)
 {
@@ -230,15 +240,14 @@ static zrt_status swiglu_backward(zrt_nn *nn, float *dgu, const float *dout, con
     return ZRT_OK;
 }
 
-static zrt_status cross_entropy(zrt_nn *nn, float *dlogits, float *probs, const float *logits, const int32_t *targets,
-                                int N, int V, float scale, float divisor, float *loss_sum, bool double_math)
+static zrt_status cross_entropy(zrt_nn *nn, float *logits, const int32_t *targets, int N, int V, float scale,
+                                float divisor, float *loss_sum, bool double_math)
 {
     cuda_nn *c = impl(nn);
     if (N > c->loss_rows)
         return zrt_set_error(ZRT_ERR_INVALID, "%s: a loss over %d rows, made for %lld", nn->model, N,
                              (long long)c->loss_rows);
-    ZRT_CUDA_CHECK(zrt_cuda_cross_entropy(nn->stream, dlogits, double_math ? NULL : probs, c->losses, logits, targets, N,
-                                          V, scale, double_math, c->bad));
+    ZRT_CUDA_CHECK(zrt_cuda_cross_entropy(nn->stream, logits, c->losses, targets, N, V, scale, double_math, c->bad));
     ZRT_CHECK(enqueue_flag_check(nn, "target", V));
     ZRT_CUDA_CHECK(zrt_cuda_loss_mean(nn->stream, loss_sum, c->losses, targets, N, divisor));
     return ZRT_OK;
@@ -271,10 +280,10 @@ static zrt_status timed_attention_backward(zrt_nn *nn, const zrt_attn_shape *a, 
 }
 
 const zrt_nn_ops zrt_nn_cuda = {
-    .kind = ZRT_DEVICE_CUDA, .host_function = false, .init = init, .fini = fini, .copy = copy, .zero = zero,
+    .kind = ZRT_DEVICE_CUDA, .host_function = false, .fuse_residual = true, .init = init, .fini = fini, .copy = copy, .zero = zero,
     .gemm = timed_gemm, .init_rows = init_rows, .bias_backward = bias_backward, .embed_forward = embed_forward,
     .embed_backward = embed_backward, .layernorm_forward = layernorm_forward, .layernorm_backward = layernorm_backward,
-    .rmsnorm_forward = rmsnorm_forward, .rmsnorm_backward = rmsnorm_backward, .rope = rope,
+    .rmsnorm_forward = rmsnorm_forward, .rmsnorm_backward = rmsnorm_backward, .residual_norm = residual_norm, .rope = rope,
     .attention_forward = timed_attention_forward, .attention_backward = timed_attention_backward,
     .bias_gelu_forward = bias_gelu_forward, .gelu_backward = gelu_backward, .swiglu_forward = swiglu_forward,
     .swiglu_backward = swiglu_backward, .cross_entropy = cross_entropy,

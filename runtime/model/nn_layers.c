@@ -28,6 +28,14 @@ zrt_status zrt_nn_linear_backward(zrt_nn *nn, float *dinp, float *dw, float *db,
     return db ? nn->ops->bias_backward(nn, db, dout, N, OC) : ZRT_OK;
 }
 
+zrt_status zrt_nn_linear_residual_norm(zrt_nn *nn, float *h, float *out, const zrt_norm *norm, const float *inp,
+                                       const float *w, const float *b, const float *x, int N, int C, int OC)
+{
+    bool fuse = nn->ops->fuse_residual;
+    ZRT_CHECK(zrt_nn_linear_forward(nn, h, inp, w, fuse ? NULL : b, fuse ? NULL : x, N, C, OC));
+    return nn->ops->residual_norm(nn, h, out, norm, fuse ? x : NULL, h, b, N, OC);
+}
+
 void zrt_nn_buffers_add(zrt_nn_buffers *b, float **slot, int64_t count, const char *name)
 {
     if (b->n == b->cap) {

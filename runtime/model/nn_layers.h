@@ -21,6 +21,15 @@ zrt_status zrt_nn_linear_forward(zrt_nn *nn, float *out, const float *inp, const
 zrt_status zrt_nn_linear_backward(zrt_nn *nn, float *dinp, float *dw, float *db, const float *dout, const float *inp,
                                   const float *w, int N, int C, int OC);
 
+/* h (N, OC) = x + inp @ w^T + b (b NULL: none), then out = norm(h), its
+ * statistics kept (zrt_norm): the residual stream's add and the next norm.
+ * Where the table fuses (fuse_residual) the matmul writes the product alone
+ * and residual_norm adds x and b in the norm's pass; otherwise the linear
+ * layer adds them (init_rows, beta 1) and residual_norm only normalizes --
+ * the fp32 bits of the unfused ops. */
+zrt_status zrt_nn_linear_residual_norm(zrt_nn *nn, float *h, float *out, const zrt_norm *norm, const float *inp,
+                                       const float *w, const float *b, const float *x, int N, int C, int OC);
+
 /* A list of activation buffers: each slot gets `count` floats on the
  * model's device, charged to activations under `name`. */
 typedef struct {

@@ -37,7 +37,7 @@ typedef struct {
     void (*gelu_backward)(float *dinp, const float *inp, const float *dout, int64_t n);
     /* max of in[0..n) (n >= 1) */
     float (*max)(const float *in, int64_t n);
-    /* out[i] = exp(in[i] - shift); returns the sum of out */
+    /* out[i] = exp(in[i] - shift); returns the sum of out (out == in allowed: each lane is read before written) */
     float (*exp_sum)(float *out, const float *in, float shift, int64_t n);
     /* sum of a[i] * b[i] */
     float (*dot)(const float *a, const float *b, int64_t n);
