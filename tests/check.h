@@ -74,4 +74,15 @@ static inline const char *test_write_file(const char *dir, const char *name, con
     return path;
 }
 
+/* UNDER_SANITIZER: built with ASan or TSan (mode=debug, mode=tsan), where the
+ * resident set is mostly the sanitizer's shadow memory and quarantine: a
+ * test of resident memory has nothing to compare there. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define UNDER_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define UNDER_SANITIZER 1
+#endif
+#endif
+
 #endif

@@ -20,15 +20,6 @@
  */
 #include "engine_common.h"
 
-/* Under a sanitizer the resident set is mostly its shadow memory and quarantine: nothing to compare. */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define UNDER_SANITIZER 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define UNDER_SANITIZER 1
-#endif
-#endif
-
 #define ALLOWANCE (32.0 * 1048576) /* bytes: code, libraries, OpenBLAS, comm rings (measured: 10-14 MiB) */
 #define STEPS 3
 

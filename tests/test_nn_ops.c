@@ -355,7 +355,7 @@ static double rope_loss(void *p)
 static void fd_rope(void)
 {
     size_t table = (size_t)(RPOS0 + RT) * RHS / 2;
-    rope_ctx c = {.x = randoms(FN * RLD, 1, 50), .y = calloc(FN * RLD, 4), .R = randoms(FN * RLD, 1, 51),
+    rope_ctx c = {.x = randoms(FN * RLD, 1, 50), .R = randoms(FN * RLD, 1, 51),
                   .cos = malloc(table * 4), .sin = malloc(table * 4)};
     for (size_t i = 0; i < table; i++) { /* real angles: position x a frequency */
         double angle = (double)(i / (RHS / 2)) * pow(10000.0, -2.0 * (double)(i % (RHS / 2)) / RHS);
