@@ -27,10 +27,12 @@
  * Gradients go to the file too (as DeepSpeed's swap_out_gradients): a
  * unit's come down into one of two pinned staging buffers and are written
  * to the gradients' area after the regions (unit by unit, 4096-aligned)
- * when that buffer is next needed, or at the step's end (flush_grads); from
- * then on a sub-group's read also brings its gradients into the slot's
- * window (an aligned superset, 4096 bytes of slack). So the host holds two
- * units' gradients, never the shard's.
+ * when that buffer is next needed; at the step's end (flush_grads) all
+ * are final, and from then on a sub-group's read also brings its gradients into the slot's
+ * window (an aligned superset, 4096 bytes of slack) -- but for the last two
+ * units down, whose gradients the optimizer reads from their staging
+ * buffers (never written out). So the host holds two units' gradients,
+ * never the shard's.
  * Files are made at creation (after removing a crashed run's, which the
  * engine's warnings name) and removed by destroy.
  */
@@ -59,6 +61,7 @@ typedef struct {
     bool grads_final;       /* this step's gradients are all in the file: reads bring them too */
     void *staging[2];       /* pinned, the widest shard (D), 4096-aligned: a unit's gradients on their way out */
     int staging_unit[2];    /* the unit whose gradients it holds (-1: none) */
+    bool staging_kept;      /* after flush_grads: those two units' gradients are read from staging, not the file */
     zrt_event *staging_down[2]; /* d2h: they are there */
     int next_staging;
 } swapped_state;
@@ -187,8 +190,17 @@ static void grads_window(const swapped_state *s, size_t k, size_t *offset, size_
     *bytes = aligned(*skip + g->n * s->env->es);
 }
 
+/* This pass's gradients of `unit` where they are still in a staging buffer (the last two units down), or NULL. */
+static const char *kept_grads(const swapped_state *s, int unit)
+{
+    for (int k = 0; k < 2 && s->staging_kept; k++)
+        if (s->staging_unit[k] == unit) return s->staging[k];
+    return NULL;
+}
+
 static zrt_status queue_grads_read(swapped_state *s, size_t k)
 {
+    if (kept_grads(s, s->groups[k].unit)) return ZRT_OK;
     size_t offset, bytes, skip;
     grads_window(s, k, &offset, &bytes, &skip);
     char *window = (char *)slot_of(s, k) + 3 * part_bytes(s->groups[k].n);
@@ -232,7 +244,8 @@ static zrt_status swapped_load(void *src, size_t k, zrt_subgroup *g, float *stat
     float *base = slot_of(s, k);
     for (int p = 0; p < STATE_PARTS; p++) state[p] = base + (size_t)p * part;
     grads_window(s, k, &offset, &bytes, &skip);
-    *grads = (const char *)(base + STATE_PARTS * part) + skip;
+    const char *kept = kept_grads(s, g->unit);
+    *grads = kept ? kept + g->begin * s->env->es : (const char *)(base + STATE_PARTS * part) + skip;
     return ZRT_OK;
 }
 
@@ -267,12 +280,15 @@ static zrt_status swapped_grads_down(void *src, int unit, zrt_event *down)
     return ZRT_OK;
 }
 
-/* Every unit's gradients in the file; the reads queued before them get theirs now. */
+/* Every unit's gradients final: in the file, but the last two units' stay
+ * in their staging buffers for this pass (no write out and read back); the
+ * reads queued before get theirs now. */
 static zrt_status swapped_flush_grads(void *src)
 {
     swapped_state *s = src;
-    for (int k = 0; k < 2; k++) ZRT_CHECK(write_staged(s, (s->next_staging + k) % 2));
-    s->grads_final = true;
+    for (int k = 0; k < 2; k++)
+        if (s->staging_unit[k] >= 0) ZRT_CHECK(zrt_event_synchronize(s->staging_down[k]));
+    s->staging_kept = s->grads_final = true;
     for (size_t k = 0; s->started && k < s->next_read; k++) ZRT_CHECK(queue_grads_read(s, k));
     return ZRT_OK;
 }
@@ -291,7 +307,7 @@ static zrt_status swapped_finish(void *src)
 {
     swapped_state *s = src;
     zrt_first_error first = {0};
-    s->started = s->grads_final = false;
+    s->started = s->grads_final = s->staging_kept = false;
     for (int k = 0; k < s->n_slots && s->reading; k++) {
         zrt_first_error_keep(&first, wait_ticket(s, &s->reading[k]));
         zrt_first_error_keep(&first, wait_ticket(s, &s->grad_reading[k]));
