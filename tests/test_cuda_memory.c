@@ -15,10 +15,13 @@
  *    the stream reaches it: cuda_free's host function).
  * The check fires: 4 x ALLOWANCE taken from the same pool behind the
  * report's back (cudaMallocAsync, held over the steps) fails the first bound.
+ * First, a free queued on a held stream stays in the report until the
+ * stream gets there (device_common.h's check, as on the cpu device).
  * Skips without a GPU (fails on a machine whose GPU it cannot open:
  * gpu_present.h). Its CPU twin: test_device_memory's stream-ordered frees.
  */
 #include "cuda_common.h"
+#include "device_common.h"
 #include "engine_common.h"
 
 #include <cuda_runtime_api.h>
@@ -105,6 +108,9 @@ static void checker_fires(void)
 int main(void)
 {
     skip_without_gpu();
+    zrt_device *d = make_device(ZRT_DEVICE_CUDA, false);
+    check_stream_free_counted(d);
+    zrt_device_destroy(d);
     for (int stage = 0; stage <= 3; stage += 3) {
         accounted(stage, ZRT_PRECISION_NO);
         accounted(stage, ZRT_PRECISION_BF16);
