@@ -45,6 +45,7 @@ typedef struct request {
     int chunks_left;          /* submitted and not completed */
     bool done;
     bool inject, fault_eio;   /* ZRT_FAULT_SWAP: its first completed chunk fails, short or with EIO */
+    uint64_t after;           /* 0, or an earlier ticket that must be done before a chunk of this one is submitted */
     struct request *next_pending;
 } request;
 
@@ -129,12 +130,23 @@ static void fail(zrt_swap *s, const char *fmt, ...)
     s->broken = ZRT_ERR_IO;
 }
 
-/* With the lock: hands chunks of pending requests to the ring while there is room. */
+/* With the lock: whether the request of that ticket is done (or waited for already). */
+static bool ticket_done(const zrt_swap *s, uint64_t ticket)
+{
+    for (size_t i = 0; i < s->n_all; i++)
+        if (s->all[i]->ticket == ticket) return s->all[i]->done;
+    return true;
+}
+
+/* With the lock: hands chunks of pending requests to the ring while there is
+ * room, in queue order; a request ordered after another holds back itself and
+ * what was queued behind it until that one is done (the reaper tries again). */
 static void submit_pending(zrt_swap *s)
 {
     int queued = 0;
     while (s->pending && s->inflight < s->depth && s->n_free > 0) {
         request *r = s->pending;
+        if (r->next == 0 && r->after && !ticket_done(s, r->after)) break;
         struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
         if (!sqe) break;
         chunk *c = &s->chunks[s->free_chunks[--s->n_free]];
@@ -310,7 +322,8 @@ zrt_status zrt_swap_register(zrt_swap *s, void *const *buffers, const size_t *by
     return status;
 }
 
-static zrt_status queue(zrt_swap *s, bool write, size_t offset, void *buffer, size_t bytes, uint64_t *ticket)
+static zrt_status queue(zrt_swap *s, bool write, uint64_t after, size_t offset, void *buffer, size_t bytes,
+                        uint64_t *ticket)
 {
     if (!s || !ticket || (bytes && !buffer)) return zrt_set_error(ZRT_ERR_INVALID, "swap: NULL argument");
     if (offset % ZRT_SWAP_ALIGN || bytes % ZRT_SWAP_ALIGN || (uintptr_t)buffer % ZRT_SWAP_ALIGN || offset > s->bytes ||
@@ -319,10 +332,12 @@ static zrt_status queue(zrt_swap *s, bool write, size_t offset, void *buffer, si
                              write ? "write" : "read", bytes, offset, s->bytes, ZRT_SWAP_ALIGN);
     request *r = calloc(1, sizeof *r);
     if (!r) return zrt_set_error(ZRT_ERR_NOMEM, "swap: out of memory");
-    *r = (request){.write = write, .offset = offset, .bytes = bytes, .buffer = buffer, .done = bytes == 0};
+    *r = (request){.write = write, .offset = offset, .bytes = bytes, .buffer = buffer, .done = bytes == 0, .after = after};
     pthread_mutex_lock(&s->lock);
-    zrt_status status = ZRT_OK;
-    if (s->n_all == s->cap_all) {
+    zrt_status status = after > s->next_ticket ? zrt_set_error(ZRT_ERR_INVALID, "swap: request %llu is not queued yet",
+                                                               (unsigned long long)after)
+                                               : ZRT_OK;
+    if (status == ZRT_OK && s->n_all == s->cap_all) {
         size_t cap = s->cap_all ? 2 * s->cap_all : 64;
         request **grown = realloc(s->all, cap * sizeof *grown);
         if (grown) {
@@ -357,12 +372,17 @@ static zrt_status queue(zrt_swap *s, bool write, size_t offset, void *buffer, si
 
 zrt_status zrt_swap_read(zrt_swap *s, size_t offset, void *buffer, size_t bytes, uint64_t *ticket)
 {
-    return queue(s, false, offset, buffer, bytes, ticket);
+    return queue(s, false, 0, offset, buffer, bytes, ticket);
+}
+
+zrt_status zrt_swap_read_after(zrt_swap *s, uint64_t after, size_t offset, void *buffer, size_t bytes, uint64_t *ticket)
+{
+    return queue(s, false, after, offset, buffer, bytes, ticket);
 }
 
 zrt_status zrt_swap_write(zrt_swap *s, size_t offset, const void *buffer, size_t bytes, uint64_t *ticket)
 {
-    return queue(s, true, offset, (void *)buffer, bytes, ticket);
+    return queue(s, true, 0, offset, (void *)buffer, bytes, ticket);
 }
 
 zrt_status zrt_swap_wait(zrt_swap *s, uint64_t ticket)

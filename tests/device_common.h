@@ -10,6 +10,7 @@
 #include "zrt.h"
 
 #include <stdatomic.h>
+#include <unistd.h>
 
 static inline zrt_device *make_device(zrt_device_kind kind, bool check)
 {
@@ -69,6 +70,41 @@ static inline void init_unit(const zrt_model *m, int u, float *out)
             out[info->offset + i] = base + 0.01f * zrt_random_normal(8, (uint64_t)u, (uint64_t)(info->offset + i));
         }
     }
+}
+
+/* A host function that holds its stream until *gate is set. */
+static inline zrt_status hold_until(void *arg)
+{
+    atomic_int *gate = *(atomic_int **)arg;
+    while (!atomic_load(gate)) usleep(1000);
+    return ZRT_OK;
+}
+
+/* A free queued on a stream stays in the report (stats.all, as `freeing`)
+ * until the stream gets there, whatever the device (the cpu device's worker,
+ * the cuda device's host function): the stream is held behind a gate. */
+static inline void check_stream_free_counted(zrt_device *d)
+{
+    const zrt_mem_stats *m = zrt_device_mem(d);
+    zrt_stream *s = NULL;
+    void *p = NULL;
+    static atomic_int gate;
+    atomic_int *gate_at = &gate;
+    atomic_store(&gate, 0);
+    CHECK_OK(zrt_stream_create(d, "held", &s));
+    int64_t before = m->all;
+    CHECK_OK(zrt_device_alloc(d, ZRT_MEM_ACTIVATIONS, 1 << 20, "freed on a stream", NULL, &p));
+    CHECK_OK(zrt_stream_launch_host(s, "gate", hold_until, &gate_at, sizeof gate_at, NULL, 0));
+    CHECK_OK(zrt_device_free(d, p, s));
+    CHECK_MSG(m->all == before + (1 << 20) && m->freeing == 1 << 20,
+              "%s: a free the stream has not reached left the report (all %+lld, freeing %lld)", zrt_device_name(d),
+              (long long)(m->all - before), (long long)m->freeing);
+    atomic_store(&gate, 1);
+    CHECK_OK(zrt_stream_synchronize(s));
+    usleep(10000); /* cuda: a host function may finish just after the stream's synchronize returns */
+    CHECK_MSG(m->all == before && m->freeing == 0, "%s: the free, reached, is still in the report (%+lld)",
+              zrt_device_name(d), (long long)(m->all - before));
+    zrt_stream_destroy(s);
 }
 
 #endif

@@ -2,7 +2,8 @@
  *  - every allocation is charged to its category and place (device bytes
  *    and pinned host bytes apart), peaks hold the maximum, recharge moves
  *    bytes between categories, free gives them back (also a stream-ordered
- *    free, at once in the books, later in fact);
+ *    free stays in the total, as `freeing`, until its stream gets there:
+ *    check_stream_free_counted, which test_cuda_memory runs on the GPU);
  *  - the size lives in the side table: an allocation's bytes are exactly the
  *    caller's (all of them usable), an interior pointer finds its block;
  *  - in check mode new memory holds NaN bytes (0xff);
@@ -114,9 +115,11 @@ int main(void)
     zrt_device *d = make_device(ZRT_DEVICE_CPU, false);
     CHECK(strcmp(zrt_device_name(d), "cpu") == 0 && zrt_device_kind_of(d) == ZRT_DEVICE_CPU && !zrt_device_check_mode(d));
     test_accounting(d);
+    check_stream_free_counted(d);
     zrt_device_destroy(d);
     d = make_device(ZRT_DEVICE_CPU, true);
     test_accounting(d);
+    check_stream_free_counted(d);
     zrt_device_destroy(d);
     test_poison();
     fflush(stdout);

@@ -2,7 +2,8 @@
  * write then read back a pattern at sizes that are not a multiple of the
  * block, striped over one and three directories (each file holds its chunks:
  * checked by reading the files directly), many more requests than the queue
- * depth in flight at once, registered (fixed) and plain buffers, and bad
+ * depth in flight at once, registered (fixed) and plain buffers, a read
+ * ordered after a write of the same bytes, and bad
  * arguments refused by name. The files are gone after destroy.
  */
 #include "swap_common.h"
@@ -95,6 +96,35 @@ static void many_requests(const char *const *dirs)
     free(in);
 }
 
+/* A read ordered after a write of the same bytes (zrt_swap_read_after)
+ * sees what was written, though it is queued at once and the write's last
+ * chunks are still in flight; rounds alternate the pattern. A ticket not yet
+ * given out is refused. */
+static void read_after_write(const char *const *dirs)
+{
+    enum { BYTES = 24 * BLOCK, ROUNDS = 6 };
+    zrt_swap *swap = NULL;
+    CHECK_OK(swap_open(dirs, 2, BYTES, BLOCK, 8, &swap));
+    if (!swap) return;
+    uint32_t *out = swap_buffer(BYTES), *in = swap_buffer(BYTES);
+    for (uint32_t round = 0; round < ROUNDS; round++) {
+        swap_pattern(out, 0, BYTES, 11 + round);
+        memset(in, 0, BYTES);
+        uint64_t w, r;
+        CHECK_OK(zrt_swap_write(swap, 0, out, BYTES, &w));
+        CHECK_OK(zrt_swap_read_after(swap, w, 0, in, BYTES, &r));
+        CHECK_OK(zrt_swap_wait(swap, r));
+        CHECK_OK(zrt_swap_wait(swap, w));
+        CHECK_MSG(swap_pattern_errors(in, 0, BYTES, 11 + round) == 0, "round %u read older bytes", round);
+    }
+    uint64_t r;
+    CHECK(zrt_swap_read_after(swap, 1000000, 0, in, BLOCK, &r) == ZRT_ERR_INVALID);
+    CHECK_MSG(strstr(zrt_last_error(), "not queued yet") != NULL, "%s", zrt_last_error());
+    zrt_swap_destroy(swap);
+    free(out);
+    free(in);
+}
+
 static void bad_arguments(const char *const *dirs)
 {
     zrt_swap *swap = NULL;
@@ -129,6 +159,7 @@ int main(void)
     roundtrip(three, 3, 40 * BLOCK, 1, false);
     roundtrip(three, 2, ZRT_SWAP_ALIGN, 64, true);
     many_requests(three);
+    read_after_write(three);
     bad_arguments(one);
     return CHECK_DONE();
 }

@@ -128,13 +128,36 @@ static zrt_status cuda_alloc(zrt_device *d, size_t bytes, zrt_stream *on, void *
     return ZRT_OK;
 }
 
+/* A stream-ordered free's bytes, handed back to the report when the stream gets there. */
+typedef struct { zrt_device *device; size_t bytes; } cuda_freed;
+
+static void CUDART_CB run_freed(void *arg)
+{
+    cuda_freed *f = arg;
+    zrt_device_freed(f->device, f->bytes);
+    free(f);
+}
+
+/* On a stream, the memory is the pool's again when the stream reaches the
+ * free; until then the report keeps it (as `freeing`), so its peak is an
+ * upper bound of the pool's used memory (test_cuda_memory). */
 static zrt_status cuda_free(zrt_device *d, void *ptr, size_t bytes, zrt_stream *on)
 {
     cudaStream_t stream = on ? native(on) : dev_of(d)->setup;
     if (d->check) ZRT_CUDA_CHECK(cudaMemsetAsync(ptr, ZRT_POISON_BYTE, bytes, stream));
     ZRT_CUDA_CHECK(cudaFreeAsync(ptr, stream));
-    if (on) zrt_device_freed(d, bytes); /* back in the stream-ordered pool */
-    return ZRT_OK;
+    if (!on) return ZRT_OK;
+    cuda_freed *f = malloc(sizeof *f);
+    if (!f) {
+        zrt_device_freed(d, bytes); /* the report cannot wait: let it go now rather than never */
+        return zrt_set_error(ZRT_ERR_NOMEM, "cuda free: out of host memory");
+    }
+    *f = (cuda_freed){d, bytes};
+    cudaError_t err = cudaLaunchHostFunc(stream, run_freed, f);
+    if (err == cudaSuccess) return ZRT_OK;
+    free(f);
+    zrt_device_freed(d, bytes);
+    return zrt_cuda_failed((int)err, "cudaLaunchHostFunc", __FILE__, __LINE__);
 }
 
 static zrt_status cuda_host_alloc(zrt_device *d, size_t bytes, void **out)

@@ -13,7 +13,9 @@ typedef struct { int unit; size_t begin, n, file_offset; } zrt_subgroup;
 
 /* cpu: one resident sub-group per unit; nvme: sub-groups loaded ahead and
  * stored behind (place_nvme.c). start begins a pass (again: a no-op);
- * finish waits for every transfer, also after an error. The source keeps
+ * finish ends it, also after an error (every read done; nvme's stores may
+ * go on behind the next pass: state_io and destroy wait for them). The
+ * source keeps
  * the gradients too: a unit's come down into grads_in's host memory, there
  * once `down` fires (grads_down); flush_grads (after the step's wait)
  * makes every unit's reachable by load, which gives the sub-group's (D). */

@@ -9,21 +9,30 @@
  * g is a region of the swap file [master | exp_avg | exp_avg_sq], each part
  * padded to 4096 bytes (O_DIRECT), regions end to end in unit order.
  * The pipeline (always on): S = max(3, buffer_count) pinned slots of one
- * region each, registered with the ring. The reads of the first S - 2
- * sub-groups are queued when the step starts (the state does not depend on
- * the gradients, so they overlap forward and backward); load(k) queues the
- * read of k + S - 2 into its slot (once the write of k - 2, which that slot
- * held, is done), then waits for k; store(k) queues k's write. So reads
- * ahead and the write of k-1 overlap the optimizer on k, and the host holds
- * S sub-groups, never the shard (DeepSpeed #3000: pinned swap buffers sized
- * to the state).
+ * region each, registered with the ring; sub-group k always uses slot k % S.
+ * The reads of the first S sub-groups are queued when the step starts (the
+ * state does not depend on the gradients, so they overlap forward and
+ * backward); load(k) queues the read of k + S - 2 into the slot of k - 2,
+ * then waits for k; store(k) queues k's write. A read is ordered after the
+ * write out of its slot by the swapper (zrt_swap_read_after), so no call
+ * blocks for a write: reads ahead and the writes behind overlap the
+ * optimizer, and the writes of a step's last sub-groups finish behind the
+ * next step's forward and backward (the first reads of that step wait for
+ * them in the swapper; a region is only ever written and read through its
+ * own slot, so a read never sees an older copy). They are waited for before
+ * any other access to the file (drain: state_io -- checkpoints, masters --
+ * and destroy); a failed one fails the step that next waits. The
+ * host holds S sub-groups, never the shard (DeepSpeed #3000: pinned swap
+ * buffers sized to the state).
  * Gradients go to the file too (as DeepSpeed's swap_out_gradients): a
  * unit's come down into one of two pinned staging buffers and are written
  * to the gradients' area after the regions (unit by unit, 4096-aligned)
- * when that buffer is next needed, or at the step's end (flush_grads); from
- * then on a sub-group's read also brings its gradients into the slot's
- * window (an aligned superset, 4096 bytes of slack). So the host holds two
- * units' gradients, never the shard's.
+ * when that buffer is next needed; at the step's end (flush_grads) all
+ * are final, and from then on a sub-group's read also brings its gradients into the slot's
+ * window (an aligned superset, 4096 bytes of slack) -- but for the last two
+ * units down, whose gradients the optimizer reads from their staging
+ * buffers (never written out). So the host holds two units' gradients,
+ * never the shard's.
  * Files are made at creation (after removing a crashed run's, which the
  * engine's warnings name) and removed by destroy.
  */
@@ -40,11 +49,11 @@ typedef struct {
     size_t n_groups, group_elements;
     int *unit_first;        /* the unit's first sub-group */
     float **slots;          /* pinned, region_bytes each */
-    uint64_t *reading, *writing; /* per slot: the ticket in flight (0: none) */
+    uint64_t *reading, *writing; /* per slot: the ticket in flight or not yet waited for (0: none) */
     int n_slots;
     size_t region_bytes;    /* of a full sub-group */
     size_t next_read;       /* the next sub-group to queue a read for */
-    size_t ahead;           /* reads queued ahead of the sub-group in use: n_slots - 2 */
+    size_t ahead;           /* in a pass, reads queued ahead of the sub-group in use: n_slots - 2 */
     bool started;           /* reads of this pass queued (from the step's start: they overlap backward) */
     uint64_t *grad_reading; /* per slot: the read of its sub-group's gradients in flight (0: none) */
     size_t grads_base;      /* the gradients' area in the file: unit u at grads_base + grads_at[u] */
@@ -52,6 +61,7 @@ typedef struct {
     bool grads_final;       /* this step's gradients are all in the file: reads bring them too */
     void *staging[2];       /* pinned, the widest shard (D), 4096-aligned: a unit's gradients on their way out */
     int staging_unit[2];    /* the unit whose gradients it holds (-1: none) */
+    bool staging_kept;      /* after flush_grads: those two units' gradients are read from staging, not the file */
     zrt_event *staging_down[2]; /* d2h: they are there */
     int next_staging;
 } swapped_state;
@@ -122,13 +132,13 @@ static zrt_status alloc_slots(swapped_state *s)
     return zrt_swap_register(s->swap, buffers, sizes, n);
 }
 
-static zrt_status swapped_finish(void *src);
+static zrt_status swapped_drain(void *src);
 
 static void swapped_destroy(void *src)
 {
     swapped_state *s = src;
     if (!s) return;
-    swapped_finish(s);
+    swapped_drain(s);
     zrt_swap_destroy(s->swap);
     for (int k = 0; s->slots && k < s->n_slots; k++) zrt_host_free(s->env->device, s->slots[k]);
     for (int k = 0; k < 2; k++) zrt_host_free(s->env->device, s->staging[k]);
@@ -180,33 +190,44 @@ static void grads_window(const swapped_state *s, size_t k, size_t *offset, size_
     *bytes = aligned(*skip + g->n * s->env->es);
 }
 
+/* This pass's gradients of `unit` where they are still in a staging buffer (the last two units down), or NULL. */
+static const char *kept_grads(const swapped_state *s, int unit)
+{
+    for (int k = 0; k < 2 && s->staging_kept; k++)
+        if (s->staging_unit[k] == unit) return s->staging[k];
+    return NULL;
+}
+
 static zrt_status queue_grads_read(swapped_state *s, size_t k)
 {
+    if (kept_grads(s, s->groups[k].unit)) return ZRT_OK;
     size_t offset, bytes, skip;
     grads_window(s, k, &offset, &bytes, &skip);
     char *window = (char *)slot_of(s, k) + 3 * part_bytes(s->groups[k].n);
     return zrt_swap_read(s->swap, offset, window, bytes, &s->grad_reading[k % (size_t)s->n_slots]);
 }
 
-/* Queues the read of sub-group k into its slot, once that slot's last
- * write is done; its gradients too once they are in the file. */
+/* Queues the read of sub-group k into its slot, ordered after that slot's
+ * last write (still in flight, or reaped at the load); its gradients too
+ * once they are in the file. Never blocks. */
 static zrt_status queue_read(swapped_state *s, size_t k)
 {
     int slot = (int)(k % (size_t)s->n_slots);
-    ZRT_CHECK(wait_ticket(s, &s->writing[slot]));
     const zrt_subgroup *g = &s->groups[k];
     s->next_read = k + 1;
-    ZRT_CHECK(zrt_swap_read(s->swap, g->file_offset, s->slots[slot], 3 * part_bytes(g->n), &s->reading[slot]));
+    ZRT_CHECK(zrt_swap_read_after(s->swap, s->writing[slot], g->file_offset, s->slots[slot], 3 * part_bytes(g->n),
+                                  &s->reading[slot]));
     return s->grads_final ? queue_grads_read(s, k) : ZRT_OK;
 }
 
+/* A pass's first reads: every slot's, from the step's start. */
 static zrt_status swapped_start(void *src)
 {
     swapped_state *s = src;
     if (s->started) return ZRT_OK;
     s->started = true;
     s->next_read = 0;
-    for (size_t k = 0; k < s->ahead && k < s->n_groups; k++) ZRT_CHECK(queue_read(s, k));
+    for (size_t k = 0; k < (size_t)s->n_slots && k < s->n_groups; k++) ZRT_CHECK(queue_read(s, k));
     return ZRT_OK;
 }
 
@@ -217,12 +238,14 @@ static zrt_status swapped_load(void *src, size_t k, zrt_subgroup *g, float *stat
     size_t next = k + s->ahead;
     if (next < s->n_groups && s->next_read == next) ZRT_CHECK(queue_read(s, next));
     ZRT_CHECK(wait_ticket(s, &s->reading[k % (size_t)s->n_slots]));
+    ZRT_CHECK(wait_ticket(s, &s->writing[k % (size_t)s->n_slots])); /* done before the read began: reaped */
     ZRT_CHECK(wait_ticket(s, &s->grad_reading[k % (size_t)s->n_slots]));
     size_t part = part_bytes(s->groups[k].n) / sizeof(float), offset, bytes, skip;
     float *base = slot_of(s, k);
     for (int p = 0; p < STATE_PARTS; p++) state[p] = base + (size_t)p * part;
     grads_window(s, k, &offset, &bytes, &skip);
-    *grads = (const char *)(base + STATE_PARTS * part) + skip;
+    const char *kept = kept_grads(s, g->unit);
+    *grads = kept ? kept + g->begin * s->env->es : (const char *)(base + STATE_PARTS * part) + skip;
     return ZRT_OK;
 }
 
@@ -257,12 +280,15 @@ static zrt_status swapped_grads_down(void *src, int unit, zrt_event *down)
     return ZRT_OK;
 }
 
-/* Every unit's gradients in the file; the reads queued before them get theirs now. */
+/* Every unit's gradients final: in the file, but the last two units' stay
+ * in their staging buffers for this pass (no write out and read back); the
+ * reads queued before get theirs now. */
 static zrt_status swapped_flush_grads(void *src)
 {
     swapped_state *s = src;
-    for (int k = 0; k < 2; k++) ZRT_CHECK(write_staged(s, (s->next_staging + k) % 2));
-    s->grads_final = true;
+    for (int k = 0; k < 2; k++)
+        if (s->staging_unit[k] >= 0) ZRT_CHECK(zrt_event_synchronize(s->staging_down[k]));
+    s->staging_kept = s->grads_final = true;
     for (size_t k = 0; s->started && k < s->next_read; k++) ZRT_CHECK(queue_grads_read(s, k));
     return ZRT_OK;
 }
@@ -275,14 +301,16 @@ static zrt_status swapped_store(void *src, size_t k)
     return zrt_swap_write(s->swap, g->file_offset, s->slots[slot], 3 * part_bytes(g->n), &s->writing[slot]);
 }
 
+/* The pass's end: every read done and the staged gradients let go, also
+ * after an error; the state's writes may still be in flight (drain). */
 static zrt_status swapped_finish(void *src)
 {
     swapped_state *s = src;
     zrt_first_error first = {0};
-    s->started = s->grads_final = false;
+    s->started = s->grads_final = s->staging_kept = false;
     for (int k = 0; k < s->n_slots && s->reading; k++) {
-        uint64_t *tickets[3] = {&s->reading[k], &s->writing[k], &s->grad_reading[k]};
-        for (int t = 0; t < 3; t++) zrt_first_error_keep(&first, wait_ticket(s, tickets[t]));
+        zrt_first_error_keep(&first, wait_ticket(s, &s->reading[k]));
+        zrt_first_error_keep(&first, wait_ticket(s, &s->grad_reading[k]));
     }
     for (int k = 0; k < 2; k++) { /* a skipped step's gradients: never written */
         if (s->staging_unit[k] >= 0) zrt_first_error_keep(&first, zrt_event_synchronize(s->staging_down[k]));
@@ -291,12 +319,22 @@ static zrt_status swapped_finish(void *src)
     return zrt_first_error_restore(&first);
 }
 
+/* Every transfer done, the last step's writes too: the file is final. */
+static zrt_status swapped_drain(void *src)
+{
+    swapped_state *s = src;
+    zrt_first_error first = {0};
+    zrt_first_error_keep(&first, swapped_finish(s));
+    for (int k = 0; k < s->n_slots && s->writing; k++) zrt_first_error_keep(&first, wait_ticket(s, &s->writing[k]));
+    return zrt_first_error_restore(&first);
+}
+
 /* ---- host access, outside steps (init, checkpoints, get_master) ------------------------------ */
 
 static zrt_status swapped_state_io(void *src, int unit, int part, size_t begin, size_t n, void *host, bool write)
 {
     swapped_state *s = src;
-    ZRT_CHECK(swapped_finish(s));
+    ZRT_CHECK(swapped_drain(s));
     float *bounce = s->slots[0];
     for (int k = s->unit_first[unit]; k < s->unit_first[unit + 1] && n > 0; k++) {
         const zrt_subgroup *g = &s->groups[k];

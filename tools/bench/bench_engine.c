@@ -1,6 +1,6 @@
 /* bench_engine.c: the training benches' measurement (bench_engine.h): runs
- * opened from a base config, steps timed from an idle device, stages
- * interleaved, and the model alone.
+ * opened from a base config, steps timed from an idle device, runs
+ * interleaved (or in blocks), and the model alone.
  *
  * Why from a base config: bench train and bench gpu differ in the model,
  * the device and the precision; how a step is timed must not differ.
@@ -56,18 +56,21 @@ zrt_status zrt_bench_run_step(zrt_bench_run *r, zrt_comm *comm, double *seconds)
 }
 
 zrt_status zrt_bench_time_runs(const zrt_config *base, int steps, const char *nvme_dir, zrt_device *device,
-                               zrt_comm *comm, int n, const zrt_bench_kind *kinds, zrt_bench_timing *out)
+                               zrt_comm *comm, bool blocks, int n, const zrt_bench_kind *kinds, zrt_bench_timing *out)
 {
     static zrt_bench_run runs[4];
     if (n > 4 || steps > ZRT_BENCH_MAX_STEPS) return zrt_set_error(ZRT_ERR_INVALID, "bench: %d runs of %d steps", n, steps);
     zrt_status status = ZRT_OK;
     for (int k = 0; k < n && status == ZRT_OK; k++) status = zrt_bench_run_open(&runs[k], base, kinds[k], nvme_dir, device, comm);
-    for (int i = 0; status == ZRT_OK && i < steps + 3; i++)
-        for (int k = 0; k < n && status == ZRT_OK; k++) {
-            double t = 0;
-            status = zrt_bench_run_step(&runs[k], comm, &t);
-            if (i >= 3) runs[k].times[i - 3] = t;
-        }
+    int rounds = blocks ? 1 : steps + 3, per_round = blocks ? steps + 3 : 1;
+    for (int round = 0; status == ZRT_OK && round < rounds; round++)
+        for (int k = 0; k < n && status == ZRT_OK; k++)
+            for (int j = 0; j < per_round && status == ZRT_OK; j++) {
+                int i = round * per_round + j;
+                double t = 0;
+                status = zrt_bench_run_step(&runs[k], comm, &t);
+                if (i >= 3) runs[k].times[i - 3] = t;
+            }
     for (int k = 0; k < n; k++) {
         zrt_bench_run *r = &runs[k];
         if (status == ZRT_OK)

@@ -42,11 +42,13 @@ zrt_status zrt_bench_run_open(zrt_bench_run *r, const zrt_config *base, zrt_benc
 void zrt_bench_run_close(zrt_bench_run *r);
 /* One step from an idle device, as at a barrier; its seconds. */
 zrt_status zrt_bench_run_step(zrt_bench_run *r, zrt_comm *comm, double *seconds);
-/* Times n (<= 4) configurations interleaved step by step, so a slow spell of
- * a shared machine falls on all alike: 3 warm-up rounds, then the median of
- * `steps` steps each. */
+/* Times n (<= 4) configurations: 3 warm-up steps, then the median of
+ * `steps` steps each; interleaved step by step, so a slow spell of a shared
+ * machine falls on all alike, or (blocks) one run after another, where a
+ * run leaves work going behind its step (nvme offload's last writes, which
+ * its next step waits for) that would otherwise finish in another's step. */
 zrt_status zrt_bench_time_runs(const zrt_config *base, int steps, const char *nvme_dir, zrt_device *device,
-                               zrt_comm *comm, int n, const zrt_bench_kind *kinds, zrt_bench_timing *out);
+                               zrt_comm *comm, bool blocks, int n, const zrt_bench_kind *kinds, zrt_bench_timing *out);
 /* The model alone: forward, loss and backward of one micro batch on fp32
  * parameters, no engine, on one stream of device; median seconds. */
 zrt_status zrt_bench_time_model(const zrt_config *base, int steps, zrt_device *device, double *seconds);

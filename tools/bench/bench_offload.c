@@ -176,7 +176,7 @@ zrt_status zrt_bench_offload_rows(const zrt_bench_offload *o, zrt_device *device
     mkdir(o->nvme_dir, 0700);
     zrt_bench_timing t[3];
     const zrt_bench_kind kinds[3] = {{o->stage, ZRT_OFFLOAD_NONE}, {o->stage, ZRT_OFFLOAD_CPU}, {o->stage, ZRT_OFFLOAD_NVME}};
-    ZRT_CHECK(zrt_bench_time_runs(offload_config(o), o->steps, o->nvme_dir, device, comm, 3, kinds, t));
+    ZRT_CHECK(zrt_bench_time_runs(offload_config(o), o->steps, o->nvme_dir, device, comm, true, 3, kinds, t));
     size_t shards[ZRT_MAX_UNITS];
     int n_units;
     size_t own = own_elements(o, device, shards, &n_units);

@@ -277,7 +277,7 @@ static zrt_status model_rows(const train_options *o, zrt_model_type type, zrt_de
     double rss[4];
     const zrt_bench_kind kinds[4] = {{0, ZRT_OFFLOAD_NONE}, {1, ZRT_OFFLOAD_NONE}, {2, ZRT_OFFLOAD_NONE}, {3, ZRT_OFFLOAD_NONE}};
     for (int stage = 0; stage <= 3; stage++) ZRT_CHECK(stage_rss(o, device, comm, stage, type, &rss[stage]));
-    ZRT_CHECK(zrt_bench_time_runs(base_config(o, type, 0), o->steps, NULL, device, comm, 4, kinds, timings));
+    ZRT_CHECK(zrt_bench_time_runs(base_config(o, type, 0), o->steps, NULL, device, comm, false, 4, kinds, timings));
     for (int stage = 0; stage <= 3 && rank == 0; stage++) {
         print_stage(o, type, stage, world, timings[stage], timings[0].tokens / timings[0].seconds, model_s, rss[stage]);
         fflush(stdout);

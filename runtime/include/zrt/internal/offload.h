@@ -114,6 +114,12 @@ zrt_status zrt_swap_register(zrt_swap *swap, void *const *buffers, const size_t 
  * buffer and returns at once; *ticket names it for zrt_swap_wait. */
 zrt_status zrt_swap_read(zrt_swap *swap, size_t offset, void *buffer, size_t bytes, uint64_t *ticket);
 zrt_status zrt_swap_write(zrt_swap *swap, size_t offset, const void *buffer, size_t bytes, uint64_t *ticket);
+/* A read whose first chunk goes to the ring only once request `after` (an
+ * earlier ticket; 0: none) is done -- e.g. the write out of the same buffer,
+ * or of the same bytes of the file -- so the caller need not block for it.
+ * Requests are submitted in queue order: those queued behind it wait too. */
+zrt_status zrt_swap_read_after(zrt_swap *swap, uint64_t after, size_t offset, void *buffer, size_t bytes,
+                               uint64_t *ticket);
 /* Blocks until the request is done: ZRT_OK, or ZRT_ERR_IO naming the file
  * and offset (EIO, a short read or write). After a failure every wait
  * reports it (the swapper is broken) and every later request fails. */
