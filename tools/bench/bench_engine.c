@@ -55,31 +55,47 @@ zrt_status zrt_bench_run_step(zrt_bench_run *r, zrt_comm *comm, double *seconds)
     return ZRT_OK;
 }
 
+/* The timing of a run whose steps are done; closes it. */
+static void finish_run(zrt_bench_run *r, int steps, bool ok, zrt_bench_timing *out)
+{
+    if (ok)
+        *out = (zrt_bench_timing){zrt_bench_median(r->times, steps),
+                                  (double)r->result.samples * (double)r->model->tokens_per_sample,
+                                  3.0 * r->model->matmul_flops_per_sample * (double)r->cfg.batch.micro_batch_per_gpu *
+                                      (double)r->cfg.batch.gradient_accumulation_steps};
+    zrt_bench_run_close(r);
+}
+
+/* steps + 3 steps of r (the first 3 untimed), from step `first` on, `count` of them. */
+static zrt_status run_steps(zrt_bench_run *r, zrt_comm *comm, int first, int count)
+{
+    zrt_status status = ZRT_OK;
+    for (int i = first; i < first + count && status == ZRT_OK; i++) {
+        double t = 0;
+        status = zrt_bench_run_step(r, comm, &t);
+        if (i >= 3) r->times[i - 3] = t;
+    }
+    return status;
+}
+
 zrt_status zrt_bench_time_runs(const zrt_config *base, int steps, const char *nvme_dir, zrt_device *device,
                                zrt_comm *comm, bool blocks, int n, const zrt_bench_kind *kinds, zrt_bench_timing *out)
 {
     static zrt_bench_run runs[4];
     if (n > 4 || steps > ZRT_BENCH_MAX_STEPS) return zrt_set_error(ZRT_ERR_INVALID, "bench: %d runs of %d steps", n, steps);
     zrt_status status = ZRT_OK;
-    for (int k = 0; k < n && status == ZRT_OK; k++) status = zrt_bench_run_open(&runs[k], base, kinds[k], nvme_dir, device, comm);
-    int rounds = blocks ? 1 : steps + 3, per_round = blocks ? steps + 3 : 1;
-    for (int round = 0; status == ZRT_OK && round < rounds; round++)
-        for (int k = 0; k < n && status == ZRT_OK; k++)
-            for (int j = 0; j < per_round && status == ZRT_OK; j++) {
-                int i = round * per_round + j;
-                double t = 0;
-                status = zrt_bench_run_step(&runs[k], comm, &t);
-                if (i >= 3) runs[k].times[i - 3] = t;
-            }
-    for (int k = 0; k < n; k++) {
-        zrt_bench_run *r = &runs[k];
-        if (status == ZRT_OK)
-            out[k] = (zrt_bench_timing){zrt_bench_median(r->times, steps),
-                                        (double)r->result.samples * (double)r->model->tokens_per_sample,
-                                        3.0 * r->model->matmul_flops_per_sample * (double)r->cfg.batch.micro_batch_per_gpu *
-                                            (double)r->cfg.batch.gradient_accumulation_steps};
-        zrt_bench_run_close(r);
+    if (blocks) { /* one engine alive at a time: each run made, stepped and closed in turn */
+        for (int k = 0; k < n && status == ZRT_OK; k++) {
+            status = zrt_bench_run_open(&runs[k], base, kinds[k], nvme_dir, device, comm);
+            if (status == ZRT_OK) status = run_steps(&runs[k], comm, 0, steps + 3);
+            finish_run(&runs[k], steps, status == ZRT_OK, &out[k]);
+        }
+        return status;
     }
+    for (int k = 0; k < n && status == ZRT_OK; k++) status = zrt_bench_run_open(&runs[k], base, kinds[k], nvme_dir, device, comm);
+    for (int i = 0; status == ZRT_OK && i < steps + 3; i++) /* interleaved: a slow spell falls on all alike */
+        for (int k = 0; k < n && status == ZRT_OK; k++) status = run_steps(&runs[k], comm, i, 1);
+    for (int k = 0; k < n; k++) finish_run(&runs[k], steps, status == ZRT_OK, &out[k]);
     return status;
 }
 

@@ -44,9 +44,11 @@ void zrt_bench_run_close(zrt_bench_run *r);
 zrt_status zrt_bench_run_step(zrt_bench_run *r, zrt_comm *comm, double *seconds);
 /* Times n (<= 4) configurations: 3 warm-up steps, then the median of
  * `steps` steps each; interleaved step by step, so a slow spell of a shared
- * machine falls on all alike, or (blocks) one run after another, where a
- * run leaves work going behind its step (nvme offload's last writes, which
- * its next step waits for) that would otherwise finish in another's step. */
+ * machine falls on all alike, or (blocks) one run after another, each made,
+ * stepped and closed before the next is made -- where a run leaves work
+ * going behind its step (nvme offload's last writes, which its next step
+ * waits for) that would otherwise finish in another's step, and so that only
+ * one engine's memory is held at a time (GPT-2 medium's shape at stage 3). */
 zrt_status zrt_bench_time_runs(const zrt_config *base, int steps, const char *nvme_dir, zrt_device *device,
                                zrt_comm *comm, bool blocks, int n, const zrt_bench_kind *kinds, zrt_bench_timing *out);
 /* The model alone: forward, loss and backward of one micro batch on fp32
