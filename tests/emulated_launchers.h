@@ -11,8 +11,15 @@
  * copies are exact: the same results as the references on the buffers.
  * Strided views (attention's q, k, v and their gradients, rope's heads) are
  * stored back only in their own columns: the views of one buffer overlap.
- * emulated_fault (a test's switch) makes residual_norm store its normalized
- * output at a lower precision: the loss bound must notice it.
+ * emulated_fault_fp16 (a test's switch) makes residual_norm store its
+ * output as fp16 into its buffer (a kernel given the wrong type): the
+ * bf16 loss bound must notice it.
+ * emulated_recording: the backward launchers that meet a stored activation
+ * and its complete gradient together add sum |x dL/dx| to emulated_xg (the
+ * first-order loss bound's terms): attention (q, k, v), GELU's and SwiGLU's
+ * inputs, the norms' inputs (the residual stream: dx is complete after the
+ * norm's +=), the logits; the linear layers' inputs are paired by the
+ * test's gemm (the dinp gemm, then the dW gemm reading the input).
  */
 #ifndef ZRT_TESTS_EMULATED_LAUNCHERS_H
 #define ZRT_TESTS_EMULATED_LAUNCHERS_H
@@ -24,8 +31,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Mantissa bits residual_norm's normalized output keeps beyond rounding to the type (0: none dropped). */
-static int emulated_fault;
+static bool emulated_fault_fp16;
+static bool emulated_recording;
+static double emulated_xg, emulated_xg2; /* sum |x dL/dx|, sum (x dL/dx)^2 recorded */
+
+/* Adds sum |x g| over `rows` rows of `width` (ld apart) when recording. */
+static void record_rows(const float *x, const float *g, size_t rows, size_t ld, size_t width)
+{
+    for (size_t r = 0; emulated_recording && r < rows; r++)
+        for (size_t c = 0; c < width; c++) {
+            double a = (double)x[r * ld + c] * g[r * ld + c];
+            emulated_xg += fabs(a), emulated_xg2 += a * a;
+        }
+}
+
+static void record(const float *x, const float *g, size_t n) { record_rows(x, g, 1, n, n); }
 
 /* n elements of p (type act) as a fresh fp32 array (NULL p: NULL). */
 static float *up(int act, const void *p, size_t n)
@@ -41,20 +61,12 @@ static float *up(int act, const void *p, size_t n)
 static void down_rows(int act, void *p, float *f, size_t rows, size_t ld, size_t width)
 {
     for (size_t r = 0; r < rows; r++)
-        for (size_t c = 0; c < width; c++) zrt_store_f32(p, r * ld + c, act, f[r * ld + c]);
+        for (size_t c = 0; c < width; c++)
+            zrt_store_f32(p, r * ld + c, act, f[r * ld + c]);
     free(f);
 }
 
 static void down(int act, void *p, float *f, size_t n) { down_rows(act, p, f, 1, n, n); }
-
-/* x with its low `bits` mantissa bits rounded away (to nearest): a store at lower precision. */
-static float coarser(float x, int bits)
-{
-    if (bits <= 0 || !isfinite(x) || x == 0) return x;
-    int e;
-    float m = frexpf(x, &e);
-    return ldexpf(roundf(ldexpf(m, 24 - bits)), e - 24 + bits);
-}
 
 /* Elements a strided view of rows (ld apart) of width spans. */
 static size_t span(size_t rows, size_t ld, size_t width) { return rows ? (rows - 1) * ld + width : 0; }
@@ -107,6 +119,7 @@ int zrt_cuda_gelu_backward(void *s, int act, void *dinp, const void *inp, const 
 {
     float *x = up(act, inp, n), *d = up(act, dout, n), *o = up(act, dinp, n);
     ref_gelu_backward(o, x, d, n);
+    record(x, o, n);
     return (void)s, free(x), free(d), down(act, dinp, o, n), 0;
 }
 int zrt_cuda_layernorm_forward(void *s, int act, void *out, float *mean, float *rstd, const void *x, const float *w,
@@ -123,6 +136,7 @@ int zrt_cuda_layernorm_backward(void *s, int act, void *dx, float *dw, float *db
     size_t n = (size_t)N * C;
     float *o = up(act, dx, n), *dd = up(act, d, n), *xx = up(act, x, n);
     ref_layernorm_backward_blocked(o, dw, db, dd, xx, w, mean, rstd, N, C);
+    record(xx, o, n);
     return (void)s, (void)scratch, free(dd), free(xx), down(act, dx, o, n), 0;
 }
 int zrt_cuda_flash_forward(void *s, int act, const zrt_attn_shape *a, void *out, float *lse, const void *q,
@@ -143,6 +157,7 @@ int zrt_cuda_flash_backward(void *s, int act, const zrt_attn_shape *a, void *dq,
     float *qq = up(act, q, nq), *kk = up(act, k, nk), *vv = up(act, v, nk), *d = up(act, dout, span(rq, a->ld_out, wq));
     float *gq = up(act, dq, nq), *gk = up(act, dk, nk), *gv = up(act, dv, nk);
     ref_attention_backward(a, gq, gk, gv, d, qq, kk, vv);
+    record_rows(qq, gq, rq, a->ld_q, wq), record_rows(kk, gk, rk, a->ld_kv, wk), record_rows(vv, gv, rk, a->ld_kv, wk);
     free(qq), free(kk), free(vv), free(d);
     down_rows(act, dq, gq, rq, a->ld_q, wq), down_rows(act, dk, gk, rk, a->ld_kv, wk);
     return (void)s, (void)out, (void)lse, down_rows(act, dv, gv, rk, a->ld_kv, wk), 0;
@@ -166,8 +181,7 @@ int zrt_cuda_residual_norm(void *s, int act, void *h, void *out, const void *x, 
     hh = up(act, h, n);
     if (rms) ref_rmsnorm_forward(o, rstd, hh, w, N, C, eps);
     else ref_layernorm_forward(o, mean, rstd, hh, w, b, N, C);
-    for (size_t i = 0; i < n; i++) o[i] = coarser(o[i], emulated_fault);
-    return (void)s, free(hh), down(act, out, o, n), 0;
+    return (void)s, free(hh), down(emulated_fault_fp16 ? ZRT_DTYPE_F16 : act, out, o, n), 0;
 }
 int zrt_cuda_rmsnorm_backward(void *s, int act, void *dx, float *dw, const void *d, const void *x, const float *w,
                               const float *rstd, int N, int C, float *scratch)
@@ -175,6 +189,7 @@ int zrt_cuda_rmsnorm_backward(void *s, int act, void *dx, float *dw, const void 
     size_t n = (size_t)N * C;
     float *o = up(act, dx, n), *dd = up(act, d, n), *xx = up(act, x, n);
     ref_rmsnorm_backward_blocked(o, dw, dd, xx, w, rstd, N, C);
+    record(xx, o, n);
     return (void)s, (void)scratch, free(dd), free(xx), down(act, dx, o, n), 0;
 }
 int zrt_cuda_rope(void *s, int act, void *x, int N, int T, int pos0, int heads, int hs, int ld, const float *cos,
@@ -197,15 +212,17 @@ int zrt_cuda_swiglu_backward(void *s, int act, void *dgu, const void *dout, cons
     size_t n = (size_t)N * H;
     float *g = up(act, gu, 2 * n), *d = up(act, dout, n), *o = up(act, dgu, 2 * n);
     ref_swiglu_backward(o, d, g, N, H);
+    record(g, o, 2 * n);
     return (void)s, free(g), free(d), down(act, dgu, o, 2 * n), 0;
 }
 int zrt_cuda_cross_entropy(void *s, int act, void *logits, double *losses, const int32_t *targets, int N, int V,
                            float scale, int double_math, int32_t *bad)
 {
     size_t n = (size_t)N * V;
-    float *z = up(act, logits, n);
+    float *z = up(act, logits, n), *before = up(act, logits, n);
     ref_cross_entropy(z, losses, targets, N, V, scale, double_math, bad);
-    return (void)s, down(act, logits, z, n), 0;
+    record(before, z, n);
+    return (void)s, free(before), down(act, logits, z, n), 0;
 }
 int zrt_cuda_loss_mean(void *s, float *loss_sum, const double *losses, const int32_t *targets, int N, float divisor)
 {

@@ -128,6 +128,137 @@ static void compare(const char *name, const zrt_model_config *cfg, const void *i
     emu->destroy(emu);
 }
 
+/* ---- bf16 activations: the cuda table against the fp32 cpu table, within the first-order bound ---- */
+
+/* The linear layers' inputs for the bound: zrt_nn_linear_backward's dinp
+ * gemm (C: d(input)), then its dW gemm (trans A, the same A = d(output), B
+ * the input, C fp32): sum |input d(input)| over its N x C elements. */
+static zrt_gemm last_gemm;
+static zrt_status recording_gemm(zrt_nn *nn, const zrt_gemm *g)
+{
+    ZRT_CHECK(zrt_nn_cuda.gemm(nn, g));
+    const zrt_gemm *dinp = &last_gemm;
+    if (g->trans_a && !dinp->trans_a && dinp->A == g->A && dinp->M == g->K && dinp->N == g->N)
+        record(g->B, dinp->C, (size_t)g->K * (size_t)g->N); /* fp32 (the recording run's act) */
+    last_gemm = *g;
+    return ZRT_OK;
+}
+
+typedef struct {
+    float loss;
+    float *grads[8];
+    int64_t activation_bytes;
+} step_result;
+
+/* One step of cfg's model at `precision` on the cpu device, its ops the cpu table (ops NULL) or ops, the given
+ * parameters and batch. */
+static step_result step_on(zrt_model_config cfg, zrt_precision precision, const zrt_nn_ops *ops, float **params,
+                           void *in, int32_t *lab)
+{
+    cfg.precision = precision;
+    zrt_model *m = NULL;
+    step_result r = {0};
+    CHECK_OK(zrt_model_create(&cfg, dev, BATCH, &m));
+    if (!m) return r;
+    if (ops) CHECK_OK(zrt_nn_model_use_ops((zrt_nn_model *)m, ops));
+    for (int u = 0; u < m->n_units; u++) r.grads[u] = buffer((size_t)m->unit_numel[u] * 4, NULL);
+    float *slot = buffer(4, NULL);
+    CHECK_OK(run(m, ops != NULL, params, r.grads, in, lab, slot));
+    r.loss = *slot, r.activation_bytes = m->activation_bytes;
+    m->destroy(m);
+    return r;
+}
+
+/* The largest error of a unit's gradient, relative to its largest element. */
+static double unit_error(const float *got, const float *want, int64_t n)
+{
+    double largest = 1e-30, err = 0;
+    for (int64_t i = 0; i < n; i++) largest = fmax(largest, fabs(want[i]));
+    for (int64_t i = 0; i < n; i++) err = fmax(err, fabs((double)got[i] - want[i]) / largest);
+    return err == err ? err : INFINITY;
+}
+
+/* The largest of units' gradient errors (unit_error). */
+static double grads_error(const step_result *got, const step_result *want, const int64_t *numel, int units)
+{
+    double worst = 0;
+    for (int u = 0; u < units; u++) worst = fmax(worst, unit_error(got->grads[u], want->grads[u], numel[u]));
+    return worst;
+}
+
+/* gpt.c or llama.c on the cuda table with bf16 activations (bf16 matmul
+ * inputs, the weights cast per matmul) against the fp32 cpu table, the
+ * loss within two bounds from the fp32 run. Every stored activation x is
+ * rounded at most twice before it is read (a matmul's output, then its bias
+ * / residual add, rope or the norm's h), each time by a relative error of
+ * at most u = 2^-8, and every weight w once as a matmul reads it. To first
+ * order the loss moves by sum delta a over those roundings, a = x dL/dx or
+ * w dL/dw, |delta| <= u: at most u (2 sum |a_x| + sum |a_w|) (the worst
+ * case), and, the deltas independent and uniform, RSS_SIGMAS standard
+ * deviations u sqrt((2 sum a_x^2 + sum a_w^2) / 3) (the root-sum-square).
+ * The a_x from the recording launchers and gemm, the a_w from the cpu
+ * table's gradients (every parameter counted). The worst case is ~1000x
+ * the error here (the products' signs cancel): only the root-sum-square can
+ * tell a wrong store, and it does -- residual_norm storing fp16 into its
+ * bf16 buffer (a kernel given the wrong type) lands outside it, and its
+ * gradients outside GRAD_TOL. The gradients: within GRAD_TOL of each
+ * unit's largest (a measured tolerance, not a bound). Activation bytes:
+ * about half the fp32 table's (fp32 statistics and RoPE tables the rest). */
+#define RSS_SIGMAS 6
+#define GRAD_TOL 5e-2
+static void bf16_vs_cpu(const char *name, const zrt_model_config *cfg, const int32_t *tokens, const int32_t *labels)
+{
+    zrt_model *cpu = NULL;
+    CHECK_OK(zrt_model_create(cfg, dev, BATCH, &cpu));
+    if (!cpu) return;
+    float *params[8];
+    int64_t numel[8];
+    for (int u = 0; u < cpu->n_units; u++) {
+        params[u] = buffer((size_t)(numel[u] = cpu->unit_numel[u]) * 4, NULL);
+        init_unit(cpu, u, params[u]);
+    }
+    int units = cpu->n_units;
+    cpu->destroy(cpu);
+    size_t bytes = (size_t)BATCH * (size_t)cfg->seq_len * 4;
+    void *in = buffer(bytes, tokens);
+    int32_t *lab = buffer(bytes, labels);
+    step_result want = step_on(*cfg, ZRT_PRECISION_NO, NULL, params, in, lab);
+    zrt_nn_ops recording = zrt_nn_cuda;
+    recording.gemm = recording_gemm;
+    emulated_xg = emulated_xg2 = 0, emulated_recording = true, last_gemm = (zrt_gemm){0};
+    step_result fp32 = step_on(*cfg, ZRT_PRECISION_NO, &recording, params, in, lab);
+    emulated_recording = false;
+    double weights = 0, weights2 = 0;
+    for (int u = 0; u < units; u++)
+        for (int64_t i = 0; i < numel[u]; i++) {
+            double a = (double)params[u][i] * want.grads[u][i];
+            weights += fabs(a), weights2 += a * a;
+        }
+    double bound = 0x1p-8 * (2 * emulated_xg + weights), rss = RSS_SIGMAS * 0x1p-8 * sqrt((2 * emulated_xg2 + weights2) / 3);
+    step_result bf16 = step_on(*cfg, ZRT_PRECISION_BF16, &zrt_nn_cuda, params, in, lab);
+    emulated_fault_fp16 = true;
+    step_result fault = step_on(*cfg, ZRT_PRECISION_BF16, &zrt_nn_cuda, params, in, lab);
+    emulated_fault_fp16 = false;
+    double err = fabs((double)bf16.loss - want.loss), err_fault = fabs((double)fault.loss - want.loss);
+    double grads = grads_error(&bf16, &want, numel, units), grads_fault = grads_error(&fault, &want, numel, units);
+    printf("%s, bf16 activations: loss %.7f vs cpu %.7f: error %.3g, %.3g of the worst case %.3g (sum |x dL/dx| %.4g, "
+           "|w dL/dw| %.4g), %.3g of the %d-sigma root-sum-square %.3g; gradients within %.3g of each unit's largest\n",
+           name, bf16.loss, want.loss, err, err / bound, bound, emulated_xg, weights, err / rss, RSS_SIGMAS, rss, grads);
+    printf("%s, bf16 with residual_norm storing fp16: loss error %.3g of the worst case, %.3g of the root-sum-square; "
+           "gradients %.3g\n", name, err_fault / bound, err_fault / rss, grads_fault);
+    CHECK_MSG(err <= bound && err <= rss, "%s: the bf16 loss is %.3g from the cpu's, beyond %.3g or %.3g", name, err,
+              bound, rss);
+    CHECK_MSG(grads <= GRAD_TOL, "%s: a bf16 gradient differs by %.3g of its unit's largest", name, grads);
+    CHECK_MSG(err_fault > rss && grads_fault > GRAD_TOL, "%s: a store of the wrong type passes (loss %.3g of the "
+              "root-sum-square, gradients %.3g)", name, err_fault / rss, grads_fault);
+    double ratio = (double)bf16.activation_bytes / (double)fp32.activation_bytes;
+    printf("%s, bf16 activations: %lld bytes, fp32 %lld (x%.3f)\n", name, (long long)bf16.activation_bytes,
+           (long long)fp32.activation_bytes, ratio);
+    CHECK_MSG(ratio >= 0.5 && ratio <= 0.55, "%s: bf16 activations take x%.3f of fp32's bytes", name, ratio);
+    CHECK_MSG(fabs((double)fp32.loss - want.loss) <= 1e-5 * fabs(want.loss), "%s: the fp32 recording run's loss %.9g",
+              name, fp32.loss);
+}
+
 /* A token outside the vocabulary: the flag, then the stream's error naming it. */
 static void bad_token(const zrt_model_config *cfg, int32_t *tokens, size_t n)
 {
@@ -398,6 +529,8 @@ int main(void)
     for (int i = 0; i < BATCH * 20; i++) features[i] = zrt_random_normal(3, 0, (uint64_t)i);
     int32_t classes[BATCH] = {1, 6, 4};
     compare("mlp", &mlp, features, sizeof features, classes, sizeof classes);
+    bf16_vs_cpu("gpt", &gpt, tokens, tokens + 1);
+    bf16_vs_cpu("llama (tied, q/k/v biases)", &llama, tokens, masked);
     compare_new_ops();
     check_colsum_order();
     seq_scaling("gpt", gpt);
