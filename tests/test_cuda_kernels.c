@@ -27,7 +27,9 @@
  *    let a dropped K-block pass, and a doubled alpha at K = 513
  *    (test_model_emulated shows both, through the fake cuBLASLt).
  *  - the gradient statistics (device_kernels.cu): bitwise grad_stats.h's
- *    C twin, whatever the grid they are launched on.
+ *    C twin, whatever the grid they are launched on;
+ *  - bf16 activations (kernel_checks_bf16.h): each kernel at act bf16 on
+ *    bf16-exact inputs stores its fp32 run's results rounded, bitwise.
  * Skips (exit 77) without a GPU.
  */
 #include "nn_device.h"
@@ -101,6 +103,8 @@ static void expect_exact(const char *what, const float *dev_got, const double *e
     printf("%-28s within %.2f of its per-element bound of double's (%zu elements)\n", what, worst, n);
     free(got);
 }
+
+#include "kernel_checks_bf16.h" /* check_bf16: every kernel at bf16 activations */
 
 static void check_embed(void)
 {
@@ -450,6 +454,7 @@ int main(void)
     check_gemm(ZRT_MATMUL_BF16);
     check_stats_grids();
     check_colsums();
+    check_bf16();
     zrt_stream_destroy(stream);
     zrt_device_destroy(dev);
     printf("model kernels and matmuls: every one within its bound of the CPU reference\n");

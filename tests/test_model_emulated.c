@@ -199,14 +199,15 @@ static double grads_error(const step_result *got, const step_result *want, const
  * The a_x from the recording launchers and gemm, the a_w from the cpu
  * table's gradients (every parameter counted). The worst case is ~1000x
  * the error here (the products' signs cancel): only the root-sum-square can
- * tell a wrong store, and it does -- residual_norm storing fp16 into its
+ * tell a wrong store, and it does -- an op (fault_op) storing fp16 into its
  * bf16 buffer (a kernel given the wrong type) lands outside it, and its
  * gradients outside GRAD_TOL. The gradients: within GRAD_TOL of each
  * unit's largest (a measured tolerance, not a bound). Activation bytes:
  * about half the fp32 table's (fp32 statistics and RoPE tables the rest). */
 #define RSS_SIGMAS 6
 #define GRAD_TOL 5e-2
-static void bf16_vs_cpu(const char *name, const zrt_model_config *cfg, const int32_t *tokens, const int32_t *labels)
+static void bf16_vs_cpu(const char *name, const zrt_model_config *cfg, const void *inputs, size_t input_bytes,
+                        const int32_t *labels, size_t label_bytes, const char *fault_op)
 {
     zrt_model *cpu = NULL;
     CHECK_OK(zrt_model_create(cfg, dev, BATCH, &cpu));
@@ -219,9 +220,8 @@ static void bf16_vs_cpu(const char *name, const zrt_model_config *cfg, const int
     }
     int units = cpu->n_units;
     cpu->destroy(cpu);
-    size_t bytes = (size_t)BATCH * (size_t)cfg->seq_len * 4;
-    void *in = buffer(bytes, tokens);
-    int32_t *lab = buffer(bytes, labels);
+    void *in = buffer(input_bytes, inputs);
+    int32_t *lab = buffer(label_bytes, labels);
     step_result want = step_on(*cfg, ZRT_PRECISION_NO, NULL, params, in, lab);
     zrt_nn_ops recording = zrt_nn_cuda;
     recording.gemm = recording_gemm;
@@ -236,21 +236,21 @@ static void bf16_vs_cpu(const char *name, const zrt_model_config *cfg, const int
         }
     double bound = 0x1p-8 * (2 * emulated_xg + weights), rss = RSS_SIGMAS * 0x1p-8 * sqrt((2 * emulated_xg2 + weights2) / 3);
     step_result bf16 = step_on(*cfg, ZRT_PRECISION_BF16, &zrt_nn_cuda, params, in, lab);
-    emulated_fault_fp16 = true;
+    emulated_fault = fault_op;
     step_result fault = step_on(*cfg, ZRT_PRECISION_BF16, &zrt_nn_cuda, params, in, lab);
-    emulated_fault_fp16 = false;
+    emulated_fault = NULL;
     double err = fabs((double)bf16.loss - want.loss), err_fault = fabs((double)fault.loss - want.loss);
     double grads = grads_error(&bf16, &want, numel, units), grads_fault = grads_error(&fault, &want, numel, units);
     printf("%s, bf16 activations: loss %.7f vs cpu %.7f: error %.3g, %.3g of the worst case %.3g (sum |x dL/dx| %.4g, "
            "|w dL/dw| %.4g), %.3g of the %d-sigma root-sum-square %.3g; gradients within %.3g of each unit's largest\n",
            name, bf16.loss, want.loss, err, err / bound, bound, emulated_xg, weights, err / rss, RSS_SIGMAS, rss, grads);
-    printf("%s, bf16 with residual_norm storing fp16: loss error %.3g of the worst case, %.3g of the root-sum-square; "
-           "gradients %.3g\n", name, err_fault / bound, err_fault / rss, grads_fault);
+    printf("%s, bf16 with %s storing fp16: loss error %.3g of the worst case, %.3g of the root-sum-square; "
+           "gradients %.3g\n", name, fault_op, err_fault / bound, err_fault / rss, grads_fault);
     CHECK_MSG(err <= bound && err <= rss, "%s: the bf16 loss is %.3g from the cpu's, beyond %.3g or %.3g", name, err,
               bound, rss);
     CHECK_MSG(grads <= GRAD_TOL, "%s: a bf16 gradient differs by %.3g of its unit's largest", name, grads);
-    CHECK_MSG(err_fault > rss && grads_fault > GRAD_TOL, "%s: a store of the wrong type passes (loss %.3g of the "
-              "root-sum-square, gradients %.3g)", name, err_fault / rss, grads_fault);
+    CHECK_MSG(err_fault > rss && grads_fault > GRAD_TOL, "%s: %s storing the wrong type passes (loss %.3g of the "
+              "root-sum-square, gradients %.3g)", name, fault_op, err_fault / rss, grads_fault);
     double ratio = (double)bf16.activation_bytes / (double)fp32.activation_bytes;
     printf("%s, bf16 activations: %lld bytes, fp32 %lld (x%.3f)\n", name, (long long)bf16.activation_bytes,
            (long long)fp32.activation_bytes, ratio);
@@ -413,6 +413,38 @@ static void check_colsum_order(void)
     free(d), free(x), free(mean), free(rstd), free(dx);
 }
 
+/* ---- kernel_checks_bf16.h (test_cuda_kernels' bf16 check) on the launchers above ---------------- */
+
+static void *native; /* no native stream: the launchers compute at once */
+static void *upload(zrt_device *d, const void *host, size_t bytes) { return (void)d, buffer(bytes, host); }
+static float *up(const float *host, size_t n) { return buffer(n * 4, host); }
+static float *zeros(size_t n) { return buffer(n * 4, NULL); }
+static float *down(const float *d, size_t n)
+{
+    float *h = malloc(n * 4);
+    return memcpy(h, d, n * 4);
+}
+static float *randoms(size_t n, float scale, uint64_t salt)
+{
+    float *h = malloc(n * 4);
+    for (size_t i = 0; i < n; i++) h[i] = scale * zrt_random_normal(13, salt, i);
+    return h;
+}
+#include "kernel_checks_bf16.h"
+
+/* The check fires: with residual_norm storing fp16 (emulated_fault), its two bf16 checks fail -- and only them. */
+static void bf16_check_fires(void)
+{
+    int before = check_failures;
+    emulated_fault = "residual_norm";
+    check_bf16_residual_norm();
+    emulated_fault = NULL;
+    int fired = check_failures - before;
+    check_failures = before;
+    CHECK_MSG(fired == 1, "residual_norm storing fp16: %d of kernel_checks_bf16.h's checks failed (want its 1)", fired);
+    printf("kernel_checks_bf16.h on residual_norm storing fp16: fails, as it must\n");
+}
+
 /* ---- the matmuls against their bound, and the fake's faults outside it ------------------ */
 
 enum { GM = 67, GN = 45, GK = 513, GBATCH = 3 }; /* K: at 129 the old bf16 bound still caught 2 alpha */
@@ -529,12 +561,15 @@ int main(void)
     for (int i = 0; i < BATCH * 20; i++) features[i] = zrt_random_normal(3, 0, (uint64_t)i);
     int32_t classes[BATCH] = {1, 6, 4};
     compare("mlp", &mlp, features, sizeof features, classes, sizeof classes);
-    bf16_vs_cpu("gpt", &gpt, tokens, tokens + 1);
-    bf16_vs_cpu("llama (tied, q/k/v biases)", &llama, tokens, masked);
+    bf16_vs_cpu("gpt", &gpt, tokens, TOKENS * 4, tokens + 1, TOKENS * 4, "residual_norm");
+    bf16_vs_cpu("llama (tied, q/k/v biases)", &llama, tokens, TOKENS * 4, masked, TOKENS * 4, "residual_norm");
+    bf16_vs_cpu("mlp", &mlp, features, sizeof features, classes, sizeof classes, "bias_gelu");
     compare_new_ops();
     check_colsum_order();
     seq_scaling("gpt", gpt);
     seq_scaling("llama (tied, q/k/v biases)", llama);
+    check_bf16(); /* test_cuda_kernels' rule for the kernels, on their CPU twins */
+    bf16_check_fires();
     bad_token(&gpt, tokens, TOKENS); /* last on the stream: it leaves it failed */
     gemm_bounds(ZRT_MATMUL_FP32);
     gemm_bounds(ZRT_MATMUL_BF16);
