@@ -12,8 +12,9 @@
  * Strided views (attention's q, k, v and their gradients, rope's heads) are
  * stored back only in their own columns: the views of one buffer overlap.
  * emulated_fault (a test's switch) names a launcher -- "residual_norm" or
- * "bias_gelu" -- that stores its output as fp16 into its buffer (a kernel
- * given the wrong type): the bf16 loss bound must notice it.
+ * "bias_gelu" -- that stores its output as the other 16-bit type (fp16 into
+ * a bf16 buffer, bf16 into fp16: a kernel given the wrong type): the loss
+ * bound must notice it.
  * emulated_recording: the backward launchers that meet a stored activation
  * and its complete gradient together add sum |x dL/dx| to emulated_xg (the
  * first-order loss bound's terms): attention (q, k, v), GELU's and SwiGLU's
@@ -33,10 +34,11 @@
 
 static const char *emulated_fault; /* NULL: none */
 
-/* The type launcher `op` stores its output as: act, or fp16 when it is the fault. */
+/* The type launcher `op` stores its output as: act, or the other 16-bit type when it is the fault. */
 static int stored_as(int act, const char *op)
 {
-    return emulated_fault && strcmp(emulated_fault, op) == 0 ? ZRT_DTYPE_F16 : act;
+    bool wrong = emulated_fault && strcmp(emulated_fault, op) == 0;
+    return !wrong ? act : act == ZRT_DTYPE_F16 ? ZRT_DTYPE_BF16 : ZRT_DTYPE_F16;
 }
 static bool emulated_recording;
 static double emulated_xg, emulated_xg2; /* sum |x dL/dx|, sum (x dL/dx)^2 recorded */

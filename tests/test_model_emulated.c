@@ -28,6 +28,13 @@
  * max|a| max|b|, passes both (asserted: why it was replaced). What it
  * cannot see: the .cu kernels themselves and cuBLASLt's real behaviour --
  * test_cuda_kernels' part.
+ * 16-bit activations (tests/emulated_launchers.h: each launcher reads its
+ * activations as fp32 and rounds where it stores, at the table's act type):
+ * gpt.c, llama.c and mlp.c with bf16 and with fp16 activations against the
+ * fp32 cpu table, the loss within first-order bounds taken from the fp32
+ * run (half_vs_cpu), a wrong-type store outside them, activation bytes
+ * about half; kernel_checks_bf16.h's rule (a kernel at bf16 stores its
+ * fp32 run's bits rounded) on the launchers, shown firing.
  */
 #include "device_common.h"
 
@@ -186,29 +193,34 @@ static double grads_error(const step_result *got, const step_result *want, const
     return worst;
 }
 
-/* gpt.c or llama.c on the cuda table with bf16 activations (bf16 matmul
- * inputs, the weights cast per matmul) against the fp32 cpu table, the
- * loss within two bounds from the fp32 run. Every stored activation x is
- * rounded at most twice before it is read (a matmul's output, then its bias
- * / residual add, rope or the norm's h), each time by a relative error of
- * at most u = 2^-8, and every weight w once as a matmul reads it. To first
- * order the loss moves by sum delta a over those roundings, a = x dL/dx or
- * w dL/dw, |delta| <= u: at most u (2 sum |a_x| + sum |a_w|) (the worst
- * case), and, the deltas independent and uniform, RSS_SIGMAS standard
- * deviations u sqrt((2 sum a_x^2 + sum a_w^2) / 3) (the root-sum-square).
- * The a_x from the recording launchers and gemm, the a_w from the cpu
- * table's gradients (every parameter counted). The worst case is ~1000x
- * the error here (the products' signs cancel): only the root-sum-square can
- * tell a wrong store, and it does -- an op (fault_op) storing fp16 into its
- * bf16 buffer (a kernel given the wrong type) lands outside it, and its
- * gradients outside GRAD_TOL. The gradients: within GRAD_TOL of each
- * unit's largest (a measured tolerance, not a bound). Activation bytes:
- * about half the fp32 table's (fp32 statistics and RoPE tables the rest). */
+/* A model on the cuda table with 16-bit activations (half: bf16 or fp16;
+ * matmul inputs of that type, the weights cast per matmul) against the fp32
+ * cpu table, the loss within two bounds from the fp32 run. Every stored
+ * activation x is rounded at most twice before it is read (a matmul's
+ * output, then its bias / residual add, rope or the norm's h), each time by
+ * a relative error of at most u (2^-8 bf16, 2^-11 fp16), and every weight w
+ * once as a matmul reads it. To first order the loss moves by sum delta a
+ * over those roundings, a = x dL/dx or w dL/dw, |delta| <= u: at most
+ * u (2 sum |a_x| + sum |a_w|) (the worst case, the plan's bound) and, the
+ * deltas independent and uniform, RSS_SIGMAS standard deviations
+ * u sqrt((2 sum a_x^2 + sum a_w^2) / 3) (the root-sum-square). The a_x from
+ * the recording launchers and gemm (the MLP runs its dW gemm before its
+ * dinp: its layers' inputs are not paired, its sums the smaller), the a_w
+ * from the cpu table's gradients (every parameter counted). The worst case
+ * is 200 to 20000x the error here (the products' signs cancel), so a wrong
+ * store can stay inside it (bf16 gpt, llama below); the root-sum-square
+ * tells one: fault_op storing the other 16-bit type into its buffer (a
+ * kernel given the wrong type) lands outside it, and its gradients outside
+ * GRAD_TOL. The gradients: within GRAD_TOL of each unit's largest (a
+ * measured tolerance, not a bound). Activation bytes: about half the fp32
+ * table's (fp32 statistics and RoPE tables the rest). */
 #define RSS_SIGMAS 6
 #define GRAD_TOL 5e-2
-static void bf16_vs_cpu(const char *name, const zrt_model_config *cfg, const void *inputs, size_t input_bytes,
-                        const int32_t *labels, size_t label_bytes, const char *fault_op)
+static void half_vs_cpu(const char *name, zrt_precision half, const zrt_model_config *cfg, const void *inputs,
+                        size_t input_bytes, const int32_t *labels, size_t label_bytes, const char *fault_op)
 {
+    const char *type = half == ZRT_PRECISION_BF16 ? "bf16" : "fp16";
+    double u = half == ZRT_PRECISION_BF16 ? 0x1p-8 : 0x1p-11; /* unit roundoff: 8 and 11 significant bits */
     zrt_model *cpu = NULL;
     CHECK_OK(zrt_model_create(cfg, dev, BATCH, &cpu));
     if (!cpu) return;
@@ -234,27 +246,28 @@ static void bf16_vs_cpu(const char *name, const zrt_model_config *cfg, const voi
             double a = (double)params[u][i] * want.grads[u][i];
             weights += fabs(a), weights2 += a * a;
         }
-    double bound = 0x1p-8 * (2 * emulated_xg + weights), rss = RSS_SIGMAS * 0x1p-8 * sqrt((2 * emulated_xg2 + weights2) / 3);
-    step_result bf16 = step_on(*cfg, ZRT_PRECISION_BF16, &zrt_nn_cuda, params, in, lab);
+    double bound = u * (2 * emulated_xg + weights), rss = RSS_SIGMAS * u * sqrt((2 * emulated_xg2 + weights2) / 3);
+    step_result bf16 = step_on(*cfg, half, &zrt_nn_cuda, params, in, lab);
     emulated_fault = fault_op;
-    step_result fault = step_on(*cfg, ZRT_PRECISION_BF16, &zrt_nn_cuda, params, in, lab);
+    step_result fault = step_on(*cfg, half, &zrt_nn_cuda, params, in, lab);
     emulated_fault = NULL;
     double err = fabs((double)bf16.loss - want.loss), err_fault = fabs((double)fault.loss - want.loss);
     double grads = grads_error(&bf16, &want, numel, units), grads_fault = grads_error(&fault, &want, numel, units);
-    printf("%s, bf16 activations: loss %.7f vs cpu %.7f: error %.3g, %.3g of the worst case %.3g (sum |x dL/dx| %.4g, "
+    printf("%s, %s activations: loss %.7f vs cpu %.7f: error %.3g, %.3g of the worst case %.3g (sum |x dL/dx| %.4g, "
            "|w dL/dw| %.4g), %.3g of the %d-sigma root-sum-square %.3g; gradients within %.3g of each unit's largest\n",
-           name, bf16.loss, want.loss, err, err / bound, bound, emulated_xg, weights, err / rss, RSS_SIGMAS, rss, grads);
-    printf("%s, bf16 with %s storing fp16: loss error %.3g of the worst case, %.3g of the root-sum-square; "
-           "gradients %.3g\n", name, fault_op, err_fault / bound, err_fault / rss, grads_fault);
-    CHECK_MSG(err <= bound && err <= rss, "%s: the bf16 loss is %.3g from the cpu's, beyond %.3g or %.3g", name, err,
-              bound, rss);
-    CHECK_MSG(grads <= GRAD_TOL, "%s: a bf16 gradient differs by %.3g of its unit's largest", name, grads);
+           name, type, bf16.loss, want.loss, err, err / bound, bound, emulated_xg, weights, err / rss, RSS_SIGMAS, rss,
+           grads);
+    printf("%s, %s with %s storing the other 16-bit type: loss error %.3g of the worst case, %.3g of the "
+           "root-sum-square; gradients %.3g\n", name, type, fault_op, err_fault / bound, err_fault / rss, grads_fault);
+    CHECK_MSG(err <= bound && err <= rss, "%s: the %s loss is %.3g from the cpu's, beyond %.3g or %.3g", name, type,
+              err, bound, rss);
+    CHECK_MSG(grads <= GRAD_TOL, "%s: a %s gradient differs by %.3g of its unit's largest", name, type, grads);
     CHECK_MSG(err_fault > rss && grads_fault > GRAD_TOL, "%s: %s storing the wrong type passes (loss %.3g of the "
               "root-sum-square, gradients %.3g)", name, fault_op, err_fault / rss, grads_fault);
     double ratio = (double)bf16.activation_bytes / (double)fp32.activation_bytes;
-    printf("%s, bf16 activations: %lld bytes, fp32 %lld (x%.3f)\n", name, (long long)bf16.activation_bytes,
+    printf("%s, %s activations: %lld bytes, fp32 %lld (x%.3f)\n", name, type, (long long)bf16.activation_bytes,
            (long long)fp32.activation_bytes, ratio);
-    CHECK_MSG(ratio >= 0.5 && ratio <= 0.55, "%s: bf16 activations take x%.3f of fp32's bytes", name, ratio);
+    CHECK_MSG(ratio >= 0.5 && ratio <= 0.55, "%s: %s activations take x%.3f of fp32's bytes", name, type, ratio);
     CHECK_MSG(fabs((double)fp32.loss - want.loss) <= 1e-5 * fabs(want.loss), "%s: the fp32 recording run's loss %.9g",
               name, fp32.loss);
 }
@@ -561,9 +574,11 @@ int main(void)
     for (int i = 0; i < BATCH * 20; i++) features[i] = zrt_random_normal(3, 0, (uint64_t)i);
     int32_t classes[BATCH] = {1, 6, 4};
     compare("mlp", &mlp, features, sizeof features, classes, sizeof classes);
-    bf16_vs_cpu("gpt", &gpt, tokens, TOKENS * 4, tokens + 1, TOKENS * 4, "residual_norm");
-    bf16_vs_cpu("llama (tied, q/k/v biases)", &llama, tokens, TOKENS * 4, masked, TOKENS * 4, "residual_norm");
-    bf16_vs_cpu("mlp", &mlp, features, sizeof features, classes, sizeof classes, "bias_gelu");
+    for (zrt_precision half = ZRT_PRECISION_FP16; half <= ZRT_PRECISION_BF16; half++) {
+        half_vs_cpu("gpt", half, &gpt, tokens, TOKENS * 4, tokens + 1, TOKENS * 4, "residual_norm");
+        half_vs_cpu("llama (tied, q/k/v biases)", half, &llama, tokens, TOKENS * 4, masked, TOKENS * 4, "residual_norm");
+        half_vs_cpu("mlp", half, &mlp, features, sizeof features, classes, sizeof classes, "bias_gelu");
+    }
     compare_new_ops();
     check_colsum_order();
     seq_scaling("gpt", gpt);
