@@ -56,9 +56,12 @@ ZRT_HD void zrt_colsum_terms(const zrt_colsum_args *a, int r, int c, float v[2])
     size_t i = (size_t)r * a->C + c;
     float d = zrt_load_f32(a->d, i, a->act);
     v[1] = d;
-    if (a->kind == ZRT_COLSUM_BIAS) v[0] = d;
-    else if (a->kind == ZRT_COLSUM_LAYERNORM) v[0] = zrt_layernorm_norm(zrt_load_f32(a->x, i, a->act), a->mean[r], a->rstd[r]) * d;
-    else v[0] = d * (zrt_load_f32(a->x, i, a->act) * a->rstd[r]);
+    if (a->kind == ZRT_COLSUM_BIAS) {
+        v[0] = d;
+        return;
+    }
+    float x = zrt_load_f32(a->x, i, a->act);
+    v[0] = a->kind == ZRT_COLSUM_LAYERNORM ? zrt_layernorm_norm(x, a->mean[r], a->rstd[r]) * d : d * (x * a->rstd[r]);
 }
 
 /* Stage 1 for one column and chunk: lane y's sum of its rows, in order. */

@@ -45,8 +45,8 @@ template <typename K> static int allow(K kernel, size_t bytes)
     return (int)cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
 }
 
-extern "C" int zrt_cuda_flash_forward(void *stream, int act, const zrt_attn_shape *a, void *out, float *lse, const void *q,
-                                      const void *k, const void *v)
+extern "C" int zrt_cuda_flash_forward(void *stream, int act, const zrt_attn_shape *a, void *out, float *lse,
+                                      const void *q, const void *k, const void *v)
 {
     flash_launch f = flash_forward_launch(a);
     int err = allow(flash_forward_kernel, f.shared);
@@ -70,7 +70,7 @@ extern "C" int zrt_cuda_flash_backward(void *stream, int act, const zrt_attn_sha
         *a, act, dk, dv, dout, out, lse, q, k, v, scale);
     err = launched();
     if (err) return err;
-    flash_backward_dq_kernel<<<dim3((unsigned)dQ.x, (unsigned)dQ.y), FTHREADS, dQ.shared, s>>>(*a, act, dq, dout, out, lse,
-                                                                                                q, k, v, scale);
+    flash_backward_dq_kernel<<<dim3((unsigned)dQ.x, (unsigned)dQ.y), FTHREADS, dQ.shared, s>>>(
+        *a, act, dq, dout, out, lse, q, k, v, scale);
     return launched();
 }

@@ -45,11 +45,11 @@ int zrt_cuda_to_act(void *stream, int act, void *dst, const float *src, size_t n
 
 /* out (N, C) = wte[tokens[i]] + wpe[i % T] (wpe NULL: none). A token outside
  * 0..V-1 gives a zero row and sets *bad = 1 (bad: device or mapped pinned memory). */
-int zrt_cuda_embed_forward(void *stream, int act, void *out, const int32_t *tokens, const float *wte, const float *wpe, int N,
-                           int T, int C, int V, int32_t *bad);
+int zrt_cuda_embed_forward(void *stream, int act, void *out, const int32_t *tokens, const float *wte, const float *wpe,
+                           int N, int T, int C, int V, int32_t *bad);
 /* dwte[tokens[i]] += dout[i], dwpe[i % T] += dout[i] (dwpe NULL: none), rows in order. */
-int zrt_cuda_embed_backward(void *stream, int act, float *dwte, float *dwpe, const void *dout, const int32_t *tokens, int N,
-                            int T, int C, int V);
+int zrt_cuda_embed_backward(void *stream, int act, float *dwte, float *dwpe, const void *dout, const int32_t *tokens,
+                            int N, int T, int C, int V);
 
 /* out[i] = bias + residual (either may be NULL; neither: nothing to do), the
  * initial value a matmul with beta 1 adds onto. */
@@ -64,8 +64,8 @@ int zrt_cuda_bias_gelu_forward(void *stream, int act, void *pre, void *out, cons
 int zrt_cuda_gelu_backward(void *stream, int act, void *dinp, const void *inp, const void *dout, size_t n);
 
 /* Per row of C: out = layernorm(x) * w + b; mean, rstd saved. */
-int zrt_cuda_layernorm_forward(void *stream, int act, void *out, float *mean, float *rstd, const void *x, const float *w,
-                               const float *b, int N, int C);
+int zrt_cuda_layernorm_forward(void *stream, int act, void *out, float *mean, float *rstd, const void *x,
+                               const float *w, const float *b, int N, int C);
 /* dx += d(x) per row; dw += norm * d, db += d summed over rows in colsum.h's
  * order (scratch: zrt_colsum_scratch_floats(ZRT_COLSUM_LAYERNORM, N, C) floats). */
 int zrt_cuda_layernorm_backward(void *stream, int act, void *dx, float *dw, float *db, const void *d, const void *x,
@@ -78,8 +78,8 @@ int zrt_cuda_rmsnorm_forward(void *stream, int act, void *out, float *rstd, cons
  * h == y allowed), then out = the norm of h -- layernorm (w, b; mean, rstd saved)
  * or, rms != 0, RMSNorm (w, eps; rstd saved): the bits of
  * zrt_cuda_layernorm_forward / zrt_cuda_rmsnorm_forward of h. */
-int zrt_cuda_residual_norm(void *stream, int act, void *h, void *out, const void *x, const void *y, const float *bias, int N,
-                           int C, int rms, const float *w, const float *b, float *mean, float *rstd, float eps);
+int zrt_cuda_residual_norm(void *stream, int act, void *h, void *out, const void *x, const void *y, const float *bias,
+                           int N, int C, int rms, const float *w, const float *b, float *mean, float *rstd, float eps);
 /* dx += d(x) per row; dw += d * x * rstd summed over rows in colsum.h's order
  * (scratch: zrt_colsum_scratch_floats(ZRT_COLSUM_RMSNORM, N, C) floats). */
 int zrt_cuda_rmsnorm_backward(void *stream, int act, void *dx, float *dw, const void *d, const void *x, const float *w,
@@ -102,8 +102,9 @@ int zrt_cuda_flash_forward(void *stream, int act, const zrt_attn_shape *a, void 
                            const void *k, const void *v);
 /* dq, dk, dv overwritten (a kv head's gradient sums its query heads', in
  * order) from dout and the forward's out and lse; no atomics. */
-int zrt_cuda_flash_backward(void *stream, int act, const zrt_attn_shape *a, void *dq, void *dk, void *dv, const void *dout,
-                            const void *out, const float *lse, const void *q, const void *k, const void *v);
+int zrt_cuda_flash_backward(void *stream, int act, const zrt_attn_shape *a, void *dq, void *dk, void *dv,
+                            const void *dout, const void *out, const float *lse, const void *q, const void *k,
+                            const void *v);
 
 /* Softmax cross-entropy per row of V logits, fused and in place: losses[i]
  * = -log p[target], and the row of logits overwritten with (p - onehot) *

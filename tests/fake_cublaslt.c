@@ -93,7 +93,8 @@ cublasStatus_t cublasLtMatrixLayoutCreate(cublasLtMatrixLayout_t *out, cudaDataT
     if (ld < (int64_t)rows || rows == 0 || cols == 0) return CUBLAS_STATUS_INVALID_VALUE;
     *out = calloc(1, sizeof **out);
     if (!*out) return CUBLAS_STATUS_ALLOC_FAILED;
-    *layout_of(*out) = (fake_layout){.rows = (int64_t)rows, .cols = (int64_t)cols, .ld = ld, .batch = 1, .dtype = dtype};
+    *layout_of(*out) =
+        (fake_layout){.rows = (int64_t)rows, .cols = (int64_t)cols, .ld = ld, .batch = 1, .dtype = dtype};
     return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -244,7 +245,8 @@ static void multiply(void *d, const fake_layout *dl, const float *a, const float
         for (int64_t i = 0; i < dl->rows; i++) {
             double sum = 0;
             for (int64_t p = 0; p < terms; p++) sum += (double)a[i * k + p] * b[j * k + p];
-            size_t at_c = (size_t)(batch * cl->stride + i + j * cl->ld), at_d = (size_t)(batch * dl->stride + i + j * dl->ld);
+            size_t at_c = (size_t)(batch * cl->stride + i + j * cl->ld);
+            size_t at_d = (size_t)(batch * dl->stride + i + j * dl->ld);
             float prior = be != 0.0f ? be * zrt_load_f32(c, at_c, cl->dtype) : 0.0f; /* beta 0: C is not read */
             zrt_store_f32(d, at_d, dl->dtype, al * (float)sum + prior);
         }

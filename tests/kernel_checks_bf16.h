@@ -90,7 +90,8 @@ static void check_bf16_rows(void)
     float *mean[2] = {zeros(N), zeros(N)}, *rstd[2] = {zeros(N), zeros(N)}, *dw[2] = {zeros(C), zeros(C)};
     float *db[2] = {zeros(C), zeros(C)};
     for (int act = 0; act <= 1; act++) {
-        CHECK(zrt_cuda_layernorm_forward(native, act, out.p[act], mean[act], rstd[act], x.p[act], dw_w, dw_b, N, C) == 0);
+        CHECK(zrt_cuda_layernorm_forward(native, act, out.p[act], mean[act], rstd[act], x.p[act], dw_w, dw_b, N, C) ==
+              0);
         CHECK(zrt_cuda_layernorm_backward(native, act, dx.p[act], dw[act], db[act], d.p[act], x.p[act], dw_w,
                                           mean[act], rstd[act], N, C, scratch) == 0);
         CHECK(zrt_cuda_swiglu_forward(native, act, sw.p[act], gu.p[act], N, H) == 0);

@@ -576,7 +576,8 @@ int main(void)
     compare("mlp", &mlp, features, sizeof features, classes, sizeof classes);
     for (zrt_precision half = ZRT_PRECISION_FP16; half <= ZRT_PRECISION_BF16; half++) {
         half_vs_cpu("gpt", half, &gpt, tokens, TOKENS * 4, tokens + 1, TOKENS * 4, "residual_norm");
-        half_vs_cpu("llama (tied, q/k/v biases)", half, &llama, tokens, TOKENS * 4, masked, TOKENS * 4, "residual_norm");
+        half_vs_cpu("llama (tied, q/k/v biases)", half, &llama, tokens, TOKENS * 4, masked, TOKENS * 4,
+                    "residual_norm");
         half_vs_cpu("mlp", half, &mlp, features, sizeof features, classes, sizeof classes, "bias_gelu");
     }
     compare_new_ops();

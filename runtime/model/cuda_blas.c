@@ -279,7 +279,8 @@ zrt_status zrt_cuda_gemm(zrt_cuda_blas *b, void *stream, const zrt_gemm *g)
     s.in_type = g->a_type, s.c_type = g->c_type;
     s.lda = g->lda, s.ldb = g->ldb, s.ldc = g->ldc, s.batch = batch;
     if (batch > 1) s.stride_a = g->stride_a, s.stride_b = g->stride_b, s.stride_c = g->stride_c;
-    s.align_a = alignment(g->A, g->a_type, s.stride_a, batch), s.align_b = alignment(g->B, g->b_type, s.stride_b, batch);
+    s.align_a = alignment(g->A, g->a_type, s.stride_a, batch);
+    s.align_b = alignment(g->B, g->b_type, s.stride_b, batch);
     s.align_c = alignment(g->C, g->c_type, s.stride_c, batch);
     gemm_plan tmp, *p;
     memset(&tmp, 0, sizeof tmp);

@@ -388,7 +388,8 @@ static void list_block(llama *g, llama_block *a, int64_t BT)
     zrt_nn_buffers *b = &g->buffers;
     int64_t C = g->d.C, H = g->d.H;
     zrt_nn_buffers_act(b, &a->ln1, BT * C, "llama ln1"), zrt_nn_buffers_stat(b, &a->ln1_rstd, BT, "llama ln1 rstd");
-    zrt_nn_buffers_act(b, &a->qkv, BT * g->QKV, "llama qkv"), zrt_nn_buffers_stat(b, &a->lse, BT * g->d.NH, "llama lse");
+    zrt_nn_buffers_act(b, &a->qkv, BT * g->QKV, "llama qkv");
+    zrt_nn_buffers_stat(b, &a->lse, BT * g->d.NH, "llama lse");
     zrt_nn_buffers_act(b, &a->atty, BT * g->d.NH * g->d.hs, "llama atty");
     zrt_nn_buffers_act(b, &a->mid, BT * C, "llama mid"), zrt_nn_buffers_act(b, &a->ln2, BT * C, "llama ln2");
     zrt_nn_buffers_stat(b, &a->ln2_rstd, BT, "llama ln2 rstd"), zrt_nn_buffers_act(b, &a->gu, BT * 2 * H, "llama gu");

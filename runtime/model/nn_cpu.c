@@ -61,7 +61,8 @@ static zrt_status gemm(zrt_nn *nn, const zrt_gemm *g)
         return zrt_set_error(ZRT_ERR_INVALID, "%s: a %dx%dx%d matmul", nn->model, g->M, g->N, g->K);
     if (g->a_type != ZRT_DTYPE_F32 || g->b_type != ZRT_DTYPE_F32 || g->c_type != ZRT_DTYPE_F32)
         return zrt_set_error(ZRT_ERR_UNSUPPORTED, "%s: the cpu table's matmuls are fp32 (A %s, B %s, C %s asked)",
-                             nn->model, zrt_dtype_name(g->a_type), zrt_dtype_name(g->b_type), zrt_dtype_name(g->c_type));
+                             nn->model, zrt_dtype_name(g->a_type), zrt_dtype_name(g->b_type),
+                             zrt_dtype_name(g->c_type));
     const float *A = g->A, *B = g->B;
     float *C = g->C;
     for (int i = 0; i < batch; i++)
@@ -107,8 +108,8 @@ static zrt_status check_tokens(const zrt_nn *nn, const int32_t *tokens, int n, i
     return ZRT_OK;
 }
 
-static zrt_status embed_forward(zrt_nn *nn, void *out_, const int32_t *tokens, const float *wte, const float *wpe, int N,
-                                int T, int C, int V)
+static zrt_status embed_forward(zrt_nn *nn, void *out_, const int32_t *tokens, const float *wte, const float *wpe,
+                                int N, int T, int C, int V)
 {
     float *out = out_;
     ZRT_CHECK(check_tokens(nn, tokens, N, V, "token", false));
@@ -353,7 +354,8 @@ static zrt_status cross_entropy(zrt_nn *nn, void *logits_, const int32_t *target
 }
 
 const zrt_nn_ops zrt_nn_cpu = {
-    .kind = ZRT_DEVICE_CPU, .host_function = true, .fuse_residual = false, .typed_acts = false, .init = init, .fini = fini, .copy = copy, .zero = zero,
+    .kind = ZRT_DEVICE_CPU, .host_function = true, .fuse_residual = false, .typed_acts = false, .init = init,
+    .fini = fini, .copy = copy, .zero = zero,
     .gemm = gemm, .init_rows = init_rows, .bias_backward = bias_backward, .embed_forward = embed_forward,
     .embed_backward = embed_backward, .layernorm_forward = layernorm_forward, .layernorm_backward = layernorm_backward,
     .rmsnorm_forward = rmsnorm_forward, .rmsnorm_backward = rmsnorm_backward, .residual_norm = residual_norm, .rope = rope,

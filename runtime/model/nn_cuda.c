@@ -205,7 +205,8 @@ static zrt_status layernorm_backward(zrt_nn *nn, void *dx, float *dw, float *db,
 {
     float *scratch;
     ZRT_CHECK(colsum_scratch(nn, ZRT_COLSUM_LAYERNORM, N, C, &scratch));
-    ZRT_CUDA_CHECK(zrt_cuda_layernorm_backward(nn->stream, (int)nn->act, dx, dw, db, d, x, w, mean, rstd, N, C, scratch));
+    ZRT_CUDA_CHECK(
+        zrt_cuda_layernorm_backward(nn->stream, (int)nn->act, dx, dw, db, d, x, w, mean, rstd, N, C, scratch));
     return ZRT_OK;
 }
 
@@ -221,7 +222,8 @@ static zrt_status residual_norm(zrt_nn *nn, void *h, void *out, const zrt_norm *
 {
     if (norm->kind != ZRT_NORM_LAYER && norm->kind != ZRT_NORM_RMS)
         return zrt_set_error(ZRT_ERR_INVALID, "%s: residual_norm of unknown norm kind %d", nn->model, (int)norm->kind);
-    ZRT_CUDA_CHECK(zrt_cuda_residual_norm(nn->stream, (int)nn->act, h, out, x, y, bias, N, C, norm->kind == ZRT_NORM_RMS, norm->w,
+    ZRT_CUDA_CHECK(zrt_cuda_residual_norm(nn->stream, (int)nn->act, h, out, x, y, bias, N, C,
+                                          norm->kind == ZRT_NORM_RMS, norm->w,
                                           norm->b, norm->mean, norm->rstd, norm->eps));
     return ZRT_OK;
 }
@@ -291,7 +293,8 @@ static zrt_status cross_entropy(zrt_nn *nn, void *logits, const int32_t *targets
     if (N > c->loss_rows)
         return zrt_set_error(ZRT_ERR_INVALID, "%s: a loss over %d rows, made for %lld", nn->model, N,
                              (long long)c->loss_rows);
-    ZRT_CUDA_CHECK(zrt_cuda_cross_entropy(nn->stream, (int)nn->act, logits, c->losses, targets, N, V, scale, double_math, c->bad));
+    ZRT_CUDA_CHECK(zrt_cuda_cross_entropy(nn->stream, (int)nn->act, logits, c->losses, targets, N, V, scale,
+                                          double_math, c->bad));
     ZRT_CHECK(enqueue_flag_check(nn, "target", V));
     ZRT_CUDA_CHECK(zrt_cuda_loss_mean(nn->stream, loss_sum, c->losses, targets, N, divisor));
     return ZRT_OK;
@@ -324,7 +327,8 @@ static zrt_status timed_attention_backward(zrt_nn *nn, const zrt_attn_shape *a, 
 }
 
 const zrt_nn_ops zrt_nn_cuda = {
-    .kind = ZRT_DEVICE_CUDA, .host_function = false, .fuse_residual = true, .typed_acts = true, .init = init, .fini = fini, .copy = copy, .zero = zero,
+    .kind = ZRT_DEVICE_CUDA, .host_function = false, .fuse_residual = true, .typed_acts = true, .init = init,
+    .fini = fini, .copy = copy, .zero = zero,
     .gemm = timed_gemm, .init_rows = init_rows, .bias_backward = bias_backward, .embed_forward = embed_forward,
     .embed_backward = embed_backward, .layernorm_forward = layernorm_forward, .layernorm_backward = layernorm_backward,
     .rmsnorm_forward = rmsnorm_forward, .rmsnorm_backward = rmsnorm_backward, .residual_norm = residual_norm, .rope = rope,

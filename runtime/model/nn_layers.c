@@ -78,7 +78,8 @@ zrt_status zrt_nn_buffers_alloc(zrt_nn_buffers *b, zrt_nn_model *m)
     if (b->cap < 0) return zrt_set_error(ZRT_ERR_NOMEM, "%s: out of memory for the activation table", m->nn.model);
     for (int i = 0; i < b->n; i++) {
         const zrt_nn_buffer *e = &b->list[i];
-        size_t bytes = e->kind == ZRT_NN_ACTIVATION ? zrt_nn_act_bytes(&m->nn, e->count) : (size_t)e->count * sizeof(float);
+        size_t bytes = e->kind == ZRT_NN_ACTIVATION ? zrt_nn_act_bytes(&m->nn, e->count)
+                                                    : (size_t)e->count * sizeof(float);
         ZRT_CHECK(zrt_nn_model_alloc(m, bytes, e->name, e->slot));
         b->bytes += (int64_t)bytes;
     }
