@@ -22,6 +22,7 @@
 
 #include <stddef.h>
 
+#include "cast.h"
 #include "hd.h"
 #include "layernorm.h"
 
@@ -33,8 +34,10 @@ typedef enum { ZRT_COLSUM_BIAS, ZRT_COLSUM_LAYERNORM, ZRT_COLSUM_RMSNORM } zrt_c
 
 typedef struct {
     zrt_colsum_kind kind;
-    const float *d;                  /* (N, C) the upstream gradient */
-    const float *x, *mean, *rstd;    /* (N, C), (N), (N): layernorm (mean, rstd), rmsnorm (rstd); else NULL */
+    int act;                         /* d's and x's element type (zrt_dtype; kernels/cast.h) */
+    const void *d;                   /* (N, C) the upstream gradient */
+    const void *x;                   /* (N, C): layernorm, rmsnorm; else NULL */
+    const float *mean, *rstd;        /* (N), (N): layernorm (mean, rstd), rmsnorm (rstd); else NULL */
     int N, C;
 } zrt_colsum_args;
 
@@ -51,11 +54,14 @@ ZRT_HD size_t zrt_colsum_scratch_floats(zrt_colsum_kind kind, int N, int C)
 ZRT_HD void zrt_colsum_terms(const zrt_colsum_args *a, int r, int c, float v[2])
 {
     size_t i = (size_t)r * a->C + c;
-    float d = a->d[i];
+    float d = zrt_load_f32(a->d, i, a->act);
     v[1] = d;
-    if (a->kind == ZRT_COLSUM_BIAS) v[0] = d;
-    else if (a->kind == ZRT_COLSUM_LAYERNORM) v[0] = zrt_layernorm_norm(a->x[i], a->mean[r], a->rstd[r]) * d;
-    else v[0] = d * (a->x[i] * a->rstd[r]);
+    if (a->kind == ZRT_COLSUM_BIAS) {
+        v[0] = d;
+        return;
+    }
+    float x = zrt_load_f32(a->x, i, a->act);
+    v[0] = a->kind == ZRT_COLSUM_LAYERNORM ? zrt_layernorm_norm(x, a->mean[r], a->rstd[r]) * d : d * (x * a->rstd[r]);
 }
 
 /* Stage 1 for one column and chunk: lane y's sum of its rows, in order. */

@@ -4,8 +4,9 @@
  * backward recomputes the probabilities tile by tile. Nothing T x S touches
  * global memory; the only storage is each block's shared-memory tiles.
  *
- * Design (fp32 in, fp32 out, fp32 math on the CUDA cores; correctness first,
- * written without a GPU to tune on -- docs/gpu-status.md):
+ * Design (activations of the launch's type in and out, fp32 tiles and fp32
+ * math on the CUDA cores; correctness first, written without a GPU to tune
+ * on -- docs/gpu-status.md):
  *  - forward: a thread block per (query tile of FQ rows, sequence, head);
  *    Q, the running output O, K and V tiles and the FQ x FK scores in shared
  *    memory. Each key tile: scores (one thread per entry, a dot over hs),
@@ -44,20 +45,20 @@ template <typename K> static int allow(K kernel, size_t bytes)
     return (int)cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
 }
 
-extern "C" int zrt_cuda_flash_forward(void *stream, const zrt_attn_shape *a, float *out, float *lse, const float *q,
-                                      const float *k, const float *v)
+extern "C" int zrt_cuda_flash_forward(void *stream, int act, const zrt_attn_shape *a, void *out, float *lse,
+                                      const void *q, const void *k, const void *v)
 {
     flash_launch f = flash_forward_launch(a);
     int err = allow(flash_forward_kernel, f.shared);
     if (err) return err;
     flash_forward_kernel<<<dim3((unsigned)f.x, (unsigned)f.y), FTHREADS, f.shared, (cudaStream_t)stream>>>(
-        *a, out, lse, q, k, v, 1.0f / sqrtf((float)a->hs));
+        *a, act, out, lse, q, k, v, 1.0f / sqrtf((float)a->hs));
     return launched();
 }
 
-extern "C" int zrt_cuda_flash_backward(void *stream, const zrt_attn_shape *a, float *dq, float *dk, float *dv,
-                                       const float *dout, const float *out, const float *lse, const float *q,
-                                       const float *k, const float *v)
+extern "C" int zrt_cuda_flash_backward(void *stream, int act, const zrt_attn_shape *a, void *dq, void *dk, void *dv,
+                                       const void *dout, const void *out, const float *lse, const void *q,
+                                       const void *k, const void *v)
 {
     cudaStream_t s = (cudaStream_t)stream;
     float scale = 1.0f / sqrtf((float)a->hs);
@@ -66,10 +67,10 @@ extern "C" int zrt_cuda_flash_backward(void *stream, const zrt_attn_shape *a, fl
     if (!err) err = allow(flash_backward_dq_kernel, dQ.shared);
     if (err) return err;
     flash_backward_dkdv_kernel<<<dim3((unsigned)kv.x, (unsigned)kv.y), FTHREADS, kv.shared, s>>>(
-        *a, dk, dv, dout, out, lse, q, k, v, scale);
+        *a, act, dk, dv, dout, out, lse, q, k, v, scale);
     err = launched();
     if (err) return err;
-    flash_backward_dq_kernel<<<dim3((unsigned)dQ.x, (unsigned)dQ.y), FTHREADS, dQ.shared, s>>>(*a, dq, dout, out, lse,
-                                                                                                q, k, v, scale);
+    flash_backward_dq_kernel<<<dim3((unsigned)dQ.x, (unsigned)dQ.y), FTHREADS, dQ.shared, s>>>(
+        *a, act, dq, dout, out, lse, q, k, v, scale);
     return launched();
 }

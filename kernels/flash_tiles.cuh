@@ -7,10 +7,13 @@
  * CI, where there is no GPU; test_cuda_kernels runs them on one.
  * Invariant: thread and block indices only through tid(), nthreads(),
  * bx(), by(); shared memory only through ZRT_SHARED_FLOATS (tiles.cuh).
+ * q, k, v, out, dout, dq, dk, dv are of the launch's `act` type, read into
+ * fp32 tiles and stored rounded (kernels/cast.h); lse is fp32.
  */
 #ifndef ZRT_KERNELS_FLASH_TILES_CUH
 #define ZRT_KERNELS_FLASH_TILES_CUH
 
+#include "cast.h"
 #include "flash.h"
 #include "tiles.cuh"
 
@@ -60,13 +63,22 @@ __device__ __forceinline__ static float dot_hs(const float *a, const float *b, i
     return s;
 }
 
-/* dst (rows x hs, dense) = the first n of `rows` rows of src (ld apart), 0 beyond. */
-__device__ static void load_rows(float *dst, const float *src, int rows, int n, int ld, int hs)
+/* dst (rows x hs, dense fp32) = the first n of `rows` rows of src (of type
+ * act) from element at on, ld apart; 0 beyond. */
+__device__ static void load_rows(float *dst, const void *src, int64_t at, int act, int rows, int n, int ld, int hs)
 {
     for (int e = tid(); e < rows * hs; e += nthreads()) {
         int r = e / hs, i = e % hs;
-        dst[e] = r < n ? src[(size_t)r * ld + i] : 0.0f;
+        dst[e] = r < n ? zrt_load_f32(src, (size_t)(at + (int64_t)r * ld + i), act) : 0.0f;
     }
+}
+
+/* sum over hs of x[at + i] y[at + i], both of type act. */
+__device__ static float dot_act(const void *x, const void *y, int64_t at, int act, int hs)
+{
+    float s = 0.0f;
+    for (int i = 0; i < hs; i++) s += zrt_load_f32(x, (size_t)(at + i), act) * zrt_load_f32(y, (size_t)(at + i), act);
+    return s;
 }
 
 __device__ static void fill(float *dst, int n, float value)
@@ -75,14 +87,14 @@ __device__ static void fill(float *dst, int n, float value)
 }
 
 /* Per row of a query tile (threads < FQ): D = rowsum(dO * O) and the row's lse. */
-__device__ static void row_stats(const zrt_attn_shape *a, float *sD, float *sL, const float *dout, const float *out,
-                                 const float *lse, int b, int h, int t0, int nq)
+__device__ static void row_stats(const zrt_attn_shape *a, int act, float *sD, float *sL, const void *dout,
+                                 const void *out, const float *lse, int b, int h, int t0, int nq)
 {
     int r = tid();
     if (r >= FQ) return;
     bool in = r < nq;
     int64_t at = zrt_flash_out_at(a, b, t0 + (in ? r : 0), h);
-    sD[r] = in ? dot_hs(dout + at, out + at, a->hs) : 0.0f;
+    sD[r] = in ? dot_act(dout, out, at, act, a->hs) : 0.0f;
     sL[r] = in ? lse[zrt_flash_lse_at(a, b, h, t0 + r)] : 0.0f;
 }
 
@@ -112,21 +124,21 @@ __device__ static void online_row(float *row, float *m, float *l, float *alpha)
     *l = *l * *alpha + sum, *m = mx;
 }
 
-__global__ static void flash_forward_kernel(zrt_attn_shape a, float *out, float *lse, const float *q,
-                                            const float *k, const float *v, float scale)
+__global__ static void flash_forward_kernel(zrt_attn_shape a, int act, void *out, float *lse, const void *q,
+                                            const void *k, const void *v, float scale)
 {
     ZRT_SHARED_FLOATS(sm);
     int hs = a.hs, t0 = bx() * FQ, b = by() / a.NH, h = by() % a.NH, g = h / (a.NH / a.NKV);
     float *sQ = sm, *sO = sQ + FQ * hs, *sK = sO + FQ * hs, *sV = sK + FK * hs, *sS = sV + FK * hs;
     float *sM = sS + FQ * FK, *sL = sM + FQ, *sA = sL + FQ;
     int nq = min(FQ, a.T - t0), end = zrt_flash_keys(&a, t0 + nq - 1);
-    load_rows(sQ, q + zrt_flash_q_at(&a, b, t0, h), FQ, nq, a.ld_q, hs);
+    load_rows(sQ, q, zrt_flash_q_at(&a, b, t0, h), act, FQ, nq, a.ld_q, hs);
     fill(sO, FQ * hs, 0.0f), fill(sM, FQ, -INFINITY), fill(sL, FQ, 0.0f);
     for (int s0 = 0; s0 < end; s0 += FK) {
         int nk = min(FK, end - s0);
         __syncthreads(); /* the last tile's readers are done */
-        load_rows(sK, k + zrt_flash_kv_at(&a, b, s0, g), FK, nk, a.ld_kv, hs);
-        load_rows(sV, v + zrt_flash_kv_at(&a, b, s0, g), FK, nk, a.ld_kv, hs);
+        load_rows(sK, k, zrt_flash_kv_at(&a, b, s0, g), act, FK, nk, a.ld_kv, hs);
+        load_rows(sV, v, zrt_flash_kv_at(&a, b, s0, g), act, FK, nk, a.ld_kv, hs);
         __syncthreads();
         for (int e = tid(); e < FQ * FK; e += nthreads()) {
             int r = e / FK, c = e % FK;
@@ -145,31 +157,31 @@ __global__ static void flash_forward_kernel(zrt_attn_shape a, float *out, float 
     }
     __syncthreads();
     for (int e = tid(); e < nq * hs; e += nthreads())
-        out[zrt_flash_out_at(&a, b, t0 + e / hs, h) + e % hs] = sO[e] / sL[e / hs];
+        zrt_store_f32(out, (size_t)(zrt_flash_out_at(&a, b, t0 + e / hs, h) + e % hs), act, sO[e] / sL[e / hs]);
     if (tid() < nq) lse[zrt_flash_lse_at(&a, b, h, t0 + tid())] = zrt_flash_lse(sM[tid()], sL[tid()]);
 }
 
 /* ---- backward: dK and dV per key tile ------------------------------------------------------------ */
 
-__global__ static void flash_backward_dkdv_kernel(zrt_attn_shape a, float *dk, float *dv, const float *dout,
-                                                  const float *out, const float *lse, const float *q, const float *k,
-                                                  const float *v, float scale)
+__global__ static void flash_backward_dkdv_kernel(zrt_attn_shape a, int act, void *dk, void *dv, const void *dout,
+                                                  const void *out, const float *lse, const void *q, const void *k,
+                                                  const void *v, float scale)
 {
     ZRT_SHARED_FLOATS(sm);
     int hs = a.hs, s0 = bx() * FK, b = by() / a.NKV, g = by() % a.NKV, G = a.NH / a.NKV;
     float *sK = sm, *sV = sK + FK * hs, *sdK = sV + FK * hs, *sdV = sdK + FK * hs, *sQ = sdV + FK * hs;
     float *sdO = sQ + FQ * hs, *sP = sdO + FQ * hs, *sdS = sP + FQ * FK, *sD = sdS + FQ * FK, *sL = sD + FQ;
     int nk = min(FK, a.S - s0), first = max(0, s0 - (a.S - a.T)); /* the first query that sees key s0 */
-    load_rows(sK, k + zrt_flash_kv_at(&a, b, s0, g), FK, nk, a.ld_kv, hs);
-    load_rows(sV, v + zrt_flash_kv_at(&a, b, s0, g), FK, nk, a.ld_kv, hs);
+    load_rows(sK, k, zrt_flash_kv_at(&a, b, s0, g), act, FK, nk, a.ld_kv, hs);
+    load_rows(sV, v, zrt_flash_kv_at(&a, b, s0, g), act, FK, nk, a.ld_kv, hs);
     fill(sdK, FK * hs, 0.0f), fill(sdV, FK * hs, 0.0f);
     for (int h = g * G; h < (g + 1) * G; h++)
         for (int t0 = first / FQ * FQ; t0 < a.T; t0 += FQ) {
             int nq = min(FQ, a.T - t0);
             __syncthreads();
-            load_rows(sQ, q + zrt_flash_q_at(&a, b, t0, h), FQ, nq, a.ld_q, hs);
-            load_rows(sdO, dout + zrt_flash_out_at(&a, b, t0, h), FQ, nq, a.ld_out, hs);
-            row_stats(&a, sD, sL, dout, out, lse, b, h, t0, nq);
+            load_rows(sQ, q, zrt_flash_q_at(&a, b, t0, h), act, FQ, nq, a.ld_q, hs);
+            load_rows(sdO, dout, zrt_flash_out_at(&a, b, t0, h), act, FQ, nq, a.ld_out, hs);
+            row_stats(&a, act, sD, sL, dout, out, lse, b, h, t0, nq);
             __syncthreads();
             for (int e = tid(); e < FQ * FK; e += nthreads()) {
                 int r = e / FK, c = e % FK;
@@ -188,31 +200,31 @@ __global__ static void flash_backward_dkdv_kernel(zrt_attn_shape a, float *dk, f
         }
     __syncthreads();
     for (int e = tid(); e < nk * hs; e += nthreads()) {
-        int64_t at = zrt_flash_kv_at(&a, b, s0 + e / hs, g) + e % hs;
-        dk[at] = sdK[e], dv[at] = sdV[e];
+        size_t at = (size_t)(zrt_flash_kv_at(&a, b, s0 + e / hs, g) + e % hs);
+        zrt_store_f32(dk, at, act, sdK[e]), zrt_store_f32(dv, at, act, sdV[e]);
     }
 }
 
 /* ---- backward: dQ per query tile ------------------------------------------------------------------ */
 
-__global__ static void flash_backward_dq_kernel(zrt_attn_shape a, float *dq, const float *dout, const float *out,
-                                                const float *lse, const float *q, const float *k, const float *v,
-                                                float scale)
+__global__ static void flash_backward_dq_kernel(zrt_attn_shape a, int act, void *dq, const void *dout,
+                                                const void *out, const float *lse, const void *q, const void *k,
+                                                const void *v, float scale)
 {
     ZRT_SHARED_FLOATS(sm);
     int hs = a.hs, t0 = bx() * FQ, b = by() / a.NH, h = by() % a.NH, g = h / (a.NH / a.NKV);
     float *sQ = sm, *sdO = sQ + FQ * hs, *sdQ = sdO + FQ * hs, *sK = sdQ + FQ * hs, *sV = sK + FK * hs;
     float *sdS = sV + FK * hs, *sD = sdS + FQ * FK, *sL = sD + FQ;
     int nq = min(FQ, a.T - t0), end = zrt_flash_keys(&a, t0 + nq - 1);
-    load_rows(sQ, q + zrt_flash_q_at(&a, b, t0, h), FQ, nq, a.ld_q, hs);
-    load_rows(sdO, dout + zrt_flash_out_at(&a, b, t0, h), FQ, nq, a.ld_out, hs);
+    load_rows(sQ, q, zrt_flash_q_at(&a, b, t0, h), act, FQ, nq, a.ld_q, hs);
+    load_rows(sdO, dout, zrt_flash_out_at(&a, b, t0, h), act, FQ, nq, a.ld_out, hs);
     fill(sdQ, FQ * hs, 0.0f);
-    row_stats(&a, sD, sL, dout, out, lse, b, h, t0, nq);
+    row_stats(&a, act, sD, sL, dout, out, lse, b, h, t0, nq);
     for (int s0 = 0; s0 < end; s0 += FK) {
         int nk = min(FK, end - s0);
         __syncthreads();
-        load_rows(sK, k + zrt_flash_kv_at(&a, b, s0, g), FK, nk, a.ld_kv, hs);
-        load_rows(sV, v + zrt_flash_kv_at(&a, b, s0, g), FK, nk, a.ld_kv, hs);
+        load_rows(sK, k, zrt_flash_kv_at(&a, b, s0, g), act, FK, nk, a.ld_kv, hs);
+        load_rows(sV, v, zrt_flash_kv_at(&a, b, s0, g), act, FK, nk, a.ld_kv, hs);
         __syncthreads();
         for (int e = tid(); e < FQ * FK; e += nthreads()) {
             int r = e / FK, c = e % FK;
@@ -228,7 +240,8 @@ __global__ static void flash_backward_dq_kernel(zrt_attn_shape a, float *dq, con
         }
     }
     __syncthreads();
-    for (int e = tid(); e < nq * hs; e += nthreads()) dq[zrt_flash_q_at(&a, b, t0 + e / hs, h) + e % hs] = sdQ[e];
+    for (int e = tid(); e < nq * hs; e += nthreads())
+        zrt_store_f32(dq, (size_t)(zrt_flash_q_at(&a, b, t0 + e / hs, h) + e % hs), act, sdQ[e]);
 }
 
 #endif

@@ -6,9 +6,13 @@
  * Row kernels give a warp to a row: lane l takes elements l, l + 32, ...,
  * then a shuffle tree combines the lanes (warp_sum). Built with
  * --fmad=false like device_kernels.cu, so elementwise results are the CPU's.
+ * Activations are read and stored through LD / ST at the launch's `act`
+ * type (model_kernels.h), fp32 math between: a bf16 run rounds once per
+ * store, where the kernel writes.
  */
 #include "model_kernels.h"
 
+#include "cast.h"
 #include "colsum.h"
 #include "gelu.h"
 #include "layernorm.h"
@@ -24,6 +28,11 @@
 
 #define THREADS 256
 #define WARPS_PER_BLOCK (THREADS / 32)
+
+/* Element i of activation buffer p (of the kernel's `act` type) as fp32; v
+ * stored there, rounded to nearest even (kernels/cast.h). */
+#define LD(p, i) zrt_load_f32((p), (size_t)(i), act)
+#define ST(p, i, v) zrt_store_f32((p), (size_t)(i), act, (v))
 
 /* At least one block: a grid of 0 is an invalid configuration (every kernel guards its index). */
 static unsigned blocks_for(size_t n, unsigned per_block) { return n ? (unsigned)((n + per_block - 1) / per_block) : 1u; }
@@ -49,84 +58,99 @@ extern "C" int zrt_cuda_zero(void *stream, void *dst, size_t bytes)
     return (int)cudaMemsetAsync(dst, 0, bytes, (cudaStream_t)stream);
 }
 
+__global__ void to_act_kernel(int act, void *dst, const float *src, size_t n)
+{
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i < n) ST(dst, i, src[i]);
+}
+
+extern "C" int zrt_cuda_to_act(void *stream, int act, void *dst, const float *src, size_t n)
+{
+    to_act_kernel<<<blocks_for(n, THREADS), THREADS, 0, (cudaStream_t)stream>>>(act, dst, src, n);
+    return launched();
+}
+
 /* ---- embeddings ---------------------------------------------------------------------------- */
 
-__global__ void embed_forward_kernel(float *out, const int32_t *tokens, const float *wte, const float *wpe, int N,
-                                     int T, int C, int V, int32_t *bad)
+__global__ void embed_forward_kernel(int act, void *out, const int32_t *tokens, const float *wte, const float *wpe,
+                                     int N, int T, int C, int V, int32_t *bad)
 {
     size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
     if (i >= (size_t)N * C) return;
     int row = (int)(i / C), c = (int)(i % C), token = tokens[row];
     if (token < 0 || token >= V) {
-        out[i] = 0.0f;
+        ST(out, i, 0.0f);
         *bad = 1;
         return;
     }
     float e = wte[(size_t)token * C + c];
-    out[i] = wpe ? e + wpe[(size_t)(row % T) * C + c] : e;
+    ST(out, i, wpe ? e + wpe[(size_t)(row % T) * C + c] : e);
 }
 
 /* Thread (c, bucket): the positions whose token % buckets == bucket, in
  * order, for channel c -- every element of dwte sums its rows in position
  * order, as the CPU does, and threads never share an element. */
 #define EMBED_BUCKETS 64
-__global__ void embed_backward_wte_kernel(float *dwte, const float *dout, const int32_t *tokens, int N, int C, int V)
+__global__ void embed_backward_wte_kernel(int act, float *dwte, const void *dout, const int32_t *tokens, int N, int C,
+                                          int V)
 {
     int c = (int)(blockIdx.x * blockDim.x + threadIdx.x), bucket = (int)blockIdx.y;
     if (c >= C) return;
     for (int i = 0; i < N; i++) {
         int token = tokens[i];
         if (token < 0 || token >= V || token % EMBED_BUCKETS != bucket) continue;
-        dwte[(size_t)token * C + c] += dout[(size_t)i * C + c];
+        dwte[(size_t)token * C + c] += LD(dout, (size_t)i * C + c);
     }
 }
 
-__global__ void embed_backward_wpe_kernel(float *dwpe, const float *dout, int N, int T, int C)
+__global__ void embed_backward_wpe_kernel(int act, float *dwpe, const void *dout, int N, int T, int C)
 {
     size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
     if (i >= (size_t)T * C) return;
     int t = (int)(i / C), c = (int)(i % C);
     float sum = dwpe[i];
-    for (int row = t; row < N; row += T) sum += dout[(size_t)row * C + c];
+    for (int row = t; row < N; row += T) sum += LD(dout, (size_t)row * C + c);
     dwpe[i] = sum;
 }
 
 /* The CPU adds wte's and wpe's contributions element by element, in position
  * order, so dwpe's column sum above is the same sum. */
-extern "C" int zrt_cuda_embed_forward(void *stream, float *out, const int32_t *tokens, const float *wte,
+extern "C" int zrt_cuda_embed_forward(void *stream, int act, void *out, const int32_t *tokens, const float *wte,
                                       const float *wpe, int N, int T, int C, int V, int32_t *bad)
 {
     size_t n = (size_t)N * C;
-    embed_forward_kernel<<<blocks_for(n, THREADS), THREADS, 0, (cudaStream_t)stream>>>(out, tokens, wte, wpe, N, T, C,
-                                                                                       V, bad);
+    embed_forward_kernel<<<blocks_for(n, THREADS), THREADS, 0, (cudaStream_t)stream>>>(act, out, tokens, wte, wpe, N,
+                                                                                       T, C, V, bad);
     return launched();
 }
 
-extern "C" int zrt_cuda_embed_backward(void *stream, float *dwte, float *dwpe, const float *dout,
+extern "C" int zrt_cuda_embed_backward(void *stream, int act, float *dwte, float *dwpe, const void *dout,
                                        const int32_t *tokens, int N, int T, int C, int V)
 {
     cudaStream_t s = (cudaStream_t)stream;
     dim3 grid(blocks_for((size_t)C, 128), EMBED_BUCKETS);
-    embed_backward_wte_kernel<<<grid, 128, 0, s>>>(dwte, dout, tokens, N, C, V);
-    if (dwpe) embed_backward_wpe_kernel<<<blocks_for((size_t)T * C, THREADS), THREADS, 0, s>>>(dwpe, dout, N, T, C);
+    embed_backward_wte_kernel<<<grid, 128, 0, s>>>(act, dwte, dout, tokens, N, C, V);
+    if (dwpe)
+        embed_backward_wpe_kernel<<<blocks_for((size_t)T * C, THREADS), THREADS, 0, s>>>(act, dwpe, dout, N, T, C);
     return launched();
 }
 
 /* ---- rows: bias, residual, GELU ---------------------------------------------------------------- */
 
-__global__ void init_rows_kernel(float *out, const float *bias, const float *residual, int N, int OC)
+__global__ void init_rows_kernel(int act, void *out, const float *bias, const void *residual, int N, int OC)
 {
     size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
     if (i >= (size_t)N * OC) return;
     int o = (int)(i % OC);
-    out[i] = residual && bias ? residual[i] + bias[o] : residual ? residual[i] : bias[o];
+    ST(out, i, residual && bias ? LD(residual, i) + bias[o] : residual ? LD(residual, i) : bias[o]);
 }
 
-extern "C" int zrt_cuda_init_rows(void *stream, float *out, const float *bias, const float *residual, int N, int OC)
+extern "C" int zrt_cuda_init_rows(void *stream, int act, void *out, const float *bias, const void *residual, int N,
+                                  int OC)
 {
     if (!bias && !residual) return 0;
     size_t n = (size_t)N * OC;
-    init_rows_kernel<<<blocks_for(n, THREADS), THREADS, 0, (cudaStream_t)stream>>>(out, bias, residual, N, OC);
+    init_rows_kernel<<<blocks_for(n, THREADS), THREADS, 0, (cudaStream_t)stream>>>(act, out, bias, residual, N, OC);
     return launched();
 }
 
@@ -176,77 +200,84 @@ static void colsum(cudaStream_t s, const zrt_colsum_args &a, float *out0, float 
                                                                      out0, out1);
 }
 
-extern "C" int zrt_cuda_bias_backward(void *stream, float *db, const float *dout, int N, int OC, float *scratch)
+extern "C" int zrt_cuda_bias_backward(void *stream, int act, float *db, const void *dout, int N, int OC,
+                                      float *scratch)
 {
-    zrt_colsum_args a = {ZRT_COLSUM_BIAS, dout, NULL, NULL, NULL, N, OC};
+    zrt_colsum_args a = {ZRT_COLSUM_BIAS, act, dout, NULL, NULL, NULL, N, OC};
     colsum((cudaStream_t)stream, a, db, NULL, scratch);
     return launched();
 }
 
-__global__ void bias_gelu_kernel(float *pre, float *out, const float *bias, int rows, int cols)
+/* pre += bias, stored; out = gelu of the unrounded sum (the cpu's order of operations). */
+__global__ void bias_gelu_kernel(int act, void *pre, void *out, const float *bias, int rows, int cols)
 {
     size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
     if (i >= (size_t)rows * cols) return;
-    float x = pre[i];
-    if (bias) pre[i] = x = x + bias[i % cols];
-    out[i] = zrt_gelu(x);
+    float x = LD(pre, i);
+    if (bias) {
+        x = x + bias[i % cols];
+        ST(pre, i, x);
+    }
+    ST(out, i, zrt_gelu(x));
 }
 
-extern "C" int zrt_cuda_bias_gelu_forward(void *stream, float *pre, float *out, const float *bias, int rows, int cols)
+extern "C" int zrt_cuda_bias_gelu_forward(void *stream, int act, void *pre, void *out, const float *bias, int rows,
+                                          int cols)
 {
     size_t n = (size_t)rows * cols;
-    bias_gelu_kernel<<<blocks_for(n, THREADS), THREADS, 0, (cudaStream_t)stream>>>(pre, out, bias, rows, cols);
+    bias_gelu_kernel<<<blocks_for(n, THREADS), THREADS, 0, (cudaStream_t)stream>>>(act, pre, out, bias, rows, cols);
     return launched();
 }
 
-__global__ void gelu_backward_kernel(float *dinp, const float *inp, const float *dout, size_t n)
+__global__ void gelu_backward_kernel(int act, void *dinp, const void *inp, const void *dout, size_t n)
 {
     size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
-    if (i < n) dinp[i] = dout[i] * zrt_gelu_grad(inp[i]);
+    if (i < n) ST(dinp, i, LD(dout, i) * zrt_gelu_grad(LD(inp, i)));
 }
 
-extern "C" int zrt_cuda_gelu_backward(void *stream, float *dinp, const float *inp, const float *dout, size_t n)
+extern "C" int zrt_cuda_gelu_backward(void *stream, int act, void *dinp, const void *inp, const void *dout, size_t n)
 {
-    gelu_backward_kernel<<<blocks_for(n, THREADS), THREADS, 0, (cudaStream_t)stream>>>(dinp, inp, dout, n);
+    gelu_backward_kernel<<<blocks_for(n, THREADS), THREADS, 0, (cudaStream_t)stream>>>(act, dinp, inp, dout, n);
     return launched();
 }
 
 /* ---- layernorm ---------------------------------------------------------------------------------- */
 
-/* One row of layernorm by its warp: the mean, the rstd, then each element. */
-__device__ void layernorm_row(float *o, float *mean, float *rstd, const float *xr, const float *w, const float *b,
-                              int C)
+/* One row of layernorm by its warp (the row's elements at base..base + C of
+ * x and o): the mean, the rstd, then each element. */
+__device__ void layernorm_row(int act, void *o, float *mean, float *rstd, const void *x, size_t base, const float *w,
+                              const float *b, int C)
 {
     int l = lane();
     float sum = 0.0f;
-    for (int c = l; c < C; c += 32) sum += xr[c];
+    for (int c = l; c < C; c += 32) sum += LD(x, base + c);
     float m = warp_sum(sum) / (float)C, squares = 0.0f;
-    for (int c = l; c < C; c += 32) squares += (xr[c] - m) * (xr[c] - m);
+    for (int c = l; c < C; c += 32) squares += (LD(x, base + c) - m) * (LD(x, base + c) - m);
     float s = zrt_layernorm_rstd(warp_sum(squares), C);
-    for (int c = l; c < C; c += 32) o[c] = zrt_layernorm_out(xr[c], m, s, w[c], b[c]);
+    for (int c = l; c < C; c += 32) ST(o, base + c, zrt_layernorm_out(LD(x, base + c), m, s, w[c], b[c]));
     if (l == 0) {
         *mean = m;
         *rstd = s;
     }
 }
 
-__global__ void layernorm_forward_kernel(float *out, float *mean, float *rstd, const float *x, const float *w,
+__global__ void layernorm_forward_kernel(int act, void *out, float *mean, float *rstd, const void *x, const float *w,
                                          const float *b, int N, int C)
 {
     int row = warp_row();
     if (row >= N) return;
-    layernorm_row(out + (size_t)row * C, &mean[row], &rstd[row], x + (size_t)row * C, w, b, C);
+    layernorm_row(act, out, &mean[row], &rstd[row], x, (size_t)row * C, w, b, C);
 }
 
-extern "C" int zrt_cuda_layernorm_forward(void *stream, float *out, float *mean, float *rstd, const float *x,
+extern "C" int zrt_cuda_layernorm_forward(void *stream, int act, void *out, float *mean, float *rstd, const void *x,
                                           const float *w, const float *b, int N, int C)
 {
     layernorm_forward_kernel<<<blocks_for((size_t)N, WARPS_PER_BLOCK), THREADS, 0, (cudaStream_t)stream>>>(
-        out, mean, rstd, x, w, b, N, C);
+        act, out, mean, rstd, x, w, b, N, C);
     return launched();
 }
 
-__global__ void layernorm_backward_dx_kernel(float *dx, const float *d, const float *x, const float *w,
+__global__ void layernorm_backward_dx_kernel(int act, void *dx, const void *d, const void *x, const float *w,
                                              const float *mean, const float *rstd, int N, int C)
 {
     int row = warp_row(), l = lane();
@@ -254,25 +285,25 @@ __global__ void layernorm_backward_dx_kernel(float *dx, const float *d, const fl
     size_t base = (size_t)row * C;
     float m = mean[row], s = rstd[row], sum_dnorm = 0.0f, sum_dnorm_norm = 0.0f;
     for (int c = l; c < C; c += 32) {
-        float norm = zrt_layernorm_norm(x[base + c], m, s), dnorm = w[c] * d[base + c];
+        float norm = zrt_layernorm_norm(LD(x, base + c), m, s), dnorm = w[c] * LD(d, base + c);
         sum_dnorm += dnorm;
         sum_dnorm_norm += dnorm * norm;
     }
     float dnorm_mean = warp_sum(sum_dnorm) / (float)C, dnorm_norm_mean = warp_sum(sum_dnorm_norm) / (float)C;
     for (int c = l; c < C; c += 32) {
-        float norm = zrt_layernorm_norm(x[base + c], m, s), dnorm = w[c] * d[base + c];
-        dx[base + c] += zrt_layernorm_dx(dnorm, norm, dnorm_mean, dnorm_norm_mean, s);
+        float norm = zrt_layernorm_norm(LD(x, base + c), m, s), dnorm = w[c] * LD(d, base + c);
+        ST(dx, base + c, LD(dx, base + c) + zrt_layernorm_dx(dnorm, norm, dnorm_mean, dnorm_norm_mean, s));
     }
 }
 
-extern "C" int zrt_cuda_layernorm_backward(void *stream, float *dx, float *dw, float *db, const float *d,
-                                           const float *x, const float *w, const float *mean, const float *rstd,
+extern "C" int zrt_cuda_layernorm_backward(void *stream, int act, void *dx, float *dw, float *db, const void *d,
+                                           const void *x, const float *w, const float *mean, const float *rstd,
                                            int N, int C, float *scratch)
 {
     cudaStream_t s = (cudaStream_t)stream;
-    layernorm_backward_dx_kernel<<<blocks_for((size_t)N, WARPS_PER_BLOCK), THREADS, 0, s>>>(dx, d, x, w, mean, rstd, N,
-                                                                                            C);
-    zrt_colsum_args a = {ZRT_COLSUM_LAYERNORM, d, x, mean, rstd, N, C};
+    layernorm_backward_dx_kernel<<<blocks_for((size_t)N, WARPS_PER_BLOCK), THREADS, 0, s>>>(act, dx, d, x, w, mean,
+                                                                                            rstd, N, C);
+    zrt_colsum_args a = {ZRT_COLSUM_LAYERNORM, act, d, x, mean, rstd, N, C};
     colsum(s, a, dw, db, scratch);
     return launched();
 }
@@ -280,142 +311,154 @@ extern "C" int zrt_cuda_layernorm_backward(void *stream, float *dx, float *dw, f
 /* ---- rmsnorm, rope, swiglu (Llama) ------------------------------------------------------------- */
 
 /* One row of RMSNorm by its warp: the sum of squares over the lanes, then each element. */
-__device__ void rmsnorm_row(float *o, float *rstd, const float *xr, const float *w, int C, float eps)
+__device__ void rmsnorm_row(int act, void *o, float *rstd, const void *x, size_t base, const float *w, int C, float eps)
 {
     int l = lane();
     float squares = 0.0f;
-    for (int i = l; i < C; i += 32) squares += xr[i] * xr[i];
+    for (int i = l; i < C; i += 32) squares += LD(x, base + i) * LD(x, base + i);
     float r = zrt_rmsnorm_rstd(warp_sum(squares), C, eps);
-    for (int i = l; i < C; i += 32) o[i] = zrt_rmsnorm_out(xr[i], r, w[i]);
+    for (int i = l; i < C; i += 32) ST(o, base + i, zrt_rmsnorm_out(LD(x, base + i), r, w[i]));
     if (l == 0) *rstd = r;
 }
 
-__global__ void rmsnorm_forward_kernel(float *out, float *rstd, const float *x, const float *w, int N, int C, float eps)
+__global__ void rmsnorm_forward_kernel(int act, void *out, float *rstd, const void *x, const float *w, int N, int C,
+                                       float eps)
 {
     int row = warp_row();
     if (row >= N) return;
-    rmsnorm_row(out + (size_t)row * C, &rstd[row], x + (size_t)row * C, w, C, eps);
+    rmsnorm_row(act, out, &rstd[row], x, (size_t)row * C, w, C, eps);
 }
 
-extern "C" int zrt_cuda_rmsnorm_forward(void *stream, float *out, float *rstd, const float *x, const float *w, int N,
-                                        int C, float eps)
+extern "C" int zrt_cuda_rmsnorm_forward(void *stream, int act, void *out, float *rstd, const void *x, const float *w,
+                                        int N, int C, float eps)
 {
     rmsnorm_forward_kernel<<<blocks_for((size_t)N, WARPS_PER_BLOCK), THREADS, 0, (cudaStream_t)stream>>>(
-        out, rstd, x, w, N, C, eps);
+        act, out, rstd, x, w, N, C, eps);
     return launched();
 }
 
 /* The residual add and the norm (nn.h's residual_norm): each lane writes its
  * own elements of h and the norm's row reads back the same lanes' elements
- * (the warp's sync only orders the lanes' view of memory). */
-__global__ void residual_norm_kernel(float *h, float *out, const float *x, const float *y, const float *bias, int N,
-                                     int C, int rms, const float *w, const float *b, float *mean, float *rstd,
+ * -- as stored, rounded to act: the bits of the unfused norm of h (the
+ * warp's sync only orders the lanes' view of memory). */
+__global__ void residual_norm_kernel(int act, void *h, void *out, const void *x, const void *y, const float *bias,
+                                     int N, int C, int rms, const float *w, const float *b, float *mean, float *rstd,
                                      float eps)
 {
     int row = warp_row();
     if (row >= N) return;
     size_t base = (size_t)row * C;
-    for (int c = lane(); c < C; c += 32)
-        h[base + c] = !x ? y[base + c] : (bias ? x[base + c] + bias[c] : x[base + c]) + y[base + c];
+    for (int c = lane(); c < C; c += 32) {
+        size_t i = base + c;
+        ST(h, i, !x ? LD(y, i) : (bias ? LD(x, i) + bias[c] : LD(x, i)) + LD(y, i));
+    }
     __syncwarp();
     if (rms)
-        rmsnorm_row(out + base, &rstd[row], h + base, w, C, eps);
+        rmsnorm_row(act, out, &rstd[row], h, base, w, C, eps);
     else
-        layernorm_row(out + base, &mean[row], &rstd[row], h + base, w, b, C);
+        layernorm_row(act, out, &mean[row], &rstd[row], h, base, w, b, C);
 }
 
-extern "C" int zrt_cuda_residual_norm(void *stream, float *h, float *out, const float *x, const float *y,
+extern "C" int zrt_cuda_residual_norm(void *stream, int act, void *h, void *out, const void *x, const void *y,
                                       const float *bias, int N, int C, int rms, const float *w, const float *b,
                                       float *mean, float *rstd, float eps)
 {
     residual_norm_kernel<<<blocks_for((size_t)N, WARPS_PER_BLOCK), THREADS, 0, (cudaStream_t)stream>>>(
-        h, out, x, y, bias, N, C, rms, w, b, mean, rstd, eps);
+        act, h, out, x, y, bias, N, C, rms, w, b, mean, rstd, eps);
     return launched();
 }
 
-__global__ void rmsnorm_backward_dx_kernel(float *dx, const float *d, const float *x, const float *w,
+__global__ void rmsnorm_backward_dx_kernel(int act, void *dx, const void *d, const void *x, const float *w,
                                            const float *rstd, int N, int C)
 {
     int row = warp_row(), l = lane();
     if (row >= N) return;
     size_t base = (size_t)row * C;
     float r = rstd[row], sum = 0.0f;
-    for (int i = l; i < C; i += 32) sum += d[base + i] * w[i] * (x[base + i] * r);
+    for (int i = l; i < C; i += 32) sum += LD(d, base + i) * w[i] * (LD(x, base + i) * r);
     float mean = warp_sum(sum) / (float)C;
-    for (int i = l; i < C; i += 32) dx[base + i] += zrt_rmsnorm_dx(d[base + i] * w[i], x[base + i] * r, mean, r);
+    for (int i = l; i < C; i += 32)
+        ST(dx, base + i, LD(dx, base + i) + zrt_rmsnorm_dx(LD(d, base + i) * w[i], LD(x, base + i) * r, mean, r));
 }
 
-extern "C" int zrt_cuda_rmsnorm_backward(void *stream, float *dx, float *dw, const float *d, const float *x,
+extern "C" int zrt_cuda_rmsnorm_backward(void *stream, int act, void *dx, float *dw, const void *d, const void *x,
                                          const float *w, const float *rstd, int N, int C, float *scratch)
 {
     cudaStream_t s = (cudaStream_t)stream;
-    rmsnorm_backward_dx_kernel<<<blocks_for((size_t)N, WARPS_PER_BLOCK), THREADS, 0, s>>>(dx, d, x, w, rstd, N, C);
-    zrt_colsum_args a = {ZRT_COLSUM_RMSNORM, d, x, NULL, rstd, N, C};
+    rmsnorm_backward_dx_kernel<<<blocks_for((size_t)N, WARPS_PER_BLOCK), THREADS, 0, s>>>(act, dx, d, x, w, rstd, N,
+                                                                                          C);
+    zrt_colsum_args a = {ZRT_COLSUM_RMSNORM, act, d, x, NULL, rstd, N, C};
     colsum(s, a, dw, NULL, scratch);
     return launched();
 }
 
 /* Thread per (row, head, i < hs/2). */
-__global__ void rope_kernel(float *x, int N, int T, int pos0, int heads, int hs, int ld, const float *cos,
+__global__ void rope_kernel(int act, void *x, int N, int T, int pos0, int heads, int hs, int ld, const float *cos,
                             const float *sin, int inverse)
 {
     int half = hs / 2;
     size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
     if (i >= (size_t)N * heads * half) return;
     int k = (int)(i % half), h = (int)(i / half % heads), r = (int)(i / half / heads);
-    size_t at = (size_t)(pos0 + r % T) * half + k;
-    float *head = x + (size_t)r * ld + (size_t)h * hs;
-    zrt_rope_turn(&head[k], &head[k + half], cos[at], inverse ? -sin[at] : sin[at]);
+    size_t at = (size_t)(pos0 + r % T) * half + k, head = (size_t)r * ld + (size_t)h * hs;
+    float x1 = LD(x, head + k), x2 = LD(x, head + k + half);
+    zrt_rope_turn(&x1, &x2, cos[at], inverse ? -sin[at] : sin[at]);
+    ST(x, head + k, x1);
+    ST(x, head + k + half, x2);
 }
 
-extern "C" int zrt_cuda_rope(void *stream, float *x, int N, int T, int pos0, int heads, int hs, int ld,
+extern "C" int zrt_cuda_rope(void *stream, int act, void *x, int N, int T, int pos0, int heads, int hs, int ld,
                              const float *cos, const float *sin, int inverse)
 {
     size_t n = (size_t)N * heads * (hs / 2);
-    rope_kernel<<<blocks_for(n, THREADS), THREADS, 0, (cudaStream_t)stream>>>(x, N, T, pos0, heads, hs, ld, cos, sin,
-                                                                             inverse);
+    rope_kernel<<<blocks_for(n, THREADS), THREADS, 0, (cudaStream_t)stream>>>(act, x, N, T, pos0, heads, hs, ld, cos,
+                                                                             sin, inverse);
     return launched();
 }
 
-__global__ void swiglu_forward_kernel(float *out, const float *gu, int N, int H)
+__global__ void swiglu_forward_kernel(int act, void *out, const void *gu, int N, int H)
 {
     size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
     if (i >= (size_t)N * H) return;
     size_t g = i / H * 2 * H + i % H;
-    out[i] = zrt_swiglu(gu[g], gu[g + H]);
+    ST(out, i, zrt_swiglu(LD(gu, g), LD(gu, g + H)));
 }
 
-extern "C" int zrt_cuda_swiglu_forward(void *stream, float *out, const float *gu, int N, int H)
+extern "C" int zrt_cuda_swiglu_forward(void *stream, int act, void *out, const void *gu, int N, int H)
 {
     size_t n = (size_t)N * H;
-    swiglu_forward_kernel<<<blocks_for(n, THREADS), THREADS, 0, (cudaStream_t)stream>>>(out, gu, N, H);
+    swiglu_forward_kernel<<<blocks_for(n, THREADS), THREADS, 0, (cudaStream_t)stream>>>(act, out, gu, N, H);
     return launched();
 }
 
-__global__ void swiglu_backward_kernel(float *dgu, const float *dout, const float *gu, int N, int H)
+__global__ void swiglu_backward_kernel(int act, void *dgu, const void *dout, const void *gu, int N, int H)
 {
     size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
     if (i >= (size_t)N * H) return;
     size_t g = i / H * 2 * H + i % H;
-    zrt_swiglu_grad(gu[g], gu[g + H], dout[i], &dgu[g], &dgu[g + H]);
+    float dg, du;
+    zrt_swiglu_grad(LD(gu, g), LD(gu, g + H), LD(dout, i), &dg, &du);
+    ST(dgu, g, dg);
+    ST(dgu, g + H, du);
 }
 
-extern "C" int zrt_cuda_swiglu_backward(void *stream, float *dgu, const float *dout, const float *gu, int N, int H)
+extern "C" int zrt_cuda_swiglu_backward(void *stream, int act, void *dgu, const void *dout, const void *gu, int N,
+                                        int H)
 {
     size_t n = (size_t)N * H;
-    swiglu_backward_kernel<<<blocks_for(n, THREADS), THREADS, 0, (cudaStream_t)stream>>>(dgu, dout, gu, N, H);
+    swiglu_backward_kernel<<<blocks_for(n, THREADS), THREADS, 0, (cudaStream_t)stream>>>(act, dgu, dout, gu, N, H);
     return launched();
 }
 
 /* ---- cross-entropy ------------------------------------------------------------------------------ */
 
 /* The kernel is in xent_tiles.cuh (C-compatible: tests/test_xent_sim.c runs it on the CPU). */
-extern "C" int zrt_cuda_cross_entropy(void *stream, float *logits, double *losses, const int32_t *targets, int N, int V,
-                                      float scale, int double_math, int32_t *bad)
+extern "C" int zrt_cuda_cross_entropy(void *stream, int act, void *logits, double *losses, const int32_t *targets,
+                                      int N, int V, float scale, int double_math, int32_t *bad)
 {
     if (N <= 0) return 0; /* no rows: nothing to launch (a grid of 0 is invalid) */
-    xent_kernel<<<(unsigned)N, XTHREADS, xent_shared_bytes(), (cudaStream_t)stream>>>(logits, losses, targets, N, V,
-                                                                                      scale, double_math, bad);
+    xent_kernel<<<(unsigned)N, XTHREADS, xent_shared_bytes(), (cudaStream_t)stream>>>(act, logits, losses, targets, N,
+                                                                                      V, scale, double_math, bad);
     return launched();
 }
 

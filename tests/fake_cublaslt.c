@@ -11,11 +11,15 @@
  * row-major mapping and the CUDA models' matmul calls run in CI, where there
  * is no GPU. It refuses what cuBLASLt would refuse for these calls: a
  * leading dimension below the rows, shapes that do not chain, batches that
- * differ, a type other than fp32 in memory, a compute type other than the
+ * differ, a type in memory other than fp32, bf16 and fp16 (A and B of one
+ * type; C and D of one type, fp32 or A's; 16-bit inputs only with
+ * CUBLAS_COMPUTE_32F), a compute type other than the
  * four cuda_blas.c uses, a pointer (or batch stride) less aligned
  * than the preferences promised (256 bytes unless set: cuBLASLt's default)
  * -- and answers the heuristic with one algo that remembers the promise.
  */
+#include "cast.h"
+
 #include <cublasLt.h>
 #include <math.h>
 #include <stdbool.h>
@@ -25,6 +29,7 @@
 typedef struct {
     int64_t rows, cols, ld, stride;
     int32_t batch;
+    int32_t dtype; /* zrt_dtype of the cudaDataType: 0 fp32, 1 bf16, 2 fp16 */
 } fake_layout; /* kept in the opaque layout's data[] */
 
 _Static_assert(sizeof(fake_layout) <= sizeof(((cublasLtMatrixLayoutOpaque_t *)0)->data), "layout fits");
@@ -83,11 +88,13 @@ cublasStatus_t cublasLtMatmulDescSetAttribute(cublasLtMatmulDesc_t desc, cublasL
 cublasStatus_t cublasLtMatrixLayoutCreate(cublasLtMatrixLayout_t *out, cudaDataType type, uint64_t rows, uint64_t cols,
                                           int64_t ld)
 {
-    if (type != CUDA_R_32F) return CUBLAS_STATUS_NOT_SUPPORTED;
+    int32_t dtype = type == CUDA_R_32F ? 0 : type == CUDA_R_16BF ? 1 : type == CUDA_R_16F ? 2 : -1;
+    if (dtype < 0) return CUBLAS_STATUS_NOT_SUPPORTED;
     if (ld < (int64_t)rows || rows == 0 || cols == 0) return CUBLAS_STATUS_INVALID_VALUE;
     *out = calloc(1, sizeof **out);
     if (!*out) return CUBLAS_STATUS_ALLOC_FAILED;
-    *layout_of(*out) = (fake_layout){.rows = (int64_t)rows, .cols = (int64_t)cols, .ld = ld, .batch = 1};
+    *layout_of(*out) =
+        (fake_layout){.rows = (int64_t)rows, .cols = (int64_t)cols, .ld = ld, .batch = 1, .dtype = dtype};
     return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -151,9 +158,13 @@ static bool chains(cublasLtMatmulDesc_t desc, const fake_layout *a, const fake_l
     int64_t m, k, k2, n;
     op_shape(a, desc->data[0] != CUBLAS_OP_N, &m, &k);
     op_shape(b, desc->data[1] != CUBLAS_OP_N, &k2, &n);
-    return k == k2 && c->rows == m && c->cols == n && d->rows == m && d->cols == n && a->batch == b->batch &&
+    bool typed = a->dtype == b->dtype && (c->dtype == 0 || c->dtype == a->dtype) &&
+                 (a->dtype == 0 || desc->data[2] == CUBLAS_COMPUTE_32F);
+    return typed && k == k2 && c->rows == m && c->cols == n && d->rows == m && d->cols == n && a->batch == b->batch &&
            a->batch == c->batch && c->batch == d->batch && memcmp(c, d, sizeof *c) == 0;
 }
+
+static size_t dtype_bytes(int32_t dtype) { return dtype == 0 ? 4 : 2; }
 
 cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc,
                                               cublasLtMatrixLayout_t a, cublasLtMatrixLayout_t b,
@@ -175,13 +186,14 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t handle, cublasLtM
 /* Whether x (and, batched, each matrix after it) is aligned as promised. */
 static bool aligned(const void *x, const fake_layout *l, uint64_t promised)
 {
-    uintptr_t bits = (uintptr_t)x | (l->batch > 1 ? (uintptr_t)l->stride * sizeof(float) : 0);
+    uintptr_t bits = (uintptr_t)x | (l->batch > 1 ? (uintptr_t)l->stride * dtype_bytes(l->dtype) : 0);
     return promised == 0 || bits % promised == 0;
 }
 
-static float element(const float *x, const fake_layout *l, bool trans, int64_t i, int64_t j)
+/* Element (i, j) of op(X), X's elements from `base` on. */
+static float element(const void *x, int64_t base, const fake_layout *l, bool trans, int64_t i, int64_t j)
 {
-    return trans ? x[j + i * l->ld] : x[i + j * l->ld];
+    return zrt_load_f32(x, (size_t)(base + (trans ? j + i * l->ld : i + j * l->ld)), l->dtype);
 }
 
 /* x to the nearest (ties to even) value with `bits` fraction bits and
@@ -204,11 +216,11 @@ static float as_input(float x, uint64_t compute)
 }
 
 /* op(X) of one matrix, as the compute type reads it, into rows x cols row-major. */
-static void gather(float *out, const float *x, const fake_layout *l, bool trans, int64_t rows, int64_t cols,
-                   uint64_t compute)
+static void gather(float *out, const void *x, int64_t base, const fake_layout *l, bool trans, int64_t rows,
+                   int64_t cols, uint64_t compute)
 {
     for (int64_t i = 0; i < rows; i++)
-        for (int64_t j = 0; j < cols; j++) out[i * cols + j] = as_input(element(x, l, trans, i, j), compute);
+        for (int64_t j = 0; j < cols; j++) out[i * cols + j] = as_input(element(x, base, l, trans, i, j), compute);
 }
 
 /* The fault $ZRT_FAKE_CUBLASLT_FAULT asks for: its alpha and how many of the k terms it sums (-1: unknown). */
@@ -224,16 +236,19 @@ static int64_t fault_terms(int64_t k, float *alpha)
     return -1;
 }
 
-/* One matrix of the batch: D = alpha op(A) op(B) + beta C, op(A) as rows of a (m x k), op(B) as columns (n x k). */
-static void multiply(float *d, const fake_layout *dl, const float *a, const float *b, const float *c,
-                     const fake_layout *cl, int64_t m, int64_t n, int64_t k, int64_t terms, float al, float be)
+/* Matrix `batch`: D = alpha op(A) op(B) + beta C (C and D of their layouts' types, D rounded to nearest even
+ * when 16-bit), op(A) as rows of a (m x k), op(B) as columns (n x k). */
+static void multiply(void *d, const fake_layout *dl, const float *a, const float *b, const void *c,
+                     const fake_layout *cl, int32_t batch, int64_t k, int64_t terms, float al, float be)
 {
-    for (int64_t j = 0; j < n; j++)
-        for (int64_t i = 0; i < m; i++) {
+    for (int64_t j = 0; j < dl->cols; j++)
+        for (int64_t i = 0; i < dl->rows; i++) {
             double sum = 0;
             for (int64_t p = 0; p < terms; p++) sum += (double)a[i * k + p] * b[j * k + p];
-            float prior = be != 0.0f ? be * c[i + j * cl->ld] : 0.0f; /* beta 0: C is not read */
-            d[i + j * dl->ld] = al * (float)sum + prior;
+            size_t at_c = (size_t)(batch * cl->stride + i + j * cl->ld);
+            size_t at_d = (size_t)(batch * dl->stride + i + j * dl->ld);
+            float prior = be != 0.0f ? be * zrt_load_f32(c, at_c, cl->dtype) : 0.0f; /* beta 0: C is not read */
+            zrt_store_f32(d, at_d, dl->dtype, al * (float)sum + prior);
         }
 }
 
@@ -258,10 +273,9 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
     if (terms < 0) return CUBLAS_STATUS_NOT_SUPPORTED; /* a fault this fake does not know */
     float *ra = malloc((size_t)(m * k) * sizeof(float)), *rb = malloc((size_t)(n * k) * sizeof(float));
     for (int32_t batch = 0; ra && rb && batch < a->batch; batch++) {
-        gather(ra, (const float *)A + batch * a->stride, a, ta, m, k, desc->data[2]);
-        gather(rb, (const float *)B + batch * b->stride, b, !tb, n, k, desc->data[2]); /* op(B)^T: its columns */
-        multiply((float *)D + batch * d->stride, d, ra, rb, (const float *)C + batch * c->stride, c, m, n, k, terms, al,
-                 be);
+        gather(ra, A, batch * a->stride, a, ta, m, k, desc->data[2]);
+        gather(rb, B, batch * b->stride, b, !tb, n, k, desc->data[2]); /* op(B)^T: its columns */
+        multiply(D, d, ra, rb, C, c, batch, k, terms, al, be);
     }
     cublasStatus_t status = ra && rb ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_ALLOC_FAILED;
     free(ra), free(rb);

@@ -66,7 +66,7 @@ static inline void ref_bias_backward(float *db, const float *dout, int N, int OC
  * as the launchers and test_cuda_kernels holds the kernels to bitwise. */
 static inline void ref_bias_backward_blocked(float *db, const float *dout, int N, int OC)
 {
-    zrt_colsum_args a = {ZRT_COLSUM_BIAS, dout, NULL, NULL, NULL, N, OC};
+    zrt_colsum_args a = {ZRT_COLSUM_BIAS, 0, dout, NULL, NULL, NULL, N, OC};
     zrt_colsum_twin(&a, db, NULL);
 }
 
@@ -103,7 +103,7 @@ static inline void ref_layernorm_backward_blocked(float *dx, float *dw, float *d
 {
     float *dw_rows = calloc((size_t)C, sizeof(float)), *db_rows = calloc((size_t)C, sizeof(float));
     ref_layernorm_backward(dx, dw_rows, db_rows, d, x, w, mean, rstd, N, C);
-    zrt_colsum_args a = {ZRT_COLSUM_LAYERNORM, d, x, mean, rstd, N, C};
+    zrt_colsum_args a = {ZRT_COLSUM_LAYERNORM, 0, d, x, mean, rstd, N, C};
     zrt_colsum_twin(&a, dw, db);
     free(dw_rows);
     free(db_rows);
@@ -150,7 +150,7 @@ static inline void ref_rmsnorm_backward_blocked(float *dx, float *dw, const floa
 {
     float *dw_rows = calloc((size_t)C, sizeof(float));
     ref_rmsnorm_backward(dx, dw_rows, d, x, w, rstd, N, C);
-    zrt_colsum_args a = {ZRT_COLSUM_RMSNORM, d, x, NULL, rstd, N, C};
+    zrt_colsum_args a = {ZRT_COLSUM_RMSNORM, 0, d, x, NULL, rstd, N, C};
     zrt_colsum_twin(&a, dw, NULL);
     free(dw_rows);
 }

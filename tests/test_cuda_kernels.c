@@ -27,7 +27,9 @@
  *    let a dropped K-block pass, and a doubled alpha at K = 513
  *    (test_model_emulated shows both, through the fake cuBLASLt).
  *  - the gradient statistics (device_kernels.cu): bitwise grad_stats.h's
- *    C twin, whatever the grid they are launched on.
+ *    C twin, whatever the grid they are launched on;
+ *  - bf16 activations (kernel_checks_bf16.h): each kernel at act bf16 on
+ *    bf16-exact inputs stores its fp32 run's results rounded, bitwise.
  * Skips (exit 77) without a GPU.
  */
 #include "nn_device.h"
@@ -102,6 +104,8 @@ static void expect_exact(const char *what, const float *dev_got, const double *e
     free(got);
 }
 
+#include "kernel_checks_bf16.h" /* check_bf16: every kernel at bf16 activations */
+
 static void check_embed(void)
 {
     enum { B = 3, T = 17, C = 40, V = 50, N = B * T };
@@ -117,16 +121,16 @@ static void check_embed(void)
     CHECK_OK(zrt_host_alloc(dev, ZRT_MEM_COMM, sizeof(int32_t), "flag", (void **)&bad));
     *bad = 0;
     float *d_out = zeros((size_t)N * C), *d_dwte = zeros((size_t)V * C), *d_dwpe = zeros((size_t)T * C);
-    CHECK(zrt_cuda_embed_forward(native, d_out, d_tokens, up(wte, (size_t)V * C), up(wpe, (size_t)T * C), N, T, C, V,
+    CHECK(zrt_cuda_embed_forward(native, 0, d_out, d_tokens, up(wte, (size_t)V * C), up(wpe, (size_t)T * C), N, T, C, V,
                                  bad) == 0);
-    CHECK(zrt_cuda_embed_backward(native, d_dwte, d_dwpe, up(dout, (size_t)N * C), d_tokens, N, T, C, V) == 0);
+    CHECK(zrt_cuda_embed_backward(native, 0, d_dwte, d_dwpe, up(dout, (size_t)N * C), d_tokens, N, T, C, V) == 0);
     expect("embed forward", d_out, out, (size_t)N * C, 0);
     expect("embed backward wte", d_dwte, dwte, (size_t)V * C, 0);
     expect("embed backward wpe", d_dwpe, dwpe, (size_t)T * C, 0);
     CHECK_MSG(*bad == 0, "the flag was set for tokens in range");
     tokens[5] = V; /* out of range: flagged */
     CHECK_OK(zrt_device_write(dev, d_tokens, tokens, sizeof tokens));
-    CHECK(zrt_cuda_embed_forward(native, d_out, d_tokens, up(wte, (size_t)V * C), up(wpe, (size_t)T * C), N, T, C, V,
+    CHECK(zrt_cuda_embed_forward(native, 0, d_out, d_tokens, up(wte, (size_t)V * C), up(wpe, (size_t)T * C), N, T, C, V,
                                  bad) == 0);
     CHECK_OK(zrt_stream_synchronize(stream));
     CHECK_MSG(*bad == 1, "a token outside the vocabulary did not set the flag");
@@ -149,10 +153,10 @@ static void check_rows(void)
         dg_exact[i] = d[i] * gelu_grad_exact(x[i]), dg_bound[i] = gelu_backward_bound(x[i], d[i]);
     }
     float *d_rows = zeros(n), *d_db = zeros(OC), *d_pre = up(x, n), *d_gel = zeros(n), *d_dg = zeros(n);
-    CHECK(zrt_cuda_init_rows(native, d_rows, up(bias, OC), up(res, n), N, OC) == 0);
-    CHECK(zrt_cuda_bias_backward(native, d_db, up(d, n), N, OC, zeros(zrt_colsum_scratch_floats(ZRT_COLSUM_BIAS, N, OC))) == 0);
-    CHECK(zrt_cuda_bias_gelu_forward(native, d_pre, d_gel, up(bias, OC), N, OC) == 0);
-    CHECK(zrt_cuda_gelu_backward(native, d_dg, up(x, n), up(d, n), n) == 0);
+    CHECK(zrt_cuda_init_rows(native, 0, d_rows, up(bias, OC), up(res, n), N, OC) == 0);
+    CHECK(zrt_cuda_bias_backward(native, 0, d_db, up(d, n), N, OC, zeros(zrt_colsum_scratch_floats(ZRT_COLSUM_BIAS, N, OC))) == 0);
+    CHECK(zrt_cuda_bias_gelu_forward(native, 0, d_pre, d_gel, up(bias, OC), N, OC) == 0);
+    CHECK(zrt_cuda_gelu_backward(native, 0, d_dg, up(x, n), up(d, n), n) == 0);
     expect("bias + residual rows", d_rows, rows, n, 0);
     expect("bias backward", d_db, db, OC, 0);
     expect("bias + GELU (pre)", d_pre, pre, n, 0);
@@ -172,13 +176,13 @@ static void check_layernorm(void)
     memcpy(dx0, dx, n * 4);
     ref_layernorm_forward(out, mean, rstd, x, w, b, N, C);
     float *d_out = zeros(n), *d_mean = zeros(N), *d_rstd = zeros(N);
-    CHECK(zrt_cuda_layernorm_forward(native, d_out, d_mean, d_rstd, up(x, n), up(w, C), up(b, C), N, C) == 0);
+    CHECK(zrt_cuda_layernorm_forward(native, 0, d_out, d_mean, d_rstd, up(x, n), up(w, C), up(b, C), N, C) == 0);
     expect("layernorm forward", d_out, out, n, 2e-5);
     expect("layernorm mean", d_mean, mean, N, 2e-5);
     expect("layernorm rstd", d_rstd, rstd, N, 2e-5);
     ref_layernorm_backward_blocked(dx, dw, db, d, x, w, mean, rstd, N, C); /* from the CPU's statistics, given to both */
     float *d_dx = up(dx0, n), *d_dw = zeros(C), *d_db = zeros(C);
-    CHECK(zrt_cuda_layernorm_backward(native, d_dx, d_dw, d_db, up(d, n), up(x, n), up(w, C), up(mean, N), up(rstd, N),
+    CHECK(zrt_cuda_layernorm_backward(native, 0, d_dx, d_dw, d_db, up(d, n), up(x, n), up(w, C), up(mean, N), up(rstd, N),
                                       N, C, zeros(zrt_colsum_scratch_floats(ZRT_COLSUM_LAYERNORM, N, C))) == 0);
     expect("layernorm backward dx", d_dx, dx, n, 2e-5);
     expect("layernorm backward dw", d_dw, dw, C, 0);
@@ -195,8 +199,8 @@ static void check_flash(const char *what, int B, int T, int S, int NH, int NKV, 
     float *d_q = up(c.q, c.n[FLASH_DQ]), *d_k = up(c.k, c.n[FLASH_DK]), *d_v = up(c.v, c.n[FLASH_DV]);
     float *got[FLASH_OUTPUTS];
     for (int i = 0; i < FLASH_OUTPUTS; i++) got[i] = zeros(c.n[i]);
-    CHECK(zrt_cuda_flash_forward(native, a, got[FLASH_OUT], got[FLASH_LSE], d_q, d_k, d_v) == 0);
-    CHECK(zrt_cuda_flash_backward(native, a, got[FLASH_DQ], got[FLASH_DK], got[FLASH_DV], up(c.dout, c.n[FLASH_OUT]),
+    CHECK(zrt_cuda_flash_forward(native, 0, a, got[FLASH_OUT], got[FLASH_LSE], d_q, d_k, d_v) == 0);
+    CHECK(zrt_cuda_flash_backward(native, 0, a, got[FLASH_DQ], got[FLASH_DK], got[FLASH_DV], up(c.dout, c.n[FLASH_OUT]),
                                   got[FLASH_OUT], got[FLASH_LSE], d_q, d_k, d_v) == 0);
     for (int i = 0; i < FLASH_OUTPUTS; i++) {
         char name[64];
@@ -217,9 +221,9 @@ static void check_rmsnorm(void)
     ref_rmsnorm_forward(out, rstd, x, w, N, C, 1e-6f);
     ref_rmsnorm_backward_blocked(dx, dw, d, x, w, rstd, N, C);
     float *d_out = zeros(n), *d_rstd = zeros(N), *d_dw = zeros(C), *d_dx = up(dx0, n);
-    CHECK(zrt_cuda_rmsnorm_forward(native, d_out, d_rstd, up(x, n), up(w, C), N, C, 1e-6f) == 0);
+    CHECK(zrt_cuda_rmsnorm_forward(native, 0, d_out, d_rstd, up(x, n), up(w, C), N, C, 1e-6f) == 0);
     expect("rmsnorm", d_out, out, n, 2e-5);
-    CHECK(zrt_cuda_rmsnorm_backward(native, d_dx, d_dw, up(d, n), up(x, n), up(w, C), up(rstd, N), N, C,
+    CHECK(zrt_cuda_rmsnorm_backward(native, 0, d_dx, d_dw, up(d, n), up(x, n), up(w, C), up(rstd, N), N, C,
                                     zeros(zrt_colsum_scratch_floats(ZRT_COLSUM_RMSNORM, N, C))) == 0);
     expect("rmsnorm backward dx", d_dx, dx, n, 2e-5);
     expect("rmsnorm backward dw", d_dw, dw, C, 0);
@@ -237,15 +241,15 @@ static void check_residual_norm(void)
     for (int rms = 0; rms < 2; rms++) {
         ref_residual_norm(h, out, x, y, rms ? NULL : bias, N, C, rms, w, b, mean, rstd, 1e-6f);
         float *d_w = up(w, C), *d_b = up(b, C), *d_h = up(y, n), *d_out = zeros(n), *d_mean = zeros(N), *d_rstd = zeros(N);
-        CHECK(zrt_cuda_residual_norm(native, d_h, d_out, up(x, n), d_h, rms ? NULL : up(bias, C), N, C, rms, d_w, d_b,
+        CHECK(zrt_cuda_residual_norm(native, 0, d_h, d_out, up(x, n), d_h, rms ? NULL : up(bias, C), N, C, rms, d_w, d_b,
                                      d_mean, d_rstd, 1e-6f) == 0);
         expect(rms ? "residual + rmsnorm h" : "residual + bias + layernorm h", d_h, h, n, 0);
         expect(rms ? "residual + rmsnorm out" : "residual + bias + layernorm out", d_out, out, n, 2e-5);
         float *unfused = zeros(n), *u_mean = zeros(N), *u_rstd = zeros(N), *got = down(d_out, n);
         if (rms)
-            CHECK(zrt_cuda_rmsnorm_forward(native, unfused, u_rstd, d_h, d_w, N, C, 1e-6f) == 0);
+            CHECK(zrt_cuda_rmsnorm_forward(native, 0, unfused, u_rstd, d_h, d_w, N, C, 1e-6f) == 0);
         else
-            CHECK(zrt_cuda_layernorm_forward(native, unfused, u_mean, u_rstd, d_h, d_w, d_b, N, C) == 0);
+            CHECK(zrt_cuda_layernorm_forward(native, 0, unfused, u_mean, u_rstd, d_h, d_w, d_b, N, C) == 0);
         expect("  the same bits as unfused", unfused, got, n, 0);
         free(got);
     }
@@ -264,7 +268,7 @@ static void check_rope_swiglu(void)
         float *want = malloc(n * 4), *d_x = up(x, n);
         memcpy(want, x, n * 4);
         ref_rope(want, N, T, POS0, HEADS, HS, LD, cosv, sinv, inverse);
-        CHECK(zrt_cuda_rope(native, d_x, N, T, POS0, HEADS, HS, LD, d_cos, d_sin, inverse) == 0);
+        CHECK(zrt_cuda_rope(native, 0, d_x, N, T, POS0, HEADS, HS, LD, d_cos, d_sin, inverse) == 0);
         expect(inverse ? "rope inverse" : "rope", d_x, want, n, 0);
         free(want);
     }
@@ -273,9 +277,9 @@ static void check_rope_swiglu(void)
     ref_swiglu_forward(out, gu, N, H);
     ref_swiglu_backward(dgu, dout, gu, N, H);
     float *d_out = zeros(m), *d_dgu = zeros(2 * m), *d_gu = up(gu, 2 * m);
-    CHECK(zrt_cuda_swiglu_forward(native, d_out, d_gu, N, H) == 0);
+    CHECK(zrt_cuda_swiglu_forward(native, 0, d_out, d_gu, N, H) == 0);
     expect("swiglu", d_out, out, m, 2e-6);
-    CHECK(zrt_cuda_swiglu_backward(native, d_dgu, up(dout, m), d_gu, N, H) == 0);
+    CHECK(zrt_cuda_swiglu_backward(native, 0, d_dgu, up(dout, m), d_gu, N, H) == 0);
     expect("swiglu backward", d_dgu, dgu, 2 * m, 2e-6);
     free(x), free(cosv), free(sinv), free(gu), free(dout), free(out), free(dgu);
 }
@@ -301,7 +305,7 @@ static void check_cross_entropy(bool double_math)
     float *d_d = up(z, n), *d_mean = zeros(1);
     double *d_losses = device_alloc(dev, sizeof losses, "losses");
     int32_t *d_targets = upload(dev, targets, sizeof targets);
-    CHECK(zrt_cuda_cross_entropy(native, d_d, d_losses, d_targets, N, V, scale, double_math, bad) == 0);
+    CHECK(zrt_cuda_cross_entropy(native, 0, d_d, d_losses, d_targets, N, V, scale, double_math, bad) == 0);
     CHECK(zrt_cuda_loss_mean(native, d_mean, d_losses, d_targets, N, 2.0f) == 0);
     const char *what = double_math ? "cross-entropy (mlp)" : "cross-entropy (gpt)";
     expect(what, d_d, d, n, double_math ? 1e-6 : 2e-5);
@@ -365,7 +369,7 @@ static void check_colsums(void)
     double *mass = calloc(C, 8);
     static const char *names[3] = {"bias gradient", "layernorm dw", "rmsnorm dw"};
     for (int kind = 0; kind < 3; kind++) {
-        zrt_colsum_args a = {(zrt_colsum_kind)kind, d, x, mean, rstd, N, C};
+        zrt_colsum_args a = {(zrt_colsum_kind)kind, 0, d, x, mean, rstd, N, C};
         memset(twin[0], 0, C * 4), memset(twin[1], 0, C * 4), memset(rows, 0, C * 4), memset(mass, 0, C * 8);
         zrt_colsum_twin(&a, twin[0], twin[1]);
         for (int r = 0; r < N; r++)
@@ -376,12 +380,12 @@ static void check_colsums(void)
             }
         float *d_out[2] = {zeros(C), zeros(C)}, *d_d = up(d, n), *d_x = up(x, n), *d_dx = zeros(n);
         float *scratch = zeros(zrt_colsum_scratch_floats(a.kind, N, C));
-        if (kind == ZRT_COLSUM_BIAS) CHECK(zrt_cuda_bias_backward(native, d_out[0], d_d, N, C, scratch) == 0);
+        if (kind == ZRT_COLSUM_BIAS) CHECK(zrt_cuda_bias_backward(native, 0, d_out[0], d_d, N, C, scratch) == 0);
         if (kind == ZRT_COLSUM_LAYERNORM)
-            CHECK(zrt_cuda_layernorm_backward(native, d_dx, d_out[0], d_out[1], d_d, d_x, up(x, C), up(mean, N),
+            CHECK(zrt_cuda_layernorm_backward(native, 0, d_dx, d_out[0], d_out[1], d_d, d_x, up(x, C), up(mean, N),
                                               up(rstd, N), N, C, scratch) == 0);
         if (kind == ZRT_COLSUM_RMSNORM)
-            CHECK(zrt_cuda_rmsnorm_backward(native, d_dx, d_out[0], d_d, d_x, up(x, C), up(rstd, N), N, C, scratch) == 0);
+            CHECK(zrt_cuda_rmsnorm_backward(native, 0, d_dx, d_out[0], d_d, d_x, up(x, C), up(rstd, N), N, C, scratch) == 0);
         expect(names[kind], d_out[0], twin[0], C, 0);
         if (kind == ZRT_COLSUM_LAYERNORM) expect("layernorm db", d_out[1], twin[1], C, 0);
         float *got = down(d_out[0], C);
@@ -450,6 +454,7 @@ int main(void)
     check_gemm(ZRT_MATMUL_BF16);
     check_stats_grids();
     check_colsums();
+    check_bf16();
     zrt_stream_destroy(stream);
     zrt_device_destroy(dev);
     printf("model kernels and matmuls: every one within its bound of the CPU reference\n");

@@ -28,19 +28,19 @@ typedef struct {
 static void forward(const void *p)
 {
     const flash_args *f = p;
-    flash_forward_kernel(f->a, f->out, f->lse, f->q, f->k, f->v, f->scale);
+    flash_forward_kernel(f->a, 0, f->out, f->lse, f->q, f->k, f->v, f->scale);
 }
 
 static void backward_dkdv(const void *p)
 {
     const flash_args *f = p;
-    flash_backward_dkdv_kernel(f->a, f->dk, f->dv, f->dout, f->out, f->lse, f->q, f->k, f->v, f->scale);
+    flash_backward_dkdv_kernel(f->a, 0, f->dk, f->dv, f->dout, f->out, f->lse, f->q, f->k, f->v, f->scale);
 }
 
 static void backward_dq(const void *p)
 {
     const flash_args *f = p;
-    flash_backward_dq_kernel(f->a, f->dq, f->dout, f->out, f->lse, f->q, f->k, f->v, f->scale);
+    flash_backward_dq_kernel(f->a, 0, f->dq, f->dout, f->out, f->lse, f->q, f->k, f->v, f->scale);
 }
 
 static void launch(sim_kernel kernel, const flash_args *f, flash_launch l)

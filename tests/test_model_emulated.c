@@ -28,6 +28,13 @@
  * max|a| max|b|, passes both (asserted: why it was replaced). What it
  * cannot see: the .cu kernels themselves and cuBLASLt's real behaviour --
  * test_cuda_kernels' part.
+ * 16-bit activations (tests/emulated_launchers.h: each launcher reads its
+ * activations as fp32 and rounds where it stores, at the table's act type):
+ * gpt.c, llama.c and mlp.c with bf16 and with fp16 activations against the
+ * fp32 cpu table, the loss within first-order bounds taken from the fp32
+ * run (half_vs_cpu), a wrong-type store outside them, activation bytes
+ * about half; kernel_checks_bf16.h's rule (a kernel at bf16 stores its
+ * fp32 run's bits rounded) on the launchers, shown firing.
  */
 #include "device_common.h"
 
@@ -35,100 +42,12 @@
 int main(void) { SKIP("built without CUDA: the CUDA models are not in this build"); }
 #else
 
+#include "emulated_launchers.h" /* the launchers, on host memory */
 #include "error_bounds.h"
-#include "model_kernels.h"
-#include "model_refs.h"
 
 #include <math.h>
 
 #define BATCH 3
-
-/* ---- the launchers, on host memory ------------------------------------------------------- */
-
-int zrt_cuda_copy(void *s, void *dst, const void *src, size_t bytes) { return (void)s, memmove(dst, src, bytes), 0; }
-int zrt_cuda_zero(void *s, void *dst, size_t bytes) { return (void)s, memset(dst, 0, bytes), 0; }
-int zrt_cuda_embed_forward(void *s, float *out, const int32_t *tokens, const float *wte, const float *wpe, int N, int T,
-                           int C, int V, int32_t *bad)
-{
-    return (void)s, ref_embed_forward(out, tokens, wte, wpe, N, T, C, V, bad), 0;
-}
-int zrt_cuda_embed_backward(void *s, float *dwte, float *dwpe, const float *dout, const int32_t *tokens, int N, int T,
-                            int C, int V)
-{
-    return (void)s, ref_embed_backward(dwte, dwpe, dout, tokens, N, T, C, V), 0;
-}
-int zrt_cuda_init_rows(void *s, float *out, const float *bias, const float *residual, int N, int OC)
-{
-    return (void)s, ref_init_rows(out, bias, residual, N, OC), 0;
-}
-int zrt_cuda_bias_backward(void *s, float *db, const float *dout, int N, int OC, float *scratch)
-{
-    return (void)s, (void)scratch, ref_bias_backward_blocked(db, dout, N, OC), 0;
-}
-int zrt_cuda_bias_gelu_forward(void *s, float *pre, float *out, const float *bias, int rows, int cols)
-{
-    return (void)s, ref_bias_gelu_forward(pre, out, bias, rows, cols), 0;
-}
-int zrt_cuda_gelu_backward(void *s, float *dinp, const float *inp, const float *dout, size_t n)
-{
-    return (void)s, ref_gelu_backward(dinp, inp, dout, n), 0;
-}
-int zrt_cuda_layernorm_forward(void *s, float *out, float *mean, float *rstd, const float *x, const float *w,
-                               const float *b, int N, int C)
-{
-    return (void)s, ref_layernorm_forward(out, mean, rstd, x, w, b, N, C), 0;
-}
-int zrt_cuda_layernorm_backward(void *s, float *dx, float *dw, float *db, const float *d, const float *x, const float *w,
-                                const float *mean, const float *rstd, int N, int C, float *scratch)
-{
-    return (void)s, (void)scratch, ref_layernorm_backward_blocked(dx, dw, db, d, x, w, mean, rstd, N, C), 0;
-}
-int zrt_cuda_flash_forward(void *s, const zrt_attn_shape *a, float *out, float *lse, const float *q, const float *k,
-                           const float *v)
-{
-    return (void)s, ref_attention_forward(a, out, lse, q, k, v), 0;
-}
-int zrt_cuda_flash_backward(void *s, const zrt_attn_shape *a, float *dq, float *dk, float *dv, const float *dout,
-                            const float *out, const float *lse, const float *q, const float *k, const float *v)
-{
-    return (void)s, (void)out, (void)lse, ref_attention_backward(a, dq, dk, dv, dout, q, k, v), 0;
-}
-int zrt_cuda_rmsnorm_forward(void *s, float *out, float *rstd, const float *x, const float *w, int N, int C, float eps)
-{
-    return (void)s, ref_rmsnorm_forward(out, rstd, x, w, N, C, eps), 0;
-}
-int zrt_cuda_residual_norm(void *s, float *h, float *out, const float *x, const float *y, const float *bias, int N,
-                           int C, int rms, const float *w, const float *b, float *mean, float *rstd, float eps)
-{
-    return (void)s, ref_residual_norm(h, out, x, y, bias, N, C, rms, w, b, mean, rstd, eps), 0;
-}
-int zrt_cuda_rmsnorm_backward(void *s, float *dx, float *dw, const float *d, const float *x, const float *w,
-                              const float *rstd, int N, int C, float *scratch)
-{
-    return (void)s, (void)scratch, ref_rmsnorm_backward_blocked(dx, dw, d, x, w, rstd, N, C), 0;
-}
-int zrt_cuda_rope(void *s, float *x, int N, int T, int pos0, int heads, int hs, int ld, const float *cos,
-                  const float *sin, int inverse)
-{
-    return (void)s, ref_rope(x, N, T, pos0, heads, hs, ld, cos, sin, inverse), 0;
-}
-int zrt_cuda_swiglu_forward(void *s, float *out, const float *gu, int N, int H)
-{
-    return (void)s, ref_swiglu_forward(out, gu, N, H), 0;
-}
-int zrt_cuda_swiglu_backward(void *s, float *dgu, const float *dout, const float *gu, int N, int H)
-{
-    return (void)s, ref_swiglu_backward(dgu, dout, gu, N, H), 0;
-}
-int zrt_cuda_cross_entropy(void *s, float *logits, double *losses, const int32_t *targets, int N, int V, float scale,
-                           int double_math, int32_t *bad)
-{
-    return (void)s, ref_cross_entropy(logits, losses, targets, N, V, scale, double_math, bad), 0;
-}
-int zrt_cuda_loss_mean(void *s, float *loss_sum, const double *losses, const int32_t *targets, int N, float divisor)
-{
-    return (void)s, ref_loss_mean(loss_sum, losses, targets, N, divisor), 0;
-}
 
 /* ---- the two models on the cpu device, on the cpu table and on the cuda table ------------- */
 
@@ -214,6 +133,143 @@ static void compare(const char *name, const zrt_model_config *cfg, const void *i
            loss_emu, loss_cpu, loss_err, worst);
     cpu->destroy(cpu);
     emu->destroy(emu);
+}
+
+/* ---- bf16 activations: the cuda table against the fp32 cpu table, within the first-order bound ---- */
+
+/* The linear layers' inputs for the bound: zrt_nn_linear_backward's dinp
+ * gemm (C: d(input)), then its dW gemm (trans A, the same A = d(output), B
+ * the input, C fp32): sum |input d(input)| over its N x C elements. */
+static zrt_gemm last_gemm;
+static zrt_status recording_gemm(zrt_nn *nn, const zrt_gemm *g)
+{
+    ZRT_CHECK(zrt_nn_cuda.gemm(nn, g));
+    const zrt_gemm *dinp = &last_gemm;
+    if (g->trans_a && !dinp->trans_a && dinp->A == g->A && dinp->M == g->K && dinp->N == g->N)
+        record(g->B, dinp->C, (size_t)g->K * (size_t)g->N); /* fp32 (the recording run's act) */
+    last_gemm = *g;
+    return ZRT_OK;
+}
+
+typedef struct {
+    float loss;
+    float *grads[8];
+    int64_t activation_bytes;
+} step_result;
+
+/* One step of cfg's model at `precision` on the cpu device, its ops the cpu table (ops NULL) or ops, the given
+ * parameters and batch. */
+static step_result step_on(zrt_model_config cfg, zrt_precision precision, const zrt_nn_ops *ops, float **params,
+                           void *in, int32_t *lab)
+{
+    cfg.precision = precision;
+    zrt_model *m = NULL;
+    step_result r = {0};
+    CHECK_OK(zrt_model_create(&cfg, dev, BATCH, &m));
+    if (!m) return r;
+    if (ops) CHECK_OK(zrt_nn_model_use_ops((zrt_nn_model *)m, ops));
+    for (int u = 0; u < m->n_units; u++) r.grads[u] = buffer((size_t)m->unit_numel[u] * 4, NULL);
+    float *slot = buffer(4, NULL);
+    CHECK_OK(run(m, ops != NULL, params, r.grads, in, lab, slot));
+    r.loss = *slot, r.activation_bytes = m->activation_bytes;
+    m->destroy(m);
+    return r;
+}
+
+/* The largest error of a unit's gradient, relative to its largest element. */
+static double unit_error(const float *got, const float *want, int64_t n)
+{
+    double largest = 1e-30, err = 0;
+    for (int64_t i = 0; i < n; i++) largest = fmax(largest, fabs(want[i]));
+    for (int64_t i = 0; i < n; i++) err = fmax(err, fabs((double)got[i] - want[i]) / largest);
+    return err == err ? err : INFINITY;
+}
+
+/* The largest of units' gradient errors (unit_error). */
+static double grads_error(const step_result *got, const step_result *want, const int64_t *numel, int units)
+{
+    double worst = 0;
+    for (int u = 0; u < units; u++) worst = fmax(worst, unit_error(got->grads[u], want->grads[u], numel[u]));
+    return worst;
+}
+
+/* A model on the cuda table with 16-bit activations (half: bf16 or fp16;
+ * matmul inputs of that type, the weights cast per matmul) against the fp32
+ * cpu table, the loss within two bounds from the fp32 run. Every stored
+ * activation x is rounded at most twice before it is read (a matmul's
+ * output, then its bias / residual add, rope or the norm's h), each time by
+ * a relative error of at most u (2^-8 bf16, 2^-11 fp16), and every weight w
+ * once as a matmul reads it. To first order the loss moves by sum delta a
+ * over those roundings, a = x dL/dx or w dL/dw, |delta| <= u: at most
+ * u (2 sum |a_x| + sum |a_w|) (the worst case, the plan's bound) and, the
+ * deltas independent and uniform, RSS_SIGMAS standard deviations
+ * u sqrt((2 sum a_x^2 + sum a_w^2) / 3) (the root-sum-square). The a_x from
+ * the recording launchers and gemm (the MLP runs its dW gemm before its
+ * dinp: its layers' inputs are not paired, its sums the smaller), the a_w
+ * from the cpu table's gradients (every parameter counted). The worst case
+ * is 200 to 20000x the error here (the products' signs cancel), so a wrong
+ * store can stay inside it (bf16 gpt, llama below); the root-sum-square
+ * tells one: fault_op storing the other 16-bit type into its buffer (a
+ * kernel given the wrong type) lands outside it, and its gradients outside
+ * GRAD_TOL. The gradients: within GRAD_TOL of each unit's largest (a
+ * measured tolerance, not a bound). Activation bytes: about half the fp32
+ * table's (fp32 statistics and RoPE tables the rest). */
+#define RSS_SIGMAS 6
+#define GRAD_TOL 5e-2
+static void half_vs_cpu(const char *name, zrt_precision half, const zrt_model_config *cfg, const void *inputs,
+                        size_t input_bytes, const int32_t *labels, size_t label_bytes, const char *fault_op)
+{
+    const char *type = half == ZRT_PRECISION_BF16 ? "bf16" : "fp16";
+    double u = half == ZRT_PRECISION_BF16 ? 0x1p-8 : 0x1p-11; /* unit roundoff: 8 and 11 significant bits */
+    zrt_model *cpu = NULL;
+    CHECK_OK(zrt_model_create(cfg, dev, BATCH, &cpu));
+    if (!cpu) return;
+    float *params[8];
+    int64_t numel[8];
+    for (int u = 0; u < cpu->n_units; u++) {
+        params[u] = buffer((size_t)(numel[u] = cpu->unit_numel[u]) * 4, NULL);
+        init_unit(cpu, u, params[u]);
+    }
+    int units = cpu->n_units;
+    cpu->destroy(cpu);
+    void *in = buffer(input_bytes, inputs);
+    int32_t *lab = buffer(label_bytes, labels);
+    step_result want = step_on(*cfg, ZRT_PRECISION_NO, NULL, params, in, lab);
+    zrt_nn_ops recording = zrt_nn_cuda;
+    recording.gemm = recording_gemm;
+    emulated_xg = emulated_xg2 = 0, emulated_recording = true, last_gemm = (zrt_gemm){0};
+    step_result fp32 = step_on(*cfg, ZRT_PRECISION_NO, &recording, params, in, lab);
+    emulated_recording = false;
+    double weights = 0, weights2 = 0;
+    for (int u = 0; u < units; u++)
+        for (int64_t i = 0; i < numel[u]; i++) {
+            double a = (double)params[u][i] * want.grads[u][i];
+            weights += fabs(a), weights2 += a * a;
+        }
+    double bound = u * (2 * emulated_xg + weights), rss = RSS_SIGMAS * u * sqrt((2 * emulated_xg2 + weights2) / 3);
+    step_result bf16 = step_on(*cfg, half, &zrt_nn_cuda, params, in, lab);
+    emulated_fault = fault_op;
+    step_result fault = step_on(*cfg, half, &zrt_nn_cuda, params, in, lab);
+    emulated_fault = NULL;
+    double err = fabs((double)bf16.loss - want.loss), err_fault = fabs((double)fault.loss - want.loss);
+    double grads = grads_error(&bf16, &want, numel, units), grads_fault = grads_error(&fault, &want, numel, units);
+    printf("%s, %s activations: loss %.7f vs cpu %.7f: error %.3g, %.3g of the worst case %.3g (sum |x dL/dx| %.4g, "
+           "|w dL/dw| %.4g), %.3g of the %d-sigma root-sum-square %.3g; gradients within %.3g of each unit's largest\n",
+           name, type, bf16.loss, want.loss, err, err / bound, bound, emulated_xg, weights, err / rss, RSS_SIGMAS, rss,
+           grads);
+    printf("%s, %s with %s storing the other 16-bit type: loss error %.3g of the worst case, %.3g of the "
+           "root-sum-square; gradients %.3g\n", name, type, fault_op, err_fault / bound, err_fault / rss, grads_fault);
+    CHECK_MSG(err <= bound && err <= rss, "%s: the %s loss is %.3g from the cpu's, beyond %.3g or %.3g", name, type,
+              err, bound, rss);
+    CHECK_MSG(grads <= GRAD_TOL, "%s: a %s gradient differs by %.3g of its unit's largest", name, type, grads);
+    CHECK_MSG(err_fault > rss && grads_fault > GRAD_TOL, "%s: %s storing the wrong type passes (loss %.3g of the "
+              "root-sum-square, gradients %.3g)", name, fault_op, err_fault / rss, grads_fault);
+    double ratio = (double)bf16.activation_bytes / (double)fp32.activation_bytes;
+    printf("%s, %s activations: %lld bytes, fp32 %lld (x%.3f)\n", name, type, (long long)bf16.activation_bytes,
+           (long long)fp32.activation_bytes, ratio);
+    CHECK_MSG(ratio >= 0.5 && ratio <= 0.55, "%s: %s activations take x%.3f of fp32's bytes", name, type, ratio);
+    CHECK_MSG(fabs((double)fp32.loss - want.loss) <= 1e-5 * fabs(want.loss), "%s: the fp32 recording run's loss %.9g",
+              name, fp32.loss);
 }
 
 /* A token outside the vocabulary: the flag, then the stream's error naming it. */
@@ -359,15 +415,47 @@ static void check_colsum_order(void)
     }
     float rows[C] = {0}, db[C] = {0}, dw[C] = {0}, lb[C] = {0}, rw[C] = {0}, *dx = calloc(N * C, 4);
     ref_bias_backward(rows, d, N, C);
-    CHECK(zrt_cuda_bias_backward(NULL, db, d, N, C, NULL) == 0);
-    CHECK(zrt_cuda_layernorm_backward(NULL, dx, dw, lb, d, x, x, mean, rstd, N, C, NULL) == 0); /* norm = 1 */
-    CHECK(zrt_cuda_rmsnorm_backward(NULL, dx, rw, d, x, x, rstd, N, C, NULL) == 0);
+    CHECK(zrt_cuda_bias_backward(NULL, 0, db, d, N, C, NULL) == 0);
+    CHECK(zrt_cuda_layernorm_backward(NULL, 0, dx, dw, lb, d, x, x, mean, rstd, N, C, NULL) == 0); /* norm = 1 */
+    CHECK(zrt_cuda_rmsnorm_backward(NULL, 0, dx, rw, d, x, x, rstd, N, C, NULL) == 0);
     for (int c = 0; c < C; c++)
         CHECK_MSG(rows[c] == 0x1p25f && db[c] == 0x1p25f + 480 && dw[c] == db[c] && lb[c] == db[c] && rw[c] == db[c],
                   "column sums: row order %.1f, two stages: bias %.1f, layernorm %.1f %.1f, rmsnorm %.1f (want %.1f)",
                   rows[c], db[c], dw[c], lb[c], rw[c], 0x1p25f + 480);
     printf("column sums (bias, layernorm, rmsnorm) in colsum.h's two stages: 2^25 + 480, row order 2^25\n");
     free(d), free(x), free(mean), free(rstd), free(dx);
+}
+
+/* ---- kernel_checks_bf16.h (test_cuda_kernels' bf16 check) on the launchers above ---------------- */
+
+static void *native; /* no native stream: the launchers compute at once */
+static void *upload(zrt_device *d, const void *host, size_t bytes) { return (void)d, buffer(bytes, host); }
+static float *up(const float *host, size_t n) { return buffer(n * 4, host); }
+static float *zeros(size_t n) { return buffer(n * 4, NULL); }
+static float *down(const float *d, size_t n)
+{
+    float *h = malloc(n * 4);
+    return memcpy(h, d, n * 4);
+}
+static float *randoms(size_t n, float scale, uint64_t salt)
+{
+    float *h = malloc(n * 4);
+    for (size_t i = 0; i < n; i++) h[i] = scale * zrt_random_normal(13, salt, i);
+    return h;
+}
+#include "kernel_checks_bf16.h"
+
+/* The check fires: with residual_norm storing fp16 (emulated_fault), its two bf16 checks fail -- and only them. */
+static void bf16_check_fires(void)
+{
+    int before = check_failures;
+    emulated_fault = "residual_norm";
+    check_bf16_residual_norm();
+    emulated_fault = NULL;
+    int fired = check_failures - before;
+    check_failures = before;
+    CHECK_MSG(fired == 1, "residual_norm storing fp16: %d of kernel_checks_bf16.h's checks failed (want its 1)", fired);
+    printf("kernel_checks_bf16.h on residual_norm storing fp16: fails, as it must\n");
 }
 
 /* ---- the matmuls against their bound, and the fake's faults outside it ------------------ */
@@ -486,10 +574,18 @@ int main(void)
     for (int i = 0; i < BATCH * 20; i++) features[i] = zrt_random_normal(3, 0, (uint64_t)i);
     int32_t classes[BATCH] = {1, 6, 4};
     compare("mlp", &mlp, features, sizeof features, classes, sizeof classes);
+    for (zrt_precision half = ZRT_PRECISION_FP16; half <= ZRT_PRECISION_BF16; half++) {
+        half_vs_cpu("gpt", half, &gpt, tokens, TOKENS * 4, tokens + 1, TOKENS * 4, "residual_norm");
+        half_vs_cpu("llama (tied, q/k/v biases)", half, &llama, tokens, TOKENS * 4, masked, TOKENS * 4,
+                    "residual_norm");
+        half_vs_cpu("mlp", half, &mlp, features, sizeof features, classes, sizeof classes, "bias_gelu");
+    }
     compare_new_ops();
     check_colsum_order();
     seq_scaling("gpt", gpt);
     seq_scaling("llama (tied, q/k/v biases)", llama);
+    check_bf16(); /* test_cuda_kernels' rule for the kernels, on their CPU twins */
+    bf16_check_fires();
     bad_token(&gpt, tokens, TOKENS); /* last on the stream: it leaves it failed */
     gemm_bounds(ZRT_MATMUL_FP32);
     gemm_bounds(ZRT_MATMUL_BF16);

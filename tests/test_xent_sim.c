@@ -37,7 +37,7 @@ typedef struct {
 static void run_kernel(const void *p)
 {
     const xent_args *a = p;
-    xent_kernel(a->logits, a->losses, a->targets, a->N, a->V, a->scale, a->double_math, a->bad);
+    xent_kernel(0, a->logits, a->losses, a->targets, a->N, a->V, a->scale, a->double_math, a->bad);
 }
 
 /* Largest |got - want| over the largest |want|. */

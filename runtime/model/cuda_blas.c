@@ -8,9 +8,11 @@
  * and n = M. Descriptors and the heuristic's algorithm are made once per
  * shape and kept in a small cache (a step then only launches); a shape
  * beyond the cache is planned, run and freed.
- * Math: fp32 in and out, fp32 accumulation; the compute type says whether
- * the tensor cores may round the inputs (TF32, bf16, fp16) -- see
- * zrt_matmul_math. cuBLASLt gives the same bits run to run for a shape and
+ * Math: fp32 accumulation always. fp32 inputs: the compute type says
+ * whether the tensor cores may round them (TF32, bf16, fp16) -- see
+ * zrt_matmul_math. bf16 or fp16 inputs (A and B of one type: nn_cuda.c
+ * casts an fp32 weight first): CUBLAS_COMPUTE_32F, the output fp32 or the
+ * inputs' type (zrt_gemm's c_type). cuBLASLt gives the same bits run to run for a shape and
  * algorithm (no atomics mode is set), so ZeRO stages stay equal on a GPU.
  * cuBLASLt is loaded with dlopen when the first CUDA model is made, not
  * linked: its 64 MB of resident pages would otherwise be in every CPU rank.
@@ -103,6 +105,7 @@ static void lt_load(void)
 
 typedef struct {
     bool trans_a, trans_b;
+    zrt_dtype in_type, c_type; /* A's and B's, C's */
     int M, N, K, lda, ldb, ldc, batch;
     int64_t stride_a, stride_b, stride_c;
     uint32_t align_a, align_b, align_c; /* bytes the pointers (and batch strides) are aligned to, <= 256 */
@@ -168,10 +171,18 @@ void zrt_cuda_blas_destroy(zrt_cuda_blas *b, zrt_device *device)
     free(b);
 }
 
-/* A column-major rows x cols layout with ld and the batch's stride. */
-static zrt_status layout(cublasLtMatrixLayout_t *out, int rows, int cols, int ld, int batch, int64_t stride)
+static cudaDataType_t cuda_type(zrt_dtype t)
 {
-    ZRT_CUBLASLT_CHECK(lt.cublasLtMatrixLayoutCreate(out, CUDA_R_32F, (uint64_t)rows, (uint64_t)cols, ld), LT_STATUS);
+    static const cudaDataType_t types[] = {[ZRT_DTYPE_F32] = CUDA_R_32F, [ZRT_DTYPE_BF16] = CUDA_R_16BF,
+                                           [ZRT_DTYPE_F16] = CUDA_R_16F};
+    return types[t];
+}
+
+/* A column-major rows x cols layout of type t with ld and the batch's stride. */
+static zrt_status layout(cublasLtMatrixLayout_t *out, zrt_dtype t, int rows, int cols, int ld, int batch,
+                         int64_t stride)
+{
+    ZRT_CUBLASLT_CHECK(lt.cublasLtMatrixLayoutCreate(out, cuda_type(t), (uint64_t)rows, (uint64_t)cols, ld), LT_STATUS);
     if (batch > 1) {
         int32_t count = batch;
         ZRT_CUBLASLT_CHECK(lt.cublasLtMatrixLayoutSetAttribute(*out, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof count), LT_STATUS);
@@ -188,12 +199,15 @@ static zrt_status plan_make(zrt_cuda_blas *b, const gemm_shape *s, gemm_plan *p)
     /* column-major: D (N x M) = op(B') (N x K) op(A') (K x M), B' and A' the row-major buffers */
     cublasOperation_t op_first = s->trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasOperation_t op_second = s->trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
-    ZRT_CUBLASLT_CHECK(lt.cublasLtMatmulDescCreate(&p->desc, b->compute, CUDA_R_32F), LT_STATUS);
+    cublasComputeType_t compute = s->in_type == ZRT_DTYPE_F32 ? b->compute : CUBLAS_COMPUTE_32F;
+    ZRT_CUBLASLT_CHECK(lt.cublasLtMatmulDescCreate(&p->desc, compute, CUDA_R_32F), LT_STATUS);
     ZRT_CUBLASLT_CHECK(lt.cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_first, sizeof op_first), LT_STATUS);
     ZRT_CUBLASLT_CHECK(lt.cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_second, sizeof op_second), LT_STATUS);
-    ZRT_CHECK(layout(&p->first, s->trans_b ? s->K : s->N, s->trans_b ? s->N : s->K, s->ldb, s->batch, s->stride_b));
-    ZRT_CHECK(layout(&p->second, s->trans_a ? s->M : s->K, s->trans_a ? s->K : s->M, s->lda, s->batch, s->stride_a));
-    ZRT_CHECK(layout(&p->out, s->N, s->M, s->ldc, s->batch, s->stride_c));
+    ZRT_CHECK(layout(&p->first, s->in_type, s->trans_b ? s->K : s->N, s->trans_b ? s->N : s->K, s->ldb, s->batch,
+                     s->stride_b));
+    ZRT_CHECK(layout(&p->second, s->in_type, s->trans_a ? s->M : s->K, s->trans_a ? s->K : s->M, s->lda, s->batch,
+                     s->stride_a));
+    ZRT_CHECK(layout(&p->out, s->c_type, s->N, s->M, s->ldc, s->batch, s->stride_c));
     cublasLtMatmulPreference_t pref;
     ZRT_CUBLASLT_CHECK(lt.cublasLtMatmulPreferenceCreate(&pref), LT_STATUS);
     uint64_t workspace = WORKSPACE_BYTES;
@@ -242,9 +256,9 @@ static zrt_status plan_for(zrt_cuda_blas *b, const gemm_shape *s, gemm_plan *tmp
 }
 
 /* The largest power of two <= 256 dividing the address and, batched, the stride's bytes. */
-static uint32_t alignment(const void *ptr, int64_t stride, int batch)
+static uint32_t alignment(const void *ptr, zrt_dtype t, int64_t stride, int batch)
 {
-    uintptr_t bits = (uintptr_t)ptr | (batch > 1 ? (uintptr_t)stride * sizeof(float) : 0);
+    uintptr_t bits = (uintptr_t)ptr | (batch > 1 ? (uintptr_t)stride * zrt_dtype_size(t) : 0);
     uint32_t align = 256;
     while (align > 1 && bits % align) align >>= 1;
     return align;
@@ -255,13 +269,19 @@ zrt_status zrt_cuda_gemm(zrt_cuda_blas *b, void *stream, const zrt_gemm *g)
     int batch = g->batch ? g->batch : 1;
     if (g->M < 1 || g->N < 1 || g->K < 1 || batch < 1)
         return zrt_set_error(ZRT_ERR_INVALID, "cublasLt: a %dx%dx%d matmul (batch %d)", g->M, g->N, g->K, batch);
+    if (g->a_type != g->b_type || (g->c_type != ZRT_DTYPE_F32 && g->c_type != g->a_type))
+        return zrt_set_error(ZRT_ERR_UNSUPPORTED, "cublasLt: a matmul of %s A, %s B into %s C (A and B of one type, C "
+                             "fp32 or theirs)", zrt_dtype_name(g->a_type), zrt_dtype_name(g->b_type),
+                             zrt_dtype_name(g->c_type));
     gemm_shape s;
     memset(&s, 0, sizeof s); /* the cache compares bytes, padding included: fields one by one */
     s.trans_a = g->trans_a, s.trans_b = g->trans_b, s.M = g->M, s.N = g->N, s.K = g->K;
+    s.in_type = g->a_type, s.c_type = g->c_type;
     s.lda = g->lda, s.ldb = g->ldb, s.ldc = g->ldc, s.batch = batch;
     if (batch > 1) s.stride_a = g->stride_a, s.stride_b = g->stride_b, s.stride_c = g->stride_c;
-    s.align_a = alignment(g->A, s.stride_a, batch), s.align_b = alignment(g->B, s.stride_b, batch);
-    s.align_c = alignment(g->C, s.stride_c, batch);
+    s.align_a = alignment(g->A, g->a_type, s.stride_a, batch);
+    s.align_b = alignment(g->B, g->b_type, s.stride_b, batch);
+    s.align_c = alignment(g->C, g->c_type, s.stride_c, batch);
     gemm_plan tmp, *p;
     memset(&tmp, 0, sizeof tmp);
     ZRT_CHECK(plan_for(b, &s, &tmp, &p));

@@ -10,8 +10,8 @@
  * Block: x + attn(ln1(x)), then + mlp(ln2(x)); causal multi-head attention
  * scaled by 1/sqrt(head size); MLP d -> hidden -> d with GELU (tanh form);
  * layernorm eps 1e-5. Shapes: B batch (the op's), T seq_len, C d_model, NH
- * heads, H hidden, V vocab; activations (B, T, ...) row-major fp32 on the
- * model's device. The layout is checkpoints' and Hugging Face GPT-2's
+ * heads, H hidden, V vocab; activations (B, T, ...) row-major on the
+ * model's device in nn.h's act dtype (views through zrt_nn_act_at). The layout is checkpoints' and Hugging Face GPT-2's
  * (init_from.c): it must not change.
  * Activation checkpointing and decode as in llama.c: the blocks' inputs
  * (res[l]) are kept per block and, when recomputing, one set of the rest
@@ -29,23 +29,25 @@
 /* Parameter order inside a block unit's flat buffer. */
 enum { LN1W, LN1B, QKVW, QKVB, ATTPROJW, ATTPROJB, LN2W, LN2B, FCW, FCB, FCPROJW, FCPROJB, BLOCK_PARAMS };
 
-/* One block's activations (all fp32, B x T rows); its input and output are res[l], res[l + 1]. */
+/* One block's activations (B x T rows, nn.h's act dtype) and statistics
+ * (fp32); its input and output are res[l], res[l + 1]. */
 typedef struct {
-    float *ln1, *ln1_mean, *ln1_rstd, *qkv, *lse, *atty, *residual2; /* lse (B, NH, T): attention's row log-sum-exp */
-    float *ln2, *ln2_mean, *ln2_rstd, *fch, *fch_gelu;
+    zrt_act *ln1, *qkv, *atty, *residual2, *ln2, *fch, *fch_gelu;
+    float *ln1_mean, *ln1_rstd, *ln2_mean, *ln2_rstd, *lse; /* lse (B, NH, T): attention's row log-sum-exp */
 } block_acts;
 
 typedef struct {
     zrt_nn_model nn; /* first: the runner's */
     int T, C, NH, H, V, L;
     bool recompute;     /* activation checkpointing */
-    float **res;        /* L + 1 of (B, T, C): res[0] the embedding, res[l + 1] block l's output */
+    zrt_act **res;      /* L + 1 of (B, T, C): res[0] the embedding, res[l + 1] block l's output */
     block_acts *blocks; /* L (one shared set when recomputing) */
-    float *lnf, *lnf_mean, *lnf_rstd;
-    float *logits; /* (B, T, V): the head's output; after the loss, d(scale * loss) in its place */
+    zrt_act *lnf;
+    float *lnf_mean, *lnf_rstd;
+    zrt_act *logits; /* (B, T, V): the head's output; after the loss, d(scale * loss) in its place */
     /* backward scratch */
-    float *dres, *dres_in; /* (B, T, C): d(op output), d(op input) */
-    float *dln, *dqkv, *datty, *dfch, *dfch_gelu, *dres2;
+    zrt_act *dres, *dres_in; /* (B, T, C): d(op output), d(op input) */
+    zrt_act *dln, *dqkv, *datty, *dfch, *dfch_gelu, *dres2;
     zrt_nn_buffers buffers;
 } gpt;
 
@@ -68,7 +70,7 @@ static float *grad(const gpt *g, int unit, int index, float *grads)
 /* d(op input) becomes the next op's d(op output). */
 static void swap_residual_grads(gpt *g)
 {
-    float *t = g->dres;
+    zrt_act *t = g->dres;
     g->dres = g->dres_in;
     g->dres_in = t;
 }
@@ -88,13 +90,14 @@ static zrt_status block_forward(gpt *g, zrt_nn *nn, rows r, int l, const float *
 {
     block_acts *a = &g->blocks[l];
     const zrt_nn_ops *o = nn->ops;
-    const float *x = g->res[l];
+    const zrt_act *x = g->res[l];
     int N = r.B * r.T, C = g->C, H = g->H, u = l + 1;
-    float *qkv = a->qkv + (int64_t)r.pos0 * 3 * C; /* decode: after the cached positions */
+    zrt_act *qkv = zrt_nn_act_at(nn, a->qkv, (int64_t)r.pos0 * 3 * C); /* decode: after the cached positions */
     zrt_attn_shape shape = attn_shape(g, r);
     ZRT_CHECK(o->layernorm_forward(nn, a->ln1, a->ln1_mean, a->ln1_rstd, x, param(g, u, LN1W, p), param(g, u, LN1B, p), N, C));
     ZRT_CHECK(zrt_nn_linear_forward(nn, qkv, a->ln1, param(g, u, QKVW, p), param(g, u, QKVB, p), NULL, N, C, 3 * C));
-    ZRT_CHECK(o->attention_forward(nn, &shape, a->atty, a->lse, qkv, a->qkv + C, a->qkv + 2 * C));
+    ZRT_CHECK(o->attention_forward(nn, &shape, a->atty, a->lse, qkv, zrt_nn_act_at(nn, a->qkv, C),
+                                   zrt_nn_act_at(nn, a->qkv, 2 * C)));
     zrt_norm ln2 = {ZRT_NORM_LAYER, param(g, u, LN2W, p), param(g, u, LN2B, p), a->ln2_mean, a->ln2_rstd, 1e-5f};
     ZRT_CHECK(zrt_nn_linear_residual_norm(nn, a->residual2, a->ln2, &ln2, a->atty, param(g, u, ATTPROJW, p),
                                           param(g, u, ATTPROJB, p), x, N, C, C)); /* residual2 = x + attn proj; ln_2 */
@@ -144,8 +147,9 @@ static zrt_status block_backward(gpt *g, zrt_nn *nn, rows r, int l, const float 
     block_acts *a = &g->blocks[l];
     const zrt_nn_ops *o = nn->ops;
     int N = r.B * r.T, C = g->C, H = g->H, u = l + 1;
-    size_t nc = (size_t)N * C * sizeof(float);
+    size_t nc = zrt_nn_act_bytes(nn, (int64_t)N * C);
     zrt_attn_shape shape = attn_shape(g, r);
+    zrt_act *dq = g->dqkv, *dk = zrt_nn_act_at(nn, g->dqkv, C), *dv = zrt_nn_act_at(nn, g->dqkv, 2 * C);
     ZRT_CHECK(o->copy(nn, g->dres2, g->dres, nc)); /* out = residual2 + fcproj */
     ZRT_CHECK(zrt_nn_linear_backward(nn, g->dfch_gelu, grad(g, u, FCPROJW, gr), grad(g, u, FCPROJB, gr), g->dres, a->fch_gelu,
                               param(g, u, FCPROJW, p), N, H, C));
@@ -157,8 +161,8 @@ static zrt_status block_backward(gpt *g, zrt_nn *nn, rows r, int l, const float 
     ZRT_CHECK(o->copy(nn, g->dres_in, g->dres2, nc)); /* residual2 = x + attproj */
     ZRT_CHECK(zrt_nn_linear_backward(nn, g->datty, grad(g, u, ATTPROJW, gr), grad(g, u, ATTPROJB, gr), g->dres2, a->atty,
                               param(g, u, ATTPROJW, p), N, C, C));
-    ZRT_CHECK(o->attention_backward(nn, &shape, g->dqkv, g->dqkv + C, g->dqkv + 2 * C, g->datty, a->atty, a->lse,
-                                    a->qkv, a->qkv + C, a->qkv + 2 * C));
+    ZRT_CHECK(o->attention_backward(nn, &shape, dq, dk, dv, g->datty, a->atty, a->lse, a->qkv,
+                                    zrt_nn_act_at(nn, a->qkv, C), zrt_nn_act_at(nn, a->qkv, 2 * C)));
     ZRT_CHECK(zrt_nn_linear_backward(nn, g->dln, grad(g, u, QKVW, gr), grad(g, u, QKVB, gr), g->dqkv, a->ln1,
                               param(g, u, QKVW, p), N, C, 3 * C));
     return o->layernorm_backward(nn, g->dres_in, grad(g, u, LN1W, gr), grad(g, u, LN1B, gr), g->dln, g->res[l],
@@ -178,7 +182,7 @@ static zrt_status backward(zrt_model *base, zrt_nn *nn, const zrt_model_op *o)
     if (op == 0)
         return nn->ops->embed_backward(nn, grad(g, 0, 0, gr), grad(g, 0, 1, gr), g->dres, o->inputs, N, g->T, C, g->V);
     if (op == L + 1) {
-        ZRT_CHECK(nn->ops->zero(nn, g->dres_in, (size_t)N * C * sizeof(float)));
+        ZRT_CHECK(nn->ops->zero(nn, g->dres_in, zrt_nn_act_bytes(nn, (int64_t)N * C)));
         ZRT_CHECK(nn->ops->layernorm_backward(nn, g->dres_in, grad(g, L + 1, 0, gr), grad(g, L + 1, 1, gr), g->dres,
                                               g->res[L], param(g, L + 1, 0, p), g->lnf_mean, g->lnf_rstd, N, C));
     } else {
@@ -202,8 +206,8 @@ static zrt_status decode(zrt_model *base, zrt_nn *nn, const float *const *units,
     ZRT_CHECK(embed(g, nn, tokens, units[0], r));
     for (int l = 0; l < g->L; l++) ZRT_CHECK(block_forward(g, nn, r, l, units[l + 1]));
     ZRT_CHECK(final_norm(g, nn, units[g->L + 1], n));
-    return zrt_nn_linear_forward(nn, logits, g->lnf + (int64_t)(n - 1) * g->C, param(g, 0, 0, units[0]), NULL, NULL, 1,
-                                 g->C, g->V);
+    return zrt_nn_linear_forward_f32(nn, logits, zrt_nn_act_at(nn, g->lnf, (int64_t)(n - 1) * g->C),
+                                     param(g, 0, 0, units[0]), 1, g->C, g->V);
 }
 
 /* ---- declaration: units, parameters, activations ------------------------------------------------- */
@@ -254,27 +258,30 @@ static zrt_status declare(zrt_model *m, const gpt *g)
 }
 
 /* Every activation buffer for max_batch samples; with recompute, block 0's set serves every block. */
-static zrt_status alloc_buffers(gpt *g, int max_batch)
+static zrt_status alloc_buffers(zrt_model *base, int max_batch)
 {
+    gpt *g = (gpt *)base;
     g->res = calloc((size_t)g->L + 1, sizeof *g->res);
     g->blocks = calloc((size_t)g->L, sizeof *g->blocks);
     if (!g->res || !g->blocks) return zrt_set_error(ZRT_ERR_NOMEM, "gpt: out of memory");
     int64_t BT = (int64_t)max_batch * g->T, C = g->C, H = g->H;
     zrt_nn_buffers *t = &g->buffers;
-#define BUF(ptr, count) zrt_nn_buffers_add(t, &(ptr), count, "gpt " #ptr)
+#define BUF(ptr, count) zrt_nn_buffers_act(t, &(ptr), count, "gpt " #ptr)
+#define STAT(ptr, count) zrt_nn_buffers_stat(t, &(ptr), count, "gpt " #ptr)
     for (int l = 0; l <= g->L; l++) BUF(g->res[l], BT * C);
     for (int l = 0; l < (g->recompute ? 1 : g->L); l++) {
         block_acts *a = &g->blocks[l];
-        BUF(a->ln1, BT * C), BUF(a->ln1_mean, BT), BUF(a->ln1_rstd, BT), BUF(a->qkv, BT * 3 * C);
-        BUF(a->lse, BT * g->NH), BUF(a->atty, BT * C), BUF(a->residual2, BT * C), BUF(a->ln2, BT * C);
-        BUF(a->ln2_mean, BT), BUF(a->ln2_rstd, BT), BUF(a->fch, BT * H), BUF(a->fch_gelu, BT * H);
+        BUF(a->ln1, BT * C), STAT(a->ln1_mean, BT), STAT(a->ln1_rstd, BT), BUF(a->qkv, BT * 3 * C);
+        STAT(a->lse, BT * g->NH), BUF(a->atty, BT * C), BUF(a->residual2, BT * C), BUF(a->ln2, BT * C);
+        STAT(a->ln2_mean, BT), STAT(a->ln2_rstd, BT), BUF(a->fch, BT * H), BUF(a->fch_gelu, BT * H);
     }
-    BUF(g->lnf, BT * C), BUF(g->lnf_mean, BT), BUF(g->lnf_rstd, BT);
+    BUF(g->lnf, BT * C), STAT(g->lnf_mean, BT), STAT(g->lnf_rstd, BT);
     BUF(g->logits, BT * g->V);
     BUF(g->dres, BT * C), BUF(g->dres_in, BT * C), BUF(g->dln, BT * C), BUF(g->dqkv, BT * 3 * C);
     BUF(g->datty, BT * C), BUF(g->dfch, BT * H), BUF(g->dfch_gelu, BT * H);
     BUF(g->dres2, BT * C);
 #undef BUF
+#undef STAT
     ZRT_CHECK(zrt_nn_buffers_alloc(t, &g->nn));
     for (int l = 1; g->recompute && l < g->L; l++) g->blocks[l] = g->blocks[0];
     return ZRT_OK;
@@ -289,7 +296,7 @@ static void free_buffers(zrt_model *base)
 }
 
 static const zrt_model_math gpt_math = {.forward = forward, .loss = loss, .backward = backward, .decode = decode,
-                                        .free_buffers = free_buffers};
+                                        .free_buffers = free_buffers, .alloc_buffers = alloc_buffers};
 
 zrt_status zrt_model_gpt_create(const zrt_model_config *cfg, zrt_device *device, int micro_batch, zrt_model **out)
 {
@@ -307,8 +314,7 @@ zrt_status zrt_model_gpt_create(const zrt_model_config *cfg, zrt_device *device,
     zrt_status status = declare(m, g);
     if (status == ZRT_OK)
         status = zrt_nn_model_init(&g->nn, ZRT_MODEL_GPT, device, micro_batch, (int64_t)micro_batch * g->T,
-                                   zrt_matmul_math_of(cfg), &gpt_math);
-    if (status == ZRT_OK) status = alloc_buffers(g, micro_batch);
+                                   zrt_matmul_math_of(cfg), &gpt_math); /* and the activations */
     if (status != ZRT_OK) {
         if (m->destroy) {
             m->destroy(m);

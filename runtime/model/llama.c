@@ -30,8 +30,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+/* One block's activations (nn.h's act dtype) and statistics (fp32). */
 typedef struct {
-    float *ln1, *ln1_rstd, *qkv, *lse, *atty, *mid, *ln2, *ln2_rstd, *gu, *act; /* lse (B, NH, T) */
+    zrt_act *ln1, *qkv, *atty, *mid, *ln2, *gu, *act;
+    float *ln1_rstd, *ln2_rstd, *lse; /* lse (B, NH, T) */
 } llama_block;
 
 typedef struct {
@@ -40,11 +42,12 @@ typedef struct {
     int QKV;                         /* (NH + 2 NKV) hs: a qkv row */
     bool recompute;                  /* activation checkpointing */
     float *cos, *sin;                /* RoPE tables, T x hs/2 */
-    float **res;                     /* L + 1: the input of block l, res[L] the last block's output */
+    zrt_act **res;                   /* L + 1: the input of block l, res[L] the last block's output */
     llama_block *blocks;             /* L (one shared set when recomputing) */
-    float *lnf, *lnf_rstd;
-    float *logits; /* (B, T, V): the head's output; after the loss, d(scale * loss) in its place */
-    float *dres, *dres_in, *dres2, *dln, *dqkv, *datty, *dgu, *dact;
+    zrt_act *lnf;
+    float *lnf_rstd;
+    zrt_act *logits; /* (B, T, V): the head's output; after the loss, d(scale * loss) in its place */
+    zrt_act *dres, *dres_in, *dres2, *dln, *dqkv, *datty, *dgu, *dact;
     zrt_nn_buffers buffers;
 } llama;
 
@@ -81,25 +84,27 @@ static zrt_attn_shape attn_shape(const llama *g, rows r)
 /* ---- forward ------------------------------------------------------------------------------------ */
 
 /* q and k of rows r (qkv rows from pos0) turned to their positions. */
-static zrt_status rope(llama *g, zrt_nn *nn, float *qkv_rows, rows r, bool inverse)
+static zrt_status rope(llama *g, zrt_nn *nn, zrt_act *qkv_rows, rows r, bool inverse)
 {
     int N = r.B * r.T, hs = g->d.hs;
+    zrt_act *k_rows = zrt_nn_act_at(nn, qkv_rows, g->d.NH * hs);
     ZRT_CHECK(nn->ops->rope(nn, qkv_rows, N, r.T, r.pos0, g->d.NH, hs, g->QKV, g->cos, g->sin, inverse));
-    return nn->ops->rope(nn, qkv_rows + g->d.NH * hs, N, r.T, r.pos0, g->d.NKV, hs, g->QKV, g->cos, g->sin, inverse);
+    return nn->ops->rope(nn, k_rows, N, r.T, r.pos0, g->d.NKV, hs, g->QKV, g->cos, g->sin, inverse);
 }
 
 static zrt_status block_forward(llama *g, zrt_nn *nn, int l, const float *p, rows r)
 {
     llama_block *a = &g->blocks[l];
-    const float *x = g->res[l];
+    const zrt_act *x = g->res[l];
     int N = r.B * r.T, C = g->d.C, H = g->d.H, u = l + 1, QKV = g->QKV, A = g->d.NH * g->d.hs;
-    float *qkv = a->qkv + (int64_t)r.pos0 * QKV; /* decode: after the cached positions */
+    zrt_act *qkv = zrt_nn_act_at(nn, a->qkv, (int64_t)r.pos0 * QKV); /* decode: after the cached positions */
     const float *q_bias = g->d.qkv_bias ? param(g, u, ZRT_LLAMA_QB, p) : NULL;
     ZRT_CHECK(nn->ops->rmsnorm_forward(nn, a->ln1, a->ln1_rstd, x, param(g, u, ZRT_LLAMA_LN1W, p), N, C, g->d.eps));
     ZRT_CHECK(zrt_nn_linear_forward(nn, qkv, a->ln1, param(g, u, ZRT_LLAMA_QW, p), q_bias, NULL, N, C, QKV));
     ZRT_CHECK(rope(g, nn, qkv, r, false));
     zrt_attn_shape s = attn_shape(g, r);
-    ZRT_CHECK(nn->ops->attention_forward(nn, &s, a->atty, a->lse, qkv, a->qkv + A, a->qkv + A + g->d.NKV * g->d.hs));
+    ZRT_CHECK(nn->ops->attention_forward(nn, &s, a->atty, a->lse, qkv, zrt_nn_act_at(nn, a->qkv, A),
+                                         zrt_nn_act_at(nn, a->qkv, A + g->d.NKV * g->d.hs)));
     zrt_norm ln2 = {ZRT_NORM_RMS, param(g, u, ZRT_LLAMA_LN2W, p), NULL, NULL, a->ln2_rstd, g->d.eps};
     ZRT_CHECK(zrt_nn_linear_residual_norm(nn, a->mid, a->ln2, &ln2, a->atty, param(g, u, ZRT_LLAMA_OW, p), NULL, x, N,
                                           A, C)); /* mid = x + o_proj(atty); its RMSNorm */
@@ -144,7 +149,7 @@ static zrt_status loss(zrt_model *base, zrt_nn *nn, const zrt_model_op *o, float
 
 static void swap_residual_grads(llama *g)
 {
-    float *t = g->dres;
+    zrt_act *t = g->dres;
     g->dres = g->dres_in, g->dres_in = t;
 }
 
@@ -153,13 +158,14 @@ static zrt_status attention_backward(llama *g, zrt_nn *nn, int l, const float *p
 {
     llama_block *a = &g->blocks[l];
     int N = r.B * r.T, C = g->d.C, u = l + 1, QKV = g->QKV, A = g->d.NH * g->d.hs, KV = g->d.NKV * g->d.hs;
-    size_t nc = (size_t)N * C * sizeof(float);
+    size_t nc = zrt_nn_act_bytes(nn, (int64_t)N * C);
     ZRT_CHECK(nn->ops->copy(nn, g->dres_in, g->dres2, nc)); /* mid = x + o_proj(...) */
     ZRT_CHECK(zrt_nn_linear_backward(nn, g->datty, grad(g, u, ZRT_LLAMA_OW, gr), NULL, g->dres2, a->atty,
                                      param(g, u, ZRT_LLAMA_OW, p), N, A, C));
     zrt_attn_shape s = attn_shape(g, r);
-    ZRT_CHECK(nn->ops->attention_backward(nn, &s, g->dqkv, g->dqkv + A, g->dqkv + A + KV, g->datty, a->atty, a->lse,
-                                          a->qkv, a->qkv + A, a->qkv + A + KV));
+    ZRT_CHECK(nn->ops->attention_backward(nn, &s, g->dqkv, zrt_nn_act_at(nn, g->dqkv, A),
+                                          zrt_nn_act_at(nn, g->dqkv, A + KV), g->datty, a->atty, a->lse, a->qkv,
+                                          zrt_nn_act_at(nn, a->qkv, A), zrt_nn_act_at(nn, a->qkv, A + KV)));
     ZRT_CHECK(rope(g, nn, g->dqkv, r, true));
     float *dbias = g->d.qkv_bias ? grad(g, u, ZRT_LLAMA_QB, gr) : NULL;
     ZRT_CHECK(zrt_nn_linear_backward(nn, g->dln, grad(g, u, ZRT_LLAMA_QW, gr), dbias, g->dqkv, a->ln1,
@@ -173,7 +179,7 @@ static zrt_status block_backward(llama *g, zrt_nn *nn, int l, const float *p, fl
 {
     llama_block *a = &g->blocks[l];
     int N = r.B * r.T, C = g->d.C, H = g->d.H, u = l + 1;
-    ZRT_CHECK(nn->ops->copy(nn, g->dres2, g->dres, (size_t)N * C * sizeof(float))); /* out = mid + down(...) */
+    ZRT_CHECK(nn->ops->copy(nn, g->dres2, g->dres, zrt_nn_act_bytes(nn, (int64_t)N * C))); /* out = mid + down(...) */
     ZRT_CHECK(zrt_nn_linear_backward(nn, g->dact, grad(g, u, ZRT_LLAMA_DOWNW, gr), NULL, g->dres, a->act,
                                      param(g, u, ZRT_LLAMA_DOWNW, p), N, H, C));
     ZRT_CHECK(nn->ops->swiglu_backward(nn, g->dgu, g->dact, a->gu, N, H));
@@ -196,7 +202,7 @@ static zrt_status backward(zrt_model *base, zrt_nn *nn, const zrt_model_op *o)
         return zrt_nn_linear_backward(nn, g->dres, gr + w, NULL, g->logits, g->lnf, p + w, N, C, g->d.V);
     }
     if (op == L + 1) {
-        ZRT_CHECK(nn->ops->zero(nn, g->dres_in, (size_t)N * C * sizeof(float)));
+        ZRT_CHECK(nn->ops->zero(nn, g->dres_in, zrt_nn_act_bytes(nn, (int64_t)N * C)));
         ZRT_CHECK(nn->ops->rmsnorm_backward(nn, g->dres_in, grad(g, L + 1, 0, gr), g->dres, g->res[L],
                                             param(g, L + 1, 0, p), g->lnf_rstd, N, C));
     } else if (op >= 1) {
@@ -224,7 +230,7 @@ static zrt_status decode(zrt_model *base, zrt_nn *nn, const float *const *units,
     for (int l = 0; l < L; l++) ZRT_CHECK(block_forward(g, nn, l, units[l + 1], r));
     ZRT_CHECK(final_norm(g, nn, units[L + 1], n));
     const float *w = units[head_unit(g)] + base->params[head_unit(g)][0].offset;
-    return zrt_nn_linear_forward(nn, logits, g->lnf + (int64_t)(n - 1) * C, w, NULL, NULL, 1, C, g->d.V);
+    return zrt_nn_linear_forward_f32(nn, logits, zrt_nn_act_at(nn, g->lnf, (int64_t)(n - 1) * C), w, 1, C, g->d.V);
 }
 
 /* ---- declaration: dims, units, parameters, RoPE tables ---------------------------------------- */
@@ -381,34 +387,13 @@ static void list_block(llama *g, llama_block *a, int64_t BT)
 {
     zrt_nn_buffers *b = &g->buffers;
     int64_t C = g->d.C, H = g->d.H;
-    zrt_nn_buffers_add(b, &a->ln1, BT * C, "llama ln1"), zrt_nn_buffers_add(b, &a->ln1_rstd, BT, "llama ln1 rstd");
-    zrt_nn_buffers_add(b, &a->qkv, BT * g->QKV, "llama qkv"), zrt_nn_buffers_add(b, &a->lse, BT * g->d.NH, "llama lse");
-    zrt_nn_buffers_add(b, &a->atty, BT * g->d.NH * g->d.hs, "llama atty");
-    zrt_nn_buffers_add(b, &a->mid, BT * C, "llama mid"), zrt_nn_buffers_add(b, &a->ln2, BT * C, "llama ln2");
-    zrt_nn_buffers_add(b, &a->ln2_rstd, BT, "llama ln2 rstd"), zrt_nn_buffers_add(b, &a->gu, BT * 2 * H, "llama gu");
-    zrt_nn_buffers_add(b, &a->act, BT * H, "llama act");
-}
-
-/* Every activation buffer for max_batch samples; with recompute, block 0's
- * set serves every block. */
-static zrt_status alloc_buffers(llama *g, int max_batch)
-{
-    const zrt_llama_dims *d = &g->d;
-    int64_t BT = (int64_t)max_batch * d->T, C = d->C, H = d->H, A = (int64_t)d->NH * d->hs;
-    zrt_nn_buffers *b = &g->buffers;
-    for (int l = 0; l <= d->L; l++) zrt_nn_buffers_add(b, &g->res[l], BT * C, "llama residual");
-    for (int l = 0; l < (g->recompute ? 1 : d->L); l++) list_block(g, &g->blocks[l], BT);
-    zrt_nn_buffers_add(b, &g->lnf, BT * C, "llama lnf"), zrt_nn_buffers_add(b, &g->lnf_rstd, BT, "llama lnf rstd");
-    zrt_nn_buffers_add(b, &g->logits, BT * d->V, "llama logits");
-    zrt_nn_buffers_add(b, &g->dres, BT * C, "llama dres"), zrt_nn_buffers_add(b, &g->dres_in, BT * C, "llama dres_in");
-    zrt_nn_buffers_add(b, &g->dres2, BT * C, "llama dres2"), zrt_nn_buffers_add(b, &g->dln, BT * C, "llama dln");
-    zrt_nn_buffers_add(b, &g->dqkv, BT * g->QKV, "llama dqkv"), zrt_nn_buffers_add(b, &g->datty, BT * A, "llama datty");
-    zrt_nn_buffers_add(b, &g->dgu, BT * 2 * H, "llama dgu"), zrt_nn_buffers_add(b, &g->dact, BT * H, "llama dact");
-    int64_t half = (int64_t)d->T * (d->hs / 2);
-    zrt_nn_buffers_add(b, &g->cos, half, "llama rope cos"), zrt_nn_buffers_add(b, &g->sin, half, "llama rope sin");
-    ZRT_CHECK(zrt_nn_buffers_alloc(b, &g->nn));
-    for (int l = 1; g->recompute && l < d->L; l++) g->blocks[l] = g->blocks[0];
-    return ZRT_OK;
+    zrt_nn_buffers_act(b, &a->ln1, BT * C, "llama ln1"), zrt_nn_buffers_stat(b, &a->ln1_rstd, BT, "llama ln1 rstd");
+    zrt_nn_buffers_act(b, &a->qkv, BT * g->QKV, "llama qkv");
+    zrt_nn_buffers_stat(b, &a->lse, BT * g->d.NH, "llama lse");
+    zrt_nn_buffers_act(b, &a->atty, BT * g->d.NH * g->d.hs, "llama atty");
+    zrt_nn_buffers_act(b, &a->mid, BT * C, "llama mid"), zrt_nn_buffers_act(b, &a->ln2, BT * C, "llama ln2");
+    zrt_nn_buffers_stat(b, &a->ln2_rstd, BT, "llama ln2 rstd"), zrt_nn_buffers_act(b, &a->gu, BT * 2 * H, "llama gu");
+    zrt_nn_buffers_act(b, &a->act, BT * H, "llama act");
 }
 
 /* The RoPE tables, computed on the host as transformers does and copied over. */
@@ -424,6 +409,32 @@ static zrt_status upload_rope(llama *g)
     return status;
 }
 
+/* Every activation buffer for max_batch samples (statistics and the RoPE
+ * tables fp32); with recompute, block 0's set serves every block. */
+static zrt_status alloc_buffers(zrt_model *base, int max_batch)
+{
+    llama *g = (llama *)base;
+    const zrt_llama_dims *d = &g->d;
+    int64_t BT = (int64_t)max_batch * d->T, C = d->C, H = d->H, A = (int64_t)d->NH * d->hs;
+    zrt_nn_buffers *b = &g->buffers;
+    g->res = calloc((size_t)d->L + 1, sizeof *g->res);
+    g->blocks = calloc((size_t)d->L, sizeof *g->blocks);
+    if (!g->res || !g->blocks) return zrt_set_error(ZRT_ERR_NOMEM, "llama: out of memory");
+    for (int l = 0; l <= d->L; l++) zrt_nn_buffers_act(b, &g->res[l], BT * C, "llama residual");
+    for (int l = 0; l < (g->recompute ? 1 : d->L); l++) list_block(g, &g->blocks[l], BT);
+    zrt_nn_buffers_act(b, &g->lnf, BT * C, "llama lnf"), zrt_nn_buffers_stat(b, &g->lnf_rstd, BT, "llama lnf rstd");
+    zrt_nn_buffers_act(b, &g->logits, BT * d->V, "llama logits");
+    zrt_nn_buffers_act(b, &g->dres, BT * C, "llama dres"), zrt_nn_buffers_act(b, &g->dres_in, BT * C, "llama dres_in");
+    zrt_nn_buffers_act(b, &g->dres2, BT * C, "llama dres2"), zrt_nn_buffers_act(b, &g->dln, BT * C, "llama dln");
+    zrt_nn_buffers_act(b, &g->dqkv, BT * g->QKV, "llama dqkv"), zrt_nn_buffers_act(b, &g->datty, BT * A, "llama datty");
+    zrt_nn_buffers_act(b, &g->dgu, BT * 2 * H, "llama dgu"), zrt_nn_buffers_act(b, &g->dact, BT * H, "llama dact");
+    int64_t half = (int64_t)d->T * (d->hs / 2);
+    zrt_nn_buffers_stat(b, &g->cos, half, "llama rope cos"), zrt_nn_buffers_stat(b, &g->sin, half, "llama rope sin");
+    ZRT_CHECK(zrt_nn_buffers_alloc(b, &g->nn));
+    for (int l = 1; g->recompute && l < d->L; l++) g->blocks[l] = g->blocks[0];
+    return upload_rope(g);
+}
+
 static void free_buffers(zrt_model *base)
 {
     llama *g = (llama *)base;
@@ -432,7 +443,7 @@ static void free_buffers(zrt_model *base)
     g->res = NULL, g->blocks = NULL;
 }
 
-static const zrt_model_math llama_math = {forward, loss, backward, decode, free_buffers};
+static const zrt_model_math llama_math = {forward, loss, backward, decode, free_buffers, alloc_buffers};
 
 zrt_status zrt_model_llama_create(const zrt_model_config *cfg, zrt_device *device, int micro_batch, zrt_model **out)
 {
@@ -449,14 +460,8 @@ zrt_status zrt_model_llama_create(const zrt_model_config *cfg, zrt_device *devic
         free(g); /* the tables are not there when declaring fails */
         return status;
     }
-    g->res = calloc((size_t)dims.L + 1, sizeof *g->res);
-    g->blocks = calloc((size_t)dims.L, sizeof *g->blocks);
-    status = g->res && g->blocks ? ZRT_OK : zrt_set_error(ZRT_ERR_NOMEM, "llama: out of memory");
-    if (status == ZRT_OK)
-        status = zrt_nn_model_init(&g->nn, ZRT_MODEL_LLAMA, device, micro_batch, (int64_t)micro_batch * dims.T,
-                                   zrt_matmul_math_of(cfg), &llama_math);
-    if (status == ZRT_OK) status = alloc_buffers(g, micro_batch);
-    if (status == ZRT_OK) status = upload_rope(g);
+    status = zrt_nn_model_init(&g->nn, ZRT_MODEL_LLAMA, device, micro_batch, (int64_t)micro_batch * dims.T,
+                               zrt_matmul_math_of(cfg), &llama_math); /* and the activations, the RoPE tables */
     if (status != ZRT_OK) {
         m->destroy ? m->destroy(m) : (free_buffers(m), zrt_model_tables_free(m), free(g));
         return status;

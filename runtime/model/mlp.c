@@ -6,7 +6,8 @@
  * names "layers.<u>.weight", "layers.<u>.bias" (checkpoints rely on them).
  * Activations (per unit, batch rows): in (B x in; unit 0 reads the batch's
  * inputs), pre-activation z (B x out), out = gelu(z) (B x out); the last
- * unit's out is the logits. All fp32 on the model's device.
+ * unit's out is the logits. On the model's device in nn.h's act dtype
+ * (the batch's features are fp32: unit 0's matmul names that type).
  * Check: tests/test_model_grad.c (finite differences per op).
  */
 #include "model_internal.h"
@@ -19,29 +20,28 @@ typedef struct {
     zrt_nn_model nn; /* first: the runner's */
     int layers;
     int64_t dims[ZRT_MAX_UNITS + 1];
-    float *act[ZRT_MAX_UNITS + 1]; /* act[u + 1] = out of unit u (B x dims[u + 1]); act[0] unused */
-    float *pre[ZRT_MAX_UNITS];     /* z of unit u (B x dims[u + 1]) */
-    float *dact;                   /* d(out) of the unit being back-propagated */
-    float *dnext;                  /* d(in), becomes the next dact */
+    zrt_act *act[ZRT_MAX_UNITS + 1]; /* act[u + 1] = out of unit u (B x dims[u + 1]); act[0] unused */
+    zrt_act *pre[ZRT_MAX_UNITS];     /* z of unit u (B x dims[u + 1]) */
+    zrt_act *dact;                   /* d(out) of the unit being back-propagated */
+    zrt_act *dnext;                  /* d(in), becomes the next dact */
 } mlp;
 
-/* The input of unit u: the batch for unit 0. */
-static const float *unit_input(const mlp *m, const void *inputs, int u)
-{
-    return u == 0 ? (const float *)inputs : m->act[u];
-}
+/* The input of unit u: the batch's fp32 features for unit 0; its element type. */
+static const void *unit_input(const mlp *m, const void *inputs, int u) { return u == 0 ? inputs : (void *)m->act[u]; }
+static zrt_dtype input_type(const zrt_nn *nn, int u) { return u == 0 ? ZRT_DTYPE_F32 : nn->act; }
 
 static zrt_status forward(zrt_model *base, zrt_nn *nn, const zrt_model_op *op)
 {
     mlp *m = (mlp *)base;
     int u = op->op, B = op->batch, in = (int)m->dims[u], out = (int)m->dims[u + 1];
     const float *W = op->params, *b = op->params + (int64_t)in * out;
-    float *z = m->pre[u], *y = m->act[u + 1];
+    zrt_act *z = m->pre[u], *y = m->act[u + 1];
     zrt_gemm g = {.trans_b = true, .M = B, .N = out, .K = in, .alpha = 1.0f, .beta = 1.0f,
-                  .A = unit_input(m, op->inputs, u), .lda = in, .B = W, .ldb = in, .C = z, .ldc = out};
+                  .A = unit_input(m, op->inputs, u), .lda = in, .B = W, .ldb = in, .C = z, .ldc = out,
+                  .a_type = input_type(nn, u), .c_type = nn->act};
     ZRT_CHECK(nn->ops->init_rows(nn, z, b, NULL, B, out));
     ZRT_CHECK(nn->ops->gemm(nn, &g));
-    if (u == m->layers - 1) return nn->ops->copy(nn, y, z, (size_t)B * (size_t)out * sizeof(float));
+    if (u == m->layers - 1) return nn->ops->copy(nn, y, z, zrt_nn_act_bytes(nn, (int64_t)B * out));
     return nn->ops->bias_gelu_forward(nn, z, y, NULL, B, out);
 }
 
@@ -51,7 +51,7 @@ static zrt_status loss(zrt_model *base, zrt_nn *nn, const zrt_model_op *op, floa
 {
     mlp *m = (mlp *)base;
     int V = (int)m->dims[m->layers];
-    ZRT_CHECK(nn->ops->copy(nn, m->dact, m->act[m->layers], (size_t)op->batch * (size_t)V * sizeof(float)));
+    ZRT_CHECK(nn->ops->copy(nn, m->dact, m->act[m->layers], zrt_nn_act_bytes(nn, (int64_t)op->batch * V)));
     return nn->ops->cross_entropy(nn, m->dact, op->labels, op->batch, V, scale, divisor, loss_sum, true);
 }
 
@@ -59,11 +59,13 @@ static zrt_status backward(zrt_model *base, zrt_nn *nn, const zrt_model_op *op)
 {
     mlp *m = (mlp *)base;
     int u = op->op, B = op->batch, in = (int)m->dims[u], out = (int)m->dims[u + 1];
-    float *dW = op->grads, *db = op->grads + (int64_t)in * out, *dz = m->dact;
+    float *dW = op->grads, *db = op->grads + (int64_t)in * out;
+    zrt_act *dz = m->dact;
     zrt_gemm dw = {.trans_a = true, .M = out, .N = in, .K = B, .alpha = 1.0f, .beta = 1.0f, .A = dz, .lda = out,
-                   .B = unit_input(m, op->inputs, u), .ldb = in, .C = dW, .ldc = in};
+                   .B = unit_input(m, op->inputs, u), .ldb = in, .C = dW, .ldc = in, .a_type = nn->act,
+                   .b_type = input_type(nn, u)};
     zrt_gemm dx = {.M = B, .N = in, .K = out, .alpha = 1.0f, .A = dz, .lda = out, .B = op->params, .ldb = in,
-                   .C = m->dnext, .ldc = in};
+                   .C = m->dnext, .ldc = in, .a_type = nn->act, .c_type = nn->act};
     if (u != m->layers - 1) ZRT_CHECK(nn->ops->gelu_backward(nn, dz, m->pre[u], dz, (size_t)B * out));
     ZRT_CHECK(nn->ops->gemm(nn, &dw));
     ZRT_CHECK(nn->ops->bias_backward(nn, db, dz, B, out));
@@ -102,34 +104,37 @@ static zrt_status declare(mlp *m, const zrt_model_config *cfg, int micro_batch)
     return ZRT_OK;
 }
 
-static zrt_status alloc_buffers(mlp *m, int max_batch)
+static zrt_status alloc_buffers(zrt_model *base, int max_batch)
 {
+    mlp *m = (mlp *)base;
+    const zrt_nn *nn = &m->nn.nn;
     int64_t widest = 0;
     for (int u = 0; u <= m->layers; u++) widest = m->dims[u] > widest ? m->dims[u] : widest;
     char name[64];
     for (int u = 0; u < m->layers; u++) {
-        size_t bytes = (size_t)(max_batch * m->dims[u + 1]) * sizeof(float);
+        size_t bytes = zrt_nn_act_bytes(nn, max_batch * m->dims[u + 1]);
         snprintf(name, sizeof name, "mlp layer %d output", u);
-        ZRT_CHECK(zrt_nn_model_alloc(&m->nn, bytes, name, &m->act[u + 1]));
+        ZRT_CHECK(zrt_nn_model_alloc(&m->nn, bytes, name, (void **)&m->act[u + 1]));
         snprintf(name, sizeof name, "mlp layer %d pre-activation", u);
-        ZRT_CHECK(zrt_nn_model_alloc(&m->nn, bytes, name, &m->pre[u]));
+        ZRT_CHECK(zrt_nn_model_alloc(&m->nn, bytes, name, (void **)&m->pre[u]));
     }
-    size_t bytes = (size_t)(max_batch * widest) * sizeof(float);
-    ZRT_CHECK(zrt_nn_model_alloc(&m->nn, bytes, "mlp output gradient", &m->dact));
-    return zrt_nn_model_alloc(&m->nn, bytes, "mlp input gradient", &m->dnext);
+    size_t bytes = zrt_nn_act_bytes(nn, max_batch * widest);
+    ZRT_CHECK(zrt_nn_model_alloc(&m->nn, bytes, "mlp output gradient", (void **)&m->dact));
+    return zrt_nn_model_alloc(&m->nn, bytes, "mlp input gradient", (void **)&m->dnext);
 }
 
 static void free_buffers(zrt_model *base)
 {
     mlp *m = (mlp *)base;
-    for (int u = 1; u <= m->layers; u++) zrt_nn_model_free(&m->nn, m->act[u]);
-    for (int u = 0; u < m->layers; u++) zrt_nn_model_free(&m->nn, m->pre[u]);
+    for (int u = 1; u <= m->layers; u++) zrt_nn_model_free(&m->nn, m->act[u]), m->act[u] = NULL;
+    for (int u = 0; u < m->layers; u++) zrt_nn_model_free(&m->nn, m->pre[u]), m->pre[u] = NULL;
     zrt_nn_model_free(&m->nn, m->dact);
     zrt_nn_model_free(&m->nn, m->dnext);
+    m->dact = m->dnext = NULL;
 }
 
 static const zrt_model_math mlp_math = {.forward = forward, .loss = loss, .backward = backward,
-                                        .free_buffers = free_buffers};
+                                        .free_buffers = free_buffers, .alloc_buffers = alloc_buffers};
 
 zrt_status zrt_model_mlp_create(const zrt_model_config *cfg, zrt_device *device, int micro_batch, zrt_model **out)
 {
@@ -140,8 +145,7 @@ zrt_status zrt_model_mlp_create(const zrt_model_config *cfg, zrt_device *device,
     zrt_status status = declare(m, cfg, micro_batch);
     if (status == ZRT_OK)
         status = zrt_nn_model_init(&m->nn, ZRT_MODEL_MLP, device, micro_batch, micro_batch, zrt_matmul_math_of(cfg),
-                                   &mlp_math);
-    if (status == ZRT_OK) status = alloc_buffers(m, micro_batch);
+                                   &mlp_math); /* and the activations */
     if (status != ZRT_OK) {
         if (base->destroy) {
             base->destroy(base);

@@ -116,9 +116,13 @@ static void forward_block(const zrt_attn_shape *a, const qblock *qb, float *out,
     }
 }
 
-zrt_status zrt_nn_flash_forward(zrt_nn *nn, const zrt_attn_shape *a, float *out, float *lse, const float *q,
-                                const float *k, const float *v)
+zrt_status zrt_nn_flash_forward(zrt_nn *nn, const zrt_attn_shape *a, void *out_, float *lse, const void *q_,
+                                const void *k_, const void *v_)
 {
+    float *out = out_;
+    const float *q = q_;
+    const float *k = k_;
+    const float *v = v_;
     ZRT_CHECK(zrt_nn_attention_check(nn, a));
     flash_tiles w;
     for (int64_t i = 0; i < query_blocks(a); i++) {
@@ -170,10 +174,18 @@ static void zero_rows(float *x, int64_t rows, int ld, int cols)
     for (int64_t r = 0; r < rows; r++) memset(x + r * ld, 0, (size_t)cols * sizeof(float));
 }
 
-zrt_status zrt_nn_flash_backward(zrt_nn *nn, const zrt_attn_shape *a, float *dq, float *dk, float *dv,
-                                 const float *dout, const float *out, const float *lse, const float *q, const float *k,
-                                 const float *v)
+zrt_status zrt_nn_flash_backward(zrt_nn *nn, const zrt_attn_shape *a, void *dq_, void *dk_, void *dv_,
+                                 const void *dout_, const void *out_, const float *lse, const void *q_, const void *k_,
+                                 const void *v_)
 {
+    float *dq = dq_;
+    float *dk = dk_;
+    float *dv = dv_;
+    const float *dout = dout_;
+    const float *out = out_;
+    const float *q = q_;
+    const float *k = k_;
+    const float *v = v_;
     ZRT_CHECK(zrt_nn_attention_check(nn, a));
     zero_rows(dq, (int64_t)a->B * a->T, a->ld_q, a->NH * a->hs);
     zero_rows(dk, (int64_t)a->B * a->S, a->ld_kv, a->NKV * a->hs);

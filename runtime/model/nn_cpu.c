@@ -12,6 +12,8 @@
  * moved once, within test_golden_torch's 1e-5 of PyTorch). Every op
  * computes at once: the runner calls the model's function as one host
  * function on the stream's thread (host_function).
+ * Activations are fp32 on this table (typed_acts false): each op names
+ * its `void *` buffers as float at entry.
  * Check: tests/test_nn_ops.c holds each op to tests/model_refs.h.
  */
 #include "nn_device.h"
@@ -57,15 +59,23 @@ static zrt_status gemm(zrt_nn *nn, const zrt_gemm *g)
     int batch = g->batch > 1 ? g->batch : 1;
     if (g->M < 1 || g->N < 1 || g->K < 1)
         return zrt_set_error(ZRT_ERR_INVALID, "%s: a %dx%dx%d matmul", nn->model, g->M, g->N, g->K);
+    if (g->a_type != ZRT_DTYPE_F32 || g->b_type != ZRT_DTYPE_F32 || g->c_type != ZRT_DTYPE_F32)
+        return zrt_set_error(ZRT_ERR_UNSUPPORTED, "%s: the cpu table's matmuls are fp32 (A %s, B %s, C %s asked)",
+                             nn->model, zrt_dtype_name(g->a_type), zrt_dtype_name(g->b_type),
+                             zrt_dtype_name(g->c_type));
+    const float *A = g->A, *B = g->B;
+    float *C = g->C;
     for (int i = 0; i < batch; i++)
         cblas_sgemm(CblasRowMajor, g->trans_a ? CblasTrans : CblasNoTrans, g->trans_b ? CblasTrans : CblasNoTrans,
-                    g->M, g->N, g->K, g->alpha, g->A + i * g->stride_a, g->lda, g->B + i * g->stride_b, g->ldb, g->beta,
-                    g->C + i * g->stride_c, g->ldc);
+                    g->M, g->N, g->K, g->alpha, A + i * g->stride_a, g->lda, B + i * g->stride_b, g->ldb, g->beta,
+                    C + i * g->stride_c, g->ldc);
     return ZRT_OK;
 }
 
-static zrt_status init_rows(zrt_nn *nn, float *out, const float *bias, const float *residual, int N, int OC)
+static zrt_status init_rows(zrt_nn *nn, void *out_, const float *bias, const void *residual_, int N, int OC)
 {
+    float *out = out_;
+    const float *residual = residual_;
     (void)nn;
     for (int64_t i = 0; (bias || residual) && i < N; i++) {
         float *row = out + i * OC;
@@ -80,8 +90,9 @@ static zrt_status init_rows(zrt_nn *nn, float *out, const float *bias, const flo
     return ZRT_OK;
 }
 
-static zrt_status bias_backward(zrt_nn *nn, float *db, const float *dout, int N, int OC)
+static zrt_status bias_backward(zrt_nn *nn, float *db, const void *dout_, int N, int OC)
 {
+    const float *dout = dout_;
     (void)nn;
     for (int i = 0; i < N; i++)
         for (int o = 0; o < OC; o++) db[o] += dout[(int64_t)i * OC + o];
@@ -97,9 +108,10 @@ static zrt_status check_tokens(const zrt_nn *nn, const int32_t *tokens, int n, i
     return ZRT_OK;
 }
 
-static zrt_status embed_forward(zrt_nn *nn, float *out, const int32_t *tokens, const float *wte, const float *wpe, int N,
-                                int T, int C, int V)
+static zrt_status embed_forward(zrt_nn *nn, void *out_, const int32_t *tokens, const float *wte, const float *wpe,
+                                int N, int T, int C, int V)
 {
+    float *out = out_;
     ZRT_CHECK(check_tokens(nn, tokens, N, V, "token", false));
     for (int i = 0; i < N; i++) {
         const float *e = wte + (int64_t)tokens[i] * C, *p = wpe ? wpe + (int64_t)(i % T) * C : NULL;
@@ -112,9 +124,10 @@ static zrt_status embed_forward(zrt_nn *nn, float *out, const int32_t *tokens, c
     return ZRT_OK;
 }
 
-static zrt_status embed_backward(zrt_nn *nn, float *dwte, float *dwpe, const float *dout, const int32_t *tokens, int N,
+static zrt_status embed_backward(zrt_nn *nn, float *dwte, float *dwpe, const void *dout_, const int32_t *tokens, int N,
                                  int T, int C, int V)
 {
+    const float *dout = dout_;
     ZRT_CHECK(check_tokens(nn, tokens, N, V, "token", false));
     for (int i = 0; i < N; i++)
         for (int c = 0; c < C; c++) {
@@ -125,18 +138,23 @@ static zrt_status embed_backward(zrt_nn *nn, float *dwte, float *dwpe, const flo
     return ZRT_OK;
 }
 
-static zrt_status layernorm_forward(zrt_nn *nn, float *out, float *mean, float *rstd, const float *x, const float *w,
+static zrt_status layernorm_forward(zrt_nn *nn, void *out_, float *mean, float *rstd, const void *x_, const float *w,
                                     const float *b, int N, int C)
 {
+    float *out = out_;
+    const float *x = x_;
     (void)nn;
     for (int i = 0; i < N; i++)
         vm()->layernorm_forward(out + (int64_t)i * C, &mean[i], &rstd[i], x + (int64_t)i * C, w, b, C);
     return ZRT_OK;
 }
 
-static zrt_status layernorm_backward(zrt_nn *nn, float *dx, float *dw, float *db, const float *d, const float *x,
+static zrt_status layernorm_backward(zrt_nn *nn, void *dx_, float *dw, float *db, const void *d_, const void *x_,
                                      const float *w, const float *mean, const float *rstd, int N, int C)
 {
+    float *dx = dx_;
+    const float *d = d_;
+    const float *x = x_;
     (void)nn;
     for (int i = 0; i < N; i++) {
         int64_t row = (int64_t)i * C;
@@ -153,9 +171,11 @@ static float rmsnorm_row(float *out, const float *x, const float *w, int C, floa
     return r;
 }
 
-static zrt_status rmsnorm_forward(zrt_nn *nn, float *out, float *rstd, const float *x, const float *w, int N, int C,
+static zrt_status rmsnorm_forward(zrt_nn *nn, void *out_, float *rstd, const void *x_, const float *w, int N, int C,
                                   float eps)
 {
+    float *out = out_;
+    const float *x = x_;
     (void)nn;
     for (int i = 0; i < N; i++) rstd[i] = rmsnorm_row(out + (int64_t)i * C, x + (int64_t)i * C, w, C, eps);
     return ZRT_OK;
@@ -176,9 +196,13 @@ static void (*const norm_rows[])(const zrt_norm *n, float *out, const float *h, 
     [ZRT_NORM_LAYER] = layer_norm_row, [ZRT_NORM_RMS] = rms_norm_row};
 
 /* Row by row, so h is still in cache when the norm reads it. */
-static zrt_status residual_norm(zrt_nn *nn, float *h, float *out, const zrt_norm *norm, const float *x, const float *y,
+static zrt_status residual_norm(zrt_nn *nn, void *h_, void *out_, const zrt_norm *norm, const void *x_, const void *y_,
                                 const float *bias, int N, int C)
 {
+    float *h = h_;
+    float *out = out_;
+    const float *x = x_;
+    const float *y = y_;
     if (norm->kind != ZRT_NORM_LAYER && norm->kind != ZRT_NORM_RMS)
         return zrt_set_error(ZRT_ERR_INVALID, "%s: residual_norm of unknown norm kind %d", nn->model, (int)norm->kind);
     for (int i = 0; i < N; i++) {
@@ -191,9 +215,12 @@ static zrt_status residual_norm(zrt_nn *nn, float *h, float *out, const zrt_norm
     return ZRT_OK;
 }
 
-static zrt_status rmsnorm_backward(zrt_nn *nn, float *dx, float *dw, const float *d, const float *x, const float *w,
+static zrt_status rmsnorm_backward(zrt_nn *nn, void *dx_, float *dw, const void *d_, const void *x_, const float *w,
                                    const float *rstd, int N, int C)
 {
+    float *dx = dx_;
+    const float *d = d_;
+    const float *x = x_;
     (void)nn;
     for (int i = 0; i < N; i++) {
         const float *xr = x + (int64_t)i * C, *dr = d + (int64_t)i * C;
@@ -209,9 +236,10 @@ static zrt_status rmsnorm_backward(zrt_nn *nn, float *dx, float *dw, const float
     return ZRT_OK;
 }
 
-static zrt_status rope(zrt_nn *nn, float *x, int N, int T, int pos0, int heads, int hs, int ld, const float *cos,
+static zrt_status rope(zrt_nn *nn, void *x_, int N, int T, int pos0, int heads, int hs, int ld, const float *cos,
                        const float *sin, bool inverse)
 {
+    float *x = x_;
     if (hs % 2) return zrt_set_error(ZRT_ERR_INVALID, "%s: rotary embedding of odd head size %d", nn->model, hs);
     int half = hs / 2;
     for (int r = 0; r < N; r++) {
@@ -227,8 +255,10 @@ static zrt_status rope(zrt_nn *nn, float *x, int N, int T, int pos0, int heads, 
 
 /* ---- activations --------------------------------------------------------------------------------- */
 
-static zrt_status bias_gelu_forward(zrt_nn *nn, float *pre, float *out, const float *bias, int rows, int cols)
+static zrt_status bias_gelu_forward(zrt_nn *nn, void *pre_, void *out_, const float *bias, int rows, int cols)
 {
+    float *pre = pre_;
+    float *out = out_;
     (void)nn;
     if (bias)
         vm()->bias_gelu_forward(pre, out, bias, rows, cols);
@@ -237,23 +267,31 @@ static zrt_status bias_gelu_forward(zrt_nn *nn, float *pre, float *out, const fl
     return ZRT_OK;
 }
 
-static zrt_status gelu_backward(zrt_nn *nn, float *dinp, const float *inp, const float *dout, size_t n)
+static zrt_status gelu_backward(zrt_nn *nn, void *dinp_, const void *inp_, const void *dout_, size_t n)
 {
+    float *dinp = dinp_;
+    const float *inp = inp_;
+    const float *dout = dout_;
     (void)nn;
     vm()->gelu_backward(dinp, inp, dout, (int64_t)n);
     return ZRT_OK;
 }
 
-static zrt_status swiglu_forward(zrt_nn *nn, float *out, const float *gu, int N, int H)
+static zrt_status swiglu_forward(zrt_nn *nn, void *out_, const void *gu_, int N, int H)
 {
+    float *out = out_;
+    const float *gu = gu_;
     (void)nn;
     for (int64_t r = 0; r < N; r++)
         for (int i = 0; i < H; i++) out[r * H + i] = zrt_swiglu(gu[r * 2 * H + i], gu[r * 2 * H + H + i]);
     return ZRT_OK;
 }
 
-static zrt_status swiglu_backward(zrt_nn *nn, float *dgu, const float *dout, const float *gu, int N, int H)
+static zrt_status swiglu_backward(zrt_nn *nn, void *dgu_, const void *dout_, const void *gu_, int N, int H)
 {
+    float *dgu = dgu_;
+    const float *dout = dout_;
+    const float *gu = gu_;
     (void)nn;
     for (int64_t r = 0; r < N; r++)
         for (int i = 0; i < H; i++) {
@@ -295,9 +333,10 @@ static double xent_row_double(float *z, int target, int n, int V, float scale)
     return loss;
 }
 
-static zrt_status cross_entropy(zrt_nn *nn, float *logits, const int32_t *targets, int N, int V, float scale,
+static zrt_status cross_entropy(zrt_nn *nn, void *logits_, const int32_t *targets, int N, int V, float scale,
                                 float divisor, float *loss_sum, bool double_math)
 {
+    float *logits = logits_;
     ZRT_CHECK(check_tokens(nn, targets, N, V, "target", true));
     int n = 0;
     for (int i = 0; i < N; i++) n += targets[i] != ZRT_IGNORE_INDEX;
@@ -315,7 +354,8 @@ static zrt_status cross_entropy(zrt_nn *nn, float *logits, const int32_t *target
 }
 
 const zrt_nn_ops zrt_nn_cpu = {
-    .kind = ZRT_DEVICE_CPU, .host_function = true, .fuse_residual = false, .init = init, .fini = fini, .copy = copy, .zero = zero,
+    .kind = ZRT_DEVICE_CPU, .host_function = true, .fuse_residual = false, .typed_acts = false, .init = init,
+    .fini = fini, .copy = copy, .zero = zero,
     .gemm = gemm, .init_rows = init_rows, .bias_backward = bias_backward, .embed_forward = embed_forward,
     .embed_backward = embed_backward, .layernorm_forward = layernorm_forward, .layernorm_backward = layernorm_backward,
     .rmsnorm_forward = rmsnorm_forward, .rmsnorm_backward = rmsnorm_backward, .residual_norm = residual_norm, .rope = rope,

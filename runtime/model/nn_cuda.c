@@ -8,7 +8,10 @@
  * kernel has run) turns the flag into the stream's error naming the model.
  * The per-row losses of cross_entropy live in impl (loss_rows doubles) and
  * are summed in one thread, in order, into the caller's slot. The column
- * sums' partials (kernels/colsum.h) live in impl too, grown on first need.
+ * sums' partials (kernels/colsum.h) live in impl too, grown on first need,
+ * as do the bf16 / fp16 copies of fp32 matmul operands (the weights, cast
+ * per matmul when the activations are 16-bit: cuBLASLt wants A and B of one
+ * type; 2 bytes per weight element moved once more per matmul).
  * With op timing on (zrt/internal/op_timer.h), the matmuls and attention
  * ops are timed by class. CPU twin: tests/test_model_emulated.c runs this table with the launchers
  * defined as tests/model_refs.h's references and a fake cuBLASLt.
@@ -30,8 +33,10 @@ typedef struct {
     int32_t *bad;    /* mapped pinned: a kernel saw a token or target out of range */
     double *losses;  /* loss_rows, device */
     int64_t loss_rows;
-    float *colsum;   /* colsum_floats, device: the column sums' stage-1 partials (kernels/colsum.h) */
-    size_t colsum_floats;
+    float *colsum;   /* colsum_bytes, device: the column sums' stage-1 partials (kernels/colsum.h) */
+    size_t colsum_bytes;
+    void *cast[2];   /* cast_bytes each, device: an fp32 A or B as the other operand's type (gemm) */
+    size_t cast_bytes[2];
 } cuda_nn;
 
 static cuda_nn *impl(const zrt_nn *nn) { return nn->impl; }
@@ -44,6 +49,7 @@ static void fini(zrt_nn *nn)
     zrt_host_free(nn->device, (void *)c->bad);
     zrt_device_free(nn->device, c->losses, NULL);
     zrt_device_free(nn->device, c->colsum, NULL);
+    for (int i = 0; i < 2; i++) zrt_device_free(nn->device, c->cast[i], NULL);
     free(c);
     nn->impl = NULL;
 }
@@ -101,153 +107,194 @@ static zrt_status zero(zrt_nn *nn, void *dst, size_t bytes)
     return ZRT_OK;
 }
 
-static zrt_status gemm(zrt_nn *nn, const zrt_gemm *g) { return zrt_cuda_gemm(impl(nn)->blas, nn->stream, g); }
 
-static zrt_status init_rows(zrt_nn *nn, float *out, const float *bias, const float *residual, int N, int OC)
+static zrt_status init_rows(zrt_nn *nn, void *out, const float *bias, const void *residual, int N, int OC)
 {
-    ZRT_CUDA_CHECK(zrt_cuda_init_rows(nn->stream, out, bias, residual, N, OC));
+    ZRT_CUDA_CHECK(zrt_cuda_init_rows(nn->stream, (int)nn->act, out, bias, residual, N, OC));
     return ZRT_OK;
 }
 
-/* The column sums' partials for (kind, N, C): grown on first need (the
- * old buffer freed in stream order after the kernels that used it). */
+/* Scratch of at least `need` bytes in *buf (*have bytes now): grown on
+ * first need (the old buffer freed in stream order after the kernels that
+ * used it). */
+static zrt_status scratch(zrt_nn *nn, void **buf, size_t *have, size_t need, const char *name)
+{
+    if (need > *have) {
+        if (*buf) ZRT_CHECK(zrt_device_free(nn->device, *buf, nn->on));
+        *buf = NULL;
+        *have = 0;
+        ZRT_CHECK(zrt_device_alloc(nn->device, ZRT_MEM_ACTIVATIONS, need, name, NULL, buf));
+        *have = need;
+    }
+    return ZRT_OK;
+}
+
+/* The column sums' partials for (kind, N, C). */
 static zrt_status colsum_scratch(zrt_nn *nn, zrt_colsum_kind kind, int N, int C, float **out)
 {
     cuda_nn *c = impl(nn);
-    size_t need = zrt_colsum_scratch_floats(kind, N, C);
-    if (need > c->colsum_floats) {
-        if (c->colsum) ZRT_CHECK(zrt_device_free(nn->device, c->colsum, nn->on));
-        c->colsum = NULL;
-        c->colsum_floats = 0;
-        ZRT_CHECK(zrt_device_alloc(nn->device, ZRT_MEM_ACTIVATIONS, need * sizeof(float), "model column-sum partials",
-                                   NULL, (void **)&c->colsum));
-        c->colsum_floats = need;
-    }
+    ZRT_CHECK(scratch(nn, (void **)&c->colsum, &c->colsum_bytes, zrt_colsum_scratch_floats(kind, N, C) * sizeof(float),
+                      "model column-sum partials"));
     *out = c->colsum;
     return ZRT_OK;
 }
 
-static zrt_status bias_backward(zrt_nn *nn, float *db, const float *dout, int N, int OC)
+/* Elements an operand of rows x cols (ld apart, `batch` of them stride apart) spans. */
+static size_t extent(int rows, int cols, int ld, int batch, int64_t stride)
+{
+    return (size_t)((int64_t)(batch > 1 ? batch - 1 : 0) * stride + (int64_t)(rows - 1) * ld + cols);
+}
+
+/* *operand (fp32) as `to` in scratch slot i: the weight of a matmul with bf16 / fp16 activations. */
+static zrt_status cast_operand(zrt_nn *nn, int i, const void **operand, zrt_dtype *type, zrt_dtype to, size_t n)
+{
+    cuda_nn *c = impl(nn);
+    ZRT_CHECK(scratch(nn, &c->cast[i], &c->cast_bytes[i], n * zrt_dtype_size(to), "model matmul operand cast"));
+    ZRT_CUDA_CHECK(zrt_cuda_to_act(nn->stream, (int)to, c->cast[i], *operand, n));
+    *operand = c->cast[i], *type = to;
+    return ZRT_OK;
+}
+
+/* cuBLASLt takes A and B of one type: where one operand (or C) is 16-bit,
+ * an fp32 A or B is cast to that type first (fp32 accumulation either way). */
+static zrt_status gemm(zrt_nn *nn, const zrt_gemm *g)
+{
+    zrt_gemm t = *g;
+    zrt_dtype half = t.a_type ? t.a_type : t.b_type ? t.b_type : t.c_type;
+    int batch = t.batch > 1 ? t.batch : 1;
+    if (half && !t.a_type)
+        ZRT_CHECK(cast_operand(nn, 0, &t.A, &t.a_type, half, extent(t.trans_a ? t.K : t.M, t.trans_a ? t.M : t.K, t.lda,
+                                                                  batch, t.stride_a)));
+    if (half && !t.b_type)
+        ZRT_CHECK(cast_operand(nn, 1, &t.B, &t.b_type, half, extent(t.trans_b ? t.N : t.K, t.trans_b ? t.K : t.N, t.ldb,
+                                                                  batch, t.stride_b)));
+    return zrt_cuda_gemm(impl(nn)->blas, nn->stream, &t);
+}
+
+static zrt_status bias_backward(zrt_nn *nn, float *db, const void *dout, int N, int OC)
 {
     float *scratch;
     ZRT_CHECK(colsum_scratch(nn, ZRT_COLSUM_BIAS, N, OC, &scratch));
-    ZRT_CUDA_CHECK(zrt_cuda_bias_backward(nn->stream, db, dout, N, OC, scratch));
+    ZRT_CUDA_CHECK(zrt_cuda_bias_backward(nn->stream, (int)nn->act, db, dout, N, OC, scratch));
     return ZRT_OK;
 }
 
-static zrt_status embed_forward(zrt_nn *nn, float *out, const int32_t *tokens, const float *wte, const float *wpe, int N,
+static zrt_status embed_forward(zrt_nn *nn, void *out, const int32_t *tokens, const float *wte, const float *wpe, int N,
                                 int T, int C, int V)
 {
-    ZRT_CUDA_CHECK(zrt_cuda_embed_forward(nn->stream, out, tokens, wte, wpe, N, T, C, V, impl(nn)->bad));
+    ZRT_CUDA_CHECK(zrt_cuda_embed_forward(nn->stream, (int)nn->act, out, tokens, wte, wpe, N, T, C, V, impl(nn)->bad));
     return enqueue_flag_check(nn, "token", V);
 }
 
-static zrt_status embed_backward(zrt_nn *nn, float *dwte, float *dwpe, const float *dout, const int32_t *tokens, int N,
+static zrt_status embed_backward(zrt_nn *nn, float *dwte, float *dwpe, const void *dout, const int32_t *tokens, int N,
                                  int T, int C, int V)
 {
-    ZRT_CUDA_CHECK(zrt_cuda_embed_backward(nn->stream, dwte, dwpe, dout, tokens, N, T, C, V));
+    ZRT_CUDA_CHECK(zrt_cuda_embed_backward(nn->stream, (int)nn->act, dwte, dwpe, dout, tokens, N, T, C, V));
     return ZRT_OK;
 }
 
-static zrt_status layernorm_forward(zrt_nn *nn, float *out, float *mean, float *rstd, const float *x, const float *w,
+static zrt_status layernorm_forward(zrt_nn *nn, void *out, float *mean, float *rstd, const void *x, const float *w,
                                     const float *b, int N, int C)
 {
-    ZRT_CUDA_CHECK(zrt_cuda_layernorm_forward(nn->stream, out, mean, rstd, x, w, b, N, C));
+    ZRT_CUDA_CHECK(zrt_cuda_layernorm_forward(nn->stream, (int)nn->act, out, mean, rstd, x, w, b, N, C));
     return ZRT_OK;
 }
 
-static zrt_status layernorm_backward(zrt_nn *nn, float *dx, float *dw, float *db, const float *d, const float *x,
+static zrt_status layernorm_backward(zrt_nn *nn, void *dx, float *dw, float *db, const void *d, const void *x,
                                      const float *w, const float *mean, const float *rstd, int N, int C)
 {
     float *scratch;
     ZRT_CHECK(colsum_scratch(nn, ZRT_COLSUM_LAYERNORM, N, C, &scratch));
-    ZRT_CUDA_CHECK(zrt_cuda_layernorm_backward(nn->stream, dx, dw, db, d, x, w, mean, rstd, N, C, scratch));
+    ZRT_CUDA_CHECK(
+        zrt_cuda_layernorm_backward(nn->stream, (int)nn->act, dx, dw, db, d, x, w, mean, rstd, N, C, scratch));
     return ZRT_OK;
 }
 
-static zrt_status rmsnorm_forward(zrt_nn *nn, float *out, float *rstd, const float *x, const float *w, int N, int C,
+static zrt_status rmsnorm_forward(zrt_nn *nn, void *out, float *rstd, const void *x, const float *w, int N, int C,
                                   float eps)
 {
-    ZRT_CUDA_CHECK(zrt_cuda_rmsnorm_forward(nn->stream, out, rstd, x, w, N, C, eps));
+    ZRT_CUDA_CHECK(zrt_cuda_rmsnorm_forward(nn->stream, (int)nn->act, out, rstd, x, w, N, C, eps));
     return ZRT_OK;
 }
 
-static zrt_status residual_norm(zrt_nn *nn, float *h, float *out, const zrt_norm *norm, const float *x, const float *y,
+static zrt_status residual_norm(zrt_nn *nn, void *h, void *out, const zrt_norm *norm, const void *x, const void *y,
                                 const float *bias, int N, int C)
 {
     if (norm->kind != ZRT_NORM_LAYER && norm->kind != ZRT_NORM_RMS)
         return zrt_set_error(ZRT_ERR_INVALID, "%s: residual_norm of unknown norm kind %d", nn->model, (int)norm->kind);
-    ZRT_CUDA_CHECK(zrt_cuda_residual_norm(nn->stream, h, out, x, y, bias, N, C, norm->kind == ZRT_NORM_RMS, norm->w,
+    ZRT_CUDA_CHECK(zrt_cuda_residual_norm(nn->stream, (int)nn->act, h, out, x, y, bias, N, C,
+                                          norm->kind == ZRT_NORM_RMS, norm->w,
                                           norm->b, norm->mean, norm->rstd, norm->eps));
     return ZRT_OK;
 }
 
-static zrt_status rmsnorm_backward(zrt_nn *nn, float *dx, float *dw, const float *d, const float *x, const float *w,
+static zrt_status rmsnorm_backward(zrt_nn *nn, void *dx, float *dw, const void *d, const void *x, const float *w,
                                    const float *rstd, int N, int C)
 {
     float *scratch;
     ZRT_CHECK(colsum_scratch(nn, ZRT_COLSUM_RMSNORM, N, C, &scratch));
-    ZRT_CUDA_CHECK(zrt_cuda_rmsnorm_backward(nn->stream, dx, dw, d, x, w, rstd, N, C, scratch));
+    ZRT_CUDA_CHECK(zrt_cuda_rmsnorm_backward(nn->stream, (int)nn->act, dx, dw, d, x, w, rstd, N, C, scratch));
     return ZRT_OK;
 }
 
-static zrt_status rope(zrt_nn *nn, float *x, int N, int T, int pos0, int heads, int hs, int ld, const float *cos,
+static zrt_status rope(zrt_nn *nn, void *x, int N, int T, int pos0, int heads, int hs, int ld, const float *cos,
                        const float *sin, bool inverse)
 {
     if (hs % 2) return zrt_set_error(ZRT_ERR_INVALID, "%s: rotary embedding of odd head size %d", nn->model, hs);
-    ZRT_CUDA_CHECK(zrt_cuda_rope(nn->stream, x, N, T, pos0, heads, hs, ld, cos, sin, inverse));
+    ZRT_CUDA_CHECK(zrt_cuda_rope(nn->stream, (int)nn->act, x, N, T, pos0, heads, hs, ld, cos, sin, inverse));
     return ZRT_OK;
 }
 
-static zrt_status attention_forward(zrt_nn *nn, const zrt_attn_shape *a, float *out, float *lse, const float *q,
-                                    const float *k, const float *v)
+static zrt_status attention_forward(zrt_nn *nn, const zrt_attn_shape *a, void *out, float *lse, const void *q,
+                                    const void *k, const void *v)
 {
     ZRT_CHECK(zrt_nn_attention_check(nn, a));
-    ZRT_CUDA_CHECK(zrt_cuda_flash_forward(nn->stream, a, out, lse, q, k, v));
+    ZRT_CUDA_CHECK(zrt_cuda_flash_forward(nn->stream, (int)nn->act, a, out, lse, q, k, v));
     return ZRT_OK;
 }
 
-static zrt_status attention_backward(zrt_nn *nn, const zrt_attn_shape *a, float *dq, float *dk, float *dv,
-                                     const float *dout, const float *out, const float *lse, const float *q,
-                                     const float *k, const float *v)
+static zrt_status attention_backward(zrt_nn *nn, const zrt_attn_shape *a, void *dq, void *dk, void *dv,
+                                     const void *dout, const void *out, const float *lse, const void *q,
+                                     const void *k, const void *v)
 {
     ZRT_CHECK(zrt_nn_attention_check(nn, a));
-    ZRT_CUDA_CHECK(zrt_cuda_flash_backward(nn->stream, a, dq, dk, dv, dout, out, lse, q, k, v));
+    ZRT_CUDA_CHECK(zrt_cuda_flash_backward(nn->stream, (int)nn->act, a, dq, dk, dv, dout, out, lse, q, k, v));
     return ZRT_OK;
 }
 
-static zrt_status bias_gelu_forward(zrt_nn *nn, float *pre, float *out, const float *bias, int rows, int cols)
+static zrt_status bias_gelu_forward(zrt_nn *nn, void *pre, void *out, const float *bias, int rows, int cols)
 {
-    ZRT_CUDA_CHECK(zrt_cuda_bias_gelu_forward(nn->stream, pre, out, bias, rows, cols));
+    ZRT_CUDA_CHECK(zrt_cuda_bias_gelu_forward(nn->stream, (int)nn->act, pre, out, bias, rows, cols));
     return ZRT_OK;
 }
 
-static zrt_status gelu_backward(zrt_nn *nn, float *dinp, const float *inp, const float *dout, size_t n)
+static zrt_status gelu_backward(zrt_nn *nn, void *dinp, const void *inp, const void *dout, size_t n)
 {
-    ZRT_CUDA_CHECK(zrt_cuda_gelu_backward(nn->stream, dinp, inp, dout, n));
+    ZRT_CUDA_CHECK(zrt_cuda_gelu_backward(nn->stream, (int)nn->act, dinp, inp, dout, n));
     return ZRT_OK;
 }
 
-static zrt_status swiglu_forward(zrt_nn *nn, float *out, const float *gu, int N, int H)
+static zrt_status swiglu_forward(zrt_nn *nn, void *out, const void *gu, int N, int H)
 {
-    ZRT_CUDA_CHECK(zrt_cuda_swiglu_forward(nn->stream, out, gu, N, H));
+    ZRT_CUDA_CHECK(zrt_cuda_swiglu_forward(nn->stream, (int)nn->act, out, gu, N, H));
     return ZRT_OK;
 }
 
-static zrt_status swiglu_backward(zrt_nn *nn, float *dgu, const float *dout, const float *gu, int N, int H)
+static zrt_status swiglu_backward(zrt_nn *nn, void *dgu, const void *dout, const void *gu, int N, int H)
 {
-    ZRT_CUDA_CHECK(zrt_cuda_swiglu_backward(nn->stream, dgu, dout, gu, N, H));
+    ZRT_CUDA_CHECK(zrt_cuda_swiglu_backward(nn->stream, (int)nn->act, dgu, dout, gu, N, H));
     return ZRT_OK;
 }
 
-static zrt_status cross_entropy(zrt_nn *nn, float *logits, const int32_t *targets, int N, int V, float scale,
+static zrt_status cross_entropy(zrt_nn *nn, void *logits, const int32_t *targets, int N, int V, float scale,
                                 float divisor, float *loss_sum, bool double_math)
 {
     cuda_nn *c = impl(nn);
     if (N > c->loss_rows)
         return zrt_set_error(ZRT_ERR_INVALID, "%s: a loss over %d rows, made for %lld", nn->model, N,
                              (long long)c->loss_rows);
-    ZRT_CUDA_CHECK(zrt_cuda_cross_entropy(nn->stream, logits, c->losses, targets, N, V, scale, double_math, c->bad));
+    ZRT_CUDA_CHECK(zrt_cuda_cross_entropy(nn->stream, (int)nn->act, logits, c->losses, targets, N, V, scale,
+                                          double_math, c->bad));
     ZRT_CHECK(enqueue_flag_check(nn, "target", V));
     ZRT_CUDA_CHECK(zrt_cuda_loss_mean(nn->stream, loss_sum, c->losses, targets, N, divisor));
     return ZRT_OK;
@@ -262,17 +309,17 @@ static zrt_status timed_gemm(zrt_nn *nn, const zrt_gemm *g)
     return zrt_op_timer_end(nn->on, op, gemm(nn, g));
 }
 
-static zrt_status timed_attention_forward(zrt_nn *nn, const zrt_attn_shape *a, float *out, float *lse, const float *q,
-                                          const float *k, const float *v)
+static zrt_status timed_attention_forward(zrt_nn *nn, const zrt_attn_shape *a, void *out, float *lse, const void *q,
+                                          const void *k, const void *v)
 {
     int op;
     ZRT_CHECK(zrt_op_timer_begin(nn->on, ZRT_OP_ATTENTION, &op));
     return zrt_op_timer_end(nn->on, op, attention_forward(nn, a, out, lse, q, k, v));
 }
 
-static zrt_status timed_attention_backward(zrt_nn *nn, const zrt_attn_shape *a, float *dq, float *dk, float *dv,
-                                           const float *dout, const float *out, const float *lse, const float *q,
-                                           const float *k, const float *v)
+static zrt_status timed_attention_backward(zrt_nn *nn, const zrt_attn_shape *a, void *dq, void *dk, void *dv,
+                                           const void *dout, const void *out, const float *lse, const void *q,
+                                           const void *k, const void *v)
 {
     int op;
     ZRT_CHECK(zrt_op_timer_begin(nn->on, ZRT_OP_ATTENTION, &op));
@@ -280,7 +327,8 @@ static zrt_status timed_attention_backward(zrt_nn *nn, const zrt_attn_shape *a, 
 }
 
 const zrt_nn_ops zrt_nn_cuda = {
-    .kind = ZRT_DEVICE_CUDA, .host_function = false, .fuse_residual = true, .init = init, .fini = fini, .copy = copy, .zero = zero,
+    .kind = ZRT_DEVICE_CUDA, .host_function = false, .fuse_residual = true, .typed_acts = true, .init = init,
+    .fini = fini, .copy = copy, .zero = zero,
     .gemm = timed_gemm, .init_rows = init_rows, .bias_backward = bias_backward, .embed_forward = embed_forward,
     .embed_backward = embed_backward, .layernorm_forward = layernorm_forward, .layernorm_backward = layernorm_backward,
     .rmsnorm_forward = rmsnorm_forward, .rmsnorm_backward = rmsnorm_backward, .residual_norm = residual_norm, .rope = rope,

@@ -13,11 +13,10 @@
 zrt_status zrt_nn_attention_check(const zrt_nn *nn, const zrt_attn_shape *a);
 /* nn.h's attention_forward / attention_backward as FlashAttention-2's
  * blocked algorithm over cblas_sgemm (nn_attention.c): the cpu table's. */
-zrt_status zrt_nn_flash_forward(zrt_nn *nn, const zrt_attn_shape *a, float *out, float *lse, const float *q,
-                                const float *k, const float *v);
-zrt_status zrt_nn_flash_backward(zrt_nn *nn, const zrt_attn_shape *a, float *dq, float *dk, float *dv,
-                                 const float *dout, const float *out, const float *lse, const float *q, const float *k,
-                                 const float *v);
+zrt_status zrt_nn_flash_forward(zrt_nn *nn, const zrt_attn_shape *a, void *out, float *lse, const void *q,
+                                const void *k, const void *v);
+zrt_status zrt_nn_flash_backward(zrt_nn *nn, const zrt_attn_shape *a, void *dq, void *dk, void *dv, const void *dout,
+                                 const void *out, const float *lse, const void *q, const void *k, const void *v);
 
 /* ---- cuBLASLt (cuda_blas.c, builds with CUDA) -------------------------------------------- */
 
@@ -27,7 +26,9 @@ typedef struct zrt_cuda_blas zrt_cuda_blas;
 zrt_status zrt_cuda_blas_create(zrt_device *device, zrt_matmul_math math, zrt_cuda_blas **out);
 void zrt_cuda_blas_destroy(zrt_cuda_blas *blas, zrt_device *device);
 /* Enqueues g on stream (a cudaStream_t); the algorithm is chosen once per
- * shape (a small cache), so a step only launches. */
+ * shape (a small cache), so a step only launches. A and B of one type
+ * (fp32, bf16, fp16), C fp32 or theirs; other mixes ZRT_ERR_UNSUPPORTED
+ * (nn_cuda.c's gemm casts an fp32 operand first). */
 zrt_status zrt_cuda_gemm(zrt_cuda_blas *blas, void *stream, const zrt_gemm *g);
 
 #endif

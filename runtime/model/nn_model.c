@@ -213,20 +213,33 @@ zrt_status zrt_nn_model_init(zrt_nn_model *m, zrt_model_type type, zrt_device *d
     return zrt_nn_model_use_ops(m, ops);
 }
 
-zrt_status zrt_nn_model_use_ops(zrt_nn_model *m, const zrt_nn_ops *ops)
+/* The activations' element type a table gives a math: the compute dtype
+ * where the table types its activations, else fp32. */
+static zrt_dtype act_dtype(const zrt_nn_ops *ops, zrt_matmul_math math)
 {
-    if (m->nn.ops) m->nn.ops->fini(&m->nn);
-    m->nn = (zrt_nn){.device = m->base.device, .model = zrt_model_type_name(m->type)};
-    ZRT_CHECK(ops->init(&m->nn, m->matmul, m->loss_rows));
-    m->nn.ops = ops; /* last: destroy fini's only what init made */
-    return ZRT_OK;
+    static const zrt_dtype of_math[] = {[ZRT_MATMUL_FP32] = ZRT_DTYPE_F32, [ZRT_MATMUL_TF32] = ZRT_DTYPE_F32,
+                                        [ZRT_MATMUL_BF16] = ZRT_DTYPE_BF16, [ZRT_MATMUL_FP16] = ZRT_DTYPE_F16};
+    return ops->typed_acts ? of_math[math] : ZRT_DTYPE_F32;
 }
 
-zrt_status zrt_nn_model_alloc(zrt_nn_model *m, size_t bytes, const char *name, float **out)
+zrt_status zrt_nn_model_use_ops(zrt_nn_model *m, const zrt_nn_ops *ops)
 {
-    void *ptr = NULL;
-    ZRT_CHECK(zrt_device_alloc(m->base.device, ZRT_MEM_ACTIVATIONS, bytes, name, NULL, &ptr));
-    *out = ptr;
+    if (m->buffers_made) { /* remade below at the new table's element size */
+        m->math->free_buffers(&m->base);
+        m->buffers_made = false;
+        m->base.activation_bytes = 0;
+    }
+    if (m->nn.ops) m->nn.ops->fini(&m->nn);
+    m->nn = (zrt_nn){.device = m->base.device, .model = zrt_model_type_name(m->type), .act = act_dtype(ops, m->matmul)};
+    ZRT_CHECK(ops->init(&m->nn, m->matmul, m->loss_rows));
+    m->nn.ops = ops; /* last: destroy fini's only what init made */
+    m->buffers_made = true; /* even if it fails part way: destroy frees what it made */
+    return m->math->alloc_buffers(&m->base, m->now.max_batch);
+}
+
+zrt_status zrt_nn_model_alloc(zrt_nn_model *m, size_t bytes, const char *name, void **out)
+{
+    ZRT_CHECK(zrt_device_alloc(m->base.device, ZRT_MEM_ACTIVATIONS, bytes, name, NULL, out));
     m->base.activation_bytes += (int64_t)bytes; /* what zrt_model.activation_bytes reports */
     return ZRT_OK;
 }
