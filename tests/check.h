@@ -7,6 +7,7 @@
 #ifndef ZRT_TEST_CHECK_H
 #define ZRT_TEST_CHECK_H
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,5 +85,25 @@ static inline const char *test_write_file(const char *dir, const char *name, con
 #define UNDER_SANITIZER 1
 #endif
 #endif
+
+/* This process's peak resident set (VmHWM) in bytes; -1 where /proc cannot say. */
+static inline double test_vm_hwm(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %ld kB", &kb) == 1) break;
+    if (f) fclose(f);
+    return kb < 0 ? -1 : (double)kb * 1024.0;
+}
+
+/* The peak resident set starts again from the current one (/proc/self/clear_refs 5); false where it cannot. */
+static inline bool test_reset_vm_hwm(void)
+{
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    bool ok = f && fputs("5", f) >= 0;
+    return f ? fclose(f) == 0 && ok : false;
+}
 
 #endif

@@ -79,24 +79,6 @@ static void write_file(const char *file, const char *name, int k, spec s, const 
     fclose(f);
 }
 
-/* The peak resident set starts again from the current one (/proc/self/clear_refs 5). */
-static void reset_hwm(void)
-{
-    FILE *f = fopen("/proc/self/clear_refs", "w");
-    CHECK_MSG(f && fputs("5", f) >= 0 && fclose(f) == 0, "cannot reset VmHWM through /proc/self/clear_refs");
-}
-
-static long vm_hwm_kb(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kb = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmHWM: %ld", &kb) == 1) break;
-    if (f) fclose(f);
-    return kb;
-}
-
 /* Every parameter of m as its own file (HF names), the index, and an inv_freq buffer. */
 static void write_model(const zrt_model *m, const char *skip, const char *extra)
 {
@@ -147,8 +129,8 @@ static void declare(zrt_model *m, bool tied)
 /* 8 ranks' ranges of every unit, each value checked. */
 static void check_streamed(const zrt_model *m, const zrt_model_config *c)
 {
-    reset_hwm(); /* writing the files above may have raised it: measure the reads alone */
-    long before = vm_hwm_kb();
+    CHECK_MSG(test_reset_vm_hwm(), "cannot reset VmHWM through /proc/self/clear_refs"); /* the writes above may have raised it */
+    long before = (long)(test_vm_hwm() / 1024);
     int64_t total = 0, wrong = 0;
     for (int u = 0; u < m->n_units; u++) {
         int64_t numel = m->unit_numel[u], part = (numel + 7) / 8;
@@ -167,7 +149,7 @@ static void check_streamed(const zrt_model *m, const zrt_model_config *c)
         }
         free(out);
     }
-    long grown = vm_hwm_kb() - before;
+    long grown = (long)(test_vm_hwm() / 1024) - before;
     printf("read %lld values in 8 ranges per unit; peak resident memory grew %ld kB (model: %lld kB of fp32)\n",
            (long long)total, grown, (long long)(total * 4 / 1024));
     CHECK_MSG(wrong == 0, "%lld values differ from the files'", (long long)wrong);
@@ -178,11 +160,11 @@ static void check_streamed(const zrt_model *m, const zrt_model_config *c)
 #endif
     CHECK_MSG(grown >= 0 && grown < 12 * 1024, "peak memory grew by %ld kB reading 8 ranges", grown);
     /* The meter sees a read that holds a whole 32 MB tensor: one rank's range of all of unit 0. */
-    reset_hwm();
-    before = vm_hwm_kb();
+    CHECK(test_reset_vm_hwm());
+    before = (long)(test_vm_hwm() / 1024);
     float *whole = malloc((size_t)m->unit_numel[0] * sizeof(float));
     CHECK_OK(zrt_model_init_values(m, c, 0, 0, m->unit_numel[0], whole));
-    grown = vm_hwm_kb() - before;
+    grown = (long)(test_vm_hwm() / 1024) - before;
     free(whole);
     CHECK_MSG(grown > 30 * 1024, "reading all of unit 0 (%lld kB) raised the peak by %ld kB only: the meter is blind",
               (long long)(m->unit_numel[0] * 4 / 1024), grown);

@@ -36,16 +36,6 @@ typedef struct {
     float losses[STEPS];
 } rank_mem;
 
-static double vm_hwm(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kb = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmHWM: %ld kB", &kb) == 1) break;
-    if (f) fclose(f);
-    return (double)kb * 1024.0;
-}
 
 static void job_config(const job *j, zrt_config *cfg)
 {
@@ -110,7 +100,7 @@ static int train(int rank, int world, void *arg)
         }
         r.losses[i] = s.loss;
     }
-    r.rss = vm_hwm();
+    r.rss = test_vm_hwm();
     double data = (double)t.data.vocab * sizeof(int32_t); /* the data loader: gpt's successor table */
     r.report = (double)m->peak_all + data;
     r.bound += data;

@@ -199,9 +199,7 @@ static zrt_status decode(zrt_model *base, zrt_nn *nn, const float *const *units,
                          int pos0, float *logits)
 {
     gpt *g = (gpt *)base;
-    if (g->recompute)
-        return zrt_set_error(ZRT_ERR_UNSUPPORTED, "gpt: decode needs every block's activations (made with "
-                                                  "activation_checkpointing)");
+    if (g->recompute) return zrt_nn_decode_needs_cache("gpt");
     rows r = {1, n, pos0 + n, pos0};
     ZRT_CHECK(embed(g, nn, tokens, units[0], r));
     for (int l = 0; l < g->L; l++) ZRT_CHECK(block_forward(g, nn, r, l, units[l + 1]));

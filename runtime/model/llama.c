@@ -221,9 +221,7 @@ static zrt_status decode(zrt_model *base, zrt_nn *nn, const float *const *units,
                          int pos0, float *logits)
 {
     llama *g = (llama *)base;
-    if (g->recompute)
-        return zrt_set_error(ZRT_ERR_UNSUPPORTED, "llama: decode needs every block's activations (made with "
-                                                  "activation_checkpointing)");
+    if (g->recompute) return zrt_nn_decode_needs_cache("llama");
     rows r = {1, n, pos0 + n, pos0};
     int L = g->d.L, C = g->d.C;
     ZRT_CHECK(embed(g, nn, tokens, units[0], r));

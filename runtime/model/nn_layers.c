@@ -93,3 +93,9 @@ void zrt_nn_buffers_free(zrt_nn_buffers *b, zrt_nn_model *m)
     free(b->list);
     *b = (zrt_nn_buffers){0};
 }
+
+zrt_status zrt_nn_decode_needs_cache(const char *model)
+{
+    return zrt_set_error(ZRT_ERR_UNSUPPORTED, "%s: decode needs every block's activations (made with "
+                                              "activation_checkpointing)", model);
+}

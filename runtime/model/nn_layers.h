@@ -34,6 +34,11 @@ zrt_status zrt_nn_linear_backward(zrt_nn *nn, zrt_act *dinp, float *dw, float *d
 zrt_status zrt_nn_linear_residual_norm(zrt_nn *nn, zrt_act *h, zrt_act *out, const zrt_norm *norm, const zrt_act *inp,
                                        const float *w, const float *b, const zrt_act *x, int N, int C, int OC);
 
+/* decode's refusal for a model made with activation checkpointing: its
+ * blocks share one set of activations, so there are no per-block qkv rows to
+ * keep as the KV cache. ZRT_ERR_UNSUPPORTED naming the model. */
+zrt_status zrt_nn_decode_needs_cache(const char *model);
+
 /* A list of buffers: each slot gets `count` elements on the model's device,
  * charged to activations under `name` -- activations at the handle's act
  * dtype, statistics (mean, rstd, lse, tables) fp32. */

@@ -25,6 +25,16 @@ void zrt_bench_config_with(const zrt_config *base, zrt_bench_kind kind, const ch
     zrt_config_validate(out);
 }
 
+void zrt_bench_base_config(zrt_config *cfg, int world, int64_t micro)
+{
+    zrt_config_init(cfg);
+    cfg->distributed_type = ZRT_DIST_DEEPSPEED;
+    cfg->num_processes = world;
+    cfg->zero.overlap_comm = true;
+    cfg->zero.stage3_param_persistence_threshold = 0;
+    cfg->batch_given.micro_batch_per_gpu = micro;
+}
+
 zrt_status zrt_bench_run_open(zrt_bench_run *r, const zrt_config *base, zrt_bench_kind kind, const char *nvme_dir,
                               zrt_device *device, zrt_comm *comm)
 {

@@ -35,6 +35,10 @@ typedef struct {
 
 /* base (validated) with kind's stage and offload (nvme under nvme_dir), validated. */
 void zrt_bench_config_with(const zrt_config *base, zrt_bench_kind kind, const char *nvme_dir, zrt_config *out);
+/* The bench's base config: DeepSpeed's, `world` ranks, overlap_comm, stage 3
+ * gathering every unit (persistence 0), micro batch `micro`; the caller sets
+ * the model and validates. */
+void zrt_bench_base_config(zrt_config *cfg, int world, int64_t micro);
 /* The run's model, data and engine on device; the engine's setup collectives
  * are done on return, so another run's may follow. */
 zrt_status zrt_bench_run_open(zrt_bench_run *r, const zrt_config *base, zrt_bench_kind kind, const char *nvme_dir,

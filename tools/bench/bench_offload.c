@@ -32,12 +32,7 @@
 static const zrt_config *offload_config(const zrt_bench_offload *o)
 {
     static zrt_config cfg;
-    zrt_config_init(&cfg);
-    cfg.distributed_type = ZRT_DIST_DEEPSPEED;
-    cfg.num_processes = o->world;
-    cfg.zero.overlap_comm = true;
-    cfg.zero.stage3_param_persistence_threshold = 0;
-    cfg.batch_given.micro_batch_per_gpu = o->micro;
+    zrt_bench_base_config(&cfg, o->world, o->micro);
     cfg.job.model = o->model;
     zrt_config_validate(&cfg);
     return &cfg;

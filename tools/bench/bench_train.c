@@ -107,12 +107,7 @@ static double sgemm_gflops(void)
 static const zrt_config *base_config(const train_options *o, zrt_model_type type, int micro)
 {
     static zrt_config cfg;
-    zrt_config_init(&cfg);
-    cfg.distributed_type = ZRT_DIST_DEEPSPEED;
-    cfg.num_processes = o->world;
-    cfg.zero.overlap_comm = true;
-    cfg.zero.stage3_param_persistence_threshold = 0;
-    cfg.batch_given.micro_batch_per_gpu = micro ? micro : type == ZRT_MODEL_MLP ? 64 : o->micro ? o->micro : 8;
+    zrt_bench_base_config(&cfg, o->world, micro ? micro : type == ZRT_MODEL_MLP ? 64 : o->micro ? o->micro : 8);
     zrt_model_config *m = &cfg.job.model;
     *m = (zrt_model_config){.type = ZRT_MODEL_MLP, .layers = 4, .d_model = 256, .hidden = 1024, .vocab = 64};
     if (type != ZRT_MODEL_MLP) {
