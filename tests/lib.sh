@@ -39,3 +39,13 @@ expect() {
     [ "$rc" = "$want" ] || { fail "$what: exit $rc, want $want"; cat "$TMPDIR/out"; }
 }
 has() { grep -q -- "$1" "$TMPDIR/out" || { fail "$2: no '$1'"; cat "$TMPDIR/out"; }; }
+
+# main_job_data ZRT SRC: the main job's token shards (tools/main-job's first
+# step) in build/main-job/data of the working directory, made when missing,
+# so that configs/main.yaml -- whose data they are -- validates on a fresh
+# checkout. False when zrt tokenize failed.
+main_job_data() {
+    ls build/main-job/data/val_*.bin >/dev/null 2>&1 && return 0
+    "$1" tokenize --tokenizer "$2/configs/tokenizer.json" --out build/main-job/data/train --val-fraction 0.1 \
+        "$2"/docs/*.md "$2/README.md" >/dev/null 2>&1
+}

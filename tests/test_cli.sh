@@ -6,6 +6,7 @@
 set -u
 ZRT=${ZRT_BIN:-build/bin/zrt}
 SRC=${ZRT_SRC:-.}
+source "$SRC/tests/lib.sh" # main_job_data; the functions below are this test's own
 fails=0
 expect() { # expect WANT_RC DESCRIPTION -- CMD...
     local want=$1 what=$2; shift 3
@@ -49,6 +50,7 @@ expect 2 "config: unknown flag" -- "$ZRT" config check --bogus-flag "$SRC/config
 expect_output "unknown option --bogus-flag" "config unknown flag message"
 expect 2 "config: unknown action" -- "$ZRT" config validate "$SRC/configs/zero1.yaml"
 expect 2 "config: missing file argument" -- "$ZRT" config check
+main_job_data "$ZRT" "$SRC" || { echo "FAIL: could not tokenize the main job's data"; fails=$((fails + 1)); }
 for cfg in "$SRC"/configs/*.yaml "$SRC"/configs/ds/*.json; do
     case "$cfg" in *.zrt.yaml) continue ;; esac # zrt's settings beside a YAML, read with it
     expect 0 "config check $cfg" -- "$ZRT" config check "$cfg"

@@ -5,6 +5,7 @@
  * a row here fails the test.
  */
 #include "check.h"
+#include "run_cmd.h"
 #include "zrt.h"
 
 #include <dirent.h>
@@ -72,8 +73,12 @@ static void check_all_listed(const char *src, const char *subdir, const char *ex
 
 int main(void)
 {
-    const char *src = getenv("ZRT_SRC");
+    const char *src = getenv("ZRT_SRC"), *bin = getenv("ZRT_BIN");
     if (!src) src = ".";
+    /* configs/main.yaml's data: the main job's token shards (tools/main-job's first step), made when missing */
+    CHECK_MSG(run("bash -c 'source \"%s/tests/lib.sh\" && main_job_data \"%s\" \"%s\"'", src, bin ? bin : "build/bin/zrt",
+                  src) == 0,
+              "could not tokenize the main job's data");
     for (size_t i = 0; i < N_SHIPPED; i++) {
         check_one(src, &table[i], "", "yaml");
         check_one(src, &table[i], "ds/", "json");
