@@ -122,6 +122,11 @@ int main(void)
     check_stream_free_counted(d);
     zrt_device_destroy(d);
     test_poison();
+#ifdef UNDER_SANITIZER /* the sanitizers' runtimes intercept mlock and make it a no-op that succeeds */
+    printf("accounting (device and host apart), side table, stream-ordered free, poison (the lock-limit case: "
+           "not under a sanitizer)\n");
+    return CHECK_DONE();
+#endif
     fflush(stdout);
     pid_t pid = fork();
     if (pid == 0) {
