@@ -81,7 +81,6 @@ zrt_status zrt_nn_buffers_alloc(zrt_nn_buffers *b, zrt_nn_model *m)
         size_t bytes = e->kind == ZRT_NN_ACTIVATION ? zrt_nn_act_bytes(&m->nn, e->count)
                                                     : (size_t)e->count * sizeof(float);
         ZRT_CHECK(zrt_nn_model_alloc(m, bytes, e->name, e->slot));
-        b->bytes += (int64_t)bytes;
     }
     return ZRT_OK;
 }

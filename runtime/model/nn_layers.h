@@ -53,8 +53,7 @@ typedef struct {
 
 typedef struct {
     zrt_nn_buffer *list;
-    int n, cap;
-    int64_t bytes; /* what alloc placed */
+    int n, cap; /* the model's activation_bytes counts what alloc places (zrt_nn_model_alloc) */
 } zrt_nn_buffers;
 
 /* Appends an activation buffer or a statistic (the list grows; an
