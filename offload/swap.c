@@ -45,7 +45,7 @@ typedef struct request {
     int chunks_left;          /* submitted and not completed */
     bool done;
     bool inject, fault_eio;   /* ZRT_FAULT_SWAP: its first completed chunk fails, short or with EIO */
-    uint64_t after;           /* 0, or an earlier ticket that must be done before a chunk of this one is submitted */
+    uint64_t after;           /* 0, or an earlier ticket: every write up to it is done before a chunk of this one is submitted */
     struct request *next_pending;
 } request;
 
@@ -130,11 +130,11 @@ static void fail(zrt_swap *s, const char *fmt, ...)
     s->broken = ZRT_ERR_IO;
 }
 
-/* With the lock: whether the request of that ticket is done (or waited for already). */
-static bool ticket_done(const zrt_swap *s, uint64_t ticket)
+/* With the lock: whether every write up to that ticket is done (or waited for already). */
+static bool writes_done_through(const zrt_swap *s, uint64_t ticket)
 {
-    for (size_t i = 0; i < s->n_all; i++)
-        if (s->all[i]->ticket == ticket) return s->all[i]->done;
+    for (size_t i = 0; i < s->n_all && s->all[i]->ticket <= ticket; i++) /* in ticket order */
+        if (s->all[i]->write && !s->all[i]->done) return false;
     return true;
 }
 
@@ -146,7 +146,7 @@ static void submit_pending(zrt_swap *s)
     int queued = 0;
     while (s->pending && s->inflight < s->depth && s->n_free > 0) {
         request *r = s->pending;
-        if (r->next == 0 && r->after && !ticket_done(s, r->after)) break;
+        if (r->next == 0 && r->after && !writes_done_through(s, r->after)) break;
         struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
         if (!sqe) break;
         chunk *c = &s->chunks[s->free_chunks[--s->n_free]];
@@ -322,7 +322,17 @@ zrt_status zrt_swap_register(zrt_swap *s, void *const *buffers, const size_t *by
     return status;
 }
 
-static zrt_status queue(zrt_swap *s, bool write, uint64_t after, size_t offset, void *buffer, size_t bytes,
+/* With the lock: r behind the pending requests, or (first) before every one not started yet. */
+static void add_pending(zrt_swap *s, request *r, bool first)
+{
+    request **at = s->pending && s->pending->next > 0 ? &s->pending->next_pending : &s->pending;
+    if (!first) at = s->pending_tail ? &s->pending_tail->next_pending : &s->pending;
+    r->next_pending = *at;
+    *at = r;
+    if (!r->next_pending) s->pending_tail = r;
+}
+
+static zrt_status queue(zrt_swap *s, bool write, bool first, uint64_t after, size_t offset, void *buffer, size_t bytes,
                         uint64_t *ticket)
 {
     if (!s || !ticket || (bytes && !buffer)) return zrt_set_error(ZRT_ERR_INVALID, "swap: NULL argument");
@@ -358,9 +368,7 @@ static zrt_status queue(zrt_swap *s, bool write, uint64_t after, size_t offset, 
         r->ticket = ++s->next_ticket;
         s->all[s->n_all++] = r;
         if (bytes) {
-            if (s->pending_tail) s->pending_tail->next_pending = r;
-            else s->pending = r;
-            s->pending_tail = r;
+            add_pending(s, r, first);
             submit_pending(s);
         }
         *ticket = r->ticket;
@@ -372,17 +380,22 @@ static zrt_status queue(zrt_swap *s, bool write, uint64_t after, size_t offset, 
 
 zrt_status zrt_swap_read(zrt_swap *s, size_t offset, void *buffer, size_t bytes, uint64_t *ticket)
 {
-    return queue(s, false, 0, offset, buffer, bytes, ticket);
+    return queue(s, false, false, 0, offset, buffer, bytes, ticket);
 }
 
 zrt_status zrt_swap_read_after(zrt_swap *s, uint64_t after, size_t offset, void *buffer, size_t bytes, uint64_t *ticket)
 {
-    return queue(s, false, after, offset, buffer, bytes, ticket);
+    return queue(s, false, false, after, offset, buffer, bytes, ticket);
 }
 
 zrt_status zrt_swap_write(zrt_swap *s, size_t offset, const void *buffer, size_t bytes, uint64_t *ticket)
 {
-    return queue(s, true, 0, offset, (void *)buffer, bytes, ticket);
+    return queue(s, true, false, 0, offset, (void *)buffer, bytes, ticket);
+}
+
+zrt_status zrt_swap_write_first(zrt_swap *s, size_t offset, const void *buffer, size_t bytes, uint64_t *ticket)
+{
+    return queue(s, true, true, 0, offset, (void *)buffer, bytes, ticket);
 }
 
 zrt_status zrt_swap_wait(zrt_swap *s, uint64_t ticket)

@@ -42,20 +42,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A region's write, until a later read's wait shows it done: where the region began in the ring. */
+typedef struct { uint64_t ticket, start; } region_write;
+
 typedef struct {
     const place_env *env;
     zrt_swap *swap;
     zrt_subgroup *groups;
     size_t n_groups, group_elements;
     int *unit_first;        /* the unit's first sub-group */
-    float **slots;          /* pinned, region_bytes each */
-    uint64_t *reading, *writing; /* per slot: the ticket in flight or not yet waited for (0: none) */
-    int n_slots;
-    size_t region_bytes;    /* of a full sub-group */
+    char *arena;            /* pinned: buffer_count x a full sub-group's region, the regions in a ring */
+    size_t arena_bytes, region_bytes; /* region_bytes: of a full sub-group */
+    uint64_t head;          /* ring position (it only grows; the arena offset is it mod arena_bytes) of the next region */
+    uint64_t *pos;          /* per sub-group: its region's ring position in this pass */
+    uint64_t *reading, *grad_reading, *after; /* per sub-group: its reads (0: none), the writes they were ordered after */
+    uint64_t *wrote;        /* per sub-group: its last write's ticket */
+    region_write *writes;   /* regions written and not yet reaped, in ring order (a queue of cap_writes) */
+    size_t first_write, n_writes, cap_writes;
     size_t next_read;       /* the next sub-group to queue a read for */
-    size_t ahead;           /* in a pass, reads queued ahead of the sub-group in use: n_slots - 2 */
+    size_t live;            /* the oldest sub-group read or in use and not stored yet (== next_read: none) */
     bool started;           /* reads of this pass queued (from the step's start: they overlap backward) */
-    uint64_t *grad_reading; /* per slot: the read of its sub-group's gradients in flight (0: none) */
     size_t grads_base;      /* the gradients' area in the file: unit u at grads_base + grads_at[u] */
     size_t *grads_at;
     bool grads_final;       /* this step's gradients are all in the file: reads bring them too */
@@ -74,13 +80,24 @@ static zrt_status plan(swapped_state *s, size_t *file_bytes)
 {
     const place_env *env = s->env;
     size_t widest = 0, count = 0, offset = 0;
+    int n_slots;
     for (int i = 0; i < env->n_units; i++) widest = (size_t)env->units[i].shard > widest ? (size_t)env->units[i].shard : widest;
-    zrt_engine_nvme_slots(env->cfg, (int64_t)widest, &s->n_slots, &s->group_elements, &s->region_bytes);
+    zrt_engine_nvme_slots(env->cfg, (int64_t)widest, &n_slots, &s->group_elements, &s->region_bytes);
+    s->arena_bytes = (size_t)n_slots * s->region_bytes;
     for (int i = 0; i < env->n_units; i++) count += ((size_t)env->units[i].shard + s->group_elements - 1) / s->group_elements;
     s->groups = calloc(count + 1, sizeof *s->groups);
     s->unit_first = calloc((size_t)env->n_units + 1, sizeof *s->unit_first);
     s->grads_at = calloc((size_t)env->n_units + 1, sizeof *s->grads_at);
-    if (!s->groups || !s->unit_first || !s->grads_at) return zrt_set_error(ZRT_ERR_NOMEM, "offload (nvme): out of memory");
+    s->pos = calloc(count + 1, sizeof *s->pos);
+    s->reading = calloc(count + 1, sizeof *s->reading);
+    s->grad_reading = calloc(count + 1, sizeof *s->grad_reading);
+    s->after = calloc(count + 1, sizeof *s->after);
+    s->wrote = calloc(count + 1, sizeof *s->wrote);
+    s->cap_writes = 2 * count + 8;
+    s->writes = calloc(s->cap_writes, sizeof *s->writes);
+    if (!s->groups || !s->unit_first || !s->grads_at || !s->pos || !s->reading || !s->grad_reading || !s->after ||
+        !s->wrote || !s->writes)
+        return zrt_set_error(ZRT_ERR_NOMEM, "offload (nvme): out of memory");
     for (int i = 0; i < env->n_units; i++) {
         size_t shard = (size_t)env->units[i].shard;
         s->unit_first[i] = (int)s->n_groups;
@@ -100,18 +117,14 @@ static zrt_status plan(swapped_state *s, size_t *file_bytes)
     return ZRT_OK;
 }
 
-static zrt_status alloc_slots(swapped_state *s)
+/* The staging buffers and the arena, registered with the ring (the arena
+ * in pieces of at most 1 GiB, io_uring's limit per buffer: a chunk across
+ * two pieces goes unregistered). */
+static zrt_status alloc_arena(swapped_state *s)
 {
     const place_env *env = s->env;
-    s->slots = calloc((size_t)s->n_slots, sizeof *s->slots);
-    s->reading = calloc((size_t)s->n_slots, sizeof *s->reading);
-    s->writing = calloc((size_t)s->n_slots, sizeof *s->writing);
-    s->grad_reading = calloc((size_t)s->n_slots, sizeof *s->grad_reading);
-    if (!s->slots || !s->reading || !s->writing || !s->grad_reading)
-        return zrt_set_error(ZRT_ERR_NOMEM, "offload (nvme): out of memory");
-    s->ahead = (size_t)s->n_slots - 2;
+    size_t widest = 0, piece = (size_t)1 << 30, sizes[64];
     void *buffers[64];
-    size_t sizes[64], widest = 0;
     int n = 0;
     for (int i = 0; i < env->n_units; i++) widest = (size_t)env->units[i].shard > widest ? (size_t)env->units[i].shard : widest;
     for (int k = 0; k < 2; k++) {
@@ -121,13 +134,11 @@ static zrt_status alloc_slots(swapped_state *s)
         buffers[n] = s->staging[k];
         sizes[n++] = aligned(widest * env->es);
     }
-    for (int k = 0; k < s->n_slots; k++) {
-        ZRT_CHECK(zrt_host_alloc(env->device, ZRT_MEM_OPTIMIZER, s->region_bytes, "optimizer sub-group (host)",
-                                 (void **)&s->slots[k]));
-        if (n < 64) {
-            buffers[n] = s->slots[k];
-            sizes[n++] = s->region_bytes;
-        }
+    ZRT_CHECK(zrt_host_alloc(env->device, ZRT_MEM_OPTIMIZER, s->arena_bytes, "optimizer sub-groups (host)",
+                             (void **)&s->arena));
+    for (size_t at = 0; at < s->arena_bytes && n < 64; at += piece) {
+        buffers[n] = s->arena + at;
+        sizes[n++] = s->arena_bytes - at < piece ? s->arena_bytes - at : piece;
     }
     return zrt_swap_register(s->swap, buffers, sizes, n);
 }
@@ -140,19 +151,21 @@ static void swapped_destroy(void *src)
     if (!s) return;
     swapped_drain(s);
     zrt_swap_destroy(s->swap);
-    for (int k = 0; s->slots && k < s->n_slots; k++) zrt_host_free(s->env->device, s->slots[k]);
+    zrt_host_free(s->env->device, s->arena);
     for (int k = 0; k < 2; k++) zrt_host_free(s->env->device, s->staging[k]);
-    free(s->slots);
+    free(s->pos);
     free(s->reading);
-    free(s->writing);
     free(s->grad_reading);
+    free(s->after);
+    free(s->wrote);
+    free(s->writes);
     free(s->grads_at);
     free(s->groups);
     free(s->unit_first);
     free(s);
 }
 
-/* The swap file, made (after removing a crashed run's), and the slots. */
+/* The swap file, made (after removing a crashed run's), and the arena. */
 static zrt_status swapped_create(const place_env *env, void **out)
 {
     swapped_state *s = calloc(1, sizeof *s);
@@ -162,25 +175,32 @@ static zrt_status swapped_create(const place_env *env, void **out)
     size_t file_bytes = 0;
     ZRT_CHECK(plan(s, &file_bytes));
     ZRT_CHECK(zrt_place_open_swap(env, &env->cfg->zero.offload_optimizer, "optimizer", file_bytes, &s->swap));
-    return alloc_slots(s);
+    return alloc_arena(s);
 }
 
 static size_t swapped_groups(void *src) { return ((swapped_state *)src)->n_groups; }
 
 /* ---- the pipeline --------------------------------------------------------------------------- */
 
-static float *slot_of(const swapped_state *s, size_t k) { return s->slots[k % (size_t)s->n_slots]; }
+static char *region_of(const swapped_state *s, size_t k) { return s->arena + s->pos[k] % s->arena_bytes; }
 
-static zrt_status wait_ticket(swapped_state *s, uint64_t *ticket)
+/* Bytes of sub-group k's region: its state, then its gradients' window (aligned, a block of slack). */
+static size_t region_size(const swapped_state *s, size_t k)
+{
+    size_t n = s->groups[k].n;
+    return 3 * part_bytes(n) + aligned(n * s->env->es) + ZRT_SWAP_ALIGN;
+}
+
+static zrt_status wait_ticket(zrt_swap *swap, uint64_t *ticket)
 {
     if (*ticket == 0) return ZRT_OK;
     uint64_t t = *ticket;
     *ticket = 0;
-    return zrt_swap_wait(s->swap, t);
+    return zrt_swap_wait(swap, t);
 }
 
-/* Sub-group k's gradients in the file: the aligned window read into its
- * slot after the state, and where in that window they start. */
+/* Sub-group k's gradients in their file: the aligned window read into its
+ * region after the state, and where in that window they start. */
 static void grads_window(const swapped_state *s, size_t k, size_t *offset, size_t *bytes, size_t *skip)
 {
     const zrt_subgroup *g = &s->groups[k];
@@ -198,36 +218,78 @@ static const char *kept_grads(const swapped_state *s, int unit)
     return NULL;
 }
 
+/* Queued behind the state's read, which waits for the writes out of the region. */
 static zrt_status queue_grads_read(swapped_state *s, size_t k)
 {
     if (kept_grads(s, s->groups[k].unit)) return ZRT_OK;
     size_t offset, bytes, skip;
     grads_window(s, k, &offset, &bytes, &skip);
-    char *window = (char *)slot_of(s, k) + 3 * part_bytes(s->groups[k].n);
-    return zrt_swap_read(s->swap, offset, window, bytes, &s->grad_reading[k % (size_t)s->n_slots]);
+    char *window = region_of(s, k) + 3 * part_bytes(s->groups[k].n);
+    return zrt_swap_read(s->swap, offset, window, bytes, &s->grad_reading[k]);
 }
 
-/* Queues the read of sub-group k into its slot, ordered after that slot's
- * last write (still in flight, or reaped at the load); its gradients too
- * once they are in the file. Never blocks. */
-static zrt_status queue_read(swapped_state *s, size_t k)
+/* Where sub-group k's region would go: at the head, or at the next lap's
+ * start when it does not fit before the arena's end. */
+static uint64_t next_position(const swapped_state *s, size_t k)
 {
-    int slot = (int)(k % (size_t)s->n_slots);
-    const zrt_subgroup *g = &s->groups[k];
+    uint64_t at = s->head, offset = at % s->arena_bytes;
+    return offset + region_size(s, k) > s->arena_bytes ? at + (s->arena_bytes - offset) : at;
+}
+
+/* Queues the read of sub-group next_read into the ring's head when it fits
+ * beside the regions in use (false: not now), never blocking: ordered
+ * (zrt_swap_read_after: every write up to a ticket) after the last pass's
+ * write of the same sub-group (its bytes in the file) and after the writes
+ * out of the arena bytes it reuses (the regions of a lap before, in ring
+ * order: the last that began before our end, a lap ago). Its gradients too
+ * once they are in the file. */
+static zrt_status queue_read(swapped_state *s, bool *queued)
+{
+    size_t k = s->next_read;
+    uint64_t at = next_position(s, k), end = at + region_size(s, k);
+    uint64_t oldest = s->live < s->next_read ? s->pos[s->live] : at;
+    *queued = end - oldest <= s->arena_bytes;
+    if (!*queued) return ZRT_OK;
+    s->pos[k] = at;
+    s->head = end;
     s->next_read = k + 1;
-    ZRT_CHECK(zrt_swap_read_after(s->swap, s->writing[slot], g->file_offset, s->slots[slot], 3 * part_bytes(g->n),
-                                  &s->reading[slot]));
+    s->after[k] = s->wrote[k];
+    for (size_t i = 0; i < s->n_writes; i++) {
+        const region_write *w = &s->writes[(s->first_write + i) % s->cap_writes];
+        if (w->start + s->arena_bytes >= end) break;
+        if (w->ticket > s->after[k]) s->after[k] = w->ticket;
+    }
+    const zrt_subgroup *g = &s->groups[k];
+    ZRT_CHECK(zrt_swap_read_after(s->swap, s->after[k], g->file_offset, region_of(s, k), 3 * part_bytes(g->n),
+                                  &s->reading[k]));
     return s->grads_final ? queue_grads_read(s, k) : ZRT_OK;
 }
 
-/* A pass's first reads: every slot's, from the step's start. */
+/* Reads ahead, while the arena has room. */
+static zrt_status read_ahead(swapped_state *s)
+{
+    for (bool queued = true; queued && s->next_read < s->n_groups;) ZRT_CHECK(queue_read(s, &queued));
+    return ZRT_OK;
+}
+
+/* A pass's first reads: as many as the arena holds, from the step's start. */
 static zrt_status swapped_start(void *src)
 {
     swapped_state *s = src;
     if (s->started) return ZRT_OK;
     s->started = true;
-    s->next_read = 0;
-    for (size_t k = 0; k < (size_t)s->n_slots && k < s->n_groups; k++) ZRT_CHECK(queue_read(s, k));
+    s->next_read = s->live = 0;
+    return read_ahead(s);
+}
+
+/* The writes a loaded sub-group's read came after are done: reaped. */
+static zrt_status reap_writes(swapped_state *s, uint64_t through)
+{
+    while (s->n_writes && s->writes[s->first_write].ticket <= through) {
+        ZRT_CHECK(wait_ticket(s->swap, &s->writes[s->first_write].ticket));
+        s->first_write = (s->first_write + 1) % s->cap_writes;
+        s->n_writes--;
+    }
     return ZRT_OK;
 }
 
@@ -235,13 +297,13 @@ static zrt_status swapped_load(void *src, size_t k, zrt_subgroup *g, float *stat
 {
     swapped_state *s = src;
     *g = s->groups[k];
-    size_t next = k + s->ahead;
-    if (next < s->n_groups && s->next_read == next) ZRT_CHECK(queue_read(s, next));
-    ZRT_CHECK(wait_ticket(s, &s->reading[k % (size_t)s->n_slots]));
-    ZRT_CHECK(wait_ticket(s, &s->writing[k % (size_t)s->n_slots])); /* done before the read began: reaped */
-    ZRT_CHECK(wait_ticket(s, &s->grad_reading[k % (size_t)s->n_slots]));
+    s->live = k;
+    ZRT_CHECK(read_ahead(s)); /* k's own read among them when it was not queued yet */
+    ZRT_CHECK(wait_ticket(s->swap, &s->reading[k]));
+    ZRT_CHECK(wait_ticket(s->swap, &s->grad_reading[k]));
+    ZRT_CHECK(reap_writes(s, s->after[k]));
     size_t part = part_bytes(s->groups[k].n) / sizeof(float), offset, bytes, skip;
-    float *base = slot_of(s, k);
+    float *base = (float *)region_of(s, k);
     for (int p = 0; p < STATE_PARTS; p++) state[p] = base + (size_t)p * part;
     grads_window(s, k, &offset, &bytes, &skip);
     const char *kept = kept_grads(s, g->unit);
@@ -249,7 +311,10 @@ static zrt_status swapped_load(void *src, size_t k, zrt_subgroup *g, float *stat
     return ZRT_OK;
 }
 
-/* Staging buffer k's gradients to the file, once they are there (it is free after). */
+/* Staging buffer k's gradients to the file, once they are there (it is free
+ * after): ahead of the reads queued (zrt_swap_write_first), which need not
+ * wait for them, so that backward, which waits for the buffer, does not
+ * wait behind the reads ahead. */
 static zrt_status write_staged(swapped_state *s, int k)
 {
     int unit = s->staging_unit[k];
@@ -257,8 +322,8 @@ static zrt_status write_staged(swapped_state *s, int k)
     s->staging_unit[k] = -1;
     ZRT_CHECK(zrt_event_synchronize(s->staging_down[k]));
     uint64_t ticket;
-    ZRT_CHECK(zrt_swap_write(s->swap, s->grads_base + s->grads_at[unit], s->staging[k],
-                             aligned((size_t)s->env->units[unit].shard * s->env->es), &ticket));
+    ZRT_CHECK(zrt_swap_write_first(s->swap, s->grads_base + s->grads_at[unit], s->staging[k],
+                                   aligned((size_t)s->env->units[unit].shard * s->env->es), &ticket));
     return zrt_swap_wait(s->swap, ticket);
 }
 
@@ -293,12 +358,19 @@ static zrt_status swapped_flush_grads(void *src)
     return ZRT_OK;
 }
 
+/* Queues k's write; its region is free once that is done (a later read is ordered after it). */
 static zrt_status swapped_store(void *src, size_t k)
 {
     swapped_state *s = src;
     const zrt_subgroup *g = &s->groups[k];
-    int slot = (int)(k % (size_t)s->n_slots);
-    return zrt_swap_write(s->swap, g->file_offset, s->slots[slot], 3 * part_bytes(g->n), &s->writing[slot]);
+    if (s->n_writes == s->cap_writes) ZRT_CHECK(reap_writes(s, s->writes[s->first_write].ticket)); /* long done */
+    region_write *w = &s->writes[(s->first_write + s->n_writes) % s->cap_writes];
+    ZRT_CHECK(zrt_swap_write(s->swap, g->file_offset, region_of(s, k), 3 * part_bytes(g->n), &w->ticket));
+    w->start = s->pos[k];
+    s->wrote[k] = w->ticket;
+    s->n_writes++;
+    s->live = k + 1;
+    return ZRT_OK;
 }
 
 /* The pass's end: every read done and the staged gradients let go, also
@@ -308,10 +380,11 @@ static zrt_status swapped_finish(void *src)
     swapped_state *s = src;
     zrt_first_error first = {0};
     s->started = s->grads_final = s->staging_kept = false;
-    for (int k = 0; k < s->n_slots && s->reading; k++) {
-        zrt_first_error_keep(&first, wait_ticket(s, &s->reading[k]));
-        zrt_first_error_keep(&first, wait_ticket(s, &s->grad_reading[k]));
+    for (size_t k = 0; k < s->n_groups && s->reading; k++) {
+        zrt_first_error_keep(&first, wait_ticket(s->swap, &s->reading[k]));
+        zrt_first_error_keep(&first, wait_ticket(s->swap, &s->grad_reading[k]));
     }
+    s->live = s->next_read = 0;
     for (int k = 0; k < 2; k++) { /* a skipped step's gradients: never written */
         if (s->staging_unit[k] >= 0) zrt_first_error_keep(&first, zrt_event_synchronize(s->staging_down[k]));
         s->staging_unit[k] = -1;
@@ -325,7 +398,8 @@ static zrt_status swapped_drain(void *src)
     swapped_state *s = src;
     zrt_first_error first = {0};
     zrt_first_error_keep(&first, swapped_finish(s));
-    for (int k = 0; k < s->n_slots && s->writing; k++) zrt_first_error_keep(&first, wait_ticket(s, &s->writing[k]));
+    for (; s->writes && s->n_writes; s->n_writes--, s->first_write = (s->first_write + 1) % s->cap_writes)
+        zrt_first_error_keep(&first, wait_ticket(s->swap, &s->writes[s->first_write].ticket));
     return zrt_first_error_restore(&first);
 }
 
@@ -335,7 +409,7 @@ static zrt_status swapped_state_io(void *src, int unit, int part, size_t begin, 
 {
     swapped_state *s = src;
     ZRT_CHECK(swapped_drain(s));
-    float *bounce = s->slots[0];
+    float *bounce = (float *)s->arena; /* drained: nothing in flight */
     for (int k = s->unit_first[unit]; k < s->unit_first[unit + 1] && n > 0; k++) {
         const zrt_subgroup *g = &s->groups[k];
         if (begin >= g->begin + g->n) continue;

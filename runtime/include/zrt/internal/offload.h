@@ -114,10 +114,15 @@ zrt_status zrt_swap_register(zrt_swap *swap, void *const *buffers, const size_t 
  * buffer and returns at once; *ticket names it for zrt_swap_wait. */
 zrt_status zrt_swap_read(zrt_swap *swap, size_t offset, void *buffer, size_t bytes, uint64_t *ticket);
 zrt_status zrt_swap_write(zrt_swap *swap, size_t offset, const void *buffer, size_t bytes, uint64_t *ticket);
-/* A read whose first chunk goes to the ring only once request `after` (an
- * earlier ticket; 0: none) is done -- e.g. the write out of the same buffer,
- * or of the same bytes of the file -- so the caller need not block for it.
- * Requests are submitted in queue order: those queued behind it wait too. */
+/* A write queued before every request not started yet (the one being
+ * submitted goes on): for bytes no queued read touches, when the caller
+ * waits for it while reads far ahead fill the queue. */
+zrt_status zrt_swap_write_first(zrt_swap *swap, size_t offset, const void *buffer, size_t bytes, uint64_t *ticket);
+/* A read whose first chunk goes to the ring only once every write up to
+ * ticket `after` (an earlier ticket; 0: none) is done -- e.g. the writes out
+ * of the same buffer, or of the same bytes of the file -- so the caller need
+ * not block for them. Requests are submitted in queue order: those queued
+ * behind it wait too. */
 zrt_status zrt_swap_read_after(zrt_swap *swap, uint64_t after, size_t offset, void *buffer, size_t bytes,
                                uint64_t *ticket);
 /* Blocks until the request is done: ZRT_OK, or ZRT_ERR_IO naming the file
