@@ -3,7 +3,7 @@
  * block, striped over one and three directories (each file holds its chunks:
  * checked by reading the files directly), many more requests than the queue
  * depth in flight at once, registered (fixed) and plain buffers, a read
- * ordered after a write of the same bytes, and bad
+ * ordered after a write of the same bytes, a write put before the queue, and bad
  * arguments refused by name. The files are gone after destroy.
  */
 #include "swap_common.h"
@@ -125,6 +125,35 @@ static void read_after_write(const char *const *dirs)
     free(in);
 }
 
+/* zrt_swap_write_first goes before the requests queued and not started:
+ * at depth 1, behind a long write W, a read R of region Z ordered after W
+ * (so held back) and then a first-write F of Z: R sees F's bytes (queued
+ * after R, F is submitted before it). Appended, R would read Z's old bytes. */
+static void write_first_jumps_the_queue(const char *const *dirs)
+{
+    enum { LONG = 256 * BLOCK, Z = LONG, BYTES = LONG + BLOCK };
+    zrt_swap *swap = NULL;
+    CHECK_OK(swap_open(dirs, 1, BYTES, BLOCK, 1, &swap));
+    if (!swap) return;
+    uint32_t *out = swap_buffer(BYTES), *in = swap_buffer(BLOCK), *first = swap_buffer(BLOCK);
+    swap_pattern(out, 0, BYTES, 3);
+    swap_pattern(first, Z, BLOCK, 4);
+    uint64_t w, r, f, old;
+    CHECK_OK(zrt_swap_write(swap, 0, out, BYTES, &old)); /* Z's old bytes: salt 3 */
+    CHECK_OK(zrt_swap_wait(swap, old));
+    CHECK_OK(zrt_swap_write(swap, 0, out, LONG, &w));
+    CHECK_OK(zrt_swap_read_after(swap, w, Z, in, BLOCK, &r));
+    CHECK_OK(zrt_swap_write_first(swap, Z, first, BLOCK, &f));
+    CHECK_OK(zrt_swap_wait(swap, r));
+    CHECK_OK(zrt_swap_wait(swap, f));
+    CHECK_OK(zrt_swap_wait(swap, w));
+    CHECK_MSG(swap_pattern_errors(in, Z, BLOCK, 4) == 0, "the read did not see the write queued first after it");
+    zrt_swap_destroy(swap);
+    free(out);
+    free(in);
+    free(first);
+}
+
 static void bad_arguments(const char *const *dirs)
 {
     zrt_swap *swap = NULL;
@@ -160,6 +189,7 @@ int main(void)
     roundtrip(three, 2, ZRT_SWAP_ALIGN, 64, true);
     many_requests(three);
     read_after_write(three);
+    write_first_jumps_the_queue(one);
     bad_arguments(one);
     return CHECK_DONE();
 }

@@ -8,27 +8,29 @@
  * elements (the last one shorter; a sub-group never spans units). Sub-group
  * g is a region of the swap file [master | exp_avg | exp_avg_sq], each part
  * padded to 4096 bytes (O_DIRECT), regions end to end in unit order.
- * The pipeline (always on): S = max(3, buffer_count) pinned slots of one
- * region each, registered with the ring; sub-group k always uses slot k % S.
- * The reads of the first S sub-groups are queued when the step starts (the
- * state does not depend on the gradients, so they overlap forward and
- * backward); load(k) queues the read of k + S - 2 into the slot of k - 2,
- * then waits for k; store(k) queues k's write. A read is ordered after the
- * write out of its slot by the swapper (zrt_swap_read_after), so no call
- * blocks for a write: reads ahead and the writes behind overlap the
- * optimizer, and the writes of a step's last sub-groups finish behind the
- * next step's forward and backward (the first reads of that step wait for
- * them in the swapper; a region is only ever written and read through its
- * own slot, so a read never sees an older copy). They are waited for before
- * any other access to the file (drain: state_io -- checkpoints, masters --
- * and destroy); a failed one fails the step that next waits. The
- * host holds S sub-groups, never the shard (DeepSpeed #3000: pinned swap
- * buffers sized to the state).
+ * The pipeline (always on): an arena of S = max(3, buffer_count) full
+ * sub-groups' regions (pinned, registered with the ring) holds the regions
+ * in a ring, packed by bytes: small sub-groups (a model's blocks beside its
+ * embedding, which sets the region's size) take only their own bytes, so
+ * the arena reads many ahead. When the step starts, the reads of as many
+ * sub-groups as the arena holds are queued (the state does not depend on
+ * the gradients, so they overlap forward and backward); each load queues
+ * the reads that fit again once the regions before it are stored, then
+ * waits for its own. A read is ordered after the writes out of the bytes it
+ * reuses and after the last pass's write of its sub-group by the swapper
+ * (zrt_swap_read_after), so no call blocks for a write: reads ahead and the
+ * writes behind overlap the optimizer, and the writes of a step's last
+ * sub-groups finish behind the next step's forward and backward. They are
+ * waited for before any other access to the file (drain: state_io --
+ * checkpoints, masters -- and destroy); a failed one fails the step that
+ * next waits. The host holds the arena, never the shard (DeepSpeed #3000:
+ * pinned swap buffers sized to the state).
  * Gradients go to the file too (as DeepSpeed's swap_out_gradients): a
  * unit's come down into one of two pinned staging buffers and are written
  * to the gradients' area after the regions (unit by unit, 4096-aligned)
- * when that buffer is next needed; at the step's end (flush_grads) all
- * are final, and from then on a sub-group's read also brings its gradients into the slot's
+ * when that buffer is next needed, ahead of the queued reads (backward
+ * waits for it); at the step's end (flush_grads) all are final, and from
+ * then on a sub-group's read also brings its gradients into its region's
  * window (an aligned superset, 4096 bytes of slack) -- but for the last two
  * units down, whose gradients the optimizer reads from their staging
  * buffers (never written out). So the host holds two units' gradients,

@@ -182,7 +182,8 @@ zrt_status zrt_bench_offload_rows(const zrt_bench_offload *o, zrt_device *device
     ZRT_CHECK(time_io(o, rank, shards, n_units, io_s));
     if (rank != 0) return ZRT_OK;
     double moved = 16.0 * (double)own; /* bytes each way per step: state 12 B + fp32 gradients */
-    double fio_r = fio_gbps(o->nvme_dir, "read", 256u << 20), fio_w = fio_gbps(o->nvme_dir, "write", 256u << 20);
+    double fio_w = fio_gbps(o->nvme_dir, "write", 256u << 20); /* first: fio reads the file it wrote */
+    double fio_r = fio_gbps(o->nvme_dir, "read", 256u << 20);
     char fio_path[1200];
     snprintf(fio_path, sizeof fio_path, "%s/zrt-bench-fio", o->nvme_dir);
     remove(fio_path);
