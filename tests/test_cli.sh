@@ -152,7 +152,7 @@ for r in rows:
 PY
 then echo "FAIL: bench adam --json rows"; cat "$TMPDIR/out"; fails=$((fails + 1)); fi
 expect 2 "bench adam: bad size" -- "$ZRT" bench adam --params 12Q
-# zrt bench nvme: one row per block size x depth, the swapper beside fio (when installed: 0 otherwise).
+# zrt bench nvme: one row per block size x depth, the swapper beside the plain loop and fio (when installed: 0 otherwise).
 expect 0 "bench nvme --json" -- "$ZRT" bench nvme --dir "$TMPDIR" --file-size 8M --block-sizes 256K,1M --depths 4 --repeats 1 --json
 if ! python3 - "$TMPDIR/out" <<'PY'
 import json, shutil, sys
@@ -160,11 +160,13 @@ rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 assert [(r["block_bytes"], r["queue_depth"]) for r in rows] == [(256 << 10, 4), (1 << 20, 4)], rows
 for r in rows:
     assert r["write_gbps"] > 0 and r["read_gbps"] > 0 and r["file_bytes"] == 8 << 20, r
+    assert r["loop_write_gbps"] > 0 and r["loop_read_gbps"] > 0 and r["read_vs_loop"] > 0, r
     assert (r["fio_write_gbps"] > 0 and r["write_vs_fio"] > 0) == (shutil.which("fio") is not None), r
 PY
 then echo "FAIL: bench nvme --json rows"; cat "$TMPDIR/out"; fails=$((fails + 1)); fi
-ls "$TMPDIR" | grep -q "zrt-swap\|zrt-bench-fio" && { echo "FAIL: bench nvme left files"; fails=$((fails + 1)); }
+ls "$TMPDIR" | grep -q "zrt-swap\|zrt-bench-fio\|zrt-bench-loop" && { echo "FAIL: bench nvme left files"; fails=$((fails + 1)); }
 expect 2 "bench nvme: bad block size" -- "$ZRT" bench nvme --block-sizes 1000
+expect 2 "bench nvme: a file over io_uring's 1 GiB buffer" -- "$ZRT" bench nvme --file-size 2G
 # zrt bench gpu: the optimizer kernel beside a device copy of the same bytes (on the cpu device without a GPU).
 expect 0 "bench gpu --json" -- "$ZRT" bench gpu --params 64K --repeats 1 --steps 1 --micro 1 --stages 0 --model gpt2 --json
 python3 - "$TMPDIR/out" <<'PY' || { echo "FAIL: bench gpu rows"; cat "$TMPDIR/out"; fails=$((fails + 1)); }
