@@ -78,6 +78,7 @@ struct zrt_swap {
     zrt_status broken;
     char message[1024];
     char fault_kind[16];      /* ZRT_FAULT_SWAP */
+    bool late_writes;         /* ZRT_FAULT_SWAP=late_writes:1: reads pass the writes queued before them */
     long fault_at, reads_seen, writes_seen; /* requests */
 };
 
@@ -138,6 +139,30 @@ static bool writes_done_through(const zrt_swap *s, uint64_t ticket)
     return true;
 }
 
+static request *last_pending(const zrt_swap *s)
+{
+    request *last = s->pending;
+    while (last && last->next_pending) last = last->next_pending;
+    return last;
+}
+
+static bool may_start(const zrt_swap *s, const request *r)
+{
+    return r->next > 0 || !r->after || writes_done_through(s, r->after);
+}
+
+/* With the lock: where the request to submit from is linked -- the head, or
+ * (ZRT_FAULT_SWAP=late_writes, a test's stand-in for a drive that lands
+ * writes late) the first read when it may start: reads pass the writes
+ * queued before them unless ordered after them, so an order a caller
+ * relies on without asking for it (zrt_swap_read_after) breaks every time. */
+static request **next_to_submit(zrt_swap *s)
+{
+    for (request **p = &s->pending; s->late_writes && *p; p = &(*p)->next_pending)
+        if (!(*p)->write) return may_start(s, *p) ? p : &s->pending;
+    return &s->pending;
+}
+
 /* With the lock: hands chunks of pending requests to the ring while there is
  * room, in queue order; a request ordered after another holds back itself and
  * what was queued behind it until that one is done (the reaper tries again). */
@@ -145,8 +170,8 @@ static void submit_pending(zrt_swap *s)
 {
     int queued = 0;
     while (s->pending && s->inflight < s->depth && s->n_free > 0) {
-        request *r = s->pending;
-        if (r->next == 0 && r->after && !writes_done_through(s, r->after)) break;
+        request **link = next_to_submit(s), *r = *link;
+        if (!may_start(s, r)) break;
         struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
         if (!sqe) break;
         chunk *c = &s->chunks[s->free_chunks[--s->n_free]];
@@ -169,8 +194,8 @@ static void submit_pending(zrt_swap *s)
         s->inflight++;
         queued++;
         if (r->next == r->bytes) {
-            s->pending = r->next_pending;
-            if (!s->pending) s->pending_tail = NULL;
+            *link = r->next_pending;
+            if (s->pending_tail == r) s->pending_tail = last_pending(s);
         }
     }
     if (queued) io_uring_submit(&s->ring);
@@ -240,6 +265,7 @@ static void read_fault_hook(zrt_swap *s, const char *name)
     char only[64] = "";
     int got = spec ? sscanf(spec, "%15[a-z_]:%ld:%63s", s->fault_kind, &s->fault_at, only) : 0;
     if (got < 2 || (got == 3 && strcmp(only, name) != 0)) s->fault_kind[0] = '\0';
+    s->late_writes = strcmp(s->fault_kind, "late_writes") == 0;
 }
 
 zrt_status zrt_swap_create(const zrt_swap_options *o, zrt_swap **out)
@@ -361,7 +387,7 @@ static zrt_status queue(zrt_swap *s, bool write, bool first, uint64_t after, siz
         long seen = write ? ++s->writes_seen : ++s->reads_seen;
         const char *kind = s->fault_kind;
         if (seen == s->fault_at && strcmp(kind, "kill_write") == 0 && write) raise(SIGKILL); /* kill -9 mid-step */
-        if (seen == s->fault_at && kind[0] && (strstr(kind, "write") != NULL) == write) {
+        if (seen == s->fault_at && kind[0] && !s->late_writes && (strstr(kind, "write") != NULL) == write) {
             r->inject = bytes > 0;
             r->fault_eio = strncmp(kind, "eio", 3) == 0;
         }
@@ -417,8 +443,7 @@ zrt_status zrt_swap_wait(zrt_swap *s, uint64_t ticket)
                     *p = r->next_pending;
                     break;
                 }
-            s->pending_tail = NULL;
-            for (request *p = s->pending; p; p = p->next_pending) s->pending_tail = p;
+            s->pending_tail = last_pending(s);
         }
         free(r);
     }

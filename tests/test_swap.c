@@ -154,6 +154,40 @@ static void write_first_jumps_the_queue(const char *const *dirs)
     free(first);
 }
 
+/* ZRT_FAULT_SWAP=late_writes:1 (the engine tests' stand-in for a drive
+ * that lands writes late): at depth 1, behind a long write, a read of Z
+ * queued after a write of Z passes it and sees Z's old bytes; ordered after
+ * it (zrt_swap_read_after), it sees the new ones. */
+static void late_writes_hook(const char *const *dirs)
+{
+    enum { LONG = 256 * BLOCK, Z = LONG, BYTES = LONG + BLOCK };
+    setenv("ZRT_FAULT_SWAP", "late_writes:1", 1);
+    zrt_swap *swap = NULL;
+    CHECK_OK(swap_open(dirs, 1, BYTES, BLOCK, 1, &swap));
+    unsetenv("ZRT_FAULT_SWAP");
+    if (!swap) return;
+    uint32_t *out = swap_buffer(BYTES), *in = swap_buffer(BLOCK), *z = swap_buffer(BLOCK);
+    swap_pattern(out, 0, BYTES, 5);
+    for (int ordered = 0; ordered < 2; ordered++) {
+        uint64_t old, w, z_write, r;
+        swap_pattern(z, Z, BLOCK, 6 + (uint32_t)ordered);
+        CHECK_OK(zrt_swap_write(swap, 0, out, BYTES, &old)); /* Z's old bytes: salt 5 */
+        CHECK_OK(zrt_swap_wait(swap, old));
+        CHECK_OK(zrt_swap_write(swap, 0, out, LONG, &w));
+        CHECK_OK(zrt_swap_write(swap, Z, z, BLOCK, &z_write));
+        CHECK_OK(zrt_swap_read_after(swap, ordered ? z_write : 0, Z, in, BLOCK, &r));
+        CHECK_OK(zrt_swap_wait(swap, r));
+        CHECK_OK(zrt_swap_wait(swap, z_write));
+        CHECK_OK(zrt_swap_wait(swap, w));
+        if (ordered) CHECK_MSG(swap_pattern_errors(in, Z, BLOCK, 7) == 0, "a read ordered after a late write missed it");
+        else CHECK_MSG(swap_pattern_errors(in, Z, BLOCK, 5) == 0, "late_writes: the read did not pass the write");
+    }
+    zrt_swap_destroy(swap);
+    free(out);
+    free(in);
+    free(z);
+}
+
 static void bad_arguments(const char *const *dirs)
 {
     zrt_swap *swap = NULL;
@@ -190,6 +224,7 @@ int main(void)
     many_requests(three);
     read_after_write(three);
     write_first_jumps_the_queue(one);
+    late_writes_hook(one);
     bad_arguments(one);
     return CHECK_DONE();
 }

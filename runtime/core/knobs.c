@@ -47,7 +47,8 @@ static const zrt_knob_info knobs[ZRT_KNOB_COUNT] = {
                                   "(the check mode must catch it)"},
     [ZRT_KNOB_FAULT_SWAP] = {"ZRT_FAULT_SWAP", ZRT_KNOB_STRING, NULL,
                              "fault swap.io, KIND:N[:NAME]: the N-th NVMe request of KIND (short_read, "
-                             "short_write, eio_read, eio_write, kill_write) fails so"},
+                             "short_write, eio_read, eio_write, kill_write) fails so; late_writes:1: reads "
+                             "pass every write they are not ordered after"},
     [ZRT_KNOB_FAULT_SHARDS_WRITE] = {"ZRT_FAULT_SHARDS_WRITE", ZRT_KNOB_INT, NULL,
                                      "fault shards.write, BYTES: zrt shards fails the write that passes that "
                                      "many bytes (a full disk)"},

@@ -139,7 +139,10 @@ zrt_status zrt_swap_clean_stale(const char *const *paths, int n_paths, char *rep
  * 1) fails so (its first chunk to complete: half the bytes, or EIO);
  * kill_write:N raises SIGKILL when the N-th write is queued (a rank killed
  * mid-step), in every swapper or only in the one of that name (the engine's
- * are "optimizer-rankR"). */
+ * are "optimizer-rankR"). late_writes:1 stands in for a drive that lands
+ * writes late: reads pass every write queued before them that they are not
+ * ordered after (zrt_swap_read_after), so an order relied on without
+ * asking breaks every time. */
 
 #ifdef __cplusplus
 }
