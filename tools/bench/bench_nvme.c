@@ -30,6 +30,7 @@
 #include "zrt/internal/offload.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <liburing.h>
 #include <stdio.h>
@@ -142,11 +143,14 @@ static double loop_pass(const nvme_bench *b, struct io_uring *ring, size_t block
 static bool loop_open(const nvme_bench *b, size_t block, size_t depth, struct io_uring *ring, int fds[])
 {
     size_t chunks = (b->file_bytes + block - 1) / block, per_file = (chunks + (size_t)b->n_dirs - 1) / (size_t)b->n_dirs * block;
+    *ring = (struct io_uring){.ring_fd = -1};
     bool ok = io_uring_queue_init((unsigned)depth, ring, 0) == 0;
+    if (!ok) ring->ring_fd = -1;
     for (int i = 0; i < b->n_dirs; i++) {
         char file[1200];
         snprintf(file, sizeof file, "%s/zrt-bench-loop-%d", b->dirs[i], (int)getpid());
         fds[i] = open(file, O_RDWR | O_CREAT | O_TRUNC | O_DIRECT | O_CLOEXEC, 0600);
+        if (fds[i] < 0 && errno == EINVAL) fds[i] = open(file, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600); /* as the swapper */
         unlink(file); /* gone with the descriptor */
         ok = ok && fds[i] >= 0 && posix_fallocate(fds[i], 0, (off_t)per_file) == 0;
     }
@@ -195,7 +199,7 @@ static bool row_rates(nvme_bench *b, bool fio, size_t block, size_t depth, doubl
             if (gbps > best[FIO_W + k]) best[FIO_W + k] = gbps;
         }
     }
-    io_uring_queue_exit(&ring);
+    if (ring.ring_fd >= 0) io_uring_queue_exit(&ring);
     for (int i = 0; i < b->n_dirs; i++)
         if (fds[i] >= 0) close(fds[i]);
     zrt_swap_destroy(swap);
