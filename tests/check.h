@@ -86,17 +86,6 @@ static inline const char *test_write_file(const char *dir, const char *name, con
 #endif
 #endif
 
-/* This process's peak resident set (VmHWM) in bytes; -1 where /proc cannot say. */
-static inline double test_vm_hwm(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kb = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmHWM: %ld kB", &kb) == 1) break;
-    if (f) fclose(f);
-    return kb < 0 ? -1 : (double)kb * 1024.0;
-}
 
 /* The peak resident set starts again from the current one (/proc/self/clear_refs 5); false where it cannot. */
 static inline bool test_reset_vm_hwm(void)

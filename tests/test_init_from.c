@@ -130,7 +130,7 @@ static void declare(zrt_model *m, bool tied)
 static void check_streamed(const zrt_model *m, const zrt_model_config *c)
 {
     CHECK_MSG(test_reset_vm_hwm(), "cannot reset VmHWM through /proc/self/clear_refs"); /* the writes above may have raised it */
-    long before = (long)(test_vm_hwm() / 1024);
+    long before = (long)(zrt_mem_peak_resident() / 1024);
     int64_t total = 0, wrong = 0;
     for (int u = 0; u < m->n_units; u++) {
         int64_t numel = m->unit_numel[u], part = (numel + 7) / 8;
@@ -149,7 +149,7 @@ static void check_streamed(const zrt_model *m, const zrt_model_config *c)
         }
         free(out);
     }
-    long grown = (long)(test_vm_hwm() / 1024) - before;
+    long grown = (long)(zrt_mem_peak_resident() / 1024) - before;
     printf("read %lld values in 8 ranges per unit; peak resident memory grew %ld kB (model: %lld kB of fp32)\n",
            (long long)total, grown, (long long)(total * 4 / 1024));
     CHECK_MSG(wrong == 0, "%lld values differ from the files'", (long long)wrong);
@@ -161,10 +161,10 @@ static void check_streamed(const zrt_model *m, const zrt_model_config *c)
     CHECK_MSG(grown >= 0 && grown < 12 * 1024, "peak memory grew by %ld kB reading 8 ranges", grown);
     /* The meter sees a read that holds a whole 32 MB tensor: one rank's range of all of unit 0. */
     CHECK(test_reset_vm_hwm());
-    before = (long)(test_vm_hwm() / 1024);
+    before = (long)(zrt_mem_peak_resident() / 1024);
     float *whole = malloc((size_t)m->unit_numel[0] * sizeof(float));
     CHECK_OK(zrt_model_init_values(m, c, 0, 0, m->unit_numel[0], whole));
-    grown = (long)(test_vm_hwm() / 1024) - before;
+    grown = (long)(zrt_mem_peak_resident() / 1024) - before;
     free(whole);
     CHECK_MSG(grown > 30 * 1024, "reading all of unit 0 (%lld kB) raised the peak by %ld kB only: the meter is blind",
               (long long)(m->unit_numel[0] * 4 / 1024), grown);

@@ -100,7 +100,7 @@ static int train(int rank, int world, void *arg)
         }
         r.losses[i] = s.loss;
     }
-    r.rss = test_vm_hwm();
+    r.rss = zrt_mem_peak_resident();
     double data = (double)t.data.vocab * sizeof(int32_t); /* the data loader: gpt's successor table */
     r.report = (double)m->peak_all + data;
     r.bound += data;

@@ -26,6 +26,17 @@ const char *zrt_mem_place_name(zrt_mem_place p)
     return (unsigned)p < ZRT_MEM_PLACES ? names[p] : "?";
 }
 
+double zrt_mem_peak_resident(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %ld kB", &kb) == 1) break;
+    if (f) fclose(f);
+    return kb < 0 ? -1 : (double)kb * 1024.0;
+}
+
 int64_t zrt_mem_model_states(const zrt_mem_stats *stats, zrt_mem_place place)
 {
     if (!stats || (unsigned)place >= ZRT_MEM_PLACES) return 0;

@@ -186,7 +186,7 @@ static zrt_status stage_rss(const train_options *o, zrt_device *device, zrt_comm
         double t;
         status = zrt_bench_run_step(&run, comm, &t);
     }
-    double rss = zrt_cli_peak_rss();
+    double rss = zrt_mem_peak_resident();
     *mb = reset && rss >= 0 ? rss / 1048576.0 : -1;
     zrt_bench_run_close(&run);
     return status;

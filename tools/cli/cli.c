@@ -108,17 +108,6 @@ bool zrt_cli_run_peer(const char *script, const char *args, const char *prefix, 
     return found && rc == 0;
 }
 
-double zrt_cli_peak_rss(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kb = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmHWM: %ld kB", &kb) == 1) break;
-    if (f) fclose(f);
-    return kb < 0 ? -1 : (double)kb * 1024.0;
-}
-
 int64_t zrt_cli_data_bytes(const zrt_data *d)
 {
     int64_t bytes = d->text ? d->text_len : 0;

@@ -59,8 +59,6 @@ const char *zrt_cli_blas_core_origin(void);
 
 /* Prints each line of text (e.g. a config's warnings) as "zrt: warning: LINE". */
 void zrt_cli_print_warnings(const char *text);
-/* This process's peak resident set (VmHWM), in bytes; -1 where /proc cannot say. */
-double zrt_cli_peak_rss(void);
 /* The data loader's host memory (zrt_data): the mlp teacher, the gpt
  * successor table or the text file it read (token shards are mapped files). */
 int64_t zrt_cli_data_bytes(const zrt_data *d);

@@ -430,7 +430,7 @@ static void print_memory(const trainer *t)
                 n += snprintf(line + n, sizeof line - (size_t)n, "%s %s %s, ", zrt_mem_place_name((zrt_mem_place)p),
                               zrt_mem_category_name((zrt_mem_category)c), zrt_fmt_bytes((double)m->peak[p][c], b, sizeof b));
         }
-    double peak = zrt_cli_peak_rss();
+    double peak = zrt_mem_peak_resident();
     printf("%.*sdata %s); peak resident %s (VmHWM)\n", n, line, zrt_fmt_bytes((double)data, all, sizeof all),
            peak >= 0 ? zrt_fmt_bytes(peak, rss, sizeof rss) : "unknown");
 }

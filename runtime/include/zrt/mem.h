@@ -50,6 +50,9 @@ int64_t zrt_mem_total(const zrt_mem_stats *stats, zrt_mem_place place);
 const char *zrt_mem_category_name(zrt_mem_category c);
 /* "device", "host"; "?" otherwise. */
 const char *zrt_mem_place_name(zrt_mem_place p);
+/* This process's peak resident set (VmHWM), in bytes, to set beside the
+ * report's peak; -1 where /proc cannot say. */
+double zrt_mem_peak_resident(void);
 
 #ifdef __cplusplus
 }
