@@ -351,8 +351,9 @@ zrt_status zrt_swap_register(zrt_swap *s, void *const *buffers, const size_t *by
 /* With the lock: r behind the pending requests, or (first) before every one not started yet. */
 static void add_pending(zrt_swap *s, request *r, bool first)
 {
-    request **at = s->pending && s->pending->next > 0 ? &s->pending->next_pending : &s->pending;
-    if (!first) at = s->pending_tail ? &s->pending_tail->next_pending : &s->pending;
+    request **at = &s->pending;
+    if (!first && s->pending_tail) at = &s->pending_tail->next_pending;
+    else if (first && s->pending && s->pending->next > 0) at = &s->pending->next_pending; /* it goes on */
     r->next_pending = *at;
     *at = r;
     if (!r->next_pending) s->pending_tail = r;

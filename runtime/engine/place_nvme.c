@@ -193,15 +193,15 @@ static size_t region_size(const swapped_state *s, size_t k)
     return 3 * part_bytes(n) + aligned(n * s->env->es) + ZRT_SWAP_ALIGN;
 }
 
-static zrt_status wait_ticket(zrt_swap *swap, uint64_t *ticket)
+static zrt_status wait_ticket(swapped_state *s, uint64_t *ticket)
 {
     if (*ticket == 0) return ZRT_OK;
     uint64_t t = *ticket;
     *ticket = 0;
-    return zrt_swap_wait(swap, t);
+    return zrt_swap_wait(s->swap, t);
 }
 
-/* Sub-group k's gradients in their file: the aligned window read into its
+/* Sub-group k's gradients in the file: the aligned window read into its
  * region after the state, and where in that window they start. */
 static void grads_window(const swapped_state *s, size_t k, size_t *offset, size_t *bytes, size_t *skip)
 {
@@ -284,15 +284,17 @@ static zrt_status swapped_start(void *src)
     return read_ahead(s);
 }
 
-/* The writes a loaded sub-group's read came after are done: reaped. */
+/* Waits for the region writes up to ticket `through` (those a loaded
+ * sub-group's read came after: done already) and lets them go; all of them
+ * even after a failure, which it returns. */
 static zrt_status reap_writes(swapped_state *s, uint64_t through)
 {
-    while (s->n_writes && s->writes[s->first_write].ticket <= through) {
-        ZRT_CHECK(wait_ticket(s->swap, &s->writes[s->first_write].ticket));
+    zrt_first_error first = {0};
+    for (; s->n_writes && s->writes[s->first_write].ticket <= through; s->n_writes--) {
+        zrt_first_error_keep(&first, wait_ticket(s, &s->writes[s->first_write].ticket));
         s->first_write = (s->first_write + 1) % s->cap_writes;
-        s->n_writes--;
     }
-    return ZRT_OK;
+    return zrt_first_error_restore(&first);
 }
 
 static zrt_status swapped_load(void *src, size_t k, zrt_subgroup *g, float *state[STATE_PARTS], const void **grads)
@@ -301,8 +303,8 @@ static zrt_status swapped_load(void *src, size_t k, zrt_subgroup *g, float *stat
     *g = s->groups[k];
     s->live = k;
     ZRT_CHECK(read_ahead(s)); /* k's own read among them when it was not queued yet */
-    ZRT_CHECK(wait_ticket(s->swap, &s->reading[k]));
-    ZRT_CHECK(wait_ticket(s->swap, &s->grad_reading[k]));
+    ZRT_CHECK(wait_ticket(s, &s->reading[k]));
+    ZRT_CHECK(wait_ticket(s, &s->grad_reading[k]));
     ZRT_CHECK(reap_writes(s, s->after[k]));
     size_t part = part_bytes(s->groups[k].n) / sizeof(float), offset, bytes, skip;
     float *base = (float *)region_of(s, k);
@@ -383,8 +385,8 @@ static zrt_status swapped_finish(void *src)
     zrt_first_error first = {0};
     s->started = s->grads_final = s->staging_kept = false;
     for (size_t k = 0; k < s->n_groups && s->reading; k++) {
-        zrt_first_error_keep(&first, wait_ticket(s->swap, &s->reading[k]));
-        zrt_first_error_keep(&first, wait_ticket(s->swap, &s->grad_reading[k]));
+        zrt_first_error_keep(&first, wait_ticket(s, &s->reading[k]));
+        zrt_first_error_keep(&first, wait_ticket(s, &s->grad_reading[k]));
     }
     s->live = s->next_read = 0;
     for (int k = 0; k < 2; k++) { /* a skipped step's gradients: never written */
@@ -400,8 +402,7 @@ static zrt_status swapped_drain(void *src)
     swapped_state *s = src;
     zrt_first_error first = {0};
     zrt_first_error_keep(&first, swapped_finish(s));
-    for (; s->writes && s->n_writes; s->n_writes--, s->first_write = (s->first_write + 1) % s->cap_writes)
-        zrt_first_error_keep(&first, wait_ticket(s->swap, &s->writes[s->first_write].ticket));
+    zrt_first_error_keep(&first, reap_writes(s, UINT64_MAX));
     return zrt_first_error_restore(&first);
 }
 
